@@ -1,0 +1,102 @@
+//! Command-line definitions (clap) only; dispatch lives in main.rs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::mock::MockConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "llmload",
+    version,
+    about = "Load tester for OpenAI-compatible LLM APIs",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and print the comparison table.
+    Run(RunArgs),
+    /// Check scenario files and explain every problem found.
+    Validate(ValidateArgs),
+    /// Serve the OpenAI-compatible mock for other clients.
+    Mock(MockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// No dashboard: progress on stderr (when it is a terminal), table at the end.
+    #[arg(long)]
+    pub headless: bool,
+    /// Write the result JSON to PATH, or to stdout with `-` (the table then goes to stderr).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Send requests to this API root instead of the scenario's, e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name to send instead of the scenario's target.model.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Environment variable holding the API key (default: the scenario's api_key_env).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Never draw the progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files to check.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on. Keep it on loopback unless you mean to share it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Base time every request spends in the server, ms.
+    #[arg(long, default_value_t = MockConfig::default().base_latency_ms)]
+    pub base_latency_ms: f64,
+    /// Extra ms per request in flight.
+    #[arg(long, default_value_t = MockConfig::default().per_inflight_ms)]
+    pub per_inflight_ms: f64,
+    /// Uniform ± jitter on the base time, ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter_ms: f64,
+    /// Seed for jitter and injected errors.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Completion length in tokens.
+    #[arg(long, default_value_t = MockConfig::default().output_tokens)]
+    pub output_tokens: u32,
+    /// Fraction of requests answered with HTTP 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+}
+
+impl MockArgs {
+    pub fn config(&self) -> MockConfig {
+        MockConfig {
+            base_latency_ms: self.base_latency_ms,
+            per_inflight_ms: self.per_inflight_ms,
+            jitter_ms: self.jitter_ms,
+            seed: self.seed,
+            output_tokens: self.output_tokens,
+            error_rate: self.error_rate,
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! HTTP client for OpenAI-compatible chat completions: one pooled reqwest client per
+//! run, request bodies, response parsing and failure classification.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::scenario::{Prompt, RequestParams};
+
+/// Responses larger than this are cut off and counted as `body_too_large`, so a broken
+/// server cannot exhaust memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a request failed. Counted by kind, never by formatted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// TCP/TLS connection could not be made.
+    Connect,
+    /// The request exceeded its connect or total timeout.
+    Timeout,
+    /// HTTP 429 Too Many Requests.
+    #[serde(rename = "http_429")]
+    Http429,
+    /// Any other 4xx status.
+    #[serde(rename = "http_4xx")]
+    Http4xx,
+    /// Any 5xx status.
+    #[serde(rename = "http_5xx")]
+    Http5xx,
+    /// A non-2xx status outside 4xx/5xx (redirects are not followed).
+    HttpOther,
+    /// A 2xx whose body is not a chat completion.
+    Decode,
+    /// The connection failed while the body was being read.
+    Body,
+    /// The body exceeded MAX_BODY_BYTES.
+    BodyTooLarge,
+    /// Any other transport error (connection closed before a response, protocol error).
+    Transport,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Http429 => "http_429",
+            FailureKind::Http4xx => "http_4xx",
+            FailureKind::Http5xx => "http_5xx",
+            FailureKind::HttpOther => "http_other",
+            FailureKind::Decode => "decode",
+            FailureKind::Body => "body",
+            FailureKind::BodyTooLarge => "body_too_large",
+            FailureKind::Transport => "transport",
+        }
+    }
+
+    pub fn from_status(status: u16) -> FailureKind {
+        match status {
+            429 => FailureKind::Http429,
+            400..=499 => FailureKind::Http4xx,
+            500..=599 => FailureKind::Http5xx,
+            _ => FailureKind::HttpOther,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed(FailureKind),
+    /// Stopped by the user before it finished.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// What one finished request left behind. Exactly one per started request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub outcome: Outcome,
+    /// Request sent → last byte of the response read.
+    pub latency: Duration,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    /// The server's `usage`, when it sent one.
+    pub usage: Option<Usage>,
+    /// Time to first content token; set by streaming requests only.
+    pub ttft: Option<Duration>,
+    /// For failures: a short, secret-free explanation (status and server message).
+    pub detail: Option<Box<str>>,
+}
+
+impl RequestRecord {
+    pub fn cancelled(latency: Duration) -> Self {
+        Self {
+            outcome: Outcome::Cancelled,
+            latency,
+            status: None,
+            bytes: 0,
+            usage: None,
+            ttft: None,
+            detail: None,
+        }
+    }
+
+    fn failed(kind: FailureKind, latency: Duration, status: Option<u16>, bytes: u64, detail: String) -> Self {
+        Self {
+            outcome: Outcome::Failed(kind),
+            latency,
+            status,
+            bytes,
+            usage: None,
+            ttft: None,
+            detail: Some(detail.into_boxed_str()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the API key in ${0} is not a valid HTTP header value")]
+    BadKey(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+pub struct ClientConfig {
+    /// API root, e.g. `http://127.0.0.1:8000/v1`; `/chat/completions` is appended.
+    pub base_url: reqwest::Url,
+    pub api_key: Option<String>,
+    /// Name of the variable the key came from, for messages.
+    pub api_key_env: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Idle connections kept per host: at least the highest stage concurrency.
+    pub pool_size: usize,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    auth: Option<HeaderValue>,
+    /// Kept only to scrub it out of server messages that echo it.
+    secret: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ChatBody<'a> {
+    model: &'a str,
+    messages: &'a RawValue,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<IgnoredAny>,
+    usage: Option<UsageBody>,
+}
+
+#[derive(Deserialize)]
+struct UsageBody {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
+        let auth = match &cfg.api_key {
+            Some(key) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .pool_max_idle_per_host(cfg.pool_size.max(1))
+            .tcp_nodelay(true)
+            // An API POST is never legitimately redirected; following one could carry the
+            // key to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("llmload/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let mut url = cfg.base_url.clone();
+        let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        Ok(Client {
+            http,
+            url,
+            auth,
+            secret: cfg.api_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// Serializes a chat-completions request body.
+    pub fn body(&self, model: &str, prompt: &Prompt, params: &RequestParams) -> Vec<u8> {
+        let body = ChatBody {
+            model,
+            messages: &prompt.messages,
+            stream: false,
+            max_tokens: params.max_tokens,
+            temperature: params.temperature,
+        };
+        serde_json::to_vec(&body).expect("request body always serializes")
+    }
+
+    /// Sends one request and reads the whole response. Never panics on what the server
+    /// sends; every outcome is a record.
+    pub async fn send(&self, body: Vec<u8>) -> RequestRecord {
+        let start = Instant::now();
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return RequestRecord::failed(classify(&e), start.elapsed(), None, 0, self.describe(&e)),
+        };
+        let status = resp.status().as_u16();
+        let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(MAX_BODY_BYTES as u64) as usize));
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if buf.len() + chunk.len() > MAX_BODY_BYTES {
+                        let n = (buf.len() + chunk.len()) as u64;
+                        return RequestRecord::failed(
+                            FailureKind::BodyTooLarge,
+                            start.elapsed(),
+                            Some(status),
+                            n,
+                            format!("HTTP {status}: body larger than {MAX_BODY_BYTES} bytes"),
+                        );
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::Body };
+                    return RequestRecord::failed(kind, start.elapsed(), Some(status), buf.len() as u64, self.describe(&e));
+                }
+            }
+        }
+        let latency = start.elapsed();
+        let bytes = buf.len() as u64;
+        if !(200..300).contains(&status) {
+            let detail = format!("HTTP {status}: {}", self.scrub(&server_message(&buf)));
+            return RequestRecord::failed(FailureKind::from_status(status), latency, Some(status), bytes, detail);
+        }
+        match serde_json::from_slice::<Completion>(&buf) {
+            Ok(c) if !c.choices.is_empty() => RequestRecord {
+                outcome: Outcome::Ok,
+                latency,
+                status: Some(status),
+                bytes,
+                usage: c.usage.map(|u| Usage {
+                    prompt_tokens: u.prompt_tokens.unwrap_or(0),
+                    completion_tokens: u.completion_tokens.unwrap_or(0),
+                }),
+                ttft: None,
+                detail: None,
+            },
+            Ok(_) => RequestRecord::failed(
+                FailureKind::Decode,
+                latency,
+                Some(status),
+                bytes,
+                format!("HTTP {status}: response has no choices"),
+            ),
+            Err(e) => RequestRecord::failed(
+                FailureKind::Decode,
+                latency,
+                Some(status),
+                bytes,
+                format!("HTTP {status}: not a chat completion ({e})"),
+            ),
+        }
+    }
+
+    fn describe(&self, e: &reqwest::Error) -> String {
+        // without_url: the URL may carry credentials; the source chain says what happened.
+        let mut text = String::new();
+        let mut cur: Option<&dyn std::error::Error> = Some(e);
+        while let Some(err) = cur {
+            let part = err.to_string();
+            if !text.contains(&part) {
+                if !text.is_empty() {
+                    text.push_str(": ");
+                }
+                text.push_str(&part);
+            }
+            cur = err.source();
+        }
+        let text = text.replace(self.url.as_str(), "<url>");
+        self.scrub(&text)
+    }
+
+    /// Removes the API key from text a server or library produced.
+    fn scrub(&self, text: &str) -> String {
+        match &self.secret {
+            Some(k) => text.replace(k.as_str(), "[REDACTED]"),
+            None => text.to_string(),
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> FailureKind {
+    if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_connect() {
+        FailureKind::Connect
+    } else if e.is_body() || e.is_decode() {
+        FailureKind::Body
+    } else {
+        FailureKind::Transport
+    }
+}
+
+/// The `error.message` of an OpenAI-style error body, else the start of the body.
+fn server_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str())
+    {
+        return truncate(m, 200);
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(400)]);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        truncate(&text, 200)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_kinds() {
+        assert_eq!(FailureKind::from_status(429), FailureKind::Http429);
+        assert_eq!(FailureKind::from_status(404), FailureKind::Http4xx);
+        assert_eq!(FailureKind::from_status(503), FailureKind::Http5xx);
+        assert_eq!(FailureKind::from_status(302), FailureKind::HttpOther);
+    }
+
+    #[test]
+    fn kind_names_match_serde() {
+        for k in [
+            FailureKind::Http429,
+            FailureKind::Http4xx,
+            FailureKind::BodyTooLarge,
+            FailureKind::Connect,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::from(k.as_str()));
+        }
+    }
+
+    #[test]
+    fn server_message_prefers_openai_error() {
+        assert_eq!(server_message(br#"{"error":{"message":"model not found"}}"#), "model not found");
+        assert_eq!(
+            server_message(b"<html>\n <b>Bad Gateway</b></html>"),
+            "<html> <b>Bad Gateway</b></html>"
+        );
+        assert_eq!(server_message(b""), "(empty body)");
+    }
+}

@@ -1,0 +1,170 @@
+//! llmload binary: parse the CLI, dispatch, map errors to exit codes.
+//! Exit codes: 0 done, 1 run failed, 2 bad input (flags, scenario), 130 stopped by the user.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use llmload::cli::{Cli, Command, MockArgs, RunArgs, ValidateArgs};
+use llmload::report::{failure_notes, render_table};
+use llmload::run::{RunOptions, run};
+use llmload::scenario::{BaseUrl, Scenario, parse_base_url};
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => rt.block_on(cmd_run(args)),
+        Command::Validate(args) => cmd_validate(args),
+        Command::Mock(args) => rt.block_on(cmd_mock(args)),
+    }
+}
+
+fn note(line: &str) {
+    eprintln!("{line}");
+}
+
+fn load(path: &Path) -> Result<Scenario, ExitCode> {
+    Scenario::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+async fn cmd_run(args: RunArgs) -> ExitCode {
+    let mut scenario = match load(&args.scenario) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(url) = &args.base_url {
+        match parse_base_url(url) {
+            Ok(u) => scenario.target.base_url = BaseUrl::Url(u),
+            Err(msg) => {
+                eprintln!("error: --base-url: {msg}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        }
+    }
+    if let Some(model) = args.model {
+        if model.trim().is_empty() {
+            eprintln!("error: --model: must not be empty");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        scenario.target.model = model;
+    }
+    if let Some(var) = args.api_key_env {
+        scenario.target.api_key_env = var;
+    }
+    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    // Until the dashboard lands, `run` is headless whatever --headless says.
+    let _ = args.headless;
+    let outcome = match run(
+        scenario,
+        RunOptions {
+            progress: !args.no_progress,
+            notes: note,
+        },
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = &outcome.result;
+    let mut text = render_table(&result.stages);
+    let notes = failure_notes(&result.stages);
+    if !notes.is_empty() {
+        text.push('\n');
+        text.push_str(&notes);
+    }
+    if let Some(path) = &args.json {
+        if json_to_stdout {
+            let json = serde_json::to_string_pretty(result).expect("result serializes");
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{json}");
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+            if let Err(e) = result.write_atomic(path) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    } else {
+        print!("{text}");
+    }
+    if outcome.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn cmd_validate(args: ValidateArgs) -> ExitCode {
+    let mut bad = false;
+    for path in &args.scenarios {
+        match Scenario::load(path) {
+            Ok(s) => {
+                let stages: Vec<String> = s.stages.iter().map(|st| st.name.clone()).collect();
+                println!(
+                    "{}: ok — {:?}, {} stages ({})",
+                    path.display(),
+                    s.name,
+                    s.stages.len(),
+                    stages.join(", ")
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                bad = true;
+            }
+        }
+    }
+    if bad { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS }
+}
+
+async fn cmd_mock(args: MockArgs) -> ExitCode {
+    let cfg = args.config();
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("error: --{}", p.replacen('_', "-", 2));
+        }
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let addr = std::net::SocketAddr::new(args.host, args.port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let local = listener.local_addr().map_or(addr, |a| a);
+    println!("llmload mock listening on http://{local}/v1 (Ctrl-C to stop)");
+    let _ = std::io::stdout().flush();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match llmload::mock::serve(listener, cfg, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: mock server: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

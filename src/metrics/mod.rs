@@ -1,0 +1,280 @@
+//! Per-stage figures: HDR latency histograms (µs), outcome counters, tokens, and the
+//! aggregator task that turns engine events into live Snapshots and final stats.
+//! Memory is flat in the number of requests: no per-request sample is kept.
+
+mod aggregator;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+pub use aggregator::{Aggregator, EngineEvent, Snapshot, StageInfo};
+
+use crate::client::{FailureKind, Outcome, RequestRecord};
+
+/// Highest latency the histograms hold: one hour, in microseconds. Longer values are
+/// clamped (and still counted), never dropped.
+const MAX_US: u64 = 3_600_000_000;
+
+/// A latency distribution: HDR histogram (3 significant figures) plus exact sum, sum of
+/// squares, min and max, so mean and stddev are exact, not bucket-rounded.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    hist: Histogram<u64>,
+    sum_us: f64,
+    sum_sq_us: f64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, MAX_US, 3).expect("valid bounds"),
+            sum_us: 0.0,
+            sum_sq_us: 0.0,
+            min_us: u64::MAX,
+            max_us: 0,
+        }
+    }
+}
+
+/// Summary of a latency distribution in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LatencySummary {
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub stddev: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+}
+
+impl Latency {
+    pub fn record(&mut self, d: Duration) {
+        let us = (d.as_micros() as u64).clamp(1, MAX_US);
+        self.hist.saturating_record(us);
+        let f = us as f64;
+        self.sum_us += f;
+        self.sum_sq_us += f * f;
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
+    /// Exact merge: the result is as if every value had been recorded into one.
+    pub fn merge(&mut self, other: &Latency) {
+        self.hist.add(&other.hist).expect("same bounds");
+        self.sum_us += other.sum_us;
+        self.sum_sq_us += other.sum_sq_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    /// Value at quantile `q` (0..=1) in ms, from the histogram. Clamped to the exact
+    /// min/max, so a bucket's upper edge never reads above the largest value seen.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count() == 0 {
+            return 0.0;
+        }
+        self.hist.value_at_quantile(q).clamp(self.min_us, self.max_us) as f64 / 1000.0
+    }
+
+    pub fn mean_ms(&self) -> Option<f64> {
+        let n = self.count();
+        (n > 0).then(|| self.sum_us / n as f64 / 1000.0)
+    }
+
+    pub fn summary(&self) -> Option<LatencySummary> {
+        let n = self.count() as f64;
+        let mean = self.mean_ms()?;
+        let var_us = (self.sum_sq_us / n - (self.sum_us / n).powi(2)).max(0.0);
+        Some(LatencySummary {
+            mean,
+            // min/max are exact, percentiles are histogram values (within 0.1 %).
+            min: self.min_us as f64 / 1000.0,
+            max: self.max_us as f64 / 1000.0,
+            stddev: var_us.sqrt() / 1000.0,
+            p50: self.quantile_ms(0.50),
+            p90: self.quantile_ms(0.90),
+            p95: self.quantile_ms(0.95),
+            p99: self.quantile_ms(0.99),
+            p999: self.quantile_ms(0.999),
+        })
+    }
+}
+
+/// Everything measured in one stage. Warmup requests are counted apart and touch no
+/// other figure.
+#[derive(Debug, Clone, Default)]
+pub struct StageStats {
+    pub info: StageInfo,
+    /// Measured requests started; equals ok + failed + cancelled once the stage ends.
+    pub started: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub warmup_done: u64,
+    pub failures: BTreeMap<FailureKind, u64>,
+    /// First explanation seen per failure kind, to tell the user *why*.
+    pub failure_examples: BTreeMap<FailureKind, Box<str>>,
+    pub status_codes: BTreeMap<u16, u64>,
+    /// End-to-end latency of successful requests.
+    pub latency: Latency,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Successful requests whose response carried `usage`.
+    pub with_usage: u64,
+    pub bytes_received: u64,
+    /// Measured window: first measured request sent → last one finished.
+    pub wall: Duration,
+    pub finished: bool,
+    /// Stopped early (Ctrl-C): figures cover only what ran.
+    pub interrupted: bool,
+}
+
+impl StageStats {
+    pub fn new(info: StageInfo) -> Self {
+        Self { info, ..Self::default() }
+    }
+
+    pub fn record(&mut self, rec: &RequestRecord) {
+        if let Some(s) = rec.status {
+            *self.status_codes.entry(s).or_insert(0) += 1;
+        }
+        self.bytes_received += rec.bytes;
+        match rec.outcome {
+            Outcome::Ok => {
+                self.ok += 1;
+                self.latency.record(rec.latency);
+                if let Some(u) = rec.usage {
+                    self.with_usage += 1;
+                    self.prompt_tokens += u.prompt_tokens;
+                    self.completion_tokens += u.completion_tokens;
+                }
+            }
+            Outcome::Failed(kind) => {
+                self.failed += 1;
+                *self.failures.entry(kind).or_insert(0) += 1;
+                if let Some(d) = &rec.detail {
+                    self.failure_examples.entry(kind).or_insert_with(|| d.clone());
+                }
+            }
+            Outcome::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    /// Requests that ended (ok, failed or cancelled).
+    pub fn done(&self) -> u64 {
+        self.ok + self.failed + self.cancelled
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.started.saturating_sub(self.done())
+    }
+
+    /// Finished requests (ok + failed) per second of the measured window.
+    pub fn requests_per_s(&self) -> f64 {
+        per_s(self.ok + self.failed, self.wall)
+    }
+
+    pub fn ok_per_s(&self) -> f64 {
+        per_s(self.ok, self.wall)
+    }
+
+    pub fn output_tokens_per_s(&self) -> f64 {
+        per_s(self.completion_tokens, self.wall)
+    }
+
+    pub fn error_rate(&self) -> f64 {
+        let n = self.ok + self.failed;
+        if n == 0 { 0.0 } else { self.failed as f64 / n as f64 }
+    }
+}
+
+fn per_s(n: u64, wall: Duration) -> f64 {
+    let s = wall.as_secs_f64();
+    if s > 0.0 { n as f64 / s } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Usage;
+
+    fn rec(outcome: Outcome, ms: u64) -> RequestRecord {
+        RequestRecord {
+            outcome,
+            latency: Duration::from_millis(ms),
+            status: Some(200),
+            bytes: 10,
+            usage: Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 5,
+            }),
+            ttft: None,
+            detail: Some("why".into()),
+        }
+    }
+
+    #[test]
+    fn summary_is_exact_for_mean_min_max() {
+        let mut l = Latency::default();
+        for ms in [10, 20, 30, 40] {
+            l.record(Duration::from_millis(ms));
+        }
+        let s = l.summary().unwrap();
+        assert_eq!(s.mean, 25.0);
+        assert_eq!((s.min, s.max), (10.0, 40.0));
+        assert!((s.stddev - 11.180).abs() < 0.01, "{}", s.stddev);
+        assert!((s.p50 - 20.0).abs() <= 0.02, "{}", s.p50);
+        assert!((s.p99 - 40.0).abs() <= 0.04, "{}", s.p99);
+    }
+
+    #[test]
+    fn empty_latency_has_no_summary() {
+        assert!(Latency::default().summary().is_none());
+    }
+
+    #[test]
+    fn merge_equals_recording_into_one() {
+        let (mut a, mut b, mut all) = (Latency::default(), Latency::default(), Latency::default());
+        for i in 1..=1000u64 {
+            let d = Duration::from_micros(i * 37 % 5000 + 1);
+            if i % 3 == 0 {
+                a.record(d)
+            } else {
+                b.record(d)
+            }
+            all.record(d);
+        }
+        a.merge(&b);
+        assert_eq!(a.summary(), all.summary());
+        assert_eq!(a.histogram(), all.histogram());
+    }
+
+    #[test]
+    fn outcomes_are_counted_apart_and_failures_by_kind() {
+        let mut s = StageStats::default();
+        s.started = 4;
+        s.record(&rec(Outcome::Ok, 100));
+        s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));
+        s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));
+        s.record(&rec(Outcome::Cancelled, 1));
+        assert_eq!((s.ok, s.failed, s.cancelled, s.in_flight()), (1, 2, 1, 0));
+        assert_eq!(s.failures[&FailureKind::Http429], 2);
+        assert_eq!(s.latency.count(), 1, "only successful requests enter latency");
+        assert_eq!((s.prompt_tokens, s.completion_tokens, s.with_usage), (3, 5, 1));
+    }
+}

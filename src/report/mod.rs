@@ -1,0 +1,276 @@
+//! Results: the versioned JSON contract (RunResult) and the comparison table.
+
+mod table;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use table::{failure_notes, render_table};
+
+use crate::metrics::{LatencySummary, StageStats};
+use crate::mock::MockConfig;
+use crate::scenario::{BaseUrl, Scenario};
+
+/// Bumped on any incompatible change to the JSON; see docs/result.schema.json.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub tool: Tool,
+    /// The scenario as resolved (defaults filled in). Holds no secret: only the name of
+    /// the key's environment variable.
+    pub scenario: serde_json::Value,
+    pub target: TargetInfo,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    /// True when the run was stopped before all stages finished.
+    pub interrupted: bool,
+    pub stages: Vec<StageResult>,
+    /// How each figure is defined, so results compare across tools.
+    pub definitions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// "mock" or the API root with credentials and query removed.
+    pub base_url: String,
+    /// The address the embedded mock listened on, when used.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mock_url: Option<String>,
+    pub model: String,
+    pub stream: bool,
+    pub timeout_s: f64,
+    pub connect_timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageResult {
+    pub index: usize,
+    pub name: String,
+    /// "closed": a fixed number of requests in flight.
+    pub kind: String,
+    pub concurrency: u32,
+    pub model: String,
+    pub planned: Planned,
+    pub warmup_requests: u64,
+    pub interrupted: bool,
+    pub wall_time_s: f64,
+    pub requests: Requests,
+    pub error_rate: f64,
+    pub failures: BTreeMap<String, u64>,
+    /// First server or transport message seen per failure kind.
+    pub failure_examples: BTreeMap<String, String>,
+    pub status_codes: BTreeMap<String, u64>,
+    /// End-to-end latency of successful requests; null when none succeeded.
+    pub latency_ms: Option<LatencySummary>,
+    pub throughput: Throughput,
+    pub tokens: Tokens,
+    pub bytes_received: u64,
+    pub histograms: Histograms,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Planned {
+    pub requests: Option<u64>,
+    pub duration_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Requests {
+    pub started: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    pub requests_per_s: f64,
+    pub ok_per_s: f64,
+    pub output_tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+    pub requests_with_usage: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Histograms {
+    /// e2e latency of successful requests, µs, HdrHistogram V2 encoding in base64:
+    /// lossless, so results can be merged or re-quantiled later.
+    pub e2e_us: String,
+}
+
+/// Scenario fields as recorded in the result.
+#[derive(Serialize)]
+struct ScenarioRecord<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    target: &'a crate::scenario::Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mock: Option<&'a MockConfig>,
+    prompts: &'a str,
+    request: &'a crate::scenario::RequestParams,
+    stages: &'a [crate::scenario::Stage],
+}
+
+pub fn definitions() -> BTreeMap<String, String> {
+    [
+        (
+            "latency_ms",
+            "end-to-end latency of successful requests: request sent -> last byte of the response read, in ms",
+        ),
+        (
+            "wall_time_s",
+            "measured window of a stage: first measured request sent -> last one finished (warmup excluded)",
+        ),
+        ("throughput.requests_per_s", "finished requests (ok + failed) / wall_time_s"),
+        ("throughput.ok_per_s", "successful requests / wall_time_s"),
+        (
+            "throughput.output_tokens_per_s",
+            "completion tokens reported in usage / wall_time_s",
+        ),
+        ("error_rate", "failed / (ok + failed)"),
+        ("requests", "started = ok + failed + cancelled once a stage ends"),
+        (
+            "percentiles",
+            "HDR histogram values, 3 significant digits, 1 us resolution; mean, min, max and stddev are exact",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub struct RunMeta {
+    pub started_at: std::time::SystemTime,
+    pub finished_at: std::time::SystemTime,
+    pub interrupted: bool,
+    pub mock_url: Option<String>,
+}
+
+impl RunResult {
+    pub fn build(scenario: &Scenario, stages: &[StageStats], meta: RunMeta) -> RunResult {
+        let record = ScenarioRecord {
+            name: &scenario.name,
+            description: &scenario.description,
+            source: scenario.source.as_ref().map(|p| p.display().to_string()),
+            target: &scenario.target,
+            mock: (scenario.target.base_url == BaseUrl::Mock).then_some(&scenario.mock),
+            prompts: &scenario.prompts.source,
+            request: &scenario.request,
+            stages: &scenario.stages,
+        };
+        let t = &scenario.target;
+        RunResult {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: "llmload".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            scenario: serde_json::to_value(&record).expect("scenario serializes"),
+            target: TargetInfo {
+                base_url: serde_json::to_value(&t.base_url)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                mock_url: meta.mock_url,
+                model: t.model.clone(),
+                stream: t.stream,
+                timeout_s: t.timeout.as_secs_f64(),
+                connect_timeout_s: t.connect_timeout.as_secs_f64(),
+            },
+            started_at: humantime::format_rfc3339_millis(meta.started_at).to_string(),
+            finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
+            duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
+            interrupted: meta.interrupted,
+            stages: stages.iter().map(StageResult::from_stats).collect(),
+            definitions: definitions(),
+        }
+    }
+
+    /// Writes the JSON to `path` atomically (temp file, then rename): a crash never
+    /// leaves half a result.
+    pub fn write_atomic(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().map_or("result.json".into(), |n| n.to_string_lossy().to_string());
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+    }
+}
+
+impl StageResult {
+    pub fn from_stats(s: &StageStats) -> StageResult {
+        let mut hist = Vec::new();
+        V2Serializer::new()
+            .serialize(s.latency.histogram(), &mut hist)
+            .expect("histogram serializes to memory");
+        StageResult {
+            index: s.info.index,
+            name: s.info.name.clone(),
+            kind: "closed".into(),
+            concurrency: s.info.concurrency,
+            model: s.info.model.clone(),
+            planned: Planned {
+                requests: s.info.planned_requests,
+                duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()),
+            },
+            warmup_requests: s.warmup_done,
+            interrupted: s.interrupted,
+            wall_time_s: s.wall.as_secs_f64(),
+            requests: Requests {
+                started: s.started,
+                ok: s.ok,
+                failed: s.failed,
+                cancelled: s.cancelled,
+            },
+            error_rate: s.error_rate(),
+            failures: s.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            failure_examples: s
+                .failure_examples
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_string()))
+                .collect(),
+            status_codes: s.status_codes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            latency_ms: s.latency.summary(),
+            throughput: Throughput {
+                requests_per_s: s.requests_per_s(),
+                ok_per_s: s.ok_per_s(),
+                output_tokens_per_s: s.output_tokens_per_s(),
+            },
+            tokens: Tokens {
+                prompt: s.prompt_tokens,
+                completion: s.completion_tokens,
+                requests_with_usage: s.with_usage,
+            },
+            bytes_received: s.bytes_received,
+            histograms: Histograms {
+                e2e_us: base64::engine::general_purpose::STANDARD.encode(&hist),
+            },
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The comparison table: the four seed columns (mode, wall time, mean latency,
+//! throughput), then p50/p95/p99/max and errors.
+
+use super::StageResult;
+
+/// Renders stages as an aligned text table, one row per stage.
+pub fn render_table(stages: &[StageResult]) -> String {
+    let same_count = stages
+        .first()
+        .and_then(|s| s.planned.requests)
+        .filter(|n| stages.iter().all(|s| s.planned.requests == Some(*n) && !s.interrupted));
+    let time_header = match same_count {
+        Some(n) => format!("{n} requests"),
+        None => "wall time".to_string(),
+    };
+    let header: Vec<String> = [
+        "mode",
+        &time_header,
+        "mean latency",
+        "throughput",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "errors",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut rows = vec![header];
+    for s in stages {
+        let lat = s.latency_ms.as_ref();
+        let ms = |f: fn(&crate::metrics::LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
+        let mut mode = s.name.clone();
+        if s.interrupted {
+            mode.push_str(" (stopped)");
+        }
+        rows.push(vec![
+            mode,
+            fmt_secs(s.wall_time_s),
+            ms(|l| l.mean),
+            format!("{} req/s", fmt_rate(s.throughput.requests_per_s)),
+            ms(|l| l.p50),
+            ms(|l| l.p95),
+            ms(|l| l.p99),
+            ms(|l| l.max),
+            fmt_errors(s),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                let pad = widths[c] - cell.chars().count();
+                // Text left, figures right, so digits line up.
+                if c == 0 {
+                    format!("{cell}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{cell}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            out.push_str(&"─".repeat(total));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// One line per failure kind per stage, with the first message seen: what went wrong,
+/// not only how often.
+pub fn failure_notes(stages: &[StageResult]) -> String {
+    let mut out = String::new();
+    for s in stages {
+        for (kind, n) in &s.failures {
+            let example = s.failure_examples.get(kind).map(|e| format!(" — {e}")).unwrap_or_default();
+            out.push_str(&format!("{}: {kind} ×{n}{example}\n", s.name));
+        }
+        if s.requests.cancelled > 0 {
+            out.push_str(&format!("{}: {} requests cancelled by stop\n", s.name, s.requests.cancelled));
+        }
+    }
+    out
+}
+
+fn fmt_errors(s: &StageResult) -> String {
+    if s.requests.failed == 0 {
+        "0".to_string()
+    } else {
+        format!("{} ({:.1}%)", s.requests.failed, s.error_rate * 100.0)
+    }
+}
+
+pub(crate) fn fmt_ms(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 1.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+pub(crate) fn fmt_secs(s: f64) -> String {
+    if s >= 100.0 {
+        format!("{s:.0} s")
+    } else if s >= 10.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+pub(crate) fn fmt_rate(r: f64) -> String {
+    if r >= 100.0 { format!("{r:.0}") } else { format!("{r:.1}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(fmt_ms(82.04), "82.0 ms");
+        assert_eq!(fmt_ms(180.4), "180 ms");
+        assert_eq!(fmt_ms(0.5), "0.50 ms");
+        assert_eq!(fmt_ms(12_345.0), "12.3 s");
+        assert_eq!(fmt_secs(8.234), "8.23 s");
+        assert_eq!(fmt_rate(12.17), "12.2");
+        assert_eq!(fmt_rate(277.7), "278");
+    }
+}

@@ -1,0 +1,203 @@
+//! One run of a scenario: start the mock if asked, wire engine → aggregator → watchers,
+//! handle Ctrl-C, and build the result. Output formatting stays with the caller.
+
+use std::io::IsTerminal;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::client::{Client, ClientConfig, ClientError};
+use crate::engine::{Engine, STOP_GRACE, Stop};
+use crate::metrics::{Aggregator, Snapshot};
+use crate::mock::MockServer;
+use crate::report::{RunMeta, RunResult};
+use crate::scenario::{BaseUrl, Scenario};
+
+/// How often the aggregator publishes a Snapshot.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the embedded mock on 127.0.0.1: {0}")]
+    Mock(std::io::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+pub struct RunOptions {
+    /// Draw a progress line on stderr (only honoured when stderr is a terminal).
+    pub progress: bool,
+    /// Receives notes for the user (key missing, stop requested), one line each.
+    pub notes: fn(&str),
+}
+
+pub struct RunOutcome {
+    pub result: RunResult,
+    pub interrupted: bool,
+}
+
+/// Runs `scenario` to the end or until Ctrl-C / SIGTERM; what was measured is always
+/// returned.
+pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, RunError> {
+    let stop = Stop::default();
+    let signals = tokio::spawn(watch_signals(stop.clone(), opts.notes));
+    let out = run_with_stop(scenario, opts, stop).await;
+    signals.abort();
+    out
+}
+
+/// As `run`, stopped by `stop` instead of signals (tests drive it directly).
+pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> Result<RunOutcome, RunError> {
+    let mock = match scenario.target.base_url {
+        BaseUrl::Mock => {
+            Some(MockServer::start(scenario.mock.clone(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(RunError::Mock)?)
+        }
+        BaseUrl::Url(_) => None,
+    };
+    let (base_url, api_key) = match (&scenario.target.base_url, &mock) {
+        (BaseUrl::Url(u), _) => {
+            let key = std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty());
+            if key.is_none() {
+                (opts.notes)(&format!(
+                    "note: ${} is not set; sending requests without an Authorization header",
+                    scenario.target.api_key_env
+                ));
+            }
+            (u.clone(), key)
+        }
+        // The mock needs no key, so none is read or sent.
+        (BaseUrl::Mock, Some(m)) => (reqwest::Url::parse(&m.base_url()).expect("mock URL parses"), None),
+        (BaseUrl::Mock, None) => unreachable!("mock started above"),
+    };
+    let max_concurrency = scenario.stages.iter().map(|s| s.load.concurrency()).max().unwrap_or(1);
+    let client = Arc::new(Client::new(ClientConfig {
+        base_url,
+        api_key,
+        api_key_env: scenario.target.api_key_env.clone(),
+        timeout: scenario.target.timeout,
+        connect_timeout: scenario.target.connect_timeout,
+        pool_size: max_concurrency as usize,
+    })?);
+
+    let scenario = Arc::new(scenario);
+    let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
+    let started_at = SystemTime::now();
+    let aggregated = tokio::spawn(aggregator.run());
+    let progress = (opts.progress && std::io::stderr().is_terminal()).then(|| tokio::spawn(progress_line(snapshots.clone())));
+    let engine = Engine::new(scenario.clone(), client, events, stop.clone());
+    let interrupted = engine.run().await;
+    // The engine dropped its sender: the aggregator drains and returns.
+    let stages = aggregated.await.expect("aggregator task does not panic");
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    let result = RunResult::build(
+        &scenario,
+        &stages,
+        RunMeta {
+            started_at,
+            finished_at: SystemTime::now(),
+            interrupted,
+            mock_url: mock.as_ref().map(MockServer::base_url),
+        },
+    );
+    drop(mock);
+    Ok(RunOutcome { result, interrupted })
+}
+
+/// First Ctrl-C (or SIGTERM): start nothing new, give in-flight requests STOP_GRACE.
+/// Second: cancel them now. Either way the result is still written.
+async fn watch_signals(stop: Stop, notes: fn(&str)) {
+    let mut signals = 0;
+    loop {
+        wait_signal().await;
+        signals += 1;
+        if signals == 1 {
+            notes(&format!(
+                "stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)",
+                STOP_GRACE.as_secs()
+            ));
+            stop.soft.cancel();
+            let hard = stop.hard.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(STOP_GRACE).await;
+                hard.cancel();
+            });
+        } else {
+            stop.hard.cancel();
+            return;
+        }
+    }
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A one-line progress display on stderr, redrawn from snapshots; a line per stage
+/// stays behind as each one finishes.
+async fn progress_line(mut rx: watch::Receiver<Arc<Snapshot>>) {
+    use std::io::Write;
+    let mut shown_finished = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let snap = rx.borrow_and_update().clone();
+        let mut err = std::io::stderr().lock();
+        for s in snap.finished.iter().skip(shown_finished) {
+            let _ = writeln!(
+                err,
+                "\r\x1b[2K✓ {} — {} ok, {} failed in {:.2} s ({:.1} req/s)",
+                s.info.name,
+                s.ok,
+                s.failed,
+                s.wall.as_secs_f64(),
+                s.requests_per_s()
+            );
+        }
+        shown_finished = snap.finished.len();
+        if snap.done {
+            let _ = write!(err, "\r\x1b[2K");
+            return;
+        }
+        if let Some(c) = &snap.current {
+            let planned = c.info.planned_requests.map_or(String::new(), |n| format!("/{n}"));
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{}/{}] {}: {}{} done · {} in flight · {:.1} req/s · {} errors",
+                c.info.index + 1,
+                snap.total_stages,
+                c.info.name,
+                c.done(),
+                planned,
+                c.in_flight(),
+                c.requests_per_s(),
+                c.failed
+            );
+        }
+        let _ = err.flush();
+        if rx.has_changed().is_err() {
+            return;
+        }
+    }
+}

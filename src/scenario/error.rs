@@ -1,0 +1,120 @@
+//! Scenario problems, each rendered as one line that names where it is.
+
+use std::fmt;
+use std::ops::Range;
+
+/// Where a problem sits: a line/column in the file, or only a field path when the
+/// problem has no span (e.g. a flag override).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Span { line: usize, col: usize },
+    Field(String),
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub location: Location,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Location::Span { line, col } => write!(f, "{}:{line}:{col}: {}", self.file, self.message),
+            Location::Field(field) => write!(f, "{}: {field}: {}", self.file, self.message),
+            Location::File => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found in a scenario; never empty.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ScenarioError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems for one file, turning byte spans into 1-based line:col.
+pub(crate) struct Problems<'a> {
+    file: &'a str,
+    src: &'a str,
+    pub list: Vec<Problem>,
+}
+
+impl<'a> Problems<'a> {
+    pub fn new(file: &'a str, src: &'a str) -> Self {
+        Self {
+            file,
+            src,
+            list: Vec::new(),
+        }
+    }
+
+    pub fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let location = match span {
+            Some(span) => {
+                let (line, col) = line_col(self.src, span.start);
+                Location::Span { line, col }
+            }
+            None => Location::File,
+        };
+        self.list.push(Problem {
+            file: self.file.to_string(),
+            location,
+            message: message.into(),
+        });
+    }
+
+    pub fn into_result<T>(self, value: T) -> Result<T, ScenarioError> {
+        if self.list.is_empty() {
+            Ok(value)
+        } else {
+            Err(ScenarioError { problems: self.list })
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..floor_char_boundary(src, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one_and_in_chars() {
+        let src = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 6), (2, 1));
+        // 'é' is two bytes: the '=' after "bé " is the 4th character.
+        assert_eq!(line_col(src, 10), (2, 5));
+        assert_eq!(line_col(src, 999), (3, 1));
+    }
+}

@@ -1,0 +1,364 @@
+//! Scenario files: the serde model, loading with located errors, and the validated
+//! form the engine runs.
+
+mod error;
+mod file;
+mod prompts;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::{Location, Problem, ScenarioError, line_col};
+pub use file::DurationValue;
+pub use prompts::{Prompt, Prompts};
+
+use crate::mock::MockConfig;
+use error::Problems;
+use file::ScenarioFile;
+
+pub const DEFAULT_API_KEY_ENV: &str = "OPENAI_API_KEY";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A validated scenario: everything the engine needs, nothing left to check.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// Path the scenario was read from, for messages and the result.
+    pub source: Option<PathBuf>,
+    pub target: Target,
+    pub mock: MockConfig,
+    pub prompts: Prompts,
+    pub request: RequestParams,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub base_url: BaseUrl,
+    pub model: String,
+    /// Name of the environment variable holding the key (never the key itself).
+    pub api_key_env: String,
+    pub stream: bool,
+    #[serde(serialize_with = "ser_secs")]
+    pub timeout: Duration,
+    #[serde(serialize_with = "ser_secs")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseUrl {
+    /// Start the embedded mock server on 127.0.0.1 with a free port.
+    Mock,
+    /// An OpenAI-compatible API root, e.g. `http://127.0.0.1:8000/v1`.
+    Url(reqwest::Url),
+}
+
+impl Serialize for BaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BaseUrl::Mock => s.serialize_str("mock"),
+            BaseUrl::Url(u) => s.serialize_str(&redact_url(u)),
+        }
+    }
+}
+
+/// A URL fit to print: user, password and query (where keys sometimes hide) removed.
+pub fn redact_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("REDACTED"));
+    }
+    u.to_string().trim_end_matches('/').to_string()
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub name: String,
+    #[serde(flatten)]
+    pub load: Load,
+    /// Measured requests; the stage ends at this count or `duration`, whichever comes first.
+    pub requests: Option<u64>,
+    #[serde(serialize_with = "ser_opt_secs", rename = "duration_s")]
+    pub duration: Option<Duration>,
+    /// Model override for this stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Requests run before the measured window, excluded from every figure.
+    pub warmup: u64,
+}
+
+/// How a stage generates load. Open-loop arrival rates join this enum later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Load {
+    /// Closed loop: exactly `concurrency` requests in flight, each worker sends its
+    /// next request when the previous one finishes.
+    Closed { concurrency: u32 },
+}
+
+impl Load {
+    pub fn concurrency(&self) -> u32 {
+        match self {
+            Load::Closed { concurrency } => *concurrency,
+        }
+    }
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn ser_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file; every problem is reported with file:line:col.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            problems: vec![Problem {
+                file: shown.clone(),
+                location: Location::File,
+                message: format!("cannot read scenario: {e}"),
+            }],
+        })?;
+        let mut scenario = Self::parse(&src, &shown, path.parent())?;
+        scenario.source = Some(path.to_path_buf());
+        Ok(scenario)
+    }
+
+    /// Parses scenario text. `file` names it in errors; relative prompt files resolve
+    /// against `base_dir`.
+    pub fn parse(src: &str, file: &str, base_dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
+        let mut problems = Problems::new(file, src);
+        let raw: ScenarioFile = match toml::from_str(src) {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.at(e.span(), one_line(e.message()));
+                return problems.into_result(unreachable_scenario());
+            }
+        };
+        let scenario = validate(raw, &mut problems, base_dir.unwrap_or(Path::new(".")));
+        problems.into_result(scenario)
+    }
+
+    /// The model a stage sends.
+    pub fn stage_model<'a>(&'a self, stage: &'a Stage) -> &'a str {
+        stage.model.as_deref().unwrap_or(&self.target.model)
+    }
+}
+
+// Only reached when problems is non-empty, so the value is discarded.
+fn unreachable_scenario() -> Scenario {
+    Scenario {
+        name: String::new(),
+        description: None,
+        source: None,
+        target: Target {
+            base_url: BaseUrl::Mock,
+            model: String::new(),
+            api_key_env: String::new(),
+            stream: false,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        },
+        mock: MockConfig::default(),
+        prompts: Prompts::empty(),
+        request: RequestParams::default(),
+        stages: Vec::new(),
+    }
+}
+
+/// toml messages can span lines; a problem is one line.
+fn one_line(msg: &str) -> String {
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenario {
+    let t = raw.target;
+    let base_url = {
+        let text = t.base_url.get_ref().trim();
+        if text == "mock" {
+            BaseUrl::Mock
+        } else {
+            match parse_base_url(text) {
+                Ok(u) => BaseUrl::Url(u),
+                Err(msg) => {
+                    p.at(Some(t.base_url.span()), msg);
+                    BaseUrl::Mock
+                }
+            }
+        }
+    };
+    if t.model.get_ref().trim().is_empty() {
+        p.at(Some(t.model.span()), "target.model must not be empty");
+    }
+    let api_key_env = match &t.api_key_env {
+        Some(v) if v.get_ref().trim().is_empty() => {
+            p.at(Some(v.span()), "target.api_key_env must name an environment variable");
+            String::new()
+        }
+        Some(v) => v.get_ref().clone(),
+        None => DEFAULT_API_KEY_ENV.to_string(),
+    };
+    let stream = match &t.stream {
+        Some(s) if *s.get_ref() => {
+            p.at(
+                Some(s.span()),
+                "target.stream = true is not supported yet (streaming arrives with TTFT metrics); use false",
+            );
+            true
+        }
+        _ => false,
+    };
+    let positive = |d: &Option<toml::Spanned<DurationValue>>, name: &str, default: Duration, p: &mut Problems<'_>| match d {
+        Some(v) if v.get_ref().0.is_zero() => {
+            p.at(Some(v.span()), format!("target.{name} must be greater than zero"));
+            default
+        }
+        Some(v) => v.get_ref().0,
+        None => default,
+    };
+    let timeout = positive(&t.timeout, "timeout", DEFAULT_TIMEOUT, p);
+    let connect_timeout = positive(&t.connect_timeout, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, p);
+
+    let mock = match raw.mock {
+        Some(m) => {
+            if base_url != BaseUrl::Mock {
+                p.at(
+                    Some(m.span()),
+                    "[mock] is only used with target.base_url = \"mock\"; remove it or set base_url = \"mock\"",
+                );
+            }
+            for msg in m.get_ref().problems() {
+                p.at(Some(m.span()), format!("mock.{msg}"));
+            }
+            m.into_inner()
+        }
+        None => MockConfig::default(),
+    };
+
+    let prompts = prompts::resolve(raw.prompts, p, base_dir);
+
+    let mut request = RequestParams {
+        max_tokens: raw.request.max_tokens.map(|n| n.get()),
+        temperature: None,
+    };
+    if let Some(t) = raw.request.temperature {
+        let v = *t.get_ref();
+        if !(0.0..=2.0).contains(&v) {
+            p.at(Some(t.span()), format!("request.temperature must be between 0 and 2, got {v}"));
+        }
+        request.temperature = Some(v);
+    }
+
+    let stages_span = raw.stages.span();
+    let raw_stages = raw.stages.into_inner();
+    if raw_stages.is_empty() {
+        p.at(Some(stages_span), "at least one [[stage]] is needed");
+    }
+    let mut stages = Vec::with_capacity(raw_stages.len());
+    let mut names = std::collections::HashSet::new();
+    for (i, s) in raw_stages.into_iter().enumerate() {
+        let span = s.span();
+        let s = s.into_inner();
+        let concurrency = s.concurrency.map_or(1, |c| c.get());
+        let name = s.name.clone().unwrap_or_else(|| default_stage_name(concurrency));
+        if name.trim().is_empty() {
+            p.at(Some(span.clone()), format!("stage {}: name must not be empty", i + 1));
+        }
+        if !names.insert(name.clone()) {
+            p.at(
+                Some(span.clone()),
+                format!("stage {}: name {name:?} is used twice; stage names label the results", i + 1),
+            );
+        }
+        let duration = match &s.duration {
+            Some(d) if d.get_ref().0.is_zero() => {
+                p.at(Some(d.span()), format!("stage {name:?}: duration must be greater than zero"));
+                None
+            }
+            Some(d) => Some(d.get_ref().0),
+            None => None,
+        };
+        if s.requests.is_none() && s.duration.is_none() {
+            p.at(
+                Some(span.clone()),
+                format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"),
+            );
+        }
+        if let Some(m) = &s.model
+            && m.trim().is_empty()
+        {
+            p.at(Some(span), format!("stage {name:?}: model must not be empty"));
+        }
+        stages.push(Stage {
+            name,
+            load: Load::Closed { concurrency },
+            requests: s.requests.map(|n| n.get()),
+            duration,
+            model: s.model,
+            warmup: s.warmup,
+        });
+    }
+
+    Scenario {
+        name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
+        description: raw.description,
+        source: None,
+        target: Target {
+            base_url,
+            model: t.model.into_inner(),
+            api_key_env,
+            stream,
+            timeout,
+            connect_timeout,
+        },
+        mock,
+        prompts,
+        request,
+        stages,
+    }
+}
+
+fn default_stage_name(concurrency: u32) -> String {
+    if concurrency == 1 {
+        "sequential".to_string()
+    } else {
+        format!("{concurrency}-way")
+    }
+}
+
+/// Parses an API root such as `http://127.0.0.1:8000/v1`.
+pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("base_url {text:?} is not a URL ({e}); use \"mock\" or e.g. \"http://127.0.0.1:8000/v1\""))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("base_url must start with http:// or https://, got {:?}", url.scheme()));
+    }
+    if url.host_str().is_none() {
+        return Err("base_url has no host".to_string());
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests;
