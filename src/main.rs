@@ -142,7 +142,9 @@ async fn cmd_mock(args: MockArgs) -> ExitCode {
     let problems = cfg.problems();
     if !problems.is_empty() {
         for p in problems {
-            eprintln!("error: --{}", p.replacen('_', "-", 2));
+            // Name the flag, not the scenario field: "error_rate must…" → "--error-rate must…".
+            let (field, rest) = p.split_once(' ').unwrap_or((&p, ""));
+            eprintln!("error: --{} {rest}", field.replace('_', "-"));
         }
         return ExitCode::from(EXIT_BAD_INPUT);
     }

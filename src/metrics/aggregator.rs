@@ -66,6 +66,25 @@ pub struct Aggregator {
 /// memory stays flat even if it stalls.
 const CHANNEL_DEPTH: usize = 1 << 14;
 
+/// The running stage: its figures, and once measuring, the engine's started counter
+/// and when the measured window opened.
+struct Live {
+    stats: StageStats,
+    measuring: Option<(Arc<AtomicU64>, Instant)>,
+}
+
+impl Live {
+    /// The figures with `started` and the window's length read now.
+    fn view(&self) -> StageStats {
+        let mut s = self.stats.clone();
+        if let Some((started, at)) = &self.measuring {
+            s.started = started.load(Ordering::SeqCst);
+            s.wall = at.elapsed();
+        }
+        s
+    }
+}
+
 impl Aggregator {
     pub fn new(total_stages: usize, interval: Duration) -> (Aggregator, mpsc::Sender<EngineEvent>, watch::Receiver<Arc<Snapshot>>) {
         let (etx, erx) = mpsc::channel(CHANNEL_DEPTH);
@@ -88,7 +107,7 @@ impl Aggregator {
     /// Runs until the engine drops its sender; returns every stage's figures.
     pub async fn run(mut self) -> Vec<StageStats> {
         let mut finished: Vec<Arc<StageStats>> = Vec::new();
-        let mut current: Option<(StageStats, Option<(Arc<AtomicU64>, Instant)>)> = None;
+        let mut current: Option<Live> = None;
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut batch = Vec::with_capacity(256);
@@ -102,21 +121,21 @@ impl Aggregator {
                     for ev in batch.drain(..) {
                         match ev {
                             EngineEvent::StageStarted(info) => {
-                                current = Some((StageStats::new(info), None));
+                                current = Some(Live { stats: StageStats::new(info), measuring: None });
                                 changed_stage = true;
                             }
                             EngineEvent::Measuring { started } => {
-                                if let Some((_, m)) = &mut current {
-                                    *m = Some((started, Instant::now()));
+                                if let Some(live) = &mut current {
+                                    live.measuring = Some((started, Instant::now()));
                                 }
                             }
                             EngineEvent::Record { warmup, record } => {
-                                if let Some((stats, _)) = &mut current {
-                                    if warmup { stats.warmup_done += 1 } else { stats.record(&record) }
+                                if let Some(live) = &mut current {
+                                    if warmup { live.stats.warmup_done += 1 } else { live.stats.record(&record) }
                                 }
                             }
                             EngineEvent::StageFinished { wall, started, interrupted } => {
-                                if let Some((mut stats, _)) = current.take() {
+                                if let Some(Live { mut stats, .. }) = current.take() {
                                     stats.wall = wall;
                                     stats.started = started;
                                     stats.interrupted = interrupted;
@@ -135,11 +154,8 @@ impl Aggregator {
             }
         }
         // A stage cut short by an interrupt still counts: close it with what it has.
-        if let Some((mut stats, m)) = current.take() {
-            if let Some((started, at)) = m {
-                stats.started = started.load(Ordering::SeqCst);
-                stats.wall = at.elapsed();
-            }
+        if let Some(live) = current.take() {
+            let mut stats = live.view();
             stats.interrupted = true;
             finished.push(Arc::new(stats));
         }
@@ -150,18 +166,10 @@ impl Aggregator {
             .collect()
     }
 
-    fn publish(&self, finished: &[Arc<StageStats>], current: &Option<(StageStats, Option<(Arc<AtomicU64>, Instant)>)>, done: bool) {
-        let current = current.as_ref().map(|(stats, m)| {
-            let mut s = stats.clone();
-            if let Some((started, at)) = m {
-                s.started = started.load(Ordering::SeqCst);
-                s.wall = at.elapsed();
-            }
-            s
-        });
+    fn publish(&self, finished: &[Arc<StageStats>], current: &Option<Live>, done: bool) {
         let snap = Snapshot {
             finished: finished.to_vec(),
-            current,
+            current: current.as_ref().map(Live::view),
             total_stages: self.total_stages,
             done,
         };

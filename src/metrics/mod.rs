@@ -266,8 +266,10 @@ mod tests {
 
     #[test]
     fn outcomes_are_counted_apart_and_failures_by_kind() {
-        let mut s = StageStats::default();
-        s.started = 4;
+        let mut s = StageStats {
+            started: 4,
+            ..StageStats::default()
+        };
         s.record(&rec(Outcome::Ok, 100));
         s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));
         s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));

@@ -113,8 +113,8 @@ mod tests {
         let src = "a = 1\nbé = 2\n";
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 6), (2, 1));
-        // 'é' is two bytes: the '=' after "bé " is the 4th character.
-        assert_eq!(line_col(src, 10), (2, 5));
+        // 'é' is two bytes: the "=" after "bé " is the 4th character.
+        assert_eq!(line_col(src, 10), (2, 4));
         assert_eq!(line_col(src, 999), (3, 1));
     }
 }

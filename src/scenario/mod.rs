@@ -43,9 +43,9 @@ pub struct Target {
     /// Name of the environment variable holding the key (never the key itself).
     pub api_key_env: String,
     pub stream: bool,
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(serialize_with = "ser_secs", rename = "timeout_s")]
     pub timeout: Duration,
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(serialize_with = "ser_secs", rename = "connect_timeout_s")]
     pub connect_timeout: Duration,
 }
 

@@ -1,1 +1,189 @@
+use super::*;
 
+const MINIMAL: &str = r#"
+name = "t"
+[target]
+base_url = "mock"
+model = "m"
+[prompts]
+list = ["hello"]
+[[stage]]
+concurrency = 4
+requests = 10
+"#;
+
+fn errors(src: &str) -> Vec<String> {
+    match Scenario::parse(src, "s.toml", None) {
+        Ok(_) => panic!("expected an error for:\n{src}"),
+        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[test]
+fn minimal_scenario_gets_defaults() {
+    let s = Scenario::parse(MINIMAL, "s.toml", None).unwrap();
+    assert_eq!(s.target.base_url, BaseUrl::Mock);
+    assert_eq!(s.target.api_key_env, "OPENAI_API_KEY");
+    assert_eq!(s.target.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(s.stages[0].name, "4-way");
+    assert_eq!(s.stages[0].load, Load::Closed { concurrency: 4 });
+    assert_eq!(s.stages[0].requests, Some(10));
+    assert_eq!(s.mock, MockConfig::default());
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let src = MINIMAL.replace("concurrency = 4", "concurency = 4");
+    let e = errors(&src);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("s.toml:9:1: unknown field `concurency`"), "{}", e[0]);
+}
+
+#[test]
+fn wrong_type_names_the_value() {
+    let e = errors(&MINIMAL.replace("requests = 10", "requests = \"ten\""));
+    assert!(e[0].starts_with("s.toml:10:12:"), "{}", e[0]);
+    assert!(e[0].contains("invalid type"), "{}", e[0]);
+}
+
+#[test]
+fn zero_and_negative_counts_are_rejected_in_place() {
+    let e = errors(&MINIMAL.replace("concurrency = 4", "concurrency = 0"));
+    assert!(e[0].starts_with("s.toml:9:15:"), "{}", e[0]);
+    assert!(e[0].contains("nonzero"), "{}", e[0]);
+    let e = errors(&MINIMAL.replace("requests = 10", "requests = -5"));
+    assert!(e[0].starts_with("s.toml:10:12:"), "{}", e[0]);
+}
+
+#[test]
+fn syntax_error_is_one_line_with_position() {
+    let e = errors("name = \"t\"\n[target\nbase_url = 1\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("s.toml:2:"), "{}", e[0]);
+    assert!(!e[0].contains('\n'), "{}", e[0]);
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    let src = r#"
+[target]
+base_url = "ftp://x"
+model = ""
+[prompts]
+list = []
+[[stage]]
+concurrency = 2
+[[stage]]
+name = "a"
+requests = 1
+duration = "0s"
+"#;
+    let e = errors(src);
+    let all = e.join("\n");
+    assert!(all.contains("s.toml:3:12: base_url must start with http:// or https://"), "{all}");
+    assert!(all.contains("s.toml:4:9: target.model must not be empty"), "{all}");
+    assert!(all.contains("s.toml:6:8: prompts.list is empty"), "{all}");
+    assert!(all.contains("give `requests` or `duration`"), "{all}");
+    assert!(
+        all.contains("s.toml:12:12: stage \"a\": duration must be greater than zero"),
+        "{all}"
+    );
+    assert_eq!(e.len(), 5, "{all}");
+}
+
+#[test]
+fn missing_prompts_file_names_the_field() {
+    let src = MINIMAL.replace("list = [\"hello\"]", "file = \"nope.jsonl\"");
+    let e = errors(&src);
+    assert!(e[0].starts_with("s.toml:7:8: prompts.file \"nope.jsonl\": cannot read"), "{}", e[0]);
+}
+
+#[test]
+fn prompts_need_exactly_one_source() {
+    let e = errors(&MINIMAL.replace("list = [\"hello\"]", "list = [\"a\"]\ntemplate = \"b\""));
+    assert!(e[0].contains("exactly one of `list`, `template` or `file`"), "{}", e[0]);
+}
+
+#[test]
+fn jsonl_prompts_are_checked_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.jsonl"),
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n\n{\"prompt\":\"x\"}\n[1]\n",
+    )
+    .unwrap();
+    let src = MINIMAL.replace("list = [\"hello\"]", "file = \"p.jsonl\"");
+    let e = match Scenario::parse(&src, "s.toml", Some(dir.path())) {
+        Ok(_) => panic!("line 4 is not an object"),
+        Err(e) => e.problems[0].to_string(),
+    };
+    assert!(e.contains("p.jsonl:4: expected an object with a `messages` array"), "{e}");
+
+    std::fs::write(
+        dir.path().join("p.jsonl"),
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n{\"prompt\":\"x\"}\n",
+    )
+    .unwrap();
+    let s = Scenario::parse(&src, "s.toml", Some(dir.path())).unwrap();
+    assert_eq!(s.prompts.len(), Some(2));
+    assert_eq!(s.prompts.prompt(0).messages.get(), r#"[{"content":"hi","role":"user"}]"#);
+    assert_eq!(
+        s.prompts.prompt(3).messages.get(),
+        r#"[{"content":"x","role":"user"}]"#,
+        "fixed prompts cycle"
+    );
+}
+
+#[test]
+fn template_substitutes_request_number_and_system() {
+    let src = MINIMAL.replace("list = [\"hello\"]", "template = \"compute {i}!\"\nsystem = \"be brief\"");
+    let s = Scenario::parse(&src, "s.toml", None).unwrap();
+    assert_eq!(
+        s.prompts.prompt(7).messages.get(),
+        r#"[{"content":"be brief","role":"system"},{"content":"compute 7!","role":"user"}]"#
+    );
+}
+
+#[test]
+fn durations_accept_text_and_seconds() {
+    let s = Scenario::parse(&MINIMAL.replace("requests = 10", "duration = \"1m 30s\""), "s.toml", None).unwrap();
+    assert_eq!(s.stages[0].duration, Some(Duration::from_secs(90)));
+    let s = Scenario::parse(&MINIMAL.replace("requests = 10", "duration = 2.5"), "s.toml", None).unwrap();
+    assert_eq!(s.stages[0].duration, Some(Duration::from_millis(2500)));
+    let e = errors(&MINIMAL.replace("requests = 10", "duration = \"soon\""));
+    assert!(e[0].contains("invalid duration \"soon\""), "{}", e[0]);
+}
+
+#[test]
+fn mock_section_needs_mock_target_and_sane_knobs() {
+    let src = MINIMAL.replace("base_url = \"mock\"", "base_url = \"http://127.0.0.1:9/v1\"") + "[mock]\nerror_rate = 2\n";
+    let all = errors(&src).join("\n");
+    assert!(all.contains("[mock] is only used with target.base_url = \"mock\""), "{all}");
+    assert!(all.contains("mock.error_rate must be between 0 and 1"), "{all}");
+}
+
+#[test]
+fn duplicate_stage_names_are_rejected() {
+    let src = MINIMAL.to_string() + "[[stage]]\nconcurrency = 4\nrequests = 1\n";
+    assert!(errors(&src)[0].contains("name \"4-way\" is used twice"));
+}
+
+#[test]
+fn redacted_url_drops_credentials_and_query() {
+    let u = reqwest::Url::parse("https://user:secret@api.example.com/v1?key=abc").unwrap();
+    assert_eq!(redact_url(&u), "https://api.example.com/v1?REDACTED");
+}
+
+#[test]
+fn garbage_input_never_panics() {
+    for src in [
+        "",
+        "\u{0}\u{1}",
+        "[[stage]]\n[[stage]]",
+        "target = 5",
+        "[target]\nbase_url = []",
+        "ＸＸ = 'ｙ'\n[target]",
+    ] {
+        assert!(Scenario::parse(src, "s.toml", None).is_err());
+    }
+}

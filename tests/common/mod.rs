@@ -1,0 +1,94 @@
+//! Helpers for tests that drive the real binary. All traffic stays on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llmload"));
+    c.env_remove("OPENAI_API_KEY").stdin(Stdio::null());
+    c
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command to the end, killing it (and failing the test) after `limit`.
+pub fn run(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn llmload");
+    wait(child, limit)
+}
+
+pub fn wait(mut child: Child, limit: Duration) -> Output {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("llmload did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// Writes a scenario into a fresh temp dir; returns (dir guard, path).
+pub fn scenario(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// A quick scenario on the embedded mock with the given mock and stage tables.
+pub fn quick(mock: &str, stages: &str) -> String {
+    format!(
+        "name = \"quick\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\n{mock}\n[prompts]\ntemplate = \"hello {{i}}\"\n{stages}"
+    )
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Checks a result JSON against the committed schema.
+pub fn assert_schema_valid(v: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo_path("docs/result.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "result does not match docs/result.schema.json:\n{}",
+        errors.join("\n")
+    );
+}

@@ -1,0 +1,34 @@
+"""Calls the llmload mock through the official openai Python client.
+
+Usage: openai_client.py BASE_URL
+Prints one JSON line with what the client parsed, for tests/interop.rs to check.
+"""
+import json
+import sys
+
+from openai import OpenAI
+
+client = OpenAI(base_url=sys.argv[1], api_key="not-needed", max_retries=0, timeout=10)
+models = client.models.list()
+resp = client.chat.completions.create(
+    model="gpt-4.1",
+    messages=[
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "say five words please"},
+    ],
+    max_tokens=5,
+)
+error = None
+try:
+    client.chat.completions.create(model="gpt-4.1", messages=[])
+except Exception as e:  # the client maps the mock's 400 to its own error type
+    error = {"type": type(e).__name__, "status": getattr(e, "status_code", None)}
+print(json.dumps({
+    "models": [m.id for m in models.data],
+    "object": resp.object,
+    "model": resp.model,
+    "content": resp.choices[0].message.content,
+    "finish_reason": resp.choices[0].finish_reason,
+    "usage": resp.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}),
+    "error": error,
+}))

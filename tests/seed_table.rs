@@ -1,0 +1,77 @@
+//! The seed comparison table, reproduced on the embedded mock (issue: core).
+//! Tolerance ±15 % per cell, as the mock's latency model (80 ms + 2 ms per request in
+//! flight) predicts the shape; nothing here is hard-coded in the binary.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn seed_comparison_reproduces_the_reference_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg(repo_path("scenarios/seed-comparison.toml"))
+        .arg("--headless")
+        .arg("--json")
+        .arg(&json);
+    let out = run(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "exit {:?}\n{}", out.status, out.stderr);
+
+    // (mode, wall time s, mean latency ms, throughput req/s)
+    let reference = [
+        ("sequential", 8.2, 82.0, 12.0),
+        ("10-way", 1.1, 110.0, 91.0),
+        ("20-way", 0.6, 120.0, 166.0),
+        ("50-way", 0.4, 180.0, 250.0),
+    ];
+    let v = read_json(&json);
+    assert_schema_valid(&v);
+    let stages = v["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 4);
+    let within = |got: f64, want: f64| (got - want).abs() <= 0.15 * want;
+    let mut report = String::new();
+    for (s, (name, wall, mean, rps)) in stages.iter().zip(reference) {
+        assert_eq!(s["name"], name);
+        assert_eq!(s["requests"]["ok"], 100, "{name}");
+        let got = (
+            s["wall_time_s"].as_f64().unwrap(),
+            s["latency_ms"]["mean"].as_f64().unwrap(),
+            s["throughput"]["requests_per_s"].as_f64().unwrap(),
+        );
+        report.push_str(&format!(
+            "{name}: wall {:.2} s (ref {wall}), mean {:.1} ms (ref {mean}), {:.1} req/s (ref {rps})\n",
+            got.0, got.1, got.2
+        ));
+        assert!(
+            within(got.0, wall) && within(got.1, mean) && within(got.2, rps),
+            "outside ±15 %:\n{report}"
+        );
+    }
+
+    // The printed table carries the same rows, seed columns first.
+    let header = out.stdout.lines().next().unwrap();
+    let cols: Vec<&str> = header.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(
+        cols,
+        [
+            "mode",
+            "100 requests",
+            "mean latency",
+            "throughput",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "errors"
+        ]
+    );
+    for (name, ..) in reference {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(name)),
+            "no row for {name}:\n{}",
+            out.stdout
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! Pointing llmload at other servers (started here, on 127.0.0.1): overrides, the API
+//! key, stop on SIGINT, and the standalone mock.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(60);
+const KEY: &str = "sk-test-SECRET-4f9a2c";
+
+/// A minimal OpenAI-style server that records the Authorization headers it sees and
+/// answers model "bad" with a 401 that echoes the key, as some real servers do.
+fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |headers: HeaderMap, body: axum::Json<Value>| {
+            let seen = s2.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default();
+                seen.lock().unwrap().push(auth.clone());
+                if body["model"] == "bad" {
+                    let msg = format!("Incorrect API key provided: {}", auth.trim_start_matches("Bearer "));
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})),
+                    );
+                }
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({
+                        "id": "x", "object": "chat.completion", "model": body["model"],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+                    })),
+                )
+            }
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app)
+                .await
+                .unwrap();
+        });
+    });
+    (format!("http://{addr}/v1"), seen)
+}
+
+fn seed_with(url: &str, model: &str, json: &std::path::Path) -> std::process::Command {
+    let mut c = bin();
+    c.args(["run", "--headless", "--base-url", url, "--model", model, "--json"])
+        .arg(json)
+        .arg(repo_path("scenarios/seed-comparison.toml"));
+    c
+}
+
+#[test]
+fn base_url_and_model_flags_retarget_the_scenario_and_send_the_key() {
+    let (url, seen) = recording_server();
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("r.json");
+    let mut c = seed_with(&url, "served-model", &json);
+    c.env("OPENAI_API_KEY", KEY);
+    let out = run(c, LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_schema_valid(&v);
+    assert_eq!(v["target"]["base_url"], url.as_str());
+    assert_eq!(v["stages"][3]["model"], "served-model");
+    assert_eq!(
+        v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["requests"]["ok"].as_u64().unwrap())
+            .sum::<u64>(),
+        400
+    );
+    assert_eq!(v["stages"][0]["tokens"]["completion"], 700, "usage from the server is summed");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 400);
+    assert!(seen.iter().all(|a| a == &format!("Bearer {KEY}")));
+}
+
+#[test]
+fn the_key_never_appears_in_any_output() {
+    let (url, _seen) = recording_server();
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("r.json");
+    let mut c = seed_with(&url, "bad", &json);
+    c.env("OPENAI_API_KEY", KEY);
+    let out = run(c, LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = std::fs::read_to_string(&json).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["stages"][0]["failures"]["http_4xx"], 100);
+    let example = v["stages"][0]["failure_examples"]["http_4xx"].as_str().unwrap();
+    assert_eq!(example, "HTTP 401: Incorrect API key provided: [REDACTED]");
+    for (what, s) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("json", &text)] {
+        assert!(!s.contains(KEY), "the key leaked into {what}");
+    }
+    assert!(out.stdout.contains("http_4xx ×100 — HTTP 401"), "{}", out.stdout);
+}
+
+#[test]
+fn a_missing_key_is_a_note_not_an_error() {
+    let (url, seen) = recording_server();
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("r.json");
+    let out = run(seed_with(&url, "m", &json), LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("note: $OPENAI_API_KEY is not set"), "{}", out.stderr);
+    assert!(seen.lock().unwrap().iter().all(String::is_empty));
+}
+
+#[test]
+fn unreachable_server_fails_as_connect_not_panic() {
+    // Bind then drop: nothing listens on that port now.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("r.json");
+    let out = run(seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json), LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_eq!(v["stages"][0]["failures"]["connect"], 100);
+    assert!(v["stages"][0]["latency_ms"].is_null());
+    assert_schema_valid(&v);
+}
+
+#[test]
+fn sigint_stops_the_run_and_still_writes_the_result() {
+    // A server that accepts and never answers: requests hang until the stop cancels them.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("r.json");
+    let child = seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first accepted connection proves a request is in flight.
+    let (_conn, _) = listener.accept().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = wait(child, LIMIT);
+    assert_eq!(out.status.code(), Some(130), "{}", out.stderr);
+    assert!(out.stderr.contains("stopping"), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_schema_valid(&v);
+    assert_eq!(v["interrupted"], true);
+    let s = &v["stages"][0];
+    assert_eq!(s["interrupted"], true);
+    assert_eq!(s["requests"]["started"], 1);
+    assert_eq!(
+        s["requests"]["cancelled"], 1,
+        "the hung request is cancelled after the grace period"
+    );
+    assert_eq!(v["stages"].as_array().unwrap().len(), 1, "no stage starts after a stop");
+    assert!(out.stdout.contains("sequential (stopped)"), "{}", out.stdout);
+}
+
+#[test]
+fn standalone_mock_serves_openai_shapes() {
+    let mut child = bin()
+        .args(["mock", "--port", "0", "--base-latency-ms", "5", "--output-tokens", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .expect("mock prints its URL")
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let result = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let models: Value = http.get(format!("{url}/models")).send().await?.json().await?;
+        let ok = http
+            .post(format!("{url}/chat/completions"))
+            .json(&json!({"model": "x", "messages": [{"role": "user", "content": "one two three"}]}))
+            .send()
+            .await?;
+        let ok_status = ok.status().as_u16();
+        let ok: Value = ok.json().await?;
+        let bad = http.post(format!("{url}/chat/completions")).body("{not json").send().await?;
+        let bad_status = bad.status().as_u16();
+        let bad: Value = bad.json().await?;
+        let nomsg = http
+            .post(format!("{url}/chat/completions"))
+            .json(&json!({"model": "x"}))
+            .send()
+            .await?;
+        let nomsg_status = nomsg.status().as_u16();
+        let nomsg: Value = nomsg.json().await?;
+        Ok::<_, reqwest::Error>((models, ok_status, ok, bad_status, bad, nomsg_status, nomsg))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (models, ok_status, ok, bad_status, bad, nomsg_status, nomsg) = result.unwrap();
+    assert_eq!(models["object"], "list");
+    assert_eq!(ok_status, 200);
+    assert_eq!(ok["object"], "chat.completion");
+    assert_eq!(ok["model"], "x");
+    assert_eq!(ok["usage"], json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}));
+    assert_eq!(
+        ok["choices"][0]["message"]["content"].as_str().unwrap().split_whitespace().count(),
+        4
+    );
+    assert_eq!(bad_status, 400);
+    assert_eq!(bad["error"]["type"], "invalid_request_error");
+    assert_eq!((nomsg_status, nomsg["error"]["param"].as_str()), (400, Some("messages")));
+}
+
+#[test]
+fn mock_rejects_bad_knobs() {
+    let out = run(
+        {
+            let mut c = bin();
+            c.args(["mock", "--port", "0", "--error-rate", "3"]);
+            c
+        },
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.stderr.trim(), "error: --error-rate must be between 0 and 1, got 3");
+}
