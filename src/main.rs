@@ -49,6 +49,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     };
     if let Some(url) = &args.base_url {
         match parse_base_url(url) {
+            _ if url.trim() == "mock" => scenario.target.base_url = BaseUrl::Mock,
             Ok(u) => scenario.target.base_url = BaseUrl::Url(u),
             Err(msg) => {
                 eprintln!("error: --base-url: {msg}");

@@ -236,3 +236,37 @@ fn bad_input_is_one_line_and_exit_2() {
         out.stderr
     );
 }
+
+#[test]
+fn mock_jitter_is_bounded_and_seeded() {
+    // base 40 ms ± 20 ms, one request at a time: every latency within [20, 60] ms plus
+    // client overhead, spread out, and the same seed gives the same draw twice.
+    let stages = "[[stage]]\nname = \"j\"\nconcurrency = 1\nrequests = 30\n";
+    let (d, path) = scenario(&quick(
+        "base_latency_ms = 40\nper_inflight_ms = 0\njitter_ms = 20\nseed = 42",
+        stages,
+    ));
+    let mut means = Vec::new();
+    for i in 0..2 {
+        let json = d.path().join(format!("r{i}.json"));
+        let out = run(
+            {
+                let mut c = bin();
+                c.args(["run", "--json"]).arg(&json).arg(&path);
+                c
+            },
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", out.stderr);
+        let l = read_json(&json)["stages"][0]["latency_ms"].clone();
+        let (min, max, sd) = (
+            l["min"].as_f64().unwrap(),
+            l["max"].as_f64().unwrap(),
+            l["stddev"].as_f64().unwrap(),
+        );
+        assert!(min >= 20.0 && max <= 70.0, "min {min} max {max}");
+        assert!(sd > 4.0, "jitter should spread latencies, stddev {sd}");
+        means.push(l["mean"].as_f64().unwrap());
+    }
+    assert!((means[0] - means[1]).abs() < 2.0, "same seed, same draws: {means:?}");
+}
