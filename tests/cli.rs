@@ -57,18 +57,7 @@ fn json_file_is_written_and_table_printed() {
 #[test]
 fn schema_rejects_a_broken_result() {
     // Guards the schema test itself: a result missing a required count must fail.
-    let (d, path) = scenario(&quick("base_latency_ms = 0\nper_inflight_ms = 0", &fast_stages(3, 1)));
-    let json = d.path().join("r.json");
-    let out = run(
-        {
-            let mut c = bin();
-            c.args(["run", "--json"]).arg(&json).arg(&path);
-            c
-        },
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", out.stderr);
-    let mut v = read_json(&json);
+    let (_, mut v) = run_scenario(&quick("base_latency_ms = 0\nper_inflight_ms = 0", &fast_stages(3, 1)));
     v["stages"][0]["requests"].as_object_mut().unwrap().remove("started");
     let r = std::panic::catch_unwind(|| assert_schema_valid(&v));
     assert!(r.is_err(), "schema accepted a stage without requests.started");
@@ -78,21 +67,10 @@ fn schema_rejects_a_broken_result() {
 fn every_request_is_accounted_and_failures_counted_by_kind() {
     let stages =
         "[[stage]]\nname = \"a\"\nconcurrency = 8\nrequests = 400\nwarmup = 16\n[[stage]]\nname = \"b\"\nconcurrency = 3\nrequests = 50\n";
-    let (d, path) = scenario(&quick(
+    let (out, v) = run_scenario(&quick(
         "base_latency_ms = 1\nper_inflight_ms = 0\nerror_rate = 0.3\nseed = 7",
         stages,
     ));
-    let json = d.path().join("r.json");
-    let out = run(
-        {
-            let mut c = bin();
-            c.args(["run", "--json"]).arg(&json).arg(&path);
-            c
-        },
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", out.stderr);
-    let v = read_json(&json);
     assert_schema_valid(&v);
     for (s, planned) in v["stages"].as_array().unwrap().iter().zip([400, 50]) {
         let r = &s["requests"];
@@ -124,18 +102,8 @@ fn every_request_is_accounted_and_failures_counted_by_kind() {
 fn duration_stage_stops_near_its_duration() {
     // 4 workers × 50 ms per request for 0.5 s: about 40 requests, all finished.
     let stages = "[[stage]]\nname = \"d\"\nconcurrency = 4\nduration = \"500ms\"\n";
-    let (d, path) = scenario(&quick("base_latency_ms = 50\nper_inflight_ms = 0", stages));
-    let json = d.path().join("r.json");
-    let out = run(
-        {
-            let mut c = bin();
-            c.args(["run", "--json"]).arg(&json).arg(&path);
-            c
-        },
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", out.stderr);
-    let s = &read_json(&json)["stages"][0];
+    let (out, v) = run_scenario(&quick("base_latency_ms = 50\nper_inflight_ms = 0", stages));
+    let s = &v["stages"][0];
     let ok = s["requests"]["ok"].as_u64().unwrap();
     let wall = s["wall_time_s"].as_f64().unwrap();
     assert!((32..=44).contains(&ok), "ok = {ok}");

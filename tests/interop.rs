@@ -3,8 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn python() -> std::path::PathBuf {
@@ -22,19 +21,7 @@ fn python() -> std::path::PathBuf {
 #[test]
 fn official_openai_client_accepts_the_mock() {
     let py = python();
-    let mut mock = bin()
-        .args(["mock", "--port", "0", "--base-latency-ms", "1", "--per-inflight-ms", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(mock.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .expect("mock prints its URL")
-        .to_string();
+    let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
     let mut cmd = Command::new(py);
     cmd.arg(repo_path("tests/interop/openai_client.py"))
         .arg(&url)

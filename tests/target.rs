@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -183,19 +182,7 @@ fn sigint_stops_the_run_and_still_writes_the_result() {
 
 #[test]
 fn standalone_mock_serves_openai_shapes() {
-    let mut child = bin()
-        .args(["mock", "--port", "0", "--base-latency-ms", "5", "--output-tokens", "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .expect("mock prints its URL")
-        .to_string();
+    let (mut child, url) = spawn_mock(&["--base-latency-ms", "5", "--output-tokens", "4"]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let result = rt.block_on(async {
         let http = reqwest::Client::new();

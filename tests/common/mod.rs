@@ -92,3 +92,43 @@ pub fn assert_schema_valid(v: &serde_json::Value) {
         errors.join("\n")
     );
 }
+
+/// `llmload ARGS…`
+pub fn cmd(args: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(args);
+    c
+}
+
+/// Runs a scenario text with `run --json`, asserts success, returns output and result.
+pub fn run_scenario(text: &str) -> (Output, serde_json::Value) {
+    let (d, path) = scenario(text);
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "exit {:?}: {}", out.status, out.stderr);
+    let v = read_json(&json);
+    (out, v)
+}
+
+/// Starts `llmload mock --port 0 ARGS…`; returns the child and its API root.
+pub fn spawn_mock(args: &[&str]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd(&["mock", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .expect("mock prints its URL")
+        .to_string();
+    (child, url)
+}
