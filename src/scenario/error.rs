@@ -78,7 +78,12 @@ impl<'a> Problems<'a> {
         });
     }
 
-    pub fn into_result<T>(self, value: T) -> Result<T, ScenarioError> {
+    /// Problems in file order (sections are checked in key order, not file order).
+    pub fn into_result<T>(mut self, value: T) -> Result<T, ScenarioError> {
+        self.list.sort_by_key(|p| match p.location {
+            Location::Span { line, col } => (0, line, col),
+            _ => (1, 0, 0),
+        });
         if self.list.is_empty() {
             Ok(value)
         } else {

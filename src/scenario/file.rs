@@ -4,23 +4,115 @@
 use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::error::Problems;
 
 use crate::mock::MockConfig;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The file's sections, each deserialized on its own so that one broken section does
+/// not hide the problems of the others.
+#[derive(Debug)]
 pub struct ScenarioFile {
     pub name: Option<String>,
     pub description: Option<String>,
     pub target: TargetFile,
     pub mock: Option<Spanned<MockConfig>>,
     pub prompts: Spanned<PromptsFile>,
-    #[serde(default)]
     pub request: RequestFile,
-    #[serde(rename = "stage")]
+    /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
+}
+
+const SECTIONS: &str = "`name`, `description`, `target`, `mock`, `prompts`, `request`, `stage`";
+
+impl ScenarioFile {
+    /// Parses the document, reporting every syntax error, then every section (and every
+    /// stage) that does not fit its type. None if anything was reported.
+    pub(super) fn parse(src: &str, p: &mut Problems<'_>) -> Option<ScenarioFile> {
+        let (root, syntax) = DeTable::parse_recoverable(src);
+        if !syntax.is_empty() {
+            for e in syntax {
+                p.at(e.span(), one_line(e.message()));
+            }
+            return None;
+        }
+        let before = p.list.len();
+        let mut present = Vec::new();
+        let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
+            (None, None, None, None, None, None, None);
+        for (key, value) in root.into_inner() {
+            let k = key.get_ref().to_string();
+            match k.as_str() {
+                "name" => name = section::<String>(value, "name", p),
+                "description" => description = section::<String>(value, "description", p),
+                "target" => target = section::<TargetFile>(value, "target", p),
+                "mock" => mock = section::<Spanned<MockConfig>>(value, "mock", p),
+                "prompts" => prompts = section::<Spanned<PromptsFile>>(value, "prompts", p),
+                "request" => request = section::<RequestFile>(value, "request", p),
+                "stage" => stages = stage_list(value, p),
+                other => p.at(Some(key.span()), format!("unknown key `{other}`, expected one of {SECTIONS}")),
+            }
+            present.push(k);
+        }
+        // A missing section is reported at the end of the file, where it would go.
+        let end = Some(src.len()..src.len());
+        for (key, what) in [
+            ("target", "missing [target] table (base_url and model)"),
+            ("prompts", "missing [prompts] table (list, template or file)"),
+            ("stage", "missing [[stage]]: give at least one"),
+        ] {
+            if !present.iter().any(|k| k == key) {
+                p.at(end.clone(), what);
+            }
+        }
+        if p.list.len() > before {
+            return None;
+        }
+        Some(ScenarioFile {
+            name,
+            description,
+            target: target?,
+            mock,
+            prompts: prompts?,
+            request: request.unwrap_or_default(),
+            stages: stages?,
+        })
+    }
+}
+
+/// Deserializes one section; a problem is reported at its place, prefixed with the
+/// section's name.
+fn section<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, name: &str, p: &mut Problems<'_>) -> Option<T> {
+    let span = value.span();
+    T::deserialize(value.into_deserializer())
+        .map_err(|e| p.at(e.span().or(Some(span)), format!("{name}: {}", one_line(e.message()))))
+        .ok()
+}
+
+fn stage_list(value: Spanned<DeValue<'_>>, p: &mut Problems<'_>) -> Option<Spanned<Vec<Spanned<StageFile>>>> {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        p.at(Some(span), "stage: expected an array of tables, written [[stage]]");
+        return None;
+    };
+    let mut stages = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.into_iter().enumerate() {
+        match section::<Spanned<StageFile>>(item, &format!("stage {}", i + 1), p) {
+            Some(s) => stages.push(s),
+            None => ok = false,
+        }
+    }
+    ok.then(|| Spanned::new(span, stages))
+}
+
+/// toml messages can span lines; a problem is one line.
+pub(super) fn one_line(msg: &str) -> String {
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[derive(Debug, Deserialize)]

@@ -149,12 +149,8 @@ impl Scenario {
     /// against `base_dir`.
     pub fn parse(src: &str, file: &str, base_dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
         let mut problems = Problems::new(file, src);
-        let raw: ScenarioFile = match toml::from_str(src) {
-            Ok(raw) => raw,
-            Err(e) => {
-                problems.at(e.span(), one_line(e.message()));
-                return problems.into_result(unreachable_scenario());
-            }
+        let Some(raw) = ScenarioFile::parse(src, &mut problems) else {
+            return problems.into_result(unreachable_scenario());
         };
         let scenario = validate(raw, &mut problems, base_dir.unwrap_or(Path::new(".")));
         problems.into_result(scenario)
@@ -185,11 +181,6 @@ fn unreachable_scenario() -> Scenario {
         request: RequestParams::default(),
         stages: Vec::new(),
     }
-}
-
-/// toml messages can span lines; a problem is one line.
-fn one_line(msg: &str) -> String {
-    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenario {

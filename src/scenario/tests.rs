@@ -36,7 +36,7 @@ fn unknown_key_names_line_and_column() {
     let src = MINIMAL.replace("concurrency = 4", "concurency = 4");
     let e = errors(&src);
     assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].starts_with("s.toml:9:1: unknown field `concurency`"), "{}", e[0]);
+    assert!(e[0].starts_with("s.toml:9:1: stage 1: unknown field `concurency`"), "{}", e[0]);
 }
 
 #[test]
@@ -186,4 +186,40 @@ fn garbage_input_never_panics() {
     ] {
         assert!(Scenario::parse(src, "s.toml", None).is_err());
     }
+}
+
+#[test]
+fn every_broken_section_and_stage_is_reported() {
+    let src = r#"
+nmae = "typo"
+[target]
+base_url = "mock"
+model = "m"
+stream = "yes"
+[[stage]]
+concurrency = 0
+requests = 1
+[[stage]]
+requests = 5
+[[stage]]
+requests = "x"
+"#;
+    let e = errors(src);
+    assert_eq!(
+        e,
+        [
+            "s.toml:2:1: unknown key `nmae`, expected one of `name`, `description`, `target`, `mock`, `prompts`, `request`, `stage`",
+            "s.toml:6:10: target: invalid type: string \"yes\", expected a boolean",
+            "s.toml:8:15: stage 1: invalid value: integer `0`, expected a nonzero u32",
+            "s.toml:13:12: stage 3: invalid type: string \"x\", expected a nonzero u64",
+            "s.toml:14:1: missing [prompts] table (list, template or file)",
+        ]
+    );
+}
+
+#[test]
+fn every_syntax_error_is_reported() {
+    let e = errors("a = \nb = 1\nc = ]\n");
+    assert!(e.len() >= 2, "{e:?}");
+    assert!(e[0].starts_with("s.toml:1:"), "{e:?}");
 }
