@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -31,13 +31,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// One line on stderr; a closed stderr is no reason to lose the result.
 fn note(line: &str) {
-    eprintln!("{line}");
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn load(path: &Path) -> Result<Scenario, ExitCode> {
     Scenario::load(path).map_err(|e| {
-        eprintln!("{e}");
+        note(&e.to_string());
         ExitCode::from(EXIT_BAD_INPUT)
     })
 }
@@ -52,14 +53,14 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             _ if url.trim() == "mock" => scenario.target.base_url = BaseUrl::Mock,
             Ok(u) => scenario.target.base_url = BaseUrl::Url(u),
             Err(msg) => {
-                eprintln!("error: --base-url: {msg}");
+                note(&format!("error: --base-url: {msg}"));
                 return ExitCode::from(EXIT_BAD_INPUT);
             }
         }
     }
     if let Some(model) = args.model {
         if model.trim().is_empty() {
-            eprintln!("error: --model: must not be empty");
+            note("error: --model: must not be empty");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
         scenario.target.model = model;
@@ -81,7 +82,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
+            note(&format!("error: {e}"));
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -92,21 +93,31 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         text.push('\n');
         text.push_str(&notes);
     }
-    if let Some(path) = &args.json {
-        if json_to_stdout {
+    // The result file first: a closed stdout (a pipe whose reader died on the same
+    // Ctrl-C) must not cost what was measured. Writes to std streams never panic here.
+    let mut failed = false;
+    match &args.json {
+        Some(_) if json_to_stdout => {
             let json = serde_json::to_string_pretty(result).expect("result serializes");
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{json}");
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-            if let Err(e) = result.write_atomic(path) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::from(EXIT_FAILED);
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{json}") {
+                let _ = writeln!(std::io::stderr(), "error: cannot write the result to stdout: {e}");
+                failed = true;
             }
+            let _ = write!(std::io::stderr(), "{text}");
         }
-    } else {
-        print!("{text}");
+        Some(path) => {
+            if let Err(e) = result.write_atomic(path) {
+                let _ = writeln!(std::io::stderr(), "error: cannot write {}: {e}", path.display());
+                failed = true;
+            }
+            let _ = write!(std::io::stdout().lock(), "{text}");
+        }
+        None => {
+            let _ = write!(std::io::stdout().lock(), "{text}");
+        }
+    }
+    if failed {
+        return ExitCode::from(EXIT_FAILED);
     }
     if outcome.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
@@ -130,7 +141,7 @@ fn cmd_validate(args: ValidateArgs) -> ExitCode {
                 );
             }
             Err(e) => {
-                eprintln!("{e}");
+                note(&e.to_string());
                 bad = true;
             }
         }
@@ -145,7 +156,7 @@ async fn cmd_mock(args: MockArgs) -> ExitCode {
         for p in problems {
             // Name the flag, not the scenario field: "error_rate must…" → "--error-rate must…".
             let (field, rest) = p.split_once(' ').unwrap_or((&p, ""));
-            eprintln!("error: --{} {rest}", field.replace('_', "-"));
+            note(&format!("error: --{} {rest}", field.replace('_', "-")));
         }
         return ExitCode::from(EXIT_BAD_INPUT);
     }
@@ -153,7 +164,7 @@ async fn cmd_mock(args: MockArgs) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot listen on {addr}: {e}");
+            note(&format!("error: cannot listen on {addr}: {e}"));
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -166,7 +177,7 @@ async fn cmd_mock(args: MockArgs) -> ExitCode {
     match llmload::mock::serve(listener, cfg, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: mock server: {e}");
+            note(&format!("error: mock server: {e}"));
             ExitCode::from(EXIT_FAILED)
         }
     }

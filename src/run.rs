@@ -42,7 +42,10 @@ pub struct RunOutcome {
 /// returned.
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, RunError> {
     let stop = Stop::default();
-    let signals = tokio::spawn(watch_signals(stop.clone(), opts.notes));
+    // Registered before any request leaves, so an early Ctrl-C is never the default
+    // "kill the process" that would lose the result.
+    let signals = Signals::register();
+    let signals = tokio::spawn(watch_signals(signals, stop.clone(), opts.notes));
     let out = run_with_stop(scenario, opts, stop).await;
     signals.abort();
     out
@@ -50,14 +53,16 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, Run
 
 /// As `run`, stopped by `stop` instead of signals (tests drive it directly).
 pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> Result<RunOutcome, RunError> {
-    let mock = match scenario.target.base_url {
+    let mut mock = None;
+    let (base_url, api_key) = match &scenario.target.base_url {
+        // The mock needs no key, so none is read or sent.
         BaseUrl::Mock => {
-            Some(MockServer::start(scenario.mock.clone(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(RunError::Mock)?)
+            let m = MockServer::start(scenario.mock.clone(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(RunError::Mock)?;
+            let url = reqwest::Url::parse(&m.base_url()).expect("mock URL parses");
+            mock = Some(m);
+            (url, None)
         }
-        BaseUrl::Url(_) => None,
-    };
-    let (base_url, api_key) = match (&scenario.target.base_url, &mock) {
-        (BaseUrl::Url(u), _) => {
+        BaseUrl::Url(u) => {
             let key = std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty());
             if key.is_none() {
                 (opts.notes)(&format!(
@@ -67,9 +72,6 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
             }
             (u.clone(), key)
         }
-        // The mock needs no key, so none is read or sent.
-        (BaseUrl::Mock, Some(m)) => (reqwest::Url::parse(&m.base_url()).expect("mock URL parses"), None),
-        (BaseUrl::Mock, None) => unreachable!("mock started above"),
     };
     let max_concurrency = scenario.stages.iter().map(|s| s.load.concurrency()).max().unwrap_or(1);
     let client = Arc::new(Client::new(ClientConfig {
@@ -109,47 +111,48 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
 
 /// First Ctrl-C (or SIGTERM): start nothing new, give in-flight requests STOP_GRACE.
 /// Second: cancel them now. Either way the result is still written.
-async fn watch_signals(stop: Stop, notes: fn(&str)) {
-    let mut signals = 0;
-    loop {
-        wait_signal().await;
-        signals += 1;
-        if signals == 1 {
-            notes(&format!(
-                "stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)",
-                STOP_GRACE.as_secs()
-            ));
-            stop.soft.cancel();
-            let hard = stop.hard.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(STOP_GRACE).await;
-                hard.cancel();
-            });
-        } else {
-            stop.hard.cancel();
-            return;
-        }
+async fn watch_signals(mut signals: Signals, stop: Stop, notes: fn(&str)) {
+    signals.recv().await;
+    notes(&format!(
+        "stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)",
+        STOP_GRACE.as_secs()
+    ));
+    stop.soft.cancel();
+    tokio::select! {
+        _ = tokio::time::sleep(STOP_GRACE) => {}
+        _ = signals.recv() => {}
     }
+    stop.hard.cancel();
 }
 
-async fn wait_signal() {
+/// Ctrl-C and (on unix) SIGTERM, registered at once.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                streams: signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

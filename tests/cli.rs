@@ -206,35 +206,38 @@ fn bad_input_is_one_line_and_exit_2() {
 }
 
 #[test]
-fn mock_jitter_is_bounded_and_seeded() {
+fn mock_jitter_spreads_latencies_within_bounds() {
     // base 40 ms ± 20 ms, one request at a time: every latency within [20, 60] ms plus
-    // client overhead, spread out, and the same seed gives the same draw twice.
+    // client overhead, and spread out. (Seeding is unit-tested in the mock.)
     let stages = "[[stage]]\nname = \"j\"\nconcurrency = 1\nrequests = 30\n";
-    let (d, path) = scenario(&quick(
+    let (_, v) = run_scenario(&quick(
         "base_latency_ms = 40\nper_inflight_ms = 0\njitter_ms = 20\nseed = 42",
         stages,
     ));
-    let mut means = Vec::new();
-    for i in 0..2 {
-        let json = d.path().join(format!("r{i}.json"));
-        let out = run(
-            {
-                let mut c = bin();
-                c.args(["run", "--json"]).arg(&json).arg(&path);
-                c
-            },
-            LIMIT,
-        );
-        assert!(out.status.success(), "{}", out.stderr);
-        let l = read_json(&json)["stages"][0]["latency_ms"].clone();
-        let (min, max, sd) = (
-            l["min"].as_f64().unwrap(),
-            l["max"].as_f64().unwrap(),
-            l["stddev"].as_f64().unwrap(),
-        );
-        assert!(min >= 20.0 && max <= 70.0, "min {min} max {max}");
-        assert!(sd > 4.0, "jitter should spread latencies, stddev {sd}");
-        means.push(l["mean"].as_f64().unwrap());
-    }
-    assert!((means[0] - means[1]).abs() < 2.0, "same seed, same draws: {means:?}");
+    let l = &v["stages"][0]["latency_ms"];
+    let (min, max, sd) = (
+        l["min"].as_f64().unwrap(),
+        l["max"].as_f64().unwrap(),
+        l["stddev"].as_f64().unwrap(),
+    );
+    assert!(min >= 20.0 && max <= 70.0, "min {min} max {max}");
+    assert!(sd > 4.0, "jitter should spread latencies, stddev {sd}");
+}
+
+#[test]
+fn a_closed_stdout_does_not_lose_the_result() {
+    // As when `llmload run … | head` exits first: the JSON file must still be written.
+    let (d, path) = scenario(&quick("base_latency_ms = 1\nper_inflight_ms = 0", &fast_stages(5, 1)));
+    let json = d.path().join("r.json");
+    let mut child = cmd(&["run", "--json"])
+        .arg(&json)
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(read_json(&json)["stages"][0]["requests"]["ok"], 5);
 }

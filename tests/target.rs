@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::{Value, json};
 
@@ -31,21 +32,34 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
                     .map(|v| v.to_str().unwrap().to_string())
                     .unwrap_or_default();
                 seen.lock().unwrap().push(auth.clone());
-                if body["model"] == "bad" {
-                    let msg = format!("Incorrect API key provided: {}", auth.trim_start_matches("Bearer "));
-                    return (
-                        StatusCode::UNAUTHORIZED,
-                        axum::Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})),
-                    );
+                let key = auth.trim_start_matches("Bearer ").to_string();
+                match body["model"].as_str() {
+                    // The ways a server can echo a key back: in an error message, in a
+                    // value that fails to parse, deep in a plain-text page.
+                    Some("bad") => {
+                        let msg = format!("Incorrect API key provided: {key}");
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            axum::Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})),
+                        )
+                            .into_response()
+                    }
+                    Some("decode") => (
+                        StatusCode::OK,
+                        axum::Json(json!({"choices": [{}], "usage": {"prompt_tokens": key}})),
+                    )
+                        .into_response(),
+                    Some("text") => (StatusCode::BAD_GATEWAY, format!("<html>{}{key}</html>", " \n".repeat(1500))).into_response(),
+                    _ => (
+                        StatusCode::OK,
+                        axum::Json(json!({
+                            "id": "x", "object": "chat.completion", "model": body["model"],
+                            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+                        })),
+                    )
+                        .into_response(),
                 }
-                (
-                    StatusCode::OK,
-                    axum::Json(json!({
-                        "id": "x", "object": "chat.completion", "model": body["model"],
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
-                    })),
-                )
             }
         }),
     );
@@ -103,20 +117,30 @@ fn base_url_and_model_flags_retarget_the_scenario_and_send_the_key() {
 fn the_key_never_appears_in_any_output() {
     let (url, _seen) = recording_server();
     let d = tempfile::tempdir().unwrap();
-    let json = d.path().join("r.json");
-    let mut c = seed_with(&url, "bad", &json);
-    c.env("OPENAI_API_KEY", KEY);
-    let out = run(c, LIMIT);
-    assert!(out.status.success(), "{}", out.stderr);
-    let text = std::fs::read_to_string(&json).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["stages"][0]["failures"]["http_4xx"], 100);
-    let example = v["stages"][0]["failure_examples"]["http_4xx"].as_str().unwrap();
-    assert_eq!(example, "HTTP 401: Incorrect API key provided: [REDACTED]");
-    for (what, s) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("json", &text)] {
-        assert!(!s.contains(KEY), "the key leaked into {what}");
+    for (model, kind, example) in [
+        ("bad", "http_4xx", "HTTP 401: Incorrect API key provided: [REDACTED]"),
+        (
+            "decode",
+            "decode",
+            "HTTP 200: not a chat completion (JSON of the wrong shape at line 1 column",
+        ),
+        ("text", "http_5xx", "HTTP 502: <html>"),
+    ] {
+        let json = d.path().join(format!("{model}.json"));
+        let mut c = seed_with(&url, model, &json);
+        c.env("OPENAI_API_KEY", KEY);
+        let out = run(c, LIMIT);
+        assert!(out.status.success(), "{}", out.stderr);
+        let text = std::fs::read_to_string(&json).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["stages"][0]["failures"][kind], 100, "{model}");
+        let got = v["stages"][0]["failure_examples"][kind].as_str().unwrap();
+        assert!(got.starts_with(example), "{model}: {got}");
+        // Not the key, nor any telling piece of it.
+        for (what, s) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("json", &text)] {
+            assert!(!s.contains(&KEY[..10]), "{model}: the key leaked into {what}");
+        }
     }
-    assert!(out.stdout.contains("http_4xx ×100 — HTTP 401"), "{}", out.stdout);
 }
 
 #[test]

@@ -234,37 +234,34 @@ impl Client {
         }
         let mut resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return RequestRecord::failed(classify(&e), start.elapsed(), None, 0, self.describe(&e)),
+            Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &describe(&e, &self.url)),
         };
         let status = resp.status().as_u16();
-        let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(MAX_BODY_BYTES as u64) as usize));
+        // Reserve from Content-Length only up to a small bound: the header is the
+        // server's word, and a hostile one could claim 32 MiB for every request.
+        let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize));
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if buf.len() + chunk.len() > MAX_BODY_BYTES {
                         let n = (buf.len() + chunk.len()) as u64;
-                        return RequestRecord::failed(
-                            FailureKind::BodyTooLarge,
-                            start.elapsed(),
-                            Some(status),
-                            n,
-                            format!("HTTP {status}: body larger than {MAX_BODY_BYTES} bytes"),
-                        );
+                        let detail = format!("HTTP {status}: body larger than {MAX_BODY_BYTES} bytes");
+                        return self.fail(FailureKind::BodyTooLarge, start.elapsed(), Some(status), n, &detail);
                     }
                     buf.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
                     let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::Body };
-                    return RequestRecord::failed(kind, start.elapsed(), Some(status), buf.len() as u64, self.describe(&e));
+                    return self.fail(kind, start.elapsed(), Some(status), buf.len() as u64, &describe(&e, &self.url));
                 }
             }
         }
         let latency = start.elapsed();
         let bytes = buf.len() as u64;
         if !(200..300).contains(&status) {
-            let detail = format!("HTTP {status}: {}", self.scrub(&server_message(&buf)));
-            return RequestRecord::failed(FailureKind::from_status(status), latency, Some(status), bytes, detail);
+            let detail = format!("HTTP {status}: {}", self.server_message(&buf));
+            return self.fail(FailureKind::from_status(status), latency, Some(status), bytes, &detail);
         }
         match serde_json::from_slice::<Completion>(&buf) {
             Ok(c) if !c.choices.is_empty() => RequestRecord {
@@ -279,39 +276,34 @@ impl Client {
                 ttft: None,
                 detail: None,
             },
-            Ok(_) => RequestRecord::failed(
+            Ok(_) => self.fail(
                 FailureKind::Decode,
                 latency,
                 Some(status),
                 bytes,
-                format!("HTTP {status}: response has no choices"),
+                &format!("HTTP {status}: response has no choices"),
             ),
-            Err(e) => RequestRecord::failed(
-                FailureKind::Decode,
-                latency,
-                Some(status),
-                bytes,
-                format!("HTTP {status}: not a chat completion ({e})"),
-            ),
+            // Position and category only: serde's message quotes the offending value,
+            // which may be anything the server echoed (the key included).
+            Err(e) => {
+                let what = match e.classify() {
+                    serde_json::error::Category::Syntax => "invalid JSON",
+                    serde_json::error::Category::Eof => "truncated JSON",
+                    _ => "JSON of the wrong shape",
+                };
+                let detail = format!(
+                    "HTTP {status}: not a chat completion ({what} at line {} column {})",
+                    e.line(),
+                    e.column()
+                );
+                self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail)
+            }
         }
     }
 
-    fn describe(&self, e: &reqwest::Error) -> String {
-        // without_url: the URL may carry credentials; the source chain says what happened.
-        let mut text = String::new();
-        let mut cur: Option<&dyn std::error::Error> = Some(e);
-        while let Some(err) = cur {
-            let part = err.to_string();
-            if !text.contains(&part) {
-                if !text.is_empty() {
-                    text.push_str(": ");
-                }
-                text.push_str(&part);
-            }
-            cur = err.source();
-        }
-        let text = text.replace(self.url.as_str(), "<url>");
-        self.scrub(&text)
+    /// A failure record whose detail has the key scrubbed out, then cut to length.
+    fn fail(&self, kind: FailureKind, latency: Duration, status: Option<u16>, bytes: u64, detail: &str) -> RequestRecord {
+        RequestRecord::failed(kind, latency, status, bytes, truncate(&self.scrub(detail), DETAIL_CHARS))
     }
 
     /// Removes the API key from text a server or library produced.
@@ -321,6 +313,47 @@ impl Client {
             None => text.to_string(),
         }
     }
+
+    /// The `error.message` of an OpenAI-style error body, else the start of the body,
+    /// with the key scrubbed.
+    fn server_message(&self, body: &[u8]) -> String {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+            && let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str())
+        {
+            return self.scrub(m);
+        }
+        let mut text = self.scrub(&String::from_utf8_lossy(&body[..body.len().min(SCAN_BYTES)]));
+        if body.len() > SCAN_BYTES {
+            // A key cut by the window's edge would escape the scrub: drop the tail it
+            // could be in.
+            let keep = text.len().saturating_sub(self.secret.as_ref().map_or(0, String::len));
+            text.truncate(text.floor_char_boundary(keep));
+        }
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() { "(empty body)".to_string() } else { text }
+    }
+}
+
+/// Longest failure detail kept, in characters.
+const DETAIL_CHARS: usize = 240;
+/// How much of a non-JSON error body is read for its detail.
+const SCAN_BYTES: usize = 2048;
+
+/// A transport error's source chain, without the URL (it may carry credentials).
+fn describe(e: &reqwest::Error, url: &reqwest::Url) -> String {
+    let mut text = String::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let part = err.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        cur = err.source();
+    }
+    text.replace(url.as_str(), "<url>")
 }
 
 fn classify(e: &reqwest::Error) -> FailureKind {
@@ -332,22 +365,6 @@ fn classify(e: &reqwest::Error) -> FailureKind {
         FailureKind::Body
     } else {
         FailureKind::Transport
-    }
-}
-
-/// The `error.message` of an OpenAI-style error body, else the start of the body.
-fn server_message(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
-        && let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str())
-    {
-        return truncate(m, 200);
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(400)]);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.is_empty() {
-        "(empty body)".to_string()
-    } else {
-        truncate(&text, 200)
     }
 }
 
@@ -382,13 +399,47 @@ mod tests {
         }
     }
 
+    const KEY: &str = "sk-unit-SECRET-0123456789";
+
+    fn client() -> Client {
+        Client::new(ClientConfig {
+            base_url: reqwest::Url::parse("http://127.0.0.1:9/v1").unwrap(),
+            api_key: Some(KEY.to_string()),
+            api_key_env: "K".into(),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            pool_size: 1,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn server_message_prefers_openai_error() {
-        assert_eq!(server_message(br#"{"error":{"message":"model not found"}}"#), "model not found");
+        let c = client();
+        assert_eq!(c.server_message(br#"{"error":{"message":"model not found"}}"#), "model not found");
         assert_eq!(
-            server_message(b"<html>\n <b>Bad Gateway</b></html>"),
+            c.server_message(b"<html>\n <b>Bad Gateway</b></html>"),
             "<html> <b>Bad Gateway</b></html>"
         );
-        assert_eq!(server_message(b""), "(empty body)");
+        assert_eq!(c.server_message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn the_key_is_scrubbed_wherever_it_sits_in_a_body() {
+        let c = client();
+        let echo = format!(r#"{{"error":{{"message":"{} bad key {KEY}"}}}}"#, "x".repeat(300));
+        let cases = [
+            echo.into_bytes(),
+            format!("{}{KEY}", "y".repeat(100)).into_bytes(),
+            // The key straddles the scan window's edge, behind a run of whitespace that
+            // collapses: no prefix of it may survive.
+            format!("a{}{KEY}tail", " ".repeat(SCAN_BYTES - 10)).into_bytes(),
+        ];
+        for body in cases {
+            let rec = c.fail(FailureKind::Http4xx, Duration::ZERO, Some(401), 0, &c.server_message(&body));
+            let detail = rec.detail.unwrap();
+            assert!(!detail.contains(&KEY[..8]), "{detail}");
+            assert!(detail.chars().count() <= DETAIL_CHARS + 1, "{detail}");
+        }
     }
 }

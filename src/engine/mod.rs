@@ -2,7 +2,7 @@
 //! one RequestRecord sent to the aggregator. It never knows who watches.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, RequestRecord};
 use crate::metrics::{EngineEvent, StageInfo};
 use crate::scenario::{Load, Scenario, Stage};
+
+/// Grace period for in-flight requests after a stop, before they are cancelled.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How a run is stopped from outside.
 #[derive(Clone, Default)]
@@ -43,6 +46,15 @@ struct Phase {
     end: u64,
     deadline: Option<Instant>,
     started: Arc<AtomicU64>,
+    /// Set when a stop cut the phase short (work was left undone).
+    stopped: AtomicBool,
+}
+
+impl Phase {
+    /// Whether the phase's own limits (count or deadline) are reached.
+    fn exhausted(&self) -> bool {
+        self.next.load(Ordering::Relaxed) >= self.end || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 impl Engine {
@@ -67,7 +79,23 @@ impl Engine {
         }
     }
 
-    /// Runs every stage in order; returns true if the run was stopped early.
+    fn phase(&self, stage: &Stage, warmup: bool, first: u64, end: u64, deadline: Option<Instant>) -> Arc<Phase> {
+        Arc::new(Phase {
+            scenario: self.scenario.clone(),
+            client: self.client.clone(),
+            events: self.events.clone(),
+            stop: self.stop.clone(),
+            model: self.scenario.stage_model(stage).to_string(),
+            warmup,
+            next: AtomicU64::new(first),
+            end,
+            deadline,
+            started: Arc::new(AtomicU64::new(0)),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs every stage in order; returns true if a stop cut the run short.
     pub async fn run(self) -> bool {
         for (index, stage) in self.scenario.stages.iter().enumerate() {
             if self.stop.soft.is_cancelled() {
@@ -77,29 +105,25 @@ impl Engine {
             if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
                 return true;
             }
-            let model = self.scenario.stage_model(stage).to_string();
             let Load::Closed { concurrency } = stage.load;
             if stage.warmup > 0 {
-                self.closed_loop(concurrency, model.clone(), true, 0, stage.warmup, None, Arc::new(AtomicU64::new(0)))
-                    .await;
+                closed_loop(concurrency, self.phase(stage, true, 0, stage.warmup, None)).await;
             }
-            let started = Arc::new(AtomicU64::new(0));
-            let _ = self.events.send(EngineEvent::Measuring { started: started.clone() }).await;
             let t0 = Instant::now();
-            let end = stage.requests.map_or(u64::MAX, |n| stage.warmup + n);
-            self.closed_loop(
-                concurrency,
-                model,
-                false,
-                stage.warmup,
-                end,
-                stage.duration.map(|d| t0 + d),
-                started.clone(),
-            )
-            .await;
+            let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
+            // Durations are capped at validation, so this never overflows in practice;
+            // if it did, the stage would simply run to its request count.
+            let phase = self.phase(stage, false, stage.warmup, end, stage.duration.and_then(|d| t0.checked_add(d)));
+            let _ = self
+                .events
+                .send(EngineEvent::Measuring {
+                    started: phase.started.clone(),
+                })
+                .await;
+            closed_loop(concurrency, phase.clone()).await;
             let wall = t0.elapsed();
-            let interrupted = self.stop.soft.is_cancelled();
-            let started = started.load(Ordering::SeqCst);
+            let interrupted = phase.stopped.load(Ordering::SeqCst);
+            let started = phase.started.load(Ordering::SeqCst);
             if self
                 .events
                 .send(EngineEvent::StageFinished {
@@ -116,50 +140,36 @@ impl Engine {
         }
         false
     }
+}
 
-    /// N workers, each sending its next request as soon as its last one ends, until the
-    /// request numbers run out, the deadline passes or the run is stopped.
-    #[allow(clippy::too_many_arguments)]
-    async fn closed_loop(
-        &self,
-        concurrency: u32,
-        model: String,
-        warmup: bool,
-        first: u64,
-        end: u64,
-        deadline: Option<Instant>,
-        started: Arc<AtomicU64>,
-    ) {
-        let phase = Arc::new(Phase {
-            scenario: self.scenario.clone(),
-            client: self.client.clone(),
-            events: self.events.clone(),
-            stop: self.stop.clone(),
-            model,
-            warmup,
-            next: AtomicU64::new(first),
-            end,
-            deadline,
-            started,
-        });
-        let workers = u64::from(concurrency).min(end - first).max(1);
-        let mut set = JoinSet::new();
-        for _ in 0..workers {
-            set.spawn(worker(phase.clone()));
-        }
-        while let Some(res) = set.join_next().await {
-            if let Err(e) = res
-                && e.is_panic()
-            {
-                std::panic::resume_unwind(e.into_panic());
-            }
+/// N workers, each sending its next request as soon as its last one ends, until the
+/// request numbers run out, the deadline passes or the run is stopped.
+async fn closed_loop(concurrency: u32, phase: Arc<Phase>) {
+    let workers = u64::from(concurrency)
+        .min(phase.end.saturating_sub(phase.next.load(Ordering::Relaxed)))
+        .max(1);
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        set.spawn(worker(phase.clone()));
+    }
+    while let Some(res) = set.join_next().await {
+        if let Err(e) = res
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
         }
     }
 }
 
 async fn worker(p: Arc<Phase>) {
     loop {
-        if p.stop.soft.is_cancelled() || p.deadline.is_some_and(|d| Instant::now() >= d) {
+        if p.stop.soft.is_cancelled() {
+            if !p.exhausted() {
+                p.stopped.store(true, Ordering::SeqCst);
+            }
+            return;
+        }
+        if p.deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
         let i = p.next.fetch_add(1, Ordering::Relaxed);
@@ -172,7 +182,10 @@ async fn worker(p: Arc<Phase>) {
         let t = Instant::now();
         let record = tokio::select! {
             biased;
-            _ = p.stop.hard.cancelled() => RequestRecord::cancelled(t.elapsed()),
+            _ = p.stop.hard.cancelled() => {
+                p.stopped.store(true, Ordering::SeqCst);
+                RequestRecord::cancelled(t.elapsed())
+            }
             r = p.client.send(body) => r,
         };
         if p.events.send(EngineEvent::Record { warmup: p.warmup, record }).await.is_err() {
@@ -180,6 +193,3 @@ async fn worker(p: Arc<Phase>) {
         }
     }
 }
-
-/// Grace period for in-flight requests after a stop, before they are cancelled.
-pub const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -61,9 +61,15 @@ impl MockConfig {
             ("per_inflight_ms", self.per_inflight_ms),
             ("jitter_ms", self.jitter_ms),
         ] {
-            if !(v.is_finite() && v >= 0.0) {
-                out.push(format!("{name} must be zero or more, got {v}"));
+            if !(v.is_finite() && (0.0..=MAX_KNOB_MS).contains(&v)) {
+                out.push(format!("{name} must be between 0 and {MAX_KNOB_MS} (one hour), got {v}"));
             }
+        }
+        if self.output_tokens > MAX_OUTPUT_TOKENS {
+            out.push(format!(
+                "output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}",
+                self.output_tokens
+            ));
         }
         if self.jitter_ms > self.base_latency_ms {
             out.push(format!(
@@ -77,6 +83,11 @@ impl MockConfig {
         out
     }
 }
+
+/// Largest latency knob: one hour, in ms.
+const MAX_KNOB_MS: f64 = 3_600_000.0;
+/// Largest completion the mock writes, so a typo cannot exhaust memory.
+const MAX_OUTPUT_TOKENS: u32 = 100_000;
 
 struct MockState {
     cfg: MockConfig,
@@ -261,15 +272,7 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
 
     let cfg = &state.cfg;
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
-    // One generator per request, derived from (seed, arrival number): reproducible
-    // without a lock shared by all requests.
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let jitter = if cfg.jitter_ms > 0.0 {
-        rng.random_range(-cfg.jitter_ms..=cfg.jitter_ms)
-    } else {
-        0.0
-    };
-    let fail = cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate);
+    let (jitter, fail) = draw(cfg, seq);
 
     // Deadlines from arrival, not chained sleeps, so timer rounding is paid once.
     let base = cfg.base_latency_ms + jitter;
@@ -315,6 +318,20 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
     .into_response()
 }
 
+/// The random part of request number `seq`: (jitter in ms, inject a failure?). One
+/// generator per request, derived from (seed, arrival number): reproducible without a
+/// lock shared by all requests.
+fn draw(cfg: &MockConfig, seq: u64) -> (f64, bool) {
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let jitter = if cfg.jitter_ms > 0.0 {
+        rng.random_range(-cfg.jitter_ms..=cfg.jitter_ms)
+    } else {
+        0.0
+    };
+    let fail = cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate);
+    (jitter, fail)
+}
+
 /// The mock counts tokens as whitespace-separated words.
 fn message_words(m: &Value) -> u64 {
     match m.get("content") {
@@ -355,6 +372,38 @@ mod tests {
         let p = c.problems().join("; ");
         assert!(p.contains("error_rate"), "{p}");
         assert!(p.contains("base_latency_ms"), "{p}");
+    }
+
+    #[test]
+    fn draws_are_seeded_bounded_and_spread() {
+        let cfg = MockConfig {
+            jitter_ms: 20.0,
+            error_rate: 0.25,
+            seed: 42,
+            ..MockConfig::default()
+        };
+        let a: Vec<(f64, bool)> = (0..1000).map(|i| draw(&cfg, i)).collect();
+        let b: Vec<(f64, bool)> = (0..1000).map(|i| draw(&cfg, i)).collect();
+        assert_eq!(a, b, "same seed, same draws");
+        let other: Vec<(f64, bool)> = (0..1000).map(|i| draw(&MockConfig { seed: 43, ..cfg.clone() }, i)).collect();
+        assert_ne!(a, other, "another seed, other draws");
+        assert!(a.iter().all(|(j, _)| (-20.0..=20.0).contains(j)));
+        let mean = a.iter().map(|(j, _)| j).sum::<f64>() / 1000.0;
+        assert!(mean.abs() < 1.5, "uniform around 0, mean {mean}");
+        let fails = a.iter().filter(|(_, f)| *f).count();
+        assert!((200..300).contains(&fails), "error_rate 0.25 gave {fails}/1000");
+    }
+
+    #[test]
+    fn huge_knobs_are_refused() {
+        let c = MockConfig {
+            base_latency_ms: 1e300,
+            output_tokens: 4_000_000_000,
+            ..MockConfig::default()
+        };
+        let p = c.problems().join("; ");
+        assert!(p.contains("base_latency_ms must be between 0 and 3600000"), "{p}");
+        assert!(p.contains("output_tokens must be at most 100000"), "{p}");
     }
 
     #[test]

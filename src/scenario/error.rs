@@ -79,34 +79,29 @@ impl<'a> Problems<'a> {
     }
 
     /// Problems in file order (sections are checked in key order, not file order).
-    pub fn into_result<T>(mut self, value: T) -> Result<T, ScenarioError> {
+    pub fn into_result<T>(self, value: T) -> Result<T, ScenarioError> {
+        if self.list.is_empty() { Ok(value) } else { Err(self.into_error()) }
+    }
+
+    /// The problems found so far as an error; call only when there are some.
+    pub fn into_error(mut self) -> ScenarioError {
+        debug_assert!(!self.list.is_empty());
         self.list.sort_by_key(|p| match p.location {
             Location::Span { line, col } => (0, line, col),
             _ => (1, 0, 0),
         });
-        if self.list.is_empty() {
-            Ok(value)
-        } else {
-            Err(ScenarioError { problems: self.list })
-        }
+        ScenarioError { problems: self.list }
     }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
-    let before = &src[..floor_char_boundary(src, offset)];
+    let before = &src[..src.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = before[line_start..].chars().count() + 1;
     (line, col)
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]

@@ -155,6 +155,10 @@ pub struct StageFile {
     pub warmup: u64,
 }
 
+/// Longest duration accepted anywhere: far beyond any load test, short enough that
+/// deadline arithmetic never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A duration written as a string ("30s", "1m 30s", "250ms") or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DurationValue(pub Duration);
@@ -172,9 +176,9 @@ impl<'de> Deserialize<'de> for DurationValue {
             .map_err(|_| serde::de::Error::custom("expected a duration such as \"30s\", \"500ms\" or a number of seconds"))?
         {
             Raw::Text(s) => {
-                return humantime::parse_duration(s.trim())
-                    .map(DurationValue)
-                    .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\" or \"500ms\")")));
+                let d = humantime::parse_duration(s.trim())
+                    .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\" or \"500ms\")")))?;
+                return DurationValue::checked(d);
             }
             Raw::Int(i) => i as f64,
             Raw::Float(f) => f,
@@ -184,6 +188,15 @@ impl<'de> Deserialize<'de> for DurationValue {
                 "invalid duration {secs}: must be zero or more seconds"
             )));
         }
-        Ok(DurationValue(Duration::from_secs_f64(secs)))
+        DurationValue::checked(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+    }
+}
+
+impl DurationValue {
+    fn checked<E: serde::de::Error>(d: Duration) -> Result<DurationValue, E> {
+        if d > MAX_DURATION {
+            return Err(E::custom("duration too long: at most 365 days"));
+        }
+        Ok(DurationValue(d))
     }
 }

@@ -18,6 +18,8 @@ use crate::mock::MockConfig;
 use error::Problems;
 use file::ScenarioFile;
 
+/// Most requests one stage keeps in flight (each is a task and a connection).
+pub const MAX_CONCURRENCY: u32 = 100_000;
 pub const DEFAULT_API_KEY_ENV: &str = "OPENAI_API_KEY";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,7 +152,7 @@ impl Scenario {
     pub fn parse(src: &str, file: &str, base_dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
         let mut problems = Problems::new(file, src);
         let Some(raw) = ScenarioFile::parse(src, &mut problems) else {
-            return problems.into_result(unreachable_scenario());
+            return Err(problems.into_error());
         };
         let scenario = validate(raw, &mut problems, base_dir.unwrap_or(Path::new(".")));
         problems.into_result(scenario)
@@ -159,27 +161,6 @@ impl Scenario {
     /// The model a stage sends.
     pub fn stage_model<'a>(&'a self, stage: &'a Stage) -> &'a str {
         stage.model.as_deref().unwrap_or(&self.target.model)
-    }
-}
-
-// Only reached when problems is non-empty, so the value is discarded.
-fn unreachable_scenario() -> Scenario {
-    Scenario {
-        name: String::new(),
-        description: None,
-        source: None,
-        target: Target {
-            base_url: BaseUrl::Mock,
-            model: String::new(),
-            api_key_env: String::new(),
-            stream: false,
-            timeout: DEFAULT_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        },
-        mock: MockConfig::default(),
-        prompts: Prompts::empty(),
-        request: RequestParams::default(),
-        stages: Vec::new(),
     }
 }
 
@@ -273,6 +254,12 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         let s = s.into_inner();
         let concurrency = s.concurrency.map_or(1, |c| c.get());
         let name = s.name.clone().unwrap_or_else(|| default_stage_name(concurrency));
+        if concurrency > MAX_CONCURRENCY {
+            p.at(
+                Some(span.clone()),
+                format!("stage {}: concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}", i + 1),
+            );
+        }
         if name.trim().is_empty() {
             p.at(Some(span.clone()), format!("stage {}: name must not be empty", i + 1));
         }

@@ -223,3 +223,15 @@ fn every_syntax_error_is_reported() {
     assert!(e.len() >= 2, "{e:?}");
     assert!(e[0].starts_with("s.toml:1:"), "{e:?}");
 }
+
+#[test]
+fn absurd_sizes_are_refused_not_panicked_on() {
+    let all = errors(&MINIMAL.replace("requests = 10", "requests = 10\nduration = 1e30")).join("\n");
+    assert!(all.contains("duration too long: at most 365 days"), "{all}");
+    let all = errors(&MINIMAL.replace("requests = 10", "duration = \"100000000 days\"")).join("\n");
+    assert!(all.contains("duration too long"), "{all}");
+    let all = errors(&MINIMAL.replace("concurrency = 4", "concurrency = 4000000")).join("\n");
+    assert!(all.contains("concurrency must be at most 100000"), "{all}");
+    let all = errors(&(MINIMAL.to_string() + "[mock]\nbase_latency_ms = 1e300\n")).join("\n");
+    assert!(all.contains("mock.base_latency_ms must be between 0 and 3600000"), "{all}");
+}
