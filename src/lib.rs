@@ -12,3 +12,4 @@ pub mod mock;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod tui;

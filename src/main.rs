@@ -6,10 +6,17 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use crossterm::event::EventStream;
 use llmload::cli::{Cli, Command, MockArgs, RunArgs, ValidateArgs};
 use llmload::report::{failure_notes, render_table};
-use llmload::run::{RunOptions, run};
+use llmload::run::{RunOptions, Watcher, progress_watcher, run};
+use llmload::scenario::redact_url;
 use llmload::scenario::{BaseUrl, Scenario, parse_base_url};
+use llmload::tui::{App, TerminalGuard};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
@@ -69,17 +76,34 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         scenario.target.api_key_env = var;
     }
     let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
-    // Until the dashboard lands, `run` is headless whatever --headless says.
-    let _ = args.headless;
-    let outcome = match run(
-        scenario,
+    // The dashboard needs stdout to be the screen; JSON on stdout or a pipe means plain.
+    let dashboard = !args.headless && !json_to_stdout && std::io::stdout().is_terminal();
+    let held: Arc<Mutex<Vec<String>>> = Arc::default();
+    let opts = if dashboard {
+        // Lines written under the dashboard would be lost in the alternate screen: hold
+        // them until it is gone.
+        let sink = held.clone();
+        let target = match &scenario.target.base_url {
+            BaseUrl::Mock => "mock".to_string(),
+            BaseUrl::Url(u) => redact_url(u),
+        };
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let app = App::new(&scenario, &target, color);
         RunOptions {
-            progress: !args.no_progress,
-            notes: note,
-        },
-    )
-    .await
-    {
+            notes: Arc::new(move |line: &str| sink.lock().unwrap_or_else(|p| p.into_inner()).push(line.to_string())),
+            watcher: Some(dashboard_watcher(app, held.clone())),
+        }
+    } else {
+        RunOptions {
+            notes: Arc::new(note),
+            watcher: (!args.no_progress).then(progress_watcher),
+        }
+    };
+    let outcome = run(scenario, opts).await;
+    for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        note(&line);
+    }
+    let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
             note(&format!("error: {e}"));
@@ -124,6 +148,29 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The dashboard as the run's view: full screen while the run goes and until the user
+/// leaves, the terminal restored on every path.
+fn dashboard_watcher(mut app: App, held: Arc<Mutex<Vec<String>>>) -> Watcher {
+    Box::new(move |snapshots, stop| {
+        tokio::spawn(async move {
+            let hold = |line: String| held.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            let mut guard = match TerminalGuard::enter() {
+                Ok(g) => g,
+                Err(e) => return hold(format!("note: no dashboard ({e}); running headless")),
+            };
+            let result = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+                Ok(mut terminal) => llmload::tui::run_loop(&mut terminal, &mut app, snapshots, EventStream::new(), &stop).await,
+                Err(e) => Err(e),
+            };
+            guard.restore();
+            // The run goes on without a view; its result is written all the same.
+            if let Err(e) = result {
+                hold(format!("note: the dashboard stopped ({e}); the run went on headless"));
+            }
+        })
+    })
 }
 
 fn cmd_validate(args: ValidateArgs) -> ExitCode {

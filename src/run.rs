@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::client::{Client, ClientConfig, ClientError};
 use crate::engine::{Engine, STOP_GRACE, Stop};
@@ -26,11 +27,38 @@ pub enum RunError {
     Client(#[from] ClientError),
 }
 
+/// Receives notes for the user (key missing, stop requested), one line each.
+pub type Notes = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Starts a view of the run (progress line, dashboard) from its snapshots. The run
+/// waits for the view's task before returning, so a view can hold the screen until the
+/// user is done with it.
+pub type Watcher = Box<dyn FnOnce(watch::Receiver<Arc<Snapshot>>, Stop) -> JoinHandle<()> + Send>;
+
 pub struct RunOptions {
-    /// Draw a progress line on stderr (only honoured when stderr is a terminal).
-    pub progress: bool,
-    /// Receives notes for the user (key missing, stop requested), one line each.
-    pub notes: fn(&str),
+    pub notes: Notes,
+    pub watcher: Option<Watcher>,
+}
+
+impl RunOptions {
+    /// No notes, no view: for tests and embedding.
+    pub fn quiet() -> RunOptions {
+        RunOptions {
+            notes: Arc::new(|_| {}),
+            watcher: None,
+        }
+    }
+}
+
+/// A progress line on stderr when stderr is a terminal; nothing otherwise.
+pub fn progress_watcher() -> Watcher {
+    Box::new(|snapshots, _stop| {
+        tokio::spawn(async move {
+            if std::io::stderr().is_terminal() {
+                progress_line(snapshots).await;
+            }
+        })
+    })
 }
 
 pub struct RunOutcome {
@@ -45,7 +73,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, Run
     // Registered before any request leaves, so an early Ctrl-C is never the default
     // "kill the process" that would lose the result.
     let signals = Signals::register();
-    let signals = tokio::spawn(watch_signals(signals, stop.clone(), opts.notes));
+    let signals = tokio::spawn(watch_signals(signals, stop.clone(), opts.notes.clone()));
     let out = run_with_stop(scenario, opts, stop).await;
     signals.abort();
     out
@@ -87,13 +115,15 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
     let started_at = SystemTime::now();
     let aggregated = tokio::spawn(aggregator.run());
-    let progress = (opts.progress && std::io::stderr().is_terminal()).then(|| tokio::spawn(progress_line(snapshots.clone())));
+    let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let engine = Engine::new(scenario.clone(), client, events, stop.clone());
     let interrupted = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
-    if let Some(p) = progress {
-        let _ = p.await;
+    if let Some(v) = view {
+        // A view that failed (or panicked, its hook having restored the terminal) costs
+        // nothing measured: the result below is built all the same.
+        let _ = v.await;
     }
     let result = RunResult::build(
         &scenario,
@@ -111,7 +141,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
 
 /// First Ctrl-C (or SIGTERM): start nothing new, give in-flight requests STOP_GRACE.
 /// Second: cancel them now. Either way the result is still written.
-async fn watch_signals(mut signals: Signals, stop: Stop, notes: fn(&str)) {
+async fn watch_signals(mut signals: Signals, stop: Stop, notes: Notes) {
     signals.recv().await;
     notes(&format!(
         "stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)",

@@ -39,14 +39,7 @@ fn scenario(url: &str, concurrency: u32) -> Scenario {
 async fn hard_stop_cancels_every_request_in_flight_once() {
     let (url, all_in) = black_hole(8);
     let stop = Stop::default();
-    let run = tokio::spawn(run_with_stop(
-        scenario(&url, 8),
-        RunOptions {
-            progress: false,
-            notes: |_| {},
-        },
-        stop.clone(),
-    ));
+    let run = tokio::spawn(run_with_stop(scenario(&url, 8), RunOptions::quiet(), stop.clone()));
     // All 8 workers have a request on the wire: stop now.
     tokio::task::spawn_blocking(move || all_in.recv_timeout(Duration::from_secs(20)).expect("8 connections"))
         .await
@@ -80,14 +73,7 @@ async fn soft_stop_lets_requests_in_flight_finish() {
     let scenario = Scenario::parse(text, "inline.toml", None).unwrap();
     let stop = Stop::default();
     let soft = stop.soft.clone();
-    let run = tokio::spawn(run_with_stop(
-        scenario,
-        RunOptions {
-            progress: false,
-            notes: |_| {},
-        },
-        stop,
-    ));
+    let run = tokio::spawn(run_with_stop(scenario, RunOptions::quiet(), stop));
     // Well inside the first 1 s round: the 4 first requests are out, none back.
     tokio::time::sleep(Duration::from_millis(300)).await;
     soft.cancel();

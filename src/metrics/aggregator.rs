@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub total_stages: usize,
     /// True once the engine has sent everything.
     pub done: bool,
+    /// Time since the run started.
+    pub elapsed: Duration,
 }
 
 pub struct Aggregator {
@@ -60,6 +62,7 @@ pub struct Aggregator {
     tx: watch::Sender<Arc<Snapshot>>,
     interval: Duration,
     total_stages: usize,
+    started: Instant,
 }
 
 /// Channel depth: deep enough that workers never wait on a busy aggregator, bounded so
@@ -98,6 +101,7 @@ impl Aggregator {
                 tx: stx,
                 interval,
                 total_stages,
+                started: Instant::now(),
             },
             etx,
             srx,
@@ -172,6 +176,7 @@ impl Aggregator {
             current: current.as_ref().map(Live::view),
             total_stages: self.total_stages,
             done,
+            elapsed: self.started.elapsed(),
         };
         self.tx.send_replace(Arc::new(snap));
     }

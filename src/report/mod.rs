@@ -9,7 +9,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-pub use table::{failure_notes, render_table};
+pub use table::{failure_notes, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
 
 use crate::metrics::{LatencySummary, StageStats};
 use crate::mock::MockConfig;
@@ -224,11 +224,20 @@ impl RunResult {
 }
 
 impl StageResult {
+    /// The stage's result, with its latency histogram encoded.
     pub fn from_stats(s: &StageStats) -> StageResult {
         let mut hist = Vec::new();
         V2Serializer::new()
             .serialize(s.latency.histogram(), &mut hist)
             .expect("histogram serializes to memory");
+        let mut r = Self::summary(s);
+        r.histograms.e2e_us = base64::engine::general_purpose::STANDARD.encode(&hist);
+        r
+    }
+
+    /// The figures without the encoded histogram: cheap enough for every frame of a
+    /// live view.
+    pub fn summary(s: &StageStats) -> StageResult {
         StageResult {
             index: s.info.index,
             name: s.info.name.clone(),
@@ -268,9 +277,7 @@ impl StageResult {
                 requests_with_usage: s.with_usage,
             },
             bytes_received: s.bytes_received,
-            histograms: Histograms {
-                e2e_us: base64::engine::general_purpose::STANDARD.encode(&hist),
-            },
+            histograms: Histograms { e2e_us: String::new() },
         }
     }
 }

@@ -1,10 +1,13 @@
 //! The comparison table: the four seed columns (mode, wall time, mean latency,
 //! throughput), then p50/p95/p99/max and errors.
 
+use unicode_width::UnicodeWidthStr;
+
 use super::StageResult;
 
-/// Renders stages as an aligned text table, one row per stage.
-pub fn render_table(stages: &[StageResult]) -> String {
+/// Column titles. The time column reads "N requests" when every stage ran the same
+/// planned count to the end, as in the seed table; "wall time" otherwise.
+pub fn header(stages: &[StageResult]) -> Vec<String> {
     let same_count = stages
         .first()
         .and_then(|s| s.planned.requests)
@@ -13,7 +16,7 @@ pub fn render_table(stages: &[StageResult]) -> String {
         Some(n) => format!("{n} requests"),
         None => "wall time".to_string(),
     };
-    let header: Vec<String> = [
+    [
         "mode",
         &time_header,
         "mean latency",
@@ -26,29 +29,37 @@ pub fn render_table(stages: &[StageResult]) -> String {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
-    let mut rows = vec![header];
-    for s in stages {
-        let lat = s.latency_ms.as_ref();
-        let ms = |f: fn(&crate::metrics::LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
-        let mut mode = s.name.clone();
-        if s.interrupted {
-            mode.push_str(" (stopped)");
-        }
-        rows.push(vec![
-            mode,
-            fmt_secs(s.wall_time_s),
-            ms(|l| l.mean),
-            format!("{} req/s", fmt_rate(s.throughput.requests_per_s)),
-            ms(|l| l.p50),
-            ms(|l| l.p95),
-            ms(|l| l.p99),
-            ms(|l| l.max),
-            fmt_errors(s),
-        ]);
+    .collect()
+}
+
+/// One stage's cells, in header order.
+pub fn row(s: &StageResult) -> Vec<String> {
+    let lat = s.latency_ms.as_ref();
+    let ms = |f: fn(&crate::metrics::LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
+    let mut mode = s.name.clone();
+    if s.interrupted {
+        mode.push_str(" (stopped)");
     }
+    vec![
+        mode,
+        fmt_secs(s.wall_time_s),
+        ms(|l| l.mean),
+        format!("{} req/s", fmt_rate(s.throughput.requests_per_s)),
+        ms(|l| l.p50),
+        ms(|l| l.p95),
+        ms(|l| l.p99),
+        ms(|l| l.max),
+        fmt_errors(s),
+    ]
+}
+
+/// Renders stages as an aligned text table, one row per stage.
+pub fn render_table(stages: &[StageResult]) -> String {
+    let mut rows = vec![header(stages)];
+    rows.extend(stages.iter().map(row));
+    // Display width, not chars: CJK stage names take two columns each.
     let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
@@ -56,7 +67,7 @@ pub fn render_table(stages: &[StageResult]) -> String {
             .iter()
             .enumerate()
             .map(|(c, cell)| {
-                let pad = widths[c] - cell.chars().count();
+                let pad = widths[c] - cell.width();
                 // Text left, figures right, so digits line up.
                 if c == 0 {
                     format!("{cell}{}", " ".repeat(pad))
@@ -100,19 +111,19 @@ fn fmt_errors(s: &StageResult) -> String {
     }
 }
 
-pub(crate) fn fmt_ms(ms: f64) -> String {
+pub fn fmt_ms(ms: f64) -> String {
     if ms >= 10_000.0 {
         format!("{:.1} s", ms / 1000.0)
-    } else if ms >= 100.0 {
+    } else if ms >= 99.95 {
         format!("{ms:.0} ms")
-    } else if ms >= 1.0 {
+    } else if ms >= 0.995 {
         format!("{ms:.1} ms")
     } else {
         format!("{ms:.2} ms")
     }
 }
 
-pub(crate) fn fmt_secs(s: f64) -> String {
+pub fn fmt_secs(s: f64) -> String {
     if s >= 100.0 {
         format!("{s:.0} s")
     } else if s >= 10.0 {
@@ -122,7 +133,7 @@ pub(crate) fn fmt_secs(s: f64) -> String {
     }
 }
 
-pub(crate) fn fmt_rate(r: f64) -> String {
+pub fn fmt_rate(r: f64) -> String {
     if r >= 100.0 { format!("{r:.0}") } else { format!("{r:.1}") }
 }
 
@@ -131,10 +142,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cjk_names_keep_columns_aligned() {
+        let mut a: StageResult = serde_json::from_value(sample()).unwrap();
+        a.name = "順次".into();
+        let mut b = a.clone();
+        b.name = "ab".into();
+        let t = render_table(&[a, b]);
+        let lines: Vec<&str> = t.lines().collect();
+        let col = |l: &str| l.find("req/s").map(|i| l[..i].width());
+        assert_eq!(col(lines[2]), col(lines[3]), "\n{t}");
+    }
+
+    fn sample() -> serde_json::Value {
+        serde_json::json!({
+            "index": 0, "name": "s", "kind": "closed", "concurrency": 1, "model": "m",
+            "planned": {"requests": 10, "duration_s": null}, "warmup_requests": 0, "interrupted": false,
+            "wall_time_s": 1.0, "requests": {"started": 10, "ok": 10, "failed": 0, "cancelled": 0},
+            "error_rate": 0.0, "failures": {}, "failure_examples": {}, "status_codes": {},
+            "latency_ms": null, "throughput": {"requests_per_s": 10.0, "ok_per_s": 10.0, "output_tokens_per_s": 0.0},
+            "tokens": {"prompt": 0, "completion": 0, "requests_with_usage": 0}, "bytes_received": 0,
+            "histograms": {"e2e_us": ""}
+        })
+    }
+
+    #[test]
     fn number_formats() {
         assert_eq!(fmt_ms(82.04), "82.0 ms");
         assert_eq!(fmt_ms(180.4), "180 ms");
         assert_eq!(fmt_ms(0.5), "0.50 ms");
+        assert_eq!(fmt_ms(99.97), "100 ms", "rounding never shows 100.0");
+        assert_eq!(fmt_ms(0.999), "1.0 ms");
         assert_eq!(fmt_ms(12_345.0), "12.3 s");
         assert_eq!(fmt_secs(8.234), "8.23 s");
         assert_eq!(fmt_rate(12.17), "12.2");

@@ -1,0 +1,347 @@
+//! Drawing the dashboard from App state. Nothing here changes state.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Sparkline, Table};
+
+use super::app::{App, Scale, buckets};
+use crate::metrics::StageStats;
+use crate::report::{StageResult, fmt_ms, fmt_rate, header, row};
+
+impl App {
+    fn fg(&self, c: Color) -> Style {
+        if self.color { Style::default().fg(c) } else { Style::default() }
+    }
+}
+
+pub fn render(f: &mut Frame, app: &App) {
+    let area = f.area();
+    let table_h = (app.plans.len() as u16 + 3).min(area.height.saturating_sub(2 + 6 + 1)).max(3);
+    let [head, body, table, keys] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(4),
+        Constraint::Length(table_h),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_header(f, app, head);
+    if body.width >= 70 {
+        let [left, right] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
+        render_histogram(f, app, left);
+        let errors_h = (right.height / 3).max(3).min(right.height);
+        let [tp, errs] = Layout::vertical([Constraint::Min(3), Constraint::Length(errors_h)]).areas(right);
+        render_throughput(f, app, tp);
+        render_errors(f, app, errs);
+    } else {
+        let [hist, tp] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+        render_histogram(f, app, hist);
+        render_throughput(f, app, tp);
+    }
+    render_table(f, app, table);
+    render_keys(f, app, keys);
+    if app.help {
+        render_help(f, app, area);
+    }
+}
+
+fn clock(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    format!("{:02}:{:04.1}", (s / 60.0) as u64, s % 60.0)
+}
+
+fn render_header(f: &mut Frame, app: &App, area: Rect) {
+    let [top, gauge] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let title = Line::from(vec![
+        Span::styled(" llmload ", app.fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+        Span::raw(format!("{} · {}", app.scenario, app.target)),
+    ]);
+    f.render_widget(Paragraph::new(title), top);
+    f.render_widget(
+        Paragraph::new(format!("{} ", clock(app.snapshot.elapsed))).alignment(Alignment::Right),
+        top,
+    );
+
+    let snap = &app.snapshot;
+    let total = snap.total_stages.max(1);
+    let (ratio, label) = if snap.done {
+        (
+            1.0,
+            format!(
+                "finished · {} of {total} stages{}",
+                snap.finished.len(),
+                if app.stopping { " (stopped)" } else { "" }
+            ),
+        )
+    } else if let Some(c) = &snap.current {
+        let (ratio, progress) = stage_progress(c);
+        let stopping = if app.stopping { " · stopping…" } else { "" };
+        (
+            ratio,
+            format!("stage {}/{total} · {} · {progress}{stopping}", c.info.index + 1, c.info.name),
+        )
+    } else {
+        (0.0, "starting…".to_string())
+    };
+    let gauge_widget = Gauge::default()
+        .ratio(ratio.clamp(0.0, 1.0))
+        .label(label)
+        .gauge_style(app.fg(Color::Blue).add_modifier(Modifier::BOLD));
+    f.render_widget(gauge_widget, gauge);
+}
+
+/// (done fraction, text) of a running stage: by requests, or by time for duration stages.
+fn stage_progress(c: &StageStats) -> (f64, String) {
+    match (c.info.planned_requests, c.info.planned_duration) {
+        (Some(n), d) => {
+            let by_count = c.done() as f64 / n as f64;
+            let by_time = d.map_or(0.0, |d| c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9));
+            (by_count.max(by_time), format!("{}/{n} requests", c.done()))
+        }
+        (None, Some(d)) => (
+            c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9),
+            format!("{:.0}/{:.0} s", c.wall.as_secs_f64(), d.as_secs_f64()),
+        ),
+        (None, None) => (0.0, format!("{} requests", c.done())),
+    }
+}
+
+const BLOCKS: [&str; 8] = ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"];
+
+fn bar(width: usize, fraction: f64) -> String {
+    let eighths = (fraction.clamp(0.0, 1.0) * width as f64 * 8.0).round() as usize;
+    let mut s = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) {
+        s.push_str(BLOCKS[eighths % 8 - 1]);
+    }
+    s
+}
+
+fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
+    let scale = match app.scale {
+        Scale::Log => "log",
+        Scale::Linear => "linear",
+    };
+    let Some((stage, live)) = app.shown_stage() else {
+        let block = Block::default().borders(Borders::ALL).title(" latency ");
+        f.render_widget(Paragraph::new("waiting for the first stage…").block(block), area);
+        return;
+    };
+    let state = if live { "live" } else { "finished" };
+    let title = format!(" latency · {} ({state}) · {scale} ", stage.info.name);
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let Some(sum) = stage.latency.summary() else {
+        f.render_widget(Paragraph::new("waiting for the first response…"), inner);
+        return;
+    };
+    let rows = inner.height.saturating_sub(1) as usize;
+    let bs = buckets(&stage.latency, rows, app.scale);
+    let max_count = bs.iter().map(|b| b.count).max().unwrap_or(1).max(1);
+    let count_w = max_count.to_string().len();
+    let label_w = 8;
+    let marks: Vec<(f64, &str)> = vec![(sum.p50, "p50"), (sum.p90, "p90"), (sum.p99, "p99")];
+    let bar_w = (inner.width as usize).saturating_sub(label_w + count_w + 3 + 5);
+    let mut lines: Vec<Line> = bs
+        .iter()
+        .map(|b| {
+            let here: Vec<&str> = marks
+                .iter()
+                .filter(|(v, _)| {
+                    let us = (v * 1000.0) as u64;
+                    us >= b.lo_us && us < b.hi_us
+                })
+                .map(|(_, n)| *n)
+                .collect();
+            Line::from(vec![
+                Span::styled(format!("{:>label_w$} ", fmt_ms(b.lo_us as f64 / 1000.0)), app.fg(Color::DarkGray)),
+                Span::styled(bar(bar_w, b.count as f64 / max_count as f64), app.fg(Color::Green)),
+                Span::raw(format!(" {}", b.count)),
+                Span::styled(
+                    if here.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ◂{}", here.join(","))
+                    },
+                    app.fg(Color::Yellow),
+                ),
+            ])
+        })
+        .collect();
+    lines.truncate(rows);
+    while lines.len() < rows {
+        lines.push(Line::raw(""));
+    }
+    lines.push(Line::from(Span::styled(
+        format!(
+            "p50 {} p90 {} p99 {} max {}",
+            fmt_ms(sum.p50),
+            fmt_ms(sum.p90),
+            fmt_ms(sum.p99),
+            fmt_ms(sum.max)
+        )
+        .replace(" ms", "ms"),
+        Style::default().add_modifier(Modifier::BOLD),
+    )));
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn render_throughput(f: &mut Frame, app: &App, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" throughput {} req/s ", fmt_rate(app.rate_now)));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let [chart, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let n = chart.width as usize;
+    let points: Vec<u64> = app.throughput.iter().rev().take(n).rev().map(|r| r.round() as u64).collect();
+    f.render_widget(Sparkline::default().data(&points).style(app.fg(Color::Cyan)), chart);
+    let text = match app.current() {
+        Some(c) => format!(
+            "in flight {}/{} · ok {} · failed {}",
+            c.in_flight(),
+            c.info.concurrency,
+            c.ok,
+            c.failed
+        ),
+        None if app.done() => "run finished".to_string(),
+        None => "—".to_string(),
+    };
+    f.render_widget(Paragraph::new(text), status);
+}
+
+fn render_errors(f: &mut Frame, app: &App, area: Rect) {
+    let stage = app.shown_stage().map(|(s, _)| s);
+    let title = format!(" errors{} ", stage.map_or(String::new(), |s| format!(" · {}", s.info.name)));
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let mut lines = Vec::new();
+    if let Some(s) = stage {
+        let total = (s.ok + s.failed).max(1) as f64;
+        for (kind, n) in &s.failures {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", kind.as_str()), app.fg(Color::Red).add_modifier(Modifier::BOLD)),
+                Span::raw(format!("{n:>7}  {:.1}%", *n as f64 / total * 100.0)),
+            ]));
+        }
+        if s.cancelled > 0 {
+            lines.push(Line::raw(format!("{:<14}{:>7}", "cancelled", s.cancelled)));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled("none", app.fg(Color::Green))));
+    }
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn render_table(f: &mut Frame, app: &App, area: Rect) {
+    let mut results: Vec<StageResult> = app.rows.clone();
+    let live = app.current().map(StageResult::summary);
+    if let Some(l) = &live {
+        results.push(l.clone());
+    }
+    let head = header(&results);
+    let cells: Vec<Vec<String>> = results.iter().map(row).collect();
+    let mut widths: Vec<u16> = head.iter().map(|h| h.chars().count() as u16).collect();
+    for r in &cells {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(unicode_width::UnicodeWidthStr::width(c.as_str()) as u16);
+        }
+    }
+    // Narrow terminals lose the least telling columns first, never the seed ones.
+    let keep = fit_columns(&widths, area.width.saturating_sub(2), 2);
+    let pick = |v: Vec<String>| -> Vec<String> { keep.iter().map(|&i| v[i].clone()).collect() };
+    let head = pick(head);
+    let cells: Vec<Vec<String>> = cells.into_iter().map(pick).collect();
+    let widths: Vec<u16> = keep.iter().map(|&i| widths[i]).collect();
+    let best = app.best_row();
+    let rows: Vec<Row> = cells
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let style = if i >= app.rows.len() {
+                Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC)
+            } else if Some(i) == best {
+                if app.color {
+                    Style::default().fg(Color::Green).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+                }
+            } else {
+                Style::default()
+            };
+            Row::new(c).style(style)
+        })
+        .collect();
+    let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
+        .header(Row::new(head).style(Style::default().add_modifier(Modifier::BOLD)))
+        .column_spacing(2)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" comparison (best throughput highlighted) "),
+        );
+    f.render_widget(table, area);
+}
+
+/// Table columns in drop order when space is short: p95, p50, max, p99.
+const DROP_ORDER: [usize; 4] = [5, 4, 7, 6];
+
+/// Indices of the columns that fit in `avail` cells with `gap` between columns.
+fn fit_columns(widths: &[u16], avail: u16, gap: u16) -> Vec<usize> {
+    let mut keep: Vec<usize> = (0..widths.len()).collect();
+    let total = |keep: &[usize]| keep.iter().map(|&i| widths[i]).sum::<u16>() + gap * keep.len().saturating_sub(1) as u16;
+    for drop in DROP_ORDER {
+        if total(&keep) <= avail {
+            break;
+        }
+        keep.retain(|&i| i != drop);
+    }
+    keep
+}
+
+fn render_keys(f: &mut Frame, app: &App, area: Rect) {
+    let text = if app.done() {
+        "finished · any key: exit and print the table · ←/→ browse stages · l log/linear"
+    } else if app.stopping {
+        "stopping: waiting for requests in flight · q again: stop now"
+    } else {
+        "q stop · ? help · ←/→ stage histogram · l log/linear"
+    };
+    f.render_widget(
+        Paragraph::new(Span::styled(text, Style::default().add_modifier(Modifier::DIM))),
+        area,
+    );
+}
+
+fn render_help(f: &mut Frame, app: &App, area: Rect) {
+    let w = 56.min(area.width);
+    let h = 12.min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let lines = vec![
+        Line::raw("q, Esc, Ctrl-C  stop the run; in-flight requests"),
+        Line::raw("                get a grace period; again: stop now"),
+        Line::raw("←/→, Tab        histogram of another stage"),
+        Line::raw("l               log / linear latency buckets"),
+        Line::raw("?               this help"),
+        Line::raw(""),
+        Line::raw("Results (table, JSON) are written whatever way"),
+        Line::raw("the run ends."),
+    ];
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" keys ")
+                .border_style(app.fg(Color::Yellow)),
+        ),
+        r,
+    );
+}

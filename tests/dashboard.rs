@@ -1,0 +1,313 @@
+//! The dashboard drawn from fixed snapshots (insta snapshots at 80×24 and 160×48), and
+//! its loop driven with scripted keys on a TestBackend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use llmload::client::{FailureKind, Outcome, RequestRecord, Usage};
+use llmload::engine::{Engine, Stop};
+use llmload::metrics::{Snapshot, StageStats};
+use llmload::scenario::Scenario;
+use llmload::tui::{App, Scale, buckets, render, run_loop};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::{mpsc, watch};
+
+const SEED: &str = include_str!("../scenarios/seed-comparison.toml");
+
+fn seed() -> Scenario {
+    Scenario::parse(SEED, "seed-comparison.toml", None).unwrap()
+}
+
+fn record(ms: f64, outcome: Outcome) -> RequestRecord {
+    RequestRecord {
+        outcome,
+        latency: Duration::from_secs_f64(ms / 1000.0),
+        status: Some(if outcome == Outcome::Ok { 200 } else { 500 }),
+        bytes: 400,
+        usage: Some(Usage {
+            prompt_tokens: 6,
+            completion_tokens: 16,
+        }),
+        ttft: None,
+        detail: None,
+    }
+}
+
+/// A stage's figures as the mock's model would give them: latencies around
+/// 80 + 2 × concurrency ms with a deterministic spread and a small tail.
+fn stage(s: &Scenario, index: usize, done: u64, failed_every: Option<u64>, finished: bool) -> StageStats {
+    let info = Engine::stage_info(s, index, &s.stages[index]);
+    let c = info.concurrency as f64;
+    let mut st = StageStats::new(info);
+    for i in 0..done {
+        let ms = 80.0 + 2.0 * c + (i % 7) as f64 * 0.6 + if i % 50 == 49 { 25.0 } else { 0.0 };
+        let outcome = match failed_every {
+            Some(k) if i % k == k - 1 => Outcome::Failed(if (i / k) % 2 == 0 {
+                FailureKind::Http5xx
+            } else {
+                FailureKind::Http429
+            }),
+            _ => Outcome::Ok,
+        };
+        st.record(&record(ms, outcome));
+    }
+    st.started = if finished { done } else { done + st.info.concurrency as u64 };
+    st.wall = Duration::from_secs_f64(done as f64 * (80.0 + 2.0 * c) / 1000.0 / c);
+    st.finished = finished;
+    st
+}
+
+fn snapshot(finished: Vec<StageStats>, current: Option<StageStats>, elapsed_ms: u64, done: bool) -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        finished: finished.into_iter().map(Arc::new).collect(),
+        current,
+        total_stages: 4,
+        done,
+        elapsed: Duration::from_millis(elapsed_ms),
+    })
+}
+
+/// An app fed a short history, so the throughput chart has points.
+fn app_with(s: &Scenario, history: &[Arc<Snapshot>]) -> App {
+    let mut app = App::new(s, "mock", false);
+    for snap in history {
+        app.on_snapshot(snap.clone());
+    }
+    app
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render(f, app)).unwrap();
+    t
+}
+
+fn mid_run_history(s: &Scenario) -> Vec<Arc<Snapshot>> {
+    let seq = stage(s, 0, 100, None, true);
+    (1..=10)
+        .map(|k| snapshot(vec![seq.clone()], Some(stage(s, 1, k * 6, None, false)), 8400 + k * 100, false))
+        .collect()
+}
+
+#[test]
+fn mid_run() {
+    let s = seed();
+    let app = app_with(&s, &mid_run_history(&s));
+    insta::assert_snapshot!("mid_run_80x24", draw(&app, 80, 24).backend());
+    insta::assert_snapshot!("mid_run_160x48", draw(&app, 160, 48).backend());
+}
+
+#[test]
+fn stage_with_errors() {
+    let s = seed();
+    let hist: Vec<_> = (1..=5)
+        .map(|k| snapshot(vec![], Some(stage(&s, 0, k * 10, Some(4), false)), k * 100, false))
+        .collect();
+    let app = app_with(&s, &hist);
+    let t = draw(&app, 80, 24);
+    let text = t.backend().to_string();
+    assert!(text.contains("http_5xx") && text.contains("http_429"), "{text}");
+    insta::assert_snapshot!("errors_80x24", t.backend());
+    insta::assert_snapshot!("errors_160x48", draw(&app, 160, 48).backend());
+}
+
+fn finished_app(s: &Scenario) -> App {
+    let all: Vec<StageStats> = (0..4).map(|i| stage(s, i, 100, None, true)).collect();
+    app_with(s, &[snapshot(all, None, 10_400, true)])
+}
+
+#[test]
+fn finished_table() {
+    let s = seed();
+    let app = finished_app(&s);
+    let t = draw(&app, 80, 24);
+    let text = t.backend().to_string();
+    for name in ["sequential", "10-way", "20-way", "50-way", "finished"] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    insta::assert_snapshot!("finished_80x24", t.backend());
+    insta::assert_snapshot!("finished_160x48", draw(&app, 160, 48).backend());
+}
+
+#[test]
+fn help_overlay() {
+    let s = seed();
+    let mut app = app_with(&s, &mid_run_history(&s));
+    app.on_key(key(KeyCode::Char('?')));
+    assert!(app.help);
+    insta::assert_snapshot!("help_80x24", draw(&app, 80, 24).backend());
+    insta::assert_snapshot!("help_160x48", draw(&app, 160, 48).backend());
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help, "Esc closes help without stopping");
+    assert!(!app.stopping);
+}
+
+#[test]
+fn cjk_names_keep_the_layout() {
+    let text = SEED
+        .replace("name = \"sequential\"", "name = \"順次実行\"")
+        .replace("name = \"sequential vs 10/20/50-way\"", "name = \"並列比較テスト\"");
+    let s = Scenario::parse(&text, "s.toml", None).unwrap();
+    let app = finished_app(&s);
+    let t = draw(&app, 80, 24);
+    let out = t.backend().to_string();
+    assert!(out.contains("順次実行"), "{out}");
+    // Every drawn line has the terminal's width: wide glyphs did not push borders out.
+    for line in out.lines() {
+        // TestBackend prints `"cells"` and, after it, notes on wide glyphs.
+        let Some(a) = line.find('"') else { continue };
+        let Some(len) = line[a + 1..].find('"') else { continue };
+        let inner = &line[a + 1..a + 1 + len];
+        assert_eq!(unicode_width::UnicodeWidthStr::width(inner), 80, "{line}");
+    }
+    insta::assert_snapshot!("cjk_80x24", t.backend());
+}
+
+#[test]
+fn no_color_draws_without_colors() {
+    let s = seed();
+    let hist = mid_run_history(&s);
+    let colored = |color: bool| {
+        let mut app = App::new(&s, "mock", color);
+        for h in &hist {
+            app.on_snapshot(h.clone());
+        }
+        let t = draw(&app, 80, 24);
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .filter(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+            .count()
+    };
+    assert_eq!(colored(false), 0, "NO_COLOR: no cell may carry a color");
+    assert!(colored(true) > 50);
+}
+
+#[test]
+fn histogram_buckets_cover_every_value_in_both_scales() {
+    let s = seed();
+    let st = stage(&s, 3, 100, None, true);
+    for scale in [Scale::Log, Scale::Linear] {
+        let b = buckets(&st.latency, 12, scale);
+        assert_eq!(b.iter().map(|b| b.count).sum::<u64>(), 100, "{scale:?}");
+        assert!(b.windows(2).all(|w| w[0].hi_us == w[1].lo_us), "{scale:?}: contiguous");
+        assert!(b.len() <= 12);
+    }
+    // Log buckets are narrower at the low end.
+    let log = buckets(&st.latency, 12, Scale::Log);
+    assert!(log[0].hi_us - log[0].lo_us < log[log.len() - 1].hi_us - log[log.len() - 1].lo_us);
+}
+
+#[test]
+fn keys_browse_stages_and_toggle_scale() {
+    let s = seed();
+    let mut app = app_with(&s, &mid_run_history(&s));
+    assert_eq!(app.shown_stage().unwrap().0.info.name, "10-way", "follows the live stage");
+    app.on_key(key(KeyCode::Left));
+    assert_eq!(app.shown_stage().unwrap().0.info.name, "sequential");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.shown_stage().unwrap().0.info.name, "10-way");
+    app.on_key(key(KeyCode::Char('l')));
+    assert_eq!(app.scale, Scale::Linear);
+    assert!(draw(&app, 80, 24).backend().to_string().contains("linear"));
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Drives run_loop with a snapshot channel and a key channel.
+struct Harness {
+    snaps: watch::Sender<Arc<Snapshot>>,
+    keys: mpsc::UnboundedSender<std::io::Result<Event>>,
+    stop: Stop,
+    task: tokio::task::JoinHandle<(App, Terminal<TestBackend>)>,
+}
+
+fn harness() -> Harness {
+    let s = seed();
+    let (snaps, rx) = watch::channel(snapshot(vec![], None, 0, false));
+    let (keys, mut key_rx) = mpsc::unbounded_channel();
+    let stop = Stop::default();
+    let stop2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut app = App::new(&s, "mock", false);
+        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let input = futures_util::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
+        run_loop(&mut term, &mut app, rx, input, &stop2).await.unwrap();
+        (app, term)
+    });
+    Harness { snaps, keys, stop, task }
+}
+
+async fn finish(task: tokio::task::JoinHandle<(App, Terminal<TestBackend>)>) -> (App, Terminal<TestBackend>) {
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the loop ends")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn q_stops_the_run_and_leaves_when_it_ends() {
+    let s = seed();
+    let h = harness();
+    h.snaps
+        .send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
+    h.keys.send(Ok(Event::Key(key(KeyCode::Char('q'))))).unwrap();
+    h.stop.soft.cancelled().await;
+    assert!(!h.stop.hard.is_cancelled(), "in-flight requests get a grace period");
+    // The engine ends the stage; the loop leaves without waiting for another key.
+    h.snaps.send_replace(snapshot(vec![stage(&s, 0, 11, None, true)], None, 1000, true));
+    let (app, term) = finish(h.task).await;
+    assert!(app.stopping);
+    assert!(term.backend().to_string().contains("(stopped)"));
+}
+
+#[tokio::test]
+async fn second_q_cancels_requests_in_flight() {
+    let s = seed();
+    let h = harness();
+    h.snaps
+        .send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
+    for _ in 0..2 {
+        h.keys.send(Ok(Event::Key(key(KeyCode::Char('q'))))).unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(1), h.stop.hard.cancelled())
+        .await
+        .expect("hard stop right away");
+    h.snaps.send_replace(snapshot(vec![stage(&s, 0, 10, None, true)], None, 1000, true));
+    finish(h.task).await;
+}
+
+#[tokio::test]
+async fn the_final_dashboard_waits_for_a_key() {
+    let s = seed();
+    let h = harness();
+    let all: Vec<StageStats> = (0..4).map(|i| stage(&s, i, 100, None, true)).collect();
+    h.snaps.send_replace(snapshot(all, None, 10_400, true));
+    // Navigation keys keep the final dashboard; any other key leaves it.
+    h.keys.send(Ok(Event::Key(key(KeyCode::Left)))).unwrap();
+    h.keys.send(Ok(Event::Key(key(KeyCode::Char('?'))))).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!h.task.is_finished(), "left before a key was pressed");
+    h.keys.send(Ok(Event::Key(key(KeyCode::Enter)))).unwrap();
+    h.keys.send(Ok(Event::Key(key(KeyCode::Enter)))).unwrap();
+    let (app, _) = finish(h.task).await;
+    assert!(!app.stopping);
+    assert!(!h.stop.soft.is_cancelled(), "leaving a finished run stops nothing");
+}
+
+#[tokio::test]
+async fn a_signal_stop_ends_the_dashboard_with_the_run() {
+    let s = seed();
+    let h = harness();
+    h.snaps
+        .send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
+    h.stop.soft.cancel();
+    h.snaps.send_replace(snapshot(vec![stage(&s, 0, 10, None, true)], None, 1000, true));
+    let (app, _) = finish(h.task).await;
+    assert!(app.stopping);
+}
