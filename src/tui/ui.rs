@@ -141,12 +141,18 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
     let bs = buckets(&stage.latency, rows, app.scale);
     let max_count = bs.iter().map(|b| b.count).max().unwrap_or(1).max(1);
     let count_w = max_count.to_string().len();
-    let label_w = 8;
+    // Labels carry as many decimals as the narrowest bucket needs to tell rows apart.
+    let step_ms = bs.iter().map(|b| (b.hi_us - b.lo_us) as f64 / 1000.0).fold(f64::INFINITY, f64::min);
+    let decimals = (-step_ms.log10()).ceil().clamp(0.0, 3.0) as usize;
+    let labels: Vec<String> = bs.iter().map(|b| format!("{:.decimals$}", b.lo_us as f64 / 1000.0)).collect();
+    let label_w = labels.iter().map(String::len).max().unwrap_or(1);
     let marks: Vec<(f64, &str)> = vec![(sum.p50, "p50"), (sum.p90, "p90"), (sum.p99, "p99")];
-    let bar_w = (inner.width as usize).saturating_sub(label_w + count_w + 3 + 5);
+    // Room for the widest marker, " ◂p50,p90,p99".
+    let bar_w = (inner.width as usize).saturating_sub(label_w + 4 + count_w + 1 + 13);
     let mut lines: Vec<Line> = bs
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(i, b)| {
             let here: Vec<&str> = marks
                 .iter()
                 .filter(|(v, _)| {
@@ -156,7 +162,7 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
                 .map(|(_, n)| *n)
                 .collect();
             Line::from(vec![
-                Span::styled(format!("{:>label_w$} ", fmt_ms(b.lo_us as f64 / 1000.0)), app.fg(Color::DarkGray)),
+                Span::styled(format!("{:>label_w$} ms ", labels[i]), app.fg(Color::DarkGray)),
                 Span::styled(bar(bar_w, b.count as f64 / max_count as f64), app.fg(Color::Green)),
                 Span::raw(format!(" {}", b.count)),
                 Span::styled(
