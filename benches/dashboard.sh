@@ -43,7 +43,7 @@ for r in $(seq "$rounds"); do
   # cores of its own rather than competing with the load generator.
   nice -n 19 tmux new-session -d -s "$session" -x 120 -y 40 "nice -n -19 /usr/bin/time -f '%U %S' -o $work/d.time $bin run $work/s.toml --json $work/d.json"
   # The final dashboard waits for a key; the JSON is written once it is dismissed.
-  until tmux capture-pane -p -t "$session" | grep -q "any key: exit"; do sleep 0.2; done
+  until tmux capture-pane -p -t "$session" | grep -q "q: exit and print"; do sleep 0.2; done
   tmux send-keys -t "$session" Enter
   for _ in $(seq 100); do [ -s "$work/d.time" ] && break; sleep 0.1; done
   tmux kill-session -t "$session" 2>/dev/null || true

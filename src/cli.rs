@@ -8,12 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::mock::MockConfig;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "llmload",
-    version,
-    about = "Load tester for OpenAI-compatible LLM APIs",
-    propagate_version = true
-)]
+#[command(name = "llmload", version, about = "Load tester for OpenAI-compatible LLM APIs", propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -12,7 +12,7 @@ use llmload::report::{failure_notes, render_table};
 use llmload::run::{RunOptions, Watcher, progress_watcher, run};
 use llmload::scenario::redact_url;
 use llmload::scenario::{BaseUrl, Scenario, parse_base_url};
-use llmload::tui::{App, TerminalGuard};
+use llmload::tui::{App, LoopEnd, TerminalGuard};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::IsTerminal;
@@ -94,10 +94,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             watcher: Some(dashboard_watcher(app, held.clone())),
         }
     } else {
-        RunOptions {
-            notes: Arc::new(note),
-            watcher: (!args.no_progress).then(progress_watcher),
-        }
+        RunOptions { notes: Arc::new(note), watcher: (!args.no_progress).then(progress_watcher) }
     };
     let outcome = run(scenario, opts).await;
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
@@ -143,11 +140,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     if failed {
         return ExitCode::from(EXIT_FAILED);
     }
-    if outcome.interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if outcome.interrupted { ExitCode::from(EXIT_INTERRUPTED) } else { ExitCode::SUCCESS }
 }
 
 /// The dashboard as the run's view: full screen while the run goes and until the user
@@ -166,8 +159,10 @@ fn dashboard_watcher(mut app: App, held: Arc<Mutex<Vec<String>>>) -> Watcher {
             };
             guard.restore();
             // The run goes on without a view; its result is written all the same.
-            if let Err(e) = result {
-                hold(format!("note: the dashboard stopped ({e}); the run went on headless"));
+            match result {
+                Ok(LoopEnd::Left) => {}
+                Ok(LoopEnd::InputLost) => note("note: keyboard input lost: the dashboard closed; the run goes on (Ctrl-C stops it)"),
+                Err(e) => hold(format!("note: the dashboard stopped ({e}); the run went on headless")),
             }
         })
     })
@@ -179,13 +174,7 @@ fn cmd_validate(args: ValidateArgs) -> ExitCode {
         match Scenario::load(path) {
             Ok(s) => {
                 let stages: Vec<String> = s.stages.iter().map(|st| st.name.clone()).collect();
-                println!(
-                    "{}: ok — {:?}, {} stages ({})",
-                    path.display(),
-                    s.name,
-                    s.stages.len(),
-                    stages.join(", ")
-                );
+                println!("{}: ok — {:?}, {} stages ({})", path.display(), s.name, s.stages.len(), stages.join(", "));
             }
             Err(e) => {
                 note(&e.to_string());

@@ -43,10 +43,7 @@ pub struct RunOptions {
 impl RunOptions {
     /// No notes, no view: for tests and embedding.
     pub fn quiet() -> RunOptions {
-        RunOptions {
-            notes: Arc::new(|_| {}),
-            watcher: None,
-        }
+        RunOptions { notes: Arc::new(|_| {}), watcher: None }
     }
 }
 
@@ -128,12 +125,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let result = RunResult::build(
         &scenario,
         &stages,
-        RunMeta {
-            started_at,
-            finished_at: SystemTime::now(),
-            interrupted,
-            mock_url: mock.as_ref().map(MockServer::base_url),
-        },
+        RunMeta { started_at, finished_at: SystemTime::now(), interrupted, mock_url: mock.as_ref().map(MockServer::base_url) },
     );
     drop(mock);
     Ok(RunOutcome { result, interrupted })
@@ -143,10 +135,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
 /// Second: cancel them now. Either way the result is still written.
 async fn watch_signals(mut signals: Signals, stop: Stop, notes: Notes) {
     signals.recv().await;
-    notes(&format!(
-        "stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)",
-        STOP_GRACE.as_secs()
-    ));
+    notes(&format!("stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)", STOP_GRACE.as_secs()));
     stop.soft.cancel();
     tokio::select! {
         _ = tokio::time::sleep(STOP_GRACE) => {}
@@ -166,9 +155,7 @@ impl Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            Signals {
-                streams: signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()),
-            }
+            Signals { streams: signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()) }
         }
         #[cfg(not(unix))]
         Signals {}

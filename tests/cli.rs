@@ -67,29 +67,17 @@ fn schema_rejects_a_broken_result() {
 fn every_request_is_accounted_and_failures_counted_by_kind() {
     let stages =
         "[[stage]]\nname = \"a\"\nconcurrency = 8\nrequests = 400\nwarmup = 16\n[[stage]]\nname = \"b\"\nconcurrency = 3\nrequests = 50\n";
-    let (out, v) = run_scenario(&quick(
-        "base_latency_ms = 1\nper_inflight_ms = 0\nerror_rate = 0.3\nseed = 7",
-        stages,
-    ));
+    let (out, v) = run_scenario(&quick("base_latency_ms = 1\nper_inflight_ms = 0\nerror_rate = 0.3\nseed = 7", stages));
     assert_schema_valid(&v);
     for (s, planned) in v["stages"].as_array().unwrap().iter().zip([400, 50]) {
         let r = &s["requests"];
-        let (started, ok, failed, cancelled) = (
-            r["started"].as_u64().unwrap(),
-            r["ok"].as_u64().unwrap(),
-            r["failed"].as_u64().unwrap(),
-            r["cancelled"].as_u64().unwrap(),
-        );
+        let (started, ok, failed, cancelled) =
+            (r["started"].as_u64().unwrap(), r["ok"].as_u64().unwrap(), r["failed"].as_u64().unwrap(), r["cancelled"].as_u64().unwrap());
         assert_eq!(started, planned, "warmup is not counted as measured");
         assert_eq!(started, ok + failed + cancelled);
         assert_eq!(s["failures"]["http_5xx"].as_u64().unwrap(), failed);
         assert_eq!(s["status_codes"]["500"].as_u64().unwrap(), failed);
-        assert!(
-            s["failure_examples"]["http_5xx"]
-                .as_str()
-                .unwrap()
-                .contains("HTTP 500: mock: injected failure")
-        );
+        assert!(s["failure_examples"]["http_5xx"].as_str().unwrap().contains("HTTP 500: mock: injected failure"));
     }
     let a = &v["stages"][0];
     assert_eq!(a["warmup_requests"], 16);
@@ -108,10 +96,7 @@ fn duration_stage_stops_near_its_duration() {
     let wall = s["wall_time_s"].as_f64().unwrap();
     assert!((32..=44).contains(&ok), "ok = {ok}");
     assert!((0.5..0.65).contains(&wall), "wall = {wall}");
-    assert_eq!(
-        out.stdout.lines().next().unwrap().split("  ").nth(1).map(str::trim),
-        Some("wall time")
-    );
+    assert_eq!(out.stdout.lines().next().unwrap().split("  ").nth(1).map(str::trim), Some("wall time"));
 }
 
 #[test]
@@ -129,17 +114,9 @@ fn validate_explains_every_problem_with_location() {
     let lines: Vec<&str> = out.stderr.lines().collect();
     let shown = path.display().to_string();
     assert_eq!(lines.len(), 3, "{}", out.stderr);
-    assert!(
-        lines[0].starts_with(&format!("{shown}:3:9: target.model must not be empty")),
-        "{}",
-        lines[0]
-    );
+    assert!(lines[0].starts_with(&format!("{shown}:3:9: target.model must not be empty")), "{}", lines[0]);
     assert!(lines[1].starts_with(&format!("{shown}:5:8: prompts.list is empty")), "{}", lines[1]);
-    assert!(
-        lines[2].starts_with(&format!("{shown}:6:1: stage \"2-way\": give `requests` or `duration`")),
-        "{}",
-        lines[2]
-    );
+    assert!(lines[2].starts_with(&format!("{shown}:6:1: stage \"2-way\": give `requests` or `duration`")), "{}", lines[2]);
     assert!(!out.stderr.contains("panicked"));
 }
 
@@ -162,10 +139,7 @@ fn validate_accepts_the_shipped_scenarios() {
 fn bad_input_is_one_line_and_exit_2() {
     let (_d, path) = scenario(&quick("", &fast_stages(1, 1)));
     for (args, expect) in [
-        (
-            vec!["run", "--base-url", "not a url"],
-            "error: --base-url: base_url \"not a url\" is not a URL",
-        ),
+        (vec!["run", "--base-url", "not a url"], "error: --base-url: base_url \"not a url\" is not a URL"),
         (vec!["run", "--model", " "], "error: --model: must not be empty"),
     ] {
         let out = run(
@@ -198,11 +172,7 @@ fn bad_input_is_one_line_and_exit_2() {
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        out.stderr.starts_with("/no/such/scenario.toml: cannot read scenario"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("/no/such/scenario.toml: cannot read scenario"), "{}", out.stderr);
 }
 
 #[test]
@@ -210,16 +180,9 @@ fn mock_jitter_spreads_latencies_within_bounds() {
     // base 40 ms ± 20 ms, one request at a time: every latency within [20, 60] ms plus
     // client overhead, and spread out. (Seeding is unit-tested in the mock.)
     let stages = "[[stage]]\nname = \"j\"\nconcurrency = 1\nrequests = 30\n";
-    let (_, v) = run_scenario(&quick(
-        "base_latency_ms = 40\nper_inflight_ms = 0\njitter_ms = 20\nseed = 42",
-        stages,
-    ));
+    let (_, v) = run_scenario(&quick("base_latency_ms = 40\nper_inflight_ms = 0\njitter_ms = 20\nseed = 42", stages));
     let l = &v["stages"][0]["latency_ms"];
-    let (min, max, sd) = (
-        l["min"].as_f64().unwrap(),
-        l["max"].as_f64().unwrap(),
-        l["stddev"].as_f64().unwrap(),
-    );
+    let (min, max, sd) = (l["min"].as_f64().unwrap(), l["max"].as_f64().unwrap(), l["stddev"].as_f64().unwrap());
     assert!(min >= 20.0 && max <= 70.0, "min {min} max {max}");
     assert!(sd > 4.0, "jitter should spread latencies, stddev {sd}");
 }

@@ -26,10 +26,7 @@ fn record(ms: f64, outcome: Outcome) -> RequestRecord {
         latency: Duration::from_secs_f64(ms / 1000.0),
         status: Some(if outcome == Outcome::Ok { 200 } else { 500 }),
         bytes: 400,
-        usage: Some(Usage {
-            prompt_tokens: 6,
-            completion_tokens: 16,
-        }),
+        usage: Some(Usage { prompt_tokens: 6, completion_tokens: 16 }),
         ttft: None,
         detail: None,
     }
@@ -44,11 +41,7 @@ fn stage(s: &Scenario, index: usize, done: u64, failed_every: Option<u64>, finis
     for i in 0..done {
         let ms = 80.0 + 2.0 * c + (i % 7) as f64 * 0.6 + if i % 50 == 49 { 25.0 } else { 0.0 };
         let outcome = match failed_every {
-            Some(k) if i % k == k - 1 => Outcome::Failed(if (i / k) % 2 == 0 {
-                FailureKind::Http5xx
-            } else {
-                FailureKind::Http429
-            }),
+            Some(k) if i % k == k - 1 => Outcome::Failed(if (i / k) % 2 == 0 { FailureKind::Http5xx } else { FailureKind::Http429 }),
             _ => Outcome::Ok,
         };
         st.record(&record(ms, outcome));
@@ -86,9 +79,7 @@ fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
 
 fn mid_run_history(s: &Scenario) -> Vec<Arc<Snapshot>> {
     let seq = stage(s, 0, 100, None, true);
-    (1..=10)
-        .map(|k| snapshot(vec![seq.clone()], Some(stage(s, 1, k * 6, None, false)), 8400 + k * 100, false))
-        .collect()
+    (1..=10).map(|k| snapshot(vec![seq.clone()], Some(stage(s, 1, k * 6, None, false)), 8400 + k * 100, false)).collect()
 }
 
 #[test]
@@ -102,9 +93,7 @@ fn mid_run() {
 #[test]
 fn stage_with_errors() {
     let s = seed();
-    let hist: Vec<_> = (1..=5)
-        .map(|k| snapshot(vec![], Some(stage(&s, 0, k * 10, Some(4), false)), k * 100, false))
-        .collect();
+    let hist: Vec<_> = (1..=5).map(|k| snapshot(vec![], Some(stage(&s, 0, k * 10, Some(4), false)), k * 100, false)).collect();
     let app = app_with(&s, &hist);
     let t = draw(&app, 80, 24);
     let text = t.backend().to_string();
@@ -244,18 +233,14 @@ fn harness() -> Harness {
 }
 
 async fn finish(task: tokio::task::JoinHandle<(App, Terminal<TestBackend>)>) -> (App, Terminal<TestBackend>) {
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the loop ends")
-        .unwrap()
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("the loop ends").unwrap()
 }
 
 #[tokio::test]
 async fn q_stops_the_run_and_leaves_when_it_ends() {
     let s = seed();
     let h = harness();
-    h.snaps
-        .send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
+    h.snaps.send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
     h.keys.send(Ok(Event::Key(key(KeyCode::Char('q'))))).unwrap();
     h.stop.soft.cancelled().await;
     assert!(!h.stop.hard.is_cancelled(), "in-flight requests get a grace period");
@@ -270,14 +255,11 @@ async fn q_stops_the_run_and_leaves_when_it_ends() {
 async fn second_q_cancels_requests_in_flight() {
     let s = seed();
     let h = harness();
-    h.snaps
-        .send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
+    h.snaps.send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
     for _ in 0..2 {
         h.keys.send(Ok(Event::Key(key(KeyCode::Char('q'))))).unwrap();
     }
-    tokio::time::timeout(Duration::from_secs(1), h.stop.hard.cancelled())
-        .await
-        .expect("hard stop right away");
+    tokio::time::timeout(Duration::from_secs(1), h.stop.hard.cancelled()).await.expect("hard stop right away");
     h.snaps.send_replace(snapshot(vec![stage(&s, 0, 10, None, true)], None, 1000, true));
     finish(h.task).await;
 }
@@ -304,10 +286,108 @@ async fn the_final_dashboard_waits_for_a_key() {
 async fn a_signal_stop_ends_the_dashboard_with_the_run() {
     let s = seed();
     let h = harness();
-    h.snaps
-        .send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
+    h.snaps.send_replace(snapshot(vec![], Some(stage(&s, 0, 10, None, false)), 900, false));
     h.stop.soft.cancel();
     h.snaps.send_replace(snapshot(vec![stage(&s, 0, 10, None, true)], None, 1000, true));
     let (app, _) = finish(h.task).await;
     assert!(app.stopping);
+}
+
+#[test]
+fn tiny_and_odd_terminals_draw_without_panicking() {
+    let s = seed();
+    let mut apps = vec![finished_app(&s), app_with(&s, &mid_run_history(&s)), App::new(&s, "mock", true)];
+    apps[1].on_key(key(KeyCode::Char('?')));
+    for app in &apps {
+        for (w, h) in [(1, 1), (2, 2), (10, 3), (20, 5), (40, 10), (69, 12), (70, 8), (300, 100)] {
+            draw(app, w, h);
+        }
+    }
+}
+
+#[test]
+fn one_value_and_huge_values_draw() {
+    let s = seed();
+    let info = Engine::stage_info(&s, 0, &s.stages[0]);
+    let mut one = StageStats::new(info.clone());
+    one.record(&record(42.0, Outcome::Ok));
+    let mut huge = StageStats::new(info);
+    for ms in [0.001, 1.0, 3_600_000.0, 1e12] {
+        huge.record(&record(ms, Outcome::Ok));
+    }
+    for st in [one, huge] {
+        let app = app_with(&s, &[snapshot(vec![], Some(st), 100, false)]);
+        let text = draw(&app, 80, 24).backend().to_string();
+        assert!(text.contains("p50"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn lost_input_mid_run_hands_the_terminal_back() {
+    let s = seed();
+    let (tx, rx) = watch::channel(snapshot(vec![], Some(stage(&s, 0, 3, None, false)), 300, false));
+    let mut app = App::new(&s, "mock", false);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let end =
+        tokio::time::timeout(Duration::from_secs(5), run_loop(&mut term, &mut app, rx, futures_util::stream::empty(), &Stop::default()))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(end, llmload::tui::LoopEnd::InputLost);
+    drop(tx);
+}
+
+#[test]
+fn slow_rates_read_steadily() {
+    // One request every 3 s (1-way, 3 s latency): 0.33 req/s, not 0 or 1 in turns.
+    let s = seed();
+    let mut app = App::new(&s, "mock", false);
+    for tick in 1..=150u64 {
+        let t = Duration::from_millis(tick * 100);
+        let mut st = stage(&s, 0, 0, None, false);
+        for _ in 0..tick / 30 {
+            st.record(&record(3000.0, Outcome::Ok));
+        }
+        st.wall = t;
+        app.on_snapshot(snapshot(vec![], Some(st), tick * 100, false));
+        if tick >= 60 {
+            assert!((0.2..0.45).contains(&app.rate_now), "at {t:?}: {}", app.rate_now);
+        }
+    }
+}
+
+#[test]
+fn best_row_counts_successes_not_fast_failures() {
+    let s = seed();
+    let good = stage(&s, 0, 100, None, true);
+    let mut failing = stage(&s, 1, 100, Some(1), true);
+    failing.record(&record(90.0, Outcome::Ok));
+    failing.wall = Duration::from_millis(100);
+    let app = app_with(&s, &[snapshot(vec![good, failing], None, 9000, true)]);
+    assert_eq!(app.best_row(), Some(0));
+}
+
+#[test]
+fn warmup_shows_in_the_gauge() {
+    let text = SEED.replacen("requests = 100", "requests = 100\nwarmup = 5", 1);
+    let s = Scenario::parse(&text, "s.toml", None).unwrap();
+    let mut st = stage(&s, 0, 0, None, false);
+    st.started = 0;
+    st.warmup_done = 2;
+    let app = app_with(&s, &[snapshot(vec![], Some(st), 200, false)]);
+    assert!(draw(&app, 80, 24).backend().to_string().contains("warmup 2/5"));
+}
+
+#[test]
+fn narrow_spread_gets_honest_buckets() {
+    // Four requests within 1 µs of each other near 3 s: one bar holding all four.
+    let s = seed();
+    let mut st = stage(&s, 0, 0, None, false);
+    for us in [3_000_000u64, 3_000_000, 3_000_001, 3_000_001] {
+        st.record(&record(us as f64 / 1000.0, Outcome::Ok));
+    }
+    let b = buckets(&st.latency, 16, Scale::Log);
+    assert_eq!(b.iter().map(|b| b.count).sum::<u64>(), 4);
+    assert_eq!(b.iter().filter(|b| b.count > 0).count(), 1, "{b:?}");
+    assert!(b.len() <= 2, "no empty rows finer than the histogram resolves: {b:?}");
 }

@@ -22,14 +22,7 @@ struct Pty {
 }
 
 fn spawn(args: &[&str]) -> Pty {
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 30,
-            cols: 100,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
+    let pair = native_pty_system().openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_llmload"));
     cmd.args(args);
     cmd.env("TERM", "xterm-256color");
@@ -71,11 +64,7 @@ impl Pty {
     fn wait_for(&self, needle: &str, limit: Duration) {
         let t = Instant::now();
         while !self.screen().screen().contents().contains(needle) {
-            assert!(
-                t.elapsed() < limit,
-                "no {needle:?} on screen within {limit:?}:\n{}",
-                self.screen().screen().contents()
-            );
+            assert!(t.elapsed() < limit, "no {needle:?} on screen within {limit:?}:\n{}", self.screen().screen().contents());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -108,7 +97,7 @@ fn q_on_the_final_dashboard_exits_cleanly_and_prints_the_table() {
     let stages = "[[stage]]\nname = \"one\"\nconcurrency = 1\nrequests = 20\n[[stage]]\nname = \"four\"\nconcurrency = 4\nrequests = 40\n";
     let (_d, path) = scenario(&quick("base_latency_ms = 10\nper_inflight_ms = 1", stages));
     let mut pty = spawn(&["run", path.to_str().unwrap()]);
-    pty.wait_for("any key: exit", Duration::from_secs(30));
+    pty.wait_for("q: exit and print", Duration::from_secs(30));
     let dash = pty.screen();
     assert!(dash.screen().alternate_screen(), "the dashboard is full screen");
     assert!(dash.screen().contents().contains("comparison"), "the dashboard was drawn");
@@ -146,8 +135,5 @@ fn q_mid_run_stops_writes_the_result_and_restores_the_terminal() {
     assert_eq!(v["interrupted"], true);
     let r = &v["stages"][0]["requests"];
     assert!(r["ok"].as_u64().unwrap() >= 1);
-    assert_eq!(
-        r["started"],
-        r["ok"].as_u64().unwrap() + r["failed"].as_u64().unwrap() + r["cancelled"].as_u64().unwrap()
-    );
+    assert_eq!(r["started"], r["ok"].as_u64().unwrap() + r["failed"].as_u64().unwrap() + r["cancelled"].as_u64().unwrap());
 }

@@ -11,21 +11,13 @@ fn seed_comparison_reproduces_the_reference_table() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let mut cmd = bin();
-    cmd.arg("run")
-        .arg(repo_path("scenarios/seed-comparison.toml"))
-        .arg("--headless")
-        .arg("--json")
-        .arg(&json);
+    cmd.arg("run").arg(repo_path("scenarios/seed-comparison.toml")).arg("--headless").arg("--json").arg(&json);
     let out = run(cmd, Duration::from_secs(60));
     assert!(out.status.success(), "exit {:?}\n{}", out.status, out.stderr);
 
     // (mode, wall time s, mean latency ms, throughput req/s)
-    let reference = [
-        ("sequential", 8.2, 82.0, 12.0),
-        ("10-way", 1.1, 110.0, 91.0),
-        ("20-way", 0.6, 120.0, 166.0),
-        ("50-way", 0.4, 180.0, 250.0),
-    ];
+    let reference =
+        [("sequential", 8.2, 82.0, 12.0), ("10-way", 1.1, 110.0, 91.0), ("20-way", 0.6, 120.0, 166.0), ("50-way", 0.4, 180.0, 250.0)];
     let v = read_json(&json);
     assert_schema_valid(&v);
     let stages = v["stages"].as_array().unwrap();
@@ -44,34 +36,14 @@ fn seed_comparison_reproduces_the_reference_table() {
             "{name}: wall {:.2} s (ref {wall}), mean {:.1} ms (ref {mean}), {:.1} req/s (ref {rps})\n",
             got.0, got.1, got.2
         ));
-        assert!(
-            within(got.0, wall) && within(got.1, mean) && within(got.2, rps),
-            "outside ±15 %:\n{report}"
-        );
+        assert!(within(got.0, wall) && within(got.1, mean) && within(got.2, rps), "outside ±15 %:\n{report}");
     }
 
     // The printed table carries the same rows, seed columns first.
     let header = out.stdout.lines().next().unwrap();
     let cols: Vec<&str> = header.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
-    assert_eq!(
-        cols,
-        [
-            "mode",
-            "100 requests",
-            "mean latency",
-            "throughput",
-            "p50",
-            "p95",
-            "p99",
-            "max",
-            "errors"
-        ]
-    );
+    assert_eq!(cols, ["mode", "100 requests", "mean latency", "throughput", "p50", "p95", "p99", "max", "errors"]);
     for (name, ..) in reference {
-        assert!(
-            out.stdout.lines().any(|l| l.starts_with(name)),
-            "no row for {name}:\n{}",
-            out.stdout
-        );
+        assert!(out.stdout.lines().any(|l| l.starts_with(name)), "no row for {name}:\n{}", out.stdout);
     }
 }

@@ -41,26 +41,17 @@ async fn hard_stop_cancels_every_request_in_flight_once() {
     let stop = Stop::default();
     let run = tokio::spawn(run_with_stop(scenario(&url, 8), RunOptions::quiet(), stop.clone()));
     // All 8 workers have a request on the wire: stop now.
-    tokio::task::spawn_blocking(move || all_in.recv_timeout(Duration::from_secs(20)).expect("8 connections"))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || all_in.recv_timeout(Duration::from_secs(20)).expect("8 connections")).await.unwrap();
     stop.soft.cancel();
     stop.hard.cancel();
-    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("stops promptly")
-        .unwrap()
-        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops promptly").unwrap().unwrap();
     assert!(outcome.interrupted);
     let r = &outcome.result;
     assert!(r.interrupted);
     assert_eq!(r.stages.len(), 1, "the next stage never starts");
     let s = &r.stages[0];
     assert!(s.interrupted);
-    assert_eq!(
-        (s.requests.started, s.requests.ok, s.requests.failed, s.requests.cancelled),
-        (8, 0, 0, 8)
-    );
+    assert_eq!((s.requests.started, s.requests.ok, s.requests.failed, s.requests.cancelled), (8, 0, 0, 8));
     assert!(s.latency_ms.is_none());
 }
 
@@ -77,11 +68,7 @@ async fn soft_stop_lets_requests_in_flight_finish() {
     // Well inside the first 1 s round: the 4 first requests are out, none back.
     tokio::time::sleep(Duration::from_millis(300)).await;
     soft.cancel();
-    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("stops")
-        .unwrap()
-        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();
     let s = &outcome.result.stages[0];
     assert!(s.interrupted);
     assert_eq!((s.requests.started, s.requests.ok, s.requests.cancelled), (4, 4, 0));

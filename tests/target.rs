@@ -27,10 +27,7 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
         post(move |headers: HeaderMap, body: axum::Json<Value>| {
             let seen = s2.clone();
             async move {
-                let auth = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_string())
-                    .unwrap_or_default();
+                let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
                 seen.lock().unwrap().push(auth.clone());
                 let key = auth.trim_start_matches("Bearer ").to_string();
                 match body["model"].as_str() {
@@ -38,17 +35,12 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
                     // value that fails to parse, deep in a plain-text page.
                     Some("bad") => {
                         let msg = format!("Incorrect API key provided: {key}");
-                        (
-                            StatusCode::UNAUTHORIZED,
-                            axum::Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})),
-                        )
+                        (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})))
                             .into_response()
                     }
-                    Some("decode") => (
-                        StatusCode::OK,
-                        axum::Json(json!({"choices": [{}], "usage": {"prompt_tokens": key}})),
-                    )
-                        .into_response(),
+                    Some("decode") => {
+                        (StatusCode::OK, axum::Json(json!({"choices": [{}], "usage": {"prompt_tokens": key}}))).into_response()
+                    }
                     Some("text") => (StatusCode::BAD_GATEWAY, format!("<html>{}{key}</html>", " \n".repeat(1500))).into_response(),
                     _ => (
                         StatusCode::OK,
@@ -69,9 +61,7 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
-            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app)
-                .await
-                .unwrap();
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
         });
     });
     (format!("http://{addr}/v1"), seen)
@@ -79,9 +69,7 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
 
 fn seed_with(url: &str, model: &str, json: &std::path::Path) -> std::process::Command {
     let mut c = bin();
-    c.args(["run", "--headless", "--base-url", url, "--model", model, "--json"])
-        .arg(json)
-        .arg(repo_path("scenarios/seed-comparison.toml"));
+    c.args(["run", "--headless", "--base-url", url, "--model", model, "--json"]).arg(json).arg(repo_path("scenarios/seed-comparison.toml"));
     c
 }
 
@@ -98,15 +86,7 @@ fn base_url_and_model_flags_retarget_the_scenario_and_send_the_key() {
     assert_schema_valid(&v);
     assert_eq!(v["target"]["base_url"], url.as_str());
     assert_eq!(v["stages"][3]["model"], "served-model");
-    assert_eq!(
-        v["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["requests"]["ok"].as_u64().unwrap())
-            .sum::<u64>(),
-        400
-    );
+    assert_eq!(v["stages"].as_array().unwrap().iter().map(|s| s["requests"]["ok"].as_u64().unwrap()).sum::<u64>(), 400);
     assert_eq!(v["stages"][0]["tokens"]["completion"], 700, "usage from the server is summed");
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 400);
@@ -119,11 +99,7 @@ fn the_key_never_appears_in_any_output() {
     let d = tempfile::tempdir().unwrap();
     for (model, kind, example) in [
         ("bad", "http_4xx", "HTTP 401: Incorrect API key provided: [REDACTED]"),
-        (
-            "decode",
-            "decode",
-            "HTTP 200: not a chat completion (JSON of the wrong shape at line 1 column",
-        ),
+        ("decode", "decode", "HTTP 200: not a chat completion (JSON of the wrong shape at line 1 column"),
         ("text", "http_5xx", "HTTP 502: <html>"),
     ] {
         let json = d.path().join(format!("{model}.json"));
@@ -175,17 +151,11 @@ fn sigint_stops_the_run_and_still_writes_the_result() {
     let port = listener.local_addr().unwrap().port();
     let d = tempfile::tempdir().unwrap();
     let json = d.path().join("r.json");
-    let child = seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // The first accepted connection proves a request is in flight.
     let (_conn, _) = listener.accept().unwrap();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let out = wait(child, LIMIT);
     assert_eq!(out.status.code(), Some(130), "{}", out.stderr);
@@ -196,10 +166,7 @@ fn sigint_stops_the_run_and_still_writes_the_result() {
     let s = &v["stages"][0];
     assert_eq!(s["interrupted"], true);
     assert_eq!(s["requests"]["started"], 1);
-    assert_eq!(
-        s["requests"]["cancelled"], 1,
-        "the hung request is cancelled after the grace period"
-    );
+    assert_eq!(s["requests"]["cancelled"], 1, "the hung request is cancelled after the grace period");
     assert_eq!(v["stages"].as_array().unwrap().len(), 1, "no stage starts after a stop");
     assert!(out.stdout.contains("sequential (stopped)"), "{}", out.stdout);
 }
@@ -221,11 +188,7 @@ fn standalone_mock_serves_openai_shapes() {
         let bad = http.post(format!("{url}/chat/completions")).body("{not json").send().await?;
         let bad_status = bad.status().as_u16();
         let bad: Value = bad.json().await?;
-        let nomsg = http
-            .post(format!("{url}/chat/completions"))
-            .json(&json!({"model": "x"}))
-            .send()
-            .await?;
+        let nomsg = http.post(format!("{url}/chat/completions")).json(&json!({"model": "x"})).send().await?;
         let nomsg_status = nomsg.status().as_u16();
         let nomsg: Value = nomsg.json().await?;
         Ok::<_, reqwest::Error>((models, ok_status, ok, bad_status, bad, nomsg_status, nomsg))
@@ -238,10 +201,7 @@ fn standalone_mock_serves_openai_shapes() {
     assert_eq!(ok["object"], "chat.completion");
     assert_eq!(ok["model"], "x");
     assert_eq!(ok["usage"], json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}));
-    assert_eq!(
-        ok["choices"][0]["message"]["content"].as_str().unwrap().split_whitespace().count(),
-        4
-    );
+    assert_eq!(ok["choices"][0]["message"]["content"].as_str().unwrap().split_whitespace().count(), 4);
     assert_eq!(bad_status, 400);
     assert_eq!(bad["error"]["type"], "invalid_request_error");
     assert_eq!((nomsg_status, nomsg["error"]["param"].as_str()), (400, Some("messages")));

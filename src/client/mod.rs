@@ -101,27 +101,11 @@ pub struct RequestRecord {
 
 impl RequestRecord {
     pub fn cancelled(latency: Duration) -> Self {
-        Self {
-            outcome: Outcome::Cancelled,
-            latency,
-            status: None,
-            bytes: 0,
-            usage: None,
-            ttft: None,
-            detail: None,
-        }
+        Self { outcome: Outcome::Cancelled, latency, status: None, bytes: 0, usage: None, ttft: None, detail: None }
     }
 
     fn failed(kind: FailureKind, latency: Duration, status: Option<u16>, bytes: u64, detail: String) -> Self {
-        Self {
-            outcome: Outcome::Failed(kind),
-            latency,
-            status,
-            bytes,
-            usage: None,
-            ttft: None,
-            detail: Some(detail.into_boxed_str()),
-        }
+        Self { outcome: Outcome::Failed(kind), latency, status, bytes, usage: None, ttft: None, detail: Some(detail.into_boxed_str()) }
     }
 }
 
@@ -200,23 +184,13 @@ impl Client {
         let mut url = cfg.base_url.clone();
         let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
         url.set_path(&path);
-        Ok(Client {
-            http,
-            url,
-            auth,
-            secret: cfg.api_key.filter(|k| !k.is_empty()),
-        })
+        Ok(Client { http, url, auth, secret: cfg.api_key.filter(|k| !k.is_empty()) })
     }
 
     /// Serializes a chat-completions request body.
     pub fn body(&self, model: &str, prompt: &Prompt, params: &RequestParams) -> Vec<u8> {
-        let body = ChatBody {
-            model,
-            messages: &prompt.messages,
-            stream: false,
-            max_tokens: params.max_tokens,
-            temperature: params.temperature,
-        };
+        let body =
+            ChatBody { model, messages: &prompt.messages, stream: false, max_tokens: params.max_tokens, temperature: params.temperature };
         serde_json::to_vec(&body).expect("request body always serializes")
     }
 
@@ -224,11 +198,7 @@ impl Client {
     /// sends; every outcome is a record.
     pub async fn send(&self, body: Vec<u8>) -> RequestRecord {
         let start = Instant::now();
-        let mut req = self
-            .http
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
+        let mut req = self.http.post(self.url.clone()).header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body);
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
@@ -269,20 +239,13 @@ impl Client {
                 latency,
                 status: Some(status),
                 bytes,
-                usage: c.usage.map(|u| Usage {
-                    prompt_tokens: u.prompt_tokens.unwrap_or(0),
-                    completion_tokens: u.completion_tokens.unwrap_or(0),
-                }),
+                usage: c
+                    .usage
+                    .map(|u| Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: u.completion_tokens.unwrap_or(0) }),
                 ttft: None,
                 detail: None,
             },
-            Ok(_) => self.fail(
-                FailureKind::Decode,
-                latency,
-                Some(status),
-                bytes,
-                &format!("HTTP {status}: response has no choices"),
-            ),
+            Ok(_) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: response has no choices")),
             // Position and category only: serde's message quotes the offending value,
             // which may be anything the server echoed (the key included).
             Err(e) => {
@@ -291,11 +254,7 @@ impl Client {
                     serde_json::error::Category::Eof => "truncated JSON",
                     _ => "JSON of the wrong shape",
                 };
-                let detail = format!(
-                    "HTTP {status}: not a chat completion ({what} at line {} column {})",
-                    e.line(),
-                    e.column()
-                );
+                let detail = format!("HTTP {status}: not a chat completion ({what} at line {} column {})", e.line(), e.column());
                 self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail)
             }
         }
@@ -389,12 +348,7 @@ mod tests {
 
     #[test]
     fn kind_names_match_serde() {
-        for k in [
-            FailureKind::Http429,
-            FailureKind::Http4xx,
-            FailureKind::BodyTooLarge,
-            FailureKind::Connect,
-        ] {
+        for k in [FailureKind::Http429, FailureKind::Http4xx, FailureKind::BodyTooLarge, FailureKind::Connect] {
             assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::from(k.as_str()));
         }
     }
@@ -417,10 +371,7 @@ mod tests {
     fn server_message_prefers_openai_error() {
         let c = client();
         assert_eq!(c.server_message(br#"{"error":{"message":"model not found"}}"#), "model not found");
-        assert_eq!(
-            c.server_message(b"<html>\n <b>Bad Gateway</b></html>"),
-            "<html> <b>Bad Gateway</b></html>"
-        );
+        assert_eq!(c.server_message(b"<html>\n <b>Bad Gateway</b></html>"), "<html> <b>Bad Gateway</b></html>");
         assert_eq!(c.server_message(b""), "(empty body)");
     }
 

@@ -59,12 +59,7 @@ impl Phase {
 
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
-        Engine {
-            scenario,
-            client,
-            events,
-            stop,
-        }
+        Engine { scenario, client, events, stop }
     }
 
     pub fn stage_info(scenario: &Scenario, index: usize, stage: &Stage) -> StageInfo {
@@ -114,27 +109,12 @@ impl Engine {
             // Durations are capped at validation, so this never overflows in practice;
             // if it did, the stage would simply run to its request count.
             let phase = self.phase(stage, false, stage.warmup, end, stage.duration.and_then(|d| t0.checked_add(d)));
-            let _ = self
-                .events
-                .send(EngineEvent::Measuring {
-                    started: phase.started.clone(),
-                })
-                .await;
+            let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
             closed_loop(concurrency, phase.clone()).await;
             let wall = t0.elapsed();
             let interrupted = phase.stopped.load(Ordering::SeqCst);
             let started = phase.started.load(Ordering::SeqCst);
-            if self
-                .events
-                .send(EngineEvent::StageFinished {
-                    wall,
-                    started,
-                    interrupted,
-                })
-                .await
-                .is_err()
-                || interrupted
-            {
+            if self.events.send(EngineEvent::StageFinished { wall, started, interrupted }).await.is_err() || interrupted {
                 return true;
             }
         }
@@ -145,9 +125,7 @@ impl Engine {
 /// N workers, each sending its next request as soon as its last one ends, until the
 /// request numbers run out, the deadline passes or the run is stopped.
 async fn closed_loop(concurrency: u32, phase: Arc<Phase>) {
-    let workers = u64::from(concurrency)
-        .min(phase.end.saturating_sub(phase.next.load(Ordering::Relaxed)))
-        .max(1);
+    let workers = u64::from(concurrency).min(phase.end.saturating_sub(phase.next.load(Ordering::Relaxed))).max(1);
     let mut set = JoinSet::new();
     for _ in 0..workers {
         set.spawn(worker(phase.clone()));

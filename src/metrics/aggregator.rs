@@ -91,21 +91,8 @@ impl Live {
 impl Aggregator {
     pub fn new(total_stages: usize, interval: Duration) -> (Aggregator, mpsc::Sender<EngineEvent>, watch::Receiver<Arc<Snapshot>>) {
         let (etx, erx) = mpsc::channel(CHANNEL_DEPTH);
-        let (stx, srx) = watch::channel(Arc::new(Snapshot {
-            total_stages,
-            ..Snapshot::default()
-        }));
-        (
-            Aggregator {
-                rx: erx,
-                tx: stx,
-                interval,
-                total_stages,
-                started: Instant::now(),
-            },
-            etx,
-            srx,
-        )
+        let (stx, srx) = watch::channel(Arc::new(Snapshot { total_stages, ..Snapshot::default() }));
+        (Aggregator { rx: erx, tx: stx, interval, total_stages, started: Instant::now() }, etx, srx)
     }
 
     /// Runs until the engine drops its sender; returns every stage's figures.
@@ -164,10 +151,7 @@ impl Aggregator {
             finished.push(Arc::new(stats));
         }
         self.publish(&finished, &None, true);
-        finished
-            .into_iter()
-            .map(|s| Arc::try_unwrap(s).unwrap_or_else(|a| (*a).clone()))
-            .collect()
+        finished.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|a| (*a).clone())).collect()
     }
 
     fn publish(&self, finished: &[Arc<StageStats>], current: &Option<Live>, done: bool) {

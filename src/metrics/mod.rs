@@ -73,6 +73,11 @@ impl Latency {
         &self.hist
     }
 
+    /// Exact smallest and largest values recorded, µs; None when empty.
+    pub fn range_us(&self) -> Option<(u64, u64)> {
+        (self.count() > 0).then_some((self.min_us, self.max_us))
+    }
+
     /// Exact merge: the result is as if every value had been recorded into one.
     pub fn merge(&mut self, other: &Latency) {
         self.hist.add(&other.hist).expect("same bounds");
@@ -219,10 +224,7 @@ mod tests {
             latency: Duration::from_millis(ms),
             status: Some(200),
             bytes: 10,
-            usage: Some(Usage {
-                prompt_tokens: 3,
-                completion_tokens: 5,
-            }),
+            usage: Some(Usage { prompt_tokens: 3, completion_tokens: 5 }),
             ttft: None,
             detail: Some("why".into()),
         }
@@ -266,10 +268,7 @@ mod tests {
 
     #[test]
     fn outcomes_are_counted_apart_and_failures_by_kind() {
-        let mut s = StageStats {
-            started: 4,
-            ..StageStats::default()
-        };
+        let mut s = StageStats { started: 4, ..StageStats::default() };
         s.record(&rec(Outcome::Ok, 100));
         s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));
         s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));

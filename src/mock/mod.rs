@@ -41,14 +41,7 @@ pub struct MockConfig {
 
 impl Default for MockConfig {
     fn default() -> Self {
-        Self {
-            base_latency_ms: 80.0,
-            per_inflight_ms: 2.0,
-            jitter_ms: 0.0,
-            seed: 0,
-            output_tokens: 16,
-            error_rate: 0.0,
-        }
+        Self { base_latency_ms: 80.0, per_inflight_ms: 2.0, jitter_ms: 0.0, seed: 0, output_tokens: 16, error_rate: 0.0 }
     }
 }
 
@@ -56,26 +49,18 @@ impl MockConfig {
     /// Problems with the knobs, each naming its field.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, v) in [
-            ("base_latency_ms", self.base_latency_ms),
-            ("per_inflight_ms", self.per_inflight_ms),
-            ("jitter_ms", self.jitter_ms),
-        ] {
+        for (name, v) in
+            [("base_latency_ms", self.base_latency_ms), ("per_inflight_ms", self.per_inflight_ms), ("jitter_ms", self.jitter_ms)]
+        {
             if !(v.is_finite() && (0.0..=MAX_KNOB_MS).contains(&v)) {
                 out.push(format!("{name} must be between 0 and {MAX_KNOB_MS} (one hour), got {v}"));
             }
         }
         if self.output_tokens > MAX_OUTPUT_TOKENS {
-            out.push(format!(
-                "output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}",
-                self.output_tokens
-            ));
+            out.push(format!("output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.output_tokens));
         }
         if self.jitter_ms > self.base_latency_ms {
-            out.push(format!(
-                "jitter_ms ({}) must not exceed base_latency_ms ({})",
-                self.jitter_ms, self.base_latency_ms
-            ));
+            out.push(format!("jitter_ms ({}) must not exceed base_latency_ms ({})", self.jitter_ms, self.base_latency_ms));
         }
         if !(0.0..=1.0).contains(&self.error_rate) {
             out.push(format!("error_rate must be between 0 and 1, got {}", self.error_rate));
@@ -113,11 +98,7 @@ impl Drop for InFlight<'_> {
 
 /// The axum router of the mock, for embedding or serving.
 pub fn router(cfg: MockConfig) -> Router {
-    let state = Arc::new(MockState {
-        cfg,
-        in_flight: AtomicU64::new(0),
-        seq: AtomicU64::new(0),
-    });
+    let state = Arc::new(MockState { cfg, in_flight: AtomicU64::new(0), seq: AtomicU64::new(0) });
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
@@ -150,10 +131,7 @@ impl MockServer {
         let addr = std_listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("llmload-mock".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("mock runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("mock runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("mock listener");
                 let _ = serve(listener, cfg, async {
@@ -162,11 +140,7 @@ impl MockServer {
                 .await;
             });
         })?;
-        Ok(MockServer {
-            addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
+        Ok(MockServer { addr, shutdown: Some(tx), thread: Some(thread) })
     }
 
     /// API root to put in `base_url`.
@@ -238,36 +212,16 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
         }
     };
     let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            Some("model"),
-            "you must provide a model parameter",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("model"), "you must provide a model parameter");
     };
     let Some(messages) = req.messages.as_ref().and_then(Value::as_array).filter(|m| !m.is_empty()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            Some("messages"),
-            "messages must be a non-empty array",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), "messages must be a non-empty array");
     };
     if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            Some("messages"),
-            "every message needs a `role`",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), "every message needs a `role`");
     }
     if req.stream == Some(true) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            Some("stream"),
-            "this mock does not stream yet",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("stream"), "this mock does not stream yet");
     }
 
     let cfg = &state.cfg;
@@ -281,20 +235,12 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
     sleep_until_ms(arrival, base + cfg.per_inflight_ms * load).await;
 
     if fail {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            None,
-            "mock: injected failure (error_rate)",
-        );
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, "mock: injected failure (error_rate)");
     }
 
     let limit = req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX);
     let completion_tokens = (cfg.output_tokens as u64).min(limit);
-    let content = (0..completion_tokens as usize)
-        .map(|i| WORDS[i % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ");
+    let content = (0..completion_tokens as usize).map(|i| WORDS[i % WORDS.len()]).collect::<Vec<_>>().join(" ");
     let prompt_tokens: u64 = messages.iter().map(message_words).sum();
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     axum::Json(json!({
@@ -323,11 +269,7 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
 /// lock shared by all requests.
 fn draw(cfg: &MockConfig, seq: u64) -> (f64, bool) {
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let jitter = if cfg.jitter_ms > 0.0 {
-        rng.random_range(-cfg.jitter_ms..=cfg.jitter_ms)
-    } else {
-        0.0
-    };
+    let jitter = if cfg.jitter_ms > 0.0 { rng.random_range(-cfg.jitter_ms..=cfg.jitter_ms) } else { 0.0 };
     let fail = cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate);
     (jitter, fail)
 }
@@ -336,11 +278,9 @@ fn draw(cfg: &MockConfig, seq: u64) -> (f64, bool) {
 fn message_words(m: &Value) -> u64 {
     match m.get("content") {
         Some(Value::String(s)) => s.split_whitespace().count() as u64,
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .map(|s| s.split_whitespace().count() as u64)
-            .sum(),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(|s| s.split_whitespace().count() as u64).sum()
+        }
         _ => 0,
     }
 }
@@ -364,11 +304,7 @@ mod tests {
 
     #[test]
     fn bad_knobs_are_named() {
-        let c = MockConfig {
-            error_rate: 1.5,
-            base_latency_ms: -1.0,
-            ..MockConfig::default()
-        };
+        let c = MockConfig { error_rate: 1.5, base_latency_ms: -1.0, ..MockConfig::default() };
         let p = c.problems().join("; ");
         assert!(p.contains("error_rate"), "{p}");
         assert!(p.contains("base_latency_ms"), "{p}");
@@ -376,12 +312,7 @@ mod tests {
 
     #[test]
     fn draws_are_seeded_bounded_and_spread() {
-        let cfg = MockConfig {
-            jitter_ms: 20.0,
-            error_rate: 0.25,
-            seed: 42,
-            ..MockConfig::default()
-        };
+        let cfg = MockConfig { jitter_ms: 20.0, error_rate: 0.25, seed: 42, ..MockConfig::default() };
         let a: Vec<(f64, bool)> = (0..1000).map(|i| draw(&cfg, i)).collect();
         let b: Vec<(f64, bool)> = (0..1000).map(|i| draw(&cfg, i)).collect();
         assert_eq!(a, b, "same seed, same draws");
@@ -396,11 +327,7 @@ mod tests {
 
     #[test]
     fn huge_knobs_are_refused() {
-        let c = MockConfig {
-            base_latency_ms: 1e300,
-            output_tokens: 4_000_000_000,
-            ..MockConfig::default()
-        };
+        let c = MockConfig { base_latency_ms: 1e300, output_tokens: 4_000_000_000, ..MockConfig::default() };
         let p = c.problems().join("; ");
         assert!(p.contains("base_latency_ms must be between 0 and 3600000"), "{p}");
         assert!(p.contains("output_tokens must be at most 100000"), "{p}");
@@ -409,9 +336,6 @@ mod tests {
     #[test]
     fn words_count_text_and_parts() {
         assert_eq!(message_words(&json!({"role": "user", "content": "a b  c"})), 3);
-        assert_eq!(
-            message_words(&json!({"role": "user", "content": [{"type": "text", "text": "x y"}]})),
-            2
-        );
+        assert_eq!(message_words(&json!({"role": "user", "content": [{"type": "text", "text": "x y"}]})), 2);
     }
 }

@@ -135,26 +135,14 @@ struct ScenarioRecord<'a> {
 
 pub fn definitions() -> BTreeMap<String, String> {
     [
-        (
-            "latency_ms",
-            "end-to-end latency of successful requests: request sent -> last byte of the response read, in ms",
-        ),
-        (
-            "wall_time_s",
-            "measured window of a stage: first measured request sent -> last one finished (warmup excluded)",
-        ),
+        ("latency_ms", "end-to-end latency of successful requests: request sent -> last byte of the response read, in ms"),
+        ("wall_time_s", "measured window of a stage: first measured request sent -> last one finished (warmup excluded)"),
         ("throughput.requests_per_s", "finished requests (ok + failed) / wall_time_s"),
         ("throughput.ok_per_s", "successful requests / wall_time_s"),
-        (
-            "throughput.output_tokens_per_s",
-            "completion tokens reported in usage / wall_time_s",
-        ),
+        ("throughput.output_tokens_per_s", "completion tokens reported in usage / wall_time_s"),
         ("error_rate", "failed / (ok + failed)"),
         ("requests", "started = ok + failed + cancelled once a stage ends"),
-        (
-            "percentiles",
-            "HDR histogram values, 3 significant digits, 1 us resolution; mean, min, max and stddev are exact",
-        ),
+        ("percentiles", "HDR histogram values, 3 significant digits, 1 us resolution; mean, min, max and stddev are exact"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -183,16 +171,10 @@ impl RunResult {
         let t = &scenario.target;
         RunResult {
             schema_version: SCHEMA_VERSION,
-            tool: Tool {
-                name: "llmload".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
+            tool: Tool { name: "llmload".into(), version: env!("CARGO_PKG_VERSION").into() },
             scenario: serde_json::to_value(&record).expect("scenario serializes"),
             target: TargetInfo {
-                base_url: serde_json::to_value(&t.base_url)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                base_url: serde_json::to_value(&t.base_url).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
                 mock_url: meta.mock_url,
                 model: t.model.clone(),
                 stream: t.stream,
@@ -215,11 +197,9 @@ impl RunResult {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = path.file_name().map_or("result.json".into(), |n| n.to_string_lossy().to_string());
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
+        std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     }
 }
 
@@ -227,9 +207,7 @@ impl StageResult {
     /// The stage's result, with its latency histogram encoded.
     pub fn from_stats(s: &StageStats) -> StageResult {
         let mut hist = Vec::new();
-        V2Serializer::new()
-            .serialize(s.latency.histogram(), &mut hist)
-            .expect("histogram serializes to memory");
+        V2Serializer::new().serialize(s.latency.histogram(), &mut hist).expect("histogram serializes to memory");
         let mut r = Self::summary(s);
         r.histograms.e2e_us = base64::engine::general_purpose::STANDARD.encode(&hist);
         r
@@ -244,26 +222,14 @@ impl StageResult {
             kind: "closed".into(),
             concurrency: s.info.concurrency,
             model: s.info.model.clone(),
-            planned: Planned {
-                requests: s.info.planned_requests,
-                duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()),
-            },
+            planned: Planned { requests: s.info.planned_requests, duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()) },
             warmup_requests: s.warmup_done,
             interrupted: s.interrupted,
             wall_time_s: s.wall.as_secs_f64(),
-            requests: Requests {
-                started: s.started,
-                ok: s.ok,
-                failed: s.failed,
-                cancelled: s.cancelled,
-            },
+            requests: Requests { started: s.started, ok: s.ok, failed: s.failed, cancelled: s.cancelled },
             error_rate: s.error_rate(),
             failures: s.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
-            failure_examples: s
-                .failure_examples
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.to_string()))
-                .collect(),
+            failure_examples: s.failure_examples.iter().map(|(k, v)| (k.as_str().to_string(), v.to_string())).collect(),
             status_codes: s.status_codes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             latency_ms: s.latency.summary(),
             throughput: Throughput {
@@ -271,11 +237,7 @@ impl StageResult {
                 ok_per_s: s.ok_per_s(),
                 output_tokens_per_s: s.output_tokens_per_s(),
             },
-            tokens: Tokens {
-                prompt: s.prompt_tokens,
-                completion: s.completion_tokens,
-                requests_with_usage: s.with_usage,
-            },
+            tokens: Tokens { prompt: s.prompt_tokens, completion: s.completion_tokens, requests_with_usage: s.with_usage },
             bytes_received: s.bytes_received,
             histograms: Histograms { e2e_us: String::new() },
         }

@@ -8,28 +8,13 @@ use super::StageResult;
 /// Column titles. The time column reads "N requests" when every stage ran the same
 /// planned count to the end, as in the seed table; "wall time" otherwise.
 pub fn header(stages: &[StageResult]) -> Vec<String> {
-    let same_count = stages
-        .first()
-        .and_then(|s| s.planned.requests)
-        .filter(|n| stages.iter().all(|s| s.planned.requests == Some(*n) && !s.interrupted));
+    let same_count =
+        stages.first().and_then(|s| s.planned.requests).filter(|n| stages.iter().all(|s| s.planned.requests == Some(*n) && !s.interrupted));
     let time_header = match same_count {
         Some(n) => format!("{n} requests"),
         None => "wall time".to_string(),
     };
-    [
-        "mode",
-        &time_header,
-        "mean latency",
-        "throughput",
-        "p50",
-        "p95",
-        "p99",
-        "max",
-        "errors",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ["mode", &time_header, "mean latency", "throughput", "p50", "p95", "p99", "max", "errors"].iter().map(|s| s.to_string()).collect()
 }
 
 /// One stage's cells, in header order.
@@ -58,9 +43,7 @@ pub fn render_table(stages: &[StageResult]) -> String {
     let mut rows = vec![header(stages)];
     rows.extend(stages.iter().map(row));
     // Display width, not chars: CJK stage names take two columns each.
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (i, row) in rows.iter().enumerate() {
         let cells: Vec<String> = row
@@ -69,11 +52,7 @@ pub fn render_table(stages: &[StageResult]) -> String {
             .map(|(c, cell)| {
                 let pad = widths[c] - cell.width();
                 // Text left, figures right, so digits line up.
-                if c == 0 {
-                    format!("{cell}{}", " ".repeat(pad))
-                } else {
-                    format!("{}{cell}", " ".repeat(pad))
-                }
+                if c == 0 { format!("{cell}{}", " ".repeat(pad)) } else { format!("{}{cell}", " ".repeat(pad)) }
             })
             .collect();
         out.push_str(cells.join("  ").trim_end());
@@ -104,11 +83,7 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
 }
 
 fn fmt_errors(s: &StageResult) -> String {
-    if s.requests.failed == 0 {
-        "0".to_string()
-    } else {
-        format!("{} ({:.1}%)", s.requests.failed, s.error_rate * 100.0)
-    }
+    if s.requests.failed == 0 { "0".to_string() } else { format!("{} ({:.1}%)", s.requests.failed, s.error_rate * 100.0) }
 }
 
 pub fn fmt_ms(ms: f64) -> String {

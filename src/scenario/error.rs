@@ -56,11 +56,7 @@ pub(crate) struct Problems<'a> {
 
 impl<'a> Problems<'a> {
     pub fn new(file: &'a str, src: &'a str) -> Self {
-        Self {
-            file,
-            src,
-            list: Vec::new(),
-        }
+        Self { file, src, list: Vec::new() }
     }
 
     pub fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
@@ -71,11 +67,7 @@ impl<'a> Problems<'a> {
             }
             None => Location::File,
         };
-        self.list.push(Problem {
-            file: self.file.to_string(),
-            location,
-            message: message.into(),
-        });
+        self.list.push(Problem { file: self.file.to_string(), location, message: message.into() });
     }
 
     /// Problems in file order (sections are checked in key order, not file order).

@@ -88,9 +88,7 @@ impl ScenarioFile {
 /// section's name.
 fn section<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, name: &str, p: &mut Problems<'_>) -> Option<T> {
     let span = value.span();
-    T::deserialize(value.into_deserializer())
-        .map_err(|e| p.at(e.span().or(Some(span)), format!("{name}: {}", one_line(e.message()))))
-        .ok()
+    T::deserialize(value.into_deserializer()).map_err(|e| p.at(e.span().or(Some(span)), format!("{name}: {}", one_line(e.message())))).ok()
 }
 
 fn stage_list(value: Spanned<DeValue<'_>>, p: &mut Problems<'_>) -> Option<Spanned<Vec<Spanned<StageFile>>>> {
@@ -184,9 +182,7 @@ impl<'de> Deserialize<'de> for DurationValue {
             Raw::Float(f) => f,
         };
         if !(secs.is_finite() && secs >= 0.0) {
-            return Err(serde::de::Error::custom(format!(
-                "invalid duration {secs}: must be zero or more seconds"
-            )));
+            return Err(serde::de::Error::custom(format!("invalid duration {secs}: must be zero or more seconds")));
         }
         DurationValue::checked(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
     }

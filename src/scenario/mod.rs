@@ -136,11 +136,7 @@ impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
         let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            problems: vec![Problem {
-                file: shown.clone(),
-                location: Location::File,
-                message: format!("cannot read scenario: {e}"),
-            }],
+            problems: vec![Problem { file: shown.clone(), location: Location::File, message: format!("cannot read scenario: {e}") }],
         })?;
         let mut scenario = Self::parse(&src, &shown, path.parent())?;
         scenario.source = Some(path.to_path_buf());
@@ -193,10 +189,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
     };
     let stream = match &t.stream {
         Some(s) if *s.get_ref() => {
-            p.at(
-                Some(s.span()),
-                "target.stream = true is not supported yet (streaming arrives with TTFT metrics); use false",
-            );
+            p.at(Some(s.span()), "target.stream = true is not supported yet (streaming arrives with TTFT metrics); use false");
             true
         }
         _ => false,
@@ -215,10 +208,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
     let mock = match raw.mock {
         Some(m) => {
             if base_url != BaseUrl::Mock {
-                p.at(
-                    Some(m.span()),
-                    "[mock] is only used with target.base_url = \"mock\"; remove it or set base_url = \"mock\"",
-                );
+                p.at(Some(m.span()), "[mock] is only used with target.base_url = \"mock\"; remove it or set base_url = \"mock\"");
             }
             for msg in m.get_ref().problems() {
                 p.at(Some(m.span()), format!("mock.{msg}"));
@@ -230,10 +220,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
 
     let prompts = prompts::resolve(raw.prompts, p, base_dir);
 
-    let mut request = RequestParams {
-        max_tokens: raw.request.max_tokens.map(|n| n.get()),
-        temperature: None,
-    };
+    let mut request = RequestParams { max_tokens: raw.request.max_tokens.map(|n| n.get()), temperature: None };
     if let Some(t) = raw.request.temperature {
         let v = *t.get_ref();
         if !(0.0..=2.0).contains(&v) {
@@ -255,19 +242,13 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         let concurrency = s.concurrency.map_or(1, |c| c.get());
         let name = s.name.clone().unwrap_or_else(|| default_stage_name(concurrency));
         if concurrency > MAX_CONCURRENCY {
-            p.at(
-                Some(span.clone()),
-                format!("stage {}: concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}", i + 1),
-            );
+            p.at(Some(span.clone()), format!("stage {}: concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}", i + 1));
         }
         if name.trim().is_empty() {
             p.at(Some(span.clone()), format!("stage {}: name must not be empty", i + 1));
         }
         if !names.insert(name.clone()) {
-            p.at(
-                Some(span.clone()),
-                format!("stage {}: name {name:?} is used twice; stage names label the results", i + 1),
-            );
+            p.at(Some(span.clone()), format!("stage {}: name {name:?} is used twice; stage names label the results", i + 1));
         }
         let duration = match &s.duration {
             Some(d) if d.get_ref().0.is_zero() => {
@@ -278,10 +259,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
             None => None,
         };
         if s.requests.is_none() && s.duration.is_none() {
-            p.at(
-                Some(span.clone()),
-                format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"),
-            );
+            p.at(Some(span.clone()), format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"));
         }
         if let Some(m) = &s.model
             && m.trim().is_empty()
@@ -302,14 +280,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
         description: raw.description,
         source: None,
-        target: Target {
-            base_url,
-            model: t.model.into_inner(),
-            api_key_env,
-            stream,
-            timeout,
-            connect_timeout,
-        },
+        target: Target { base_url, model: t.model.into_inner(), api_key_env, stream, timeout, connect_timeout },
         mock,
         prompts,
         request,
@@ -318,11 +289,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
 }
 
 fn default_stage_name(concurrency: u32) -> String {
-    if concurrency == 1 {
-        "sequential".to_string()
-    } else {
-        format!("{concurrency}-way")
-    }
+    if concurrency == 1 { "sequential".to_string() } else { format!("{concurrency}-way") }
 }
 
 /// Parses an API root such as `http://127.0.0.1:8000/v1`.

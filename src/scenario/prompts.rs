@@ -21,9 +21,7 @@ pub struct Prompt {
 impl Prompt {
     fn from_messages(messages: &Value) -> Prompt {
         let text = serde_json::to_string(messages).expect("a JSON value always serializes");
-        Prompt {
-            messages: RawValue::from_string(text).expect("serde_json output is valid JSON"),
-        }
+        Prompt { messages: RawValue::from_string(text).expect("serde_json output is valid JSON") }
     }
 
     fn from_text(system: Option<&str>, text: &str) -> Prompt {
@@ -53,21 +51,13 @@ enum Kind {
 
 impl Prompts {
     pub(crate) fn empty() -> Prompts {
-        Prompts {
-            kind: Kind::Fixed(Arc::from(Vec::new())),
-            system: None,
-            source: String::new(),
-        }
+        Prompts { kind: Kind::Fixed(Arc::from(Vec::new())), system: None, source: String::new() }
     }
 
     /// Builds prompts from literal texts (used by tests and by the CLI overrides).
     pub fn from_texts(texts: &[&str]) -> Prompts {
         let items: Vec<Prompt> = texts.iter().map(|t| Prompt::from_text(None, t)).collect();
-        Prompts {
-            source: format!("list of {}", items.len()),
-            kind: Kind::Fixed(items.into()),
-            system: None,
-        }
+        Prompts { source: format!("list of {}", items.len()), kind: Kind::Fixed(items.into()), system: None }
     }
 
     /// The prompt for request number `i` (0-based within its stage). Fixed prompts cycle.
@@ -94,10 +84,7 @@ impl Prompts {
 pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir: &Path) -> Prompts {
     let span = raw.span();
     let raw = raw.into_inner();
-    let given = [raw.list.is_some(), raw.template.is_some(), raw.file.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let given = [raw.list.is_some(), raw.template.is_some(), raw.file.is_some()].iter().filter(|b| **b).count();
     if given != 1 {
         p.at(Some(span), "[prompts] needs exactly one of `list`, `template` or `file`");
         return Prompts::empty();
@@ -108,21 +95,13 @@ pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir:
             p.at(Some(list.span()), "prompts.list is empty; give at least one prompt");
         }
         let items: Vec<Prompt> = list.get_ref().iter().map(|t| Prompt::from_text(system.as_deref(), t)).collect();
-        return Prompts {
-            source: format!("list of {}", items.len()),
-            kind: Kind::Fixed(items.into()),
-            system,
-        };
+        return Prompts { source: format!("list of {}", items.len()), kind: Kind::Fixed(items.into()), system };
     }
     if let Some(t) = raw.template {
         if t.get_ref().trim().is_empty() {
             p.at(Some(t.span()), "prompts.template is empty");
         }
-        return Prompts {
-            source: "template".to_string(),
-            kind: Kind::Template(t.into_inner()),
-            system,
-        };
+        return Prompts { source: "template".to_string(), kind: Kind::Template(t.into_inner()), system };
     }
     let file = raw.file.expect("exactly one source is set");
     let rel = file.get_ref();
@@ -130,10 +109,7 @@ pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir:
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) => {
-            p.at(
-                Some(file.span()),
-                format!("prompts.file {:?}: cannot read {}: {e}", rel, path.display()),
-            );
+            p.at(Some(file.span()), format!("prompts.file {:?}: cannot read {}: {e}", rel, path.display()));
             return Prompts::empty();
         }
     };
@@ -156,11 +132,7 @@ pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir:
     if items.is_empty() {
         p.at(Some(file.span()), format!("prompts.file {:?} holds no prompts", rel));
     }
-    Prompts {
-        source: format!("file {} ({} prompts)", rel, items.len()),
-        kind: Kind::Fixed(items.into()),
-        system,
-    }
+    Prompts { source: format!("file {} ({} prompts)", rel, items.len()), kind: Kind::Fixed(items.into()), system }
 }
 
 /// A JSONL line is `{"messages": [{"role": …, "content": …}, …]}` or `{"prompt": "text"}`.
@@ -169,10 +141,8 @@ fn parse_jsonl_line(line: &str, system: Option<&str>) -> Result<Prompt, String> 
     if let Some(text) = v.get("prompt").and_then(Value::as_str) {
         return Ok(Prompt::from_text(system, text));
     }
-    let messages = v
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("expected an object with a `messages` array (or a `prompt` string)")?;
+    let messages =
+        v.get("messages").and_then(Value::as_array).ok_or("expected an object with a `messages` array (or a `prompt` string)")?;
     if messages.is_empty() {
         return Err("`messages` is empty".to_string());
     }

@@ -84,10 +84,7 @@ duration = "0s"
     assert!(all.contains("s.toml:4:9: target.model must not be empty"), "{all}");
     assert!(all.contains("s.toml:6:8: prompts.list is empty"), "{all}");
     assert!(all.contains("give `requests` or `duration`"), "{all}");
-    assert!(
-        all.contains("s.toml:12:12: stage \"a\": duration must be greater than zero"),
-        "{all}"
-    );
+    assert!(all.contains("s.toml:12:12: stage \"a\": duration must be greater than zero"), "{all}");
     assert_eq!(e.len(), 5, "{all}");
 }
 
@@ -107,11 +104,8 @@ fn prompts_need_exactly_one_source() {
 #[test]
 fn jsonl_prompts_are_checked_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("p.jsonl"),
-        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n\n{\"prompt\":\"x\"}\n[1]\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("p.jsonl"), "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n\n{\"prompt\":\"x\"}\n[1]\n")
+        .unwrap();
     let src = MINIMAL.replace("list = [\"hello\"]", "file = \"p.jsonl\"");
     let e = match Scenario::parse(&src, "s.toml", Some(dir.path())) {
         Ok(_) => panic!("line 4 is not an object"),
@@ -119,29 +113,18 @@ fn jsonl_prompts_are_checked_per_line() {
     };
     assert!(e.contains("p.jsonl:4: expected an object with a `messages` array"), "{e}");
 
-    std::fs::write(
-        dir.path().join("p.jsonl"),
-        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n{\"prompt\":\"x\"}\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("p.jsonl"), "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n{\"prompt\":\"x\"}\n").unwrap();
     let s = Scenario::parse(&src, "s.toml", Some(dir.path())).unwrap();
     assert_eq!(s.prompts.len(), Some(2));
     assert_eq!(s.prompts.prompt(0).messages.get(), r#"[{"content":"hi","role":"user"}]"#);
-    assert_eq!(
-        s.prompts.prompt(3).messages.get(),
-        r#"[{"content":"x","role":"user"}]"#,
-        "fixed prompts cycle"
-    );
+    assert_eq!(s.prompts.prompt(3).messages.get(), r#"[{"content":"x","role":"user"}]"#, "fixed prompts cycle");
 }
 
 #[test]
 fn template_substitutes_request_number_and_system() {
     let src = MINIMAL.replace("list = [\"hello\"]", "template = \"compute {i}!\"\nsystem = \"be brief\"");
     let s = Scenario::parse(&src, "s.toml", None).unwrap();
-    assert_eq!(
-        s.prompts.prompt(7).messages.get(),
-        r#"[{"content":"be brief","role":"system"},{"content":"compute 7!","role":"user"}]"#
-    );
+    assert_eq!(s.prompts.prompt(7).messages.get(), r#"[{"content":"be brief","role":"system"},{"content":"compute 7!","role":"user"}]"#);
 }
 
 #[test]
@@ -176,14 +159,7 @@ fn redacted_url_drops_credentials_and_query() {
 
 #[test]
 fn garbage_input_never_panics() {
-    for src in [
-        "",
-        "\u{0}\u{1}",
-        "[[stage]]\n[[stage]]",
-        "target = 5",
-        "[target]\nbase_url = []",
-        "ＸＸ = 'ｙ'\n[target]",
-    ] {
+    for src in ["", "\u{0}\u{1}", "[[stage]]\n[[stage]]", "target = 5", "[target]\nbase_url = []", "ＸＸ = 'ｙ'\n[target]"] {
         assert!(Scenario::parse(src, "s.toml", None).is_err());
     }
 }

@@ -13,8 +13,11 @@ use crate::scenario::{Scenario, redact_url};
 
 /// Throughput points kept for the chart: one per snapshot, ~100 ms apart.
 const HISTORY: usize = 600;
-/// Throughput is a rate over this trailing window.
-const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Throughput is a rate over this trailing window of the running stage...
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// ...unless the window holds fewer completions than this: then the stage's average,
+/// so slow LLM rates (a request every few seconds) read steadily.
+const RATE_MIN_EVENTS: u64 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
@@ -51,8 +54,9 @@ pub struct App {
     pub rows: Vec<StageResult>,
     /// Requests/s over time, across stages.
     pub throughput: VecDeque<f64>,
-    /// (elapsed, finished requests so far) over the last RATE_WINDOW.
+    /// (stage wall time, finished requests of the stage) over the last RATE_WINDOW.
     window: VecDeque<(Duration, u64)>,
+    window_stage: Option<usize>,
     pub rate_now: f64,
     /// Histogram on show: None follows the running (or last) stage.
     pub view: Option<usize>,
@@ -68,21 +72,12 @@ impl App {
         App {
             scenario: scenario.name.clone(),
             target: format!("{target} · model {}", scenario.target.model),
-            plans: scenario
-                .stages
-                .iter()
-                .map(|s| StagePlan {
-                    name: s.name.clone(),
-                    concurrency: s.load.concurrency(),
-                })
-                .collect(),
-            snapshot: Arc::new(Snapshot {
-                total_stages: scenario.stages.len(),
-                ..Snapshot::default()
-            }),
+            plans: scenario.stages.iter().map(|s| StagePlan { name: s.name.clone(), concurrency: s.load.concurrency() }).collect(),
+            snapshot: Arc::new(Snapshot { total_stages: scenario.stages.len(), ..Snapshot::default() }),
             rows: Vec::new(),
             throughput: VecDeque::with_capacity(HISTORY),
             window: VecDeque::new(),
+            window_stage: None,
             rate_now: 0.0,
             view: None,
             scale: Scale::Log,
@@ -94,11 +89,7 @@ impl App {
 
     /// The target as shown: "mock" or the URL with credentials removed.
     pub fn target_label(url: &reqwest::Url, mock: bool) -> String {
-        if mock {
-            format!("mock ({})", redact_url(url))
-        } else {
-            redact_url(url)
-        }
+        if mock { format!("mock ({})", redact_url(url)) } else { redact_url(url) }
     }
 
     pub fn done(&self) -> bool {
@@ -114,21 +105,33 @@ impl App {
         for s in snap.finished.iter().skip(self.rows.len()) {
             self.rows.push(StageResult::summary(s));
         }
-        let finished: u64 =
-            snap.finished.iter().map(|s| s.ok + s.failed).sum::<u64>() + snap.current.as_ref().map_or(0, |c| c.ok + c.failed);
-        self.window.push_back((snap.elapsed, finished));
-        while self.window.len() > 2 && snap.elapsed.saturating_sub(self.window[1].0) >= RATE_WINDOW {
-            self.window.pop_front();
-        }
-        if let (Some(first), Some(last)) = (self.window.front(), self.window.back()) {
-            let dt = last.0.saturating_sub(first.0).as_secs_f64();
-            self.rate_now = if dt > 0.0 { (last.1 - first.1) as f64 / dt } else { 0.0 };
-        }
+        self.rate_now = match (&snap.current, snap.finished.last()) {
+            (Some(c), _) => self.stage_rate(c),
+            // Between stages and after the run: the last stage's figure.
+            (None, Some(last)) => last.requests_per_s(),
+            (None, None) => 0.0,
+        };
         if self.throughput.len() == HISTORY {
             self.throughput.pop_front();
         }
         self.throughput.push_back(self.rate_now);
         self.snapshot = snap;
+    }
+
+    /// Requests/s of the running stage over the trailing window.
+    fn stage_rate(&mut self, c: &StageStats) -> f64 {
+        if self.window_stage != Some(c.info.index) {
+            self.window.clear();
+            self.window_stage = Some(c.info.index);
+        }
+        let done = c.ok + c.failed;
+        self.window.push_back((c.wall, done));
+        while self.window.len() > 2 && c.wall.saturating_sub(self.window[1].0) >= RATE_WINDOW {
+            self.window.pop_front();
+        }
+        let (t0, n0) = *self.window.front().expect("just pushed");
+        let dt = c.wall.saturating_sub(t0).as_secs_f64();
+        if done - n0 >= RATE_MIN_EVENTS && dt > 0.0 { (done - n0) as f64 / dt } else { c.requests_per_s() }
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Action {
@@ -184,11 +187,7 @@ impl App {
         // Slot `finished` is the live stage (or, when done, the same as the last one).
         let cur = self.view.unwrap_or(if live == 1 { finished } else { slots - 1 }) as isize;
         let next = (cur + by).rem_euclid(slots as isize) as usize;
-        self.view = if next >= finished || (live == 0 && next == slots - 1) {
-            None
-        } else {
-            Some(next)
-        };
+        self.view = if next >= finished || (live == 0 && next == slots - 1) { None } else { Some(next) };
     }
 
     /// The stage whose histogram is on show, and whether it is still running.
@@ -196,11 +195,7 @@ impl App {
         let snap = &self.snapshot;
         match self.view {
             Some(i) if i < snap.finished.len() => Some((&snap.finished[i], false)),
-            _ => snap
-                .current
-                .as_ref()
-                .map(|c| (c, true))
-                .or_else(|| snap.finished.last().map(|s| (&**s, false))),
+            _ => snap.current.as_ref().map(|c| (c, true)).or_else(|| snap.finished.last().map(|s| (&**s, false))),
         }
     }
 
@@ -210,12 +205,13 @@ impl App {
     }
 
     /// Index of the best throughput among finished stages.
+    /// Successes per second, so a stage that fails fast never looks best.
     pub fn best_row(&self) -> Option<usize> {
         self.rows
             .iter()
             .enumerate()
             .filter(|(_, r)| r.requests.ok > 0)
-            .max_by(|a, b| a.1.throughput.requests_per_s.total_cmp(&b.1.throughput.requests_per_s))
+            .max_by(|a, b| a.1.throughput.ok_per_s.total_cmp(&b.1.throughput.ok_per_s))
             .map(|(i, _)| i)
     }
 }
@@ -232,16 +228,14 @@ pub struct Bucket {
 /// the body and the tail of a latency distribution stay visible.
 pub fn buckets(lat: &Latency, n: usize, scale: Scale) -> Vec<Bucket> {
     let hist = lat.histogram();
-    if hist.is_empty() || n == 0 {
-        return Vec::new();
-    }
-    let (min, max) = (hist.min().max(1), hist.max().max(1));
-    if min == max || n == 1 {
-        return vec![Bucket {
-            lo_us: min,
-            hi_us: max + 1,
-            count: hist.len(),
-        }];
+    let Some((min, max)) = lat.range_us() else { return Vec::new() };
+    let (min, max) = (min.max(1), max.max(1));
+    // Never finer than the histogram can tell apart (3 significant digits): a narrow
+    // spread gets fewer, honest bars rather than empty rows and one full one.
+    let resolution = hist.equivalent_range(max).max(1);
+    let n = n.min(((max - min) / resolution + 1) as usize);
+    if n <= 1 {
+        return vec![Bucket { lo_us: min, hi_us: max + 1, count: hist.len() }];
     }
     let (lo, hi) = (min as f64, (max + 1) as f64);
     let edge = |k: usize| -> u64 {
@@ -251,17 +245,11 @@ pub fn buckets(lat: &Latency, n: usize, scale: Scale) -> Vec<Bucket> {
             Scale::Log => (lo * (hi / lo).powf(t)).round() as u64,
         }
     };
-    let mut out: Vec<Bucket> = (0..n)
-        .map(|k| Bucket {
-            lo_us: edge(k),
-            hi_us: edge(k + 1),
-            count: 0,
-        })
-        .collect();
-    out.last_mut().expect("n > 0").hi_us = max + 1;
+    let mut out: Vec<Bucket> = (0..n).map(|k| Bucket { lo_us: edge(k), hi_us: edge(k + 1), count: 0 }).collect();
+    out.last_mut().expect("n > 1").hi_us = max + 1;
+    // Log edges can round together at the low end; merge empty-width buckets.
     out.dedup_by(|b, a| {
-        // Narrow log buckets can round to the same edge; merge them.
-        if a.hi_us <= a.lo_us || b.lo_us == a.lo_us {
+        if a.hi_us <= a.lo_us {
             a.hi_us = b.hi_us;
             true
         } else {
@@ -269,7 +257,8 @@ pub fn buckets(lat: &Latency, n: usize, scale: Scale) -> Vec<Bucket> {
         }
     });
     for v in hist.iter_recorded() {
-        let value = v.value_iterated_to().clamp(min, max);
+        // The middle of the HDR bucket, kept inside the exact range seen.
+        let value = hist.median_equivalent(v.value_iterated_to()).clamp(min, max);
         let i = out.partition_point(|b| b.hi_us <= value).min(out.len() - 1);
         out[i].count += v.count_at_value();
     }

@@ -27,6 +27,16 @@ use crate::metrics::Snapshot;
 /// request rate.
 pub const FRAME: Duration = Duration::from_millis(50);
 
+/// Why the dashboard loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// The user left (or the run ended after a stop).
+    Left,
+    /// Keys can no longer be read while the run goes on: the caller should give the
+    /// terminal back (so Ctrl-C works again) and let the run finish headless.
+    InputLost,
+}
+
 /// Runs the dashboard until the user leaves (after the run ends, or after a stop once
 /// the run has ended). Draws only when something changed.
 pub async fn run_loop<B, S>(
@@ -35,7 +45,7 @@ pub async fn run_loop<B, S>(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     mut input: S,
     stop: &Stop,
-) -> Result<(), B::Error>
+) -> Result<LoopEnd, B::Error>
 where
     B: Backend,
     S: Stream<Item = io::Result<Event>> + Unpin,
@@ -44,11 +54,10 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut snapshots_open = true;
-    let mut input_open = true;
     loop {
-        if app.should_exit() || (app.done() && !input_open) {
+        if app.should_exit() {
             terminal.draw(|f| render(f, app))?;
-            return Ok(());
+            return Ok(LoopEnd::Left);
         }
         tokio::select! {
             _ = tick.tick() => {
@@ -68,7 +77,7 @@ where
                 app.stopped_externally();
                 dirty = true;
             }
-            ev = input.next(), if input_open => match ev {
+            ev = input.next() => match ev {
                 Some(Ok(Event::Key(key))) => {
                     match app.on_key(key) {
                         Action::None => {}
@@ -81,7 +90,7 @@ where
                             });
                         }
                         Action::StopNow => stop.hard.cancel(),
-                        Action::Exit => return Ok(()),
+                        Action::Exit => return Ok(LoopEnd::Left),
                     }
                     dirty = true;
                 }
@@ -90,8 +99,7 @@ where
                     dirty = true;
                 }
                 Some(Ok(_)) => {}
-                // No more keys (input closed): the dashboard ends with the run.
-                Some(Err(_)) | None => input_open = false,
+                Some(Err(_)) | None => return Ok(if app.done() { LoopEnd::Left } else { LoopEnd::InputLost }),
             },
         }
     }

@@ -1,14 +1,16 @@
 //! Drawing the dashboard from App state. Nothing here changes state.
 
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Sparkline, Table};
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 use super::app::{App, Scale, buckets};
 use crate::metrics::StageStats;
-use crate::report::{StageResult, fmt_ms, fmt_rate, header, row};
+use crate::report::{StageResult, fmt_rate, header, row};
 
 impl App {
     fn fg(&self, c: Color) -> Style {
@@ -19,13 +21,8 @@ impl App {
 pub fn render(f: &mut Frame, app: &App) {
     let area = f.area();
     let table_h = (app.plans.len() as u16 + 3).min(area.height.saturating_sub(2 + 6 + 1)).max(3);
-    let [head, body, table, keys] = Layout::vertical([
-        Constraint::Length(2),
-        Constraint::Min(4),
-        Constraint::Length(table_h),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [head, body, table, keys] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(4), Constraint::Length(table_h), Constraint::Length(1)]).areas(area);
     render_header(f, app, head);
     if body.width >= 70 {
         let [left, right] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
@@ -35,9 +32,11 @@ pub fn render(f: &mut Frame, app: &App) {
         render_throughput(f, app, tp);
         render_errors(f, app, errs);
     } else {
-        let [hist, tp] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+        let [hist, tp, errs] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(30), Constraint::Percentage(20)]).areas(body);
         render_histogram(f, app, hist);
         render_throughput(f, app, tp);
+        render_errors(f, app, errs);
     }
     render_table(f, app, table);
     render_keys(f, app, keys);
@@ -46,64 +45,94 @@ pub fn render(f: &mut Frame, app: &App) {
     }
 }
 
+/// `s` cut to `w` display columns, with an ellipsis when cut.
+fn fit(s: &str, w: usize) -> String {
+    if s.width() <= w {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.width() + c.width().unwrap_or(0) + 1 > w {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// mm:ss.s
 fn clock(d: std::time::Duration) -> String {
-    let s = d.as_secs_f64();
-    format!("{:02}:{:04.1}", (s / 60.0) as u64, s % 60.0)
+    let tenths = d.as_millis() / 100;
+    format!("{:02}:{:02}.{}", tenths / 600, tenths % 600 / 10, tenths % 10)
 }
 
 fn render_header(f: &mut Frame, app: &App, area: Rect) {
     let [top, gauge] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let clock = format!(" {} ", clock(app.snapshot.elapsed));
+    // The clock keeps its place; a long scenario name is clipped instead.
+    let [title_area, clock_area] = Layout::horizontal([Constraint::Min(0), Constraint::Length(clock.len() as u16)]).areas(top);
     let title = Line::from(vec![
         Span::styled(" llmload ", app.fg(Color::Cyan).add_modifier(Modifier::BOLD)),
-        Span::raw(format!("{} · {}", app.scenario, app.target)),
+        Span::raw(format!(
+            "{} · {}",
+            fit(&app.scenario, (title_area.width as usize).saturating_sub(9 + 3 + app.target.width())),
+            app.target
+        )),
     ]);
-    f.render_widget(Paragraph::new(title), top);
-    f.render_widget(
-        Paragraph::new(format!("{} ", clock(app.snapshot.elapsed))).alignment(Alignment::Right),
-        top,
-    );
+    f.render_widget(Paragraph::new(title), title_area);
+    f.render_widget(Paragraph::new(clock), clock_area);
 
     let snap = &app.snapshot;
     let total = snap.total_stages.max(1);
     let (ratio, label) = if snap.done {
-        (
-            1.0,
-            format!(
-                "finished · {} of {total} stages{}",
-                snap.finished.len(),
-                if app.stopping { " (stopped)" } else { "" }
-            ),
-        )
+        let stopped = if app.stopping { " (stopped)" } else { "" };
+        (1.0, format!("finished · {} of {total} stages{stopped}", snap.finished.len()))
     } else if let Some(c) = &snap.current {
         let (ratio, progress) = stage_progress(c);
         let stopping = if app.stopping { " · stopping…" } else { "" };
-        (
-            ratio,
-            format!("stage {}/{total} · {} · {progress}{stopping}", c.info.index + 1, c.info.name),
-        )
+        (ratio, format!("stage {}/{total} · {} · {progress}{stopping}", c.info.index + 1, c.info.name))
     } else {
         (0.0, "starting…".to_string())
     };
-    let gauge_widget = Gauge::default()
-        .ratio(ratio.clamp(0.0, 1.0))
-        .label(label)
-        .gauge_style(app.fg(Color::Blue).add_modifier(Modifier::BOLD));
+    let gauge_widget =
+        Gauge::default().ratio(ratio.clamp(0.0, 1.0)).label(label).gauge_style(app.fg(Color::Blue).add_modifier(Modifier::BOLD));
     f.render_widget(gauge_widget, gauge);
 }
 
-/// (done fraction, text) of a running stage: by requests, or by time for duration stages.
+/// (done fraction, text) of a running stage: warmup first, then by requests, or by time
+/// for duration stages.
 fn stage_progress(c: &StageStats) -> (f64, String) {
+    if c.info.warmup > 0 && c.warmup_done < c.info.warmup && c.started == 0 {
+        return (c.warmup_done as f64 / c.info.warmup as f64, format!("warmup {}/{}", c.warmup_done, c.info.warmup));
+    }
     match (c.info.planned_requests, c.info.planned_duration) {
         (Some(n), d) => {
             let by_count = c.done() as f64 / n as f64;
             let by_time = d.map_or(0.0, |d| c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9));
             (by_count.max(by_time), format!("{}/{n} requests", c.done()))
         }
-        (None, Some(d)) => (
-            c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9),
-            format!("{:.0}/{:.0} s", c.wall.as_secs_f64(), d.as_secs_f64()),
-        ),
+        (None, Some(d)) => {
+            (c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9), format!("{:.0}/{:.0} s", c.wall.as_secs_f64(), d.as_secs_f64()))
+        }
         (None, None) => (0.0, format!("{} requests", c.done())),
+    }
+}
+
+/// Figures sharing one unit, so a line of them stays short: ms, or s from 10 s up.
+fn figures(ms: &[f64]) -> (Vec<String>, &'static str) {
+    let top = ms.iter().cloned().fold(0.0, f64::max);
+    if top >= 10_000.0 {
+        (ms.iter().map(|v| format!("{:.1}", v / 1000.0)).collect(), "s")
+    } else {
+        let d = if top >= 100.0 {
+            0
+        } else if top >= 1.0 {
+            1
+        } else {
+            2
+        };
+        (ms.iter().map(|v| format!("{v:.d$}")).collect(), "ms")
     }
 }
 
@@ -129,12 +158,18 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let state = if live { "live" } else { "finished" };
-    let title = format!(" latency · {} ({state}) · {scale} ", stage.info.name);
-    let block = Block::default().borders(Borders::ALL).title(title);
+    let block = Block::default().borders(Borders::ALL).title(format!(" latency · {} ({state}) · {scale} ", stage.info.name));
     let inner = block.inner(area);
     f.render_widget(block, area);
     let Some(sum) = stage.latency.summary() else {
-        f.render_widget(Paragraph::new("waiting for the first response…"), inner);
+        let text = if stage.failed > 0 {
+            format!("no successful response yet ({} failed)", stage.failed)
+        } else if live {
+            "waiting for the first response…".to_string()
+        } else {
+            "no successful response".to_string()
+        };
+        f.render_widget(Paragraph::new(text), inner);
         return;
     };
     let rows = inner.height.saturating_sub(1) as usize;
@@ -146,7 +181,7 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
     let decimals = (-step_ms.log10()).ceil().clamp(0.0, 3.0) as usize;
     let labels: Vec<String> = bs.iter().map(|b| format!("{:.decimals$}", b.lo_us as f64 / 1000.0)).collect();
     let label_w = labels.iter().map(String::len).max().unwrap_or(1);
-    let marks: Vec<(f64, &str)> = vec![(sum.p50, "p50"), (sum.p90, "p90"), (sum.p99, "p99")];
+    let marks = [(sum.p50, "p50"), (sum.p90, "p90"), (sum.p99, "p99")];
     // Room for the widest marker, " ◂p50,p90,p99".
     let bar_w = (inner.width as usize).saturating_sub(label_w + 4 + count_w + 1 + 13);
     let mut lines: Vec<Line> = bs
@@ -156,23 +191,17 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
             let here: Vec<&str> = marks
                 .iter()
                 .filter(|(v, _)| {
-                    let us = (v * 1000.0) as u64;
+                    let us = (v * 1000.0).round() as u64;
                     us >= b.lo_us && us < b.hi_us
                 })
                 .map(|(_, n)| *n)
                 .collect();
+            let mark = if here.is_empty() { String::new() } else { format!(" ◂{}", here.join(",")) };
             Line::from(vec![
                 Span::styled(format!("{:>label_w$} ms ", labels[i]), app.fg(Color::DarkGray)),
                 Span::styled(bar(bar_w, b.count as f64 / max_count as f64), app.fg(Color::Green)),
                 Span::raw(format!(" {}", b.count)),
-                Span::styled(
-                    if here.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ◂{}", here.join(","))
-                    },
-                    app.fg(Color::Yellow),
-                ),
+                Span::styled(mark, app.fg(Color::Yellow)),
             ])
         })
         .collect();
@@ -180,39 +209,29 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
     while lines.len() < rows {
         lines.push(Line::raw(""));
     }
+    let (v, unit) = figures(&[sum.p50, sum.p90, sum.p99, sum.max]);
     lines.push(Line::from(Span::styled(
-        format!(
-            "p50 {} p90 {} p99 {} max {}",
-            fmt_ms(sum.p50),
-            fmt_ms(sum.p90),
-            fmt_ms(sum.p99),
-            fmt_ms(sum.max)
-        )
-        .replace(" ms", "ms"),
+        format!("p50 {}  p90 {}  p99 {}  max {} {unit}", v[0], v[1], v[2], v[3]),
         Style::default().add_modifier(Modifier::BOLD),
     )));
     f.render_widget(Paragraph::new(lines), inner);
 }
 
 fn render_throughput(f: &mut Frame, app: &App, area: Rect) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(format!(" throughput {} req/s ", fmt_rate(app.rate_now)));
+    let block = Block::default().borders(Borders::ALL).title(format!(" throughput {} req/s ", fmt_rate(app.rate_now)));
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let [chart, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    let n = chart.width as usize;
-    let points: Vec<u64> = app.throughput.iter().rev().take(n).rev().map(|r| r.round() as u64).collect();
+    let [chart, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+    // Whole history squeezed into the width (means of equal slices), scaled before
+    // rounding so that rates below 1 req/s still draw.
+    let width = chart.width.max(1) as usize;
+    let pts: Vec<f64> = app.throughput.iter().copied().collect();
+    let per = pts.len().div_ceil(width).max(1);
+    let points: Vec<u64> = pts.chunks(per).map(|c| (c.iter().sum::<f64>() / c.len() as f64 * 1000.0).round() as u64).collect();
     f.render_widget(Sparkline::default().data(&points).style(app.fg(Color::Cyan)), chart);
     let text = match app.current() {
-        Some(c) => format!(
-            "in flight {}/{} · ok {} · failed {}",
-            c.in_flight(),
-            c.info.concurrency,
-            c.ok,
-            c.failed
-        ),
-        None if app.done() => "run finished".to_string(),
+        Some(c) => format!("in flight {}/{} · ok {} · err {}", c.in_flight(), c.info.concurrency, c.ok, c.failed),
+        None if app.done() => "run finished; rate of the last stage".to_string(),
         None => "—".to_string(),
     };
     f.render_widget(Paragraph::new(text), status);
@@ -241,56 +260,6 @@ fn render_errors(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn render_table(f: &mut Frame, app: &App, area: Rect) {
-    let mut results: Vec<StageResult> = app.rows.clone();
-    let live = app.current().map(StageResult::summary);
-    if let Some(l) = &live {
-        results.push(l.clone());
-    }
-    let head = header(&results);
-    let cells: Vec<Vec<String>> = results.iter().map(row).collect();
-    let mut widths: Vec<u16> = head.iter().map(|h| h.chars().count() as u16).collect();
-    for r in &cells {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(unicode_width::UnicodeWidthStr::width(c.as_str()) as u16);
-        }
-    }
-    // Narrow terminals lose the least telling columns first, never the seed ones.
-    let keep = fit_columns(&widths, area.width.saturating_sub(2), 2);
-    let pick = |v: Vec<String>| -> Vec<String> { keep.iter().map(|&i| v[i].clone()).collect() };
-    let head = pick(head);
-    let cells: Vec<Vec<String>> = cells.into_iter().map(pick).collect();
-    let widths: Vec<u16> = keep.iter().map(|&i| widths[i]).collect();
-    let best = app.best_row();
-    let rows: Vec<Row> = cells
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let style = if i >= app.rows.len() {
-                Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC)
-            } else if Some(i) == best {
-                if app.color {
-                    Style::default().fg(Color::Green).add_modifier(Modifier::BOLD)
-                } else {
-                    Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
-                }
-            } else {
-                Style::default()
-            };
-            Row::new(c).style(style)
-        })
-        .collect();
-    let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
-        .header(Row::new(head).style(Style::default().add_modifier(Modifier::BOLD)))
-        .column_spacing(2)
-        .block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" comparison (best throughput highlighted) "),
-        );
-    f.render_widget(table, area);
-}
-
 /// Table columns in drop order when space is short: p95, p50, max, p99.
 const DROP_ORDER: [usize; 4] = [5, 4, 7, 6];
 
@@ -307,29 +276,68 @@ fn fit_columns(widths: &[u16], avail: u16, gap: u16) -> Vec<usize> {
     keep
 }
 
+fn render_table(f: &mut Frame, app: &App, area: Rect) {
+    let mut results: Vec<StageResult> = app.rows.clone();
+    let live = app.current().map(StageResult::summary);
+    results.extend(live);
+    let head = header(&results);
+    let cells: Vec<Vec<String>> = results.iter().map(row).collect();
+    let mut widths: Vec<u16> = head.iter().map(|h| h.chars().count() as u16).collect();
+    for r in &cells {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.width() as u16);
+        }
+    }
+    // Narrow terminals lose the least telling columns first, never the seed ones.
+    let keep = fit_columns(&widths, area.width.saturating_sub(2), 2);
+    let pick = |v: &[String]| -> Vec<String> { keep.iter().map(|&i| v[i].clone()).collect() };
+    let best = app.best_row();
+    // More stages than rows: the latest stay in view (the running one above all).
+    let visible = area.height.saturating_sub(3) as usize;
+    let skip = cells.len().saturating_sub(visible);
+    let rows: Vec<Row> = cells
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, c)| {
+            let style = if i >= app.rows.len() {
+                Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC)
+            } else if Some(i) == best {
+                if app.color {
+                    Style::default().fg(Color::Green).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+                }
+            } else {
+                Style::default()
+            };
+            Row::new(pick(c)).style(style)
+        })
+        .collect();
+    let title =
+        if skip > 0 { format!(" comparison ({skip} earlier stages above) ") } else { " comparison (best throughput highlighted) ".into() };
+    let table = Table::new(rows, keep.iter().map(|&i| Constraint::Length(widths[i])))
+        .header(Row::new(pick(&head)).style(Style::default().add_modifier(Modifier::BOLD)))
+        .column_spacing(2)
+        .block(Block::default().borders(Borders::ALL).title(title));
+    f.render_widget(table, area);
+}
+
 fn render_keys(f: &mut Frame, app: &App, area: Rect) {
     let text = if app.done() {
-        "finished · any key: exit and print the table · ←/→ browse stages · l log/linear"
+        "finished · Enter or q: exit and print the table · ←/→ browse stages · l log/linear"
     } else if app.stopping {
         "stopping: waiting for requests in flight · q again: stop now"
     } else {
         "q stop · ? help · ←/→ stage histogram · l log/linear"
     };
-    f.render_widget(
-        Paragraph::new(Span::styled(text, Style::default().add_modifier(Modifier::DIM))),
-        area,
-    );
+    f.render_widget(Paragraph::new(Span::styled(text, Style::default().add_modifier(Modifier::DIM))), area);
 }
 
 fn render_help(f: &mut Frame, app: &App, area: Rect) {
     let w = 56.min(area.width);
     let h = 12.min(area.height);
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     let lines = vec![
         Line::raw("q, Esc, Ctrl-C  stop the run; in-flight requests"),
         Line::raw("                get a grace period; again: stop now"),
@@ -341,13 +349,6 @@ fn render_help(f: &mut Frame, app: &App, area: Rect) {
         Line::raw("the run ends."),
     ];
     f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" keys ")
-                .border_style(app.fg(Color::Yellow)),
-        ),
-        r,
-    );
+    let block = Block::default().borders(Borders::ALL).title(" keys ").border_style(app.fg(Color::Yellow));
+    f.render_widget(Paragraph::new(lines).block(block), r);
 }

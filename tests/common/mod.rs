@@ -48,11 +48,7 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
+    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
 }
 
 /// Writes a scenario into a fresh temp dir; returns (dir guard, path).
@@ -82,15 +78,8 @@ pub fn repo_path(rel: &str) -> PathBuf {
 pub fn assert_schema_valid(v: &serde_json::Value) {
     let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo_path("docs/result.schema.json")).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(v)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "result does not match docs/result.schema.json:\n{}",
-        errors.join("\n")
-    );
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "result does not match docs/result.schema.json:\n{}", errors.join("\n"));
 }
 
 /// `llmload ARGS…`
@@ -115,20 +104,9 @@ pub fn run_scenario(text: &str) -> (Output, serde_json::Value) {
 /// Starts `llmload mock --port 0 ARGS…`; returns the child and its API root.
 pub fn spawn_mock(args: &[&str]) -> (Child, String) {
     use std::io::BufRead;
-    let mut child = cmd(&["mock", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cmd(&["mock", "--port", "0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .expect("mock prints its URL")
-        .to_string();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).expect("mock prints its URL").to_string();
     (child, url)
 }
