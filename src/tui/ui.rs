@@ -32,8 +32,7 @@ pub fn render(f: &mut Frame, app: &App) {
         render_throughput(f, app, tp);
         render_errors(f, app, errs);
     } else {
-        let [hist, tp, errs] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(30), Constraint::Percentage(20)]).areas(body);
+        let [hist, tp, errs] = Layout::vertical([Constraint::Percentage(55), Constraint::Min(3), Constraint::Length(3)]).areas(body);
         render_histogram(f, app, hist);
         render_throughput(f, app, tp);
         render_errors(f, app, errs);
@@ -119,21 +118,15 @@ fn stage_progress(c: &StageStats) -> (f64, String) {
     }
 }
 
-/// Figures sharing one unit, so a line of them stays short: ms, or s from 10 s up.
-fn figures(ms: &[f64]) -> (Vec<String>, &'static str) {
+/// Figures sharing one unit, so a line of them stays short: ms, or s from 10 s up. At
+/// least `min_decimals` decimals, so the figures of a narrow spread differ.
+fn figures(ms: &[f64], min_decimals: usize) -> (Vec<String>, &'static str) {
     let top = ms.iter().cloned().fold(0.0, f64::max);
     if top >= 10_000.0 {
-        (ms.iter().map(|v| format!("{:.1}", v / 1000.0)).collect(), "s")
-    } else {
-        let d = if top >= 100.0 {
-            0
-        } else if top >= 1.0 {
-            1
-        } else {
-            2
-        };
-        (ms.iter().map(|v| format!("{v:.d$}")).collect(), "ms")
+        return (ms.iter().map(|v| format!("{:.1}", v / 1000.0)).collect(), "s");
     }
+    let d = [(100.0, 0), (1.0, 1), (0.0, 2)].iter().find(|(from, _)| top >= *from).map_or(2, |(_, d)| *d).max(min_decimals);
+    (ms.iter().map(|v| format!("{v:.d$}")).collect(), "ms")
 }
 
 const BLOCKS: [&str; 8] = ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"];
@@ -209,7 +202,7 @@ fn render_histogram(f: &mut Frame, app: &App, area: Rect) {
     while lines.len() < rows {
         lines.push(Line::raw(""));
     }
-    let (v, unit) = figures(&[sum.p50, sum.p90, sum.p99, sum.max]);
+    let (v, unit) = figures(&[sum.p50, sum.p90, sum.p99, sum.max], decimals);
     lines.push(Line::from(Span::styled(
         format!("p50 {}  p90 {}  p99 {}  max {} {unit}", v[0], v[1], v[2], v[3]),
         Style::default().add_modifier(Modifier::BOLD),
@@ -288,8 +281,12 @@ fn render_table(f: &mut Frame, app: &App, area: Rect) {
             *w = (*w).max(c.width() as u16);
         }
     }
-    // Narrow terminals lose the least telling columns first, never the seed ones.
-    let keep = fit_columns(&widths, area.width.saturating_sub(2), 2);
+    // Narrow terminals lose the least telling columns first, never the seed ones, then
+    // the gaps narrow.
+    let avail = area.width.saturating_sub(2);
+    let keep = fit_columns(&widths, avail, 2);
+    let width_of = |gap: u16| keep.iter().map(|&i| widths[i]).sum::<u16>() + gap * keep.len().saturating_sub(1) as u16;
+    let gap = if width_of(2) <= avail { 2 } else { 1 };
     let pick = |v: &[String]| -> Vec<String> { keep.iter().map(|&i| v[i].clone()).collect() };
     let best = app.best_row();
     // More stages than rows: the latest stay in view (the running one above all).
@@ -318,7 +315,7 @@ fn render_table(f: &mut Frame, app: &App, area: Rect) {
         if skip > 0 { format!(" comparison ({skip} earlier stages above) ") } else { " comparison (best throughput highlighted) ".into() };
     let table = Table::new(rows, keep.iter().map(|&i| Constraint::Length(widths[i])))
         .header(Row::new(pick(&head)).style(Style::default().add_modifier(Modifier::BOLD)))
-        .column_spacing(2)
+        .column_spacing(gap)
         .block(Block::default().borders(Borders::ALL).title(title));
     f.render_widget(table, area);
 }
