@@ -27,8 +27,8 @@ fn main() {
                 status: Some(200),
                 bytes: 400,
                 usage: Some(Usage { prompt_tokens: 6, completion_tokens: 16 }),
-                ttft: None,
                 detail: None,
+                ..RequestRecord::default()
             });
         }
         st.started = 200_000;

@@ -75,9 +75,15 @@ pub struct MockArgs {
     /// Seed for jitter and injected errors.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Time between two tokens of a completion, ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub inter_token_ms: f64,
     /// Completion length in tokens.
     #[arg(long, default_value_t = MockConfig::default().output_tokens)]
     pub output_tokens: u32,
+    /// Draw each completion's length from output-tokens..=this.
+    #[arg(long)]
+    pub output_tokens_max: Option<u32>,
     /// Fraction of requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -90,7 +96,9 @@ impl MockArgs {
             per_inflight_ms: self.per_inflight_ms,
             jitter_ms: self.jitter_ms,
             seed: self.seed,
+            inter_token_ms: self.inter_token_ms,
             output_tokens: self.output_tokens,
+            output_tokens_max: self.output_tokens_max,
             error_rate: self.error_rate,
         }
     }

@@ -4,12 +4,15 @@
 //! RequestRecord per request to the metrics aggregator, which publishes Snapshots for
 //! live views and final stats for reports.
 
+pub mod check;
 pub mod cli;
 pub mod client;
+pub mod cost;
 pub mod engine;
 pub mod metrics;
 pub mod mock;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod tokens;
 pub mod tui;

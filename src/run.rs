@@ -106,6 +106,9 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         timeout: scenario.target.timeout,
         connect_timeout: scenario.target.connect_timeout,
         pool_size: max_concurrency as usize,
+        stream: scenario.target.stream,
+        stream_usage: scenario.target.stream_usage,
+        keep_content: false,
     })?);
 
     let scenario = Arc::new(scenario);

@@ -27,8 +27,8 @@ fn record(ms: f64, outcome: Outcome) -> RequestRecord {
         status: Some(if outcome == Outcome::Ok { 200 } else { 500 }),
         bytes: 400,
         usage: Some(Usage { prompt_tokens: 6, completion_tokens: 16 }),
-        ttft: None,
         detail: None,
+        ..RequestRecord::default()
     }
 }
 

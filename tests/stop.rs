@@ -2,8 +2,12 @@
 //! once each, and the partial stage is kept. Traffic goes to a listener started here.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::sync::mpsc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use llmload::engine::Stop;
 use llmload::run::{RunOptions, run_with_stop};
@@ -55,21 +59,49 @@ async fn hard_stop_cancels_every_request_in_flight_once() {
     assert!(s.latency_ms.is_none());
 }
 
+/// A server that holds every request until released, and says how many it holds.
+fn gate_server() -> (String, Arc<AtomicUsize>, Arc<Notify>) {
+    let held = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(Notify::new());
+    let (h, r) = (held.clone(), release.clone());
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let (h, r) = (h.clone(), r.clone());
+            async move {
+                let released = r.notified();
+                h.fetch_add(1, Ordering::SeqCst);
+                released.await;
+                axum::Json(
+                    serde_json::json!({"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}),
+                )
+            }
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
+    });
+    (url, held, release)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soft_stop_lets_requests_in_flight_finish() {
-    // The embedded mock answers in 1 s; a soft stop once 4 requests are in flight
-    // lets exactly those 4 finish and starts no more.
-    let text = "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 1000\nper_inflight_ms = 0\n\
-                [prompts]\nlist = [\"x\"]\n[[stage]]\nname = \"s\"\nconcurrency = 4\nrequests = 100\n";
-    let scenario = Scenario::parse(text, "inline.toml", None).unwrap();
+    let (url, held, release) = gate_server();
     let stop = Stop::default();
     let soft = stop.soft.clone();
-    let run = tokio::spawn(run_with_stop(scenario, RunOptions::quiet(), stop));
-    // Well inside the first 1 s round: the 4 first requests are out, none back.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = tokio::spawn(run_with_stop(scenario(&url, 4), RunOptions::quiet(), stop));
+    // All 4 workers have a request held by the server: stop, then let those 4 answer.
+    while held.load(Ordering::SeqCst) < 4 {
+        tokio::task::yield_now().await;
+    }
     soft.cancel();
+    release.notify_waiters();
     let outcome = tokio::time::timeout(Duration::from_secs(20), run).await.expect("stops").unwrap().unwrap();
     let s = &outcome.result.stages[0];
     assert!(s.interrupted);
     assert_eq!((s.requests.started, s.requests.ok, s.requests.cancelled), (4, 4, 0));
+    assert_eq!(held.load(Ordering::SeqCst), 4, "no request started after the stop");
 }

@@ -1,14 +1,18 @@
 //! HTTP client for OpenAI-compatible chat completions: one pooled reqwest client per
 //! run, request bodies, response parsing and failure classification.
 
+pub mod sse;
+
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::scenario::{Prompt, RequestParams};
+
+/// Largest single SSE event accepted from a stream.
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Responses larger than this are cut off and counted as `body_too_large`, so a broken
 /// server cannot exhaust memory.
@@ -41,6 +45,8 @@ pub enum FailureKind {
     BodyTooLarge,
     /// Any other transport error (connection closed before a response, protocol error).
     Transport,
+    /// A stream that broke off or ended without `data: [DONE]`.
+    StreamCut,
 }
 
 impl FailureKind {
@@ -56,6 +62,7 @@ impl FailureKind {
             FailureKind::Body => "body",
             FailureKind::BodyTooLarge => "body_too_large",
             FailureKind::Transport => "transport",
+            FailureKind::StreamCut => "stream_cut",
         }
     }
 
@@ -93,19 +100,49 @@ pub struct RequestRecord {
     pub bytes: u64,
     /// The server's `usage`, when it sent one.
     pub usage: Option<Usage>,
-    /// Time to first content token; set by streaming requests only.
+    /// Streams only: request sent → first chunk with non-empty content (kept for cut
+    /// streams too, as a partial timing).
     pub ttft: Option<Duration>,
+    /// Streams only: chunks that carried content.
+    pub chunks: u32,
+    /// Streams only: gaps between consecutive content chunks, µs.
+    pub gaps_us: Vec<u32>,
+    /// Completion tokens counted here (o200k) from the text received.
+    pub client_completion_tokens: Option<u64>,
+    /// Prompt tokens counted here; set by the engine, which knows the prompt.
+    pub client_prompt_tokens: Option<u64>,
+    /// The completion text, kept only when a response check needs it.
+    pub content: Option<String>,
     /// For failures: a short, secret-free explanation (status and server message).
     pub detail: Option<Box<str>>,
 }
 
+impl Default for RequestRecord {
+    fn default() -> Self {
+        Self {
+            outcome: Outcome::Ok,
+            latency: Duration::ZERO,
+            status: None,
+            bytes: 0,
+            usage: None,
+            ttft: None,
+            chunks: 0,
+            gaps_us: Vec::new(),
+            client_completion_tokens: None,
+            client_prompt_tokens: None,
+            content: None,
+            detail: None,
+        }
+    }
+}
+
 impl RequestRecord {
     pub fn cancelled(latency: Duration) -> Self {
-        Self { outcome: Outcome::Cancelled, latency, status: None, bytes: 0, usage: None, ttft: None, detail: None }
+        Self { outcome: Outcome::Cancelled, latency, ..Self::default() }
     }
 
     fn failed(kind: FailureKind, latency: Duration, status: Option<u16>, bytes: u64, detail: String) -> Self {
-        Self { outcome: Outcome::Failed(kind), latency, status, bytes, usage: None, ttft: None, detail: Some(detail.into_boxed_str()) }
+        Self { outcome: Outcome::Failed(kind), latency, status, bytes, detail: Some(detail.into_boxed_str()), ..Self::default() }
     }
 }
 
@@ -127,12 +164,21 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Idle connections kept per host: at least the highest stage concurrency.
     pub pool_size: usize,
+    /// Ask for a stream (`"stream": true`) and measure TTFT and inter-token gaps.
+    pub stream: bool,
+    /// With `stream`: send `stream_options.include_usage` (some servers reject it).
+    pub stream_usage: bool,
+    /// Keep each completion's text in its record (for response checks).
+    pub keep_content: bool,
 }
 
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
     auth: Option<HeaderValue>,
+    stream: bool,
+    stream_usage: bool,
+    keep_content: bool,
     /// Kept only to scrub it out of server messages that echo it.
     secret: Option<String>,
 }
@@ -143,21 +189,63 @@ struct ChatBody<'a> {
     messages: &'a RawValue,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
 }
 
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
 #[derive(Deserialize)]
 struct Completion {
-    choices: Vec<IgnoredAny>,
+    choices: Vec<CompletionChoice>,
     usage: Option<UsageBody>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    message: Option<CompletionMessage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    content: Option<String>,
+}
+
+/// One `chat.completion.chunk` of a stream; everything else in it is skipped.
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<UsageBody>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    delta: Option<ChunkDelta>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    content: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct UsageBody {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+}
+
+impl From<UsageBody> for Usage {
+    fn from(u: UsageBody) -> Usage {
+        Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: u.completion_tokens.unwrap_or(0) }
+    }
 }
 
 impl Client {
@@ -184,13 +272,31 @@ impl Client {
         let mut url = cfg.base_url.clone();
         let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
         url.set_path(&path);
-        Ok(Client { http, url, auth, secret: cfg.api_key.filter(|k| !k.is_empty()) })
+        if cfg.stream {
+            // The tokenizer counts every streamed completion; load it before the clock runs.
+            crate::tokens::warm_up();
+        }
+        Ok(Client {
+            http,
+            url,
+            auth,
+            stream: cfg.stream,
+            stream_usage: cfg.stream_usage,
+            keep_content: cfg.keep_content,
+            secret: cfg.api_key.filter(|k| !k.is_empty()),
+        })
     }
 
     /// Serializes a chat-completions request body.
     pub fn body(&self, model: &str, prompt: &Prompt, params: &RequestParams) -> Vec<u8> {
-        let body =
-            ChatBody { model, messages: &prompt.messages, stream: false, max_tokens: params.max_tokens, temperature: params.temperature };
+        let body = ChatBody {
+            model,
+            messages: &prompt.messages,
+            stream: self.stream,
+            stream_options: (self.stream && self.stream_usage).then_some(StreamOptions { include_usage: true }),
+            max_tokens: params.max_tokens,
+            temperature: params.temperature,
+        };
         serde_json::to_vec(&body).expect("request body always serializes")
     }
 
@@ -207,6 +313,9 @@ impl Client {
             Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &describe(&e, &self.url)),
         };
         let status = resp.status().as_u16();
+        if self.stream && (200..300).contains(&status) {
+            return self.read_stream(resp, start, status).await;
+        }
         // Reserve from Content-Length only up to a small bound: the header is the
         // server's word, and a hostile one could claim 32 MiB for every request.
         let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize));
@@ -234,17 +343,23 @@ impl Client {
             return self.fail(FailureKind::from_status(status), latency, Some(status), bytes, &detail);
         }
         match serde_json::from_slice::<Completion>(&buf) {
-            Ok(c) if !c.choices.is_empty() => RequestRecord {
-                outcome: Outcome::Ok,
-                latency,
-                status: Some(status),
-                bytes,
-                usage: c
-                    .usage
-                    .map(|u| Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: u.completion_tokens.unwrap_or(0) }),
-                ttft: None,
-                detail: None,
-            },
+            Ok(c) if !c.choices.is_empty() => {
+                let usage = c.usage.map(Usage::from);
+                let content = c.choices.into_iter().next().and_then(|ch| ch.message).and_then(|m| m.content);
+                // Counted here only when the server gave no usage: on the non-streaming
+                // path usage is the rule, and tokenizing every reply would cost the
+                // generator its speed.
+                let client_completion_tokens = usage.is_none().then(|| crate::tokens::count(content.as_deref().unwrap_or("")));
+                RequestRecord {
+                    latency,
+                    status: Some(status),
+                    bytes,
+                    usage,
+                    client_completion_tokens,
+                    content: if self.keep_content { content.or(Some(String::new())) } else { None },
+                    ..RequestRecord::default()
+                }
+            }
             Ok(_) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: response has no choices")),
             // Position and category only: serde's message quotes the offending value,
             // which may be anything the server echoed (the key included).
@@ -258,6 +373,99 @@ impl Client {
                 self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail)
             }
         }
+    }
+
+    /// Reads an SSE stream of chat.completion.chunk events to `[DONE]`, timing the
+    /// first content chunk and the gaps between content chunks as they arrive.
+    async fn read_stream(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+        let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
+        let mut events = Vec::new();
+        let mut rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
+        let mut content = String::new();
+        let mut last: Option<Instant> = None;
+        let mut done = false;
+        let failure = loop {
+            let read = resp.chunk().await;
+            let now = Instant::now();
+            let bytes = match read {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    if let Err(e) = parser.finish(&mut events) {
+                        break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
+                    }
+                    if events.is_empty() {
+                        break None;
+                    }
+                    bytes::Bytes::new()
+                }
+                Err(e) => {
+                    let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::StreamCut };
+                    break Some((kind, describe(&e, &self.url)));
+                }
+            };
+            rec.bytes += bytes.len() as u64;
+            if rec.bytes > MAX_BODY_BYTES as u64 {
+                break Some((FailureKind::BodyTooLarge, format!("HTTP {status}: stream larger than {MAX_BODY_BYTES} bytes")));
+            }
+            if let Err(e) = parser.feed(&bytes, &mut events) {
+                break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
+            }
+            let mut bad = None;
+            for data in events.drain(..) {
+                if data == "[DONE]" {
+                    done = true;
+                    break;
+                }
+                let chunk: Chunk = match serde_json::from_str(&data) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        bad = Some(format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column()));
+                        break;
+                    }
+                };
+                if let Some(err) = chunk.error {
+                    let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("error event in stream");
+                    bad = Some(format!("HTTP {status}: {msg}"));
+                    break;
+                }
+                for text in chunk.choices.into_iter().filter_map(|c| c.delta.and_then(|d| d.content)).filter(|t| !t.is_empty()) {
+                    match last {
+                        None => rec.ttft = Some(now - start),
+                        Some(prev) => rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32),
+                    }
+                    last = Some(now);
+                    rec.chunks += 1;
+                    content.push_str(&text);
+                }
+                if let Some(u) = chunk.usage {
+                    rec.usage = Some(u.into());
+                }
+            }
+            if let Some(detail) = bad {
+                break Some((FailureKind::Decode, detail));
+            }
+            if done {
+                break None;
+            }
+        };
+        rec.latency = start.elapsed();
+        rec.client_completion_tokens = Some(crate::tokens::count(&content));
+        if self.keep_content {
+            rec.content = Some(content);
+        }
+        match failure {
+            Some((kind, detail)) => {
+                rec.outcome = Outcome::Failed(kind);
+                rec.detail = Some(truncate(&self.scrub(&detail), DETAIL_CHARS).into_boxed_str());
+            }
+            // The stream ended without [DONE]: cut short, whatever it carried.
+            None if !done => {
+                rec.outcome = Outcome::Failed(FailureKind::StreamCut);
+                rec.detail = Some(format!("HTTP {status}: stream ended without [DONE] after {} content chunks", rec.chunks).into());
+            }
+            None => {}
+        }
+        rec
     }
 
     /// A failure record whose detail has the key scrubbed out, then cut to length.
@@ -363,6 +571,9 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             pool_size: 1,
+            stream: false,
+            stream_usage: true,
+            keep_content: false,
         })
         .unwrap()
     }

@@ -158,7 +158,7 @@ async fn worker(p: Arc<Phase>) {
         let prompt = p.scenario.prompts.prompt(i);
         let body = p.client.body(&p.model, &prompt, &p.scenario.request);
         let t = Instant::now();
-        let record = tokio::select! {
+        let mut record = tokio::select! {
             biased;
             _ = p.stop.hard.cancelled() => {
                 p.stopped.store(true, Ordering::SeqCst);
@@ -166,6 +166,10 @@ async fn worker(p: Arc<Phase>) {
             }
             r = p.client.send(body) => r,
         };
+        // Counted here on the same terms as the completion: streams, or no usage.
+        if record.client_completion_tokens.is_some() {
+            record.client_prompt_tokens = Some(prompt.tokens());
+        }
         if p.events.send(EngineEvent::Record { warmup: p.warmup, record }).await.is_err() {
             return;
         }

@@ -55,6 +55,17 @@ pub struct LatencySummary {
 }
 
 impl Latency {
+    /// A distribution kept to `digits` significant digits (2 = 1 %, 3 = 0.1 %).
+    pub fn with_digits(digits: u8) -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, MAX_US, digits).expect("valid bounds"),
+            sum_us: 0.0,
+            sum_sq_us: 0.0,
+            min_us: u64::MAX,
+            max_us: 0,
+        }
+    }
+
     pub fn record(&mut self, d: Duration) {
         let us = (d.as_micros() as u64).clamp(1, MAX_US);
         self.hist.saturating_record(us);
@@ -122,7 +133,7 @@ impl Latency {
 
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
 /// other figure.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StageStats {
     pub info: StageInfo,
     /// Measured requests started; equals ok + failed + cancelled once the stage ends.
@@ -137,16 +148,70 @@ pub struct StageStats {
     pub status_codes: BTreeMap<u16, u64>,
     /// End-to-end latency of successful requests.
     pub latency: Latency,
+    /// Streams: time to first content chunk of successful requests.
+    pub ttft: Latency,
+    /// Streams: per-request inter-token latency, (e2e − TTFT) / (output tokens − 1).
+    pub itl: Latency,
+    /// Streams: every gap between two content chunks.
+    pub chunk_gap: Latency,
+    /// TTFT of streams that failed after their first token (kept apart).
+    pub partial_ttft: Latency,
+    /// From the server's `usage`.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// Successful requests whose response carried `usage`.
     pub with_usage: u64,
+    /// Counted here (o200k), where counted.
+    pub client_prompt_tokens: u64,
+    pub client_completion_tokens: u64,
+    /// Requests where the server's usage and the count here differ.
+    pub prompt_disagree: u64,
+    pub completion_disagree: u64,
+    /// Output tokens of successful requests: usage where sent, else the count here.
+    pub output_tokens: u64,
+    /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
+    pub user_tokens_per_s_sum: f64,
     pub bytes_received: u64,
     /// Measured window: first measured request sent → last one finished.
     pub wall: Duration,
     pub finished: bool,
     /// Stopped early (Ctrl-C): figures cover only what ran.
     pub interrupted: bool,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        Self {
+            info: StageInfo::default(),
+            started: 0,
+            ok: 0,
+            failed: 0,
+            cancelled: 0,
+            warmup_done: 0,
+            failures: BTreeMap::new(),
+            failure_examples: BTreeMap::new(),
+            status_codes: BTreeMap::new(),
+            latency: Latency::default(),
+            ttft: Latency::default(),
+            // 1 % is ample for per-token figures and keeps snapshots small.
+            itl: Latency::with_digits(2),
+            chunk_gap: Latency::with_digits(2),
+            partial_ttft: Latency::with_digits(2),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            with_usage: 0,
+            client_prompt_tokens: 0,
+            client_completion_tokens: 0,
+            prompt_disagree: 0,
+            completion_disagree: 0,
+            output_tokens: 0,
+            user_tokens_per_s_sum: 0.0,
+            bytes_received: 0,
+            wall: Duration::ZERO,
+            finished: false,
+            interrupted: false,
+        }
+    }
 }
 
 impl StageStats {
@@ -163,14 +228,23 @@ impl StageStats {
             Outcome::Ok => {
                 self.ok += 1;
                 self.latency.record(rec.latency);
-                if let Some(u) = rec.usage {
-                    self.with_usage += 1;
-                    self.prompt_tokens += u.prompt_tokens;
-                    self.completion_tokens += u.completion_tokens;
+                self.record_tokens(rec);
+                if let Some(ttft) = rec.ttft {
+                    self.ttft.record(ttft);
+                    let out = rec.usage.map(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
+                    if out > 1 {
+                        self.itl.record(rec.latency.saturating_sub(ttft) / (out - 1) as u32);
+                    }
+                }
+                for g in &rec.gaps_us {
+                    self.chunk_gap.record(Duration::from_micros(u64::from(*g)));
                 }
             }
             Outcome::Failed(kind) => {
                 self.failed += 1;
+                if let Some(ttft) = rec.ttft {
+                    self.partial_ttft.record(ttft);
+                }
                 *self.failures.entry(kind).or_insert(0) += 1;
                 if let Some(d) = &rec.detail {
                     self.failure_examples.entry(kind).or_insert_with(|| d.clone());
@@ -178,6 +252,29 @@ impl StageStats {
             }
             Outcome::Cancelled => self.cancelled += 1,
         }
+    }
+
+    fn record_tokens(&mut self, rec: &RequestRecord) {
+        if let Some(u) = rec.usage {
+            self.with_usage += 1;
+            self.prompt_tokens += u.prompt_tokens;
+            self.completion_tokens += u.completion_tokens;
+            self.prompt_disagree += u64::from(rec.client_prompt_tokens.is_some_and(|c| c != u.prompt_tokens));
+            self.completion_disagree += u64::from(rec.client_completion_tokens.is_some_and(|c| c != u.completion_tokens));
+        }
+        self.client_prompt_tokens += rec.client_prompt_tokens.unwrap_or(0);
+        self.client_completion_tokens += rec.client_completion_tokens.unwrap_or(0);
+        let out = rec.usage.map(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
+        self.output_tokens += out;
+        let secs = rec.latency.as_secs_f64();
+        if secs > 0.0 {
+            self.user_tokens_per_s_sum += out as f64 / secs;
+        }
+    }
+
+    /// Mean output tokens/s one user sees: output tokens / e2e, averaged over requests.
+    pub fn tokens_per_s_per_user(&self) -> f64 {
+        if self.ok == 0 { 0.0 } else { self.user_tokens_per_s_sum / self.ok as f64 }
     }
 
     /// Requests that ended (ok, failed or cancelled).
@@ -199,7 +296,7 @@ impl StageStats {
     }
 
     pub fn output_tokens_per_s(&self) -> f64 {
-        per_s(self.completion_tokens, self.wall)
+        per_s(self.output_tokens, self.wall)
     }
 
     pub fn error_rate(&self) -> f64 {
@@ -225,8 +322,8 @@ mod tests {
             status: Some(200),
             bytes: 10,
             usage: Some(Usage { prompt_tokens: 3, completion_tokens: 5 }),
-            ttft: None,
             detail: Some("why".into()),
+            ..RequestRecord::default()
         }
     }
 

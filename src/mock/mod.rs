@@ -1,10 +1,13 @@
 //! Embedded OpenAI-compatible mock server (axum). Every scenario runs against it with
 //! no API key and no network.
 //!
-//! Latency model: a request spends `base_latency_ms` (± seeded jitter) in the server,
-//! then `per_inflight_ms` for every request in flight at that moment, itself included.
-//! Closed-loop N-way load therefore sees about base + N × per_inflight: 82 ms alone,
-//! 180 ms at 50-way with the defaults — the shape of the seed comparison table.
+//! Latency model: the first token comes `base_latency_ms` (± seeded jitter) after
+//! arrival plus `per_inflight_ms` for every request in flight at that moment, itself
+//! included; each further token `inter_token_ms` later. Closed-loop N-way load therefore
+//! sees about base + N × per_inflight: 82 ms alone, 180 ms at 50-way with the defaults —
+//! the shape of the seed comparison table. Streams (`"stream": true`) send one token per
+//! SSE chunk at those times; every token is one o200k token, so `usage` and a client-side
+//! count agree.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -33,15 +36,28 @@ pub struct MockConfig {
     pub jitter_ms: f64,
     /// Seed for jitter and injected errors, so runs are reproducible.
     pub seed: u64,
-    /// Completion length in tokens (capped by the request's max_tokens).
+    /// Time between two tokens of a completion, in ms (streamed or not).
+    pub inter_token_ms: f64,
+    /// Completion length in tokens (capped by the request's max_tokens)...
     pub output_tokens: u32,
+    /// ...or, when set, a length drawn from `output_tokens..=output_tokens_max`.
+    pub output_tokens_max: Option<u32>,
     /// Fraction of requests answered with HTTP 500, drawn from `seed`.
     pub error_rate: f64,
 }
 
 impl Default for MockConfig {
     fn default() -> Self {
-        Self { base_latency_ms: 80.0, per_inflight_ms: 2.0, jitter_ms: 0.0, seed: 0, output_tokens: 16, error_rate: 0.0 }
+        Self {
+            base_latency_ms: 80.0,
+            per_inflight_ms: 2.0,
+            jitter_ms: 0.0,
+            seed: 0,
+            inter_token_ms: 0.0,
+            output_tokens: 16,
+            output_tokens_max: None,
+            error_rate: 0.0,
+        }
     }
 }
 
@@ -49,15 +65,25 @@ impl MockConfig {
     /// Problems with the knobs, each naming its field.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, v) in
-            [("base_latency_ms", self.base_latency_ms), ("per_inflight_ms", self.per_inflight_ms), ("jitter_ms", self.jitter_ms)]
-        {
+        for (name, v) in [
+            ("base_latency_ms", self.base_latency_ms),
+            ("per_inflight_ms", self.per_inflight_ms),
+            ("jitter_ms", self.jitter_ms),
+            ("inter_token_ms", self.inter_token_ms),
+        ] {
             if !(v.is_finite() && (0.0..=MAX_KNOB_MS).contains(&v)) {
                 out.push(format!("{name} must be between 0 and {MAX_KNOB_MS} (one hour), got {v}"));
             }
         }
         if self.output_tokens > MAX_OUTPUT_TOKENS {
             out.push(format!("output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.output_tokens));
+        }
+        match self.output_tokens_max {
+            Some(m) if m > MAX_OUTPUT_TOKENS => out.push(format!("output_tokens_max must be at most {MAX_OUTPUT_TOKENS}, got {m}")),
+            Some(m) if m < self.output_tokens => {
+                out.push(format!("output_tokens_max ({m}) must be at least output_tokens ({})", self.output_tokens))
+            }
+            _ => {}
         }
         if self.jitter_ms > self.base_latency_ms {
             out.push(format!("jitter_ms ({}) must not exceed base_latency_ms ({})", self.jitter_ms, self.base_latency_ms));
@@ -80,19 +106,20 @@ struct MockState {
     seq: AtomicU64,
 }
 
-/// Decrements the in-flight count however the request ends (also on client disconnect).
-struct InFlight<'a>(&'a AtomicU64);
+/// Decrements the in-flight count however the request ends (also on client disconnect,
+/// and for streams only when the stream ends).
+struct InFlight(Arc<MockState>);
 
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        InFlight(counter)
+impl InFlight {
+    fn enter(state: &Arc<MockState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(state.clone())
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -126,6 +153,8 @@ pub struct MockServer {
 impl MockServer {
     /// Binds `addr` (port 0 picks a free one) and starts serving.
     pub fn start(cfg: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
+        // Token counts need the tokenizer: load it before the first request is timed.
+        crate::tokens::warm_up();
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -188,27 +217,37 @@ struct ChatRequest {
     messages: Option<Value>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
 }
 
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// The completion's words: each, with its leading space, is one o200k token.
 const WORDS: [&str; 16] = [
-    "Load", "testing", "shows", "where", "latency", "bends:", "measure", "first,", "then", "tune", "the", "pool,", "the", "limits,", "and",
-    "retry.",
+    "Load", " testing", " shows", " where", " latency", " bends", " under", " load", " so", " measure", " first", " then", " tune", " the",
+    " pool", " again",
 ];
+
+/// Token `i` of a completion.
+fn word(i: usize) -> &'static str {
+    if i == 0 { WORDS[0] } else { WORDS[1 + (i - 1) % (WORDS.len() - 1)] }
+}
 
 async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> Response {
     let arrival = tokio::time::Instant::now();
-    let _guard = InFlight::enter(&state.in_flight);
+    let guard = InFlight::enter(&state);
     let req: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                format!("We could not parse the JSON body of your request: {e}"),
-            );
+            let msg = format!("We could not parse the JSON body of your request: {e}");
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", None, msg);
         }
     };
     let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
@@ -220,69 +259,146 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
     if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
         return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), "every message needs a `role`");
     }
-    if req.stream == Some(true) {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("stream"), "this mock does not stream yet");
-    }
 
     let cfg = &state.cfg;
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
-    let (jitter, fail) = draw(cfg, seq);
+    let d = draw(cfg, seq);
+    let limit = req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX);
+    let tokens = u64::from(d.output_tokens).min(limit);
+    let reply = Reply {
+        id: format!("chatcmpl-mock-{seq}"),
+        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: model.to_string(),
+        prompt_tokens: messages.iter().map(crate::tokens::message_tokens).sum(),
+        tokens,
+        finish: if tokens == limit { "length" } else { "stop" },
+    };
 
     // Deadlines from arrival, not chained sleeps, so timer rounding is paid once.
-    let base = cfg.base_latency_ms + jitter;
+    let base = cfg.base_latency_ms + d.jitter;
+    if req.stream == Some(true) {
+        if d.fail {
+            sleep_until_ms(arrival, base).await;
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, "mock: injected failure (error_rate)");
+        }
+        let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+        return stream_reply(state.clone(), guard, reply, arrival, base, include_usage);
+    }
     sleep_until_ms(arrival, base).await;
-    let load = state.in_flight.load(Ordering::SeqCst) as f64;
-    sleep_until_ms(arrival, base + cfg.per_inflight_ms * load).await;
-
-    if fail {
+    let first = base + cfg.per_inflight_ms * state.in_flight.load(Ordering::SeqCst) as f64;
+    sleep_until_ms(arrival, first + cfg.inter_token_ms * tokens.saturating_sub(1) as f64).await;
+    drop(guard);
+    if d.fail {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, "mock: injected failure (error_rate)");
     }
-
-    let limit = req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX);
-    let completion_tokens = (cfg.output_tokens as u64).min(limit);
-    let content = (0..completion_tokens as usize).map(|i| WORDS[i % WORDS.len()]).collect::<Vec<_>>().join(" ");
-    let prompt_tokens: u64 = messages.iter().map(message_words).sum();
-    let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let content: String = (0..tokens as usize).map(word).collect();
     axum::Json(json!({
-        "id": format!("chatcmpl-mock-{seq}"),
+        "id": reply.id,
         "object": "chat.completion",
-        "created": created,
-        "model": model,
+        "created": reply.created,
+        "model": reply.model,
         "system_fingerprint": null,
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": content, "refusal": null},
             "logprobs": null,
-            "finish_reason": if completion_tokens == limit { "length" } else { "stop" }
+            "finish_reason": reply.finish
         }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens
-        }
+        "usage": reply.usage()
     }))
     .into_response()
+}
+
+/// What a completion will say, streamed or not.
+struct Reply {
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: u64,
+    tokens: u64,
+    finish: &'static str,
+}
+
+impl Reply {
+    fn usage(&self) -> Value {
+        json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens, "total_tokens": self.prompt_tokens + self.tokens})
+    }
+
+    /// One `chat.completion.chunk` as an SSE event.
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        let v = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        });
+        Bytes::from(format!("data: {v}\n\n"))
+    }
+}
+
+/// An SSE stream: the role chunk at once (as real servers do, so TTFT must skip it),
+/// one token per chunk at the model's times, the finish chunk, usage if asked, [DONE].
+/// A writer task feeds the body; a client that hangs up ends it (and its in-flight count).
+fn stream_reply(
+    state: Arc<MockState>,
+    guard: InFlight,
+    reply: Reply,
+    arrival: tokio::time::Instant,
+    base: f64,
+    include_usage: bool,
+) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(8);
+    tokio::spawn(async move {
+        let _guard = guard;
+        let cfg = &state.cfg;
+        if tx.send(Ok(reply.chunk(json!({"role": "assistant", "content": ""}), None))).await.is_err() {
+            return;
+        }
+        sleep_until_ms(arrival, base).await;
+        let first = base + cfg.per_inflight_ms * state.in_flight.load(Ordering::SeqCst) as f64;
+        for i in 0..reply.tokens as usize {
+            sleep_until_ms(arrival, first + cfg.inter_token_ms * i as f64).await;
+            if tx.send(Ok(reply.chunk(json!({"content": word(i)}), None))).await.is_err() {
+                return;
+            }
+        }
+        let mut tail = vec![reply.chunk(json!({}), Some(reply.finish))];
+        if include_usage {
+            let v = json!({
+                "id": reply.id, "object": "chat.completion.chunk", "created": reply.created, "model": reply.model,
+                "system_fingerprint": null, "choices": [], "usage": reply.usage()
+            });
+            tail.push(Bytes::from(format!("data: {v}\n\n")));
+        }
+        tail.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        for b in tail {
+            if tx.send(Ok(b)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 /// The random part of request number `seq`: (jitter in ms, inject a failure?). One
 /// generator per request, derived from (seed, arrival number): reproducible without a
 /// lock shared by all requests.
-fn draw(cfg: &MockConfig, seq: u64) -> (f64, bool) {
+fn draw(cfg: &MockConfig, seq: u64) -> Draw {
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let jitter = if cfg.jitter_ms > 0.0 { rng.random_range(-cfg.jitter_ms..=cfg.jitter_ms) } else { 0.0 };
     let fail = cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate);
-    (jitter, fail)
+    let output_tokens = match cfg.output_tokens_max {
+        Some(max) if max > cfg.output_tokens => rng.random_range(cfg.output_tokens..=max),
+        _ => cfg.output_tokens,
+    };
+    Draw { jitter, fail, output_tokens }
 }
 
-/// The mock counts tokens as whitespace-separated words.
-fn message_words(m: &Value) -> u64 {
-    match m.get("content") {
-        Some(Value::String(s)) => s.split_whitespace().count() as u64,
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(|s| s.split_whitespace().count() as u64).sum()
-        }
-        _ => 0,
-    }
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Draw {
+    jitter: f64,
+    fail: bool,
+    output_tokens: u32,
 }
 
 async fn sleep_until_ms(from: tokio::time::Instant, ms: f64) {
@@ -312,17 +428,20 @@ mod tests {
 
     #[test]
     fn draws_are_seeded_bounded_and_spread() {
-        let cfg = MockConfig { jitter_ms: 20.0, error_rate: 0.25, seed: 42, ..MockConfig::default() };
-        let a: Vec<(f64, bool)> = (0..1000).map(|i| draw(&cfg, i)).collect();
-        let b: Vec<(f64, bool)> = (0..1000).map(|i| draw(&cfg, i)).collect();
+        let cfg = MockConfig { jitter_ms: 20.0, error_rate: 0.25, seed: 42, output_tokens_max: Some(40), ..MockConfig::default() };
+        let a: Vec<Draw> = (0..1000).map(|i| draw(&cfg, i)).collect();
+        let b: Vec<Draw> = (0..1000).map(|i| draw(&cfg, i)).collect();
         assert_eq!(a, b, "same seed, same draws");
-        let other: Vec<(f64, bool)> = (0..1000).map(|i| draw(&MockConfig { seed: 43, ..cfg.clone() }, i)).collect();
+        let other: Vec<Draw> = (0..1000).map(|i| draw(&MockConfig { seed: 43, ..cfg.clone() }, i)).collect();
         assert_ne!(a, other, "another seed, other draws");
-        assert!(a.iter().all(|(j, _)| (-20.0..=20.0).contains(j)));
-        let mean = a.iter().map(|(j, _)| j).sum::<f64>() / 1000.0;
+        assert!(a.iter().all(|d| (-20.0..=20.0).contains(&d.jitter)));
+        let mean = a.iter().map(|d| d.jitter).sum::<f64>() / 1000.0;
         assert!(mean.abs() < 1.5, "uniform around 0, mean {mean}");
-        let fails = a.iter().filter(|(_, f)| *f).count();
+        let fails = a.iter().filter(|d| d.fail).count();
         assert!((200..300).contains(&fails), "error_rate 0.25 gave {fails}/1000");
+        assert!(a.iter().all(|d| (16..=40).contains(&d.output_tokens)));
+        let mean_len = a.iter().map(|d| d.output_tokens as f64).sum::<f64>() / 1000.0;
+        assert!((26.0..30.0).contains(&mean_len), "uniform 16..=40, mean {mean_len}");
     }
 
     #[test]
@@ -334,8 +453,8 @@ mod tests {
     }
 
     #[test]
-    fn words_count_text_and_parts() {
-        assert_eq!(message_words(&json!({"role": "user", "content": "a b  c"})), 3);
-        assert_eq!(message_words(&json!({"role": "user", "content": [{"type": "text", "text": "x y"}]})), 2);
+    fn every_word_is_one_token() {
+        let text: String = (0..100).map(word).collect();
+        assert_eq!(crate::tokens::count(&text), 100, "{text}");
     }
 }

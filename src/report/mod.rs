@@ -76,6 +76,14 @@ pub struct StageResult {
     pub status_codes: BTreeMap<String, u64>,
     /// End-to-end latency of successful requests; null when none succeeded.
     pub latency_ms: Option<LatencySummary>,
+    /// Streams: request sent → first content chunk, successful requests; else null.
+    pub ttft_ms: Option<LatencySummary>,
+    /// Streams: per-request inter-token latency (e2e − TTFT) / (output tokens − 1).
+    pub itl_ms: Option<LatencySummary>,
+    /// Streams: gaps between consecutive content chunks.
+    pub chunk_gap_ms: Option<LatencySummary>,
+    /// Streams that failed after a first token: their TTFT, kept apart.
+    pub partial_ttft_ms: Option<LatencySummary>,
     pub throughput: Throughput,
     pub tokens: Tokens,
     pub bytes_received: u64,
@@ -101,13 +109,24 @@ pub struct Throughput {
     pub requests_per_s: f64,
     pub ok_per_s: f64,
     pub output_tokens_per_s: f64,
+    /// Mean over successful requests of output tokens / e2e seconds.
+    pub output_tokens_per_s_per_user: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tokens {
+    /// From the server's `usage`.
     pub prompt: u64,
     pub completion: u64,
     pub requests_with_usage: u64,
+    /// Output tokens of successful requests: usage where sent, else counted here.
+    pub output: u64,
+    /// Counted here with o200k_base (streams always; other replies when usage is absent).
+    pub client_prompt: u64,
+    pub client_completion: u64,
+    /// Requests where usage and the count here differ.
+    pub prompt_disagree: u64,
+    pub completion_disagree: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +134,11 @@ pub struct Histograms {
     /// e2e latency of successful requests, µs, HdrHistogram V2 encoding in base64:
     /// lossless, so results can be merged or re-quantiled later.
     pub e2e_us: String,
+    /// TTFT and per-request ITL, same encoding; empty strings when not streamed.
+    #[serde(default)]
+    pub ttft_us: String,
+    #[serde(default)]
+    pub itl_us: String,
 }
 
 /// Scenario fields as recorded in the result.
@@ -206,10 +230,16 @@ impl RunResult {
 impl StageResult {
     /// The stage's result, with its latency histogram encoded.
     pub fn from_stats(s: &StageStats) -> StageResult {
-        let mut hist = Vec::new();
-        V2Serializer::new().serialize(s.latency.histogram(), &mut hist).expect("histogram serializes to memory");
+        let encode = |l: &crate::metrics::Latency| {
+            if l.count() == 0 {
+                return String::new();
+            }
+            let mut buf = Vec::new();
+            V2Serializer::new().serialize(l.histogram(), &mut buf).expect("histogram serializes to memory");
+            base64::engine::general_purpose::STANDARD.encode(&buf)
+        };
         let mut r = Self::summary(s);
-        r.histograms.e2e_us = base64::engine::general_purpose::STANDARD.encode(&hist);
+        r.histograms = Histograms { e2e_us: encode(&s.latency), ttft_us: encode(&s.ttft), itl_us: encode(&s.itl) };
         r
     }
 
@@ -232,14 +262,28 @@ impl StageResult {
             failure_examples: s.failure_examples.iter().map(|(k, v)| (k.as_str().to_string(), v.to_string())).collect(),
             status_codes: s.status_codes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             latency_ms: s.latency.summary(),
+            ttft_ms: s.ttft.summary(),
+            itl_ms: s.itl.summary(),
+            chunk_gap_ms: s.chunk_gap.summary(),
+            partial_ttft_ms: s.partial_ttft.summary(),
             throughput: Throughput {
                 requests_per_s: s.requests_per_s(),
                 ok_per_s: s.ok_per_s(),
                 output_tokens_per_s: s.output_tokens_per_s(),
+                output_tokens_per_s_per_user: s.tokens_per_s_per_user(),
             },
-            tokens: Tokens { prompt: s.prompt_tokens, completion: s.completion_tokens, requests_with_usage: s.with_usage },
+            tokens: Tokens {
+                prompt: s.prompt_tokens,
+                completion: s.completion_tokens,
+                requests_with_usage: s.with_usage,
+                output: s.output_tokens,
+                client_prompt: s.client_prompt_tokens,
+                client_completion: s.client_completion_tokens,
+                prompt_disagree: s.prompt_disagree,
+                completion_disagree: s.completion_disagree,
+            },
             bytes_received: s.bytes_received,
-            histograms: Histograms { e2e_us: String::new() },
+            histograms: Histograms { e2e_us: String::new(), ttft_us: String::new(), itl_us: String::new() },
         }
     }
 }

@@ -14,18 +14,28 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
         Some(n) => format!("{n} requests"),
         None => "wall time".to_string(),
     };
-    ["mode", &time_header, "mean latency", "throughput", "p50", "p95", "p99", "max", "errors"].iter().map(|s| s.to_string()).collect()
+    let mut h: Vec<String> =
+        ["mode", &time_header, "mean latency", "throughput", "p50", "p95", "p99", "max", "errors"].iter().map(|s| s.to_string()).collect();
+    if streamed(stages) {
+        h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
+    }
+    h
 }
 
-/// One stage's cells, in header order.
-pub fn row(s: &StageResult) -> Vec<String> {
+/// Whether any stage was streamed (TTFT measured): the table then shows stream columns.
+fn streamed(stages: &[StageResult]) -> bool {
+    stages.iter().any(|s| s.ttft_ms.is_some())
+}
+
+/// One stage's cells, in header order (`stream`: add the stream columns).
+pub fn row(s: &StageResult, stream: bool) -> Vec<String> {
     let lat = s.latency_ms.as_ref();
     let ms = |f: fn(&crate::metrics::LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
     let mut mode = s.name.clone();
     if s.interrupted {
         mode.push_str(" (stopped)");
     }
-    vec![
+    let mut cells = vec![
         mode,
         fmt_secs(s.wall_time_s),
         ms(|l| l.mean),
@@ -35,13 +45,20 @@ pub fn row(s: &StageResult) -> Vec<String> {
         ms(|l| l.p99),
         ms(|l| l.max),
         fmt_errors(s),
-    ]
+    ];
+    if stream {
+        cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
+        cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
+        cells.push(fmt_rate(s.throughput.output_tokens_per_s));
+    }
+    cells
 }
 
 /// Renders stages as an aligned text table, one row per stage.
 pub fn render_table(stages: &[StageResult]) -> String {
     let mut rows = vec![header(stages)];
-    rows.extend(stages.iter().map(row));
+    let stream = streamed(stages);
+    rows.extend(stages.iter().map(|s| row(s, stream)));
     // Display width, not chars: CJK stage names take two columns each.
     let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0)).collect();
     let mut out = String::new();
@@ -118,7 +135,7 @@ mod tests {
 
     #[test]
     fn cjk_names_keep_columns_aligned() {
-        let mut a: StageResult = serde_json::from_value(sample()).unwrap();
+        let mut a = sample();
         a.name = "順次".into();
         let mut b = a.clone();
         b.name = "ab".into();
@@ -128,16 +145,12 @@ mod tests {
         assert_eq!(col(lines[2]), col(lines[3]), "\n{t}");
     }
 
-    fn sample() -> serde_json::Value {
-        serde_json::json!({
-            "index": 0, "name": "s", "kind": "closed", "concurrency": 1, "model": "m",
-            "planned": {"requests": 10, "duration_s": null}, "warmup_requests": 0, "interrupted": false,
-            "wall_time_s": 1.0, "requests": {"started": 10, "ok": 10, "failed": 0, "cancelled": 0},
-            "error_rate": 0.0, "failures": {}, "failure_examples": {}, "status_codes": {},
-            "latency_ms": null, "throughput": {"requests_per_s": 10.0, "ok_per_s": 10.0, "output_tokens_per_s": 0.0},
-            "tokens": {"prompt": 0, "completion": 0, "requests_with_usage": 0}, "bytes_received": 0,
-            "histograms": {"e2e_us": ""}
-        })
+    fn sample() -> StageResult {
+        let mut s = StageResult::summary(&crate::metrics::StageStats::default());
+        s.planned.requests = Some(10);
+        s.wall_time_s = 1.0;
+        s.throughput.requests_per_s = 10.0;
+        s
     }
 
     #[test]

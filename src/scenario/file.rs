@@ -119,7 +119,9 @@ pub struct TargetFile {
     pub base_url: Spanned<String>,
     pub model: Spanned<String>,
     pub api_key_env: Option<Spanned<String>>,
-    pub stream: Option<Spanned<bool>>,
+    pub stream: Option<bool>,
+    /// With `stream`: ask for a final usage chunk (`stream_options.include_usage`).
+    pub stream_usage: Option<bool>,
     pub timeout: Option<Spanned<DurationValue>>,
     pub connect_timeout: Option<Spanned<DurationValue>>,
 }

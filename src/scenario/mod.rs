@@ -45,6 +45,8 @@ pub struct Target {
     /// Name of the environment variable holding the key (never the key itself).
     pub api_key_env: String,
     pub stream: bool,
+    /// With `stream`: send `stream_options.include_usage`.
+    pub stream_usage: bool,
     #[serde(serialize_with = "ser_secs", rename = "timeout_s")]
     pub timeout: Duration,
     #[serde(serialize_with = "ser_secs", rename = "connect_timeout_s")]
@@ -187,13 +189,8 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         Some(v) => v.get_ref().clone(),
         None => DEFAULT_API_KEY_ENV.to_string(),
     };
-    let stream = match &t.stream {
-        Some(s) if *s.get_ref() => {
-            p.at(Some(s.span()), "target.stream = true is not supported yet (streaming arrives with TTFT metrics); use false");
-            true
-        }
-        _ => false,
-    };
+    let stream = t.stream.unwrap_or(false);
+    let stream_usage = t.stream_usage.unwrap_or(true);
     let positive = |d: &Option<toml::Spanned<DurationValue>>, name: &str, default: Duration, p: &mut Problems<'_>| match d {
         Some(v) if v.get_ref().0.is_zero() => {
             p.at(Some(v.span()), format!("target.{name} must be greater than zero"));
@@ -280,7 +277,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
         description: raw.description,
         source: None,
-        target: Target { base_url, model: t.model.into_inner(), api_key_env, stream, timeout, connect_timeout },
+        target: Target { base_url, model: t.model.into_inner(), api_key_env, stream, stream_usage, timeout, connect_timeout },
         mock,
         prompts,
         request,

@@ -16,12 +16,23 @@ use super::file::PromptsFile;
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub messages: Box<RawValue>,
+    /// Client-side count of the messages' text, computed on first use only (loading
+    /// the tokenizer is not free, and most runs take the server's usage).
+    tokens: std::sync::OnceLock<u64>,
 }
 
 impl Prompt {
     fn from_messages(messages: &Value) -> Prompt {
         let text = serde_json::to_string(messages).expect("a JSON value always serializes");
-        Prompt { messages: RawValue::from_string(text).expect("serde_json output is valid JSON") }
+        Prompt { messages: RawValue::from_string(text).expect("serde_json output is valid JSON"), tokens: Default::default() }
+    }
+
+    /// Tokens of the messages' text (o200k, no chat-template overhead).
+    pub fn tokens(&self) -> u64 {
+        *self.tokens.get_or_init(|| {
+            let messages: Vec<Value> = serde_json::from_str(self.messages.get()).unwrap_or_default();
+            messages.iter().map(crate::tokens::message_tokens).sum()
+        })
     }
 
     fn from_text(system: Option<&str>, text: &str) -> Prompt {

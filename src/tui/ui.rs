@@ -253,8 +253,9 @@ fn render_errors(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// Table columns in drop order when space is short: p95, p50, max, p99.
-const DROP_ORDER: [usize; 4] = [5, 4, 7, 6];
+/// Table columns in drop order when space is short: p95, p50, max, then the stream
+/// columns out tok/s and ITL p50, then p99.
+const DROP_ORDER: [usize; 6] = [5, 4, 7, 11, 10, 6];
 
 /// Indices of the columns that fit in `avail` cells with `gap` between columns.
 fn fit_columns(widths: &[u16], avail: u16, gap: u16) -> Vec<usize> {
@@ -274,7 +275,8 @@ fn render_table(f: &mut Frame, app: &App, area: Rect) {
     let live = app.current().map(StageResult::summary);
     results.extend(live);
     let head = header(&results);
-    let cells: Vec<Vec<String>> = results.iter().map(row).collect();
+    let stream = head.len() > 9;
+    let cells: Vec<Vec<String>> = results.iter().map(|r| row(r, stream)).collect();
     let mut widths: Vec<u16> = head.iter().map(|h| h.chars().count() as u16).collect();
     for r in &cells {
         for (w, c) in widths.iter_mut().zip(r) {
