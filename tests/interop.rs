@@ -31,6 +31,79 @@ fn official_openai_client_accepts_the_mock() {
     assert_eq!(v["model"], "gpt-4.1");
     assert_eq!(v["content"].as_str().unwrap().split_whitespace().count(), 5, "max_tokens = 5 caps the reply");
     assert_eq!(v["finish_reason"], "length");
+    // o200k: "be brief" 2 + "say five words please" 4.
     assert_eq!(v["usage"], serde_json::json!({"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11}));
     assert_eq!(v["error"], serde_json::json!({"type": "BadRequestError", "status": 400}));
+    assert_eq!(v["streamed"], v["content"], "streaming gives the same text");
+    assert_eq!(v["stream_chunks"], 5, "one token per chunk");
+    assert_eq!(v["stream_usage"], v["usage"], "and the same usage");
+}
+
+/// `llmock` (an independent OpenAI-compatible mock from PyPI) on a free port; returns the
+/// child and its API root. It reports the bound port on stderr once listening.
+fn spawn_llmock(latency_ms: u32, chunk_delay_ms: u32) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let bin = python().with_file_name("llmock");
+    let mut child = Command::new(&bin)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--tool-mode", "off", "--response-style", "static"])
+        .args(["--latency-ms", &latency_ms.to_string(), "--stream-chunk-delay-ms", &chunk_delay_ms.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let url = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "llmock exited before listening");
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            let addr: String = line[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+            break format!("{addr}/v1");
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in err.lines() {});
+    (child, url)
+}
+
+#[test]
+fn llmock_streaming_and_not_measures_what_it_was_told() {
+    // llmock sleeps --latency-ms before answering, then waits --stream-chunk-delay-ms
+    // before every event after the role chunk: first content at 200 + 20 ms, then 20 ms
+    // apart. `--response-style static` says "Mock response from {model}." (4 words,
+    // one chunk each); it counts usage as characters / 4.
+    let (mut llmock, url) = spawn_llmock(200, 20);
+    let run_one = |stream: bool| {
+        let text = format!(
+            "[target]\nbase_url = \"{url}\"\nmodel = \"gpt-4o-mini\"\nstream = {stream}\n[prompts]\nlist = [\"hello there\"]\n\
+             [[stage]]\nname = \"s\"\nconcurrency = 4\nrequests = 12\n"
+        );
+        run_scenario(&text).1
+    };
+    let streamed = run_one(true);
+    let plain = run_one(false);
+    let _ = llmock.kill();
+    let _ = llmock.wait();
+
+    assert_schema_valid(&streamed);
+    let s = &streamed["stages"][0];
+    assert_eq!(s["requests"]["ok"], 12, "{s}");
+    let ttft = s["ttft_ms"]["p50"].as_f64().unwrap();
+    let gap = s["chunk_gap_ms"]["p50"].as_f64().unwrap();
+    assert!((ttft - 220.0).abs() <= 22.0, "TTFT p50 {ttft} ms, llmock told 200 + 20 ms");
+    assert!((gap - 20.0).abs() <= 4.0, "chunk gap p50 {gap} ms, llmock told 20 ms");
+    let t = &s["tokens"];
+    // "Mock response from gpt-4o-mini." is 31 characters: llmock says 7 tokens; o200k
+    // counts 10 here, and the disagreement is reported, not hidden.
+    assert_eq!(t["requests_with_usage"], 12);
+    assert_eq!(t["completion"], 12 * 7);
+    assert_eq!(t["client_completion"], 12 * 10);
+    assert_eq!(t["completion_disagree"], 12);
+
+    let p = &plain["stages"][0];
+    assert_eq!(p["requests"]["ok"], 12);
+    assert!(p["ttft_ms"].is_null());
+    let e2e = p["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((e2e - 200.0).abs() <= 30.0, "non-streaming e2e p50 {e2e} ms, llmock told 200 ms");
+    assert_eq!(p["tokens"]["completion"], 12 * 7);
 }

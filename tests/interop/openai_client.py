@@ -18,6 +18,24 @@ resp = client.chat.completions.create(
     ],
     max_tokens=5,
 )
+# The same request streamed: the same text, and the usage in the final chunk.
+stream = client.chat.completions.create(
+    model="gpt-4.1",
+    messages=[
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "say five words please"},
+    ],
+    max_tokens=5,
+    stream=True,
+    stream_options={"include_usage": True},
+)
+streamed, stream_usage, chunks = "", None, 0
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        streamed += chunk.choices[0].delta.content
+        chunks += 1
+    if chunk.usage:
+        stream_usage = chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})
 error = None
 try:
     client.chat.completions.create(model="gpt-4.1", messages=[])
@@ -31,4 +49,7 @@ print(json.dumps({
     "finish_reason": resp.choices[0].finish_reason,
     "usage": resp.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}),
     "error": error,
+    "streamed": streamed,
+    "stream_chunks": chunks,
+    "stream_usage": stream_usage,
 }))
