@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crossterm::event::EventStream;
 use llmload::cli::{Cli, Command, MockArgs, RunArgs, ValidateArgs};
-use llmload::report::{failure_notes, render_table};
+use llmload::report::{Cost, failure_notes, fmt_cost, render_table};
 use llmload::run::{RunOptions, Watcher, progress_watcher, run};
 use llmload::scenario::redact_url;
 use llmload::scenario::{BaseUrl, Scenario, parse_base_url};
@@ -109,6 +109,13 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     };
     let result = &outcome.result;
     let mut text = render_table(&result.stages);
+    if let Some(c) = &result.cost {
+        text.push_str(&format!(
+            "\ncost of the run: {} ({} per 1,000 requests)\n",
+            fmt_cost(c),
+            fmt_cost(&Cost { amount: c.per_1k_requests, ..c.clone() })
+        ));
+    }
     let notes = failure_notes(&result.stages);
     if !notes.is_empty() {
         text.push('\n');

@@ -108,7 +108,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
         stream_usage: scenario.target.stream_usage,
-        keep_content: false,
+        keep_content: scenario.check.is_some(),
     })?);
 
     let scenario = Arc::new(scenario);

@@ -113,6 +113,8 @@ pub struct RequestRecord {
     pub client_prompt_tokens: Option<u64>,
     /// The completion text, kept only when a response check needs it.
     pub content: Option<String>,
+    /// The response check's verdict, when the scenario has one.
+    pub check: Option<Result<(), crate::check::CheckFailure>>,
     /// For failures: a short, secret-free explanation (status and server message).
     pub detail: Option<Box<str>>,
 }
@@ -131,6 +133,7 @@ impl Default for RequestRecord {
             client_completion_tokens: None,
             client_prompt_tokens: None,
             content: None,
+            check: None,
             detail: None,
         }
     }

@@ -71,6 +71,7 @@ impl Engine {
             planned_requests: stage.requests,
             planned_duration: stage.duration,
             warmup: stage.warmup,
+            slo: scenario.slo,
         }
     }
 
@@ -166,6 +167,13 @@ async fn worker(p: Arc<Phase>) {
             }
             r = p.client.send(body) => r,
         };
+        // Checked here, in parallel across workers; only the verdict travels on.
+        if let Some(expect) = &p.scenario.check
+            && let Some(content) = record.content.take()
+            && record.outcome == crate::client::Outcome::Ok
+        {
+            record.check = Some(crate::check::check(&content, expect));
+        }
         // Counted here on the same terms as the completion: streams, or no usage.
         if record.client_completion_tokens.is_some() {
             record.client_prompt_tokens = Some(prompt.tokens());

@@ -21,6 +21,8 @@ pub struct StageInfo {
     pub planned_requests: Option<u64>,
     pub planned_duration: Option<Duration>,
     pub warmup: u64,
+    /// Objectives for goodput, when the scenario sets them.
+    pub slo: Option<super::Slo>,
 }
 
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured

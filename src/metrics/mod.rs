@@ -131,6 +131,38 @@ impl Latency {
     }
 }
 
+/// Service-level objectives: a request is "good" when it succeeded and meets each one
+/// set. Goodput = good requests / stage wall time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Slo {
+    #[serde(serialize_with = "ser_opt_ms", rename = "ttft_ms")]
+    pub ttft: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms", rename = "itl_ms")]
+    pub itl: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms", rename = "e2e_ms")]
+    pub e2e: Option<Duration>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self.ttft.is_none() && self.itl.is_none() && self.e2e.is_none()
+    }
+
+    /// Whether a successful request with these timings meets every objective set. A
+    /// timing the request lacks (no TTFT without a stream) fails its objective.
+    pub fn met(&self, e2e: Duration, ttft: Option<Duration>, itl: Option<Duration>) -> bool {
+        let ok = |limit: Option<Duration>, v: Option<Duration>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
+        ok(self.e2e, Some(e2e)) && ok(self.ttft, ttft) && ok(self.itl, itl)
+    }
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
+        None => s.serialize_none(),
+    }
+}
+
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
 /// other figure.
 #[derive(Debug, Clone)]
@@ -171,6 +203,11 @@ pub struct StageStats {
     pub output_tokens: u64,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
+    /// Successful requests that met every SLO (when the scenario sets one).
+    pub slo_met: u64,
+    /// Response checks: passed, and failed by reason.
+    pub checks_passed: u64,
+    pub checks_failed: BTreeMap<crate::check::CheckFailure, u64>,
     pub bytes_received: u64,
     /// Measured window: first measured request sent → last one finished.
     pub wall: Duration,
@@ -206,6 +243,9 @@ impl Default for StageStats {
             completion_disagree: 0,
             output_tokens: 0,
             user_tokens_per_s_sum: 0.0,
+            slo_met: 0,
+            checks_passed: 0,
+            checks_failed: BTreeMap::new(),
             bytes_received: 0,
             wall: Duration::ZERO,
             finished: false,
@@ -229,15 +269,25 @@ impl StageStats {
                 self.ok += 1;
                 self.latency.record(rec.latency);
                 self.record_tokens(rec);
+                let out = rec.usage.map(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
+                // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+ tokens.
+                let itl = rec.ttft.filter(|_| out > 1).map(|t| rec.latency.saturating_sub(t) / (out - 1) as u32);
                 if let Some(ttft) = rec.ttft {
                     self.ttft.record(ttft);
-                    let out = rec.usage.map(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
-                    if out > 1 {
-                        self.itl.record(rec.latency.saturating_sub(ttft) / (out - 1) as u32);
-                    }
+                }
+                if let Some(itl) = itl {
+                    self.itl.record(itl);
                 }
                 for g in &rec.gaps_us {
                     self.chunk_gap.record(Duration::from_micros(u64::from(*g)));
+                }
+                if let Some(slo) = &self.info.slo {
+                    self.slo_met += u64::from(slo.met(rec.latency, rec.ttft, itl));
+                }
+                match rec.check {
+                    Some(Ok(())) => self.checks_passed += 1,
+                    Some(Err(why)) => *self.checks_failed.entry(why).or_insert(0) += 1,
+                    None => {}
                 }
             }
             Outcome::Failed(kind) => {
@@ -297,6 +347,11 @@ impl StageStats {
 
     pub fn output_tokens_per_s(&self) -> f64 {
         per_s(self.output_tokens, self.wall)
+    }
+
+    /// Successful requests meeting every SLO per second of the measured window.
+    pub fn goodput(&self) -> Option<f64> {
+        self.info.slo.map(|_| per_s(self.slo_met, self.wall))
     }
 
     pub fn error_rate(&self) -> f64 {

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-pub use table::{failure_notes, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
+pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
 
 use crate::metrics::{LatencySummary, StageStats};
 use crate::mock::MockConfig;
@@ -33,6 +33,8 @@ pub struct RunResult {
     /// True when the run was stopped before all stages finished.
     pub interrupted: bool,
     pub stages: Vec<StageResult>,
+    /// Sum of the stages' costs; null when no stage had a price.
+    pub cost: Option<Cost>,
     /// How each figure is defined, so results compare across tools.
     pub definitions: BTreeMap<String, String>,
 }
@@ -86,8 +88,39 @@ pub struct StageResult {
     pub partial_ttft_ms: Option<LatencySummary>,
     pub throughput: Throughput,
     pub tokens: Tokens,
+    /// With `[slo]`: successful requests meeting every objective, and per second.
+    pub goodput: Option<Goodput>,
+    /// With `[check]`: response checks passed and failed by reason.
+    pub checks: Option<Checks>,
+    /// Token cost at the scenario's prices; null when the model has no price.
+    pub cost: Option<Cost>,
     pub bytes_received: u64,
     pub histograms: Histograms,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Goodput {
+    pub requests: u64,
+    pub per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checks {
+    pub passed: u64,
+    pub failed: u64,
+    /// failed / (passed + failed)
+    pub invalid_rate: f64,
+    pub failures: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cost {
+    pub currency: String,
+    /// In `currency`.
+    pub amount: f64,
+    pub usd: f64,
+    /// In `currency`, per 1,000 successful requests.
+    pub per_1k_requests: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +187,11 @@ struct ScenarioRecord<'a> {
     mock: Option<&'a MockConfig>,
     prompts: &'a str,
     request: &'a crate::scenario::RequestParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slo: Option<&'a crate::metrics::Slo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<serde_json::Value>,
+    currency: &'a str,
     stages: &'a [crate::scenario::Stage],
 }
 
@@ -166,7 +204,17 @@ pub fn definitions() -> BTreeMap<String, String> {
         ("throughput.output_tokens_per_s", "completion tokens reported in usage / wall_time_s"),
         ("error_rate", "failed / (ok + failed)"),
         ("requests", "started = ok + failed + cancelled once a stage ends"),
-        ("percentiles", "HDR histogram values, 3 significant digits, 1 us resolution; mean, min, max and stddev are exact"),
+        (
+            "percentiles",
+            "HDR histogram values, 3 significant digits (2 for itl and chunk gaps), 1 us resolution; mean, min, max and stddev are exact",
+        ),
+        ("ttft_ms", "streams: request sent -> first chunk with non-empty content, successful requests"),
+        ("itl_ms", "streams: per request (e2e - ttft) / (output tokens - 1); TPOT means this and nothing else"),
+        ("chunk_gap_ms", "streams: time between consecutive content chunks, all requests pooled"),
+        ("tokens.output", "completion tokens of successful requests: the server's usage where sent, else counted here (o200k_base)"),
+        ("throughput.output_tokens_per_s_per_user", "mean over successful requests of output tokens / e2e seconds"),
+        ("goodput", "successful requests meeting every [slo] objective / wall_time_s"),
+        ("cost", "prompt and output tokens times the price per million of the stage's model, in the scenario's currency"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -190,6 +238,12 @@ impl RunResult {
             mock: (scenario.target.base_url == BaseUrl::Mock).then_some(&scenario.mock),
             prompts: &scenario.prompts.source,
             request: &scenario.request,
+            slo: scenario.slo.as_ref(),
+            check: scenario
+                .check
+                .as_ref()
+                .map(|crate::check::Expect::Json { required_keys }| serde_json::json!({"expect": "json", "required_keys": required_keys})),
+            currency: &scenario.pricing.currency,
             stages: &scenario.stages,
         };
         let t = &scenario.target;
@@ -209,9 +263,28 @@ impl RunResult {
             finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
             duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
             interrupted: meta.interrupted,
-            stages: stages.iter().map(StageResult::from_stats).collect(),
+            stages: stages.iter().map(|s| StageResult::from_stats(s).priced(&scenario.pricing)).collect(),
+            cost: None,
             definitions: definitions(),
         }
+        .total_cost(&scenario.pricing)
+    }
+
+    /// Sets the run's total cost from its stages.
+    fn total_cost(mut self, pricing: &crate::cost::Pricing) -> Self {
+        let priced: Vec<&Cost> = self.stages.iter().filter_map(|s| s.cost.as_ref()).collect();
+        if !priced.is_empty() {
+            let usd: f64 = priced.iter().map(|c| c.usd).sum();
+            let ok: u64 = self.stages.iter().filter(|s| s.cost.is_some()).map(|s| s.requests.ok).sum();
+            let amount = pricing.in_currency(usd);
+            self.cost = Some(Cost {
+                currency: pricing.currency.clone(),
+                amount,
+                usd,
+                per_1k_requests: if ok > 0 { amount * 1000.0 / ok as f64 } else { 0.0 },
+            });
+        }
+        self
     }
 
     /// Writes the JSON to `path` atomically (temp file, then rename): a crash never
@@ -241,6 +314,23 @@ impl StageResult {
         let mut r = Self::summary(s);
         r.histograms = Histograms { e2e_us: encode(&s.latency), ttft_us: encode(&s.ttft), itl_us: encode(&s.itl) };
         r
+    }
+
+    /// The stage's cost from its tokens: the server's usage where sent, else the counts
+    /// made here.
+    pub fn priced(mut self, pricing: &crate::cost::Pricing) -> StageResult {
+        let prompt = if self.tokens.requests_with_usage > 0 { self.tokens.prompt } else { self.tokens.client_prompt };
+        if let Some(usd) = pricing.cost_usd(&self.model, prompt, self.tokens.output) {
+            let amount = pricing.in_currency(usd);
+            let ok = self.requests.ok;
+            self.cost = Some(Cost {
+                currency: pricing.currency.clone(),
+                amount,
+                usd,
+                per_1k_requests: if ok > 0 { amount * 1000.0 / ok as f64 } else { 0.0 },
+            });
+        }
+        self
     }
 
     /// The figures without the encoded histogram: cheap enough for every frame of a
@@ -282,6 +372,18 @@ impl StageResult {
                 prompt_disagree: s.prompt_disagree,
                 completion_disagree: s.completion_disagree,
             },
+            goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
+            checks: {
+                let failed: u64 = s.checks_failed.values().sum();
+                let total = s.checks_passed + failed;
+                (total > 0).then(|| Checks {
+                    passed: s.checks_passed,
+                    failed,
+                    invalid_rate: failed as f64 / total as f64,
+                    failures: s.checks_failed.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+                })
+            },
+            cost: None,
             bytes_received: s.bytes_received,
             histograms: Histograms { e2e_us: String::new(), ttft_us: String::new(), itl_us: String::new() },
         }

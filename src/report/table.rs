@@ -16,19 +16,48 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     };
     let mut h: Vec<String> =
         ["mode", &time_header, "mean latency", "throughput", "p50", "p95", "p99", "max", "errors"].iter().map(|s| s.to_string()).collect();
-    if streamed(stages) {
+    let cols = Columns::of(stages);
+    if cols.stream {
         h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
+    }
+    if cols.goodput {
+        h.push("goodput".into());
+    }
+    if cols.checks {
+        h.push("invalid".into());
+    }
+    if cols.cost {
+        h.push("cost".into());
     }
     h
 }
 
-/// Whether any stage was streamed (TTFT measured): the table then shows stream columns.
-fn streamed(stages: &[StageResult]) -> bool {
-    stages.iter().any(|s| s.ttft_ms.is_some())
+/// The optional columns a set of stages calls for, after the fixed ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Columns {
+    /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
+    pub stream: bool,
+    /// `[slo]` set: goodput.
+    pub goodput: bool,
+    /// `[check]` set: invalid responses.
+    pub checks: bool,
+    /// Priced model: cost.
+    pub cost: bool,
 }
 
-/// One stage's cells, in header order (`stream`: add the stream columns).
-pub fn row(s: &StageResult, stream: bool) -> Vec<String> {
+impl Columns {
+    pub fn of(stages: &[StageResult]) -> Columns {
+        Columns {
+            stream: stages.iter().any(|s| s.ttft_ms.is_some()),
+            goodput: stages.iter().any(|s| s.goodput.is_some()),
+            checks: stages.iter().any(|s| s.checks.is_some()),
+            cost: stages.iter().any(|s| s.cost.is_some()),
+        }
+    }
+}
+
+/// One stage's cells, in header order.
+pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     let lat = s.latency_ms.as_ref();
     let ms = |f: fn(&crate::metrics::LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
     let mut mode = s.name.clone();
@@ -46,19 +75,41 @@ pub fn row(s: &StageResult, stream: bool) -> Vec<String> {
         ms(|l| l.max),
         fmt_errors(s),
     ];
-    if stream {
+    if cols.stream {
         cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(fmt_rate(s.throughput.output_tokens_per_s));
     }
+    if cols.goodput {
+        cells.push(s.goodput.as_ref().map_or("-".into(), |g| format!("{} req/s", fmt_rate(g.per_s))));
+    }
+    if cols.checks {
+        cells.push(s.checks.as_ref().map_or("-".into(), |c| format!("{} ({:.1}%)", c.failed, c.invalid_rate * 100.0)));
+    }
+    if cols.cost {
+        cells.push(s.cost.as_ref().map_or("-".into(), fmt_cost));
+    }
     cells
+}
+
+/// An amount with as many decimals as small LLM costs need, and its currency.
+pub fn fmt_cost(c: &super::Cost) -> String {
+    let a = c.amount;
+    let d = if a >= 100.0 {
+        0
+    } else if a >= 1.0 {
+        2
+    } else {
+        4
+    };
+    format!("{a:.d$} {}", c.currency)
 }
 
 /// Renders stages as an aligned text table, one row per stage.
 pub fn render_table(stages: &[StageResult]) -> String {
     let mut rows = vec![header(stages)];
-    let stream = streamed(stages);
-    rows.extend(stages.iter().map(|s| row(s, stream)));
+    let cols = Columns::of(stages);
+    rows.extend(stages.iter().map(|s| row(s, cols)));
     // Display width, not chars: CJK stage names take two columns each.
     let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0)).collect();
     let mut out = String::new();

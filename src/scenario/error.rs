@@ -70,6 +70,10 @@ impl<'a> Problems<'a> {
         self.list.push(Problem { file: self.file.to_string(), location, message: message.into() });
     }
 
+    pub fn field(&mut self, field: &str, message: impl Into<String>) {
+        self.list.push(Problem { file: self.file.to_string(), location: Location::Field(field.to_string()), message: message.into() });
+    }
+
     /// Problems in file order (sections are checked in key order, not file order).
     pub fn into_result<T>(self, value: T) -> Result<T, ScenarioError> {
         if self.list.is_empty() { Ok(value) } else { Err(self.into_error()) }

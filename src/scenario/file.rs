@@ -23,11 +23,14 @@ pub struct ScenarioFile {
     pub mock: Option<Spanned<MockConfig>>,
     pub prompts: Spanned<PromptsFile>,
     pub request: RequestFile,
+    pub pricing: Option<Spanned<crate::cost::PricingFile>>,
+    pub slo: Option<Spanned<SloFile>>,
+    pub check: Option<Spanned<CheckFile>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `target`, `mock`, `prompts`, `request`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `stage`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -44,6 +47,7 @@ impl ScenarioFile {
         let mut present = Vec::new();
         let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
             (None, None, None, None, None, None, None);
+        let (mut pricing, mut slo, mut check) = (None, None, None);
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -53,6 +57,9 @@ impl ScenarioFile {
                 "mock" => mock = section::<Spanned<MockConfig>>(value, "mock", p),
                 "prompts" => prompts = section::<Spanned<PromptsFile>>(value, "prompts", p),
                 "request" => request = section::<RequestFile>(value, "request", p),
+                "pricing" => pricing = section::<Spanned<crate::cost::PricingFile>>(value, "pricing", p),
+                "slo" => slo = section::<Spanned<SloFile>>(value, "slo", p),
+                "check" => check = section::<Spanned<CheckFile>>(value, "check", p),
                 "stage" => stages = stage_list(value, p),
                 other => p.at(Some(key.span()), format!("unknown key `{other}`, expected one of {SECTIONS}")),
             }
@@ -79,6 +86,9 @@ impl ScenarioFile {
             mock,
             prompts: prompts?,
             request: request.unwrap_or_default(),
+            pricing,
+            slo,
+            check,
             stages: stages?,
         })
     }
@@ -141,6 +151,24 @@ pub struct PromptsFile {
 pub struct RequestFile {
     pub max_tokens: Option<NonZeroU32>,
     pub temperature: Option<Spanned<f64>>,
+}
+
+/// Service-level objectives: a request meets them when every one given holds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloFile {
+    pub ttft_ms: Option<f64>,
+    pub itl_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+/// A check of every response's content.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    pub expect: String,
+    #[serde(default)]
+    pub required_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

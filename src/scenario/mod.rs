@@ -35,6 +35,12 @@ pub struct Scenario {
     pub mock: MockConfig,
     pub prompts: Prompts,
     pub request: RequestParams,
+    /// Prices per model (built-in examples plus `[pricing]`), and the currency shown.
+    pub pricing: crate::cost::Pricing,
+    /// `[slo]`: what a request must meet to count toward goodput.
+    pub slo: Option<crate::metrics::Slo>,
+    /// `[check]`: what every response's content must be.
+    pub check: Option<crate::check::Expect>,
     pub stages: Vec<Stage>,
 }
 
@@ -226,6 +232,52 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         request.temperature = Some(v);
     }
 
+    let pricing = match raw.pricing {
+        Some(f) => {
+            let span = f.span();
+            crate::cost::Pricing::with_overrides(f.into_inner()).unwrap_or_else(|problems| {
+                for msg in problems {
+                    p.at(Some(span.clone()), msg);
+                }
+                crate::cost::Pricing::builtin()
+            })
+        }
+        None => crate::cost::Pricing::builtin(),
+    };
+    let slo = raw.slo.map(|f| {
+        let span = f.span();
+        let f = f.into_inner();
+        let mut ms = |name: &str, v: Option<f64>| {
+            v.and_then(|v| {
+                if v.is_finite() && v > 0.0 && v <= 3_600_000.0 {
+                    Some(Duration::from_secs_f64(v / 1000.0))
+                } else {
+                    p.at(Some(span.clone()), format!("slo.{name} must be between 0 (excluded) and 3600000 ms, got {v}"));
+                    None
+                }
+            })
+        };
+        let slo = crate::metrics::Slo { ttft: ms("ttft_ms", f.ttft_ms), itl: ms("itl_ms", f.itl_ms), e2e: ms("e2e_ms", f.e2e_ms) };
+        if slo.is_empty() {
+            p.at(Some(span.clone()), "[slo] sets no objective: give ttft_ms, itl_ms or e2e_ms");
+        }
+        slo
+    });
+    let check = raw.check.map(|f| {
+        let span = f.span();
+        let f = f.into_inner();
+        if f.expect != "json" {
+            p.at(Some(span), format!("check.expect must be \"json\", got {:?}", f.expect));
+        }
+        crate::check::Expect::Json { required_keys: f.required_keys }
+    });
+    if let Some(slo) = &slo
+        && (slo.ttft.is_some() || slo.itl.is_some())
+        && !stream
+    {
+        p.field("slo", "ttft_ms and itl_ms need target.stream = true (only streams have a first token)");
+    }
+
     let stages_span = raw.stages.span();
     let raw_stages = raw.stages.into_inner();
     if raw_stages.is_empty() {
@@ -281,6 +333,9 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         mock,
         prompts,
         request,
+        pricing,
+        slo,
+        check,
         stages,
     }
 }

@@ -10,7 +10,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, Scale, buckets};
 use crate::metrics::StageStats;
-use crate::report::{StageResult, fmt_rate, header, row};
+use crate::report::{Columns, StageResult, fmt_rate, header, row};
 
 impl App {
     fn fg(&self, c: Color) -> Style {
@@ -275,8 +275,8 @@ fn render_table(f: &mut Frame, app: &App, area: Rect) {
     let live = app.current().map(StageResult::summary);
     results.extend(live);
     let head = header(&results);
-    let stream = head.len() > 9;
-    let cells: Vec<Vec<String>> = results.iter().map(|r| row(r, stream)).collect();
+    let cols = Columns::of(&results);
+    let cells: Vec<Vec<String>> = results.iter().map(|r| row(r, cols)).collect();
     let mut widths: Vec<u16> = head.iter().map(|h| h.chars().count() as u16).collect();
     for r in &cells {
         for (w, c) in widths.iter_mut().zip(r) {
