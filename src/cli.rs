@@ -87,6 +87,9 @@ pub struct MockArgs {
     /// Fraction of requests answered with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
+    /// Fraction of replies that are JSON objects (for response checks).
+    #[arg(long, default_value_t = 0.0)]
+    pub json_rate: f64,
 }
 
 impl MockArgs {
@@ -100,6 +103,7 @@ impl MockArgs {
             output_tokens: self.output_tokens,
             output_tokens_max: self.output_tokens_max,
             error_rate: self.error_rate,
+            json_rate: self.json_rate,
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct MockConfig {
     pub output_tokens_max: Option<u32>,
     /// Fraction of requests answered with HTTP 500, drawn from `seed`.
     pub error_rate: f64,
+    /// Fraction of replies that carry a JSON object with `summary` and `key_points`
+    /// (plain, fenced or inside prose); the rest are prose. For response checks.
+    pub json_rate: f64,
 }
 
 impl Default for MockConfig {
@@ -57,6 +60,7 @@ impl Default for MockConfig {
             output_tokens: 16,
             output_tokens_max: None,
             error_rate: 0.0,
+            json_rate: 0.0,
         }
     }
 }
@@ -88,8 +92,10 @@ impl MockConfig {
         if self.jitter_ms > self.base_latency_ms {
             out.push(format!("jitter_ms ({}) must not exceed base_latency_ms ({})", self.jitter_ms, self.base_latency_ms));
         }
-        if !(0.0..=1.0).contains(&self.error_rate) {
-            out.push(format!("error_rate must be between 0 and 1, got {}", self.error_rate));
+        for (name, v) in [("error_rate", self.error_rate), ("json_rate", self.json_rate)] {
+            if !(0.0..=1.0).contains(&v) {
+                out.push(format!("{name} must be between 0 and 1, got {v}"));
+            }
         }
         out
     }
@@ -264,14 +270,24 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let d = draw(cfg, seq);
     let limit = req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX);
-    let tokens = u64::from(d.output_tokens).min(limit);
+    let (pieces, tokens, finish) = if d.json {
+        // A JSON answer (not capped by max_tokens): its pieces are split at spaces and
+        // its usage is its o200k count.
+        let text = json_reply(seq);
+        let tokens = crate::tokens::count(&text);
+        (split_pieces(&text), tokens, "stop")
+    } else {
+        let n = u64::from(d.output_tokens).min(limit);
+        ((0..n as usize).map(|i| word(i).to_string()).collect(), n, if n == limit { "length" } else { "stop" })
+    };
     let reply = Reply {
         id: format!("chatcmpl-mock-{seq}"),
         created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         model: model.to_string(),
         prompt_tokens: messages.iter().map(crate::tokens::message_tokens).sum(),
+        pieces,
         tokens,
-        finish: if tokens == limit { "length" } else { "stop" },
+        finish,
     };
 
     // Deadlines from arrival, not chained sleeps, so timer rounding is paid once.
@@ -286,12 +302,12 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
     }
     sleep_until_ms(arrival, base).await;
     let first = base + cfg.per_inflight_ms * state.in_flight.load(Ordering::SeqCst) as f64;
-    sleep_until_ms(arrival, first + cfg.inter_token_ms * tokens.saturating_sub(1) as f64).await;
+    sleep_until_ms(arrival, first + cfg.inter_token_ms * reply.pieces.len().saturating_sub(1) as f64).await;
     drop(guard);
     if d.fail {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, "mock: injected failure (error_rate)");
     }
-    let content: String = (0..tokens as usize).map(word).collect();
+    let content: String = reply.pieces.concat();
     axum::Json(json!({
         "id": reply.id,
         "object": "chat.completion",
@@ -315,6 +331,9 @@ struct Reply {
     created: u64,
     model: String,
     prompt_tokens: u64,
+    /// The text, one piece per stream chunk.
+    pieces: Vec<String>,
+    /// Completion tokens for `usage`.
     tokens: u64,
     finish: &'static str,
 }
@@ -355,9 +374,9 @@ fn stream_reply(
         }
         sleep_until_ms(arrival, base).await;
         let first = base + cfg.per_inflight_ms * state.in_flight.load(Ordering::SeqCst) as f64;
-        for i in 0..reply.tokens as usize {
+        for (i, piece) in reply.pieces.iter().enumerate() {
             sleep_until_ms(arrival, first + cfg.inter_token_ms * i as f64).await;
-            if tx.send(Ok(reply.chunk(json!({"content": word(i)}), None))).await.is_err() {
+            if tx.send(Ok(reply.chunk(json!({"content": piece}), None))).await.is_err() {
                 return;
             }
         }
@@ -380,6 +399,32 @@ fn stream_reply(
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
+/// A JSON answer in one of three wrappings real models use: bare, fenced, in prose.
+fn json_reply(seq: u64) -> String {
+    let obj = format!(
+        r#"{{"summary": "Document {seq} explains where the load test found its limit.", "key_points": ["throughput plateaus", "latency rises with load"]}}"#
+    );
+    match seq % 3 {
+        0 => obj,
+        1 => format!("```json\n{obj}\n```"),
+        _ => format!("Here is the summary you asked for: {obj} Let me know if you need more."),
+    }
+}
+
+/// Text cut before each space, so every piece but the first starts with one.
+fn split_pieces(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == ' ' && i > start {
+            out.push(text[start..i].to_string());
+            start = i;
+        }
+    }
+    out.push(text[start..].to_string());
+    out
+}
+
 /// The random part of request number `seq`: (jitter in ms, inject a failure?). One
 /// generator per request, derived from (seed, arrival number): reproducible without a
 /// lock shared by all requests.
@@ -391,7 +436,8 @@ fn draw(cfg: &MockConfig, seq: u64) -> Draw {
         Some(max) if max > cfg.output_tokens => rng.random_range(cfg.output_tokens..=max),
         _ => cfg.output_tokens,
     };
-    Draw { jitter, fail, output_tokens }
+    let json = cfg.json_rate > 0.0 && rng.random_bool(cfg.json_rate);
+    Draw { jitter, fail, output_tokens, json }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -399,6 +445,7 @@ struct Draw {
     jitter: f64,
     fail: bool,
     output_tokens: u32,
+    json: bool,
 }
 
 async fn sleep_until_ms(from: tokio::time::Instant, ms: f64) {
@@ -450,6 +497,18 @@ mod tests {
         let p = c.problems().join("; ");
         assert!(p.contains("base_latency_ms must be between 0 and 3600000"), "{p}");
         assert!(p.contains("output_tokens must be at most 100000"), "{p}");
+    }
+
+    #[test]
+    fn json_replies_pass_checks_and_split_back_whole() {
+        let expect = crate::check::Expect::Json { required_keys: vec!["summary".into(), "key_points".into()] };
+        for seq in 0..3 {
+            let text = json_reply(seq);
+            assert_eq!(crate::check::check(&text, &expect), Ok(()), "{text}");
+            assert_eq!(split_pieces(&text).concat(), text);
+        }
+        let prose: String = (0..10).map(word).collect();
+        assert!(crate::check::check(&prose, &expect).is_err());
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if cols.cost {
         h.push("cost".into());
     }
+    if cols.model {
+        h.push("model".into());
+    }
     h
 }
 
@@ -43,6 +46,8 @@ pub struct Columns {
     pub checks: bool,
     /// Priced model: cost.
     pub cost: bool,
+    /// Stages send different models: the model, to compare them side by side.
+    pub model: bool,
 }
 
 impl Columns {
@@ -52,6 +57,7 @@ impl Columns {
             goodput: stages.iter().any(|s| s.goodput.is_some()),
             checks: stages.iter().any(|s| s.checks.is_some()),
             cost: stages.iter().any(|s| s.cost.is_some()),
+            model: stages.windows(2).any(|w| w[0].model != w[1].model),
         }
     }
 }
@@ -88,6 +94,9 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     }
     if cols.cost {
         cells.push(s.cost.as_ref().map_or("-".into(), fmt_cost));
+    }
+    if cols.model {
+        cells.push(s.model.clone());
     }
     cells
 }
@@ -202,6 +211,19 @@ mod tests {
         s.wall_time_s = 1.0;
         s.throughput.requests_per_s = 10.0;
         s
+    }
+
+    #[test]
+    fn different_models_get_a_model_column() {
+        let mut a = sample();
+        a.model = "gpt-4.1".into();
+        let mut b = sample();
+        b.name = "t".into();
+        b.model = "deepseek-v3.2".into();
+        let t = render_table(&[a.clone(), b]);
+        assert!(t.lines().next().unwrap().ends_with("model"), "{t}");
+        assert!(t.contains("deepseek-v3.2"), "{t}");
+        assert!(!render_table(&[a.clone(), a]).contains("model"));
     }
 
     #[test]

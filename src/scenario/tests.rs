@@ -211,3 +211,30 @@ fn absurd_sizes_are_refused_not_panicked_on() {
     let all = errors(&(MINIMAL.to_string() + "[mock]\nbase_latency_ms = 1e300\n")).join("\n");
     assert!(all.contains("mock.base_latency_ms must be between 0 and 3600000"), "{all}");
 }
+
+#[test]
+fn slo_check_and_pricing_are_validated() {
+    let all = errors(&(MINIMAL.to_string() + "[slo]\n")).join("\n");
+    assert!(all.contains("[slo] sets no objective"), "{all}");
+    let all = errors(&(MINIMAL.to_string() + "[slo]\nttft_ms = 200\ne2e_ms = -1\n")).join("\n");
+    assert!(all.contains("slo.e2e_ms must be between 0 (excluded) and 3600000 ms, got -1"), "{all}");
+    assert!(all.contains("s.toml: slo: ttft_ms and itl_ms need target.stream = true"), "{all}");
+    let all = errors(&(MINIMAL.to_string() + "[check]\nexpect = \"xml\"\n")).join("\n");
+    assert!(all.contains("check.expect must be \"json\", got \"xml\""), "{all}");
+    let all = errors(&(MINIMAL.to_string() + "[pricing.models.m]\ninput_per_million = -1\noutput_per_million = 1\n")).join("\n");
+    assert!(all.contains("input_per_million must be zero or more"), "{all}");
+    let all = errors(&(MINIMAL.to_string() + "[check]\nexpect = \"json\"\nrequired = [\"a\"]\n")).join("\n");
+    assert!(all.contains("check: unknown field `required`"), "{all}");
+}
+
+#[test]
+fn slo_check_and_pricing_parse() {
+    let text = MINIMAL.replace("model = \"m\"", "model = \"m\"\nstream = true")
+        + "[slo]\nttft_ms = 200\nitl_ms = 25\n[check]\nexpect = \"json\"\nrequired_keys = [\"summary\"]\n[pricing]\ncurrency = \"JPY\"\nper_usd = 7.3\n";
+    let s = Scenario::parse(&text, "s.toml", None).unwrap();
+    let slo = s.slo.unwrap();
+    assert_eq!((slo.ttft, slo.itl, slo.e2e), (Some(Duration::from_millis(200)), Some(Duration::from_millis(25)), None));
+    assert_eq!(s.check, Some(crate::check::Expect::Json { required_keys: vec!["summary".into()] }));
+    assert_eq!(s.pricing.currency, "JPY");
+    assert!((s.pricing.in_currency(8.0) - 58.4).abs() < 1e-9);
+}
