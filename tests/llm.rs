@@ -37,6 +37,8 @@ fn ttft_slo_needs_a_first_token_in_time() {
     let (out, v) = run_scenario(&text);
     assert_eq!(v["stages"][0]["goodput"]["requests"], 0, "TTFT is 60 ms, the SLO 20 ms");
     assert!(out.stdout.contains("goodput"), "{}", out.stdout);
+    let (_, loose) = run_scenario(&text.replace("ttft_ms = 20", "ttft_ms = 500\nitl_ms = 50"));
+    assert_eq!(loose["stages"][0]["goodput"]["requests"], 200, "every request meets 500 ms TTFT and 50 ms ITL");
 }
 
 #[test]

@@ -4,20 +4,51 @@
 mod common;
 use common::*;
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
 
-/// A server that streams what the test asks for, by model name.
-fn stream_server() -> String {
+/// A server that streams what the test asks for, by model name; it also notes the
+/// client port of every request, to count connections.
+fn stream_server() -> (String, Arc<Mutex<HashSet<u16>>>) {
+    let ports: Arc<Mutex<HashSet<u16>>> = Arc::default();
+    let seen = ports.clone();
     let app = axum::Router::new().route(
         "/v1/chat/completions",
-        axum::routing::post(|body: axum::Json<serde_json::Value>| async move {
+        axum::routing::post(move |ConnectInfo(peer): ConnectInfo<SocketAddr>, body: axum::Json<serde_json::Value>| async move {
+            seen.lock().unwrap().insert(peer.port());
             let chunk = |c: &str| format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{c}\"}}}}]}}\n\n");
+            if body["model"] == "reset" {
+                // Two chunks, then the body fails: the connection is cut mid-stream.
+                let parts: Vec<Result<String, std::io::Error>> = vec![Ok(chunk("a")), Ok(chunk(" b")), Err(std::io::Error::other("reset"))];
+                // Paced, so the first chunks are on the wire before the cut.
+                let paced = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                    p
+                });
+                return ([("content-type", "text/event-stream")], Body::from_stream(paced)).into_response();
+            }
+            if body["model"] == "paced" {
+                // [DONE], then the body's end a little later, as streaming servers write it.
+                let parts: Vec<Result<String, std::io::Error>> =
+                    vec![Ok(chunk("hello")), Ok(chunk(" world")), Ok("data: [DONE]\n\n".into()), Ok(String::new())];
+                let paced = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    p
+                });
+                return ([("content-type", "text/event-stream")], Body::from_stream(paced)).into_response();
+            }
             let text = match body["model"].as_str().unwrap_or("") {
                 // Two tokens, then the connection ends: no [DONE].
                 "cut" => format!("{}{}", chunk("a"), chunk(" b")),
                 "malformed" => format!("{}data: {{not json\n\n", chunk("a")),
                 "error-event" => format!("{}data: {{\"error\":{{\"message\":\"overloaded\"}}}}\n\n", chunk("a")),
+                // The body ends inside an event.
+                "truncated" => format!("{}data: {{\"choices\":[{{\"delta\":{{\"con", chunk("a")),
                 // No usage anywhere: tokens are counted here.
                 _ => format!(": keep-alive\n\n{}{}{}data: [DONE]\n\n", chunk(""), chunk("hello"), chunk(" world")),
             };
@@ -29,9 +60,12 @@ fn stream_server() -> String {
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap() });
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap()
+        });
     });
-    url
+    (url, ports)
 }
 
 fn stream_run(url: &str, model: &str) -> serde_json::Value {
@@ -46,15 +80,17 @@ fn stream_run(url: &str, model: &str) -> serde_json::Value {
 
 #[test]
 fn broken_streams_fail_by_kind_with_partial_timings_apart() {
-    let url = stream_server();
+    let (url, _) = stream_server();
     for (model, kind, example) in [
         ("cut", "stream_cut", "stream ended without [DONE] after 2 content chunks"),
+        ("truncated", "stream_cut", "stream ended inside an event"),
+        ("reset", "stream_cut", "error"),
         ("malformed", "decode", "malformed chunk"),
         ("error-event", "decode", "overloaded"),
     ] {
         let s = stream_run(&url, model);
         assert_eq!(s["requests"]["failed"], 6, "{model}");
-        assert_eq!(s["failures"][kind], 6, "{model}");
+        assert_eq!(s["failures"][kind], 6, "{model}: {}", s["failure_examples"]);
         assert!(s["failure_examples"][kind].as_str().unwrap().contains(example), "{model}: {}", s["failure_examples"]);
         assert!(s["ttft_ms"].is_null(), "{model}: failed streams stay out of TTFT");
         assert!(s["partial_ttft_ms"]["max"].as_f64().is_some(), "{model}: partial TTFT kept apart");
@@ -62,8 +98,21 @@ fn broken_streams_fail_by_kind_with_partial_timings_apart() {
 }
 
 #[test]
+fn connections_are_reused_after_done() {
+    let (url, ports) = stream_server();
+    let s = stream_run(&url, "paced");
+    assert_eq!(s["requests"]["ok"], 6);
+    // 2 workers, 6 requests: after [DONE] the body is read to its end, so connections
+    // go back to the pool and serve the next requests. (A pool can race a worker and
+    // open one more; a connection per request would be 6.)
+    let ports = ports.lock().unwrap().clone();
+    assert!(ports.len() <= 3, "connections: {ports:?}");
+}
+
+#[test]
 fn streams_without_usage_are_counted_here() {
-    let s = stream_run(&stream_server(), "plain");
+    let (url, _) = stream_server();
+    let s = stream_run(&url, "plain");
     assert_eq!(s["requests"]["ok"], 6);
     let t = &s["tokens"];
     assert_eq!(t["requests_with_usage"], 0);

@@ -11,6 +11,23 @@ use serde_json::value::RawValue;
 
 use crate::scenario::{Prompt, RequestParams};
 
+/// Most chunk gaps one request records (64k gaps = 256 KiB).
+const MAX_GAPS: usize = 1 << 16;
+/// How long the end of a stream's body is awaited after `[DONE]`.
+const DRAIN_LIMIT: Duration = Duration::from_millis(200);
+/// Texts longer than this are counted off the async workers, so one huge reply does not
+/// hold up the timing of every other stream.
+const INLINE_COUNT_BYTES: usize = 64 * 1024;
+
+/// o200k tokens of `text`, on a blocking thread when the text is long.
+async fn count_tokens(text: &str) -> u64 {
+    if text.len() <= INLINE_COUNT_BYTES {
+        return crate::tokens::count(text);
+    }
+    let owned = text.to_string();
+    tokio::task::spawn_blocking(move || crate::tokens::count(&owned)).await.unwrap_or(0)
+}
+
 /// Largest single SSE event accepted from a stream.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
@@ -86,8 +103,9 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    /// Each as the server sent it; a server may send one without the other.
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
 }
 
 /// What one finished request left behind. Exactly one per started request.
@@ -204,20 +222,38 @@ struct StreamOptions {
     include_usage: bool,
 }
 
+/// A chat completion as the hot path reads it: the choices are only counted.
 #[derive(Deserialize)]
 struct Completion {
-    choices: Vec<CompletionChoice>,
+    choices: Vec<serde::de::IgnoredAny>,
     usage: Option<UsageBody>,
 }
 
+/// The text of the first choice, read only when it is needed (a check, or no usage).
 #[derive(Deserialize)]
-struct CompletionChoice {
-    message: Option<CompletionMessage>,
+struct CompletionText {
+    choices: Vec<TextChoice>,
 }
 
 #[derive(Deserialize)]
-struct CompletionMessage {
-    content: Option<String>,
+struct TextChoice {
+    message: Option<TextMessage>,
+}
+
+#[derive(Deserialize)]
+struct TextMessage {
+    /// A string, or an array of parts with `text`.
+    content: Option<serde_json::Value>,
+}
+
+/// The first choice's text of a completion body, if it has one.
+fn completion_text(body: &[u8]) -> String {
+    let Ok(c) = serde_json::from_slice::<CompletionText>(body) else { return String::new() };
+    match c.choices.into_iter().next().and_then(|ch| ch.message).and_then(|m| m.content) {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(|t| t.as_str())).collect(),
+        _ => String::new(),
+    }
 }
 
 /// One `chat.completion.chunk` of a stream; everything else in it is skipped.
@@ -237,6 +273,8 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct ChunkDelta {
     content: Option<String>,
+    /// vLLM and others stream a reasoning model's thinking here.
+    reasoning_content: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +285,7 @@ struct UsageBody {
 
 impl From<UsageBody> for Usage {
     fn from(u: UsageBody) -> Usage {
-        Usage { prompt_tokens: u.prompt_tokens.unwrap_or(0), completion_tokens: u.completion_tokens.unwrap_or(0) }
+        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
     }
 }
 
@@ -348,18 +386,22 @@ impl Client {
         match serde_json::from_slice::<Completion>(&buf) {
             Ok(c) if !c.choices.is_empty() => {
                 let usage = c.usage.map(Usage::from);
-                let content = c.choices.into_iter().next().and_then(|ch| ch.message).and_then(|m| m.content);
-                // Counted here only when the server gave no usage: on the non-streaming
+                let need_text = self.keep_content || usage.is_none_or(|u| u.completion_tokens.is_none());
+                let content = need_text.then(|| completion_text(&buf));
+                // Counted here only when the server gave no completion count: on this
                 // path usage is the rule, and tokenizing every reply would cost the
                 // generator its speed.
-                let client_completion_tokens = usage.is_none().then(|| crate::tokens::count(content.as_deref().unwrap_or("")));
+                let client_completion_tokens = match (&content, usage.and_then(|u| u.completion_tokens)) {
+                    (Some(text), None) => Some(count_tokens(text).await),
+                    _ => None,
+                };
                 RequestRecord {
                     latency,
                     status: Some(status),
                     bytes,
                     usage,
                     client_completion_tokens,
-                    content: if self.keep_content { content.or(Some(String::new())) } else { None },
+                    content: if self.keep_content { content } else { None },
                     ..RequestRecord::default()
                 }
             }
@@ -387,31 +429,31 @@ impl Client {
         let mut content = String::new();
         let mut last: Option<Instant> = None;
         let mut done = false;
+        let mut eof = false;
         let failure = loop {
             let read = resp.chunk().await;
             let now = Instant::now();
-            let bytes = match read {
-                Ok(Some(b)) => b,
+            match read {
+                Ok(Some(bytes)) => {
+                    rec.bytes += bytes.len() as u64;
+                    if rec.bytes > MAX_BODY_BYTES as u64 {
+                        break Some((FailureKind::BodyTooLarge, format!("HTTP {status}: stream larger than {MAX_BODY_BYTES} bytes")));
+                    }
+                    if let Err(e) = parser.feed(&bytes, &mut events) {
+                        break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
+                    }
+                }
+                // The body ended: a last event without its blank line still counts.
                 Ok(None) => {
+                    eof = true;
                     if let Err(e) = parser.finish(&mut events) {
                         break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
                     }
-                    if events.is_empty() {
-                        break None;
-                    }
-                    bytes::Bytes::new()
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::StreamCut };
                     break Some((kind, describe(&e, &self.url)));
                 }
-            };
-            rec.bytes += bytes.len() as u64;
-            if rec.bytes > MAX_BODY_BYTES as u64 {
-                break Some((FailureKind::BodyTooLarge, format!("HTTP {status}: stream larger than {MAX_BODY_BYTES} bytes")));
-            }
-            if let Err(e) = parser.feed(&bytes, &mut events) {
-                break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
             }
             let mut bad = None;
             for data in events.drain(..) {
@@ -421,20 +463,35 @@ impl Client {
                 }
                 let chunk: Chunk = match serde_json::from_str(&data) {
                     Ok(c) => c,
+                    // Cut mid-event by the end of the body: the stream broke, the
+                    // server did not send a malformed chunk.
+                    Err(_) if eof => {
+                        bad = Some((FailureKind::StreamCut, format!("HTTP {status}: stream ended inside an event")));
+                        break;
+                    }
                     Err(e) => {
-                        bad = Some(format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column()));
+                        bad = Some((
+                            FailureKind::Decode,
+                            format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column()),
+                        ));
                         break;
                     }
                 };
                 if let Some(err) = chunk.error {
                     let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("error event in stream");
-                    bad = Some(format!("HTTP {status}: {msg}"));
+                    bad = Some((FailureKind::Decode, format!("HTTP {status}: {msg}")));
                     break;
                 }
-                for text in chunk.choices.into_iter().filter_map(|c| c.delta.and_then(|d| d.content)).filter(|t| !t.is_empty()) {
+                // Reasoning tokens are output too: the first of them is the first token.
+                let texts = chunk.choices.into_iter().filter_map(|c| c.delta).flat_map(|d| [d.reasoning_content, d.content]).flatten();
+                for text in texts.filter(|t| !t.is_empty()) {
                     match last {
                         None => rec.ttft = Some(now - start),
-                        Some(prev) => rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32),
+                        // Bounded: a hostile stream of tiny chunks cannot grow it past this.
+                        Some(prev) if rec.gaps_us.len() < MAX_GAPS => {
+                            rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32)
+                        }
+                        Some(_) => {}
                     }
                     last = Some(now);
                     rec.chunks += 1;
@@ -444,15 +501,22 @@ impl Client {
                     rec.usage = Some(u.into());
                 }
             }
-            if let Some(detail) = bad {
-                break Some((FailureKind::Decode, detail));
+            if let Some(b) = bad {
+                break Some(b);
             }
-            if done {
+            if done || eof {
                 break None;
             }
         };
+        // The end of the response is [DONE] (or where it broke); what follows is framing.
         rec.latency = start.elapsed();
-        rec.client_completion_tokens = Some(crate::tokens::count(&content));
+        if done && !eof {
+            // Read the body to its end, briefly, so the connection goes back to the pool
+            // instead of being closed: the next request must not pay a new handshake.
+            let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
+            let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+        }
+        rec.client_completion_tokens = Some(count_tokens(&content).await);
         if self.keep_content {
             rec.content = Some(content);
         }

@@ -201,6 +201,8 @@ pub struct StageStats {
     pub completion_disagree: u64,
     /// Output tokens of successful requests: usage where sent, else the count here.
     pub output_tokens: u64,
+    /// Prompt tokens of successful requests, on the same rule (for cost).
+    pub input_tokens: u64,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
     /// Successful requests that met every SLO (when the scenario sets one).
@@ -242,6 +244,7 @@ impl Default for StageStats {
             prompt_disagree: 0,
             completion_disagree: 0,
             output_tokens: 0,
+            input_tokens: 0,
             user_tokens_per_s_sum: 0.0,
             slo_met: 0,
             checks_passed: 0,
@@ -268,10 +271,15 @@ impl StageStats {
             Outcome::Ok => {
                 self.ok += 1;
                 self.latency.record(rec.latency);
-                self.record_tokens(rec);
-                let out = rec.usage.map(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
-                // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+ tokens.
-                let itl = rec.ttft.filter(|_| out > 1).map(|t| rec.latency.saturating_sub(t) / (out - 1) as u32);
+                // Output tokens: the server's usage where sent, else the count here.
+                let out = rec.usage.and_then(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
+                self.record_tokens(rec, out);
+                // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+
+                // tokens. In f64: a server's absurd token count must not divide by zero.
+                let itl = rec
+                    .ttft
+                    .filter(|_| out > 1)
+                    .map(|t| Duration::from_secs_f64(rec.latency.saturating_sub(t).as_secs_f64() / (out - 1) as f64));
                 if let Some(ttft) = rec.ttft {
                     self.ttft.record(ttft);
                 }
@@ -304,18 +312,21 @@ impl StageStats {
         }
     }
 
-    fn record_tokens(&mut self, rec: &RequestRecord) {
-        if let Some(u) = rec.usage {
+    /// Token sums: the server's usage and the counts made here, each field by itself;
+    /// output and input take the server's figure where sent, else the count here.
+    fn record_tokens(&mut self, rec: &RequestRecord, out: u64) {
+        let (up, uc) = rec.usage.map_or((None, None), |u| (u.prompt_tokens, u.completion_tokens));
+        if rec.usage.is_some() {
             self.with_usage += 1;
-            self.prompt_tokens += u.prompt_tokens;
-            self.completion_tokens += u.completion_tokens;
-            self.prompt_disagree += u64::from(rec.client_prompt_tokens.is_some_and(|c| c != u.prompt_tokens));
-            self.completion_disagree += u64::from(rec.client_completion_tokens.is_some_and(|c| c != u.completion_tokens));
         }
-        self.client_prompt_tokens += rec.client_prompt_tokens.unwrap_or(0);
-        self.client_completion_tokens += rec.client_completion_tokens.unwrap_or(0);
-        let out = rec.usage.map(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
-        self.output_tokens += out;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(up.unwrap_or(0));
+        self.completion_tokens = self.completion_tokens.saturating_add(uc.unwrap_or(0));
+        self.prompt_disagree += u64::from(up.zip(rec.client_prompt_tokens).is_some_and(|(u, c)| u != c));
+        self.completion_disagree += u64::from(uc.zip(rec.client_completion_tokens).is_some_and(|(u, c)| u != c));
+        self.client_prompt_tokens = self.client_prompt_tokens.saturating_add(rec.client_prompt_tokens.unwrap_or(0));
+        self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));
+        self.input_tokens = self.input_tokens.saturating_add(up.or(rec.client_prompt_tokens).unwrap_or(0));
+        self.output_tokens = self.output_tokens.saturating_add(out);
         let secs = rec.latency.as_secs_f64();
         if secs > 0.0 {
             self.user_tokens_per_s_sum += out as f64 / secs;
@@ -376,7 +387,7 @@ mod tests {
             latency: Duration::from_millis(ms),
             status: Some(200),
             bytes: 10,
-            usage: Some(Usage { prompt_tokens: 3, completion_tokens: 5 }),
+            usage: Some(Usage { prompt_tokens: Some(3), completion_tokens: Some(5) }),
             detail: Some("why".into()),
             ..RequestRecord::default()
         }

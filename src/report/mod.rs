@@ -154,6 +154,8 @@ pub struct Tokens {
     pub requests_with_usage: u64,
     /// Output tokens of successful requests: usage where sent, else counted here.
     pub output: u64,
+    /// Prompt tokens of successful requests, on the same rule per request.
+    pub input: u64,
     /// Counted here with o200k_base (streams always; other replies when usage is absent).
     pub client_prompt: u64,
     pub client_completion: u64,
@@ -201,7 +203,7 @@ pub fn definitions() -> BTreeMap<String, String> {
         ("wall_time_s", "measured window of a stage: first measured request sent -> last one finished (warmup excluded)"),
         ("throughput.requests_per_s", "finished requests (ok + failed) / wall_time_s"),
         ("throughput.ok_per_s", "successful requests / wall_time_s"),
-        ("throughput.output_tokens_per_s", "completion tokens reported in usage / wall_time_s"),
+        ("throughput.output_tokens_per_s", "tokens.output / wall_time_s"),
         ("error_rate", "failed / (ok + failed)"),
         ("requests", "started = ok + failed + cancelled once a stage ends"),
         (
@@ -316,11 +318,10 @@ impl StageResult {
         r
     }
 
-    /// The stage's cost from its tokens: the server's usage where sent, else the counts
-    /// made here.
+    /// The stage's cost from the tokens of its successful requests: per request, the
+    /// server's usage where sent, else the counts made here.
     pub fn priced(mut self, pricing: &crate::cost::Pricing) -> StageResult {
-        let prompt = if self.tokens.requests_with_usage > 0 { self.tokens.prompt } else { self.tokens.client_prompt };
-        if let Some(usd) = pricing.cost_usd(&self.model, prompt, self.tokens.output) {
+        if let Some(usd) = pricing.cost_usd(&self.model, self.tokens.input, self.tokens.output) {
             let amount = pricing.in_currency(usd);
             let ok = self.requests.ok;
             self.cost = Some(Cost {
@@ -367,6 +368,7 @@ impl StageResult {
                 completion: s.completion_tokens,
                 requests_with_usage: s.with_usage,
                 output: s.output_tokens,
+                input: s.input_tokens,
                 client_prompt: s.client_prompt_tokens,
                 client_completion: s.client_completion_tokens,
                 prompt_disagree: s.prompt_disagree,
