@@ -113,6 +113,15 @@ pub struct Checks {
     pub failures: BTreeMap<String, u64>,
 }
 
+impl Cost {
+    /// `usd` shown in the scenario's currency, and per 1,000 of `ok` requests.
+    fn new(pricing: &crate::cost::Pricing, usd: f64, ok: u64) -> Cost {
+        let amount = pricing.in_currency(usd);
+        let per_1k_requests = if ok > 0 { amount * 1000.0 / ok as f64 } else { 0.0 };
+        Cost { currency: pricing.currency.clone(), amount, usd, per_1k_requests }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cost {
     pub currency: String,
@@ -278,13 +287,7 @@ impl RunResult {
         if !priced.is_empty() {
             let usd: f64 = priced.iter().map(|c| c.usd).sum();
             let ok: u64 = self.stages.iter().filter(|s| s.cost.is_some()).map(|s| s.requests.ok).sum();
-            let amount = pricing.in_currency(usd);
-            self.cost = Some(Cost {
-                currency: pricing.currency.clone(),
-                amount,
-                usd,
-                per_1k_requests: if ok > 0 { amount * 1000.0 / ok as f64 } else { 0.0 },
-            });
+            self.cost = Some(Cost::new(pricing, usd, ok));
         }
         self
     }
@@ -322,14 +325,7 @@ impl StageResult {
     /// server's usage where sent, else the counts made here.
     pub fn priced(mut self, pricing: &crate::cost::Pricing) -> StageResult {
         if let Some(usd) = pricing.cost_usd(&self.model, self.tokens.input, self.tokens.output) {
-            let amount = pricing.in_currency(usd);
-            let ok = self.requests.ok;
-            self.cost = Some(Cost {
-                currency: pricing.currency.clone(),
-                amount,
-                usd,
-                per_1k_requests: if ok > 0 { amount * 1000.0 / ok as f64 } else { 0.0 },
-            });
+            self.cost = Some(Cost::new(pricing, usd, self.requests.ok));
         }
         self
     }
