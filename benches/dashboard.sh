@@ -7,28 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
 rounds=${2:-3}
-cargo build --release --quiet
-bin=$PWD/target/release/llmload
-work=$(mktemp -d)
 session=llmload-bench-$$
+mock= work=
 trap 'kill $mock 2>/dev/null || true; tmux kill-session -t $session 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$bin" mock --port 0 --base-latency-ms 0 --per-inflight-ms 0 >"$work/mock.out" 2>&1 &
-mock=$!
-for _ in $(seq 50); do grep -q listening "$work/mock.out" && break; sleep 0.1; done
-url=$(grep -o 'http://127.0.0.1:[0-9]*/v1' "$work/mock.out")
-cat >"$work/s.toml" <<TOML
-name = "dashboard cost"
-[target]
-base_url = "$url"
-model = "m"
-[prompts]
-template = "hello {i}"
-[[stage]]
-name = "50-way"
-concurrency = 50
-requests = $n
-TOML
+. benches/common.sh
+write_scenario "$work/s.toml" "dashboard cost" $n
 
 rate() { python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['stages'][0]['throughput']['requests_per_s']))" "$1"; }
 

@@ -6,31 +6,15 @@
 # Usage: benches/engine.sh [requests...]   (default: 100000 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/llmload
-work=$(mktemp -d)
+mock= work=
 trap 'kill $mock 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$bin" mock --port 0 --base-latency-ms 0 --per-inflight-ms 0 >"$work/mock.out" 2>&1 &
-mock=$!
-for _ in $(seq 50); do grep -q listening "$work/mock.out" && break; sleep 0.1; done
-url=$(grep -o 'http://127.0.0.1:[0-9]*/v1' "$work/mock.out")
+. benches/common.sh
 
 printf '| requests | concurrency | wall time | requests/s | llmload CPU per request | peak RSS |\n|---|---|---|---|---|---|\n'
 for n in "${@:-100000 1000000}"; do
   for count in $n; do
-    cat >"$work/s.toml" <<TOML
-name = "engine throughput"
-[target]
-base_url = "$url"
-model = "m"
-[prompts]
-template = "hello {i}"
-[[stage]]
-name = "50-way"
-concurrency = 50
-requests = $count
-TOML
+    write_scenario "$work/s.toml" "engine throughput" $count
     /usr/bin/time -f '%M %U %S' -o "$work/time" "$bin" run "$work/s.toml" --no-progress --json "$work/r.json" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
     read -r rss_kb user sys <"$work/time"
     python3 - "$work/r.json" "$count" "$rss_kb" "$user" "$sys" <<'PY'

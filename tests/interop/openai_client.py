@@ -10,7 +10,7 @@ from openai import OpenAI
 
 client = OpenAI(base_url=sys.argv[1], api_key="not-needed", max_retries=0, timeout=10)
 models = client.models.list()
-resp = client.chat.completions.create(
+request = dict(
     model="gpt-4.1",
     messages=[
         {"role": "system", "content": "be brief"},
@@ -18,17 +18,9 @@ resp = client.chat.completions.create(
     ],
     max_tokens=5,
 )
+resp = client.chat.completions.create(**request)
 # The same request streamed: the same text, and the usage in the final chunk.
-stream = client.chat.completions.create(
-    model="gpt-4.1",
-    messages=[
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": "say five words please"},
-    ],
-    max_tokens=5,
-    stream=True,
-    stream_options={"include_usage": True},
-)
+stream = client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True})
 streamed, stream_usage, chunks = "", None, 0
 for chunk in stream:
     if chunk.choices and chunk.choices[0].delta.content:
