@@ -11,6 +11,7 @@ pub mod cost;
 pub mod engine;
 pub mod metrics;
 pub mod mock;
+pub mod ratelimit;
 pub mod report;
 pub mod run;
 pub mod scenario;
