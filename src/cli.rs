@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -43,9 +44,52 @@ pub struct RunArgs {
     /// Environment variable holding the API key (default: the scenario's api_key_env).
     #[arg(long, value_name = "VAR")]
     pub api_key_env: Option<String>,
+    /// Read the API key from this file instead of an environment variable.
+    #[arg(long, value_name = "PATH", conflicts_with = "api_key_env")]
+    pub api_key_file: Option<PathBuf>,
+    /// Do not verify TLS certificates. Anyone on the path can then read the key.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Whole-request timeout, e.g. 30s (default: the scenario's target.timeout).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// Connect timeout, e.g. 5s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Streams: longest wait for the next bytes, e.g. 10s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Client-side limit for every stage: requests per minute.
+    #[arg(long, value_name = "N", value_parser = per_minute)]
+    pub rpm: Option<f64>,
+    /// Client-side limit for every stage: tokens per minute (prompt + max_tokens).
+    #[arg(long, value_name = "N", value_parser = per_minute)]
+    pub tpm: Option<f64>,
+    /// Attempts per request for every stage (1 = no retries), with the scenario's
+    /// [retry] policy or its defaults.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::scenario::MAX_ATTEMPTS as i64))]
+    pub max_attempts: Option<u32>,
     /// Never draw the progress line.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// A positive duration such as "30s" or "500ms".
+fn duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
+        Ok(d) if d > crate::scenario::MAX_DURATION => Err("at most 365 days".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (write e.g. \"30s\" or \"500ms\")")),
+    }
+}
+
+/// A rate per minute: positive, at most 1e9.
+fn per_minute(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(format!("expected a positive number per minute (at most 1e9), got {text:?}")),
+    }
 }
 
 #[derive(Debug, Args)]

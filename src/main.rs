@@ -74,6 +74,23 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     }
     if let Some(var) = args.api_key_env {
         scenario.target.api_key_env = var;
+        scenario.target.api_key_file = None;
+    }
+    if let Some(path) = args.api_key_file {
+        scenario.target.api_key_file = Some(path);
+    }
+    let t = &mut scenario.target;
+    t.timeout = args.timeout.unwrap_or(t.timeout);
+    t.connect_timeout = args.connect_timeout.unwrap_or(t.connect_timeout);
+    t.idle_timeout = args.idle_timeout.or(t.idle_timeout);
+    if args.insecure {
+        t.insecure = true;
+        note("WARNING: --insecure: TLS certificates are NOT verified; anyone on the path can read the API key and every reply");
+    }
+    for stage in &mut scenario.stages {
+        stage.rate_limit.rpm = args.rpm.or(stage.rate_limit.rpm);
+        stage.rate_limit.tpm = args.tpm.or(stage.rate_limit.tpm);
+        stage.retry.max_attempts = args.max_attempts.unwrap_or(stage.retry.max_attempts);
     }
     let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
     // The dashboard needs stdout to be the screen; JSON on stdout or a pipe means plain.
@@ -116,6 +133,14 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             fmt_cost(&Cost { amount: c.per_1k_requests, ..c.clone() })
         ));
     }
+    if let Some(a) = &result.aborted {
+        text.push_str(&format!(
+            "\nrun aborted after stage {:?}: error rate {:.1}% is above abort_on_error_rate {:.1}%; later stages were not run\n",
+            a.stage,
+            a.error_rate * 100.0,
+            a.threshold * 100.0
+        ));
+    }
     let notes = failure_notes(&result.stages);
     if !notes.is_empty() {
         text.push('\n');
@@ -144,7 +169,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             let _ = write!(std::io::stdout().lock(), "{text}");
         }
     }
-    if failed {
+    if failed || outcome.aborted.is_some() {
         return ExitCode::from(EXIT_FAILED);
     }
     if outcome.interrupted { ExitCode::from(EXIT_INTERRUPTED) } else { ExitCode::SUCCESS }

@@ -25,6 +25,10 @@ pub enum RunError {
     Mock(std::io::Error),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error("cannot read target.api_key_file {path}: {error}")]
+    KeyFile { path: String, error: std::io::Error },
+    #[error("target.api_key_file {0} is empty")]
+    EmptyKeyFile(String),
 }
 
 /// Receives notes for the user (key missing, stop requested), one line each.
@@ -61,6 +65,8 @@ pub fn progress_watcher() -> Watcher {
 pub struct RunOutcome {
     pub result: RunResult,
     pub interrupted: bool,
+    /// `abort_on_error_rate` ended the run early.
+    pub aborted: Option<crate::engine::Aborted>,
 }
 
 /// Runs `scenario` to the end or until Ctrl-C / SIGTERM; what was measured is always
@@ -88,7 +94,10 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
             (url, None)
         }
         BaseUrl::Url(u) => {
-            let key = std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty());
+            let key = match &scenario.target.api_key_file {
+                Some(path) => Some(read_key_file(path)?),
+                None => std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty()),
+            };
             if key.is_none() {
                 (opts.notes)(&format!(
                     "note: ${} is not set; sending requests without an Authorization header",
@@ -117,7 +126,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let aggregated = tokio::spawn(aggregator.run());
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let engine = Engine::new(scenario.clone(), client, events, stop.clone());
-    let interrupted = engine.run().await;
+    let end = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
     if let Some(v) = view {
@@ -128,10 +137,28 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let result = RunResult::build(
         &scenario,
         &stages,
-        RunMeta { started_at, finished_at: SystemTime::now(), interrupted, mock_url: mock.as_ref().map(MockServer::base_url) },
+        RunMeta {
+            started_at,
+            finished_at: SystemTime::now(),
+            interrupted: end.interrupted,
+            aborted: end.aborted.clone(),
+            mock_url: mock.as_ref().map(MockServer::base_url),
+        },
     );
     drop(mock);
-    Ok(RunOutcome { result, interrupted })
+    Ok(RunOutcome { result, interrupted: end.interrupted, aborted: end.aborted })
+}
+
+/// The key in `path`, surrounding whitespace (a trailing newline) removed. Errors name
+/// the file, never its content.
+fn read_key_file(path: &std::path::Path) -> Result<String, RunError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| RunError::KeyFile { path: shown.clone(), error })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(RunError::EmptyKeyFile(shown));
+    }
+    Ok(key.to_string())
 }
 
 /// First Ctrl-C (or SIGTERM): start nothing new, give in-flight requests STOP_GRACE.

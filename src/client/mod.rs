@@ -135,6 +135,8 @@ pub struct RequestRecord {
     pub check: Option<Result<(), crate::check::CheckFailure>>,
     /// For failures: a short, secret-free explanation (status and server message).
     pub detail: Option<Box<str>>,
+    /// For failures: the wait the server asked for (Retry-After, retry-after-ms).
+    pub retry_after: Option<Duration>,
 }
 
 impl Default for RequestRecord {
@@ -153,6 +155,7 @@ impl Default for RequestRecord {
             content: None,
             check: None,
             detail: None,
+            retry_after: None,
         }
     }
 }

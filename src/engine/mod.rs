@@ -9,9 +9,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, RequestRecord};
-use crate::metrics::{EngineEvent, StageInfo};
-use crate::scenario::{Load, Scenario, Stage};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::client::{Client, Outcome, RequestRecord};
+use crate::metrics::{Attempts, EngineEvent, StageInfo};
+use crate::ratelimit::Limiter;
+use crate::scenario::{Load, RetryPolicy, Scenario, Stage};
 
 /// Grace period for in-flight requests after a stop, before they are cancelled.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -48,6 +51,61 @@ struct Phase {
     started: Arc<AtomicU64>,
     /// Set when a stop cut the phase short (work was left undone).
     stopped: AtomicBool,
+    retry: RetryPolicy,
+    /// Shared by the stage's workers (warmup and measured alike).
+    limiter: Option<Arc<Limiter>>,
+    /// Tokens one request weighs for a tokens-per-minute limit: max_tokens, plus the
+    /// prompt's own count.
+    tpm_max_tokens: Option<u64>,
+    /// `abort_on_error_rate`, for the measured phase: finished and failed so far, and
+    /// set once the rate is passed.
+    abort: Option<AbortWatch>,
+}
+
+/// Counts a measured phase's outcomes to stop it once its error rate passes the
+/// scenario's `abort_on_error_rate`.
+struct AbortWatch {
+    threshold: f64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    tripped: AtomicBool,
+}
+
+/// Fewest finished requests before a stage is judged by its error rate mid-way: one
+/// early failure must not abort a run.
+const ABORT_MIN_REQUESTS: u64 = 20;
+
+impl AbortWatch {
+    fn count(&self, failed: bool) {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        let failed = self.failed.fetch_add(u64::from(failed), Ordering::SeqCst) + u64::from(failed);
+        if done >= ABORT_MIN_REQUESTS && failed as f64 / done as f64 > self.threshold {
+            self.tripped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The error rate at the end of the phase, when it passes the threshold.
+    fn verdict(&self) -> Option<f64> {
+        let done = self.done.load(Ordering::SeqCst);
+        let rate = if done == 0 { 0.0 } else { self.failed.load(Ordering::SeqCst) as f64 / done as f64 };
+        (self.tripped.load(Ordering::SeqCst) || rate > self.threshold).then_some(rate)
+    }
+}
+
+/// Why a run ended before its last stage: `abort_on_error_rate` was passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aborted {
+    pub stage: String,
+    pub error_rate: f64,
+    pub threshold: f64,
+}
+
+/// How the engine's run ended.
+#[derive(Debug, Clone, Default)]
+pub struct EngineEnd {
+    /// A stop (Ctrl-C, SIGTERM) cut the run short.
+    pub interrupted: bool,
+    pub aborted: Option<Aborted>,
 }
 
 impl Phase {
@@ -72,10 +130,18 @@ impl Engine {
             planned_duration: stage.duration,
             warmup: stage.warmup,
             slo: scenario.slo,
+            rate_limit: stage.rate_limit,
         }
     }
 
-    fn phase(&self, stage: &Stage, warmup: bool, first: u64, end: u64, deadline: Option<Instant>) -> Arc<Phase> {
+    fn phase(
+        &self,
+        stage: &Stage,
+        limiter: &Option<Arc<Limiter>>,
+        warmup: bool,
+        (first, end): (u64, u64),
+        deadline: Option<Instant>,
+    ) -> Arc<Phase> {
         Arc::new(Phase {
             scenario: self.scenario.clone(),
             client: self.client.clone(),
@@ -88,38 +154,53 @@ impl Engine {
             deadline,
             started: Arc::new(AtomicU64::new(0)),
             stopped: AtomicBool::new(false),
+            retry: stage.retry.clone(),
+            limiter: limiter.clone(),
+            tpm_max_tokens: stage.rate_limit.tpm.map(|_| self.scenario.request.max_tokens.map_or(0, u64::from)),
+            abort: self.scenario.abort_on_error_rate.filter(|_| !warmup).map(|threshold| AbortWatch {
+                threshold,
+                done: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                tripped: AtomicBool::new(false),
+            }),
         })
     }
 
-    /// Runs every stage in order; returns true if a stop cut the run short.
-    pub async fn run(self) -> bool {
+    /// Runs every stage in order, until the last, a stop, or `abort_on_error_rate`.
+    pub async fn run(self) -> EngineEnd {
+        let interrupted = EngineEnd { interrupted: true, aborted: None };
         for (index, stage) in self.scenario.stages.iter().enumerate() {
             if self.stop.soft.is_cancelled() {
-                return true;
+                return interrupted;
             }
             let info = Self::stage_info(&self.scenario, index, stage);
             if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
-                return true;
+                return interrupted;
             }
             let Load::Closed { concurrency } = stage.load;
+            let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
             if stage.warmup > 0 {
-                closed_loop(concurrency, self.phase(stage, true, 0, stage.warmup, None)).await;
+                closed_loop(concurrency, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
             }
             let t0 = Instant::now();
             let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
             // Durations are capped at validation, so this never overflows in practice;
             // if it did, the stage would simply run to its request count.
-            let phase = self.phase(stage, false, stage.warmup, end, stage.duration.and_then(|d| t0.checked_add(d)));
+            let phase = self.phase(stage, &limiter, false, (stage.warmup, end), stage.duration.and_then(|d| t0.checked_add(d)));
             let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
             closed_loop(concurrency, phase.clone()).await;
             let wall = t0.elapsed();
-            let interrupted = phase.stopped.load(Ordering::SeqCst);
+            let stopped = phase.stopped.load(Ordering::SeqCst);
             let started = phase.started.load(Ordering::SeqCst);
-            if self.events.send(EngineEvent::StageFinished { wall, started, interrupted }).await.is_err() || interrupted {
-                return true;
+            if self.events.send(EngineEvent::StageFinished { wall, started, interrupted: stopped }).await.is_err() || stopped {
+                return interrupted;
+            }
+            if let Some(error_rate) = phase.abort.as_ref().and_then(AbortWatch::verdict) {
+                let threshold = phase.abort.as_ref().map_or(0.0, |a| a.threshold);
+                return EngineEnd { interrupted: false, aborted: Some(Aborted { stage: stage.name.clone(), error_rate, threshold }) };
             }
         }
-        false
+        EngineEnd::default()
     }
 }
 
@@ -148,29 +229,29 @@ async fn worker(p: Arc<Phase>) {
             }
             return;
         }
-        if p.deadline.is_some_and(|d| Instant::now() >= d) {
+        if p.deadline.is_some_and(|d| Instant::now() >= d) || p.abort.as_ref().is_some_and(|a| a.tripped.load(Ordering::SeqCst)) {
             return;
         }
         let i = p.next.fetch_add(1, Ordering::Relaxed);
         if i >= p.end {
             return;
         }
-        p.started.fetch_add(1, Ordering::SeqCst);
         let prompt = p.scenario.prompts.prompt(i);
-        let body = p.client.body(&p.model, &prompt, &p.scenario.request);
-        let t = Instant::now();
-        let mut record = tokio::select! {
-            biased;
-            _ = p.stop.hard.cancelled() => {
+        let weight = p.tpm_max_tokens.map_or(1, |max| prompt.tokens() + max);
+        let mut att = Attempts::default();
+        // A request whose slot falls past the deadline is never started, so never counted.
+        if !slot(&p, weight, &mut att).await {
+            if p.stop.soft.is_cancelled() && !p.exhausted() {
                 p.stopped.store(true, Ordering::SeqCst);
-                RequestRecord::cancelled(t.elapsed())
             }
-            r = p.client.send(body) => r,
-        };
+            return;
+        }
+        p.started.fetch_add(1, Ordering::SeqCst);
+        let mut record = attempts(&p, &prompt, i, weight, &mut att).await;
         // Checked here, in parallel across workers; only the verdict travels on.
         if let Some(expect) = &p.scenario.check
             && let Some(content) = record.content.take()
-            && record.outcome == crate::client::Outcome::Ok
+            && record.outcome == Outcome::Ok
         {
             record.check = Some(crate::check::check(&content, expect));
         }
@@ -178,8 +259,99 @@ async fn worker(p: Arc<Phase>) {
         if record.client_completion_tokens.is_some() {
             record.client_prompt_tokens = Some(prompt.tokens());
         }
-        if p.events.send(EngineEvent::Record { warmup: p.warmup, record }).await.is_err() {
+        if let Some(a) = &p.abort
+            && record.outcome != Outcome::Cancelled
+        {
+            a.count(matches!(record.outcome, Outcome::Failed(_)));
+        }
+        if p.events.send(EngineEvent::Record { warmup: p.warmup, record, attempts: att }).await.is_err() {
             return;
         }
     }
+}
+
+/// Waits for the rate limiter's next slot for a request of `weight` tokens. False when
+/// there is none before the deadline, or a stop came first.
+async fn slot(p: &Phase, weight: u64, att: &mut Attempts) -> bool {
+    let Some(limiter) = &p.limiter else {
+        return true;
+    };
+    let now = Instant::now();
+    let Some(at) = limiter.reserve(now, weight, p.deadline) else {
+        return false;
+    };
+    if at > now {
+        att.limited = true;
+        tokio::select! {
+            biased;
+            _ = p.stop.soft.cancelled() => return false,
+            _ = tokio::time::sleep_until(at.into()) => {}
+        }
+        att.limiter_wait += at - now;
+    }
+    true
+}
+
+/// Sends request `i` until it succeeds, fails in a way the policy does not retry, runs
+/// out of attempts, or a retry would start past the deadline or after a stop. The record
+/// is the final attempt's, its timings counted from the first attempt's send.
+async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u64, att: &mut Attempts) -> RequestRecord {
+    let mut first = None;
+    // Seeded per request number: the jitter is reproducible and needs no shared state.
+    let mut rng: Option<StdRng> = None;
+    loop {
+        let body = p.client.body(&p.model, prompt, &p.scenario.request);
+        let t = Instant::now();
+        let first_send = *first.get_or_insert(t);
+        let rec = tokio::select! {
+            biased;
+            _ = p.stop.hard.cancelled() => {
+                p.stopped.store(true, Ordering::SeqCst);
+                RequestRecord::cancelled(t.elapsed())
+            }
+            r = p.client.send(body) => r,
+        };
+        att.last = rec.latency;
+        let retry = match rec.outcome {
+            Outcome::Failed(kind) if att.earlier.len() + 1 < p.retry.max_attempts as usize && p.retry.retries(kind) => Some(kind),
+            _ => None,
+        };
+        let Some(kind) = retry else {
+            // From the first send: with retries, the user waited for all of them.
+            return finish(rec, t - first_send);
+        };
+        let wait = match rec.retry_after.filter(|_| p.retry.respect_retry_after) {
+            Some(asked) => {
+                att.retry_after_waits += 1;
+                asked.min(p.retry.max_retry_after)
+            }
+            None => {
+                let n = att.earlier.len() as u32;
+                let cap = p.retry.backoff.saturating_mul(1u32 << n.min(30)).min(p.retry.max_backoff);
+                let rng = rng.get_or_insert_with(|| StdRng::seed_from_u64(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                cap.mul_f64(rng.random::<f64>())
+            }
+        };
+        let resume = Instant::now() + wait;
+        if p.deadline.is_some_and(|d| resume >= d) {
+            return finish(rec, t - first_send);
+        }
+        tokio::select! {
+            biased;
+            _ = p.stop.soft.cancelled() => return finish(rec, t - first_send),
+            _ = tokio::time::sleep_until(resume.into()) => {}
+        }
+        att.earlier.push((kind, rec.latency));
+        if !slot(p, weight, att).await {
+            att.earlier.pop();
+            return finish(rec, t - first_send);
+        }
+    }
+}
+
+/// A final record whose timings count from the first send, `offset` before its own.
+fn finish(mut rec: RequestRecord, offset: Duration) -> RequestRecord {
+    rec.latency += offset;
+    rec.ttft = rec.ttft.map(|x| x + offset);
+    rec
 }

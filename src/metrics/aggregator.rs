@@ -11,6 +11,20 @@ use tokio::sync::{mpsc, watch};
 use super::StageStats;
 use crate::client::RequestRecord;
 
+/// A request's story beyond its final attempt: retries and rate-limiter waits.
+#[derive(Debug, Clone, Default)]
+pub struct Attempts {
+    /// Failed attempts before the final one: why, and how long each took.
+    pub earlier: Vec<(crate::client::FailureKind, Duration)>,
+    /// The final attempt's own latency (the record's counts from the first send).
+    pub last: Duration,
+    /// Retries that waited what the server's Retry-After asked.
+    pub retry_after_waits: u32,
+    /// Whether the client-side rate limiter held the request back, and for how long.
+    pub limited: bool,
+    pub limiter_wait: Duration,
+}
+
 /// What a stage is, as the aggregator and reports need it.
 #[derive(Debug, Clone, Default)]
 pub struct StageInfo {
@@ -23,6 +37,8 @@ pub struct StageInfo {
     pub warmup: u64,
     /// Objectives for goodput, when the scenario sets them.
     pub slo: Option<super::Slo>,
+    /// The stage's client-side rate limits.
+    pub rate_limit: crate::scenario::RateLimit,
 }
 
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured
@@ -37,6 +53,7 @@ pub enum EngineEvent {
     Record {
         warmup: bool,
         record: RequestRecord,
+        attempts: Attempts,
     },
     /// `interrupted`: the stage was stopped early by the user.
     StageFinished {
@@ -122,9 +139,14 @@ impl Aggregator {
                                     live.measuring = Some((started, Instant::now()));
                                 }
                             }
-                            EngineEvent::Record { warmup, record } => {
+                            EngineEvent::Record { warmup, record, attempts } => {
                                 if let Some(live) = &mut current {
-                                    if warmup { live.stats.warmup_done += 1 } else { live.stats.record(&record) }
+                                    if warmup {
+                                        live.stats.warmup_done += 1
+                                    } else {
+                                        live.stats.record(&record);
+                                        live.stats.record_attempts(&record, &attempts);
+                                    }
                                 }
                             }
                             EngineEvent::StageFinished { wall, started, interrupted } => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use aggregator::{Aggregator, EngineEvent, Snapshot, StageInfo};
+pub use aggregator::{Aggregator, Attempts, EngineEvent, Snapshot, StageInfo};
 
 use crate::client::{FailureKind, Outcome, RequestRecord};
 
@@ -211,6 +211,20 @@ pub struct StageStats {
     pub checks_passed: u64,
     pub checks_failed: BTreeMap<crate::check::CheckFailure, u64>,
     pub bytes_received: u64,
+    /// Every attempt's own latency, failed ones and retries included.
+    pub attempt_latency: Latency,
+    /// Attempts sent (≥ requests finished: retries add to it).
+    pub attempts: u64,
+    /// Requests sent more than once, and those of them that ended ok.
+    pub retried: u64,
+    pub recovered: u64,
+    /// Retries by the failure that caused them.
+    pub retries_by_cause: BTreeMap<FailureKind, u64>,
+    /// Retries that waited the server's Retry-After.
+    pub retry_after_waits: u64,
+    /// Requests the client-side rate limiter held back, and how long (each request's sum).
+    pub limited: u64,
+    pub limiter_wait: Latency,
     /// Measured window: first measured request sent → last one finished.
     pub wall: Duration,
     pub finished: bool,
@@ -250,6 +264,15 @@ impl Default for StageStats {
             checks_passed: 0,
             checks_failed: BTreeMap::new(),
             bytes_received: 0,
+            // 1 %: these are the second view of a latency, kept small for snapshots.
+            attempt_latency: Latency::with_digits(2),
+            attempts: 0,
+            retried: 0,
+            recovered: 0,
+            retries_by_cause: BTreeMap::new(),
+            retry_after_waits: 0,
+            limited: 0,
+            limiter_wait: Latency::with_digits(2),
             wall: Duration::ZERO,
             finished: false,
             interrupted: false,
@@ -310,6 +333,36 @@ impl StageStats {
             }
             Outcome::Cancelled => self.cancelled += 1,
         }
+    }
+
+    /// Retries and rate-limiter waits of a measured request (its outcome is in `record`).
+    pub fn record_attempts(&mut self, rec: &RequestRecord, a: &Attempts) {
+        if rec.outcome == Outcome::Cancelled && a.earlier.is_empty() {
+            // Stopped mid-flight: no attempt finished.
+            return;
+        }
+        self.attempts += 1 + a.earlier.len() as u64;
+        for (kind, latency) in &a.earlier {
+            self.attempt_latency.record(*latency);
+            *self.retries_by_cause.entry(*kind).or_insert(0) += 1;
+        }
+        if rec.outcome != Outcome::Cancelled {
+            self.attempt_latency.record(a.last);
+        }
+        if !a.earlier.is_empty() {
+            self.retried += 1;
+            self.recovered += u64::from(rec.outcome == Outcome::Ok);
+        }
+        self.retry_after_waits += u64::from(a.retry_after_waits);
+        if a.limited {
+            self.limited += 1;
+            self.limiter_wait.record(a.limiter_wait);
+        }
+    }
+
+    /// Retries sent, all causes.
+    pub fn retries(&self) -> u64 {
+        self.retries_by_cause.values().sum()
     }
 
     /// Token sums: the server's usage and the counts made here, each field by itself;

@@ -32,11 +32,20 @@ pub struct RunResult {
     pub duration_s: f64,
     /// True when the run was stopped before all stages finished.
     pub interrupted: bool,
+    /// Set when `abort_on_error_rate` ended the run after the stage it names.
+    pub aborted: Option<AbortedInfo>,
     pub stages: Vec<StageResult>,
     /// Sum of the stages' costs; null when no stage had a price.
     pub cost: Option<Cost>,
     /// How each figure is defined, so results compare across tools.
     pub definitions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AbortedInfo {
+    pub stage: String,
+    pub error_rate: f64,
+    pub threshold: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +65,9 @@ pub struct TargetInfo {
     pub stream: bool,
     pub timeout_s: f64,
     pub connect_timeout_s: f64,
+    pub idle_timeout_s: Option<f64>,
+    /// TLS certificates were not verified (`--insecure`).
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,7 +107,37 @@ pub struct StageResult {
     /// Token cost at the scenario's prices; null when the model has no price.
     pub cost: Option<Cost>,
     pub bytes_received: u64,
+    /// Attempts and retries; every attempt's own latency is `attempt_latency_ms`.
+    pub retries: Retries,
+    /// Each attempt's own latency (failed attempts included); `latency_ms` counts a
+    /// retried request from its first send to its final outcome.
+    pub attempt_latency_ms: Option<LatencySummary>,
+    /// With a client-side rate limit: requests held back and how long.
+    pub rate_limiter: Option<RateLimiter>,
     pub histograms: Histograms,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Retries {
+    /// Attempts sent for the stage's finished requests (requests + retries).
+    pub attempts: u64,
+    /// Retries sent, and by the failure that caused each.
+    pub total: u64,
+    pub by_cause: BTreeMap<String, u64>,
+    /// Requests sent more than once; of those, the ones that ended ok.
+    pub requests_retried: u64,
+    pub recovered: u64,
+    /// Retries that waited what the server's Retry-After asked.
+    pub retry_after_honoured: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RateLimiter {
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+    /// Requests the limiter held back, and each one's total wait.
+    pub delayed: u64,
+    pub wait_ms: Option<LatencySummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +245,8 @@ struct ScenarioRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<serde_json::Value>,
     currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort_on_error_rate: Option<f64>,
     stages: &'a [crate::scenario::Stage],
 }
 
@@ -225,6 +269,10 @@ pub fn definitions() -> BTreeMap<String, String> {
         ("tokens.output", "completion tokens of successful requests: the server's usage where sent, else counted here (o200k_base)"),
         ("throughput.output_tokens_per_s_per_user", "mean over successful requests of output tokens / e2e seconds"),
         ("goodput", "successful requests meeting every [slo] objective / wall_time_s"),
+        ("latency_ms (retries)", "a retried request counts from its first send to its final outcome, backoff waits included"),
+        ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
+        ("retries.total", "attempts sent again after a failure the [retry] policy covers; failures counts final outcomes only"),
+        ("rate_limiter.wait_ms", "per delayed request: total time waiting for the client-side rate limiter before its attempts"),
         ("cost", "prompt and output tokens times the price per million of the stage's model, in the scenario's currency"),
     ]
     .into_iter()
@@ -236,6 +284,7 @@ pub struct RunMeta {
     pub started_at: std::time::SystemTime,
     pub finished_at: std::time::SystemTime,
     pub interrupted: bool,
+    pub aborted: Option<crate::engine::Aborted>,
     pub mock_url: Option<String>,
 }
 
@@ -255,6 +304,7 @@ impl RunResult {
                 .as_ref()
                 .map(|crate::check::Expect::Json { required_keys }| serde_json::json!({"expect": "json", "required_keys": required_keys})),
             currency: &scenario.pricing.currency,
+            abort_on_error_rate: scenario.abort_on_error_rate,
             stages: &scenario.stages,
         };
         let t = &scenario.target;
@@ -269,11 +319,14 @@ impl RunResult {
                 stream: t.stream,
                 timeout_s: t.timeout.as_secs_f64(),
                 connect_timeout_s: t.connect_timeout.as_secs_f64(),
+                idle_timeout_s: t.idle_timeout.map(|d| d.as_secs_f64()),
+                insecure: t.insecure,
             },
             started_at: humantime::format_rfc3339_millis(meta.started_at).to_string(),
             finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
             duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
             interrupted: meta.interrupted,
+            aborted: meta.aborted.map(|a| AbortedInfo { stage: a.stage, error_rate: a.error_rate, threshold: a.threshold }),
             stages: stages.iter().map(|s| StageResult::from_stats(s).priced(&scenario.pricing)).collect(),
             cost: None,
             definitions: definitions(),
@@ -383,6 +436,21 @@ impl StageResult {
             },
             cost: None,
             bytes_received: s.bytes_received,
+            retries: Retries {
+                attempts: s.attempts,
+                total: s.retries(),
+                by_cause: s.retries_by_cause.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+                requests_retried: s.retried,
+                recovered: s.recovered,
+                retry_after_honoured: s.retry_after_waits,
+            },
+            attempt_latency_ms: s.attempt_latency.summary(),
+            rate_limiter: s.info.rate_limit.is_set().then(|| RateLimiter {
+                rpm: s.info.rate_limit.rpm,
+                tpm: s.info.rate_limit.tpm,
+                delayed: s.limited,
+                wait_ms: s.limiter_wait.summary(),
+            }),
             histograms: Histograms { e2e_us: String::new(), ttft_us: String::new(), itl_us: String::new() },
         }
     }

@@ -26,11 +26,14 @@ pub struct ScenarioFile {
     pub pricing: Option<Spanned<crate::cost::PricingFile>>,
     pub slo: Option<Spanned<SloFile>>,
     pub check: Option<Spanned<CheckFile>>,
+    pub retry: Option<Spanned<RetryFile>>,
+    pub rate_limit: Option<Spanned<RateLimitFile>>,
+    pub abort_on_error_rate: Option<Spanned<f64>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `stage`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -47,7 +50,7 @@ impl ScenarioFile {
         let mut present = Vec::new();
         let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
             (None, None, None, None, None, None, None);
-        let (mut pricing, mut slo, mut check) = (None, None, None);
+        let (mut pricing, mut slo, mut check, mut retry, mut rate_limit, mut abort_on_error_rate) = (None, None, None, None, None, None);
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -60,6 +63,9 @@ impl ScenarioFile {
                 "pricing" => pricing = section::<Spanned<crate::cost::PricingFile>>(value, "pricing", p),
                 "slo" => slo = section::<Spanned<SloFile>>(value, "slo", p),
                 "check" => check = section::<Spanned<CheckFile>>(value, "check", p),
+                "retry" => retry = section::<Spanned<RetryFile>>(value, "retry", p),
+                "rate_limit" => rate_limit = section::<Spanned<RateLimitFile>>(value, "rate_limit", p),
+                "abort_on_error_rate" => abort_on_error_rate = section::<Spanned<f64>>(value, "abort_on_error_rate", p),
                 "stage" => stages = stage_list(value, p),
                 other => p.at(Some(key.span()), format!("unknown key `{other}`, expected one of {SECTIONS}")),
             }
@@ -89,6 +95,9 @@ impl ScenarioFile {
             pricing,
             slo,
             check,
+            retry,
+            rate_limit,
+            abort_on_error_rate,
             stages: stages?,
         })
     }
@@ -134,6 +143,10 @@ pub struct TargetFile {
     pub stream_usage: Option<bool>,
     pub timeout: Option<Spanned<DurationValue>>,
     pub connect_timeout: Option<Spanned<DurationValue>>,
+    /// Streams: longest wait for the next bytes.
+    pub idle_timeout: Option<Spanned<DurationValue>>,
+    /// A file holding the key (instead of an environment variable).
+    pub api_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +194,33 @@ pub struct StageFile {
     pub model: Option<String>,
     #[serde(default)]
     pub warmup: u64,
+    /// Overrides of the scenario's `[retry]` and `[rate_limit]` for this stage.
+    pub retry: Option<Spanned<RetryFile>>,
+    pub rate_limit: Option<Spanned<RateLimitFile>>,
+}
+
+/// Retries of failed requests; off unless `max_attempts` > 1.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    pub max_attempts: Option<NonZeroU32>,
+    /// First backoff; each further one doubles, up to `max_backoff`; full jitter.
+    pub backoff: Option<DurationValue>,
+    pub max_backoff: Option<DurationValue>,
+    /// Which outcomes are retried: "429", "5xx", "connect", "timeout", "transport".
+    pub on: Option<Vec<Spanned<String>>>,
+    pub respect_retry_after: Option<bool>,
+    pub max_retry_after: Option<DurationValue>,
+}
+
+/// Client-side limits shared by every worker of a stage.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// Requests per minute.
+    pub rpm: Option<f64>,
+    /// Tokens per minute: prompt tokens plus max_tokens, as providers count them.
+    pub tpm: Option<f64>,
 }
 
 /// Longest duration accepted anywhere: far beyond any load test, short enough that

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{Location, Problem, ScenarioError, line_col};
-pub use file::DurationValue;
+pub use file::{DurationValue, MAX_DURATION};
 pub use prompts::{Prompt, Prompts};
 
 use crate::mock::MockConfig;
@@ -41,6 +41,8 @@ pub struct Scenario {
     pub slo: Option<crate::metrics::Slo>,
     /// `[check]`: what every response's content must be.
     pub check: Option<crate::check::Expect>,
+    /// Skip the remaining stages once a stage's error rate exceeds this (0..=1).
+    pub abort_on_error_rate: Option<f64>,
     pub stages: Vec<Stage>,
 }
 
@@ -57,6 +59,14 @@ pub struct Target {
     pub timeout: Duration,
     #[serde(serialize_with = "ser_secs", rename = "connect_timeout_s")]
     pub connect_timeout: Duration,
+    /// Streams: longest wait for the next bytes of the body.
+    #[serde(serialize_with = "ser_opt_secs", rename = "idle_timeout_s")]
+    pub idle_timeout: Option<Duration>,
+    /// A file holding the key, read when the run starts (its path only is recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    /// TLS certificates not verified (`--insecure` only).
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +119,104 @@ pub struct Stage {
     pub model: Option<String>,
     /// Requests run before the measured window, excluded from every figure.
     pub warmup: u64,
+    /// Retries of failed requests (the scenario's `[retry]`, with this stage's overrides).
+    pub retry: RetryPolicy,
+    /// Client-side rate limits (the scenario's `[rate_limit]`, with overrides).
+    pub rate_limit: RateLimit,
+}
+
+/// When and how a failed request is sent again. One attempt means no retries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// Backoff before retry n is drawn from 0..=min(max_backoff, backoff × 2^(n−1)).
+    #[serde(serialize_with = "ser_secs", rename = "backoff_s")]
+    pub backoff: Duration,
+    #[serde(serialize_with = "ser_secs", rename = "max_backoff_s")]
+    pub max_backoff: Duration,
+    pub on: Vec<RetryOn>,
+    /// Wait what the server's Retry-After / retry-after-ms says instead of the backoff.
+    pub respect_retry_after: bool,
+    /// Longest server-asked wait honoured; a longer one is cut to this.
+    #[serde(serialize_with = "ser_secs", rename = "max_retry_after_s")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 1,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            on: vec![RetryOn::Http429, RetryOn::Http5xx, RetryOn::Connect, RetryOn::Timeout],
+            respect_retry_after: true,
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Whether a request that failed this way is sent again (attempts permitting).
+    pub fn retries(&self, kind: crate::client::FailureKind) -> bool {
+        self.on.iter().any(|o| o.covers(kind))
+    }
+}
+
+/// Classes of failure a retry policy names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RetryOn {
+    #[serde(rename = "429")]
+    Http429,
+    #[serde(rename = "5xx")]
+    Http5xx,
+    /// Connection refused, or not made in time.
+    #[serde(rename = "connect")]
+    Connect,
+    /// The whole request, or a stream's idle wait, ran out of time.
+    #[serde(rename = "timeout")]
+    Timeout,
+    /// The connection broke after the request was sent (reset, cut stream).
+    #[serde(rename = "transport")]
+    Transport,
+}
+
+impl RetryOn {
+    const ALL: [(&'static str, RetryOn); 5] = [
+        ("429", RetryOn::Http429),
+        ("5xx", RetryOn::Http5xx),
+        ("connect", RetryOn::Connect),
+        ("timeout", RetryOn::Timeout),
+        ("transport", RetryOn::Transport),
+    ];
+
+    fn parse(text: &str) -> Option<RetryOn> {
+        Self::ALL.iter().find(|(n, _)| *n == text).map(|(_, o)| *o)
+    }
+
+    fn covers(self, kind: crate::client::FailureKind) -> bool {
+        // By name, so kinds added to the client later fall into the right class.
+        let k = kind.as_str();
+        match self {
+            RetryOn::Http429 => k == "http_429",
+            RetryOn::Http5xx => k == "http_5xx",
+            RetryOn::Connect => k == "connect" || k == "connect_timeout",
+            RetryOn::Timeout => k == "timeout" || k == "idle_timeout",
+            RetryOn::Transport => matches!(k, "transport" | "body" | "stream_cut"),
+        }
+    }
+}
+
+/// Requests and tokens per minute, paced by a shared limiter; None = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RateLimit {
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+}
+
+impl RateLimit {
+    pub fn is_set(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
 }
 
 /// How a stage generates load. Open-loop arrival rates join this enum later.
@@ -207,6 +315,16 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
     };
     let timeout = positive(&t.timeout, "timeout", DEFAULT_TIMEOUT, p);
     let connect_timeout = positive(&t.connect_timeout, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, p);
+    let idle_timeout = t.idle_timeout.as_ref().map(|_| positive(&t.idle_timeout, "idle_timeout", DEFAULT_TIMEOUT, p));
+    let api_key_file = t.api_key_file.as_ref().map(|f| {
+        if let Some(env) = &t.api_key_env {
+            p.at(Some(env.span()), "give target.api_key_env or target.api_key_file, not both");
+        }
+        if f.get_ref().trim().is_empty() {
+            p.at(Some(f.span()), "target.api_key_file must name a file");
+        }
+        base_dir.join(f.get_ref())
+    });
 
     let mock = match raw.mock {
         Some(m) => {
@@ -278,6 +396,16 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         p.field("slo", "ttft_ms and itl_ms need target.stream = true (only streams have a first token)");
     }
 
+    let retry = raw.retry.as_ref().map_or_else(RetryPolicy::default, |f| retry_policy(&RetryPolicy::default(), f, "retry", p));
+    let rate_limit = raw.rate_limit.as_ref().map_or_else(RateLimit::default, |f| rate_limit(&RateLimit::default(), f, "rate_limit", p));
+    let abort_on_error_rate = raw.abort_on_error_rate.map(|v| {
+        let r = *v.get_ref();
+        if !(0.0..=1.0).contains(&r) {
+            p.at(Some(v.span()), format!("abort_on_error_rate must be between 0 and 1 (a fraction of requests), got {r}"));
+        }
+        r
+    });
+
     let stages_span = raw.stages.span();
     let raw_stages = raw.stages.into_inner();
     if raw_stages.is_empty() {
@@ -315,6 +443,9 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         {
             p.at(Some(span), format!("stage {name:?}: model must not be empty"));
         }
+        let retry = s.retry.as_ref().map_or_else(|| retry.clone(), |f| retry_policy(&retry, f, &format!("stage {name:?}: retry"), p));
+        let rate_limit =
+            s.rate_limit.as_ref().map_or(rate_limit, |f| self::rate_limit(&rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
         stages.push(Stage {
             name,
             load: Load::Closed { concurrency },
@@ -322,6 +453,8 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
             duration,
             model: s.model,
             warmup: s.warmup,
+            retry,
+            rate_limit,
         });
     }
 
@@ -329,15 +462,85 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
         description: raw.description,
         source: None,
-        target: Target { base_url, model: t.model.into_inner(), api_key_env, stream, stream_usage, timeout, connect_timeout },
+        target: Target {
+            base_url,
+            model: t.model.into_inner(),
+            api_key_env,
+            stream,
+            stream_usage,
+            timeout,
+            connect_timeout,
+            idle_timeout,
+            api_key_file,
+            insecure: false,
+        },
         mock,
         prompts,
         request,
         pricing,
         slo,
         check,
+        abort_on_error_rate,
         stages,
     }
+}
+
+/// `base` with the fields `f` sets; problems reported at `f`, prefixed with `what`.
+fn retry_policy(base: &RetryPolicy, f: &toml::Spanned<file::RetryFile>, what: &str, p: &mut Problems<'_>) -> RetryPolicy {
+    let span = f.span();
+    let f = f.get_ref();
+    let mut r = base.clone();
+    if let Some(n) = f.max_attempts {
+        r.max_attempts = n.get();
+        if r.max_attempts > MAX_ATTEMPTS {
+            p.at(Some(span.clone()), format!("{what}.max_attempts must be at most {MAX_ATTEMPTS}, got {}", r.max_attempts));
+        }
+    }
+    r.backoff = f.backoff.map_or(r.backoff, |d| d.0);
+    r.max_backoff = f.max_backoff.map_or(r.max_backoff, |d| d.0);
+    r.max_retry_after = f.max_retry_after.map_or(r.max_retry_after, |d| d.0);
+    r.respect_retry_after = f.respect_retry_after.unwrap_or(r.respect_retry_after);
+    if r.backoff > r.max_backoff {
+        p.at(Some(span.clone()), format!("{what}.backoff ({:?}) must not exceed max_backoff ({:?})", r.backoff, r.max_backoff));
+    }
+    if let Some(on) = &f.on {
+        r.on = Vec::new();
+        for o in on {
+            match RetryOn::parse(o.get_ref()) {
+                Some(c) if !r.on.contains(&c) => r.on.push(c),
+                Some(_) => {}
+                None => {
+                    let names: Vec<&str> = RetryOn::ALL.iter().map(|(n, _)| *n).collect();
+                    p.at(Some(o.span()), format!("{what}.on: unknown outcome {:?}, expected one of {}", o.get_ref(), names.join(", ")))
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Most attempts per request: enough for any sane policy, bounded so a typo cannot
+/// multiply the load a thousandfold.
+pub const MAX_ATTEMPTS: u32 = 20;
+/// Highest rate accepted, per minute.
+const MAX_PER_MINUTE: f64 = 1e9;
+
+fn rate_limit(base: &RateLimit, f: &toml::Spanned<file::RateLimitFile>, what: &str, p: &mut Problems<'_>) -> RateLimit {
+    let span = f.span();
+    let f = f.get_ref();
+    let mut check = |name: &str, v: Option<f64>, old: Option<f64>| match v {
+        Some(v) if !(v.is_finite() && v > 0.0 && v <= MAX_PER_MINUTE) => {
+            p.at(Some(span.clone()), format!("{what}.{name} must be a positive number per minute (at most 1e9), got {v}"));
+            old
+        }
+        Some(v) => Some(v),
+        None => old,
+    };
+    let limit = RateLimit { rpm: check("rpm", f.rpm, base.rpm), tpm: check("tpm", f.tpm, base.tpm) };
+    if f.rpm.is_none() && f.tpm.is_none() {
+        p.at(Some(span), format!("{what} sets no limit: give rpm, tpm or both"));
+    }
+    limit
 }
 
 fn default_stage_name(concurrency: u32) -> String {
