@@ -41,6 +41,11 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
                     Some("decode") => {
                         (StatusCode::OK, axum::Json(json!({"choices": [{}], "usage": {"prompt_tokens": key}}))).into_response()
                     }
+                    Some("limited") => {
+                        let msg = format!("Rate limit reached for key {key}");
+                        let body = axum::Json(json!({"error": {"message": msg, "type": "rate_limit_exceeded"}}));
+                        (StatusCode::TOO_MANY_REQUESTS, [("retry-after-ms", "1")], body).into_response()
+                    }
                     Some("text") => (StatusCode::BAD_GATEWAY, format!("<html>{}{key}</html>", " \n".repeat(1500))).into_response(),
                     _ => (
                         StatusCode::OK,
@@ -119,6 +124,40 @@ fn the_key_never_appears_in_any_output() {
     }
 }
 
+/// The key read from a file: sent, and never shown, also when every request is retried
+/// against a server that echoes it in its 429s.
+#[test]
+fn a_key_file_is_used_and_never_shown() {
+    let (url, seen) = recording_server();
+    let d = tempfile::tempdir().unwrap();
+    let key_file = d.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let json = d.path().join("r.json");
+    let mut c = seed_with(&url, "limited", &json);
+    c.arg("--api-key-file").arg(&key_file).args(["--max-attempts", "2"]);
+    let out = run(c, LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = std::fs::read_to_string(&json).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let s = &v["stages"][0];
+    assert_eq!(s["failures"]["http_429"], 100);
+    assert_eq!(s["retries"]["by_cause"]["http_429"], 100, "each request retried once");
+    assert_eq!(s["retries"]["retry_after_honoured"], 100);
+    assert_eq!(seen.lock().unwrap().len(), 800);
+    assert!(seen.lock().unwrap().iter().all(|a| a == &format!("Bearer {KEY}")), "the file's key, newline trimmed");
+    for (what, s) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("json", &text)] {
+        assert!(!s.contains(&KEY[..10]), "the key leaked into {what}");
+    }
+    // A missing file: a one-line error naming it, exit 1, nothing sent.
+    let missing = d.path().join("nope");
+    let mut c = seed_with(&url, "m", &json);
+    c.arg("--api-key-file").arg(&missing);
+    let out = run(c, LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("cannot read target.api_key_file") && out.stderr.contains("nope"), "{}", out.stderr);
+    assert_eq!(seen.lock().unwrap().len(), 800);
+}
+
 #[test]
 fn a_missing_key_is_a_note_not_an_error() {
     let (url, seen) = recording_server();
@@ -144,31 +183,69 @@ fn unreachable_server_fails_as_connect_not_panic() {
     assert_schema_valid(&v);
 }
 
-#[test]
-fn sigint_stops_the_run_and_still_writes_the_result() {
+/// Sends `signals` to a run whose one request hangs; returns the output and the result,
+/// and how long the run took to end after the first signal.
+fn stop_with(signals: &[&str]) -> (Output, Value, Duration) {
+    use std::io::BufRead;
     // A server that accepts and never answers: requests hang until the stop cancels them.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let d = tempfile::tempdir().unwrap();
     let json = d.path().join("r.json");
-    let child =
+    let mut child =
         seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // The first accepted connection proves a request is in flight.
     let (_conn, _) = listener.accept().unwrap();
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let out = wait(child, LIMIT);
-    assert_eq!(out.status.code(), Some(130), "{}", out.stderr);
-    assert!(out.stderr.contains("stopping"), "{}", out.stderr);
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let t0 = std::time::Instant::now();
+    let mut seen = String::new();
+    for (i, sig) in signals.iter().enumerate() {
+        if i > 0 {
+            // The next signal only once the first was acted on, else the two coalesce.
+            while !seen.contains("stopping") {
+                assert!(err.read_line(&mut seen).unwrap() > 0, "stderr closed before the stop was announced");
+            }
+        }
+        let kill = std::process::Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+    }
+    let rest = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let mut out = wait(child, LIMIT);
+    let took = t0.elapsed();
+    out.stderr = seen + &rest.join().unwrap();
     let v = read_json(&json);
     assert_schema_valid(&v);
+    (out, v, took)
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_run_and_still_write_the_result() {
+    for sig in ["INT", "TERM"] {
+        let (out, v, _) = stop_with(&[sig]);
+        assert_eq!(out.status.code(), Some(130), "{sig}: {}", out.stderr);
+        assert!(out.stderr.contains("stopping"), "{sig}: {}", out.stderr);
+        assert_eq!(v["interrupted"], true);
+        let s = &v["stages"][0];
+        assert_eq!(s["interrupted"], true);
+        assert_eq!(s["requests"]["started"], 1);
+        assert_eq!(s["requests"]["cancelled"], 1, "{sig}: the hung request is cancelled after the grace period");
+        assert_eq!(v["stages"].as_array().unwrap().len(), 1, "no stage starts after a stop");
+        assert!(out.stdout.contains("sequential (stopped)"), "{}", out.stdout);
+    }
+}
+
+/// A second Ctrl-C ends the run at once, without the 2 s grace, and still writes.
+#[test]
+fn a_second_sigint_ends_at_once_and_still_writes() {
+    let (out, v, took) = stop_with(&["INT", "INT"]);
+    assert_eq!(out.status.code(), Some(130), "{}", out.stderr);
+    assert!(took < llmload::engine::STOP_GRACE, "ended {took:?} after the first signal; the grace is {:?}", llmload::engine::STOP_GRACE);
     assert_eq!(v["interrupted"], true);
-    let s = &v["stages"][0];
-    assert_eq!(s["interrupted"], true);
-    assert_eq!(s["requests"]["started"], 1);
-    assert_eq!(s["requests"]["cancelled"], 1, "the hung request is cancelled after the grace period");
-    assert_eq!(v["stages"].as_array().unwrap().len(), 1, "no stage starts after a stop");
-    assert!(out.stdout.contains("sequential (stopped)"), "{}", out.stdout);
+    assert_eq!(v["stages"][0]["requests"]["cancelled"], 1);
 }
 
 #[test]

@@ -332,6 +332,9 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
                 cap.mul_f64(rng.random::<f64>())
             }
         };
+        // A retry past the stage's end or after a stop is not sent: the request ends
+        // with this failure, and the retry is counted as not sent.
+        att.retry_not_sent = true;
         let resume = Instant::now() + wait;
         if p.deadline.is_some_and(|d| resume >= d) {
             return finish(rec, t - first_send);
@@ -341,11 +344,11 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
             _ = p.stop.soft.cancelled() => return finish(rec, t - first_send),
             _ = tokio::time::sleep_until(resume.into()) => {}
         }
-        att.earlier.push((kind, rec.latency));
         if !slot(p, weight, att).await {
-            att.earlier.pop();
             return finish(rec, t - first_send);
         }
+        att.retry_not_sent = false;
+        att.earlier.push((kind, rec.latency));
     }
 }
 

@@ -222,6 +222,8 @@ pub struct StageStats {
     pub retries_by_cause: BTreeMap<FailureKind, u64>,
     /// Retries that waited the server's Retry-After.
     pub retry_after_waits: u64,
+    /// Retries the policy called for that could not start before the stage's end.
+    pub retries_not_sent: u64,
     /// Requests the client-side rate limiter held back, and how long (each request's sum).
     pub limited: u64,
     pub limiter_wait: Latency,
@@ -271,6 +273,7 @@ impl Default for StageStats {
             recovered: 0,
             retries_by_cause: BTreeMap::new(),
             retry_after_waits: 0,
+            retries_not_sent: 0,
             limited: 0,
             limiter_wait: Latency::with_digits(2),
             wall: Duration::ZERO,
@@ -354,6 +357,7 @@ impl StageStats {
             self.recovered += u64::from(rec.outcome == Outcome::Ok);
         }
         self.retry_after_waits += u64::from(a.retry_after_waits);
+        self.retries_not_sent += u64::from(a.retry_not_sent);
         if a.limited {
             self.limited += 1;
             self.limiter_wait.record(a.limiter_wait);

@@ -129,6 +129,9 @@ pub struct Retries {
     pub recovered: u64,
     /// Retries that waited what the server's Retry-After asked.
     pub retry_after_honoured: u64,
+    /// Retries the policy called for that could not start before the stage ended (the
+    /// wait, or the rate limiter's next free slot, fell past its end) or a stop came.
+    pub not_sent: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -443,6 +446,7 @@ impl StageResult {
                 requests_retried: s.retried,
                 recovered: s.recovered,
                 retry_after_honoured: s.retry_after_waits,
+                not_sent: s.retries_not_sent,
             },
             attempt_latency_ms: s.attempt_latency.summary(),
             rate_limiter: s.info.rate_limit.is_set().then(|| RateLimiter {

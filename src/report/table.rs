@@ -20,6 +20,12 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if cols.stream {
         h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
     }
+    if cols.retries {
+        h.push("retries".into());
+    }
+    if cols.limiter {
+        h.push("limiter wait".into());
+    }
     if cols.goodput {
         h.push("goodput".into());
     }
@@ -40,6 +46,10 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
 pub struct Columns {
     /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
     pub stream: bool,
+    /// Some request was retried: retries sent.
+    pub retries: bool,
+    /// A client-side rate limit: the median wait of the requests it held back.
+    pub limiter: bool,
     /// `[slo]` set: goodput.
     pub goodput: bool,
     /// `[check]` set: invalid responses.
@@ -54,6 +64,8 @@ impl Columns {
     pub fn of(stages: &[StageResult]) -> Columns {
         Columns {
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
+            retries: stages.iter().any(|s| s.retries.total > 0),
+            limiter: stages.iter().any(|s| s.rate_limiter.is_some()),
             goodput: stages.iter().any(|s| s.goodput.is_some()),
             checks: stages.iter().any(|s| s.checks.is_some()),
             cost: stages.iter().any(|s| s.cost.is_some()),
@@ -85,6 +97,13 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
         cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(fmt_rate(s.throughput.output_tokens_per_s));
+    }
+    if cols.retries {
+        let r = &s.retries;
+        cells.push(if r.total == 0 { "0".into() } else { format!("{} ({} recovered)", r.total, r.recovered) });
+    }
+    if cols.limiter {
+        cells.push(s.rate_limiter.as_ref().and_then(|l| l.wait_ms.as_ref()).map_or("-".into(), |w| fmt_ms(w.p50)));
     }
     if cols.goodput {
         cells.push(s.goodput.as_ref().map_or("-".into(), |g| format!("{} req/s", fmt_rate(g.per_s))));
@@ -151,6 +170,29 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
         for (kind, n) in &s.failures {
             let example = s.failure_examples.get(kind).map(|e| format!(" — {e}")).unwrap_or_default();
             out.push_str(&format!("{}: {kind} ×{n}{example}\n", s.name));
+        }
+        let r = &s.retries;
+        if r.not_sent > 0 {
+            out.push_str(&format!(
+                "{}: {} retries not sent: the stage ended (or was stopped) before they could start\n",
+                s.name, r.not_sent
+            ));
+        }
+        if r.total > 0 {
+            let causes: Vec<String> = r.by_cause.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            let honoured = if r.retry_after_honoured > 0 {
+                format!("; {} waited the server's Retry-After", r.retry_after_honoured)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "{}: {} retries ({}) for {} requests, {} of them recovered{honoured}\n",
+                s.name,
+                r.total,
+                causes.join(", "),
+                r.requests_retried,
+                r.recovered
+            ));
         }
         if s.requests.cancelled > 0 {
             out.push_str(&format!("{}: {} requests cancelled by stop\n", s.name, s.requests.cancelled));
