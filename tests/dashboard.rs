@@ -102,6 +102,35 @@ fn stage_with_errors() {
     insta::assert_snapshot!("errors_160x48", draw(&app, 160, 48).backend());
 }
 
+/// Retries and the rate limiter at work: the errors panel says what the client did, and
+/// the table gains its retries and limiter columns.
+#[test]
+fn retries_and_rate_limiter() {
+    use llmload::metrics::Attempts;
+    let s = seed();
+    let mut st = stage(&s, 1, 40, Some(8), false);
+    st.info.rate_limit.rpm = Some(600.0);
+    for i in 0..40u64 {
+        let earlier = if i % 4 == 0 { vec![(FailureKind::Http429, Duration::from_millis(3))] } else { vec![] };
+        let att = Attempts {
+            earlier,
+            last: Duration::from_millis(100),
+            retry_after_waits: (i % 4 == 0) as u32,
+            retry_not_sent: false,
+            limited: true,
+            limiter_wait: Duration::from_millis(50 + i * 10),
+        };
+        st.record_attempts(&record(100.0, if i % 8 == 4 { Outcome::Failed(FailureKind::Http429) } else { Outcome::Ok }), &att);
+    }
+    let app = app_with(&s, &[snapshot(vec![], Some(st), 500, false)]);
+    let t = draw(&app, 160, 48);
+    let text = t.backend().to_string();
+    // Every 4th request retried once (10); every other one of those failed in the end.
+    assert!(text.contains("retries") && text.contains("5 of 10 requests recovered"), "{text}");
+    assert!(text.contains("rate limiter") && text.contains("40  held"), "{text}");
+    insta::assert_snapshot!("retries_160x48", t.backend());
+}
+
 fn finished_app(s: &Scenario) -> App {
     let all: Vec<StageStats> = (0..4).map(|i| stage(s, i, 100, None, true)).collect();
     app_with(s, &[snapshot(all, None, 10_400, true)])

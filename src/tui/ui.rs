@@ -250,6 +250,18 @@ fn render_errors(f: &mut Frame, app: &App, area: Rect) {
     if lines.is_empty() {
         lines.push(Line::from(Span::styled("none", app.fg(Color::Green))));
     }
+    // What the client did about failures and quotas: retries and the rate limiter.
+    if let Some(s) = stage {
+        let retries = s.retries();
+        if retries > 0 {
+            let line = format!("{:<14}{retries:>7}  {} of {} requests recovered", "retries", s.recovered, s.retried);
+            lines.push(Line::from(Span::styled(line, app.fg(Color::Yellow))));
+        }
+        if let Some(w) = s.limiter_wait.summary() {
+            let line = format!("{:<14}{:>7}  held, p50 wait {}", "rate limiter", s.limited, crate::report::fmt_ms(w.p50));
+            lines.push(Line::from(Span::styled(line, app.fg(Color::Yellow))));
+        }
+    }
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
