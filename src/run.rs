@@ -105,6 +105,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         api_key_env: scenario.target.api_key_env.clone(),
         timeout: scenario.target.timeout,
         connect_timeout: scenario.target.connect_timeout,
+        idle_timeout: None,
+        insecure: false,
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
         stream_usage: scenario.target.stream_usage,
