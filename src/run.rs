@@ -111,9 +111,15 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let client = Arc::new(Client::new(ClientConfig {
         base_url,
         api_key,
-        api_key_env: scenario.target.api_key_env.clone(),
+        // Names the key's source in the one message about a malformed key.
+        api_key_env: match &scenario.target.api_key_file {
+            Some(path) => format!("the file {}", path.display()),
+            None => format!("${}", scenario.target.api_key_env),
+        },
         timeout: scenario.target.timeout,
         connect_timeout: scenario.target.connect_timeout,
+        idle_timeout: scenario.target.idle_timeout,
+        insecure: scenario.target.insecure,
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
         stream_usage: scenario.target.stream_usage,

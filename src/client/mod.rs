@@ -3,9 +3,10 @@
 
 pub mod sse;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -41,8 +42,12 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub enum FailureKind {
     /// TCP/TLS connection could not be made.
     Connect,
-    /// The request exceeded its connect or total timeout.
+    /// The TCP/TLS connection was not made within the connect timeout.
+    ConnectTimeout,
+    /// The request exceeded its total timeout.
     Timeout,
+    /// The body (a stream's or a reply's) sent nothing for longer than the idle timeout.
+    IdleTimeout,
     /// HTTP 429 Too Many Requests.
     #[serde(rename = "http_429")]
     Http429,
@@ -70,7 +75,9 @@ impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Connect => "connect",
+            FailureKind::ConnectTimeout => "connect_timeout",
             FailureKind::Timeout => "timeout",
+            FailureKind::IdleTimeout => "idle_timeout",
             FailureKind::Http429 => "http_429",
             FailureKind::Http4xx => "http_4xx",
             FailureKind::Http5xx => "http_5xx",
@@ -135,7 +142,8 @@ pub struct RequestRecord {
     pub check: Option<Result<(), crate::check::CheckFailure>>,
     /// For failures: a short, secret-free explanation (status and server message).
     pub detail: Option<Box<str>>,
-    /// For failures: the wait the server asked for (Retry-After, retry-after-ms).
+    /// Non-2xx only: the wait the server asked for (`retry-after-ms` or `Retry-After`),
+    /// at most [`MAX_RETRY_AFTER`].
     pub retry_after: Option<Duration>,
 }
 
@@ -172,7 +180,7 @@ impl RequestRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the API key in ${0} is not a valid HTTP header value")]
+    #[error("the API key in {0} is not a valid HTTP header value")]
     BadKey(String),
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
@@ -186,6 +194,11 @@ pub struct ClientConfig {
     pub api_key_env: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a body: from the response headers to the first
+    /// bytes, then between reads. None: only `timeout` bounds a stalled body.
+    pub idle_timeout: Option<Duration>,
+    /// Accept any TLS certificate (self-signed, expired, wrong host).
+    pub insecure: bool,
     /// Idle connections kept per host: at least the highest stage concurrency.
     pub pool_size: usize,
     /// Ask for a stream (`"stream": true`) and measure TTFT and inter-token gaps.
@@ -200,6 +213,7 @@ pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
     auth: Option<HeaderValue>,
+    idle_timeout: Option<Duration>,
     stream: bool,
     stream_usage: bool,
     keep_content: bool,
@@ -310,6 +324,7 @@ impl Client {
             // An API POST is never legitimately redirected; following one could carry the
             // key to another host.
             .redirect(reqwest::redirect::Policy::none())
+            .tls_danger_accept_invalid_certs(cfg.insecure)
             .user_agent(concat!("llmload/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Build(e.to_string()))?;
@@ -324,6 +339,7 @@ impl Client {
             http,
             url,
             auth,
+            idle_timeout: cfg.idle_timeout,
             stream: cfg.stream,
             stream_usage: cfg.stream_usage,
             keep_content: cfg.keep_content,
@@ -352,19 +368,39 @@ impl Client {
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
-        let mut resp = match req.send().await {
+        let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &describe(&e, &self.url)),
         };
         let status = resp.status().as_u16();
-        if self.stream && (200..300).contains(&status) {
-            return self.read_stream(resp, start, status).await;
+        if (200..300).contains(&status) {
+            return if self.stream { self.read_stream(resp, start, status).await } else { self.read_body(resp, start, status).await };
         }
+        // Read before the body: whatever becomes of it, the server's wish stands.
+        let retry_after = retry_after(resp.headers(), SystemTime::now());
+        RequestRecord { retry_after, ..self.read_body(resp, start, status).await }
+    }
+
+    /// The next piece of a body; None when the idle timeout passed without one.
+    async fn next_chunk(&self, resp: &mut reqwest::Response) -> Option<reqwest::Result<Option<Bytes>>> {
+        match self.idle_timeout {
+            Some(idle) => tokio::time::timeout(idle, resp.chunk()).await.ok(),
+            None => Some(resp.chunk().await),
+        }
+    }
+
+    /// Reads a whole (non-stream) body: a chat completion for a 2xx, else an error.
+    async fn read_body(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
         // Reserve from Content-Length only up to a small bound: the header is the
         // server's word, and a hostile one could claim 32 MiB for every request.
         let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize));
         loop {
-            match resp.chunk().await {
+            let Some(read) = self.next_chunk(&mut resp).await else {
+                let idle = self.idle_timeout.unwrap_or_default();
+                let detail = format!("HTTP {status}: no data for {idle:?} after {} body bytes", buf.len());
+                return self.fail(FailureKind::IdleTimeout, start.elapsed(), Some(status), buf.len() as u64, &detail);
+            };
+            match read {
                 Ok(Some(chunk)) => {
                     if buf.len() + chunk.len() > MAX_BODY_BYTES {
                         let n = (buf.len() + chunk.len()) as u64;
@@ -385,6 +421,12 @@ impl Client {
         if !(200..300).contains(&status) {
             let detail = format!("HTTP {status}: {}", self.server_message(&buf));
             return self.fail(FailureKind::from_status(status), latency, Some(status), bytes, &detail);
+        }
+        // JSON is UTF-8 (RFC 8259), and serde_json checks it only in strings it keeps:
+        // checked here so a broken reply fails wherever its bad bytes sit.
+        if let Err(e) = std::str::from_utf8(&buf) {
+            let detail = format!("HTTP {status}: not a chat completion (invalid UTF-8 at byte {})", e.valid_up_to());
+            return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
         }
         match serde_json::from_slice::<Completion>(&buf) {
             Ok(c) if !c.choices.is_empty() => {
@@ -434,7 +476,10 @@ impl Client {
         let mut done = false;
         let mut eof = false;
         let failure = loop {
-            let read = resp.chunk().await;
+            let Some(read) = self.next_chunk(&mut resp).await else {
+                let idle = self.idle_timeout.unwrap_or_default();
+                break Some((FailureKind::IdleTimeout, format!("HTTP {status}: no data for {idle:?} after {} content chunks", rec.chunks)));
+            };
             let now = Instant::now();
             match read {
                 Ok(Some(bytes)) => {
@@ -566,7 +611,8 @@ impl Client {
             let keep = text.len().saturating_sub(self.secret.as_ref().map_or(0, String::len));
             text.truncate(text.floor_char_boundary(keep));
         }
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // An error page from a proxy: its words, not its markup.
+        let text = html_text(&text).split_whitespace().collect::<Vec<_>>().join(" ");
         if text.is_empty() { "(empty body)".to_string() } else { text }
     }
 }
@@ -594,7 +640,12 @@ fn describe(e: &reqwest::Error, url: &reqwest::Url) -> String {
 }
 
 fn classify(e: &reqwest::Error) -> FailureKind {
-    if e.is_timeout() {
+    // reqwest 0.13 reports an expired connect timeout as both: a connect error caused by
+    // its own TimedOut or hyper-util's (whichever timer fires first; the OS's ETIMEDOUT
+    // too). The total timeout is not a connect error, even when it expires while connecting.
+    if e.is_connect() && e.is_timeout() {
+        FailureKind::ConnectTimeout
+    } else if e.is_timeout() {
         FailureKind::Timeout
     } else if e.is_connect() {
         FailureKind::Connect
@@ -603,6 +654,76 @@ fn classify(e: &reqwest::Error) -> FailureKind {
     } else {
         FailureKind::Transport
     }
+}
+
+/// Longest server-requested wait kept. A buggy or hostile server may ask for years (or a
+/// number past `Duration`'s range); a load test waits minutes at most, and a cap keeps
+/// any `Instant + retry_after` a caller computes from overflowing.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The wait a non-2xx response asks for: `retry-after-ms` (OpenAI, Azure) when valid,
+/// else `Retry-After` (delta-seconds or an HTTP-date, relative to `now`), capped at
+/// [`MAX_RETRY_AFTER`]. Anything unparsable is None.
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    header("retry-after-ms").and_then(parse_retry_after_ms).or_else(|| header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)))
+}
+
+/// A non-negative decimal number of milliseconds, fractional or not.
+fn parse_retry_after_ms(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    // Digits only: f64's parser would also take "inf", "NaN", "-1" and "1e9".
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
+        return None;
+    }
+    // Too many digits parse as infinity, which the cap turns into the cap.
+    let secs = v.parse::<f64>().ok()? / 1000.0;
+    Some(Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
+}
+
+/// `Retry-After`: delta-seconds, or an HTTP-date (a past date is no wait at all).
+fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    let wait = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits beyond u64 are a huge wait, not garbage.
+        Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX).min(MAX_RETRY_AFTER.as_secs()))
+    } else {
+        httpdate::parse_http_date(v).ok()?.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The text of an HTML page: tags (and the insides of `<script>` and `<style>`) become
+/// spaces. Anything that does not start with `<` is returned as it is.
+fn html_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.trim_start().starts_with('<') {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let tag = &rest[open + 1..];
+        let Some(close) = tag.find('>') else {
+            // A tag cut by the end of the window.
+            return out.into();
+        };
+        let name = tag[..close].split(|c: char| c.is_ascii_whitespace() || c == '/').next().unwrap_or("").to_ascii_lowercase();
+        rest = &tag[close + 1..];
+        if name == "script" || name == "style" {
+            let end = format!("</{name}");
+            match rest.to_ascii_lowercase().find(&end) {
+                // Lowercasing ASCII keeps byte offsets.
+                Some(i) => rest = &rest[i..],
+                None => return out.into(),
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -626,7 +747,23 @@ mod tests {
 
     #[test]
     fn kind_names_match_serde() {
-        for k in [FailureKind::Http429, FailureKind::Http4xx, FailureKind::BodyTooLarge, FailureKind::Connect] {
+        use FailureKind::*;
+        let all = [
+            Connect,
+            ConnectTimeout,
+            Timeout,
+            IdleTimeout,
+            Http429,
+            Http4xx,
+            Http5xx,
+            HttpOther,
+            Decode,
+            Body,
+            BodyTooLarge,
+            Transport,
+            StreamCut,
+        ];
+        for k in all {
             assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::from(k.as_str()));
         }
     }
@@ -640,6 +777,8 @@ mod tests {
             api_key_env: "K".into(),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
+            idle_timeout: None,
+            insecure: false,
             pool_size: 1,
             stream: false,
             stream_usage: true,
@@ -652,7 +791,8 @@ mod tests {
     fn server_message_prefers_openai_error() {
         let c = client();
         assert_eq!(c.server_message(br#"{"error":{"message":"model not found"}}"#), "model not found");
-        assert_eq!(c.server_message(b"<html>\n <b>Bad Gateway</b></html>"), "<html> <b>Bad Gateway</b></html>");
+        assert_eq!(c.server_message(b"<html>\n <b>Bad Gateway</b></html>"), "Bad Gateway");
+        assert_eq!(c.server_message(b"upstream <error>"), "upstream <error>");
         assert_eq!(c.server_message(b""), "(empty body)");
     }
 
@@ -673,5 +813,82 @@ mod tests {
             assert!(!detail.contains(&KEY[..8]), "{detail}");
             assert!(detail.chars().count() <= DETAIL_CHARS + 1, "{detail}");
         }
+    }
+
+    #[test]
+    fn html_pages_read_as_text() {
+        let page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title><style>body { color: red }</style>\
+                    <SCRIPT>if (a < b) {}</SCRIPT></head>\r\n<body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>";
+        assert_eq!(client().server_message(page.as_bytes()), "502 Bad Gateway 502 Bad Gateway nginx");
+        // Cut by the window: no panic, the text so far.
+        assert_eq!(client().server_message(b"<p>over</p><a href=\"x"), "over");
+        assert_eq!(client().server_message(b"<p>x<script>never closed"), "x");
+        assert_eq!(client().server_message("<p>café ☕</p>".as_bytes()), "café ☕");
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_error_body_is_replaced() {
+        let c = client();
+        assert_eq!(c.server_message(b"bad \xFF\xFE gateway"), "bad \u{FFFD}\u{FFFD} gateway");
+        assert_eq!(c.server_message(b"{\"error\":{\"message\":\"\xFF\"}}"), "{\"error\":{\"message\":\"\u{FFFD}\"}}");
+    }
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_ms() {
+        let now = SystemTime::now();
+        let ms = |v: &[u8]| retry_after(&headers(&[("retry-after-ms", v)]), now);
+        assert_eq!(ms(b"1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(ms(b"12.5"), Some(Duration::from_micros(12_500)));
+        assert_eq!(ms(b" 0 "), Some(Duration::ZERO));
+        assert_eq!(ms(b".5"), Some(Duration::from_micros(500)));
+        assert_eq!(ms(b"7200000"), Some(MAX_RETRY_AFTER));
+        assert_eq!(ms("9".repeat(400).as_bytes()), Some(MAX_RETRY_AFTER));
+        for bad in [&b""[..], b".", b"-1", b"+1", b"1e3", b"inf", b"NaN", b"1.2.3", b"soon", b"\xFF"] {
+            assert_eq!(ms(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn retry_after_ms_wins_when_valid() {
+        let now = SystemTime::now();
+        let both = |ms: &'static [u8]| retry_after(&headers(&[("retry-after-ms", ms), ("retry-after", b"2")]), now);
+        assert_eq!(both(b"1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(both(b"garbage"), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let now = SystemTime::now();
+        let ra = |v: &[u8]| retry_after(&headers(&[("retry-after", v)]), now);
+        assert_eq!(ra(b"2"), Some(Duration::from_secs(2)));
+        assert_eq!(ra(b"0"), Some(Duration::ZERO));
+        assert_eq!(ra(b"86400"), Some(MAX_RETRY_AFTER));
+        assert_eq!(ra(b"99999999999999999999999999"), Some(MAX_RETRY_AFTER));
+        for bad in [&b""[..], b"-5", b"1.5", b"2s", b"soon", b"\xFF", b"Wed, 32 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(ra(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn retry_after_http_date() {
+        // Whole seconds: HTTP-dates have no finer resolution.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |d: SystemTime| parse_retry_after(&httpdate::fmt_http_date(d), now);
+        assert_eq!(at(now + Duration::from_secs(30)), Some(Duration::from_secs(30)));
+        assert_eq!(at(now - Duration::from_secs(30)), Some(Duration::ZERO));
+        assert_eq!(at(now + Duration::from_secs(10 * 86400)), Some(MAX_RETRY_AFTER));
+        // The obsolete forms HTTP still allows.
+        assert_eq!(parse_retry_after("Tuesday, 14-Nov-23 22:13:50 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Tue Nov 14 22:13:50 2023", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now), Some(Duration::from_secs(30)));
     }
 }

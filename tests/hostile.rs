@@ -1,0 +1,476 @@
+//! The client against hostile servers: each test starts a raw TCP server on 127.0.0.1
+//! that misbehaves in one way, sends one request through `llmload::client::Client` and
+//! checks the failure kind, that the detail explains it, and that the call returned in
+//! bounded time. Lower time bounds come from the configured timeouts; upper bounds are
+//! generous (the machine may be busy).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llmload::client::{Client, ClientConfig, FailureKind, MAX_BODY_BYTES, Outcome, RequestRecord};
+use llmload::scenario::{Prompts, RequestParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+
+const KEY: &str = "sk-hostile-SECRET-0123456789";
+/// Upper bound for any single request in these tests.
+const BOUND: Duration = Duration::from_secs(10);
+
+struct Cfg {
+    stream: bool,
+    timeout: Duration,
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl Default for Cfg {
+    fn default() -> Self {
+        Cfg { stream: false, timeout: Duration::from_secs(5), connect_timeout: Duration::from_secs(2), idle_timeout: None }
+    }
+}
+
+fn client(addr: SocketAddr, cfg: Cfg) -> Client {
+    Client::new(ClientConfig {
+        base_url: reqwest::Url::parse(&format!("http://{addr}/v1")).unwrap(),
+        api_key: Some(KEY.to_string()),
+        api_key_env: "HOSTILE_KEY".into(),
+        timeout: cfg.timeout,
+        connect_timeout: cfg.connect_timeout,
+        idle_timeout: cfg.idle_timeout,
+        insecure: false,
+        pool_size: 1,
+        stream: cfg.stream,
+        stream_usage: false,
+        keep_content: false,
+    })
+    .unwrap()
+}
+
+/// Sends one request; returns its record and how long the call took.
+async fn send(client: &Client) -> (RequestRecord, Duration) {
+    let prompts = Prompts::from_texts(&["hello"]);
+    let body = client.body("m", &prompts.prompt(0), &RequestParams::default());
+    let t = Instant::now();
+    let rec = tokio::time::timeout(BOUND, client.send(body)).await.expect("send returns within the bound");
+    (rec, t.elapsed())
+}
+
+/// Checks the outcome, and that the detail is one readable, secret-free line with `needle`.
+#[track_caller]
+fn assert_failed(rec: &RequestRecord, kind: FailureKind, needle: &str) -> String {
+    let detail = rec.detail.as_deref().unwrap_or_default().to_string();
+    // Shown with --nocapture: what reqwest reports for each case.
+    eprintln!("{:?} {}: {detail}", rec.outcome, rec.bytes);
+    assert_eq!(rec.outcome, Outcome::Failed(kind), "detail: {detail}");
+    assert!(detail.to_lowercase().contains(&needle.to_lowercase()), "{detail:?} lacks {needle:?}");
+    assert!(!detail.contains('\n') && !detail.contains('\r'), "{detail:?}");
+    assert!(!detail.contains(&KEY[..10]), "{detail:?}");
+    detail
+}
+
+/// Serves every connection to a fresh port with `handler`.
+async fn serve<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(handler(s));
+        }
+    });
+    addr
+}
+
+/// Reads one request (head and Content-Length body); returns its head, or None when the
+/// client closed the connection first.
+async fn read_request(s: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut piece = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut piece).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&piece[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse().unwrap()))
+        .unwrap_or(0usize);
+    while buf.len() < head_end + length {
+        match s.read(&mut piece).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&piece[..n]),
+        }
+    }
+    Some(head)
+}
+
+/// Waits until the client closes the connection (reading and dropping anything it sends).
+async fn until_closed(s: &mut TcpStream) {
+    let mut piece = [0u8; 1024];
+    while let Ok(1..) = s.read(&mut piece).await {}
+}
+
+/// A whole response with a Content-Length.
+fn response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The head of a chunked event stream.
+const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/// One HTTP/1.1 chunk.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn content_event(text: &str) -> String {
+    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+}
+
+/// A server that answers every request with the same bytes.
+async fn fixed(reply: Vec<u8>) -> SocketAddr {
+    let reply = Arc::new(reply);
+    serve(move |mut s| {
+        let reply = reply.clone();
+        async move {
+            while read_request(&mut s).await.is_some() {
+                if s.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn ok_200_with_a_body_that_is_not_json() {
+    let addr = fixed(response("200 OK", "Content-Type: application/json\r\n", b"Hello, world")).await;
+    let (rec, took) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Decode, "HTTP 200: not a chat completion (invalid JSON at line 1 column 1)");
+    assert_eq!((rec.status, rec.bytes), (Some(200), 12));
+    assert!(took < BOUND);
+}
+
+#[tokio::test]
+async fn html_502_page_reads_as_its_text() {
+    let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n\
+                <hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    let addr = fixed(response("502 Bad Gateway", "Content-Type: text/html\r\n", page.as_bytes())).await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    let detail = assert_failed(&rec, FailureKind::Http5xx, "HTTP 502: 502 Bad Gateway 502 Bad Gateway nginx");
+    assert!(!detail.contains('<'), "{detail}");
+    assert_eq!(rec.retry_after, None);
+}
+
+#[tokio::test]
+async fn ok_200_with_invalid_utf8_is_a_decode_failure() {
+    // The bad byte sits in a string the client would otherwise skip unchecked.
+    let body = b"{\"choices\":[{\"message\":{\"content\":\"caf\xE9\"}}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}";
+    let addr = fixed(response("200 OK", "Content-Type: application/json\r\n", body)).await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Decode, "HTTP 200: not a chat completion (invalid UTF-8 at byte 38)");
+}
+
+#[tokio::test]
+async fn stream_chunk_with_invalid_utf8_is_a_decode_failure() {
+    let mut reply = STREAM_HEAD.to_vec();
+    reply.extend(chunk(content_event("a").as_bytes()));
+    reply.extend(chunk(b"data: {\"choices\":[{\"delta\":{\"content\":\"\xFF\xFE\"}}]}\n\n"));
+    reply.extend(chunk(b"data: [DONE]\n\n"));
+    reply.extend(b"0\r\n\r\n");
+    let addr = fixed(reply).await;
+    let (rec, _) = send(&client(addr, Cfg { stream: true, ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::Decode, "HTTP 200: malformed event stream (server-sent event data is not valid UTF-8)");
+    assert_eq!(rec.chunks, 1);
+}
+
+#[tokio::test]
+async fn error_body_with_invalid_utf8_is_still_readable() {
+    let addr = fixed(response("500 Internal Server Error", "", b"engine \xFF\xFE crashed\n")).await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Http5xx, "HTTP 500: engine \u{FFFD}\u{FFFD} crashed");
+}
+
+/// A server that writes `head` and then `piece` until the client goes away; reports on
+/// `done` how many body bytes it wrote.
+async fn endless(head: &'static [u8], first: Vec<u8>, piece: Vec<u8>, done: mpsc::Sender<usize>) -> SocketAddr {
+    let (first, piece) = (Arc::new(first), Arc::new(piece));
+    serve(move |mut s| {
+        let (first, piece, done) = (first.clone(), piece.clone(), done.clone());
+        async move {
+            read_request(&mut s).await;
+            let mut written = 0;
+            if s.write_all(head).await.is_ok() && s.write_all(&first).await.is_ok() {
+                written += first.len();
+                while s.write_all(&piece).await.is_ok() {
+                    written += piece.len();
+                }
+            }
+            let _ = done.send(written).await;
+        }
+    })
+    .await
+}
+
+/// The record of a body cut at the cap: a little over it, never the whole endless body.
+#[track_caller]
+fn assert_cut_at_cap(rec: &RequestRecord) {
+    let cap = MAX_BODY_BYTES as u64;
+    assert!(rec.bytes > cap && rec.bytes <= cap + 1024 * 1024, "bytes {}", rec.bytes);
+}
+
+#[tokio::test]
+async fn endless_body_stops_at_the_cap() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+    let addr = endless(head, b"{\"choices\":[".to_vec(), vec![b' '; 64 * 1024], tx).await;
+    let (rec, _) = send(&client(addr, Cfg { timeout: Duration::from_secs(60), ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::BodyTooLarge, "HTTP 200: body larger than 33554432 bytes");
+    assert_cut_at_cap(&rec);
+    // The client closed the connection: the server's writes failed soon after.
+    let written = tokio::time::timeout(BOUND, rx.recv()).await.expect("the server stops writing").unwrap();
+    assert!(written < MAX_BODY_BYTES + 16 * 1024 * 1024, "{written}");
+}
+
+#[tokio::test]
+async fn endless_stream_stops_at_the_cap() {
+    let (tx, mut rx) = mpsc::channel(1);
+    // Keep-alive comments after one token: small valid events, forever.
+    let comments = chunk(format!(": {}\n\n", "x".repeat(1020)).repeat(64).as_bytes());
+    let addr = endless(STREAM_HEAD, chunk(content_event("a").as_bytes()), comments, tx).await;
+    let (rec, _) = send(&client(addr, Cfg { stream: true, timeout: Duration::from_secs(60), ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::BodyTooLarge, "HTTP 200: stream larger than 33554432 bytes");
+    assert_cut_at_cap(&rec);
+    assert_eq!(rec.chunks, 1);
+    let written = tokio::time::timeout(BOUND, rx.recv()).await.expect("the server stops writing").unwrap();
+    assert!(written < MAX_BODY_BYTES + 16 * 1024 * 1024, "{written}");
+}
+
+/// A stream that sends one token, then nothing, holding the connection open.
+async fn silent_stream() -> SocketAddr {
+    serve(|mut s| async move {
+        read_request(&mut s).await;
+        let mut reply = STREAM_HEAD.to_vec();
+        reply.extend(chunk(content_event("a").as_bytes()));
+        if s.write_all(&reply).await.is_ok() {
+            until_closed(&mut s).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn silent_stream_ends_at_the_idle_timeout() {
+    let idle = Duration::from_millis(300);
+    let addr = silent_stream().await;
+    let (rec, took) = send(&client(addr, Cfg { stream: true, idle_timeout: Some(idle), ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::IdleTimeout, "HTTP 200: no data for 300ms after 1 content chunks");
+    assert!(took >= idle && took < Duration::from_secs(5), "{took:?}");
+    assert!(rec.ttft.is_some());
+}
+
+#[tokio::test]
+async fn silent_stream_without_idle_timeout_ends_at_the_request_timeout() {
+    let timeout = Duration::from_secs(1);
+    let addr = silent_stream().await;
+    let (rec, took) = send(&client(addr, Cfg { stream: true, timeout, ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::Timeout, "timed out");
+    assert!(took >= timeout && took < BOUND, "{took:?}");
+}
+
+#[tokio::test]
+async fn silent_body_ends_at_the_idle_timeout() {
+    let idle = Duration::from_millis(300);
+    let addr = serve(|mut s| async move {
+        read_request(&mut s).await;
+        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"choices\":").await.is_ok() {
+            until_closed(&mut s).await;
+        }
+    })
+    .await;
+    let (rec, took) = send(&client(addr, Cfg { idle_timeout: Some(idle), ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::IdleTimeout, "HTTP 200: no data for 300ms after 11 body bytes");
+    assert!(took >= idle && took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn trickling_keep_alives_defeat_the_idle_timeout_but_not_the_request_timeout() {
+    let (idle, timeout) = (Duration::from_millis(400), Duration::from_millis(1500));
+    let addr = serve(|mut s| async move {
+        read_request(&mut s).await;
+        let mut reply = STREAM_HEAD.to_vec();
+        reply.extend(chunk(content_event("a").as_bytes()));
+        if s.write_all(&reply).await.is_err() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if s.write_all(&chunk(b": ping\n\n")).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let (rec, took) = send(&client(addr, Cfg { stream: true, timeout, idle_timeout: Some(idle), ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::Timeout, "timed out");
+    assert!(took >= timeout && took < BOUND, "{took:?}");
+    // The pings were read: more than the first event (57 bytes) arrived.
+    assert!(rec.bytes > 100, "{}", rec.bytes);
+}
+
+/// A server that writes `reply` and then resets the connection (SO_LINGER 0).
+async fn resetting(reply: Vec<u8>) -> SocketAddr {
+    let reply = Arc::new(reply);
+    serve(move |mut s| {
+        let reply = reply.clone();
+        async move {
+            read_request(&mut s).await;
+            let _ = s.write_all(&reply).await;
+            s.set_zero_linger().unwrap();
+            drop(s);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn reset_mid_body() {
+    let addr = resetting(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"choices\":[".to_vec()).await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Body, "connection reset");
+    assert_eq!(rec.status, Some(200));
+}
+
+#[tokio::test]
+async fn reset_mid_stream() {
+    let mut reply = STREAM_HEAD.to_vec();
+    reply.extend(chunk(content_event("a").as_bytes()));
+    let addr = resetting(reply).await;
+    let (rec, _) = send(&client(addr, Cfg { stream: true, ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::StreamCut, "connection reset");
+    assert_eq!(rec.chunks, 1);
+}
+
+#[tokio::test]
+async fn server_that_never_answers_hits_the_request_timeout() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let addr = serve(move |mut s| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(()).await;
+            until_closed(&mut s).await;
+        }
+    })
+    .await;
+    let timeout = Duration::from_secs(1);
+    let (rec, took) = send(&client(addr, Cfg { timeout, ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::Timeout, "timed out");
+    assert!(took >= timeout && took < BOUND, "{took:?}");
+    assert_eq!(rec.status, None);
+    // The connection was made: this was not a connect failure.
+    assert!(rx.try_recv().is_ok());
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (rec, took) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Connect, "refused");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn connect_timeout_when_syns_go_unanswered() {
+    // A listener that never accepts, its backlog full: the kernel drops further SYNs.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    let full = loop {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) if fillers.len() < 64 => fillers.push(s),
+            Ok(Ok(_)) => break false,
+            Ok(Err(e)) => panic!("filler connect: {e}"),
+            Err(_) => break true,
+        }
+    };
+    assert!(full, "the backlog never filled: SYNs are answered");
+    let connect_timeout = Duration::from_millis(300);
+    let (rec, took) = send(&client(addr, Cfg { connect_timeout, ..Cfg::default() })).await;
+    // reqwest's connect timeout and hyper-util's race: "operation timed out" or "tcp connect error: deadline has elapsed".
+    assert_failed(&rec, FailureKind::ConnectTimeout, "client error (Connect)");
+    assert!(took >= connect_timeout && took < Duration::from_secs(4), "{took:?}");
+    drop((fillers, listener));
+}
+
+/// A server answering every request with 429 and `headers`.
+async fn storm(headers: &'static str) -> SocketAddr {
+    let body = br#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}"#;
+    fixed(response("429 Too Many Requests", headers, body)).await
+}
+
+#[tokio::test]
+async fn storm_of_429_with_retry_after() {
+    let addr = storm("Retry-After: 2\r\n").await;
+    let client = client(addr, Cfg::default());
+    for _ in 0..20 {
+        let (rec, _) = send(&client).await;
+        assert_failed(&rec, FailureKind::Http429, "HTTP 429: Rate limit reached");
+        assert_eq!(rec.retry_after, Some(Duration::from_secs(2)));
+    }
+}
+
+#[tokio::test]
+async fn retry_after_ms_wins_over_retry_after() {
+    let addr = storm("Retry-After: 2\r\nretry-after-ms: 1500\r\n").await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Http429, "HTTP 429");
+    assert_eq!(rec.retry_after, Some(Duration::from_millis(1500)));
+}
+
+#[tokio::test]
+async fn redirect_is_not_followed() {
+    // The redirect's target: any connection to it would carry the key.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    target.set_nonblocking(true).unwrap();
+    let location = format!("Location: http://{}/v1/chat/completions\r\n", target.local_addr().unwrap());
+    let (tx, mut rx) = mpsc::channel(1);
+    let reply = Arc::new(response("307 Temporary Redirect", &location, b""));
+    let addr = serve(move |mut s| {
+        let (reply, tx) = (reply.clone(), tx.clone());
+        async move {
+            if let Some(head) = read_request(&mut s).await {
+                let _ = tx.send(head).await;
+                let _ = s.write_all(&reply).await;
+            }
+        }
+    })
+    .await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::HttpOther, "HTTP 307: (empty body)");
+    assert_eq!(rec.status, Some(307));
+    let head = rx.recv().await.unwrap();
+    assert!(head.to_lowercase().contains(&format!("authorization: bearer {}", KEY.to_lowercase())), "{head}");
+    // The client has returned, so a followed redirect would be in the queue by now.
+    assert_eq!(target.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+}
