@@ -134,6 +134,36 @@ pub struct MockArgs {
     /// Fraction of replies that are JSON objects (for response checks).
     #[arg(long, default_value_t = 0.0)]
     pub json_rate: f64,
+    /// Fraction of requests answered with HTTP STATUS (400-599), e.g. 503=0.05. Repeatable.
+    #[arg(long = "error", value_name = "STATUS=FRACTION", value_parser = crate::mock::parse_error_flag)]
+    pub errors: Vec<(String, f64)>,
+    /// Injected 429s and 503s carry Retry-After and retry-after-ms for this many ms.
+    #[arg(long, value_name = "MS")]
+    pub retry_after_ms: Option<f64>,
+    /// Server-side limit, requests per minute; over it, 429 at once.
+    #[arg(long, value_name = "RPM")]
+    pub rate_limit_rpm: Option<f64>,
+    /// Requests the limit lets through at once (default: one second's worth).
+    #[arg(long, value_name = "N")]
+    pub rate_limit_burst: Option<f64>,
+    /// Fraction of 200s whose body is not valid JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Fraction of requests whose connection drops mid-body.
+    #[arg(long, default_value_t = 0.0)]
+    pub disconnect_rate: f64,
+    /// Fraction of requests that stall for --stall-ms (streams: after the first token).
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_rate: f64,
+    /// Length of a stall, ms.
+    #[arg(long, default_value_t = MockConfig::default().stall_ms)]
+    pub stall_ms: f64,
+    /// Fraction of requests that drip: tokens, or 16-byte body pieces, --drip-ms apart.
+    #[arg(long, default_value_t = 0.0)]
+    pub drip_rate: f64,
+    /// Time between two drips, ms.
+    #[arg(long, default_value_t = MockConfig::default().drip_ms)]
+    pub drip_ms: f64,
 }
 
 impl MockArgs {
@@ -148,6 +178,17 @@ impl MockArgs {
             output_tokens_max: self.output_tokens_max,
             error_rate: self.error_rate,
             json_rate: self.json_rate,
+            // A repeated status: the last one wins.
+            errors: self.errors.iter().cloned().collect(),
+            retry_after_ms: self.retry_after_ms,
+            rate_limit_rpm: self.rate_limit_rpm,
+            rate_limit_burst: self.rate_limit_burst,
+            malformed_rate: self.malformed_rate,
+            disconnect_rate: self.disconnect_rate,
+            stall_rate: self.stall_rate,
+            stall_ms: self.stall_ms,
+            drip_rate: self.drip_rate,
+            drip_ms: self.drip_ms,
         }
     }
 }
