@@ -107,7 +107,7 @@ fn run(m: &Mix, seed: u64, rpm: Option<f64>, c: &Case) -> (serde_json::Value, Ve
                     {
                         p.push(format!("live {}: {} ended of {} started", s.info.name, s.done(), s.started));
                     }
-                    for s in snap.finished.iter().chain(&snap.current) {
+                    for s in snap.finished.iter().map(|s| &**s).chain(&snap.current) {
                         if s.failed != s.failures.values().sum::<u64>() {
                             p.push(format!("{}: failed {} != sum of kinds {:?}", s.info.name, s.failed, s.failures));
                         }

@@ -190,7 +190,7 @@ pub struct ClientConfig {
     /// API root, e.g. `http://127.0.0.1:8000/v1`; `/chat/completions` is appended.
     pub base_url: reqwest::Url,
     pub api_key: Option<String>,
-    /// Name of the variable the key came from, for messages.
+    /// Where the key came from ("$VAR" or "the file PATH"), for messages.
     pub api_key_env: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -612,8 +612,12 @@ impl Client {
             text.truncate(text.floor_char_boundary(keep));
         }
         // An error page from a proxy: its words, not its markup.
-        let text = html_text(&text).split_whitespace().collect::<Vec<_>>().join(" ");
-        if text.is_empty() { "(empty body)".to_string() } else { text }
+        let words = html_text(&text).split_whitespace().collect::<Vec<_>>().join(" ");
+        match (words.is_empty(), body.is_empty()) {
+            (false, _) => words,
+            (true, true) => "(empty body)".to_string(),
+            (true, false) => format!("({} byte body without text)", body.len()),
+        }
     }
 }
 
