@@ -217,14 +217,39 @@ fn cmd_validate(args: ValidateArgs) -> ExitCode {
     if bad { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS }
 }
 
+/// A mock problem in terms of flags: "error_rate must…" → "--error-rate must…", for
+/// every knob named in it (`errors` is the repeatable `--error`).
+fn flag_names(problem: &str) -> String {
+    let mut out = String::with_capacity(problem.len() + 8);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let is_knob = word.contains('_') || matches!(word.as_str(), "errors" | "seed");
+        if is_knob && word.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            out.push_str("--");
+            out.push_str(&if word == "errors" { "error".to_string() } else { word.replace('_', "-") });
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in problem.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 async fn cmd_mock(args: MockArgs) -> ExitCode {
     let cfg = args.config();
     let problems = cfg.problems();
     if !problems.is_empty() {
         for p in problems {
-            // Name the flag, not the scenario field: "error_rate must…" → "--error-rate must…".
-            let (field, rest) = p.split_once(' ').unwrap_or((&p, ""));
-            note(&format!("error: --{} {rest}", field.replace('_', "-")));
+            note(&format!("error: {}", flag_names(&p)));
         }
         return ExitCode::from(EXIT_BAD_INPUT);
     }

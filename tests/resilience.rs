@@ -122,3 +122,42 @@ fn a_failed_stage_does_not_abort_by_default() {
     assert_eq!(v["stages"].as_array().unwrap().len(), 2);
     assert!(v["aborted"].is_null());
 }
+
+/// The weekend-spike example, its stages cut to 3 s: without protection the provider's
+/// limit turns most requests into 429s; retries that honour Retry-After get most of
+/// them through; a client-side limit under the quota leaves no 429 in the outcomes.
+#[test]
+fn weekend_spike_shows_429s_retries_and_the_limiter_at_work() {
+    let text =
+        std::fs::read_to_string(repo_path("scenarios/weekend-spike.toml")).unwrap().replace("duration = \"8s\"", "duration = \"3s\"");
+    let (out, v) = run_scenario(&text);
+    assert_schema_valid(&v);
+    let rate = |i: usize| stage(&v, i)["error_rate"].as_f64().unwrap();
+    let (bare, retried, limited) = (stage(&v, 0), stage(&v, 1), stage(&v, 2));
+    assert!(rate(0) > 0.9, "a 429 storm: {}", bare["failures"]);
+    assert_eq!(count(&bare["retries"]["total"]), 0);
+    assert!(count(&retried["retries"]["by_cause"]["http_429"]) > 0);
+    assert!(count(&retried["retries"]["retry_after_honoured"]) > 0);
+    assert!(count(&retried["retries"]["recovered"]) > 0);
+    assert!(rate(1) < rate(0) / 2.0, "retries recover most requests: {} vs {}", rate(1), rate(0));
+    assert!(count(&limited["rate_limiter"]["delayed"]) > 0);
+    assert!(limited["failures"]["http_429"].is_null(), "no request ends as a 429 under the limit: {}", limited["failures"]);
+    assert!(rate(2) < 0.05, "{}", limited["failures"]);
+    for column in ["retries", "limiter wait", "(99."] {
+        assert!(out.stdout.contains(column), "{column} missing from the table:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn every_example_scenario_validates() {
+    let mut c = cmd(&["validate"]);
+    for entry in std::fs::read_dir(repo_path("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            c.arg(path);
+        }
+    }
+    let out = run(c, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("weekend-spike.toml: ok"), "{}", out.stdout);
+}

@@ -240,7 +240,7 @@ async fn worker(p: Arc<Phase>) {
         let weight = p.tpm_max_tokens.map_or(1, |max| prompt.tokens() + max);
         let mut att = Attempts::default();
         // A request whose slot falls past the deadline is never started, so never counted.
-        if !slot(&p, weight, &mut att).await {
+        if !slot(&p, weight, p.deadline, &mut att).await {
             if p.stop.soft.is_cancelled() && !p.exhausted() {
                 p.stopped.store(true, Ordering::SeqCst);
             }
@@ -272,12 +272,12 @@ async fn worker(p: Arc<Phase>) {
 
 /// Waits for the rate limiter's next slot for a request of `weight` tokens. False when
 /// there is none before the deadline, or a stop came first.
-async fn slot(p: &Phase, weight: u64, att: &mut Attempts) -> bool {
+async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attempts) -> bool {
     let Some(limiter) = &p.limiter else {
         return true;
     };
     let now = Instant::now();
-    let Some(at) = limiter.reserve(now, weight, p.deadline) else {
+    let Some(at) = limiter.reserve(now, weight, deadline) else {
         return false;
     };
     if at > now {
@@ -292,9 +292,9 @@ async fn slot(p: &Phase, weight: u64, att: &mut Attempts) -> bool {
     true
 }
 
-/// Sends request `i` until it succeeds, fails in a way the policy does not retry, runs
-/// out of attempts, or a retry would start past the deadline or after a stop. The record
-/// is the final attempt's, its timings counted from the first attempt's send.
+/// Sends request `i` until it succeeds, fails in a way the policy does not retry, or
+/// runs out of attempts; a stop ends the retries early. The record is the final
+/// attempt's, its timings counted from the first attempt's send.
 async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u64, att: &mut Attempts) -> RequestRecord {
     let mut first = None;
     // Seeded per request number: the jitter is reproducible and needs no shared state.
@@ -320,34 +320,32 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
             // From the first send: with retries, the user waited for all of them.
             return finish(rec, t - first_send);
         };
-        let wait = match rec.retry_after.filter(|_| p.retry.respect_retry_after) {
-            Some(asked) => {
-                att.retry_after_waits += 1;
-                asked.min(p.retry.max_retry_after)
-            }
-            None => {
-                let n = att.earlier.len() as u32;
-                let cap = p.retry.backoff.saturating_mul(1u32 << n.min(30)).min(p.retry.max_backoff);
-                let rng = rng.get_or_insert_with(|| StdRng::seed_from_u64(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-                cap.mul_f64(rng.random::<f64>())
-            }
-        };
-        // A retry past the stage's end or after a stop is not sent: the request ends
-        // with this failure, and the retry is counted as not sent.
+        // Full jitter: a uniform draw below the attempt's cap, so failed requests do not
+        // come back in step.
+        let n = att.earlier.len() as u32;
+        let cap = p.retry.backoff.saturating_mul(1u32 << n.min(30)).min(p.retry.max_backoff);
+        let rng = rng.get_or_insert_with(|| StdRng::seed_from_u64(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let jitter = cap.mul_f64(rng.random::<f64>());
+        // The server's word is a floor, never cut short (up to max_retry_after); the
+        // jitter goes on top, or every request told "in 50 ms" returns at that instant
+        // and all but one are refused again.
+        let asked = rec.retry_after.filter(|_| p.retry.respect_retry_after).map(|a| a.min(p.retry.max_retry_after));
+        let wait = asked.map_or(jitter, |a| a.saturating_add(jitter));
+        // A request started inside the window is finished, retries included, like one in
+        // flight when the window closes. Only a stop ends it early: then it keeps this
+        // failure and the retry counts as not sent.
         att.retry_not_sent = true;
         let resume = Instant::now() + wait;
-        if p.deadline.is_some_and(|d| resume >= d) {
-            return finish(rec, t - first_send);
-        }
         tokio::select! {
             biased;
             _ = p.stop.soft.cancelled() => return finish(rec, t - first_send),
             _ = tokio::time::sleep_until(resume.into()) => {}
         }
-        if !slot(p, weight, att).await {
+        if !slot(p, weight, None, att).await {
             return finish(rec, t - first_send);
         }
         att.retry_not_sent = false;
+        att.retry_after_waits += u32::from(asked.is_some());
         att.earlier.push((kind, rec.latency));
     }
 }

@@ -20,8 +20,7 @@ pub struct Attempts {
     pub last: Duration,
     /// Retries that waited what the server's Retry-After asked.
     pub retry_after_waits: u32,
-    /// The policy called for one more retry, but it could not start before the stage's
-    /// end (its wait or the rate limiter's next slot fell past it) or a stop.
+    /// The policy called for one more retry, but a stop came first.
     pub retry_not_sent: bool,
     /// Whether the client-side rate limiter held the request back, and for how long.
     pub limited: bool,

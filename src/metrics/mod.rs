@@ -222,7 +222,7 @@ pub struct StageStats {
     pub retries_by_cause: BTreeMap<FailureKind, u64>,
     /// Retries that waited the server's Retry-After.
     pub retry_after_waits: u64,
-    /// Retries the policy called for that could not start before the stage's end.
+    /// Retries the policy called for that a stop prevented.
     pub retries_not_sent: u64,
     /// Requests the client-side rate limiter held back, and how long (each request's sum).
     pub limited: u64,

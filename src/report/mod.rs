@@ -129,8 +129,7 @@ pub struct Retries {
     pub recovered: u64,
     /// Retries that waited what the server's Retry-After asked.
     pub retry_after_honoured: u64,
-    /// Retries the policy called for that could not start before the stage ended (the
-    /// wait, or the rate limiter's next free slot, fell past its end) or a stop came.
+    /// Retries the policy called for that a stop (Ctrl-C, SIGTERM) prevented.
     pub not_sent: u64,
 }
 

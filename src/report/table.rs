@@ -173,10 +173,7 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
         }
         let r = &s.retries;
         if r.not_sent > 0 {
-            out.push_str(&format!(
-                "{}: {} retries not sent: the stage ended (or was stopped) before they could start\n",
-                s.name, r.not_sent
-            ));
+            out.push_str(&format!("{}: {} retries not sent: the run was stopped first\n", s.name, r.not_sent));
         }
         if r.total > 0 {
             let causes: Vec<String> = r.by_cause.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
