@@ -161,3 +161,35 @@ fn every_example_scenario_validates() {
     assert!(out.status.success(), "{}", out.stderr);
     assert!(out.stdout.contains("weekend-spike.toml: ok"), "{}", out.stdout);
 }
+
+/// Tokens per minute: each request weighs its prompt plus max_tokens. At 60,000 TPM
+/// (1,000 tokens/s, a burst of one second's worth) requests of ~100 tokens go ~10 per
+/// second after a first burst of ~10.
+#[test]
+fn tokens_per_minute_paces_by_prompt_plus_max_tokens() {
+    let text = quick(
+        "base_latency_ms = 5\nper_inflight_ms = 0\noutput_tokens = 4",
+        "[request]\nmax_tokens = 96\n[rate_limit]\ntpm = 60000\n[[stage]]\nconcurrency = 16\nduration = \"3s\"\n",
+    );
+    let (_, v) = run_scenario(&text);
+    let s = stage(&v, 0);
+    let started = count(&s["requests"]["started"]);
+    // Prompts "hello N" are 2–3 tokens: 98–99 per request; 4,000 tokens fit in 3 s.
+    assert!((37..=44).contains(&started), "{started} requests of ~98 tokens in 3 s at 60k TPM");
+    assert_eq!(s["rate_limiter"]["tpm"], 60000.0);
+}
+
+/// --insecure is said loudly and recorded.
+#[test]
+fn insecure_is_loud_and_recorded() {
+    let (d, path) = scenario(&quick("base_latency_ms = 1", "[[stage]]\nrequests = 2\n"));
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--insecure", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("WARNING: --insecure: TLS certificates are NOT verified"), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_eq!(v["target"]["insecure"], true);
+    assert_eq!(v["scenario"]["target"]["insecure"], true);
+}

@@ -1,0 +1,141 @@
+//! Property tests of the scenario parser against hostile input: random bytes, and
+//! valid scenarios mutated at random. It never panics, and every problem is one line
+//! that names the file and, where it has one, a line:col inside the text.
+//! (The SSE parser has its own properties in src/client/sse.rs.)
+
+use llmload::scenario::{Location, Scenario};
+use proptest::prelude::*;
+
+const EXAMPLES: [&str; 4] = [
+    include_str!("../scenarios/seed-comparison.toml"),
+    include_str!("../scenarios/weekend-spike.toml"),
+    include_str!("../scenarios/streaming.toml"),
+    include_str!("../scenarios/rag-summaries.toml"),
+];
+
+/// Parses `text`; on error checks that every problem is well formed.
+fn check(text: &str) -> Result<(), TestCaseError> {
+    if let Err(e) = Scenario::parse(text, "s.toml", None) {
+        prop_assert!(!e.problems.is_empty());
+        let lines = text.split('\n').count();
+        for p in &e.problems {
+            let shown = p.to_string();
+            prop_assert!(!shown.contains('\n'), "a problem spans lines: {shown:?}");
+            prop_assert!(shown.starts_with("s.toml:"), "{shown}");
+            if let Location::Span { line, col } = p.location {
+                prop_assert!(line >= 1 && line <= lines && col >= 1, "{shown} outside a {lines}-line text");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Edits that break a scenario in the ways people and tools do.
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(usize, usize),
+    Insert(usize, String),
+    Number(usize, String),
+    DuplicateLine(usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let junk = prop_oneof![
+        "[\\[\\]{}=\"'#,.\\\\\n a-z0-9_-]{1,12}".boxed(),
+        Just("[[stage]]\n".to_string()).boxed(),
+        Just("[retry]\nmax_attempts = 99999\n".to_string()).boxed(),
+        Just("rate_limit = { rpm = -1 }\n".to_string()).boxed(),
+        Just("\u{0}\u{feff}é☕".to_string()).boxed(),
+    ];
+    let number = prop_oneof![
+        Just("0"),
+        Just("-1"),
+        Just("1e308"),
+        Just("nan"),
+        Just("inf"),
+        Just("18446744073709551616"),
+        Just("\"9999999999d\""),
+        Just("1.5")
+    ]
+    .prop_map(String::from);
+    prop_oneof![
+        (any::<usize>(), 0usize..40).prop_map(|(at, n)| Edit::Delete(at, n)),
+        (any::<usize>(), junk).prop_map(|(at, s)| Edit::Insert(at, s)),
+        (any::<usize>(), number).prop_map(|(at, s)| Edit::Number(at, s)),
+        any::<usize>().prop_map(Edit::DuplicateLine),
+    ]
+}
+
+fn apply(text: &str, e: &Edit) -> String {
+    let mut s = text.to_string();
+    let at = |i: usize, s: &str| s.floor_char_boundary(i % (s.len() + 1));
+    match e {
+        Edit::Delete(i, n) => {
+            let a = at(*i, &s);
+            let b = s.floor_char_boundary((a + n).min(s.len()));
+            s.replace_range(a..b, "");
+        }
+        Edit::Insert(i, junk) => {
+            let a = at(*i, &s);
+            s.insert_str(a, junk);
+        }
+        // The n-th number in the text becomes another value.
+        Edit::Number(i, v) => {
+            let spans: Vec<(usize, usize)> =
+                s.match_indices(|c: char| c.is_ascii_digit()).map(|(p, _)| p).fold(Vec::new(), |mut acc: Vec<(usize, usize)>, p| {
+                    match acc.last_mut() {
+                        Some(last) if last.1 == p => last.1 = p + 1,
+                        _ => acc.push((p, p + 1)),
+                    }
+                    acc
+                });
+            if !spans.is_empty() {
+                let (a, b) = spans[i % spans.len()];
+                s.replace_range(a..b, v);
+            }
+        }
+        Edit::DuplicateLine(i) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let k = i % lines.len().max(1);
+            let mut out: Vec<&str> = lines.clone();
+            if let Some(l) = lines.get(k) {
+                out.insert(k, l);
+            }
+            s = out.join("\n");
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        check(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn random_toml_shaped_text_never_panics(text in "([a-z_]{1,10} = (\"[^\"\n]{0,8}\"|-?[0-9]{1,20}|[0-9]\\.[0-9]e[0-9]{1,3}|true|\\[\\]|\\{\\})\n|\\[{1,2}[a-z_.]{1,10}\\]{1,2}\n){0,20}") {
+        check(&text)?;
+    }
+
+    #[test]
+    fn mutated_examples_never_panic(which in 0usize..EXAMPLES.len(), edits in proptest::collection::vec(edit(), 1..6)) {
+        let mut text = EXAMPLES[which].to_string();
+        for e in &edits {
+            text = apply(&text, e);
+        }
+        check(&text)?;
+    }
+}
+
+/// Invalid UTF-8 in a file is a one-line error, not a panic.
+#[test]
+fn a_file_that_is_not_utf8_is_one_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("bin.toml");
+    std::fs::write(&path, b"name = \"\xff\xfe\"\n").unwrap();
+    let e = Scenario::load(&path).unwrap_err().to_string();
+    assert!(e.contains("bin.toml") && e.contains("cannot read scenario") && !e.contains('\n'), "{e}");
+}
