@@ -87,6 +87,10 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         t.insecure = true;
         note("WARNING: --insecure: TLS certificates are NOT verified; anyone on the path can read the API key and every reply");
     }
+    if args.tpm.is_some() && scenario.request.max_tokens.is_none() {
+        note(&format!("error: --tpm {}", llmload::scenario::TPM_NEEDS_MAX_TOKENS));
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     for stage in &mut scenario.stages {
         stage.rate_limit.rpm = args.rpm.or(stage.rate_limit.rpm);
         stage.rate_limit.tpm = args.tpm.or(stage.rate_limit.tpm);
@@ -134,10 +138,12 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         ));
     }
     if let Some(a) = &result.aborted {
+        let when = if a.mid_stage { "cut short" } else { "ended" };
         text.push_str(&format!(
-            "\nrun aborted after stage {:?}: error rate {:.1}% is above abort_on_error_rate {:.1}%; later stages were not run\n",
+            "\nrun aborted: stage {:?} {when} with an error rate of {:.1}% over {} finished requests, above abort_on_error_rate {:.1}%; later stages were not run\n",
             a.stage,
             a.error_rate * 100.0,
+            a.requests,
             a.threshold * 100.0
         ));
     }

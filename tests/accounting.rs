@@ -69,6 +69,11 @@ struct Case {
     concurrency: u32,
     requests: u64,
     max_attempts: u32,
+    /// A client-side limit (requests per minute), so stops land in limiter waits too.
+    client_rpm: Option<f64>,
+    /// Stop once this many requests of the first stage have ended; hard at once, or
+    /// soft (in-flight requests finish; retries and limiter waits are abandoned).
+    stop_after: Option<(u64, bool)>,
 }
 
 /// Runs two stages against a mock with the mix; returns the result JSON, the problems
@@ -79,11 +84,13 @@ fn run(m: &Mix, seed: u64, rpm: Option<f64>, c: &Case) -> (serde_json::Value, Ve
     let text = format!(
         "[target]\nbase_url = \"{}\"\nmodel = \"m\"\nstream = {}\ntimeout = \"3s\"\nidle_timeout = \"150ms\"\n\
          [prompts]\ntemplate = \"hello {{i}}\"\n\
+         {}\
          [retry]\nmax_attempts = {}\nbackoff = \"1ms\"\nmax_backoff = \"4ms\"\non = [\"429\", \"5xx\", \"connect\", \"timeout\", \"transport\"]\n\
          [[stage]]\nname = \"a\"\nconcurrency = {}\nrequests = {}\n\
          [[stage]]\nname = \"b\"\nconcurrency = 1\nrequests = 5\n",
         mock.base_url(),
         c.stream,
+        c.client_rpm.map_or(String::new(), |r| format!("[rate_limit]\nrpm = {r}\n")),
         c.max_attempts,
         c.concurrency,
         c.requests
@@ -91,11 +98,20 @@ fn run(m: &Mix, seed: u64, rpm: Option<f64>, c: &Case) -> (serde_json::Value, Ve
     let scenario = Scenario::parse(&text, "mix.toml", None).unwrap();
     let problems = Arc::new(Mutex::new(Vec::new()));
     let seen = problems.clone();
-    let watcher: llmload::run::Watcher = Box::new(move |mut rx, _stop| {
+    let stop_after = c.stop_after;
+    let watcher: llmload::run::Watcher = Box::new(move |mut rx, stop: Stop| {
         tokio::spawn(async move {
             loop {
                 {
                     let snap = rx.borrow_and_update().clone();
+                    if let Some((n, hard)) = stop_after
+                        && snap.current.as_ref().is_some_and(|s| s.done() >= n)
+                    {
+                        stop.soft.cancel();
+                        if hard {
+                            stop.hard.cancel();
+                        }
+                    }
                     let mut p = seen.lock().unwrap();
                     for s in &snap.finished {
                         if s.started != s.ok + s.failed + s.cancelled {
@@ -143,36 +159,50 @@ proptest! {
         requests in 20u64..60,
         max_attempts in 1u32..4,
         limited in any::<bool>(),
+        client_rpm in prop_oneof![Just(None), Just(Some(3000.0)), Just(Some(12000.0))],
+        stop_after in proptest::option::of((1u64..20, any::<bool>())),
     ) {
         // A server-side limit above the mock's pace but hit by bursts, sometimes.
         let rpm = limited.then_some(3000.0);
-        let case = Case { stream, concurrency, requests, max_attempts };
+        let case = Case { stream, concurrency, requests, max_attempts, client_rpm, stop_after };
         let (v, problems, mock) = run(&m, seed, rpm, &case);
         prop_assert!(problems.is_empty(), "live snapshots broke the invariant: {problems:?}");
         let stages = v["stages"].as_array().unwrap();
-        prop_assert_eq!(stages.len(), 2);
-        let (mut attempts, mut http_5xx, mut http_429) = (0, 0, 0);
+        prop_assert!(!stages.is_empty() && stages.len() <= 2);
+        if stop_after.is_none() {
+            prop_assert_eq!(stages.len(), 2);
+        }
+        let (mut attempts, mut cancelled, mut http_5xx, mut http_429) = (0, 0, 0, 0);
         for s in stages {
             let r = &s["requests"];
             prop_assert_eq!(u(&r["started"]), u(&r["ok"]) + u(&r["failed"]) + u(&r["cancelled"]), "{}", s);
-            prop_assert_eq!(u(&r["cancelled"]), 0);
             let failures: u64 = s["failures"].as_object().unwrap().values().map(u).sum();
             prop_assert_eq!(u(&r["failed"]), failures);
             let retries: u64 = s["retries"]["by_cause"].as_object().unwrap().values().map(u).sum();
             prop_assert_eq!(u(&s["retries"]["total"]), retries);
-            // Each attempt ended ok, or failed (finally, or before a retry).
-            prop_assert_eq!(u(&s["retries"]["attempts"]), u(&r["ok"]) + failures + retries, "{}", s);
+            // Each attempt sent ended ok, failed (finally, or before a retry), or was
+            // cancelled by a stop.
+            prop_assert_eq!(u(&s["retries"]["attempts"]), u(&r["ok"]) + failures + u(&r["cancelled"]) + retries, "{}", s);
             prop_assert!(u(&s["retries"]["attempts"]) <= u(&r["started"]) * u64::from(max_attempts));
             attempts += u(&s["retries"]["attempts"]);
+            cancelled += u(&r["cancelled"]);
             let seen = |k: &str| u(&s["failures"][k]) + u(&s["retries"]["by_cause"][k]);
             http_5xx += seen("http_5xx");
             http_429 += seen("http_429");
         }
-        // Every attempt counted here reached the mock, and no other request did.
-        prop_assert_eq!(attempts, mock.requests, "mock: {:?}", mock);
-        // Every status the mock injected was seen as a failed attempt of its kind.
+        // Every attempt counted here reached the mock (a cancelled one may not have),
+        // and no other request did.
+        prop_assert!(mock.requests <= attempts && mock.requests + cancelled >= attempts, "{attempts} attempts, mock: {:?}", mock);
+        // Every status the mock injected was seen as a failed attempt of its kind
+        // (unless a stop cancelled the attempt before its answer was read).
         let injected = |k: &str| mock.injected.get(k).copied().unwrap_or(0);
-        prop_assert_eq!(http_5xx, injected("500") + injected("503"), "mock: {:?}", mock);
-        prop_assert_eq!(http_429, injected("429") + mock.rate_limited, "mock: {:?}", mock);
+        let (inj_5xx, inj_429) = (injected("500") + injected("503"), injected("429") + mock.rate_limited);
+        if cancelled == 0 {
+            prop_assert_eq!(http_5xx, inj_5xx, "mock: {:?}", mock);
+            prop_assert_eq!(http_429, inj_429, "mock: {:?}", mock);
+        } else {
+            prop_assert!(http_5xx <= inj_5xx && http_5xx + cancelled >= inj_5xx, "mock: {:?}", mock);
+            prop_assert!(http_429 <= inj_429 && http_429 + cancelled >= inj_429, "mock: {:?}", mock);
+        }
     }
 }

@@ -106,12 +106,13 @@ fn stage_with_errors() {
 /// the table gains its retries and limiter columns.
 #[test]
 fn retries_and_rate_limiter() {
-    use llmload::metrics::Attempts;
+    use llmload::metrics::{Attempts, FailedAttempt};
     let s = seed();
     let mut st = stage(&s, 1, 40, Some(8), false);
     st.info.rate_limit.rpm = Some(600.0);
     for i in 0..40u64 {
-        let earlier = if i % 4 == 0 { vec![(FailureKind::Http429, Duration::from_millis(3))] } else { vec![] };
+        let retried = FailedAttempt { kind: FailureKind::Http429, latency: Duration::from_millis(3), status: Some(429) };
+        let earlier = if i % 4 == 0 { vec![retried] } else { vec![] };
         let att = Attempts {
             earlier,
             last: Duration::from_millis(100),

@@ -65,7 +65,7 @@ fn retries_are_counted_per_attempt_and_the_outcome_is_the_last_one() {
     assert_eq!((count(&r["requests_retried"]), count(&r["recovered"])), (20, 0));
     assert!(s["attempt_latency_ms"]["min"].as_f64().unwrap() >= 5.0, "each attempt takes the mock's 5 ms: {s}");
     assert!(s["latency_ms"].is_null(), "no request succeeded");
-    assert_eq!(s["status_codes"]["500"], 20);
+    assert_eq!(s["status_codes"]["500"], 60, "every attempt's status");
     assert!(out.stdout.contains("retries"), "the table shows retries:\n{}", out.stdout);
 }
 
@@ -108,7 +108,11 @@ fn abort_on_error_rate_skips_the_remaining_stages() {
     let started = count(&s["requests"]["started"]);
     assert!(started < 100, "stopped early, not after all 200: {started}");
     assert_eq!(started, count(&s["requests"]["ok"]) + count(&s["requests"]["failed"]) + count(&s["requests"]["cancelled"]));
-    assert!(out.stdout.contains("run aborted after stage \"bad\""), "{}", out.stdout);
+    assert!(out.stdout.contains("run aborted: stage \"bad\" cut short with an error rate of"), "{}", out.stdout);
+    assert!(out.stdout.contains("bad (aborted)"), "{}", out.stdout);
+    assert_eq!(s["aborted"], true);
+    assert_eq!(v["aborted"]["mid_stage"], true);
+    assert!(count(&v["aborted"]["requests"]) >= 20);
 }
 
 /// Without abort_on_error_rate a failing stage does not stop the run.
@@ -192,4 +196,23 @@ fn insecure_is_loud_and_recorded() {
     let v = read_json(&json);
     assert_eq!(v["target"]["insecure"], true);
     assert_eq!(v["scenario"]["target"]["insecure"], true);
+}
+
+/// Fast failures finish first: at 64-way with 15 % instant 429s and 200 ms successes,
+/// the first 20 requests to end are mostly 429s. That early burst must not pass for a
+/// 25 % error rate: the stage is judged once every worker has finished twice.
+#[test]
+fn abort_is_not_tripped_by_the_first_fast_failures() {
+    let text = format!(
+        "abort_on_error_rate = 0.25\n{}",
+        quick(
+            "base_latency_ms = 200\nper_inflight_ms = 0\nseed = 5\nerrors = { \"429\" = 0.15 }",
+            "[[stage]]\nconcurrency = 64\nrequests = 400\n[[stage]]\nname = \"next\"\nrequests = 2\n",
+        )
+    );
+    let (_, v) = run_scenario(&text);
+    assert!(v["aborted"].is_null(), "{}", v["aborted"]);
+    assert_eq!(v["stages"].as_array().unwrap().len(), 2);
+    let rate = stage(&v, 0)["error_rate"].as_f64().unwrap();
+    assert!((0.08..0.22).contains(&rate), "about 15 %: {rate}");
 }

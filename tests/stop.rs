@@ -105,3 +105,36 @@ async fn soft_stop_lets_requests_in_flight_finish() {
     assert_eq!((s.requests.started, s.requests.ok, s.requests.cancelled), (4, 4, 0));
     assert_eq!(held.load(Ordering::SeqCst), 4, "no request started after the stop");
 }
+
+/// A stop while requests wait for the rate limiter's slots: they are never sent, the
+/// stage and the run are marked interrupted (work was left undone), nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_rate_limiter_waits_marks_the_stage_interrupted() {
+    let text = "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 1\nper_inflight_ms = 0\n\
+                [prompts]\nlist = [\"x\"]\n[rate_limit]\nrpm = 60\n\
+                [[stage]]\nconcurrency = 5\nrequests = 5\n";
+    let scenario = Scenario::parse(text, "inline.toml", None).unwrap();
+    let stop = Stop::default();
+    // The first request goes at once, the other four wait 1–4 s for their slots: stop
+    // as soon as the first has ended.
+    let watcher: llmload::run::Watcher = Box::new(|mut rx, stop: Stop| {
+        tokio::spawn(async move {
+            loop {
+                if rx.borrow_and_update().current.as_ref().is_some_and(|s| s.done() >= 1) {
+                    stop.soft.cancel();
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
+    let opts = RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher) };
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run_with_stop(scenario, opts, stop)).await.expect("stops").unwrap();
+    assert!(outcome.interrupted);
+    let s = &outcome.result.stages[0];
+    assert!(s.interrupted, "four requests were left unsent");
+    assert_eq!((s.requests.started, s.requests.ok), (1, 1));
+    assert!(s.wall_time_s < 1.0, "the waits were abandoned, not sat out: {}", s.wall_time_s);
+}

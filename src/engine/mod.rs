@@ -51,6 +51,9 @@ struct Phase {
     started: Arc<AtomicU64>,
     /// Set when a stop cut the phase short (work was left undone).
     stopped: AtomicBool,
+    /// Start nothing more: cancelled by a stop (it is a child of `stop.soft`) or by
+    /// `abort_on_error_rate` tripping.
+    halt: CancellationToken,
     retry: RetryPolicy,
     /// Shared by the stage's workers (warmup and measured alike).
     limiter: Option<Arc<Limiter>>,
@@ -66,9 +69,12 @@ struct Phase {
 /// scenario's `abort_on_error_rate`.
 struct AbortWatch {
     threshold: f64,
-    done: AtomicU64,
-    failed: AtomicU64,
-    tripped: AtomicBool,
+    /// Finished requests needed before the rate is judged mid-stage.
+    min_done: u64,
+    /// (finished, failed), under one lock so the rate is never read half-updated.
+    counts: std::sync::Mutex<(u64, u64)>,
+    /// The rate and the finished count when it tripped.
+    tripped: std::sync::Mutex<Option<(f64, u64)>>,
 }
 
 /// Fewest finished requests before a stage is judged by its error rate mid-way: one
@@ -76,19 +82,39 @@ struct AbortWatch {
 const ABORT_MIN_REQUESTS: u64 = 20;
 
 impl AbortWatch {
-    fn count(&self, failed: bool) {
-        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        let failed = self.failed.fetch_add(u64::from(failed), Ordering::SeqCst) + u64::from(failed);
-        if done >= ABORT_MIN_REQUESTS && failed as f64 / done as f64 > self.threshold {
-            self.tripped.store(true, Ordering::SeqCst);
-        }
+    fn new(threshold: f64, concurrency: u32) -> AbortWatch {
+        // The first requests to finish are the fastest, and failures are often fast
+        // (429s, refused connections): judging before every worker has finished two
+        // would read a storm into a normal error rate.
+        let min_done = ABORT_MIN_REQUESTS.max(2 * u64::from(concurrency));
+        AbortWatch { threshold, min_done, counts: Default::default(), tripped: Default::default() }
     }
 
-    /// The error rate at the end of the phase, when it passes the threshold.
-    fn verdict(&self) -> Option<f64> {
-        let done = self.done.load(Ordering::SeqCst);
-        let rate = if done == 0 { 0.0 } else { self.failed.load(Ordering::SeqCst) as f64 / done as f64 };
-        (self.tripped.load(Ordering::SeqCst) || rate > self.threshold).then_some(rate)
+    /// Counts one outcome; true when this one trips the threshold.
+    fn count(&self, failed: bool) -> bool {
+        let (done, failed) = {
+            let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            c.0 += 1;
+            c.1 += u64::from(failed);
+            *c
+        };
+        let rate = failed as f64 / done as f64;
+        if done < self.min_done || rate <= self.threshold {
+            return false;
+        }
+        let mut t = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
+        t.is_none() && t.replace((rate, done)).is_none()
+    }
+
+    /// Whether the phase must end the run: the rate it tripped at, or the whole
+    /// phase's when that passes the threshold, with the number of requests judged.
+    fn verdict(&self) -> Option<(f64, u64, bool)> {
+        if let Some((rate, done)) = *self.tripped.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Some((rate, done, true));
+        }
+        let (done, failed) = *self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = if done == 0 { 0.0 } else { failed as f64 / done as f64 };
+        (rate > self.threshold).then_some((rate, done, false))
     }
 }
 
@@ -96,7 +122,11 @@ impl AbortWatch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aborted {
     pub stage: String,
+    /// The error rate judged, over `requests` finished requests.
     pub error_rate: f64,
+    pub requests: u64,
+    /// Judged mid-stage (the stage was cut short), or at its end.
+    pub mid_stage: bool,
     pub threshold: f64,
 }
 
@@ -154,15 +184,11 @@ impl Engine {
             deadline,
             started: Arc::new(AtomicU64::new(0)),
             stopped: AtomicBool::new(false),
+            halt: self.stop.soft.child_token(),
             retry: stage.retry.clone(),
             limiter: limiter.clone(),
             tpm_max_tokens: stage.rate_limit.tpm.map(|_| self.scenario.request.max_tokens.map_or(0, u64::from)),
-            abort: self.scenario.abort_on_error_rate.filter(|_| !warmup).map(|threshold| AbortWatch {
-                threshold,
-                done: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-                tripped: AtomicBool::new(false),
-            }),
+            abort: self.scenario.abort_on_error_rate.filter(|_| !warmup).map(|t| AbortWatch::new(t, stage.load.concurrency())),
         })
     }
 
@@ -192,12 +218,15 @@ impl Engine {
             let wall = t0.elapsed();
             let stopped = phase.stopped.load(Ordering::SeqCst);
             let started = phase.started.load(Ordering::SeqCst);
-            if self.events.send(EngineEvent::StageFinished { wall, started, interrupted: stopped }).await.is_err() || stopped {
+            let verdict = phase.abort.as_ref().and_then(|a| a.verdict().map(|v| (v, a.threshold)));
+            let aborted = verdict.is_some_and(|((_, _, mid), _)| mid);
+            let finished = EngineEvent::StageFinished { wall, started, interrupted: stopped, aborted };
+            if self.events.send(finished).await.is_err() || stopped {
                 return interrupted;
             }
-            if let Some(error_rate) = phase.abort.as_ref().and_then(AbortWatch::verdict) {
-                let threshold = phase.abort.as_ref().map_or(0.0, |a| a.threshold);
-                return EngineEnd { interrupted: false, aborted: Some(Aborted { stage: stage.name.clone(), error_rate, threshold }) };
+            if let Some(((error_rate, requests, mid_stage), threshold)) = verdict {
+                let aborted = Aborted { stage: stage.name.clone(), error_rate, requests, mid_stage, threshold };
+                return EngineEnd { interrupted: false, aborted: Some(aborted) };
             }
         }
         EngineEnd::default()
@@ -229,7 +258,7 @@ async fn worker(p: Arc<Phase>) {
             }
             return;
         }
-        if p.deadline.is_some_and(|d| Instant::now() >= d) || p.abort.as_ref().is_some_and(|a| a.tripped.load(Ordering::SeqCst)) {
+        if p.halt.is_cancelled() || p.deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
         let i = p.next.fetch_add(1, Ordering::Relaxed);
@@ -241,7 +270,9 @@ async fn worker(p: Arc<Phase>) {
         let mut att = Attempts::default();
         // A request whose slot falls past the deadline is never started, so never counted.
         if !slot(&p, weight, p.deadline, &mut att).await {
-            if p.stop.soft.is_cancelled() && !p.exhausted() {
+            // Request i was taken but never sent: a stop before the deadline left work
+            // undone, whatever `next` says.
+            if p.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
                 p.stopped.store(true, Ordering::SeqCst);
             }
             return;
@@ -261,8 +292,9 @@ async fn worker(p: Arc<Phase>) {
         }
         if let Some(a) = &p.abort
             && record.outcome != Outcome::Cancelled
+            && a.count(matches!(record.outcome, Outcome::Failed(_)))
         {
-            a.count(matches!(record.outcome, Outcome::Failed(_)));
+            p.halt.cancel();
         }
         if p.events.send(EngineEvent::Record { warmup: p.warmup, record, attempts: att }).await.is_err() {
             return;
@@ -271,10 +303,10 @@ async fn worker(p: Arc<Phase>) {
 }
 
 /// Waits for the rate limiter's next slot for a request of `weight` tokens. False when
-/// there is none before the deadline, or a stop came first.
+/// there is none before `deadline`, or a stop (or an abort) came first.
 async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attempts) -> bool {
     let Some(limiter) = &p.limiter else {
-        return true;
+        return !p.halt.is_cancelled();
     };
     let now = Instant::now();
     let Some(at) = limiter.reserve(now, weight, deadline) else {
@@ -282,18 +314,21 @@ async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attem
     };
     if at > now {
         att.limited = true;
-        tokio::select! {
+        let halted = tokio::select! {
             biased;
-            _ = p.stop.soft.cancelled() => return false,
-            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = p.halt.cancelled() => true,
+            _ = tokio::time::sleep_until(at.into()) => false,
+        };
+        att.limiter_wait += now.elapsed();
+        if halted {
+            return false;
         }
-        att.limiter_wait += at - now;
     }
-    true
+    !p.halt.is_cancelled()
 }
 
 /// Sends request `i` until it succeeds, fails in a way the policy does not retry, or
-/// runs out of attempts; a stop ends the retries early. The record is the final
+/// runs out of attempts; a stop, an abort or `retry.after_window` ends the retries early. The record is the final
 /// attempt's, its timings counted from the first attempt's send.
 async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u64, att: &mut Attempts) -> RequestRecord {
     let mut first = None;
@@ -316,6 +351,8 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
             Outcome::Failed(kind) if att.earlier.len() + 1 < p.retry.max_attempts as usize && p.retry.retries(kind) => Some(kind),
             _ => None,
         };
+        // Retries may start this long after the window closes; later ones are not sent.
+        let retry_deadline = p.deadline.map(|d| d + p.retry.after_window);
         let Some(kind) = retry else {
             // From the first send: with retries, the user waited for all of them.
             return finish(rec, t - first_send);
@@ -331,22 +368,25 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
         // and all but one are refused again.
         let asked = rec.retry_after.filter(|_| p.retry.respect_retry_after).map(|a| a.min(p.retry.max_retry_after));
         let wait = asked.map_or(jitter, |a| a.saturating_add(jitter));
-        // A request started inside the window is finished, retries included, like one in
-        // flight when the window closes. Only a stop ends it early: then it keeps this
-        // failure and the retry counts as not sent.
+        // A request started inside the window is carried on, retries included, like one
+        // in flight when the window closes, for up to `after_window` past it. A stop, an
+        // abort or that limit ends it early: it keeps this failure, the retry not sent.
         att.retry_not_sent = true;
         let resume = Instant::now() + wait;
+        if retry_deadline.is_some_and(|d| resume >= d) {
+            return finish(rec, t - first_send);
+        }
         tokio::select! {
             biased;
-            _ = p.stop.soft.cancelled() => return finish(rec, t - first_send),
+            _ = p.halt.cancelled() => return finish(rec, t - first_send),
             _ = tokio::time::sleep_until(resume.into()) => {}
         }
-        if !slot(p, weight, None, att).await {
+        if !slot(p, weight, retry_deadline, att).await {
             return finish(rec, t - first_send);
         }
         att.retry_not_sent = false;
         att.retry_after_waits += u32::from(asked.is_some());
-        att.earlier.push((kind, rec.latency));
+        att.earlier.push(crate::metrics::FailedAttempt { kind, latency: rec.latency, status: rec.status });
     }
 }
 

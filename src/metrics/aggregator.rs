@@ -14,8 +14,8 @@ use crate::client::RequestRecord;
 /// A request's story beyond its final attempt: retries and rate-limiter waits.
 #[derive(Debug, Clone, Default)]
 pub struct Attempts {
-    /// Failed attempts before the final one: why, and how long each took.
-    pub earlier: Vec<(crate::client::FailureKind, Duration)>,
+    /// Failed attempts before the final one.
+    pub earlier: Vec<FailedAttempt>,
     /// The final attempt's own latency (the record's counts from the first send).
     pub last: Duration,
     /// Retries that waited what the server's Retry-After asked.
@@ -25,6 +25,14 @@ pub struct Attempts {
     /// Whether the client-side rate limiter held the request back, and for how long.
     pub limited: bool,
     pub limiter_wait: Duration,
+}
+
+/// An attempt that failed and was retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailedAttempt {
+    pub kind: crate::client::FailureKind,
+    pub latency: Duration,
+    pub status: Option<u16>,
 }
 
 /// What a stage is, as the aggregator and reports need it.
@@ -57,11 +65,13 @@ pub enum EngineEvent {
         record: RequestRecord,
         attempts: Attempts,
     },
-    /// `interrupted`: the stage was stopped early by the user.
+    /// `interrupted`: the stage was stopped early by the user; `aborted`: by
+    /// `abort_on_error_rate`.
     StageFinished {
         wall: Duration,
         started: u64,
         interrupted: bool,
+        aborted: bool,
     },
 }
 
@@ -151,11 +161,12 @@ impl Aggregator {
                                     }
                                 }
                             }
-                            EngineEvent::StageFinished { wall, started, interrupted } => {
+                            EngineEvent::StageFinished { wall, started, interrupted, aborted } => {
                                 if let Some(Live { mut stats, .. }) = current.take() {
                                     stats.wall = wall;
                                     stats.started = started;
                                     stats.interrupted = interrupted;
+                                    stats.aborted = aborted;
                                     stats.finished = true;
                                     finished.push(Arc::new(stats));
                                 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use aggregator::{Aggregator, Attempts, EngineEvent, Snapshot, StageInfo};
+pub use aggregator::{Aggregator, Attempts, EngineEvent, FailedAttempt, Snapshot, StageInfo};
 
 use crate::client::{FailureKind, Outcome, RequestRecord};
 
@@ -232,6 +232,8 @@ pub struct StageStats {
     pub finished: bool,
     /// Stopped early (Ctrl-C): figures cover only what ran.
     pub interrupted: bool,
+    /// Cut short by `abort_on_error_rate`.
+    pub aborted: bool,
 }
 
 impl Default for StageStats {
@@ -279,6 +281,7 @@ impl Default for StageStats {
             wall: Duration::ZERO,
             finished: false,
             interrupted: false,
+            aborted: false,
         }
     }
 }
@@ -339,15 +342,17 @@ impl StageStats {
     }
 
     /// Retries and rate-limiter waits of a measured request (its outcome is in `record`).
+    /// Every attempt sent counts (a cancelled one too): attempts = ok + failed +
+    /// cancelled + retries. Only attempts that ended have a latency.
     pub fn record_attempts(&mut self, rec: &RequestRecord, a: &Attempts) {
-        if rec.outcome == Outcome::Cancelled && a.earlier.is_empty() {
-            // Stopped mid-flight: no attempt finished.
-            return;
-        }
         self.attempts += 1 + a.earlier.len() as u64;
-        for (kind, latency) in &a.earlier {
-            self.attempt_latency.record(*latency);
-            *self.retries_by_cause.entry(*kind).or_insert(0) += 1;
+        for f in &a.earlier {
+            self.attempt_latency.record(f.latency);
+            *self.retries_by_cause.entry(f.kind).or_insert(0) += 1;
+            // Every attempt's status: the 429s a retried request met show here too.
+            if let Some(s) = f.status {
+                *self.status_codes.entry(s).or_insert(0) += 1;
+            }
         }
         if rec.outcome != Outcome::Cancelled {
             self.attempt_latency.record(a.last);

@@ -44,7 +44,11 @@ pub struct RunResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AbortedInfo {
     pub stage: String,
+    /// The error rate judged, over `requests` finished requests of the stage.
     pub error_rate: f64,
+    pub requests: u64,
+    /// Judged mid-stage (the stage was cut short) rather than at its end.
+    pub mid_stage: bool,
     pub threshold: f64,
 }
 
@@ -81,6 +85,8 @@ pub struct StageResult {
     pub planned: Planned,
     pub warmup_requests: u64,
     pub interrupted: bool,
+    /// Cut short by `abort_on_error_rate`.
+    pub aborted: bool,
     pub wall_time_s: f64,
     pub requests: Requests,
     pub error_rate: f64,
@@ -328,7 +334,13 @@ impl RunResult {
             finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
             duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
             interrupted: meta.interrupted,
-            aborted: meta.aborted.map(|a| AbortedInfo { stage: a.stage, error_rate: a.error_rate, threshold: a.threshold }),
+            aborted: meta.aborted.map(|a| AbortedInfo {
+                stage: a.stage,
+                error_rate: a.error_rate,
+                requests: a.requests,
+                mid_stage: a.mid_stage,
+                threshold: a.threshold,
+            }),
             stages: stages.iter().map(|s| StageResult::from_stats(s).priced(&scenario.pricing)).collect(),
             cost: None,
             definitions: definitions(),
@@ -397,6 +409,7 @@ impl StageResult {
             planned: Planned { requests: s.info.planned_requests, duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()) },
             warmup_requests: s.warmup_done,
             interrupted: s.interrupted,
+            aborted: s.aborted,
             wall_time_s: s.wall.as_secs_f64(),
             requests: Requests { started: s.started, ok: s.ok, failed: s.failed, cancelled: s.cancelled },
             error_rate: s.error_rate(),

@@ -81,6 +81,8 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     let mut mode = s.name.clone();
     if s.interrupted {
         mode.push_str(" (stopped)");
+    } else if s.aborted {
+        mode.push_str(" (aborted)");
     }
     let mut cells = vec![
         mode,

@@ -211,6 +211,7 @@ pub struct RetryFile {
     pub on: Option<Vec<Spanned<String>>>,
     pub respect_retry_after: Option<bool>,
     pub max_retry_after: Option<DurationValue>,
+    pub after_window: Option<DurationValue>,
 }
 
 /// Client-side limits shared by every worker of a stage.

@@ -135,11 +135,16 @@ pub struct RetryPolicy {
     #[serde(serialize_with = "ser_secs", rename = "max_backoff_s")]
     pub max_backoff: Duration,
     pub on: Vec<RetryOn>,
-    /// Wait what the server's Retry-After / retry-after-ms says instead of the backoff.
+    /// Wait at least what the server's Retry-After / retry-after-ms says (the jittered
+    /// backoff goes on top).
     pub respect_retry_after: bool,
     /// Longest server-asked wait honoured; a longer one is cut to this.
     #[serde(serialize_with = "ser_secs", rename = "max_retry_after_s")]
     pub max_retry_after: Duration,
+    /// In a stage with a `duration`: how long after the window closes a retry may still
+    /// start; later ones are not sent.
+    #[serde(serialize_with = "ser_secs", rename = "after_window_s")]
+    pub after_window: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -151,6 +156,7 @@ impl Default for RetryPolicy {
             on: vec![RetryOn::Http429, RetryOn::Http5xx, RetryOn::Connect, RetryOn::Timeout],
             respect_retry_after: true,
             max_retry_after: Duration::from_secs(60),
+            after_window: Duration::from_secs(10),
         }
     }
 }
@@ -458,6 +464,10 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         });
     }
 
+    if request.max_tokens.is_none() && stages.iter().any(|s| s.rate_limit.tpm.is_some()) {
+        p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
+    }
+
     Scenario {
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
         description: raw.description,
@@ -499,6 +509,10 @@ fn retry_policy(base: &RetryPolicy, f: &toml::Spanned<file::RetryFile>, what: &s
     r.backoff = f.backoff.map_or(r.backoff, |d| d.0);
     r.max_backoff = f.max_backoff.map_or(r.max_backoff, |d| d.0);
     r.max_retry_after = f.max_retry_after.map_or(r.max_retry_after, |d| d.0);
+    r.after_window = f.after_window.map_or(r.after_window, |d| d.0);
+    if r.max_retry_after > crate::client::MAX_RETRY_AFTER {
+        p.at(Some(span.clone()), format!("{what}.max_retry_after must be at most {} s", crate::client::MAX_RETRY_AFTER.as_secs()));
+    }
     r.respect_retry_after = f.respect_retry_after.unwrap_or(r.respect_retry_after);
     if r.backoff > r.max_backoff {
         p.at(Some(span.clone()), format!("{what}.backoff ({:?}) must not exceed max_backoff ({:?})", r.backoff, r.max_backoff));
@@ -518,6 +532,9 @@ fn retry_policy(base: &RetryPolicy, f: &toml::Spanned<file::RetryFile>, what: &s
     }
     r
 }
+
+/// Why a tokens-per-minute limit needs `max_tokens`, for the scenario and `--tpm`.
+pub const TPM_NEEDS_MAX_TOKENS: &str = "needs request.max_tokens: a request weighs its prompt plus max_tokens, as providers count it; without it completions would go uncounted";
 
 /// Most attempts per request: enough for any sane policy, bounded so a typo cannot
 /// multiply the load a thousandfold.
