@@ -231,6 +231,10 @@ pub struct MockStats {
     pub ok: u64,
     /// Requests refused by `rate_limit_rpm`.
     pub rate_limited: u64,
+    /// Requests refused as malformed (HTTP 400): requests = ok + rate_limited + invalid
+    /// + Σ injected.
+    #[serde(default)]
+    pub invalid: u64,
     /// Injected faults by kind: the status ("500", "503", "429", …), "malformed",
     /// "disconnect", "stall" or "drip". Kinds never injected are absent.
     pub injected: BTreeMap<String, u64>,
@@ -479,21 +483,22 @@ async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> R
         return rate_limited(&state.cfg, wait);
     }
     let guard = InFlight::enter(&state);
+    let invalid = |param: Option<&str>, msg: String| {
+        state.count(|s| s.invalid += 1);
+        error(StatusCode::BAD_REQUEST, "invalid_request_error", param, msg)
+    };
     let req: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => {
-            let msg = format!("We could not parse the JSON body of your request: {e}");
-            return error(StatusCode::BAD_REQUEST, "invalid_request_error", None, msg);
-        }
+        Err(e) => return invalid(None, format!("We could not parse the JSON body of your request: {e}")),
     };
     let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("model"), "you must provide a model parameter");
+        return invalid(Some("model"), "you must provide a model parameter".into());
     };
     let Some(messages) = req.messages.as_ref().and_then(Value::as_array).filter(|m| !m.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), "messages must be a non-empty array");
+        return invalid(Some("messages"), "messages must be a non-empty array".into());
     };
     if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("messages"), "every message needs a `role`");
+        return invalid(Some("messages"), "every message needs a `role`".into());
     }
 
     let cfg = &state.cfg;
@@ -693,7 +698,13 @@ fn stream_reply(
             if i == cut && fault == Some(Fault::Malformed) && tx.send(Ok(Bytes::from_static(b"data: {\"choices\": [\n\n"))).await.is_err() {
                 return;
             }
-            let Some(piece) = reply.pieces.get(i) else { break };
+            let Some(piece) = reply.pieces.get(i) else {
+                if n == 0 && fault == Some(Fault::Stall) {
+                    // No token to stall after: the silence comes before the finish chunk.
+                    sleep_until_ms(tokio::time::Instant::now(), cfg.stall_ms).await;
+                }
+                break;
+            };
             if tx.send(Ok(reply.chunk(json!({"content": piece}), None))).await.is_err() {
                 return;
             }
