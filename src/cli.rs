@@ -56,7 +56,8 @@ pub struct RunArgs {
     /// Connect timeout, e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub connect_timeout: Option<Duration>,
-    /// Streams: longest wait for the next bytes, e.g. 10s.
+    /// Longest wait between two chunks once the first token (stream) or body bytes
+    /// arrived, e.g. 10s; the wait for the first token is bounded by --timeout only.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub idle_timeout: Option<Duration>,
     /// Client-side limit for every stage: requests per minute.

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use llmload::client::{Client, ClientConfig, FailureKind, MAX_BODY_BYTES, Outcome, RequestRecord};
+use llmload::client::{Client, ClientConfig, ERROR_BODY_BYTES, FailureKind, MAX_BODY_BYTES, Outcome, RequestRecord};
 use llmload::scenario::{Prompts, RequestParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -166,7 +166,8 @@ async fn ok_200_with_a_body_that_is_not_json() {
     let (rec, took) = send(&client(addr, Cfg::default())).await;
     assert_failed(&rec, FailureKind::Decode, "HTTP 200: not a chat completion (invalid JSON at line 1 column 1)");
     assert_eq!((rec.status, rec.bytes), (Some(200), 12));
-    assert!(took < BOUND);
+    // The whole reply came at once: nothing was waited for until a timer ran out.
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[tokio::test]
@@ -207,6 +208,71 @@ async fn error_body_with_invalid_utf8_is_still_readable() {
     let addr = fixed(response("500 Internal Server Error", "", b"engine \xFF\xFE crashed\n")).await;
     let (rec, _) = send(&client(addr, Cfg::default())).await;
     assert_failed(&rec, FailureKind::Http5xx, "HTTP 500: engine \u{FFFD}\u{FFFD} crashed");
+}
+
+#[tokio::test]
+async fn huge_error_body_is_read_only_to_its_start() {
+    // 30 MiB of `[0,0,0,…`: read whole and parsed as a JSON value, it would cost the
+    // client about a GiB.
+    let body = format!("[{}", "0,".repeat(15 * 1024 * 1024));
+    let addr = fixed(response("500 Internal Server Error", "Content-Type: application/json\r\n", body.as_bytes())).await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    assert_failed(&rec, FailureKind::Http5xx, "HTTP 500: [0,0,0,0");
+    assert_eq!(rec.status, Some(500));
+    // The limit and the last piece read, which hyper caps at its read buffer (~400 KiB).
+    assert!(rec.bytes >= ERROR_BODY_BYTES as u64 && rec.bytes <= (ERROR_BODY_BYTES + 512 * 1024) as u64, "bytes {}", rec.bytes);
+}
+
+#[tokio::test]
+async fn reset_mid_error_body_keeps_the_status_and_retry_after() {
+    let head = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3\r\nContent-Length: 1000\r\n\r\n";
+    let addr = resetting(format!("{head}{{\"error\":{{\"message\":\"over").into_bytes()).await;
+    let (rec, _) = send(&client(addr, Cfg::default())).await;
+    let detail = assert_failed(&rec, FailureKind::Http5xx, r#"HTTP 503: {"error":{"message":"over (body cut: "#);
+    assert!(detail.to_lowercase().contains("connection reset"), "{detail}");
+    assert_eq!(rec.status, Some(503));
+    assert_eq!(rec.retry_after, Some(Duration::from_secs(3)));
+}
+
+#[tokio::test]
+async fn stalled_error_body_keeps_the_status() {
+    let addr = serve(|mut s| async move {
+        read_request(&mut s).await;
+        if s.write_all(b"HTTP/1.1 429 Too Many Requests\r\nretry-after-ms: 250\r\nContent-Length: 100\r\n\r\nslow").await.is_ok() {
+            until_closed(&mut s).await;
+        }
+    })
+    .await;
+    let idle = Duration::from_millis(300);
+    let (rec, took) = send(&client(addr, Cfg { idle_timeout: Some(idle), ..Cfg::default() })).await;
+    assert_failed(&rec, FailureKind::Http429, "HTTP 429: slow (body cut: no data for 300ms)");
+    assert_eq!(rec.retry_after, Some(Duration::from_millis(250)));
+    assert!(took >= idle && took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn stream_answered_with_a_whole_completion_is_a_decode_failure() {
+    let body = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+    let addr = fixed(response("200 OK", "Content-Type: application/json\r\n", body)).await;
+    let (rec, _) = send(&client(addr, Cfg { stream: true, ..Cfg::default() })).await;
+    assert_failed(
+        &rec,
+        FailureKind::Decode,
+        "HTTP 200: asked for a stream, got Content-Type application/json (the server ignores \"stream\": true)",
+    );
+    assert_eq!((rec.status, rec.bytes, rec.chunks), (Some(200), body.len() as u64, 0));
+}
+
+#[tokio::test]
+async fn stream_with_content_type_parameters_is_a_stream() {
+    let mut reply = b"HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    reply.extend(chunk(content_event("a").as_bytes()));
+    reply.extend(chunk(b"data: [DONE]\n\n"));
+    reply.extend(b"0\r\n\r\n");
+    let addr = fixed(reply).await;
+    let (rec, _) = send(&client(addr, Cfg { stream: true, ..Cfg::default() })).await;
+    assert_eq!(rec.outcome, Outcome::Ok, "{:?}", rec.detail);
+    assert_eq!(rec.chunks, 1);
 }
 
 /// A server that writes `head` and then `piece` until the client goes away; reports on
@@ -282,7 +348,7 @@ async fn silent_stream_ends_at_the_idle_timeout() {
     let idle = Duration::from_millis(300);
     let addr = silent_stream().await;
     let (rec, took) = send(&client(addr, Cfg { stream: true, idle_timeout: Some(idle), ..Cfg::default() })).await;
-    assert_failed(&rec, FailureKind::IdleTimeout, "HTTP 200: no data for 300ms after 1 content chunks");
+    assert_failed(&rec, FailureKind::IdleTimeout, "HTTP 200: stream stalled: no data for 300ms after 1 content chunks");
     assert!(took >= idle && took < Duration::from_secs(5), "{took:?}");
     assert!(rec.ttft.is_some());
 }
@@ -307,13 +373,68 @@ async fn silent_body_ends_at_the_idle_timeout() {
     })
     .await;
     let (rec, took) = send(&client(addr, Cfg { idle_timeout: Some(idle), ..Cfg::default() })).await;
-    assert_failed(&rec, FailureKind::IdleTimeout, "HTTP 200: no data for 300ms after 11 body bytes");
+    assert_failed(&rec, FailureKind::IdleTimeout, "HTTP 200: body stalled: no data for 300ms after 11 body bytes");
     assert!(took >= idle && took < Duration::from_secs(5), "{took:?}");
+}
+
+/// How long the servers below keep quiet before the first token (or body bytes): longer
+/// than the idle timeout, well within the request timeout.
+const PREFILL: Duration = Duration::from_millis(900);
+
+#[tokio::test]
+async fn long_wait_for_the_first_token_is_not_an_idle_timeout() {
+    // Headers and the role chunk at once, as vLLM and OpenAI send them, then nothing
+    // while the request queues and prefills.
+    let addr = serve(|mut s| async move {
+        read_request(&mut s).await;
+        let mut head = STREAM_HEAD.to_vec();
+        head.extend(chunk(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"));
+        if s.write_all(&head).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(PREFILL).await;
+        let mut rest = chunk(content_event("a").as_bytes());
+        rest.extend(chunk(content_event(" b").as_bytes()));
+        rest.extend(chunk(b"data: [DONE]\n\n"));
+        rest.extend(b"0\r\n\r\n");
+        if s.write_all(&rest).await.is_ok() {
+            until_closed(&mut s).await;
+        }
+    })
+    .await;
+    let idle = Duration::from_millis(300);
+    let (rec, _) = send(&client(addr, Cfg { stream: true, idle_timeout: Some(idle), ..Cfg::default() })).await;
+    assert_eq!(rec.outcome, Outcome::Ok, "{:?}", rec.detail);
+    assert_eq!(rec.chunks, 2);
+    assert!(rec.ttft.is_some_and(|t| t >= PREFILL), "{:?}", rec.ttft);
+}
+
+#[tokio::test]
+async fn long_wait_for_the_first_body_bytes_is_not_an_idle_timeout() {
+    let addr = serve(|mut s| async move {
+        read_request(&mut s).await;
+        let body = br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(PREFILL).await;
+        if s.write_all(body).await.is_ok() {
+            until_closed(&mut s).await;
+        }
+    })
+    .await;
+    let idle = Duration::from_millis(300);
+    let (rec, took) = send(&client(addr, Cfg { idle_timeout: Some(idle), ..Cfg::default() })).await;
+    assert_eq!(rec.outcome, Outcome::Ok, "{:?}", rec.detail);
+    assert!(took >= PREFILL, "{took:?}");
 }
 
 #[tokio::test]
 async fn trickling_keep_alives_defeat_the_idle_timeout_but_not_the_request_timeout() {
-    let (idle, timeout) = (Duration::from_millis(400), Duration::from_millis(1500));
+    // Pings 100 ms apart, the idle timeout 10 times that: the server shares the test's
+    // one thread with the client, and a busy machine may delay either.
+    let (idle, timeout) = (Duration::from_secs(1), Duration::from_secs(3));
     let addr = serve(|mut s| async move {
         read_request(&mut s).await;
         let mut reply = STREAM_HEAD.to_vec();
@@ -398,9 +519,9 @@ async fn connection_refused() {
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
-#[tokio::test]
-async fn connect_timeout_when_syns_go_unanswered() {
-    // A listener that never accepts, its backlog full: the kernel drops further SYNs.
+/// A listener that never accepts, its backlog filled: further SYNs go unanswered. This
+/// relies on Linux, which drops SYNs while the accept queue is full (others may refuse).
+async fn unanswered() -> (TcpListener, Vec<TcpStream>, SocketAddr) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(0).unwrap();
@@ -415,11 +536,28 @@ async fn connect_timeout_when_syns_go_unanswered() {
         }
     };
     assert!(full, "the backlog never filled: SYNs are answered");
+    (listener, fillers, addr)
+}
+
+#[tokio::test]
+async fn connect_timeout_when_syns_go_unanswered() {
+    let (listener, fillers, addr) = unanswered().await;
     let connect_timeout = Duration::from_millis(300);
     let (rec, took) = send(&client(addr, Cfg { connect_timeout, ..Cfg::default() })).await;
     // reqwest's connect timeout and hyper-util's race: "operation timed out" or "tcp connect error: deadline has elapsed".
     assert_failed(&rec, FailureKind::ConnectTimeout, "client error (Connect)");
     assert!(took >= connect_timeout && took < Duration::from_secs(4), "{took:?}");
+    drop((fillers, listener));
+}
+
+#[tokio::test]
+async fn connect_timeout_even_when_the_request_timeout_is_shorter() {
+    let (listener, fillers, addr) = unanswered().await;
+    let timeout = Duration::from_millis(500);
+    let (rec, took) = send(&client(addr, Cfg { timeout, connect_timeout: Duration::from_secs(2), ..Cfg::default() })).await;
+    // The connection is what failed, though the total timeout was the shorter.
+    assert_failed(&rec, FailureKind::ConnectTimeout, "client error (Connect)");
+    assert!(took >= timeout / 2 && took < Duration::from_secs(4), "{took:?}");
     drop((fillers, listener));
 }
 

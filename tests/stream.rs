@@ -42,6 +42,12 @@ fn stream_server() -> (String, Arc<Mutex<HashSet<u16>>>) {
                 });
                 return ([("content-type", "text/event-stream")], Body::from_stream(paced)).into_response();
             }
+            if body["model"] == "no-stream" {
+                // A server that ignores "stream": true and answers with a whole completion.
+                let reply =
+                    r#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+                return ([("content-type", "application/json")], reply).into_response();
+            }
             let text = match body["model"].as_str().unwrap_or("") {
                 // Two tokens, then the connection ends: no [DONE].
                 "cut" => format!("{}{}", chunk("a"), chunk(" b")),
@@ -95,6 +101,15 @@ fn broken_streams_fail_by_kind_with_partial_timings_apart() {
         assert!(s["ttft_ms"].is_null(), "{model}: failed streams stay out of TTFT");
         assert!(s["partial_ttft_ms"]["max"].as_f64().is_some(), "{model}: partial TTFT kept apart");
     }
+}
+
+#[test]
+fn a_server_that_ignores_stream_true_is_a_decode_failure() {
+    let (url, _) = stream_server();
+    let s = stream_run(&url, "no-stream");
+    assert_eq!(s["failures"]["decode"], 6, "{}", s["failure_examples"]);
+    let example = s["failure_examples"]["decode"].as_str().unwrap();
+    assert!(example.contains("got Content-Type application/json (the server ignores \"stream\": true)"), "{example}");
 }
 
 #[test]

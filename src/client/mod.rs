@@ -3,10 +3,12 @@
 
 pub mod sse;
 
+use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -32,9 +34,18 @@ async fn count_tokens(text: &str) -> u64 {
 /// Largest single SSE event accepted from a stream.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
-/// Responses larger than this are cut off and counted as `body_too_large`, so a broken
-/// server cannot exhaust memory.
+/// 2xx responses larger than this are cut off and counted as `body_too_large`, so a
+/// broken server cannot exhaust memory.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Most bytes read of a body that is only wanted for its message (an error reply, a
+/// stream answered as something else): the message is near the start, and a hostile
+/// server must not make every failure cost megabytes.
+pub const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// How much shorter than the total timeout the connect timeout is kept: the timers tick
+/// in whole milliseconds and a tie goes to the total timeout, so a margin of a few ticks.
+const CONNECT_MARGIN: Duration = Duration::from_millis(10);
 
 /// Why a request failed. Counted by kind, never by formatted message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -46,7 +57,8 @@ pub enum FailureKind {
     ConnectTimeout,
     /// The request exceeded its total timeout.
     Timeout,
-    /// The body (a stream's or a reply's) sent nothing for longer than the idle timeout.
+    /// A body stalled for longer than the idle timeout after its first token (stream) or
+    /// its first bytes (non-stream).
     IdleTimeout,
     /// HTTP 429 Too Many Requests.
     #[serde(rename = "http_429")]
@@ -59,11 +71,11 @@ pub enum FailureKind {
     Http5xx,
     /// A non-2xx status outside 4xx/5xx (redirects are not followed).
     HttpOther,
-    /// A 2xx whose body is not a chat completion.
+    /// A 2xx whose body is not a chat completion (or not the stream asked for).
     Decode,
-    /// The connection failed while the body was being read.
+    /// The connection failed while a 2xx body was being read.
     Body,
-    /// The body exceeded MAX_BODY_BYTES.
+    /// A 2xx body exceeded MAX_BODY_BYTES.
     BodyTooLarge,
     /// Any other transport error (connection closed before a response, protocol error).
     Transport,
@@ -194,8 +206,9 @@ pub struct ClientConfig {
     pub api_key_env: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// Longest wait for the next bytes of a body: from the response headers to the first
-    /// bytes, then between reads. None: only `timeout` bounds a stalled body.
+    /// Longest wait for the next bytes of a body once its first token (stream) or first
+    /// bytes (non-stream) arrived. The wait before that (queueing, prefill) is bounded by
+    /// `timeout` only. None: only `timeout` bounds a stalled body.
     pub idle_timeout: Option<Duration>,
     /// Accept any TLS certificate (self-signed, expired, wrong host).
     pub insecure: bool,
@@ -247,9 +260,11 @@ struct Completion {
 }
 
 /// The text of the first choice, read only when it is needed (a check, or no usage).
+/// Other choices, and everything but the text, are skipped without being kept.
 #[derive(Deserialize)]
 struct CompletionText {
-    choices: Vec<TextChoice>,
+    #[serde(default, deserialize_with = "first_choice")]
+    choices: Option<TextChoice>,
 }
 
 #[derive(Deserialize)]
@@ -260,17 +275,127 @@ struct TextChoice {
 #[derive(Deserialize)]
 struct TextMessage {
     /// A string, or an array of parts with `text`.
-    content: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "message_content")]
+    content: Option<String>,
+}
+
+/// The first element of an array; the others are skipped (a reply with `n` = 10⁶ choices
+/// costs no more than one with a single choice).
+fn first_choice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TextChoice>, D::Error> {
+    struct First;
+    impl<'de> Visitor<'de> for First {
+        type Value = Option<TextChoice>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of choices")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let first = seq.next_element()?;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+    }
+    d.deserialize_seq(First)
+}
+
+fn message_content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    TextAt::Content.deserialize(d)
+}
+
+/// Where [`message_content`] is reading: a message's `content` (a string, or an array of
+/// parts), one part (an object with `text`), or a part's `text`. Any other value is no
+/// text and is skipped unkept, however large.
+#[derive(Clone, Copy, PartialEq)]
+enum TextAt {
+    Content,
+    Part,
+    Text,
+}
+
+/// A part's keys: only `text` is read.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum PartKey {
+    Text,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for TextAt {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextAt {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("message content")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
+        Ok((self != TextAt::Part).then(|| v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Option<String>, E> {
+        Ok((self != TextAt::Part).then_some(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+        if self != TextAt::Content {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        }
+        let mut text = String::new();
+        while let Some(part) = seq.next_element_seed(TextAt::Part)? {
+            text.push_str(part.as_deref().unwrap_or(""));
+        }
+        Ok(Some(text))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut text = None;
+        while let Some(key) = map.next_key::<PartKey>()? {
+            match key {
+                PartKey::Text if self == TextAt::Part => text = map.next_value_seed(TextAt::Text)?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(text)
+    }
 }
 
 /// The first choice's text of a completion body, if it has one.
 fn completion_text(body: &[u8]) -> String {
     let Ok(c) = serde_json::from_slice::<CompletionText>(body) else { return String::new() };
-    match c.choices.into_iter().next().and_then(|ch| ch.message).and_then(|m| m.content) {
-        Some(serde_json::Value::String(s)) => s,
-        Some(serde_json::Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(|t| t.as_str())).collect(),
-        _ => String::new(),
-    }
+    c.choices.and_then(|ch| ch.message).and_then(|m| m.content).unwrap_or_default()
+}
+
+/// An OpenAI-style error body: only `error.message` is kept, the rest is skipped unkept.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorMsg,
+}
+
+#[derive(Deserialize)]
+struct ErrorMsg {
+    message: String,
 }
 
 /// One `chat.completion.chunk` of a stream; everything else in it is skipped.
@@ -316,9 +441,13 @@ impl Client {
             }
             None => None,
         };
+        // Kept under the total timeout: else, with `timeout` <= `connect_timeout`, the
+        // total timer fires first and a connection that never completes reads `timeout`.
+        // (Half the total at least, so a tiny `timeout` does not leave no time to connect.)
+        let connect_timeout = cfg.connect_timeout.min(cfg.timeout.saturating_sub(CONNECT_MARGIN).max(cfg.timeout / 2));
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
-            .connect_timeout(cfg.connect_timeout)
+            .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(cfg.pool_size.max(1))
             .tcp_nodelay(true)
             // An API POST is never legitimately redirected; following one could carry the
@@ -373,31 +502,100 @@ impl Client {
             Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &describe(&e, &self.url)),
         };
         let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
-            return if self.stream { self.read_stream(resp, start, status).await } else { self.read_body(resp, start, status).await };
+        if !(200..300).contains(&status) {
+            // Read before the body: whatever becomes of it, the server's wish stands.
+            let retry_after = retry_after(resp.headers(), SystemTime::now());
+            return RequestRecord { retry_after, ..self.read_error(resp, start, status).await };
         }
-        // Read before the body: whatever becomes of it, the server's wish stands.
-        let retry_after = retry_after(resp.headers(), SystemTime::now());
-        RequestRecord { retry_after, ..self.read_body(resp, start, status).await }
+        if !self.stream {
+            return self.read_body(resp, start, status).await;
+        }
+        match self.not_event_stream(resp.headers()) {
+            Some(content_type) => self.not_a_stream(resp, start, status, &content_type).await,
+            None => self.read_stream(resp, start, status).await,
+        }
     }
 
-    /// The next piece of a body; None when the idle timeout passed without one.
-    async fn next_chunk(&self, resp: &mut reqwest::Response) -> Option<reqwest::Result<Option<Bytes>>> {
-        match self.idle_timeout {
+    /// The next piece of a body; None when the idle timeout passed without one. Unarmed,
+    /// only the whole-request timeout bounds the wait: before a stream's first token, a
+    /// long wait is the server's queue and prefill, not a stall.
+    async fn next_chunk(&self, resp: &mut reqwest::Response, armed: bool) -> Option<reqwest::Result<Option<Bytes>>> {
+        match self.idle_timeout.filter(|_| armed) {
             Some(idle) => tokio::time::timeout(idle, resp.chunk()).await.ok(),
             None => Some(resp.chunk().await),
         }
     }
 
-    /// Reads a whole (non-stream) body: a chat completion for a 2xx, else an error.
+    /// Reads at most `limit` bytes of a body that is wanted for its message only.
+    async fn read_head(&self, resp: &mut reqwest::Response, limit: usize) -> Head {
+        let mut head =
+            Head { body: Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(limit as u64) as usize)), ..Head::default() };
+        while head.body.len() < limit {
+            match self.next_chunk(resp, head.bytes > 0).await {
+                None => {
+                    head.cut = Some(format!("no data for {:?}", self.idle_timeout.unwrap_or_default()));
+                    break;
+                }
+                Some(Ok(Some(chunk))) => {
+                    head.bytes += chunk.len() as u64;
+                    let room = limit - head.body.len();
+                    head.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Some(Ok(None)) => {
+                    head.complete = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    head.cut = Some(describe(&e, &self.url));
+                    break;
+                }
+            }
+        }
+        head
+    }
+
+    /// A non-2xx reply: its kind is its status, whatever becomes of its body, whose
+    /// message (from its first [`ERROR_BODY_BYTES`]) is the detail.
+    async fn read_error(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+        let head = self.read_head(&mut resp, ERROR_BODY_BYTES).await;
+        let latency = start.elapsed();
+        let detail = match &head.cut {
+            None => format!("HTTP {status}: {}", self.server_message(&head.body, head.complete)),
+            Some(why) if head.body.is_empty() => format!("HTTP {status}: (body cut: {why})"),
+            // The message shortened so that why the body was cut stays in the detail.
+            Some(why) => {
+                let message = truncate(&self.server_message(&head.body, false), DETAIL_CHARS / 2);
+                format!("HTTP {status}: {message} (body cut: {why})")
+            }
+        };
+        self.fail(FailureKind::from_status(status), latency, Some(status), head.bytes, &detail)
+    }
+
+    /// A stream reply's Content-Type when it is present and not `text/event-stream`,
+    /// scrubbed and shortened for a detail.
+    fn not_event_stream(&self, headers: &HeaderMap) -> Option<String> {
+        let value = String::from_utf8_lossy(headers.get(CONTENT_TYPE)?.as_bytes()).into_owned();
+        let media = value.split(';').next().unwrap_or_default().trim();
+        (!media.eq_ignore_ascii_case("text/event-stream")).then(|| truncate(&self.scrub(&value), 80))
+    }
+
+    /// A stream was asked for and the reply is something else (a server that ignores
+    /// `"stream": true` answers with a whole completion): a decode failure, not a cut stream.
+    async fn not_a_stream(&self, mut resp: reqwest::Response, start: Instant, status: u16, content_type: &str) -> RequestRecord {
+        let head = self.read_head(&mut resp, ERROR_BODY_BYTES).await;
+        let detail = format!("HTTP {status}: asked for a stream, got Content-Type {content_type} (the server ignores \"stream\": true)");
+        self.fail(FailureKind::Decode, start.elapsed(), Some(status), head.bytes, &detail)
+    }
+
+    /// Reads a whole 2xx (non-stream) body: a chat completion.
     async fn read_body(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
         // Reserve from Content-Length only up to a small bound: the header is the
         // server's word, and a hostile one could claim 32 MiB for every request.
         let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize));
         loop {
-            let Some(read) = self.next_chunk(&mut resp).await else {
+            let Some(read) = self.next_chunk(&mut resp, !buf.is_empty()).await else {
                 let idle = self.idle_timeout.unwrap_or_default();
-                let detail = format!("HTTP {status}: no data for {idle:?} after {} body bytes", buf.len());
+                let detail = format!("HTTP {status}: body stalled: no data for {idle:?} after {} body bytes", buf.len());
                 return self.fail(FailureKind::IdleTimeout, start.elapsed(), Some(status), buf.len() as u64, &detail);
             };
             match read {
@@ -418,10 +616,6 @@ impl Client {
         }
         let latency = start.elapsed();
         let bytes = buf.len() as u64;
-        if !(200..300).contains(&status) {
-            let detail = format!("HTTP {status}: {}", self.server_message(&buf));
-            return self.fail(FailureKind::from_status(status), latency, Some(status), bytes, &detail);
-        }
         // JSON is UTF-8 (RFC 8259), and serde_json checks it only in strings it keeps:
         // checked here so a broken reply fails wherever its bad bytes sit.
         if let Err(e) = std::str::from_utf8(&buf) {
@@ -476,9 +670,11 @@ impl Client {
         let mut done = false;
         let mut eof = false;
         let failure = loop {
-            let Some(read) = self.next_chunk(&mut resp).await else {
+            // Armed by the first token: the wait for it is the server's queue and prefill.
+            let Some(read) = self.next_chunk(&mut resp, last.is_some()).await else {
                 let idle = self.idle_timeout.unwrap_or_default();
-                break Some((FailureKind::IdleTimeout, format!("HTTP {status}: no data for {idle:?} after {} content chunks", rec.chunks)));
+                let detail = format!("HTTP {status}: stream stalled: no data for {idle:?} after {} content chunks", rec.chunks);
+                break Some((FailureKind::IdleTimeout, detail));
             };
             let now = Instant::now();
             match read {
@@ -597,20 +793,23 @@ impl Client {
     }
 
     /// The `error.message` of an OpenAI-style error body, else the start of the body,
-    /// with the key scrubbed.
-    fn server_message(&self, body: &[u8]) -> String {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
-            && let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str())
-        {
-            return self.scrub(m);
+    /// with the key scrubbed. `complete`: the body was read to its end.
+    fn server_message(&self, body: &[u8], complete: bool) -> String {
+        if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
+            return self.scrub(&e.error.message);
         }
-        let mut text = self.scrub(&String::from_utf8_lossy(&body[..body.len().min(SCAN_BYTES)]));
-        if body.len() > SCAN_BYTES {
-            // A key cut by the window's edge would escape the scrub: drop the tail it
-            // could be in.
-            let keep = text.len().saturating_sub(self.secret.as_ref().map_or(0, String::len));
-            text.truncate(text.floor_char_boundary(keep));
+        let mut window = &body[..body.len().min(SCAN_BYTES)];
+        if body.len() > SCAN_BYTES || !complete {
+            // A key cut by the window's edge (or where the body broke off) would escape
+            // the scrub: drop a tail that is the start of the key.
+            if let Some(key) = &self.secret {
+                let key = key.as_bytes();
+                if let Some(n) = (1..key.len()).rev().find(|&n| window.ends_with(&key[..n])) {
+                    window = &window[..window.len() - n];
+                }
+            }
         }
+        let text = self.scrub(&String::from_utf8_lossy(window));
         // An error page from a proxy: its words, not its markup.
         let words = html_text(&text).split_whitespace().collect::<Vec<_>>().join(" ");
         match (words.is_empty(), body.is_empty()) {
@@ -619,6 +818,19 @@ impl Client {
             (true, false) => format!("({} byte body without text)", body.len()),
         }
     }
+}
+
+/// The start of a body read for its message.
+#[derive(Default)]
+struct Head {
+    /// At most the limit asked for.
+    body: Vec<u8>,
+    /// Bytes read, the last piece whole.
+    bytes: u64,
+    /// The body was read to its end.
+    complete: bool,
+    /// Why the body broke off (a stall, a reset, the total timeout), if it did.
+    cut: Option<String>,
 }
 
 /// Longest failure detail kept, in characters.
@@ -666,35 +878,51 @@ fn classify(e: &reqwest::Error) -> FailureKind {
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The wait a non-2xx response asks for: `retry-after-ms` (OpenAI, Azure) when valid,
-/// else `Retry-After` (delta-seconds or an HTTP-date, relative to `now`), capped at
-/// [`MAX_RETRY_AFTER`]. Anything unparsable is None.
+/// else `Retry-After` (decimal seconds, or an HTTP-date), capped at [`MAX_RETRY_AFTER`].
+/// Anything unparsable is None. An HTTP-date is counted from the response's `Date` when
+/// it has one, so a server whose clock is off still gets the wait it meant; else from `now`.
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    header("retry-after-ms").and_then(parse_retry_after_ms).or_else(|| header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)))
+    let server_now = || header(DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(now);
+    header("retry-after-ms")
+        .and_then(|v| parse_decimal(v, Unit::Millis))
+        .or_else(|| header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, server_now())))
 }
 
-/// A non-negative decimal number of milliseconds, fractional or not.
-fn parse_retry_after_ms(v: &str) -> Option<Duration> {
+#[derive(Clone, Copy)]
+enum Unit {
+    Secs,
+    Millis,
+}
+
+/// A non-negative decimal number (`12`, `1.5`, `.5`, `2.`) of `unit`s, rounded up to
+/// the nanosecond: the wait is never shorter than asked. Capped at [`MAX_RETRY_AFTER`].
+fn parse_decimal(v: &str, unit: Unit) -> Option<Duration> {
     let v = v.trim();
     let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    // Digits only: f64's parser would also take "inf", "NaN", "-1" and "1e9".
+    // Digits only: a float parser would also take "inf", "NaN", "-1" and "1e9".
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
         return None;
     }
-    // Too many digits parse as infinity, which the cap turns into the cap.
-    let secs = v.parse::<f64>().ok()? / 1000.0;
-    Some(Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
+    // Digits beyond u64 are a huge wait, not garbage.
+    let whole = if int.is_empty() { 0 } else { int.parse::<u64>().unwrap_or(u64::MAX) };
+    let (whole, frac_digits) = match unit {
+        Unit::Secs => (Duration::from_secs(whole.min(MAX_RETRY_AFTER.as_secs())), 9),
+        Unit::Millis => (Duration::from_millis(whole.min(MAX_RETRY_AFTER.as_millis() as u64)), 6),
+    };
+    // The fraction in nanoseconds: its first digits, plus one if a further digit is not 0.
+    let (head, tail) = frac.split_at(frac.len().min(frac_digits));
+    let nanos = format!("{head:0<frac_digits$}").parse::<u64>().unwrap_or(0) + u64::from(tail.bytes().any(|b| b != b'0'));
+    Some((whole + Duration::from_nanos(nanos)).min(MAX_RETRY_AFTER))
 }
 
-/// `Retry-After`: delta-seconds, or an HTTP-date (a past date is no wait at all).
+/// `Retry-After`: decimal seconds, or an HTTP-date counted from `now` (a past date is no
+/// wait at all).
 fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
-    let v = v.trim();
-    let wait = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        // Digits beyond u64 are a huge wait, not garbage.
-        Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX).min(MAX_RETRY_AFTER.as_secs()))
-    } else {
-        httpdate::parse_http_date(v).ok()?.duration_since(now).unwrap_or(Duration::ZERO)
+    let wait = match parse_decimal(v, Unit::Secs) {
+        Some(wait) => wait,
+        None => httpdate::parse_http_date(v.trim()).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }
@@ -794,10 +1022,10 @@ mod tests {
     #[test]
     fn server_message_prefers_openai_error() {
         let c = client();
-        assert_eq!(c.server_message(br#"{"error":{"message":"model not found"}}"#), "model not found");
-        assert_eq!(c.server_message(b"<html>\n <b>Bad Gateway</b></html>"), "Bad Gateway");
-        assert_eq!(c.server_message(b"upstream <error>"), "upstream <error>");
-        assert_eq!(c.server_message(b""), "(empty body)");
+        assert_eq!(c.server_message(br#"{"error":{"message":"model not found"}}"#, true), "model not found");
+        assert_eq!(c.server_message(b"<html>\n <b>Bad Gateway</b></html>", true), "Bad Gateway");
+        assert_eq!(c.server_message(b"upstream <error>", true), "upstream <error>");
+        assert_eq!(c.server_message(b"", true), "(empty body)");
     }
 
     #[test]
@@ -812,29 +1040,63 @@ mod tests {
             format!("a{}{KEY}tail", " ".repeat(SCAN_BYTES - 10)).into_bytes(),
         ];
         for body in cases {
-            let rec = c.fail(FailureKind::Http4xx, Duration::ZERO, Some(401), 0, &c.server_message(&body));
+            let rec = c.fail(FailureKind::Http4xx, Duration::ZERO, Some(401), 0, &c.server_message(&body, true));
             let detail = rec.detail.unwrap();
             assert!(!detail.contains(&KEY[..8]), "{detail}");
             assert!(detail.chars().count() <= DETAIL_CHARS + 1, "{detail}");
         }
+        // A short body that broke off inside the key.
+        let cut = format!("upstream says hello, {}", &KEY[..14]);
+        let message = c.server_message(cut.as_bytes(), false);
+        assert_eq!(message, "upstream says hello,");
+        // Only a tail that is the start of the key goes: a body that broke off elsewhere
+        // keeps all it had.
+        assert_eq!(c.server_message(b"{\"error\":{\"message\":\"over", false), "{\"error\":{\"message\":\"over");
+    }
+
+    #[test]
+    fn error_messages_are_read_typed() {
+        let c = client();
+        let extra = format!(r#"{{"junk":[{}0],"error":{{"code":5,"message":"overloaded","param":{{"a":[1]}}}}}}"#, "0,".repeat(1000));
+        assert_eq!(c.server_message(extra.as_bytes(), true), "overloaded");
+        // Not the expected shape: the text of the body instead.
+        assert_eq!(c.server_message(br#"{"error":"plain"}"#, true), r#"{"error":"plain"}"#);
+        assert_eq!(c.server_message(b"[0,0,0]", true), "[0,0,0]");
+    }
+
+    #[test]
+    fn completion_text_keeps_the_first_choice_only() {
+        let text = |body: &str| completion_text(body.as_bytes());
+        assert_eq!(text(r#"{"choices":[{"message":{"content":"one"}},{"message":{"content":"two"}}]}"#), "one");
+        let parts = r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},"x",{"text":5},{"text":"b","extra":[1]},7]}}]}"#;
+        assert_eq!(text(parts), "ab");
+        assert_eq!(text(r#"{"choices":[{"message":{"content":null}}]}"#), "");
+        assert_eq!(text(r#"{"choices":[{"message":{"content":{"text":"no"}}}]}"#), "");
+        assert_eq!(text(r#"{"choices":[{"message":{"role":"assistant"}}]}"#), "");
+        assert_eq!(text(r#"{"choices":[]}"#), "");
+        assert_eq!(text(r#"{"id":"x"}"#), "");
+        assert_eq!(text("not json"), "");
+        // The other choices may be anything, and many.
+        let many = format!(r#"{{"choices":[{{"message":{{"content":"first"}}}},{}0]}}"#, "[0],".repeat(10_000));
+        assert_eq!(text(&many), "first");
     }
 
     #[test]
     fn html_pages_read_as_text() {
         let page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title><style>body { color: red }</style>\
                     <SCRIPT>if (a < b) {}</SCRIPT></head>\r\n<body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>";
-        assert_eq!(client().server_message(page.as_bytes()), "502 Bad Gateway 502 Bad Gateway nginx");
+        assert_eq!(client().server_message(page.as_bytes(), true), "502 Bad Gateway 502 Bad Gateway nginx");
         // Cut by the window: no panic, the text so far.
-        assert_eq!(client().server_message(b"<p>over</p><a href=\"x"), "over");
-        assert_eq!(client().server_message(b"<p>x<script>never closed"), "x");
-        assert_eq!(client().server_message("<p>café ☕</p>".as_bytes()), "café ☕");
+        assert_eq!(client().server_message(b"<p>over</p><a href=\"x", true), "over");
+        assert_eq!(client().server_message(b"<p>x<script>never closed", true), "x");
+        assert_eq!(client().server_message("<p>café ☕</p>".as_bytes(), true), "café ☕");
     }
 
     #[test]
     fn invalid_utf8_in_an_error_body_is_replaced() {
         let c = client();
-        assert_eq!(c.server_message(b"bad \xFF\xFE gateway"), "bad \u{FFFD}\u{FFFD} gateway");
-        assert_eq!(c.server_message(b"{\"error\":{\"message\":\"\xFF\"}}"), "{\"error\":{\"message\":\"\u{FFFD}\"}}");
+        assert_eq!(c.server_message(b"bad \xFF\xFE gateway", true), "bad \u{FFFD}\u{FFFD} gateway");
+        assert_eq!(c.server_message(b"{\"error\":{\"message\":\"\xFF\"}}", true), "{\"error\":{\"message\":\"\u{FFFD}\"}}");
     }
 
     fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
@@ -853,6 +1115,9 @@ mod tests {
         assert_eq!(ms(b"12.5"), Some(Duration::from_micros(12_500)));
         assert_eq!(ms(b" 0 "), Some(Duration::ZERO));
         assert_eq!(ms(b".5"), Some(Duration::from_micros(500)));
+        // Rounded up, never down, to the nanosecond.
+        assert_eq!(ms(b"0.0000011"), Some(Duration::from_nanos(2)));
+        assert_eq!(ms(b"1.0000000"), Some(Duration::from_millis(1)));
         assert_eq!(ms(b"7200000"), Some(MAX_RETRY_AFTER));
         assert_eq!(ms("9".repeat(400).as_bytes()), Some(MAX_RETRY_AFTER));
         for bad in [&b""[..], b".", b"-1", b"+1", b"1e3", b"inf", b"NaN", b"1.2.3", b"soon", b"\xFF"] {
@@ -877,9 +1142,46 @@ mod tests {
         assert_eq!(ra(b"0"), Some(Duration::ZERO));
         assert_eq!(ra(b"86400"), Some(MAX_RETRY_AFTER));
         assert_eq!(ra(b"99999999999999999999999999"), Some(MAX_RETRY_AFTER));
-        for bad in [&b""[..], b"-5", b"1.5", b"2s", b"soon", b"\xFF", b"Wed, 32 Oct 2015 07:28:00 GMT"] {
+        for bad in [&b""[..], b".", b"-5", b"1e3", b"inf", b"1.2.3", b"2s", b"soon", b"\xFF", b"Wed, 32 Oct 2015 07:28:00 GMT"] {
             assert_eq!(ra(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn retry_after_decimal_seconds() {
+        let now = SystemTime::now();
+        let ra = |v: &[u8]| retry_after(&headers(&[("retry-after", v)]), now);
+        assert_eq!(ra(b"1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(ra(b" 0.25 "), Some(Duration::from_millis(250)));
+        assert_eq!(ra(b".5"), Some(Duration::from_millis(500)));
+        assert_eq!(ra(b"2."), Some(Duration::from_secs(2)));
+        // Finer than a nanosecond: rounded up, so the wait is never shorter than asked.
+        assert_eq!(ra(b"0.0000000001"), Some(Duration::from_nanos(1)));
+        assert_eq!(ra(b"1.1234567891"), Some(Duration::new(1, 123_456_790)));
+        assert_eq!(ra(b"3599.9999999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(ra(b"86400.5"), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn retry_after_http_date_counts_from_the_servers_date() {
+        // The local clock is an hour ahead of the server's: the server still gets its 30 s.
+        let server = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let local = server + Duration::from_secs(3600);
+        let date = httpdate::fmt_http_date(server);
+        let at = httpdate::fmt_http_date(server + Duration::from_secs(30));
+        let h = headers(&[("retry-after", at.as_bytes()), ("date", date.as_bytes())]);
+        assert_eq!(retry_after(&h, local), Some(Duration::from_secs(30)));
+        // An hour behind: the same.
+        assert_eq!(retry_after(&h, server - Duration::from_secs(3600)), Some(Duration::from_secs(30)));
+        // Without a Date, or with one that does not parse: the local clock.
+        let h = headers(&[("retry-after", at.as_bytes())]);
+        assert_eq!(retry_after(&h, server + Duration::from_secs(10)), Some(Duration::from_secs(20)));
+        assert_eq!(retry_after(&h, local), Some(Duration::ZERO));
+        let h = headers(&[("retry-after", at.as_bytes()), ("date", b"yesterday")]);
+        assert_eq!(retry_after(&h, server + Duration::from_secs(10)), Some(Duration::from_secs(20)));
+        // A Date does not change a wait in seconds.
+        let h = headers(&[("retry-after", b"5"), ("date", date.as_bytes())]);
+        assert_eq!(retry_after(&h, local), Some(Duration::from_secs(5)));
     }
 
     #[test]
