@@ -404,7 +404,18 @@ struct Chunk {
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     usage: Option<UsageBody>,
-    error: Option<serde_json::Value>,
+    /// Kept raw (a copy of its text, bounded by the event cap), not as a value tree: a
+    /// hostile `[0,0,…]` must not cost 32 bytes per element.
+    error: Option<Box<RawValue>>,
+}
+
+/// The message of a stream's error event: `{"message": …}` or a bare string.
+fn stream_error_message(raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Msg {
+        message: Option<String>,
+    }
+    serde_json::from_str::<Msg>(raw.get()).ok().and_then(|m| m.message).or_else(|| serde_json::from_str::<String>(raw.get()).ok())
 }
 
 #[derive(Deserialize)]
@@ -722,7 +733,7 @@ impl Client {
                     }
                 };
                 if let Some(err) = chunk.error {
-                    let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("error event in stream");
+                    let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
                     bad = Some((FailureKind::Decode, format!("HTTP {status}: {msg}")));
                     break;
                 }
@@ -1017,6 +1028,16 @@ mod tests {
             keep_content: false,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn stream_error_events_are_read_without_a_value_tree() {
+        let chunk = |text: &str| serde_json::from_str::<Chunk>(text).unwrap().error;
+        assert!(chunk(r#"{"choices":[],"error":null}"#).is_none(), "null is no error");
+        let msg = |text: &str| stream_error_message(&chunk(text).unwrap());
+        assert_eq!(msg(r#"{"error":{"message":"overloaded","code":503}}"#).as_deref(), Some("overloaded"));
+        assert_eq!(msg(r#"{"error":"plain text"}"#).as_deref(), Some("plain text"));
+        assert_eq!(msg(r#"{"error":[0,0,0]}"#), None);
     }
 
     #[test]
