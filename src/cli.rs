@@ -165,6 +165,12 @@ pub struct MockArgs {
     /// Time between two drips, ms.
     #[arg(long, default_value_t = MockConfig::default().drip_ms)]
     pub drip_ms: f64,
+    /// Most requests served at once; the rest queue in arrival order (a server's capacity).
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<u32>,
+    /// Request number N (from 0) stalls --stall-ms, once.
+    #[arg(long, value_name = "N")]
+    pub stall_once_at: Option<u64>,
 }
 
 impl MockArgs {
@@ -190,6 +196,8 @@ impl MockArgs {
             stall_ms: self.stall_ms,
             drip_rate: self.drip_rate,
             drip_ms: self.drip_ms,
+            capacity: self.capacity,
+            stall_once_at: self.stall_once_at,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! RequestRecord per request to the metrics aggregator, which publishes Snapshots for
 //! live views and final stats for reports.
 
+pub mod arrivals;
 pub mod check;
 pub mod cli;
 pub mod client;

@@ -120,6 +120,7 @@ fn retries_and_rate_limiter() {
             retry_not_sent: false,
             limited: true,
             limiter_wait: Duration::from_millis(50 + i * 10),
+            ..Attempts::default()
         };
         st.record_attempts(&record(100.0, if i % 8 == 4 { Outcome::Failed(FailureKind::Http429) } else { Outcome::Ok }), &att);
     }

@@ -54,6 +54,12 @@ struct Phase {
     /// Start nothing more: cancelled by a stop (it is a child of `stop.soft`) or by
     /// `abort_on_error_rate` tripping.
     halt: CancellationToken,
+    /// Open loop: arrivals due inside the window that could not be sent before it
+    /// closed (every slot under `max_in_flight` was taken).
+    unsent: AtomicU64,
+    /// Open loop: (first dispatch → last, first arrival due → last due, counting the
+    /// unsent); unset for a closed loop.
+    schedule: std::sync::OnceLock<(Duration, Duration)>,
     retry: RetryPolicy,
     /// Shared by the stage's workers (warmup and measured alike).
     limiter: Option<Arc<Limiter>>,
@@ -161,6 +167,11 @@ impl Engine {
             warmup: stage.warmup,
             slo: scenario.slo,
             rate_limit: stage.rate_limit,
+            rate: stage.load.rate(),
+            arrival: match stage.load {
+                Load::Open { arrival, .. } => Some(arrival.name()),
+                Load::Closed { .. } => None,
+            },
         }
     }
 
@@ -185,6 +196,8 @@ impl Engine {
             started: Arc::new(AtomicU64::new(0)),
             stopped: AtomicBool::new(false),
             halt: self.stop.soft.child_token(),
+            unsent: AtomicU64::new(0),
+            schedule: std::sync::OnceLock::new(),
             retry: stage.retry.clone(),
             limiter: limiter.clone(),
             tpm_max_tokens: stage.rate_limit.tpm.map(|_| self.scenario.request.max_tokens.map_or(0, u64::from)),
@@ -203,10 +216,9 @@ impl Engine {
             if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
                 return interrupted;
             }
-            let Load::Closed { concurrency } = stage.load;
             let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
             if stage.warmup > 0 {
-                closed_loop(concurrency, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
+                drive(stage.load, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
             }
             let t0 = Instant::now();
             let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
@@ -214,13 +226,15 @@ impl Engine {
             // if it did, the stage would simply run to its request count.
             let phase = self.phase(stage, &limiter, false, (stage.warmup, end), stage.duration.and_then(|d| t0.checked_add(d)));
             let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
-            closed_loop(concurrency, phase.clone()).await;
+            drive(stage.load, phase.clone()).await;
             let wall = t0.elapsed();
             let stopped = phase.stopped.load(Ordering::SeqCst);
             let started = phase.started.load(Ordering::SeqCst);
             let verdict = phase.abort.as_ref().and_then(|a| a.verdict().map(|v| (v, a.threshold)));
             let aborted = verdict.is_some_and(|((_, _, mid), _)| mid);
-            let finished = EngineEvent::StageFinished { wall, started, interrupted: stopped, aborted };
+            let unsent = phase.unsent.load(Ordering::SeqCst);
+            let schedule = phase.schedule.get().copied();
+            let finished = EngineEvent::StageFinished { wall, started, interrupted: stopped, aborted, unsent, schedule };
             if self.events.send(finished).await.is_err() || stopped {
                 return interrupted;
             }
@@ -233,6 +247,99 @@ impl Engine {
     }
 }
 
+/// Runs a phase with the stage's kind of load.
+async fn drive(load: Load, phase: Arc<Phase>) {
+    match load {
+        Load::Closed { concurrency } => closed_loop(concurrency, phase).await,
+        Load::Open { rate, arrival, max_in_flight, seed } => {
+            open_loop(phase, crate::arrivals::Arrivals::new(rate, arrival, seed), max_in_flight as usize).await
+        }
+    }
+}
+
+/// Requests on a schedule, whether or not earlier ones have finished: each is due at
+/// its arrival time and is timed from it, so a wait inside llmload (every slot under
+/// `max_in_flight` taken, a late timer) is part of its latency, not hidden by it.
+async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, max_in_flight: usize) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+    let mut set = JoinSet::new();
+    let t0 = Instant::now();
+    let (mut last_dispatch, mut last_due) = (t0, t0);
+    loop {
+        let due = t0 + arrivals.next_offset();
+        if p.deadline.is_some_and(|d| due >= d) || p.next.load(Ordering::Relaxed) >= p.end {
+            break;
+        }
+        // The timer only when the arrival is ahead: at high rates several are due per
+        // timer tick, and those already due go out at once.
+        if due > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = p.halt.cancelled() => break,
+                _ = tokio::time::sleep_until(due.into()) => {}
+            }
+        }
+        let deadline = async {
+            match p.deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let permit = tokio::select! {
+            biased;
+            _ = p.halt.cancelled() => break,
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            // Due inside the window but no slot before it closed: not sent, counted.
+            _ = deadline => {
+                p.unsent.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+        };
+        let i = p.next.fetch_add(1, Ordering::Relaxed);
+        if i >= p.end {
+            break;
+        }
+        (last_dispatch, last_due) = (Instant::now(), due);
+        let phase = p.clone();
+        set.spawn(async move {
+            let _slot = permit;
+            run_one(&phase, i, Some(due)).await;
+        });
+        // Reap as we go, so a long stage keeps no finished task around.
+        while let Some(res) = set.try_join_next() {
+            rethrow(res);
+        }
+    }
+    // Arrivals due before the deadline that the cap left unsent are counted too.
+    if let Some(d) = p.deadline
+        && !p.halt.is_cancelled()
+    {
+        loop {
+            let due = t0 + arrivals.next_offset();
+            if due >= d || p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
+                break;
+            }
+            p.unsent.fetch_add(1, Ordering::SeqCst);
+            last_due = due;
+        }
+    }
+    if p.stop.soft.is_cancelled() && !p.exhausted() {
+        p.stopped.store(true, Ordering::SeqCst);
+    }
+    let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
+    while let Some(res) = set.join_next().await {
+        rethrow(res);
+    }
+}
+
+fn rethrow(res: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = res
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 /// N workers, each sending its next request as soon as its last one ends, until the
 /// request numbers run out, the deadline passes or the run is stopped.
 async fn closed_loop(concurrency: u32, phase: Arc<Phase>) {
@@ -242,11 +349,7 @@ async fn closed_loop(concurrency: u32, phase: Arc<Phase>) {
         set.spawn(worker(phase.clone()));
     }
     while let Some(res) = set.join_next().await {
-        if let Err(e) = res
-            && e.is_panic()
-        {
-            std::panic::resume_unwind(e.into_panic());
-        }
+        rethrow(res);
     }
 }
 
@@ -262,23 +365,37 @@ async fn worker(p: Arc<Phase>) {
             return;
         }
         let i = p.next.fetch_add(1, Ordering::Relaxed);
-        if i >= p.end {
+        if i >= p.end || !run_one(&p, i, None).await {
             return;
         }
+    }
+}
+
+/// Sends request `i` (retries included) and hands its record on. `due`: the open
+/// loop's scheduled start, from which its latency then counts. False when it was not
+/// started (no limiter slot before the deadline, or a stop) or the run is over.
+async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
+    {
         let prompt = p.scenario.prompts.prompt(i);
         let weight = p.tpm_max_tokens.map_or(1, |max| prompt.tokens() + max);
         let mut att = Attempts::default();
         // A request whose slot falls past the deadline is never started, so never counted.
-        if !slot(&p, weight, p.deadline, &mut att).await {
+        if !slot(p, weight, p.deadline, &mut att).await {
             // Request i was taken but never sent: a stop before the deadline left work
             // undone, whatever `next` says.
             if p.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
                 p.stopped.store(true, Ordering::SeqCst);
             }
-            return;
+            return false;
         }
         p.started.fetch_add(1, Ordering::SeqCst);
-        let mut record = attempts(&p, &prompt, i, weight, &mut att).await;
+        let mut record = attempts(p, &prompt, i, weight, &mut att).await;
+        if let Some(due) = due {
+            // Timed from the schedule: the wait for a slot or a late timer is the user's.
+            let lag = att.first_send.map_or(Duration::ZERO, |t| t.saturating_duration_since(due));
+            att.lag = Some(lag);
+            record = finish(record, lag);
+        }
         // Checked here, in parallel across workers; only the verdict travels on.
         if let Some(expect) = &p.scenario.check
             && let Some(content) = record.content.take()
@@ -296,9 +413,7 @@ async fn worker(p: Arc<Phase>) {
         {
             p.halt.cancel();
         }
-        if p.events.send(EngineEvent::Record { warmup: p.warmup, record, attempts: att }).await.is_err() {
-            return;
-        }
+        p.events.send(EngineEvent::Record { warmup: p.warmup, record, attempts: att }).await.is_ok()
     }
 }
 
@@ -338,6 +453,7 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
         let body = p.client.body(&p.model, prompt, &p.scenario.request);
         let t = Instant::now();
         let first_send = *first.get_or_insert(t);
+        att.first_send = Some(first_send);
         let rec = tokio::select! {
             biased;
             _ = p.stop.hard.cancelled() => {

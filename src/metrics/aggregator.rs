@@ -25,6 +25,10 @@ pub struct Attempts {
     /// Whether the client-side rate limiter held the request back, and for how long.
     pub limited: bool,
     pub limiter_wait: Duration,
+    /// When the first attempt was sent.
+    pub first_send: Option<std::time::Instant>,
+    /// Open loop: first send − scheduled start (already added to the record's latency).
+    pub lag: Option<Duration>,
 }
 
 /// An attempt that failed and was retried.
@@ -49,6 +53,9 @@ pub struct StageInfo {
     pub slo: Option<super::Slo>,
     /// The stage's client-side rate limits.
     pub rate_limit: crate::scenario::RateLimit,
+    /// Open loop: target arrivals per second and their spacing.
+    pub rate: Option<f64>,
+    pub arrival: Option<&'static str>,
 }
 
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured
@@ -72,6 +79,10 @@ pub enum EngineEvent {
         started: u64,
         interrupted: bool,
         aborted: bool,
+        /// Open loop: arrivals due in the window that no slot was free for, and the
+        /// spans (first → last) of the dispatches and of the arrivals due.
+        unsent: u64,
+        schedule: Option<(Duration, Duration)>,
     },
 }
 
@@ -161,12 +172,14 @@ impl Aggregator {
                                     }
                                 }
                             }
-                            EngineEvent::StageFinished { wall, started, interrupted, aborted } => {
+                            EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule } => {
                                 if let Some(Live { mut stats, .. }) = current.take() {
                                     stats.wall = wall;
                                     stats.started = started;
                                     stats.interrupted = interrupted;
                                     stats.aborted = aborted;
+                                    stats.unsent = unsent;
+                                    stats.schedule = schedule;
                                     stats.finished = true;
                                     finished.push(Arc::new(stats));
                                 }

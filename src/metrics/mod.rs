@@ -234,6 +234,16 @@ pub struct StageStats {
     pub interrupted: bool,
     /// Cut short by `abort_on_error_rate`.
     pub aborted: bool,
+    /// Open loop: arrivals due in the window that found no free slot before it closed.
+    pub unsent: u64,
+    /// Open loop, once the stage has ended: (first → last dispatch, first → last
+    /// arrival due, the unsent included).
+    pub schedule: Option<(Duration, Duration)>,
+    /// Open loop: e2e of successful requests from their actual send, beside `latency`
+    /// (which counts from the scheduled start).
+    pub latency_uncorrected: Latency,
+    /// Open loop: first send − scheduled start, every request sent.
+    pub schedule_lag: Latency,
 }
 
 impl Default for StageStats {
@@ -282,6 +292,10 @@ impl Default for StageStats {
             finished: false,
             interrupted: false,
             aborted: false,
+            unsent: 0,
+            schedule: None,
+            latency_uncorrected: Latency::default(),
+            schedule_lag: Latency::with_digits(2),
         }
     }
 }
@@ -360,6 +374,12 @@ impl StageStats {
         if !a.earlier.is_empty() {
             self.retried += 1;
             self.recovered += u64::from(rec.outcome == Outcome::Ok);
+        }
+        if let Some(lag) = a.lag {
+            self.schedule_lag.record(lag);
+            if rec.outcome == Outcome::Ok {
+                self.latency_uncorrected.record(rec.latency.saturating_sub(lag));
+            }
         }
         self.retry_after_waits += u64::from(a.retry_after_waits);
         self.retries_not_sent += u64::from(a.retry_not_sent);

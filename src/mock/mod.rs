@@ -91,6 +91,12 @@ pub struct MockConfig {
     /// Fraction of requests that drip: stream tokens, or 16-byte body pieces, `drip_ms` apart.
     pub drip_rate: f64,
     pub drip_ms: f64,
+    /// Most requests served at once; the rest queue, in arrival order, before the
+    /// latency model starts for them (a server's capacity, to make a knee).
+    pub capacity: Option<u32>,
+    /// Request number N (from 0, among valid requests) stalls `stall_ms`, once: one
+    /// hiccup at a known point, e.g. to show coordinated omission.
+    pub stall_once_at: Option<u64>,
 }
 
 impl Default for MockConfig {
@@ -115,6 +121,8 @@ impl Default for MockConfig {
             stall_ms: 30_000.0,
             drip_rate: 0.0,
             drip_ms: 500.0,
+            capacity: None,
+            stall_once_at: None,
         }
     }
 }
@@ -186,6 +194,9 @@ impl MockConfig {
         if let Some(b) = self.rate_limit_burst.filter(|b| !(b.is_finite() && *b >= 1.0)) {
             out.push(format!("rate_limit_burst must be at least 1, got {b}"));
         }
+        if self.capacity == Some(0) {
+            out.push("capacity must be at least 1".to_string());
+        }
         out
     }
 
@@ -251,6 +262,8 @@ struct MockState {
     seq: AtomicU64,
     /// The server-side request limit, when `rate_limit_rpm` is set.
     limit: Option<Mutex<Bucket>>,
+    /// Slots to be served in, when `capacity` is set (tokio's semaphore is fair: FIFO).
+    capacity: Option<Arc<tokio::sync::Semaphore>>,
     stats: Mutex<MockStats>,
 }
 
@@ -260,7 +273,8 @@ impl MockState {
             let burst = cfg.rate_limit_burst.unwrap_or(rpm / 60.0).max(1.0);
             Mutex::new(Bucket::per_minute(rpm, burst, std::time::Instant::now()))
         });
-        Arc::new(MockState { cfg, in_flight: AtomicU64::new(0), seq: AtomicU64::new(0), limit, stats: Mutex::default() })
+        let capacity = cfg.capacity.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
+        Arc::new(MockState { cfg, in_flight: AtomicU64::new(0), seq: AtomicU64::new(0), limit, capacity, stats: Mutex::default() })
     }
 
     fn count(&self, f: impl FnOnce(&mut MockStats)) {
@@ -280,12 +294,13 @@ impl MockState {
 
 /// Decrements the in-flight count however the request ends (also on client disconnect,
 /// and for streams only when the stream ends).
-struct InFlight(Arc<MockState>);
+/// Holds the request's capacity slot too, so a stream keeps it until its end.
+struct InFlight(Arc<MockState>, #[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 impl InFlight {
-    fn enter(state: &Arc<MockState>) -> Self {
+    fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
         state.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(state.clone())
+        InFlight(state.clone(), slot)
     }
 }
 
@@ -475,14 +490,19 @@ fn word(i: usize) -> &'static str {
 }
 
 async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> Response {
-    let arrival = tokio::time::Instant::now();
     state.count(|s| s.requests += 1);
     // The limiter answers before the model: a refused request is never in flight.
     if let Some(wait) = state.over_limit() {
         state.count(|s| s.rate_limited += 1);
         return rate_limited(&state.cfg, wait);
     }
-    let guard = InFlight::enter(&state);
+    // Beyond the capacity, requests queue here; their service starts when they get in.
+    let slot = match &state.capacity {
+        Some(c) => c.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let arrival = tokio::time::Instant::now();
+    let guard = InFlight::enter(&state, slot);
     let invalid = |param: Option<&str>, msg: String| {
         state.count(|s| s.invalid += 1);
         error(StatusCode::BAD_REQUEST, "invalid_request_error", param, msg)
@@ -776,6 +796,9 @@ fn draw(cfg: &MockConfig, seq: u64) -> Draw {
 /// Request `seq`'s fault: one uniform draw over the cumulative fractions, from a
 /// generator of its own, so fault knobs never shift the other draws nor they the faults.
 fn fault_for(cfg: &MockConfig, seq: u64) -> Option<Fault> {
+    if cfg.stall_once_at == Some(seq) {
+        return Some(Fault::Stall);
+    }
     let total: f64 = cfg.faults().map(|(_, p)| p.max(0.0)).sum();
     if total <= 0.0 {
         return None;

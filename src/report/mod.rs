@@ -120,7 +120,34 @@ pub struct StageResult {
     pub attempt_latency_ms: Option<LatencySummary>,
     /// With a client-side rate limit: requests held back and how long.
     pub rate_limiter: Option<RateLimiter>,
+    /// Open-loop stages: the schedule and how well it was kept; null for closed loops.
+    pub open_loop: Option<OpenLoop>,
     pub histograms: Histograms,
+}
+
+/// Below this share of its target rate, an open-loop stage is flagged.
+pub const RATE_WARNING: f64 = 0.95;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenLoop {
+    /// "constant", "poisson" or "gamma".
+    pub arrival: String,
+    pub target_rate: f64,
+    /// Arrivals due per second of the schedule as drawn (the target for constant
+    /// arrivals; random ones vary around it).
+    pub scheduled_rate: f64,
+    /// Requests sent per second, first dispatch to last.
+    pub achieved_rate: f64,
+    /// achieved_rate < 95 % of scheduled_rate: the cap or the client did not keep up.
+    pub below_target: bool,
+    pub max_in_flight: u32,
+    /// Arrivals due in the window that found every slot taken until it closed.
+    pub not_sent: u64,
+    /// First send − scheduled start, every request sent.
+    pub schedule_lag_ms: Option<LatencySummary>,
+    /// e2e of successful requests from their actual send (`latency_ms` counts from the
+    /// scheduled start, so time waiting inside llmload is not hidden).
+    pub latency_uncorrected_ms: Option<LatencySummary>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +305,12 @@ pub fn definitions() -> BTreeMap<String, String> {
         ("throughput.output_tokens_per_s_per_user", "mean over successful requests of output tokens / e2e seconds"),
         ("goodput", "successful requests meeting every [slo] objective / wall_time_s"),
         ("latency_ms (retries)", "a retried request counts from its first send to its final outcome, backoff waits included"),
+        (
+            "latency_ms (open loop)",
+            "open-loop stages: from each request's scheduled start, so a wait inside llmload counts (coordinated omission); open_loop.latency_uncorrected_ms counts from the actual send",
+        ),
+        ("open_loop.schedule_lag_ms", "first send - scheduled start of every request sent"),
+        ("open_loop.achieved_rate", "requests sent / (first dispatch -> last dispatch + one mean gap); below_target when under 95 % of scheduled_rate, the arrivals due per second of the drawn schedule"),
         ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
         ("retries.total", "attempts sent again after a failure the [retry] policy covers; failures counts final outcomes only"),
         ("rate_limiter.wait_ms", "per delayed request: total time waiting for the client-side rate limiter before its attempts"),
@@ -403,7 +436,7 @@ impl StageResult {
         StageResult {
             index: s.info.index,
             name: s.info.name.clone(),
-            kind: "closed".into(),
+            kind: if s.info.rate.is_some() { "open" } else { "closed" }.into(),
             concurrency: s.info.concurrency,
             model: s.info.model.clone(),
             planned: Planned { requests: s.info.planned_requests, duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()) },
@@ -461,6 +494,29 @@ impl StageResult {
                 not_sent: s.retries_not_sent,
             },
             attempt_latency_ms: s.attempt_latency.summary(),
+            open_loop: s.info.rate.map(|target_rate| {
+                // Rates over spans plus one gap (n arrivals at rate r span (n − 1)/r). The
+                // schedule's own rate is the yardstick: random arrivals vary around the
+                // target, and that is not llmload falling short. Live: over the wall time.
+                let gap = 1.0 / target_rate;
+                let (sent_span, due_span) = s
+                    .schedule
+                    .map_or((s.wall.as_secs_f64(), s.wall.as_secs_f64()), |(a, b)| (a.as_secs_f64() + gap, b.as_secs_f64() + gap));
+                let per = |n: u64, span: f64| if span > 0.0 { n as f64 / span } else { 0.0 };
+                let achieved_rate = per(s.started, sent_span);
+                let scheduled_rate = per(s.started + s.unsent, due_span);
+                OpenLoop {
+                    arrival: s.info.arrival.unwrap_or("constant").to_string(),
+                    target_rate,
+                    scheduled_rate,
+                    achieved_rate,
+                    below_target: s.finished && achieved_rate < scheduled_rate * RATE_WARNING,
+                    max_in_flight: s.info.concurrency,
+                    not_sent: s.unsent,
+                    schedule_lag_ms: s.schedule_lag.summary(),
+                    latency_uncorrected_ms: s.latency_uncorrected.summary(),
+                }
+            }),
             rate_limiter: s.info.rate_limit.is_set().then(|| RateLimiter {
                 rpm: s.info.rate_limit.rpm,
                 tpm: s.info.rate_limit.tpm,

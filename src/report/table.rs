@@ -84,6 +84,10 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     } else if s.aborted {
         mode.push_str(" (aborted)");
     }
+    // Also in the dashboard's comparison table, which draws these rows.
+    if s.open_loop.as_ref().is_some_and(|o| o.below_target) {
+        mode.push_str(" (below rate)");
+    }
     let mut cells = vec![
         mode,
         fmt_secs(s.wall_time_s),
@@ -172,6 +176,22 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
         for (kind, n) in &s.failures {
             let example = s.failure_examples.get(kind).map(|e| format!(" — {e}")).unwrap_or_default();
             out.push_str(&format!("{}: {kind} ×{n}{example}\n", s.name));
+        }
+        if let Some(o) = &s.open_loop
+            && o.below_target
+        {
+            out.push_str(&format!(
+                "{}: WARNING: sent {} req/s of the {} req/s target ({:.0}%){}\n",
+                s.name,
+                fmt_rate(o.achieved_rate),
+                fmt_rate(o.target_rate),
+                o.achieved_rate / o.target_rate * 100.0,
+                if o.not_sent > 0 {
+                    format!("; {} arrivals found all {} slots (max_in_flight) taken and were not sent", o.not_sent, o.max_in_flight)
+                } else {
+                    String::new()
+                }
+            ));
         }
         let r = &s.retries;
         if r.not_sent > 0 {

@@ -189,6 +189,16 @@ pub struct CheckFile {
 pub struct StageFile {
     pub name: Option<String>,
     pub concurrency: Option<NonZeroU32>,
+    /// Open loop: arrivals per second, whether or not earlier requests have finished.
+    pub rate: Option<Spanned<f64>>,
+    /// "constant", "poisson" or "gamma".
+    pub arrival: Option<Spanned<String>>,
+    /// Gamma arrivals: the coefficient of variation of the gaps (1 = Poisson).
+    pub burstiness: Option<Spanned<f64>>,
+    /// Open loop: most requests in flight; later arrivals wait (and the wait counts).
+    pub max_in_flight: Option<NonZeroU32>,
+    /// Seed of random arrivals.
+    pub seed: Option<u64>,
     pub requests: Option<NonZeroU64>,
     pub duration: Option<Spanned<DurationValue>>,
     pub model: Option<String>,

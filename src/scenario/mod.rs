@@ -225,19 +225,59 @@ impl RateLimit {
     }
 }
 
-/// How a stage generates load. Open-loop arrival rates join this enum later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a stage generates load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Load {
     /// Closed loop: exactly `concurrency` requests in flight, each worker sends its
     /// next request when the previous one finishes.
     Closed { concurrency: u32 },
+    /// Open loop: requests arrive at `rate` per second on a schedule, whether or not
+    /// earlier ones have finished; at most `max_in_flight` at once, later arrivals wait.
+    Open { rate: f64, arrival: Arrival, max_in_flight: u32, seed: u64 },
 }
 
+/// The spacing of open-loop arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "process", rename_all = "snake_case")]
+pub enum Arrival {
+    /// Exactly 1/rate apart.
+    Constant,
+    /// Exponential gaps (a Poisson process): coefficient of variation 1.
+    Poisson,
+    /// Gamma-distributed gaps with coefficient of variation `burstiness`.
+    Gamma { burstiness: f64 },
+}
+
+impl Arrival {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arrival::Constant => "constant",
+            Arrival::Poisson => "poisson",
+            Arrival::Gamma { .. } => "gamma",
+        }
+    }
+}
+
+/// Default cap on an open-loop stage's requests in flight.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+/// Highest open-loop rate accepted, per second.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 impl Load {
+    /// Most requests in flight: the concurrency, or the open loop's cap.
     pub fn concurrency(&self) -> u32 {
         match self {
             Load::Closed { concurrency } => *concurrency,
+            Load::Open { max_in_flight, .. } => *max_in_flight,
+        }
+    }
+
+    /// Arrivals per second of an open-loop stage.
+    pub fn rate(&self) -> Option<f64> {
+        match self {
+            Load::Closed { .. } => None,
+            Load::Open { rate, .. } => Some(*rate),
         }
     }
 }
@@ -423,7 +463,11 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         let span = s.span();
         let s = s.into_inner();
         let concurrency = s.concurrency.map_or(1, |c| c.get());
-        let name = s.name.clone().unwrap_or_else(|| default_stage_name(concurrency));
+        let load = stage_load(&s, i, &span, p);
+        let name = s.name.clone().unwrap_or_else(|| match load {
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), fmt_rate(rate)),
+            Load::Closed { .. } => default_stage_name(concurrency),
+        });
         if concurrency > MAX_CONCURRENCY {
             p.at(Some(span.clone()), format!("stage {}: concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}", i + 1));
         }
@@ -454,7 +498,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
             s.rate_limit.as_ref().map_or(rate_limit, |f| self::rate_limit(&rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
         stages.push(Stage {
             name,
-            load: Load::Closed { concurrency },
+            load,
             requests: s.requests.map(|n| n.get()),
             duration,
             model: s.model,
@@ -558,6 +602,65 @@ fn rate_limit(base: &RateLimit, f: &toml::Spanned<file::RateLimitFile>, what: &s
         p.at(Some(span), format!("{what} sets no limit: give rpm, tpm or both"));
     }
     limit
+}
+
+/// The stage's load: closed (`concurrency`) or open (`rate`, `arrival`, …); problems
+/// reported at the stage.
+fn stage_load(s: &file::StageFile, i: usize, span: &std::ops::Range<usize>, p: &mut Problems<'_>) -> Load {
+    let concurrency = s.concurrency.map_or(1, |c| c.get());
+    let at = |v: Option<std::ops::Range<usize>>| Some(v.unwrap_or_else(|| span.clone()));
+    let Some(rate) = &s.rate else {
+        for (set, field) in [
+            (s.arrival.is_some(), "arrival"),
+            (s.burstiness.is_some(), "burstiness"),
+            (s.max_in_flight.is_some(), "max_in_flight"),
+            (s.seed.is_some(), "seed"),
+        ] {
+            if set {
+                p.at(at(None), format!("stage {}: {field} is for open-loop stages: give `rate` (requests/s) too", i + 1));
+            }
+        }
+        return Load::Closed { concurrency };
+    };
+    if s.concurrency.is_some() {
+        p.at(at(None), format!("stage {}: give `concurrency` (closed loop) or `rate` (open loop), not both", i + 1));
+    }
+    let r = *rate.get_ref();
+    if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
+        p.at(at(Some(rate.span())), format!("stage {}: rate must be above 0 and at most {MAX_RATE} requests/s, got {r}", i + 1));
+    }
+    let burstiness = s.burstiness.as_ref().map(|b| {
+        let v = *b.get_ref();
+        if !(v.is_finite() && v > 0.0 && v <= 100.0) {
+            p.at(at(Some(b.span())), format!("stage {}: burstiness must be above 0 and at most 100, got {v}", i + 1));
+        }
+        (v, b.span())
+    });
+    let arrival = match s.arrival.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+        None | Some(("constant", _)) => Arrival::Constant,
+        Some(("poisson", _)) => Arrival::Poisson,
+        Some(("gamma", _)) => Arrival::Gamma { burstiness: burstiness.as_ref().map_or(2.0, |b| b.0) },
+        Some((other, sp)) => {
+            p.at(at(Some(sp)), format!("stage {}: arrival must be \"constant\", \"poisson\" or \"gamma\", got {other:?}", i + 1));
+            Arrival::Constant
+        }
+    };
+    if let Some((_, sp)) = burstiness
+        && !matches!(arrival, Arrival::Gamma { .. })
+    {
+        p.at(at(Some(sp)), format!("stage {}: burstiness is for arrival = \"gamma\"", i + 1));
+    }
+    let max_in_flight = s.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |m| m.get());
+    if max_in_flight > MAX_CONCURRENCY {
+        p.at(at(None), format!("stage {}: max_in_flight must be at most {MAX_CONCURRENCY}, got {max_in_flight}", i + 1));
+    }
+    Load::Open { rate: r, arrival, max_in_flight, seed: s.seed.unwrap_or(i as u64) }
+}
+
+/// A rate as a stage name shows it: "20", "2.5", "0.25".
+fn fmt_rate(r: f64) -> String {
+    let s = format!("{r:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn default_stage_name(concurrency: u32) -> String {

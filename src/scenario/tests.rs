@@ -238,3 +238,31 @@ fn slo_check_and_pricing_parse() {
     assert_eq!(s.pricing.currency, "JPY");
     assert!((s.pricing.in_currency(8.0) - 58.4).abs() < 1e-9);
 }
+
+#[test]
+fn open_loop_stages_parse_with_defaults() {
+    let s = Scenario::parse(&MINIMAL.replace("concurrency = 4", "rate = 20\narrival = \"gamma\"\nburstiness = 3"), "s.toml", None).unwrap();
+    assert_eq!(
+        s.stages[0].load,
+        Load::Open { rate: 20.0, arrival: Arrival::Gamma { burstiness: 3.0 }, max_in_flight: DEFAULT_MAX_IN_FLIGHT, seed: 0 }
+    );
+    assert_eq!(s.stages[0].name, "gamma 20/s");
+    let s = Scenario::parse(&MINIMAL.replace("concurrency = 4", "rate = 2.5"), "s.toml", None).unwrap();
+    assert_eq!(s.stages[0].load.rate(), Some(2.5));
+    assert_eq!(s.stages[0].name, "constant 2.5/s");
+}
+
+#[test]
+fn open_loop_mistakes_are_named() {
+    for (edit, want) in [
+        ("rate = 5\nconcurrency = 4", "give `concurrency` (closed loop) or `rate` (open loop), not both"),
+        ("rate = 0", "rate must be above 0"),
+        ("rate = 5\narrival = \"bursty\"", "arrival must be \"constant\", \"poisson\" or \"gamma\""),
+        ("rate = 5\nburstiness = 2", "burstiness is for arrival = \"gamma\""),
+        ("max_in_flight = 3", "max_in_flight is for open-loop stages"),
+    ] {
+        let e = errors(&MINIMAL.replace("concurrency = 4", edit)).join("\n");
+        assert!(e.contains(want), "{edit}: {e}");
+        assert!(e.starts_with("s.toml:"), "{e}");
+    }
+}
