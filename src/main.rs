@@ -137,6 +137,9 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             fmt_cost(&Cost { amount: c.per_1k_requests, ..c.clone() })
         ));
     }
+    if let Some(s) = &result.sweep {
+        text.push_str(&format!("\nsweep: {}\n", s.summary));
+    }
     if let Some(a) = &result.aborted {
         let when = if a.mid_stage { "cut short" } else { "ended" };
         text.push_str(&format!(

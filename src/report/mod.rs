@@ -1,5 +1,6 @@
 //! Results: the versioned JSON contract (RunResult) and the comparison table.
 
+mod sweep;
 mod table;
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+pub use sweep::{Knee, SloVerdict, SweepPoint, SweepResult, knee_index};
 pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
 
 use crate::metrics::{LatencySummary, StageStats};
@@ -35,6 +37,8 @@ pub struct RunResult {
     /// Set when `abort_on_error_rate` ended the run after the stage it names.
     pub aborted: Option<AbortedInfo>,
     pub stages: Vec<StageResult>,
+    /// With `[sweep]`: the knee and the SLO's limit, as fields and in words.
+    pub sweep: Option<SweepResult>,
     /// Sum of the stages' costs; null when no stage had a price.
     pub cost: Option<Cost>,
     /// How each figure is defined, so results compare across tools.
@@ -282,6 +286,8 @@ struct ScenarioRecord<'a> {
     currency: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     abort_on_error_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep: Option<&'a crate::scenario::Sweep>,
     stages: &'a [crate::scenario::Stage],
 }
 
@@ -311,6 +317,8 @@ pub fn definitions() -> BTreeMap<String, String> {
         ),
         ("open_loop.schedule_lag_ms", "first send - scheduled start of every request sent"),
         ("open_loop.achieved_rate", "requests sent / (first dispatch -> last dispatch + one mean gap); below_target when under 95 % of scheduled_rate, the arrivals due per second of the drawn schedule"),
+        ("sweep.knee", "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point"),
+        ("sweep.slo", "a point meets the SLO when at least slo_quantile of its finished requests meet every [slo] objective"),
         ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
         ("retries.total", "attempts sent again after a failure the [retry] policy covers; failures counts final outcomes only"),
         ("rate_limiter.wait_ms", "per delayed request: total time waiting for the client-side rate limiter before its attempts"),
@@ -346,6 +354,7 @@ impl RunResult {
                 .map(|crate::check::Expect::Json { required_keys }| serde_json::json!({"expect": "json", "required_keys": required_keys})),
             currency: &scenario.pricing.currency,
             abort_on_error_rate: scenario.abort_on_error_rate,
+            sweep: scenario.sweep.as_ref(),
             stages: &scenario.stages,
         };
         let t = &scenario.target;
@@ -375,10 +384,17 @@ impl RunResult {
                 threshold: a.threshold,
             }),
             stages: stages.iter().map(|s| StageResult::from_stats(s).priced(&scenario.pricing)).collect(),
+            sweep: None,
             cost: None,
             definitions: definitions(),
         }
         .total_cost(&scenario.pricing)
+        .judge_sweep(scenario)
+    }
+
+    fn judge_sweep(mut self, scenario: &Scenario) -> Self {
+        self.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &self.stages, scenario.slo.as_ref()));
+        self
     }
 
     /// Sets the run's total cost from its stages.

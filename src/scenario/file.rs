@@ -29,11 +29,12 @@ pub struct ScenarioFile {
     pub retry: Option<Spanned<RetryFile>>,
     pub rate_limit: Option<Spanned<RateLimitFile>>,
     pub abort_on_error_rate: Option<Spanned<f64>>,
+    pub sweep: Option<Spanned<SweepFile>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `stage`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -51,6 +52,7 @@ impl ScenarioFile {
         let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
             (None, None, None, None, None, None, None);
         let (mut pricing, mut slo, mut check, mut retry, mut rate_limit, mut abort_on_error_rate) = (None, None, None, None, None, None);
+        let mut sweep = None;
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -67,6 +69,7 @@ impl ScenarioFile {
                 "rate_limit" => rate_limit = section::<Spanned<RateLimitFile>>(value, "rate_limit", p),
                 "abort_on_error_rate" => abort_on_error_rate = section::<Spanned<f64>>(value, "abort_on_error_rate", p),
                 "stage" => stages = stage_list(value, p),
+                "sweep" => sweep = section::<Spanned<SweepFile>>(value, "sweep", p),
                 other => p.at(Some(key.span()), format!("unknown key `{other}`, expected one of {SECTIONS}")),
             }
             present.push(k);
@@ -76,9 +79,10 @@ impl ScenarioFile {
         for (key, what) in [
             ("target", "missing [target] table (base_url and model)"),
             ("prompts", "missing [prompts] table (list, template or file)"),
-            ("stage", "missing [[stage]]: give at least one"),
+            ("stage", "missing [[stage]] or [sweep]: give at least one stage"),
         ] {
-            if !present.iter().any(|k| k == key) {
+            let has = |k: &str| present.iter().any(|p| p == k);
+            if !has(key) && !(key == "stage" && has("sweep")) {
                 p.at(end.clone(), what);
             }
         }
@@ -98,7 +102,8 @@ impl ScenarioFile {
             retry,
             rate_limit,
             abort_on_error_rate,
-            stages: stages?,
+            sweep,
+            stages: stages.unwrap_or_else(|| Spanned::new(end.clone().unwrap_or_default(), Vec::new())),
         })
     }
 }
@@ -207,6 +212,27 @@ pub struct StageFile {
     /// Overrides of the scenario's `[retry]` and `[rate_limit]` for this stage.
     pub retry: Option<Spanned<RetryFile>>,
     pub rate_limit: Option<Spanned<RateLimitFile>>,
+}
+
+/// A series of stages over concurrency levels or arrival rates, to find where
+/// throughput stops growing and where the SLO breaks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    pub concurrency: Option<Vec<NonZeroU32>>,
+    pub rates: Option<Vec<f64>>,
+    /// Open-loop sweeps: arrival process of every point.
+    pub arrival: Option<String>,
+    pub max_in_flight: Option<NonZeroU32>,
+    pub requests: Option<NonZeroU64>,
+    pub duration: Option<DurationValue>,
+    #[serde(default)]
+    pub warmup: u64,
+    /// Throughput must grow by at least this fraction per doubling of the load, else
+    /// it has plateaued.
+    pub knee_gain: Option<f64>,
+    /// Share of a point's requests that must meet every `[slo]` objective.
+    pub slo_quantile: Option<f64>,
 }
 
 /// Retries of failed requests; off unless `max_attempts` > 1.

@@ -43,6 +43,8 @@ pub struct Scenario {
     pub check: Option<crate::check::Expect>,
     /// Skip the remaining stages once a stage's error rate exceeds this (0..=1).
     pub abort_on_error_rate: Option<f64>,
+    /// `[sweep]`: its stages are `stages[first_stage..]`, one per point.
+    pub sweep: Option<Sweep>,
     pub stages: Vec<Stage>,
 }
 
@@ -223,6 +225,26 @@ impl RateLimit {
     pub fn is_set(&self) -> bool {
         self.rpm.is_some() || self.tpm.is_some()
     }
+}
+
+/// A series of stages over one load dimension, judged together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sweep {
+    pub kind: SweepKind,
+    pub points: Vec<f64>,
+    #[serde(skip)]
+    pub first_stage: usize,
+    /// Throughput must grow at least this fraction per doubling, else it has plateaued.
+    pub knee_gain: f64,
+    /// Share of a point's requests that must meet every `[slo]` objective.
+    pub slo_quantile: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepKind {
+    Concurrency,
+    Rate,
 }
 
 /// How a stage generates load.
@@ -454,8 +476,8 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
 
     let stages_span = raw.stages.span();
     let raw_stages = raw.stages.into_inner();
-    if raw_stages.is_empty() {
-        p.at(Some(stages_span), "at least one [[stage]] is needed");
+    if raw_stages.is_empty() && raw.sweep.is_none() {
+        p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
     let mut stages = Vec::with_capacity(raw_stages.len());
     let mut names = std::collections::HashSet::new();
@@ -508,6 +530,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         });
     }
 
+    let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &retry, rate_limit, p));
     if request.max_tokens.is_none() && stages.iter().any(|s| s.rate_limit.tpm.is_some()) {
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
@@ -535,8 +558,92 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         slo,
         check,
         abort_on_error_rate,
+        sweep,
         stages,
     }
+}
+
+/// Appends the stages of a `[sweep]`, one per point, after the explicit ones.
+fn sweep_stages(
+    f: &toml::Spanned<file::SweepFile>,
+    stages: &mut Vec<Stage>,
+    names: &mut std::collections::HashSet<String>,
+    retry: &RetryPolicy,
+    rate_limit: RateLimit,
+    p: &mut Problems<'_>,
+) -> Option<Sweep> {
+    let span = f.span();
+    let f = f.get_ref();
+    let mut bad = |msg: String| p.at(Some(span.clone()), format!("sweep: {msg}"));
+    let (kind, points): (SweepKind, Vec<f64>) = match (&f.concurrency, &f.rates) {
+        (Some(c), None) => (SweepKind::Concurrency, c.iter().map(|n| f64::from(n.get())).collect()),
+        (None, Some(r)) => (SweepKind::Rate, r.clone()),
+        _ => {
+            bad("give `concurrency = [1, 2, 4, …]` or `rates = [5, 10, …]` (one of them)".into());
+            return None;
+        }
+    };
+    if points.len() < 2 || !points.windows(2).all(|w| w[0] < w[1]) {
+        bad("needs at least two points, in increasing order".into());
+    }
+    if points.iter().any(|&x| !(x.is_finite() && x > 0.0 && x <= MAX_RATE)) || points.len() > 64 {
+        bad(format!("points must be positive (rates at most {MAX_RATE}/s), at most 64 of them"));
+    }
+    if points.iter().any(|&x| kind == SweepKind::Concurrency && x > f64::from(MAX_CONCURRENCY)) {
+        bad(format!("concurrency must be at most {MAX_CONCURRENCY}"));
+    }
+    if f.requests.is_none() && f.duration.is_none() {
+        bad("give `requests` or `duration` for each point".into());
+    }
+    if f.duration.is_some_and(|d| d.0.is_zero()) {
+        bad("duration must be greater than zero".into());
+    }
+    let arrival = match f.arrival.as_deref() {
+        None | Some("constant") => Arrival::Constant,
+        Some("poisson") => Arrival::Poisson,
+        Some(other) => {
+            bad(format!("arrival must be \"constant\" or \"poisson\", got {other:?}"));
+            Arrival::Constant
+        }
+    };
+    if kind == SweepKind::Concurrency && (f.arrival.is_some() || f.max_in_flight.is_some()) {
+        bad("arrival and max_in_flight are for `rates` sweeps".into());
+    }
+    let knee_gain = f.knee_gain.unwrap_or(0.1);
+    if !(knee_gain > 0.0 && knee_gain < 1.0) {
+        bad(format!("knee_gain must be between 0 and 1 (a fraction per doubling), got {knee_gain}"));
+    }
+    let slo_quantile = f.slo_quantile.unwrap_or(0.99);
+    if !(slo_quantile > 0.0 && slo_quantile <= 1.0) {
+        bad(format!("slo_quantile must be above 0 and at most 1, got {slo_quantile}"));
+    }
+    let first_stage = stages.len();
+    for (i, &x) in points.iter().enumerate() {
+        let load = match kind {
+            SweepKind::Concurrency => Load::Closed { concurrency: x as u32 },
+            SweepKind::Rate => {
+                Load::Open { rate: x, arrival, max_in_flight: f.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |m| m.get()), seed: i as u64 }
+            }
+        };
+        let name = match load {
+            Load::Closed { concurrency } => default_stage_name(concurrency),
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), fmt_rate(rate)),
+        };
+        if !names.insert(name.clone()) {
+            p.at(Some(span.clone()), format!("sweep: point {name:?} has the name of another stage"));
+        }
+        stages.push(Stage {
+            name,
+            load,
+            requests: f.requests.map(|n| n.get()),
+            duration: f.duration.map(|d| d.0),
+            model: None,
+            warmup: f.warmup,
+            retry: retry.clone(),
+            rate_limit,
+        });
+    }
+    Some(Sweep { kind, points, first_stage, knee_gain, slo_quantile })
 }
 
 /// `base` with the fields `f` sets; problems reported at `f`, prefixed with `what`.
