@@ -82,7 +82,9 @@ impl ScenarioFile {
             ("stage", "missing [[stage]] or [sweep]: give at least one stage"),
         ] {
             let has = |k: &str| present.iter().any(|p| p == k);
-            if !has(key) && !(key == "stage" && has("sweep")) {
+            // A [sweep] makes stages of its own.
+            let covered = has(key) || (key == "stage" && has("sweep"));
+            if !covered {
                 p.at(end.clone(), what);
             }
         }
