@@ -36,6 +36,12 @@ fn a_stall_shows_in_corrected_latency_and_not_in_uncorrected() {
     assert!(f(&uncorrected["max"]) >= 1000.0, "the stalled request itself: {uncorrected}");
     assert!(f(&o["schedule_lag_ms"]["max"]) > 900.0, "{o}");
     assert!(f(&corrected["mean"]) > 3.0 * f(&uncorrected["mean"]), "{corrected} vs {uncorrected}");
+    // The time series shows when: one second's p99 carries the stall, most do not.
+    let series = s["series"].as_array().unwrap();
+    assert!((4..=6).contains(&series.len()), "{} seconds", series.len());
+    assert_eq!(series.iter().map(|x| x["requests"].as_u64().unwrap()).sum::<u64>(), 200);
+    let slow = series.iter().filter(|x| x["p99_ms"].as_f64().is_some_and(|p| p > 500.0)).count();
+    assert!((1..=2).contains(&slow), "{series:?}");
 }
 
 /// A cap the server cannot sustain: 100 arrivals/s, 2 in flight, 200 ms a request

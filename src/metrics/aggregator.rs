@@ -154,7 +154,9 @@ impl Aggregator {
                     for ev in batch.drain(..) {
                         match ev {
                             EngineEvent::StageStarted(info) => {
-                                current = Some(Live { stats: StageStats::new(info), measuring: None });
+                                let mut stats = StageStats::new(info);
+                                stats.series.start(Instant::now());
+                                current = Some(Live { stats, measuring: None });
                                 changed_stage = true;
                             }
                             EngineEvent::Measuring { started } => {
@@ -170,6 +172,11 @@ impl Aggregator {
                                         live.stats.record(&record);
                                         live.stats.record_attempts(&record, &attempts);
                                     }
+                                    let in_flight = live.measuring.as_ref().filter(|_| !warmup).map_or(0, |(started, _)| {
+                                        started.load(Ordering::Relaxed).saturating_sub(live.stats.done())
+                                    });
+                                    let out = super::output_tokens(&record);
+                                    live.stats.series.record(Instant::now(), warmup, &record, out, in_flight);
                                 }
                             }
                             EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule } => {

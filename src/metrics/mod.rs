@@ -3,6 +3,7 @@
 //! Memory is flat in the number of requests: no per-request sample is kept.
 
 mod aggregator;
+mod series;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use aggregator::{Aggregator, Attempts, EngineEvent, FailedAttempt, Snapshot, StageInfo};
+pub use series::{SecondStats, Series};
 
 use crate::client::{FailureKind, Outcome, RequestRecord};
 
@@ -244,6 +246,8 @@ pub struct StageStats {
     pub latency_uncorrected: Latency,
     /// Open loop: first send − scheduled start, every request sent.
     pub schedule_lag: Latency,
+    /// Per-second figures since the stage started, warmup included.
+    pub series: Series,
 }
 
 impl Default for StageStats {
@@ -296,6 +300,7 @@ impl Default for StageStats {
             schedule: None,
             latency_uncorrected: Latency::default(),
             schedule_lag: Latency::with_digits(2),
+            series: Series::default(),
         }
     }
 }
@@ -314,8 +319,7 @@ impl StageStats {
             Outcome::Ok => {
                 self.ok += 1;
                 self.latency.record(rec.latency);
-                // Output tokens: the server's usage where sent, else the count here.
-                let out = rec.usage.and_then(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0);
+                let out = output_tokens(rec);
                 self.record_tokens(rec, out);
                 // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+
                 // tokens. In f64: a server's absurd token count must not divide by zero.
@@ -451,6 +455,11 @@ impl StageStats {
         let n = self.ok + self.failed;
         if n == 0 { 0.0 } else { self.failed as f64 / n as f64 }
     }
+}
+
+/// A request's output tokens: the server's usage where sent, else the count here.
+fn output_tokens(rec: &RequestRecord) -> u64 {
+    rec.usage.and_then(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0)
 }
 
 fn per_s(n: u64, wall: Duration) -> f64 {

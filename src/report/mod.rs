@@ -126,6 +126,9 @@ pub struct StageResult {
     pub rate_limiter: Option<RateLimiter>,
     /// Open-loop stages: the schedule and how well it was kept; null for closed loops.
     pub open_loop: Option<OpenLoop>,
+    /// Per second since the stage started (warmup seconds included and marked).
+    #[serde(default)]
+    pub series: Vec<crate::metrics::SecondStats>,
     pub histograms: Histograms,
 }
 
@@ -433,6 +436,7 @@ impl StageResult {
             base64::engine::general_purpose::STANDARD.encode(&buf)
         };
         let mut r = Self::summary(s);
+        r.series = s.series.seconds();
         r.histograms = Histograms { e2e_us: encode(&s.latency), ttft_us: encode(&s.ttft), itl_us: encode(&s.itl) };
         r
     }
@@ -539,6 +543,8 @@ impl StageResult {
                 delayed: s.limited,
                 wait_ms: s.limiter_wait.summary(),
             }),
+            // Filled by from_stats: a live view has no use for it.
+            series: Vec::new(),
             histograms: Histograms { e2e_us: String::new(), ttft_us: String::new(), itl_us: String::new() },
         }
     }
