@@ -20,6 +20,8 @@ pub struct Arrivals {
 
 enum Gaps {
     Constant,
+    /// Seconds of a linear ramp.
+    Ramp(f64),
     Exp(Exp<f64>),
     Gamma(Gamma<f64>),
 }
@@ -39,15 +41,22 @@ impl Arrivals {
         Arrivals { rate, gaps, rng: StdRng::seed_from_u64(seed ^ 0x5EED_A771_7A15), n: 0, t: 0.0 }
     }
 
+    /// A rate rising linearly from 0 to `rate` over `ramp`: arrival k is due when the
+    /// integral of the rate reaches k, at √(2k·ramp/rate).
+    pub fn ramp(rate: f64, ramp: Duration) -> Arrivals {
+        Arrivals { rate, gaps: Gaps::Ramp(ramp.as_secs_f64()), rng: StdRng::seed_from_u64(0), n: 0, t: 0.0 }
+    }
+
     /// The offset at which the next request is due; the first is due at once.
     pub fn next_offset(&mut self) -> Duration {
         let now = match self.gaps {
             // n / rate, not a running sum: no drift over millions of arrivals.
             Gaps::Constant => self.n as f64 / self.rate,
+            Gaps::Ramp(secs) => (2.0 * self.n as f64 * secs / self.rate).sqrt(),
             _ => self.t,
         };
         let gap = match &self.gaps {
-            Gaps::Constant => 0.0,
+            Gaps::Constant | Gaps::Ramp(_) => 0.0,
             Gaps::Exp(d) => d.sample(&mut self.rng),
             Gaps::Gamma(d) => d.sample(&mut self.rng),
         };
@@ -98,6 +107,17 @@ mod tests {
             assert!((mean * 20.0 - 1.0).abs() < 0.03, "cv {cv_want}: mean gap {mean}");
             assert!((cv / cv_want - 1.0).abs() < 0.06, "asked {cv_want}, got {cv}");
         }
+    }
+
+    #[test]
+    fn a_ramp_rises_linearly() {
+        // To 100/s over 10 s: 500 arrivals, a quarter of them in the first half.
+        let mut a = Arrivals::new(100.0, Arrival::Constant, 0);
+        let _ = a.next_offset();
+        let mut r = Arrivals::ramp(100.0, Duration::from_secs(10));
+        let times: Vec<f64> = std::iter::from_fn(|| Some(r.next_offset().as_secs_f64())).take_while(|t| *t < 10.0).collect();
+        assert_eq!(times.len(), 500);
+        assert_eq!(times.iter().filter(|t| **t < 5.0).count(), 125);
     }
 
     #[test]

@@ -85,3 +85,21 @@ fn poisson_arrivals_keep_their_rate() {
     assert_eq!(o["below_target"], false, "{o}");
     assert!(f(&o["schedule_lag_ms"]["p50"]) < 20.0, "{o}");
 }
+
+/// A ramp raises the rate linearly before the measured window: its requests are left
+/// out of the figures (counted as warmup) and kept, marked, in the time series.
+#[test]
+fn a_ramp_comes_before_the_window_and_stays_in_the_series() {
+    let text = quick("base_latency_ms = 5\nper_inflight_ms = 0", "[[stage]]\nrate = 50\nramp = \"2s\"\nduration = \"2s\"\n");
+    let (_, v) = run_scenario(&text);
+    assert_schema_valid(&v);
+    let s = &v["stages"][0];
+    // Rising to 50/s over 2 s: 50 arrivals, then 100 in the 2 s window.
+    assert_eq!(s["warmup_requests"], 50);
+    assert_eq!(s["requests"]["started"], 100);
+    let series = s["series"].as_array().unwrap();
+    let ramped: u64 = series.iter().filter(|x| x["warmup"] == true).map(|x| x["requests"].as_u64().unwrap()).sum();
+    assert_eq!(ramped, 50, "{series:?}");
+    // The first ramp second carries a quarter of the ramp's arrivals, the second the rest.
+    assert!(series[0]["requests"].as_u64().unwrap() < series[1]["requests"].as_u64().unwrap(), "{series:?}");
+}

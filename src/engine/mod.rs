@@ -218,15 +218,26 @@ impl Engine {
             }
             let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
             if stage.warmup > 0 {
-                drive(stage.load, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
+                drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
+            }
+            // The ramp: the load rises to the stage's over `ramp`, outside the figures
+            // like warmup; request numbers go on from where it stopped.
+            let mut first = stage.warmup;
+            if let Some(ramp) = stage.ramp {
+                let phase = self.phase(stage, &limiter, true, (first, u64::MAX), Instant::now().checked_add(ramp));
+                drive(stage.load, Some(ramp), phase.clone()).await;
+                first = phase.next.load(Ordering::SeqCst);
+            }
+            if self.stop.soft.is_cancelled() {
+                return interrupted;
             }
             let t0 = Instant::now();
-            let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
+            let end = stage.requests.map_or(u64::MAX, |n| first.saturating_add(n));
             // Durations are capped at validation, so this never overflows in practice;
             // if it did, the stage would simply run to its request count.
-            let phase = self.phase(stage, &limiter, false, (stage.warmup, end), stage.duration.and_then(|d| t0.checked_add(d)));
+            let phase = self.phase(stage, &limiter, false, (first, end), stage.duration.and_then(|d| t0.checked_add(d)));
             let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
-            drive(stage.load, phase.clone()).await;
+            drive(stage.load, None, phase.clone()).await;
             let wall = t0.elapsed();
             let stopped = phase.stopped.load(Ordering::SeqCst);
             let started = phase.started.load(Ordering::SeqCst);
@@ -247,12 +258,17 @@ impl Engine {
     }
 }
 
-/// Runs a phase with the stage's kind of load.
-async fn drive(load: Load, phase: Arc<Phase>) {
+/// Runs a phase with the stage's kind of load; with `ramp`, the load rises linearly
+/// from nothing to the stage's over that time (the phase's deadline).
+async fn drive(load: Load, ramp: Option<Duration>, phase: Arc<Phase>) {
     match load {
-        Load::Closed { concurrency } => closed_loop(concurrency, phase).await,
+        Load::Closed { concurrency } => closed_loop(concurrency, ramp, phase).await,
         Load::Open { rate, arrival, max_in_flight, seed } => {
-            open_loop(phase, crate::arrivals::Arrivals::new(rate, arrival, seed), max_in_flight as usize).await
+            let arrivals = match ramp {
+                Some(r) => crate::arrivals::Arrivals::ramp(rate, r),
+                None => crate::arrivals::Arrivals::new(rate, arrival, seed),
+            };
+            open_loop(phase, arrivals, max_in_flight as usize).await
         }
     }
 }
@@ -342,11 +358,22 @@ fn rethrow(res: Result<(), tokio::task::JoinError>) {
 
 /// N workers, each sending its next request as soon as its last one ends, until the
 /// request numbers run out, the deadline passes or the run is stopped.
-async fn closed_loop(concurrency: u32, phase: Arc<Phase>) {
+/// With `ramp`, worker k of N joins at k/N of it.
+async fn closed_loop(concurrency: u32, ramp: Option<Duration>, phase: Arc<Phase>) {
     let workers = u64::from(concurrency).min(phase.end.saturating_sub(phase.next.load(Ordering::Relaxed))).max(1);
     let mut set = JoinSet::new();
-    for _ in 0..workers {
-        set.spawn(worker(phase.clone()));
+    for k in 0..workers {
+        let p = phase.clone();
+        let delay = ramp.map_or(Duration::ZERO, |r| r.mul_f64(k as f64 / workers as f64));
+        set.spawn(async move {
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = p.halt.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            worker(p).await
+        });
     }
     while let Some(res) = set.join_next().await {
         rethrow(res);

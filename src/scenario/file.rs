@@ -206,6 +206,8 @@ pub struct StageFile {
     pub max_in_flight: Option<NonZeroU32>,
     /// Seed of random arrivals.
     pub seed: Option<u64>,
+    /// Raise the load linearly to the stage's over this long before measuring.
+    pub ramp: Option<Spanned<DurationValue>>,
     pub requests: Option<NonZeroU64>,
     pub duration: Option<Spanned<DurationValue>>,
     pub model: Option<String>,

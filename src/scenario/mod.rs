@@ -121,6 +121,10 @@ pub struct Stage {
     pub model: Option<String>,
     /// Requests run before the measured window, excluded from every figure.
     pub warmup: u64,
+    /// After warmup, the load rises linearly to the stage's over this long, outside
+    /// the figures (kept in the time series).
+    #[serde(serialize_with = "ser_opt_secs", rename = "ramp_s")]
+    pub ramp: Option<Duration>,
     /// Retries of failed requests (the scenario's `[retry]`, with this stage's overrides).
     pub retry: RetryPolicy,
     /// Client-side rate limits (the scenario's `[rate_limit]`, with overrides).
@@ -515,6 +519,13 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
         {
             p.at(Some(span), format!("stage {name:?}: model must not be empty"));
         }
+        let ramp = match &s.ramp {
+            Some(r) if r.get_ref().0.is_zero() => {
+                p.at(Some(r.span()), format!("stage {name:?}: ramp must be greater than zero"));
+                None
+            }
+            r => r.as_ref().map(|r| r.get_ref().0),
+        };
         let retry = s.retry.as_ref().map_or_else(|| retry.clone(), |f| retry_policy(&retry, f, &format!("stage {name:?}: retry"), p));
         let rate_limit =
             s.rate_limit.as_ref().map_or(rate_limit, |f| self::rate_limit(&rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
@@ -525,6 +536,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
             duration,
             model: s.model,
             warmup: s.warmup,
+            ramp,
             retry,
             rate_limit,
         });
@@ -639,6 +651,7 @@ fn sweep_stages(
             duration: f.duration.map(|d| d.0),
             model: None,
             warmup: f.warmup,
+            ramp: None,
             retry: retry.clone(),
             rate_limit,
         });
