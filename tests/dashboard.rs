@@ -422,3 +422,21 @@ fn narrow_spread_gets_honest_buckets() {
     assert_eq!(b.iter().filter(|b| b.count > 0).count(), 1, "{b:?}");
     assert!(b.len() <= 2, "no empty rows finer than the histogram resolves: {b:?}");
 }
+
+/// A finished sweep puts its answer in words over the comparison table.
+#[test]
+fn a_finished_sweep_says_its_answer() {
+    let s = Scenario::parse(include_str!("../scenarios/find-the-knee.toml"), "find-the-knee.toml", None).unwrap();
+    let all: Vec<StageStats> = (0..s.stages.len()).map(|i| stage(&s, i, 100, None, true)).collect();
+    let mut app = App::new(&s, "mock", false);
+    app.on_snapshot(Arc::new(Snapshot {
+        finished: all.into_iter().map(Arc::new).collect(),
+        current: None,
+        total_stages: s.stages.len(),
+        done: true,
+        elapsed: Duration::from_secs(30),
+    }));
+    let text = draw(&app, 160, 48).backend().to_string();
+    // This model's server never saturates (80 + 2 ms per request in flight).
+    assert!(text.contains("sweep: throughput still grows at the last point (64-way"), "{text}");
+}

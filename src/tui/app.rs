@@ -65,6 +65,8 @@ pub struct App {
     /// A stop was asked (key or signal): leave as soon as the run ends.
     pub stopping: bool,
     pub color: bool,
+    /// A `[sweep]` and the SLO it is judged by: its answer is shown once the run ends.
+    pub sweep: Option<(crate::scenario::Sweep, Option<crate::metrics::Slo>)>,
 }
 
 impl App {
@@ -84,7 +86,14 @@ impl App {
             help: false,
             stopping: false,
             color,
+            sweep: scenario.sweep.clone().map(|s| (s, scenario.slo)),
         }
+    }
+
+    /// The sweep's answer in words, once every stage has reported.
+    pub fn sweep_summary(&self) -> Option<String> {
+        let (sweep, slo) = self.sweep.as_ref().filter(|_| self.done())?;
+        Some(crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref()).summary)
     }
 
     /// The target as shown: "mock" or the URL with credentials removed.

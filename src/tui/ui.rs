@@ -223,7 +223,12 @@ fn render_throughput(f: &mut Frame, app: &App, area: Rect) {
     let points: Vec<u64> = pts.chunks(per).map(|c| (c.iter().sum::<f64>() / c.len() as f64 * 1000.0).round() as u64).collect();
     f.render_widget(Sparkline::default().data(&points).style(app.fg(Color::Cyan)), chart);
     let text = match app.current() {
-        Some(c) => format!("in flight {}/{} · ok {} · err {}", c.in_flight(), c.info.concurrency, c.ok, c.failed),
+        Some(c) => match c.info.rate {
+            Some(r) => {
+                format!("in flight {} (cap {}) · {} req/s offered · ok {} · err {}", c.in_flight(), c.info.concurrency, r, c.ok, c.failed)
+            }
+            None => format!("in flight {}/{} · ok {} · err {}", c.in_flight(), c.info.concurrency, c.ok, c.failed),
+        },
         None if app.done() => "run finished; rate of the last stage".to_string(),
         None => "—".to_string(),
     };
@@ -325,8 +330,11 @@ fn render_table(f: &mut Frame, app: &App, area: Rect) {
             Row::new(pick(c)).style(style)
         })
         .collect();
-    let title =
-        if skip > 0 { format!(" comparison ({skip} earlier stages above) ") } else { " comparison (best throughput highlighted) ".into() };
+    let title = match app.sweep_summary() {
+        Some(answer) => format!(" sweep: {answer} "),
+        None if skip > 0 => format!(" comparison ({skip} earlier stages above) "),
+        None => " comparison (best throughput highlighted) ".into(),
+    };
     let table = Table::new(rows, keep.iter().map(|&i| Constraint::Length(widths[i])))
         .header(Row::new(pick(&head)).style(Style::default().add_modifier(Modifier::BOLD)))
         .column_spacing(gap)
