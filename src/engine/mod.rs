@@ -201,7 +201,15 @@ impl Engine {
             retry: stage.retry.clone(),
             limiter: limiter.clone(),
             tpm_max_tokens: stage.rate_limit.tpm.map(|_| self.scenario.request.max_tokens.map_or(0, u64::from)),
-            abort: self.scenario.abort_on_error_rate.filter(|_| !warmup).map(|t| AbortWatch::new(t, stage.load.concurrency())),
+            abort: self.scenario.abort_on_error_rate.filter(|_| !warmup).map(|t| {
+                // Judged once every request in flight could have ended twice: for an open
+                // loop that is two seconds of arrivals, not its (large) cap.
+                let in_flight = match stage.load {
+                    Load::Closed { concurrency } => concurrency,
+                    Load::Open { rate, max_in_flight, .. } => (rate.ceil() as u32).min(max_in_flight),
+                };
+                AbortWatch::new(t, in_flight)
+            }),
         })
     }
 
@@ -281,8 +289,8 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, max_i
     let mut set = JoinSet::new();
     let t0 = Instant::now();
     let (mut last_dispatch, mut last_due) = (t0, t0);
-    loop {
-        let due = t0 + arrivals.next_offset();
+    // A schedule past any instant we can represent has ended.
+    while let Some(due) = t0.checked_add(arrivals.next_offset()) {
         if p.deadline.is_some_and(|d| due >= d) || p.next.load(Ordering::Relaxed) >= p.end {
             break;
         }
@@ -307,7 +315,10 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, max_i
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             // Due inside the window but no slot before it closed: not sent, counted.
             _ = deadline => {
-                p.unsent.fetch_add(1, Ordering::SeqCst);
+                // It takes its request number like any other, so `requests` is honoured.
+                if p.next.fetch_add(1, Ordering::Relaxed) < p.end {
+                    p.unsent.fetch_add(1, Ordering::SeqCst);
+                }
                 break;
             }
         };
@@ -331,7 +342,7 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, max_i
         && !p.halt.is_cancelled()
     {
         loop {
-            let due = t0 + arrivals.next_offset();
+            let due = t0.checked_add(arrivals.next_offset()).unwrap_or(d);
             if due >= d || p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
                 break;
             }
@@ -412,6 +423,10 @@ async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
             // undone, whatever `next` says.
             if p.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
                 p.stopped.store(true, Ordering::SeqCst);
+            } else if due.is_some() && !p.halt.is_cancelled() {
+                // An arrival the rate limiter had no slot for before the window closed:
+                // due, not sent, and counted as such.
+                p.unsent.fetch_add(1, Ordering::SeqCst);
             }
             return false;
         }

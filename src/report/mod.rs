@@ -145,7 +145,8 @@ pub struct OpenLoop {
     pub scheduled_rate: f64,
     /// Requests sent per second, first dispatch to last.
     pub achieved_rate: f64,
-    /// achieved_rate < 95 % of scheduled_rate: the cap or the client did not keep up.
+    /// The schedule was not kept: over 5 % of the arrivals due were not sent, or sending
+    /// ended over 5 % (and 50 ms) behind the schedule.
     pub below_target: bool,
     pub max_in_flight: u32,
     /// Arrivals due in the window that found every slot taken until it closed.
@@ -319,7 +320,10 @@ pub fn definitions() -> BTreeMap<String, String> {
             "open-loop stages: from each request's scheduled start, so a wait inside llmload counts (coordinated omission); open_loop.latency_uncorrected_ms counts from the actual send",
         ),
         ("open_loop.schedule_lag_ms", "first send - scheduled start of every request sent"),
-        ("open_loop.achieved_rate", "requests sent / (first dispatch -> last dispatch + one mean gap); below_target when under 95 % of scheduled_rate, the arrivals due per second of the drawn schedule"),
+        (
+            "open_loop.achieved_rate",
+            "requests sent / (first dispatch -> last dispatch + one mean gap); scheduled_rate: arrivals due / (first -> last due + one gap); below_target when over 5 % of the arrivals due were not sent or sending ended over 5 % (and 50 ms) behind the schedule",
+        ),
         ("sweep.knee", "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point"),
         ("sweep.slo", "a point meets the SLO when at least slo_quantile of its finished requests meet every [slo] objective"),
         ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
@@ -525,12 +529,17 @@ impl StageResult {
                 let per = |n: u64, span: f64| if span > 0.0 { n as f64 / span } else { 0.0 };
                 let achieved_rate = per(s.started, sent_span);
                 let scheduled_rate = per(s.started + s.unsent, due_span);
+                // Short: over 5 % of the arrivals due were never sent. Late: sending ended
+                // behind the schedule by over 5 % of it (at least 50 ms, so one late
+                // timer tick on a short stage is no alarm).
+                let short = s.unsent as f64 > (1.0 - RATE_WARNING) * (s.started + s.unsent) as f64;
+                let late = sent_span - due_span > ((1.0 - RATE_WARNING) * due_span).max(0.05);
                 OpenLoop {
                     arrival: s.info.arrival.unwrap_or("constant").to_string(),
                     target_rate,
                     scheduled_rate,
                     achieved_rate,
-                    below_target: s.finished && achieved_rate < scheduled_rate * RATE_WARNING,
+                    below_target: s.finished && (short || late),
                     max_in_flight: s.info.concurrency,
                     not_sent: s.unsent,
                     schedule_lag_ms: s.schedule_lag.summary(),

@@ -75,15 +75,19 @@ pub fn knee_index(points: &[(f64, f64)], gain: f64) -> Option<usize> {
 impl SweepResult {
     /// Judges the sweep's stages (those that ran; a stopped sweep is judged on what it has).
     pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&crate::metrics::Slo>) -> SweepResult {
-        let ran: Vec<&StageResult> = stages.iter().filter(|s| s.index >= sweep.first_stage && !s.interrupted).collect();
+        // Points that ran to their end, each matched to its load by its stage index.
+        let ran: Vec<(&StageResult, f64)> = stages
+            .iter()
+            .filter(|s| !s.interrupted && !s.aborted)
+            .filter_map(|s| s.index.checked_sub(sweep.first_stage).and_then(|k| sweep.points.get(k)).map(|&load| (s, load)))
+            .collect();
         let unit = |load: f64| match sweep.kind {
             SweepKind::Concurrency => format!("{load}-way"),
             SweepKind::Rate => format!("{load} req/s offered"),
         };
         let points: Vec<SweepPoint> = ran
             .iter()
-            .zip(&sweep.points[..])
-            .map(|(s, &load)| SweepPoint {
+            .map(|&(s, load)| SweepPoint {
                 stage: s.name.clone(),
                 load,
                 throughput: s.throughput.ok_per_s,
@@ -101,7 +105,12 @@ impl SweepResult {
             throughput: points[i..].iter().map(|p| p.throughput).fold(0.0, f64::max),
         });
         let mut said = Vec::new();
+        if points.len() < sweep.points.len() {
+            said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), sweep.points.len()));
+        }
+        let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
         match (&knee, points.last()) {
+            _ if none_ok => said.push("no request succeeded at any point".to_string()),
             (Some(k), _) => said.push(format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load))),
             (None, Some(last)) => said.push(format!(
                 "throughput still grows at the last point ({}, {} req/s): sweep further to find the knee",

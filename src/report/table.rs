@@ -181,11 +181,11 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
             && o.below_target
         {
             out.push_str(&format!(
-                "{}: WARNING: sent {} req/s of the {} req/s target ({:.0}%){}\n",
+                "{}: WARNING: sent {} req/s of the {} req/s scheduled ({:.0}%){}\n",
                 s.name,
                 fmt_rate(o.achieved_rate),
-                fmt_rate(o.target_rate),
-                o.achieved_rate / o.target_rate * 100.0,
+                fmt_rate(o.scheduled_rate),
+                o.achieved_rate / o.scheduled_rate.max(f64::MIN_POSITIVE) * 100.0,
                 if o.not_sent > 0 {
                     format!("; {} arrivals found all {} slots (max_in_flight) taken and were not sent", o.not_sent, o.max_in_flight)
                 } else {

@@ -289,6 +289,8 @@ impl Arrival {
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 /// Highest open-loop rate accepted, per second.
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// Lowest: one request every 1,000 s.
+pub const MIN_RATE: f64 = 0.001;
 
 impl Load {
     /// Most requests in flight: the concurrency, or the open loop's cap.
@@ -598,8 +600,11 @@ fn sweep_stages(
     if points.len() < 2 || !points.windows(2).all(|w| w[0] < w[1]) {
         bad("needs at least two points, in increasing order".into());
     }
-    if points.iter().any(|&x| !(x.is_finite() && x > 0.0 && x <= MAX_RATE)) || points.len() > 64 {
-        bad(format!("points must be positive (rates at most {MAX_RATE}/s), at most 64 of them"));
+    if points.iter().any(|&x| !(x.is_finite() && (MIN_RATE..=MAX_RATE).contains(&x))) || points.len() > 64 {
+        bad(format!("points must be from {MIN_RATE} to {MAX_RATE} (requests/s or workers), at most 64 of them"));
+    }
+    if f.max_in_flight.is_some_and(|m| m.get() > MAX_CONCURRENCY) {
+        bad(format!("max_in_flight must be at most {MAX_CONCURRENCY}"));
     }
     if points.iter().any(|&x| kind == SweepKind::Concurrency && x > f64::from(MAX_CONCURRENCY)) {
         bad(format!("concurrency must be at most {MAX_CONCURRENCY}"));
@@ -746,8 +751,8 @@ fn stage_load(s: &file::StageFile, i: usize, span: &std::ops::Range<usize>, p: &
         p.at(at(None), format!("stage {}: give `concurrency` (closed loop) or `rate` (open loop), not both", i + 1));
     }
     let r = *rate.get_ref();
-    if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
-        p.at(at(Some(rate.span())), format!("stage {}: rate must be above 0 and at most {MAX_RATE} requests/s, got {r}", i + 1));
+    if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) {
+        p.at(at(Some(rate.span())), format!("stage {}: rate must be from {MIN_RATE} to {MAX_RATE} requests/s, got {r}", i + 1));
     }
     let burstiness = s.burstiness.as_ref().map(|b| {
         let v = *b.get_ref();

@@ -256,7 +256,7 @@ fn open_loop_stages_parse_with_defaults() {
 fn open_loop_mistakes_are_named() {
     for (edit, want) in [
         ("rate = 5\nconcurrency = 4", "give `concurrency` (closed loop) or `rate` (open loop), not both"),
-        ("rate = 0", "rate must be above 0"),
+        ("rate = 0", "rate must be from 0.001"),
         ("rate = 5\narrival = \"bursty\"", "arrival must be \"constant\", \"poisson\" or \"gamma\""),
         ("rate = 5\nburstiness = 2", "burstiness is for arrival = \"gamma\""),
         ("max_in_flight = 3", "max_in_flight is for open-loop stages"),
