@@ -105,3 +105,19 @@ fn a_ramp_comes_before_the_window_and_stays_in_the_series() {
     assert!(series[0]["warmup"].as_u64().unwrap() < series[1]["warmup"].as_u64().unwrap(), "{series:?}");
     assert!(series.windows(2).all(|w| w[1]["t_s"].as_u64() == w[0]["t_s"].as_u64().map(|t| t + 1)), "one entry a second");
 }
+
+/// A closed-loop ramp: workers join one by one (about half the full load's requests
+/// over the ramp), then go on into the window, which runs at full load.
+#[test]
+fn a_closed_loop_ramp_rises_then_runs_a_full_window() {
+    let text = quick("base_latency_ms = 100\nper_inflight_ms = 0", "[[stage]]\nconcurrency = 8\nramp = \"1s\"\nduration = \"1s\"\n");
+    let (_, v) = run_scenario(&text);
+    assert_schema_valid(&v);
+    let s = &v["stages"][0];
+    // 8 workers joining over 1 s at 100 ms a request: about 8 × 10 / 2 ramp requests.
+    let ramped = s["warmup_requests"].as_u64().unwrap();
+    assert!((25..=50).contains(&ramped), "{ramped}");
+    // The window at full load: 8 workers × 10 requests a second.
+    let started = s["requests"]["started"].as_u64().unwrap();
+    assert!((72..=90).contains(&started), "{started}");
+}

@@ -228,24 +228,28 @@ impl Engine {
             if stage.warmup > 0 {
                 drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
             }
-            // The ramp: the load rises to the stage's over `ramp`, outside the figures
-            // like warmup; request numbers go on from where it stopped.
-            let mut first = stage.warmup;
-            if let Some(ramp) = stage.ramp {
-                let phase = self.phase(stage, &limiter, true, (first, u64::MAX), Instant::now().checked_add(ramp));
-                drive(stage.load, Some(ramp), phase.clone()).await;
-                first = phase.next.load(Ordering::SeqCst);
+            // The measured window opens after the ramp, if any. Durations are capped at
+            // validation, so this never overflows in practice; if it did, the stage
+            // would simply run to its request count.
+            let t0 = Instant::now() + stage.ramp.unwrap_or_default();
+            let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
+            let phase = self.phase(stage, &limiter, false, (stage.warmup, end), stage.duration.and_then(|d| t0.checked_add(d)));
+            let measuring = async {
+                tokio::time::sleep_until(t0.into()).await;
+                let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
+            };
+            match stage.ramp {
+                // The ramp's prompts are numbered apart, so the window does not resend
+                // them (a server's prompt cache would flatter it).
+                Some(ramp) => {
+                    let ramped = self.phase(stage, &limiter, true, (RAMP_NUMBERS, u64::MAX), Some(t0));
+                    tokio::join!(ramp_then(stage.load, ramp, ramped, phase.clone()), measuring);
+                }
+                None => {
+                    measuring.await;
+                    drive(stage.load, None, phase.clone()).await;
+                }
             }
-            if self.stop.soft.is_cancelled() {
-                return interrupted;
-            }
-            let t0 = Instant::now();
-            let end = stage.requests.map_or(u64::MAX, |n| first.saturating_add(n));
-            // Durations are capped at validation, so this never overflows in practice;
-            // if it did, the stage would simply run to its request count.
-            let phase = self.phase(stage, &limiter, false, (first, end), stage.duration.and_then(|d| t0.checked_add(d)));
-            let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
-            drive(stage.load, None, phase.clone()).await;
             let wall = t0.elapsed();
             let stopped = phase.stopped.load(Ordering::SeqCst);
             let started = phase.started.load(Ordering::SeqCst);
@@ -266,17 +270,35 @@ impl Engine {
     }
 }
 
-/// Runs a phase with the stage's kind of load; with `ramp`, the load rises linearly
-/// from nothing to the stage's over that time (the phase's deadline).
-async fn drive(load: Load, ramp: Option<Duration>, phase: Arc<Phase>) {
+/// Request numbers of ramp requests start here, far from the window's.
+const RAMP_NUMBERS: u64 = 1 << 48;
+
+/// Runs a phase with the stage's kind of load.
+async fn drive(load: Load, slots: Option<Arc<tokio::sync::Semaphore>>, phase: Arc<Phase>) {
     match load {
-        Load::Closed { concurrency } => closed_loop(concurrency, ramp, phase).await,
+        Load::Closed { concurrency } => closed_loop(concurrency, None, phase).await,
         Load::Open { rate, arrival, max_in_flight, seed } => {
-            let arrivals = match ramp {
-                Some(r) => crate::arrivals::Arrivals::ramp(rate, r),
-                None => crate::arrivals::Arrivals::new(rate, arrival, seed),
+            let slots = slots.unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize)));
+            open_loop(phase, crate::arrivals::Arrivals::new(rate, arrival, seed), slots).await
+        }
+    }
+}
+
+/// The ramp, then the window, with no pause between: the load rises linearly over
+/// `ramp` (the ramp phase's deadline), and the window takes over as the ramp ends while
+/// its last requests finish, instead of draining to nothing and starting in one step.
+async fn ramp_then(load: Load, ramp: Duration, ramped: Arc<Phase>, window: Arc<Phase>) {
+    match load {
+        Load::Closed { concurrency } => closed_loop(concurrency, Some((ramp, window)), ramped).await,
+        Load::Open { rate, max_in_flight, .. } => {
+            // One cap for both, so the overlap never exceeds it.
+            let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize));
+            let rising = open_loop(ramped, crate::arrivals::Arrivals::ramp(rate, ramp), slots.clone());
+            let steady = async {
+                tokio::time::sleep(ramp).await;
+                drive(load, Some(slots), window).await;
             };
-            open_loop(phase, arrivals, max_in_flight as usize).await
+            tokio::join!(rising, steady);
         }
     }
 }
@@ -284,8 +306,7 @@ async fn drive(load: Load, ramp: Option<Duration>, phase: Arc<Phase>) {
 /// Requests on a schedule, whether or not earlier ones have finished: each is due at
 /// its arrival time and is timed from it, so a wait inside llmload (every slot under
 /// `max_in_flight` taken, a late timer) is part of its latency, not hidden by it.
-async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, max_in_flight: usize) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots: Arc<tokio::sync::Semaphore>) {
     let mut set = JoinSet::new();
     let t0 = Instant::now();
     let (mut last_dispatch, mut last_due) = (t0, t0);
@@ -369,21 +390,28 @@ fn rethrow(res: Result<(), tokio::task::JoinError>) {
 
 /// N workers, each sending its next request as soon as its last one ends, until the
 /// request numbers run out, the deadline passes or the run is stopped.
-/// With `ramp`, worker k of N joins at k/N of it.
-async fn closed_loop(concurrency: u32, ramp: Option<Duration>, phase: Arc<Phase>) {
-    let workers = u64::from(concurrency).min(phase.end.saturating_sub(phase.next.load(Ordering::Relaxed))).max(1);
+/// With a ramp, worker k of N joins at k/N of it and, when the ramp ends, goes on
+/// into the window (`then`) as soon as its last ramp request is done.
+async fn closed_loop(concurrency: u32, ramp: Option<(Duration, Arc<Phase>)>, phase: Arc<Phase>) {
+    let last = ramp.as_ref().map_or(&phase, |(_, window)| window);
+    let workers = u64::from(concurrency).min(last.end.saturating_sub(last.next.load(Ordering::Relaxed))).max(1);
     let mut set = JoinSet::new();
     for k in 0..workers {
         let p = phase.clone();
-        let delay = ramp.map_or(Duration::ZERO, |r| r.mul_f64(k as f64 / workers as f64));
+        let delay = ramp.as_ref().map_or(Duration::ZERO, |(r, _)| r.mul_f64(k as f64 / workers as f64));
+        let then = ramp.as_ref().map(|(_, window)| window.clone());
         set.spawn(async move {
             if !delay.is_zero() {
                 tokio::select! {
-                    _ = p.halt.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = p.halt.cancelled() => {}
+                    _ = tokio::time::sleep(delay) => worker(p.clone()).await,
                 }
+            } else {
+                worker(p).await;
             }
-            worker(p).await
+            if let Some(window) = then {
+                worker(window).await;
+            }
         });
     }
     while let Some(res) = set.join_next().await {
