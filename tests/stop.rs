@@ -138,3 +138,39 @@ async fn a_stop_during_rate_limiter_waits_marks_the_stage_interrupted() {
     assert_eq!((s.requests.started, s.requests.ok), (1, 1));
     assert!(s.wall_time_s < 1.0, "the waits were abandoned, not sat out: {}", s.wall_time_s);
 }
+
+/// A stop during a long ramp ends the run at once (not at the ramp's end), with the
+/// stage marked interrupted: its window never ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_ramp_does_not_wait_for_its_end() {
+    for load in ["concurrency = 4", "rate = 20"] {
+        let text = format!(
+            "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 1\nper_inflight_ms = 0\n\
+             [prompts]\nlist = [\"x\"]\n[[stage]]\n{load}\nramp = \"60s\"\nduration = \"10s\"\n"
+        );
+        let scenario = Scenario::parse(&text, "inline.toml", None).unwrap();
+        let watcher: llmload::run::Watcher = Box::new(|mut rx, stop: Stop| {
+            tokio::spawn(async move {
+                loop {
+                    if rx.borrow_and_update().current.as_ref().is_some_and(|s| s.warmup_done >= 1) {
+                        stop.soft.cancel();
+                        return;
+                    }
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        });
+        let opts = RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher) };
+        let t = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(20), run_with_stop(scenario, opts, Stop::default()))
+            .await
+            .expect("a stop must not wait out a 60 s ramp")
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(10), "{load}: {:?}", t.elapsed());
+        assert!(outcome.interrupted, "{load}");
+        assert!(outcome.result.stages[0].interrupted, "{load}");
+        assert_eq!(outcome.result.stages[0].requests.started, 0, "{load}");
+    }
+}

@@ -235,7 +235,11 @@ impl Engine {
             let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
             let phase = self.phase(stage, &limiter, false, (stage.warmup, end), stage.duration.and_then(|d| t0.checked_add(d)));
             let measuring = async {
-                tokio::time::sleep_until(t0.into()).await;
+                // A stop during the ramp must not wait for its end.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t0.into()) => {}
+                    _ = self.stop.soft.cancelled() => {}
+                }
                 let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
             };
             match stage.ramp {
@@ -295,7 +299,12 @@ async fn ramp_then(load: Load, ramp: Duration, ramped: Arc<Phase>, window: Arc<P
             let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize));
             let rising = open_loop(ramped, crate::arrivals::Arrivals::ramp(rate, ramp), slots.clone());
             let steady = async {
-                tokio::time::sleep(ramp).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(ramp) => {}
+                    // Stopped during the ramp: the window still runs, to find itself
+                    // stopped and say so (the stage is then marked interrupted).
+                    _ = window.halt.cancelled() => {}
+                }
                 drive(load, Some(slots), window).await;
             };
             tokio::join!(rising, steady);
