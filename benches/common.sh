@@ -11,8 +11,8 @@ mock=$!
 for _ in $(seq 50); do grep -q listening "$work/mock.out" && break; sleep 0.1; done
 url=$(grep -o 'http://127.0.0.1:[0-9]*/v1' "$work/mock.out")
 
-# write_scenario FILE NAME REQUESTS: a 50-way stage of REQUESTS against the mock.
-write_scenario() {
+# write_stage FILE NAME STAGE: one stage (the lines after [[stage]]) against the mock.
+write_stage() {
   cat >"$1" <<TOML
 name = "$2"
 [target]
@@ -21,8 +21,13 @@ model = "m"
 [prompts]
 template = "hello {i}"
 [[stage]]
-name = "50-way"
-concurrency = 50
-requests = $3
+$3
 TOML
+}
+
+# write_scenario FILE NAME REQUESTS: a 50-way stage of REQUESTS against the mock.
+write_scenario() {
+  write_stage "$1" "$2" "name = \"50-way\"
+concurrency = 50
+requests = $3"
 }

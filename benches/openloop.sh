@@ -15,19 +15,10 @@ trap 'kill $mock 2>/dev/null || true; rm -rf "$work"' EXIT
 printf '| arrival | target | sent | achieved | vs target | lag p50 | lag p99 | not sent | llmload CPU |\n|---|---|---|---|---|---|---|---|---|\n'
 for rate in ${@:-1000 10000}; do
   for arrival in constant poisson; do
-    cat >"$work/s.toml" <<TOML
-name = "open loop $rate/s"
-[target]
-base_url = "$url"
-model = "m"
-[prompts]
-template = "hello {i}"
-[[stage]]
-rate = $rate
-arrival = "$arrival"
+    write_stage "$work/s.toml" "open loop $rate/s" "rate = $rate
+arrival = \"$arrival\"
 max_in_flight = 1000
-duration = "10s"
-TOML
+duration = \"10s\""
     /usr/bin/time -f '%U %S' -o "$work/time" "$bin" run "$work/s.toml" --no-progress --json "$work/r.json" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
     read -r user sys <"$work/time"
     python3 - "$work/r.json" "$user" "$sys" <<'PY'

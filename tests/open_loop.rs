@@ -5,11 +5,7 @@
 mod common;
 use common::*;
 
-use serde_json::Value;
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use common::num as f;
 
 /// The regression guard for the inverted-flag class of bug: one 1 s hiccup in a
 /// constant 50/s stage with one request in flight at most. The ~50 arrivals due during

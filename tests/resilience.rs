@@ -11,10 +11,6 @@ fn stage(v: &Value, i: usize) -> &Value {
     &v["stages"][i]
 }
 
-fn count(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
-
 /// The figure: 600 RPM for 10 s is 100 ± 2 requests whatever the concurrency.
 /// The limiter, not the server, is the bottleneck: 4 workers on a 20 ms mock could send
 /// 200 requests/s.

@@ -82,6 +82,16 @@ pub fn assert_schema_valid(v: &serde_json::Value) {
     assert!(errors.is_empty(), "result does not match docs/result.schema.json:\n{}", errors.join("\n"));
 }
 
+/// A JSON number, or a panic naming what was there instead.
+pub fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// A JSON count, or a panic naming what was there instead.
+pub fn count(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
 /// `llmload ARGS…`
 pub fn cmd(args: &[&str]) -> Command {
     let mut c = bin();
