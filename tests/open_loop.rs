@@ -117,3 +117,14 @@ fn a_closed_loop_ramp_rises_then_runs_a_full_window() {
     let started = s["requests"]["started"].as_u64().unwrap();
     assert!((72..=90).contains(&started), "{started}");
 }
+
+/// The schedule counts from the window's opening, not from when the dispatcher got
+/// going: at 1000/s for 1 s the last arrival is due 1 ms before the end, and it is
+/// sent (or counted), however late the loop started.
+#[test]
+fn every_arrival_due_in_the_window_is_accounted() {
+    let text = quick("base_latency_ms = 1\nper_inflight_ms = 0", "[[stage]]\nrate = 1000\nduration = \"1s\"\n");
+    let (_, v) = run_scenario(&text);
+    let s = &v["stages"][0];
+    assert_eq!(count(&s["requests"]["started"]) + count(&s["open_loop"]["not_sent"]), 1000);
+}

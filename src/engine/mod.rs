@@ -48,6 +48,9 @@ struct Phase {
     /// Request numbers at or past this are not sent.
     end: u64,
     deadline: Option<Instant>,
+    /// When the phase's window opens: an open loop's schedule counts from here, so its
+    /// last arrival falls before the deadline however late the loop itself started.
+    opens: Option<Instant>,
     started: Arc<AtomicU64>,
     /// Set when a stop cut the phase short (work was left undone).
     stopped: AtomicBool,
@@ -181,7 +184,7 @@ impl Engine {
         limiter: &Option<Arc<Limiter>>,
         warmup: bool,
         (first, end): (u64, u64),
-        deadline: Option<Instant>,
+        (opens, deadline): (Option<Instant>, Option<Instant>),
     ) -> Arc<Phase> {
         Arc::new(Phase {
             scenario: self.scenario.clone(),
@@ -193,6 +196,7 @@ impl Engine {
             next: AtomicU64::new(first),
             end,
             deadline,
+            opens,
             started: Arc::new(AtomicU64::new(0)),
             stopped: AtomicBool::new(false),
             halt: self.stop.soft.child_token(),
@@ -226,14 +230,15 @@ impl Engine {
             }
             let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
             if stage.warmup > 0 {
-                drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), None)).await;
+                drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), (None, None))).await;
             }
             // The measured window opens after the ramp, if any. Durations are capped at
             // validation, so this never overflows in practice; if it did, the stage
             // would simply run to its request count.
             let t0 = Instant::now() + stage.ramp.unwrap_or_default();
             let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
-            let phase = self.phase(stage, &limiter, false, (stage.warmup, end), stage.duration.and_then(|d| t0.checked_add(d)));
+            let window = (Some(t0), stage.duration.and_then(|d| t0.checked_add(d)));
+            let phase = self.phase(stage, &limiter, false, (stage.warmup, end), window);
             let measuring = async {
                 // A stop during the ramp must not wait for its end.
                 tokio::select! {
@@ -246,7 +251,7 @@ impl Engine {
                 // The ramp's prompts are numbered apart, so the window does not resend
                 // them (a server's prompt cache would flatter it).
                 Some(ramp) => {
-                    let ramped = self.phase(stage, &limiter, true, (RAMP_NUMBERS, u64::MAX), Some(t0));
+                    let ramped = self.phase(stage, &limiter, true, (RAMP_NUMBERS, u64::MAX), (None, Some(t0)));
                     tokio::join!(ramp_then(stage.load, ramp, ramped, phase.clone()), measuring);
                 }
                 None => {
@@ -317,7 +322,7 @@ async fn ramp_then(load: Load, ramp: Duration, ramped: Arc<Phase>, window: Arc<P
 /// `max_in_flight` taken, a late timer) is part of its latency, not hidden by it.
 async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots: Arc<tokio::sync::Semaphore>) {
     let mut set = JoinSet::new();
-    let t0 = Instant::now();
+    let t0 = p.opens.unwrap_or_else(Instant::now);
     let (mut last_dispatch, mut last_due) = (t0, t0);
     // A schedule past any instant we can represent has ended.
     while let Some(due) = t0.checked_add(arrivals.next_offset()) {
