@@ -16,5 +16,6 @@ pub mod ratelimit;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod tokens;
 pub mod tui;

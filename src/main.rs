@@ -215,7 +215,16 @@ fn cmd_validate(args: ValidateArgs) -> ExitCode {
         match Scenario::load(path) {
             Ok(s) => {
                 let stages: Vec<String> = s.stages.iter().map(|st| st.name.clone()).collect();
-                println!("{}: ok — {:?}, {} stages ({})", path.display(), s.name, s.stages.len(), stages.join(", "));
+                let mut plan = Vec::new();
+                if !stages.is_empty() {
+                    plan.push(format!("{} stages ({})", stages.len(), stages.join(", ")));
+                }
+                if let Some(sweep) = &s.sweep
+                    && let Some(auto) = sweep.auto
+                {
+                    plan.push(format!("an automatic sweep from {} (up to {} points)", sweep.stage(auto.start, 0).name, auto.max_points));
+                }
+                println!("{}: ok — {:?}, {}", path.display(), s.name, plan.join(", then "));
             }
             Err(e) => {
                 note(&e.to_string());

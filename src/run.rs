@@ -107,7 +107,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
             (u.clone(), key)
         }
     };
-    let max_concurrency = scenario.stages.iter().map(|s| s.load.concurrency()).max().unwrap_or(1);
+    let max_concurrency =
+        scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
     let client = Arc::new(Client::new(ClientConfig {
         base_url,
         api_key,
@@ -140,6 +141,11 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         // nothing measured: the result below is built all the same.
         let _ = v.await;
     }
+    // An automatic sweep's stages were chosen as it ran: the result records them.
+    let scenario = match end.swept.is_empty() {
+        true => scenario,
+        false => Arc::new(scenario.with_swept(&end.swept)),
+    };
     let result = RunResult::build(
         &scenario,
         &stages,
@@ -238,11 +244,14 @@ async fn progress_line(mut rx: watch::Receiver<Arc<Snapshot>>) {
         }
         if let Some(c) = &snap.current {
             let planned = c.info.planned_requests.map_or(String::new(), |n| format!("/{n}"));
+            // An automatic sweep's points are chosen as it runs: no total to show.
+            let stage = match c.info.index < snap.total_stages {
+                true => format!("{}/{}", c.info.index + 1, snap.total_stages),
+                false => format!("sweep point {}", c.info.index + 1 - snap.total_stages),
+            };
             let _ = write!(
                 err,
-                "\r\x1b[2K[{}/{}] {}: {}{} done · {} in flight · {:.1} req/s · {} errors",
-                c.info.index + 1,
-                snap.total_stages,
+                "\r\x1b[2K[{stage}] {}: {}{} done · {} in flight · {:.1} req/s · {} errors",
                 c.info.name,
                 c.done(),
                 planned,

@@ -426,7 +426,8 @@ fn narrow_spread_gets_honest_buckets() {
 /// A finished sweep puts its answer in words over the comparison table.
 #[test]
 fn a_finished_sweep_says_its_answer() {
-    let s = Scenario::parse(include_str!("../scenarios/find-the-knee.toml"), "find-the-knee.toml", None).unwrap();
+    let text = include_str!("../scenarios/find-the-knee.toml").replace("\"auto\"", "[1, 2, 4, 8, 16, 32, 64]").replace("max = 256", "");
+    let s = Scenario::parse(&text, "find-the-knee.toml", None).unwrap();
     let all: Vec<StageStats> = (0..s.stages.len()).map(|i| stage(&s, i, 100, None, true)).collect();
     let mut app = App::new(&s, "mock", false);
     app.on_snapshot(Arc::new(Snapshot {
@@ -439,4 +440,33 @@ fn a_finished_sweep_says_its_answer() {
     let text = draw(&app, 160, 48).backend().to_string();
     // This model's server never saturates (80 + 2 ms per request in flight).
     assert!(text.contains("sweep: throughput still grows at the last point (64-way"), "{text}");
+}
+
+/// An automatic sweep: the gauge counts its points (there is no total to show), the
+/// table grows with them, and the answer comes once it ends.
+#[test]
+fn an_automatic_sweep_counts_its_points() {
+    let s = Scenario::parse(include_str!("../scenarios/find-the-knee.toml"), "find-the-knee.toml", None).unwrap();
+    assert!(s.stages.is_empty());
+    let sweep = s.sweep.clone().unwrap();
+    let ran = s.with_swept(&[1.0, 2.0, 4.0, 8.0, 16.0].map(|x| sweep.stage(x, 0)));
+    let mut app = App::new(&s, "mock", false);
+    let finished: Vec<StageStats> = (0..4).map(|i| stage(&ran, i, 100, None, true)).collect();
+    let snap = |current: Option<StageStats>, done: bool| {
+        Arc::new(Snapshot {
+            finished: finished.iter().cloned().map(Arc::new).collect(),
+            current,
+            total_stages: 0,
+            done,
+            elapsed: Duration::from_secs(20),
+        })
+    };
+    app.on_snapshot(snap(Some(stage(&ran, 4, 30, None, false)), false));
+    let text = draw(&app, 160, 48).backend().to_string();
+    assert!(text.contains("auto sweep point 5 · 16-way"), "{text}");
+    assert!(text.contains("8-way"), "the finished points are rows: {text}");
+    app.on_snapshot(snap(None, true));
+    let text = draw(&app, 160, 48).backend().to_string();
+    assert!(text.contains("finished · 4 stages"), "{text}");
+    assert!(text.contains("sweep: auto sweep, 4 points"), "{text}");
 }

@@ -145,6 +145,8 @@ pub struct EngineEnd {
     /// A stop (Ctrl-C, SIGTERM) cut the run short.
     pub interrupted: bool,
     pub aborted: Option<Aborted>,
+    /// The stages an automatic sweep ran, in order (the last may be cut short).
+    pub swept: Vec<Stage>,
 }
 
 impl Phase {
@@ -217,65 +219,112 @@ impl Engine {
         })
     }
 
-    /// Runs every stage in order, until the last, a stop, or `abort_on_error_rate`.
+    /// Runs every stage in order, then an automatic sweep's points as it chooses them,
+    /// until the last, a stop, or `abort_on_error_rate`.
     pub async fn run(self) -> EngineEnd {
-        let interrupted = EngineEnd { interrupted: true, aborted: None };
         for (index, stage) in self.scenario.stages.iter().enumerate() {
-            if self.stop.soft.is_cancelled() {
-                return interrupted;
-            }
-            let info = Self::stage_info(&self.scenario, index, stage);
-            if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
-                return interrupted;
-            }
-            let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
-            if stage.warmup > 0 {
-                drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), (None, None))).await;
-            }
-            // The measured window opens after the ramp, if any. Durations are capped at
-            // validation, so this never overflows in practice; if it did, the stage
-            // would simply run to its request count.
-            let t0 = Instant::now() + stage.ramp.unwrap_or_default();
-            let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
-            let window = (Some(t0), stage.duration.and_then(|d| t0.checked_add(d)));
-            let phase = self.phase(stage, &limiter, false, (stage.warmup, end), window);
-            let measuring = async {
-                // A stop during the ramp must not wait for its end.
-                tokio::select! {
-                    _ = tokio::time::sleep_until(t0.into()) => {}
-                    _ = self.stop.soft.cancelled() => {}
-                }
-                let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
-            };
-            match stage.ramp {
-                // The ramp's prompts are numbered apart, so the window does not resend
-                // them (a server's prompt cache would flatter it).
-                Some(ramp) => {
-                    let ramped = self.phase(stage, &limiter, true, (RAMP_NUMBERS, u64::MAX), (None, Some(t0)));
-                    tokio::join!(ramp_then(stage.load, ramp, ramped, phase.clone()), measuring);
-                }
-                None => {
-                    measuring.await;
-                    drive(stage.load, None, phase.clone()).await;
-                }
-            }
-            let wall = t0.elapsed();
-            let stopped = phase.stopped.load(Ordering::SeqCst);
-            let started = phase.started.load(Ordering::SeqCst);
-            let verdict = phase.abort.as_ref().and_then(|a| a.verdict().map(|v| (v, a.threshold)));
-            let aborted = verdict.is_some_and(|((_, _, mid), _)| mid);
-            let unsent = phase.unsent.load(Ordering::SeqCst);
-            let schedule = phase.schedule.get().copied();
-            let finished = EngineEvent::StageFinished { wall, started, interrupted: stopped, aborted, unsent, schedule };
-            if self.events.send(finished).await.is_err() || stopped {
-                return interrupted;
-            }
-            if let Some(((error_rate, requests, mid_stage), threshold)) = verdict {
-                let aborted = Aborted { stage: stage.name.clone(), error_rate, requests, mid_stage, threshold };
-                return EngineEnd { interrupted: false, aborted: Some(aborted) };
+            if let Err(end) = self.run_stage(index, stage, false).await {
+                return end;
             }
         }
-        EngineEnd::default()
+        match self.scenario.sweep.as_ref().filter(|s| s.auto.is_some()) {
+            Some(sweep) => self.auto_sweep(sweep).await,
+            None => EngineEnd::default(),
+        }
+    }
+
+    /// Runs an automatic sweep: each point's stage is made once the one before it is
+    /// judged, from the figures the aggregator closed it with.
+    async fn auto_sweep(&self, sweep: &crate::scenario::Sweep) -> EngineEnd {
+        let auto = sweep.auto.expect("an automatic sweep");
+        let slo = self.scenario.slo.map(|_| sweep.slo_quantile);
+        let mut plan = crate::sweep::AutoPlan::new(sweep.kind, auto, sweep.knee_gain, slo);
+        let mut ran = Vec::new();
+        while let Some(load) = plan.next_point() {
+            let mut stage = sweep.stage(load, ran.len());
+            // A point named like an explicit stage keeps the rows of the table apart.
+            if self.scenario.stages.iter().any(|s| s.name == stage.name) {
+                stage.name.push_str(" (sweep)");
+            }
+            let index = self.scenario.stages.len() + ran.len();
+            ran.push(stage.clone());
+            match self.run_stage(index, &stage, true).await {
+                Ok(Some(stats)) => plan.record(crate::sweep::Measured { load, throughput: stats.ok_per_s(), slo_met: stats.slo_share() }),
+                Ok(None) => return EngineEnd { swept: ran, ..EngineEnd::default() },
+                Err(end) => return EngineEnd { swept: ran, ..end },
+            }
+        }
+        EngineEnd { swept: ran, ..EngineEnd::default() }
+    }
+
+    /// Runs one stage. Ok: go on, with the stage's figures when `judge` asked for them;
+    /// Err: the run ends here (a stop, an abort, or nobody listening).
+    async fn run_stage(&self, index: usize, stage: &Stage, judge: bool) -> Result<Option<Arc<crate::metrics::StageStats>>, EngineEnd> {
+        let interrupted = EngineEnd { interrupted: true, ..EngineEnd::default() };
+        if self.stop.soft.is_cancelled() {
+            return Err(interrupted);
+        }
+        let info = Self::stage_info(&self.scenario, index, stage);
+        if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
+            return Err(interrupted);
+        }
+        let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
+        if stage.warmup > 0 {
+            drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), (None, None))).await;
+        }
+        // The measured window opens after the ramp, if any. Durations are capped at
+        // validation, so this never overflows in practice; if it did, the stage
+        // would simply run to its request count.
+        let t0 = Instant::now() + stage.ramp.unwrap_or_default();
+        let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
+        let window = (Some(t0), stage.duration.and_then(|d| t0.checked_add(d)));
+        let phase = self.phase(stage, &limiter, false, (stage.warmup, end), window);
+        let measuring = async {
+            // A stop during the ramp must not wait for its end.
+            tokio::select! {
+                _ = tokio::time::sleep_until(t0.into()) => {}
+                _ = self.stop.soft.cancelled() => {}
+            }
+            let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
+        };
+        match stage.ramp {
+            // The ramp's prompts are numbered apart, so the window does not resend
+            // them (a server's prompt cache would flatter it).
+            Some(ramp) => {
+                let ramped = self.phase(stage, &limiter, true, (RAMP_NUMBERS, u64::MAX), (None, Some(t0)));
+                tokio::join!(ramp_then(stage.load, ramp, ramped, phase.clone()), measuring);
+            }
+            None => {
+                measuring.await;
+                drive(stage.load, None, phase.clone()).await;
+            }
+        }
+        let wall = t0.elapsed();
+        let stopped = phase.stopped.load(Ordering::SeqCst);
+        let started = phase.started.load(Ordering::SeqCst);
+        let verdict = phase.abort.as_ref().and_then(|a| a.verdict().map(|v| (v, a.threshold)));
+        let aborted = verdict.is_some_and(|((_, _, mid), _)| mid);
+        let unsent = phase.unsent.load(Ordering::SeqCst);
+        let schedule = phase.schedule.get().copied();
+        let (reply, figures) = match judge {
+            true => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
+        let finished = EngineEvent::StageFinished { wall, started, interrupted: stopped, aborted, unsent, schedule, reply };
+        if self.events.send(finished).await.is_err() || stopped {
+            return Err(interrupted);
+        }
+        if let Some(((error_rate, requests, mid_stage), threshold)) = verdict {
+            let aborted = Aborted { stage: stage.name.clone(), error_rate, requests, mid_stage, threshold };
+            return Err(EngineEnd { interrupted: false, aborted: Some(aborted), ..EngineEnd::default() });
+        }
+        match figures {
+            Some(rx) => rx.await.map(Some).map_err(|_| interrupted),
+            None => Ok(None),
+        }
     }
 }
 

@@ -83,6 +83,9 @@ pub enum EngineEvent {
         /// spans (first → last) of the dispatches and of the arrivals due.
         unsent: u64,
         schedule: Option<(Duration, Duration)>,
+        /// The stage's figures are sent back here once it is closed: an automatic
+        /// sweep chooses its next point from them.
+        reply: Option<tokio::sync::oneshot::Sender<Arc<StageStats>>>,
     },
 }
 
@@ -179,7 +182,7 @@ impl Aggregator {
                                     live.stats.series.record(Instant::now(), warmup, &record, out, in_flight);
                                 }
                             }
-                            EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule } => {
+                            EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
                                 if let Some(Live { mut stats, .. }) = current.take() {
                                     stats.wall = wall;
                                     stats.started = started;
@@ -188,7 +191,11 @@ impl Aggregator {
                                     stats.unsent = unsent;
                                     stats.schedule = schedule;
                                     stats.finished = true;
-                                    finished.push(Arc::new(stats));
+                                    let stats = Arc::new(stats);
+                                    if let Some(reply) = reply {
+                                        let _ = reply.send(stats.clone());
+                                    }
+                                    finished.push(stats);
                                 }
                                 changed_stage = true;
                             }

@@ -451,6 +451,13 @@ impl StageStats {
         self.info.slo.map(|_| per_s(self.slo_met, self.wall))
     }
 
+    /// With `[slo]`: the share of finished requests (ok or failed) meeting every
+    /// objective, by which a sweep point is judged.
+    pub fn slo_share(&self) -> Option<f64> {
+        let n = self.ok + self.failed;
+        self.info.slo.map(|_| if n == 0 { 0.0 } else { self.slo_met as f64 / n as f64 })
+    }
+
     pub fn error_rate(&self) -> f64 {
         let n = self.ok + self.failed;
         if n == 0 { 0.0 } else { self.failed as f64 / n as f64 }

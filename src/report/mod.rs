@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-pub use sweep::{Knee, SloVerdict, SweepPoint, SweepResult, knee_index};
+pub use sweep::{Knee, SloVerdict, SweepPoint, SweepResult};
 pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
 
 use crate::metrics::{LatencySummary, StageStats};
@@ -324,7 +324,10 @@ pub fn definitions() -> BTreeMap<String, String> {
             "open_loop.achieved_rate",
             "requests sent / (first dispatch -> last dispatch + one mean gap); scheduled_rate: arrivals due / (first -> last due + one gap); below_target when over 5 % of the arrivals due were not sent or sending ended over 5 % (and 50 ms) behind the schedule",
         ),
-        ("sweep.knee", "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point"),
+        (
+            "sweep.knee",
+            "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point; an automatic sweep reads it from its ladder, narrowed by the bisection points below it that no point up to it beats by knee_gain",
+        ),
         ("sweep.slo", "a point meets the SLO when at least slo_quantile of its finished requests meet every [slo] objective"),
         ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
         ("retries.total", "attempts sent again after a failure the [retry] policy covers; failures counts final outcomes only"),

@@ -5,11 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use super::StageResult;
 use crate::scenario::{Sweep, SweepKind};
+use crate::sweep::{AutoPlan, knee_index, refine_knee};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepResult {
     /// "concurrency" or "rate".
     pub kind: String,
+    /// The points were chosen during the run (`concurrency = "auto"` or `rates = "auto"`).
+    pub auto: bool,
+    /// The points that ran to their end, in increasing load.
     pub points: Vec<SweepPoint>,
     /// Throughput must grow at least this fraction per doubling, else it has plateaued.
     pub knee_gain: f64,
@@ -27,6 +31,9 @@ pub struct SweepPoint {
     pub stage: String,
     /// Concurrency, or arrivals per second.
     pub load: f64,
+    /// "list" (given in the file), or for an automatic sweep "ladder" (start, 2×, 4×,
+    /// …) or "bisection" (between the SLO's last success and first failure).
+    pub phase: String,
     /// Successful requests per second.
     pub throughput: f64,
     pub p99_ms: Option<f64>,
@@ -56,40 +63,39 @@ pub struct SloVerdict {
     pub first_breaking_load: Option<f64>,
 }
 
-/// Growth of throughput per doubling of the load between two points.
-fn growth_per_doubling(x0: f64, t0: f64, x1: f64, t1: f64) -> f64 {
-    if t0 <= 0.0 {
-        return if t1 > 0.0 { f64::INFINITY } else { 0.0 };
-    }
-    (t1 / t0).powf(1.0 / (x1 / x0).log2()) - 1.0
-}
-
-/// Index of the knee: the first point after which every step grows less than `gain`
-/// per doubling. None when the last step still grows (no plateau seen).
-pub fn knee_index(points: &[(f64, f64)], gain: f64) -> Option<usize> {
-    let steps: Vec<bool> = points.windows(2).map(|w| growth_per_doubling(w[0].0, w[0].1, w[1].0, w[1].1) < gain).collect();
-    let flat_from = steps.iter().rposition(|flat| !flat).map_or(0, |i| i + 1);
-    (flat_from < points.len().saturating_sub(1)).then_some(flat_from)
-}
-
 impl SweepResult {
-    /// Judges the sweep's stages (those that ran; a stopped sweep is judged on what it has).
+    /// Judges the sweep's stages (those that ran; a stopped sweep is judged on what it
+    /// has). Points are judged in increasing load, whatever order they ran in; the knee
+    /// of an automatic sweep is read from its ladder (start, 2×, 4×, …) only, since
+    /// over the bisection's short steps a little noise reads as growth.
     pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&crate::metrics::Slo>) -> SweepResult {
-        // Points that ran to their end, each matched to its load by its stage index.
-        let ran: Vec<(&StageResult, f64)> = stages
-            .iter()
-            .filter(|s| !s.interrupted && !s.aborted)
-            .filter_map(|s| s.index.checked_sub(sweep.first_stage).and_then(|k| sweep.points.get(k)).map(|&load| (s, load)))
-            .collect();
+        let load = |s: &StageResult| match sweep.kind {
+            SweepKind::Concurrency => f64::from(s.concurrency),
+            SweepKind::Rate => s.open_loop.as_ref().map_or(0.0, |o| o.target_rate),
+        };
+        let in_sweep: Vec<&StageResult> = stages.iter().filter(|s| s.index >= sweep.first_stage).collect();
+        // Points that ran to their end.
+        let ran: Vec<&StageResult> = in_sweep.iter().copied().filter(|s| !s.interrupted && !s.aborted).collect();
+        let ladder = match sweep.auto {
+            Some(_) => AutoPlan::ladder_len(&ran.iter().map(|s| load(s)).collect::<Vec<_>>()),
+            None => ran.len(),
+        };
         let unit = |load: f64| match sweep.kind {
             SweepKind::Concurrency => format!("{load}-way"),
             SweepKind::Rate => format!("{load} req/s offered"),
         };
-        let points: Vec<SweepPoint> = ran
+        let mut points: Vec<SweepPoint> = ran
             .iter()
-            .map(|&(s, load)| SweepPoint {
+            .enumerate()
+            .map(|(k, s)| SweepPoint {
                 stage: s.name.clone(),
-                load,
+                load: load(s),
+                phase: match (sweep.auto, k < ladder) {
+                    (None, _) => "list",
+                    (Some(_), true) => "ladder",
+                    (Some(_), false) => "bisection",
+                }
+                .into(),
                 throughput: s.throughput.ok_per_s,
                 p99_ms: s.latency_ms.map(|l| l.p99),
                 slo_met: s.goodput.as_ref().map(|g| {
@@ -98,25 +104,55 @@ impl SweepResult {
                 }),
             })
             .collect();
-        let series: Vec<(f64, f64)> = points.iter().map(|p| (p.load, p.throughput)).collect();
-        let knee = knee_index(&series, sweep.knee_gain).map(|i| Knee {
-            stage: points[i].stage.clone(),
-            load: points[i].load,
-            throughput: points[i..].iter().map(|p| p.throughput).fold(0.0, f64::max),
+        points.sort_by(|a, b| a.load.total_cmp(&b.load));
+        let ladder_points: Vec<&SweepPoint> = points.iter().filter(|p| p.phase != "bisection").collect();
+        let series: Vec<(f64, f64)> = ladder_points.iter().map(|p| (p.load, p.throughput)).collect();
+        let knee = knee_index(&series, sweep.knee_gain).map(|i| {
+            // An automatic sweep's bisection points between the rungs narrow it down.
+            let from = match i.checked_sub(1) {
+                Some(below) if sweep.auto.is_some() => {
+                    let all: Vec<(f64, f64)> = points.iter().map(|p| (p.load, p.throughput)).collect();
+                    let at = points.iter().position(|p| p.load == ladder_points[i].load).expect("a ladder point is a point");
+                    &points[refine_knee(&all, ladder_points[below].load, at, sweep.knee_gain)]
+                }
+                _ => ladder_points[i],
+            };
+            Knee {
+                stage: from.stage.clone(),
+                load: from.load,
+                throughput: points.iter().filter(|p| p.load >= from.load).map(|p| p.throughput).fold(0.0, f64::max),
+            }
         });
         let mut said = Vec::new();
-        if points.len() < sweep.points.len() {
+        if sweep.auto.is_some() {
+            let bisected = points.len() - ladder_points.len();
+            said.push(match bisected {
+                0 => format!("auto sweep, {} points", points.len()),
+                n => format!("auto sweep, {} points ({n} bisecting the SLO's limit)", points.len()),
+            });
+        }
+        if let Some(cut) = in_sweep.iter().find(|s| s.interrupted || s.aborted) {
+            let how = if cut.aborted { "aborted" } else { "stopped" };
+            said.push(format!("the sweep was {how} at {}, judged on the {} points before it", cut.name, points.len()));
+        } else if sweep.auto.is_none() && points.len() < sweep.points.len() {
             said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), sweep.points.len()));
         }
         let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
-        match (&knee, points.last()) {
+        match (&knee, ladder_points.last()) {
             _ if none_ok => said.push("no request succeeded at any point".to_string()),
             (Some(k), _) => said.push(format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load))),
-            (None, Some(last)) => said.push(format!(
-                "throughput still grows at the last point ({}, {} req/s): sweep further to find the knee",
-                unit(last.load),
-                super::fmt_rate(last.throughput)
-            )),
+            (None, Some(last)) => {
+                let further = match sweep.auto {
+                    Some(a) if last.load * 2.0 > a.max => "raise the sweep's `max` to find the knee",
+                    Some(_) => "raise the sweep's `max_points` to find the knee",
+                    None => "sweep further to find the knee",
+                };
+                said.push(format!(
+                    "throughput still grows at the last point ({}, {} req/s): {further}",
+                    unit(last.load),
+                    super::fmt_rate(last.throughput)
+                ))
+            }
             (None, None) => said.push("no sweep point finished".to_string()),
         }
         let slo = slo.filter(|_| !points.is_empty()).map(|o| {
@@ -145,6 +181,7 @@ impl SweepResult {
                 SweepKind::Rate => "rate",
             }
             .into(),
+            auto: sweep.auto.is_some(),
             points,
             knee_gain: sweep.knee_gain,
             knee,
@@ -162,34 +199,4 @@ fn objectives(o: &crate::metrics::Slo) -> String {
         .filter_map(|(n, d)| d.map(|d| format!("{n} ≤ {}", ms(d))))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_knee_is_where_growth_stops_for_good() {
-        // A server sized for 20/s: 2, 4, 8, 16 then 20, 20, 20.
-        let pts = [(1.0, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 20.0), (32.0, 20.2), (64.0, 19.8)];
-        assert_eq!(knee_index(&pts, 0.1), Some(4), "16→32 grows 1 %: the plateau starts at 16");
-        // 8→16 grew 25 % per doubling: with a 30 % bar the plateau starts at 8.
-        assert_eq!(knee_index(&pts, 0.3), Some(3));
-    }
-
-    #[test]
-    fn no_knee_while_the_last_step_still_grows() {
-        assert_eq!(knee_index(&[(1.0, 2.0), (2.0, 4.0), (4.0, 8.0)], 0.1), None);
-        // A dip then growth again: not a plateau.
-        assert_eq!(knee_index(&[(1.0, 10.0), (2.0, 10.0), (4.0, 20.0)], 0.1), None);
-        assert_eq!(knee_index(&[(1.0, 5.0)], 0.1), None);
-    }
-
-    #[test]
-    fn growth_is_per_doubling_for_uneven_steps() {
-        // ×4 load, ×2 throughput: 41 % per doubling.
-        assert!((growth_per_doubling(4.0, 10.0, 16.0, 20.0) - (2f64.sqrt() - 1.0)).abs() < 1e-9);
-        assert_eq!(growth_per_doubling(1.0, 0.0, 2.0, 0.0), 0.0);
-        assert!(growth_per_doubling(1.0, 0.0, 2.0, 1.0).is_infinite());
-    }
 }

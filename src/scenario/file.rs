@@ -223,8 +223,16 @@ pub struct StageFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepFile {
-    pub concurrency: Option<Vec<NonZeroU32>>,
-    pub rates: Option<Vec<f64>>,
+    /// A list of worker counts, or "auto".
+    pub concurrency: Option<Spanned<toml::Value>>,
+    /// A list of arrival rates, or "auto".
+    pub rates: Option<Spanned<toml::Value>>,
+    /// `auto`: the first point, the largest one tried, the most points run, and the
+    /// SLO bisection's resolution (a fraction of the load).
+    pub start: Option<f64>,
+    pub max: Option<f64>,
+    pub max_points: Option<NonZeroU32>,
+    pub precision: Option<f64>,
     /// Open-loop sweeps: arrival process of every point.
     pub arrival: Option<String>,
     pub max_in_flight: Option<NonZeroU32>,

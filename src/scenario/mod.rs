@@ -107,7 +107,7 @@ pub struct RequestParams {
     pub temperature: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stage {
     pub name: String,
     #[serde(flatten)]
@@ -235,13 +235,75 @@ impl RateLimit {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sweep {
     pub kind: SweepKind,
+    /// The points, in the order they run. With `auto` they are chosen during the run:
+    /// empty before it, and after it the ones that ran.
     pub points: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoSweep>,
     #[serde(skip)]
     pub first_stage: usize,
     /// Throughput must grow at least this fraction per doubling, else it has plateaued.
     pub knee_gain: f64,
     /// Share of a point's requests that must meet every `[slo]` objective.
     pub slo_quantile: f64,
+    /// What every point's stage is but its load (and name).
+    #[serde(skip)]
+    pub template: Stage,
+}
+
+/// `concurrency = "auto"` / `rates = "auto"`: double from `start` until throughput
+/// plateaus (and, with an SLO, until it breaks), then bisect to the SLO's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AutoSweep {
+    pub start: f64,
+    pub max: f64,
+    pub max_points: u32,
+    /// The bisection stops when the bracket is narrower than this fraction of its
+    /// lower end (and, for concurrency, than one worker).
+    pub precision: f64,
+}
+
+/// Defaults of an automatic sweep.
+pub const AUTO_MAX_POINTS: u32 = 12;
+pub const AUTO_PRECISION: f64 = 0.05;
+pub const AUTO_MAX_CONCURRENCY: f64 = 1024.0;
+
+impl Scenario {
+    /// Most requests an automatic concurrency sweep may have in flight at once.
+    pub fn auto_sweep_max_concurrency(&self) -> Option<u32> {
+        let sweep = self.sweep.as_ref()?;
+        let auto = sweep.auto?;
+        let template = sweep.stage(auto.max, 0);
+        Some(template.load.concurrency())
+    }
+
+    /// This scenario as it ran: an automatic sweep's stages and points appended.
+    pub fn with_swept(&self, swept: &[Stage]) -> Scenario {
+        let mut s = self.clone();
+        if let Some(sweep) = &mut s.sweep {
+            sweep.points = swept.iter().map(|st| st.load.rate().unwrap_or_else(|| f64::from(st.load.concurrency()))).collect();
+        }
+        s.stages.extend_from_slice(swept);
+        s
+    }
+}
+
+impl Sweep {
+    /// The stage of point `k` (run order) at `load` workers or arrivals per second.
+    pub fn stage(&self, load: f64, k: usize) -> Stage {
+        let mut stage = self.template.clone();
+        stage.load = match (self.kind, self.template.load) {
+            (SweepKind::Rate, Load::Open { arrival, max_in_flight, .. }) => {
+                Load::Open { rate: load, arrival, max_in_flight, seed: k as u64 }
+            }
+            _ => Load::Closed { concurrency: load as u32 },
+        };
+        stage.name = match stage.load {
+            Load::Closed { concurrency } => default_stage_name(concurrency),
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), fmt_rate(rate)),
+        };
+        stage
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -577,7 +639,8 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
     }
 }
 
-/// Appends the stages of a `[sweep]`, one per point, after the explicit ones.
+/// Appends the stages of a `[sweep]`, one per point, after the explicit ones. An
+/// automatic sweep appends none: its points are chosen as it runs.
 fn sweep_stages(
     f: &toml::Spanned<file::SweepFile>,
     stages: &mut Vec<Stage>,
@@ -588,26 +651,37 @@ fn sweep_stages(
 ) -> Option<Sweep> {
     let span = f.span();
     let f = f.get_ref();
-    let mut bad = |msg: String| p.at(Some(span.clone()), format!("sweep: {msg}"));
-    let (kind, points): (SweepKind, Vec<f64>) = match (&f.concurrency, &f.rates) {
-        (Some(c), None) => (SweepKind::Concurrency, c.iter().map(|n| f64::from(n.get())).collect()),
-        (None, Some(r)) => (SweepKind::Rate, r.clone()),
+    let (kind, value) = match (&f.concurrency, &f.rates) {
+        (Some(c), None) => (SweepKind::Concurrency, c),
+        (None, Some(r)) => (SweepKind::Rate, r),
         _ => {
-            bad("give `concurrency = [1, 2, 4, …]` or `rates = [5, 10, …]` (one of them)".into());
+            p.at(Some(span), "sweep: give `concurrency = [1, 2, 4, …]` or `rates = [5, 10, …]` (one of them), or set it to \"auto\"");
             return None;
         }
     };
-    if points.len() < 2 || !points.windows(2).all(|w| w[0] < w[1]) {
-        bad("needs at least two points, in increasing order".into());
-    }
-    if points.iter().any(|&x| !(x.is_finite() && (MIN_RATE..=MAX_RATE).contains(&x))) || points.len() > 64 {
-        bad(format!("points must be from {MIN_RATE} to {MAX_RATE} (requests/s or workers), at most 64 of them"));
+    let field = match kind {
+        SweepKind::Concurrency => "concurrency",
+        SweepKind::Rate => "rates",
+    };
+    let points = sweep_points(kind, field, value, p)?;
+    let mut bad = |msg: String| p.at(Some(span.clone()), format!("sweep: {msg}"));
+    let auto = points.is_none();
+    if let Some(points) = &points {
+        if points.len() < 2 || !points.windows(2).all(|w| w[0] < w[1]) {
+            bad("needs at least two points, in increasing order".into());
+        }
+        if points.iter().any(|&x| !(x.is_finite() && (MIN_RATE..=MAX_RATE).contains(&x))) || points.len() > 64 {
+            bad(format!("points must be from {MIN_RATE} to {MAX_RATE} (requests/s or workers), at most 64 of them"));
+        }
+        if points.iter().any(|&x| kind == SweepKind::Concurrency && x > f64::from(MAX_CONCURRENCY)) {
+            bad(format!("concurrency must be at most {MAX_CONCURRENCY}"));
+        }
+        if f.start.is_some() || f.max.is_some() || f.max_points.is_some() || f.precision.is_some() {
+            bad(format!("start, max, max_points and precision are for `{field} = \"auto\"`"));
+        }
     }
     if f.max_in_flight.is_some_and(|m| m.get() > MAX_CONCURRENCY) {
         bad(format!("max_in_flight must be at most {MAX_CONCURRENCY}"));
-    }
-    if points.iter().any(|&x| kind == SweepKind::Concurrency && x > f64::from(MAX_CONCURRENCY)) {
-        bad(format!("concurrency must be at most {MAX_CONCURRENCY}"));
     }
     if f.requests.is_none() && f.duration.is_none() {
         bad("give `requests` or `duration` for each point".into());
@@ -634,34 +708,85 @@ fn sweep_stages(
     if !(slo_quantile > 0.0 && slo_quantile <= 1.0) {
         bad(format!("slo_quantile must be above 0 and at most 1, got {slo_quantile}"));
     }
-    let first_stage = stages.len();
-    for (i, &x) in points.iter().enumerate() {
-        let load = match kind {
-            SweepKind::Concurrency => Load::Closed { concurrency: x as u32 },
-            SweepKind::Rate => {
-                Load::Open { rate: x, arrival, max_in_flight: f.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |m| m.get()), seed: i as u64 }
-            }
+    let auto = auto.then(|| {
+        let (lowest, highest, default_max) = match kind {
+            SweepKind::Concurrency => (1.0, f64::from(MAX_CONCURRENCY), AUTO_MAX_CONCURRENCY),
+            SweepKind::Rate => (MIN_RATE, MAX_RATE, MAX_RATE),
         };
-        let name = match load {
-            Load::Closed { concurrency } => default_stage_name(concurrency),
-            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), fmt_rate(rate)),
-        };
-        if !names.insert(name.clone()) {
-            p.at(Some(span.clone()), format!("sweep: point {name:?} has the name of another stage"));
+        let start = f.start.unwrap_or(1.0);
+        let max = f.max.unwrap_or(default_max);
+        let whole = |x: f64| kind == SweepKind::Rate || x.fract() == 0.0;
+        let number = if kind == SweepKind::Rate { "a number" } else { "a whole number" };
+        if !(start.is_finite() && (lowest..=highest).contains(&start) && whole(start)) {
+            bad(format!("start must be {number} from {lowest} to {highest}, got {start}"));
         }
-        stages.push(Stage {
-            name,
-            load,
-            requests: f.requests.map(|n| n.get()),
-            duration: f.duration.map(|d| d.0),
-            model: None,
-            warmup: f.warmup,
-            ramp: None,
-            retry: retry.clone(),
-            rate_limit,
-        });
+        if !(max.is_finite() && max >= start * 2.0 && max <= highest && whole(max)) {
+            bad(format!("max must be at least twice start ({start}) and at most {highest}, got {max}"));
+        }
+        let max_points = f.max_points.map_or(AUTO_MAX_POINTS, |n| n.get());
+        if !(3..=64).contains(&max_points) {
+            bad(format!("max_points must be from 3 to 64, got {max_points}"));
+        }
+        let precision = f.precision.unwrap_or(AUTO_PRECISION);
+        if !(precision > 0.0 && precision < 1.0) {
+            bad(format!("precision must be between 0 and 1 (a fraction of the load), got {precision}"));
+        }
+        AutoSweep { start, max, max_points, precision }
+    });
+    let template = Stage {
+        name: String::new(),
+        load: match kind {
+            SweepKind::Concurrency => Load::Closed { concurrency: 1 },
+            SweepKind::Rate => {
+                Load::Open { rate: 1.0, arrival, max_in_flight: f.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |m| m.get()), seed: 0 }
+            }
+        },
+        requests: f.requests.map(|n| n.get()),
+        duration: f.duration.map(|d| d.0),
+        model: None,
+        warmup: f.warmup,
+        ramp: None,
+        retry: retry.clone(),
+        rate_limit,
+    };
+    let first_stage = stages.len();
+    let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };
+    for (k, &x) in sweep.points.iter().enumerate() {
+        let stage = sweep.stage(x, k);
+        if !names.insert(stage.name.clone()) {
+            p.at(Some(span.clone()), format!("sweep: point {:?} has the name of another stage", stage.name));
+        }
+        stages.push(stage);
     }
-    Some(Sweep { kind, points, first_stage, knee_gain, slo_quantile })
+    Some(sweep)
+}
+
+/// A sweep's list of points, or None for "auto"; problems reported at the value.
+fn sweep_points(kind: SweepKind, field: &str, value: &toml::Spanned<toml::Value>, p: &mut Problems<'_>) -> Option<Option<Vec<f64>>> {
+    let at = Some(value.span());
+    let what = match kind {
+        SweepKind::Concurrency => "worker counts (whole numbers)",
+        SweepKind::Rate => "requests per second",
+    };
+    let number = |v: &toml::Value| match (kind, v) {
+        (_, toml::Value::Integer(n)) if *n >= 1 => Some(*n as f64),
+        (SweepKind::Rate, toml::Value::Float(x)) => Some(*x),
+        _ => None,
+    };
+    match value.get_ref() {
+        toml::Value::String(s) if s == "auto" => Some(None),
+        toml::Value::Array(items) => match items.iter().map(number).collect::<Option<Vec<f64>>>() {
+            Some(points) => Some(Some(points)),
+            None => {
+                p.at(at, format!("sweep: {field} must list {what}"));
+                None
+            }
+        },
+        _ => {
+            p.at(at, format!("sweep: {field} must be a list of {what} or \"auto\""));
+            None
+        }
+    }
 }
 
 /// `base` with the fields `f` sets; problems reported at `f`, prefixed with `what`.

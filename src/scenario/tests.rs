@@ -261,8 +261,72 @@ fn open_loop_mistakes_are_named() {
         ("rate = 5\nburstiness = 2", "burstiness is for arrival = \"gamma\""),
         ("max_in_flight = 3", "max_in_flight is for open-loop stages"),
     ] {
-        let e = errors(&MINIMAL.replace("concurrency = 4", edit)).join("\n");
-        assert!(e.contains(want), "{edit}: {e}");
-        assert!(e.starts_with("s.toml:"), "{e}");
+        assert_edit_fails(MINIMAL, "concurrency = 4", edit, want);
+    }
+}
+
+/// `base` with `from` replaced by `edit` fails, naming the place and saying `want`.
+fn assert_edit_fails(base: &str, from: &str, edit: &str, want: &str) {
+    let e = errors(&base.replace(from, edit)).join("\n");
+    assert!(e.contains(want), "{edit}: {e}");
+    assert!(e.starts_with("s.toml:"), "{e}");
+}
+
+const SWEEP: &str = r#"
+name = "t"
+[target]
+base_url = "mock"
+model = "m"
+[prompts]
+list = ["hello"]
+[sweep]
+concurrency = "auto"
+duration = "2s"
+"#;
+
+#[test]
+fn an_automatic_sweep_parses_with_defaults_and_makes_its_stages_on_demand() {
+    let s = Scenario::parse(SWEEP, "s.toml", None).unwrap();
+    let sweep = s.sweep.as_ref().unwrap();
+    assert!(s.stages.is_empty() && sweep.points.is_empty());
+    assert_eq!(
+        sweep.auto,
+        Some(AutoSweep { start: 1.0, max: AUTO_MAX_CONCURRENCY, max_points: AUTO_MAX_POINTS, precision: AUTO_PRECISION })
+    );
+    let st = sweep.stage(12.0, 6);
+    assert_eq!((st.name.as_str(), st.load, st.duration), ("12-way", Load::Closed { concurrency: 12 }, Some(Duration::from_secs(2))));
+    assert_eq!(s.auto_sweep_max_concurrency(), Some(1024));
+    let ran = s.with_swept(&[sweep.stage(1.0, 0), sweep.stage(2.0, 1)]);
+    assert_eq!(ran.stages.len(), 2);
+    assert_eq!(ran.sweep.unwrap().points, [1.0, 2.0]);
+
+    let s = Scenario::parse(
+        &SWEEP.replace("concurrency = \"auto\"", "rates = \"auto\"\nstart = 2.5\nmax = 100\narrival = \"poisson\""),
+        "s.toml",
+        None,
+    )
+    .unwrap();
+    let sweep = s.sweep.as_ref().unwrap();
+    assert_eq!(sweep.auto.map(|a| (a.start, a.max)), Some((2.5, 100.0)));
+    let st = sweep.stage(13.8, 7);
+    assert_eq!(st.load, Load::Open { rate: 13.8, arrival: Arrival::Poisson, max_in_flight: DEFAULT_MAX_IN_FLIGHT, seed: 7 });
+    assert_eq!(st.name, "poisson 13.8/s");
+}
+
+#[test]
+fn sweep_mistakes_are_named_in_place() {
+    for (edit, want) in [
+        ("concurrency = \"often\"", "s.toml:9:15: sweep: concurrency must be a list of worker counts (whole numbers) or \"auto\""),
+        ("concurrency = [1, 2.5]", "s.toml:9:15: sweep: concurrency must list worker counts (whole numbers)"),
+        ("rates = [1, \"x\"]", "s.toml:9:9: sweep: rates must list requests per second"),
+        ("concurrency = \"auto\"\nstart = 0", "start must be a whole number from 1 to 100000, got 0"),
+        ("concurrency = \"auto\"\nstart = 1.5", "start must be a whole number"),
+        ("concurrency = \"auto\"\nstart = 8\nmax = 10", "max must be at least twice start (8) and at most 100000, got 10"),
+        ("concurrency = \"auto\"\nmax_points = 2", "max_points must be from 3 to 64, got 2"),
+        ("concurrency = \"auto\"\nprecision = 1.5", "precision must be between 0 and 1"),
+        ("concurrency = [1, 2]\nstart = 2", "start, max, max_points and precision are for `concurrency = \"auto\"`"),
+        ("rates = \"auto\"\nstart = 0", "start must be a number from 0.001"),
+    ] {
+        assert_edit_fails(SWEEP, "concurrency = \"auto\"", edit, want);
     }
 }

@@ -20,7 +20,9 @@ impl App {
 
 pub fn render(f: &mut Frame, app: &App) {
     let area = f.area();
-    let table_h = (app.plans.len() as u16 + 3).min(area.height.saturating_sub(2 + 6 + 1)).max(3);
+    // An automatic sweep's rows come as it chooses its points: the table grows.
+    let rows = app.plans.len().max(app.snapshot.finished.len() + usize::from(app.snapshot.current.is_some()));
+    let table_h = (rows as u16 + 3).min(area.height.saturating_sub(2 + 6 + 1)).max(3);
     let [head, body, table, keys] =
         Layout::vertical([Constraint::Length(2), Constraint::Min(4), Constraint::Length(table_h), Constraint::Length(1)]).areas(area);
     render_header(f, app, head);
@@ -84,13 +86,20 @@ fn render_header(f: &mut Frame, app: &App, area: Rect) {
 
     let snap = &app.snapshot;
     let total = snap.total_stages.max(1);
+    let auto = app.sweep.as_ref().is_some_and(|(s, _)| s.auto.is_some());
     let (ratio, label) = if snap.done {
         let stopped = if app.stopping { " (stopped)" } else { "" };
-        (1.0, format!("finished · {} of {total} stages{stopped}", snap.finished.len()))
+        let of = if auto { String::new() } else { format!(" of {total}") };
+        (1.0, format!("finished · {}{of} stages{stopped}", snap.finished.len()))
     } else if let Some(c) = &snap.current {
         let (ratio, progress) = stage_progress(c);
         let stopping = if app.stopping { " · stopping…" } else { "" };
-        (ratio, format!("stage {}/{total} · {} · {progress}{stopping}", c.info.index + 1, c.info.name))
+        // An automatic sweep's points are chosen as it runs: no total to show.
+        let stage = match c.info.index < snap.total_stages {
+            true => format!("stage {}/{total}", c.info.index + 1),
+            false => format!("auto sweep point {}", c.info.index + 1 - snap.total_stages),
+        };
+        (ratio, format!("{stage} · {} · {progress}{stopping}", c.info.name))
     } else {
         (0.0, "starting…".to_string())
     };
