@@ -251,13 +251,15 @@ async fn progress_line(mut rx: watch::Receiver<Arc<Snapshot>>) {
             };
             let _ = write!(
                 err,
-                "\r\x1b[2K[{stage}] {}: {}{} done · {} in flight · {:.1} req/s · {} errors",
+                "\r\x1b[2K[{stage}] {}: {}{} done · {} in flight · {:.1} req/s · {} errors{}",
                 c.info.name,
                 c.done(),
                 planned,
                 c.in_flight(),
                 c.requests_per_s(),
-                c.failed
+                c.failed,
+                // Open loop: the arrival waiting for a slot is this late.
+                if c.behind.as_secs_f64() >= 0.05 { format!(" · {:.1} s behind the rate", c.behind.as_secs_f64()) } else { String::new() }
             );
         }
         let _ = err.flush();

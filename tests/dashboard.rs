@@ -470,3 +470,21 @@ fn an_automatic_sweep_counts_its_points() {
     assert!(text.contains("finished · 4 stages"), "{text}");
     assert!(text.contains("sweep: auto sweep, 4 points"), "{text}");
 }
+
+/// An open-loop stage falling behind its rate is flagged while it runs: its row in
+/// the comparison table and the throughput panel say so before the window closes.
+#[test]
+fn a_running_stage_behind_its_rate_is_flagged() {
+    let text = SEED.replace("name = \"10-way\"\nconcurrency = 10", "name = \"at 100/s\"\nrate = 100\nmax_in_flight = 10");
+    let s = Scenario::parse(&text, "seed-comparison.toml", None).unwrap();
+    assert_eq!(s.stages[1].load.rate(), Some(100.0));
+    let seq = stage(&s, 0, 100, None, true);
+    let mut running = stage(&s, 1, 120, None, false);
+    let app = |running: &StageStats| app_with(&s, &[snapshot(vec![seq.clone()], Some(running.clone()), 9000, false)]);
+    let text = draw(&app(&running), 160, 48).backend().to_string();
+    assert!(!text.contains("below rate") && !text.contains("behind"), "keeping up: {text}");
+    running.behind = Duration::from_millis(900);
+    let text = draw(&app(&running), 160, 48).backend().to_string();
+    assert!(text.contains("at 100/s (below rate)"), "{text}");
+    assert!(text.contains("100 req/s offered · 0.9 s behind"), "{text}");
+}

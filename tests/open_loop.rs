@@ -63,6 +63,9 @@ fn a_full_cap_is_flagged_and_unsent_arrivals_are_counted() {
     assert!(out.stdout.contains("over: WARNING: sent"), "{}", out.stdout);
     assert!(out.stdout.contains("over (below rate)"), "the row says so too:\n{}", out.stdout);
     assert!(out.stdout.contains("arrivals found all 2 slots (max_in_flight) taken"), "{}", out.stdout);
+    // The table's open-loop column: sent against offered, and the unsent.
+    assert!(out.stdout.contains("sent / offered"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("/100 req/s, {not_sent} unsent")), "{}", out.stdout);
 }
 
 /// Poisson arrivals at 200/s for 2 s: about 400 requests (a Poisson count has a
@@ -127,4 +130,52 @@ fn every_arrival_due_in_the_window_is_accounted() {
     let (_, v) = run_scenario(&text);
     let s = &v["stages"][0];
     assert_eq!(count(&s["requests"]["started"]) + count(&s["open_loop"]["not_sent"]), 1000);
+}
+
+/// Live, before the stage ends: a stage behind its rate says so in the running row (the
+/// dashboard draws it), and one that keeps up never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_behind_its_rate_is_flagged_while_it_runs() {
+    use llmload::report::StageResult;
+    use llmload::run::{RunOptions, Watcher, run_with_stop};
+    use std::sync::{Arc, Mutex};
+    // (rate, cap, mock latency): 100/s into 2 × 5/s falls behind; 20/s into 10 × 200/s keeps up.
+    for (rate, cap, latency, behind) in [(100, 2, 200, true), (20, 10, 5, false)] {
+        let text = quick(
+            &format!("base_latency_ms = {latency}\nper_inflight_ms = 0"),
+            &format!("[[stage]]\nrate = {rate}\nmax_in_flight = {cap}\nduration = \"2s\"\n"),
+        );
+        let scenario = llmload::scenario::Scenario::parse(&text, "inline.toml", None).unwrap();
+        // (wall s, behind s, below_target) of every live view of the running stage.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let watcher: Watcher = Box::new(move |mut rx, _stop| {
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    if let Some(c) = rx.borrow_and_update().current.as_ref().filter(|c| c.started > 0) {
+                        let row = StageResult::summary(c);
+                        let below = row.open_loop.as_ref().is_some_and(|o| o.below_target);
+                        log.lock().unwrap().push((c.wall.as_secs_f64(), c.behind.as_secs_f64(), below));
+                    }
+                }
+            })
+        });
+        let opts = RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher) };
+        let stop = llmload::engine::Stop::default();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(20), run_with_stop(scenario, opts, stop)).await.unwrap().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let live_warning = seen.iter().find(|(wall, _, below)| *below && *wall < 2.0);
+        if behind {
+            // 100/s against 10/s: after 1 s the waiting arrival is ~0.9 s overdue.
+            let (wall, late, _) = live_warning.expect("flagged before the window closed");
+            assert!(*wall < 1.5 && *late > 0.05, "{seen:?}");
+            assert!(seen.iter().any(|(w, b, _)| *w > 1.0 && *w < 2.0 && *b > 0.5), "{seen:?}");
+            assert!(out.result.stages[0].open_loop.as_ref().unwrap().below_target);
+        } else {
+            assert!(live_warning.is_none(), "{seen:?}");
+            assert!(seen.iter().all(|(_, b, _)| *b < 0.05), "{seen:?}");
+            assert!(!out.result.stages[0].open_loop.as_ref().unwrap().below_target);
+        }
+        assert!(seen.len() >= 5, "snapshots every 100 ms over 2 s: {}", seen.len());
+    }
 }

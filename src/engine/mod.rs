@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::client::{Client, Outcome, RequestRecord};
-use crate::metrics::{Attempts, EngineEvent, StageInfo};
+use crate::metrics::{Attempts, EngineEvent, NONE_WAITING, StageInfo};
 use crate::ratelimit::Limiter;
 use crate::scenario::{Load, RetryPolicy, Scenario, Stage};
 
@@ -60,6 +60,9 @@ struct Phase {
     /// Open loop: arrivals due inside the window that could not be sent before it
     /// closed (every slot under `max_in_flight` was taken).
     unsent: AtomicU64,
+    /// Open loop: when the arrival waiting for a free slot was due (µs from `opens`),
+    /// or `NONE_WAITING`; read live by the aggregator.
+    waiting: Arc<AtomicU64>,
     /// Open loop: (first dispatch → last, first arrival due → last due, counting the
     /// unsent); unset for a closed loop.
     schedule: std::sync::OnceLock<(Duration, Duration)>,
@@ -203,6 +206,7 @@ impl Engine {
             stopped: AtomicBool::new(false),
             halt: self.stop.soft.child_token(),
             unsent: AtomicU64::new(0),
+            waiting: Arc::new(AtomicU64::new(NONE_WAITING)),
             schedule: std::sync::OnceLock::new(),
             retry: stage.retry.clone(),
             limiter: limiter.clone(),
@@ -285,7 +289,7 @@ impl Engine {
                 _ = tokio::time::sleep_until(t0.into()) => {}
                 _ = self.stop.soft.cancelled() => {}
             }
-            let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone() }).await;
+            let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone(), waiting: phase.waiting.clone() }).await;
         };
         match stage.ramp {
             // The ramp's prompts are numbered apart, so the window does not resend
@@ -393,6 +397,9 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots
                 None => std::future::pending().await,
             }
         };
+        // Since when the arrival waiting for a slot is due: live, the dashboard can say
+        // the stage is behind its rate before the window ends.
+        p.waiting.store(due.saturating_duration_since(t0).as_micros() as u64, Ordering::Relaxed);
         let permit = tokio::select! {
             biased;
             _ = p.halt.cancelled() => break,
@@ -406,6 +413,7 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots
                 break;
             }
         };
+        p.waiting.store(NONE_WAITING, Ordering::Relaxed);
         let i = p.next.fetch_add(1, Ordering::Relaxed);
         if i >= p.end {
             break;
@@ -421,6 +429,7 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots
             rethrow(res);
         }
     }
+    p.waiting.store(NONE_WAITING, Ordering::Relaxed);
     // Arrivals due before the deadline that the cap left unsent are counted too.
     if let Some(d) = p.deadline
         && !p.halt.is_cancelled()

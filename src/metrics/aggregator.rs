@@ -66,6 +66,9 @@ pub enum EngineEvent {
     /// The measured window opens; `started` counts measured requests sent so far.
     Measuring {
         started: Arc<AtomicU64>,
+        /// Open loop: when the arrival waiting for a slot was due, in µs from the
+        /// window's opening; `NONE_WAITING` when none waits.
+        waiting: Arc<AtomicU64>,
     },
     Record {
         warmup: bool,
@@ -118,16 +121,30 @@ const CHANNEL_DEPTH: usize = 1 << 14;
 /// and when the measured window opened.
 struct Live {
     stats: StageStats,
-    measuring: Option<(Arc<AtomicU64>, Instant)>,
+    measuring: Option<Measuring>,
 }
+
+/// The engine's live counters of a measured window, and when it opened.
+struct Measuring {
+    started: Arc<AtomicU64>,
+    waiting: Arc<AtomicU64>,
+    at: Instant,
+}
+
+/// `waiting` when no arrival waits for a slot.
+pub const NONE_WAITING: u64 = u64::MAX;
 
 impl Live {
     /// The figures with `started` and the window's length read now.
     fn view(&self) -> StageStats {
         let mut s = self.stats.clone();
-        if let Some((started, at)) = &self.measuring {
-            s.started = started.load(Ordering::SeqCst);
-            s.wall = at.elapsed();
+        if let Some(m) = &self.measuring {
+            s.started = m.started.load(Ordering::SeqCst);
+            s.wall = m.at.elapsed();
+            let due = m.waiting.load(Ordering::Relaxed);
+            if due != NONE_WAITING {
+                s.behind = s.wall.saturating_sub(Duration::from_micros(due));
+            }
         }
         s
     }
@@ -162,9 +179,9 @@ impl Aggregator {
                                 current = Some(Live { stats, measuring: None });
                                 changed_stage = true;
                             }
-                            EngineEvent::Measuring { started } => {
+                            EngineEvent::Measuring { started, waiting } => {
                                 if let Some(live) = &mut current {
-                                    live.measuring = Some((started, Instant::now()));
+                                    live.measuring = Some(Measuring { started, waiting, at: Instant::now() });
                                 }
                             }
                             EngineEvent::Record { warmup, record, attempts } => {
@@ -175,8 +192,8 @@ impl Aggregator {
                                         live.stats.record(&record);
                                         live.stats.record_attempts(&record, &attempts);
                                     }
-                                    let in_flight = live.measuring.as_ref().filter(|_| !warmup).map_or(0, |(started, _)| {
-                                        started.load(Ordering::Relaxed).saturating_sub(live.stats.done())
+                                    let in_flight = live.measuring.as_ref().filter(|_| !warmup).map_or(0, |m| {
+                                        m.started.load(Ordering::Relaxed).saturating_sub(live.stats.done())
                                     });
                                     let out = super::output_tokens(&record);
                                     live.stats.series.record(Instant::now(), warmup, &record, out, in_flight);

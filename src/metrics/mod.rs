@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use aggregator::{Aggregator, Attempts, EngineEvent, FailedAttempt, Snapshot, StageInfo};
+pub use aggregator::{Aggregator, Attempts, EngineEvent, FailedAttempt, NONE_WAITING, Snapshot, StageInfo};
 pub use series::{SecondStats, Series};
 
 use crate::client::{FailureKind, Outcome, RequestRecord};
@@ -238,6 +238,9 @@ pub struct StageStats {
     pub aborted: bool,
     /// Open loop: arrivals due in the window that found no free slot before it closed.
     pub unsent: u64,
+    /// Open loop, live: how long the arrival waiting for a free slot has been due
+    /// (zero when none waits); the dashboard warns from it before the stage ends.
+    pub behind: Duration,
     /// Open loop, once the stage has ended: (first → last dispatch, first → last
     /// arrival due, the unsent included).
     pub schedule: Option<(Duration, Duration)>,
@@ -297,6 +300,7 @@ impl Default for StageStats {
             interrupted: false,
             aborted: false,
             unsent: 0,
+            behind: Duration::ZERO,
             schedule: None,
             latency_uncorrected: Latency::default(),
             schedule_lag: Latency::with_digits(2),

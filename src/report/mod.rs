@@ -542,7 +542,11 @@ impl StageResult {
                     target_rate,
                     scheduled_rate,
                     achieved_rate,
-                    below_target: s.finished && (short || late),
+                    below_target: match s.finished {
+                        true => short || late,
+                        // Live: the arrival waiting for a slot is due that far back.
+                        false => s.behind.as_secs_f64() > ((1.0 - RATE_WARNING) * s.wall.as_secs_f64()).max(0.05),
+                    },
                     max_in_flight: s.info.concurrency,
                     not_sent: s.unsent,
                     schedule_lag_ms: s.schedule_lag.summary(),

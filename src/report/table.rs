@@ -20,6 +20,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if cols.stream {
         h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
     }
+    if cols.open {
+        h.push("sent / offered".into());
+    }
     if cols.retries {
         h.push("retries".into());
     }
@@ -46,6 +49,8 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
 pub struct Columns {
     /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
     pub stream: bool,
+    /// An open-loop stage: the rate sent against the rate offered, and arrivals not sent.
+    pub open: bool,
     /// Some request was retried: retries sent.
     pub retries: bool,
     /// A client-side rate limit: the median wait of the requests it held back.
@@ -64,6 +69,7 @@ impl Columns {
     pub fn of(stages: &[StageResult]) -> Columns {
         Columns {
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
+            open: stages.iter().any(|s| s.open_loop.is_some()),
             retries: stages.iter().any(|s| s.retries.total > 0),
             limiter: stages.iter().any(|s| s.rate_limiter.is_some()),
             goodput: stages.iter().any(|s| s.goodput.is_some()),
@@ -103,6 +109,12 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
         cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(fmt_rate(s.throughput.output_tokens_per_s));
+    }
+    if cols.open {
+        cells.push(s.open_loop.as_ref().map_or("-".into(), |o| {
+            let unsent = if o.not_sent > 0 { format!(", {} unsent", o.not_sent) } else { String::new() };
+            format!("{}/{} req/s{unsent}", fmt_rate(o.achieved_rate), fmt_rate(o.target_rate))
+        }));
     }
     if cols.retries {
         let r = &s.retries;

@@ -234,7 +234,18 @@ fn render_throughput(f: &mut Frame, app: &App, area: Rect) {
     let text = match app.current() {
         Some(c) => match c.info.rate {
             Some(r) => {
-                format!("in flight {} (cap {}) · {} req/s offered · ok {} · err {}", c.in_flight(), c.info.concurrency, r, c.ok, c.failed)
+                let behind = match c.behind.as_secs_f64() {
+                    b if b >= 0.05 => format!(" · {} s behind", fmt_rate(b)),
+                    _ => String::new(),
+                };
+                format!(
+                    "in flight {} (cap {}) · {} req/s offered{behind} · ok {} · err {}",
+                    c.in_flight(),
+                    c.info.concurrency,
+                    r,
+                    c.ok,
+                    c.failed
+                )
             }
             None => format!("in flight {}/{} · ok {} · err {}", c.in_flight(), c.info.concurrency, c.ok, c.failed),
         },
