@@ -179,3 +179,54 @@ async fn a_stage_behind_its_rate_is_flagged_while_it_runs() {
         assert!(seen.len() >= 5, "snapshots every 100 ms over 2 s: {}", seen.len());
     }
 }
+
+/// A closed loop's last requests run while it drains: with 10 workers and a mock that
+/// adds 10 ms per request in flight, the last 5 of 55 requests (the workers go in
+/// rounds of 10) run 5 in flight, not 10, and look faster than the load they were part
+/// of. A cooldown keeps the workers
+/// sending until the window's last request has ended: every measured request then ran
+/// under the stage's load, and the cooldown's own requests are left out of the figures
+/// but kept in the series. It ends with the window's last request, not its length.
+#[test]
+fn a_cooldown_keeps_the_load_on_while_the_window_drains() {
+    let stage = |cooldown: &str| {
+        quick("base_latency_ms = 50\nper_inflight_ms = 10", &format!("[[stage]]\nconcurrency = 10\nrequests = 55\n{cooldown}"))
+    };
+    let (_, plain) = run_scenario(&stage(""));
+    let (_, cooled) = run_scenario(&stage("cooldown = \"10s\"\n"));
+    assert_schema_valid(&cooled);
+    let (p, c) = (&plain["stages"][0], &cooled["stages"][0]);
+    // Drained: the last round took base + 5 × 10 ms; kept on: 10 in flight, 150 ms.
+    assert!(f(&p["latency_ms"]["min"]) < 110.0, "{}", p["latency_ms"]);
+    assert!(f(&c["latency_ms"]["min"]) > 130.0, "{}", c["latency_ms"]);
+    assert_eq!(c["requests"]["started"], 55);
+    assert_eq!(c["requests"]["ok"], 55);
+    let cooldown = c["cooldown_requests"].as_u64().unwrap();
+    assert!((1..=30).contains(&cooldown), "{cooldown}");
+    let series = c["series"].as_array().unwrap();
+    assert_eq!(series.iter().map(|s| s["cooldown"].as_u64().unwrap()).sum::<u64>(), cooldown);
+    assert_eq!(series.iter().map(|s| s["requests"].as_u64().unwrap()).sum::<u64>(), 55);
+    assert_eq!(cooled["scenario"]["stages"][0]["cooldown_s"], 10.0);
+    // 6 rounds of ~150 ms, then the cooldown ends with the last of them: not 10 s.
+    assert!(f(&cooled["duration_s"]) < 3.0, "{}", cooled["duration_s"]);
+    assert!(f(&c["wall_time_s"]) < 1.2, "the window's wall time stops at its last request: {}", c["wall_time_s"]);
+}
+
+/// An open loop's cooldown: arrivals go on at the rate after the window until its last
+/// request has ended, then stop; only the window's are measured.
+#[test]
+fn an_open_loop_cooldown_ends_when_the_window_drains() {
+    let text = quick(
+        "base_latency_ms = 100\nper_inflight_ms = 0",
+        "[[stage]]\nrate = 50\nduration = \"1s\"\ncooldown = \"5s\"\n[[stage]]\nname = \"next\"\nconcurrency = 1\nrequests = 1\n",
+    );
+    let (_, v) = run_scenario(&text);
+    assert_schema_valid(&v);
+    let s = &v["stages"][0];
+    assert_eq!(s["requests"]["started"], 50);
+    // The window's last request ends ~100 ms after it closes: about 5 arrivals of cooldown.
+    let cooldown = s["cooldown_requests"].as_u64().unwrap();
+    assert!((1..=15).contains(&cooldown), "{cooldown}");
+    assert!(f(&v["duration_s"]) < 3.0, "not the cooldown's 5 s: {}", v["duration_s"]);
+    assert_eq!(v["stages"][1]["requests"]["ok"], 1);
+}

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::client::{Client, Outcome, RequestRecord};
-use crate::metrics::{Attempts, EngineEvent, NONE_WAITING, StageInfo};
+use crate::metrics::{Attempts, EngineEvent, NONE_WAITING, Part, StageInfo};
 use crate::ratelimit::Limiter;
 use crate::scenario::{Load, RetryPolicy, Scenario, Stage};
 
@@ -42,7 +42,8 @@ struct Phase {
     events: mpsc::Sender<EngineEvent>,
     stop: Stop,
     model: String,
-    warmup: bool,
+    /// Warmup and ramp, the measured window, or the cooldown after it.
+    part: Part,
     /// Next request number (within the stage).
     next: AtomicU64,
     /// Request numbers at or past this are not sent.
@@ -57,6 +58,12 @@ struct Phase {
     /// Start nothing more: cancelled by a stop (it is a child of `stop.soft`) or by
     /// `abort_on_error_rate` tripping.
     halt: CancellationToken,
+    /// Cancelled once the phase starts no more requests (its schedule or count is
+    /// done, or it was halted): a cooldown's clock starts then.
+    closed: CancellationToken,
+    /// Cancelled, and `ended` set, once every request of the phase has ended.
+    drained: CancellationToken,
+    ended: std::sync::OnceLock<Instant>,
     /// Open loop: arrivals due inside the window that could not be sent before it
     /// closed (every slot under `max_in_flight` was taken).
     unsent: AtomicU64,
@@ -187,17 +194,18 @@ impl Engine {
         &self,
         stage: &Stage,
         limiter: &Option<Arc<Limiter>>,
-        warmup: bool,
+        part: Part,
         (first, end): (u64, u64),
         (opens, deadline): (Option<Instant>, Option<Instant>),
-    ) -> Arc<Phase> {
-        Arc::new(Phase {
+    ) -> Phase {
+        let warmup = part != Part::Window;
+        Phase {
             scenario: self.scenario.clone(),
             client: self.client.clone(),
             events: self.events.clone(),
             stop: self.stop.clone(),
             model: self.scenario.stage_model(stage).to_string(),
-            warmup,
+            part,
             next: AtomicU64::new(first),
             end,
             deadline,
@@ -205,6 +213,9 @@ impl Engine {
             started: Arc::new(AtomicU64::new(0)),
             stopped: AtomicBool::new(false),
             halt: self.stop.soft.child_token(),
+            closed: CancellationToken::new(),
+            drained: CancellationToken::new(),
+            ended: std::sync::OnceLock::new(),
             unsent: AtomicU64::new(0),
             waiting: Arc::new(AtomicU64::new(NONE_WAITING)),
             schedule: std::sync::OnceLock::new(),
@@ -220,7 +231,7 @@ impl Engine {
                 };
                 AbortWatch::new(t, in_flight)
             }),
-        })
+        }
     }
 
     /// Runs every stage in order, then an automatic sweep's points as it chooses them,
@@ -274,7 +285,8 @@ impl Engine {
         }
         let limiter = Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new);
         if stage.warmup > 0 {
-            drive(stage.load, None, self.phase(stage, &limiter, true, (0, stage.warmup), (None, None))).await;
+            let warmup = Arc::new(self.phase(stage, &limiter, Part::Warmup, (0, stage.warmup), (None, None)));
+            drive(stage.load, Parts { ramp: None, window: warmup, cooldown: None }).await;
         }
         // The measured window opens after the ramp, if any. Durations are capped at
         // validation, so this never overflows in practice; if it did, the stage
@@ -282,7 +294,17 @@ impl Engine {
         let t0 = Instant::now() + stage.ramp.unwrap_or_default();
         let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
         let window = (Some(t0), stage.duration.and_then(|d| t0.checked_add(d)));
-        let phase = self.phase(stage, &limiter, false, (stage.warmup, end), window);
+        let phase = Arc::new(self.phase(stage, &limiter, Part::Window, (stage.warmup, end), window));
+        // The cooldown stops with the window (a stop or an abort), or once its last
+        // request has ended, or when its time is up.
+        let cooldown = stage.cooldown.map(|len| {
+            let mut c = self.phase(stage, &limiter, Part::Cooldown, (COOLDOWN_NUMBERS, u64::MAX), (None, None));
+            c.halt = phase.drained.child_token();
+            (len, Arc::new(c))
+        });
+        // The ramp's prompts are numbered apart, so the window does not resend them (a
+        // server's prompt cache would flatter it); so are the cooldown's.
+        let ramp = stage.ramp.map(|r| (r, Arc::new(self.phase(stage, &limiter, Part::Warmup, (RAMP_NUMBERS, u64::MAX), (None, Some(t0))))));
         let measuring = async {
             // A stop during the ramp must not wait for its end.
             tokio::select! {
@@ -291,19 +313,18 @@ impl Engine {
             }
             let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone(), waiting: phase.waiting.clone() }).await;
         };
-        match stage.ramp {
-            // The ramp's prompts are numbered apart, so the window does not resend
-            // them (a server's prompt cache would flatter it).
-            Some(ramp) => {
-                let ramped = self.phase(stage, &limiter, true, (RAMP_NUMBERS, u64::MAX), (None, Some(t0)));
-                tokio::join!(ramp_then(stage.load, ramp, ramped, phase.clone()), measuring);
+        let parts = Parts { ramp, window: phase.clone(), cooldown };
+        match parts.ramp {
+            Some(_) => {
+                tokio::join!(drive(stage.load, parts), measuring);
             }
             None => {
                 measuring.await;
-                drive(stage.load, None, phase.clone()).await;
+                drive(stage.load, parts).await;
             }
         }
-        let wall = t0.elapsed();
+        // To the window's last request, not the cooldown's.
+        let wall = phase.ended.get().map_or_else(|| t0.elapsed(), |e| e.saturating_duration_since(t0));
         let stopped = phase.stopped.load(Ordering::SeqCst);
         let started = phase.started.load(Ordering::SeqCst);
         let verdict = phase.abort.as_ref().and_then(|a| a.verdict().map(|v| (v, a.threshold)));
@@ -335,37 +356,74 @@ impl Engine {
 /// Request numbers of ramp requests start here, far from the window's.
 const RAMP_NUMBERS: u64 = 1 << 48;
 
-/// Runs a phase with the stage's kind of load.
-async fn drive(load: Load, slots: Option<Arc<tokio::sync::Semaphore>>, phase: Arc<Phase>) {
-    match load {
-        Load::Closed { concurrency } => closed_loop(concurrency, None, phase).await,
-        Load::Open { rate, arrival, max_in_flight, seed } => {
-            let slots = slots.unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize)));
-            open_loop(phase, crate::arrivals::Arrivals::new(rate, arrival, seed), slots).await
+/// Request numbers of cooldown requests start here, apart from the window's and the ramp's.
+const COOLDOWN_NUMBERS: u64 = 2 << 48;
+
+/// The parts of a stage's load, run back to back by the same workers (closed loop) or
+/// under one cap (open loop): the ramp's load rises and the window takes over without a
+/// pause; after it the cooldown keeps the load on while the window's last requests end.
+struct Parts {
+    ramp: Option<(Duration, Arc<Phase>)>,
+    window: Arc<Phase>,
+    cooldown: Option<(Duration, Arc<Phase>)>,
+}
+
+impl Phase {
+    /// Every request of the phase has ended.
+    fn drain(&self) {
+        let _ = self.ended.set(Instant::now());
+        self.closed.cancel();
+        self.drained.cancel();
+    }
+}
+
+/// The cooldown's clock: from when the window closes, for its length at most.
+async fn cooldown_timer(window: &Phase, cooldown: &Option<(Duration, Arc<Phase>)>) {
+    if let Some((len, c)) = cooldown {
+        window.closed.cancelled().await;
+        tokio::select! {
+            _ = tokio::time::sleep(*len) => c.halt.cancel(),
+            _ = c.halt.cancelled() => {}
         }
     }
 }
 
-/// The ramp, then the window, with no pause between: the load rises linearly over
-/// `ramp` (the ramp phase's deadline), and the window takes over as the ramp ends while
-/// its last requests finish, instead of draining to nothing and starting in one step.
-async fn ramp_then(load: Load, ramp: Duration, ramped: Arc<Phase>, window: Arc<Phase>) {
+/// Runs a stage's parts with its kind of load.
+async fn drive(load: Load, parts: Parts) {
     match load {
-        Load::Closed { concurrency } => closed_loop(concurrency, Some((ramp, window)), ramped).await,
-        Load::Open { rate, max_in_flight, .. } => {
-            // One cap for both, so the overlap never exceeds it.
+        Load::Closed { concurrency } => closed_loop(concurrency, parts).await,
+        Load::Open { rate, arrival, max_in_flight, seed } => {
+            let Parts { ramp, window, cooldown } = parts;
+            // One cap for every part, so their overlap never exceeds it.
             let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize));
-            let rising = open_loop(ramped, crate::arrivals::Arrivals::ramp(rate, ramp), slots.clone());
-            let steady = async {
-                tokio::select! {
-                    _ = tokio::time::sleep(ramp) => {}
-                    // Stopped during the ramp: the window still runs, to find itself
-                    // stopped and say so (the stage is then marked interrupted).
-                    _ = window.halt.cancelled() => {}
+            let rising = async {
+                if let Some((len, p)) = &ramp {
+                    open_loop(p.clone(), crate::arrivals::Arrivals::ramp(rate, *len), slots.clone()).await;
                 }
-                drive(load, Some(slots), window).await;
             };
-            tokio::join!(rising, steady);
+            let steady = async {
+                if let Some((len, _)) = &ramp {
+                    tokio::select! {
+                        _ = tokio::time::sleep(*len) => {}
+                        // Stopped during the ramp: the window still runs, to find itself
+                        // stopped and say so (the stage is then marked interrupted).
+                        _ = window.halt.cancelled() => {}
+                    }
+                }
+                open_loop(window.clone(), crate::arrivals::Arrivals::new(rate, arrival, seed), slots.clone()).await;
+                window.drain();
+            };
+            let cooling = async {
+                if let Some((_, c)) = &cooldown {
+                    window.closed.cancelled().await;
+                    if !window.halt.is_cancelled() {
+                        // Its own draw of the same process, going on from the window's end.
+                        let arrivals = crate::arrivals::Arrivals::new(rate, arrival, seed ^ COOLDOWN_NUMBERS);
+                        tokio::join!(open_loop(c.clone(), arrivals, slots.clone()), cooldown_timer(&window, &cooldown));
+                    }
+                }
+            };
+            tokio::join!(rising, steady, cooling);
         }
     }
 }
@@ -447,6 +505,7 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots
         p.stopped.store(true, Ordering::SeqCst);
     }
     let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
+    p.closed.cancel();
     while let Some(res) = set.join_next().await {
         rethrow(res);
     }
@@ -463,32 +522,43 @@ fn rethrow(res: Result<(), tokio::task::JoinError>) {
 /// N workers, each sending its next request as soon as its last one ends, until the
 /// request numbers run out, the deadline passes or the run is stopped.
 /// With a ramp, worker k of N joins at k/N of it and, when the ramp ends, goes on
-/// into the window (`then`) as soon as its last ramp request is done.
-async fn closed_loop(concurrency: u32, ramp: Option<(Duration, Arc<Phase>)>, phase: Arc<Phase>) {
-    let last = ramp.as_ref().map_or(&phase, |(_, window)| window);
-    let workers = u64::from(concurrency).min(last.end.saturating_sub(last.next.load(Ordering::Relaxed))).max(1);
+/// into the window as soon as its last ramp request is done. With a cooldown, a worker
+/// done with the window goes on sending until the window's last request has ended.
+async fn closed_loop(concurrency: u32, parts: Parts) {
+    let Parts { ramp, window, cooldown } = parts;
+    let workers = u64::from(concurrency).min(window.end.saturating_sub(window.next.load(Ordering::Relaxed))).max(1);
+    // Workers still in the window: the last one out has seen its last request end.
+    let left = Arc::new(AtomicU64::new(workers));
     let mut set = JoinSet::new();
     for k in 0..workers {
-        let p = phase.clone();
-        let delay = ramp.as_ref().map_or(Duration::ZERO, |(r, _)| r.mul_f64(k as f64 / workers as f64));
-        let then = ramp.as_ref().map(|(_, window)| window.clone());
+        let (ramp, window, cooldown, left) = (ramp.clone(), window.clone(), cooldown.clone(), left.clone());
         set.spawn(async move {
-            if !delay.is_zero() {
+            if let Some((len, p)) = ramp {
+                let delay = len.mul_f64(k as f64 / workers as f64);
                 tokio::select! {
                     _ = p.halt.cancelled() => {}
                     _ = tokio::time::sleep(delay) => worker(p.clone()).await,
                 }
-            } else {
-                worker(p).await;
             }
-            if let Some(window) = then {
-                worker(window).await;
+            worker(window.clone()).await;
+            window.closed.cancel();
+            if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                window.drain();
+            }
+            // Not after a stop or an abort: those end the load.
+            if let Some((_, c)) = cooldown
+                && !window.halt.is_cancelled()
+            {
+                worker(c).await;
             }
         });
     }
-    while let Some(res) = set.join_next().await {
-        rethrow(res);
-    }
+    let workers = async {
+        while let Some(res) = set.join_next().await {
+            rethrow(res);
+        }
+    };
+    tokio::join!(workers, cooldown_timer(&window, &cooldown));
 }
 
 async fn worker(p: Arc<Phase>) {
@@ -555,7 +625,7 @@ async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
         {
             p.halt.cancel();
         }
-        p.events.send(EngineEvent::Record { warmup: p.warmup, record, attempts: att }).await.is_ok()
+        p.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok()
     }
 }
 

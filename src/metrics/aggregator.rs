@@ -58,6 +58,17 @@ pub struct StageInfo {
     pub arrival: Option<&'static str>,
 }
 
+/// Which part of a stage a request belongs to. Only the window's are measured; the
+/// others count in the time series and their own totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Warmup requests and the ramp.
+    Warmup,
+    Window,
+    /// Sent after the window while its last requests end.
+    Cooldown,
+}
+
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured
 /// records, StageFinished; then the next stage.
 #[derive(Debug)]
@@ -71,7 +82,7 @@ pub enum EngineEvent {
         waiting: Arc<AtomicU64>,
     },
     Record {
-        warmup: bool,
+        part: Part,
         record: RequestRecord,
         attempts: Attempts,
     },
@@ -184,19 +195,21 @@ impl Aggregator {
                                     live.measuring = Some(Measuring { started, waiting, at: Instant::now() });
                                 }
                             }
-                            EngineEvent::Record { warmup, record, attempts } => {
+                            EngineEvent::Record { part, record, attempts } => {
                                 if let Some(live) = &mut current {
-                                    if warmup {
-                                        live.stats.warmup_done += 1
-                                    } else {
-                                        live.stats.record(&record);
-                                        live.stats.record_attempts(&record, &attempts);
+                                    match part {
+                                        Part::Warmup => live.stats.warmup_done += 1,
+                                        Part::Cooldown => live.stats.cooldown_done += 1,
+                                        Part::Window => {
+                                            live.stats.record(&record);
+                                            live.stats.record_attempts(&record, &attempts);
+                                        }
                                     }
-                                    let in_flight = live.measuring.as_ref().filter(|_| !warmup).map_or(0, |m| {
+                                    let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, |m| {
                                         m.started.load(Ordering::Relaxed).saturating_sub(live.stats.done())
                                     });
                                     let out = super::output_tokens(&record);
-                                    live.stats.series.record(Instant::now(), warmup, &record, out, in_flight);
+                                    live.stats.series.record(Instant::now(), part, &record, out, in_flight);
                                 }
                             }
                             EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {

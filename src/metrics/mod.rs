@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use aggregator::{Aggregator, Attempts, EngineEvent, FailedAttempt, NONE_WAITING, Snapshot, StageInfo};
+pub use aggregator::{Aggregator, Attempts, EngineEvent, FailedAttempt, NONE_WAITING, Part, Snapshot, StageInfo};
 pub use series::{SecondStats, Series};
 
 use crate::client::{FailureKind, Outcome, RequestRecord};
@@ -176,6 +176,8 @@ pub struct StageStats {
     pub failed: u64,
     pub cancelled: u64,
     pub warmup_done: u64,
+    /// Requests sent after the window while its last ones ended (outside the figures).
+    pub cooldown_done: u64,
     pub failures: BTreeMap<FailureKind, u64>,
     /// First explanation seen per failure kind, to tell the user *why*.
     pub failure_examples: BTreeMap<FailureKind, Box<str>>,
@@ -262,6 +264,7 @@ impl Default for StageStats {
             failed: 0,
             cancelled: 0,
             warmup_done: 0,
+            cooldown_done: 0,
             failures: BTreeMap::new(),
             failure_examples: BTreeMap::new(),
             status_codes: BTreeMap::new(),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::Latency;
+use super::Part;
 use crate::client::{Outcome, RequestRecord};
 
 /// One second of a stage, by when requests ended.
@@ -16,6 +17,8 @@ pub struct SecondStats {
     pub t_s: u32,
     /// Warmup and ramp requests that ended in this second: outside every other figure.
     pub warmup: u64,
+    /// Cooldown requests (sent after the window) that ended in this second: the same.
+    pub cooldown: u64,
     /// Measured requests that ended in this second: ok, failed (errors) or cancelled.
     pub requests: u64,
     pub ok: u64,
@@ -30,7 +33,18 @@ pub struct SecondStats {
 
 impl SecondStats {
     fn empty(t_s: u32) -> SecondStats {
-        SecondStats { t_s, warmup: 0, requests: 0, ok: 0, errors: 0, output_tokens: 0, in_flight: 0, p50_ms: None, p99_ms: None }
+        SecondStats {
+            t_s,
+            warmup: 0,
+            cooldown: 0,
+            requests: 0,
+            ok: 0,
+            errors: 0,
+            output_tokens: 0,
+            in_flight: 0,
+            p50_ms: None,
+            p99_ms: None,
+        }
     }
 
     fn with_quantiles(mut self, lat: &Latency) -> SecondStats {
@@ -57,7 +71,7 @@ impl Series {
     }
 
     /// Counts a finished request into the second it ended in.
-    pub fn record(&mut self, now: Instant, warmup: bool, rec: &RequestRecord, output_tokens: u64, in_flight: u64) {
+    pub fn record(&mut self, now: Instant, part: Part, rec: &RequestRecord, output_tokens: u64, in_flight: u64) {
         let t = now.saturating_duration_since(self.start.unwrap_or(now)).as_secs().min(u64::from(u32::MAX)) as u32;
         if self.current.as_ref().is_some_and(|(s, _)| s.t_s != t) {
             let (s, lat) = self.current.take().expect("checked above");
@@ -72,9 +86,10 @@ impl Series {
             self.current = Some((SecondStats::empty(t), Latency::with_digits(2)));
         }
         let (s, lat) = self.current.as_mut().expect("set above");
-        if warmup {
-            s.warmup += 1;
-            return;
+        match part {
+            Part::Warmup => return s.warmup += 1,
+            Part::Cooldown => return s.cooldown += 1,
+            Part::Window => {}
         }
         s.requests += 1;
         s.in_flight = s.in_flight.max(in_flight);
@@ -114,16 +129,17 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Series::default();
         s.start(t0);
-        s.record(t0 + Duration::from_millis(100), true, &rec(10, true), 5, 0);
-        s.record(t0 + Duration::from_millis(1100), false, &rec(20, true), 7, 3);
+        s.record(t0 + Duration::from_millis(100), Part::Warmup, &rec(10, true), 5, 0);
+        s.record(t0 + Duration::from_millis(1100), Part::Window, &rec(20, true), 7, 3);
         // The ramp's last request ends in the same second as the first measured ones.
-        s.record(t0 + Duration::from_millis(1300), true, &rec(10, true), 5, 0);
-        s.record(t0 + Duration::from_millis(1900), false, &rec(40, false), 0, 2);
-        s.record(t0 + Duration::from_millis(3500), false, &rec(30, true), 1, 1);
+        s.record(t0 + Duration::from_millis(1300), Part::Warmup, &rec(10, true), 5, 0);
+        s.record(t0 + Duration::from_millis(1900), Part::Window, &rec(40, false), 0, 2);
+        s.record(t0 + Duration::from_millis(3500), Part::Window, &rec(30, true), 1, 1);
+        s.record(t0 + Duration::from_millis(3600), Part::Cooldown, &rec(30, true), 1, 1);
         let secs = s.seconds();
         assert_eq!(
-            secs.iter().map(|x| (x.t_s, x.warmup, x.requests, x.ok, x.errors)).collect::<Vec<_>>(),
-            [(0, 1, 0, 0, 0), (1, 1, 2, 1, 1), (2, 0, 0, 0, 0), (3, 0, 1, 1, 0)],
+            secs.iter().map(|x| (x.t_s, x.warmup, x.requests, x.ok, x.errors, x.cooldown)).collect::<Vec<_>>(),
+            [(0, 1, 0, 0, 0, 0), (1, 1, 2, 1, 1, 0), (2, 0, 0, 0, 0, 0), (3, 0, 1, 1, 0, 1)],
             "one entry per second, warmup counted apart"
         );
         assert_eq!((secs[1].output_tokens, secs[1].in_flight), (7, 3));

@@ -88,6 +88,9 @@ pub struct StageResult {
     pub model: String,
     pub planned: Planned,
     pub warmup_requests: u64,
+    /// Requests sent during the cooldown (after the window, while its last requests
+    /// ended): outside every figure, like warmup.
+    pub cooldown_requests: u64,
     pub interrupted: bool,
     /// Cut short by `abort_on_error_rate`.
     pub aborted: bool,
@@ -468,6 +471,7 @@ impl StageResult {
             model: s.info.model.clone(),
             planned: Planned { requests: s.info.planned_requests, duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()) },
             warmup_requests: s.warmup_done,
+            cooldown_requests: s.cooldown_done,
             interrupted: s.interrupted,
             aborted: s.aborted,
             wall_time_s: s.wall.as_secs_f64(),

@@ -208,6 +208,8 @@ pub struct StageFile {
     pub seed: Option<u64>,
     /// Raise the load linearly to the stage's over this long before measuring.
     pub ramp: Option<Spanned<DurationValue>>,
+    /// Keep the load on after the window, up to this long, while its last requests end.
+    pub cooldown: Option<Spanned<DurationValue>>,
     pub requests: Option<NonZeroU64>,
     pub duration: Option<Spanned<DurationValue>>,
     pub model: Option<String>,
@@ -240,6 +242,7 @@ pub struct SweepFile {
     pub duration: Option<DurationValue>,
     #[serde(default)]
     pub warmup: u64,
+    pub cooldown: Option<DurationValue>,
     /// Throughput must grow by at least this fraction per doubling of the load, else
     /// it has plateaued.
     pub knee_gain: Option<f64>,

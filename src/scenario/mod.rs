@@ -125,6 +125,11 @@ pub struct Stage {
     /// the figures (kept in the time series).
     #[serde(serialize_with = "ser_opt_secs", rename = "ramp_s")]
     pub ramp: Option<Duration>,
+    /// After the window, the load stays on, up to this long, until every request of the
+    /// window has ended: its last ones are measured under the stage's load, not a
+    /// draining one. Cooldown requests are outside the figures (kept in the series).
+    #[serde(serialize_with = "ser_opt_secs", rename = "cooldown_s")]
+    pub cooldown: Option<Duration>,
     /// Retries of failed requests (the scenario's `[retry]`, with this stage's overrides).
     pub retry: RetryPolicy,
     /// Client-side rate limits (the scenario's `[rate_limit]`, with overrides).
@@ -590,6 +595,13 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
             }
             r => r.as_ref().map(|r| r.get_ref().0),
         };
+        let cooldown = match &s.cooldown {
+            Some(c) if c.get_ref().0.is_zero() => {
+                p.at(Some(c.span()), format!("stage {name:?}: cooldown must be greater than zero"));
+                None
+            }
+            c => c.as_ref().map(|c| c.get_ref().0),
+        };
         let retry = s.retry.as_ref().map_or_else(|| retry.clone(), |f| retry_policy(&retry, f, &format!("stage {name:?}: retry"), p));
         let rate_limit =
             s.rate_limit.as_ref().map_or(rate_limit, |f| self::rate_limit(&rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
@@ -601,6 +613,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
             model: s.model,
             warmup: s.warmup,
             ramp,
+            cooldown,
             retry,
             rate_limit,
         });
@@ -746,6 +759,7 @@ fn sweep_stages(
         model: None,
         warmup: f.warmup,
         ramp: None,
+        cooldown: f.cooldown.map(|d| d.0).filter(|d| !d.is_zero()),
         retry: retry.clone(),
         rate_limit,
     };
