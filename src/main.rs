@@ -91,7 +91,9 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         note(&format!("error: --tpm {}", llmload::scenario::TPM_NEEDS_MAX_TOKENS));
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    for stage in &mut scenario.stages {
+    // An automatic sweep's points are made from its template as it runs.
+    let template = scenario.sweep.as_mut().map(|s| &mut s.template);
+    for stage in scenario.stages.iter_mut().chain(template) {
         stage.rate_limit.rpm = args.rpm.or(stage.rate_limit.rpm);
         stage.rate_limit.tpm = args.tpm.or(stage.rate_limit.tpm);
         stage.retry.max_attempts = args.max_attempts.unwrap_or(stage.retry.max_attempts);

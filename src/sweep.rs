@@ -22,14 +22,13 @@ pub fn knee_index(points: &[(f64, f64)], gain: f64) -> Option<usize> {
 }
 
 /// Narrows a ladder's knee with the points run between it and the rung below
-/// (`below`): the smallest of them, in increasing load, that no point up to the knee
-/// beats by `gain`. Short steps are not judged per doubling, where a little noise
-/// reads as growth. Returns the index into `points` (sorted by load).
+/// (`below`): the smallest of them, in increasing load, that no later point beats by
+/// `gain` (so within `gain` of the plateau). Short steps are not judged per doubling,
+/// where a little noise reads as growth. Returns the index into `points` (sorted by load).
 pub fn refine_knee(points: &[(f64, f64)], below: f64, knee: usize, gain: f64) -> usize {
-    let (top, _) = points[knee];
     (0..knee)
         .filter(|&c| points[c].0 > below)
-        .find(|&c| points[c + 1..=knee].iter().all(|&(x, t)| x > top || t < (1.0 + gain) * points[c].1))
+        .find(|&c| points[c + 1..].iter().all(|&(_, t)| t < (1.0 + gain) * points[c].1))
         .unwrap_or(knee)
 }
 
@@ -86,9 +85,13 @@ impl AutoPlan {
                 let prev = self.ran[self.ran.len() - 2];
                 growth_per_doubling(prev.load, prev.throughput, last.load, last.throughput) < self.knee_gain
             };
-            let broken = self.slo_quantile.is_none() || self.ran.iter().any(|m| !meets(m));
+            // Judged on the top rung: one noisy point lower down does not end the climb.
+            let broken = !meets(last);
+            // Once the SLO is broken, points are kept for the bisection.
+            let reserve = if broken && self.slo_quantile.is_some() { (self.auto.max_points as usize / 3).min(4) } else { 0 };
             let up = last.load * 2.0;
-            if !(flat && broken) && up <= self.auto.max {
+            let done = flat && (broken || self.slo_quantile.is_none());
+            if !done && up <= self.auto.max && self.ran.len() + reserve < self.auto.max_points as usize {
                 return Some(up);
             }
             self.climbing = false;
@@ -208,8 +211,13 @@ mod tests {
 
     #[test]
     fn max_points_bounds_the_sweep() {
+        // Two of 7 points kept for the bisection once 16 breaks the SLO: the climb ends
+        // there, before its plateau is seen.
         let plan = AutoPlan::new(SweepKind::Concurrency, auto(1.0, 1024.0, 7), 0.1, Some(0.99));
-        assert_eq!(run_plan(plan, server(10.0, 0.5, 0.8)), [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 12.0]);
+        assert_eq!(run_plan(plan, server(10.0, 0.5, 0.8)), [1.0, 2.0, 4.0, 8.0, 16.0, 12.0, 10.0]);
+        // Without an SLO nothing is kept back.
+        let plan = AutoPlan::new(SweepKind::Concurrency, auto(1.0, 1024.0, 4), 0.1, None);
+        assert_eq!(run_plan(plan, server(10.0, 0.5, 0.8)), [1.0, 2.0, 4.0, 8.0]);
     }
 
     #[test]
@@ -245,6 +253,9 @@ mod tests {
         // 10 still grows past 10 % by 12: the knee stays at 12.
         let pts = [(8.0, 16.0), (10.0, 17.0), (12.0, 19.5), (16.0, 19.6)];
         assert_eq!(refine_knee(&pts, 8.0, 3, 0.1), 2);
+        // A later point beats 10 by over 10 %: the knee stays at the ladder's.
+        let pts = [(8.0, 16.0), (10.0, 19.9), (16.0, 20.0), (32.0, 21.95)];
+        assert_eq!(refine_knee(&pts, 8.0, 2, 0.1), 2);
         // Nothing between the rungs: the ladder's knee.
         assert_eq!(refine_knee(&[(8.0, 16.0), (16.0, 20.0)], 8.0, 1, 0.1), 1);
     }

@@ -174,3 +174,37 @@ async fn a_stop_during_a_ramp_does_not_wait_for_its_end() {
         assert_eq!(outcome.result.stages[0].requests.started, 0, "{load}");
     }
 }
+
+/// A stop between the points of an automatic sweep: every point listed in the result's
+/// scenario ran and has its stage, and the answer says the sweep was stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_an_automatic_sweep_keeps_what_ran() {
+    let text = "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 20\nper_inflight_ms = 0\n\
+                [prompts]\nlist = [\"x\"]\n[sweep]\nconcurrency = \"auto\"\nmax = 64\nrequests = 64\n";
+    let scenario = Scenario::parse(text, "inline.toml", None).unwrap();
+    let watcher: llmload::run::Watcher = Box::new(|mut rx, stop: Stop| {
+        tokio::spawn(async move {
+            loop {
+                if rx.borrow_and_update().finished.len() >= 2 {
+                    stop.soft.cancel();
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
+    let opts = RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher) };
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(30), run_with_stop(scenario, opts, Stop::default())).await.expect("stops").unwrap();
+    assert!(outcome.interrupted);
+    let r = &outcome.result;
+    let listed = r.scenario["stages"].as_array().unwrap().len();
+    assert!((2..=3).contains(&listed), "{listed} points listed");
+    assert_eq!(r.stages.len(), listed, "every point listed has its stage");
+    assert_eq!(r.scenario["sweep"]["points"].as_array().unwrap().len(), listed);
+    let summary = &r.sweep.as_ref().unwrap().summary;
+    assert!(summary.contains("stopped"), "{summary}");
+    assert!(!summary.contains("raise"), "no advice to sweep further after a stop: {summary}");
+}

@@ -238,6 +238,9 @@ impl Engine {
     /// until the last, a stop, or `abort_on_error_rate`.
     pub async fn run(self) -> EngineEnd {
         for (index, stage) in self.scenario.stages.iter().enumerate() {
+            if self.stop.soft.is_cancelled() {
+                return EngineEnd { interrupted: true, ..EngineEnd::default() };
+            }
             if let Err(end) = self.run_stage(index, stage, false).await {
                 return end;
             }
@@ -256,10 +259,18 @@ impl Engine {
         let mut plan = crate::sweep::AutoPlan::new(sweep.kind, auto, sweep.knee_gain, slo);
         let mut ran = Vec::new();
         while let Some(load) = plan.next_point() {
+            // Checked before the point is recorded: a point is listed only if it ran.
+            if self.stop.soft.is_cancelled() {
+                return EngineEnd { interrupted: true, swept: ran, ..EngineEnd::default() };
+            }
             let mut stage = sweep.stage(load, ran.len());
             // A point named like an explicit stage keeps the rows of the table apart.
             if self.scenario.stages.iter().any(|s| s.name == stage.name) {
                 stage.name.push_str(" (sweep)");
+            }
+            // Two rates apart in the fourth digit would share a name.
+            if ran.iter().any(|s: &Stage| s.name == stage.name) {
+                stage.name.push_str(&format!(" #{}", ran.len() + 1));
             }
             let index = self.scenario.stages.len() + ran.len();
             ran.push(stage.clone());
@@ -275,10 +286,9 @@ impl Engine {
     /// Runs one stage. Ok: go on, with the stage's figures when `judge` asked for them;
     /// Err: the run ends here (a stop, an abort, or nobody listening).
     async fn run_stage(&self, index: usize, stage: &Stage, judge: bool) -> Result<Option<Arc<crate::metrics::StageStats>>, EngineEnd> {
+        // A stop that came since the caller checked still lets the stage start: it ends
+        // at once, marked stopped, so every stage announced has a result.
         let interrupted = EngineEnd { interrupted: true, ..EngineEnd::default() };
-        if self.stop.soft.is_cancelled() {
-            return Err(interrupted);
-        }
         let info = Self::stage_info(&self.scenario, index, stage);
         if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
             return Err(interrupted);

@@ -329,7 +329,7 @@ pub fn definitions() -> BTreeMap<String, String> {
         ),
         (
             "sweep.knee",
-            "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point; an automatic sweep reads it from its ladder, narrowed by the bisection points below it that no point up to it beats by knee_gain",
+            "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point; an automatic sweep reads it from its ladder, narrowed to the smallest bisection point below it that no later point beats by knee_gain",
         ),
         ("sweep.slo", "a point meets the SLO when at least slo_quantile of its finished requests meet every [slo] objective"),
         ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
@@ -406,7 +406,12 @@ impl RunResult {
     }
 
     fn judge_sweep(mut self, scenario: &Scenario) -> Self {
-        self.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &self.stages, scenario.slo.as_ref()));
+        let ended_early = match (&self.aborted, self.interrupted) {
+            (Some(_), _) => Some("aborted"),
+            (None, true) => Some("stopped"),
+            (None, false) => None,
+        };
+        self.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &self.stages, scenario.slo.as_ref(), ended_early));
         self
     }
 

@@ -68,7 +68,8 @@ impl SweepResult {
     /// has). Points are judged in increasing load, whatever order they ran in; the knee
     /// of an automatic sweep is read from its ladder (start, 2×, 4×, …) only, since
     /// over the bisection's short steps a little noise reads as growth.
-    pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&crate::metrics::Slo>) -> SweepResult {
+    /// `ended_early`: "stopped" or "aborted" when the run ended before the sweep did.
+    pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&crate::metrics::Slo>, ended_early: Option<&str>) -> SweepResult {
         let load = |s: &StageResult| match sweep.kind {
             SweepKind::Concurrency => f64::from(s.concurrency),
             SweepKind::Rate => s.open_loop.as_ref().map_or(0.0, |o| o.target_rate),
@@ -136,6 +137,8 @@ impl SweepResult {
             said.push(format!("the sweep was {how} at {}, judged on the {} points before it", cut.name, points.len()));
         } else if sweep.auto.is_none() && points.len() < sweep.points.len() {
             said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), sweep.points.len()));
+        } else if let Some(how) = ended_early.filter(|_| sweep.auto.is_some()) {
+            said.push(format!("the sweep was {how} after {} points", points.len()));
         }
         let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
         match (&knee, ladder_points.last()) {
@@ -143,6 +146,7 @@ impl SweepResult {
             (Some(k), _) => said.push(format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load))),
             (None, Some(last)) => {
                 let further = match sweep.auto {
+                    _ if ended_early.is_some() => "the sweep ended before the knee",
                     Some(a) if last.load * 2.0 > a.max => "raise the sweep's `max` to find the knee",
                     Some(_) => "raise the sweep's `max_points` to find the knee",
                     None => "sweep further to find the knee",

@@ -269,7 +269,7 @@ pub struct AutoSweep {
 }
 
 /// Defaults of an automatic sweep.
-pub const AUTO_MAX_POINTS: u32 = 12;
+pub const AUTO_MAX_POINTS: u32 = 16;
 pub const AUTO_PRECISION: f64 = 0.05;
 pub const AUTO_MAX_CONCURRENCY: f64 = 1024.0;
 
@@ -305,7 +305,8 @@ impl Sweep {
         };
         stage.name = match stage.load {
             Load::Closed { concurrency } => default_stage_name(concurrency),
-            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), fmt_rate(rate)),
+            // Three significant digits at least, so bisected rates keep their names apart.
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), fmt_point(rate)),
         };
         stage
     }
@@ -620,7 +621,7 @@ fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenari
     }
 
     let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &retry, rate_limit, p));
-    if request.max_tokens.is_none() && stages.iter().any(|s| s.rate_limit.tpm.is_some()) {
+    if request.max_tokens.is_none() && stages.iter().chain(sweep.as_ref().map(|s| &s.template)).any(|s| s.rate_limit.tpm.is_some()) {
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
 
@@ -741,8 +742,14 @@ fn sweep_stages(
             bad(format!("max_points must be from 3 to 64, got {max_points}"));
         }
         let precision = f.precision.unwrap_or(AUTO_PRECISION);
-        if !(precision > 0.0 && precision < 1.0) {
-            bad(format!("precision must be between 0 and 1 (a fraction of the load), got {precision}"));
+        // Below 1 % the midpoints, rounded to three digits, would land on the bracket.
+        if !(0.01..1.0).contains(&precision) {
+            bad(format!("precision must be from 0.01 to below 1 (a fraction of the load), got {precision}"));
+        }
+        if let Some(n) = f.requests.filter(|n| kind == SweepKind::Concurrency && max > n.get() as f64) {
+            bad(format!(
+                "max ({max}) is more than requests ({n}): a point can never have more than {n} in flight, so throughput would plateau at llmload's limit, not the server's; lower max or give a duration"
+            ));
         }
         AutoSweep { start, max, max_points, precision }
     });
@@ -919,6 +926,14 @@ fn stage_load(s: &file::StageFile, i: usize, span: &std::ops::Range<usize>, p: &
         p.at(at(None), format!("stage {}: max_in_flight must be at most {MAX_CONCURRENCY}, got {max_in_flight}", i + 1));
     }
     Load::Open { rate: r, arrival, max_in_flight, seed: s.seed.unwrap_or(i as u64) }
+}
+
+/// A sweep's rate as its point's name shows it: three significant digits, trailing
+/// zeros dropped: "20", "13.8", "0.0123", "1230".
+fn fmt_point(x: f64) -> String {
+    let decimals = (2 - x.log10().floor() as i32).clamp(0, 6) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
 /// A rate as a stage name shows it: "20", "2.5", "0.25".

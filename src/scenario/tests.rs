@@ -311,6 +311,9 @@ fn an_automatic_sweep_parses_with_defaults_and_makes_its_stages_on_demand() {
     let st = sweep.stage(13.8, 7);
     assert_eq!(st.load, Load::Open { rate: 13.8, arrival: Arrival::Poisson, max_in_flight: DEFAULT_MAX_IN_FLIGHT, seed: 7 });
     assert_eq!(st.name, "poisson 13.8/s");
+    assert_eq!(sweep.stage(0.0123, 1).name, "poisson 0.0123/s");
+    assert_eq!(sweep.stage(1230.0, 1).name, "poisson 1230/s");
+    assert_eq!(sweep.stage(20.0, 1).name, "poisson 20/s");
 }
 
 #[test]
@@ -323,7 +326,9 @@ fn sweep_mistakes_are_named_in_place() {
         ("concurrency = \"auto\"\nstart = 1.5", "start must be a whole number"),
         ("concurrency = \"auto\"\nstart = 8\nmax = 10", "max must be at least twice start (8) and at most 100000, got 10"),
         ("concurrency = \"auto\"\nmax_points = 2", "max_points must be from 3 to 64, got 2"),
-        ("concurrency = \"auto\"\nprecision = 1.5", "precision must be between 0 and 1"),
+        ("concurrency = \"auto\"\nprecision = 1.5", "precision must be from 0.01 to below 1"),
+        ("concurrency = \"auto\"\nprecision = 0.001", "precision must be from 0.01 to below 1"),
+        ("concurrency = \"auto\"\nrequests = 50", "max (1024) is more than requests (50): a point can never have more than 50 in flight"),
         ("concurrency = [1, 2]\nstart = 2", "start, max, max_points and precision are for `concurrency = \"auto\"`"),
         ("rates = \"auto\"\nstart = 0", "start must be a number from 0.001"),
     ] {

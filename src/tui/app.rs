@@ -93,7 +93,8 @@ impl App {
     /// The sweep's answer in words, once every stage has reported.
     pub fn sweep_summary(&self) -> Option<String> {
         let (sweep, slo) = self.sweep.as_ref().filter(|_| self.done())?;
-        Some(crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref()).summary)
+        let ended_early = self.stopping.then_some("stopped");
+        Some(crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), ended_early).summary)
     }
 
     /// The target as shown: "mock" or the URL with credentials removed.
