@@ -393,6 +393,8 @@ async fn cooldown_timer(window: &Phase, cooldown: &Option<(Duration, Arc<Phase>)
         window.closed.cancelled().await;
         tokio::select! {
             _ = tokio::time::sleep(*len) => c.halt.cancel(),
+            // A stop or an abort ends the cooldown too.
+            _ = window.halt.cancelled() => c.halt.cancel(),
             _ = c.halt.cancelled() => {}
         }
     }
@@ -551,14 +553,16 @@ async fn closed_loop(concurrency: u32, parts: Parts) {
                 }
             }
             worker(window.clone()).await;
-            window.closed.cancel();
+            // Only a window that is done closes (not a worker the rate limiter turned
+            // away), and not a stopped or aborted one: those end the load.
+            let done = window.exhausted() && !window.halt.is_cancelled();
+            if done {
+                window.closed.cancel();
+            }
             if left.fetch_sub(1, Ordering::SeqCst) == 1 {
                 window.drain();
             }
-            // Not after a stop or an abort: those end the load.
-            if let Some((_, c)) = cooldown
-                && !window.halt.is_cancelled()
-            {
+            if let Some((_, c)) = cooldown.filter(|_| done) {
                 worker(c).await;
             }
         });
@@ -676,12 +680,21 @@ async fn attempts(p: &Phase, prompt: &crate::scenario::Prompt, i: u64, weight: u
         let t = Instant::now();
         let first_send = *first.get_or_insert(t);
         att.first_send = Some(first_send);
+        // A cooldown request is dropped when the cooldown ends: it is never measured,
+        // and waiting for it would hold up the next stage.
+        let cut = async {
+            match p.part {
+                Part::Cooldown => p.halt.cancelled().await,
+                _ => std::future::pending().await,
+            }
+        };
         let rec = tokio::select! {
             biased;
             _ = p.stop.hard.cancelled() => {
                 p.stopped.store(true, Ordering::SeqCst);
                 RequestRecord::cancelled(t.elapsed())
             }
+            _ = cut => RequestRecord::cancelled(t.elapsed()),
             r = p.client.send(body) => r,
         };
         att.last = rec.latency;

@@ -703,6 +703,9 @@ fn sweep_stages(
     if f.duration.is_some_and(|d| d.0.is_zero()) {
         bad("duration must be greater than zero".into());
     }
+    if f.cooldown.is_some_and(|d| d.0.is_zero()) {
+        bad("cooldown must be greater than zero".into());
+    }
     let arrival = match f.arrival.as_deref() {
         None | Some("constant") => Arrival::Constant,
         Some("poisson") => Arrival::Poisson,
@@ -748,7 +751,7 @@ fn sweep_stages(
         }
         if let Some(n) = f.requests.filter(|n| kind == SweepKind::Concurrency && max > n.get() as f64) {
             bad(format!(
-                "max ({max}) is more than requests ({n}): a point can never have more than {n} in flight, so throughput would plateau at llmload's limit, not the server's; lower max or give a duration"
+                "max ({max}) is more than requests ({n}): a point can never have more than {n} in flight, so throughput would plateau at llmload's limit, not the server's; lower max, or give a duration instead of requests"
             ));
         }
         AutoSweep { start, max, max_points, precision }
@@ -766,7 +769,7 @@ fn sweep_stages(
         model: None,
         warmup: f.warmup,
         ramp: None,
-        cooldown: f.cooldown.map(|d| d.0).filter(|d| !d.is_zero()),
+        cooldown: f.cooldown.map(|d| d.0),
         retry: retry.clone(),
         rate_limit,
     };
