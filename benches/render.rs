@@ -44,6 +44,7 @@ fn main() {
             total_stages: 4,
             done: false,
             elapsed: Duration::from_millis(100 * k),
+            aborted: None,
         }));
     }
     for (w, h) in [(80, 24), (160, 48)] {

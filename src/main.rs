@@ -142,15 +142,8 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
     if let Some(s) = &result.sweep {
         text.push_str(&format!("\nsweep: {}\n", s.summary));
     }
-    if let Some(a) = &result.aborted {
-        let when = if a.mid_stage { "cut short" } else { "ended" };
-        text.push_str(&format!(
-            "\nrun aborted: stage {:?} {when} with an error rate of {:.1}% over {} finished requests, above abort_on_error_rate {:.1}%; later stages were not run\n",
-            a.stage,
-            a.error_rate * 100.0,
-            a.requests,
-            a.threshold * 100.0
-        ));
+    if let Some(a) = &outcome.aborted {
+        text.push_str(&format!("\n{a}; later stages were not run\n"));
     }
     let notes = failure_notes(&result.stages);
     if !notes.is_empty() {

@@ -59,6 +59,7 @@ fn snapshot(finished: Vec<StageStats>, current: Option<StageStats>, elapsed_ms: 
         total_stages: 4,
         done,
         elapsed: Duration::from_millis(elapsed_ms),
+        aborted: None,
     })
 }
 
@@ -436,6 +437,7 @@ fn a_finished_sweep_says_its_answer() {
         total_stages: s.stages.len(),
         done: true,
         elapsed: Duration::from_secs(30),
+        aborted: None,
     }));
     let text = draw(&app, 160, 48).backend().to_string();
     // This model's server never saturates (80 + 2 ms per request in flight).
@@ -452,23 +454,29 @@ fn an_automatic_sweep_counts_its_points() {
     let ran = s.with_swept(&[1.0, 2.0, 4.0, 8.0, 16.0].map(|x| sweep.stage(x, 0)));
     let mut app = App::new(&s, "mock", false);
     let finished: Vec<StageStats> = (0..4).map(|i| stage(&ran, i, 100, None, true)).collect();
-    let snap = |current: Option<StageStats>, done: bool| {
+    let snap = |current: Option<StageStats>, done: bool, aborted: Option<&str>| {
         Arc::new(Snapshot {
             finished: finished.iter().cloned().map(Arc::new).collect(),
             current,
             total_stages: 0,
             done,
             elapsed: Duration::from_secs(20),
+            aborted: aborted.map(String::from),
         })
     };
-    app.on_snapshot(snap(Some(stage(&ran, 4, 30, None, false)), false));
+    app.on_snapshot(snap(Some(stage(&ran, 4, 30, None, false)), false, None));
     let text = draw(&app, 160, 48).backend().to_string();
     assert!(text.contains("auto sweep point 5 · 16-way"), "{text}");
     assert!(text.contains("8-way"), "the finished points are rows: {text}");
-    app.on_snapshot(snap(None, true));
+    app.on_snapshot(snap(None, true, None));
     let text = draw(&app, 160, 48).backend().to_string();
     assert!(text.contains("finished · 4 stages"), "{text}");
     assert!(text.contains("sweep: auto sweep, 4 points"), "{text}");
+    // Ended by abort_on_error_rate after a stage: the gauge and the answer say so.
+    app.on_snapshot(snap(None, true, Some("run aborted: stage \"8-way\" ended with an error rate of 60.0%")));
+    let text = draw(&app, 160, 48).backend().to_string();
+    assert!(text.contains("run aborted: stage \"8-way\" ended with an error rate of 60.0% · 4 stages"), "{text}");
+    assert!(text.contains("the sweep was aborted after 4 points"), "{text}");
 }
 
 /// An open-loop stage falling behind its rate is flagged while it runs: its row in

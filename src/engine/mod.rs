@@ -64,6 +64,8 @@ struct Phase {
     /// Cancelled, and `ended` set, once every request of the phase has ended.
     drained: CancellationToken,
     ended: std::sync::OnceLock<Instant>,
+    /// The same, in µs from `opens`, for the live view (`NONE_WAITING` until then).
+    ended_us: Arc<AtomicU64>,
     /// Open loop: arrivals due inside the window that could not be sent before it
     /// closed (every slot under `max_in_flight` was taken).
     unsent: AtomicU64,
@@ -149,6 +151,20 @@ pub struct Aborted {
     pub threshold: f64,
 }
 
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "run aborted: stage {:?} {} with an error rate of {:.1}% over {} finished requests, above abort_on_error_rate {:.1}%",
+            self.stage,
+            if self.mid_stage { "cut short" } else { "ended" },
+            self.error_rate * 100.0,
+            self.requests,
+            self.threshold * 100.0
+        )
+    }
+}
+
 /// How the engine's run ended.
 #[derive(Debug, Clone, Default)]
 pub struct EngineEnd {
@@ -216,6 +232,7 @@ impl Engine {
             closed: CancellationToken::new(),
             drained: CancellationToken::new(),
             ended: std::sync::OnceLock::new(),
+            ended_us: Arc::new(AtomicU64::new(NONE_WAITING)),
             unsent: AtomicU64::new(0),
             waiting: Arc::new(AtomicU64::new(NONE_WAITING)),
             schedule: std::sync::OnceLock::new(),
@@ -308,7 +325,9 @@ impl Engine {
         // The cooldown stops with the window (a stop or an abort), or once its last
         // request has ended, or when its time is up.
         let cooldown = stage.cooldown.map(|len| {
-            let mut c = self.phase(stage, &limiter, Part::Cooldown, (COOLDOWN_NUMBERS, u64::MAX), (None, None));
+            // An open loop's cooldown schedule goes on from the window's deadline, not from
+            // when its dispatcher stopped (up to one gap earlier).
+            let mut c = self.phase(stage, &limiter, Part::Cooldown, (COOLDOWN_NUMBERS, u64::MAX), (phase.deadline, None));
             c.halt = phase.drained.child_token();
             (len, Arc::new(c))
         });
@@ -321,7 +340,14 @@ impl Engine {
                 _ = tokio::time::sleep_until(t0.into()) => {}
                 _ = self.stop.soft.cancelled() => {}
             }
-            let _ = self.events.send(EngineEvent::Measuring { started: phase.started.clone(), waiting: phase.waiting.clone() }).await;
+            let _ = self
+                .events
+                .send(EngineEvent::Measuring {
+                    started: phase.started.clone(),
+                    waiting: phase.waiting.clone(),
+                    ended: phase.ended_us.clone(),
+                })
+                .await;
         };
         let parts = Parts { ramp, window: phase.clone(), cooldown };
         match parts.ramp {
@@ -354,6 +380,7 @@ impl Engine {
         }
         if let Some(((error_rate, requests, mid_stage), threshold)) = verdict {
             let aborted = Aborted { stage: stage.name.clone(), error_rate, requests, mid_stage, threshold };
+            let _ = self.events.send(EngineEvent::RunAborted { why: aborted.to_string() }).await;
             return Err(EngineEnd { interrupted: false, aborted: Some(aborted), ..EngineEnd::default() });
         }
         match figures {
@@ -381,7 +408,11 @@ struct Parts {
 impl Phase {
     /// Every request of the phase has ended.
     fn drain(&self) {
-        let _ = self.ended.set(Instant::now());
+        let now = Instant::now();
+        let _ = self.ended.set(now);
+        if let Some(opens) = self.opens {
+            self.ended_us.store(now.saturating_duration_since(opens).as_micros() as u64, Ordering::Relaxed);
+        }
         self.closed.cancel();
         self.drained.cancel();
     }
@@ -391,8 +422,10 @@ impl Phase {
 async fn cooldown_timer(window: &Phase, cooldown: &Option<(Duration, Arc<Phase>)>) {
     if let Some((len, c)) = cooldown {
         window.closed.cancelled().await;
+        // From the window's end: its deadline, or when it ran out of requests.
+        let from = window.deadline.map_or_else(Instant::now, |d| d.max(Instant::now()));
         tokio::select! {
-            _ = tokio::time::sleep(*len) => c.halt.cancel(),
+            _ = tokio::time::sleep_until((from + *len).into()) => c.halt.cancel(),
             // A stop or an abort ends the cooldown too.
             _ = window.halt.cancelled() => c.halt.cancel(),
             _ = c.halt.cancelled() => {}

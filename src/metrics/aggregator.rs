@@ -80,6 +80,9 @@ pub enum EngineEvent {
         /// Open loop: when the arrival waiting for a slot was due, in µs from the
         /// window's opening; `NONE_WAITING` when none waits.
         waiting: Arc<AtomicU64>,
+        /// When the window's last request ended, in µs from its opening; `NONE_WAITING`
+        /// until then. A cooldown runs on after it, outside the window's figures.
+        ended: Arc<AtomicU64>,
     },
     Record {
         part: Part,
@@ -101,6 +104,10 @@ pub enum EngineEvent {
         /// sweep chooses its next point from them.
         reply: Option<tokio::sync::oneshot::Sender<Arc<StageStats>>>,
     },
+    /// `abort_on_error_rate` ends the run after the stage just finished; why, in words.
+    RunAborted {
+        why: String,
+    },
 }
 
 /// The live view of a run.
@@ -112,6 +119,8 @@ pub struct Snapshot {
     pub total_stages: usize,
     /// True once the engine has sent everything.
     pub done: bool,
+    /// `abort_on_error_rate` ended the run: why, in words.
+    pub aborted: Option<String>,
     /// Time since the run started.
     pub elapsed: Duration,
 }
@@ -122,6 +131,7 @@ pub struct Aggregator {
     interval: Duration,
     total_stages: usize,
     started: Instant,
+    aborted: Option<String>,
 }
 
 /// Channel depth: deep enough that workers never wait on a busy aggregator, bounded so
@@ -139,6 +149,7 @@ struct Live {
 struct Measuring {
     started: Arc<AtomicU64>,
     waiting: Arc<AtomicU64>,
+    ended: Arc<AtomicU64>,
     at: Instant,
 }
 
@@ -151,7 +162,10 @@ impl Live {
         let mut s = self.stats.clone();
         if let Some(m) = &self.measuring {
             s.started = m.started.load(Ordering::SeqCst);
-            s.wall = m.at.elapsed();
+            s.wall = match m.ended.load(Ordering::Relaxed) {
+                NONE_WAITING => m.at.elapsed(),
+                us => Duration::from_micros(us).min(m.at.elapsed()),
+            };
             let due = m.waiting.load(Ordering::Relaxed);
             if due != NONE_WAITING {
                 s.behind = s.wall.saturating_sub(Duration::from_micros(due));
@@ -165,7 +179,7 @@ impl Aggregator {
     pub fn new(total_stages: usize, interval: Duration) -> (Aggregator, mpsc::Sender<EngineEvent>, watch::Receiver<Arc<Snapshot>>) {
         let (etx, erx) = mpsc::channel(CHANNEL_DEPTH);
         let (stx, srx) = watch::channel(Arc::new(Snapshot { total_stages, ..Snapshot::default() }));
-        (Aggregator { rx: erx, tx: stx, interval, total_stages, started: Instant::now() }, etx, srx)
+        (Aggregator { rx: erx, tx: stx, interval, total_stages, started: Instant::now(), aborted: None }, etx, srx)
     }
 
     /// Runs until the engine drops its sender; returns every stage's figures.
@@ -190,9 +204,9 @@ impl Aggregator {
                                 current = Some(Live { stats, measuring: None });
                                 changed_stage = true;
                             }
-                            EngineEvent::Measuring { started, waiting } => {
+                            EngineEvent::Measuring { started, waiting, ended } => {
                                 if let Some(live) = &mut current {
-                                    live.measuring = Some(Measuring { started, waiting, at: Instant::now() });
+                                    live.measuring = Some(Measuring { started, waiting, ended, at: Instant::now() });
                                 }
                             }
                             EngineEvent::Record { part, record, attempts } => {
@@ -229,6 +243,10 @@ impl Aggregator {
                                 }
                                 changed_stage = true;
                             }
+                            EngineEvent::RunAborted { why } => {
+                                self.aborted = Some(why);
+                                changed_stage = true;
+                            }
                         }
                     }
                     if changed_stage {
@@ -255,6 +273,7 @@ impl Aggregator {
             total_stages: self.total_stages,
             done,
             elapsed: self.started.elapsed(),
+            aborted: self.aborted.clone(),
         };
         self.tx.send_replace(Arc::new(snap));
     }

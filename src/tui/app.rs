@@ -93,7 +93,11 @@ impl App {
     /// The sweep's answer in words, once every stage has reported.
     pub fn sweep_summary(&self) -> Option<String> {
         let (sweep, slo) = self.sweep.as_ref().filter(|_| self.done())?;
-        let ended_early = self.stopping.then_some("stopped");
+        let ended_early = match (&self.snapshot.aborted, self.stopping) {
+            (Some(_), _) => Some("aborted"),
+            (None, true) => Some("stopped"),
+            (None, false) => None,
+        };
         Some(crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), ended_early).summary)
     }
 

@@ -90,7 +90,10 @@ fn render_header(f: &mut Frame, app: &App, area: Rect) {
     let (ratio, label) = if snap.done {
         let stopped = if app.stopping { " (stopped)" } else { "" };
         let of = if auto { String::new() } else { format!(" of {total}") };
-        (1.0, format!("finished · {}{of} stages{stopped}", snap.finished.len()))
+        match &snap.aborted {
+            Some(why) => (1.0, format!("{why} · {}{of} stages", snap.finished.len())),
+            None => (1.0, format!("finished · {}{of} stages{stopped}", snap.finished.len())),
+        }
     } else if let Some(c) = &snap.current {
         let (ratio, progress) = stage_progress(c);
         let stopping = if app.stopping { " · stopping…" } else { "" };
