@@ -466,6 +466,8 @@ fn an_automatic_sweep_counts_its_points() {
     };
     app.on_snapshot(snap(Some(stage(&ran, 4, 30, None, false)), false, None));
     let text = draw(&app, 160, 48).backend().to_string();
+    // While it runs: what the finished points show, no advice yet.
+    assert!(text.contains("sweep so far: 4 points; throughput still grows; the SLO holds "), "{text}");
     assert!(text.contains("auto sweep point 5 · 16-way"), "{text}");
     assert!(text.contains("8-way"), "the finished points are rows: {text}");
     app.on_snapshot(snap(None, true, None));

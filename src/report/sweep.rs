@@ -195,6 +195,30 @@ impl SweepResult {
     }
 }
 
+impl SweepResult {
+    /// While the sweep runs: what its finished points show so far, without the advice
+    /// the final answer gives ("3 points; throughput still grows; the SLO holds").
+    pub fn so_far(&self) -> String {
+        let unit = |load: f64| match self.kind.as_str() {
+            "concurrency" => format!("{load}-way"),
+            _ => format!("{load} req/s offered"),
+        };
+        let mut said = vec![format!("{} points", self.points.len())];
+        said.push(match &self.knee {
+            Some(k) => format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load)),
+            None => "throughput still grows".into(),
+        });
+        if let Some(v) = &self.slo {
+            said.push(match (v.largest_meeting_load, v.first_breaking_load) {
+                (Some(a), Some(b)) => format!("the SLO holds up to {} and breaks at {}", unit(a), unit(b)),
+                (Some(_), None) => "the SLO holds".into(),
+                (None, _) => "the SLO breaks at every point".into(),
+            });
+        }
+        said.join("; ")
+    }
+}
+
 /// "e2e ≤ 2000 ms, TTFT ≤ 500 ms"
 fn objectives(o: &crate::metrics::Slo) -> String {
     let ms = |d: std::time::Duration| format!("{} ms", super::fmt_rate(d.as_secs_f64() * 1000.0));

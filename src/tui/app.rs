@@ -90,15 +90,21 @@ impl App {
         }
     }
 
-    /// The sweep's answer in words, once every stage has reported.
+    /// "sweep: " and its answer in words, once every stage has reported; while it runs,
+    /// "sweep so far: " and what its finished points show.
     pub fn sweep_summary(&self) -> Option<String> {
-        let (sweep, slo) = self.sweep.as_ref().filter(|_| self.done())?;
+        let (sweep, slo) = self.sweep.as_ref()?;
+        if !self.done() {
+            let started = self.rows.iter().any(|r| r.index >= sweep.first_stage);
+            let so_far = || crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), None).so_far();
+            return started.then(|| format!("sweep so far: {}", so_far()));
+        }
         let ended_early = match (&self.snapshot.aborted, self.stopping) {
             (Some(_), _) => Some("aborted"),
             (None, true) => Some("stopped"),
             (None, false) => None,
         };
-        Some(crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), ended_early).summary)
+        Some(format!("sweep: {}", crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), ended_early).summary))
     }
 
     /// The target as shown: "mock" or the URL with credentials removed.

@@ -354,7 +354,7 @@ fn render_table(f: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     let title = match app.sweep_summary() {
-        Some(answer) => format!(" sweep: {answer} "),
+        Some(answer) => format!(" {answer} "),
         None if skip > 0 => format!(" comparison ({skip} earlier stages above) "),
         None => " comparison (best throughput highlighted) ".into(),
     };
