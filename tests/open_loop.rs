@@ -213,14 +213,22 @@ fn a_cooldown_keeps_the_load_on_while_the_window_drains() {
 }
 
 /// An open loop's cooldown: arrivals go on at the rate after the window until its last
-/// request has ended, then stop; only the window's are measured.
+/// request has ended, then stop; only the window's are measured. The window ends at its
+/// deadline, or when its requests run out first (then the cooldown starts there, not at
+/// the far deadline).
 #[test]
 fn an_open_loop_cooldown_ends_when_the_window_drains() {
-    let text = quick(
-        "base_latency_ms = 100\nper_inflight_ms = 0",
-        "[[stage]]\nrate = 50\nduration = \"1s\"\ncooldown = \"5s\"\n[[stage]]\nname = \"next\"\nconcurrency = 1\nrequests = 1\n",
-    );
-    let (_, v) = run_scenario(&text);
+    for bound in ["duration = \"1s\"", "requests = 50\nduration = \"60s\""] {
+        let text = quick(
+            "base_latency_ms = 100\nper_inflight_ms = 0",
+            &format!("[[stage]]\nrate = 50\n{bound}\ncooldown = \"5s\"\n[[stage]]\nname = \"next\"\nconcurrency = 1\nrequests = 1\n"),
+        );
+        open_loop_cooldown(&text);
+    }
+}
+
+fn open_loop_cooldown(text: &str) {
+    let (_, v) = run_scenario(text);
     assert_schema_valid(&v);
     let s = &v["stages"][0];
     assert_eq!(s["requests"]["started"], 50);

@@ -61,6 +61,8 @@ struct Phase {
     /// Cancelled once the phase starts no more requests (its schedule or count is
     /// done, or it was halted): a cooldown's clock starts then.
     closed: CancellationToken,
+    /// When the window ended: its deadline, or when its requests ran out.
+    closed_at: std::sync::OnceLock<Instant>,
     /// Cancelled, and `ended` set, once every request of the phase has ended.
     drained: CancellationToken,
     ended: std::sync::OnceLock<Instant>,
@@ -230,6 +232,7 @@ impl Engine {
             stopped: AtomicBool::new(false),
             halt: self.stop.soft.child_token(),
             closed: CancellationToken::new(),
+            closed_at: std::sync::OnceLock::new(),
             drained: CancellationToken::new(),
             ended: std::sync::OnceLock::new(),
             ended_us: Arc::new(AtomicU64::new(NONE_WAITING)),
@@ -325,9 +328,7 @@ impl Engine {
         // The cooldown stops with the window (a stop or an abort), or once its last
         // request has ended, or when its time is up.
         let cooldown = stage.cooldown.map(|len| {
-            // An open loop's cooldown schedule goes on from the window's deadline, not from
-            // when its dispatcher stopped (up to one gap earlier).
-            let mut c = self.phase(stage, &limiter, Part::Cooldown, (COOLDOWN_NUMBERS, u64::MAX), (phase.deadline, None));
+            let mut c = self.phase(stage, &limiter, Part::Cooldown, (COOLDOWN_NUMBERS, u64::MAX), (None, None));
             c.halt = phase.drained.child_token();
             (len, Arc::new(c))
         });
@@ -380,7 +381,9 @@ impl Engine {
         }
         if let Some(((error_rate, requests, mid_stage), threshold)) = verdict {
             let aborted = Aborted { stage: stage.name.clone(), error_rate, requests, mid_stage, threshold };
-            let _ = self.events.send(EngineEvent::RunAborted { why: aborted.to_string() }).await;
+            // Short enough for the dashboard's gauge line.
+            let why = format!("aborted at {:?}: {:.1}% errors > {:.1}%", aborted.stage, error_rate * 100.0, threshold * 100.0);
+            let _ = self.events.send(EngineEvent::RunAborted { why }).await;
             return Err(EngineEnd { interrupted: false, aborted: Some(aborted), ..EngineEnd::default() });
         }
         match figures {
@@ -406,6 +409,23 @@ struct Parts {
 }
 
 impl Phase {
+    /// The phase starts no more requests. It ended at its deadline, unless its requests
+    /// ran out first (an open loop's dispatcher stops up to one gap before the deadline).
+    fn close(&self) {
+        let now = Instant::now();
+        let at = match self.deadline {
+            Some(d) if self.next.load(Ordering::Relaxed) < self.end => d,
+            _ => now,
+        };
+        let _ = self.closed_at.set(at);
+        self.closed.cancel();
+    }
+
+    /// When it closed (now, if it has not).
+    fn closed_at(&self) -> Instant {
+        self.closed_at.get().copied().unwrap_or_else(Instant::now)
+    }
+
     /// Every request of the phase has ended.
     fn drain(&self) {
         let now = Instant::now();
@@ -413,7 +433,7 @@ impl Phase {
         if let Some(opens) = self.opens {
             self.ended_us.store(now.saturating_duration_since(opens).as_micros() as u64, Ordering::Relaxed);
         }
-        self.closed.cancel();
+        self.close();
         self.drained.cancel();
     }
 }
@@ -422,10 +442,8 @@ impl Phase {
 async fn cooldown_timer(window: &Phase, cooldown: &Option<(Duration, Arc<Phase>)>) {
     if let Some((len, c)) = cooldown {
         window.closed.cancelled().await;
-        // From the window's end: its deadline, or when it ran out of requests.
-        let from = window.deadline.map_or_else(Instant::now, |d| d.max(Instant::now()));
         tokio::select! {
-            _ = tokio::time::sleep_until((from + *len).into()) => c.halt.cancel(),
+            _ = tokio::time::sleep_until((window.closed_at() + *len).into()) => c.halt.cancel(),
             // A stop or an abort ends the cooldown too.
             _ = window.halt.cancelled() => c.halt.cancel(),
             _ = c.halt.cancelled() => {}
@@ -461,10 +479,17 @@ async fn drive(load: Load, parts: Parts) {
             let cooling = async {
                 if let Some((_, c)) = &cooldown {
                     window.closed.cancelled().await;
-                    if !window.halt.is_cancelled() {
-                        // Its own draw of the same process, going on from the window's end.
+                    // Its own draw of the same process, going on from the window's end.
+                    let schedule = async {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(window.closed_at().into()) => {}
+                            _ = c.halt.cancelled() => return,
+                        }
                         let arrivals = crate::arrivals::Arrivals::new(rate, arrival, seed ^ COOLDOWN_NUMBERS);
-                        tokio::join!(open_loop(c.clone(), arrivals, slots.clone()), cooldown_timer(&window, &cooldown));
+                        open_loop(c.clone(), arrivals, slots.clone()).await;
+                    };
+                    if !window.halt.is_cancelled() {
+                        tokio::join!(schedule, cooldown_timer(&window, &cooldown));
                     }
                 }
             };
@@ -550,7 +575,7 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: crate::arrivals::Arrivals, slots
         p.stopped.store(true, Ordering::SeqCst);
     }
     let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
-    p.closed.cancel();
+    p.close();
     while let Some(res) = set.join_next().await {
         rethrow(res);
     }
@@ -590,7 +615,7 @@ async fn closed_loop(concurrency: u32, parts: Parts) {
             // away), and not a stopped or aborted one: those end the load.
             let done = window.exhausted() && !window.halt.is_cancelled();
             if done {
-                window.closed.cancel();
+                window.close();
             }
             if left.fetch_sub(1, Ordering::SeqCst) == 1 {
                 window.drain();

@@ -203,11 +203,14 @@ impl SweepResult {
             "concurrency" => format!("{load}-way"),
             _ => format!("{load} req/s offered"),
         };
-        let mut said = vec![format!("{} points", self.points.len())];
-        said.push(match &self.knee {
-            Some(k) => format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load)),
-            None => "throughput still grows".into(),
-        });
+        let n = self.points.len();
+        let mut said = vec![format!("{n} point{}", if n == 1 { "" } else { "s" })];
+        match &self.knee {
+            _ if n > 0 && self.points.iter().all(|p| p.throughput <= 0.0) => said.push("no request succeeded yet".into()),
+            Some(k) => said.push(format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load))),
+            None if n >= 2 => said.push("throughput still grows".into()),
+            None => {}
+        }
         if let Some(v) = &self.slo {
             said.push(match (v.largest_meeting_load, v.first_breaking_load) {
                 (Some(a), Some(b)) => format!("the SLO holds up to {} and breaks at {}", unit(a), unit(b)),
