@@ -272,21 +272,16 @@ fn assert_edit_fails(base: &str, from: &str, edit: &str, want: &str) {
     assert!(e.starts_with("s.toml:"), "{e}");
 }
 
-const SWEEP: &str = r#"
-name = "t"
-[target]
-base_url = "mock"
-model = "m"
-[prompts]
-list = ["hello"]
-[sweep]
-concurrency = "auto"
-duration = "2s"
-"#;
+/// MINIMAL with an automatic sweep for its stage (the lines keep their numbers).
+fn sweep_scenario() -> String {
+    let stage = "[[stage]]\nconcurrency = 4\nrequests = 10\n";
+    assert!(MINIMAL.contains(stage));
+    MINIMAL.replace(stage, "[sweep]\nconcurrency = \"auto\"\nduration = \"2s\"\n")
+}
 
 #[test]
 fn an_automatic_sweep_parses_with_defaults_and_makes_its_stages_on_demand() {
-    let s = Scenario::parse(SWEEP, "s.toml", None).unwrap();
+    let s = Scenario::parse(&sweep_scenario(), "s.toml", None).unwrap();
     let sweep = s.sweep.as_ref().unwrap();
     assert!(s.stages.is_empty() && sweep.points.is_empty());
     assert_eq!(
@@ -301,7 +296,7 @@ fn an_automatic_sweep_parses_with_defaults_and_makes_its_stages_on_demand() {
     assert_eq!(ran.sweep.unwrap().points, [1.0, 2.0]);
 
     let s = Scenario::parse(
-        &SWEEP.replace("concurrency = \"auto\"", "rates = \"auto\"\nstart = 2.5\nmax = 100\narrival = \"poisson\""),
+        &sweep_scenario().replace("concurrency = \"auto\"", "rates = \"auto\"\nstart = 2.5\nmax = 100\narrival = \"poisson\""),
         "s.toml",
         None,
     )
@@ -332,6 +327,6 @@ fn sweep_mistakes_are_named_in_place() {
         ("concurrency = [1, 2]\nstart = 2", "start, max, max_points and precision are for `concurrency = \"auto\"`"),
         ("rates = \"auto\"\nstart = 0", "start must be a number from 0.001"),
     ] {
-        assert_edit_fails(SWEEP, "concurrency = \"auto\"", edit, want);
+        assert_edit_fails(&sweep_scenario(), "concurrency = \"auto\"", edit, want);
     }
 }
