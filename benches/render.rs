@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use llmload::client::{Outcome, RequestRecord, Usage};
 use llmload::engine::Engine;
 use llmload::metrics::{Snapshot, StageStats};
+use llmload::model::{Outcome, RequestRecord, Usage};
 use llmload::scenario::Scenario;
 use llmload::tui::{App, render};
 use ratatui::Terminal;

@@ -5,43 +5,15 @@
 //! Checks never panic. The brace scan is one linear pass, and at most 64 candidate objects
 //! are handed to the JSON parser.
 
-use serde::Serialize;
 use serde_json::Value;
+
+use crate::model::CheckFailure;
 
 /// What a response's content must satisfy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
     /// A JSON object with at least these top-level keys.
     Json { required_keys: Vec<String> },
-}
-
-/// Why a response failed its check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckFailure {
-    /// No JSON value could be found in the content.
-    NoJson,
-    /// JSON was found, but it is not an object.
-    NotAnObject,
-    /// The object lacks a required key.
-    MissingKey,
-}
-
-impl CheckFailure {
-    /// The serialized name, e.g. "no_json".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckFailure::NoJson => "no_json",
-            CheckFailure::NotAnObject => "not_an_object",
-            CheckFailure::MissingKey => "missing_key",
-        }
-    }
-}
-
-impl std::fmt::Display for CheckFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// How many `{` positions the prose scan tries before giving up.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::mock::MockConfig;
+use crate::mock::config::{MockConfig, parse_error_flag};
+use crate::scenario::{MAX_ATTEMPTS, MAX_DURATION, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(name = "llmload", version, about = "Load tester for OpenAI-compatible LLM APIs", propagate_version = true)]
@@ -68,18 +69,37 @@ pub struct RunArgs {
     pub tpm: Option<f64>,
     /// Attempts per request for every stage (1 = no retries), with the scenario's
     /// [retry] policy or its defaults.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::scenario::MAX_ATTEMPTS as i64))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_ATTEMPTS as i64))]
     pub max_attempts: Option<u32>,
     /// Never draw the progress line.
     #[arg(long)]
     pub no_progress: bool,
 }
 
+impl RunArgs {
+    /// What the flags change in the scenario.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key_env: self.api_key_env.clone(),
+            api_key_file: self.api_key_file.clone(),
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            insecure: self.insecure,
+            rpm: self.rpm,
+            tpm: self.tpm,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
 /// A positive duration such as "30s" or "500ms".
 fn duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text.trim()) {
         Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
-        Ok(d) if d > crate::scenario::MAX_DURATION => Err("at most 365 days".into()),
+        Ok(d) if d > MAX_DURATION => Err("at most 365 days".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(format!("{e} (write e.g. \"30s\" or \"500ms\")")),
     }
@@ -136,7 +156,7 @@ pub struct MockArgs {
     #[arg(long, default_value_t = 0.0)]
     pub json_rate: f64,
     /// Fraction of requests answered with HTTP STATUS (400-599), e.g. 503=0.05. Repeatable.
-    #[arg(long = "error", value_name = "STATUS=FRACTION", value_parser = crate::mock::parse_error_flag)]
+    #[arg(long = "error", value_name = "STATUS=FRACTION", value_parser = parse_error_flag)]
     pub errors: Vec<(String, f64)>,
     /// Injected 429s and 503s carry Retry-After and retry-after-ms for this many ms.
     #[arg(long, value_name = "MS")]

@@ -1,10 +1,10 @@
 //! llmload: a load tester for OpenAI-compatible LLM APIs.
 //!
-//! Data flows one way: scenario → engine → client → endpoint; the engine emits one
-//! RequestRecord per request to the metrics aggregator, which publishes Snapshots for
-//! live views and final stats for reports.
+//! Data flows one way: scenario → workload → engine → client → endpoint; the engine
+//! emits one RequestRecord per request to the metrics aggregator, which publishes
+//! Snapshots for live views and final stats for reports. `model` is the contract room
+//! every other room may import; it imports none. See docs/architecture.md.
 
-pub mod arrivals;
 pub mod check;
 pub mod cli;
 pub mod client;
@@ -12,10 +12,10 @@ pub mod cost;
 pub mod engine;
 pub mod metrics;
 pub mod mock;
-pub mod ratelimit;
+pub mod model;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod sweep;
-pub mod tokens;
 pub mod tui;
+pub mod workload;

@@ -1,7 +1,6 @@
 //! One run of a scenario: start the mock if asked, wire engine → aggregator → watchers,
 //! handle Ctrl-C, and build the result. Output formatting stays with the caller.
 
-use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,8 +12,10 @@ use crate::client::{Client, ClientConfig, ClientError};
 use crate::engine::{Engine, STOP_GRACE, Stop};
 use crate::metrics::{Aggregator, Snapshot};
 use crate::mock::MockServer;
+use crate::model::Aborted;
 use crate::report::{RunMeta, RunResult};
 use crate::scenario::{BaseUrl, Scenario};
+use crate::workload::Workload;
 
 /// How often the aggregator publishes a Snapshot.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
@@ -51,22 +52,11 @@ impl RunOptions {
     }
 }
 
-/// A progress line on stderr when stderr is a terminal; nothing otherwise.
-pub fn progress_watcher() -> Watcher {
-    Box::new(|snapshots, _stop| {
-        tokio::spawn(async move {
-            if std::io::stderr().is_terminal() {
-                progress_line(snapshots).await;
-            }
-        })
-    })
-}
-
 pub struct RunOutcome {
     pub result: RunResult,
     pub interrupted: bool,
     /// `abort_on_error_rate` ended the run early.
-    pub aborted: Option<crate::engine::Aborted>,
+    pub aborted: Option<Aborted>,
 }
 
 /// Runs `scenario` to the end or until Ctrl-C / SIGTERM; what was measured is always
@@ -123,16 +113,17 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         insecure: scenario.target.insecure,
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
-        stream_usage: scenario.target.stream_usage,
         keep_content: scenario.check.is_some(),
     })?);
+    let t = &scenario.target;
+    let workload = Workload::new(scenario.prompts.clone(), scenario.request.clone(), t.stream, t.stream_usage);
 
     let scenario = Arc::new(scenario);
     let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
     let started_at = SystemTime::now();
     let aggregated = tokio::spawn(aggregator.run());
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
-    let engine = Engine::new(scenario.clone(), client, events, stop.clone());
+    let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
     let end = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
@@ -141,11 +132,6 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         // nothing measured: the result below is built all the same.
         let _ = v.await;
     }
-    // An automatic sweep's stages were chosen as it ran: the result records them.
-    let scenario = match end.swept.is_empty() {
-        true => scenario,
-        false => Arc::new(scenario.with_swept(&end.swept)),
-    };
     let result = RunResult::build(
         &scenario,
         &stages,
@@ -155,6 +141,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
             interrupted: end.interrupted,
             aborted: end.aborted.clone(),
             mock_url: mock.as_ref().map(MockServer::base_url),
+            // An automatic sweep's stages were chosen as it ran: the result records them.
+            swept: end.swept,
         },
     );
     drop(mock);
@@ -178,12 +166,7 @@ fn read_key_file(path: &std::path::Path) -> Result<String, RunError> {
 async fn watch_signals(mut signals: Signals, stop: Stop, notes: Notes) {
     signals.recv().await;
     notes(&format!("stopping: waiting up to {} s for requests in flight (Ctrl-C again to stop now)", STOP_GRACE.as_secs()));
-    stop.soft.cancel();
-    tokio::select! {
-        _ = tokio::time::sleep(STOP_GRACE) => {}
-        _ = signals.recv() => {}
-    }
-    stop.hard.cancel();
+    stop.gracefully(signals.recv()).await;
 }
 
 /// Ctrl-C and (on unix) SIGTERM, registered at once.
@@ -213,58 +196,5 @@ impl Signals {
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// A one-line progress display on stderr, redrawn from snapshots; a line per stage
-/// stays behind as each one finishes.
-async fn progress_line(mut rx: watch::Receiver<Arc<Snapshot>>) {
-    use std::io::Write;
-    let mut shown_finished = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tick.tick().await;
-        let snap = rx.borrow_and_update().clone();
-        let mut err = std::io::stderr().lock();
-        for s in snap.finished.iter().skip(shown_finished) {
-            let _ = writeln!(
-                err,
-                "\r\x1b[2K✓ {} — {} ok, {} failed in {:.2} s ({:.1} req/s)",
-                s.info.name,
-                s.ok,
-                s.failed,
-                s.wall.as_secs_f64(),
-                s.requests_per_s()
-            );
-        }
-        shown_finished = snap.finished.len();
-        if snap.done {
-            let _ = write!(err, "\r\x1b[2K");
-            return;
-        }
-        if let Some(c) = &snap.current {
-            let planned = c.info.planned_requests.map_or(String::new(), |n| format!("/{n}"));
-            // An automatic sweep's points are chosen as it runs: no total to show.
-            let stage = match c.info.index < snap.total_stages {
-                true => format!("{}/{}", c.info.index + 1, snap.total_stages),
-                false => format!("sweep point {}", c.info.index + 1 - snap.total_stages),
-            };
-            let _ = write!(
-                err,
-                "\r\x1b[2K[{stage}] {}: {}{} done · {} in flight · {:.1} req/s · {} errors{}",
-                c.info.name,
-                c.done(),
-                planned,
-                c.in_flight(),
-                c.requests_per_s(),
-                c.failed,
-                // Open loop: the arrival waiting for a slot is this late.
-                if c.behind.as_secs_f64() >= 0.05 { format!(" · {:.1} s behind the rate", c.behind.as_secs_f64()) } else { String::new() }
-            );
-        }
-        let _ = err.flush();
-        if rx.has_changed().is_err() {
-            return;
-        }
     }
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use llmload::client::{FailureKind, Outcome, RequestRecord, Usage};
 use llmload::engine::{Engine, Stop};
 use llmload::metrics::{Snapshot, StageStats};
+use llmload::model::{FailureKind, Outcome, RequestRecord, Usage};
 use llmload::scenario::Scenario;
 use llmload::tui::{App, Scale, buckets, render, run_loop};
 use ratatui::Terminal;
@@ -451,7 +451,9 @@ fn an_automatic_sweep_counts_its_points() {
     let s = Scenario::parse(include_str!("../scenarios/find-the-knee.toml"), "find-the-knee.toml", None).unwrap();
     assert!(s.stages.is_empty());
     let sweep = s.sweep.clone().unwrap();
-    let ran = s.with_swept(&[1.0, 2.0, 4.0, 8.0, 16.0].map(|x| sweep.stage(x, 0)));
+    // The stages as the sweep ran them, to build their figures from.
+    let mut ran = s.clone();
+    ran.stages.extend([1.0, 2.0, 4.0, 8.0, 16.0].map(|x| sweep.stage(x, 0)));
     let mut app = App::new(&s, "mock", false);
     let finished: Vec<StageStats> = (0..4).map(|i| stage(&ran, i, 100, None, true)).collect();
     let snap = |current: Option<StageStats>, done: bool, aborted: Option<&str>| {

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use llmload::client::{Client, ClientConfig, ERROR_BODY_BYTES, FailureKind, MAX_BODY_BYTES, Outcome, RequestRecord};
-use llmload::scenario::{Prompts, RequestParams};
+use llmload::client::{Client, ClientConfig, ERROR_BODY_BYTES, MAX_BODY_BYTES};
+use llmload::model::{FailureKind, Outcome, RequestParams, RequestRecord};
+use llmload::workload::{Prompts, Workload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -43,7 +44,6 @@ fn client(addr: SocketAddr, cfg: Cfg) -> Client {
         insecure: false,
         pool_size: 1,
         stream: cfg.stream,
-        stream_usage: false,
         keep_content: false,
     })
     .unwrap()
@@ -51,8 +51,8 @@ fn client(addr: SocketAddr, cfg: Cfg) -> Client {
 
 /// Sends one request; returns its record and how long the call took.
 async fn send(client: &Client) -> (RequestRecord, Duration) {
-    let prompts = Prompts::from_texts(&["hello"]);
-    let body = client.body("m", &prompts.prompt(0), &RequestParams::default());
+    let prompts = Prompts::from_texts(&["hello"]).expect("one prompt");
+    let body = Workload::new(prompts, RequestParams::default(), client.stream(), false).stage("m").request(0).body;
     let t = Instant::now();
     let rec = tokio::time::timeout(BOUND, client.send(body)).await.expect("send returns within the bound");
     (rec, t.elapsed())

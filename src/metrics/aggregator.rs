@@ -8,67 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::StageStats;
-use crate::client::RequestRecord;
-
-/// A request's story beyond its final attempt: retries and rate-limiter waits.
-#[derive(Debug, Clone, Default)]
-pub struct Attempts {
-    /// Failed attempts before the final one.
-    pub earlier: Vec<FailedAttempt>,
-    /// The final attempt's own latency (the record's counts from the first send).
-    pub last: Duration,
-    /// Retries that waited what the server's Retry-After asked.
-    pub retry_after_waits: u32,
-    /// The policy called for one more retry, but a stop came first.
-    pub retry_not_sent: bool,
-    /// Whether the client-side rate limiter held the request back, and for how long.
-    pub limited: bool,
-    pub limiter_wait: Duration,
-    /// When the first attempt was sent.
-    pub first_send: Option<std::time::Instant>,
-    /// Open loop: first send − scheduled start (already added to the record's latency).
-    pub lag: Option<Duration>,
-}
-
-/// An attempt that failed and was retried.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FailedAttempt {
-    pub kind: crate::client::FailureKind,
-    pub latency: Duration,
-    pub status: Option<u16>,
-}
-
-/// What a stage is, as the aggregator and reports need it.
-#[derive(Debug, Clone, Default)]
-pub struct StageInfo {
-    pub index: usize,
-    pub name: String,
-    pub concurrency: u32,
-    pub model: String,
-    pub planned_requests: Option<u64>,
-    pub planned_duration: Option<Duration>,
-    pub warmup: u64,
-    /// Objectives for goodput, when the scenario sets them.
-    pub slo: Option<super::Slo>,
-    /// The stage's client-side rate limits.
-    pub rate_limit: crate::scenario::RateLimit,
-    /// Open loop: target arrivals per second and their spacing.
-    pub rate: Option<f64>,
-    pub arrival: Option<&'static str>,
-}
-
-/// Which part of a stage a request belongs to. Only the window's are measured; the
-/// others count in the time series and their own totals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// Warmup requests and the ramp.
-    Warmup,
-    Window,
-    /// Sent after the window while its last requests end.
-    Cooldown,
-}
-
+use super::info::{Attempts, NONE_WAITING, Part, StageInfo};
+use super::stage::{StageStats, output_tokens};
+use crate::model::RequestRecord;
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured
 /// records, StageFinished; then the next stage.
 #[derive(Debug)]
@@ -153,9 +95,6 @@ struct Measuring {
     at: Instant,
 }
 
-/// `waiting` when no arrival waits for a slot.
-pub const NONE_WAITING: u64 = u64::MAX;
-
 impl Live {
     /// The figures with `started` and the window's length read now.
     fn view(&self) -> StageStats {
@@ -222,7 +161,7 @@ impl Aggregator {
                                     let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, |m| {
                                         m.started.load(Ordering::Relaxed).saturating_sub(live.stats.done())
                                     });
-                                    let out = super::output_tokens(&record);
+                                    let out = output_tokens(&record);
                                     live.stats.series.record(Instant::now(), part, &record, out, in_flight);
                                 }
                             }

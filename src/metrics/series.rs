@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::Latency;
-use super::Part;
-use crate::client::{Outcome, RequestRecord};
+use super::info::Part;
+use super::latency::Latency;
+use crate::model::{Outcome, RequestRecord};
 
 /// One second of a stage, by when requests ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +120,7 @@ mod tests {
     use std::time::Duration;
 
     fn rec(ms: u64, ok: bool) -> RequestRecord {
-        let outcome = if ok { Outcome::Ok } else { Outcome::Failed(crate::client::FailureKind::Http5xx) };
+        let outcome = if ok { Outcome::Ok } else { Outcome::Failed(crate::model::FailureKind::Http5xx) };
         RequestRecord { outcome, latency: Duration::from_millis(ms), ..RequestRecord::default() }
     }
 

@@ -1,67 +1,11 @@
 //! Reading a sweep: where throughput stops growing (the knee) and where the SLO breaks,
 //! as fields and as one sentence.
 
-use serde::{Deserialize, Serialize};
-
-use super::StageResult;
+use super::result::{Knee, SloVerdict, StageResult, SweepPoint, SweepResult};
+use super::table::fmt_rate;
+use crate::engine::sweep::{AutoPlan, knee_index, refine_knee};
+use crate::model::Slo;
 use crate::scenario::{Sweep, SweepKind};
-use crate::sweep::{AutoPlan, knee_index, refine_knee};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepResult {
-    /// "concurrency" or "rate".
-    pub kind: String,
-    /// The points were chosen during the run (`concurrency = "auto"` or `rates = "auto"`).
-    pub auto: bool,
-    /// The points that ran to their end, in increasing load.
-    pub points: Vec<SweepPoint>,
-    /// Throughput must grow at least this fraction per doubling, else it has plateaued.
-    pub knee_gain: f64,
-    /// The smallest point from which throughput grows less than `knee_gain` per
-    /// doubling at every later point; null while it still grows at the last point.
-    pub knee: Option<Knee>,
-    /// With `[slo]`: the points judged against it.
-    pub slo: Option<SloVerdict>,
-    /// The answer in words, as the table and the dashboard show it.
-    pub summary: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepPoint {
-    pub stage: String,
-    /// Concurrency, or arrivals per second.
-    pub load: f64,
-    /// "list" (given in the file), or for an automatic sweep "ladder" (start, 2×, 4×,
-    /// …) or "bisection" (between the SLO's last success and first failure).
-    pub phase: String,
-    /// Successful requests per second.
-    pub throughput: f64,
-    pub p99_ms: Option<f64>,
-    /// With `[slo]`: share of the point's finished requests meeting every objective.
-    pub slo_met: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Knee {
-    pub stage: String,
-    pub load: f64,
-    /// The highest throughput from the knee on: the plateau.
-    pub throughput: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SloVerdict {
-    /// Share of requests that must meet every objective.
-    pub quantile: f64,
-    /// The objectives, in words.
-    pub objectives: String,
-    /// The last point of the unbroken run of points meeting it, from the first.
-    pub largest_meeting: Option<String>,
-    pub largest_meeting_load: Option<f64>,
-    /// The first point that does not meet it.
-    pub first_breaking: Option<String>,
-    pub first_breaking_load: Option<f64>,
-}
 
 impl SweepResult {
     /// Judges the sweep's stages (those that ran; a stopped sweep is judged on what it
@@ -69,7 +13,7 @@ impl SweepResult {
     /// of an automatic sweep is read from its ladder (start, 2×, 4×, …) only, since
     /// over the bisection's short steps a little noise reads as growth.
     /// `ended_early`: "stopped" or "aborted" when the run ended before the sweep did.
-    pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&crate::metrics::Slo>, ended_early: Option<&str>) -> SweepResult {
+    pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&Slo>, ended_early: Option<&str>) -> SweepResult {
         let load = |s: &StageResult| match sweep.kind {
             SweepKind::Concurrency => f64::from(s.concurrency),
             SweepKind::Rate => s.open_loop.as_ref().map_or(0.0, |o| o.target_rate),
@@ -143,7 +87,7 @@ impl SweepResult {
         let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
         match (&knee, ladder_points.last()) {
             _ if none_ok => said.push("no request succeeded at any point".to_string()),
-            (Some(k), _) => said.push(format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load))),
+            (Some(k), _) => said.push(format!("throughput plateaus at {} req/s from {}", fmt_rate(k.throughput), unit(k.load))),
             (None, Some(last)) => {
                 let further = match sweep.auto {
                     _ if ended_early.is_some() => "the sweep ended before the knee",
@@ -154,7 +98,7 @@ impl SweepResult {
                 said.push(format!(
                     "throughput still grows at the last point ({}, {} req/s): {further}",
                     unit(last.load),
-                    super::fmt_rate(last.throughput)
+                    fmt_rate(last.throughput)
                 ))
             }
             (None, None) => said.push("no sweep point finished".to_string()),
@@ -207,7 +151,7 @@ impl SweepResult {
         let mut said = vec![format!("{n} point{}", if n == 1 { "" } else { "s" })];
         match &self.knee {
             _ if n > 0 && self.points.iter().all(|p| p.throughput <= 0.0) => said.push("no request succeeded yet".into()),
-            Some(k) => said.push(format!("throughput plateaus at {} req/s from {}", super::fmt_rate(k.throughput), unit(k.load))),
+            Some(k) => said.push(format!("throughput plateaus at {} req/s from {}", fmt_rate(k.throughput), unit(k.load))),
             None if n >= 2 => said.push("throughput still grows".into()),
             None => {}
         }
@@ -222,9 +166,19 @@ impl SweepResult {
     }
 }
 
+/// How a run that ended before its sweep did is said: "aborted" (`abort_on_error_rate`)
+/// or "stopped" (Ctrl-C); None when it ran to its end.
+pub fn ended_early(aborted: bool, stopped: bool) -> Option<&'static str> {
+    match (aborted, stopped) {
+        (true, _) => Some("aborted"),
+        (false, true) => Some("stopped"),
+        (false, false) => None,
+    }
+}
+
 /// "e2e ≤ 2000 ms, TTFT ≤ 500 ms"
-fn objectives(o: &crate::metrics::Slo) -> String {
-    let ms = |d: std::time::Duration| format!("{} ms", super::fmt_rate(d.as_secs_f64() * 1000.0));
+fn objectives(o: &Slo) -> String {
+    let ms = |d: std::time::Duration| format!("{} ms", fmt_rate(d.as_secs_f64() * 1000.0));
     [("TTFT", o.ttft), ("ITL", o.itl), ("e2e", o.e2e)]
         .into_iter()
         .filter_map(|(n, d)| d.map(|d| format!("{n} ≤ {}", ms(d))))

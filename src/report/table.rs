@@ -3,7 +3,8 @@
 
 use unicode_width::UnicodeWidthStr;
 
-use super::StageResult;
+use super::result::{Cost, StageResult};
+use crate::metrics::LatencySummary;
 
 /// Column titles. The time column reads "N requests" when every stage ran the same
 /// planned count to the end, as in the seed table; "wall time" otherwise.
@@ -83,7 +84,7 @@ impl Columns {
 /// One stage's cells, in header order.
 pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     let lat = s.latency_ms.as_ref();
-    let ms = |f: fn(&crate::metrics::LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
+    let ms = |f: fn(&LatencySummary) -> f64| lat.map_or("-".to_string(), |l| fmt_ms(f(l)));
     let mut mode = s.name.clone();
     if s.interrupted {
         mode.push_str(" (stopped)");
@@ -139,7 +140,7 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
 }
 
 /// An amount with as many decimals as small LLM costs need, and its currency.
-pub fn fmt_cost(c: &super::Cost) -> String {
+pub fn fmt_cost(c: &Cost) -> String {
     let a = c.amount;
     let d = if a >= 100.0 {
         0

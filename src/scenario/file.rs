@@ -11,7 +11,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::Problems;
 
-use crate::mock::MockConfig;
+use crate::mock::config::MockConfig;
 
 /// The file's sections, each deserialized on its own so that one broken section does
 /// not hide the problems of the others.

@@ -291,9 +291,6 @@ fn an_automatic_sweep_parses_with_defaults_and_makes_its_stages_on_demand() {
     let st = sweep.stage(12.0, 6);
     assert_eq!((st.name.as_str(), st.load, st.duration), ("12-way", Load::Closed { concurrency: 12 }, Some(Duration::from_secs(2))));
     assert_eq!(s.auto_sweep_max_concurrency(), Some(1024));
-    let ran = s.with_swept(&[sweep.stage(1.0, 0), sweep.stage(2.0, 1)]);
-    assert_eq!(ran.stages.len(), 2);
-    assert_eq!(ran.sweep.unwrap().points, [1.0, 2.0]);
 
     let s = Scenario::parse(
         &sweep_scenario().replace("concurrency = \"auto\"", "rates = \"auto\"\nstart = 2.5\nmax = 100\narrival = \"poisson\""),

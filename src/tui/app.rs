@@ -8,8 +8,9 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::metrics::{Latency, Snapshot, StageStats};
-use crate::report::StageResult;
-use crate::scenario::{Scenario, redact_url};
+use crate::model::Slo;
+use crate::report::{StageResult, SweepResult, ended_early};
+use crate::scenario::{Scenario, Sweep};
 
 /// Throughput points kept for the chart: one per snapshot, ~100 ms apart.
 const HISTORY: usize = 600;
@@ -66,7 +67,7 @@ pub struct App {
     pub stopping: bool,
     pub color: bool,
     /// A `[sweep]` and the SLO it is judged by: its answer is shown once the run ends.
-    pub sweep: Option<(crate::scenario::Sweep, Option<crate::metrics::Slo>)>,
+    pub sweep: Option<(Sweep, Option<Slo>)>,
 }
 
 impl App {
@@ -96,20 +97,11 @@ impl App {
         let (sweep, slo) = self.sweep.as_ref()?;
         if !self.done() {
             let started = self.rows.iter().any(|r| r.index >= sweep.first_stage);
-            let so_far = || crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), None).so_far();
+            let so_far = || SweepResult::build(sweep, &self.rows, slo.as_ref(), None).so_far();
             return started.then(|| format!("sweep so far: {}", so_far()));
         }
-        let ended_early = match (&self.snapshot.aborted, self.stopping) {
-            (Some(_), _) => Some("aborted"),
-            (None, true) => Some("stopped"),
-            (None, false) => None,
-        };
-        Some(format!("sweep: {}", crate::report::SweepResult::build(sweep, &self.rows, slo.as_ref(), ended_early).summary))
-    }
-
-    /// The target as shown: "mock" or the URL with credentials removed.
-    pub fn target_label(url: &reqwest::Url, mock: bool) -> String {
-        if mock { format!("mock ({})", redact_url(url)) } else { redact_url(url) }
+        let early = ended_early(self.snapshot.aborted.is_some(), self.stopping);
+        Some(format!("sweep: {}", SweepResult::build(sweep, &self.rows, slo.as_ref(), early).summary))
     }
 
     pub fn done(&self) -> bool {

@@ -6,22 +6,23 @@ mod app;
 mod terminal;
 mod ui;
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::Event;
+use crossterm::event::{Event, EventStream};
 use futures_util::{Stream, StreamExt};
 use ratatui::Terminal;
-use ratatui::backend::Backend;
+use ratatui::backend::{Backend, CrosstermBackend};
 use tokio::sync::watch;
 
 pub use app::{Action, App, Bucket, Scale, buckets};
 pub use terminal::{TerminalGuard, install_panic_hook};
 pub use ui::render;
 
-use crate::engine::{STOP_GRACE, Stop};
+use crate::engine::Stop;
 use crate::metrics::Snapshot;
+use crate::run::Watcher;
 
 /// Shortest time between two frames: at most 20 frames a second, whatever the
 /// request rate.
@@ -82,12 +83,10 @@ where
                     match app.on_key(key) {
                         Action::None => {}
                         Action::Stop => {
+                            // At once, so nothing new starts while the grace task is spawned.
                             stop.soft.cancel();
-                            let hard = stop.hard.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(STOP_GRACE).await;
-                                hard.cancel();
-                            });
+                            let stop = stop.clone();
+                            tokio::spawn(async move { stop.gracefully(std::future::pending()).await });
                         }
                         Action::StopNow => stop.hard.cancel(),
                         Action::Exit => return Ok(LoopEnd::Left),
@@ -103,4 +102,31 @@ where
             },
         }
     }
+}
+
+/// The dashboard as the run's view: full screen while the run goes and until the user
+/// leaves, the terminal restored on every path. What it has to say goes to `hold`, to be
+/// printed once the screen is given back.
+pub fn watcher(mut app: App, hold: impl Fn(String) + Send + Sync + 'static) -> Watcher {
+    Box::new(move |snapshots, stop| {
+        tokio::spawn(async move {
+            let mut guard = match TerminalGuard::enter() {
+                Ok(g) => g,
+                Err(e) => return hold(format!("note: no dashboard ({e}); running headless")),
+            };
+            let result = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+                Ok(mut terminal) => run_loop(&mut terminal, &mut app, snapshots, EventStream::new(), &stop).await,
+                Err(e) => Err(e),
+            };
+            guard.restore();
+            // The run goes on without a view; its result is written all the same.
+            match result {
+                Ok(LoopEnd::Left) => {}
+                Ok(LoopEnd::InputLost) => {
+                    let _ = writeln!(io::stderr(), "note: keyboard input lost: the dashboard closed; the run goes on (Ctrl-C stops it)");
+                }
+                Err(e) => hold(format!("note: the dashboard stopped ({e}); the run went on headless")),
+            }
+        })
+    })
 }

@@ -1,0 +1,105 @@
+//! A whole (non-stream) 2xx reply: read within the size and idle bounds, checked as
+//! UTF-8, parsed for its choices and usage.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::content::completion_text;
+use super::failure::describe;
+use super::{Client, MAX_BODY_BYTES, count_tokens};
+use crate::model::{FailureKind, RequestRecord, Usage};
+
+/// A chat completion as the hot path reads it: the choices are only counted.
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<serde::de::IgnoredAny>,
+    usage: Option<UsageBody>,
+}
+
+/// The `usage` of a reply, or of a stream's last chunk.
+#[derive(Deserialize)]
+pub(super) struct UsageBody {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl From<UsageBody> for Usage {
+    fn from(u: UsageBody) -> Usage {
+        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
+    }
+}
+
+impl Client {
+    /// Reads a whole 2xx (non-stream) body: a chat completion.
+    pub(super) async fn read_body(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+        // Reserve from Content-Length only up to a small bound: the header is the
+        // server's word, and a hostile one could claim 32 MiB for every request.
+        let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize));
+        loop {
+            let Some(read) = self.next_chunk(&mut resp, !buf.is_empty()).await else {
+                let idle = self.idle_timeout.unwrap_or_default();
+                let detail = format!("HTTP {status}: body stalled: no data for {idle:?} after {} body bytes", buf.len());
+                return self.fail(FailureKind::IdleTimeout, start.elapsed(), Some(status), buf.len() as u64, &detail);
+            };
+            match read {
+                Ok(Some(chunk)) => {
+                    if buf.len() + chunk.len() > MAX_BODY_BYTES {
+                        let n = (buf.len() + chunk.len()) as u64;
+                        let detail = format!("HTTP {status}: body larger than {MAX_BODY_BYTES} bytes");
+                        return self.fail(FailureKind::BodyTooLarge, start.elapsed(), Some(status), n, &detail);
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::Body };
+                    return self.fail(kind, start.elapsed(), Some(status), buf.len() as u64, &describe(&e, &self.url));
+                }
+            }
+        }
+        let latency = start.elapsed();
+        let bytes = buf.len() as u64;
+        // JSON is UTF-8 (RFC 8259), and serde_json checks it only in strings it keeps:
+        // checked here so a broken reply fails wherever its bad bytes sit.
+        if let Err(e) = std::str::from_utf8(&buf) {
+            let detail = format!("HTTP {status}: not a chat completion (invalid UTF-8 at byte {})", e.valid_up_to());
+            return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
+        }
+        match serde_json::from_slice::<Completion>(&buf) {
+            Ok(c) if !c.choices.is_empty() => {
+                let usage = c.usage.map(Usage::from);
+                let need_text = self.keep_content || usage.is_none_or(|u| u.completion_tokens.is_none());
+                let content = need_text.then(|| completion_text(&buf));
+                // Counted here only when the server gave no completion count: on this
+                // path usage is the rule, and tokenizing every reply would cost the
+                // generator its speed.
+                let client_completion_tokens = match (&content, usage.and_then(|u| u.completion_tokens)) {
+                    (Some(text), None) => Some(count_tokens(text).await),
+                    _ => None,
+                };
+                RequestRecord {
+                    latency,
+                    status: Some(status),
+                    bytes,
+                    usage,
+                    client_completion_tokens,
+                    content: if self.keep_content { content } else { None },
+                    ..RequestRecord::default()
+                }
+            }
+            Ok(_) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: response has no choices")),
+            // Position and category only: serde's message quotes the offending value,
+            // which may be anything the server echoed (the key included).
+            Err(e) => {
+                let what = match e.classify() {
+                    serde_json::error::Category::Syntax => "invalid JSON",
+                    serde_json::error::Category::Eof => "truncated JSON",
+                    _ => "JSON of the wrong shape",
+                };
+                let detail = format!("HTTP {status}: not a chat completion ({what} at line {} column {})", e.line(), e.column());
+                self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail)
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! A 2xx stream: SSE events of `chat.completion.chunk` read to `[DONE]`, timing the
+//! first content chunk and the gaps between content chunks as they arrive.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::failure::{DETAIL_CHARS, describe, truncate};
+use super::reply::UsageBody;
+use super::{Client, MAX_BODY_BYTES, count_tokens, sse};
+use crate::model::{FailureKind, Outcome, RequestRecord};
+
+/// Most chunk gaps one request records (64k gaps = 256 KiB).
+const MAX_GAPS: usize = 1 << 16;
+/// How long the end of a stream's body is awaited after `[DONE]`.
+const DRAIN_LIMIT: Duration = Duration::from_millis(200);
+
+/// Largest single SSE event accepted from a stream.
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// One `chat.completion.chunk` of a stream; everything else in it is skipped.
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<UsageBody>,
+    /// Kept raw (a copy of its text, bounded by the event cap), not as a value tree: a
+    /// hostile `[0,0,…]` must not cost 32 bytes per element.
+    error: Option<Box<RawValue>>,
+}
+
+/// The message of a stream's error event: `{"message": …}` or a bare string.
+fn stream_error_message(raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Msg {
+        message: Option<String>,
+    }
+    serde_json::from_str::<Msg>(raw.get()).ok().and_then(|m| m.message).or_else(|| serde_json::from_str::<String>(raw.get()).ok())
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    delta: Option<ChunkDelta>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    content: Option<String>,
+    /// vLLM and others stream a reasoning model's thinking here.
+    reasoning_content: Option<String>,
+}
+
+impl Client {
+    /// Reads an SSE stream of chat.completion.chunk events to `[DONE]`, timing the
+    /// first content chunk and the gaps between content chunks as they arrive.
+    pub(super) async fn read_stream(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+        let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
+        let mut events = Vec::new();
+        let mut rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
+        let mut content = String::new();
+        let mut last: Option<Instant> = None;
+        let mut done = false;
+        let mut eof = false;
+        let failure = loop {
+            // Armed by the first token: the wait for it is the server's queue and prefill.
+            let Some(read) = self.next_chunk(&mut resp, last.is_some()).await else {
+                let idle = self.idle_timeout.unwrap_or_default();
+                let detail = format!("HTTP {status}: stream stalled: no data for {idle:?} after {} content chunks", rec.chunks);
+                break Some((FailureKind::IdleTimeout, detail));
+            };
+            let now = Instant::now();
+            match read {
+                Ok(Some(bytes)) => {
+                    rec.bytes += bytes.len() as u64;
+                    if rec.bytes > MAX_BODY_BYTES as u64 {
+                        break Some((FailureKind::BodyTooLarge, format!("HTTP {status}: stream larger than {MAX_BODY_BYTES} bytes")));
+                    }
+                    if let Err(e) = parser.feed(&bytes, &mut events) {
+                        break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
+                    }
+                }
+                // The body ended: a last event without its blank line still counts.
+                Ok(None) => {
+                    eof = true;
+                    if let Err(e) = parser.finish(&mut events) {
+                        break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
+                    }
+                }
+                Err(e) => {
+                    let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::StreamCut };
+                    break Some((kind, describe(&e, &self.url)));
+                }
+            }
+            let mut bad = None;
+            for data in events.drain(..) {
+                if data == "[DONE]" {
+                    done = true;
+                    break;
+                }
+                let chunk: Chunk = match serde_json::from_str(&data) {
+                    Ok(c) => c,
+                    // Cut mid-event by the end of the body: the stream broke, the
+                    // server did not send a malformed chunk.
+                    Err(_) if eof => {
+                        bad = Some((FailureKind::StreamCut, format!("HTTP {status}: stream ended inside an event")));
+                        break;
+                    }
+                    Err(e) => {
+                        bad = Some((
+                            FailureKind::Decode,
+                            format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column()),
+                        ));
+                        break;
+                    }
+                };
+                if let Some(err) = chunk.error {
+                    let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
+                    bad = Some((FailureKind::Decode, format!("HTTP {status}: {msg}")));
+                    break;
+                }
+                // Reasoning tokens are output too: the first of them is the first token.
+                let texts = chunk.choices.into_iter().filter_map(|c| c.delta).flat_map(|d| [d.reasoning_content, d.content]).flatten();
+                for text in texts.filter(|t| !t.is_empty()) {
+                    match last {
+                        None => rec.ttft = Some(now - start),
+                        // Bounded: a hostile stream of tiny chunks cannot grow it past this.
+                        Some(prev) if rec.gaps_us.len() < MAX_GAPS => {
+                            rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32)
+                        }
+                        Some(_) => {}
+                    }
+                    last = Some(now);
+                    rec.chunks += 1;
+                    content.push_str(&text);
+                }
+                if let Some(u) = chunk.usage {
+                    rec.usage = Some(u.into());
+                }
+            }
+            if let Some(b) = bad {
+                break Some(b);
+            }
+            if done || eof {
+                break None;
+            }
+        };
+        // The end of the response is [DONE] (or where it broke); what follows is framing.
+        rec.latency = start.elapsed();
+        if done && !eof {
+            // Read the body to its end, briefly, so the connection goes back to the pool
+            // instead of being closed: the next request must not pay a new handshake.
+            let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
+            let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+        }
+        rec.client_completion_tokens = Some(count_tokens(&content).await);
+        if self.keep_content {
+            rec.content = Some(content);
+        }
+        match failure {
+            Some((kind, detail)) => {
+                rec.outcome = Outcome::Failed(kind);
+                rec.detail = Some(truncate(&self.scrub(&detail), DETAIL_CHARS).into_boxed_str());
+            }
+            // The stream ended without [DONE]: cut short, whatever it carried.
+            None if !done => {
+                rec.outcome = Outcome::Failed(FailureKind::StreamCut);
+                rec.detail = Some(format!("HTTP {status}: stream ended without [DONE] after {} content chunks", rec.chunks).into());
+            }
+            None => {}
+        }
+        rec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_error_events_are_read_without_a_value_tree() {
+        let chunk = |text: &str| serde_json::from_str::<Chunk>(text).unwrap().error;
+        assert!(chunk(r#"{"choices":[],"error":null}"#).is_none(), "null is no error");
+        let msg = |text: &str| stream_error_message(&chunk(text).unwrap());
+        assert_eq!(msg(r#"{"error":{"message":"overloaded","code":503}}"#).as_deref(), Some("overloaded"));
+        assert_eq!(msg(r#"{"error":"plain text"}"#).as_deref(), Some("plain text"));
+        assert_eq!(msg(r#"{"error":[0,0,0]}"#), None);
+    }
+}

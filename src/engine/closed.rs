@@ -1,0 +1,72 @@
+//! The closed loop: N workers, each sending its next request as soon as its last one
+//! ends — through the ramp, the window and the cooldown, one worker per slot.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use super::phase::{Parts, Phase, cooldown_timer};
+use super::request::run_one;
+use super::rethrow;
+
+/// N workers, each sending its next request as soon as its last one ends, until the
+/// request numbers run out, the deadline passes or the run is stopped.
+/// With a ramp, worker k of N joins at k/N of it and, when the ramp ends, goes on
+/// into the window as soon as its last ramp request is done. With a cooldown, a worker
+/// done with the window goes on sending until the window's last request has ended.
+pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
+    let Parts { ramp, window, cooldown } = parts;
+    let workers = u64::from(concurrency).min(window.end.saturating_sub(window.next.load(Ordering::Relaxed))).max(1);
+    // Workers still in the window: the last one out has seen its last request end.
+    let left = Arc::new(AtomicU64::new(workers));
+    let mut set = JoinSet::new();
+    for k in 0..workers {
+        let (ramp, window, cooldown, left) = (ramp.clone(), window.clone(), cooldown.clone(), left.clone());
+        set.spawn(async move {
+            if let Some((len, p)) = ramp {
+                let delay = len.mul_f64(k as f64 / workers as f64);
+                tokio::select! {
+                    _ = p.halt.cancelled() => {}
+                    _ = tokio::time::sleep(delay) => worker(p.clone()).await,
+                }
+            }
+            worker(window.clone()).await;
+            // Only a window that is done closes (not a worker the rate limiter turned
+            // away), and not a stopped or aborted one: those end the load.
+            let done = window.exhausted() && !window.halt.is_cancelled();
+            if done {
+                window.close();
+            }
+            if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                window.drain();
+            }
+            if let Some((_, c)) = cooldown.filter(|_| done) {
+                worker(c).await;
+            }
+        });
+    }
+    let workers = async {
+        while let Some(res) = set.join_next().await {
+            rethrow(res);
+        }
+    };
+    tokio::join!(workers, cooldown_timer(&window, &cooldown));
+}
+
+async fn worker(p: Arc<Phase>) {
+    loop {
+        if p.ctx.stop.soft.is_cancelled() {
+            p.mark_stopped_if_unfinished();
+            return;
+        }
+        if p.halt.is_cancelled() || p.deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
+        let i = p.next.fetch_add(1, Ordering::Relaxed);
+        if i >= p.end || !run_one(&p, i, None).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! One request from start to record: a rate-limiter slot, its attempts (retries with
+//! their waits), its timing from the schedule (open loop) and its check, then the one
+//! RequestRecord it leaves, sent to the aggregator.
+
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::phase::Phase;
+use super::retry;
+use crate::metrics::{Attempts, EngineEvent, FailedAttempt, Part};
+use crate::model::{Outcome, RequestRecord, RequestSpec};
+
+/// Sends request `i` (retries included) and hands its record on. `due`: the open
+/// loop's scheduled start, from which its latency then counts. False when it was not
+/// started (no limiter slot before the deadline, or a stop) or the run is over.
+pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
+    let ctx = &p.ctx;
+    // Counted at most once, and only when needed (a tokens-per-minute limit, or a
+    // completion counted here).
+    let input = OnceLock::new();
+    let input_tokens = || *input.get_or_init(|| ctx.requests.input_tokens(i));
+    let weight = ctx.tpm_max_tokens.map_or(1, |max| input_tokens() + max);
+    let mut att = Attempts::default();
+    // A request whose slot falls past the deadline is never started, so never counted.
+    if !slot(p, weight, p.deadline, &mut att).await {
+        // Request i was taken but never sent: a stop before the deadline left work
+        // undone, whatever `next` says.
+        if ctx.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
+            p.stopped.store(true, Ordering::SeqCst);
+        } else if due.is_some() && !p.halt.is_cancelled() {
+            // An arrival the rate limiter had no slot for before the window closed:
+            // due, not sent, and counted as such.
+            p.unsent.fetch_add(1, Ordering::SeqCst);
+        }
+        return false;
+    }
+    p.started.fetch_add(1, Ordering::SeqCst);
+    let spec = ctx.requests.request(i);
+    let mut record = attempts(p, &spec, i, weight, &mut att).await;
+    if let Some(due) = due {
+        // Timed from the schedule: the wait for a slot or a late timer is the user's.
+        let lag = att.first_send.map_or(Duration::ZERO, |t| t.saturating_duration_since(due));
+        att.lag = Some(lag);
+        record = finish(record, lag);
+    }
+    // Checked here, in parallel across workers; only the verdict travels on.
+    if let Some(expect) = &ctx.check
+        && let Some(content) = record.content.take()
+        && record.outcome == Outcome::Ok
+    {
+        record.check = Some(crate::check::check(&content, expect));
+    }
+    // Counted here on the same terms as the completion: streams, or no usage.
+    if record.client_completion_tokens.is_some() {
+        record.client_prompt_tokens = Some(input_tokens());
+    }
+    if let Some(a) = &p.abort
+        && record.outcome != Outcome::Cancelled
+        && a.count(matches!(record.outcome, Outcome::Failed(_)))
+    {
+        p.halt.cancel();
+    }
+    ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok()
+}
+
+/// Waits for the rate limiter's next slot for a request of `weight` tokens. False when
+/// there is none before `deadline`, or a stop (or an abort) came first.
+async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attempts) -> bool {
+    let Some(limiter) = &p.ctx.limiter else {
+        return !p.halt.is_cancelled();
+    };
+    let now = Instant::now();
+    let Some(at) = limiter.reserve(now, weight, deadline) else {
+        return false;
+    };
+    if at > now {
+        att.limited = true;
+        let halted = tokio::select! {
+            biased;
+            _ = p.halt.cancelled() => true,
+            _ = tokio::time::sleep_until(at.into()) => false,
+        };
+        att.limiter_wait += now.elapsed();
+        if halted {
+            return false;
+        }
+    }
+    !p.halt.is_cancelled()
+}
+
+/// Sends request `i` until it succeeds, fails in a way the policy does not retry, or
+/// runs out of attempts; a stop, an abort or `retry.after_window` ends the retries
+/// early. The record is the final attempt's, its timings counted from the first
+/// attempt's send.
+async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut Attempts) -> RequestRecord {
+    let ctx = &p.ctx;
+    let mut first = None;
+    let mut rng = None;
+    loop {
+        let t = Instant::now();
+        let first_send = *first.get_or_insert(t);
+        att.first_send = Some(first_send);
+        // A cooldown request is dropped when the cooldown ends: it is never measured,
+        // and waiting for it would hold up the next stage.
+        let cut = async {
+            match p.part {
+                Part::Cooldown => p.halt.cancelled().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let rec = tokio::select! {
+            biased;
+            _ = ctx.stop.hard.cancelled() => {
+                p.stopped.store(true, Ordering::SeqCst);
+                RequestRecord::cancelled(t.elapsed())
+            }
+            _ = cut => RequestRecord::cancelled(t.elapsed()),
+            r = ctx.client.send(spec.body.clone()) => r,
+        };
+        att.last = rec.latency;
+        // Retries may start this long after the window closes; later ones are not sent.
+        let retry_deadline = p.deadline.map(|d| d + ctx.retry.after_window);
+        let Some(kind) = retry::retry_kind(&ctx.retry, rec.outcome, att.earlier.len() + 1) else {
+            // From the first send: with retries, the user waited for all of them.
+            return finish(rec, t - first_send);
+        };
+        let draw = retry::draw(rng.get_or_insert_with(|| retry::jitter_rng(i)));
+        let (wait, asked) = retry::wait(&ctx.retry, att.earlier.len() as u32, draw, rec.retry_after);
+        // A request started inside the window is carried on, retries included, like one
+        // in flight when the window closes, for up to `after_window` past it. A stop, an
+        // abort or that limit ends it early: it keeps this failure, the retry not sent.
+        att.retry_not_sent = true;
+        let resume = Instant::now() + wait;
+        if retry_deadline.is_some_and(|d| resume >= d) {
+            return finish(rec, t - first_send);
+        }
+        tokio::select! {
+            biased;
+            _ = p.halt.cancelled() => return finish(rec, t - first_send),
+            _ = tokio::time::sleep_until(resume.into()) => {}
+        }
+        if !slot(p, weight, retry_deadline, att).await {
+            return finish(rec, t - first_send);
+        }
+        att.retry_not_sent = false;
+        att.retry_after_waits += u32::from(asked);
+        att.earlier.push(FailedAttempt { kind, latency: rec.latency, status: rec.status });
+    }
+}
+
+/// A final record whose timings count from the first send, `offset` before its own.
+fn finish(mut rec: RequestRecord, offset: Duration) -> RequestRecord {
+    rec.latency += offset;
+    rec.ttft = rec.ttft.map(|x| x + offset);
+    rec
+}

@@ -1,0 +1,358 @@
+//! Everything measured in one stage: outcomes, failures by kind, latency histograms,
+//! tokens, retries, limiter waits, the open-loop schedule — each request folded in as
+//! it arrives, so memory stays flat in the number of requests.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::info::{Attempts, StageInfo};
+use super::latency::Latency;
+use super::series::Series;
+use crate::model::{CheckFailure, FailureKind, Outcome, RequestRecord};
+
+/// Everything measured in one stage. Warmup requests are counted apart and touch no
+/// other figure.
+#[derive(Debug, Clone)]
+pub struct StageStats {
+    pub info: StageInfo,
+    /// Measured requests started; equals ok + failed + cancelled once the stage ends.
+    pub started: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub warmup_done: u64,
+    /// Requests sent after the window while its last ones ended (outside the figures).
+    pub cooldown_done: u64,
+    pub failures: BTreeMap<FailureKind, u64>,
+    /// First explanation seen per failure kind, to tell the user *why*.
+    pub failure_examples: BTreeMap<FailureKind, Box<str>>,
+    pub status_codes: BTreeMap<u16, u64>,
+    /// End-to-end latency of successful requests.
+    pub latency: Latency,
+    /// Streams: time to first content chunk of successful requests.
+    pub ttft: Latency,
+    /// Streams: per-request inter-token latency, (e2e − TTFT) / (output tokens − 1).
+    pub itl: Latency,
+    /// Streams: every gap between two content chunks.
+    pub chunk_gap: Latency,
+    /// TTFT of streams that failed after their first token (kept apart).
+    pub partial_ttft: Latency,
+    /// From the server's `usage`.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Successful requests whose response carried `usage`.
+    pub with_usage: u64,
+    /// Counted here (o200k), where counted.
+    pub client_prompt_tokens: u64,
+    pub client_completion_tokens: u64,
+    /// Requests where the server's usage and the count here differ.
+    pub prompt_disagree: u64,
+    pub completion_disagree: u64,
+    /// Output tokens of successful requests: usage where sent, else the count here.
+    pub output_tokens: u64,
+    /// Prompt tokens of successful requests, on the same rule (for cost).
+    pub input_tokens: u64,
+    /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
+    pub user_tokens_per_s_sum: f64,
+    /// Successful requests that met every SLO (when the scenario sets one).
+    pub slo_met: u64,
+    /// Response checks: passed, and failed by reason.
+    pub checks_passed: u64,
+    pub checks_failed: BTreeMap<CheckFailure, u64>,
+    pub bytes_received: u64,
+    /// Every attempt's own latency, failed ones and retries included.
+    pub attempt_latency: Latency,
+    /// Attempts sent (≥ requests finished: retries add to it).
+    pub attempts: u64,
+    /// Requests sent more than once, and those of them that ended ok.
+    pub retried: u64,
+    pub recovered: u64,
+    /// Retries by the failure that caused them.
+    pub retries_by_cause: BTreeMap<FailureKind, u64>,
+    /// Retries that waited the server's Retry-After.
+    pub retry_after_waits: u64,
+    /// Retries the policy called for that a stop prevented.
+    pub retries_not_sent: u64,
+    /// Requests the client-side rate limiter held back, and how long (each request's sum).
+    pub limited: u64,
+    pub limiter_wait: Latency,
+    /// Measured window: first measured request sent → last one finished.
+    pub wall: Duration,
+    pub finished: bool,
+    /// Stopped early (Ctrl-C): figures cover only what ran.
+    pub interrupted: bool,
+    /// Cut short by `abort_on_error_rate`.
+    pub aborted: bool,
+    /// Open loop: arrivals due in the window that found no free slot before it closed.
+    pub unsent: u64,
+    /// Open loop, live: how long the arrival waiting for a free slot has been due
+    /// (zero when none waits); the dashboard warns from it before the stage ends.
+    pub behind: Duration,
+    /// Open loop, once the stage has ended: (first → last dispatch, first → last
+    /// arrival due, the unsent included).
+    pub schedule: Option<(Duration, Duration)>,
+    /// Open loop: e2e of successful requests from their actual send, beside `latency`
+    /// (which counts from the scheduled start).
+    pub latency_uncorrected: Latency,
+    /// Open loop: first send − scheduled start, every request sent.
+    pub schedule_lag: Latency,
+    /// Per-second figures since the stage started, warmup included.
+    pub series: Series,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        Self {
+            info: StageInfo::default(),
+            started: 0,
+            ok: 0,
+            failed: 0,
+            cancelled: 0,
+            warmup_done: 0,
+            cooldown_done: 0,
+            failures: BTreeMap::new(),
+            failure_examples: BTreeMap::new(),
+            status_codes: BTreeMap::new(),
+            latency: Latency::default(),
+            ttft: Latency::default(),
+            // 1 % is ample for per-token figures and keeps snapshots small.
+            itl: Latency::with_digits(2),
+            chunk_gap: Latency::with_digits(2),
+            partial_ttft: Latency::with_digits(2),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            with_usage: 0,
+            client_prompt_tokens: 0,
+            client_completion_tokens: 0,
+            prompt_disagree: 0,
+            completion_disagree: 0,
+            output_tokens: 0,
+            input_tokens: 0,
+            user_tokens_per_s_sum: 0.0,
+            slo_met: 0,
+            checks_passed: 0,
+            checks_failed: BTreeMap::new(),
+            bytes_received: 0,
+            // 1 %: these are the second view of a latency, kept small for snapshots.
+            attempt_latency: Latency::with_digits(2),
+            attempts: 0,
+            retried: 0,
+            recovered: 0,
+            retries_by_cause: BTreeMap::new(),
+            retry_after_waits: 0,
+            retries_not_sent: 0,
+            limited: 0,
+            limiter_wait: Latency::with_digits(2),
+            wall: Duration::ZERO,
+            finished: false,
+            interrupted: false,
+            aborted: false,
+            unsent: 0,
+            behind: Duration::ZERO,
+            schedule: None,
+            latency_uncorrected: Latency::default(),
+            schedule_lag: Latency::with_digits(2),
+            series: Series::default(),
+        }
+    }
+}
+
+impl StageStats {
+    pub fn new(info: StageInfo) -> Self {
+        Self { info, ..Self::default() }
+    }
+
+    pub fn record(&mut self, rec: &RequestRecord) {
+        if let Some(s) = rec.status {
+            *self.status_codes.entry(s).or_insert(0) += 1;
+        }
+        self.bytes_received += rec.bytes;
+        match rec.outcome {
+            Outcome::Ok => {
+                self.ok += 1;
+                self.latency.record(rec.latency);
+                let out = output_tokens(rec);
+                self.record_tokens(rec, out);
+                // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+
+                // tokens. In f64: a server's absurd token count must not divide by zero.
+                let itl = rec
+                    .ttft
+                    .filter(|_| out > 1)
+                    .map(|t| Duration::from_secs_f64(rec.latency.saturating_sub(t).as_secs_f64() / (out - 1) as f64));
+                if let Some(ttft) = rec.ttft {
+                    self.ttft.record(ttft);
+                }
+                if let Some(itl) = itl {
+                    self.itl.record(itl);
+                }
+                for g in &rec.gaps_us {
+                    self.chunk_gap.record(Duration::from_micros(u64::from(*g)));
+                }
+                if let Some(slo) = &self.info.slo {
+                    self.slo_met += u64::from(slo.met(rec.latency, rec.ttft, itl));
+                }
+                match rec.check {
+                    Some(Ok(())) => self.checks_passed += 1,
+                    Some(Err(why)) => *self.checks_failed.entry(why).or_insert(0) += 1,
+                    None => {}
+                }
+            }
+            Outcome::Failed(kind) => {
+                self.failed += 1;
+                if let Some(ttft) = rec.ttft {
+                    self.partial_ttft.record(ttft);
+                }
+                *self.failures.entry(kind).or_insert(0) += 1;
+                if let Some(d) = &rec.detail {
+                    self.failure_examples.entry(kind).or_insert_with(|| d.clone());
+                }
+            }
+            Outcome::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    /// Retries and rate-limiter waits of a measured request (its outcome is in `record`).
+    /// Every attempt sent counts (a cancelled one too): attempts = ok + failed +
+    /// cancelled + retries. Only attempts that ended have a latency.
+    pub fn record_attempts(&mut self, rec: &RequestRecord, a: &Attempts) {
+        self.attempts += 1 + a.earlier.len() as u64;
+        for f in &a.earlier {
+            self.attempt_latency.record(f.latency);
+            *self.retries_by_cause.entry(f.kind).or_insert(0) += 1;
+            // Every attempt's status: the 429s a retried request met show here too.
+            if let Some(s) = f.status {
+                *self.status_codes.entry(s).or_insert(0) += 1;
+            }
+        }
+        if rec.outcome != Outcome::Cancelled {
+            self.attempt_latency.record(a.last);
+        }
+        if !a.earlier.is_empty() {
+            self.retried += 1;
+            self.recovered += u64::from(rec.outcome == Outcome::Ok);
+        }
+        if let Some(lag) = a.lag {
+            self.schedule_lag.record(lag);
+            if rec.outcome == Outcome::Ok {
+                self.latency_uncorrected.record(rec.latency.saturating_sub(lag));
+            }
+        }
+        self.retry_after_waits += u64::from(a.retry_after_waits);
+        self.retries_not_sent += u64::from(a.retry_not_sent);
+        if a.limited {
+            self.limited += 1;
+            self.limiter_wait.record(a.limiter_wait);
+        }
+    }
+
+    /// Retries sent, all causes.
+    pub fn retries(&self) -> u64 {
+        self.retries_by_cause.values().sum()
+    }
+
+    /// Token sums: the server's usage and the counts made here, each field by itself;
+    /// output and input take the server's figure where sent, else the count here.
+    fn record_tokens(&mut self, rec: &RequestRecord, out: u64) {
+        let (up, uc) = rec.usage.map_or((None, None), |u| (u.prompt_tokens, u.completion_tokens));
+        if rec.usage.is_some() {
+            self.with_usage += 1;
+        }
+        self.prompt_tokens = self.prompt_tokens.saturating_add(up.unwrap_or(0));
+        self.completion_tokens = self.completion_tokens.saturating_add(uc.unwrap_or(0));
+        self.prompt_disagree += u64::from(up.zip(rec.client_prompt_tokens).is_some_and(|(u, c)| u != c));
+        self.completion_disagree += u64::from(uc.zip(rec.client_completion_tokens).is_some_and(|(u, c)| u != c));
+        self.client_prompt_tokens = self.client_prompt_tokens.saturating_add(rec.client_prompt_tokens.unwrap_or(0));
+        self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));
+        self.input_tokens = self.input_tokens.saturating_add(up.or(rec.client_prompt_tokens).unwrap_or(0));
+        self.output_tokens = self.output_tokens.saturating_add(out);
+        let secs = rec.latency.as_secs_f64();
+        if secs > 0.0 {
+            self.user_tokens_per_s_sum += out as f64 / secs;
+        }
+    }
+
+    /// Mean output tokens/s one user sees: output tokens / e2e, averaged over requests.
+    pub fn tokens_per_s_per_user(&self) -> f64 {
+        if self.ok == 0 { 0.0 } else { self.user_tokens_per_s_sum / self.ok as f64 }
+    }
+
+    /// Requests that ended (ok, failed or cancelled).
+    pub fn done(&self) -> u64 {
+        self.ok + self.failed + self.cancelled
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.started.saturating_sub(self.done())
+    }
+
+    /// Finished requests (ok + failed) per second of the measured window.
+    pub fn requests_per_s(&self) -> f64 {
+        per_s(self.ok + self.failed, self.wall)
+    }
+
+    pub fn ok_per_s(&self) -> f64 {
+        per_s(self.ok, self.wall)
+    }
+
+    pub fn output_tokens_per_s(&self) -> f64 {
+        per_s(self.output_tokens, self.wall)
+    }
+
+    /// Successful requests meeting every SLO per second of the measured window.
+    pub fn goodput(&self) -> Option<f64> {
+        self.info.slo.map(|_| per_s(self.slo_met, self.wall))
+    }
+
+    /// With `[slo]`: the share of finished requests (ok or failed) meeting every
+    /// objective, by which a sweep point is judged.
+    pub fn slo_share(&self) -> Option<f64> {
+        let n = self.ok + self.failed;
+        self.info.slo.map(|_| if n == 0 { 0.0 } else { self.slo_met as f64 / n as f64 })
+    }
+
+    pub fn error_rate(&self) -> f64 {
+        let n = self.ok + self.failed;
+        if n == 0 { 0.0 } else { self.failed as f64 / n as f64 }
+    }
+}
+
+/// A request's output tokens: the server's usage where sent, else the count here.
+pub(super) fn output_tokens(rec: &RequestRecord) -> u64 {
+    rec.usage.and_then(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0)
+}
+
+fn per_s(n: u64, wall: Duration) -> f64 {
+    let s = wall.as_secs_f64();
+    if s > 0.0 { n as f64 / s } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Usage;
+
+    fn rec(outcome: Outcome, ms: u64) -> RequestRecord {
+        RequestRecord {
+            outcome,
+            latency: Duration::from_millis(ms),
+            status: Some(200),
+            bytes: 10,
+            usage: Some(Usage { prompt_tokens: Some(3), completion_tokens: Some(5) }),
+            detail: Some("why".into()),
+            ..RequestRecord::default()
+        }
+    }
+
+    #[test]
+    fn outcomes_are_counted_apart_and_failures_by_kind() {
+        let mut s = StageStats { started: 4, ..StageStats::default() };
+        s.record(&rec(Outcome::Ok, 100));
+        s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));
+        s.record(&rec(Outcome::Failed(FailureKind::Http429), 5));
+        s.record(&rec(Outcome::Cancelled, 1));
+        assert_eq!((s.ok, s.failed, s.cancelled, s.in_flight()), (1, 2, 1, 0));
+        assert_eq!(s.failures[&FailureKind::Http429], 2);
+        assert_eq!(s.latency.count(), 1, "only successful requests enter latency");
+        assert_eq!((s.prompt_tokens, s.completion_tokens, s.with_usage), (3, 5, 1));
+    }
+}

@@ -1,0 +1,49 @@
+//! What a stage is held to: service-level objectives (goodput) and client-side rate
+//! limits.
+
+use std::time::Duration;
+
+/// Service-level objectives: a request is "good" when it succeeded and meets each one
+/// set. Goodput = good requests / stage wall time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Slo {
+    #[serde(serialize_with = "ser_opt_ms", rename = "ttft_ms")]
+    pub ttft: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms", rename = "itl_ms")]
+    pub itl: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms", rename = "e2e_ms")]
+    pub e2e: Option<Duration>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self.ttft.is_none() && self.itl.is_none() && self.e2e.is_none()
+    }
+
+    /// Whether a successful request with these timings meets every objective set. A
+    /// timing the request lacks (no TTFT without a stream) fails its objective.
+    pub fn met(&self, e2e: Duration, ttft: Option<Duration>, itl: Option<Duration>) -> bool {
+        let ok = |limit: Option<Duration>, v: Option<Duration>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
+        ok(self.e2e, Some(e2e)) && ok(self.ttft, ttft) && ok(self.itl, itl)
+    }
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
+        None => s.serialize_none(),
+    }
+}
+
+/// Requests and tokens per minute, paced by a shared limiter; None = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct RateLimit {
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+}
+
+impl RateLimit {
+    pub fn is_set(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
+}

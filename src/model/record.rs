@@ -1,0 +1,219 @@
+//! How a request ended: one RequestRecord per started request, its outcome and, for
+//! failures, the kind they are counted by; the verdict of a response check.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. Counted by kind, never by formatted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// TCP/TLS connection could not be made.
+    Connect,
+    /// The TCP/TLS connection was not made within the connect timeout.
+    ConnectTimeout,
+    /// The request exceeded its total timeout.
+    Timeout,
+    /// A body stalled for longer than the idle timeout after its first token (stream) or
+    /// its first bytes (non-stream).
+    IdleTimeout,
+    /// HTTP 429 Too Many Requests.
+    #[serde(rename = "http_429")]
+    Http429,
+    /// Any other 4xx status.
+    #[serde(rename = "http_4xx")]
+    Http4xx,
+    /// Any 5xx status.
+    #[serde(rename = "http_5xx")]
+    Http5xx,
+    /// A non-2xx status outside 4xx/5xx (redirects are not followed).
+    HttpOther,
+    /// A 2xx whose body is not a chat completion (or not the stream asked for).
+    Decode,
+    /// The connection failed while a 2xx body was being read.
+    Body,
+    /// A 2xx body exceeded MAX_BODY_BYTES.
+    BodyTooLarge,
+    /// Any other transport error (connection closed before a response, protocol error).
+    Transport,
+    /// A stream that broke off or ended without `data: [DONE]`.
+    StreamCut,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::Timeout => "timeout",
+            FailureKind::IdleTimeout => "idle_timeout",
+            FailureKind::Http429 => "http_429",
+            FailureKind::Http4xx => "http_4xx",
+            FailureKind::Http5xx => "http_5xx",
+            FailureKind::HttpOther => "http_other",
+            FailureKind::Decode => "decode",
+            FailureKind::Body => "body",
+            FailureKind::BodyTooLarge => "body_too_large",
+            FailureKind::Transport => "transport",
+            FailureKind::StreamCut => "stream_cut",
+        }
+    }
+
+    pub fn from_status(status: u16) -> FailureKind {
+        match status {
+            429 => FailureKind::Http429,
+            400..=499 => FailureKind::Http4xx,
+            500..=599 => FailureKind::Http5xx,
+            _ => FailureKind::HttpOther,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed(FailureKind),
+    /// Stopped by the user before it finished.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Each as the server sent it; a server may send one without the other.
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// What one finished request left behind. Exactly one per started request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub outcome: Outcome,
+    /// Request sent → last byte of the response read.
+    pub latency: Duration,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    /// The server's `usage`, when it sent one.
+    pub usage: Option<Usage>,
+    /// Streams only: request sent → first chunk with non-empty content (kept for cut
+    /// streams too, as a partial timing).
+    pub ttft: Option<Duration>,
+    /// Streams only: chunks that carried content.
+    pub chunks: u32,
+    /// Streams only: gaps between consecutive content chunks, µs.
+    pub gaps_us: Vec<u32>,
+    /// Completion tokens counted here (o200k) from the text received.
+    pub client_completion_tokens: Option<u64>,
+    /// Prompt tokens counted here; set by the engine, which knows the prompt.
+    pub client_prompt_tokens: Option<u64>,
+    /// The completion text, kept only when a response check needs it.
+    pub content: Option<String>,
+    /// The response check's verdict, when the scenario has one.
+    pub check: Option<Result<(), CheckFailure>>,
+    /// For failures: a short, secret-free explanation (status and server message).
+    pub detail: Option<Box<str>>,
+    /// Non-2xx only: the wait the server asked for (`retry-after-ms` or `Retry-After`),
+    /// at most [`MAX_RETRY_AFTER`].
+    pub retry_after: Option<Duration>,
+}
+
+impl Default for RequestRecord {
+    fn default() -> Self {
+        Self {
+            outcome: Outcome::Ok,
+            latency: Duration::ZERO,
+            status: None,
+            bytes: 0,
+            usage: None,
+            ttft: None,
+            chunks: 0,
+            gaps_us: Vec::new(),
+            client_completion_tokens: None,
+            client_prompt_tokens: None,
+            content: None,
+            check: None,
+            detail: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl RequestRecord {
+    pub fn cancelled(latency: Duration) -> Self {
+        Self { outcome: Outcome::Cancelled, latency, ..Self::default() }
+    }
+
+    pub fn failed(kind: FailureKind, latency: Duration, status: Option<u16>, bytes: u64, detail: String) -> Self {
+        Self { outcome: Outcome::Failed(kind), latency, status, bytes, detail: Some(detail.into_boxed_str()), ..Self::default() }
+    }
+}
+
+/// Longest server-requested wait kept. A buggy or hostile server may ask for years (or a
+/// number past `Duration`'s range); a load test waits minutes at most, and a cap keeps
+/// any `Instant + retry_after` a caller computes from overflowing.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Why a response failed its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckFailure {
+    /// No JSON value could be found in the content.
+    NoJson,
+    /// JSON was found, but it is not an object.
+    NotAnObject,
+    /// The object lacks a required key.
+    MissingKey,
+}
+
+impl CheckFailure {
+    /// The serialized name, e.g. "no_json".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckFailure::NoJson => "no_json",
+            CheckFailure::NotAnObject => "not_an_object",
+            CheckFailure::MissingKey => "missing_key",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_kinds() {
+        assert_eq!(FailureKind::from_status(429), FailureKind::Http429);
+        assert_eq!(FailureKind::from_status(404), FailureKind::Http4xx);
+        assert_eq!(FailureKind::from_status(503), FailureKind::Http5xx);
+        assert_eq!(FailureKind::from_status(302), FailureKind::HttpOther);
+    }
+
+    #[test]
+    fn kind_names_match_serde() {
+        use FailureKind::*;
+        let all = [
+            Connect,
+            ConnectTimeout,
+            Timeout,
+            IdleTimeout,
+            Http429,
+            Http4xx,
+            Http5xx,
+            HttpOther,
+            Decode,
+            Body,
+            BodyTooLarge,
+            Transport,
+            StreamCut,
+        ];
+        for k in all {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::from(k.as_str()));
+        }
+    }
+}

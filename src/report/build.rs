@@ -1,0 +1,303 @@
+//! Building the result: a stage's figures into its StageResult (live, for every frame
+//! of a view, and final, with encoded histograms and cost), and the run's RunResult from
+//! the scenario and what the engine ran.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use serde::Serialize;
+
+use super::result::*;
+use super::sweep::ended_early;
+use crate::cost::Pricing;
+use crate::metrics::{Latency, StageStats};
+use crate::mock::config::MockConfig;
+use crate::model::{Aborted, RequestParams, Slo};
+use crate::scenario::{BaseUrl, Scenario, Stage, Sweep, Target};
+
+impl Cost {
+    /// `usd` shown in the scenario's currency, and per 1,000 of `ok` requests.
+    fn new(pricing: &Pricing, usd: f64, ok: u64) -> Cost {
+        let amount = pricing.in_currency(usd);
+        let per_1k_requests = if ok > 0 { amount * 1000.0 / ok as f64 } else { 0.0 };
+        Cost { currency: pricing.currency.clone(), amount, usd, per_1k_requests }
+    }
+}
+
+/// Scenario fields as recorded in the result: the scenario as it ran, an automatic
+/// sweep's stages and points included.
+#[derive(Serialize)]
+struct ScenarioRecord<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    target: &'a Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mock: Option<&'a MockConfig>,
+    prompts: &'a str,
+    request: &'a RequestParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slo: Option<&'a Slo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<serde_json::Value>,
+    currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    abort_on_error_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep: Option<Sweep>,
+    stages: Vec<&'a Stage>,
+}
+
+impl<'a> ScenarioRecord<'a> {
+    /// `scenario` with the stages an automatic sweep ran (`swept`) after its own, and
+    /// the sweep's points as they ran.
+    fn new(scenario: &'a Scenario, swept: &'a [Stage]) -> ScenarioRecord<'a> {
+        let sweep = scenario.sweep.clone().map(|mut s| {
+            if s.auto.is_some() {
+                s.points = swept.iter().map(|st| st.load.rate().unwrap_or_else(|| f64::from(st.load.concurrency()))).collect();
+            }
+            s
+        });
+        ScenarioRecord {
+            name: &scenario.name,
+            description: &scenario.description,
+            source: scenario.source.as_ref().map(|p| p.display().to_string()),
+            target: &scenario.target,
+            mock: (scenario.target.base_url == BaseUrl::Mock).then_some(&scenario.mock),
+            prompts: &scenario.prompts.source,
+            request: &scenario.request,
+            slo: scenario.slo.as_ref(),
+            check: scenario
+                .check
+                .as_ref()
+                .map(|crate::check::Expect::Json { required_keys }| serde_json::json!({"expect": "json", "required_keys": required_keys})),
+            currency: &scenario.pricing.currency,
+            abort_on_error_rate: scenario.abort_on_error_rate,
+            sweep,
+            stages: scenario.stages.iter().chain(swept).collect(),
+        }
+    }
+}
+
+/// What the run was, beside the scenario and the figures.
+pub struct RunMeta {
+    pub started_at: std::time::SystemTime,
+    pub finished_at: std::time::SystemTime,
+    pub interrupted: bool,
+    pub aborted: Option<Aborted>,
+    pub mock_url: Option<String>,
+    /// The stages an automatic sweep ran, in order, as the engine made them.
+    pub swept: Vec<Stage>,
+}
+
+impl RunResult {
+    /// The result of `scenario` as it ran: `stages` are the aggregator's figures, one
+    /// per stage run (an automatic sweep's points included).
+    pub fn build(scenario: &Scenario, stages: &[StageStats], meta: RunMeta) -> RunResult {
+        let record = ScenarioRecord::new(scenario, &meta.swept);
+        let t = &scenario.target;
+        let result = RunResult {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool { name: "llmload".into(), version: env!("CARGO_PKG_VERSION").into() },
+            scenario: serde_json::to_value(&record).expect("scenario serializes"),
+            target: TargetInfo {
+                base_url: serde_json::to_value(&t.base_url).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                mock_url: meta.mock_url,
+                model: t.model.clone(),
+                stream: t.stream,
+                timeout_s: t.timeout.as_secs_f64(),
+                connect_timeout_s: t.connect_timeout.as_secs_f64(),
+                idle_timeout_s: t.idle_timeout.map(|d| d.as_secs_f64()),
+                insecure: t.insecure,
+            },
+            started_at: humantime::format_rfc3339_millis(meta.started_at).to_string(),
+            finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
+            duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
+            interrupted: meta.interrupted,
+            aborted: meta.aborted.map(|a| AbortedInfo {
+                stage: a.stage,
+                error_rate: a.error_rate,
+                requests: a.requests,
+                mid_stage: a.mid_stage,
+                threshold: a.threshold,
+            }),
+            stages: stages.iter().map(|s| StageResult::from_stats(s).priced(&scenario.pricing)).collect(),
+            sweep: None,
+            cost: None,
+            definitions: definitions(),
+        };
+        let mut result = result.total_cost(&scenario.pricing);
+        let early = ended_early(result.aborted.is_some(), result.interrupted);
+        result.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &result.stages, scenario.slo.as_ref(), early));
+        result
+    }
+
+    /// Sets the run's total cost from its stages.
+    fn total_cost(mut self, pricing: &Pricing) -> Self {
+        let priced: Vec<&Cost> = self.stages.iter().filter_map(|s| s.cost.as_ref()).collect();
+        if !priced.is_empty() {
+            let usd: f64 = priced.iter().map(|c| c.usd).sum();
+            let ok: u64 = self.stages.iter().filter(|s| s.cost.is_some()).map(|s| s.requests.ok).sum();
+            self.cost = Some(Cost::new(pricing, usd, ok));
+        }
+        self
+    }
+}
+
+impl StageResult {
+    /// The stage's result, with its latency histogram encoded.
+    pub fn from_stats(s: &StageStats) -> StageResult {
+        let encode = |l: &Latency| {
+            if l.count() == 0 {
+                return String::new();
+            }
+            let mut buf = Vec::new();
+            V2Serializer::new().serialize(l.histogram(), &mut buf).expect("histogram serializes to memory");
+            base64::engine::general_purpose::STANDARD.encode(&buf)
+        };
+        let mut r = Self::summary(s);
+        r.series = s.series.seconds();
+        r.histograms = Histograms { e2e_us: encode(&s.latency), ttft_us: encode(&s.ttft), itl_us: encode(&s.itl) };
+        r
+    }
+
+    /// The stage's cost from the tokens of its successful requests: per request, the
+    /// server's usage where sent, else the counts made here.
+    pub fn priced(mut self, pricing: &Pricing) -> StageResult {
+        if let Some(usd) = pricing.cost_usd(&self.model, self.tokens.input, self.tokens.output) {
+            self.cost = Some(Cost::new(pricing, usd, self.requests.ok));
+        }
+        self
+    }
+
+    /// The figures without the encoded histogram: cheap enough for every frame of a
+    /// live view.
+    pub fn summary(s: &StageStats) -> StageResult {
+        StageResult {
+            index: s.info.index,
+            name: s.info.name.clone(),
+            kind: if s.info.rate.is_some() { "open" } else { "closed" }.into(),
+            concurrency: s.info.concurrency,
+            model: s.info.model.clone(),
+            planned: Planned { requests: s.info.planned_requests, duration_s: s.info.planned_duration.map(|d| d.as_secs_f64()) },
+            warmup_requests: s.warmup_done,
+            cooldown_requests: s.cooldown_done,
+            interrupted: s.interrupted,
+            aborted: s.aborted,
+            wall_time_s: s.wall.as_secs_f64(),
+            requests: Requests { started: s.started, ok: s.ok, failed: s.failed, cancelled: s.cancelled },
+            error_rate: s.error_rate(),
+            failures: s.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            failure_examples: s.failure_examples.iter().map(|(k, v)| (k.as_str().to_string(), v.to_string())).collect(),
+            status_codes: s.status_codes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            latency_ms: s.latency.summary(),
+            ttft_ms: s.ttft.summary(),
+            itl_ms: s.itl.summary(),
+            chunk_gap_ms: s.chunk_gap.summary(),
+            partial_ttft_ms: s.partial_ttft.summary(),
+            throughput: Throughput {
+                requests_per_s: s.requests_per_s(),
+                ok_per_s: s.ok_per_s(),
+                output_tokens_per_s: s.output_tokens_per_s(),
+                output_tokens_per_s_per_user: s.tokens_per_s_per_user(),
+            },
+            tokens: Tokens {
+                prompt: s.prompt_tokens,
+                completion: s.completion_tokens,
+                requests_with_usage: s.with_usage,
+                output: s.output_tokens,
+                input: s.input_tokens,
+                client_prompt: s.client_prompt_tokens,
+                client_completion: s.client_completion_tokens,
+                prompt_disagree: s.prompt_disagree,
+                completion_disagree: s.completion_disagree,
+            },
+            goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
+            checks: {
+                let failed: u64 = s.checks_failed.values().sum();
+                let total = s.checks_passed + failed;
+                (total > 0).then(|| Checks {
+                    passed: s.checks_passed,
+                    failed,
+                    invalid_rate: failed as f64 / total as f64,
+                    failures: s.checks_failed.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+                })
+            },
+            cost: None,
+            bytes_received: s.bytes_received,
+            retries: Retries {
+                attempts: s.attempts,
+                total: s.retries(),
+                by_cause: s.retries_by_cause.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+                requests_retried: s.retried,
+                recovered: s.recovered,
+                retry_after_honoured: s.retry_after_waits,
+                not_sent: s.retries_not_sent,
+            },
+            attempt_latency_ms: s.attempt_latency.summary(),
+            open_loop: s.info.rate.map(|target_rate| {
+                // Rates over spans plus one gap (n arrivals at rate r span (n − 1)/r). The
+                // schedule's own rate is the yardstick: random arrivals vary around the
+                // target, and that is not llmload falling short. Live: over the wall time.
+                let gap = 1.0 / target_rate;
+                let (sent_span, due_span) = s
+                    .schedule
+                    .map_or((s.wall.as_secs_f64(), s.wall.as_secs_f64()), |(a, b)| (a.as_secs_f64() + gap, b.as_secs_f64() + gap));
+                let per = |n: u64, span: f64| if span > 0.0 { n as f64 / span } else { 0.0 };
+                let achieved_rate = per(s.started, sent_span);
+                let scheduled_rate = per(s.started + s.unsent, due_span);
+                // Short: over 5 % of the arrivals due were never sent. Late: sending ended
+                // behind the schedule by over 5 % of it (at least 50 ms, so one late
+                // timer tick on a short stage is no alarm).
+                let short = s.unsent as f64 > (1.0 - RATE_WARNING) * (s.started + s.unsent) as f64;
+                let late = sent_span - due_span > ((1.0 - RATE_WARNING) * due_span).max(0.05);
+                OpenLoop {
+                    arrival: s.info.arrival.unwrap_or("constant").to_string(),
+                    target_rate,
+                    scheduled_rate,
+                    achieved_rate,
+                    below_target: match s.finished {
+                        true => short || late,
+                        // Live: the arrival waiting for a slot is due that far back.
+                        false => s.behind.as_secs_f64() > ((1.0 - RATE_WARNING) * s.wall.as_secs_f64()).max(0.05),
+                    },
+                    max_in_flight: s.info.concurrency,
+                    not_sent: s.unsent,
+                    schedule_lag_ms: s.schedule_lag.summary(),
+                    latency_uncorrected_ms: s.latency_uncorrected.summary(),
+                }
+            }),
+            rate_limiter: s.info.rate_limit.is_set().then(|| RateLimiter {
+                rpm: s.info.rate_limit.rpm,
+                tpm: s.info.rate_limit.tpm,
+                delayed: s.limited,
+                wait_ms: s.limiter_wait.summary(),
+            }),
+            // Filled by from_stats: a live view has no use for it.
+            series: Vec::new(),
+            histograms: Histograms { e2e_us: String::new(), ttft_us: String::new(), itl_us: String::new() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTO: &str = "name = \"t\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[prompts]\nlist = [\"hello\"]\n[sweep]\nconcurrency = \"auto\"\nduration = \"2s\"\n";
+
+    #[test]
+    fn the_record_of_an_automatic_sweep_is_the_scenario_as_it_ran() {
+        let s = Scenario::parse(AUTO, "s.toml", None).unwrap();
+        let sweep = s.sweep.as_ref().unwrap();
+        let swept = [sweep.stage(1.0, 0), sweep.stage(2.0, 1)];
+        let ran = serde_json::to_value(ScenarioRecord::new(&s, &swept)).unwrap();
+        assert_eq!(ran["stages"].as_array().unwrap().len(), 2);
+        assert_eq!(ran["stages"][1]["name"], "2-way");
+        assert_eq!(ran["sweep"]["points"], serde_json::json!([1.0, 2.0]));
+        // Before it ran: no stages, no points.
+        let planned = serde_json::to_value(ScenarioRecord::new(&s, &[])).unwrap();
+        assert_eq!((planned["stages"].as_array().unwrap().len(), &planned["sweep"]["points"]), (0, &serde_json::json!([])));
+    }
+}

@@ -1,0 +1,356 @@
+//! The result contract: RunResult and everything in it, serialized as the versioned
+//! JSON that CI diffs and gates on (docs/result.schema.json), and the definitions of its
+//! figures that travel with every result.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{LatencySummary, SecondStats};
+
+/// Bumped on any incompatible change to the JSON; see docs/result.schema.json.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub tool: Tool,
+    /// The scenario as resolved (defaults filled in). Holds no secret: only the name of
+    /// the key's environment variable.
+    pub scenario: serde_json::Value,
+    pub target: TargetInfo,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    /// True when the run was stopped before all stages finished.
+    pub interrupted: bool,
+    /// Set when `abort_on_error_rate` ended the run after the stage it names.
+    pub aborted: Option<AbortedInfo>,
+    pub stages: Vec<StageResult>,
+    /// With `[sweep]`: the knee and the SLO's limit, as fields and in words.
+    pub sweep: Option<SweepResult>,
+    /// Sum of the stages' costs; null when no stage had a price.
+    pub cost: Option<Cost>,
+    /// How each figure is defined, so results compare across tools.
+    pub definitions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AbortedInfo {
+    pub stage: String,
+    /// The error rate judged, over `requests` finished requests of the stage.
+    pub error_rate: f64,
+    pub requests: u64,
+    /// Judged mid-stage (the stage was cut short) rather than at its end.
+    pub mid_stage: bool,
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// "mock" or the API root with credentials and query removed.
+    pub base_url: String,
+    /// The address the embedded mock listened on, when used.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mock_url: Option<String>,
+    pub model: String,
+    pub stream: bool,
+    pub timeout_s: f64,
+    pub connect_timeout_s: f64,
+    pub idle_timeout_s: Option<f64>,
+    /// TLS certificates were not verified (`--insecure`).
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageResult {
+    pub index: usize,
+    pub name: String,
+    /// "closed": a fixed number of requests in flight.
+    pub kind: String,
+    pub concurrency: u32,
+    pub model: String,
+    pub planned: Planned,
+    pub warmup_requests: u64,
+    /// Requests sent during the cooldown (after the window, while its last requests
+    /// ended): outside every figure, like warmup.
+    pub cooldown_requests: u64,
+    pub interrupted: bool,
+    /// Cut short by `abort_on_error_rate`.
+    pub aborted: bool,
+    pub wall_time_s: f64,
+    pub requests: Requests,
+    pub error_rate: f64,
+    pub failures: BTreeMap<String, u64>,
+    /// First server or transport message seen per failure kind.
+    pub failure_examples: BTreeMap<String, String>,
+    pub status_codes: BTreeMap<String, u64>,
+    /// End-to-end latency of successful requests; null when none succeeded.
+    pub latency_ms: Option<LatencySummary>,
+    /// Streams: request sent → first content chunk, successful requests; else null.
+    pub ttft_ms: Option<LatencySummary>,
+    /// Streams: per-request inter-token latency (e2e − TTFT) / (output tokens − 1).
+    pub itl_ms: Option<LatencySummary>,
+    /// Streams: gaps between consecutive content chunks.
+    pub chunk_gap_ms: Option<LatencySummary>,
+    /// Streams that failed after a first token: their TTFT, kept apart.
+    pub partial_ttft_ms: Option<LatencySummary>,
+    pub throughput: Throughput,
+    pub tokens: Tokens,
+    /// With `[slo]`: successful requests meeting every objective, and per second.
+    pub goodput: Option<Goodput>,
+    /// With `[check]`: response checks passed and failed by reason.
+    pub checks: Option<Checks>,
+    /// Token cost at the scenario's prices; null when the model has no price.
+    pub cost: Option<Cost>,
+    pub bytes_received: u64,
+    /// Attempts and retries; every attempt's own latency is `attempt_latency_ms`.
+    pub retries: Retries,
+    /// Each attempt's own latency (failed attempts included); `latency_ms` counts a
+    /// retried request from its first send to its final outcome.
+    pub attempt_latency_ms: Option<LatencySummary>,
+    /// With a client-side rate limit: requests held back and how long.
+    pub rate_limiter: Option<RateLimiter>,
+    /// Open-loop stages: the schedule and how well it was kept; null for closed loops.
+    pub open_loop: Option<OpenLoop>,
+    /// Per second since the stage started (warmup seconds included and marked).
+    #[serde(default)]
+    pub series: Vec<SecondStats>,
+    pub histograms: Histograms,
+}
+
+/// Below this share of its target rate, an open-loop stage is flagged.
+pub const RATE_WARNING: f64 = 0.95;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenLoop {
+    /// "constant", "poisson" or "gamma".
+    pub arrival: String,
+    pub target_rate: f64,
+    /// Arrivals due per second of the schedule as drawn (the target for constant
+    /// arrivals; random ones vary around it).
+    pub scheduled_rate: f64,
+    /// Requests sent per second, first dispatch to last.
+    pub achieved_rate: f64,
+    /// The schedule was not kept: over 5 % of the arrivals due were not sent, or sending
+    /// ended over 5 % (and 50 ms) behind the schedule.
+    pub below_target: bool,
+    pub max_in_flight: u32,
+    /// Arrivals due in the window that found every slot taken until it closed.
+    pub not_sent: u64,
+    /// First send − scheduled start, every request sent.
+    pub schedule_lag_ms: Option<LatencySummary>,
+    /// e2e of successful requests from their actual send (`latency_ms` counts from the
+    /// scheduled start, so time waiting inside llmload is not hidden).
+    pub latency_uncorrected_ms: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Retries {
+    /// Attempts sent for the stage's finished requests (requests + retries).
+    pub attempts: u64,
+    /// Retries sent, and by the failure that caused each.
+    pub total: u64,
+    pub by_cause: BTreeMap<String, u64>,
+    /// Requests sent more than once; of those, the ones that ended ok.
+    pub requests_retried: u64,
+    pub recovered: u64,
+    /// Retries that waited what the server's Retry-After asked.
+    pub retry_after_honoured: u64,
+    /// Retries the policy called for that a stop (Ctrl-C, SIGTERM) prevented.
+    pub not_sent: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RateLimiter {
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+    /// Requests the limiter held back, and each one's total wait.
+    pub delayed: u64,
+    pub wait_ms: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Goodput {
+    pub requests: u64,
+    pub per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checks {
+    pub passed: u64,
+    pub failed: u64,
+    /// failed / (passed + failed)
+    pub invalid_rate: f64,
+    pub failures: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cost {
+    pub currency: String,
+    /// In `currency`.
+    pub amount: f64,
+    pub usd: f64,
+    /// In `currency`, per 1,000 successful requests.
+    pub per_1k_requests: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Planned {
+    pub requests: Option<u64>,
+    pub duration_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Requests {
+    pub started: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    pub requests_per_s: f64,
+    pub ok_per_s: f64,
+    pub output_tokens_per_s: f64,
+    /// Mean over successful requests of output tokens / e2e seconds.
+    pub output_tokens_per_s_per_user: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    /// From the server's `usage`.
+    pub prompt: u64,
+    pub completion: u64,
+    pub requests_with_usage: u64,
+    /// Output tokens of successful requests: usage where sent, else counted here.
+    pub output: u64,
+    /// Prompt tokens of successful requests, on the same rule per request.
+    pub input: u64,
+    /// Counted here with o200k_base (streams always; other replies when usage is absent).
+    pub client_prompt: u64,
+    pub client_completion: u64,
+    /// Requests where usage and the count here differ.
+    pub prompt_disagree: u64,
+    pub completion_disagree: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Histograms {
+    /// e2e latency of successful requests, µs, HdrHistogram V2 encoding in base64:
+    /// lossless, so results can be merged or re-quantiled later.
+    pub e2e_us: String,
+    /// TTFT and per-request ITL, same encoding; empty strings when not streamed.
+    #[serde(default)]
+    pub ttft_us: String,
+    #[serde(default)]
+    pub itl_us: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepResult {
+    /// "concurrency" or "rate".
+    pub kind: String,
+    /// The points were chosen during the run (`concurrency = "auto"` or `rates = "auto"`).
+    pub auto: bool,
+    /// The points that ran to their end, in increasing load.
+    pub points: Vec<SweepPoint>,
+    /// Throughput must grow at least this fraction per doubling, else it has plateaued.
+    pub knee_gain: f64,
+    /// The smallest point from which throughput grows less than `knee_gain` per
+    /// doubling at every later point; null while it still grows at the last point.
+    pub knee: Option<Knee>,
+    /// With `[slo]`: the points judged against it.
+    pub slo: Option<SloVerdict>,
+    /// The answer in words, as the table and the dashboard show it.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepPoint {
+    pub stage: String,
+    /// Concurrency, or arrivals per second.
+    pub load: f64,
+    /// "list" (given in the file), or for an automatic sweep "ladder" (start, 2×, 4×,
+    /// …) or "bisection" (between the SLO's last success and first failure).
+    pub phase: String,
+    /// Successful requests per second.
+    pub throughput: f64,
+    pub p99_ms: Option<f64>,
+    /// With `[slo]`: share of the point's finished requests meeting every objective.
+    pub slo_met: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Knee {
+    pub stage: String,
+    pub load: f64,
+    /// The highest throughput from the knee on: the plateau.
+    pub throughput: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloVerdict {
+    /// Share of requests that must meet every objective.
+    pub quantile: f64,
+    /// The objectives, in words.
+    pub objectives: String,
+    /// The last point of the unbroken run of points meeting it, from the first.
+    pub largest_meeting: Option<String>,
+    pub largest_meeting_load: Option<f64>,
+    /// The first point that does not meet it.
+    pub first_breaking: Option<String>,
+    pub first_breaking_load: Option<f64>,
+}
+
+pub fn definitions() -> BTreeMap<String, String> {
+    [
+        ("latency_ms", "end-to-end latency of successful requests: request sent -> last byte of the response read, in ms"),
+        ("wall_time_s", "measured window of a stage: first measured request sent -> last one finished (warmup excluded)"),
+        ("throughput.requests_per_s", "finished requests (ok + failed) / wall_time_s"),
+        ("throughput.ok_per_s", "successful requests / wall_time_s"),
+        ("throughput.output_tokens_per_s", "tokens.output / wall_time_s"),
+        ("error_rate", "failed / (ok + failed)"),
+        ("requests", "started = ok + failed + cancelled once a stage ends"),
+        (
+            "percentiles",
+            "HDR histogram values, 3 significant digits (2 for itl and chunk gaps), 1 us resolution; mean, min, max and stddev are exact",
+        ),
+        ("ttft_ms", "streams: request sent -> first chunk with non-empty content, successful requests"),
+        ("itl_ms", "streams: per request (e2e - ttft) / (output tokens - 1); TPOT means this and nothing else"),
+        ("chunk_gap_ms", "streams: time between consecutive content chunks, all requests pooled"),
+        ("tokens.output", "completion tokens of successful requests: the server's usage where sent, else counted here (o200k_base)"),
+        ("throughput.output_tokens_per_s_per_user", "mean over successful requests of output tokens / e2e seconds"),
+        ("goodput", "successful requests meeting every [slo] objective / wall_time_s"),
+        ("latency_ms (retries)", "a retried request counts from its first send to its final outcome, backoff waits included"),
+        (
+            "latency_ms (open loop)",
+            "open-loop stages: from each request's scheduled start, so a wait inside llmload counts (coordinated omission); open_loop.latency_uncorrected_ms counts from the actual send",
+        ),
+        ("open_loop.schedule_lag_ms", "first send - scheduled start of every request sent"),
+        (
+            "open_loop.achieved_rate",
+            "requests sent / (first dispatch -> last dispatch + one mean gap); scheduled_rate: arrivals due / (first -> last due + one gap); below_target when over 5 % of the arrivals due were not sent or sending ended over 5 % (and 50 ms) behind the schedule",
+        ),
+        (
+            "sweep.knee",
+            "the smallest sweep point from which ok requests/s grow less than knee_gain per doubling of the load at every later point; an automatic sweep reads it from its ladder, narrowed to the smallest bisection point below it that no later point beats by knee_gain",
+        ),
+        ("sweep.slo", "a point meets the SLO when at least slo_quantile of its finished requests meet every [slo] objective"),
+        ("attempt_latency_ms", "each attempt's own latency, request sent -> last byte, failed attempts included"),
+        ("retries.total", "attempts sent again after a failure the [retry] policy covers; failures counts final outcomes only"),
+        ("rate_limiter.wait_ms", "per delayed request: total time waiting for the client-side rate limiter before its attempts"),
+        ("cost", "prompt and output tokens times the price per million of the stage's model, in the scenario's currency"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

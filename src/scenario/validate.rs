@@ -1,0 +1,191 @@
+//! The file as written → the validated Scenario: every section checked, every problem
+//! reported at its place, defaults filled in. Stages and `[sweep]` have files of their
+//! own (`validate_stage`, `sweep`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::Problems;
+use super::file::{CheckFile, DurationValue, ScenarioFile, SloFile, TargetFile};
+use super::stage::RetryPolicy;
+use super::sweep::sweep_stages;
+use super::validate_stage::{TPM_NEEDS_MAX_TOKENS, rate_limit, retry_policy, stages};
+use super::{BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Scenario, Target, parse_base_url};
+use crate::mock::config::MockConfig;
+use crate::model::{RateLimit, RequestParams, Slo};
+
+pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenario {
+    let target = target(raw.target, p, base_dir);
+    let mock = match raw.mock {
+        Some(m) => {
+            if target.base_url != BaseUrl::Mock {
+                p.at(Some(m.span()), "[mock] is only used with target.base_url = \"mock\"; remove it or set base_url = \"mock\"");
+            }
+            for msg in m.get_ref().problems() {
+                p.at(Some(m.span()), format!("mock.{msg}"));
+            }
+            m.into_inner()
+        }
+        None => MockConfig::default(),
+    };
+
+    let prompts = super::prompts::resolve(raw.prompts, p, base_dir);
+
+    let mut request = RequestParams { max_tokens: raw.request.max_tokens.map(|n| n.get()), temperature: None };
+    if let Some(t) = raw.request.temperature {
+        let v = *t.get_ref();
+        if !(0.0..=2.0).contains(&v) {
+            p.at(Some(t.span()), format!("request.temperature must be between 0 and 2, got {v}"));
+        }
+        request.temperature = Some(v);
+    }
+
+    let pricing = match raw.pricing {
+        Some(f) => {
+            let span = f.span();
+            crate::cost::Pricing::with_overrides(f.into_inner()).unwrap_or_else(|problems| {
+                for msg in problems {
+                    p.at(Some(span.clone()), msg);
+                }
+                crate::cost::Pricing::builtin()
+            })
+        }
+        None => crate::cost::Pricing::builtin(),
+    };
+    let slo = raw.slo.map(|f| slo(f, p));
+    let check = raw.check.map(|f| check(f, p));
+    if let Some(slo) = &slo
+        && (slo.ttft.is_some() || slo.itl.is_some())
+        && !target.stream
+    {
+        p.field("slo", "ttft_ms and itl_ms need target.stream = true (only streams have a first token)");
+    }
+
+    let retry = raw.retry.as_ref().map_or_else(RetryPolicy::default, |f| retry_policy(&RetryPolicy::default(), f, "retry", p));
+    let rate_limit = raw.rate_limit.as_ref().map_or_else(RateLimit::default, |f| rate_limit(&RateLimit::default(), f, "rate_limit", p));
+    let abort_on_error_rate = raw.abort_on_error_rate.map(|v| {
+        let r = *v.get_ref();
+        if !(0.0..=1.0).contains(&r) {
+            p.at(Some(v.span()), format!("abort_on_error_rate must be between 0 and 1 (a fraction of requests), got {r}"));
+        }
+        r
+    });
+
+    let stages_span = raw.stages.span();
+    let raw_stages = raw.stages.into_inner();
+    if raw_stages.is_empty() && raw.sweep.is_none() {
+        p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
+    }
+    let (mut stages, mut names) = stages(raw_stages, &retry, rate_limit, p);
+    let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &retry, rate_limit, p));
+    if request.max_tokens.is_none() && stages.iter().chain(sweep.as_ref().map(|s| &s.template)).any(|s| s.rate_limit.tpm.is_some()) {
+        p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
+    }
+
+    Scenario {
+        name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
+        description: raw.description,
+        source: None,
+        target,
+        mock,
+        prompts,
+        request,
+        pricing,
+        slo,
+        check,
+        abort_on_error_rate,
+        sweep,
+        stages,
+    }
+}
+
+fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
+    let base_url = {
+        let text = t.base_url.get_ref().trim();
+        if text == "mock" {
+            BaseUrl::Mock
+        } else {
+            match parse_base_url(text) {
+                Ok(u) => BaseUrl::Url(u),
+                Err(msg) => {
+                    p.at(Some(t.base_url.span()), msg);
+                    BaseUrl::Mock
+                }
+            }
+        }
+    };
+    if t.model.get_ref().trim().is_empty() {
+        p.at(Some(t.model.span()), "target.model must not be empty");
+    }
+    let api_key_env = match &t.api_key_env {
+        Some(v) if v.get_ref().trim().is_empty() => {
+            p.at(Some(v.span()), "target.api_key_env must name an environment variable");
+            String::new()
+        }
+        Some(v) => v.get_ref().clone(),
+        None => DEFAULT_API_KEY_ENV.to_string(),
+    };
+    let positive = |d: &Option<Spanned<DurationValue>>, name: &str, default: Duration, p: &mut Problems<'_>| match d {
+        Some(v) if v.get_ref().0.is_zero() => {
+            p.at(Some(v.span()), format!("target.{name} must be greater than zero"));
+            default
+        }
+        Some(v) => v.get_ref().0,
+        None => default,
+    };
+    let timeout = positive(&t.timeout, "timeout", DEFAULT_TIMEOUT, p);
+    let connect_timeout = positive(&t.connect_timeout, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, p);
+    let idle_timeout = t.idle_timeout.as_ref().map(|_| positive(&t.idle_timeout, "idle_timeout", DEFAULT_TIMEOUT, p));
+    let api_key_file = t.api_key_file.as_ref().map(|f| {
+        if let Some(env) = &t.api_key_env {
+            p.at(Some(env.span()), "give target.api_key_env or target.api_key_file, not both");
+        }
+        if f.get_ref().trim().is_empty() {
+            p.at(Some(f.span()), "target.api_key_file must name a file");
+        }
+        base_dir.join(f.get_ref())
+    });
+    Target {
+        base_url,
+        model: t.model.into_inner(),
+        api_key_env,
+        stream: t.stream.unwrap_or(false),
+        stream_usage: t.stream_usage.unwrap_or(true),
+        timeout,
+        connect_timeout,
+        idle_timeout,
+        api_key_file,
+        insecure: false,
+    }
+}
+
+fn slo(f: Spanned<SloFile>, p: &mut Problems<'_>) -> Slo {
+    let span = f.span();
+    let f = f.into_inner();
+    let mut ms = |name: &str, v: Option<f64>| {
+        v.and_then(|v| {
+            if v.is_finite() && v > 0.0 && v <= 3_600_000.0 {
+                Some(Duration::from_secs_f64(v / 1000.0))
+            } else {
+                p.at(Some(span.clone()), format!("slo.{name} must be between 0 (excluded) and 3600000 ms, got {v}"));
+                None
+            }
+        })
+    };
+    let slo = Slo { ttft: ms("ttft_ms", f.ttft_ms), itl: ms("itl_ms", f.itl_ms), e2e: ms("e2e_ms", f.e2e_ms) };
+    if slo.is_empty() {
+        p.at(Some(span.clone()), "[slo] sets no objective: give ttft_ms, itl_ms or e2e_ms");
+    }
+    slo
+}
+
+fn check(f: Spanned<CheckFile>, p: &mut Problems<'_>) -> crate::check::Expect {
+    let span = f.span();
+    let f = f.into_inner();
+    if f.expect != "json" {
+        p.at(Some(span), format!("check.expect must be \"json\", got {:?}", f.expect));
+    }
+    crate::check::Expect::Json { required_keys: f.required_keys }
+}

@@ -1,0 +1,208 @@
+//! The checks of every `[[stage]]`: its load (closed or open loop), bounds and name,
+//! and the `[retry]` and `[rate_limit]` policies a stage inherits and may override.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::MAX_CONCURRENCY;
+use super::error::Problems;
+use super::file::{RateLimitFile, RetryFile, StageFile};
+use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage, default_stage_name, rate_name};
+use crate::model::{MAX_RETRY_AFTER, RateLimit};
+
+/// The stages as written, checked, with the scenario's retry policy and rate limits
+/// where a stage does not override them; and the names taken.
+pub(super) fn stages(
+    raw: Vec<Spanned<StageFile>>,
+    retry: &RetryPolicy,
+    rate_limit: RateLimit,
+    p: &mut Problems<'_>,
+) -> (Vec<Stage>, HashSet<String>) {
+    let mut stages = Vec::with_capacity(raw.len());
+    let mut names = HashSet::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let span = s.span();
+        let s = s.into_inner();
+        let concurrency = s.concurrency.map_or(1, |c| c.get());
+        let load = stage_load(&s, i, &span, p);
+        let name = s.name.clone().unwrap_or_else(|| match load {
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), rate_name(rate)),
+            Load::Closed { .. } => default_stage_name(concurrency),
+        });
+        if concurrency > MAX_CONCURRENCY {
+            p.at(Some(span.clone()), format!("stage {}: concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}", i + 1));
+        }
+        if name.trim().is_empty() {
+            p.at(Some(span.clone()), format!("stage {}: name must not be empty", i + 1));
+        }
+        if !names.insert(name.clone()) {
+            p.at(Some(span.clone()), format!("stage {}: name {name:?} is used twice; stage names label the results", i + 1));
+        }
+        let duration = match &s.duration {
+            Some(d) if d.get_ref().0.is_zero() => {
+                p.at(Some(d.span()), format!("stage {name:?}: duration must be greater than zero"));
+                None
+            }
+            Some(d) => Some(d.get_ref().0),
+            None => None,
+        };
+        if s.requests.is_none() && s.duration.is_none() {
+            p.at(Some(span.clone()), format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"));
+        }
+        if let Some(m) = &s.model
+            && m.trim().is_empty()
+        {
+            p.at(Some(span), format!("stage {name:?}: model must not be empty"));
+        }
+        let ramp = match &s.ramp {
+            Some(r) if r.get_ref().0.is_zero() => {
+                p.at(Some(r.span()), format!("stage {name:?}: ramp must be greater than zero"));
+                None
+            }
+            r => r.as_ref().map(|r| r.get_ref().0),
+        };
+        let cooldown = match &s.cooldown {
+            Some(c) if c.get_ref().0.is_zero() => {
+                p.at(Some(c.span()), format!("stage {name:?}: cooldown must be greater than zero"));
+                None
+            }
+            c => c.as_ref().map(|c| c.get_ref().0),
+        };
+        let retry = s.retry.as_ref().map_or_else(|| retry.clone(), |f| retry_policy(retry, f, &format!("stage {name:?}: retry"), p));
+        let rate_limit =
+            s.rate_limit.as_ref().map_or(rate_limit, |f| self::rate_limit(&rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
+        stages.push(Stage {
+            name,
+            load,
+            requests: s.requests.map(|n| n.get()),
+            duration,
+            model: s.model,
+            warmup: s.warmup,
+            ramp,
+            cooldown,
+            retry,
+            rate_limit,
+        });
+    }
+    (stages, names)
+}
+
+/// `base` with the fields `f` sets; problems reported at `f`, prefixed with `what`.
+pub(super) fn retry_policy(base: &RetryPolicy, f: &Spanned<RetryFile>, what: &str, p: &mut Problems<'_>) -> RetryPolicy {
+    let span = f.span();
+    let f = f.get_ref();
+    let mut r = base.clone();
+    if let Some(n) = f.max_attempts {
+        r.max_attempts = n.get();
+        if r.max_attempts > MAX_ATTEMPTS {
+            p.at(Some(span.clone()), format!("{what}.max_attempts must be at most {MAX_ATTEMPTS}, got {}", r.max_attempts));
+        }
+    }
+    r.backoff = f.backoff.map_or(r.backoff, |d| d.0);
+    r.max_backoff = f.max_backoff.map_or(r.max_backoff, |d| d.0);
+    r.max_retry_after = f.max_retry_after.map_or(r.max_retry_after, |d| d.0);
+    r.after_window = f.after_window.map_or(r.after_window, |d| d.0);
+    if r.max_retry_after > MAX_RETRY_AFTER {
+        p.at(Some(span.clone()), format!("{what}.max_retry_after must be at most {} s", MAX_RETRY_AFTER.as_secs()));
+    }
+    r.respect_retry_after = f.respect_retry_after.unwrap_or(r.respect_retry_after);
+    if r.backoff > r.max_backoff {
+        p.at(Some(span.clone()), format!("{what}.backoff ({:?}) must not exceed max_backoff ({:?})", r.backoff, r.max_backoff));
+    }
+    if let Some(on) = &f.on {
+        r.on = Vec::new();
+        for o in on {
+            match RetryOn::parse(o.get_ref()) {
+                Some(c) if !r.on.contains(&c) => r.on.push(c),
+                Some(_) => {}
+                None => {
+                    let names: Vec<&str> = RetryOn::ALL.iter().map(|(n, _)| *n).collect();
+                    p.at(Some(o.span()), format!("{what}.on: unknown outcome {:?}, expected one of {}", o.get_ref(), names.join(", ")))
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Why a tokens-per-minute limit needs `max_tokens`, for the scenario and `--tpm`.
+pub const TPM_NEEDS_MAX_TOKENS: &str = "needs request.max_tokens: a request weighs its prompt plus max_tokens, as providers count it; without it completions would go uncounted";
+
+/// Most attempts per request: enough for any sane policy, bounded so a typo cannot
+/// multiply the load a thousandfold.
+pub const MAX_ATTEMPTS: u32 = 20;
+/// Highest rate accepted, per minute.
+const MAX_PER_MINUTE: f64 = 1e9;
+
+pub(super) fn rate_limit(base: &RateLimit, f: &Spanned<RateLimitFile>, what: &str, p: &mut Problems<'_>) -> RateLimit {
+    let span = f.span();
+    let f = f.get_ref();
+    let mut check = |name: &str, v: Option<f64>, old: Option<f64>| match v {
+        Some(v) if !(v.is_finite() && v > 0.0 && v <= MAX_PER_MINUTE) => {
+            p.at(Some(span.clone()), format!("{what}.{name} must be a positive number per minute (at most 1e9), got {v}"));
+            old
+        }
+        Some(v) => Some(v),
+        None => old,
+    };
+    let limit = RateLimit { rpm: check("rpm", f.rpm, base.rpm), tpm: check("tpm", f.tpm, base.tpm) };
+    if f.rpm.is_none() && f.tpm.is_none() {
+        p.at(Some(span), format!("{what} sets no limit: give rpm, tpm or both"));
+    }
+    limit
+}
+
+/// The stage's load: closed (`concurrency`) or open (`rate`, `arrival`, …); problems
+/// reported at the stage.
+fn stage_load(s: &StageFile, i: usize, span: &Range<usize>, p: &mut Problems<'_>) -> Load {
+    let concurrency = s.concurrency.map_or(1, |c| c.get());
+    let at = |v: Option<Range<usize>>| Some(v.unwrap_or_else(|| span.clone()));
+    let Some(rate) = &s.rate else {
+        for (set, field) in [
+            (s.arrival.is_some(), "arrival"),
+            (s.burstiness.is_some(), "burstiness"),
+            (s.max_in_flight.is_some(), "max_in_flight"),
+            (s.seed.is_some(), "seed"),
+        ] {
+            if set {
+                p.at(at(None), format!("stage {}: {field} is for open-loop stages: give `rate` (requests/s) too", i + 1));
+            }
+        }
+        return Load::Closed { concurrency };
+    };
+    if s.concurrency.is_some() {
+        p.at(at(None), format!("stage {}: give `concurrency` (closed loop) or `rate` (open loop), not both", i + 1));
+    }
+    let r = *rate.get_ref();
+    if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) {
+        p.at(at(Some(rate.span())), format!("stage {}: rate must be from {MIN_RATE} to {MAX_RATE} requests/s, got {r}", i + 1));
+    }
+    let burstiness = s.burstiness.as_ref().map(|b| {
+        let v = *b.get_ref();
+        if !(v.is_finite() && v > 0.0 && v <= 100.0) {
+            p.at(at(Some(b.span())), format!("stage {}: burstiness must be above 0 and at most 100, got {v}", i + 1));
+        }
+        (v, b.span())
+    });
+    let arrival = match s.arrival.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+        None | Some(("constant", _)) => Arrival::Constant,
+        Some(("poisson", _)) => Arrival::Poisson,
+        Some(("gamma", _)) => Arrival::Gamma { burstiness: burstiness.as_ref().map_or(2.0, |b| b.0) },
+        Some((other, sp)) => {
+            p.at(at(Some(sp)), format!("stage {}: arrival must be \"constant\", \"poisson\" or \"gamma\", got {other:?}", i + 1));
+            Arrival::Constant
+        }
+    };
+    if let Some((_, sp)) = burstiness
+        && !matches!(arrival, Arrival::Gamma { .. })
+    {
+        p.at(at(Some(sp)), format!("stage {}: burstiness is for arrival = \"gamma\"", i + 1));
+    }
+    let max_in_flight = s.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |m| m.get());
+    if max_in_flight > MAX_CONCURRENCY {
+        p.at(at(None), format!("stage {}: max_in_flight must be at most {MAX_CONCURRENCY}, got {max_in_flight}", i + 1));
+    }
+    Load::Open { rate: r, arrival, max_in_flight, seed: s.seed.unwrap_or(i as u64) }
+}
