@@ -52,12 +52,14 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if let Err(msg) = scenario.apply(&args.overrides()) {
+    let applied = scenario.apply(&args.overrides());
+    // Said as soon as it is set, even when a later flag is refused.
+    if scenario.target.insecure {
+        note("WARNING: --insecure: TLS certificates are NOT verified; anyone on the path can read the API key and every reply");
+    }
+    if let Err(msg) = applied {
         note(&format!("error: {msg}"));
         return ExitCode::from(EXIT_BAD_INPUT);
-    }
-    if args.insecure {
-        note("WARNING: --insecure: TLS certificates are NOT verified; anyone on the path can read the API key and every reply");
     }
     let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
     // The dashboard needs stdout to be the screen; JSON on stdout or a pipe means plain.

@@ -115,8 +115,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         stream: scenario.target.stream,
         keep_content: scenario.check.is_some(),
     })?);
-    let t = &scenario.target;
-    let workload = Workload::new(scenario.prompts.clone(), scenario.request.clone(), t.stream, t.stream_usage);
+    // The bodies ask for what the client reads: one stream flag for both.
+    let workload = Workload::new(scenario.prompts.clone(), scenario.request.clone(), client.stream(), scenario.target.stream_usage);
 
     let scenario = Arc::new(scenario);
     let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);

@@ -192,6 +192,17 @@ fn insecure_is_loud_and_recorded() {
     let v = read_json(&json);
     assert_eq!(v["target"]["insecure"], true);
     assert_eq!(v["scenario"]["target"]["insecure"], true);
+    // Said even when a later flag is refused: the warning, then the error, exit 2.
+    let mut c = cmd(&["run", "--headless", "--insecure", "--tpm", "1000"]);
+    c.arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("WARNING: --insecure") && lines[1].starts_with("error: --tpm needs"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Fast failures finish first: at 64-way with 15 % instant 429s and 200 ms successes,

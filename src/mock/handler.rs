@@ -61,7 +61,9 @@ pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, body: 
         };
         return injected_error(status, cfg, format!("mock: injected failure ({why})"));
     }
-    let reply = Reply::new(seq, &d, req.model, req.prompt_tokens, req.max_tokens);
+    // Counted only for a reply: an injected failure (a 429 above all) comes at once.
+    let prompt_tokens = req.messages.iter().map(crate::workload::tokens::message_tokens).sum();
+    let reply = Reply::new(seq, &d, req.model, prompt_tokens, req.max_tokens);
     if req.stream {
         return stream_reply(state.clone(), guard, reply, arrival, base, req.include_usage, d.fault);
     }
@@ -71,8 +73,8 @@ pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, body: 
 /// What a valid request asks for.
 struct Asked {
     model: String,
-    /// o200k tokens of the messages' text.
-    prompt_tokens: u64,
+    /// Counted for the reply's usage (o200k, content only).
+    messages: Vec<Value>,
     stream: bool,
     include_usage: bool,
     /// `max_completion_tokens`, else `max_tokens`, else no limit.
@@ -87,7 +89,7 @@ impl Asked {
         let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
             return Err((Some("model"), "you must provide a model parameter".into()));
         };
-        let Some(messages) = req.messages.as_ref().and_then(Value::as_array).filter(|m| !m.is_empty()) else {
+        let Some(Value::Array(messages)) = req.messages.filter(|m| m.as_array().is_some_and(|m| !m.is_empty())) else {
             return Err((Some("messages"), "messages must be a non-empty array".into()));
         };
         if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
@@ -95,7 +97,7 @@ impl Asked {
         }
         Ok(Asked {
             model: model.to_string(),
-            prompt_tokens: messages.iter().map(crate::workload::tokens::message_tokens).sum(),
+            messages,
             stream: req.stream == Some(true),
             include_usage: req.stream_options.is_some_and(|o| o.include_usage),
             max_tokens: req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX),

@@ -184,13 +184,14 @@ impl Load {
     }
 }
 
-/// A rate as a stage's name shows it (an open-loop stage's, or a sweep point's): three
-/// significant digits at least, trailing zeros dropped: "20", "2.5", "13.8", "0.0123",
-/// "1230". Bisected sweep rates keep their names apart.
-pub(super) fn rate_name(x: f64) -> String {
+/// A rate as a stage's name shows it: three significant digits and at least
+/// `min_decimals` decimals, trailing zeros dropped. A sweep point takes none ("13.8",
+/// "0.0123", "1230": bisected rates keep their names apart); a stage of the file takes
+/// two, so rates it tells apart keep apart names ("12.26" and "12.3").
+pub(super) fn rate_name(x: f64, min_decimals: i32) -> String {
     // Any number: a stage named before its rate is checked may carry a bad one.
     let magnitude = if x.is_finite() && x > 0.0 { x.log10().floor() as i32 } else { 0 };
-    let decimals = 2i32.saturating_sub(magnitude).clamp(0, 6) as usize;
+    let decimals = 2i32.saturating_sub(magnitude).clamp(min_decimals, 6) as usize;
     let s = format!("{x:.decimals$}");
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
@@ -206,14 +207,24 @@ mod tests {
 
     #[test]
     fn rates_are_named_with_three_significant_digits() {
-        for (rate, name) in [(20.0, "20"), (2.5, "2.5"), (0.25, "0.25"), (13.75, "13.8"), (0.0123, "0.0123"), (1230.0, "1230")] {
-            assert_eq!(rate_name(rate), name);
+        for (rate, point, stage) in [
+            (20.0, "20", "20"),
+            (2.5, "2.5", "2.5"),
+            (0.25, "0.25", "0.25"),
+            (13.75, "13.8", "13.75"),
+            (12.26, "12.3", "12.26"),
+            (0.0123, "0.0123", "0.0123"),
+            (1230.0, "1230", "1230"),
+            (1000.4, "1000", "1000.4"),
+        ] {
+            assert_eq!((rate_name(rate, 0).as_str(), rate_name(rate, 2).as_str()), (point, stage), "{rate}");
         }
-        // The slowest rate accepted keeps its digit (two decimals would read "0").
-        assert_eq!(rate_name(MIN_RATE), "0.001");
+        // The slowest rate accepted keeps its digit (two decimals alone would read "0").
+        assert_eq!(rate_name(MIN_RATE, 2), "0.001");
+        assert_ne!(rate_name(0.001, 2), rate_name(0.004, 2));
         // Rates not yet checked name a stage without a panic.
         for bad in [0.0, -5.0, f64::NAN, f64::INFINITY, 1e300] {
-            assert!(!rate_name(bad).is_empty());
+            assert!(!rate_name(bad, 2).is_empty());
         }
     }
 }

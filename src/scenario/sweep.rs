@@ -72,7 +72,7 @@ impl Sweep {
         stage.name = match stage.load {
             Load::Closed { concurrency } => default_stage_name(concurrency),
             // Three significant digits at least, so bisected rates keep their names apart.
-            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), rate_name(rate)),
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), rate_name(rate, 0)),
         };
         stage
     }

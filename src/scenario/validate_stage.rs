@@ -28,7 +28,7 @@ pub(super) fn stages(
         let concurrency = s.concurrency.map_or(1, |c| c.get());
         let load = stage_load(&s, i, &span, p);
         let name = s.name.clone().unwrap_or_else(|| match load {
-            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), rate_name(rate)),
+            Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), rate_name(rate, 2)),
             Load::Closed { .. } => default_stage_name(concurrency),
         });
         if concurrency > MAX_CONCURRENCY {
