@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::mock::config::{MockConfig, parse_error_flag};
+use crate::mock::config::{MockConfig, StreamEnd, parse_error_flag};
 use crate::scenario::{MAX_ATTEMPTS, MAX_DURATION, Overrides};
 
 #[derive(Debug, Parser)]
@@ -191,6 +191,12 @@ pub struct MockArgs {
     /// Request number N (from 0) stalls --stall-ms, once.
     #[arg(long, value_name = "N")]
     pub stall_once_at: Option<u64>,
+    /// Chat replies think first: this many reasoning tokens before the answer.
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u32,
+    /// How a stream ends: done (finish chunk and [DONE]), finish (no [DONE]) or bare (neither).
+    #[arg(long, default_value = "done", value_name = "END")]
+    pub stream_end: StreamEnd,
 }
 
 impl MockArgs {
@@ -218,6 +224,8 @@ impl MockArgs {
             drip_ms: self.drip_ms,
             capacity: self.capacity,
             stall_once_at: self.stall_once_at,
+            reasoning_tokens: self.reasoning_tokens,
+            stream_end: self.stream_end,
         }
     }
 }

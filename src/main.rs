@@ -91,7 +91,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             note(&format!("error: {e}"));
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(if e.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_FAILED });
         }
     };
     let result = &outcome.result;

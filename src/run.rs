@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{Client, ClientConfig, ClientError};
+use crate::client::{Client, ClientConfig, ClientError, ExtraHeader};
 use crate::engine::{Engine, STOP_GRACE, Stop};
 use crate::metrics::{Aggregator, Snapshot};
 use crate::mock::MockServer;
 use crate::model::Aborted;
 use crate::report::{RunMeta, RunResult};
-use crate::scenario::{BaseUrl, Scenario};
+use crate::scenario::{BaseUrl, HeaderSource, Scenario};
 use crate::workload::Workload;
 
 /// How often the aggregator publishes a Snapshot.
@@ -30,6 +30,15 @@ pub enum RunError {
     KeyFile { path: String, error: std::io::Error },
     #[error("target.api_key_file {0} is empty")]
     EmptyKeyFile(String),
+    #[error("target.headers.{name:?}: ${var} is not set (or empty)")]
+    HeaderEnv { name: String, var: String },
+}
+
+impl RunError {
+    /// The scenario or its environment is at fault, not the run: exit code 2.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, RunError::HeaderEnv { .. } | RunError::Client(ClientError::BadHeader { .. }))
+    }
 }
 
 /// Receives notes for the user (key missing, stop requested), one line each.
@@ -75,6 +84,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, Run
 /// As `run`, stopped by `stop` instead of signals (tests drive it directly).
 pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> Result<RunOutcome, RunError> {
     let mut mock = None;
+    let headers = extra_headers(&scenario)?;
     let (base_url, api_key) = match &scenario.target.base_url {
         // The mock needs no key, so none is read or sent.
         BaseUrl::Mock => {
@@ -101,6 +111,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
     let client = Arc::new(Client::new(ClientConfig {
         base_url,
+        api: scenario.target.api,
         api_key,
         // Names the key's source in the one message about a malformed key.
         api_key_env: match &scenario.target.api_key_file {
@@ -114,9 +125,10 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
         keep_content: scenario.check.is_some(),
+        headers,
     })?);
     // The bodies ask for what the client reads: one stream flag for both.
-    let workload = Workload::new(scenario.prompts.clone(), scenario.request.clone(), client.stream(), scenario.target.stream_usage);
+    let workload = Workload::new(scenario.prompts.clone(), client.stream(), scenario.target.stream_usage);
 
     let scenario = Arc::new(scenario);
     let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
@@ -147,6 +159,25 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     );
     drop(mock);
     Ok(RunOutcome { result, interrupted: end.interrupted, aborted: end.aborted })
+}
+
+/// `[target] headers` with their values: literals as written, variables read now (for
+/// the mock, which needs no secret, none is read or sent). An unset variable is an error
+/// before any request.
+fn extra_headers(scenario: &Scenario) -> Result<Vec<ExtraHeader>, RunError> {
+    let mut out = Vec::new();
+    for h in &scenario.target.headers {
+        let (value, secret_from) = match &h.value {
+            HeaderSource::Literal(v) => (v.clone(), None),
+            HeaderSource::Env(_) if scenario.target.base_url == BaseUrl::Mock => continue,
+            HeaderSource::Env(var) => match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+                Some(v) => (v, Some(format!("${var}"))),
+                None => return Err(RunError::HeaderEnv { name: h.name.clone(), var: var.clone() }),
+            },
+        };
+        out.push(ExtraHeader { name: h.name.clone(), value, secret_from });
+    }
+    Ok(out)
 }
 
 /// The key in `path`, surrounding whitespace (a trailing newline) removed. Errors name

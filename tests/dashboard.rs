@@ -26,7 +26,7 @@ fn record(ms: f64, outcome: Outcome) -> RequestRecord {
         latency: Duration::from_secs_f64(ms / 1000.0),
         status: Some(if outcome == Outcome::Ok { 200 } else { 500 }),
         bytes: 400,
-        usage: Some(Usage { prompt_tokens: Some(6), completion_tokens: Some(16) }),
+        usage: Some(Usage { prompt_tokens: Some(6), completion_tokens: Some(16), reasoning_tokens: None }),
         detail: None,
         ..RequestRecord::default()
     }

@@ -36,6 +36,7 @@ impl Default for Cfg {
 fn client(addr: SocketAddr, cfg: Cfg) -> Client {
     Client::new(ClientConfig {
         base_url: reqwest::Url::parse(&format!("http://{addr}/v1")).unwrap(),
+        api: llmload::model::Api::Chat,
         api_key: Some(KEY.to_string()),
         api_key_env: "HOSTILE_KEY".into(),
         timeout: cfg.timeout,
@@ -52,7 +53,7 @@ fn client(addr: SocketAddr, cfg: Cfg) -> Client {
 /// Sends one request; returns its record and how long the call took.
 async fn send(client: &Client) -> (RequestRecord, Duration) {
     let prompts = Prompts::from_texts(&["hello"]).expect("one prompt");
-    let body = Workload::new(prompts, RequestParams::default(), client.stream(), false).stage("m").request(0).body;
+    let body = Workload::new(prompts, client.stream(), false).stage("m", &RequestParams::default()).request(0).body;
     let t = Instant::now();
     let rec = tokio::time::timeout(BOUND, client.send(body)).await.expect("send returns within the bound");
     (rec, t.elapsed())

@@ -1,6 +1,7 @@
-//! The text of a whole chat completion, read only when it is needed (a response check,
-//! or a reply without usage): the first choice's content, a string or an array of text
-//! parts; everything else is skipped without being kept, however large.
+//! The text of a whole completion, read only when it is needed (a response check, or a
+//! reply without usage): the first choice's answer (a chat message's content, a string
+//! or an array of text parts, or a completion's `text`) and its reasoning; everything
+//! else is skipped without being kept, however large.
 
 use std::fmt;
 
@@ -17,7 +18,11 @@ struct CompletionText {
 
 #[derive(Deserialize)]
 struct TextChoice {
+    /// Chat completions.
     message: Option<TextMessage>,
+    /// Text completions.
+    #[serde(default, deserialize_with = "message_content")]
+    text: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -25,6 +30,18 @@ struct TextMessage {
     /// A string, or an array of parts with `text`.
     #[serde(default, deserialize_with = "message_content")]
     content: Option<String>,
+    /// A reasoning model's thinking, by either name in use.
+    #[serde(default, deserialize_with = "message_content")]
+    reasoning_content: Option<String>,
+    #[serde(default, deserialize_with = "message_content")]
+    reasoning: Option<String>,
+}
+
+/// The first choice's texts.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Texts {
+    pub answer: String,
+    pub reasoning: String,
 }
 
 /// The first element of an array; the others are skipped (a reply with `n` = 10⁶ choices
@@ -130,9 +147,13 @@ impl<'de> Visitor<'de> for TextAt {
 }
 
 /// The first choice's text of a completion body, if it has one.
-pub(super) fn completion_text(body: &[u8]) -> String {
-    let Ok(c) = serde_json::from_slice::<CompletionText>(body) else { return String::new() };
-    c.choices.and_then(|ch| ch.message).and_then(|m| m.content).unwrap_or_default()
+pub(super) fn completion_text(body: &[u8]) -> Texts {
+    let Ok(c) = serde_json::from_slice::<CompletionText>(body) else { return Texts::default() };
+    let Some(choice) = c.choices else { return Texts::default() };
+    match choice.message {
+        Some(m) => Texts { answer: m.content.unwrap_or_default(), reasoning: m.reasoning_content.or(m.reasoning).unwrap_or_default() },
+        None => Texts { answer: choice.text.unwrap_or_default(), reasoning: String::new() },
+    }
 }
 
 #[cfg(test)]
@@ -141,7 +162,7 @@ mod tests {
 
     #[test]
     fn completion_text_keeps_the_first_choice_only() {
-        let text = |body: &str| completion_text(body.as_bytes());
+        let text = |body: &str| completion_text(body.as_bytes()).answer;
         assert_eq!(text(r#"{"choices":[{"message":{"content":"one"}},{"message":{"content":"two"}}]}"#), "one");
         let parts = r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},"x",{"text":5},{"text":"b","extra":[1]},7]}}]}"#;
         assert_eq!(text(parts), "ab");
@@ -154,5 +175,10 @@ mod tests {
         // The other choices may be anything, and many.
         let many = format!(r#"{{"choices":[{{"message":{{"content":"first"}}}},{}0]}}"#, "[0],".repeat(10_000));
         assert_eq!(text(&many), "first");
+        // A text completion, and a reasoning model's thinking beside its answer.
+        assert_eq!(text(r#"{"choices":[{"text":"Once","index":0}]}"#), "Once");
+        let thought = completion_text(br#"{"choices":[{"message":{"content":"42","reasoning_content":"let me see"}}]}"#);
+        assert_eq!(thought, Texts { answer: "42".into(), reasoning: "let me see".into() });
+        assert_eq!(completion_text(br#"{"choices":[{"message":{"content":"42","reasoning":"hm"}}]}"#).reasoning, "hm");
     }
 }

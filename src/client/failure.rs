@@ -60,12 +60,16 @@ impl Client {
         RequestRecord::failed(kind, latency, status, bytes, truncate(&self.scrub(detail), DETAIL_CHARS))
     }
 
-    /// Removes the API key from text a server or library produced.
+    /// Removes the API key and secret header values from text a server or library
+    /// produced.
     pub(super) fn scrub(&self, text: &str) -> String {
-        match &self.secret {
-            Some(k) => text.replace(k.as_str(), "[REDACTED]"),
-            None => text.to_string(),
+        let mut out = text.to_string();
+        for k in &self.secrets {
+            if out.contains(k.as_str()) {
+                out = out.replace(k.as_str(), "[REDACTED]");
+            }
         }
+        out
     }
 
     /// The `error.message` of an OpenAI-style error body, else the start of the body,
@@ -76,9 +80,9 @@ impl Client {
         }
         let mut window = &body[..body.len().min(SCAN_BYTES)];
         if body.len() > SCAN_BYTES || !complete {
-            // A key cut by the window's edge (or where the body broke off) would escape
-            // the scrub: drop a tail that is the start of the key.
-            if let Some(key) = &self.secret {
+            // A secret cut by the window's edge (or where the body broke off) would
+            // escape the scrub: drop a tail that is the start of one.
+            for key in &self.secrets {
                 let key = key.as_bytes();
                 if let Some(n) = (1..key.len()).rev().find(|&n| window.ends_with(&key[..n])) {
                     window = &window[..window.len() - n];

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
-use crate::model::RequestRecord;
+use crate::model::{Api, RequestRecord};
 use failure::{classify, describe};
 
 /// Texts longer than this are counted off the async workers, so one huge reply does not
@@ -49,13 +49,17 @@ const CONNECT_MARGIN: Duration = Duration::from_millis(10);
 pub enum ClientError {
     #[error("the API key in {0} is not a valid HTTP header value")]
     BadKey(String),
+    #[error("target.headers.{name:?}: the value in {from} is not a valid HTTP header value")]
+    BadHeader { name: String, from: String },
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
 }
 
 pub struct ClientConfig {
-    /// API root, e.g. `http://127.0.0.1:8000/v1`; `/chat/completions` is appended.
+    /// API root, e.g. `http://127.0.0.1:8000/v1`; the endpoint's path is appended.
     pub base_url: reqwest::Url,
+    /// The endpoint spoken: `/chat/completions` or `/completions`.
+    pub api: Api,
     pub api_key: Option<String>,
     /// Where the key came from ("$VAR" or "the file PATH"), for messages.
     pub api_key_env: String,
@@ -73,6 +77,18 @@ pub struct ClientConfig {
     pub stream: bool,
     /// Keep each completion's text in its record (for response checks).
     pub keep_content: bool,
+    /// Extra headers for every request. An `Authorization` among them replaces the
+    /// Bearer key.
+    pub headers: Vec<ExtraHeader>,
+}
+
+/// A header sent with every request.
+pub struct ExtraHeader {
+    pub name: String,
+    pub value: String,
+    /// Where the value came from ("$VAR"), when it is a secret: never shown, scrubbed
+    /// from every message like the key.
+    pub secret_from: Option<String>,
 }
 
 pub struct Client {
@@ -82,13 +98,24 @@ pub struct Client {
     idle_timeout: Option<Duration>,
     stream: bool,
     keep_content: bool,
-    /// Kept only to scrub it out of server messages that echo it.
-    secret: Option<String>,
+    /// The key and secret header values, kept only to scrub them out of server messages
+    /// that echo them.
+    secrets: Vec<String>,
 }
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let auth = match &cfg.api_key {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for h in &cfg.headers {
+            let bad = || ClientError::BadHeader { name: h.name.clone(), from: h.secret_from.clone().unwrap_or_else(|| "the scenario".into()) };
+            let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
+            let mut value = HeaderValue::from_str(&h.value).map_err(|_| bad())?;
+            value.set_sensitive(h.secret_from.is_some());
+            headers.append(name, value);
+        }
+        // A gateway that wants another scheme gets its own Authorization, not the key's.
+        let key = cfg.api_key.as_ref().filter(|_| !headers.contains_key(AUTHORIZATION));
+        let auth = match key {
             Some(key) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
                 v.set_sensitive(true);
@@ -110,10 +137,11 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .tls_danger_accept_invalid_certs(cfg.insecure)
             .user_agent(concat!("llmload/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
             .build()
             .map_err(|e| ClientError::Build(e.to_string()))?;
         let mut url = cfg.base_url.clone();
-        let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+        let path = format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path());
         url.set_path(&path);
         if cfg.stream {
             // The tokenizer counts every streamed completion; load it before the clock runs.
@@ -126,7 +154,12 @@ impl Client {
             idle_timeout: cfg.idle_timeout,
             stream: cfg.stream,
             keep_content: cfg.keep_content,
-            secret: cfg.api_key.filter(|k| !k.is_empty()),
+            secrets: cfg
+                .api_key
+                .into_iter()
+                .chain(cfg.headers.into_iter().filter(|h| h.secret_from.is_some()).map(|h| h.value))
+                .filter(|k| !k.is_empty())
+                .collect(),
         })
     }
 
@@ -222,6 +255,7 @@ pub(crate) mod tests {
     pub(crate) fn unsent(api_key: Option<&str>) -> Client {
         Client::new(ClientConfig {
             base_url: reqwest::Url::parse("http://127.0.0.1:9/v1").unwrap(),
+            api: Api::Chat,
             api_key: api_key.map(str::to_string),
             api_key_env: "K".into(),
             timeout: Duration::from_secs(1),
@@ -231,6 +265,7 @@ pub(crate) mod tests {
             pool_size: 1,
             stream: false,
             keep_content: false,
+            headers: Vec::new(),
         })
         .unwrap()
     }

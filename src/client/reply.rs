@@ -22,11 +22,18 @@ struct Completion {
 pub(super) struct UsageBody {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    completion_tokens_details: Option<UsageDetails>,
+}
+
+#[derive(Deserialize)]
+struct UsageDetails {
+    reasoning_tokens: Option<u64>,
 }
 
 impl From<UsageBody> for Usage {
     fn from(u: UsageBody) -> Usage {
-        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
+        let reasoning_tokens = u.completion_tokens_details.and_then(|d| d.reasoning_tokens);
+        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, reasoning_tokens }
     }
 }
 
@@ -70,21 +77,24 @@ impl Client {
             Ok(c) if !c.choices.is_empty() => {
                 let usage = c.usage.map(Usage::from);
                 let need_text = self.keep_content || usage.is_none_or(|u| u.completion_tokens.is_none());
-                let content = need_text.then(|| completion_text(&buf));
+                let texts = need_text.then(|| completion_text(&buf));
                 // Counted here only when the server gave no completion count: on this
                 // path usage is the rule, and tokenizing every reply would cost the
-                // generator its speed.
-                let client_completion_tokens = match (&content, usage.and_then(|u| u.completion_tokens)) {
-                    (Some(text), None) => Some(count_tokens(text).await),
-                    _ => None,
-                };
+                // generator its speed. Each text by itself, as in a stream.
+                let (mut client_completion_tokens, mut client_reasoning_tokens) = (None, None);
+                if let Some(t) = texts.as_ref().filter(|_| usage.is_none_or(|u| u.completion_tokens.is_none())) {
+                    let thought = count_tokens(&t.reasoning).await;
+                    client_completion_tokens = Some(count_tokens(&t.answer).await + thought);
+                    client_reasoning_tokens = (!t.reasoning.is_empty()).then_some(thought);
+                }
                 RequestRecord {
                     latency,
                     status: Some(status),
                     bytes,
                     usage,
                     client_completion_tokens,
-                    content: if self.keep_content { content } else { None },
+                    client_reasoning_tokens,
+                    content: texts.filter(|_| self.keep_content).map(|t| t.answer),
                     ..RequestRecord::default()
                 }
             }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::failure::{DETAIL_CHARS, describe, truncate};
@@ -39,41 +40,99 @@ fn stream_error_message(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<Msg>(raw.get()).ok().and_then(|m| m.message).or_else(|| serde_json::from_str::<String>(raw.get()).ok())
 }
 
+/// A choice of a chunk: chat streams carry a `delta`, completions streams a `text`.
 #[derive(Deserialize)]
 struct ChunkChoice {
     delta: Option<ChunkDelta>,
+    text: Option<String>,
+    /// Present (not null) on the chunk that ends the choice.
+    finish_reason: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
 struct ChunkDelta {
     content: Option<String>,
-    /// vLLM and others stream a reasoning model's thinking here.
+    /// A reasoning model's thinking: vLLM and others send `reasoning_content`, some
+    /// servers `reasoning`.
     reasoning_content: Option<String>,
+    reasoning: Option<String>,
+}
+
+/// What a stream has carried so far: timings as its tokens arrive, its texts, usage.
+struct Received {
+    rec: RequestRecord,
+    start: Instant,
+    /// When the last content chunk (of any kind) arrived.
+    last: Option<Instant>,
+    answer: String,
+    reasoning: String,
+    /// A choice ended (`finish_reason`): without `[DONE]` after it, still an answer.
+    finished: bool,
+}
+
+impl Received {
+    fn token(&mut self, now: Instant, text: &str, reasoning: bool) {
+        match self.last {
+            None => self.rec.ttft = Some(now - self.start),
+            // Bounded: a hostile stream of tiny chunks cannot grow it past this.
+            Some(prev) if self.rec.gaps_us.len() < MAX_GAPS => self.rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32),
+            Some(_) => {}
+        }
+        self.last = Some(now);
+        self.rec.chunks += 1;
+        if reasoning {
+            self.rec.first_reasoning.get_or_insert(now - self.start);
+            self.reasoning.push_str(text);
+        } else {
+            self.rec.ttft_answer.get_or_insert(now - self.start);
+            self.answer.push_str(text);
+        }
+    }
+
+    /// Takes one chunk that arrived at `now`. Reasoning tokens are output too: the first
+    /// of them is the first token.
+    fn chunk(&mut self, now: Instant, chunk: Chunk) {
+        for choice in chunk.choices {
+            self.finished |= choice.finish_reason.is_some();
+            let texts = match choice.delta {
+                Some(d) => [(d.reasoning_content, true), (d.reasoning, true), (d.content, false)],
+                None => [(None, true), (None, true), (choice.text, false)],
+            };
+            for (text, reasoning) in texts {
+                if let Some(text) = text.filter(|t| !t.is_empty()) {
+                    self.token(now, &text, reasoning);
+                }
+            }
+        }
+        if let Some(u) = chunk.usage {
+            self.rec.usage = Some(u.into());
+        }
+    }
 }
 
 impl Client {
-    /// Reads an SSE stream of chat.completion.chunk events to `[DONE]`, timing the
-    /// first content chunk and the gaps between content chunks as they arrive.
+    /// Reads an SSE stream of completion chunks to `[DONE]` (or a clean end after a
+    /// `finish_reason`), timing the first token, the first answer token and the gaps
+    /// between content chunks as they arrive.
     pub(super) async fn read_stream(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
         let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
         let mut events = Vec::new();
-        let mut rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
-        let mut content = String::new();
-        let mut last: Option<Instant> = None;
+        let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
+        let mut got = Received { rec, start, last: None, answer: String::new(), reasoning: String::new(), finished: false };
         let mut done = false;
         let mut eof = false;
         let failure = loop {
             // Armed by the first token: the wait for it is the server's queue and prefill.
-            let Some(read) = self.next_chunk(&mut resp, last.is_some()).await else {
+            let Some(read) = self.next_chunk(&mut resp, got.last.is_some()).await else {
                 let idle = self.idle_timeout.unwrap_or_default();
-                let detail = format!("HTTP {status}: stream stalled: no data for {idle:?} after {} content chunks", rec.chunks);
+                let detail = format!("HTTP {status}: stream stalled: no data for {idle:?} after {} content chunks", got.rec.chunks);
                 break Some((FailureKind::IdleTimeout, detail));
             };
             let now = Instant::now();
             match read {
                 Ok(Some(bytes)) => {
-                    rec.bytes += bytes.len() as u64;
-                    if rec.bytes > MAX_BODY_BYTES as u64 {
+                    got.rec.bytes += bytes.len() as u64;
+                    if got.rec.bytes > MAX_BODY_BYTES as u64 {
                         break Some((FailureKind::BodyTooLarge, format!("HTTP {status}: stream larger than {MAX_BODY_BYTES} bytes")));
                     }
                     if let Err(e) = parser.feed(&bytes, &mut events) {
@@ -119,24 +178,7 @@ impl Client {
                     bad = Some((FailureKind::Decode, format!("HTTP {status}: {msg}")));
                     break;
                 }
-                // Reasoning tokens are output too: the first of them is the first token.
-                let texts = chunk.choices.into_iter().filter_map(|c| c.delta).flat_map(|d| [d.reasoning_content, d.content]).flatten();
-                for text in texts.filter(|t| !t.is_empty()) {
-                    match last {
-                        None => rec.ttft = Some(now - start),
-                        // Bounded: a hostile stream of tiny chunks cannot grow it past this.
-                        Some(prev) if rec.gaps_us.len() < MAX_GAPS => {
-                            rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32)
-                        }
-                        Some(_) => {}
-                    }
-                    last = Some(now);
-                    rec.chunks += 1;
-                    content.push_str(&text);
-                }
-                if let Some(u) = chunk.usage {
-                    rec.usage = Some(u.into());
-                }
+                got.chunk(now, chunk);
             }
             if let Some(b) = bad {
                 break Some(b);
@@ -146,6 +188,7 @@ impl Client {
             }
         };
         // The end of the response is [DONE] (or where it broke); what follows is framing.
+        let Received { mut rec, answer, reasoning, finished, .. } = got;
         rec.latency = start.elapsed();
         if done && !eof {
             // Read the body to its end, briefly, so the connection goes back to the pool
@@ -153,19 +196,26 @@ impl Client {
             let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
             let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
         }
-        rec.client_completion_tokens = Some(count_tokens(&content).await);
+        // Each text by itself: joined, a token could merge across the seam.
+        let thought = count_tokens(&reasoning).await;
+        rec.client_completion_tokens = Some(count_tokens(&answer).await + thought);
+        rec.client_reasoning_tokens = (!reasoning.is_empty()).then_some(thought);
         if self.keep_content {
-            rec.content = Some(content);
+            rec.content = Some(answer);
         }
         match failure {
             Some((kind, detail)) => {
                 rec.outcome = Outcome::Failed(kind);
                 rec.detail = Some(truncate(&self.scrub(&detail), DETAIL_CHARS).into_boxed_str());
             }
-            // The stream ended without [DONE]: cut short, whatever it carried.
+            // A clean end after a finish_reason is a whole answer, as the official SDK
+            // reads it; counted apart.
+            None if !done && finished => rec.without_done = true,
+            // The stream ended with neither: cut short, whatever it carried.
             None if !done => {
                 rec.outcome = Outcome::Failed(FailureKind::StreamCut);
-                rec.detail = Some(format!("HTTP {status}: stream ended without [DONE] after {} content chunks", rec.chunks).into());
+                rec.detail =
+                    Some(format!("HTTP {status}: stream ended without [DONE] after {} content chunks, and no finish_reason", rec.chunks).into());
             }
             None => {}
         }

@@ -151,13 +151,13 @@ impl Engine {
     fn stage_ctx(&self, stage: &Stage) -> Arc<StageCtx> {
         Arc::new(StageCtx {
             client: self.client.clone(),
-            requests: self.workload.stage(self.scenario.stage_model(stage)),
+            requests: self.workload.stage(self.scenario.stage_model(stage), &stage.request),
             events: self.events.clone(),
             stop: self.stop.clone(),
             check: self.scenario.check.clone(),
             retry: stage.retry.clone(),
             limiter: Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new),
-            tpm_max_tokens: stage.rate_limit.tpm.map(|_| self.scenario.request.max_tokens.map_or(0, u64::from)),
+            tpm_max_tokens: stage.rate_limit.tpm.map(|_| stage.request.max_output_tokens().map_or(0, u64::from)),
         })
     }
 

@@ -37,6 +37,14 @@ pub struct StageStats {
     pub chunk_gap: Latency,
     /// TTFT of streams that failed after their first token (kept apart).
     pub partial_ttft: Latency,
+    /// Streams: time to the first answer (`content`) token, reasoning before it included.
+    pub ttft_answer: Latency,
+    /// Streams that reasoned: first reasoning token → first answer token.
+    pub thinking: Latency,
+    /// Of the output tokens, the reasoning's: the server's count where sent, else here.
+    pub reasoning_tokens: u64,
+    /// Successful streams that ended after a `finish_reason` without `[DONE]`.
+    pub streams_without_done: u64,
     /// From the server's `usage`.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -119,6 +127,10 @@ impl Default for StageStats {
             itl: Latency::with_digits(2),
             chunk_gap: Latency::with_digits(2),
             partial_ttft: Latency::with_digits(2),
+            ttft_answer: Latency::with_digits(2),
+            thinking: Latency::with_digits(2),
+            reasoning_tokens: 0,
+            streams_without_done: 0,
             prompt_tokens: 0,
             completion_tokens: 0,
             with_usage: 0,
@@ -182,6 +194,13 @@ impl StageStats {
                 if let Some(ttft) = rec.ttft {
                     self.ttft.record(ttft);
                 }
+                if let Some(answer) = rec.ttft_answer {
+                    self.ttft_answer.record(answer);
+                    if let Some(thought) = rec.first_reasoning {
+                        self.thinking.record(answer.saturating_sub(thought));
+                    }
+                }
+                self.streams_without_done += u64::from(rec.without_done);
                 if let Some(itl) = itl {
                     self.itl.record(itl);
                 }
@@ -265,6 +284,8 @@ impl StageStats {
         self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));
         self.input_tokens = self.input_tokens.saturating_add(up.or(rec.client_prompt_tokens).unwrap_or(0));
         self.output_tokens = self.output_tokens.saturating_add(out);
+        let reasoning = rec.usage.and_then(|u| u.reasoning_tokens).or(rec.client_reasoning_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(reasoning.unwrap_or(0));
         let secs = rec.latency.as_secs_f64();
         if secs > 0.0 {
             self.user_tokens_per_s_sum += out as f64 / secs;
@@ -337,7 +358,7 @@ mod tests {
             latency: Duration::from_millis(ms),
             status: Some(200),
             bytes: 10,
-            usage: Some(Usage { prompt_tokens: Some(3), completion_tokens: Some(5) }),
+            usage: Some(Usage { prompt_tokens: Some(3), completion_tokens: Some(5), reasoning_tokens: None }),
             detail: Some("why".into()),
             ..RequestRecord::default()
         }

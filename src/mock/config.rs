@@ -53,6 +53,34 @@ pub struct MockConfig {
     /// Request number N (from 0, among valid requests) stalls `stall_ms`, once: one
     /// hiccup at a known point, e.g. to show coordinated omission.
     pub stall_once_at: Option<u64>,
+    /// Chat replies think first: this many reasoning tokens (`reasoning_content`, and
+    /// `completion_tokens_details.reasoning_tokens`) before the answer, at the same pace.
+    pub reasoning_tokens: u32,
+    /// How a stream ends: "done" (a finish chunk, then `data: [DONE]`), "finish" (the
+    /// finish chunk, no `[DONE]`) or "bare" (neither).
+    pub stream_end: StreamEnd,
+}
+
+/// How the mock ends a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEnd {
+    #[default]
+    Done,
+    Finish,
+    Bare,
+}
+
+impl std::str::FromStr for StreamEnd {
+    type Err = String;
+    fn from_str(s: &str) -> Result<StreamEnd, String> {
+        match s {
+            "done" => Ok(StreamEnd::Done),
+            "finish" => Ok(StreamEnd::Finish),
+            "bare" => Ok(StreamEnd::Bare),
+            _ => Err(format!("expected done, finish or bare, got {s:?}")),
+        }
+    }
 }
 
 impl Default for MockConfig {
@@ -79,6 +107,8 @@ impl Default for MockConfig {
             drip_ms: 500.0,
             capacity: None,
             stall_once_at: None,
+            reasoning_tokens: 0,
+            stream_end: StreamEnd::Done,
         }
     }
 }
@@ -102,6 +132,9 @@ impl MockConfig {
         }
         if self.output_tokens > MAX_OUTPUT_TOKENS {
             out.push(format!("output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.output_tokens));
+        }
+        if self.reasoning_tokens > MAX_OUTPUT_TOKENS {
+            out.push(format!("reasoning_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.reasoning_tokens));
         }
         match self.output_tokens_max {
             Some(m) if m > MAX_OUTPUT_TOKENS => out.push(format!("output_tokens_max must be at most {MAX_OUTPUT_TOKENS}, got {m}")),

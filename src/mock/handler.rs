@@ -1,6 +1,6 @@
-//! The mock's routes: `POST /v1/chat/completions` (admission, validation, the draw,
-//! then an injected failure or a reply), `GET /v1/models`, `GET /mock/stats`, and
-//! OpenAI-shaped errors for everything else.
+//! The mock's routes: `POST /v1/chat/completions` and `POST /v1/completions`
+//! (admission, validation, the draw, then an injected failure or a reply), `GET
+//! /v1/models`, `GET /mock/stats`, and OpenAI-shaped errors for everything else.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,17 +8,29 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::{Fault, MockConfig, MockStats};
 use super::draw::draw;
-use super::reply::{Reply, sleep_until_ms, stream_reply, whole_reply};
+use super::deliver::{sleep_until_ms, stream_reply, whole_reply};
+use super::reply::Reply;
 use super::state::{InFlight, MockState};
+use crate::model::Api;
 
-pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, body: Bytes) -> Response {
+pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.saw("/v1/chat/completions", &headers, &body);
+    answer(Api::Chat, state, body).await
+}
+
+pub(super) async fn completions(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.saw("/v1/completions", &headers, &body);
+    answer(Api::Completions, state, body).await
+}
+
+async fn answer(api: Api, state: Arc<MockState>, body: Bytes) -> Response {
     state.count(|s| s.requests += 1);
     // The limiter answers before the model: a refused request is never in flight.
     if let Some(wait) = state.over_limit() {
@@ -32,7 +44,7 @@ pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, body: 
     };
     let arrival = tokio::time::Instant::now();
     let guard = InFlight::enter(&state, slot);
-    let req = match Asked::parse(&body) {
+    let req = match Asked::parse(api, &body) {
         Ok(req) => req,
         Err((param, msg)) => {
             state.count(|s| s.invalid += 1);
@@ -62,8 +74,11 @@ pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, body: 
         return injected_error(status, cfg, format!("mock: injected failure ({why})"));
     }
     // Counted only for a reply: an injected failure (a 429 above all) comes at once.
-    let prompt_tokens = req.messages.iter().map(crate::workload::tokens::message_tokens).sum();
-    let reply = Reply::new(seq, &d, req.model, prompt_tokens, req.max_tokens);
+    let prompt_tokens = match &req.prompt {
+        Value::Array(messages) => messages.iter().map(crate::workload::tokens::message_tokens).sum(),
+        text => crate::workload::tokens::count(text.as_str().unwrap_or_default()),
+    };
+    let reply = Reply::new(seq, &d, api, req.model, prompt_tokens, req.max_tokens, cfg.reasoning_tokens);
     if req.stream {
         return stream_reply(state.clone(), guard, reply, arrival, base, req.include_usage, d.fault);
     }
@@ -73,8 +88,9 @@ pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, body: 
 /// What a valid request asks for.
 struct Asked {
     model: String,
-    /// Counted for the reply's usage (o200k, content only).
-    messages: Vec<Value>,
+    /// The messages (chat) or the text (completions), counted for the reply's usage
+    /// (o200k, content only).
+    prompt: Value,
     stream: bool,
     include_usage: bool,
     /// `max_completion_tokens`, else `max_tokens`, else no limit.
@@ -83,21 +99,32 @@ struct Asked {
 
 impl Asked {
     /// The request, or what makes it invalid: the parameter at fault and why.
-    fn parse(body: &[u8]) -> Result<Asked, (Option<&'static str>, String)> {
+    fn parse(api: Api, body: &[u8]) -> Result<Asked, (Option<&'static str>, String)> {
         let req: ChatRequest =
             serde_json::from_slice(body).map_err(|e| (None, format!("We could not parse the JSON body of your request: {e}")))?;
         let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
             return Err((Some("model"), "you must provide a model parameter".into()));
         };
-        let Some(Value::Array(messages)) = req.messages.filter(|m| m.as_array().is_some_and(|m| !m.is_empty())) else {
-            return Err((Some("messages"), "messages must be a non-empty array".into()));
+        let prompt = match api {
+            Api::Chat => {
+                let Some(Value::Array(messages)) = req.messages.filter(|m| m.as_array().is_some_and(|m| !m.is_empty())) else {
+                    return Err((Some("messages"), "messages must be a non-empty array".into()));
+                };
+                if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
+                    return Err((Some("messages"), "every message needs a `role`".into()));
+                }
+                Value::Array(messages)
+            }
+            // A text, or a list of one (the mock answers one prompt per request).
+            Api::Completions => match req.prompt {
+                Some(Value::String(text)) => Value::String(text),
+                Some(Value::Array(mut one)) if one.len() == 1 && one[0].is_string() => one.remove(0),
+                _ => return Err((Some("prompt"), "prompt must be a string".into())),
+            },
         };
-        if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
-            return Err((Some("messages"), "every message needs a `role`".into()));
-        }
         Ok(Asked {
             model: model.to_string(),
-            messages,
+            prompt,
             stream: req.stream == Some(true),
             include_usage: req.stream_options.is_some_and(|o| o.include_usage),
             max_tokens: req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX),
@@ -109,6 +136,7 @@ impl Asked {
 struct ChatRequest {
     model: Option<Value>,
     messages: Option<Value>,
+    prompt: Option<Value>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
@@ -175,7 +203,7 @@ pub(super) async fn not_found() -> Response {
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         None,
-        "unknown path; the mock serves POST /v1/chat/completions and GET /v1/models",
+        "unknown path; the mock serves POST /v1/chat/completions, POST /v1/completions and GET /v1/models",
     )
 }
 

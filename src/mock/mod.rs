@@ -31,16 +31,24 @@
 //! latency model (not in flight, no draw). `GET /mock/stats` (and [`MockServer::stats`])
 //! counts requests, plain successes, rate-limited requests and injected faults.
 //!
+//! Both endpoints are served, `/v1/chat/completions` and `/v1/completions`, streamed or
+//! not, with the same latency model and faults. `reasoning_tokens` makes chat replies
+//! think first (streamed as `reasoning_content`), and `stream_end` ends streams without
+//! `[DONE]` ("finish") or without a finish chunk too ("bare").
+//!
 //! Rooms: `config` (the knobs and stats), `draw` (each request's random part), `state`
-//! (what requests share), `handler` (the routes), `reply` (the bytes of an answer),
-//! `server` (serving it, on a thread of its own when embedded).
+//! (what requests share), `handler` (the routes), `reply` (what an answer says),
+//! `deliver` (when and how its bytes go out), `server` (serving it, on a thread of its
+//! own when embedded).
 
 pub mod config;
+mod deliver;
 mod draw;
 mod handler;
 mod reply;
 mod server;
 mod state;
 
-pub use config::{MockConfig, MockStats, parse_error_flag};
+pub use config::{MockConfig, MockStats, StreamEnd, parse_error_flag};
 pub use server::{MockServer, serve};
+pub use state::SeenRequest;

@@ -8,12 +8,13 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use super::config::{MockConfig, MockStats};
-use super::handler::{chat_completions, models, not_found, stats};
-use super::state::MockState;
+use super::handler::{chat_completions, completions, models, not_found, stats};
+use super::state::{MockState, SeenRequest};
 
 fn app(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .fallback(not_found)
@@ -26,7 +27,7 @@ pub async fn serve(
     cfg: MockConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_state(listener, MockState::new(cfg), shutdown).await
+    serve_state(listener, MockState::new(cfg, false), shutdown).await
 }
 
 async fn serve_state(
@@ -51,6 +52,15 @@ impl MockServer {
     /// mock serves: a mock that cannot (no runtime, no listener) is an error here, not
     /// a thread that dies silently and leaves every request to read as a connect error.
     pub fn start(cfg: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::start_with(cfg, addr, false)
+    }
+
+    /// As [`MockServer::start`], keeping the last request it gets ([`MockServer::last_request`]).
+    pub fn start_recording(cfg: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::start_with(cfg, addr, true)
+    }
+
+    fn start_with(cfg: MockConfig, addr: SocketAddr, record: bool) -> std::io::Result<MockServer> {
         // Token counts need the tokenizer: load it before the first request is timed.
         crate::workload::tokens::warm_up();
         let std_listener = std::net::TcpListener::bind(addr)?;
@@ -58,7 +68,7 @@ impl MockServer {
         let addr = std_listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
-        let state = MockState::new(cfg);
+        let state = MockState::new(cfg, record);
         let served = state.clone();
         let thread = std::thread::Builder::new().name("llmload-mock".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -83,6 +93,11 @@ impl MockServer {
             return Err(e);
         }
         Ok(MockServer { addr, state, shutdown: Some(tx), thread: Some(thread) })
+    }
+
+    /// The last request to a completions endpoint, when started recording.
+    pub fn last_request(&self) -> Option<SeenRequest> {
+        self.state.last()
     }
 
     /// What the mock has served and injected so far.

@@ -1,9 +1,12 @@
 //! What the mock server shares between requests: its knobs, the count in flight (the
-//! latency model's input), arrival numbers, the rate limit, capacity slots and stats.
+//! latency model's input), arrival numbers, the rate limit, capacity slots, stats, and
+//! (when asked, for tests) the last request it got.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::body::Bytes;
 
 use super::config::{MockConfig, MockStats};
 use crate::engine::ratelimit::Bucket;
@@ -17,16 +20,42 @@ pub(super) struct MockState {
     /// Slots to be served in, when `capacity` is set (tokio's semaphore is fair: FIFO).
     pub capacity: Option<Arc<tokio::sync::Semaphore>>,
     stats: Mutex<MockStats>,
+    /// The last request to a completions endpoint, when recording.
+    seen: Option<Mutex<Option<SeenRequest>>>,
+}
+
+/// A request as the mock got it: for tests that check what reached the server.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// `/v1/chat/completions` or `/v1/completions`.
+    pub path: String,
+    /// Every header, by lowercase name.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl SeenRequest {
+    /// The body as JSON (null when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+
+    /// The value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 impl MockState {
-    pub fn new(cfg: MockConfig) -> Arc<MockState> {
+    /// With `record`, the last request is kept for [`MockState::last`].
+    pub fn new(cfg: MockConfig, record: bool) -> Arc<MockState> {
         let limit = cfg.rate_limit_rpm.map(|rpm| {
             let burst = cfg.rate_limit_burst.unwrap_or(rpm / 60.0).max(1.0);
             Mutex::new(Bucket::per_minute(rpm, burst, std::time::Instant::now()))
         });
         let capacity = cfg.capacity.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
-        Arc::new(MockState { cfg, in_flight: AtomicU64::new(0), seq: AtomicU64::new(0), limit, capacity, stats: Mutex::default() })
+        let seen = record.then(Mutex::default);
+        Arc::new(MockState { cfg, in_flight: AtomicU64::new(0), seq: AtomicU64::new(0), limit, capacity, stats: Mutex::default(), seen })
     }
 
     pub fn count(&self, f: impl FnOnce(&mut MockStats)) {
@@ -35,6 +64,19 @@ impl MockState {
 
     pub fn stats(&self) -> MockStats {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Keeps this request as the last one, when recording.
+    pub fn saw(&self, path: &str, headers: &axum::http::HeaderMap, body: &Bytes) {
+        if let Some(seen) = &self.seen {
+            let headers = headers.iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(SeenRequest { path: path.to_string(), headers, body: body.clone() });
+        }
+    }
+
+    /// The last request, when recording.
+    pub fn last(&self) -> Option<SeenRequest> {
+        self.seen.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// How long until a request fits, when the limit refuses this one.

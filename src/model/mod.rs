@@ -10,5 +10,5 @@ mod run;
 
 pub use goals::{RateLimit, Slo};
 pub use record::{CheckFailure, FailureKind, MAX_RETRY_AFTER, Outcome, RequestRecord, Usage};
-pub use request::{RequestParams, RequestSpec};
+pub use request::{Api, RequestParams, RequestSpec};
 pub use run::Aborted;

@@ -83,6 +83,8 @@ pub struct Usage {
     /// Each as the server sent it; a server may send one without the other.
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// `completion_tokens_details.reasoning_tokens`: of the completion, the thinking.
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// What one finished request left behind. Exactly one per started request.
@@ -95,18 +97,28 @@ pub struct RequestRecord {
     pub bytes: u64,
     /// The server's `usage`, when it sent one.
     pub usage: Option<Usage>,
-    /// Streams only: request sent → first chunk with non-empty content (kept for cut
-    /// streams too, as a partial timing).
+    /// Streams only: request sent → first chunk with non-empty content of any kind,
+    /// reasoning included (kept for cut streams too, as a partial timing).
     pub ttft: Option<Duration>,
+    /// Streams only: request sent → first answer (`content`) token.
+    pub ttft_answer: Option<Duration>,
+    /// Streams only: request sent → first reasoning token, when the model thought aloud.
+    pub first_reasoning: Option<Duration>,
+    /// Streams only: it ended cleanly after a `finish_reason` but without `data: [DONE]`
+    /// (a complete answer, as the official SDK reads it).
+    pub without_done: bool,
     /// Streams only: chunks that carried content.
     pub chunks: u32,
     /// Streams only: gaps between consecutive content chunks, µs.
     pub gaps_us: Vec<u32>,
-    /// Completion tokens counted here (o200k) from the text received.
+    /// Completion tokens counted here (o200k) from the text received: the answer's and
+    /// the reasoning's, each counted by itself.
     pub client_completion_tokens: Option<u64>,
+    /// Of those, the reasoning's.
+    pub client_reasoning_tokens: Option<u64>,
     /// Prompt tokens counted here; set by the engine, which knows the prompt.
     pub client_prompt_tokens: Option<u64>,
-    /// The completion text, kept only when a response check needs it.
+    /// The answer's text (not the reasoning), kept only when a response check needs it.
     pub content: Option<String>,
     /// The response check's verdict, when the scenario has one.
     pub check: Option<Result<(), CheckFailure>>,
@@ -126,9 +138,13 @@ impl Default for RequestRecord {
             bytes: 0,
             usage: None,
             ttft: None,
+            ttft_answer: None,
+            first_reasoning: None,
+            without_done: false,
             chunks: 0,
             gaps_us: Vec::new(),
             client_completion_tokens: None,
+            client_reasoning_tokens: None,
             client_prompt_tokens: None,
             content: None,
             check: None,

@@ -1,14 +1,96 @@
 //! What is sent: the request parameters a scenario sets, and a request ready to go.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-/// Generation parameters sent with every request of a run.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Which OpenAI-compatible endpoint is spoken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// `POST {base_url}/chat/completions` with `messages`.
+    #[default]
+    Chat,
+    /// `POST {base_url}/completions` with a text `prompt`.
+    Completions,
+}
+
+impl Api {
+    /// The endpoint, after the API root.
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "chat/completions",
+            Api::Completions => "completions",
+        }
+    }
+
+    /// The body field that holds the prompt.
+    pub fn prompt_field(self) -> &'static str {
+        match self {
+            Api::Chat => "messages",
+            Api::Completions => "prompt",
+        }
+    }
+}
+
+/// Generation parameters sent with every request of a stage. Each goes out only when
+/// set: hosted APIs reject fields they do not know (`ignore_eos`, `min_tokens`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RequestParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// OpenAI's newer name for `max_tokens` (reasoning models reject the old one); a
+    /// scenario gives one or the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    /// vLLM, SGLang and TGI: generate to the length asked, past any end-of-sequence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_eos: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_tokens: Option<u32>,
+    /// Merged into every body as-is, last: where it sets a field llmload sets, it wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_body: Option<Map<String, Value>>,
+}
+
+impl RequestParams {
+    /// The most output tokens a request asks for, by either name.
+    pub fn max_output_tokens(&self) -> Option<u32> {
+        self.max_tokens.or(self.max_completion_tokens)
+    }
+
+    /// These parameters with `over`'s set fields on top (a stage's `request` over the
+    /// scenario's). A length limit replaces the other name's; `extra_body` merges key by
+    /// key, `over`'s keys winning.
+    pub fn overlay(&self, over: &RequestParams) -> RequestParams {
+        let length_set = over.max_tokens.is_some() || over.max_completion_tokens.is_some();
+        let extra_body = match (&self.extra_body, &over.extra_body) {
+            (Some(base), Some(top)) => {
+                let mut merged = base.clone();
+                merged.extend(top.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Some(merged)
+            }
+            (base, top) => top.clone().or_else(|| base.clone()),
+        };
+        RequestParams {
+            max_tokens: if length_set { over.max_tokens } else { self.max_tokens },
+            max_completion_tokens: if length_set { over.max_completion_tokens } else { self.max_completion_tokens },
+            temperature: over.temperature.or(self.temperature),
+            top_p: over.top_p.or(self.top_p),
+            seed: over.seed.or(self.seed),
+            stop: over.stop.clone().or_else(|| self.stop.clone()),
+            ignore_eos: over.ignore_eos.or(self.ignore_eos),
+            min_tokens: over.min_tokens.or(self.min_tokens),
+            extra_body,
+        }
+    }
 }
 
 /// One request as the workload yields it and the client sends it: the body is
@@ -17,4 +99,29 @@ pub struct RequestParams {
 pub struct RequestSpec {
     /// The JSON body, ready to send.
     pub body: bytes::Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_overlays_the_fields_it_sets() {
+        let extra = |pairs: &[(&str, i64)]| Some(pairs.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map<_, _>>());
+        let base = RequestParams {
+            max_tokens: Some(128),
+            temperature: Some(0.5),
+            stop: Some(vec!["END".into()]),
+            extra_body: extra(&[("a", 1), ("b", 2)]),
+            ..RequestParams::default()
+        };
+        let over = RequestParams { max_completion_tokens: Some(64), seed: Some(7), extra_body: extra(&[("b", 3)]), ..RequestParams::default() };
+        let r = base.overlay(&over);
+        // The stage's length limit replaces the scenario's, whichever name each used.
+        assert_eq!((r.max_tokens, r.max_completion_tokens, r.max_output_tokens()), (None, Some(64), Some(64)));
+        assert_eq!((r.temperature, r.seed, r.stop.as_deref()), (Some(0.5), Some(7), Some(&["END".to_string()][..])));
+        assert_eq!(r.extra_body, extra(&[("a", 1), ("b", 3)]));
+        // Nothing set: the scenario's, unchanged.
+        assert_eq!(base.overlay(&RequestParams::default()), base);
+    }
 }

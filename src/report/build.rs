@@ -196,6 +196,9 @@ impl StageResult {
             itl_ms: s.itl.summary(),
             chunk_gap_ms: s.chunk_gap.summary(),
             partial_ttft_ms: s.partial_ttft.summary(),
+            ttft_answer_ms: s.ttft_answer.summary(),
+            thinking_ms: s.thinking.summary(),
+            streams_without_done: s.streams_without_done,
             throughput: Throughput {
                 requests_per_s: s.requests_per_s(),
                 ok_per_s: s.ok_per_s(),
@@ -212,6 +215,7 @@ impl StageResult {
                 client_completion: s.client_completion_tokens,
                 prompt_disagree: s.prompt_disagree,
                 completion_disagree: s.completion_disagree,
+                reasoning: s.reasoning_tokens,
             },
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: {

@@ -102,6 +102,16 @@ pub struct StageResult {
     pub chunk_gap_ms: Option<LatencySummary>,
     /// Streams that failed after a first token: their TTFT, kept apart.
     pub partial_ttft_ms: Option<LatencySummary>,
+    /// Streams: request sent → first answer (`content`) token; equal to `ttft_ms` for a
+    /// model that does not reason aloud.
+    #[serde(default)]
+    pub ttft_answer_ms: Option<LatencySummary>,
+    /// Streams that reasoned: first reasoning token → first answer token; else null.
+    #[serde(default)]
+    pub thinking_ms: Option<LatencySummary>,
+    /// Successful streams that ended after a `finish_reason` without `data: [DONE]`.
+    #[serde(default)]
+    pub streams_without_done: u64,
     pub throughput: Throughput,
     pub tokens: Tokens,
     /// With `[slo]`: successful requests meeting every objective, and per second.
@@ -241,6 +251,10 @@ pub struct Tokens {
     /// Requests where usage and the count here differ.
     pub prompt_disagree: u64,
     pub completion_disagree: u64,
+    /// Of `output`, the reasoning's: `usage.completion_tokens_details.reasoning_tokens`
+    /// where sent, else counted here from the reasoning text.
+    #[serde(default)]
+    pub reasoning: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -324,7 +338,13 @@ pub fn definitions() -> BTreeMap<String, String> {
             "percentiles",
             "HDR histogram values, 3 significant digits (2 for itl and chunk gaps), 1 us resolution; mean, min, max and stddev are exact",
         ),
-        ("ttft_ms", "streams: request sent -> first chunk with non-empty content, successful requests"),
+        ("ttft_ms", "streams: request sent -> first chunk with non-empty content of any kind (reasoning included), successful requests"),
+        ("ttft_answer_ms", "streams: request sent -> first answer (content) token, successful requests; thinking_ms: first reasoning token -> first answer token"),
+        (
+            "tokens.reasoning",
+            "of tokens.output, the reasoning's: usage.completion_tokens_details.reasoning_tokens where sent, else counted here from the reasoning text (each text counted by itself)",
+        ),
+        ("streams_without_done", "successful streams that ended cleanly after a finish_reason but without data: [DONE] (a complete answer)"),
         ("itl_ms", "streams: per request (e2e - ttft) / (output tokens - 1); TPOT means this and nothing else"),
         ("chunk_gap_ms", "streams: time between consecutive content chunks, all requests pooled"),
         ("tokens.output", "completion tokens of successful requests: the server's usage where sent, else counted here (o200k_base)"),

@@ -21,6 +21,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if cols.stream {
         h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
     }
+    if cols.reasoning {
+        h.extend(["answer TTFT p50", "thinking p50"].map(String::from));
+    }
     if cols.open {
         h.push("sent / offered".into());
     }
@@ -50,6 +53,8 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
 pub struct Columns {
     /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
     pub stream: bool,
+    /// A model reasoned aloud: the first answer token and the thinking before it.
+    pub reasoning: bool,
     /// An open-loop stage: the rate sent against the rate offered, and arrivals not sent.
     pub open: bool,
     /// Some request was retried: retries sent.
@@ -70,6 +75,7 @@ impl Columns {
     pub fn of(stages: &[StageResult]) -> Columns {
         Columns {
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
+            reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
             open: stages.iter().any(|s| s.open_loop.is_some()),
             retries: stages.iter().any(|s| s.retries.total > 0),
             limiter: stages.iter().any(|s| s.rate_limiter.is_some()),
@@ -110,6 +116,10 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
         cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(fmt_rate(s.throughput.output_tokens_per_s));
+    }
+    if cols.reasoning {
+        cells.push(s.ttft_answer_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
+        cells.push(s.thinking_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
     }
     if cols.open {
         cells.push(s.open_loop.as_ref().map_or("-".into(), |o| {
@@ -228,6 +238,12 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
         }
         if s.requests.cancelled > 0 {
             out.push_str(&format!("{}: {} requests cancelled by stop\n", s.name, s.requests.cancelled));
+        }
+        if s.streams_without_done > 0 {
+            out.push_str(&format!(
+                "{}: {} streams ended after a finish_reason without data: [DONE] (counted ok: a complete answer)\n",
+                s.name, s.streams_without_done
+            ));
         }
     }
     out

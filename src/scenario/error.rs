@@ -52,14 +52,27 @@ pub(crate) struct Problems<'a> {
     file: &'a str,
     src: &'a str,
     pub list: Vec<Problem>,
+    /// What is allowed but likely not meant; the scenario still loads.
+    pub warnings: Vec<Problem>,
 }
 
 impl<'a> Problems<'a> {
     pub fn new(file: &'a str, src: &'a str) -> Self {
-        Self { file, src, list: Vec::new() }
+        Self { file, src, list: Vec::new(), warnings: Vec::new() }
     }
 
     pub fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let problem = self.problem(span, message.into());
+        self.list.push(problem);
+    }
+
+    /// A warning at `span`: said by `validate` and before a run, never fatal.
+    pub fn warn(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let problem = self.problem(span, format!("warning: {}", message.into()));
+        self.warnings.push(problem);
+    }
+
+    fn problem(&self, span: Option<Range<usize>>, message: String) -> Problem {
         let location = match span {
             Some(span) => {
                 let (line, col) = line_col(self.src, span.start);
@@ -67,27 +80,37 @@ impl<'a> Problems<'a> {
             }
             None => Location::File,
         };
-        self.list.push(Problem { file: self.file.to_string(), location, message: message.into() });
+        Problem { file: self.file.to_string(), location, message }
     }
 
     pub fn field(&mut self, field: &str, message: impl Into<String>) {
         self.list.push(Problem { file: self.file.to_string(), location: Location::Field(field.to_string()), message: message.into() });
     }
 
-    /// Problems in file order (sections are checked in key order, not file order).
-    pub fn into_result<T>(self, value: T) -> Result<T, ScenarioError> {
-        if self.list.is_empty() { Ok(value) } else { Err(self.into_error()) }
+    /// The value and its warnings, or every problem; each in file order (sections are
+    /// checked in key order, not file order).
+    pub fn into_result<T>(mut self, value: T) -> Result<(T, Vec<Problem>), ScenarioError> {
+        if !self.list.is_empty() {
+            return Err(self.into_error());
+        }
+        in_file_order(&mut self.warnings);
+        Ok((value, self.warnings))
     }
 
     /// The problems found so far as an error; call only when there are some.
     pub fn into_error(mut self) -> ScenarioError {
         debug_assert!(!self.list.is_empty());
-        self.list.sort_by_key(|p| match p.location {
-            Location::Span { line, col } => (0, line, col),
-            _ => (1, 0, 0),
-        });
+        in_file_order(&mut self.list);
         ScenarioError { problems: self.list }
     }
+}
+
+/// Located problems first, by line and column; the others after, as they came.
+fn in_file_order(list: &mut [Problem]) {
+    list.sort_by_key(|p| match p.location {
+        Location::Span { line, col } => (0, line, col),
+        _ => (1, 0, 0),
+    });
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -143,6 +143,8 @@ pub(super) fn one_line(msg: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct TargetFile {
     pub base_url: Spanned<String>,
+    /// "chat" (default) or "completions".
+    pub api: Option<crate::model::Api>,
     pub model: Spanned<String>,
     pub api_key_env: Option<Spanned<String>>,
     pub stream: Option<bool>,
@@ -154,6 +156,22 @@ pub struct TargetFile {
     pub idle_timeout: Option<Spanned<DurationValue>>,
     /// A file holding the key (instead of an environment variable).
     pub api_key_file: Option<Spanned<String>>,
+    /// Extra headers: a literal value, or `{ env = "VAR" }` read when the run starts.
+    pub headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<HeaderFile>>>>,
+}
+
+/// A header's value as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a header value: a string, or { env = \"VARIABLE\" }")]
+pub enum HeaderFile {
+    Literal(String),
+    Env(EnvFile),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFile {
+    pub env: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,11 +184,30 @@ pub struct PromptsFile {
     pub system: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Generation parameters, for every request (`[request]`) or a stage's (`request = {…}`).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestFile {
-    pub max_tokens: Option<NonZeroU32>,
+    pub max_tokens: Option<Spanned<NonZeroU32>>,
+    /// OpenAI's newer name for `max_tokens`; give one of them.
+    pub max_completion_tokens: Option<Spanned<NonZeroU32>>,
     pub temperature: Option<Spanned<f64>>,
+    pub top_p: Option<Spanned<f64>>,
+    pub seed: Option<i64>,
+    /// A stop sequence, or a list of them.
+    pub stop: Option<Spanned<StopFile>>,
+    pub ignore_eos: Option<bool>,
+    pub min_tokens: Option<Spanned<u32>>,
+    /// Merged into every request body as-is, last.
+    pub extra_body: Option<Spanned<toml::Table>>,
+}
+
+/// `stop = "END"` or `stop = ["END", "\n\n"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a string or a list of strings")]
+pub enum StopFile {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Service-level objectives: a request meets them when every one given holds.
@@ -215,7 +252,9 @@ pub struct StageFile {
     pub model: Option<String>,
     #[serde(default)]
     pub warmup: u64,
-    /// Overrides of the scenario's `[retry]` and `[rate_limit]` for this stage.
+    /// Overrides of the scenario's `[request]`, `[retry]` and `[rate_limit]` for this
+    /// stage.
+    pub request: Option<Spanned<RequestFile>>,
     pub retry: Option<Spanned<RetryFile>>,
     pub rate_limit: Option<Spanned<RateLimitFile>>,
 }

@@ -6,6 +6,7 @@ mod error;
 mod file;
 mod overrides;
 mod prompts;
+mod request;
 mod stage;
 mod sweep;
 mod validate;
@@ -19,12 +20,13 @@ use serde::Serialize;
 pub use error::{Location, Problem, ScenarioError, line_col};
 pub use file::{DurationValue, MAX_DURATION};
 pub use overrides::Overrides;
+
 pub use stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage};
 pub use sweep::{AUTO_MAX_CONCURRENCY, AUTO_MAX_POINTS, AUTO_PRECISION, AutoSweep, Sweep, SweepKind};
 pub use validate_stage::{MAX_ATTEMPTS, TPM_NEEDS_MAX_TOKENS};
 
 use crate::mock::config::MockConfig;
-use crate::model::{RequestParams, Slo};
+use crate::model::{Api, RequestParams, Slo};
 use crate::workload::Prompts;
 use error::Problems;
 use file::ScenarioFile;
@@ -57,11 +59,16 @@ pub struct Scenario {
     /// `[sweep]`: its stages are `stages[first_stage..]`, one per point.
     pub sweep: Option<Sweep>,
     pub stages: Vec<Stage>,
+    /// What the file allows but likely does not mean (file:line:col each), said by
+    /// `validate` and before a run.
+    pub warnings: Vec<Problem>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub base_url: BaseUrl,
+    /// The endpoint spoken: chat completions or (text) completions.
+    pub api: Api,
     pub model: String,
     /// Name of the environment variable holding the key (never the key itself).
     pub api_key_env: String,
@@ -80,6 +87,37 @@ pub struct Target {
     pub api_key_file: Option<PathBuf>,
     /// TLS certificates not verified (`--insecure` only).
     pub insecure: bool,
+    /// Extra headers sent with every request, in the file's order.
+    #[serde(serialize_with = "ser_headers")]
+    pub headers: Vec<Header>,
+}
+
+/// An extra header: its name, and where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: HeaderSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSource {
+    /// Written in the scenario.
+    Literal(String),
+    /// Read from this environment variable when the run starts: a secret, never shown.
+    Env(String),
+}
+
+/// Headers as results record them: names and where each value came from, never a value.
+fn ser_headers<S: serde::Serializer>(headers: &[Header], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(headers.len()))?;
+    for h in headers {
+        match &h.value {
+            HeaderSource::Literal(_) => map.serialize_entry(&h.name, "literal")?,
+            HeaderSource::Env(var) => map.serialize_entry(&h.name, &std::collections::BTreeMap::from([("env", var)]))?,
+        }
+    }
+    map.end()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +179,9 @@ impl Scenario {
             return Err(problems.into_error());
         };
         let scenario = validate::validate(raw, &mut problems, base_dir.unwrap_or(Path::new(".")));
-        problems.into_result(scenario)
+        let (mut scenario, warnings) = problems.into_result(scenario)?;
+        scenario.warnings = warnings;
+        Ok(scenario)
     }
 
     /// The model a stage sends.

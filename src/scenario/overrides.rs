@@ -53,12 +53,13 @@ impl Scenario {
         t.connect_timeout = o.connect_timeout.unwrap_or(t.connect_timeout);
         t.idle_timeout = o.idle_timeout.or(t.idle_timeout);
         t.insecure |= o.insecure;
-        if o.tpm.is_some() && self.request.max_tokens.is_none() {
-            return Err(format!("--tpm {TPM_NEEDS_MAX_TOKENS}"));
-        }
         // An automatic sweep's points are made from its template as it runs.
         let template = self.sweep.as_mut().map(|s| &mut s.template);
-        for stage in self.stages.iter_mut().chain(template) {
+        let stages: Vec<&mut super::Stage> = self.stages.iter_mut().chain(template).collect();
+        if o.tpm.is_some() && stages.iter().any(|s| s.request.max_output_tokens().is_none()) {
+            return Err(format!("--tpm {TPM_NEEDS_MAX_TOKENS}"));
+        }
+        for stage in stages {
             stage.rate_limit.rpm = o.rpm.or(stage.rate_limit.rpm);
             stage.rate_limit.tpm = o.tpm.or(stage.rate_limit.tpm);
             stage.retry.max_attempts = o.max_attempts.unwrap_or(stage.retry.max_attempts);

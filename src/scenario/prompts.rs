@@ -7,9 +7,10 @@ use toml::Spanned;
 
 use super::error::Problems;
 use super::file::PromptsFile;
+use crate::model::Api;
 use crate::workload::Prompts;
 
-pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir: &Path) -> Prompts {
+pub(super) fn resolve(raw: Spanned<PromptsFile>, api: Api, p: &mut Problems<'_>, base_dir: &Path) -> Prompts {
     let span = raw.span();
     let raw = raw.into_inner();
     let given = [raw.list.is_some(), raw.template.is_some(), raw.file.is_some()].iter().filter(|b| **b).count();
@@ -18,8 +19,11 @@ pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir:
         return Prompts::placeholder();
     }
     let system = raw.system.clone();
+    if system.is_some() && api == Api::Completions {
+        p.warn(Some(span.clone()), "prompts.system with target.api = \"completions\" is sent before each prompt, a blank line apart");
+    }
     if let Some(list) = raw.list {
-        return Prompts::list(list.get_ref(), system).unwrap_or_else(|| {
+        return Prompts::list(api, list.get_ref(), system).unwrap_or_else(|| {
             p.at(Some(list.span()), "prompts.list is empty; give at least one prompt");
             Prompts::placeholder()
         });
@@ -28,7 +32,7 @@ pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir:
         if t.get_ref().trim().is_empty() {
             p.at(Some(t.span()), "prompts.template is empty");
         }
-        return Prompts::template(t.into_inner(), system);
+        return Prompts::template(api, t.into_inner(), system);
     }
     let file = raw.file.expect("exactly one source is set");
     let rel = file.get_ref();
@@ -41,7 +45,7 @@ pub(super) fn resolve(raw: Spanned<PromptsFile>, p: &mut Problems<'_>, base_dir:
         }
     };
     let jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
-    let (prompts, bad) = Prompts::from_file_text(&text, jsonl, system, rel);
+    let (prompts, bad) = Prompts::from_file_text(api, &text, jsonl, system, rel);
     for (line, msg) in bad {
         p.at(Some(file.span()), format!("prompts.file {}:{line}: {msg}", path.display()));
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{ser_opt_secs, ser_secs};
-use crate::model::{FailureKind, RateLimit};
+use crate::model::{FailureKind, RateLimit, RequestParams};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stage {
@@ -32,6 +32,9 @@ pub struct Stage {
     /// draining one. Cooldown requests are outside the figures (kept in the series).
     #[serde(serialize_with = "ser_opt_secs", rename = "cooldown_s")]
     pub cooldown: Option<Duration>,
+    /// What every request of the stage asks for (the scenario's `[request]`, with this
+    /// stage's overrides).
+    pub request: RequestParams,
     /// Retries of failed requests (the scenario's `[retry]`, with this stage's overrides).
     pub retry: RetryPolicy,
     /// Client-side rate limits (the scenario's `[rate_limit]`, with overrides).

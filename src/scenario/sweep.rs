@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::error::Problems;
 use super::file::SweepFile;
-use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryPolicy, Stage, default_stage_name, rate_name};
+use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, Stage, default_stage_name, rate_name};
+use super::validate_stage::Defaults;
 use super::{MAX_CONCURRENCY, Scenario};
-use crate::model::RateLimit;
 
 /// A series of stages over one load dimension, judged together.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,8 +106,7 @@ pub(super) fn sweep_stages(
     f: &toml::Spanned<SweepFile>,
     stages: &mut Vec<Stage>,
     names: &mut HashSet<String>,
-    retry: &RetryPolicy,
-    rate_limit: RateLimit,
+    d: &Defaults<'_>,
     p: &mut Problems<'_>,
 ) -> Option<Sweep> {
     let span = f.span();
@@ -217,8 +216,9 @@ pub(super) fn sweep_stages(
         warmup: f.warmup,
         ramp: None,
         cooldown: f.cooldown.map(|d| d.0),
-        retry: retry.clone(),
-        rate_limit,
+        request: d.request.clone(),
+        retry: d.retry.clone(),
+        rate_limit: d.rate_limit,
     };
     let first_stage = stages.len();
     let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };

@@ -116,15 +116,15 @@ fn jsonl_prompts_are_checked_per_line() {
     std::fs::write(dir.path().join("p.jsonl"), "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n{\"prompt\":\"x\"}\n").unwrap();
     let s = Scenario::parse(&src, "s.toml", Some(dir.path())).unwrap();
     assert_eq!(s.prompts.len(), Some(2));
-    assert_eq!(s.prompts.prompt(0).messages.get(), r#"[{"content":"hi","role":"user"}]"#);
-    assert_eq!(s.prompts.prompt(3).messages.get(), r#"[{"content":"x","role":"user"}]"#, "fixed prompts cycle");
+    assert_eq!(s.prompts.prompt(0).json.get(), r#"[{"content":"hi","role":"user"}]"#);
+    assert_eq!(s.prompts.prompt(3).json.get(), r#"[{"content":"x","role":"user"}]"#, "fixed prompts cycle");
 }
 
 #[test]
 fn template_substitutes_request_number_and_system() {
     let src = MINIMAL.replace("list = [\"hello\"]", "template = \"compute {i}!\"\nsystem = \"be brief\"");
     let s = Scenario::parse(&src, "s.toml", None).unwrap();
-    assert_eq!(s.prompts.prompt(7).messages.get(), r#"[{"content":"be brief","role":"system"},{"content":"compute 7!","role":"user"}]"#);
+    assert_eq!(s.prompts.prompt(7).json.get(), r#"[{"content":"be brief","role":"system"},{"content":"compute 7!","role":"user"}]"#);
 }
 
 #[test]

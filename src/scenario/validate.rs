@@ -8,13 +8,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Problems;
-use super::file::{CheckFile, DurationValue, ScenarioFile, SloFile, TargetFile};
+use std::collections::BTreeMap;
+
+use super::file::{CheckFile, DurationValue, HeaderFile, ScenarioFile, SloFile, TargetFile};
 use super::stage::RetryPolicy;
 use super::sweep::sweep_stages;
-use super::validate_stage::{TPM_NEEDS_MAX_TOKENS, rate_limit, retry_policy, stages};
-use super::{BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Scenario, Target, parse_base_url};
+use super::validate_stage::{Defaults, TPM_NEEDS_MAX_TOKENS, rate_limit, retry_policy, stages};
+use super::{BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Header, HeaderSource, Scenario, Target, parse_base_url};
 use crate::mock::config::MockConfig;
-use crate::model::{RateLimit, RequestParams, Slo};
+use crate::model::{RateLimit, Slo};
 
 pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenario {
     let target = target(raw.target, p, base_dir);
@@ -31,16 +33,9 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         None => MockConfig::default(),
     };
 
-    let prompts = super::prompts::resolve(raw.prompts, p, base_dir);
+    let prompts = super::prompts::resolve(raw.prompts, target.api, p, base_dir);
 
-    let mut request = RequestParams { max_tokens: raw.request.max_tokens.map(|n| n.get()), temperature: None };
-    if let Some(t) = raw.request.temperature {
-        let v = *t.get_ref();
-        if !(0.0..=2.0).contains(&v) {
-            p.at(Some(t.span()), format!("request.temperature must be between 0 and 2, got {v}"));
-        }
-        request.temperature = Some(v);
-    }
+    let request = super::request::request(&raw.request, "request", p);
 
     let pricing = match raw.pricing {
         Some(f) => {
@@ -78,9 +73,10 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     if raw_stages.is_empty() && raw.sweep.is_none() {
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
-    let (mut stages, mut names) = stages(raw_stages, &retry, rate_limit, p);
-    let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &retry, rate_limit, p));
-    if request.max_tokens.is_none() && stages.iter().chain(sweep.as_ref().map(|s| &s.template)).any(|s| s.rate_limit.tpm.is_some()) {
+    let defaults = Defaults { request: &request, retry: &retry, rate_limit };
+    let (mut stages, mut names) = stages(raw_stages, &defaults, p);
+    let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
+    if stages.iter().chain(sweep.as_ref().map(|s| &s.template)).any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none()) {
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
 
@@ -98,6 +94,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         abort_on_error_rate,
         sweep,
         stages,
+        warnings: Vec::new(),
     }
 }
 
@@ -147,8 +144,10 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         }
         base_dir.join(f.get_ref())
     });
+    let headers = t.headers.as_ref().map_or_else(Vec::new, |h| headers(h, p));
     Target {
         base_url,
+        api: t.api.unwrap_or_default(),
         model: t.model.into_inner(),
         api_key_env,
         stream: t.stream.unwrap_or(false),
@@ -158,7 +157,36 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         idle_timeout,
         api_key_file,
         insecure: false,
+        headers,
     }
+}
+
+/// `[target] headers`: each name a valid HTTP header name, each literal a valid value,
+/// each variable named; problems at the header.
+fn headers(h: &Spanned<BTreeMap<String, Spanned<HeaderFile>>>, p: &mut Problems<'_>) -> Vec<Header> {
+    let mut out = Vec::new();
+    for (name, value) in h.get_ref() {
+        let at = Some(value.span());
+        if name.trim().is_empty() || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            p.at(at.clone(), format!("target.headers: {name:?} is not an HTTP header name"));
+        }
+        let value = match value.get_ref() {
+            HeaderFile::Literal(v) => {
+                if reqwest::header::HeaderValue::from_str(v).is_err() {
+                    p.at(at, format!("target.headers.{name:?}: the value is not a valid HTTP header value (control characters?)"));
+                }
+                HeaderSource::Literal(v.clone())
+            }
+            HeaderFile::Env(e) => {
+                if e.env.trim().is_empty() {
+                    p.at(at, format!("target.headers.{name:?}: env must name an environment variable"));
+                }
+                HeaderSource::Env(e.env.clone())
+            }
+        };
+        out.push(Header { name: name.clone(), value });
+    }
+    out
 }
 
 fn slo(f: Spanned<SloFile>, p: &mut Problems<'_>) -> Slo {

@@ -10,16 +10,18 @@ use super::MAX_CONCURRENCY;
 use super::error::Problems;
 use super::file::{RateLimitFile, RetryFile, StageFile};
 use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage, default_stage_name, rate_name};
-use crate::model::{MAX_RETRY_AFTER, RateLimit};
+use crate::model::{MAX_RETRY_AFTER, RateLimit, RequestParams};
 
-/// The stages as written, checked, with the scenario's retry policy and rate limits
-/// where a stage does not override them; and the names taken.
-pub(super) fn stages(
-    raw: Vec<Spanned<StageFile>>,
-    retry: &RetryPolicy,
-    rate_limit: RateLimit,
-    p: &mut Problems<'_>,
-) -> (Vec<Stage>, HashSet<String>) {
+/// What a stage takes from the scenario where it does not override it.
+pub(super) struct Defaults<'a> {
+    pub request: &'a RequestParams,
+    pub retry: &'a RetryPolicy,
+    pub rate_limit: RateLimit,
+}
+
+/// The stages as written, checked, with the scenario's defaults where a stage does not
+/// override them; and the names taken.
+pub(super) fn stages(raw: Vec<Spanned<StageFile>>, d: &Defaults<'_>, p: &mut Problems<'_>) -> (Vec<Stage>, HashSet<String>) {
     let mut stages = Vec::with_capacity(raw.len());
     let mut names = HashSet::new();
     for (i, s) in raw.into_iter().enumerate() {
@@ -70,9 +72,13 @@ pub(super) fn stages(
             }
             c => c.as_ref().map(|c| c.get_ref().0),
         };
-        let retry = s.retry.as_ref().map_or_else(|| retry.clone(), |f| retry_policy(retry, f, &format!("stage {name:?}: retry"), p));
+        let request = s.request.as_ref().map_or_else(
+            || d.request.clone(),
+            |f| d.request.overlay(&super::request::request(f.get_ref(), &format!("stage {name:?}: request"), p)),
+        );
+        let retry = s.retry.as_ref().map_or_else(|| d.retry.clone(), |f| retry_policy(d.retry, f, &format!("stage {name:?}: retry"), p));
         let rate_limit =
-            s.rate_limit.as_ref().map_or(rate_limit, |f| self::rate_limit(&rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
+            s.rate_limit.as_ref().map_or(d.rate_limit, |f| self::rate_limit(&d.rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
         stages.push(Stage {
             name,
             load,
@@ -82,6 +88,7 @@ pub(super) fn stages(
             warmup: s.warmup,
             ramp,
             cooldown,
+            request,
             retry,
             rate_limit,
         });
@@ -128,7 +135,7 @@ pub(super) fn retry_policy(base: &RetryPolicy, f: &Spanned<RetryFile>, what: &st
 }
 
 /// Why a tokens-per-minute limit needs `max_tokens`, for the scenario and `--tpm`.
-pub const TPM_NEEDS_MAX_TOKENS: &str = "needs request.max_tokens: a request weighs its prompt plus max_tokens, as providers count it; without it completions would go uncounted";
+pub const TPM_NEEDS_MAX_TOKENS: &str = "needs request.max_tokens (or max_completion_tokens): a request weighs its prompt plus its output limit, as providers count it; without one completions would go uncounted";
 
 /// Most attempts per request: enough for any sane policy, bounded so a typo cannot
 /// multiply the load a thousandfold.

@@ -1,55 +1,70 @@
-//! Request bodies: a stage's bodies differ only in their `messages`, so the bytes before
-//! and after them are serialized once per stage and each body is one copy of three
-//! slices — the same bytes as serializing the whole request at once.
+//! Request bodies: a stage's bodies differ only in their prompt (`messages` for chat,
+//! `prompt` for completions), so the bytes before and after it are serialized once per
+//! stage and each body is one copy of three slices. `extra_body` is merged last: a field
+//! it sets replaces llmload's own, so no key is ever sent twice.
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
-use crate::model::RequestParams;
+use crate::model::{Api, RequestParams};
 
-/// The fields after `messages`, in the order a chat-completions body has them.
-#[derive(Serialize)]
-struct Rest {
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-/// `{"model":…,"messages":` and `,"stream":…}`: a body is head + messages + tail.
+/// `{"model":…,"messages":` and `,"stream":…}`: a body is head + prompt + tail.
 #[derive(Debug, Clone)]
 pub(super) struct BodyParts {
     head: Vec<u8>,
     tail: Vec<u8>,
+    /// `extra_body` sets the prompt field itself: it is sent instead of each prompt.
+    fixed_prompt: Option<Box<RawValue>>,
 }
 
 impl BodyParts {
     /// With `stream`, `stream_usage` asks for a final usage chunk (some servers reject it).
-    pub(super) fn new(model: &str, params: &RequestParams, stream: bool, stream_usage: bool) -> BodyParts {
-        let model = serde_json::to_string(model).expect("a string serializes");
-        let rest = Rest {
-            stream,
-            stream_options: (stream && stream_usage).then_some(StreamOptions { include_usage: true }),
-            max_tokens: params.max_tokens,
-            temperature: params.temperature,
-        };
-        let mut tail = serde_json::to_vec(&rest).expect("request fields serialize");
-        // `{"stream":…}` → `,"stream":…}`: never empty, `stream` is always there.
-        tail[0] = b',';
-        BodyParts { head: format!("{{\"model\":{model},\"messages\":").into_bytes(), tail }
+    pub(super) fn new(model: &str, params: &RequestParams, api: Api, stream: bool, stream_usage: bool) -> BodyParts {
+        let mut fields: Vec<(&str, Value)> = vec![("stream", json!(stream))];
+        if stream && stream_usage {
+            fields.push(("stream_options", json!({"include_usage": true})));
+        }
+        let optional = [
+            ("max_tokens", params.max_tokens.map(Value::from)),
+            ("max_completion_tokens", params.max_completion_tokens.map(Value::from)),
+            ("temperature", params.temperature.map(Value::from)),
+            ("top_p", params.top_p.map(Value::from)),
+            ("seed", params.seed.map(Value::from)),
+            ("stop", params.stop.clone().map(Value::from)),
+            ("ignore_eos", params.ignore_eos.map(Value::from)),
+            ("min_tokens", params.min_tokens.map(Value::from)),
+        ];
+        fields.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        let prompt_key = api.prompt_field();
+        let mut model = json!(model);
+        let mut fixed_prompt = None;
+        let mut extra: Vec<(&str, &Value)> = Vec::new();
+        for (k, v) in params.extra_body.iter().flatten() {
+            match k.as_str() {
+                "model" => model = v.clone(),
+                k if k == prompt_key => fixed_prompt = RawValue::from_string(v.to_string()).ok(),
+                k => {
+                    fields.retain(|(own, _)| *own != k);
+                    extra.push((k, v));
+                }
+            }
+        }
+        let mut tail = Vec::new();
+        for (k, v) in fields.iter().map(|(k, v)| (*k, v)).chain(extra) {
+            tail.push(b',');
+            tail.extend_from_slice(&serde_json::to_vec(k).expect("a key serializes"));
+            tail.push(b':');
+            tail.extend_from_slice(&serde_json::to_vec(v).expect("a JSON value serializes"));
+        }
+        tail.push(b'}');
+        let head = format!("{{\"model\":{model},\"{prompt_key}\":").into_bytes();
+        BodyParts { head, tail, fixed_prompt }
     }
 
-    pub(super) fn body(&self, messages: &RawValue) -> Bytes {
-        let m = messages.get().as_bytes();
+    /// The body of a request whose prompt (messages array or text) is `prompt`.
+    pub(super) fn body(&self, prompt: &RawValue) -> Bytes {
+        let m = self.fixed_prompt.as_deref().unwrap_or(prompt).get().as_bytes();
         let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len());
         out.extend_from_slice(&self.head);
         out.extend_from_slice(m);
@@ -61,14 +76,24 @@ impl BodyParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Serialize;
 
     /// The request serialized whole, as bodies were before they were built from parts.
     #[derive(Serialize)]
-    struct Whole<'a> {
+    struct ChatBody<'a> {
         model: &'a str,
         messages: &'a RawValue,
-        #[serde(flatten)]
-        rest: Rest,
+        stream: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stream_options: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        temperature: Option<f64>,
+    }
+
+    fn text(b: Bytes) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
     }
 
     #[test]
@@ -76,14 +101,46 @@ mod tests {
         let messages = RawValue::from_string(r#"[{"role":"user","content":"hi \"there\""}]"#.to_string()).unwrap();
         for (stream, usage) in [(false, false), (false, true), (true, false), (true, true)] {
             for (max_tokens, temperature) in [(None, None), (Some(64), None), (None, Some(0.5)), (Some(1), Some(2.0))] {
-                let params = RequestParams { max_tokens, temperature };
+                let params = RequestParams { max_tokens, temperature, ..RequestParams::default() };
                 let model = "gpt-4.1 \"quoted\" ☕";
-                let parts = BodyParts::new(model, &params, stream, usage);
-                let stream_options = (stream && usage).then_some(StreamOptions { include_usage: true });
-                let rest = Rest { stream, stream_options, max_tokens, temperature };
-                let whole = serde_json::to_vec(&Whole { model, messages: &messages, rest }).unwrap();
-                assert_eq!(String::from_utf8(parts.body(&messages).to_vec()).unwrap(), String::from_utf8(whole).unwrap());
+                let parts = BodyParts::new(model, &params, Api::Chat, stream, usage);
+                let stream_options = (stream && usage).then(|| json!({"include_usage": true}));
+                let whole = serde_json::to_vec(&ChatBody { model, messages: &messages, stream, stream_options, max_tokens, temperature });
+                assert_eq!(text(parts.body(&messages)), String::from_utf8(whole.unwrap()).unwrap());
             }
         }
+    }
+
+    #[test]
+    fn every_field_goes_out_once_and_extra_body_wins() {
+        let params = RequestParams {
+            max_completion_tokens: Some(32),
+            top_p: Some(0.9),
+            seed: Some(-3),
+            stop: Some(vec!["END".into(), "\n\n".into()]),
+            ignore_eos: Some(true),
+            min_tokens: Some(8),
+            extra_body: Some(
+                json!({"top_p": 0.5, "model": "other", "chat_template_kwargs": {"enable_thinking": false}}).as_object().unwrap().clone(),
+            ),
+            ..RequestParams::default()
+        };
+        let prompt = RawValue::from_string("\"Once upon\"".into()).unwrap();
+        let body = text(BodyParts::new("m", &params, Api::Completions, true, true).body(&prompt));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["model"], "other", "extra_body's model wins");
+        assert_eq!((v["prompt"].as_str(), v["stream"].as_bool()), (Some("Once upon"), Some(true)));
+        assert_eq!((v["max_completion_tokens"].as_u64(), v["top_p"].as_f64(), v["seed"].as_i64()), (Some(32), Some(0.5), Some(-3)));
+        assert_eq!(v["stop"], json!(["END", "\n\n"]));
+        assert_eq!((v["ignore_eos"].as_bool(), v["min_tokens"].as_u64()), (Some(true), Some(8)));
+        assert_eq!(v["chat_template_kwargs"]["enable_thinking"], false);
+        assert!(v.get("max_tokens").is_none() && v.get("messages").is_none());
+        for key in ["\"model\"", "\"top_p\"", "\"prompt\""] {
+            assert_eq!(body.matches(key).count(), 1, "{key} once in {body}");
+        }
+        // extra_body's prompt replaces every prompt.
+        let fixed = RequestParams { extra_body: Some(json!({"prompt": "always"}).as_object().unwrap().clone()), ..RequestParams::default() };
+        let v: Value = serde_json::from_slice(&BodyParts::new("m", &fixed, Api::Completions, false, true).body(&prompt)).unwrap();
+        assert_eq!(v["prompt"], "always");
     }
 }

@@ -1,0 +1,107 @@
+//! `[request]` (and a stage's `request = {…}`) as written → the parameters every body
+//! carries, each checked in place; `extra_body` converted to JSON, with a warning for
+//! every field it takes over from llmload.
+
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use super::error::Problems;
+use super::file::{RequestFile, StopFile};
+use crate::model::RequestParams;
+
+/// Fields llmload writes into a body itself: an `extra_body` that sets one wins, and is
+/// warned about.
+const OWN_FIELDS: [&str; 13] = [
+    "model",
+    "messages",
+    "prompt",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "ignore_eos",
+    "min_tokens",
+];
+
+/// The parameters `f` sets; problems and warnings reported in place, named `what`.
+pub(super) fn request(f: &RequestFile, what: &str, p: &mut Problems<'_>) -> RequestParams {
+    if let (Some(_), Some(m)) = (&f.max_tokens, &f.max_completion_tokens) {
+        p.at(Some(m.span()), format!("{what}: give max_tokens or max_completion_tokens, not both (the same limit by its old and new name)"));
+    }
+    let mut in_range = |v: &Option<Spanned<f64>>, name: &str, ok: fn(f64) -> bool, range: &str| {
+        v.as_ref().map(|v| {
+            let x = *v.get_ref();
+            if !ok(x) {
+                p.at(Some(v.span()), format!("{what}.{name} must be {range}, got {x}"));
+            }
+            x
+        })
+    };
+    let temperature = in_range(&f.temperature, "temperature", |x| (0.0..=2.0).contains(&x), "between 0 and 2");
+    let top_p = in_range(&f.top_p, "top_p", |x| x > 0.0 && x <= 1.0, "above 0 and at most 1");
+    let stop = f.stop.as_ref().map(|s| {
+        let list = match s.get_ref() {
+            StopFile::One(one) => vec![one.clone()],
+            StopFile::Many(many) => many.clone(),
+        };
+        if list.is_empty() || list.iter().any(String::is_empty) {
+            p.at(Some(s.span()), format!("{what}.stop must hold non-empty strings"));
+        }
+        list
+    });
+    let params = RequestParams {
+        max_tokens: f.max_tokens.as_ref().map(|n| n.get_ref().get()),
+        max_completion_tokens: f.max_completion_tokens.as_ref().map(|n| n.get_ref().get()),
+        temperature,
+        top_p,
+        seed: f.seed,
+        stop,
+        ignore_eos: f.ignore_eos,
+        min_tokens: f.min_tokens.as_ref().map(|n| *n.get_ref()),
+        extra_body: f.extra_body.as_ref().map(|t| extra_body(t, what, p)),
+    };
+    if let (Some(min), Some(max)) = (&f.min_tokens, params.max_output_tokens())
+        && *min.get_ref() > max
+    {
+        p.at(Some(min.span()), format!("{what}.min_tokens ({}) must not exceed the most output tokens asked ({max})", min.get_ref()));
+    }
+    params
+}
+
+/// `extra_body` as JSON; every field it takes over from llmload is warned about.
+fn extra_body(t: &Spanned<toml::Table>, what: &str, p: &mut Problems<'_>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in t.get_ref() {
+        match json(value) {
+            Ok(v) => {
+                out.insert(key.clone(), v);
+            }
+            Err(why) => p.at(Some(t.span()), format!("{what}.extra_body.{key}: {why}")),
+        }
+        if OWN_FIELDS.contains(&key.as_str()) {
+            let whose = match key.as_str() {
+                "model" | "messages" | "prompt" | "stream" | "stream_options" => "llmload sets itself",
+                _ => "[request] sets",
+            };
+            p.warn(Some(t.span()), format!("{what}.extra_body sets `{key}`, which {whose}: extra_body's value is sent"));
+        }
+    }
+    out
+}
+
+/// A TOML value as JSON. Dates become RFC 3339 strings; JSON has no NaN or infinity.
+fn json(v: &toml::Value) -> Result<Value, String> {
+    Ok(match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).ok_or(format!("{f} has no JSON form"))?,
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => Value::Array(items.iter().map(json).collect::<Result<_, _>>()?),
+        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, String>>()?),
+    })
+}
