@@ -52,6 +52,9 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    for w in &scenario.warnings {
+        note(&w.to_string());
+    }
     let applied = scenario.apply(&args.overrides());
     // Said as soon as it is set, even when a later flag is refused.
     if scenario.target.insecure {
@@ -139,6 +142,9 @@ fn cmd_validate(args: ValidateArgs) -> ExitCode {
                     && let Some(auto) = sweep.auto
                 {
                     plan.push(format!("an automatic sweep from {} (up to {} points)", sweep.stage(auto.start, 0).name, auto.max_points));
+                }
+                for w in &s.warnings {
+                    note(&w.to_string());
                 }
                 println!("{}: ok — {:?}, {}", path.display(), s.name, plan.join(", then "));
             }

@@ -46,6 +46,7 @@ fn client(addr: SocketAddr, cfg: Cfg) -> Client {
         pool_size: 1,
         stream: cfg.stream,
         keep_content: false,
+        headers: Vec::new(),
     })
     .unwrap()
 }

@@ -223,6 +223,27 @@ mod tests {
     }
 
     #[test]
+    fn secret_header_values_are_scrubbed_like_the_key() {
+        let header = |name: &str, value: &str, secret: bool| crate::client::ExtraHeader {
+            name: name.into(),
+            value: value.into(),
+            secret_from: secret.then(|| "$H".to_string()),
+        };
+        let hdr = "hdr-SECRET-9876543210";
+        let c = crate::client::tests::unsent_with(None, vec![header("api-key", hdr, true), header("x-team", "search", false)]);
+        let body = format!(r#"{{"error":{{"message":"bad api-key {hdr} for team search"}}}}"#);
+        assert_eq!(c.server_message(body.as_bytes(), true), "bad api-key [REDACTED] for team search", "literal values are no secret");
+        let cut = format!("denied: {}", &hdr[..9]);
+        assert_eq!(c.server_message(cut.as_bytes(), false), "denied:");
+        // A value that is no header value is named by its header and source, never shown.
+        let bad = Client::new(crate::client::ClientConfig {
+            headers: vec![header("api-key", "line\nbreak", true)],
+            ..crate::client::tests::config(None)
+        });
+        assert_eq!(bad.err().unwrap().to_string(), "target.headers.\"api-key\": the value in $H is not a valid HTTP header value");
+    }
+
+    #[test]
     fn error_messages_are_read_typed() {
         let c = client();
         let extra = format!(r#"{{"junk":[{}0],"error":{{"code":5,"message":"overloaded","param":{{"a":[1]}}}}}}"#, "0,".repeat(1000));

@@ -107,7 +107,8 @@ impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
         let mut headers = reqwest::header::HeaderMap::new();
         for h in &cfg.headers {
-            let bad = || ClientError::BadHeader { name: h.name.clone(), from: h.secret_from.clone().unwrap_or_else(|| "the scenario".into()) };
+            let bad =
+                || ClientError::BadHeader { name: h.name.clone(), from: h.secret_from.clone().unwrap_or_else(|| "the scenario".into()) };
             let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
             let mut value = HeaderValue::from_str(&h.value).map_err(|_| bad())?;
             value.set_sensitive(h.secret_from.is_some());
@@ -253,7 +254,17 @@ pub(crate) mod tests {
 
     /// A client for unit tests that never send: pointed at the discard port on loopback.
     pub(crate) fn unsent(api_key: Option<&str>) -> Client {
-        Client::new(ClientConfig {
+        unsent_with(api_key, Vec::new())
+    }
+
+    /// The same, with extra headers.
+    pub(crate) fn unsent_with(api_key: Option<&str>, headers: Vec<ExtraHeader>) -> Client {
+        Client::new(ClientConfig { headers, ..config(api_key) }).unwrap()
+    }
+
+    /// The configuration of those clients.
+    pub(crate) fn config(api_key: Option<&str>) -> ClientConfig {
+        ClientConfig {
             base_url: reqwest::Url::parse("http://127.0.0.1:9/v1").unwrap(),
             api: Api::Chat,
             api_key: api_key.map(str::to_string),
@@ -266,7 +277,6 @@ pub(crate) mod tests {
             stream: false,
             keep_content: false,
             headers: Vec::new(),
-        })
-        .unwrap()
+        }
     }
 }

@@ -214,8 +214,9 @@ impl Client {
             // The stream ended with neither: cut short, whatever it carried.
             None if !done => {
                 rec.outcome = Outcome::Failed(FailureKind::StreamCut);
-                rec.detail =
-                    Some(format!("HTTP {status}: stream ended without [DONE] after {} content chunks, and no finish_reason", rec.chunks).into());
+                rec.detail = Some(
+                    format!("HTTP {status}: stream ended without [DONE] after {} content chunks, and no finish_reason", rec.chunks).into(),
+                );
             }
             None => {}
         }

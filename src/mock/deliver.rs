@@ -179,4 +179,3 @@ pub(super) async fn sleep_until_ms(from: tokio::time::Instant, ms: f64) {
         }
     }
 }
-

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::{Fault, MockConfig, MockStats};
-use super::draw::draw;
 use super::deliver::{sleep_until_ms, stream_reply, whole_reply};
+use super::draw::draw;
 use super::reply::Reply;
 use super::state::{InFlight, MockState};
 use crate::model::Api;

@@ -117,7 +117,9 @@ impl Reply {
                 };
                 json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
             }
-            Api::Completions => json!({"index": 0, "text": piece.map_or("", |p| p.text.as_str()), "logprobs": null, "finish_reason": finish}),
+            Api::Completions => {
+                json!({"index": 0, "text": piece.map_or("", |p| p.text.as_str()), "logprobs": null, "finish_reason": finish})
+            }
         };
         self.event(vec![choice], None)
     }
@@ -186,5 +188,48 @@ mod tests {
     fn every_word_is_one_token() {
         let text: String = (0..100).map(word).collect();
         assert_eq!(crate::workload::tokens::count(&text), 100, "{text}");
+    }
+
+    fn draw(output_tokens: u32) -> Draw {
+        Draw { jitter: 0.0, output_tokens, json: false, fault: None }
+    }
+
+    fn event(b: &Bytes) -> Value {
+        let text = std::str::from_utf8(b).unwrap();
+        serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap()
+    }
+
+    #[test]
+    fn a_reasoning_reply_thinks_first_within_the_limit() {
+        let r = Reply::new(1, &draw(5), Api::Chat, "m".into(), 3, u64::MAX, 4);
+        let kinds: Vec<bool> = r.pieces.iter().map(|p| p.reasoning).collect();
+        assert_eq!(kinds, [true, true, true, true, false, false, false, false, false]);
+        let v: Value = serde_json::from_slice(&r.body()).unwrap();
+        assert_eq!(v["usage"]["completion_tokens"], 9);
+        assert_eq!(v["usage"]["completion_tokens_details"]["reasoning_tokens"], 4);
+        assert_eq!(v["choices"][0]["message"]["reasoning_content"], "Load testing shows where");
+        assert_eq!(event(&r.chunk(Some(&r.pieces[0]), None))["choices"][0]["delta"], json!({"reasoning_content": "Load"}));
+        assert_eq!(event(&r.chunk(Some(&r.pieces[4]), None))["choices"][0]["delta"], json!({"content": "Load"}));
+        // The limit counts the thought: 6 tokens are 4 of it and 2 of answer, "length".
+        let r = Reply::new(1, &draw(5), Api::Chat, "m".into(), 3, 6, 4);
+        assert_eq!((r.pieces.len(), r.finish), (6, "length"));
+        // No thinking on the completions endpoint.
+        assert!(Reply::new(1, &draw(5), Api::Completions, "m".into(), 3, u64::MAX, 4).pieces.iter().all(|p| !p.reasoning));
+    }
+
+    #[test]
+    fn a_text_completion_has_the_shape_of_one() {
+        let r = Reply::new(7, &draw(3), Api::Completions, "m".into(), 2, u64::MAX, 0);
+        let v: Value = serde_json::from_slice(&r.body()).unwrap();
+        assert_eq!((v["object"].as_str(), v["id"].as_str()), (Some("text_completion"), Some("cmpl-mock-7")));
+        assert_eq!(
+            (v["choices"][0]["text"].as_str(), v["choices"][0]["finish_reason"].as_str()),
+            (Some("Load testing shows"), Some("stop"))
+        );
+        assert!(v["usage"].get("completion_tokens_details").is_none());
+        let chunk = event(&r.chunk(Some(&r.pieces[1]), None));
+        assert_eq!((chunk["choices"][0]["text"].as_str(), chunk["choices"][0]["finish_reason"].is_null()), (Some(" testing"), true));
+        assert_eq!(event(&r.chunk(None, Some("stop")))["choices"][0]["finish_reason"], "stop");
+        assert_eq!(event(&r.usage_chunk())["usage"]["completion_tokens"], 3);
     }
 }

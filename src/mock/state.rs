@@ -69,7 +69,8 @@ impl MockState {
     /// Keeps this request as the last one, when recording.
     pub fn saw(&self, path: &str, headers: &axum::http::HeaderMap, body: &Bytes) {
         if let Some(seen) = &self.seen {
-            let headers = headers.iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+            let headers =
+                headers.iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
             *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(SeenRequest { path: path.to_string(), headers, body: body.clone() });
         }
     }

@@ -115,7 +115,8 @@ mod tests {
             extra_body: extra(&[("a", 1), ("b", 2)]),
             ..RequestParams::default()
         };
-        let over = RequestParams { max_completion_tokens: Some(64), seed: Some(7), extra_body: extra(&[("b", 3)]), ..RequestParams::default() };
+        let over =
+            RequestParams { max_completion_tokens: Some(64), seed: Some(7), extra_body: extra(&[("b", 3)]), ..RequestParams::default() };
         let r = base.overlay(&over);
         // The stage's length limit replaces the scenario's, whichever name each used.
         assert_eq!((r.max_tokens, r.max_completion_tokens, r.max_output_tokens()), (None, Some(64), Some(64)));

@@ -103,6 +103,7 @@ impl RunResult {
             scenario: serde_json::to_value(&record).expect("scenario serializes"),
             target: TargetInfo {
                 base_url: serde_json::to_value(&t.base_url).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                api: t.api,
                 mock_url: meta.mock_url,
                 model: t.model.clone(),
                 stream: t.stream,

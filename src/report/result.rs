@@ -57,6 +57,9 @@ pub struct Tool {
 pub struct TargetInfo {
     /// "mock" or the API root with credentials and query removed.
     pub base_url: String,
+    /// The endpoint spoken.
+    #[serde(default)]
+    pub api: crate::model::Api,
     /// The address the embedded mock listened on, when used.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mock_url: Option<String>,

@@ -30,7 +30,10 @@ const OWN_FIELDS: [&str; 13] = [
 /// The parameters `f` sets; problems and warnings reported in place, named `what`.
 pub(super) fn request(f: &RequestFile, what: &str, p: &mut Problems<'_>) -> RequestParams {
     if let (Some(_), Some(m)) = (&f.max_tokens, &f.max_completion_tokens) {
-        p.at(Some(m.span()), format!("{what}: give max_tokens or max_completion_tokens, not both (the same limit by its old and new name)"));
+        p.at(
+            Some(m.span()),
+            format!("{what}: give max_tokens or max_completion_tokens, not both (the same limit by its old and new name)"),
+        );
     }
     let mut in_range = |v: &Option<Spanned<f64>>, name: &str, ok: fn(f64) -> bool, range: &str| {
         v.as_ref().map(|v| {

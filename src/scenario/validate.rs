@@ -14,7 +14,9 @@ use super::file::{CheckFile, DurationValue, HeaderFile, ScenarioFile, SloFile, T
 use super::stage::RetryPolicy;
 use super::sweep::sweep_stages;
 use super::validate_stage::{Defaults, TPM_NEEDS_MAX_TOKENS, rate_limit, retry_policy, stages};
-use super::{BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Header, HeaderSource, Scenario, Target, parse_base_url};
+use super::{
+    BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Header, HeaderSource, Scenario, Target, parse_base_url,
+};
 use crate::mock::config::MockConfig;
 use crate::model::{RateLimit, Slo};
 
@@ -76,7 +78,11 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     let defaults = Defaults { request: &request, retry: &retry, rate_limit };
     let (mut stages, mut names) = stages(raw_stages, &defaults, p);
     let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
-    if stages.iter().chain(sweep.as_ref().map(|s| &s.template)).any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none()) {
+    if stages
+        .iter()
+        .chain(sweep.as_ref().map(|s| &s.template))
+        .any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none())
+    {
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
 

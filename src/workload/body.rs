@@ -139,7 +139,8 @@ mod tests {
             assert_eq!(body.matches(key).count(), 1, "{key} once in {body}");
         }
         // extra_body's prompt replaces every prompt.
-        let fixed = RequestParams { extra_body: Some(json!({"prompt": "always"}).as_object().unwrap().clone()), ..RequestParams::default() };
+        let fixed =
+            RequestParams { extra_body: Some(json!({"prompt": "always"}).as_object().unwrap().clone()), ..RequestParams::default() };
         let v: Value = serde_json::from_slice(&BodyParts::new("m", &fixed, Api::Completions, false, true).body(&prompt)).unwrap();
         assert_eq!(v["prompt"], "always");
     }
