@@ -19,11 +19,15 @@ fn python() -> std::path::PathBuf {
 fn official_openai_client_accepts_the_mock() {
     let py = python();
     let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
+    let (mut no_done, no_done_url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0", "--stream-end", "finish"]);
     let mut cmd = Command::new(py);
-    cmd.arg(repo_path("tests/interop/openai_client.py")).arg(&url).env("NO_PROXY", "127.0.0.1").env_remove("OPENAI_API_KEY");
+    cmd.arg(repo_path("tests/interop/openai_client.py")).arg(&url).arg(&no_done_url);
+    cmd.env("NO_PROXY", "127.0.0.1").env_remove("OPENAI_API_KEY");
     let out = run(cmd, Duration::from_secs(60));
-    let _ = mock.kill();
-    let _ = mock.wait();
+    for m in [&mut mock, &mut no_done] {
+        let _ = m.kill();
+        let _ = m.wait();
+    }
     assert!(out.status.success(), "python client failed:\n{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
     assert_eq!(v["models"], serde_json::json!(["mock-model"]));
@@ -37,31 +41,14 @@ fn official_openai_client_accepts_the_mock() {
     assert_eq!(v["streamed"], v["content"], "streaming gives the same text");
     assert_eq!(v["stream_chunks"], 5, "one token per chunk");
     assert_eq!(v["stream_usage"], v["usage"], "and the same usage");
-}
-
-#[test]
-fn official_openai_client_reads_completions_and_streams_without_done() {
-    let py = python();
-    let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
-    let (mut no_done, no_done_url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0", "--stream-end", "finish"]);
-    let mut cmd = Command::new(py);
-    cmd.arg(repo_path("tests/interop/openai_completions.py")).arg(&url).arg(&no_done_url);
-    cmd.env("NO_PROXY", "127.0.0.1").env_remove("OPENAI_API_KEY");
-    let out = run(cmd, Duration::from_secs(60));
-    for m in [&mut mock, &mut no_done] {
-        let _ = m.kill();
-        let _ = m.wait();
-    }
-    assert!(out.status.success(), "python client failed:\n{}", out.stderr);
-    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
-    assert_eq!(v["object"], "text_completion");
-    assert_eq!(v["text"], "Load testing shows where latency");
-    assert_eq!(v["finish_reason"], "length");
+    let c = &v["completions"];
+    assert_eq!((c["object"].as_str(), c["text"].as_str()), (Some("text_completion"), Some("Load testing shows where latency")));
+    assert_eq!(c["finish_reason"], "length");
     // o200k: "Once upon a time" is 4 tokens.
-    assert_eq!(v["usage"], serde_json::json!({"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}));
-    assert_eq!((&v["streamed"], v["stream_chunks"].as_u64()), (&v["text"], Some(5)));
+    assert_eq!(c["usage"], serde_json::json!({"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}));
+    assert_eq!(c["streamed"], c["text"], "streamed as text deltas");
     // What llmload counts as a whole answer, the official client reads as one too.
-    assert_eq!((&v["no_done"], v["no_done_finish"].as_str()), (&v["text"], Some("length")));
+    assert_eq!((&v["no_done"], v["no_done_finish"].as_str()), (&v["content"], Some("length")));
 }
 
 /// `llmock` (an independent OpenAI-compatible mock from PyPI) on a free port; returns the

@@ -49,7 +49,7 @@ fn request_fields_reach_the_server_and_a_stage_overrides_them() {
     let text = format!(
         "[target]\nbase_url = \"{}\"\nmodel = \"m\"\n[prompts]\nlist = [\"hi\"]\n\
          [request]\nmax_completion_tokens = 32\ntemperature = 0.7\ntop_p = 0.9\nseed = 42\nstop = [\"END\", \"\\n\\n\"]\n\
-         ignore_eos = true\nmin_tokens = 4\nextra_body = {{ top_k = 20, top_p = 0.5, chat_template_kwargs = {{ enable_thinking = false }} }}\n\
+         ignore_eos = true\nmin_tokens = 4\nextra_body = {{ top_k = 20, max_tokens = 6, chat_template_kwargs = {{ enable_thinking = false }} }}\n\
          [[stage]]\nname = \"short\"\nrequests = 3\nrequest = {{ max_tokens = 8, seed = 5 }}\n",
         mock.base_url()
     );
@@ -59,33 +59,41 @@ fn request_fields_reach_the_server_and_a_stage_overrides_them() {
     assert_eq!(seen.path, "/v1/chat/completions");
     let body = seen.json();
     // The stage's length limit replaces the scenario's (either name); its seed wins.
-    assert_eq!((body["max_tokens"].as_u64(), body.get("max_completion_tokens")), (Some(8), None), "{body}");
-    assert_eq!((body["seed"].as_i64(), body["temperature"].as_f64()), (Some(5), Some(0.7)));
+    assert_eq!(body.get("max_completion_tokens"), None, "{body}");
+    assert_eq!((body["seed"].as_i64(), body["temperature"].as_f64(), body["top_p"].as_f64()), (Some(5), Some(0.7), Some(0.9)));
     assert_eq!(body["stop"], json!(["END", "\n\n"]));
     assert_eq!((body["ignore_eos"].as_bool(), body["min_tokens"].as_u64(), body["top_k"].as_u64()), (Some(true), Some(4), Some(20)));
     assert_eq!(body["chat_template_kwargs"], json!({"enable_thinking": false}));
-    // extra_body wins over [request], and is said to.
-    assert_eq!(body["top_p"], 0.5);
-    assert_eq!(String::from_utf8_lossy(&seen.body).matches("\"top_p\"").count(), 1, "sent once");
+    // extra_body wins over [request] and the stage (its 6 over the stage's 8), once, and
+    // is said to.
+    assert_eq!(body["max_tokens"], 6);
+    assert_eq!(String::from_utf8_lossy(&seen.body).matches("\"max_tokens\"").count(), 1, "sent once");
     assert!(
-        out.stderr.contains("warning: request.extra_body sets `top_p`, which [request] sets: extra_body's value is sent"),
+        out.stderr.contains("warning: request.extra_body sets `max_tokens`, which [request] sets: extra_body's value is sent"),
         "{}",
         out.stderr
     );
     let v = v.unwrap();
     assert_schema_valid(&v);
-    // The mock honours the limit: 8 tokens of its 16.
-    assert_eq!(v["stages"][0]["tokens"]["output"], 24);
+    // The mock honours the limit sent: 6 tokens of its 16.
+    assert_eq!(v["stages"][0]["tokens"]["output"], 18);
     assert_eq!(v["scenario"]["stages"][0]["request"]["max_tokens"], 8);
     assert_eq!(v["scenario"]["request"]["max_completion_tokens"], 32);
 }
 
 #[test]
 fn a_tokens_per_minute_limit_counts_max_completion_tokens() {
-    let text = quick("base_latency_ms = 1", "[request]\nmax_completion_tokens = 100\n[[stage]]\nrequests = 5\n");
+    let mock = recording(fast());
+    let text = format!(
+        "[target]\nbase_url = \"{}\"\nmodel = \"m\"\n[prompts]\nlist = [\"hi\"]\n[request]\nmax_completion_tokens = 100\n[[stage]]\nrequests = 5\n",
+        mock.base_url()
+    );
     let (out, v) = run_with(&text, &["--tpm", "600000"], &[]);
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(v.unwrap()["stages"][0]["rate_limiter"]["tpm"], 600000.0);
+    // The newer name goes out as it is, and alone.
+    let body = mock.last_request().unwrap().json();
+    assert_eq!((body["max_completion_tokens"].as_u64(), body.get("max_tokens")), (Some(100), None), "{body}");
     // Without either limit it is refused, naming both.
     let (out, _) = run_with(&quick("base_latency_ms = 1", "[[stage]]\nrequests = 5\n"), &["--tpm", "600000"], &[]);
     assert_eq!(out.status.code(), Some(2));

@@ -151,7 +151,11 @@ pub(super) fn completion_text(body: &[u8]) -> Texts {
     let Ok(c) = serde_json::from_slice::<CompletionText>(body) else { return Texts::default() };
     let Some(choice) = c.choices else { return Texts::default() };
     match choice.message {
-        Some(m) => Texts { answer: m.content.unwrap_or_default(), reasoning: m.reasoning_content.or(m.reasoning).unwrap_or_default() },
+        Some(m) => Texts {
+            answer: m.content.unwrap_or_default(),
+            // Either name, once: some servers send both with the same text.
+            reasoning: m.reasoning.filter(|r| !r.is_empty()).or(m.reasoning_content).unwrap_or_default(),
+        },
         None => Texts { answer: choice.text.unwrap_or_default(), reasoning: String::new() },
     }
 }

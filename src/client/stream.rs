@@ -52,8 +52,8 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct ChunkDelta {
     content: Option<String>,
-    /// A reasoning model's thinking: vLLM and others send `reasoning_content`, some
-    /// servers `reasoning`.
+    /// A reasoning model's thinking: `reasoning` (vLLM now, OpenRouter) or
+    /// `reasoning_content` (DeepSeek, older vLLM).
     reasoning_content: Option<String>,
     reasoning: Option<String>,
 }
@@ -94,9 +94,11 @@ impl Received {
     fn chunk(&mut self, now: Instant, chunk: Chunk) {
         for choice in chunk.choices {
             self.finished |= choice.finish_reason.is_some();
+            // One reasoning text per delta: vLLM has sent both names at once, the same
+            // text in each, while it moved from one to the other.
             let texts = match choice.delta {
-                Some(d) => [(d.reasoning_content, true), (d.reasoning, true), (d.content, false)],
-                None => [(None, true), (None, true), (choice.text, false)],
+                Some(d) => [(d.reasoning.filter(|t| !t.is_empty()).or(d.reasoning_content), true), (d.content, false)],
+                None => [(None, true), (choice.text, false)],
             };
             for (text, reasoning) in texts {
                 if let Some(text) = text.filter(|t| !t.is_empty()) {
@@ -236,5 +238,28 @@ mod tests {
         assert_eq!(msg(r#"{"error":{"message":"overloaded","code":503}}"#).as_deref(), Some("overloaded"));
         assert_eq!(msg(r#"{"error":"plain text"}"#).as_deref(), Some("plain text"));
         assert_eq!(msg(r#"{"error":[0,0,0]}"#), None);
+    }
+
+    #[test]
+    fn reasoning_by_either_name_is_taken_once() {
+        let chunk = |text: &str| serde_json::from_str::<Chunk>(text).unwrap();
+        let t0 = Instant::now();
+        let mut got = Received {
+            rec: RequestRecord::default(),
+            start: t0,
+            last: None,
+            answer: String::new(),
+            reasoning: String::new(),
+            finished: false,
+        };
+        got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning_content":"hm","reasoning":"hm"}}]}"#));
+        got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning_content":" so"}}]}"#));
+        got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning":" then"}}]}"#));
+        got.chunk(t0, chunk(r#"{"choices":[{"delta":{"content":"42"},"finish_reason":"stop"}]}"#));
+        assert_eq!((got.reasoning.as_str(), got.answer.as_str(), got.rec.chunks), ("hm so then", "42", 4));
+        assert!(got.finished && got.rec.first_reasoning.is_some() && got.rec.ttft_answer.is_some());
+        // A completions stream: `text`, no delta.
+        got.chunk(t0, chunk(r#"{"choices":[{"text":" more","index":0,"finish_reason":null}]}"#));
+        assert_eq!(got.answer, "42 more");
     }
 }
