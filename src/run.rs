@@ -98,7 +98,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
                 Some(path) => Some(read_key_file(path)?),
                 None => std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty()),
             };
-            if key.is_none() {
+            let own_auth = scenario.target.headers.iter().any(|h| h.name.eq_ignore_ascii_case("authorization"));
+            if key.is_none() && !own_auth {
                 (opts.notes)(&format!(
                     "note: ${} is not set; sending requests without an Authorization header",
                     scenario.target.api_key_env

@@ -69,7 +69,7 @@ fn request_fields_reach_the_server_and_a_stage_overrides_them() {
     assert_eq!(body["max_tokens"], 6);
     assert_eq!(String::from_utf8_lossy(&seen.body).matches("\"max_tokens\"").count(), 1, "sent once");
     assert!(
-        out.stderr.contains("warning: request.extra_body sets `max_tokens`, which [request] sets: extra_body's value is sent"),
+        out.stderr.contains("warning: request.extra_body sets `max_tokens`, a [request] field: extra_body's value is sent"),
         "{}",
         out.stderr
     );
@@ -252,6 +252,11 @@ fn bad_request_and_target_fields_are_one_line_each_naming_the_place() {
             "s.toml:9:14: request.min_tokens (9) must not exceed the most output tokens asked (8)",
         ),
         ("[request]\nextra_body = { x = nan }\n", "s.toml:9:14: request.extra_body.x: NaN has no JSON form"),
+        ("[request]\nextra_body = { stream = true }\n", "s.toml:9:14: request.extra_body.stream: set target.stream instead"),
+        (
+            "[request]\nmax_tokens = 8\n[[stage]]\nname = \"b\"\nrequests = 1\nrequest = { min_tokens = 16 }\n",
+            "s.toml:13:11: stage \"b\": request.min_tokens (16) must not exceed the most output tokens asked (8)",
+        ),
     ] {
         let (_d, path) = scenario(&format!("{base}{edit}"));
         let out = validate(&path);
@@ -262,7 +267,9 @@ fn bad_request_and_target_fields_are_one_line_each_naming_the_place() {
     for (target, want) in [
         ("api = \"completion\"", "target: unknown variant `completion`, expected `chat` or `completions`"),
         ("headers = { \"\" = \"x\" }", "target.headers: \"\" is not an HTTP header name"),
-        ("headers = { \"X-A\" = 5 }", "target: a header value: a string, or { env = \"VARIABLE\" }"),
+        ("headers = { \"X-A\" = 5 }", "target.headers.\"X-A\" must be a string, or { env = \"VARIABLE\" }"),
+        ("headers = { \"X-A\" = \"1\", \"x-a\" = \"2\" }", "target.headers.\"x-a\": given twice (header names are case-insensitive)"),
+        ("headers = { \"Content-Type\" = \"text/plain\" }", "target.headers.\"Content-Type\": llmload sets Content-Type itself"),
         ("headers = { \"X-A\" = { env = \"\" } }", "target.headers.\"X-A\": env must name an environment variable"),
     ] {
         let (_d, path) = scenario(&base.replace("model = \"m\"", &format!("model = \"m\"\n{target}")));
@@ -271,4 +278,83 @@ fn bad_request_and_target_fields_are_one_line_each_naming_the_place() {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(out.stderr.contains(want), "{target}: {}", out.stderr);
     }
+}
+
+/// A server started here that reasons and leaves the count to the client: by model,
+/// "stream" streams `delta.reasoning` then the answer with a usage whose
+/// reasoning_tokens is a placeholder 0; "whole" answers with `message.reasoning_content`
+/// and a usage without details.
+fn thinking_server() -> String {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|body: axum::Json<Value>| async move {
+            let usage = |details: bool| {
+                let mut u = json!({"prompt_tokens": 1, "completion_tokens": 6});
+                if details {
+                    u["completion_tokens_details"] = json!({"reasoning_tokens": 0});
+                }
+                u
+            };
+            if body["model"] == "whole" {
+                let reply = json!({"choices": [{"message": {"role": "assistant", "content": "hello world", "reasoning_content": "let me see now"}}], "usage": usage(false)});
+                return axum::Json(reply).into_response();
+            }
+            let delta = |d: Value| format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": d}]}));
+            let text = [delta(json!({"reasoning": "let me"})), delta(json!({"reasoning": " see now"})), delta(json!({"content": "hello world"}))]
+                .concat()
+                + &format!("data: {}\n\ndata: [DONE]\n\n", json!({"choices": [], "usage": usage(true)}));
+            ([("content-type", "text/event-stream")], text).into_response()
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap() });
+    });
+    url
+}
+
+#[test]
+fn reasoning_the_server_does_not_count_is_counted_here() {
+    let url = thinking_server();
+    for (model, stream) in [("stream", true), ("whole", false)] {
+        let text = format!(
+            "[target]\nbase_url = \"{url}\"\nmodel = \"{model}\"\nstream = {stream}\n[prompts]\nlist = [\"hi\"]\n[[stage]]\nrequests = 3\n"
+        );
+        let (out, v) = run_with(&text, &[], &[]);
+        assert!(out.status.success(), "{}", out.stderr);
+        let v = v.unwrap();
+        assert_schema_valid(&v);
+        let t = &v["stages"][0]["tokens"];
+        // "let me see now" is 4 o200k tokens; the server's usage (6 output) stands.
+        assert_eq!((t["reasoning"].as_u64(), t["output"].as_u64()), (Some(12), Some(18)), "{model}: {t}");
+    }
+}
+
+#[test]
+fn validate_says_its_warnings_and_a_bad_header_secret_is_exit_2() {
+    let (_d, path) = scenario(
+        "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[prompts]\nlist = [\"hi\"]\n[request]\nextra_body = { model = \"x\" }\n[[stage]]\nrequests = 1\n",
+    );
+    let out = validate(&path);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains(":7:14: warning: request.extra_body sets `model`, which llmload sets itself"), "{}", out.stderr);
+    // A variable whose value is no header value: named, never shown, exit 2, nothing sent.
+    let mock = recording(fast());
+    let text = format!(
+        "[target]\nbase_url = \"{}\"\nmodel = \"m\"\nheaders = {{ \"api-key\" = {{ env = \"LLMLOAD_TEST_HEADER\" }} }}\n[prompts]\nlist = [\"hi\"]\n[[stage]]\nrequests = 1\n",
+        mock.base_url()
+    );
+    let (out, _) = run_with(&text, &[], &[("LLMLOAD_TEST_HEADER", "bad\u{1}SECRET")]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("target.headers.\"api-key\": the value in $LLMLOAD_TEST_HEADER is not a valid HTTP header value"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("SECRET"));
+    assert_eq!(mock.stats().requests, 0);
 }

@@ -4,17 +4,58 @@
 use std::time::Instant;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 use super::content::completion_text;
 use super::failure::describe;
 use super::{Client, MAX_BODY_BYTES, count_tokens};
 use crate::model::{FailureKind, RequestRecord, Usage};
 
-/// A chat completion as the hot path reads it: the choices are only counted.
+/// A completion as the hot path reads it: the choices are only counted, and the first
+/// one looked at for reasoning text, none of it kept.
 #[derive(Deserialize)]
 struct Completion {
-    choices: Vec<serde::de::IgnoredAny>,
+    #[serde(deserialize_with = "probe_choices")]
+    choices: Probe,
     usage: Option<UsageBody>,
+}
+
+/// What the hot path needs of the choices: are there any, and does the first reason.
+#[derive(Default)]
+struct Probe {
+    any: bool,
+    reasoning: bool,
+}
+
+#[derive(Deserialize)]
+struct ProbeChoice {
+    message: Option<ProbeMessage>,
+}
+
+#[derive(Deserialize)]
+struct ProbeMessage {
+    /// Present (not null) when the model reasoned, by either name.
+    reasoning_content: Option<IgnoredAny>,
+    reasoning: Option<IgnoredAny>,
+}
+
+/// The choices probed: the first looked at, the others skipped (a reply with `n` = 10⁶
+/// choices costs no more than one with a single choice).
+fn probe_choices<'de, D: Deserializer<'de>>(d: D) -> Result<Probe, D::Error> {
+    struct Choices;
+    impl<'de> Visitor<'de> for Choices {
+        type Value = Probe;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of choices")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Probe, A::Error> {
+            let Some(first) = seq.next_element::<ProbeChoice>()? else { return Ok(Probe::default()) };
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            let reasoning = first.message.is_some_and(|m| m.reasoning_content.is_some() || m.reasoning.is_some());
+            Ok(Probe { any: true, reasoning })
+        }
+    }
+    d.deserialize_seq(Choices)
 }
 
 /// The `usage` of a reply, or of a stream's last chunk.
@@ -74,18 +115,21 @@ impl Client {
             return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
         }
         match serde_json::from_slice::<Completion>(&buf) {
-            Ok(c) if !c.choices.is_empty() => {
+            Ok(c) if c.choices.any => {
                 let usage = c.usage.map(Usage::from);
-                let need_text = self.keep_content || usage.is_none_or(|u| u.completion_tokens.is_none());
-                let texts = need_text.then(|| completion_text(&buf));
-                // Counted here only when the server gave no completion count: on this
-                // path usage is the rule, and tokenizing every reply would cost the
-                // generator its speed. Each text by itself, as in a stream.
+                // Counted here only when the server gave no count: on this path usage is
+                // the rule, and tokenizing every reply would cost the generator its speed.
+                let count_all = usage.is_none_or(|u| u.completion_tokens.is_none());
+                let count_thought = c.choices.reasoning && usage.and_then(|u| u.reasoning_tokens).is_none_or(|n| n == 0);
+                let texts = (self.keep_content || count_all || count_thought).then(|| completion_text(&buf));
+                // Each text by itself, as in a stream.
                 let (mut client_completion_tokens, mut client_reasoning_tokens) = (None, None);
-                if let Some(t) = texts.as_ref().filter(|_| usage.is_none_or(|u| u.completion_tokens.is_none())) {
-                    let thought = count_tokens(&t.reasoning).await;
-                    client_completion_tokens = Some(count_tokens(&t.answer).await + thought);
-                    client_reasoning_tokens = (!t.reasoning.is_empty()).then_some(thought);
+                if let Some(t) = &texts {
+                    let thought = if count_all || count_thought { count_tokens(&t.reasoning).await } else { 0 };
+                    if count_all {
+                        client_completion_tokens = Some(count_tokens(&t.answer).await + thought);
+                    }
+                    client_reasoning_tokens = (count_thought && !t.reasoning.is_empty()).then_some(thought);
                 }
                 RequestRecord {
                     latency,

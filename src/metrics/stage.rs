@@ -196,8 +196,9 @@ impl StageStats {
                 }
                 if let Some(answer) = rec.ttft_answer {
                     self.ttft_answer.record(answer);
-                    if let Some(thought) = rec.first_reasoning {
-                        self.thinking.record(answer.saturating_sub(thought));
+                    // Thinking is the reasoning before the answer, none when it came after.
+                    if let Some(thought) = rec.first_reasoning.filter(|t| *t <= answer) {
+                        self.thinking.record(answer - thought);
                     }
                 }
                 self.streams_without_done += u64::from(rec.without_done);
@@ -284,7 +285,9 @@ impl StageStats {
         self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));
         self.input_tokens = self.input_tokens.saturating_add(up.or(rec.client_prompt_tokens).unwrap_or(0));
         self.output_tokens = self.output_tokens.saturating_add(out);
-        let reasoning = rec.usage.and_then(|u| u.reasoning_tokens).or(rec.client_reasoning_tokens);
+        // The server's count, unless it says 0 (a placeholder some send) where reasoning
+        // text came: then the count here.
+        let reasoning = rec.usage.and_then(|u| u.reasoning_tokens).filter(|&n| n > 0).or(rec.client_reasoning_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(reasoning.unwrap_or(0));
         let secs = rec.latency.as_secs_f64();
         if secs > 0.0 {

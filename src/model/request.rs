@@ -61,9 +61,11 @@ pub struct RequestParams {
 }
 
 impl RequestParams {
-    /// The most output tokens a request asks for, by either name.
+    /// The most output tokens a request asks for, by either name: `extra_body`'s where
+    /// it sets one (it is what is sent), else the fields'.
     pub fn max_output_tokens(&self) -> Option<u32> {
-        self.max_tokens.or(self.max_completion_tokens)
+        let extra = |k: &str| self.extra_body.as_ref()?.get(k)?.as_u64().map(|n| n.min(u64::from(u32::MAX)) as u32);
+        extra("max_tokens").or_else(|| extra("max_completion_tokens")).or(self.max_tokens).or(self.max_completion_tokens)
     }
 
     /// These parameters with `over`'s set fields on top (a stage's `request` over the

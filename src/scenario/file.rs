@@ -157,21 +157,8 @@ pub struct TargetFile {
     /// A file holding the key (instead of an environment variable).
     pub api_key_file: Option<Spanned<String>>,
     /// Extra headers: a literal value, or `{ env = "VAR" }` read when the run starts.
-    pub headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<HeaderFile>>>>,
-}
-
-/// A header's value as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a header value: a string, or { env = \"VARIABLE\" }")]
-pub enum HeaderFile {
-    Literal(String),
-    Env(EnvFile),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvFile {
-    pub env: String,
+    /// Checked by hand, so each problem names its header.
+    pub headers: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]

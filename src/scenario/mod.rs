@@ -87,7 +87,7 @@ pub struct Target {
     pub api_key_file: Option<PathBuf>,
     /// TLS certificates not verified (`--insecure` only).
     pub insecure: bool,
-    /// Extra headers sent with every request, in the file's order.
+    /// Extra headers sent with every request, by name.
     #[serde(serialize_with = "ser_headers")]
     pub headers: Vec<Header>,
 }

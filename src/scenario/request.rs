@@ -7,28 +7,22 @@ use toml::Spanned;
 
 use super::error::Problems;
 use super::file::{RequestFile, StopFile};
-use crate::model::RequestParams;
+use crate::model::{Api, RequestParams};
 
-/// Fields llmload writes into a body itself: an `extra_body` that sets one wins, and is
-/// warned about.
-const OWN_FIELDS: [&str; 13] = [
-    "model",
-    "messages",
-    "prompt",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "ignore_eos",
-    "min_tokens",
-];
+/// The `[request]` fields: an `extra_body` that sets one takes it over, and is warned
+/// about.
+const REQUEST_FIELDS: [&str; 8] =
+    ["max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "ignore_eos", "min_tokens"];
+
+/// How the target is spoken to, which decides what llmload itself puts in a body.
+#[derive(Clone, Copy)]
+pub(super) struct Spoken {
+    pub api: Api,
+    pub stream: bool,
+}
 
 /// The parameters `f` sets; problems and warnings reported in place, named `what`.
-pub(super) fn request(f: &RequestFile, what: &str, p: &mut Problems<'_>) -> RequestParams {
+pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, p: &mut Problems<'_>) -> RequestParams {
     if let (Some(_), Some(m)) = (&f.max_tokens, &f.max_completion_tokens) {
         p.at(
             Some(m.span()),
@@ -65,32 +59,50 @@ pub(super) fn request(f: &RequestFile, what: &str, p: &mut Problems<'_>) -> Requ
         stop,
         ignore_eos: f.ignore_eos,
         min_tokens: f.min_tokens.as_ref().map(|n| *n.get_ref()),
-        extra_body: f.extra_body.as_ref().map(|t| extra_body(t, what, p)),
+        extra_body: f.extra_body.as_ref().map(|t| extra_body(t, what, spoken, p)),
     };
-    if let (Some(min), Some(max)) = (&f.min_tokens, params.max_output_tokens())
-        && *min.get_ref() > max
-    {
-        p.at(Some(min.span()), format!("{what}.min_tokens ({}) must not exceed the most output tokens asked ({max})", min.get_ref()));
+    if let Some(min) = &f.min_tokens {
+        lengths(&params, Some(min.span()), what, p);
     }
     params
 }
 
-/// `extra_body` as JSON; every field it takes over from llmload is warned about.
-fn extra_body(t: &Spanned<toml::Table>, what: &str, p: &mut Problems<'_>) -> Map<String, Value> {
+/// `min_tokens` within the output limit: checked in each table, and again on a stage's
+/// merged parameters (a stage's `min_tokens` over the scenario's `max_tokens`).
+pub(super) fn lengths(params: &RequestParams, at: Option<std::ops::Range<usize>>, what: &str, p: &mut Problems<'_>) -> bool {
+    match (params.min_tokens, params.max_output_tokens()) {
+        (Some(min), Some(max)) if min > max => {
+            p.at(at, format!("{what}.min_tokens ({min}) must not exceed the most output tokens asked ({max})"));
+            false
+        }
+        _ => true,
+    }
+}
+
+/// `extra_body` as JSON. Every field it takes over from llmload is warned about; a
+/// `stream` other than `target.stream` is refused (the reply is read by the latter).
+fn extra_body(t: &Spanned<toml::Table>, what: &str, spoken: Spoken, p: &mut Problems<'_>) -> Map<String, Value> {
+    let at = Some(t.span());
     let mut out = Map::new();
     for (key, value) in t.get_ref() {
         match json(value) {
             Ok(v) => {
                 out.insert(key.clone(), v);
             }
-            Err(why) => p.at(Some(t.span()), format!("{what}.extra_body.{key}: {why}")),
+            Err(why) => p.at(at.clone(), format!("{what}.extra_body.{key}: {why}")),
         }
-        if OWN_FIELDS.contains(&key.as_str()) {
-            let whose = match key.as_str() {
-                "model" | "messages" | "prompt" | "stream" | "stream_options" => "llmload sets itself",
-                _ => "[request] sets",
-            };
-            p.warn(Some(t.span()), format!("{what}.extra_body sets `{key}`, which {whose}: extra_body's value is sent"));
+        let k = key.as_str();
+        if k == "stream" && value.as_bool() != Some(spoken.stream) {
+            p.at(at.clone(), format!("{what}.extra_body.stream: set target.stream instead (llmload reads each reply by it)"));
+        } else if k == spoken.api.prompt_field() {
+            p.warn(at.clone(), format!("{what}.extra_body sets `{k}`: it is sent instead of every prompt"));
+        } else if matches!(k, "model" | "stream") || (k == "stream_options" && spoken.stream) {
+            p.warn(at.clone(), format!("{what}.extra_body sets `{k}`, which llmload sets itself: extra_body's value is sent"));
+        } else if REQUEST_FIELDS.contains(&k) {
+            p.warn(
+                at.clone(),
+                format!("{what}.extra_body sets `{k}`, a [request] field: extra_body's value is sent, over [request] and any stage's"),
+            );
         }
     }
     out

@@ -8,9 +8,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Problems;
-use std::collections::BTreeMap;
-
-use super::file::{CheckFile, DurationValue, HeaderFile, ScenarioFile, SloFile, TargetFile};
+use super::file::{CheckFile, DurationValue, ScenarioFile, SloFile, TargetFile};
+use super::request::Spoken;
 use super::stage::RetryPolicy;
 use super::sweep::sweep_stages;
 use super::validate_stage::{Defaults, TPM_NEEDS_MAX_TOKENS, rate_limit, retry_policy, stages};
@@ -37,7 +36,8 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
 
     let prompts = super::prompts::resolve(raw.prompts, target.api, p, base_dir);
 
-    let request = super::request::request(&raw.request, "request", p);
+    let spoken = Spoken { api: target.api, stream: target.stream };
+    let request = super::request::request(&raw.request, "request", spoken, p);
 
     let pricing = match raw.pricing {
         Some(f) => {
@@ -75,7 +75,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     if raw_stages.is_empty() && raw.sweep.is_none() {
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
-    let defaults = Defaults { request: &request, retry: &retry, rate_limit };
+    let defaults = Defaults { request: &request, spoken, retry: &retry, rate_limit };
     let (mut stages, mut names) = stages(raw_stages, &defaults, p);
     let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
     if stages
@@ -167,27 +167,42 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
     }
 }
 
-/// `[target] headers`: each name a valid HTTP header name, each literal a valid value,
-/// each variable named; problems at the header.
-fn headers(h: &Spanned<BTreeMap<String, Spanned<HeaderFile>>>, p: &mut Problems<'_>) -> Vec<Header> {
-    let mut out = Vec::new();
+/// Headers llmload sets on every request itself.
+const OWN_HEADERS: [&str; 3] = ["content-type", "content-length", "host"];
+
+/// `[target] headers`: each name a valid HTTP header name (once, whatever its case, and
+/// not one llmload sets), each value a string or `{ env = "VAR" }`; problems name the
+/// header.
+fn headers(h: &Spanned<toml::Table>, p: &mut Problems<'_>) -> Vec<Header> {
+    let at = Some(h.span());
+    let mut out: Vec<Header> = Vec::new();
     for (name, value) in h.get_ref() {
-        let at = Some(value.span());
+        let what = format!("target.headers.{name:?}");
+        let lower = name.to_ascii_lowercase();
         if name.trim().is_empty() || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             p.at(at.clone(), format!("target.headers: {name:?} is not an HTTP header name"));
+        } else if OWN_HEADERS.contains(&lower.as_str()) {
+            p.at(at.clone(), format!("{what}: llmload sets {name} itself"));
+        } else if out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
+            p.at(at.clone(), format!("{what}: given twice (header names are case-insensitive)"));
         }
-        let value = match value.get_ref() {
-            HeaderFile::Literal(v) => {
+        let value = match value {
+            toml::Value::String(v) => {
                 if reqwest::header::HeaderValue::from_str(v).is_err() {
-                    p.at(at, format!("target.headers.{name:?}: the value is not a valid HTTP header value (control characters?)"));
+                    p.at(at.clone(), format!("{what}: the value is not a valid HTTP header value (control characters?)"));
                 }
                 HeaderSource::Literal(v.clone())
             }
-            HeaderFile::Env(e) => {
-                if e.env.trim().is_empty() {
-                    p.at(at, format!("target.headers.{name:?}: env must name an environment variable"));
+            toml::Value::Table(t) if t.len() == 1 && t.get("env").is_some_and(toml::Value::is_str) => {
+                let var = t["env"].as_str().unwrap_or_default().to_string();
+                if var.trim().is_empty() {
+                    p.at(at.clone(), format!("{what}: env must name an environment variable"));
                 }
-                HeaderSource::Env(e.env.clone())
+                HeaderSource::Env(var)
+            }
+            _ => {
+                p.at(at.clone(), format!("{what} must be a string, or {{ env = \"VARIABLE\" }}"));
+                continue;
             }
         };
         out.push(Header { name: name.clone(), value });

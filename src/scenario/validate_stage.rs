@@ -9,12 +9,14 @@ use toml::Spanned;
 use super::MAX_CONCURRENCY;
 use super::error::Problems;
 use super::file::{RateLimitFile, RetryFile, StageFile};
+use super::request::{Spoken, lengths};
 use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage, default_stage_name, rate_name};
 use crate::model::{MAX_RETRY_AFTER, RateLimit, RequestParams};
 
 /// What a stage takes from the scenario where it does not override it.
 pub(super) struct Defaults<'a> {
     pub request: &'a RequestParams,
+    pub spoken: Spoken,
     pub retry: &'a RetryPolicy,
     pub rate_limit: RateLimit,
 }
@@ -72,10 +74,19 @@ pub(super) fn stages(raw: Vec<Spanned<StageFile>>, d: &Defaults<'_>, p: &mut Pro
             }
             c => c.as_ref().map(|c| c.get_ref().0),
         };
-        let request = s.request.as_ref().map_or_else(
-            || d.request.clone(),
-            |f| d.request.overlay(&super::request::request(f.get_ref(), &format!("stage {name:?}: request"), p)),
-        );
+        let request = match &s.request {
+            None => d.request.clone(),
+            Some(f) => {
+                let what = format!("stage {name:?}: request");
+                let own = super::request::request(f.get_ref(), &what, d.spoken, p);
+                let merged = d.request.overlay(&own);
+                // Checked in its own table already when it sets both.
+                if own.min_tokens.is_none() || own.max_output_tokens().is_none() {
+                    lengths(&merged, Some(f.span()), &what, p);
+                }
+                merged
+            }
+        };
         let retry = s.retry.as_ref().map_or_else(|| d.retry.clone(), |f| retry_policy(d.retry, f, &format!("stage {name:?}: retry"), p));
         let rate_limit =
             s.rate_limit.as_ref().map_or(d.rate_limit, |f| self::rate_limit(&d.rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
