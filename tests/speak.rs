@@ -307,14 +307,7 @@ fn thinking_server() -> String {
             ([("content-type", "text/event-stream")], text).into_response()
         }),
     );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap() });
-    });
-    url
+    serve_app(app)
 }
 
 #[test]

@@ -60,16 +60,7 @@ fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
             }
         }),
     );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
-        });
-    });
-    (format!("http://{addr}/v1"), seen)
+    (serve_app(app), seen)
 }
 
 fn seed_with(url: &str, model: &str, json: &std::path::Path) -> std::process::Command {

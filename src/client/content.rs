@@ -12,7 +12,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 /// Other choices, and everything but the text, are skipped without being kept.
 #[derive(Deserialize)]
 struct CompletionText {
-    #[serde(default, deserialize_with = "first_choice")]
+    #[serde(default, deserialize_with = "first")]
     choices: Option<TextChoice>,
 }
 
@@ -46,10 +46,10 @@ pub(super) struct Texts {
 
 /// The first element of an array; the others are skipped (a reply with `n` = 10⁶ choices
 /// costs no more than one with a single choice).
-fn first_choice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TextChoice>, D::Error> {
-    struct First;
-    impl<'de> Visitor<'de> for First {
-        type Value = Option<TextChoice>;
+pub(super) fn first<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    struct First<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for First<T> {
+        type Value = Option<T>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an array of choices")
         }
@@ -59,7 +59,7 @@ fn first_choice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TextChoice>, D
             Ok(first)
         }
     }
-    d.deserialize_seq(First)
+    d.deserialize_seq(First(std::marker::PhantomData))
 }
 
 fn message_content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -4,27 +4,20 @@
 use std::time::Instant;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 
-use super::content::completion_text;
+use super::content::{completion_text, first};
 use super::failure::describe;
 use super::{Client, MAX_BODY_BYTES, count_tokens};
 use crate::model::{FailureKind, RequestRecord, Usage};
 
-/// A completion as the hot path reads it: the choices are only counted, and the first
-/// one looked at for reasoning text, none of it kept.
+/// A completion as the hot path reads it: only the first choice is looked at, for
+/// reasoning text, and none of it is kept.
 #[derive(Deserialize)]
 struct Completion {
-    #[serde(deserialize_with = "probe_choices")]
-    choices: Probe,
+    #[serde(deserialize_with = "first")]
+    choices: Option<ProbeChoice>,
     usage: Option<UsageBody>,
-}
-
-/// What the hot path needs of the choices: are there any, and does the first reason.
-#[derive(Default)]
-struct Probe {
-    any: bool,
-    reasoning: bool,
 }
 
 #[derive(Deserialize)]
@@ -39,26 +32,12 @@ struct ProbeMessage {
     reasoning: Option<IgnoredAny>,
 }
 
-/// The choices probed: the first looked at, the others skipped (a reply with `n` = 10⁶
-/// choices costs no more than one with a single choice).
-fn probe_choices<'de, D: Deserializer<'de>>(d: D) -> Result<Probe, D::Error> {
-    struct Choices;
-    impl<'de> Visitor<'de> for Choices {
-        type Value = Probe;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of choices")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Probe, A::Error> {
-            let Some(first) = seq.next_element::<ProbeChoice>()? else { return Ok(Probe::default()) };
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            let reasoning = first.message.is_some_and(|m| m.reasoning_content.is_some() || m.reasoning.is_some());
-            Ok(Probe { any: true, reasoning })
-        }
+impl ProbeChoice {
+    fn reasons(&self) -> bool {
+        self.message.as_ref().is_some_and(|m| m.reasoning_content.is_some() || m.reasoning.is_some())
     }
-    d.deserialize_seq(Choices)
 }
 
-/// The `usage` of a reply, or of a stream's last chunk.
 #[derive(Deserialize)]
 pub(super) struct UsageBody {
     prompt_tokens: Option<u64>,
@@ -115,12 +94,12 @@ impl Client {
             return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
         }
         match serde_json::from_slice::<Completion>(&buf) {
-            Ok(c) if c.choices.any => {
-                let usage = c.usage.map(Usage::from);
+            Ok(Completion { choices: Some(choice), usage }) => {
+                let usage = usage.map(Usage::from);
                 // Counted here only when the server gave no count: on this path usage is
                 // the rule, and tokenizing every reply would cost the generator its speed.
                 let count_all = usage.is_none_or(|u| u.completion_tokens.is_none());
-                let count_thought = c.choices.reasoning && usage.and_then(|u| u.reasoning_tokens).is_none_or(|n| n == 0);
+                let count_thought = choice.reasons() && usage.and_then(|u| u.reasoning_tokens).is_none_or(|n| n == 0);
                 let texts = (self.keep_content || count_all || count_thought).then(|| completion_text(&buf));
                 // Each text by itself, as in a stream.
                 let (mut client_completion_tokens, mut client_reasoning_tokens) = (None, None);

@@ -73,13 +73,10 @@ pub enum StreamEnd {
 
 impl std::str::FromStr for StreamEnd {
     type Err = String;
+    /// The names serde reads, for `llmload mock --stream-end`.
     fn from_str(s: &str) -> Result<StreamEnd, String> {
-        match s {
-            "done" => Ok(StreamEnd::Done),
-            "finish" => Ok(StreamEnd::Finish),
-            "bare" => Ok(StreamEnd::Bare),
-            _ => Err(format!("expected done, finish or bare, got {s:?}")),
-        }
+        use serde::de::IntoDeserializer;
+        StreamEnd::deserialize(s.into_deserializer()).map_err(|e: serde::de::value::Error| e.to_string())
     }
 }
 

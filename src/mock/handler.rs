@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,17 +20,24 @@ use super::reply::Reply;
 use super::state::{InFlight, MockState};
 use crate::model::Api;
 
-pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    state.saw("/v1/chat/completions", &headers, &body);
-    answer(Api::Chat, state, body).await
+pub(super) async fn chat_completions(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    answer(Api::Chat, state, req).await
 }
 
-pub(super) async fn completions(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    state.saw("/v1/completions", &headers, &body);
-    answer(Api::Completions, state, body).await
+pub(super) async fn completions(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    answer(Api::Completions, state, req).await
 }
 
-async fn answer(api: Api, state: Arc<MockState>, body: Bytes) -> Response {
+async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
+    // The headers are copied only when recording: not on every request of a benchmark.
+    let headers = state.recording().then(|| req.headers().clone());
+    let body = match Bytes::from_request(req, &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let Some(headers) = headers {
+        state.saw(api, &headers, &body);
+    }
     state.count(|s| s.requests += 1);
     // The limiter answers before the model: a refused request is never in flight.
     if let Some(wait) = state.over_limit() {

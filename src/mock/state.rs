@@ -10,6 +10,7 @@ use axum::body::Bytes;
 
 use super::config::{MockConfig, MockStats};
 use crate::engine::ratelimit::Bucket;
+use crate::model::Api;
 
 pub(super) struct MockState {
     pub cfg: MockConfig,
@@ -66,12 +67,18 @@ impl MockState {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Whether the last request is kept.
+    pub fn recording(&self) -> bool {
+        self.seen.is_some()
+    }
+
     /// Keeps this request as the last one, when recording.
-    pub fn saw(&self, path: &str, headers: &axum::http::HeaderMap, body: &Bytes) {
+    pub fn saw(&self, api: Api, headers: &axum::http::HeaderMap, body: &Bytes) {
         if let Some(seen) = &self.seen {
+            let path = format!("/v1/{}", api.path());
             let headers =
                 headers.iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(SeenRequest { path: path.to_string(), headers, body: body.clone() });
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(SeenRequest { path, headers, body: body.clone() });
         }
     }
 

@@ -120,3 +120,16 @@ pub fn spawn_mock(args: &[&str]) -> (Child, String) {
     let url = line.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).expect("mock prints its URL").to_string();
     (child, url)
 }
+
+/// Serves `app` on a free port of 127.0.0.1 from a thread and runtime of its own (so a
+/// test's own runtime, or none, is no matter); returns its API root.
+pub fn serve_app(app: axum::Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap() });
+    });
+    format!("http://{addr}/v1")
+}
