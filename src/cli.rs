@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::mock::LatencyCurve;
 use crate::mock::config::{MockConfig, StreamEnd, parse_error_flag};
 use crate::scenario::{MAX_ATTEMPTS, MAX_DURATION, Overrides};
 
@@ -134,6 +135,16 @@ pub struct MockArgs {
     /// Extra ms per request in flight.
     #[arg(long, default_value_t = MockConfig::default().per_inflight_ms)]
     pub per_inflight_ms: f64,
+    /// Time before the first token by requests in flight, replacing --base-latency-ms:
+    /// IN_FLIGHT:MS points, interpolated, e.g. 1:82,10:110,50:180.
+    #[arg(long, value_name = "POINTS")]
+    pub latency_curve: Option<LatencyCurve>,
+    /// Prefill time, ms per 1,000 prompt tokens not in the prefix cache.
+    #[arg(long, default_value_t = 0.0)]
+    pub prefill_ms_per_1k_tokens: f64,
+    /// Prefix cache size, in blocks of 16 prompt tokens (0: no cache).
+    #[arg(long, default_value_t = MockConfig::default().prefix_cache_blocks)]
+    pub prefix_cache_blocks: u32,
     /// Uniform ± jitter on the base time, ms.
     #[arg(long, default_value_t = 0.0)]
     pub jitter_ms: f64,
@@ -203,6 +214,9 @@ impl MockArgs {
     pub fn config(&self) -> MockConfig {
         MockConfig {
             base_latency_ms: self.base_latency_ms,
+            latency_curve: self.latency_curve.clone(),
+            prefill_ms_per_1k_tokens: self.prefill_ms_per_1k_tokens,
+            prefix_cache_blocks: self.prefix_cache_blocks,
             per_inflight_ms: self.per_inflight_ms,
             jitter_ms: self.jitter_ms,
             seed: self.seed,

@@ -88,7 +88,14 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let (base_url, api_key) = match &scenario.target.base_url {
         // The mock needs no key, so none is read or sent.
         BaseUrl::Mock => {
-            let m = MockServer::start(scenario.mock.clone(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(RunError::Mock)?;
+            // The mock counts, caches and answers in the scenario's tokenizer, as a server
+            // serving that model would.
+            let m = MockServer::start_with_tokenizer(
+                scenario.mock.clone(),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                scenario.prompts.tokenizer().clone(),
+            )
+            .map_err(RunError::Mock)?;
             let url = reqwest::Url::parse(&m.base_url()).expect("mock URL parses");
             mock = Some(m);
             (url, None)
@@ -127,9 +134,11 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         stream: scenario.target.stream,
         keep_content: scenario.check.is_some(),
         headers,
+        tokenizer: scenario.prompts.tokenizer().clone(),
     })?);
     // The bodies ask for what the client reads: one stream flag for both.
-    let workload = Workload::new(scenario.prompts.clone(), client.stream(), scenario.target.stream_usage);
+    let workload = Workload::new(scenario.prompts.clone(), client.stream(), scenario.target.stream_usage)
+        .with_stage_prompts(scenario.stage_prompts.clone());
 
     let scenario = Arc::new(scenario);
     let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);

@@ -214,12 +214,12 @@ fn histogram_buckets_cover_every_value_in_both_scales() {
     for scale in [Scale::Log, Scale::Linear] {
         let b = buckets(&st.latency, 12, scale);
         assert_eq!(b.iter().map(|b| b.count).sum::<u64>(), 100, "{scale:?}");
-        assert!(b.windows(2).all(|w| w[0].hi_us == w[1].lo_us), "{scale:?}: contiguous");
+        assert!(b.windows(2).all(|w| w[0].hi == w[1].lo), "{scale:?}: contiguous");
         assert!(b.len() <= 12);
     }
     // Log buckets are narrower at the low end.
     let log = buckets(&st.latency, 12, Scale::Log);
-    assert!(log[0].hi_us - log[0].lo_us < log[log.len() - 1].hi_us - log[log.len() - 1].lo_us);
+    assert!(log[0].hi - log[0].lo < log[log.len() - 1].hi - log[log.len() - 1].lo);
 }
 
 #[test]
@@ -499,4 +499,207 @@ fn a_running_stage_behind_its_rate_is_flagged() {
     let text = draw(&app(&running), 160, 48).backend().to_string();
     assert!(text.contains("at 100/s (below rate)"), "{text}");
     assert!(text.contains("100 req/s offered · 0.9 s behind"), "{text}");
+}
+
+/// Streamed replies of varied lengths: TTFT, ITL and both token lengths have data.
+fn streamed_stage(s: &Scenario, index: usize, n: u64) -> StageStats {
+    let mut st = StageStats::new(Engine::stage_info(s, index, &s.stages[index]));
+    for i in 0..n {
+        let out = 20 + i * 37 % 480;
+        let ttft = 40.0 + (i % 9) as f64 * 5.0;
+        st.record(&RequestRecord {
+            ttft: Some(Duration::from_secs_f64(ttft / 1000.0)),
+            input_tokens: Some(128 + i * 53 % 3900),
+            usage: Some(Usage { prompt_tokens: None, completion_tokens: Some(out), reasoning_tokens: None }),
+            ..record(ttft + out as f64 * 4.0, Outcome::Ok)
+        });
+    }
+    st.started = n + 4;
+    st.wall = Duration::from_secs(5);
+    st
+}
+
+/// `h` cycles the histogram through e2e latency, TTFT, ITL, input and output lengths
+/// (`H` back), the title says which, the scale key holds for each, and a view without
+/// data says so in a line.
+#[test]
+fn the_histogram_switches_between_latencies_and_lengths() {
+    let s = seed();
+    let app = |st: StageStats| app_with(&s, &[snapshot(vec![], Some(st), 5000, false)]);
+    let mut streamed = app(streamed_stage(&s, 1, 400));
+    let titles = [" e2e latency · 10-way", " TTFT · 10-way", " ITL · 10-way", " input tokens · 10-way", " output tokens · 10-way"];
+    for (i, title) in titles.iter().enumerate() {
+        let text = draw(&streamed, 80, 24).backend().to_string();
+        assert!(text.contains(title), "{title}:\n{text}");
+        assert!(text.contains("p50") && text.contains("p99"), "{title}:\n{text}");
+        let unit = if i >= 3 { " tok" } else { " ms" };
+        assert!(text.contains(&format!("{unit} ")), "{title}: bars labelled in{unit}\n{text}");
+        if i == 1 {
+            insta::assert_snapshot!("hist_ttft_80x24", draw(&streamed, 80, 24).backend());
+        }
+        if i == 3 {
+            insta::assert_snapshot!("hist_input_80x24", draw(&streamed, 80, 24).backend());
+            streamed.on_key(key(KeyCode::Char('l')));
+            let text = draw(&streamed, 80, 24).backend().to_string();
+            assert!(text.contains(" input tokens · 10-way (live) · linear "), "{text}");
+            insta::assert_snapshot!("hist_input_linear_80x24", draw(&streamed, 80, 24).backend());
+            streamed.on_key(key(KeyCode::Char('l')));
+        }
+        streamed.on_key(key(KeyCode::Char('h')));
+    }
+    assert!(draw(&streamed, 80, 24).backend().to_string().contains(" e2e latency · "), "wraps around");
+    streamed.on_key(key(KeyCode::Char('H')));
+    assert!(draw(&streamed, 80, 24).backend().to_string().contains(" output tokens · "), "H steps back");
+
+    // The seed's replies do not stream: TTFT and ITL say so instead of drawing nothing.
+    let mut plain = app(stage(&s, 1, 60, None, false));
+    for (view, says) in [("TTFT", "no TTFT: the stages do not stream"), ("ITL", "no ITL: the stages do not stream")] {
+        plain.on_key(key(KeyCode::Char('h')));
+        let text = draw(&plain, 80, 24).backend().to_string();
+        assert!(text.contains(&format!(" {view} · 10-way")) && text.contains(says), "{text}");
+    }
+    // Before any success, every view waits for the first response.
+    let mut waiting = app(stage(&s, 1, 0, None, false));
+    for _ in 0..5 {
+        waiting.on_key(key(KeyCode::Char('h')));
+        assert!(draw(&waiting, 80, 24).backend().to_string().contains("waiting for the first response"));
+    }
+    // Replies with no token count at all: output lengths are all zero, none to draw.
+    let mut uncounted = stage(&s, 1, 0, None, false);
+    uncounted.record(&RequestRecord { usage: None, ..record(90.0, Outcome::Ok) });
+    let mut uncounted = app(uncounted);
+    uncounted.hist = llmload::tui::HistView::Output;
+    let text = draw(&uncounted, 80, 24).backend().to_string();
+    assert!(text.contains("no output lengths: no reply"), "{text}");
+}
+
+/// Maximal runs of digits (with `.`, `,` and a k/M/G/T/P/E or % suffix) not glued to a
+/// word before them ("p50", "http_429" are names, not figures).
+fn numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let glued = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if !chars[i].is_ascii_digit() || glued {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_digit() || ".,".contains(chars[i])) {
+            i += 1;
+        }
+        if i < chars.len() && "kMGTPE%".contains(chars[i]) {
+            i += 1;
+        }
+        let cut = i < chars.len() && chars[i] == '…';
+        out.push(format!("{}{}", chars[start..i].iter().collect::<String>(), if cut { "…" } else { "" }));
+    }
+    out
+}
+
+/// Every figure drawn at `w`×`h` is whole: it is also a figure of the same frame drawn
+/// 400 columns wide (where nothing needs to give way) and no figure ends in an ellipsis.
+fn assert_figures_whole(app: &App, w: u16, h: u16) -> String {
+    let text = draw(app, w, h).backend().to_string();
+    let wide: std::collections::BTreeSet<String> = numbers(&draw(app, 400, h).backend().to_string()).into_iter().collect();
+    for n in numbers(&text) {
+        assert!(!n.ends_with('…') && wide.contains(&n), "{n:?} at {w}x{h} is not a whole figure:\n{text}");
+    }
+    text
+}
+
+/// `l` doubled `times` times: counts in the millions without recording each.
+fn doubled<T: Clone>(mut l: T, times: u32, merge: impl Fn(&mut T, &T)) -> T {
+    for _ in 0..times {
+        let c = l.clone();
+        merge(&mut l, &c);
+    }
+    l
+}
+
+/// The weekend spike at the scale a long run reaches: hundreds of thousands of 429s,
+/// millions of requests, retries, limiter holds and tokens.
+fn weekend_at_scale() -> (Scenario, Vec<StageStats>, StageStats) {
+    let s = Scenario::parse(include_str!("../scenarios/weekend-spike.toml"), "weekend-spike.toml", None).unwrap();
+    let base = |i: usize| {
+        let mut st = streamed_stage(&s, i, 1000);
+        st.ttft = llmload::metrics::Latency::default();
+        st.itl = llmload::metrics::Latency::with_digits(2);
+        st.latency = doubled(st.latency.clone(), 13, |a, b| a.merge(b));
+        st.input_len = doubled(st.input_len.clone(), 13, |a, b| a.merge(b));
+        st.output_len = doubled(st.output_len.clone(), 13, |a, b| a.merge(b));
+        st.wall = Duration::from_secs(8);
+        st.finished = true;
+        st
+    };
+    let mut spike = base(0);
+    (spike.ok, spike.failed) = (3_456, 193_297);
+    spike.failures.clear();
+    spike.failures.insert(FailureKind::Http429, 190_001);
+    spike.failures.insert(FailureKind::Http5xx, 3_296);
+    let mut retried = base(1);
+    (retried.ok, retried.failed) = (2_345_678, 5_432);
+    retried.failures.insert(FailureKind::Http429, 5_432);
+    retried.retries_by_cause.insert(FailureKind::Http429, 1_234_567);
+    (retried.retried, retried.recovered) = (456_789, 456_000);
+    let mut limited = base(2);
+    (limited.ok, limited.failed, limited.cancelled) = (12_345_678, 193_297, 1_234);
+    limited.started = limited.ok + limited.failed + limited.cancelled + 50;
+    limited.finished = false;
+    limited.failures.insert(FailureKind::Http429, 193_297);
+    limited.retries_by_cause.insert(FailureKind::Http429, 23_456_789);
+    (limited.retried, limited.recovered) = (9_876_543, 9_800_000);
+    limited.limited = 9_876_543;
+    limited.limiter_wait.record(Duration::from_millis(120));
+    (limited.output_tokens, limited.input_tokens) = (740_740_680, 1_234_567_890);
+    for st in [&mut spike, &mut retried] {
+        (st.output_tokens, st.input_tokens) = (st.ok * 60, st.ok * 2_100);
+        st.started = st.ok + st.failed;
+    }
+    (s, vec![spike, retried], limited)
+}
+
+/// Issue 13: at 80×24 the weekend spike's throughput panel read `err 193` for 193,297
+/// errors. Counts are abbreviated one way everywhere and a line that still does not
+/// fit loses whole fields: no figure is ever cut, in any panel, at any size.
+#[test]
+fn huge_figures_are_never_cut() {
+    let (s, finished, current) = weekend_at_scale();
+    let snap = |cur: Option<StageStats>, done: bool| {
+        Arc::new(Snapshot {
+            finished: finished.iter().cloned().map(Arc::new).collect(),
+            current: cur,
+            total_stages: 3,
+            done,
+            elapsed: Duration::from_secs(22),
+            aborted: None,
+        })
+    };
+    let mut live = app_with(&s, &[snap(Some(current.clone()), false)]);
+    let text = assert_figures_whole(&live, 80, 24);
+    for want in ["err 193k", "ok 12.3M", "92.5M tok/s out", "http_429         193k", "23.4M", "stage 3/3"] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!("huge_80x24", draw(&live, 80, 24).backend());
+    // The first stage, finished, in the errors panel and the histogram.
+    live.on_key(key(KeyCode::Left));
+    live.on_key(key(KeyCode::Left));
+    let text = assert_figures_whole(&live, 80, 24);
+    assert!(text.contains("errors · spike, no retries") && text.contains("193k (98.2%)"), "{text}");
+    let mut done = app_with(&s, &[snap(None, true)]);
+    let mut open = current.clone();
+    open.info.rate = Some(25_000.0);
+    open.behind = Duration::from_millis(12_345_600);
+    let mut open = app_with(&s, &[snap(Some(open), false)]);
+    for app in [&mut live, &mut done, &mut open] {
+        for _ in 0..5 {
+            for (w, h) in [(80, 24), (100, 30), (120, 40), (160, 48)] {
+                assert_figures_whole(app, w, h);
+            }
+            app.on_key(key(KeyCode::Char('h')));
+        }
+    }
+    let text = draw(&open, 160, 48).backend().to_string();
+    assert!(text.contains("25k req/s offered") && text.contains("12.3k s behind") && text.contains("err 193k"), "{text}");
 }

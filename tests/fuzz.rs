@@ -3,19 +3,32 @@
 //! that names the file and, where it has one, a line:col inside the text.
 //! (The SSE parser has its own properties in src/client/sse.rs.)
 
+use llmload::model::Api;
 use llmload::scenario::{Location, Scenario};
+use llmload::workload::Tokenizer;
+use llmload::workload::dataset::{Selection, sharegpt};
+use llmload::workload::dist::LengthSpec;
 use proptest::prelude::*;
 
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 6] = [
     include_str!("../scenarios/seed-comparison.toml"),
     include_str!("../scenarios/weekend-spike.toml"),
     include_str!("../scenarios/streaming.toml"),
     include_str!("../scenarios/rag-summaries.toml"),
+    include_str!("../scenarios/token-lengths.toml"),
+    include_str!("../scenarios/sharegpt.toml"),
 ];
+
+const SHAREGPT: &str = include_str!("../scenarios/data/sharegpt-small.json");
+
+/// The shipped scenarios' folder: their data files resolve from it.
+fn scenarios_dir() -> &'static std::path::Path {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
+}
 
 /// Parses `text`; on error checks that every problem is well formed.
 fn check(text: &str) -> Result<(), TestCaseError> {
-    if let Err(e) = Scenario::parse(text, "s.toml", None) {
+    if let Err(e) = Scenario::parse(text, "s.toml", Some(scenarios_dir())) {
         prop_assert!(!e.problems.is_empty());
         let lines = text.split('\n').count();
         for p in &e.problems {
@@ -127,6 +140,34 @@ proptest! {
             text = apply(&text, e);
         }
         check(&text)?;
+    }
+
+    /// A ShareGPT file mutated at random: prompts, or one-line problems, never a panic.
+    #[test]
+    fn mutated_datasets_never_panic(edits in proptest::collection::vec(edit(), 1..6), sample in proptest::option::of(1u64..100)) {
+        let mut text = SHAREGPT.to_string();
+        for e in &edits {
+            text = apply(&text, e);
+        }
+        let tok = Tokenizer::o200k();
+        let sel = Selection { sample, seed: 1, ..Selection::default() };
+        match sharegpt(Api::Chat, &text, &tok, &sel) {
+            Ok((prompts, info)) => prop_assert_eq!(prompts.len() as u64, info.prompts),
+            Err(problems) => {
+                prop_assert!(!problems.is_empty());
+                for p in problems {
+                    prop_assert!(!p.contains('\n'), "{}", p);
+                }
+            }
+        }
+    }
+
+    /// Any text as the field's length shorthand: a spec or a one-line error.
+    #[test]
+    fn any_shorthand_parses_or_says_why(text in "[DNUdnu]?\\(?[-0-9., ]{0,12}\\)?(/\\([-0-9., ]{0,12}\\))?") {
+        if let Err(e) = LengthSpec::parse_shorthand(&text) {
+            prop_assert!(!e.contains('\n') && (e.contains("accepted:") || e.contains("must")), "{}", e);
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! The mock's injected faults, checked on the wire with raw HTTP/1.1 over loopback:
-//! what a client of a failing endpoint actually receives, and the mock's own counts.
+//! what a client of a failing endpoint actually receives, and the mock's own counts;
+//! and how it models length: prefill, the prefix cache, output lengths asked for, long
+//! prompts, the latency curve and another tokenizer.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use llmload::mock::{MockConfig, MockServer, MockStats};
-use serde_json::Value;
+use llmload::mock::{LatencyCurve, MockConfig, MockServer, MockStats};
+use llmload::workload::Tokenizer;
+use serde_json::{Value, json};
 
 /// Longest wait for any one read: the slowest reply below takes well under a second.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -333,4 +336,198 @@ fn stats_match_what_was_seen_on_the_wire_and_the_seed_repeats_it() {
     assert_eq!(stats(&mock), MockStats { requests: 61, ok, rate_limited: 0, invalid: 1, injected: counts });
     // The same seed, the same faults in the same order.
     assert_eq!(observe(&start(cfg)), seen);
+}
+
+// ---- Length: prefill, the prefix cache, output lengths, long prompts, the curve ----
+
+/// `n` o200k tokens of one word: each " hello" after the first is one token.
+fn hellos(n: usize) -> String {
+    let text = format!("hello{}", " hello".repeat(n - 1));
+    assert_eq!(Tokenizer::o200k().count(&text), n as u64);
+    text
+}
+
+fn post(addr: SocketAddr, body: &Value) -> Exchange {
+    exchange(addr, "POST", "/v1/chat/completions", &body.to_string())
+}
+
+/// A chat request: an optional system prompt, a user message, and `extra` fields.
+fn ask(system: Option<&str>, user: &str, extra: Value) -> Value {
+    let mut messages = Vec::new();
+    if let Some(s) = system {
+        messages.push(json!({"role": "system", "content": s}));
+    }
+    messages.push(json!({"role": "user", "content": user}));
+    let mut body = json!({"model": "m", "messages": messages});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body
+}
+
+/// The time a whole reply took: with one token and no token gap, its first token's time.
+fn took(e: &Exchange) -> Duration {
+    assert_eq!(e.status, 200, "{}", String::from_utf8_lossy(e.body()));
+    e.time_of("\r\n\r\n")
+}
+
+/// The fastest of three tries: the model's time with as little of a busy box's noise
+/// as three tries leave (the mock never answers early, so the minimum is the closest).
+fn fastest(addr: SocketAddr, body: &Value) -> Duration {
+    (0..3).map(|_| took(&post(addr, body))).min().unwrap()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `(prompt_tokens, cached_tokens)` of a usage object.
+fn prompt_usage(u: &Value) -> (u64, u64) {
+    (u["prompt_tokens"].as_u64().unwrap(), u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap())
+}
+
+/// The usage chunk of a stream that asked for one: the last `data:` line before [DONE].
+fn usage_chunk(e: &Exchange) -> Value {
+    let (body, complete) = e.dechunked();
+    assert!(complete);
+    let lines = data_lines(&body);
+    assert_eq!(lines.last().map(String::as_str), Some("[DONE]"));
+    serde_json::from_str::<Value>(&lines[lines.len() - 2]).unwrap()["usage"].clone()
+}
+
+/// One token, no load terms: what is left of the latency is prefill.
+fn prefilling(ms_per_1k: f64, cache_blocks: u32) -> MockConfig {
+    MockConfig { prefill_ms_per_1k_tokens: ms_per_1k, prefix_cache_blocks: cache_blocks, output_tokens: 1, ..quick() }
+}
+
+#[test]
+fn prefill_time_grows_with_the_prompt() {
+    // 50 ms per 1k tokens, no cache: 2,000 tokens cost 100 ms, 200 cost 10 ms.
+    let mock = start(prefilling(50.0, 0));
+    let (long, short) = (ask(None, &hellos(2000), json!({})), ask(None, &hellos(200), json!({})));
+    assert_eq!(prompt_usage(&post(mock.addr, &long).json()["usage"]), (2000, 0));
+    let (t_long, t_short) = (fastest(mock.addr, &long), fastest(mock.addr, &short));
+    assert!(t_long >= Duration::from_millis(100) && t_short >= Duration::from_millis(10), "{t_long:?} {t_short:?}");
+    let gap = ms(t_long) - ms(t_short);
+    assert!((70.0..=150.0).contains(&gap), "90 ms more prefill for 1,800 more tokens, got {gap:.1} ms");
+}
+
+#[test]
+fn a_shared_system_prompt_is_read_once() {
+    let mock = start(prefilling(50.0, 65_536));
+    let system = hellos(2000);
+    // Cold: all 2,002 tokens are read (100 ms).
+    let first = post(mock.addr, &ask(Some(&system), "question one", json!({})));
+    assert_eq!(prompt_usage(&first.json()["usage"]), (2002, 0));
+    let cold = took(&first);
+    assert!(cold >= Duration::from_millis(100), "{cold:?}");
+    // Another question after it: the system prompt's 125 blocks of 16 hit, 2 tokens are
+    // read (0.1 ms).
+    let second = post(mock.addr, &ask(Some(&system), "question two", json!({})));
+    assert_eq!(prompt_usage(&second.json()["usage"]), (2002, 2000));
+    let warm = took(&second);
+    assert!(ms(cold) - ms(warm) >= 70.0, "100 ms less prefill: cold {cold:?}, warm {warm:?}");
+    // The same 2,000 tokens alone: all but the block of the last token, which vLLM
+    // computes again for its logits.
+    assert_eq!(prompt_usage(&post(mock.addr, &ask(None, &system, json!({}))).json()["usage"]), (2000, 1984));
+    // A stream's usage chunk says it too; an unrelated prompt does not hit.
+    let streamed = json!({"stream": true, "stream_options": {"include_usage": true}});
+    assert_eq!(prompt_usage(&usage_chunk(&post(mock.addr, &ask(Some(&system), "question three", streamed.clone())))), (2002, 2000));
+    let bye = "bye ".repeat(300);
+    let other = ask(Some(&bye), "question one", streamed.clone());
+    assert_eq!(prompt_usage(&usage_chunk(&post(mock.addr, &other))), (Tokenizer::o200k().count(&bye) + 2, 0));
+    // No cache: never a hit, however often the prompt comes.
+    let off = start(prefilling(0.0, 0));
+    for _ in 0..2 {
+        assert_eq!(prompt_usage(&post(off.addr, &ask(Some(&system), "q", json!({}))).json()["usage"]), (2001, 0));
+    }
+}
+
+#[test]
+fn a_small_cache_forgets_the_least_recent_prompt() {
+    let (a, b) = (ask(None, &hellos(2000), json!({})), ask(None, &format!("bye{}", " bye".repeat(1999)), json!({})));
+    // Room for 125 blocks: one 2,000-token prompt, not two.
+    let mock = start(prefilling(0.0, 125));
+    let cached = |body: &Value| prompt_usage(&post(mock.addr, body).json()["usage"]).1;
+    assert_eq!((cached(&a), cached(&a)), (0, 1984));
+    assert_eq!((cached(&b), cached(&a)), (0, 0), "b pushed a out");
+    // Room for 130: b pushes out a's tail first, so a's first 5 blocks still hit.
+    let mock = start(prefilling(0.0, 130));
+    let cached = |body: &Value| prompt_usage(&post(mock.addr, body).json()["usage"]).1;
+    assert_eq!((cached(&a), cached(&b), cached(&a)), (0, 0, 80));
+}
+
+/// What a reply said: (completion tokens, words of content, finish_reason).
+fn written(e: &Exchange) -> (u64, usize, String) {
+    assert_eq!(e.status, 200, "{}", String::from_utf8_lossy(e.body()));
+    let v = e.json();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let finish = v["choices"][0]["finish_reason"].as_str().unwrap().to_string();
+    (v["usage"]["completion_tokens"].as_u64().unwrap(), content.split(' ').count(), finish)
+}
+
+#[test]
+fn output_lengths_are_the_mocks_own_unless_asked_otherwise() {
+    // The mock's own length is 16.
+    let mock = start(MockConfig { output_tokens: 16, ..quick() });
+    let reply = |extra: Value| written(&post(mock.addr, &ask(None, "hi", extra)));
+    // Asking for up to 300 does not make 300: the model ends at its own length.
+    assert_eq!(reply(json!({"max_tokens": 300})), (16, 16, "stop".into()));
+    assert_eq!(reply(json!({"max_tokens": 10})), (10, 10, "length".into()));
+    // ignore_eos: exactly the limit.
+    assert_eq!(reply(json!({"max_tokens": 300, "ignore_eos": true})), (300, 300, "length".into()));
+    assert_eq!(reply(json!({"max_completion_tokens": 40, "max_tokens": 300, "ignore_eos": true})), (40, 40, "length".into()));
+    // min_tokens raises the own length; the limit still caps it.
+    assert_eq!(reply(json!({"min_tokens": 40, "max_tokens": 300})), (40, 40, "stop".into()));
+    assert_eq!(reply(json!({"min_tokens": 8})), (16, 16, "stop".into()));
+    // A stream writes as many chunks as tokens.
+    let e = post(mock.addr, &ask(None, "hi", json!({"max_tokens": 120, "ignore_eos": true, "stream": true})));
+    let (body, _) = e.dechunked();
+    let contents = data_lines(&body).iter().filter(|l| l.contains(r#""content":""#) && !l.contains(r#""content":"""#)).count();
+    assert_eq!(contents, 120);
+    // vLLM's check: min_tokens may not exceed the limit.
+    let e = post(mock.addr, &ask(None, "hi", json!({"min_tokens": 50, "max_tokens": 20})));
+    assert_eq!(e.status, 400);
+    let err = &e.json()["error"];
+    assert_eq!((err["type"].as_str(), err["param"].as_str()), (Some("invalid_request_error"), Some("min_tokens")));
+    assert_eq!(err["message"], "min_tokens must be less than or equal to max_tokens=20, got 50.");
+}
+
+#[test]
+fn a_128k_token_prompt_fits() {
+    // 100,000 tokens in 600 KB, answered and counted.
+    let mock = start(prefilling(0.0, 65_536));
+    let e = post(mock.addr, &ask(None, &" hello".repeat(100_000), json!({})));
+    assert_eq!(prompt_usage(&e.json()["usage"]), (100_000, 0));
+    // Past axum's 2 MB default (128k tokens of CJK text, JSON-escaped, come close); the
+    // first 100,000 tokens are the prompt before.
+    let e = post(mock.addr, &ask(None, &" hello".repeat(500_000), json!({})));
+    assert_eq!(prompt_usage(&e.json()["usage"]), (500_000, 100_000));
+}
+
+#[test]
+fn the_latency_curve_sets_the_time_by_load() {
+    // 60 ms alone, 300 ms at 4 in flight.
+    let curve = LatencyCurve(vec![[1.0, 60.0], [4.0, 300.0]]);
+    let mock = start(MockConfig { latency_curve: Some(curve), base_latency_ms: 5000.0, output_tokens: 1, ..quick() });
+    let alone = fastest(mock.addr, &ask(None, "hi", json!({})));
+    assert!((60.0..=140.0).contains(&ms(alone)), "the curve, not base_latency_ms: {alone:?}");
+    // Four at once: each as slow as four in flight, also the first in (a batch of four).
+    let times: Vec<Duration> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4).map(|_| s.spawn(|| took(&post(mock.addr, &ask(None, "hi", json!({})))))).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(times.iter().all(|t| (300.0..=500.0).contains(&ms(*t))), "{times:?}");
+}
+
+#[test]
+fn another_tokenizer_counts_prompts_and_replies() {
+    let cl100k = Tokenizer::built_in("cl100k_base").unwrap();
+    let o200k = Tokenizer::o200k();
+    // Text the two encodings split differently.
+    let text = "Ünïcödé façade naïveté — 東京都 déjà vu".repeat(20);
+    assert_ne!(cl100k.count(&text), o200k.count(&text));
+    let mock = MockServer::start_with_tokenizer(quick(), "127.0.0.1:0".parse().unwrap(), cl100k.clone()).unwrap();
+    let e = post(mock.addr, &ask(None, &text, json!({"max_tokens": 50, "ignore_eos": true})));
+    assert_eq!(prompt_usage(&e.json()["usage"]), (cl100k.count(&text), 0));
+    let content = e.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    assert_eq!((e.json()["usage"]["completion_tokens"].as_u64(), cl100k.count(&content)), (Some(50), 50));
 }

@@ -116,6 +116,29 @@ fn q_on_the_final_dashboard_exits_cleanly_and_prints_the_table() {
     assert!(shown[table_at..].contains("one") && shown[table_at..].contains("four"), "{shown}");
 }
 
+/// `h` switches the histogram while the run goes: streamed TTFT, then the output
+/// lengths in tokens, the key line saying so.
+#[test]
+fn h_switches_the_histogram_mid_run() {
+    let stages = "[[stage]]\nname = \"long\"\nconcurrency = 2\nrequests = 100000\n";
+    let text = quick("base_latency_ms = 20\nper_inflight_ms = 0\noutput_tokens = 30", stages)
+        .replace("model = \"m\"", "model = \"m\"\nstream = true");
+    let (_d, path) = scenario(&text);
+    let mut pty = spawn(&["run", path.to_str().unwrap()]);
+    pty.wait_for("e2e latency · long (live)", Duration::from_secs(20));
+    assert!(pty.screen().screen().contents().contains("h e2e/TTFT/ITL/tokens"), "the key line lists h");
+    pty.input.write_all(b"h").unwrap();
+    pty.input.flush().unwrap();
+    pty.wait_for("TTFT · long (live)", Duration::from_secs(10));
+    pty.input.write_all(b"hhh").unwrap();
+    pty.input.flush().unwrap();
+    pty.wait_for("output tokens · long (live)", Duration::from_secs(10));
+    pty.wait_for(" tok ", Duration::from_secs(10));
+    pty.input.write_all(b"qq").unwrap();
+    pty.input.flush().unwrap();
+    assert_eq!(pty.exit_code(Duration::from_secs(20)), 130, "{}", pty.text());
+}
+
 #[test]
 fn q_mid_run_stops_writes_the_result_and_restores_the_terminal() {
     let stages = "[[stage]]\nname = \"long\"\nconcurrency = 2\nrequests = 100000\n[[stage]]\nname = \"never\"\nrequests = 1\n";

@@ -1,6 +1,8 @@
-//! The seed comparison table, reproduced on the embedded mock (issue: core).
-//! Tolerance ±15 % per cell, as the mock's latency model (80 ms + 2 ms per request in
-//! flight) predicts the shape; nothing here is hard-coded in the binary.
+//! The seed comparison table, reproduced on the embedded mock (issues: core, 13).
+//! The scenario gives the mock the seed's four rows as its latency curve, so mean
+//! latency must come within 5 % of each row (the client's own time per request is
+//! on top); wall time and throughput follow from the closed loop, within 15 %. Nothing
+//! here is hard-coded in the binary.
 
 mod common;
 use common::*;
@@ -22,7 +24,7 @@ fn seed_comparison_reproduces_the_reference_table() {
     assert_schema_valid(&v);
     let stages = v["stages"].as_array().unwrap();
     assert_eq!(stages.len(), 4);
-    let within = |got: f64, want: f64| (got - want).abs() <= 0.15 * want;
+    let within = |got: f64, want: f64, tolerance: f64| (got - want).abs() <= tolerance * want;
     let mut report = String::new();
     for (s, (name, wall, mean, rps)) in stages.iter().zip(reference) {
         assert_eq!(s["name"], name);
@@ -33,11 +35,16 @@ fn seed_comparison_reproduces_the_reference_table() {
             s["throughput"]["requests_per_s"].as_f64().unwrap(),
         );
         report.push_str(&format!(
-            "{name}: wall {:.2} s (ref {wall}), mean {:.1} ms (ref {mean}), {:.1} req/s (ref {rps})\n",
+            "{name}: wall {:.3} s (ref {wall}), mean {:.1} ms (ref {mean}), {:.1} req/s (ref {rps})\n",
             got.0, got.1, got.2
         ));
-        assert!(within(got.0, wall) && within(got.1, mean) && within(got.2, rps), "outside ±15 %:\n{report}");
+        assert!(within(got.1, mean, 0.05), "mean latency outside ±5 %:\n{report}");
+        // The seed's 50-way row is not a steady state (Little's law gives 50 / 0.18 s =
+        // 278 req/s and 0.36 s for 100 requests, where it says 250 and 0.4); the mock,
+        // whose first wave starts together, lands between the two, within 15 % of both.
+        assert!(within(got.0, wall, 0.15) && within(got.2, rps, 0.15), "wall time or throughput outside ±15 %:\n{report}");
     }
+    eprint!("{report}");
 
     // The printed table carries the same rows, seed columns first.
     let header = out.stdout.lines().next().unwrap();

@@ -268,7 +268,10 @@ fn standalone_mock_serves_openai_shapes() {
     assert_eq!(ok_status, 200);
     assert_eq!(ok["object"], "chat.completion");
     assert_eq!(ok["model"], "x");
-    assert_eq!(ok["usage"], json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}));
+    assert_eq!(
+        ok["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "prompt_tokens_details": {"cached_tokens": 0}})
+    );
     assert_eq!(ok["choices"][0]["message"]["content"].as_str().unwrap().split_whitespace().count(), 4);
     assert_eq!(bad_status, 400);
     assert_eq!(bad["error"]["type"], "invalid_request_error");

@@ -23,13 +23,16 @@ use failure::{classify, describe};
 /// hold up the timing of every other stream.
 const INLINE_COUNT_BYTES: usize = 64 * 1024;
 
-/// o200k tokens of `text`, on a blocking thread when the text is long.
-async fn count_tokens(text: &str) -> u64 {
-    if text.len() <= INLINE_COUNT_BYTES {
-        return crate::workload::tokens::count(text);
+impl Client {
+    /// Tokens of `text` by the counting tokenizer, on a blocking thread when the text
+    /// is long.
+    async fn count_tokens(&self, text: &str) -> u64 {
+        if text.len() <= INLINE_COUNT_BYTES {
+            return self.tokenizer.count(text);
+        }
+        let (owned, tok) = (text.to_string(), self.tokenizer.clone());
+        tokio::task::spawn_blocking(move || tok.count(&owned)).await.unwrap_or(0)
     }
-    let owned = text.to_string();
-    tokio::task::spawn_blocking(move || crate::workload::tokens::count(&owned)).await.unwrap_or(0)
 }
 
 /// 2xx responses larger than this are cut off and counted as `body_too_large`, so a
@@ -80,6 +83,8 @@ pub struct ClientConfig {
     /// Extra headers for every request. An `Authorization` among them replaces the
     /// Bearer key.
     pub headers: Vec<ExtraHeader>,
+    /// Counts completions where the server sends no usage (and every stream's).
+    pub tokenizer: crate::workload::Tokenizer,
 }
 
 /// A header sent with every request.
@@ -98,6 +103,7 @@ pub struct Client {
     idle_timeout: Option<Duration>,
     stream: bool,
     keep_content: bool,
+    tokenizer: crate::workload::Tokenizer,
     /// The key and secret header values, kept only to scrub them out of server messages
     /// that echo them.
     secrets: Vec<String>,
@@ -146,7 +152,7 @@ impl Client {
         url.set_path(&path);
         if cfg.stream {
             // The tokenizer counts every streamed completion; load it before the clock runs.
-            crate::workload::tokens::warm_up();
+            cfg.tokenizer.warm_up();
         }
         Ok(Client {
             http,
@@ -155,6 +161,7 @@ impl Client {
             idle_timeout: cfg.idle_timeout,
             stream: cfg.stream,
             keep_content: cfg.keep_content,
+            tokenizer: cfg.tokenizer,
             secrets: cfg
                 .api_key
                 .into_iter()
@@ -277,6 +284,7 @@ pub(crate) mod tests {
             stream: false,
             keep_content: false,
             headers: Vec::new(),
+            tokenizer: crate::workload::Tokenizer::o200k(),
         }
     }
 }

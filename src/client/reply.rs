@@ -8,7 +8,7 @@ use serde::de::IgnoredAny;
 
 use super::content::{completion_text, first};
 use super::failure::describe;
-use super::{Client, MAX_BODY_BYTES, count_tokens};
+use super::{Client, MAX_BODY_BYTES};
 use crate::model::{FailureKind, RequestRecord, Usage};
 
 /// A completion as the hot path reads it: only the first choice is looked at, for
@@ -104,9 +104,9 @@ impl Client {
                 // Each text by itself, as in a stream.
                 let (mut client_completion_tokens, mut client_reasoning_tokens) = (None, None);
                 if let Some(t) = &texts {
-                    let thought = if count_all || count_thought { count_tokens(&t.reasoning).await } else { 0 };
+                    let thought = if count_all || count_thought { self.count_tokens(&t.reasoning).await } else { 0 };
                     if count_all {
-                        client_completion_tokens = Some(count_tokens(&t.answer).await + thought);
+                        client_completion_tokens = Some(self.count_tokens(&t.answer).await + thought);
                     }
                     client_reasoning_tokens = (count_thought && !t.reasoning.is_empty()).then_some(thought);
                 }

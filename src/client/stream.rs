@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::failure::{DETAIL_CHARS, describe, truncate};
 use super::reply::UsageBody;
-use super::{Client, MAX_BODY_BYTES, count_tokens, sse};
+use super::{Client, MAX_BODY_BYTES, sse};
 use crate::model::{FailureKind, Outcome, RequestRecord};
 
 /// Most chunk gaps one request records (64k gaps = 256 KiB).
@@ -199,8 +199,8 @@ impl Client {
             let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
         }
         // Each text by itself: joined, a token could merge across the seam.
-        let thought = count_tokens(&reasoning).await;
-        rec.client_completion_tokens = Some(count_tokens(&answer).await + thought);
+        let thought = self.count_tokens(&reasoning).await;
+        rec.client_completion_tokens = Some(self.count_tokens(&answer).await + thought);
         rec.client_reasoning_tokens = (!reasoning.is_empty()).then_some(thought);
         if self.keep_content {
             rec.content = Some(answer);

@@ -147,11 +147,29 @@ impl Engine {
         EngineEnd { swept: ran, ..EngineEnd::default() }
     }
 
-    /// What every request of `stage` needs.
-    fn stage_ctx(&self, stage: &Stage) -> Arc<StageCtx> {
+    /// What every request of stage `index` needs; prompts that cost to build are built
+    /// here, before its clock runs.
+    async fn stage_ctx(&self, index: usize, stage: &Stage) -> Arc<StageCtx> {
+        let mut requests = self.workload.stage(index, self.scenario.stage_model(stage), &stage.request);
+        let ahead = stage.warmup.saturating_add(match (stage.requests, stage.load, stage.duration) {
+            (Some(n), ..) => n,
+            (None, Load::Open { rate, .. }, Some(d)) => (rate * d.as_secs_f64() * 1.1) as u64,
+            (None, Load::Closed { concurrency }, _) => u64::from(concurrency) * 256,
+            (None, ..) => 0,
+        });
+        let requests = match tokio::task::spawn_blocking(move || {
+            requests.prepare(ahead);
+            requests
+        })
+        .await
+        {
+            Ok(r) => r,
+            // Only a panic while building gets here; the requests build prompts as needed.
+            Err(_) => self.workload.stage(index, self.scenario.stage_model(stage), &stage.request),
+        };
         Arc::new(StageCtx {
             client: self.client.clone(),
-            requests: self.workload.stage(self.scenario.stage_model(stage), &stage.request),
+            requests,
             events: self.events.clone(),
             stop: self.stop.clone(),
             check: self.scenario.check.clone(),
@@ -171,7 +189,7 @@ impl Engine {
         if self.events.send(EngineEvent::StageStarted(info)).await.is_err() {
             return Err(interrupted);
         }
-        let ctx = self.stage_ctx(stage);
+        let ctx = self.stage_ctx(index, stage).await;
         if stage.warmup > 0 {
             let warmup = Arc::new(Phase::new(&ctx, Part::Warmup, (0, stage.warmup), (None, None)));
             drive(stage.load, Parts { ramp: None, window: warmup, cooldown: None }).await;

@@ -55,6 +55,9 @@ pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
     if record.client_completion_tokens.is_some() {
         record.client_prompt_tokens = Some(input_tokens());
     }
+    // What was sent, in the counting tokenizer (known already for built prompts).
+    record.input_tokens = Some(spec.input_tokens.unwrap_or_else(input_tokens));
+    record.target_output_tokens = spec.output_tokens;
     if let Some(a) = &p.abort
         && record.outcome != Outcome::Cancelled
         && a.count(matches!(record.outcome, Outcome::Failed(_)))

@@ -4,16 +4,18 @@
 //!
 //! Rooms: `info` (what the engine says of a stage and a request), `aggregator` (the
 //! task, its events and the live Snapshot), `stage` (one stage's figures), `latency` (a
-//! distribution), `series` (per-second figures).
+//! distribution), `lengths` (a token-length distribution), `series` (per-second figures).
 
 mod aggregator;
 mod info;
 mod latency;
+mod lengths;
 mod series;
 mod stage;
 
 pub use aggregator::{Aggregator, EngineEvent, Snapshot};
 pub use info::{Attempts, FailedAttempt, NONE_WAITING, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};
+pub use lengths::{LengthSummary, Lengths};
 pub use series::{SecondStats, Series};
 pub use stage::StageStats;

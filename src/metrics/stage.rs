@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::info::{Attempts, StageInfo};
 use super::latency::Latency;
+use super::lengths::Lengths;
 use super::series::Series;
 use crate::model::{CheckFailure, FailureKind, Outcome, RequestRecord};
 
@@ -60,6 +61,14 @@ pub struct StageStats {
     pub output_tokens: u64,
     /// Prompt tokens of successful requests, on the same rule (for cost).
     pub input_tokens: u64,
+    /// Successful requests: tokens sent (counting tokenizer) and received (usage where
+    /// sent, else counted here), as distributions.
+    pub input_len: Lengths,
+    pub output_len: Lengths,
+    /// Successful requests with an output target: the targets, and how many replies
+    /// ended before theirs.
+    pub target_output: Lengths,
+    pub ended_short: u64,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
     /// Successful requests that met every SLO (when the scenario sets one).
@@ -140,6 +149,10 @@ impl Default for StageStats {
             completion_disagree: 0,
             output_tokens: 0,
             input_tokens: 0,
+            input_len: Lengths::default(),
+            output_len: Lengths::default(),
+            target_output: Lengths::default(),
+            ended_short: 0,
             user_tokens_per_s_sum: 0.0,
             slo_met: 0,
             checks_passed: 0,
@@ -285,6 +298,14 @@ impl StageStats {
         self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));
         self.input_tokens = self.input_tokens.saturating_add(up.or(rec.client_prompt_tokens).unwrap_or(0));
         self.output_tokens = self.output_tokens.saturating_add(out);
+        if let Some(n) = rec.input_tokens.or(up) {
+            self.input_len.record(n);
+        }
+        self.output_len.record(out);
+        if let Some(target) = rec.target_output_tokens {
+            self.target_output.record(u64::from(target));
+            self.ended_short += u64::from(out < u64::from(target));
+        }
         // The server's count, unless it says 0 (a placeholder some send) where reasoning
         // text came: then the count here.
         let reasoning = rec.usage.and_then(|u| u.reasoning_tokens).filter(|&n| n > 0).or(rec.client_reasoning_tokens);
@@ -320,6 +341,16 @@ impl StageStats {
 
     pub fn output_tokens_per_s(&self) -> f64 {
         per_s(self.output_tokens, self.wall)
+    }
+
+    pub fn input_tokens_per_s(&self) -> f64 {
+        per_s(self.input_tokens, self.wall)
+    }
+
+    /// Share of successful requests with a target whose reply ended before it.
+    pub fn ended_short_share(&self) -> Option<f64> {
+        let n = self.target_output.count();
+        (n > 0).then(|| self.ended_short as f64 / n as f64)
     }
 
     /// Successful requests meeting every SLO per second of the measured window.

@@ -1,10 +1,13 @@
 //! The mock's knobs, shared by a scenario's `[mock]` table and `llmload mock` flags:
-//! the latency model, completion lengths, capacity, rate limit and injected faults,
-//! each checked with a message that names it; and what the mock counts (`MockStats`).
+//! the latency model (with prefill and a prefix cache), completion lengths, capacity,
+//! rate limit and injected faults, each checked with a message that names it; and what
+//! the mock counts (`MockStats`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::curve::{LatencyCurve, MAX_KNOB_MS};
 
 /// Mock knobs, shared by the scenario's `[mock]` table and `llmload mock` flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,6 +15,13 @@ use serde::{Deserialize, Serialize};
 pub struct MockConfig {
     /// Time every request spends in the server before load-dependent time, in ms.
     pub base_latency_ms: f64,
+    /// When set, replaces `base_latency_ms`: ms by requests in flight, interpolated.
+    pub latency_curve: Option<LatencyCurve>,
+    /// Time to read the prompt: ms per 1,000 prompt tokens not in the prefix cache,
+    /// before the first token.
+    pub prefill_ms_per_1k_tokens: f64,
+    /// Prefix cache size in blocks of 16 prompt tokens (0: no cache).
+    pub prefix_cache_blocks: u32,
     /// Extra ms per request in flight (itself included) when the base time has passed.
     pub per_inflight_ms: f64,
     /// Uniform jitter of ± this many ms on the base time, drawn from `seed`.
@@ -20,7 +30,8 @@ pub struct MockConfig {
     pub seed: u64,
     /// Time between two tokens of a completion, in ms (streamed or not).
     pub inter_token_ms: f64,
-    /// Completion length in tokens (capped by the request's max_tokens)...
+    /// Completion length in tokens (capped by the request's limit, raised by its
+    /// `min_tokens`; with `ignore_eos`, the limit itself)...
     pub output_tokens: u32,
     /// ...or, when set, a length drawn from `output_tokens..=output_tokens_max`.
     pub output_tokens_max: Option<u32>,
@@ -84,6 +95,9 @@ impl Default for MockConfig {
     fn default() -> Self {
         Self {
             base_latency_ms: 80.0,
+            latency_curve: None,
+            prefill_ms_per_1k_tokens: 0.0,
+            prefix_cache_blocks: 65_536,
             per_inflight_ms: 2.0,
             jitter_ms: 0.0,
             seed: 0,
@@ -116,6 +130,7 @@ impl MockConfig {
         let mut out = Vec::new();
         for (name, v) in [
             ("base_latency_ms", self.base_latency_ms),
+            ("prefill_ms_per_1k_tokens", self.prefill_ms_per_1k_tokens),
             ("per_inflight_ms", self.per_inflight_ms),
             ("jitter_ms", self.jitter_ms),
             ("inter_token_ms", self.inter_token_ms),
@@ -140,8 +155,19 @@ impl MockConfig {
             }
             _ => {}
         }
-        if self.jitter_ms > self.base_latency_ms {
-            out.push(format!("jitter_ms ({}) must not exceed base_latency_ms ({})", self.jitter_ms, self.base_latency_ms));
+        // Jitter must never make the time before the first token negative.
+        match &self.latency_curve {
+            Some(curve) => {
+                let problems = curve.problems();
+                if problems.is_empty() && self.jitter_ms > curve.min_ms() {
+                    out.push(format!("jitter_ms ({}) must not exceed latency_curve's lowest ms ({})", self.jitter_ms, curve.min_ms()));
+                }
+                out.extend(problems);
+            }
+            None if self.jitter_ms > self.base_latency_ms => {
+                out.push(format!("jitter_ms ({}) must not exceed base_latency_ms ({})", self.jitter_ms, self.base_latency_ms))
+            }
+            None => {}
         }
         let fractions_before = out.len();
         for (name, v) in [
@@ -237,10 +263,8 @@ pub struct MockStats {
     pub injected: BTreeMap<String, u64>,
 }
 
-/// Largest latency knob: one hour, in ms.
-const MAX_KNOB_MS: f64 = 3_600_000.0;
-/// Largest completion the mock writes, so a typo cannot exhaust memory.
-const MAX_OUTPUT_TOKENS: u32 = 100_000;
+/// Largest completion the mock writes, so a typo (or a request) cannot exhaust memory.
+pub(super) const MAX_OUTPUT_TOKENS: u32 = 100_000;
 
 /// At most one per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +376,46 @@ mod tests {
         assert_eq!((cfg.retry_after_ms, cfg.rate_limit_rpm, cfg.rate_limit_burst), (Some(1500.0), Some(60.0), None));
         assert_eq!((cfg.malformed_rate, cfg.stall_ms, cfg.drip_ms), (0.1, 300.0, 500.0));
         assert!(cfg.problems().is_empty());
+    }
+
+    #[test]
+    fn length_knobs_are_checked_and_read_from_toml() {
+        let cfg: MockConfig = toml::from_str(
+            "latency_curve = [[1, 82], [10, 110], [20, 120], [50, 180]]\nprefill_ms_per_1k_tokens = 12.5\nprefix_cache_blocks = 0\njitter_ms = 10\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.latency_curve.as_ref().map(|c| c.at(5.5)), Some(96.0));
+        assert_eq!((cfg.prefill_ms_per_1k_tokens, cfg.prefix_cache_blocks), (12.5, 0));
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        assert_eq!(MockConfig::default().prefix_cache_blocks, 65_536);
+        let p = |cfg: MockConfig| cfg.problems().join("; ");
+        let curve = |points: &[[f64; 2]]| Some(LatencyCurve(points.to_vec()));
+        assert_eq!(
+            p(MockConfig { prefill_ms_per_1k_tokens: -1.0, ..MockConfig::default() }),
+            "prefill_ms_per_1k_tokens must be between 0 and 3600000 (one hour), got -1"
+        );
+        assert_eq!(
+            p(MockConfig { latency_curve: curve(&[]), ..MockConfig::default() }),
+            "latency_curve needs at least one [in-flight count, ms] point"
+        );
+        let unsorted = p(MockConfig { latency_curve: curve(&[[5.0, 1.0], [2.0, 1.0]]), jitter_ms: 3.0, ..MockConfig::default() });
+        assert!(unsorted.starts_with("latency_curve points must be sorted"), "{unsorted}");
+        assert!(!unsorted.contains("jitter_ms"), "no jitter bound from a wrong curve: {unsorted}");
+        // With a curve, jitter is bounded by its lowest point, not base_latency_ms.
+        assert_eq!(
+            p(MockConfig {
+                latency_curve: curve(&[[1.0, 8.0], [4.0, 50.0]]),
+                jitter_ms: 9.0,
+                base_latency_ms: 100.0,
+                ..MockConfig::default()
+            }),
+            "jitter_ms (9) must not exceed latency_curve's lowest ms (8)"
+        );
+        assert!(
+            p(MockConfig { latency_curve: curve(&[[1.0, 80.0]]), jitter_ms: 9.0, base_latency_ms: 0.0, ..MockConfig::default() })
+                .is_empty()
+        );
+        assert!(toml::from_str::<MockConfig>("latency_curve = [[1, 82, 3]]").is_err(), "a point is two numbers");
     }
 
     #[test]

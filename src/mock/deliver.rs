@@ -1,6 +1,7 @@
-//! When and how a reply goes out: at the latency model's times, the whole body once its
-//! last token is due or one stream chunk per token, with the request's fault (malformed,
-//! disconnect, stall, drip) worked into the bytes, and the stream's end as configured.
+//! When and how a reply goes out: at the latency model's times (base time or curve,
+//! load, prefill), the whole body once its last token is due or one stream chunk per
+//! token, with the request's fault (malformed, disconnect, stall, drip) worked into the
+//! bytes, and the stream's end as configured.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::config::{Fault, StreamEnd};
+use super::config::{Fault, MockConfig, StreamEnd};
 use super::reply::Reply;
 use super::state::{InFlight, MockState};
 
@@ -19,6 +20,38 @@ use super::state::{InFlight, MockState};
 const DRIP_BYTES: usize = 16;
 
 type Chunk = Result<Bytes, std::io::Error>;
+
+/// When a reply's first token is due: what is known at arrival, settled once the base
+/// time has passed.
+pub(super) struct Start {
+    pub arrival: tokio::time::Instant,
+    /// The seeded jitter, ms.
+    jitter: f64,
+    /// `base_latency_ms`, or `latency_curve` at the count in flight at arrival, plus
+    /// jitter: ms from arrival to when the load is read again.
+    pub base: f64,
+    /// Uncached prompt tokens × `prefill_ms_per_1k_tokens` / 1000.
+    pub prefill: f64,
+}
+
+impl Start {
+    /// `in_flight`: the count at arrival, the request itself included.
+    pub fn new(cfg: &MockConfig, arrival: tokio::time::Instant, in_flight: u64, jitter: f64) -> Start {
+        let base = cfg.latency_curve.as_ref().map_or(cfg.base_latency_ms, |c| c.at(in_flight as f64));
+        Start { arrival, jitter, base: base + jitter, prefill: 0.0 }
+    }
+
+    /// The first token's time, in ms after arrival, once the base time has passed: then
+    /// the count in flight n is read, and the curve at n counts if higher (a request
+    /// that came in a burst is as slow as the burst, as in a server's batch), plus
+    /// `per_inflight_ms` × n and the prefill.
+    async fn first_token(&self, state: &MockState) -> f64 {
+        sleep_until_ms(self.arrival, self.base).await;
+        let n = state.in_flight.load(Ordering::SeqCst) as f64;
+        let base = state.cfg.latency_curve.as_ref().map_or(self.base, |c| self.base.max(c.at(n) + self.jitter));
+        base + state.cfg.per_inflight_ms * n + self.prefill
+    }
+}
 
 /// A body fed by a writer task. hyper drops what it has buffered when a body fails, so
 /// an error is held back one poll (reporting Pending, waking at once): hyper flushes the
@@ -44,17 +77,9 @@ fn channel_body() -> (tokio::sync::mpsc::Sender<Chunk>, axum::body::Body) {
 
 /// A whole completion, once its last token is due (a stall adds its silence
 /// before the headers); malformed, disconnect and drip faults shape its body.
-pub(super) async fn whole_reply(
-    state: &MockState,
-    guard: InFlight,
-    reply: Reply,
-    arrival: tokio::time::Instant,
-    base: f64,
-    fault: Option<Fault>,
-) -> Response {
+pub(super) async fn whole_reply(state: &MockState, guard: InFlight, reply: Reply, start: Start, fault: Option<Fault>) -> Response {
     let cfg = &state.cfg;
-    sleep_until_ms(arrival, base).await;
-    let first = base + cfg.per_inflight_ms * state.in_flight.load(Ordering::SeqCst) as f64;
+    let (arrival, first) = (start.arrival, start.first_token(state).await);
     let stall = if fault == Some(Fault::Stall) { cfg.stall_ms } else { 0.0 };
     sleep_until_ms(arrival, first + cfg.inter_token_ms * reply.pieces.len().saturating_sub(1) as f64 + stall).await;
     let body = reply.body();
@@ -100,8 +125,7 @@ pub(super) fn stream_reply(
     state: Arc<MockState>,
     guard: InFlight,
     reply: Reply,
-    arrival: tokio::time::Instant,
-    base: f64,
+    start: Start,
     include_usage: bool,
     fault: Option<Fault>,
 ) -> Response {
@@ -112,8 +136,7 @@ pub(super) fn stream_reply(
         if tx.send(Ok(reply.chunk(None, None))).await.is_err() {
             return;
         }
-        sleep_until_ms(arrival, base).await;
-        let first = base + cfg.per_inflight_ms * state.in_flight.load(Ordering::SeqCst) as f64;
+        let (arrival, first) = (start.arrival, start.first_token(&state).await);
         let gap = if fault == Some(Fault::Drip) { cfg.drip_ms } else { cfg.inter_token_ms };
         let n = reply.pieces.len();
         let cut = n / 2;

@@ -10,13 +10,13 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::config::{Fault, MockConfig, MockStats};
-use super::deliver::{sleep_until_ms, stream_reply, whole_reply};
+use super::deliver::{Start, sleep_until_ms, stream_reply, whole_reply};
 use super::draw::draw;
-use super::reply::Reply;
+use super::reply::{PromptUsage, Reply};
+use super::request::Asked;
 use super::state::{InFlight, MockState};
 use crate::model::Api;
 
@@ -50,7 +50,7 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         None => None,
     };
     let arrival = tokio::time::Instant::now();
-    let guard = InFlight::enter(&state, slot);
+    let (guard, in_flight) = InFlight::enter(&state, slot);
     let req = match Asked::parse(api, &body) {
         Ok(req) => req,
         Err((param, msg)) => {
@@ -66,11 +66,12 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         Some(f) => *s.injected.entry(f.key()).or_default() += 1,
         None => s.ok += 1,
     });
-    // Deadlines from arrival, not chained sleeps, so timer rounding is paid once.
-    let base = cfg.base_latency_ms + d.jitter;
+    // Deadlines from arrival, not chained sleeps, so timer rounding is paid once (and
+    // tokenizing the prompt takes none of the model's time).
+    let mut start = Start::new(cfg, arrival, in_flight, d.jitter);
     if let Some(Fault::Status(status)) = d.fault {
         if status != 429 {
-            sleep_until_ms(arrival, base).await;
+            sleep_until_ms(arrival, start.base).await;
         }
         let key = format!("errors.\"{status}\"");
         let why = match (status, cfg.errors.contains_key(&status.to_string())) {
@@ -80,82 +81,39 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         };
         return injected_error(status, cfg, format!("mock: injected failure ({why})"));
     }
-    // Counted only for a reply: an injected failure (a 429 above all) comes at once.
-    let prompt_tokens = match &req.prompt {
-        Value::Array(messages) => messages.iter().map(crate::workload::tokens::message_tokens).sum(),
-        text => crate::workload::tokens::count(text.as_str().unwrap_or_default()),
-    };
-    let reply = Reply::new(seq, &d, api, req.model, prompt_tokens, req.max_tokens, cfg.reasoning_tokens);
+    // Read only for a reply: an injected failure (a 429 above all) comes at once.
+    let (req, prompt) = read_prompt(&state, req, body.len()).await;
+    start.prefill = (prompt.tokens - prompt.cached) as f64 * cfg.prefill_ms_per_1k_tokens / 1000.0;
+    let reasoning = if api == Api::Chat { cfg.reasoning_tokens } else { 0 };
+    let len = req.length(d.output_tokens, reasoning);
+    let reply = Reply::new(seq, &d, api, req.model, prompt, len, &state.words);
     if req.stream {
-        return stream_reply(state.clone(), guard, reply, arrival, base, req.include_usage, d.fault);
+        return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);
     }
-    whole_reply(&state, guard, reply, arrival, base, d.fault).await
+    whole_reply(&state, guard, reply, start, d.fault).await
 }
 
-/// What a valid request asks for.
-struct Asked {
-    model: String,
-    /// The messages (chat) or the text (completions), counted for the reply's usage
-    /// (o200k, content only).
-    prompt: Value,
-    stream: bool,
-    include_usage: bool,
-    /// `max_completion_tokens`, else `max_tokens`, else no limit.
-    max_tokens: u64,
-}
+/// Bodies from this size on are tokenized off the mock's runtime thread, so a long
+/// prompt does not hold every other request's timers back.
+const TOKENIZE_APART: usize = 32 * 1024;
 
-impl Asked {
-    /// The request, or what makes it invalid: the parameter at fault and why.
-    fn parse(api: Api, body: &[u8]) -> Result<Asked, (Option<&'static str>, String)> {
-        let req: ChatRequest =
-            serde_json::from_slice(body).map_err(|e| (None, format!("We could not parse the JSON body of your request: {e}")))?;
-        let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
-            return Err((Some("model"), "you must provide a model parameter".into()));
-        };
-        let prompt = match api {
-            Api::Chat => {
-                let Some(Value::Array(messages)) = req.messages.filter(|m| m.as_array().is_some_and(|m| !m.is_empty())) else {
-                    return Err((Some("messages"), "messages must be a non-empty array".into()));
-                };
-                if messages.iter().any(|m| m.get("role").and_then(Value::as_str).is_none()) {
-                    return Err((Some("messages"), "every message needs a `role`".into()));
-                }
-                Value::Array(messages)
-            }
-            // A text, or a list of one (the mock answers one prompt per request).
-            Api::Completions => match req.prompt {
-                Some(Value::String(text)) => Value::String(text),
-                Some(Value::Array(mut one)) if one.len() == 1 && one[0].is_string() => one.remove(0),
-                _ => return Err((Some("prompt"), "prompt must be a string".into())),
-            },
-        };
-        Ok(Asked {
-            model: model.to_string(),
-            prompt,
-            stream: req.stream == Some(true),
-            include_usage: req.stream_options.is_some_and(|o| o.include_usage),
-            max_tokens: req.max_completion_tokens.or(req.max_tokens).unwrap_or(u64::MAX),
-        })
+/// The prompt's tokens, and of them those the prefix cache held (its blocks go in).
+async fn read_prompt(state: &Arc<MockState>, req: Asked, body_len: usize) -> (Asked, PromptUsage) {
+    let read = |state: &MockState, req: &Asked| {
+        let ids = req.prompt_ids(&state.tokenizer);
+        PromptUsage { tokens: ids.len() as u64, cached: state.prefix.admit(&ids) }
+    };
+    if body_len < TOKENIZE_APART {
+        let prompt = read(state, &req);
+        return (req, prompt);
     }
-}
-
-#[derive(Deserialize)]
-struct ChatRequest {
-    model: Option<Value>,
-    messages: Option<Value>,
-    prompt: Option<Value>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
+    let shared = state.clone();
+    let apart = tokio::task::spawn_blocking(move || {
+        let prompt = read(&shared, &req);
+        (req, prompt)
+    });
+    // The blocking task cannot fail but by a panic in the tokenizer: pass that on.
+    apart.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 fn error(status: StatusCode, kind: &str, param: Option<&str>, message: impl Into<String>) -> Response {

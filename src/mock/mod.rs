@@ -4,10 +4,16 @@
 //! Latency model: the first token comes `base_latency_ms` (± seeded jitter) after
 //! arrival plus `per_inflight_ms` for every request in flight at that moment, itself
 //! included; each further token `inter_token_ms` later. Closed-loop N-way load therefore
-//! sees about base + N × per_inflight: 82 ms alone, 180 ms at 50-way with the defaults —
-//! the shape of the seed comparison table. Streams (`"stream": true`) send one token per
-//! SSE chunk at those times; every token is one o200k token, so `usage` and a client-side
-//! count agree.
+//! sees about base + N × per_inflight: 82 ms alone, 180 ms at 50-way with the defaults.
+//! `latency_curve` replaces the base time with measured (in flight, ms) points — the
+//! seed table's own rows — read at arrival and again when that time has passed (the
+//! higher wins: a burst is as slow as its size). Prefill adds
+//! `prefill_ms_per_1k_tokens` per 1,000 prompt tokens not in the prefix cache (vLLM's:
+//! blocks of 16 tokens keyed by a hash chain, in an LRU; `usage.prompt_tokens_details.
+//! cached_tokens` says what hit). Streams (`"stream": true`) send one token per SSE
+//! chunk at those times; every token is one token of the mock's tokenizer (o200k by
+//! default), so `usage` and a client-side count agree. The length is the mock's own,
+//! unless the request sets `ignore_eos` (exactly its limit) or `min_tokens`.
 //!
 //! Faults, to reproduce a failing endpoint (all off by default). Each request gets at
 //! most one, from one seeded uniform draw over the cumulative fractions `error_rate`
@@ -36,19 +42,24 @@
 //! think first (streamed as `reasoning_content`), and `stream_end` ends streams without
 //! `[DONE]` ("finish") or without a finish chunk too ("bare").
 //!
-//! Rooms: `config` (the knobs and stats), `draw` (each request's random part), `state`
-//! (what requests share), `handler` (the routes), `reply` (what an answer says),
-//! `deliver` (when and how its bytes go out), `server` (serving it, on a thread of its
-//! own when embedded).
+//! Rooms: `config` (the knobs and stats), `curve` (the latency curve), `draw` (each
+//! request's random part), `state` (what requests share), `prefix` (the prefix cache),
+//! `handler` (the routes), `request` (what a request asks, and its length), `reply`
+//! (what an answer says), `deliver` (when and how its bytes go out), `server` (serving
+//! it, on a thread of its own when embedded).
 
 pub mod config;
+mod curve;
 mod deliver;
 mod draw;
 mod handler;
+mod prefix;
 mod reply;
+mod request;
 mod server;
 mod state;
 
 pub use config::{MockConfig, MockStats, StreamEnd, parse_error_flag};
-pub use server::{MockServer, serve};
+pub use curve::LatencyCurve;
+pub use server::{MAX_BODY_BYTES, MockServer, serve, serve_with_tokenizer};
 pub use state::SeenRequest;

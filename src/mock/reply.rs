@@ -1,6 +1,6 @@
 //! What the mock says: a completion of one-token words (or a JSON answer), after as
 //! many reasoning tokens as asked, shaped as a chat completion or a text completion —
-//! the whole body, or its stream chunks.
+//! the whole body, or its stream chunks — and its usage, counted by the mock's tokenizer.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,7 +8,9 @@ use axum::body::Bytes;
 use serde_json::{Value, json};
 
 use super::draw::Draw;
+use super::request::Length;
 use crate::model::Api;
+use crate::workload::tokens::Tokenizer;
 
 /// The completion's words: each, with its leading space, is one o200k token.
 const WORDS: [&str; 16] = [
@@ -21,11 +23,48 @@ fn word(i: usize) -> &'static str {
     if i == 0 { WORDS[0] } else { WORDS[1 + (i - 1) % (WORDS.len() - 1)] }
 }
 
+/// How a reply's tokens are counted: by its pieces when every word is one token of the
+/// mock's tokenizer (o200k, cl100k), so lengths are exact; else by counting the text
+/// sent, so `usage` is still what that tokenizer makes of it.
+#[derive(Debug, Clone)]
+pub(super) struct Words {
+    tokenizer: Tokenizer,
+    one_each: bool,
+}
+
+impl Words {
+    pub fn new(tokenizer: Tokenizer) -> Words {
+        // Every prefix of two rounds of words, so no two words merge into one token.
+        let mut text = String::new();
+        let one_each = (0..2 * WORDS.len()).all(|i| {
+            text.push_str(word(i));
+            tokenizer.count(word(i)) == 1 && tokenizer.count(&text) == i as u64 + 1
+        });
+        Words { tokenizer, one_each }
+    }
+
+    /// Tokens of these pieces' text; `exact`: one per piece.
+    fn count<'a>(&self, pieces: impl Iterator<Item = &'a Piece>, exact: bool) -> u64 {
+        if exact && self.one_each {
+            return pieces.count() as u64;
+        }
+        self.tokenizer.count(&pieces.map(|p| p.text.as_str()).collect::<String>())
+    }
+}
+
 /// One token of a reply, as one stream chunk carries it.
 pub(super) struct Piece {
     pub text: String,
     /// Thinking, sent as `reasoning_content` before the answer.
     pub reasoning: bool,
+}
+
+/// The prompt's side of `usage`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PromptUsage {
+    pub tokens: u64,
+    /// Of them, found in the prefix cache.
+    pub cached: u64,
 }
 
 /// What a completion will say, streamed or not.
@@ -34,7 +73,7 @@ pub(super) struct Reply {
     id: String,
     created: u64,
     model: String,
-    prompt_tokens: u64,
+    prompt: PromptUsage,
     /// The reasoning, then the answer, one piece per stream chunk.
     pub pieces: Vec<Piece>,
     /// Completion tokens for `usage`, reasoning included.
@@ -44,32 +83,34 @@ pub(super) struct Reply {
 }
 
 impl Reply {
-    /// Request `seq`'s completion: `reasoning` tokens of thought (chat only), then the
-    /// drawn length of words, both within `max_tokens`; or a JSON answer (not capped:
-    /// its pieces are split at spaces and its usage is its o200k count).
-    pub(super) fn new(seq: u64, d: &Draw, api: Api, model: String, prompt_tokens: u64, max_tokens: u64, reasoning: u32) -> Reply {
-        let thought = if api == Api::Chat { u64::from(reasoning).min(max_tokens) } else { 0 };
-        let mut pieces: Vec<Piece> = (0..thought as usize).map(|i| Piece { text: word(i).to_string(), reasoning: true }).collect();
-        let (answer, finish) = if d.json {
-            let text = json_reply(seq);
-            (crate::workload::tokens::count(&text), split_pieces(&text).into_iter().map(|text| Piece { text, reasoning: false }).collect())
+    /// Request `seq`'s completion: `len.reasoning` tokens of thought, then `len.answer`
+    /// tokens of words; or a JSON answer (its own length: its pieces are split at
+    /// spaces and its usage is its token count).
+    pub(super) fn new(seq: u64, d: &Draw, api: Api, model: String, prompt: PromptUsage, len: Length, words: &Words) -> Reply {
+        let mut pieces: Vec<Piece> = (0..len.reasoning as usize).map(|i| Piece { text: word(i).to_string(), reasoning: true }).collect();
+        let finish = if d.json {
+            pieces.extend(split_pieces(&json_reply(seq)).into_iter().map(|text| Piece { text, reasoning: false }));
+            "stop"
         } else {
-            let n = u64::from(d.output_tokens).min(max_tokens - thought);
-            (n, (0..n as usize).map(|i| Piece { text: word(i).to_string(), reasoning: false }).collect::<Vec<_>>())
+            pieces.extend((0..len.answer as usize).map(|i| Piece { text: word(i).to_string(), reasoning: false }));
+            len.finish
         };
-        let tokens = thought + answer;
-        pieces.extend(finish);
-        let finish = if !d.json && tokens == max_tokens { "length" } else { "stop" };
+        let reasoning_tokens = words.count(pieces.iter().filter(|p| p.reasoning), true);
+        let tokens = reasoning_tokens + words.count(pieces.iter().filter(|p| !p.reasoning), !d.json);
         let id = match api {
             Api::Chat => format!("chatcmpl-mock-{seq}"),
             Api::Completions => format!("cmpl-mock-{seq}"),
         };
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Reply { api, id, created, model, prompt_tokens, pieces, tokens, reasoning_tokens: thought, finish }
+        Reply { api, id, created, model, prompt, pieces, tokens, reasoning_tokens, finish }
     }
 
     fn usage(&self) -> Value {
-        let mut usage = json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens, "total_tokens": self.prompt_tokens + self.tokens});
+        let prompt = self.prompt.tokens;
+        let mut usage = json!({
+            "prompt_tokens": prompt, "completion_tokens": self.tokens, "total_tokens": prompt + self.tokens,
+            "prompt_tokens_details": {"cached_tokens": self.prompt.cached}
+        });
         if self.reasoning_tokens > 0 {
             usage["completion_tokens_details"] = json!({"reasoning_tokens": self.reasoning_tokens});
         }
@@ -199,9 +240,17 @@ mod tests {
         serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap()
     }
 
+    fn len(reasoning: u64, answer: u64, finish: &'static str) -> Length {
+        Length { reasoning, answer, finish }
+    }
+
+    fn reply(seq: u64, d: &Draw, api: Api, prompt: u64, l: Length) -> Reply {
+        Reply::new(seq, d, api, "m".into(), PromptUsage { tokens: prompt, cached: 0 }, l, &Words::new(Tokenizer::o200k()))
+    }
+
     #[test]
-    fn a_reasoning_reply_thinks_first_within_the_limit() {
-        let r = Reply::new(1, &draw(5), Api::Chat, "m".into(), 3, u64::MAX, 4);
+    fn a_reasoning_reply_thinks_first() {
+        let r = reply(1, &draw(5), Api::Chat, 3, len(4, 5, "stop"));
         let kinds: Vec<bool> = r.pieces.iter().map(|p| p.reasoning).collect();
         assert_eq!(kinds, [true, true, true, true, false, false, false, false, false]);
         let v: Value = serde_json::from_slice(&r.body()).unwrap();
@@ -210,16 +259,53 @@ mod tests {
         assert_eq!(v["choices"][0]["message"]["reasoning_content"], "Load testing shows where");
         assert_eq!(event(&r.chunk(Some(&r.pieces[0]), None))["choices"][0]["delta"], json!({"reasoning_content": "Load"}));
         assert_eq!(event(&r.chunk(Some(&r.pieces[4]), None))["choices"][0]["delta"], json!({"content": "Load"}));
-        // The limit counts the thought: 6 tokens are 4 of it and 2 of answer, "length".
-        let r = Reply::new(1, &draw(5), Api::Chat, "m".into(), 3, 6, 4);
+        let r = reply(1, &draw(5), Api::Chat, 3, len(4, 2, "length"));
         assert_eq!((r.pieces.len(), r.finish), (6, "length"));
-        // No thinking on the completions endpoint.
-        assert!(Reply::new(1, &draw(5), Api::Completions, "m".into(), 3, u64::MAX, 4).pieces.iter().all(|p| !p.reasoning));
     }
 
     #[test]
+    fn usage_says_what_the_prefix_cache_held() {
+        let r = Reply::new(2, &draw(3), Api::Chat, "m".into(), PromptUsage { tokens: 2010, cached: 2000 }, len(0, 3, "stop"), &words());
+        let body: Value = serde_json::from_slice(&r.body()).unwrap();
+        let chunk = event(&r.usage_chunk());
+        for usage in [&body["usage"], &chunk["usage"]] {
+            assert_eq!(usage["prompt_tokens"], 2010);
+            assert_eq!(usage["prompt_tokens_details"], json!({"cached_tokens": 2000}));
+        }
+        let r = reply(2, &draw(3), Api::Completions, 5, len(0, 3, "stop"));
+        let v: Value = serde_json::from_slice(&r.body()).unwrap();
+        assert_eq!(v["usage"]["prompt_tokens_details"], json!({"cached_tokens": 0}), "always there");
+    }
+
+    fn words() -> Words {
+        Words::new(Tokenizer::o200k())
+    }
+
+    #[test]
+    fn usage_is_what_the_mocks_tokenizer_counts() {
+        assert!(words().one_each);
+        assert!(Words::new(Tokenizer::built_in("cl100k_base").unwrap()).one_each);
+        // A tokenizer of one token per character: the words are not one token each, so
+        // usage counts the text sent.
+        let chars = Tokenizer::from_bytes(CHARS.as_bytes(), "chars").unwrap();
+        assert_eq!(chars.count("Load testing"), 12);
+        let w = Words::new(chars);
+        assert!(!w.one_each);
+        let r = Reply::new(0, &draw(3), Api::Chat, "m".into(), PromptUsage::default(), len(2, 3, "stop"), &w);
+        let v: Value = serde_json::from_slice(&r.body()).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "Load testing shows");
+        assert_eq!(v["usage"]["completion_tokens"], 12 + 18);
+        assert_eq!(v["usage"]["completion_tokens_details"]["reasoning_tokens"], 12);
+    }
+
+    /// A Hugging Face tokenizer.json: every character its own (unknown) token.
+    const CHARS: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,
+        "pre_tokenizer":{"type":"Split","pattern":{"Regex":"."},"behavior":"Isolated","invert":false},
+        "post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0},"unk_token":"[UNK]"}}"#;
+
+    #[test]
     fn a_text_completion_has_the_shape_of_one() {
-        let r = Reply::new(7, &draw(3), Api::Completions, "m".into(), 2, u64::MAX, 0);
+        let r = reply(7, &draw(3), Api::Completions, 2, len(0, 3, "stop"));
         let v: Value = serde_json::from_slice(&r.body()).unwrap();
         assert_eq!((v["object"].as_str(), v["id"].as_str()), (Some("text_completion"), Some("cmpl-mock-7")));
         assert_eq!(

@@ -5,11 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 
 use super::config::{MockConfig, MockStats};
 use super::handler::{chat_completions, completions, models, not_found, stats};
 use super::state::{MockState, SeenRequest};
+use crate::workload::tokens::Tokenizer;
+
+/// Largest request body: room for a 128k-token prompt (about 0.6 MB of text, more in
+/// JSON escapes and message parts) many times over; axum's default is 2 MB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 fn app(state: Arc<MockState>) -> Router {
     Router::new()
@@ -18,16 +25,28 @@ fn app(state: Arc<MockState>) -> Router {
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Serves the mock on `listener` until `shutdown` resolves.
+/// Serves the mock on `listener` until `shutdown` resolves, counting tokens by o200k.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     cfg: MockConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_state(listener, MockState::new(cfg, false), shutdown).await
+    serve_with_tokenizer(listener, cfg, Tokenizer::o200k(), shutdown).await
+}
+
+/// As [`serve`], counting prompts, prefix-cache blocks and replies by `tokenizer`.
+pub async fn serve_with_tokenizer(
+    listener: tokio::net::TcpListener,
+    cfg: MockConfig,
+    tokenizer: Tokenizer,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tokenizer.warm_up();
+    serve_state(listener, MockState::new(cfg, false, tokenizer), shutdown).await
 }
 
 async fn serve_state(
@@ -35,6 +54,12 @@ async fn serve_state(
     state: Arc<MockState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // No Nagle: a stream's token written while the client still delays its ACK of
+    // the chunk before would wait for that ACK (up to 40 ms on Linux) and show as
+    // the model's time.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
 
@@ -48,27 +73,34 @@ pub struct MockServer {
 }
 
 impl MockServer {
-    /// Binds `addr` (port 0 picks a free one) and starts serving. Returns once the
-    /// mock serves: a mock that cannot (no runtime, no listener) is an error here, not
-    /// a thread that dies silently and leaves every request to read as a connect error.
+    /// Binds `addr` (port 0 picks a free one) and starts serving, counting tokens by
+    /// o200k. Returns once the mock serves: a mock that cannot (no runtime, no
+    /// listener) is an error here, not a thread that dies silently and leaves every
+    /// request to read as a connect error.
     pub fn start(cfg: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
-        MockServer::start_with(cfg, addr, false)
+        MockServer::start_with(cfg, addr, false, Tokenizer::o200k())
+    }
+
+    /// As [`MockServer::start`], counting prompts, prefix-cache blocks and replies by
+    /// `tokenizer` (a scenario's).
+    pub fn start_with_tokenizer(cfg: MockConfig, addr: SocketAddr, tokenizer: Tokenizer) -> std::io::Result<MockServer> {
+        MockServer::start_with(cfg, addr, false, tokenizer)
     }
 
     /// As [`MockServer::start`], keeping the last request it gets ([`MockServer::last_request`]).
     pub fn start_recording(cfg: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
-        MockServer::start_with(cfg, addr, true)
+        MockServer::start_with(cfg, addr, true, Tokenizer::o200k())
     }
 
-    fn start_with(cfg: MockConfig, addr: SocketAddr, record: bool) -> std::io::Result<MockServer> {
+    fn start_with(cfg: MockConfig, addr: SocketAddr, record: bool, tokenizer: Tokenizer) -> std::io::Result<MockServer> {
         // Token counts need the tokenizer: load it before the first request is timed.
-        crate::workload::tokens::warm_up();
+        tokenizer.warm_up();
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
-        let state = MockState::new(cfg, record);
+        let state = MockState::new(cfg, record, tokenizer);
         let served = state.clone();
         let thread = std::thread::Builder::new().name("llmload-mock".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

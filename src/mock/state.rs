@@ -1,6 +1,6 @@
-//! What the mock server shares between requests: its knobs, the count in flight (the
-//! latency model's input), arrival numbers, the rate limit, capacity slots, stats, and
-//! (when asked, for tests) the last request it got.
+//! What the mock server shares between requests: its knobs, its tokenizer and prefix
+//! cache, the count in flight (the latency model's input), arrival numbers, the rate
+//! limit, capacity slots, stats, and (when asked, for tests) the last request it got.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,11 +9,19 @@ use std::time::Duration;
 use axum::body::Bytes;
 
 use super::config::{MockConfig, MockStats};
+use super::prefix::PrefixCache;
+use super::reply::Words;
 use crate::engine::ratelimit::Bucket;
 use crate::model::Api;
+use crate::workload::tokens::Tokenizer;
 
 pub(super) struct MockState {
     pub cfg: MockConfig,
+    /// Counts prompts (and the prefix cache's blocks) and replies.
+    pub tokenizer: Tokenizer,
+    /// The reply's words, as `tokenizer` counts them.
+    pub words: Words,
+    pub prefix: PrefixCache,
     pub in_flight: AtomicU64,
     pub seq: AtomicU64,
     /// The server-side request limit, when `rate_limit_rpm` is set.
@@ -49,14 +57,25 @@ impl SeenRequest {
 
 impl MockState {
     /// With `record`, the last request is kept for [`MockState::last`].
-    pub fn new(cfg: MockConfig, record: bool) -> Arc<MockState> {
+    pub fn new(cfg: MockConfig, record: bool, tokenizer: Tokenizer) -> Arc<MockState> {
         let limit = cfg.rate_limit_rpm.map(|rpm| {
             let burst = cfg.rate_limit_burst.unwrap_or(rpm / 60.0).max(1.0);
             Mutex::new(Bucket::per_minute(rpm, burst, std::time::Instant::now()))
         });
         let capacity = cfg.capacity.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
         let seen = record.then(Mutex::default);
-        Arc::new(MockState { cfg, in_flight: AtomicU64::new(0), seq: AtomicU64::new(0), limit, capacity, stats: Mutex::default(), seen })
+        Arc::new(MockState {
+            words: Words::new(tokenizer.clone()),
+            prefix: PrefixCache::new(cfg.prefix_cache_blocks),
+            tokenizer,
+            cfg,
+            in_flight: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            limit,
+            capacity,
+            stats: Mutex::default(),
+            seen,
+        })
     }
 
     pub fn count(&self, f: impl FnOnce(&mut MockStats)) {
@@ -100,9 +119,10 @@ impl MockState {
 pub(super) struct InFlight(Arc<MockState>, #[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 impl InFlight {
-    pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
-        state.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(state.clone(), slot)
+    /// Counts the request in, and says how many are in flight with it.
+    pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> (Self, u64) {
+        let n = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        (InFlight(state.clone(), slot), n)
     }
 }
 

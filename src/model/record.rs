@@ -118,6 +118,11 @@ pub struct RequestRecord {
     pub client_reasoning_tokens: Option<u64>,
     /// Prompt tokens counted here; set by the engine, which knows the prompt.
     pub client_prompt_tokens: Option<u64>,
+    /// Tokens of the prompt as sent, by the counting tokenizer (every request; the
+    /// workload knows it exactly for synthetic prompts). Set by the engine.
+    pub input_tokens: Option<u64>,
+    /// The output length the workload asked for (sent as the request's length limit).
+    pub target_output_tokens: Option<u32>,
     /// The answer's text (not the reasoning), kept only when a response check needs it.
     pub content: Option<String>,
     /// The response check's verdict, when the scenario has one.
@@ -146,6 +151,8 @@ impl Default for RequestRecord {
             client_completion_tokens: None,
             client_reasoning_tokens: None,
             client_prompt_tokens: None,
+            input_tokens: None,
+            target_output_tokens: None,
             content: None,
             check: None,
             detail: None,

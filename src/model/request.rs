@@ -101,6 +101,11 @@ impl RequestParams {
 pub struct RequestSpec {
     /// The JSON body, ready to send.
     pub body: bytes::Bytes,
+    /// Prompt tokens by the counting tokenizer, when the workload knows them already
+    /// (synthetic prompts are built to a length; others are counted when needed).
+    pub input_tokens: Option<u64>,
+    /// The output length asked for, when the workload sets one per request.
+    pub output_tokens: Option<u32>,
 }
 
 #[cfg(test)]

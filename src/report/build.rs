@@ -36,6 +36,11 @@ struct ScenarioRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     mock: Option<&'a MockConfig>,
     prompts: &'a str,
+    /// The stages with prompts of their own, by name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    stage_prompts: std::collections::BTreeMap<&'a str, &'a str>,
+    /// Tokenizer, seed and every file the prompts were read from (sha256).
+    workload: &'a crate::workload::provenance::WorkloadInfo,
     request: &'a RequestParams,
     #[serde(skip_serializing_if = "Option::is_none")]
     slo: Option<&'a Slo>,
@@ -66,6 +71,13 @@ impl<'a> ScenarioRecord<'a> {
             target: &scenario.target,
             mock: (scenario.target.base_url == BaseUrl::Mock).then_some(&scenario.mock),
             prompts: &scenario.prompts.source,
+            workload: &scenario.workload,
+            stage_prompts: scenario
+                .stages
+                .iter()
+                .zip(&scenario.stage_prompts)
+                .filter_map(|(s, p)| Some((s.name.as_str(), p.as_ref()?.source.as_str())))
+                .collect(),
             request: &scenario.request,
             slo: scenario.slo.as_ref(),
             check: scenario
@@ -205,6 +217,8 @@ impl StageResult {
                 ok_per_s: s.ok_per_s(),
                 output_tokens_per_s: s.output_tokens_per_s(),
                 output_tokens_per_s_per_user: s.tokens_per_s_per_user(),
+                input_tokens_per_s: s.input_tokens_per_s(),
+                total_tokens_per_s: s.input_tokens_per_s() + s.output_tokens_per_s(),
             },
             tokens: Tokens {
                 prompt: s.prompt_tokens,
@@ -217,6 +231,14 @@ impl StageResult {
                 prompt_disagree: s.prompt_disagree,
                 completion_disagree: s.completion_disagree,
                 reasoning: s.reasoning_tokens,
+                input_length: s.input_len.summary(),
+                output_length: s.output_len.summary(),
+                target_output: s.target_output.summary().map(|target| TargetOutput {
+                    target,
+                    achieved_mean: s.output_len.mean().unwrap_or(0.0),
+                    ended_short: s.ended_short,
+                    ended_short_share: s.ended_short_share().unwrap_or(0.0),
+                }),
             },
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: {

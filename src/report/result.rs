@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{LatencySummary, SecondStats};
+use crate::metrics::{LatencySummary, LengthSummary, SecondStats};
 
 /// Bumped on any incompatible change to the JSON; see docs/result.schema.json.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -236,6 +236,11 @@ pub struct Throughput {
     pub output_tokens_per_s: f64,
     /// Mean over successful requests of output tokens / e2e seconds.
     pub output_tokens_per_s_per_user: f64,
+    /// Input (prompt) tokens of successful requests per second, and input + output.
+    #[serde(default)]
+    pub input_tokens_per_s: f64,
+    #[serde(default)]
+    pub total_tokens_per_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +263,26 @@ pub struct Tokens {
     /// where sent, else counted here from the reasoning text.
     #[serde(default)]
     pub reasoning: u64,
+    /// Per successful request: tokens sent (by the counting tokenizer) and received
+    /// (usage where sent, else counted here).
+    #[serde(default)]
+    pub input_length: Option<LengthSummary>,
+    #[serde(default)]
+    pub output_length: Option<LengthSummary>,
+    /// When prompts ask for output lengths of their own: asked vs received.
+    #[serde(default)]
+    pub target_output: Option<TargetOutput>,
+}
+
+/// Output lengths asked for (sent as each request's limit) and how replies met them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetOutput {
+    pub target: LengthSummary,
+    /// Mean output length of the replies to those requests.
+    pub achieved_mean: f64,
+    /// Replies that ended before their target, and their share.
+    pub ended_short: u64,
+    pub ended_short_share: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

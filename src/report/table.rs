@@ -24,6 +24,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if cols.reasoning {
         h.extend(["answer TTFT p50", "thinking p50"].map(String::from));
     }
+    if cols.lengths {
+        h.extend(["in/out tok", "tok/s"].map(String::from));
+    }
     if cols.open {
         h.push("sent / offered".into());
     }
@@ -55,6 +58,9 @@ pub struct Columns {
     pub stream: bool,
     /// A model reasoned aloud: the first answer token and the thinking before it.
     pub reasoning: bool,
+    /// Prompts asked for output lengths of their own: mean input/output lengths and
+    /// total token throughput.
+    pub lengths: bool,
     /// An open-loop stage: the rate sent against the rate offered, and arrivals not sent.
     pub open: bool,
     /// Some request was retried: retries sent.
@@ -76,6 +82,7 @@ impl Columns {
         Columns {
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
             reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
+            lengths: stages.iter().any(|s| s.tokens.target_output.is_some()),
             open: stages.iter().any(|s| s.open_loop.is_some()),
             retries: stages.iter().any(|s| s.retries.total > 0),
             limiter: stages.iter().any(|s| s.rate_limiter.is_some()),
@@ -120,6 +127,12 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     if cols.reasoning {
         cells.push(s.ttft_answer_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(s.thinking_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
+    }
+    if cols.lengths {
+        let t = &s.tokens;
+        let mean = |l: Option<&crate::metrics::LengthSummary>| l.map_or("-".to_string(), |l| format!("{:.0}", l.mean));
+        cells.push(format!("{}/{}", mean(t.input_length.as_ref()), mean(t.output_length.as_ref())));
+        cells.push(fmt_rate(s.throughput.total_tokens_per_s));
     }
     if cols.open {
         cells.push(s.open_loop.as_ref().map_or("-".into(), |o| {
@@ -191,6 +204,10 @@ pub fn render_table(stages: &[StageResult]) -> String {
     out
 }
 
+/// Share of replies ending before their target length from which the table warns: a
+/// few short replies are a model's stop; this many mean the length is not honoured.
+pub const ENDED_SHORT_WARNING: f64 = 0.1;
+
 /// One line per failure kind per stage, with the first message seen: what went wrong,
 /// not only how often.
 pub fn failure_notes(stages: &[StageResult]) -> String {
@@ -234,6 +251,13 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
                 causes.join(", "),
                 r.requests_retried,
                 r.recovered
+            ));
+        }
+        if let Some(t) = s.tokens.target_output.as_ref().filter(|t| t.ended_short_share >= ENDED_SHORT_WARNING) {
+            out.push_str(&format!(
+                "{}: WARNING: {:.0} % of replies ended before their target length: does the server honour ignore_eos?\n",
+                s.name,
+                t.ended_short_share * 100.0
             ));
         }
         if s.requests.cancelled > 0 {

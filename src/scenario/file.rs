@@ -167,8 +167,31 @@ pub struct PromptsFile {
     pub list: Option<Spanned<Vec<String>>>,
     pub template: Option<Spanned<String>>,
     pub file: Option<Spanned<String>>,
+    /// Prompts of drawn lengths: a shorthand, `{ input, output }` or weighted buckets.
+    pub synthetic: Option<Spanned<toml::Value>>,
+    /// A ShareGPT-format JSON file.
+    pub sharegpt: Option<Spanned<String>>,
     /// Optional system message put before every text prompt.
-    pub system: Option<String>,
+    pub system: Option<Spanned<String>>,
+    /// Synthetic prompts: groups of requests that start with the same prefix.
+    pub shared_prefix: Option<Spanned<SharedPrefixFile>>,
+    /// The counting tokenizer (top-level `[prompts]` only).
+    pub tokenizer: Option<Spanned<toml::Value>>,
+    /// Seed of synthetic lengths and texts, and of dataset sampling.
+    pub seed: Option<u64>,
+    /// ShareGPT: prompts drawn, and length filters (tokens).
+    pub sample: Option<Spanned<u64>>,
+    pub min_input: Option<Spanned<u32>>,
+    pub max_input: Option<Spanned<u32>>,
+    pub min_output: Option<Spanned<u32>>,
+    pub max_output: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedPrefixFile {
+    pub tokens: u32,
+    pub groups: u32,
 }
 
 /// Generation parameters, for every request (`[request]`) or a stage's (`request = {…}`).
@@ -239,6 +262,8 @@ pub struct StageFile {
     pub model: Option<String>,
     #[serde(default)]
     pub warmup: u64,
+    /// This stage's own prompts (e.g. other lengths), instead of `[prompts]`.
+    pub prompts: Option<Spanned<PromptsFile>>,
     /// Overrides of the scenario's `[request]`, `[retry]` and `[rate_limit]` for this
     /// stage.
     pub request: Option<Spanned<RequestFile>>,

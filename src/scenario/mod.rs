@@ -9,6 +9,7 @@ mod prompts;
 mod request;
 mod stage;
 mod sweep;
+mod synthetic;
 mod validate;
 mod validate_stage;
 
@@ -28,6 +29,7 @@ pub use validate_stage::{MAX_ATTEMPTS, TPM_NEEDS_MAX_TOKENS};
 use crate::mock::config::MockConfig;
 use crate::model::{Api, RequestParams, Slo};
 use crate::workload::Prompts;
+use crate::workload::provenance::WorkloadInfo;
 use error::Problems;
 use file::ScenarioFile;
 
@@ -47,6 +49,10 @@ pub struct Scenario {
     pub target: Target,
     pub mock: MockConfig,
     pub prompts: Prompts,
+    /// Stage *k*'s own prompts, where its `[[stage]]` gives some (sweep points have none).
+    pub stage_prompts: Vec<Option<Prompts>>,
+    /// What the prompts were made from: tokenizer, seed, files read (with sha256).
+    pub workload: WorkloadInfo,
     pub request: RequestParams,
     /// Prices per model (built-in examples plus `[pricing]`), and the currency shown.
     pub pricing: crate::cost::Pricing,

@@ -98,7 +98,7 @@ fn missing_prompts_file_names_the_field() {
 #[test]
 fn prompts_need_exactly_one_source() {
     let e = errors(&MINIMAL.replace("list = [\"hello\"]", "list = [\"a\"]\ntemplate = \"b\""));
-    assert!(e[0].contains("exactly one of `list`, `template` or `file`"), "{}", e[0]);
+    assert!(e[0].contains("exactly one of `list`, `template`, `file`, `synthetic` or `sharegpt`"), "{}", e[0]);
 }
 
 #[test]

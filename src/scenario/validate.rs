@@ -18,6 +18,7 @@ use super::{
 };
 use crate::mock::config::MockConfig;
 use crate::model::{RateLimit, Slo};
+use crate::workload::Prompts;
 
 pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenario {
     let target = target(raw.target, p, base_dir);
@@ -34,7 +35,8 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         None => MockConfig::default(),
     };
 
-    let prompts = super::prompts::resolve(raw.prompts, target.api, p, base_dir);
+    let mut sources = super::prompts::Sources::new(target.api, base_dir, &raw.prompts, p);
+    let prompts = sources.resolve(raw.prompts, "prompts", p);
 
     let spoken = Spoken { api: target.api, stream: target.stream };
     let request = super::request::request(&raw.request, "request", spoken, p);
@@ -71,7 +73,13 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     });
 
     let stages_span = raw.stages.span();
-    let raw_stages = raw.stages.into_inner();
+    let mut raw_stages = raw.stages.into_inner();
+    // A stage's own prompts, numbered as stages are in messages (from 1).
+    let stage_prompts: Vec<Option<Prompts>> = raw_stages
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| s.get_mut().prompts.take().map(|f| sources.resolve(f, &format!("stage {} prompts", i + 1), p)))
+        .collect();
     if raw_stages.is_empty() && raw.sweep.is_none() {
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
@@ -85,6 +93,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     {
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
+    lengths_sent(&stages, &stage_prompts, &prompts, p);
 
     Scenario {
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
@@ -93,6 +102,8 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         target,
         mock,
         prompts,
+        stage_prompts,
+        workload: sources.info,
         request,
         pricing,
         slo,
@@ -101,6 +112,33 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         sweep,
         stages,
         warnings: Vec::new(),
+    }
+}
+
+/// Where prompts carry their own output lengths, what the stage's limit becomes: the
+/// prompt's length replaces `max_tokens`, unless `extra_body` sets one (it wins).
+fn lengths_sent(stages: &[super::Stage], per_stage: &[Option<Prompts>], prompts: &Prompts, p: &mut Problems<'_>) {
+    let mut said = false;
+    for (i, stage) in stages.iter().enumerate() {
+        let own = per_stage.get(i).and_then(Option::as_ref).unwrap_or(prompts);
+        if !own.has_output_lengths() || said {
+            continue;
+        }
+        let extra =
+            stage.request.extra_body.as_ref().is_some_and(|e| e.contains_key("max_tokens") || e.contains_key("max_completion_tokens"));
+        if extra {
+            p.field(
+                &format!("stage {}", i + 1),
+                "request.extra_body sets the output limit: it is sent instead of each prompt's output length",
+            );
+            said = true;
+        } else if stage.request.max_output_tokens().is_some() {
+            p.warn(
+                None,
+                format!("stage {:?}: each prompt's output length is sent as its limit, instead of request.max_tokens", stage.name),
+            );
+            said = true;
+        }
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use hdrhistogram::Histogram;
+use ratatui::style::{Color, Style};
 
 use crate::metrics::{Latency, Snapshot, StageStats};
 use crate::model::Slo;
@@ -24,6 +26,37 @@ const RATE_MIN_EVENTS: u64 = 10;
 pub enum Scale {
     Log,
     Linear,
+}
+
+/// Which distribution the histogram panel draws (`h` cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistView {
+    Latency,
+    Ttft,
+    Itl,
+    Input,
+    Output,
+}
+
+impl HistView {
+    const ALL: [HistView; 5] = [HistView::Latency, HistView::Ttft, HistView::Itl, HistView::Input, HistView::Output];
+
+    /// The view `by` steps on, wrapping around.
+    pub fn step(self, by: isize) -> HistView {
+        let i = Self::ALL.iter().position(|v| *v == self).expect("listed") as isize;
+        Self::ALL[(i + by).rem_euclid(Self::ALL.len() as isize) as usize]
+    }
+
+    /// What the panel title calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            HistView::Latency => "e2e latency",
+            HistView::Ttft => "TTFT",
+            HistView::Itl => "ITL",
+            HistView::Input => "input tokens",
+            HistView::Output => "output tokens",
+        }
+    }
 }
 
 /// What a key asks of the loop.
@@ -55,12 +88,18 @@ pub struct App {
     pub rows: Vec<StageResult>,
     /// Requests/s over time, across stages.
     pub throughput: VecDeque<f64>,
-    /// (stage wall time, finished requests of the stage) over the last RATE_WINDOW.
-    window: VecDeque<(Duration, u64)>,
+    /// Figures of the running stage over the last RATE_WINDOW.
+    window: VecDeque<Mark>,
     window_stage: Option<usize>,
     pub rate_now: f64,
+    /// Output and input tokens/s on the same rule as `rate_now`; None while the stage
+    /// has counted no such tokens.
+    pub out_tokens_now: Option<f64>,
+    pub in_tokens_now: Option<f64>,
     /// Histogram on show: None follows the running (or last) stage.
     pub view: Option<usize>,
+    /// Which distribution it draws.
+    pub hist: HistView,
     pub scale: Scale,
     pub help: bool,
     /// A stop was asked (key or signal): leave as soon as the run ends.
@@ -82,7 +121,10 @@ impl App {
             window: VecDeque::new(),
             window_stage: None,
             rate_now: 0.0,
+            out_tokens_now: None,
+            in_tokens_now: None,
             view: None,
+            hist: HistView::Latency,
             scale: Scale::Log,
             help: false,
             stopping: false,
@@ -117,11 +159,14 @@ impl App {
         for s in snap.finished.iter().skip(self.rows.len()) {
             self.rows.push(StageResult::summary(s));
         }
-        self.rate_now = match (&snap.current, snap.finished.last()) {
+        let tokens = |n: u64, r: f64| (n > 0).then_some(r);
+        (self.rate_now, self.out_tokens_now, self.in_tokens_now) = match (&snap.current, snap.finished.last()) {
             (Some(c), _) => self.stage_rate(c),
-            // Between stages and after the run: the last stage's figure.
-            (None, Some(last)) => last.requests_per_s(),
-            (None, None) => 0.0,
+            // Between stages and after the run: the last stage's figures.
+            (None, Some(l)) => {
+                (l.requests_per_s(), tokens(l.output_tokens, l.output_tokens_per_s()), tokens(l.input_tokens, l.input_tokens_per_s()))
+            }
+            (None, None) => (0.0, None, None),
         };
         if self.throughput.len() == HISTORY {
             self.throughput.pop_front();
@@ -130,20 +175,27 @@ impl App {
         self.snapshot = snap;
     }
 
-    /// Requests/s of the running stage over the trailing window.
-    fn stage_rate(&mut self, c: &StageStats) -> f64 {
+    /// Requests/s, output and input tokens/s of the running stage over the trailing
+    /// window.
+    fn stage_rate(&mut self, c: &StageStats) -> (f64, Option<f64>, Option<f64>) {
         if self.window_stage != Some(c.info.index) {
             self.window.clear();
             self.window_stage = Some(c.info.index);
         }
-        let done = c.ok + c.failed;
-        self.window.push_back((c.wall, done));
-        while self.window.len() > 2 && c.wall.saturating_sub(self.window[1].0) >= RATE_WINDOW {
+        let now = Mark { wall: c.wall, done: c.ok + c.failed, out: c.output_tokens, input: c.input_tokens };
+        self.window.push_back(now);
+        while self.window.len() > 2 && c.wall.saturating_sub(self.window[1].wall) >= RATE_WINDOW {
             self.window.pop_front();
         }
-        let (t0, n0) = *self.window.front().expect("just pushed");
-        let dt = c.wall.saturating_sub(t0).as_secs_f64();
-        if done - n0 >= RATE_MIN_EVENTS && dt > 0.0 { (done - n0) as f64 / dt } else { c.requests_per_s() }
+        let first = *self.window.front().expect("just pushed");
+        let dt = c.wall.saturating_sub(first.wall).as_secs_f64();
+        let windowed = now.done - first.done >= RATE_MIN_EVENTS && dt > 0.0;
+        let per_s = |n: u64, n0: u64, whole: f64| if windowed { n.saturating_sub(n0) as f64 / dt } else { whole };
+        (
+            per_s(now.done, first.done, c.requests_per_s()),
+            (now.out > 0).then(|| per_s(now.out, first.out, c.output_tokens_per_s())),
+            (now.input > 0).then(|| per_s(now.input, first.input, c.input_tokens_per_s())),
+        )
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Action {
@@ -161,6 +213,8 @@ impl App {
         match key.code {
             KeyCode::Char('?') => self.help = !self.help,
             KeyCode::Char('l') => self.scale = if self.scale == Scale::Log { Scale::Linear } else { Scale::Log },
+            KeyCode::Char('h') => self.hist = self.hist.step(1),
+            KeyCode::Char('H') => self.hist = self.hist.step(-1),
             KeyCode::Right | KeyCode::Tab => self.step_view(1),
             KeyCode::Left | KeyCode::BackTab => self.step_view(-1),
             _ if self.help => self.help = false,
@@ -211,6 +265,11 @@ impl App {
         }
     }
 
+    /// Colour `c`, unless colours are off (NO_COLOR).
+    pub fn fg(&self, c: Color) -> Style {
+        if self.color { Style::default().fg(c) } else { Style::default() }
+    }
+
     /// The running stage, if any.
     pub fn current(&self) -> Option<&StageStats> {
         self.snapshot.current.as_ref()
@@ -228,26 +287,42 @@ impl App {
     }
 }
 
-/// One histogram bar: [lo, hi) in µs and how many values fell in it.
+/// What the throughput window keeps of each snapshot of the running stage.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    wall: Duration,
+    /// Finished requests (ok + failed), output and input tokens.
+    done: u64,
+    out: u64,
+    input: u64,
+}
+
+/// One histogram bar: [lo, hi) in the histogram's unit (µs, or tokens) and how many
+/// values fell in it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
-    pub lo_us: u64,
-    pub hi_us: u64,
+    pub lo: u64,
+    pub hi: u64,
     pub count: u64,
 }
 
-/// `n` buckets spanning min..=max, spaced evenly or geometrically (log), so that both
-/// the body and the tail of a latency distribution stay visible.
+/// `n` buckets of a latency histogram, in µs (see `buckets_of`).
 pub fn buckets(lat: &Latency, n: usize, scale: Scale) -> Vec<Bucket> {
-    let hist = lat.histogram();
-    let Some((min, max)) = lat.range_us() else { return Vec::new() };
+    buckets_of(lat.histogram(), lat.range_us(), n, scale)
+}
+
+/// `n` buckets spanning min..=max (the exact range seen), spaced evenly or
+/// geometrically (log), so that both the body and the tail of a distribution stay
+/// visible. Empty when the histogram is.
+pub fn buckets_of(hist: &Histogram<u64>, range: Option<(u64, u64)>, n: usize, scale: Scale) -> Vec<Bucket> {
+    let Some((min, max)) = range.filter(|_| !hist.is_empty()) else { return Vec::new() };
     let (min, max) = (min.max(1), max.max(1));
     // Never finer than the histogram can tell apart (3 significant digits): a narrow
     // spread gets fewer, honest bars rather than empty rows and one full one.
     let resolution = hist.equivalent_range(max).max(1);
     let n = n.min(((max - min) / resolution + 1) as usize);
     if n <= 1 {
-        return vec![Bucket { lo_us: min, hi_us: max + 1, count: hist.len() }];
+        return vec![Bucket { lo: min, hi: max + 1, count: hist.len() }];
     }
     let (lo, hi) = (min as f64, (max + 1) as f64);
     let edge = |k: usize| -> u64 {
@@ -257,12 +332,12 @@ pub fn buckets(lat: &Latency, n: usize, scale: Scale) -> Vec<Bucket> {
             Scale::Log => (lo * (hi / lo).powf(t)).round() as u64,
         }
     };
-    let mut out: Vec<Bucket> = (0..n).map(|k| Bucket { lo_us: edge(k), hi_us: edge(k + 1), count: 0 }).collect();
-    out.last_mut().expect("n > 1").hi_us = max + 1;
+    let mut out: Vec<Bucket> = (0..n).map(|k| Bucket { lo: edge(k), hi: edge(k + 1), count: 0 }).collect();
+    out.last_mut().expect("n > 1").hi = max + 1;
     // Log edges can round together at the low end; merge empty-width buckets.
     out.dedup_by(|b, a| {
-        if a.hi_us <= a.lo_us {
-            a.hi_us = b.hi_us;
+        if a.hi <= a.lo {
+            a.hi = b.hi;
             true
         } else {
             false
@@ -271,7 +346,7 @@ pub fn buckets(lat: &Latency, n: usize, scale: Scale) -> Vec<Bucket> {
     for v in hist.iter_recorded() {
         // The middle of the HDR bucket, kept inside the exact range seen.
         let value = hist.median_equivalent(v.value_iterated_to()).clamp(min, max);
-        let i = out.partition_point(|b| b.hi_us <= value).min(out.len() - 1);
+        let i = out.partition_point(|b| b.hi <= value).min(out.len() - 1);
         out[i].count += v.count_at_value();
     }
     out

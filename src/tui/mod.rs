@@ -3,6 +3,9 @@
 //! it on a TestBackend with scripted keys.
 
 mod app;
+mod fit;
+mod histogram;
+mod table;
 mod terminal;
 mod ui;
 
@@ -16,7 +19,7 @@ use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 use tokio::sync::watch;
 
-pub use app::{Action, App, Bucket, Scale, buckets};
+pub use app::{Action, App, Bucket, HistView, Scale, buckets, buckets_of};
 pub use terminal::{TerminalGuard, install_panic_hook};
 pub use ui::render;
 

@@ -16,11 +16,15 @@ pub(super) struct BodyParts {
     tail: Vec<u8>,
     /// `extra_body` sets the prompt field itself: it is sent instead of each prompt.
     fixed_prompt: Option<Box<RawValue>>,
+    /// The length field each request sets for itself (`"max_tokens":`), when prompts
+    /// carry their own output length and `extra_body` sets none.
+    length_key: Option<&'static [u8]>,
 }
 
 impl BodyParts {
     /// With `stream`, `stream_usage` asks for a final usage chunk (some servers reject it).
-    pub(super) fn new(model: &str, params: &RequestParams, api: Api, stream: bool, stream_usage: bool) -> BodyParts {
+    /// With `own_lengths`, each request's output length replaces the stage's limit.
+    pub(super) fn new(model: &str, params: &RequestParams, api: Api, stream: bool, stream_usage: bool, own_lengths: bool) -> BodyParts {
         let mut fields: Vec<(&str, Value)> = vec![("stream", json!(stream))];
         if stream && stream_usage {
             fields.push(("stream_options", json!({"include_usage": true})));
@@ -36,6 +40,14 @@ impl BodyParts {
             ("min_tokens", params.min_tokens.map(Value::from)),
         ];
         fields.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        let extra_sets_length =
+            params.extra_body.as_ref().is_some_and(|e| e.contains_key("max_tokens") || e.contains_key("max_completion_tokens"));
+        let length_key: Option<&'static [u8]> = (own_lengths && !extra_sets_length).then(|| {
+            let key: &'static [u8] =
+                if params.max_completion_tokens.is_some() { b",\"max_completion_tokens\":" } else { b",\"max_tokens\":" };
+            fields.retain(|(k, _)| !matches!(*k, "max_tokens" | "max_completion_tokens"));
+            key
+        });
         let prompt_key = api.prompt_field();
         let mut model = json!(model);
         let mut fixed_prompt = None;
@@ -59,15 +71,25 @@ impl BodyParts {
         }
         tail.push(b'}');
         let head = format!("{{\"model\":{model},\"{prompt_key}\":").into_bytes();
-        BodyParts { head, tail, fixed_prompt }
+        BodyParts { head, tail, fixed_prompt, length_key }
     }
 
-    /// The body of a request whose prompt (messages array or text) is `prompt`.
-    pub(super) fn body(&self, prompt: &RawValue) -> Bytes {
+    /// Whether a request's own output length is what is sent as its limit.
+    pub(super) fn sends_own_length(&self) -> bool {
+        self.length_key.is_some()
+    }
+
+    /// The body of a request whose prompt (messages array or text) is `prompt`, asking
+    /// for `output` tokens when it has a length of its own.
+    pub(super) fn body(&self, prompt: &RawValue, output: Option<u32>) -> Bytes {
         let m = self.fixed_prompt.as_deref().unwrap_or(prompt).get().as_bytes();
-        let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len());
+        let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len() + 32);
         out.extend_from_slice(&self.head);
         out.extend_from_slice(m);
+        if let (Some(key), Some(n)) = (self.length_key, output) {
+            out.extend_from_slice(key);
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
         out.extend_from_slice(&self.tail);
         Bytes::from(out)
     }
@@ -103,10 +125,10 @@ mod tests {
             for (max_tokens, temperature) in [(None, None), (Some(64), None), (None, Some(0.5)), (Some(1), Some(2.0))] {
                 let params = RequestParams { max_tokens, temperature, ..RequestParams::default() };
                 let model = "gpt-4.1 \"quoted\" ☕";
-                let parts = BodyParts::new(model, &params, Api::Chat, stream, usage);
+                let parts = BodyParts::new(model, &params, Api::Chat, stream, usage, false);
                 let stream_options = (stream && usage).then(|| json!({"include_usage": true}));
                 let whole = serde_json::to_vec(&ChatBody { model, messages: &messages, stream, stream_options, max_tokens, temperature });
-                assert_eq!(text(parts.body(&messages)), String::from_utf8(whole.unwrap()).unwrap());
+                assert_eq!(text(parts.body(&messages, None)), String::from_utf8(whole.unwrap()).unwrap());
             }
         }
     }
@@ -126,7 +148,7 @@ mod tests {
             ..RequestParams::default()
         };
         let prompt = RawValue::from_string("\"Once upon\"".into()).unwrap();
-        let body = text(BodyParts::new("m", &params, Api::Completions, true, true).body(&prompt));
+        let body = text(BodyParts::new("m", &params, Api::Completions, true, true, false).body(&prompt, None));
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["model"], "other", "extra_body's model wins");
         assert_eq!((v["prompt"].as_str(), v["stream"].as_bool()), (Some("Once upon"), Some(true)));
@@ -141,7 +163,25 @@ mod tests {
         // extra_body's prompt replaces every prompt.
         let fixed =
             RequestParams { extra_body: Some(json!({"prompt": "always"}).as_object().unwrap().clone()), ..RequestParams::default() };
-        let v: Value = serde_json::from_slice(&BodyParts::new("m", &fixed, Api::Completions, false, true).body(&prompt)).unwrap();
+        let v: Value =
+            serde_json::from_slice(&BodyParts::new("m", &fixed, Api::Completions, false, true, false).body(&prompt, None)).unwrap();
         assert_eq!(v["prompt"], "always");
+    }
+
+    #[test]
+    fn a_requests_own_length_replaces_the_stages() {
+        let prompt = RawValue::from_string("\"hi\"".into()).unwrap();
+        let body = |params: &RequestParams, out| {
+            let b = BodyParts::new("m", params, Api::Completions, false, false, true).body(&prompt, out);
+            serde_json::from_slice::<Value>(&b).unwrap()
+        };
+        let v = body(&RequestParams { max_tokens: Some(64), ..RequestParams::default() }, Some(300));
+        assert_eq!((v["max_tokens"].as_u64(), v.get("max_completion_tokens")), (Some(300), None));
+        let v = body(&RequestParams { max_completion_tokens: Some(64), ignore_eos: Some(true), ..RequestParams::default() }, Some(7));
+        assert_eq!((v["max_completion_tokens"].as_u64(), v.get("max_tokens"), v["ignore_eos"].as_bool()), (Some(7), None, Some(true)));
+        // extra_body's limit is what is sent.
+        let extra = RequestParams { extra_body: Some(json!({"max_tokens": 5}).as_object().unwrap().clone()), ..RequestParams::default() };
+        assert_eq!(body(&extra, Some(300))["max_tokens"], 5);
+        assert!(!BodyParts::new("m", &extra, Api::Chat, false, false, true).sends_own_length());
     }
 }

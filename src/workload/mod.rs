@@ -4,31 +4,60 @@
 //! JSON itself.
 
 mod body;
+pub mod dataset;
+pub mod dist;
 pub mod prompts;
+pub mod provenance;
+pub mod synth;
+pub mod synthetic;
 pub mod tokens;
+
+use std::sync::Arc;
 
 use crate::model::{RequestParams, RequestSpec};
 use body::BodyParts;
 pub use prompts::{Prompt, Prompts};
+pub use tokens::Tokenizer;
 
-/// What every request of a run is made of: its prompts (made for the endpoint spoken),
-/// and how the target is asked (a stream or not, with a usage chunk or not).
+/// What every request of a run is made of: its prompts (made for the endpoint spoken;
+/// a stage may have its own), and how the target is asked (a stream or not, with a
+/// usage chunk or not).
 #[derive(Debug, Clone)]
 pub struct Workload {
     prompts: Prompts,
+    /// Stage *k*'s own prompts, where it has some.
+    per_stage: Vec<Option<Prompts>>,
     stream: bool,
     stream_usage: bool,
 }
 
+/// Most prompts built ahead of a stage: beyond them, prompts are built as requests
+/// need them.
+const AHEAD_MAX: u64 = 100_000;
+/// Most bytes of prompts built ahead of a stage.
+const AHEAD_BYTES: u64 = 512 << 20;
+
 impl Workload {
     pub fn new(prompts: Prompts, stream: bool, stream_usage: bool) -> Workload {
-        Workload { prompts, stream, stream_usage }
+        Workload { prompts, per_stage: Vec::new(), stream, stream_usage }
     }
 
-    /// The requests of a stage that sends `model` with `params`.
-    pub fn stage(&self, model: &str, params: &RequestParams) -> StageRequests {
-        let parts = BodyParts::new(model, params, self.prompts.api(), self.stream, self.stream_usage);
-        StageRequests { prompts: self.prompts.clone(), parts }
+    /// Stage *k* sends `per_stage[k]`'s prompts where given.
+    pub fn with_stage_prompts(mut self, per_stage: Vec<Option<Prompts>>) -> Workload {
+        self.per_stage = per_stage;
+        self
+    }
+
+    /// The prompts stage `index` sends.
+    pub fn prompts(&self, index: usize) -> &Prompts {
+        self.per_stage.get(index).and_then(Option::as_ref).unwrap_or(&self.prompts)
+    }
+
+    /// The requests of stage `index`, which sends `model` with `params`.
+    pub fn stage(&self, index: usize, model: &str, params: &RequestParams) -> StageRequests {
+        let prompts = self.prompts(index).clone();
+        let parts = BodyParts::new(model, params, prompts.api(), self.stream, self.stream_usage, prompts.has_output_lengths());
+        StageRequests { prompts, parts, stage: index as u64, ahead: Arc::from(Vec::new()) }
     }
 }
 
@@ -37,18 +66,57 @@ impl Workload {
 pub struct StageRequests {
     prompts: Prompts,
     parts: BodyParts,
+    stage: u64,
+    /// Prompts built before the stage started: requests 0..len.
+    ahead: Arc<[Prompt]>,
 }
 
 impl StageRequests {
-    /// Request number `i` (within its stage), ready to send.
-    pub fn request(&self, i: u64) -> RequestSpec {
-        RequestSpec { body: self.parts.body(&self.prompts.prompt(i).json) }
+    /// Builds the prompts of requests 0..`n` now (as many as fit the bounds), on every
+    /// core, when building them costs enough that the request path must not pay it.
+    pub fn prepare(&mut self, n: u64) {
+        if !self.prompts.built_per_request() || n == 0 {
+            return;
+        }
+        let first = self.prompts.prompt_in(self.stage, 0).into_owned();
+        let per_prompt = first.json.get().len() as u64 + 64;
+        let n = n.min(AHEAD_MAX).min(AHEAD_BYTES / per_prompt).max(1);
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(n as usize);
+        let (prompts, stage) = (&self.prompts, self.stage);
+        let mut built: Vec<Prompt> = Vec::with_capacity(n as usize);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads as u64)
+                .map(|t| {
+                    let (lo, hi) = (n * t / threads as u64, n * (t + 1) / threads as u64);
+                    scope.spawn(move || (lo..hi).map(|i| prompts.prompt_in(stage, i).into_owned()).collect::<Vec<_>>())
+                })
+                .collect();
+            for h in handles {
+                built.extend(h.join().expect("building a prompt does not panic"));
+            }
+        });
+        self.ahead = built.into();
     }
 
-    /// Tokens of request `i`'s prompt text, counted on first use (loading the tokenizer
-    /// is not free, and most runs take the server's usage).
+    fn prompt(&self, i: u64) -> std::borrow::Cow<'_, Prompt> {
+        match self.ahead.get(i as usize) {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => self.prompts.prompt_in(self.stage, i),
+        }
+    }
+
+    /// Request number `i` (within its stage), ready to send.
+    pub fn request(&self, i: u64) -> RequestSpec {
+        let p = self.prompt(i);
+        let output = p.output.filter(|_| self.parts.sends_own_length());
+        let input_tokens = self.prompts.built_per_request().then(|| p.tokens(self.prompts.tokenizer()));
+        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output }
+    }
+
+    /// Tokens of request `i`'s prompt text by the counting tokenizer, counted on first
+    /// use where not known (most runs take the server's usage).
     pub fn input_tokens(&self, i: u64) -> u64 {
-        self.prompts.prompt(i).tokens()
+        self.prompt(i).tokens(self.prompts.tokenizer())
     }
 }
 
@@ -59,15 +127,16 @@ mod tests {
     #[test]
     fn requests_cycle_through_fixed_prompts_and_number_templates() {
         let params = RequestParams { max_tokens: Some(8), ..RequestParams::default() };
-        let fixed = Workload::new(Prompts::from_texts(&["a", "b"]).unwrap(), false, true).stage("m", &params);
+        let fixed = Workload::new(Prompts::from_texts(&["a", "b"]).unwrap(), false, true).stage(0, "m", &params);
         let body = |r: &StageRequests, i| String::from_utf8(r.request(i).body.to_vec()).unwrap();
         assert_eq!(body(&fixed, 0), body(&fixed, 2));
         assert_ne!(body(&fixed, 0), body(&fixed, 1));
         let user_b = serde_json::to_string(&serde_json::json!([{"role": "user", "content": "b"}])).unwrap();
         assert_eq!(body(&fixed, 1), format!(r#"{{"model":"m","messages":{user_b},"stream":false,"max_tokens":8}}"#));
-        let template = Workload::new(Prompts::template(crate::model::Api::Chat, "say {i}".into(), None), true, true).stage("m", &params);
+        let template = Workload::new(Prompts::template(crate::model::Api::Chat, "say {i}".into(), None), true, true).stage(0, "m", &params);
         assert!(body(&template, 7).contains("say 7"), "{}", body(&template, 7));
         assert!(body(&template, 7).contains(r#""stream":true,"stream_options":{"include_usage":true}"#));
         assert_eq!(template.input_tokens(7), tokens::count("say 7"));
+        assert_eq!((template.request(7).input_tokens, template.request(7).output_tokens), (None, None));
     }
 }

@@ -1,7 +1,8 @@
-//! Prompt sources: an inline list, a template with `{i}`, or a file's lines (plain text,
-//! or JSONL with a `messages` array or a `prompt` string per line), each made for the
-//! endpoint spoken: a `messages` array for chat, a text for completions. Prompts are
-//! serialized once, at load time, so the request path only copies bytes.
+//! Prompt sources: an inline list, a template with `{i}`, a file's lines (plain text,
+//! or JSONL with a `messages` array or a `prompt` string, and optionally `output_tokens`,
+//! per line), a dataset's entries, or synthetic prompts of drawn lengths — each made for
+//! the endpoint spoken: a `messages` array for chat, a text for completions. Listed
+//! prompts are serialized once, at load time, so the request path only copies bytes.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::synthetic::Synthetic;
+use super::tokens::Tokenizer;
 use crate::model::Api;
 
 /// One prompt, already serialized: the `messages` array of a chat request, or the
@@ -17,29 +20,35 @@ use crate::model::Api;
 pub struct Prompt {
     pub json: Box<RawValue>,
     /// Client-side count of its text, computed on first use only (loading the tokenizer
-    /// is not free, and most runs take the server's usage).
+    /// is not free, and most runs take the server's usage); known at once for prompts
+    /// built to a length.
     tokens: std::sync::OnceLock<u64>,
+    /// The output length this prompt asks for (a dataset's reply length, a drawn one).
+    pub output: Option<u32>,
 }
 
 impl Prompt {
-    fn from_value(value: &Value) -> Prompt {
+    pub(super) fn from_value(value: &Value) -> Prompt {
         let text = serde_json::to_string(value).expect("a JSON value always serializes");
-        Prompt { json: RawValue::from_string(text).expect("serde_json output is valid JSON"), tokens: Default::default() }
+        Prompt { json: RawValue::from_string(text).expect("serde_json output is valid JSON"), tokens: Default::default(), output: None }
     }
 
-    /// Tokens of the prompt's text: the messages' contents, or the text (o200k, no
+    /// A prompt whose count is known, asking for `output` tokens.
+    pub(super) fn counted(mut self, tokens: u64, output: Option<u32>) -> Prompt {
+        self.tokens = tokens.into();
+        self.output = output;
+        self
+    }
+
+    /// Tokens of the prompt's text by `tok`: the messages' contents, or the text (no
     /// chat-template overhead).
-    pub fn tokens(&self) -> u64 {
-        *self.tokens.get_or_init(|| match serde_json::from_str(self.json.get()) {
-            Ok(Value::Array(messages)) => messages.iter().map(super::tokens::message_tokens).sum(),
-            Ok(Value::String(text)) => super::tokens::count(&text),
-            _ => 0,
-        })
+    pub fn tokens(&self, tok: &Tokenizer) -> u64 {
+        *self.tokens.get_or_init(|| serde_json::from_str(self.json.get()).map_or(0, |v| tok.prompt_tokens(&v)))
     }
 
     /// A text prompt: a user message after `system` (chat), or the text itself
     /// (completions, where a system text goes before it, a blank line apart).
-    fn from_text(api: Api, system: Option<&str>, text: &str) -> Prompt {
+    pub(super) fn from_text(api: Api, system: Option<&str>, text: &str) -> Prompt {
         match api {
             Api::Completions => match system {
                 Some(system) => Prompt::from_value(&Value::String(format!("{system}\n\n{text}"))),
@@ -64,6 +73,8 @@ pub struct Prompts {
     /// The endpoint they are made for.
     api: Api,
     system: Option<String>,
+    /// Counts what is sent (and builds synthetic prompts).
+    tokenizer: Tokenizer,
     /// Human summary for results: "list of 3", "template", "file data/docs.jsonl (50)".
     pub source: String,
 }
@@ -73,13 +84,14 @@ enum Kind {
     /// Never empty: every constructor refuses an empty list.
     Fixed(Arc<[Prompt]>),
     Template(String),
+    Synthetic(Arc<Synthetic>),
 }
 
 impl Prompts {
     /// Stands in for prompts a broken scenario could not give: never sent, since such a
     /// scenario does not validate, but safe to ask for any request.
     pub fn placeholder() -> Prompts {
-        Prompts { kind: Kind::Template(String::new()), api: Api::Chat, system: None, source: String::new() }
+        Prompts::template(Api::Chat, String::new(), None)
     }
 
     /// Chat prompts from literal texts; None for an empty list.
@@ -96,7 +108,24 @@ impl Prompts {
 
     /// `template` with `{i}` replaced by the request number.
     pub fn template(api: Api, template: String, system: Option<String>) -> Prompts {
-        Prompts { source: "template".to_string(), kind: Kind::Template(template), api, system }
+        Prompts { source: "template".to_string(), kind: Kind::Template(template), api, system, tokenizer: Tokenizer::o200k() }
+    }
+
+    /// Synthetic prompts of drawn lengths, counted by their own tokenizer.
+    pub fn synthetic(api: Api, synthetic: Synthetic, source: String) -> Prompts {
+        let tokenizer = synthetic.tokenizer().clone();
+        Prompts { kind: Kind::Synthetic(Arc::new(synthetic)), api, system: None, tokenizer, source }
+    }
+
+    /// The same prompts, counted by `tokenizer`.
+    pub fn with_tokenizer(mut self, tokenizer: Tokenizer) -> Prompts {
+        self.tokenizer = tokenizer;
+        self
+    }
+
+    /// The tokenizer that counts what is sent.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// The endpoint these prompts are made for.
@@ -134,23 +163,47 @@ impl Prompts {
         (Prompts::fixed(api, items, source, system), bad)
     }
 
-    fn fixed(api: Api, items: Vec<Prompt>, source: String, system: Option<String>) -> Option<Prompts> {
-        (!items.is_empty()).then(|| Prompts { kind: Kind::Fixed(items.into()), api, system, source })
+    pub(super) fn fixed(api: Api, items: Vec<Prompt>, source: String, system: Option<String>) -> Option<Prompts> {
+        (!items.is_empty()).then(|| Prompts { kind: Kind::Fixed(items.into()), api, system, tokenizer: Tokenizer::o200k(), source })
     }
 
-    /// The prompt for request number `i` (0-based within its stage). Fixed prompts cycle.
+    /// The prompt for request number `i` of the first stage.
     pub fn prompt(&self, i: u64) -> Cow<'_, Prompt> {
+        self.prompt_in(0, i)
+    }
+
+    /// The prompt for request number `i` (0-based) of stage `stage`. Fixed prompts
+    /// cycle; synthetic ones differ by stage too.
+    pub fn prompt_in(&self, stage: u64, i: u64) -> Cow<'_, Prompt> {
         match &self.kind {
             Kind::Fixed(items) => Cow::Borrowed(&items[(i % items.len() as u64) as usize]),
             Kind::Template(t) => Cow::Owned(Prompt::from_text(self.api, self.system.as_deref(), &t.replace("{i}", &i.to_string()))),
+            Kind::Synthetic(s) => {
+                let b = s.build(self.api, stage, i);
+                Cow::Owned(Prompt::from_value(&b.prompt).counted(b.tokens, b.output))
+            }
         }
     }
 
-    /// Number of distinct prompts, or None for a template.
+    /// Whether prompts carry output lengths of their own (sent as their limit).
+    pub fn has_output_lengths(&self) -> bool {
+        match &self.kind {
+            Kind::Fixed(items) => items.iter().any(|p| p.output.is_some()),
+            Kind::Template(_) => false,
+            Kind::Synthetic(s) => s.has_output(),
+        }
+    }
+
+    /// Whether building a prompt costs enough to do it ahead of the requests.
+    pub fn built_per_request(&self) -> bool {
+        matches!(self.kind, Kind::Synthetic(_))
+    }
+
+    /// Number of distinct prompts, or None for a template or synthetic prompts.
     pub fn len(&self) -> Option<usize> {
         match &self.kind {
             Kind::Fixed(items) => Some(items.len()),
-            Kind::Template(_) => None,
+            Kind::Template(_) | Kind::Synthetic(_) => None,
         }
     }
 
@@ -161,9 +214,22 @@ impl Prompts {
 }
 
 /// A JSONL line is `{"messages": [{"role": …, "content": …}, …]}` (chat only) or
-/// `{"prompt": "text"}`.
+/// `{"prompt": "text"}`, with an optional `output_tokens` (the length to ask for).
 fn parse_jsonl_line(api: Api, line: &str, system: Option<&str>) -> Result<Prompt, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let output = match v.get("output_tokens") {
+        None => None,
+        Some(n) => match n.as_u64().filter(|n| (1..=u64::from(super::dist::MAX_TOKENS)).contains(n)) {
+            Some(n) => Some(n as u32),
+            None => return Err(format!("output_tokens must be a whole number from 1 to {}, got {n}", super::dist::MAX_TOKENS)),
+        },
+    };
+    let mut prompt = parse_prompt(api, &v, system)?;
+    prompt.output = output;
+    Ok(prompt)
+}
+
+fn parse_prompt(api: Api, v: &Value, system: Option<&str>) -> Result<Prompt, String> {
     if let Some(text) = v.get("prompt").and_then(Value::as_str) {
         return Ok(Prompt::from_text(api, system, text));
     }

@@ -1,0 +1,127 @@
+//! A token-length distribution (input or output tokens per request): an HDR histogram
+//! (1 … 16M tokens, 3 significant figures) with the exact sum, min and max beside it.
+
+use hdrhistogram::Histogram;
+
+/// Longest length held; longer ones are clamped (and still counted).
+const MAX_TOKENS: u64 = 1 << 24;
+
+#[derive(Debug, Clone)]
+pub struct Lengths {
+    hist: Histogram<u64>,
+    sum: u64,
+    min: u64,
+    max: u64,
+    /// Zero-length values: the histogram holds 1 and up, so zeros are counted apart.
+    zeros: u64,
+}
+
+impl Default for Lengths {
+    fn default() -> Self {
+        Self { hist: Histogram::new_with_bounds(1, MAX_TOKENS, 3).expect("valid bounds"), sum: 0, min: u64::MAX, max: 0, zeros: 0 }
+    }
+}
+
+/// Summary of a length distribution, in tokens.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LengthSummary {
+    pub mean: f64,
+    pub min: u64,
+    pub max: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+}
+
+impl Lengths {
+    pub fn record(&mut self, n: u64) {
+        let n = n.min(MAX_TOKENS);
+        if n == 0 {
+            self.zeros += 1;
+        } else {
+            self.hist.saturating_record(n);
+        }
+        self.sum += n;
+        self.min = self.min.min(n);
+        self.max = self.max.max(n);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.hist.len() + self.zeros
+    }
+
+    pub fn sum(&self) -> u64 {
+        self.sum
+    }
+
+    /// The histogram of the non-zero lengths (the dashboard draws it).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
+    /// Exact smallest and largest lengths; None when empty.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        (self.count() > 0).then_some((self.min, self.max))
+    }
+
+    /// Exact merge.
+    pub fn merge(&mut self, other: &Lengths) {
+        self.hist.add(&other.hist).expect("same bounds");
+        self.sum += other.sum;
+        self.zeros += other.zeros;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        let n = self.count();
+        (n > 0).then(|| self.sum as f64 / n as f64)
+    }
+
+    /// Length at quantile `q`, within the exact min and max.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let n = self.count();
+        if n == 0 {
+            return 0;
+        }
+        // The zeros sit below every histogram value.
+        let rank = (q * n as f64).ceil() as u64;
+        if rank <= self.zeros {
+            return 0;
+        }
+        let inner = (rank - self.zeros) as f64 / self.hist.len().max(1) as f64;
+        self.hist.value_at_quantile(inner.min(1.0)).clamp(self.min, self.max)
+    }
+
+    pub fn summary(&self) -> Option<LengthSummary> {
+        Some(LengthSummary {
+            mean: self.mean()?,
+            min: self.min,
+            max: self.max,
+            p50: self.quantile(0.5),
+            p90: self.quantile(0.9),
+            p99: self.quantile(0.99),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_exact_where_it_can_be() {
+        let mut l = Lengths::default();
+        assert!(l.summary().is_none());
+        for n in [0, 10, 20, 30, 1000] {
+            l.record(n);
+        }
+        let s = l.summary().unwrap();
+        assert_eq!((s.min, s.max, s.mean), (0, 1000, 212.0));
+        assert_eq!((s.p50, s.p99), (20, 1000));
+        let mut other = Lengths::default();
+        other.record(5);
+        l.merge(&other);
+        assert_eq!((l.count(), l.sum(), l.quantile(0.0)), (6, 1065, 0));
+    }
+}

@@ -1,0 +1,78 @@
+//! What a run's prompts were made from, for its result: the counting tokenizer, the
+//! seed, and every file read (dataset, prompt file, tokenizer) by path, size and
+//! sha256, so the run can be reproduced and a changed file noticed.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::dataset::DatasetInfo;
+
+/// A file a run read, as the result records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRecord {
+    /// As the scenario names it.
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileRecord {
+    pub fn of(path: &str, content: &[u8]) -> FileRecord {
+        let digest = Sha256::digest(content);
+        let sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
+        FileRecord { path: path.to_string(), bytes: content.len() as u64, sha256 }
+    }
+}
+
+/// The workload's provenance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadInfo {
+    /// "o200k_base", "cl100k_base" or the tokenizer file as named.
+    pub tokenizer: String,
+    /// Seed of synthetic lengths and texts, and of dataset sampling.
+    pub seed: u64,
+    pub files: Vec<FileRecord>,
+    /// The dataset's entries and what was drawn from them, per prompt source that read one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<DatasetUse>,
+}
+
+impl Default for WorkloadInfo {
+    fn default() -> Self {
+        WorkloadInfo { tokenizer: "o200k_base".into(), seed: 0, files: Vec::new(), datasets: Vec::new() }
+    }
+}
+
+/// What one dataset gave, and where it is used ("prompts" or "stage 2").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetUse {
+    pub path: String,
+    pub used_by: String,
+    #[serde(flatten)]
+    pub info: DatasetInfo,
+}
+
+impl WorkloadInfo {
+    /// Records a file once, however many prompt sources read it.
+    pub fn read(&mut self, record: FileRecord) {
+        if !self.files.contains(&record) {
+            self.files.push(record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_recorded_by_sha256() {
+        let r = FileRecord::of("a.txt", b"abc");
+        assert_eq!(r.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(r.bytes, 3);
+        let mut w = WorkloadInfo::default();
+        w.read(r.clone());
+        w.read(r);
+        assert_eq!(w.files.len(), 1);
+    }
+}
