@@ -16,11 +16,13 @@ use crate::model::{Outcome, RequestRecord, RequestSpec};
 /// started (no limiter slot before the deadline, or a stop) or the run is over.
 pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
     let ctx = &p.ctx;
+    let spec = spec(p, i).await;
     // Counted at most once, and only when needed (a tokens-per-minute limit, or a
-    // completion counted here).
+    // completion counted here): known already for built and listed prompts.
     let input = OnceLock::new();
-    let input_tokens = || *input.get_or_init(|| ctx.requests.input_tokens(i));
-    let weight = ctx.tpm_max_tokens.map_or(1, |max| input_tokens() + max);
+    let input_tokens = || *input.get_or_init(|| spec.input_tokens.unwrap_or_else(|| ctx.requests.input_tokens(i)));
+    // A request's own output length is what it may cost, else the stage's limit.
+    let weight = ctx.tpm_max_tokens.map_or(1, |max| input_tokens() + spec.output_tokens.map_or(max, u64::from));
     let mut att = Attempts::default();
     // A request whose slot falls past the deadline is never started, so never counted.
     if !slot(p, weight, p.deadline, &mut att).await {
@@ -36,7 +38,6 @@ pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
         return false;
     }
     p.started.fetch_add(1, Ordering::SeqCst);
-    let spec = ctx.requests.request(i);
     let mut record = attempts(p, &spec, i, weight, &mut att).await;
     if let Some(due) = due {
         // Timed from the schedule: the wait for a slot or a late timer is the user's.
@@ -55,8 +56,9 @@ pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
     if record.client_completion_tokens.is_some() {
         record.client_prompt_tokens = Some(input_tokens());
     }
-    // What was sent, in the counting tokenizer (known already for built prompts).
-    record.input_tokens = Some(spec.input_tokens.unwrap_or_else(input_tokens));
+    // What was sent, in the counting tokenizer where known without counting on the
+    // request path (templates: where counted above; else the server's usage stands in).
+    record.input_tokens = spec.input_tokens.or(record.client_prompt_tokens);
     record.target_output_tokens = spec.output_tokens;
     if let Some(a) = &p.abort
         && record.outcome != Outcome::Cancelled
@@ -65,6 +67,21 @@ pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
         p.halt.cancel();
     }
     ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok()
+}
+
+/// Request `i`, ready to send: a prompt not built ahead of the stage (past the ahead
+/// bound, or a ramp or cooldown request) is built on the blocking pool, not on the
+/// async workers whose timers every request in flight relies on.
+async fn spec(p: &Phase, i: u64) -> RequestSpec {
+    if p.ctx.requests.ready(i) {
+        return p.ctx.requests.request(i);
+    }
+    let ctx = p.ctx.clone();
+    match tokio::task::spawn_blocking(move || ctx.requests.request(i)).await {
+        Ok(spec) => spec,
+        // Only a panic while building gets here: build it here, and panic here.
+        Err(_) => p.ctx.requests.request(i),
+    }
 }
 
 /// Waits for the rate limiter's next slot for a request of `weight` tokens. False when

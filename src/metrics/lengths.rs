@@ -84,13 +84,22 @@ impl Lengths {
         if n == 0 {
             return 0;
         }
-        // The zeros sit below every histogram value.
-        let rank = (q * n as f64).ceil() as u64;
+        if self.zeros == 0 {
+            return self.hist.value_at_quantile(q).clamp(self.min, self.max);
+        }
+        // The zeros sit below every histogram value: walk the counts to the rank.
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
         if rank <= self.zeros {
             return 0;
         }
-        let inner = (rank - self.zeros) as f64 / self.hist.len().max(1) as f64;
-        self.hist.value_at_quantile(inner.min(1.0)).clamp(self.min, self.max)
+        let mut seen = self.zeros;
+        for v in self.hist.iter_recorded() {
+            seen += v.count_at_value();
+            if seen >= rank {
+                return self.hist.highest_equivalent(v.value_iterated_to()).clamp(self.min, self.max);
+            }
+        }
+        self.max
     }
 
     pub fn summary(&self) -> Option<LengthSummary> {
@@ -119,6 +128,10 @@ mod tests {
         let s = l.summary().unwrap();
         assert_eq!((s.min, s.max, s.mean), (0, 1000, 212.0));
         assert_eq!((s.p50, s.p99), (20, 1000));
+        // The median of 1..=29 is 15 (a rank rounded once, not twice).
+        let mut odd = Lengths::default();
+        (1..=29).for_each(|n| odd.record(n));
+        assert_eq!((odd.quantile(0.5), odd.quantile(1.0), odd.quantile(0.0)), (15, 29, 1));
         let mut other = Lengths::default();
         other.record(5);
         l.merge(&other);

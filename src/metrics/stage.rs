@@ -68,6 +68,8 @@ pub struct StageStats {
     /// Successful requests with an output target: the targets, and how many replies
     /// ended before theirs.
     pub target_output: Lengths,
+    /// Output lengths of the replies to those requests.
+    pub target_achieved: Lengths,
     pub ended_short: u64,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
@@ -152,6 +154,7 @@ impl Default for StageStats {
             input_len: Lengths::default(),
             output_len: Lengths::default(),
             target_output: Lengths::default(),
+            target_achieved: Lengths::default(),
             ended_short: 0,
             user_tokens_per_s_sum: 0.0,
             slo_met: 0,
@@ -304,6 +307,7 @@ impl StageStats {
         self.output_len.record(out);
         if let Some(target) = rec.target_output_tokens {
             self.target_output.record(u64::from(target));
+            self.target_achieved.record(out);
             self.ended_short += u64::from(out < u64::from(target));
         }
         // The server's count, unless it says 0 (a placeholder some send) where reasoning

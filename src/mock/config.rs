@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::curve::{LatencyCurve, MAX_KNOB_MS};
 
+/// Largest prefix cache: 1M blocks of 16 tokens.
+pub const MAX_PREFIX_CACHE_BLOCKS: u32 = 1 << 20;
+
 /// Mock knobs, shared by the scenario's `[mock]` table and `llmload mock` flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -208,6 +211,13 @@ impl MockConfig {
         }
         if self.capacity == Some(0) {
             out.push("capacity must be at least 1".to_string());
+        }
+        // The cache's table is sized up front: a bound keeps a typo from taking the memory.
+        if self.prefix_cache_blocks > MAX_PREFIX_CACHE_BLOCKS {
+            out.push(format!(
+                "prefix_cache_blocks must be at most {MAX_PREFIX_CACHE_BLOCKS} (16M tokens), got {}",
+                self.prefix_cache_blocks
+            ));
         }
         out
     }

@@ -235,7 +235,7 @@ impl StageResult {
                 output_length: s.output_len.summary(),
                 target_output: s.target_output.summary().map(|target| TargetOutput {
                     target,
-                    achieved_mean: s.output_len.mean().unwrap_or(0.0),
+                    achieved_mean: s.target_achieved.mean().unwrap_or(0.0),
                     ended_short: s.ended_short,
                     ended_short_share: s.ended_short_share().unwrap_or(0.0),
                 }),

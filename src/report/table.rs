@@ -58,8 +58,8 @@ pub struct Columns {
     pub stream: bool,
     /// A model reasoned aloud: the first answer token and the thinking before it.
     pub reasoning: bool,
-    /// Prompts asked for output lengths of their own: mean input/output lengths and
-    /// total token throughput.
+    /// Prompts asked for output lengths of their own, or stages sent prompts of
+    /// different lengths: mean input/output lengths and total token throughput.
     pub lengths: bool,
     /// An open-loop stage: the rate sent against the rate offered, and arrivals not sent.
     pub open: bool,
@@ -82,7 +82,12 @@ impl Columns {
         Columns {
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
             reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
-            lengths: stages.iter().any(|s| s.tokens.target_output.is_some()),
+            // Lengths asked for, or stages that sent different lengths.
+            lengths: stages.iter().any(|s| s.tokens.target_output.is_some()) || {
+                let means: Vec<f64> = stages.iter().filter_map(|s| s.tokens.input_length.as_ref()).map(|l| l.mean).collect();
+                let (lo, hi) = means.iter().fold((f64::MAX, 0.0f64), |(lo, hi), m| (lo.min(*m), hi.max(*m)));
+                means.len() > 1 && hi > lo * 1.1
+            },
             open: stages.iter().any(|s| s.open_loop.is_some()),
             retries: stages.iter().any(|s| s.retries.total > 0),
             limiter: stages.iter().any(|s| s.rate_limiter.is_some()),

@@ -130,6 +130,9 @@ impl<'a> Sources<'a> {
             }
         }
         let seed = raw.seed.unwrap_or(self.info.seed);
+        if let Some(own) = raw.seed.filter(|_| what != "prompts") {
+            self.info.stage_seeds.insert(what.to_string(), own);
+        }
         let api = self.api;
         let prompts = if let Some(list) = raw.list {
             Prompts::list(api, list.get_ref(), system).unwrap_or_else(|| {

@@ -16,9 +16,19 @@ pub(super) struct BodyParts {
     tail: Vec<u8>,
     /// `extra_body` sets the prompt field itself: it is sent instead of each prompt.
     fixed_prompt: Option<Box<RawValue>>,
-    /// The length field each request sets for itself (`"max_tokens":`), when prompts
-    /// carry their own output length and `extra_body` sets none.
-    length_key: Option<&'static [u8]>,
+    /// Per request, when prompts carry their own output length and `extra_body` sets
+    /// no limit: the limit's field (`,"max_tokens":`) and the stage's own values, sent
+    /// for a prompt without a length of its own.
+    own: Option<OwnLength>,
+}
+
+#[derive(Debug, Clone)]
+struct OwnLength {
+    key: &'static [u8],
+    stage_limit: Option<u32>,
+    /// `min_tokens`, capped at each request's length (so a `min_tokens` at least as
+    /// large as every length asks for exactly that length, and never exceeds the limit).
+    min_tokens: Option<u32>,
 }
 
 impl BodyParts {
@@ -42,11 +52,13 @@ impl BodyParts {
         fields.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
         let extra_sets_length =
             params.extra_body.as_ref().is_some_and(|e| e.contains_key("max_tokens") || e.contains_key("max_completion_tokens"));
-        let length_key: Option<&'static [u8]> = (own_lengths && !extra_sets_length).then(|| {
+        let extra_sets_min = params.extra_body.as_ref().is_some_and(|e| e.contains_key("min_tokens"));
+        let own = (own_lengths && !extra_sets_length).then(|| {
             let key: &'static [u8] =
                 if params.max_completion_tokens.is_some() { b",\"max_completion_tokens\":" } else { b",\"max_tokens\":" };
-            fields.retain(|(k, _)| !matches!(*k, "max_tokens" | "max_completion_tokens"));
-            key
+            let min_tokens = params.min_tokens.filter(|_| !extra_sets_min);
+            fields.retain(|(k, _)| !matches!(*k, "max_tokens" | "max_completion_tokens") && (*k != "min_tokens" || min_tokens.is_none()));
+            OwnLength { key, stage_limit: params.max_tokens.or(params.max_completion_tokens), min_tokens }
         });
         let prompt_key = api.prompt_field();
         let mut model = json!(model);
@@ -71,12 +83,12 @@ impl BodyParts {
         }
         tail.push(b'}');
         let head = format!("{{\"model\":{model},\"{prompt_key}\":").into_bytes();
-        BodyParts { head, tail, fixed_prompt, length_key }
+        BodyParts { head, tail, fixed_prompt, own }
     }
 
     /// Whether a request's own output length is what is sent as its limit.
     pub(super) fn sends_own_length(&self) -> bool {
-        self.length_key.is_some()
+        self.own.is_some()
     }
 
     /// The body of a request whose prompt (messages array or text) is `prompt`, asking
@@ -86,9 +98,17 @@ impl BodyParts {
         let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len() + 32);
         out.extend_from_slice(&self.head);
         out.extend_from_slice(m);
-        if let (Some(key), Some(n)) = (self.length_key, output) {
-            out.extend_from_slice(key);
-            out.extend_from_slice(n.to_string().as_bytes());
+        if let Some(own) = &self.own {
+            let field = |out: &mut Vec<u8>, key: &[u8], n: u32| {
+                out.extend_from_slice(key);
+                out.extend_from_slice(n.to_string().as_bytes());
+            };
+            if let Some(limit) = output.or(own.stage_limit) {
+                field(&mut out, own.key, limit);
+            }
+            if let Some(min) = own.min_tokens {
+                field(&mut out, b",\"min_tokens\":", output.map_or(min, |n| min.min(n)));
+            }
         }
         out.extend_from_slice(&self.tail);
         Bytes::from(out)
@@ -179,6 +199,14 @@ mod tests {
         assert_eq!((v["max_tokens"].as_u64(), v.get("max_completion_tokens")), (Some(300), None));
         let v = body(&RequestParams { max_completion_tokens: Some(64), ignore_eos: Some(true), ..RequestParams::default() }, Some(7));
         assert_eq!((v["max_completion_tokens"].as_u64(), v.get("max_tokens"), v["ignore_eos"].as_bool()), (Some(7), None, Some(true)));
+        // A prompt without a length keeps the stage's limit; min_tokens is capped at each length.
+        let both = RequestParams { max_tokens: Some(64), min_tokens: Some(100_000), ..RequestParams::default() };
+        let v = body(&both, None);
+        assert_eq!((v["max_tokens"].as_u64(), v["min_tokens"].as_u64()), (Some(64), Some(100_000)));
+        let v = body(&both, Some(300));
+        assert_eq!((v["max_tokens"].as_u64(), v["min_tokens"].as_u64()), (Some(300), Some(300)));
+        let text = String::from_utf8(BodyParts::new("m", &both, Api::Chat, false, false, true).body(&prompt, Some(9)).to_vec()).unwrap();
+        assert_eq!((text.matches("min_tokens").count(), text.matches("max_tokens").count()), (1, 1), "{text}");
         // extra_body's limit is what is sent.
         let extra = RequestParams { extra_body: Some(json!({"max_tokens": 5}).as_object().unwrap().clone()), ..RequestParams::default() };
         assert_eq!(body(&extra, Some(300))["max_tokens"], 5);

@@ -36,6 +36,8 @@ pub struct Workload {
 const AHEAD_MAX: u64 = 100_000;
 /// Most bytes of prompts built ahead of a stage.
 const AHEAD_BYTES: u64 = 512 << 20;
+/// Prompts built at once before the bounds are checked again.
+const AHEAD_CHUNK: u64 = 4096;
 
 impl Workload {
     pub fn new(prompts: Prompts, stream: bool, stream_usage: bool) -> Workload {
@@ -72,30 +74,41 @@ pub struct StageRequests {
 }
 
 impl StageRequests {
-    /// Builds the prompts of requests 0..`n` now (as many as fit the bounds), on every
-    /// core, when building them costs enough that the request path must not pay it.
+    /// Builds the prompts of requests 0..`n` now, on every core, when building them
+    /// costs enough that the request path must not pay it: in chunks, until `n` or the
+    /// bounds (counted in real bytes: lengths may be skewed).
     pub fn prepare(&mut self, n: u64) {
         if !self.prompts.built_per_request() || n == 0 {
             return;
         }
-        let first = self.prompts.prompt_in(self.stage, 0).into_owned();
-        let per_prompt = first.json.get().len() as u64 + 64;
-        let n = n.min(AHEAD_MAX).min(AHEAD_BYTES / per_prompt).max(1);
-        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(n as usize);
+        let n = n.min(AHEAD_MAX);
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()) as u64;
         let (prompts, stage) = (&self.prompts, self.stage);
-        let mut built: Vec<Prompt> = Vec::with_capacity(n as usize);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads as u64)
-                .map(|t| {
-                    let (lo, hi) = (n * t / threads as u64, n * (t + 1) / threads as u64);
-                    scope.spawn(move || (lo..hi).map(|i| prompts.prompt_in(stage, i).into_owned()).collect::<Vec<_>>())
-                })
-                .collect();
-            for h in handles {
-                built.extend(h.join().expect("building a prompt does not panic"));
-            }
-        });
+        let mut built: Vec<Prompt> = Vec::with_capacity(n.min(AHEAD_CHUNK) as usize);
+        let mut bytes = 0u64;
+        while (built.len() as u64) < n && bytes < AHEAD_BYTES {
+            let lo = built.len() as u64;
+            let hi = (lo + AHEAD_CHUNK).min(n);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (a, b) = (lo + (hi - lo) * t / threads, lo + (hi - lo) * (t + 1) / threads);
+                        scope.spawn(move || (a..b).map(|i| prompts.prompt_in(stage, i).into_owned()).collect::<Vec<_>>())
+                    })
+                    .collect();
+                for part in parts {
+                    let part = part.join().expect("building a prompt does not panic");
+                    bytes += part.iter().map(|p| p.json.get().len() as u64).sum::<u64>();
+                    built.extend(part);
+                }
+            });
+        }
         self.ahead = built.into();
+    }
+
+    /// Whether request `i`'s prompt is ready (built ahead, or cheap to make).
+    pub fn ready(&self, i: u64) -> bool {
+        !self.prompts.built_per_request() || (i as usize) < self.ahead.len()
     }
 
     fn prompt(&self, i: u64) -> std::borrow::Cow<'_, Prompt> {
@@ -105,11 +118,13 @@ impl StageRequests {
         }
     }
 
-    /// Request number `i` (within its stage), ready to send.
+    /// Request number `i` (within its stage), ready to send. A prompt that is not
+    /// [`ready`](Self::ready) is built here: call it off the async workers then.
     pub fn request(&self, i: u64) -> RequestSpec {
         let p = self.prompt(i);
         let output = p.output.filter(|_| self.parts.sends_own_length());
-        let input_tokens = self.prompts.built_per_request().then(|| p.tokens(self.prompts.tokenizer()));
+        // Known without counting for built prompts; counted once per listed prompt.
+        let input_tokens = (!self.prompts.is_template()).then(|| p.tokens(self.prompts.tokenizer()));
         RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output }
     }
 
@@ -138,5 +153,6 @@ mod tests {
         assert!(body(&template, 7).contains(r#""stream":true,"stream_options":{"include_usage":true}"#));
         assert_eq!(template.input_tokens(7), tokens::count("say 7"));
         assert_eq!((template.request(7).input_tokens, template.request(7).output_tokens), (None, None));
+        assert_eq!(fixed.request(1).input_tokens, Some(1), "a listed prompt's count is known once counted");
     }
 }

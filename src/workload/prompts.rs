@@ -185,6 +185,11 @@ impl Prompts {
         }
     }
 
+    /// Whether prompts come from a template (each made, and counted, per request).
+    pub fn is_template(&self) -> bool {
+        matches!(self.kind, Kind::Template(_))
+    }
+
     /// Whether prompts carry output lengths of their own (sent as their limit).
     pub fn has_output_lengths(&self) -> bool {
         match &self.kind {

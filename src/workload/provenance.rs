@@ -31,6 +31,9 @@ pub struct WorkloadInfo {
     pub tokenizer: String,
     /// Seed of synthetic lengths and texts, and of dataset sampling.
     pub seed: u64,
+    /// Stages' prompts with a seed of their own ("stage 2 prompts" → seed).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stage_seeds: std::collections::BTreeMap<String, u64>,
     pub files: Vec<FileRecord>,
     /// The dataset's entries and what was drawn from them, per prompt source that read one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -39,7 +42,7 @@ pub struct WorkloadInfo {
 
 impl Default for WorkloadInfo {
     fn default() -> Self {
-        WorkloadInfo { tokenizer: "o200k_base".into(), seed: 0, files: Vec::new(), datasets: Vec::new() }
+        WorkloadInfo { tokenizer: "o200k_base".into(), seed: 0, stage_seeds: Default::default(), files: Vec::new(), datasets: Vec::new() }
     }
 }
 

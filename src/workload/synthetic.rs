@@ -1,9 +1,12 @@
 //! Synthetic prompts: request *i* of a stage draws its (input, output) lengths, and
 //! its text is built to exactly that many tokens, led by a run of words no other
 //! request shares (so prompts do not collide in a prefix cache unless asked to). With a
-//! shared prefix, the requests of a group start with the same system prompt.
+//! shared prefix, the requests of a group start with the same system prompt — the
+//! group's in that stage: another stage's groups have their own, so no stage finds the
+//! cache warmed by the one before.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -26,9 +29,13 @@ pub struct Synthetic {
     lengths: LengthSpec,
     seed: u64,
     pool: Arc<WordPool>,
-    /// Each group's prefix text and its count, built once.
-    prefixes: Vec<(String, u64)>,
+    prefix: Option<SharedPrefix>,
+    /// Each (stage, group)'s prefix text and its count, built on first use.
+    prefixes: Mutex<HashMap<(u64, u32), Arc<PrefixText>>>,
 }
+
+/// A prefix's text and its token count.
+type PrefixText = (String, u64);
 
 /// Stages apart in the ids of the leading runs: a stage's requests never share one with
 /// another stage's.
@@ -36,10 +43,14 @@ const STAGE_STRIDE: u64 = 1 << 36;
 
 impl Synthetic {
     pub fn new(lengths: LengthSpec, prefix: Option<SharedPrefix>, seed: u64, pool: Arc<WordPool>) -> Synthetic {
-        let prefixes = prefix
-            .map(|p| (0..p.groups).map(|g| pool.text(p.tokens, None, &mut rng_for(seed, u64::MAX, u64::from(g)))).collect())
-            .unwrap_or_default();
-        Synthetic { lengths, seed, pool, prefixes }
+        Synthetic { lengths, seed, pool, prefix, prefixes: Mutex::default() }
+    }
+
+    /// The prefix of group `g` in stage `stage`.
+    fn prefix_of(&self, p: SharedPrefix, stage: u64, g: u32) -> Arc<PrefixText> {
+        let built = || Arc::new(self.pool.text(p.tokens, None, &mut rng_for(self.seed, u64::MAX - stage, u64::from(g))));
+        let mut map = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((stage, g)).or_insert_with(built).clone()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -57,7 +68,8 @@ impl Synthetic {
         let mut rng = rng_for(self.seed, stage, i);
         let (input, output) = self.lengths.sample(&mut rng);
         let (text, count) = self.pool.text(input, Some(stage.wrapping_mul(STAGE_STRIDE).wrapping_add(i)), &mut rng);
-        let prefix = (!self.prefixes.is_empty()).then(|| &self.prefixes[(i % self.prefixes.len() as u64) as usize]);
+        let prefix = self.prefix.map(|p| self.prefix_of(p, stage, (i % u64::from(p.groups)) as u32));
+        let prefix = prefix.as_deref();
         let value = match (api, prefix) {
             (Api::Chat, Some((p, _))) => json!([{"role": "system", "content": p}, {"role": "user", "content": text}]),
             (Api::Chat, None) => json!([{"role": "user", "content": text}]),
@@ -111,6 +123,7 @@ mod tests {
         assert_ne!(system(0), system(1));
         assert_eq!(tok.count(system(0).as_str().unwrap()), 200);
         assert_eq!(s.build(Api::Chat, 0, 0).tokens, 300);
+        assert_ne!(s.build(Api::Chat, 1, 0).prompt[0], s.build(Api::Chat, 0, 0).prompt[0], "each stage its own prefixes");
         let text = s.build(Api::Completions, 0, 3);
         assert_eq!((text.tokens, tok.count(text.prompt.as_str().unwrap())), (300, 300));
     }
