@@ -201,7 +201,6 @@ async fn cmd_mock(args: MockArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    llmload::workload::Tokenizer::o200k().warm_up();
     let local = listener.local_addr().map_or(addr, |a| a);
     println!("llmload mock listening on http://{local}/v1 (Ctrl-C to stop)");
     let _ = std::io::stdout().flush();

@@ -159,6 +159,13 @@ fn replies_that_end_short_are_counted_and_warned_of() {
     assert_eq!(num(&t["achieved_mean"]), 16.0);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("short: WARNING: 100 % of replies ended before their target length: does the server honour ignore_eos?"), "{all}");
+    // min_tokens instead of ignore_eos: capped at each request's length, it pins it.
+    let pinned = text.replace("[[stage]]", "[request]\nmin_tokens = 100000\n[[stage]]");
+    let (out, v) = run_scenario(&pinned);
+    let t = &v["stages"][0]["tokens"]["target_output"];
+    assert_eq!(count(&t["ended_short"]), 0, "{t}");
+    assert_eq!(num(&t["achieved_mean"]), num(&t["target"]["mean"]));
+    assert!(!out.stdout.contains("WARNING"), "{}", out.stdout);
 }
 
 #[test]

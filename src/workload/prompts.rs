@@ -292,5 +292,13 @@ mod tests {
         let (prompts, bad) = Prompts::from_file_text(Api::Completions, text, true, None, "d.jsonl");
         assert_eq!(prompts.unwrap().prompt(0).json.get(), r#""a""#);
         assert!(bad.iter().any(|(n, why)| *n == 6 && why.starts_with("a `messages` prompt needs target.api = \"chat\"")), "{bad:?}");
+        // A line may ask for its output length; a bad one is named.
+        let text = "{\"prompt\": \"a\", \"output_tokens\": 300}\n{\"prompt\": \"b\"}\n{\"prompt\": \"c\", \"output_tokens\": 0}\n";
+        let (prompts, bad) = Prompts::from_file_text(Api::Chat, text, true, None, "o.jsonl");
+        let prompts = prompts.unwrap();
+        assert_eq!((prompts.prompt(0).output, prompts.prompt(1).output), (Some(300), None));
+        assert!(prompts.has_output_lengths());
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].0 == 3 && bad[0].1.starts_with("output_tokens must be a whole number from 1 to"), "{bad:?}");
     }
 }

@@ -18,7 +18,8 @@ pub struct Tokenizer {
 }
 
 enum Inner {
-    Tiktoken(&'static tiktoken_rs::CoreBPE),
+    /// Loaded on first use (~50 MiB of ranks): a run that counts nothing never pays.
+    Tiktoken(fn() -> &'static tiktoken_rs::CoreBPE),
     Hf(Box<tokenizers::Tokenizer>),
 }
 
@@ -45,9 +46,9 @@ impl Tokenizer {
 
     /// A built-in encoding by name; None for a name not in [`BUILT_IN`].
     pub fn built_in(name: &str) -> Option<Tokenizer> {
-        let bpe = match name {
-            "o200k_base" => tiktoken_rs::o200k_base_singleton(),
-            "cl100k_base" => tiktoken_rs::cl100k_base_singleton(),
+        let bpe: fn() -> &'static tiktoken_rs::CoreBPE = match name {
+            "o200k_base" => tiktoken_rs::o200k_base_singleton,
+            "cl100k_base" => tiktoken_rs::cl100k_base_singleton,
             _ => return None,
         };
         Some(Tokenizer { inner: Arc::new(Inner::Tiktoken(bpe)), name: name.into() })
@@ -77,7 +78,7 @@ impl Tokenizer {
             return Vec::new();
         }
         match &*self.inner {
-            Inner::Tiktoken(bpe) => bpe.encode_ordinary(text),
+            Inner::Tiktoken(bpe) => bpe().encode_ordinary(text),
             // An encoding error (none is known for valid UTF-8) counts as nothing.
             Inner::Hf(hf) => hf.encode_fast(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default(),
         }
@@ -91,7 +92,7 @@ impl Tokenizer {
     /// The text of `ids`; None when they do not decode to valid UTF-8 by themselves.
     pub fn decode(&self, ids: &[u32]) -> Option<String> {
         match &*self.inner {
-            Inner::Tiktoken(bpe) => String::from_utf8(bpe.decode_bytes(ids).ok()?).ok(),
+            Inner::Tiktoken(bpe) => String::from_utf8(bpe().decode_bytes(ids).ok()?).ok(),
             Inner::Hf(hf) => hf.decode(ids, false).ok(),
         }
     }
