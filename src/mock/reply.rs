@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn every_word_is_one_token() {
         let text: String = (0..100).map(word).collect();
-        assert_eq!(crate::workload::tokens::count(&text), 100, "{text}");
+        assert_eq!(Tokenizer::o200k().count(&text), 100, "{text}");
     }
 
     fn draw(output_tokens: u32) -> Draw {

@@ -151,7 +151,7 @@ mod tests {
         let template = Workload::new(Prompts::template(crate::model::Api::Chat, "say {i}".into(), None), true, true).stage(0, "m", &params);
         assert!(body(&template, 7).contains("say 7"), "{}", body(&template, 7));
         assert!(body(&template, 7).contains(r#""stream":true,"stream_options":{"include_usage":true}"#));
-        assert_eq!(template.input_tokens(7), tokens::count("say 7"));
+        assert_eq!(template.input_tokens(7), Tokenizer::o200k().count("say 7"));
         assert_eq!((template.request(7).input_tokens, template.request(7).output_tokens), (None, None));
         assert_eq!(fixed.request(1).input_tokens, Some(1), "a listed prompt's count is known once counted");
     }

@@ -126,11 +126,6 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// Tokens in `text` by o200k_base: for callers with no scenario tokenizer at hand.
-pub fn count(text: &str) -> u64 {
-    Tokenizer::o200k().count(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
