@@ -26,7 +26,7 @@ fn main() {
                 latency: Duration::from_micros(us),
                 status: Some(200),
                 bytes: 400,
-                usage: Some(Usage { prompt_tokens: Some(6), completion_tokens: Some(16), reasoning_tokens: None }),
+                usage: Some(Usage { prompt_tokens: Some(6), completion_tokens: Some(16), reasoning_tokens: None, cached_tokens: None }),
                 detail: None,
                 ..RequestRecord::default()
             });

@@ -26,7 +26,7 @@ fn record(ms: f64, outcome: Outcome) -> RequestRecord {
         latency: Duration::from_secs_f64(ms / 1000.0),
         status: Some(if outcome == Outcome::Ok { 200 } else { 500 }),
         bytes: 400,
-        usage: Some(Usage { prompt_tokens: Some(6), completion_tokens: Some(16), reasoning_tokens: None }),
+        usage: Some(Usage { prompt_tokens: Some(6), completion_tokens: Some(16), reasoning_tokens: None, cached_tokens: None }),
         detail: None,
         ..RequestRecord::default()
     }
@@ -510,7 +510,7 @@ fn streamed_stage(s: &Scenario, index: usize, n: u64) -> StageStats {
         st.record(&RequestRecord {
             ttft: Some(Duration::from_secs_f64(ttft / 1000.0)),
             input_tokens: Some(128 + i * 53 % 3900),
-            usage: Some(Usage { prompt_tokens: None, completion_tokens: Some(out), reasoning_tokens: None }),
+            usage: Some(Usage { prompt_tokens: None, completion_tokens: Some(out), reasoning_tokens: None, cached_tokens: None }),
             ..record(ttft + out as f64 * 4.0, Outcome::Ok)
         });
     }

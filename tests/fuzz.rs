@@ -8,18 +8,21 @@ use llmload::scenario::{Location, Scenario};
 use llmload::workload::Tokenizer;
 use llmload::workload::dataset::{Selection, sharegpt};
 use llmload::workload::dist::LengthSpec;
+use llmload::workload::trace::{self, Cut, Format, Input};
 use proptest::prelude::*;
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     include_str!("../scenarios/seed-comparison.toml"),
     include_str!("../scenarios/weekend-spike.toml"),
     include_str!("../scenarios/streaming.toml"),
     include_str!("../scenarios/rag-summaries.toml"),
     include_str!("../scenarios/token-lengths.toml"),
     include_str!("../scenarios/sharegpt.toml"),
+    include_str!("../scenarios/trace-replay.toml"),
 ];
 
 const SHAREGPT: &str = include_str!("../scenarios/data/sharegpt-small.json");
+const TRACE: &str = include_str!("../scenarios/data/conversation-trace.jsonl");
 
 /// The shipped scenarios' folder: their data files resolve from it.
 fn scenarios_dir() -> &'static std::path::Path {
@@ -157,6 +160,44 @@ proptest! {
                 prop_assert!(!problems.is_empty());
                 for p in problems {
                     prop_assert!(!p.contains('\n'), "{}", p);
+                }
+            }
+        }
+    }
+
+    /// A Mooncake trace (or the same lines as a plain JSONL trace) mutated at random,
+    /// cut anywhere: a replay whose every line fits, or problems that name a line in
+    /// the file, one line each, never a panic.
+    #[test]
+    fn mutated_traces_never_panic(
+        edits in proptest::collection::vec(edit(), 1..6),
+        jsonl in any::<bool>(),
+        block in prop_oneof![Just(512u32), 1u32..2048],
+        start in 0u64..4_000_000,
+        requests in proptest::option::of(1u64..200),
+    ) {
+        let mut text = TRACE.to_string();
+        for e in &edits {
+            text = apply(&text, e);
+        }
+        let format = if jsonl { Format::Jsonl } else { Format::Mooncake };
+        let cut = Cut { start_us: start, requests, ..Cut::default() };
+        let lines = text.split('\n').count();
+        match trace::read(Api::Chat, &text, format, block, &Tokenizer::o200k(), &cut) {
+            Ok(t) => {
+                prop_assert!(t.lines.len() <= t.in_file && requests.is_none_or(|n| t.lines.len() as u64 <= n));
+                for l in &t.lines {
+                    if let Input::Blocks { tokens, ids } = &l.input {
+                        prop_assert_eq!(ids.len() as u64, u64::from(*tokens).div_ceil(u64::from(block)));
+                    }
+                    prop_assert!(l.next.is_none_or(|n| (n as usize) < t.lines.len()));
+                }
+            }
+            Err(problems) => {
+                prop_assert!(!problems.is_empty());
+                for (line, why) in problems {
+                    prop_assert!(line >= 1 && line <= lines, "line {} of {}", line, lines);
+                    prop_assert!(!why.contains('\n') && why.len() < 400, "{}", why);
                 }
             }
         }

@@ -43,6 +43,7 @@ pub(super) struct UsageBody {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     completion_tokens_details: Option<UsageDetails>,
+    prompt_tokens_details: Option<PromptDetails>,
 }
 
 #[derive(Deserialize)]
@@ -50,10 +51,16 @@ struct UsageDetails {
     reasoning_tokens: Option<u64>,
 }
 
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
 impl From<UsageBody> for Usage {
     fn from(u: UsageBody) -> Usage {
         let reasoning_tokens = u.completion_tokens_details.and_then(|d| d.reasoning_tokens);
-        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, reasoning_tokens }
+        let cached_tokens = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
+        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, reasoning_tokens, cached_tokens }
     }
 }
 

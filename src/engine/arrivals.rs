@@ -30,7 +30,8 @@ impl Arrivals {
     /// `rate` per second (validated positive and finite) with the given spacing.
     pub fn new(rate: f64, arrival: Arrival, seed: u64) -> Arrivals {
         let gaps = match arrival {
-            Arrival::Constant => Gaps::Constant,
+            // A trace's stage runs on the trace's own clock (engine/trace.rs), not here.
+            Arrival::Constant | Arrival::Trace { .. } => Gaps::Constant,
             Arrival::Poisson => Exp::new(rate).map_or(Gaps::Constant, Gaps::Exp),
             // Shape 1/cv² and mean 1/rate give gaps with coefficient of variation cv.
             Arrival::Gamma { burstiness } => {

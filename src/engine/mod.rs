@@ -16,6 +16,7 @@ pub mod ratelimit;
 mod request;
 mod retry;
 pub mod sweep;
+mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::metrics::{EngineEvent, Part, StageInfo, StageStats};
 use crate::model::Aborted;
-use crate::scenario::{Load, Scenario, Stage};
+use crate::scenario::{Arrival, Load, Scenario, Stage};
 use crate::workload::Workload;
 use abort::AbortWatch;
 use phase::{Parts, Phase, StageCtx};
@@ -273,7 +274,11 @@ impl Engine {
 
 /// Runs a stage's parts with its kind of load.
 async fn drive(load: Load, parts: Parts) {
+    let replay = parts.window.ctx.requests.replay().cloned();
     match load {
+        Load::Open { arrival: Arrival::Trace { speed }, max_in_flight, .. } if let Some(replay) = replay => {
+            trace::trace_parts(replay, speed, max_in_flight, parts).await
+        }
         Load::Closed { concurrency } => closed::closed_loop(concurrency, parts).await,
         Load::Open { rate, arrival, max_in_flight, seed } => open::open_parts(rate, arrival, max_in_flight, seed, parts).await,
     }

@@ -15,8 +15,13 @@ use crate::model::{Outcome, RequestRecord, RequestSpec};
 /// loop's scheduled start, from which its latency then counts. False when it was not
 /// started (no limiter slot before the deadline, or a stop) or the run is over.
 pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
-    let ctx = &p.ctx;
     let spec = spec(p, i).await;
+    run_spec(p, i, spec, due).await
+}
+
+/// [`run_one`] with request `i` built already (ahead of its due time).
+pub(super) async fn run_spec(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>) -> bool {
+    let ctx = &p.ctx;
     // Counted at most once, and only when needed (a tokens-per-minute limit, or a
     // completion counted here): known already for built and listed prompts.
     let input = OnceLock::new();
@@ -72,7 +77,7 @@ pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
 /// Request `i`, ready to send: a prompt not built ahead of the stage (past the ahead
 /// bound, or a ramp or cooldown request) is built on the blocking pool, not on the
 /// async workers whose timers every request in flight relies on.
-async fn spec(p: &Phase, i: u64) -> RequestSpec {
+pub(super) async fn spec(p: &Phase, i: u64) -> RequestSpec {
     if p.ctx.requests.ready(i) {
         return p.ctx.requests.request(i);
     }

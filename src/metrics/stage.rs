@@ -51,6 +51,11 @@ pub struct StageStats {
     pub completion_tokens: u64,
     /// Successful requests whose response carried `usage`.
     pub with_usage: u64,
+    /// Successful requests whose usage said `cached_tokens`: how many, the cached
+    /// tokens, and the prompt tokens they were of.
+    pub with_cached: u64,
+    pub cached_tokens: u64,
+    pub cached_of: u64,
     /// Counted here (o200k), where counted.
     pub client_prompt_tokens: u64,
     pub client_completion_tokens: u64,
@@ -145,6 +150,9 @@ impl Default for StageStats {
             prompt_tokens: 0,
             completion_tokens: 0,
             with_usage: 0,
+            with_cached: 0,
+            cached_tokens: 0,
+            cached_of: 0,
             client_prompt_tokens: 0,
             client_completion_tokens: 0,
             prompt_disagree: 0,
@@ -294,6 +302,11 @@ impl StageStats {
             self.with_usage += 1;
         }
         self.prompt_tokens = self.prompt_tokens.saturating_add(up.unwrap_or(0));
+        if let Some((cached, of)) = rec.usage.and_then(|u| u.cached_tokens.zip(u.prompt_tokens)) {
+            self.with_cached += 1;
+            self.cached_tokens = self.cached_tokens.saturating_add(cached);
+            self.cached_of = self.cached_of.saturating_add(of);
+        }
         self.completion_tokens = self.completion_tokens.saturating_add(uc.unwrap_or(0));
         self.prompt_disagree += u64::from(up.zip(rec.client_prompt_tokens).is_some_and(|(u, c)| u != c));
         self.completion_disagree += u64::from(uc.zip(rec.client_completion_tokens).is_some_and(|(u, c)| u != c));
@@ -318,6 +331,11 @@ impl StageStats {
         if secs > 0.0 {
             self.user_tokens_per_s_sum += out as f64 / secs;
         }
+    }
+
+    /// Of the prompt tokens of requests that said, the share the server's cache held.
+    pub fn cached_share(&self) -> Option<f64> {
+        (self.cached_of > 0).then(|| self.cached_tokens as f64 / self.cached_of as f64)
     }
 
     /// Mean output tokens/s one user sees: output tokens / e2e, averaged over requests.
@@ -396,7 +414,7 @@ mod tests {
             latency: Duration::from_millis(ms),
             status: Some(200),
             bytes: 10,
-            usage: Some(Usage { prompt_tokens: Some(3), completion_tokens: Some(5), reasoning_tokens: None }),
+            usage: Some(Usage { prompt_tokens: Some(3), completion_tokens: Some(5), reasoning_tokens: None, cached_tokens: None }),
             detail: Some("why".into()),
             ..RequestRecord::default()
         }

@@ -85,6 +85,9 @@ pub struct Usage {
     pub completion_tokens: Option<u64>,
     /// `completion_tokens_details.reasoning_tokens`: of the completion, the thinking.
     pub reasoning_tokens: Option<u64>,
+    /// `prompt_tokens_details.cached_tokens`: of the prompt, what the server's prefix
+    /// cache held.
+    pub cached_tokens: Option<u64>,
 }
 
 /// What one finished request left behind. Exactly one per started request.

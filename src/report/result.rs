@@ -272,6 +272,19 @@ pub struct Tokens {
     /// When prompts ask for output lengths of their own: asked vs received.
     #[serde(default)]
     pub target_output: Option<TargetOutput>,
+    /// When the server says `prompt_tokens_details.cached_tokens`: what its prefix
+    /// cache held.
+    #[serde(default)]
+    pub cached: Option<Cached>,
+}
+
+/// Prompt tokens the server's prefix cache held, over the requests whose usage said.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cached {
+    pub requests: u64,
+    pub tokens: u64,
+    /// Of those requests' prompt tokens.
+    pub share: f64,
 }
 
 /// Output lengths asked for (sent as each request's limit) and how replies met them.

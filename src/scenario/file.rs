@@ -171,6 +171,8 @@ pub struct PromptsFile {
     pub synthetic: Option<Spanned<toml::Value>>,
     /// A ShareGPT-format JSON file.
     pub sharegpt: Option<Spanned<String>>,
+    /// A timestamped trace to replay (Mooncake or plain JSONL).
+    pub trace: Option<Spanned<TraceFile>>,
     /// Optional system message put before every text prompt.
     pub system: Option<Spanned<String>>,
     /// Synthetic prompts: groups of requests that start with the same prefix.
@@ -185,6 +187,25 @@ pub struct PromptsFile {
     pub max_input: Option<Spanned<u32>>,
     pub min_output: Option<Spanned<u32>>,
     pub max_output: Option<Spanned<u32>>,
+}
+
+/// `trace = { file = "…jsonl", format = "mooncake", block_tokens = 512, speed = 1.0,
+/// start = "0s", requests = N, duration = "…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFile {
+    pub file: Spanned<String>,
+    /// "mooncake" (the default) or "jsonl".
+    pub format: Option<Spanned<String>>,
+    /// Tokens per hash id (Mooncake's 512 by default).
+    pub block_tokens: Option<Spanned<u32>>,
+    /// The clock's speed: 2 replays twice as fast.
+    pub speed: Option<Spanned<f64>>,
+    /// Skip this far into the trace (trace time).
+    pub start: Option<Spanned<DurationValue>>,
+    /// At most this many lines, this much trace time.
+    pub requests: Option<Spanned<u64>>,
+    pub duration: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +274,8 @@ pub struct StageFile {
     pub max_in_flight: Option<NonZeroU32>,
     /// Seed of random arrivals.
     pub seed: Option<u64>,
+    /// A trace stage: its clock's speed, instead of the trace's.
+    pub speed: Option<Spanned<f64>>,
     /// Raise the load linearly to the stage's over this long before measuring.
     pub ramp: Option<Spanned<DurationValue>>,
     /// Keep the load on after the window, up to this long, while its last requests end.

@@ -10,6 +10,7 @@ mod request;
 mod stage;
 mod sweep;
 mod synthetic;
+mod trace;
 mod validate;
 mod validate_stage;
 

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::error::Problems;
 use super::file::PromptsFile;
 use super::synthetic::{TokenizerSource, lengths, tokenizer};
+use super::trace::{TraceCtx, trace};
 use crate::model::Api;
 use crate::workload::dataset::{Selection, sharegpt};
 use crate::workload::provenance::{DatasetUse, FileRecord, WorkloadInfo};
@@ -86,9 +87,16 @@ impl<'a> Sources<'a> {
     pub fn resolve(&mut self, raw: Spanned<PromptsFile>, what: &str, p: &mut Problems<'_>) -> Prompts {
         let span = raw.span();
         let raw = raw.into_inner();
-        let sources = [raw.list.is_some(), raw.template.is_some(), raw.file.is_some(), raw.synthetic.is_some(), raw.sharegpt.is_some()];
+        let sources = [
+            raw.list.is_some(),
+            raw.template.is_some(),
+            raw.file.is_some(),
+            raw.synthetic.is_some(),
+            raw.sharegpt.is_some(),
+            raw.trace.is_some(),
+        ];
         if sources.iter().filter(|b| **b).count() != 1 {
-            p.at(Some(span), format!("{what} needs exactly one of `list`, `template`, `file`, `synthetic` or `sharegpt`"));
+            p.at(Some(span), format!("{what} needs exactly one of `list`, `template`, `file`, `synthetic`, `sharegpt` or `trace`"));
             return Prompts::placeholder();
         }
         if what != "prompts"
@@ -119,9 +127,9 @@ impl<'a> Sources<'a> {
         }
         let system = raw.system.as_ref().map(|s| s.get_ref().clone());
         if let Some(s) = &raw.system {
-            if raw.synthetic.is_some() || raw.sharegpt.is_some() {
+            if raw.synthetic.is_some() || raw.sharegpt.is_some() || raw.trace.is_some() {
                 let why = "a system prompt of a set length is `shared_prefix = { tokens = N, groups = 1 }`";
-                p.at(Some(s.span()), format!("{what}.system does not go with synthetic or dataset prompts ({why})"));
+                p.at(Some(s.span()), format!("{what}.system does not go with synthetic, dataset or trace prompts ({why})"));
             } else if self.api == Api::Completions {
                 p.warn(
                     Some(s.span()),
@@ -180,6 +188,17 @@ impl<'a> Sources<'a> {
             };
             let source = describe(v.get_ref(), prefix);
             Prompts::synthetic(api, Synthetic::new(spec, prefix, seed, pool), source)
+        } else if let Some(t) = raw.trace {
+            let Some(text) = self.read(&t.get_ref().file, what, "trace", p) else { return Prompts::placeholder() };
+            let pool = self.pool();
+            let ctx = TraceCtx { api, base_dir: self.base_dir, tokenizer: &self.tokenizer, pool, text };
+            match trace(ctx, t, what, seed, p) {
+                Some((prompts, used)) => {
+                    self.info.traces.push(used);
+                    prompts
+                }
+                None => return Prompts::placeholder(),
+            }
         } else if let Some(file) = raw.sharegpt {
             if let Some(n) = raw.sample.as_ref().filter(|n| !(1..=MAX_SAMPLE).contains(n.get_ref())) {
                 p.at(Some(n.span()), format!("{what}.sample must be from 1 to {MAX_SAMPLE}, got {}", n.get_ref()));

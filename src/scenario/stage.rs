@@ -150,6 +150,8 @@ pub enum Arrival {
     Poisson,
     /// Gamma-distributed gaps with coefficient of variation `burstiness`.
     Gamma { burstiness: f64 },
+    /// A trace's own timestamps, its clock run `speed` times as fast.
+    Trace { speed: f64 },
 }
 
 impl Arrival {
@@ -158,6 +160,7 @@ impl Arrival {
             Arrival::Constant => "constant",
             Arrival::Poisson => "poisson",
             Arrival::Gamma { .. } => "gamma",
+            Arrival::Trace { .. } => "trace",
         }
     }
 }

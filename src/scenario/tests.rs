@@ -96,9 +96,15 @@ fn missing_prompts_file_names_the_field() {
 }
 
 #[test]
+fn speed_is_for_trace_stages() {
+    let e = errors(&MINIMAL.replace("[[stage]]", "[[stage]]\nspeed = 2.0"));
+    assert!(e.iter().any(|e| e.contains("speed is for stages whose prompts are a trace")), "{e:?}");
+}
+
+#[test]
 fn prompts_need_exactly_one_source() {
     let e = errors(&MINIMAL.replace("list = [\"hello\"]", "list = [\"a\"]\ntemplate = \"b\""));
-    assert!(e[0].contains("exactly one of `list`, `template`, `file`, `synthetic` or `sharegpt`"), "{}", e[0]);
+    assert!(e[0].contains("exactly one of `list`, `template`, `file`, `synthetic`, `sharegpt` or `trace`"), "{}", e[0]);
 }
 
 #[test]

@@ -84,7 +84,11 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
     let defaults = Defaults { request: &request, spoken, retry: &retry, rate_limit };
-    let (mut stages, mut names) = stages(raw_stages, &defaults, p);
+    let traces: Vec<_> = stage_prompts.iter().map(|own| own.as_ref().unwrap_or(&prompts).replay().cloned()).collect();
+    let (mut stages, mut names) = stages(raw_stages, &traces, &defaults, p);
+    if let Some(sw) = raw.sweep.as_ref().filter(|_| prompts.replay().is_some()) {
+        p.at(Some(sw.span()), "a [sweep] does not go with trace prompts: a trace runs on its own clock (give stages their `speed`)");
+    }
     let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
     if stages
         .iter()

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Arc;
 
 use toml::Spanned;
 
@@ -12,6 +13,7 @@ use super::file::{RateLimitFile, RetryFile, StageFile};
 use super::request::{Spoken, lengths};
 use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage, default_stage_name, rate_name};
 use crate::model::{MAX_RETRY_AFTER, RateLimit, RequestParams};
+use crate::workload::trace::Replay;
 
 /// What a stage takes from the scenario where it does not override it.
 pub(super) struct Defaults<'a> {
@@ -23,15 +25,26 @@ pub(super) struct Defaults<'a> {
 
 /// The stages as written, checked, with the scenario's defaults where a stage does not
 /// override them; and the names taken.
-pub(super) fn stages(raw: Vec<Spanned<StageFile>>, d: &Defaults<'_>, p: &mut Problems<'_>) -> (Vec<Stage>, HashSet<String>) {
+/// `traces[k]`: the trace stage *k*'s prompts replay, if they do.
+pub(super) fn stages(
+    raw: Vec<Spanned<StageFile>>,
+    traces: &[Option<Arc<Replay>>],
+    d: &Defaults<'_>,
+    p: &mut Problems<'_>,
+) -> (Vec<Stage>, HashSet<String>) {
     let mut stages = Vec::with_capacity(raw.len());
     let mut names = HashSet::new();
     for (i, s) in raw.into_iter().enumerate() {
         let span = s.span();
         let s = s.into_inner();
         let concurrency = s.concurrency.map_or(1, |c| c.get());
-        let load = stage_load(&s, i, &span, p);
+        let replay = traces.get(i).and_then(Option::as_ref);
+        let load = match replay {
+            Some(r) => trace_load(&s, i, &span, r, p),
+            None => stage_load(&s, i, &span, p),
+        };
         let name = s.name.clone().unwrap_or_else(|| match load {
+            Load::Open { arrival: Arrival::Trace { speed }, .. } => format!("trace ×{}", rate_name(speed, 2)),
             Load::Open { rate, arrival, .. } => format!("{} {}/s", arrival.name(), rate_name(rate, 2)),
             Load::Closed { .. } => default_stage_name(concurrency),
         });
@@ -52,7 +65,7 @@ pub(super) fn stages(raw: Vec<Spanned<StageFile>>, d: &Defaults<'_>, p: &mut Pro
             Some(d) => Some(d.get_ref().0),
             None => None,
         };
-        if s.requests.is_none() && s.duration.is_none() {
+        if s.requests.is_none() && s.duration.is_none() && replay.is_none() {
             p.at(Some(span.clone()), format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"));
         }
         if let Some(m) = &s.model
@@ -90,19 +103,13 @@ pub(super) fn stages(raw: Vec<Spanned<StageFile>>, d: &Defaults<'_>, p: &mut Pro
         let retry = s.retry.as_ref().map_or_else(|| d.retry.clone(), |f| retry_policy(d.retry, f, &format!("stage {name:?}: retry"), p));
         let rate_limit =
             s.rate_limit.as_ref().map_or(d.rate_limit, |f| self::rate_limit(&d.rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
-        stages.push(Stage {
-            name,
-            load,
-            requests: s.requests.map(|n| n.get()),
-            duration,
-            model: s.model,
-            warmup: s.warmup,
-            ramp,
-            cooldown,
-            request,
-            retry,
-            rate_limit,
-        });
+        // A trace stage runs its lines, or fewer.
+        let lines = replay.map(|r| r.trace.lines.len() as u64);
+        let requests = match (s.requests.map(|n| n.get()), lines) {
+            (Some(n), Some(l)) => Some(n.min(l)),
+            (n, l) => n.or(l),
+        };
+        stages.push(Stage { name, load, requests, duration, model: s.model, warmup: s.warmup, ramp, cooldown, request, retry, rate_limit });
     }
     (stages, names)
 }
@@ -174,9 +181,40 @@ pub(super) fn rate_limit(base: &RateLimit, f: &Spanned<RateLimitFile>, what: &st
 
 /// The stage's load: closed (`concurrency`) or open (`rate`, `arrival`, …); problems
 /// reported at the stage.
+/// A stage whose prompts are a trace: open loop on the trace's clock, at its speed.
+fn trace_load(s: &StageFile, i: usize, span: &Range<usize>, r: &Replay, p: &mut Problems<'_>) -> Load {
+    let why = "its prompts are a trace, which runs open loop on the trace's clock";
+    for (set, field, instead) in [
+        (s.concurrency.is_some(), "concurrency", " (scale the clock with `speed`, cap it with `max_in_flight`)"),
+        (s.rate.is_some(), "rate", " (scale the clock with `speed`)"),
+        (s.arrival.is_some(), "arrival", ""),
+        (s.burstiness.is_some(), "burstiness", ""),
+        (s.seed.is_some(), "seed", " (the prompts' `seed` sets the text)"),
+        (s.ramp.is_some(), "ramp", ""),
+        (s.cooldown.is_some(), "cooldown", ""),
+        (s.warmup > 0, "warmup", " (skip into it with the trace's `start`)"),
+    ] {
+        if set {
+            p.at(Some(span.clone()), format!("stage {}: {why}: `{field}` does not go with it{instead}", i + 1));
+        }
+    }
+    let speed = s.speed.as_ref().map_or(r.speed, |v| super::trace::check_speed(*v.get_ref(), &format!("stage {}", i + 1), v.span(), p));
+    let max_in_flight = s.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |m| m.get());
+    if max_in_flight > MAX_CONCURRENCY {
+        p.at(Some(span.clone()), format!("stage {}: max_in_flight must be at most {MAX_CONCURRENCY}, got {max_in_flight}", i + 1));
+    }
+    // The mean rate, for figures that want one: lines over the span, on this clock.
+    let secs = r.trace.span_us as f64 / 1e6 / speed;
+    let rate = if secs > 0.0 { r.trace.lines.len() as f64 / secs } else { MAX_RATE };
+    Load::Open { rate: rate.clamp(MIN_RATE, MAX_RATE), arrival: Arrival::Trace { speed }, max_in_flight, seed: 0 }
+}
+
 fn stage_load(s: &StageFile, i: usize, span: &Range<usize>, p: &mut Problems<'_>) -> Load {
     let concurrency = s.concurrency.map_or(1, |c| c.get());
     let at = |v: Option<Range<usize>>| Some(v.unwrap_or_else(|| span.clone()));
+    if let Some(v) = &s.speed {
+        p.at(Some(v.span()), format!("stage {}: speed is for stages whose prompts are a trace", i + 1));
+    }
     let Some(rate) = &s.rate else {
         for (set, field) in [
             (s.arrival.is_some(), "arrival"),

@@ -10,7 +10,8 @@ use rand::seq::SliceRandom;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::prompts::{Prompt, Prompts};
+use super::prompt::Prompt;
+use super::prompts::Prompts;
 use super::tokens::Tokenizer;
 use crate::model::Api;
 

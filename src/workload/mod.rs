@@ -3,20 +3,24 @@
 //! stage's [`StageRequests`] for request *i* and gets it ready to send; it never builds
 //! JSON itself.
 
+pub mod blocks;
 mod body;
 pub mod dataset;
 pub mod dist;
+pub mod prompt;
 pub mod prompts;
 pub mod provenance;
 pub mod synth;
 pub mod synthetic;
 pub mod tokens;
+pub mod trace;
 
 use std::sync::Arc;
 
 use crate::model::{RequestParams, RequestSpec};
 use body::BodyParts;
-pub use prompts::{Prompt, Prompts};
+pub use prompt::Prompt;
+pub use prompts::Prompts;
 pub use tokens::Tokenizer;
 
 /// What every request of a run is made of: its prompts (made for the endpoint spoken;
@@ -78,7 +82,7 @@ impl StageRequests {
     /// costs enough that the request path must not pay it: in chunks, until `n` or the
     /// bounds (counted in real bytes: lengths may be skewed).
     pub fn prepare(&mut self, n: u64) {
-        if !self.prompts.built_per_request() || n == 0 {
+        if !self.prompts.built_ahead() || n == 0 {
             return;
         }
         let n = n.min(AHEAD_MAX);
@@ -104,6 +108,11 @@ impl StageRequests {
             });
         }
         self.ahead = built.into();
+    }
+
+    /// The trace this stage replays, if it does.
+    pub fn replay(&self) -> Option<&Arc<trace::Replay>> {
+        self.prompts.replay()
     }
 
     /// Whether request `i`'s prompt is ready (built ahead, or cheap to make).

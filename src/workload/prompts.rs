@@ -7,64 +7,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
-use serde_json::{Value, json};
-
+pub use super::prompt::Prompt;
+use super::prompt::parse_jsonl_line;
 use super::synthetic::Synthetic;
 use super::tokens::Tokenizer;
+use super::trace::Replay;
 use crate::model::Api;
-
-/// One prompt, already serialized: the `messages` array of a chat request, or the
-/// `prompt` string of a completions request.
-#[derive(Debug, Clone)]
-pub struct Prompt {
-    pub json: Box<RawValue>,
-    /// Client-side count of its text, computed on first use only (loading the tokenizer
-    /// is not free, and most runs take the server's usage); known at once for prompts
-    /// built to a length.
-    tokens: std::sync::OnceLock<u64>,
-    /// The output length this prompt asks for (a dataset's reply length, a drawn one).
-    pub output: Option<u32>,
-}
-
-impl Prompt {
-    pub(super) fn from_value(value: &Value) -> Prompt {
-        let text = serde_json::to_string(value).expect("a JSON value always serializes");
-        Prompt { json: RawValue::from_string(text).expect("serde_json output is valid JSON"), tokens: Default::default(), output: None }
-    }
-
-    /// A prompt whose count is known, asking for `output` tokens.
-    pub(super) fn counted(mut self, tokens: u64, output: Option<u32>) -> Prompt {
-        self.tokens = tokens.into();
-        self.output = output;
-        self
-    }
-
-    /// Tokens of the prompt's text by `tok`: the messages' contents, or the text (no
-    /// chat-template overhead).
-    pub fn tokens(&self, tok: &Tokenizer) -> u64 {
-        *self.tokens.get_or_init(|| serde_json::from_str(self.json.get()).map_or(0, |v| tok.prompt_tokens(&v)))
-    }
-
-    /// A text prompt: a user message after `system` (chat), or the text itself
-    /// (completions, where a system text goes before it, a blank line apart).
-    pub(super) fn from_text(api: Api, system: Option<&str>, text: &str) -> Prompt {
-        match api {
-            Api::Completions => match system {
-                Some(system) => Prompt::from_value(&Value::String(format!("{system}\n\n{text}"))),
-                None => Prompt::from_value(&Value::String(text.to_string())),
-            },
-            Api::Chat => {
-                let mut messages = Vec::with_capacity(2);
-                if let Some(system) = system {
-                    messages.push(json!({"role": "system", "content": system}));
-                }
-                messages.push(json!({"role": "user", "content": text}));
-                Prompt::from_value(&Value::Array(messages))
-            }
-        }
-    }
-}
 
 /// Where prompts come from; request `i` of a stage uses `prompt(i)`.
 #[derive(Debug, Clone)]
@@ -85,6 +33,8 @@ enum Kind {
     Fixed(Arc<[Prompt]>),
     Template(String),
     Synthetic(Arc<Synthetic>),
+    /// A trace's lines, each request its line.
+    Trace(Arc<Replay>),
 }
 
 impl Prompts {
@@ -115,6 +65,19 @@ impl Prompts {
     pub fn synthetic(api: Api, synthetic: Synthetic, source: String) -> Prompts {
         let tokenizer = synthetic.tokenizer().clone();
         Prompts { kind: Kind::Synthetic(Arc::new(synthetic)), api, system: None, tokenizer, source }
+    }
+
+    /// A trace's lines, replayed: request `i` is line `i`.
+    pub fn trace(api: Api, replay: Replay, tokenizer: Tokenizer, source: String) -> Prompts {
+        Prompts { kind: Kind::Trace(Arc::new(replay)), api, system: None, tokenizer, source }
+    }
+
+    /// The trace these prompts replay, if they do.
+    pub fn replay(&self) -> Option<&Arc<Replay>> {
+        match &self.kind {
+            Kind::Trace(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// The same prompts, counted by `tokenizer`.
@@ -182,6 +145,7 @@ impl Prompts {
                 let b = s.build(self.api, stage, i);
                 Cow::Owned(Prompt::from_value(&b.prompt).counted(b.tokens, b.output))
             }
+            Kind::Trace(r) => r.prompt(self.api, stage, i),
         }
     }
 
@@ -196,11 +160,18 @@ impl Prompts {
             Kind::Fixed(items) => items.iter().any(|p| p.output.is_some()),
             Kind::Template(_) => false,
             Kind::Synthetic(s) => s.has_output(),
+            Kind::Trace(r) => r.has_output_lengths(),
         }
     }
 
-    /// Whether building a prompt costs enough to do it ahead of the requests.
+    /// Whether building a prompt costs enough to keep it off the async workers.
     pub fn built_per_request(&self) -> bool {
+        matches!(self.kind, Kind::Synthetic(_) | Kind::Trace(_))
+    }
+
+    /// Whether prompts are built before the stage starts: not a trace's, whose lines
+    /// are built when due, so memory does not grow with the trace.
+    pub fn built_ahead(&self) -> bool {
         matches!(self.kind, Kind::Synthetic(_))
     }
 
@@ -208,7 +179,7 @@ impl Prompts {
     pub fn len(&self) -> Option<usize> {
         match &self.kind {
             Kind::Fixed(items) => Some(items.len()),
-            Kind::Template(_) | Kind::Synthetic(_) => None,
+            Kind::Template(_) | Kind::Synthetic(_) | Kind::Trace(_) => None,
         }
     }
 
@@ -216,45 +187,6 @@ impl Prompts {
     pub fn is_empty(&self) -> bool {
         self.len() == Some(0)
     }
-}
-
-/// A JSONL line is `{"messages": [{"role": …, "content": …}, …]}` (chat only) or
-/// `{"prompt": "text"}`, with an optional `output_tokens` (the length to ask for).
-fn parse_jsonl_line(api: Api, line: &str, system: Option<&str>) -> Result<Prompt, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let output = match v.get("output_tokens") {
-        None => None,
-        Some(n) => match n.as_u64().filter(|n| (1..=u64::from(super::dist::MAX_TOKENS)).contains(n)) {
-            Some(n) => Some(n as u32),
-            None => return Err(format!("output_tokens must be a whole number from 1 to {}, got {n}", super::dist::MAX_TOKENS)),
-        },
-    };
-    let mut prompt = parse_prompt(api, &v, system)?;
-    prompt.output = output;
-    Ok(prompt)
-}
-
-fn parse_prompt(api: Api, v: &Value, system: Option<&str>) -> Result<Prompt, String> {
-    if let Some(text) = v.get("prompt").and_then(Value::as_str) {
-        return Ok(Prompt::from_text(api, system, text));
-    }
-    if api == Api::Completions {
-        return Err(match v.get("messages") {
-            Some(_) => "a `messages` prompt needs target.api = \"chat\"; the completions endpoint takes a `prompt` text".into(),
-            None => "expected an object with a `prompt` string".into(),
-        });
-    }
-    let messages =
-        v.get("messages").and_then(Value::as_array).ok_or("expected an object with a `messages` array (or a `prompt` string)")?;
-    if messages.is_empty() {
-        return Err("`messages` is empty".to_string());
-    }
-    for (i, m) in messages.iter().enumerate() {
-        if m.get("role").and_then(Value::as_str).is_none() {
-            return Err(format!("messages[{i}] has no `role` string"));
-        }
-    }
-    Ok(Prompt::from_value(&Value::Array(messages.clone())))
 }
 
 #[cfg(test)]

@@ -38,11 +38,39 @@ pub struct WorkloadInfo {
     /// The dataset's entries and what was drawn from them, per prompt source that read one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub datasets: Vec<DatasetUse>,
+    /// Each trace replayed, and how much of it the prompts source kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<TraceUse>,
+}
+
+/// A trace as a prompt source reads it ("prompts" or "stage 2 prompts").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceUse {
+    pub path: String,
+    pub used_by: String,
+    pub format: super::trace::Format,
+    pub block_tokens: u32,
+    /// The clock's speed (a stage may set its own).
+    pub speed: f64,
+    /// Trace time skipped, and the trace time the kept lines span, seconds.
+    pub start_s: f64,
+    pub span_s: f64,
+    pub lines_in_file: u64,
+    /// Lines kept (after `start`, `requests` and `duration`), and the sessions they make.
+    pub lines: u64,
+    pub sessions: u64,
 }
 
 impl Default for WorkloadInfo {
     fn default() -> Self {
-        WorkloadInfo { tokenizer: "o200k_base".into(), seed: 0, stage_seeds: Default::default(), files: Vec::new(), datasets: Vec::new() }
+        WorkloadInfo {
+            tokenizer: "o200k_base".into(),
+            seed: 0,
+            stage_seeds: Default::default(),
+            files: Vec::new(),
+            datasets: Vec::new(),
+            traces: Vec::new(),
+        }
     }
 }
 

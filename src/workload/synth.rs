@@ -71,7 +71,8 @@ impl WordPool {
         }
     }
 
-    fn random_words(&self, rng: &mut StdRng, n: usize, out: &mut String) {
+    /// Appends `n` words drawn from `rng`, each one token, each after a space.
+    pub fn random_words(&self, rng: &mut StdRng, n: usize, out: &mut String) {
         for _ in 0..n {
             push_word(out, self.words[rng.random_range(0..self.words.len())]);
         }

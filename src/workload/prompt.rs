@@ -1,0 +1,100 @@
+//! One prompt, serialized once: the `messages` array of a chat request or the `prompt`
+//! text of a completions request, with its token count where known and the output
+//! length it asks for; and a JSONL line read as one.
+
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::tokens::Tokenizer;
+use crate::model::Api;
+
+/// One prompt, already serialized: the `messages` array of a chat request, or the
+/// `prompt` string of a completions request.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub json: Box<RawValue>,
+    /// Client-side count of its text, computed on first use only (loading the tokenizer
+    /// is not free, and most runs take the server's usage); known at once for prompts
+    /// built to a length.
+    tokens: std::sync::OnceLock<u64>,
+    /// The output length this prompt asks for (a dataset's reply length, a drawn one).
+    pub output: Option<u32>,
+}
+
+impl Prompt {
+    pub(super) fn from_value(value: &Value) -> Prompt {
+        let text = serde_json::to_string(value).expect("a JSON value always serializes");
+        Prompt { json: RawValue::from_string(text).expect("serde_json output is valid JSON"), tokens: Default::default(), output: None }
+    }
+
+    /// A prompt whose count is known, asking for `output` tokens.
+    pub(super) fn counted(mut self, tokens: u64, output: Option<u32>) -> Prompt {
+        self.tokens = tokens.into();
+        self.output = output;
+        self
+    }
+
+    /// Tokens of the prompt's text by `tok`: the messages' contents, or the text (no
+    /// chat-template overhead).
+    pub fn tokens(&self, tok: &Tokenizer) -> u64 {
+        *self.tokens.get_or_init(|| serde_json::from_str(self.json.get()).map_or(0, |v| tok.prompt_tokens(&v)))
+    }
+
+    /// A text prompt: a user message after `system` (chat), or the text itself
+    /// (completions, where a system text goes before it, a blank line apart).
+    pub(super) fn from_text(api: Api, system: Option<&str>, text: &str) -> Prompt {
+        match api {
+            Api::Completions => match system {
+                Some(system) => Prompt::from_value(&Value::String(format!("{system}\n\n{text}"))),
+                None => Prompt::from_value(&Value::String(text.to_string())),
+            },
+            Api::Chat => {
+                let mut messages = Vec::with_capacity(2);
+                if let Some(system) = system {
+                    messages.push(json!({"role": "system", "content": system}));
+                }
+                messages.push(json!({"role": "user", "content": text}));
+                Prompt::from_value(&Value::Array(messages))
+            }
+        }
+    }
+}
+
+/// A JSONL line is `{"messages": [{"role": …, "content": …}, …]}` (chat only) or
+/// `{"prompt": "text"}`, with an optional `output_tokens` (the length to ask for).
+pub(super) fn parse_jsonl_line(api: Api, line: &str, system: Option<&str>) -> Result<Prompt, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let output = match v.get("output_tokens") {
+        None => None,
+        Some(n) => match n.as_u64().filter(|n| (1..=u64::from(super::dist::MAX_TOKENS)).contains(n)) {
+            Some(n) => Some(n as u32),
+            None => return Err(format!("output_tokens must be a whole number from 1 to {}, got {n}", super::dist::MAX_TOKENS)),
+        },
+    };
+    let mut prompt = parse_prompt(api, &v, system)?;
+    prompt.output = output;
+    Ok(prompt)
+}
+
+fn parse_prompt(api: Api, v: &Value, system: Option<&str>) -> Result<Prompt, String> {
+    if let Some(text) = v.get("prompt").and_then(Value::as_str) {
+        return Ok(Prompt::from_text(api, system, text));
+    }
+    if api == Api::Completions {
+        return Err(match v.get("messages") {
+            Some(_) => "a `messages` prompt needs target.api = \"chat\"; the completions endpoint takes a `prompt` text".into(),
+            None => "expected an object with a `prompt` string".into(),
+        });
+    }
+    let messages =
+        v.get("messages").and_then(Value::as_array).ok_or("expected an object with a `messages` array (or a `prompt` string)")?;
+    if messages.is_empty() {
+        return Err("`messages` is empty".to_string());
+    }
+    for (i, m) in messages.iter().enumerate() {
+        if m.get("role").and_then(Value::as_str).is_none() {
+            return Err(format!("messages[{i}] has no `role` string"));
+        }
+    }
+    Ok(Prompt::from_value(&Value::Array(messages.clone())))
+}
