@@ -132,7 +132,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         insecure: scenario.target.insecure,
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
-        keep_content: scenario.check.is_some(),
+        keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
         headers,
         tokenizer: scenario.prompts.tokenizer().clone(),
     })?);

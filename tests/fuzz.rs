@@ -155,7 +155,7 @@ proptest! {
         let tok = Tokenizer::o200k();
         let sel = Selection { sample, seed: 1, ..Selection::default() };
         match sharegpt(Api::Chat, &text, &tok, &sel) {
-            Ok((prompts, info)) => prop_assert_eq!(prompts.len() as u64, info.prompts),
+            Ok(((prompts, _), info)) => prop_assert_eq!(prompts.len() as u64, info.prompts),
             Err(problems) => {
                 prop_assert!(!problems.is_empty());
                 for p in problems {

@@ -15,6 +15,7 @@ mod phase;
 pub mod ratelimit;
 mod request;
 mod retry;
+mod session;
 pub mod sweep;
 mod trace;
 
@@ -177,6 +178,8 @@ impl Engine {
             retry: stage.retry.clone(),
             limiter: Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new),
             tpm_max_tokens: stage.rate_limit.tpm.map(|_| stage.request.max_output_tokens().map_or(0, u64::from)),
+            conversation: self.scenario.conversation.clone().map(Arc::new),
+            sessions: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -275,6 +278,14 @@ impl Engine {
 /// Runs a stage's parts with its kind of load.
 async fn drive(load: Load, parts: Parts) {
     let replay = parts.window.ctx.requests.replay().cloned();
+    if let Some(conv) = parts.window.ctx.conversation.clone() {
+        return match load {
+            Load::Closed { concurrency } => session::closed_sessions(concurrency, conv, parts).await,
+            Load::Open { rate, arrival, max_in_flight, seed } => {
+                session::open_sessions(rate, arrival, max_in_flight, seed, conv, parts).await
+            }
+        };
+    }
     match load {
         Load::Open { arrival: Arrival::Trace { speed }, max_in_flight, .. } if let Some(replay) = replay => {
             trace::trace_parts(replay, speed, max_in_flight, parts).await

@@ -80,12 +80,6 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>)
                 _ = tokio::time::sleep_until(due.into()) => {}
             }
         }
-        let deadline = async {
-            match p.deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
         // Since when the arrival waiting for a slot is due: live, the dashboard can say
         // the stage is behind its rate before the window ends.
         p.waiting.store(due.saturating_duration_since(t0).as_micros() as u64, Ordering::Relaxed);
@@ -94,7 +88,7 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>)
             _ = p.halt.cancelled() => break,
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             // Due inside the window but no slot before it closed: not sent, counted.
-            _ = deadline => {
+            _ = p.deadline_passed() => {
                 // It takes its request number like any other, so `requests` is honoured.
                 if p.next.fetch_add(1, Ordering::Relaxed) < p.end {
                     p.unsent.fetch_add(1, Ordering::SeqCst);

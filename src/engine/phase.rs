@@ -32,6 +32,9 @@ pub(super) struct StageCtx {
     /// Tokens one request weighs for a tokens-per-minute limit: max_tokens, plus the
     /// prompt's own count.
     pub tpm_max_tokens: Option<u64>,
+    /// `[conversation]`: the stage runs multi-turn sessions, numbered by `sessions`.
+    pub conversation: Option<Arc<crate::workload::conversation::Conversation>>,
+    pub sessions: AtomicU64,
 }
 
 /// Shared by the workers of one part (warmup, ramp, window or cooldown) of a stage.
@@ -135,6 +138,14 @@ impl Phase {
         self.drained.cancel();
     }
 
+    /// Resolves when the phase's deadline passes; never, without one.
+    pub async fn deadline_passed(&self) {
+        match self.deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// A stop came while the phase still had work: it is marked cut short.
     pub fn mark_stopped_if_unfinished(&self) {
         if self.ctx.stop.soft.is_cancelled() && !self.exhausted() {
@@ -185,6 +196,8 @@ mod tests {
             retry: RetryPolicy::default(),
             limiter: None,
             tpm_max_tokens: None,
+            conversation: None,
+            sessions: AtomicU64::new(0),
         })
     }
 

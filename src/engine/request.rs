@@ -21,6 +21,18 @@ pub(super) async fn run_one(p: &Phase, i: u64, due: Option<Instant>) -> bool {
 
 /// [`run_one`] with request `i` built already (ahead of its due time).
 pub(super) async fn run_spec(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>) -> bool {
+    run_turn(p, i, spec, due).await.0
+}
+
+/// A successful reply's answer text and length, for a conversation's history.
+pub(super) struct Answer {
+    pub text: String,
+    pub tokens: u64,
+}
+
+/// [`run_spec`], also giving back the reply's answer when it succeeded (the client
+/// keeps answers when a conversation runs).
+pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>) -> (bool, Option<Answer>) {
     let ctx = &p.ctx;
     // Counted at most once, and only when needed (a tokens-per-minute limit, or a
     // completion counted here): known already for built and listed prompts.
@@ -40,7 +52,7 @@ pub(super) async fn run_spec(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
             // due, not sent, and counted as such.
             p.unsent.fetch_add(1, Ordering::SeqCst);
         }
-        return false;
+        return (false, None);
     }
     p.started.fetch_add(1, Ordering::SeqCst);
     let mut record = attempts(p, &spec, i, weight, &mut att).await;
@@ -51,12 +63,11 @@ pub(super) async fn run_spec(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
         record = finish(record, lag);
     }
     // Checked here, in parallel across workers; only the verdict travels on.
-    if let Some(expect) = &ctx.check
-        && let Some(content) = record.content.take()
-        && record.outcome == Outcome::Ok
-    {
-        record.check = Some(crate::check::check(&content, expect));
+    let content = record.content.take().filter(|_| record.outcome == Outcome::Ok);
+    if let (Some(expect), Some(content)) = (&ctx.check, &content) {
+        record.check = Some(crate::check::check(content, expect));
     }
+    let answer = content.map(|text| Answer { text, tokens: crate::metrics::output_tokens(&record) });
     // Counted here on the same terms as the completion: streams, or no usage.
     if record.client_completion_tokens.is_some() {
         record.client_prompt_tokens = Some(input_tokens());
@@ -65,13 +76,14 @@ pub(super) async fn run_spec(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     // request path (templates: where counted above; else the server's usage stands in).
     record.input_tokens = spec.input_tokens.or(record.client_prompt_tokens);
     record.target_output_tokens = spec.output_tokens;
+    record.turn = spec.turn;
     if let Some(a) = &p.abort
         && record.outcome != Outcome::Cancelled
         && a.count(matches!(record.outcome, Outcome::Failed(_)))
     {
         p.halt.cancel();
     }
-    ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok()
+    (ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok(), answer)
 }
 
 /// Request `i`, ready to send: a prompt not built ahead of the stage (past the ahead

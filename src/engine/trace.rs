@@ -143,12 +143,6 @@ async fn send_at(p: &Phase, line: u32, due: Instant, clock: Clock, slots: &Arc<S
         _ = p.halt.cancelled() => return halted(p),
         _ = tokio::time::sleep_until(due.into()) => {}
     }
-    let deadline = async {
-        match p.deadline {
-            Some(d) => tokio::time::sleep_until(d.into()).await,
-            None => std::future::pending().await,
-        }
-    };
     let permit = match slots.clone().try_acquire_owned() {
         Ok(permit) => permit,
         Err(_) => {
@@ -158,7 +152,7 @@ async fn send_at(p: &Phase, line: u32, due: Instant, clock: Clock, slots: &Arc<S
                 biased;
                 _ = p.halt.cancelled() => None,
                 permit = slots.clone().acquire_owned() => Some(permit.expect("the semaphore is never closed")),
-                _ = deadline => {
+                _ = p.deadline_passed() => {
                     p.unsent.fetch_add(1, Ordering::SeqCst);
                     None
                 }

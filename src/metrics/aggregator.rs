@@ -46,6 +46,13 @@ pub enum EngineEvent {
         /// sweep chooses its next point from them.
         reply: Option<tokio::sync::oneshot::Sender<Arc<StageStats>>>,
     },
+    /// A multi-turn session ended, after `turns` turns sent.
+    SessionEnded {
+        part: Part,
+        end: super::sessions::SessionEnd,
+        turns: u32,
+        duration: Duration,
+    },
     /// `abort_on_error_rate` ends the run after the stage just finished; why, in words.
     RunAborted {
         why: String,
@@ -165,6 +172,12 @@ impl Aggregator {
                                     live.stats.series.record(Instant::now(), part, &record, out, in_flight);
                                 }
                             }
+                            EngineEvent::SessionEnded { part: Part::Window, end, turns, duration } => {
+                                if let Some(live) = &mut current {
+                                    live.stats.sessions.ended(end, turns, duration);
+                                }
+                            }
+                            EngineEvent::SessionEnded { .. } => {}
                             EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
                                 if let Some(Live { mut stats, .. }) = current.take() {
                                     stats.wall = wall;

@@ -11,6 +11,7 @@ mod info;
 mod latency;
 mod lengths;
 mod series;
+pub mod sessions;
 mod stage;
 
 pub use aggregator::{Aggregator, EngineEvent, Snapshot};
@@ -18,4 +19,4 @@ pub use info::{Attempts, FailedAttempt, NONE_WAITING, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};
 pub use lengths::{LengthSummary, Lengths};
 pub use series::{SecondStats, Series};
-pub use stage::StageStats;
+pub use stage::{StageStats, output_tokens};

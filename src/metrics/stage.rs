@@ -9,6 +9,7 @@ use super::info::{Attempts, StageInfo};
 use super::latency::Latency;
 use super::lengths::Lengths;
 use super::series::Series;
+use super::sessions::SessionStats;
 use crate::model::{CheckFailure, FailureKind, Outcome, RequestRecord};
 
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
@@ -51,6 +52,8 @@ pub struct StageStats {
     pub completion_tokens: u64,
     /// Successful requests whose response carried `usage`.
     pub with_usage: u64,
+    /// Multi-turn sessions, when a conversation runs.
+    pub sessions: SessionStats,
     /// Successful requests whose usage said `cached_tokens`: how many, the cached
     /// tokens, and the prompt tokens they were of.
     pub with_cached: u64,
@@ -150,6 +153,7 @@ impl Default for StageStats {
             prompt_tokens: 0,
             completion_tokens: 0,
             with_usage: 0,
+            sessions: SessionStats::default(),
             with_cached: 0,
             cached_tokens: 0,
             cached_of: 0,
@@ -203,6 +207,9 @@ impl StageStats {
             *self.status_codes.entry(s).or_insert(0) += 1;
         }
         self.bytes_received += rec.bytes;
+        if let Some(turn) = rec.turn {
+            self.sessions.record(turn, rec);
+        }
         match rec.outcome {
             Outcome::Ok => {
                 self.ok += 1;
@@ -394,7 +401,7 @@ impl StageStats {
 }
 
 /// A request's output tokens: the server's usage where sent, else the count here.
-pub(super) fn output_tokens(rec: &RequestRecord) -> u64 {
+pub fn output_tokens(rec: &RequestRecord) -> u64 {
     rec.usage.and_then(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0)
 }
 

@@ -135,6 +135,8 @@ pub struct RequestRecord {
     /// Non-2xx only: the wait the server asked for (`retry-after-ms` or `Retry-After`),
     /// at most [`MAX_RETRY_AFTER`].
     pub retry_after: Option<Duration>,
+    /// A conversation's turn (0 = its first request), for figures by turn.
+    pub turn: Option<u32>,
 }
 
 impl Default for RequestRecord {
@@ -160,6 +162,7 @@ impl Default for RequestRecord {
             check: None,
             detail: None,
             retry_after: None,
+            turn: None,
         }
     }
 }

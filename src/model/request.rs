@@ -106,6 +106,8 @@ pub struct RequestSpec {
     pub input_tokens: Option<u64>,
     /// The output length asked for, when the workload sets one per request.
     pub output_tokens: Option<u32>,
+    /// A conversation's turn (0 = its first request).
+    pub turn: Option<u32>,
 }
 
 #[cfg(test)]

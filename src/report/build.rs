@@ -241,6 +241,7 @@ impl StageResult {
                 }),
                 cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share }),
             },
+            sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: {
                 let failed: u64 = s.checks_failed.values().sum();
@@ -273,12 +274,17 @@ impl StageResult {
                     .schedule
                     .map_or((s.wall.as_secs_f64(), s.wall.as_secs_f64()), |(a, b)| (a.as_secs_f64() + gap, b.as_secs_f64() + gap));
                 let per = |n: u64, span: f64| if span > 0.0 { n as f64 / span } else { 0.0 };
-                let achieved_rate = per(s.started, sent_span);
-                let scheduled_rate = per(s.started + s.unsent, due_span);
+                // Sessions, where the stage starts sessions at the rate (user-centric load).
+                let arrived = match s.sessions.started() {
+                    0 => s.started,
+                    n => n,
+                };
+                let achieved_rate = per(arrived, sent_span);
+                let scheduled_rate = per(arrived + s.unsent, due_span);
                 // Short: over 5 % of the arrivals due were never sent. Late: sending ended
                 // behind the schedule by over 5 % of it (at least 50 ms, so one late
                 // timer tick on a short stage is no alarm).
-                let short = s.unsent as f64 > (1.0 - RATE_WARNING) * (s.started + s.unsent) as f64;
+                let short = s.unsent as f64 > (1.0 - RATE_WARNING) * (arrived + s.unsent) as f64;
                 let late = sent_span - due_span > ((1.0 - RATE_WARNING) * due_span).max(0.05);
                 OpenLoop {
                     arrival: s.info.arrival.unwrap_or("constant").to_string(),

@@ -4,6 +4,7 @@
 
 mod build;
 mod result;
+mod sessions;
 mod sweep;
 mod table;
 mod text;

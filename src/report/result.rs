@@ -117,6 +117,9 @@ pub struct StageResult {
     pub streams_without_done: u64,
     pub throughput: Throughput,
     pub tokens: Tokens,
+    /// With `[conversation]`: the stage's sessions and its figures by turn.
+    #[serde(default)]
+    pub sessions: Option<super::sessions::Sessions>,
     /// With `[slo]`: successful requests meeting every objective, and per second.
     pub goodput: Option<Goodput>,
     /// With `[check]`: response checks passed and failed by reason.

@@ -142,7 +142,9 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     if cols.open {
         cells.push(s.open_loop.as_ref().map_or("-".into(), |o| {
             let unsent = if o.not_sent > 0 { format!(", {} unsent", o.not_sent) } else { String::new() };
-            format!("{}/{} req/s{unsent}", fmt_rate(o.achieved_rate), fmt_rate(o.target_rate))
+            // A conversation's open loop starts sessions at its rate.
+            let unit = if s.sessions.is_some() { "sessions/s" } else { "req/s" };
+            format!("{}/{} {unit}{unsent}", fmt_rate(o.achieved_rate), fmt_rate(o.target_rate))
         }));
     }
     if cols.retries {
@@ -225,8 +227,9 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
         if let Some(o) = &s.open_loop
             && o.below_target
         {
+            let unit = if s.sessions.is_some() { "sessions/s" } else { "req/s" };
             out.push_str(&format!(
-                "{}: WARNING: sent {} req/s of the {} req/s scheduled ({:.0}%){}\n",
+                "{}: WARNING: sent {} {unit} of the {} {unit} scheduled ({:.0}%){}\n",
                 s.name,
                 fmt_rate(o.achieved_rate),
                 fmt_rate(o.scheduled_rate),

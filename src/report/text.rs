@@ -1,8 +1,9 @@
 //! What a run prints when it ends: the comparison table, the run's cost, the sweep's
-//! answer, why it was aborted, and a line per failure kind with its first message.
+//! answer, why it was aborted, a line per failure kind with its first message, and a
+//! line per stage on its sessions by turn or its server's prefix cache.
 
-use super::result::{Cost, RunResult};
-use super::table::{failure_notes, fmt_cost, render_table};
+use super::result::{Cost, RunResult, StageResult};
+use super::table::{failure_notes, fmt_cost, fmt_ms, render_table};
 use crate::model::Aborted;
 
 /// The text after a run: for the terminal, CI logs and `--json -`'s stderr.
@@ -14,6 +15,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>) -> String {
             fmt_cost(c),
             fmt_cost(&Cost { amount: c.per_1k_requests, ..c.clone() })
         ));
+    }
+    let cache = cache_and_session_notes(&result.stages);
+    if !cache.is_empty() {
+        text.push('\n');
+        text.push_str(&cache);
     }
     if let Some(s) = &result.sweep {
         text.push_str(&format!("\nsweep: {}\n", s.summary));
@@ -27,4 +33,44 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>) -> String {
         text.push_str(&notes);
     }
     text
+}
+
+/// Turns shown in a stage's line after the table.
+const TURNS_SHOWN: usize = 8;
+
+/// A line per stage that ran sessions (how they ended, TTFT and the cached share by
+/// turn) or whose server said what its prefix cache held.
+fn cache_and_session_notes(stages: &[StageResult]) -> String {
+    let mut out = String::new();
+    for s in stages {
+        let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.0}", x * 100.0));
+        match &s.sessions {
+            Some(x) => {
+                let shown = &x.by_turn[..x.by_turn.len().min(TURNS_SHOWN)];
+                let ttft: Vec<String> = shown.iter().map(|t| t.ttft_ms.or(t.e2e_ms).map_or("-".into(), |l| fmt_ms(l.p50))).collect();
+                // One unit for the row when every figure has it.
+                let ttft = match ttft.iter().all(|t| t.ends_with(" ms") || t == "-") {
+                    true => format!("{} ms", ttft.iter().map(|t| t.trim_end_matches(" ms")).collect::<Vec<_>>().join(" · ")),
+                    false => ttft.join(" · "),
+                };
+                let cached: Vec<String> = shown.iter().map(|t| pct(t.cached_share)).collect();
+                let what = if shown.iter().any(|t| t.ttft_ms.is_some()) { "TTFT" } else { "e2e" };
+                out.push_str(&format!(
+                    "{}: {} sessions ({} finished, {} failed, {} cut at the stage's end); {what} p50 by turn {ttft}; cached % by turn {}\n",
+                    s.name,
+                    x.started,
+                    x.finished,
+                    x.failed,
+                    x.cut,
+                    cached.join(" · "),
+                ));
+            }
+            None => {
+                if let Some(c) = &s.tokens.cached {
+                    out.push_str(&format!("{}: the server's prefix cache held {} % of prompt tokens\n", s.name, pct(Some(c.share))));
+                }
+            }
+        }
+    }
+    out
 }

@@ -30,11 +30,12 @@ pub struct ScenarioFile {
     pub rate_limit: Option<Spanned<RateLimitFile>>,
     pub abort_on_error_rate: Option<Spanned<f64>>,
     pub sweep: Option<Spanned<SweepFile>>,
+    pub conversation: Option<Spanned<ConversationFile>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `stage`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -52,7 +53,7 @@ impl ScenarioFile {
         let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
             (None, None, None, None, None, None, None);
         let (mut pricing, mut slo, mut check, mut retry, mut rate_limit, mut abort_on_error_rate) = (None, None, None, None, None, None);
-        let mut sweep = None;
+        let (mut sweep, mut conversation) = (None, None);
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -70,6 +71,7 @@ impl ScenarioFile {
                 "abort_on_error_rate" => abort_on_error_rate = section::<Spanned<f64>>(value, "abort_on_error_rate", p),
                 "stage" => stages = stage_list(value, p),
                 "sweep" => sweep = section::<Spanned<SweepFile>>(value, "sweep", p),
+                "conversation" => conversation = section::<Spanned<ConversationFile>>(value, "conversation", p),
                 other => p.at(Some(key.span()), format!("unknown key `{other}`, expected one of {SECTIONS}")),
             }
             present.push(k);
@@ -105,6 +107,7 @@ impl ScenarioFile {
             rate_limit,
             abort_on_error_rate,
             sweep,
+            conversation,
             stages: stages.unwrap_or_else(|| Spanned::new(end.clone().unwrap_or_default(), Vec::new())),
         })
     }
@@ -187,6 +190,18 @@ pub struct PromptsFile {
     pub max_input: Option<Spanned<u32>>,
     pub min_output: Option<Spanned<u32>>,
     pub max_output: Option<Spanned<u32>>,
+}
+
+/// `[conversation]`: multi-turn sessions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationFile {
+    /// Turns per session: a count or a distribution.
+    pub turns: Spanned<toml::Value>,
+    /// After each reply: a duration, or a distribution of milliseconds.
+    pub think_time: Option<Spanned<toml::Value>>,
+    pub history: Option<bool>,
+    pub max_context_tokens: Option<Spanned<u32>>,
 }
 
 /// `trace = { file = "…jsonl", format = "mooncake", block_tokens = 512, speed = 1.0,

@@ -2,6 +2,7 @@
 //! located errors (`validate`, `validate_stage`, `sweep`, `prompts`), the validated
 //! form the engine runs (this file, `stage`, `sweep`), and CLI overrides (`overrides`).
 
+mod conversation;
 mod error;
 mod file;
 mod overrides;
@@ -66,6 +67,8 @@ pub struct Scenario {
     /// `[sweep]`: its stages are `stages[first_stage..]`, one per point.
     pub sweep: Option<Sweep>,
     pub stages: Vec<Stage>,
+    /// `[conversation]`: every stage runs multi-turn sessions.
+    pub conversation: Option<crate::workload::conversation::Conversation>,
     /// What the file allows but likely does not mean (file:line:col each), said by
     /// `validate` and before a run.
     pub warnings: Vec<Problem>,

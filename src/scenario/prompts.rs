@@ -33,6 +33,8 @@ pub(super) struct Sources<'a> {
     pub tokenizer: Tokenizer,
     pool: Option<Arc<WordPool>>,
     pub info: WorkloadInfo,
+    /// A `[conversation]` runs: datasets keep their later human turns.
+    pub turns: bool,
 }
 
 impl<'a> Sources<'a> {
@@ -70,7 +72,7 @@ impl<'a> Sources<'a> {
             },
         };
         info.tokenizer = tokenizer.name().to_string();
-        Sources { api, base_dir, tokenizer, pool: None, info }
+        Sources { api, base_dir, tokenizer, pool: None, info, turns: false }
     }
 
     /// The words synthetic prompts are built from, found once.
@@ -211,14 +213,19 @@ impl<'a> Sources<'a> {
                 max_input: raw.max_input.map(|s| s.into_inner()),
                 min_output: raw.min_output.map(|s| s.into_inner()),
                 max_output: raw.max_output.map(|s| s.into_inner()),
+                turns: self.turns,
             };
             let rel = file.get_ref();
             let Some(text) = self.read(&file, what, "sharegpt", p) else { return Prompts::placeholder() };
             match sharegpt(api, &text, &self.tokenizer, &sel) {
-                Ok((items, info)) => {
+                Ok(((items, later), info)) => {
                     self.info.datasets.push(DatasetUse { path: rel.clone(), used_by: what.to_string(), info: info.clone() });
                     let source = format!("sharegpt {rel} ({} prompts)", info.prompts);
-                    Prompts::dataset(api, items, self.tokenizer.clone(), source).unwrap_or_else(Prompts::placeholder)
+                    match Prompts::dataset(api, items, self.tokenizer.clone(), source) {
+                        Some(d) if self.turns => d.with_followups(later),
+                        Some(d) => d,
+                        None => Prompts::placeholder(),
+                    }
                 }
                 Err(problems) => {
                     for msg in problems {

@@ -60,7 +60,7 @@ fn bucket(v: &Value) -> Result<Bucket, String> {
     })
 }
 
-fn dist(v: &Value) -> Result<Dist, String> {
+pub(super) fn dist(v: &Value) -> Result<Dist, String> {
     let d = match v {
         Value::Integer(_) => Dist::Fixed(whole(v).ok_or_else(|| format!("a length must be from 1 to {MAX_TOKENS} tokens"))?),
         Value::Table(t) => {

@@ -36,6 +36,9 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     };
 
     let mut sources = super::prompts::Sources::new(target.api, base_dir, &raw.prompts, p);
+    sources.turns = raw.conversation.is_some();
+    let conversation_span = raw.conversation.as_ref().map(|c| c.span());
+    let conversation = raw.conversation.and_then(|c| super::conversation::conversation(c, target.api, sources.info.seed, p));
     let prompts = sources.resolve(raw.prompts, "prompts", p);
 
     let spoken = Spoken { api: target.api, stream: target.stream };
@@ -98,6 +101,9 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
     lengths_sent(&stages, &stage_prompts, &prompts, p);
+    if let Some(span) = conversation_span {
+        sessions_fit(&stages, &traces, span, p);
+    }
 
     Scenario {
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
@@ -115,7 +121,27 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         abort_on_error_rate,
         sweep,
         stages,
+        conversation,
         warnings: Vec::new(),
+    }
+}
+
+/// What multi-turn sessions do not go with, said once each.
+fn sessions_fit(
+    stages: &[super::Stage],
+    traces: &[Option<std::sync::Arc<crate::workload::trace::Replay>>],
+    span: std::ops::Range<usize>,
+    p: &mut Problems<'_>,
+) {
+    if traces.iter().any(Option::is_some) {
+        p.at(Some(span.clone()), "[conversation] does not go with trace prompts: a trace's sessions are its own (`session_id`)");
+    }
+    for s in stages {
+        for (set, field) in [(s.ramp.is_some(), "ramp"), (s.cooldown.is_some(), "cooldown"), (s.warmup > 0, "warmup")] {
+            if set {
+                p.at(Some(span.clone()), format!("stage {:?}: `{field}` does not go with [conversation] sessions yet", s.name));
+            }
+        }
     }
 }
 

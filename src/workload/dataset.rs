@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::prompt::Prompt;
-use super::prompts::Prompts;
+use super::prompts::{Followup, Prompts};
 use super::tokens::Tokenizer;
 use crate::model::Api;
+use std::sync::Arc;
 
 /// Which entries are used, and how many prompts are drawn.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,8 @@ pub struct Selection {
     pub max_input: Option<u32>,
     pub min_output: Option<u32>,
     pub max_output: Option<u32>,
+    /// Keep each conversation's later human turns too (multi-turn sessions).
+    pub turns: bool,
 }
 
 /// What a dataset gave, for the result.
@@ -57,9 +60,12 @@ struct Turn {
 /// Most shape errors named before the rest are summed up.
 const MAX_NAMED: usize = 5;
 
+/// A dataset's prompts, and (with `Selection::turns`) each one's later human turns.
+pub type Drawn = (Vec<Prompt>, Vec<Arc<[Followup]>>);
+
 /// The prompts of a ShareGPT file's text; Err with every problem, each naming its entry
 /// (0-based, as the list indexes it) or the JSON's line and column.
-pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Result<(Vec<Prompt>, DatasetInfo), Vec<String>> {
+pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Result<(Drawn, DatasetInfo), Vec<String>> {
     let raw: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
         vec![match e.classify() {
             serde_json::error::Category::Data => format!("expected a JSON list of conversations ({e})"),
@@ -86,6 +92,7 @@ pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Resul
     order.shuffle(&mut StdRng::seed_from_u64(sel.seed));
     let within = |n: u32, min: Option<u32>, max: Option<u32>| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m);
     let mut usable = Vec::new();
+    let mut later: Vec<Arc<[Followup]>> = Vec::new();
     let mut skipped = 0u64;
     for i in order {
         if sel.sample.is_some_and(|s| usable.len() as u64 >= s) {
@@ -101,6 +108,9 @@ pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Resul
             continue;
         }
         usable.push(Prompt::from_text(api, None, prompt).counted(u64::from(input), Some(output)));
+        if sel.turns {
+            later.push(followups(&entries[i], tok).into());
+        }
     }
     if usable.is_empty() {
         return Err(vec![format!("none of its {} entries has a human turn and a reply within the length filters", entries.len())]);
@@ -114,7 +124,33 @@ pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Resul
         oversampled: want > usable.len() as u64,
     };
     let prompts = (0..want as usize).map(|k| usable[k % usable.len()].clone()).collect();
-    Ok((prompts, info))
+    let later = match later.is_empty() {
+        true => Vec::new(),
+        false => (0..want as usize).map(|k| later[k % later.len()].clone()).collect(),
+    };
+    Ok(((prompts, later), info))
+}
+
+/// The human turns after the first, each with the reply after it (a turn without one
+/// ends the conversation there).
+fn followups(e: &Entry, tok: &Tokenizer) -> Vec<Followup> {
+    let human = |t: &Turn| t.from == "human" || t.from == "user";
+    let first = e.conversations.iter().position(human).unwrap_or(0);
+    let mut out = Vec::new();
+    let mut k = first + 2;
+    while let (Some(ask), Some(reply)) = (e.conversations.get(k), e.conversations.get(k + 1)) {
+        if !human(ask) || ask.value.trim().is_empty() {
+            break;
+        }
+        let (tokens, output) = (tok.count(&ask.value), tok.count(&reply.value).max(1));
+        out.push(Followup {
+            text: ask.value.as_str().into(),
+            tokens: tokens.min(u64::from(u32::MAX)) as u32,
+            output: output.min(u64::from(u32::MAX)) as u32,
+        });
+        k += 2;
+    }
+    out
 }
 
 /// The first human turn and the reply right after it.
@@ -158,24 +194,38 @@ mod tests {
             r#"{"conversations": [{"from": "human", "value": "unanswered"}]}"#
         );
         let tok = Tokenizer::o200k();
-        let (prompts, info) = sharegpt(Api::Chat, &text, &tok, &Selection::default()).unwrap();
+        let ((prompts, later), info) = sharegpt(Api::Chat, &text, &tok, &Selection::default()).unwrap();
+        assert!(later.is_empty(), "later turns only when asked for");
         assert_eq!(info, DatasetInfo { entries: 4, usable: 2, skipped: 2, prompts: 2, oversampled: false });
         let mut outs: Vec<_> = prompts.iter().map(|p| (p.tokens(&tok), p.output)).collect();
         outs.sort();
         assert_eq!(outs, [(2, Some(3)), (4, Some(1))]);
         // Oversampled: more prompts than usable entries, said so; filters apply.
         let sel = Selection { sample: Some(5), seed: 9, min_input: Some(3), ..Selection::default() };
-        let (prompts, info) = sharegpt(Api::Completions, &text, &tok, &sel).unwrap();
+        let ((prompts, _), info) = sharegpt(Api::Completions, &text, &tok, &sel).unwrap();
         assert_eq!((prompts.len(), info.usable, info.oversampled), (5, 1, true));
         assert!(prompts.iter().all(|p| p.json.get() == r#""a longer question here""#));
         // The same seed draws the same order.
         let text = format!("[{}]", (0..50).map(|i| convo(&format!("q{i}"), "a")).collect::<Vec<_>>().join(","));
         let draw = |seed| {
             let sel = Selection { sample: Some(10), seed, ..Selection::default() };
-            sharegpt(Api::Chat, &text, &tok, &sel).unwrap().0.iter().map(|p| p.json.get().to_string()).collect::<Vec<_>>()
+            sharegpt(Api::Chat, &text, &tok, &sel).unwrap().0.0.iter().map(|p| p.json.get().to_string()).collect::<Vec<_>>()
         };
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1), draw(2));
+    }
+
+    #[test]
+    fn conversations_keep_their_later_human_turns_when_asked() {
+        let text = r#"[{"conversations": [{"from": "human", "value": "hi there"}, {"from": "gpt", "value": "hello"},
+            {"from": "human", "value": "how are you"}, {"from": "gpt", "value": "fine thanks you"},
+            {"from": "human", "value": "unanswered"}]}]"#;
+        let tok = Tokenizer::o200k();
+        let sel = Selection { turns: true, sample: Some(2), ..Selection::default() };
+        let ((prompts, later), _) = sharegpt(Api::Chat, text, &tok, &sel).unwrap();
+        assert_eq!((prompts.len(), later.len()), (2, 2));
+        assert_eq!(later[0].len(), 1, "the last human turn has no reply");
+        assert_eq!((&*later[0][0].text, later[0][0].tokens, later[0][0].output), ("how are you", 3, 3));
     }
 
     #[test]

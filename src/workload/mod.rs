@@ -5,6 +5,7 @@
 
 pub mod blocks;
 mod body;
+pub mod conversation;
 pub mod dataset;
 pub mod dist;
 pub mod prompt;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use crate::model::{RequestParams, RequestSpec};
 use body::BodyParts;
+use conversation::TurnInput;
 pub use prompt::Prompt;
 pub use prompts::Prompts;
 pub use tokens::Tokenizer;
@@ -110,6 +112,11 @@ impl StageRequests {
         self.ahead = built.into();
     }
 
+    /// The stage's number (from 0), which its draws are seeded with.
+    pub fn stage_number(&self) -> u64 {
+        self.stage
+    }
+
     /// The trace this stage replays, if it does.
     pub fn replay(&self) -> Option<&Arc<trace::Replay>> {
         self.prompts.replay()
@@ -134,7 +141,72 @@ impl StageRequests {
         let output = p.output.filter(|_| self.parts.sends_own_length());
         // Known without counting for built prompts; counted once per listed prompt.
         let input_tokens = (!self.prompts.is_template()).then(|| p.tokens(self.prompts.tokenizer()));
-        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output }
+        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None }
+    }
+
+    /// Turn `k` of session `session`, sent as request `i`: a dataset's conversation
+    /// gives the session its human turns in order (None once they run out); other
+    /// sources give each turn request `i`'s prompt (a first turn with its system
+    /// message, later ones the user's message alone).
+    pub fn turn(&self, session: u64, k: u32, i: u64) -> Option<TurnInput> {
+        let own_output = |output: Option<u32>| output.filter(|_| self.parts.sends_own_length());
+        let (p, k) = match self.prompts.followups() {
+            Some(all) => {
+                let c = session % all.len() as u64;
+                if k > 0 {
+                    let f = all[c as usize].get(k as usize - 1)?;
+                    let message = serde_json::json!({"role": "user", "content": &*f.text});
+                    return Some(TurnInput { messages: vec![(message, u64::from(f.tokens))], output: own_output(Some(f.output)) });
+                }
+                (self.prompt(c), 0)
+            }
+            None => (self.prompt(i), k),
+        };
+        let tok = self.prompts.tokenizer();
+        let total = p.tokens(tok);
+        let mut messages: Vec<serde_json::Value> = match serde_json::from_str(p.json.get()) {
+            Ok(serde_json::Value::Array(m)) => m,
+            // A completions prompt: validation refuses it with a conversation.
+            Ok(other) => vec![serde_json::json!({"role": "user", "content": other})],
+            Err(_) => Vec::new(),
+        };
+        // The user's message is counted apart from what comes before it (a system
+        // prompt, sent on the first turn only): it is the short one.
+        let own = match messages.len() {
+            1 => total,
+            _ => messages.last().map_or(0, |m| tok.message_tokens(m)),
+        };
+        if k > 0 && messages.len() > 1 {
+            messages.drain(..messages.len() - 1);
+        }
+        let first_turn = k == 0;
+        let n = messages.len();
+        let messages = messages
+            .into_iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let t = match (j + 1 == n, first_turn) {
+                    (true, _) => own,
+                    // Everything before the user's message, as one.
+                    (false, true) if j == 0 => total.saturating_sub(own),
+                    _ => 0,
+                };
+                (m, t)
+            })
+            .collect();
+        Some(TurnInput { messages, output: own_output(p.output) })
+    }
+
+    /// A conversation's request: `messages` (history and the new turn), `input_tokens`
+    /// long, asking for `output`, as turn `turn`.
+    pub fn conversation_request(&self, messages: Vec<serde_json::Value>, input_tokens: u64, output: Option<u32>, turn: u32) -> RequestSpec {
+        let prompt = Prompt::from_value(&serde_json::Value::Array(messages));
+        RequestSpec {
+            body: self.parts.body(&prompt.json, output),
+            input_tokens: Some(input_tokens),
+            output_tokens: output,
+            turn: Some(turn),
+        }
     }
 
     /// Tokens of request `i`'s prompt text by the counting tokenizer, counted on first

@@ -25,6 +25,17 @@ pub struct Prompts {
     tokenizer: Tokenizer,
     /// Human summary for results: "list of 3", "template", "file data/docs.jsonl (50)".
     pub source: String,
+    /// A dataset's later human turns, by prompt (its first), for conversations.
+    followups: Option<Arc<[Arc<[Followup]>]>>,
+}
+
+/// A later human turn of a dataset's conversation: its text and tokens, and the
+/// length of the reply the dataset gives it.
+#[derive(Debug, Clone)]
+pub struct Followup {
+    pub text: Box<str>,
+    pub tokens: u32,
+    pub output: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -58,18 +69,25 @@ impl Prompts {
 
     /// `template` with `{i}` replaced by the request number.
     pub fn template(api: Api, template: String, system: Option<String>) -> Prompts {
-        Prompts { source: "template".to_string(), kind: Kind::Template(template), api, system, tokenizer: Tokenizer::o200k() }
+        Prompts {
+            source: "template".to_string(),
+            kind: Kind::Template(template),
+            api,
+            system,
+            tokenizer: Tokenizer::o200k(),
+            followups: None,
+        }
     }
 
     /// Synthetic prompts of drawn lengths, counted by their own tokenizer.
     pub fn synthetic(api: Api, synthetic: Synthetic, source: String) -> Prompts {
         let tokenizer = synthetic.tokenizer().clone();
-        Prompts { kind: Kind::Synthetic(Arc::new(synthetic)), api, system: None, tokenizer, source }
+        Prompts { kind: Kind::Synthetic(Arc::new(synthetic)), api, system: None, tokenizer, source, followups: None }
     }
 
     /// A trace's lines, replayed: request `i` is line `i`.
     pub fn trace(api: Api, replay: Replay, tokenizer: Tokenizer, source: String) -> Prompts {
-        Prompts { kind: Kind::Trace(Arc::new(replay)), api, system: None, tokenizer, source }
+        Prompts { kind: Kind::Trace(Arc::new(replay)), api, system: None, tokenizer, source, followups: None }
     }
 
     /// The trace these prompts replay, if they do.
@@ -78,6 +96,17 @@ impl Prompts {
             Kind::Trace(r) => Some(r),
             _ => None,
         }
+    }
+
+    /// The same prompts, with each one's later human turns (a dataset's conversations).
+    pub fn with_followups(mut self, followups: Vec<Arc<[Followup]>>) -> Prompts {
+        self.followups = Some(followups.into());
+        self
+    }
+
+    /// Each prompt's later human turns, for a dataset's conversations.
+    pub fn followups(&self) -> Option<&[Arc<[Followup]>]> {
+        self.followups.as_deref().filter(|f| !f.is_empty())
     }
 
     /// The same prompts, counted by `tokenizer`.
@@ -127,7 +156,14 @@ impl Prompts {
     }
 
     pub(super) fn fixed(api: Api, items: Vec<Prompt>, source: String, system: Option<String>) -> Option<Prompts> {
-        (!items.is_empty()).then(|| Prompts { kind: Kind::Fixed(items.into()), api, system, tokenizer: Tokenizer::o200k(), source })
+        (!items.is_empty()).then(|| Prompts {
+            kind: Kind::Fixed(items.into()),
+            api,
+            system,
+            tokenizer: Tokenizer::o200k(),
+            source,
+            followups: None,
+        })
     }
 
     /// The prompt for request number `i` of the first stage.

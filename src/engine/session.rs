@@ -1,0 +1,151 @@
+//! Multi-turn sessions (`[conversation]`): each virtual user runs a session turn by
+//! turn — the history (its own earlier messages and the server's actual replies) plus a
+//! new message, then its think time — and starts a new one when it ends or a turn
+//! fails. A closed loop keeps `concurrency` sessions going; an open loop starts
+//! sessions at `rate` per second (user-centric load), at most `max_in_flight` at once.
+//! A stage's `requests` counts turns.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::arrivals::Arrivals;
+use super::phase::{Parts, Phase};
+use super::request::run_turn;
+use super::rethrow;
+use crate::metrics::EngineEvent;
+use crate::metrics::sessions::SessionEnd;
+use crate::scenario::Arrival;
+use crate::workload::conversation::{Conversation, History};
+
+/// `concurrency` users, each running sessions back to back until the stage ends.
+pub(super) async fn closed_sessions(concurrency: u32, conv: Arc<Conversation>, parts: Parts) {
+    let p = parts.window;
+    let mut set = JoinSet::new();
+    for _ in 0..concurrency {
+        let (p, conv) = (p.clone(), conv.clone());
+        set.spawn(async move {
+            while open(&p) {
+                if !session(&p, &conv, None).await {
+                    break;
+                }
+            }
+        });
+    }
+    while let Some(res) = set.join_next().await {
+        rethrow(res);
+    }
+    p.mark_stopped_if_unfinished();
+    p.drain();
+}
+
+/// Sessions starting at `rate` per second, `arrival`-spaced, at most `max_in_flight`
+/// at once; a session due when every slot is taken waits, and its first turn's
+/// latency counts from when it was due.
+pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u32, seed: u64, conv: Arc<Conversation>, parts: Parts) {
+    let p = parts.window;
+    let slots = Arc::new(Semaphore::new(max_in_flight as usize));
+    let mut arrivals = Arrivals::new(rate, arrival, seed);
+    let t0 = p.opens.unwrap_or_else(Instant::now);
+    let mut set = JoinSet::new();
+    let (mut last_dispatch, mut last_due) = (t0, t0);
+    while let Some(due) = t0.checked_add(arrivals.next_offset()) {
+        if p.deadline.is_some_and(|d| due >= d) || !open(&p) {
+            break;
+        }
+        if due > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = p.halt.cancelled() => break,
+                _ = tokio::time::sleep_until(due.into()) => {}
+            }
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = p.halt.cancelled() => break,
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = p.deadline_passed() => {
+                p.unsent.fetch_add(1, Ordering::SeqCst);
+                break;
+            }
+        };
+        (last_dispatch, last_due) = (Instant::now(), due);
+        let (phase, conv) = (p.clone(), conv.clone());
+        set.spawn(async move {
+            let _slot = permit;
+            session(&phase, &conv, Some(due)).await;
+        });
+        while let Some(res) = set.try_join_next() {
+            rethrow(res);
+        }
+    }
+    let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
+    while let Some(res) = set.join_next().await {
+        rethrow(res);
+    }
+    p.mark_stopped_if_unfinished();
+    p.drain();
+}
+
+/// Whether the stage may start another turn.
+fn open(p: &Phase) -> bool {
+    !p.ctx.stop.soft.is_cancelled() && !p.halt.is_cancelled() && !p.exhausted()
+}
+
+/// One session, its first turn due at `due` (open loop); false once the run is over.
+async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
+    let ctx = &p.ctx;
+    let stage = ctx.requests.stage_number();
+    let s = ctx.sessions.fetch_add(1, Ordering::Relaxed);
+    let turns = conv.turns_of(stage, s);
+    let start = Instant::now();
+    let mut history = History::default();
+    let (mut due, mut sent, mut end) = (due, 0u32, SessionEnd::Finished);
+    let mut going_on = true;
+    for k in 0..turns {
+        if !open(p) || p.deadline.is_some_and(|d| Instant::now() >= d) {
+            end = SessionEnd::Cut;
+            break;
+        }
+        let i = p.next.fetch_add(1, Ordering::Relaxed);
+        if i >= p.end {
+            end = SessionEnd::Cut;
+            break;
+        }
+        // A dataset's conversation may run out of human turns before the draw.
+        let Some(input) = ctx.requests.turn(s, k, i) else { break };
+        let output = input.output;
+        let (messages, tokens) = history.next(input, conv.history, conv.max_context_tokens);
+        let spec = ctx.requests.conversation_request(messages, tokens, output, k);
+        let (on, answer) = run_turn(p, i, spec, due).await;
+        going_on = on;
+        if !on {
+            end = SessionEnd::Cut;
+            break;
+        }
+        sent += 1;
+        let Some(answer) = answer else {
+            end = if p.halt.is_cancelled() || ctx.stop.hard.is_cancelled() { SessionEnd::Cut } else { SessionEnd::Failed { turn: k } };
+            break;
+        };
+        history.reply(answer.text, answer.tokens);
+        if k + 1 < turns {
+            let think = conv.think_after(stage, s, k);
+            tokio::select! {
+                biased;
+                _ = p.halt.cancelled() => {
+                    end = SessionEnd::Cut;
+                    break;
+                }
+                _ = tokio::time::sleep(think) => {}
+            }
+            // Open loop: the next turn is due when the user is done thinking.
+            due = due.map(|_| Instant::now());
+        }
+    }
+    let ended = EngineEvent::SessionEnded { part: p.part, end, turns: sent, duration: start.elapsed() };
+    going_on && ctx.events.send(ended).await.is_ok()
+}
