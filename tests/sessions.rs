@@ -169,3 +169,32 @@ fn what_sessions_do_not_go_with_is_a_located_error() {
     }
     assert!(log.lock().unwrap().is_empty(), "no request before the scenario is valid");
 }
+
+#[test]
+fn a_datasets_conversation_gives_each_turn_its_next_human_message() {
+    let (url, log) = conversation_server(|_| false);
+    let convo = |k: usize| {
+        let turns: Vec<Value> = (0..3)
+            .flat_map(|t| [json!({"from": "human", "value": format!("c{k} q{t}")}), json!({"from": "gpt", "value": "some answer words"})])
+            .collect();
+        json!({"conversations": turns})
+    };
+    let text =
+        sessions_scenario(&url, "turns = 5", "concurrency = 1\nrequests = 6").replace("synthetic = \"D(20,10)\"", "sharegpt = \"d.json\"");
+    let (dir, path) = scenario(&text);
+    std::fs::write(dir.path().join("d.json"), json!([convo(0), convo(1)]).to_string()).unwrap();
+    let json_out = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json_out).arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    // Two sessions of three turns each (the conversations' length, under the draw of 5).
+    let users: Vec<String> = log.lock().unwrap().iter().map(|(m, _)| m.last().unwrap()["content"].as_str().unwrap().to_string()).collect();
+    let mut want: Vec<String> = (0..2).flat_map(|k| (0..3).map(move |t| format!("c{k} q{t}"))).collect();
+    let mut got = users.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{users:?}");
+    let x = &read_json(&json_out)["stages"][0]["sessions"];
+    assert_eq!((count(&x["started"]), count(&x["finished"])), (2, 2), "{x}");
+}

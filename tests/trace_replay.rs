@@ -102,6 +102,23 @@ fn the_shipped_trace_replays_at_speed_1_and_4_with_exact_lengths_and_the_traces_
     }
 }
 
+#[test]
+fn the_mock_takes_a_120000_token_line_and_counts_it_exactly() {
+    let (dir, path) = scenario(
+        "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[prompts]\ntrace = { file = \"t.jsonl\" }\n[request]\nignore_eos = true\n[[stage]]\n",
+    );
+    let ids: Vec<String> = (0..235).map(|i| (i % 7).to_string()).collect();
+    let line = format!("{{\"timestamp\": 0, \"input_length\": 120000, \"output_length\": 3, \"hash_ids\": [{}]}}\n", ids.join(", "));
+    std::fs::write(dir.path().join("t.jsonl"), line.repeat(2)).unwrap();
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let s = &read_json(&json)["stages"][0];
+    assert_eq!((count(&s["requests"]["ok"]), count(&s["tokens"]["prompt"])), (2, 240_000), "{}", s["tokens"]);
+}
+
 /// What a server the test runs saw: the prompt of each request, when it came.
 type Seen = Arc<Mutex<Vec<(String, Instant)>>>;
 

@@ -106,6 +106,10 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
     let (mut due, mut sent, mut end) = (due, 0u32, SessionEnd::Finished);
     let mut going_on = true;
     for k in 0..turns {
+        // A dataset's conversation may run out of human turns before the draw: done.
+        if !ctx.requests.has_turn(s, k) {
+            break;
+        }
         if !open(p) || p.deadline.is_some_and(|d| Instant::now() >= d) {
             end = SessionEnd::Cut;
             break;
@@ -115,7 +119,6 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
             end = SessionEnd::Cut;
             break;
         }
-        // A dataset's conversation may run out of human turns before the draw.
         let Some(input) = ctx.requests.turn(s, k, i) else { break };
         let output = input.output;
         let (messages, tokens) = history.next(input, conv.history, conv.max_context_tokens);

@@ -197,6 +197,15 @@ impl StageRequests {
         Some(TurnInput { messages, output: own_output(p.output) })
     }
 
+    /// Whether session `session` has a turn `k` (a dataset's conversation may end
+    /// before the turns drawn).
+    pub fn has_turn(&self, session: u64, k: u32) -> bool {
+        match self.prompts.followups() {
+            Some(all) => k == 0 || all[(session % all.len() as u64) as usize].len() >= k as usize,
+            None => true,
+        }
+    }
+
     /// A conversation's request: `messages` (history and the new turn), `input_tokens`
     /// long, asking for `output`, as turn `turn`.
     pub fn conversation_request(&self, messages: Vec<serde_json::Value>, input_tokens: u64, output: Option<u32>, turn: u32) -> RequestSpec {
