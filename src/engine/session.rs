@@ -69,6 +69,7 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = p.deadline_passed() => {
                 p.unsent.fetch_add(1, Ordering::SeqCst);
+                last_due = due;
                 break;
             }
         };
@@ -80,6 +81,16 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
         });
         while let Some(res) = set.try_join_next() {
             rethrow(res);
+        }
+    }
+    // Sessions due before the deadline that found every slot taken are counted too.
+    if let Some(d) = p.deadline
+        && !p.halt.is_cancelled()
+        && p.next.load(Ordering::Relaxed) < p.end
+    {
+        while let Some(due) = t0.checked_add(arrivals.next_offset()).filter(|due| *due < d) {
+            p.unsent.fetch_add(1, Ordering::SeqCst);
+            last_due = due;
         }
     }
     let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
@@ -135,20 +146,28 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
             break;
         };
         history.reply(answer.text, answer.tokens);
-        if k + 1 < turns {
+        if k + 1 < turns && ctx.requests.has_turn(s, k + 1) {
+            // The stage's end (its deadline, its last turn taken, a stop) does not wait
+            // for a user to finish thinking.
             let think = conv.think_after(stage, s, k);
-            tokio::select! {
+            let cut = tokio::select! {
                 biased;
-                _ = p.halt.cancelled() => {
-                    end = SessionEnd::Cut;
-                    break;
-                }
-                _ = tokio::time::sleep(think) => {}
+                _ = p.halt.cancelled() => true,
+                _ = p.deadline_passed() => true,
+                _ = tokio::time::sleep(think) => false,
+            };
+            if cut || p.next.load(Ordering::Relaxed) >= p.end {
+                end = SessionEnd::Cut;
+                break;
             }
             // Open loop: the next turn is due when the user is done thinking.
             due = due.map(|_| Instant::now());
         }
     }
+    // A session that never sent its first turn (the stage's last was taken) was not one.
+    if sent == 0 && end == SessionEnd::Cut {
+        return going_on;
+    }
     let ended = EngineEvent::SessionEnded { part: p.part, end, turns: sent, duration: start.elapsed() };
-    going_on && ctx.events.send(ended).await.is_ok()
+    ctx.events.send(ended).await.is_ok() && going_on
 }

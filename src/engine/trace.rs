@@ -4,7 +4,7 @@
 //! the one before them to end, then for their `delay`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -21,6 +21,20 @@ use crate::workload::trace::Replay;
 struct Clock {
     t0: Instant,
     speed: f64,
+}
+
+/// The schedule as it went, in µs from the clock's start: the last send, and the last
+/// line due (sent or not), over every line, a session's later ones included.
+#[derive(Default)]
+struct Marks {
+    sent: AtomicU64,
+    due: AtomicU64,
+}
+
+impl Marks {
+    fn mark(mark: &AtomicU64, clock: &Clock, at: Instant) {
+        mark.fetch_max(at.saturating_duration_since(clock.t0).as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 impl Clock {
@@ -48,7 +62,7 @@ const BUILD_AHEAD: Duration = Duration::from_millis(50);
 
 async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Arc<Semaphore>) {
     let mut set = JoinSet::new();
-    let (mut last_dispatch, mut last_due) = (clock.t0, clock.t0);
+    let marks = Arc::new(Marks::default());
     let mut heads = replay.trace.heads().peekable();
     while let Some(&(line, at)) = heads.peek() {
         let Some(due) = clock.at(at) else { break };
@@ -67,9 +81,8 @@ async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Ar
         if p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
             break;
         }
-        (last_dispatch, last_due) = (due.max(Instant::now()), due);
-        let (phase, replay, slots) = (p.clone(), replay.clone(), slots.clone());
-        set.spawn(async move { session(&phase, &replay, clock, (line, due), &slots).await });
+        let (phase, replay, slots, marks) = (p.clone(), replay.clone(), slots.clone(), marks.clone());
+        set.spawn(async move { session(&phase, &replay, clock, (line, due), &slots, &marks).await });
         while let Some(res) = set.try_join_next() {
             rethrow(res);
         }
@@ -84,10 +97,9 @@ async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Ar
                 break;
             }
             p.unsent.fetch_add(1, Ordering::SeqCst);
-            last_due = due;
+            Marks::mark(&marks.due, &clock, due);
         }
     }
-    let _ = p.schedule.set((last_dispatch - clock.t0, last_due - clock.t0));
     // With sessions, lines still start after the clock's last one: closed when they end.
     if !replay.trace.lines.iter().any(|l| l.follows) {
         p.mark_stopped_if_unfinished();
@@ -96,6 +108,8 @@ async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Ar
     while let Some(res) = set.join_next().await {
         rethrow(res);
     }
+    let us = |m: &AtomicU64| Duration::from_micros(m.load(Ordering::Relaxed));
+    let _ = p.schedule.set((us(&marks.sent), us(&marks.due)));
     p.mark_stopped_if_unfinished();
     p.close();
 }
@@ -103,11 +117,11 @@ async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Ar
 /// Sends line `first` at `due` (its number taken), then each later line of its
 /// session once the one before it has ended: at its own timestamp if that is later,
 /// else after its delay.
-async fn session(p: &Phase, replay: &Replay, clock: Clock, (first, due): (u32, Instant), slots: &Arc<Semaphore>) {
+async fn session(p: &Phase, replay: &Replay, clock: Clock, (first, due): (u32, Instant), slots: &Arc<Semaphore>, marks: &Marks) {
     let lines = &replay.trace.lines;
     let (mut line, mut due) = (first, due);
     loop {
-        if !send_at(p, line, due, clock, slots).await {
+        if !send_at(p, line, due, clock, slots, marks).await {
             return;
         }
         let Some(next) = lines[line as usize].next else { return };
@@ -135,9 +149,14 @@ async fn session(p: &Phase, replay: &Replay, clock: Clock, (first, due): (u32, I
 
 /// Builds line `line`'s request, waits for `due` and a slot under `max_in_flight`, and
 /// sends it. False when it was not sent (a stop, or no slot before the deadline: then
-/// counted unsent), or the run is over.
-async fn send_at(p: &Phase, line: u32, due: Instant, clock: Clock, slots: &Arc<Semaphore>) -> bool {
-    let spec = spec(p, u64::from(line)).await;
+/// counted unsent), or the run is over. Built ahead only while slots are free: a
+/// replay held at `max_in_flight` keeps no growing pile of bodies.
+async fn send_at(p: &Phase, line: u32, due: Instant, clock: Clock, slots: &Arc<Semaphore>, marks: &Marks) -> bool {
+    Marks::mark(&marks.due, &clock, due);
+    let ahead = match slots.available_permits() {
+        0 => None,
+        _ => Some(spec(p, u64::from(line)).await),
+    };
     tokio::select! {
         biased;
         _ = p.halt.cancelled() => return halted(p),
@@ -165,6 +184,11 @@ async fn send_at(p: &Phase, line: u32, due: Instant, clock: Clock, slots: &Arc<S
             }
         }
     };
+    let spec = match ahead {
+        Some(spec) => spec,
+        None => spec(p, u64::from(line)).await,
+    };
+    Marks::mark(&marks.sent, &clock, Instant::now());
     let sent = run_spec(p, u64::from(line), spec, Some(due)).await;
     drop(permit);
     sent

@@ -13,12 +13,19 @@ pub const PIECEWISE_FROM: usize = 4096;
 /// Pieces remembered per thread; past it the memory starts afresh.
 const MOST_PIECES: usize = 1 << 16;
 
-/// The tokenizer's name, and each piece's ids.
-type Remembered = (String, HashMap<Box<str>, Box<[u32]>>);
+/// What a thread remembers of one tokenizer: its name, whether piecewise ids were found
+/// to be the whole text's (checked on its first long text; a tokenizer file whose
+/// normaliser prepends to every piece is then tokenized whole), and each piece's ids.
+#[derive(Default)]
+struct Remembered {
+    name: String,
+    agrees: Option<bool>,
+    pieces: HashMap<Box<str>, Box<[u32]>>,
+}
 
 thread_local! {
     /// Per thread, so the mock's workers never wait on each other.
-    static PIECES: RefCell<Remembered> = RefCell::new((String::new(), HashMap::new()));
+    static PIECES: RefCell<Remembered> = RefCell::new(Remembered::default());
 }
 
 /// `text`'s token ids, appended to `out`.
@@ -27,11 +34,16 @@ pub fn encode_into(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
         out.extend(tok.encode(text));
         return;
     }
-    PIECES.with_borrow_mut(|(name, pieces)| {
-        if name != tok.name() {
-            *name = tok.name().to_string();
-            pieces.clear();
+    PIECES.with_borrow_mut(|r| {
+        if r.name != tok.name() {
+            *r = Remembered { name: tok.name().to_string(), ..Remembered::default() };
         }
+        let at = out.len();
+        if r.agrees == Some(false) {
+            out.extend(tok.encode(text));
+            return;
+        }
+        let pieces = &mut r.pieces;
         for piece in split(text) {
             if let Some(ids) = pieces.get(piece) {
                 out.extend_from_slice(ids);
@@ -43,6 +55,15 @@ pub fn encode_into(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
                 pieces.clear();
             }
             pieces.insert(piece.into(), ids.into());
+        }
+        if r.agrees.is_none() {
+            let whole = tok.encode(text);
+            let agrees = out[at..] == whole[..];
+            if !agrees {
+                out.truncate(at);
+                out.extend(whole);
+            }
+            r.agrees = Some(agrees);
         }
     });
 }
@@ -85,7 +106,7 @@ mod tests {
             let mut ids = Vec::new();
             encode_into(&tok, &text, &mut ids);
             assert_eq!(ids, tok.encode(&text), "{}", tok.name());
-            // Again, from what the thread remembers.
+            // Again, from what the thread remembers (and found to agree).
             ids.clear();
             encode_into(&tok, &text, &mut ids);
             assert_eq!(ids, tok.encode(&text), "{} (remembered)", tok.name());

@@ -185,11 +185,13 @@ impl StageRequests {
             .into_iter()
             .enumerate()
             .map(|(j, m)| {
-                let t = match (j + 1 == n, first_turn) {
-                    (true, _) => own,
-                    // Everything before the user's message, as one.
-                    (false, true) if j == 0 => total.saturating_sub(own),
-                    _ => 0,
+                let t = match (j + 1 == n, first_turn, n) {
+                    (true, ..) => own,
+                    // A system prompt before the user's message: the rest of the count.
+                    (false, true, 2) => total.saturating_sub(own),
+                    // Several (a JSONL line's few-shot messages): each its own count, so
+                    // dropping one from the history drops its tokens.
+                    _ => tok.message_tokens(&m),
                 };
                 (m, t)
             })
