@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# llmload against oha in the same sitting (not a test): nginx (1 worker, loopback only)
+# serves (a) a fixed chat.completion JSON and (b) a fixed 31-chunk SSE body (a role
+# chunk, 28 content chunks, a finish chunk, a usage chunk, then [DONE]); llmload
+# --headless (which parses and times every chunk and counts tokens) and oha 1.16.0
+# (which reads the bytes) send the same POST at 50-way for a fixed count, alternating,
+# several rounds. Per run: requests/s, CPU per request (user+sys), peak RSS, and the
+# mean in flight achieved (Little's law: rate × mean latency). The headline is the
+# median of the paired llmload/oha ratios: this 2-core box is shared and noisy.
+# Installs nginx (Debian) and oha (`cargo install --locked oha --version 1.16.0`) when
+# missing, so figures compare across runs.
+# Usage: benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-50000} rounds=${2:-3} c=${3:-50}
+
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null
+fi
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+if ! oha --version 2>/dev/null | grep -q '1\.16\.0'; then
+  cargo install --locked oha --version 1.16.0 --quiet
+fi
+cargo build --release --quiet
+bin=$PWD/target/release/llmload
+work=$(mktemp -d)
+trap '[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+
+cat >"$work/chat.json" <<'JSON'
+{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}
+JSON
+python3 - >"$work/stream.txt" <<'PY'
+import json
+chunk = lambda delta, finish=None: {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+events = [chunk({"role": "assistant", "content": ""})]
+events += [chunk({"content": w}) for w in (["hello", " world"] * 14)]
+events += [chunk({}, "stop"), {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+                                "usage": {"prompt_tokens": 1, "completion_tokens": 28, "total_tokens": 29}}]
+print("".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n", end="\n")
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/body;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    # A POST to a static file is a 405; error_page serves the file instead.
+    location = /json/v1/chat/completions { alias $work/chat.json; default_type application/json; error_page 405 =200 \$uri; }
+    location = /sse/v1/chat/completions { alias $work/stream.txt; default_type text/event-stream; error_page 405 =200 \$uri; }
+  }
+}
+CONF
+# nginx's workers run as another user: the files must be readable to it.
+chmod 755 "$work" && chmod 644 "$work/chat.json" "$work/stream.txt"
+"$nginx" -c "$work/nginx.conf"
+for _ in $(seq 50); do curl -sf -X POST "http://127.0.0.1:$port/json/v1/chat/completions" >/dev/null && break; sleep 0.1; done
+curl -sf -X POST "http://127.0.0.1:$port/sse/v1/chat/completions" | grep -q '^data: \[DONE\]' || { echo "nginx does not serve the bodies" >&2; exit 1; }
+
+# The scenario for one body: a fixed prompt, 50-way, no retries.
+for body in json sse; do
+  stream=$([ "$body" = sse ] && echo true || echo false)
+  cat >"$work/$body.toml" <<TOML
+name = "vs oha, $body"
+[target]
+base_url = "http://127.0.0.1:$port/$body/v1"
+model = "m"
+stream = $stream
+[prompts]
+list = ["hello"]
+[retry]
+max_attempts = 1
+[[stage]]
+name = "$c-way"
+concurrency = $c
+requests = $n
+TOML
+done
+
+# run TOOL BODY: one run; appends "tool body req/s cpu_us_per_req rss_mib in_flight".
+run() {
+  local tool=$1 body=$2 stream
+  stream=$([ "$body" = sse ] && echo true || echo false)
+  if [ "$tool" = llmload ]; then
+    OPENAI_API_KEY=x /usr/bin/time -v "$bin" run "$work/$body.toml" --headless --no-progress --json "$work/r.json" \
+      >/dev/null 2>"$work/time" || { cat "$work/time"; exit 1; }
+  else
+    /usr/bin/time -v oha -n "$n" -c "$c" -m POST -H 'Content-Type: application/json' \
+      -d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],\"stream\":$stream}" \
+      --no-tui --output-format json "http://127.0.0.1:$port/$body/v1/chat/completions" >"$work/r.json" 2>"$work/time" ||
+      { cat "$work/time"; exit 1; }
+  fi
+  python3 - "$tool" "$body" "$work/r.json" "$work/time" "$n" >>"$work/rows" <<'PY'
+import json, re, sys
+tool, body, result, timing, n = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3])), open(sys.argv[4]).read(), int(sys.argv[5])
+cpu = sum(float(re.search(p + r": ([\d.]+)", timing).group(1)) for p in ("User time \(seconds\)", "System time \(seconds\)"))
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1)) / 1024
+if tool == "llmload":
+    s = result["stages"][0]
+    assert s["requests"]["ok"] == n, s["requests"]
+    rate, mean_s = s["throughput"]["requests_per_s"], s["latency_ms"]["mean"] / 1000
+else:
+    assert result["summary"]["successRate"] == 1.0 and set(result["statusCodeDistribution"]) == {"200"}, result["statusCodeDistribution"]
+    rate, mean_s = result["summary"]["requestsPerSec"], result["summary"]["average"]
+print(tool, body, f"{rate:.0f}", f"{cpu / n * 1e6:.1f}", f"{rss:.0f}", f"{rate * mean_s:.1f}")
+PY
+}
+
+for round in $(seq "$rounds"); do
+  for body in json sse; do
+    # Alternate which tool goes first, so neither always meets a warmer machine.
+    if [ $((round % 2)) = 1 ]; then order="oha llmload"; else order="llmload oha"; fi
+    for tool in $order; do run "$tool" "$body"; done
+  done
+done
+
+python3 - "$work/rows" "$n" "$c" "$rounds" <<'PY'
+import statistics as st, sys
+rows = [l.split() for l in open(sys.argv[1])]
+n, c, rounds = sys.argv[2], sys.argv[3], int(sys.argv[4])
+print(f"{n} requests, {c}-way, {rounds} rounds (medians)\n")
+print("| body | tool | requests/s | CPU per request | peak RSS | mean in flight |\n|---|---|---|---|---|---|")
+med = lambda tool, body, i: st.median(float(r[i]) for r in rows if r[0] == tool and r[1] == body)
+for body in ("json", "sse"):
+    for tool in ("oha", "llmload"):
+        print(f"| {body} | {tool} | {med(tool, body, 2):,.0f} | {med(tool, body, 3):.1f} µs | {med(tool, body, 4):.0f} MiB | {med(tool, body, 5):.1f} |")
+print()
+for body in ("json", "sse"):
+    ours = [r for r in rows if r[0] == "llmload" and r[1] == body]
+    theirs = [r for r in rows if r[0] == "oha" and r[1] == body]
+    rate = st.median(float(a[2]) / float(b[2]) for a, b in zip(ours, theirs))
+    cpu = st.median(float(a[3]) / float(b[3]) for a, b in zip(ours, theirs))
+    print(f"{body}: llmload/oha requests/s {rate:.2f}x, CPU per request {cpu:.2f}x (medians of paired rounds)")
+PY
