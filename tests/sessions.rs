@@ -14,13 +14,7 @@ use serde_json::{Value, json};
 
 #[test]
 fn the_shipped_sessions_show_later_turns_prefilling_only_what_is_new() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let mut c = cmd(&["run", "--headless", "--json"]);
-    c.arg(&json).arg(repo_path("scenarios/chat-sessions.toml"));
-    let out = run(c, Duration::from_secs(90));
-    assert!(out.status.success(), "{}", out.stderr);
-    let v = read_json(&json);
+    let (_, v) = run_shipped("scenarios/chat-sessions.toml");
     assert_schema_valid(&v);
     for s in v["stages"].as_array().unwrap() {
         let name = s["name"].as_str().unwrap();

@@ -50,17 +50,6 @@ fn trained_tokenizer(dir: &Path, metaspace: bool) -> std::path::PathBuf {
     path
 }
 
-/// Runs a shipped scenario headless; its output and result.
-fn run_shipped(rel: &str) -> (Output, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let mut c = cmd(&["run", "--headless", "--json"]);
-    c.arg(&json).arg(repo_path(rel));
-    let out = run(c, Duration::from_secs(90));
-    assert!(out.status.success(), "{}", out.stderr);
-    (out, read_json(&json))
-}
-
 #[test]
 fn input_lengths_are_exact_in_hugging_face_tokenizer_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -65,13 +65,7 @@ fn expected_cached(lines: &[Value]) -> u64 {
 #[test]
 fn the_shipped_trace_replays_at_speed_1_and_4_with_exact_lengths_and_the_traces_reuse() {
     let _cpu = timing();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let mut c = cmd(&["run", "--headless", "--json"]);
-    c.arg(&json).arg(repo_path("scenarios/trace-replay.toml"));
-    let out = run(c, Duration::from_secs(90));
-    assert!(out.status.success(), "{}", out.stderr);
-    let v = read_json(&json);
+    let (_, v) = run_shipped("scenarios/trace-replay.toml");
     assert_schema_valid(&v);
     let trace = lines("scenarios/data/conversation-trace.jsonl");
     let n = trace.len() as u64;

@@ -133,3 +133,14 @@ pub fn serve_app(app: axum::Router) -> String {
     });
     format!("http://{addr}/v1")
 }
+
+/// Runs a shipped scenario headless; its output and result.
+pub fn run_shipped(rel: &str) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(repo_path(rel));
+    let out = run(c, Duration::from_secs(90));
+    assert!(out.status.success(), "{}", out.stderr);
+    (out, read_json(&json))
+}
