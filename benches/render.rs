@@ -44,6 +44,7 @@ fn main() {
             total_stages: 4,
             done: false,
             elapsed: Duration::from_millis(100 * k),
+            generator: None,
             aborted: None,
         }));
     }

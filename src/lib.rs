@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod cost;
 pub mod engine;
+pub mod limits;
 pub mod metrics;
 pub mod mock;
 pub mod model;

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{Client, ClientConfig, ClientError, ExtraHeader};
 use crate::engine::{Engine, STOP_GRACE, Stop};
-use crate::metrics::{Aggregator, Snapshot};
+use crate::metrics::{Aggregator, Health, Snapshot};
 use crate::mock::MockServer;
 use crate::model::Aborted;
 use crate::report::{RunMeta, RunResult};
@@ -32,6 +32,8 @@ pub enum RunError {
     EmptyKeyFile(String),
     #[error("target.headers.{name:?}: ${var} is not set (or empty)")]
     HeaderEnv { name: String, var: String },
+    #[error("{0}")]
+    OpenFiles(String),
 }
 
 impl RunError {
@@ -96,7 +98,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
                 scenario.prompts.tokenizer().clone(),
             )
             .map_err(RunError::Mock)?;
-            let url = reqwest::Url::parse(&m.base_url()).expect("mock URL parses");
+            let url = url::Url::parse(&m.base_url()).expect("mock URL parses");
             mock = Some(m);
             (url, None)
         }
@@ -117,6 +119,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     };
     let max_concurrency =
         scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
+    // Each connection is a file descriptor (and its other end too, with the mock here).
+    crate::limits::ensure(crate::limits::needed(u64::from(max_concurrency), mock.is_some())).map_err(RunError::OpenFiles)?;
     let client = Arc::new(Client::new(ClientConfig {
         base_url,
         api: scenario.target.api,
@@ -135,20 +139,36 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
         headers,
         tokenizer: scenario.prompts.tokenizer().clone(),
+        body_budget: crate::client::BODY_BUDGET_BYTES,
     })?);
     // The bodies ask for what the client reads: one stream flag for both.
     let workload = Workload::new(scenario.prompts.clone(), client.stream(), scenario.target.stream_usage)
         .with_stage_prompts(scenario.stage_prompts.clone());
 
     let scenario = Arc::new(scenario);
-    let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
+    // The generator watches itself: a ticker on this runtime, its cores in use.
+    let health = Health::new();
+    let ticker = tokio::spawn(health.clone().watch());
+    let (mut aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
+    aggregator = aggregator.with_health(health.clone());
+    if scenario.target.stream {
+        // Every stream is counted (its reply, and its prompt where not known): on the
+        // aggregator's thread, with the tokenizer and the listed prompts' counts loaded
+        // on another meanwhile, so the first request need not wait for them.
+        let mut counter = crate::workload::pieces::PieceCounter::new(scenario.prompts.tokenizer().clone());
+        aggregator = aggregator.with_counter(Box::new(move |rec| crate::client::count_uncounted(rec, &mut counter)));
+        let prompts = scenario.prompts.clone();
+        std::thread::spawn(move || prompts.count_listed());
+    }
     let started_at = SystemTime::now();
-    let aggregated = tokio::spawn(aggregator.run());
+    let aggregated = aggregator.spawn();
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
     let end = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
+    ticker.abort();
+    let generator = health.view();
     if let Some(v) = view {
         // A view that failed (or panicked, its hook having restored the terminal) costs
         // nothing measured: the result below is built all the same.
@@ -165,6 +185,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
             mock_url: mock.as_ref().map(MockServer::base_url),
             // An automatic sweep's stages were chosen as it ran: the result records them.
             swept: end.swept,
+            generator: Some(generator),
         },
     );
     drop(mock);

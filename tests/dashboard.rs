@@ -59,6 +59,7 @@ fn snapshot(finished: Vec<StageStats>, current: Option<StageStats>, elapsed_ms: 
         total_stages: 4,
         done,
         elapsed: Duration::from_millis(elapsed_ms),
+        generator: None,
         aborted: None,
     })
 }
@@ -437,6 +438,7 @@ fn a_finished_sweep_says_its_answer() {
         total_stages: s.stages.len(),
         done: true,
         elapsed: Duration::from_secs(30),
+        generator: None,
         aborted: None,
     }));
     let text = draw(&app, 160, 48).backend().to_string();
@@ -463,6 +465,7 @@ fn an_automatic_sweep_counts_its_points() {
             total_stages: 0,
             done,
             elapsed: Duration::from_secs(20),
+            generator: None,
             aborted: aborted.map(String::from),
         })
     };
@@ -673,6 +676,7 @@ fn huge_figures_are_never_cut() {
             total_stages: 3,
             done,
             elapsed: Duration::from_secs(22),
+            generator: None,
             aborted: None,
         })
     };
@@ -702,4 +706,29 @@ fn huge_figures_are_never_cut() {
     }
     let text = draw(&open, 160, 48).backend().to_string();
     assert!(text.contains("25k req/s offered") && text.contains("12.3k s behind") && text.contains("err 193k"), "{text}");
+}
+
+/// llmload near saturation says so on screen, in a few words; a healthy run does not.
+#[test]
+fn a_saturated_generator_is_shown() {
+    let s = Scenario::parse(include_str!("../scenarios/seed-comparison.toml"), "seed-comparison.toml", None).unwrap();
+    let running = stage(&s, 1, 40, None, false);
+    let healthy = llmload::metrics::HealthView {
+        cores: 2,
+        cpu_mean: 0.3,
+        cpu_busiest: 0.4,
+        late_p50: Duration::from_micros(80),
+        late_p99: Duration::from_micros(900),
+        late_max: Duration::from_millis(2),
+        ticks: 300,
+    };
+    let with = |g: llmload::metrics::HealthView| {
+        let mut app = App::new(&s, "mock", false);
+        let snap = Snapshot { generator: Some(g), ..(*snapshot(vec![], Some(running.clone()), 1000, false)).clone() };
+        app.on_snapshot(Arc::new(snap));
+        draw(&app, 80, 24).backend().to_string()
+    };
+    assert!(!with(healthy.clone()).contains("llmload busy"));
+    let busy = with(llmload::metrics::HealthView { cpu_busiest: 1.9, ..healthy });
+    assert!(busy.contains("⚠ llmload busy 1.9/2 cores"), "{busy}");
 }

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use http::header::{CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 
+use super::transport::Error;
 use super::{Client, ERROR_BODY_BYTES};
 use crate::model::{FailureKind, RequestRecord};
 
@@ -24,7 +25,7 @@ struct ErrorMsg {
 impl Client {
     /// A non-2xx reply: its kind is its status, whatever becomes of its body, whose
     /// message (from its first [`ERROR_BODY_BYTES`]) is the detail.
-    pub(super) async fn read_error(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+    pub(super) async fn read_error(&self, mut resp: super::Response<'_>, start: Instant, status: u16) -> RequestRecord {
         let head = self.read_head(&mut resp, ERROR_BODY_BYTES).await;
         let latency = start.elapsed();
         let detail = match &head.cut {
@@ -48,11 +49,25 @@ impl Client {
     }
 
     /// A stream was asked for and the reply is something else (a server that ignores
-    /// `"stream": true` answers with a whole completion): a decode failure, not a cut stream.
-    pub(super) async fn not_a_stream(&self, mut resp: reqwest::Response, start: Instant, status: u16, content_type: &str) -> RequestRecord {
-        let head = self.read_head(&mut resp, ERROR_BODY_BYTES).await;
+    /// `"stream": true` answers with a whole completion): a decode failure, not a cut
+    /// stream. It fails on the headers: only body bytes already here are counted, so a
+    /// body that drips does not hold the request until its timeout.
+    pub(super) async fn not_a_stream(
+        &self,
+        mut resp: super::Response<'_>,
+        start: Instant,
+        status: u16,
+        content_type: &str,
+    ) -> RequestRecord {
+        let mut bytes = 0u64;
+        while bytes < ERROR_BODY_BYTES as u64 {
+            match futures_util::FutureExt::now_or_never(resp.chunk()) {
+                Some(Ok(Some(chunk))) => bytes += chunk.len() as u64,
+                _ => break,
+            }
+        }
         let detail = format!("HTTP {status}: asked for a stream, got Content-Type {content_type} (the server ignores \"stream\": true)");
-        self.fail(FailureKind::Decode, start.elapsed(), Some(status), head.bytes, &detail)
+        self.fail(FailureKind::Decode, start.elapsed(), Some(status), bytes, &detail)
     }
 
     /// A failure record whose detail has the key scrubbed out, then cut to length.
@@ -105,42 +120,19 @@ pub(super) const DETAIL_CHARS: usize = 240;
 /// How much of a non-JSON error body is read for its detail.
 const SCAN_BYTES: usize = 2048;
 
-/// A transport error's source chain, without the URL (it may carry credentials).
-pub(super) fn describe(e: &reqwest::Error, url: &reqwest::Url) -> String {
-    let mut text = String::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        let part = err.to_string();
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        cur = err.source();
-    }
-    text.replace(url.as_str(), "<url>")
-}
-
-pub(super) fn classify(e: &reqwest::Error) -> FailureKind {
-    // reqwest 0.13 reports an expired connect timeout as both: a connect error caused by
-    // its own TimedOut or hyper-util's (whichever timer fires first; the OS's ETIMEDOUT
-    // too). The total timeout is not a connect error, even when it expires while connecting.
-    if e.is_connect() && e.is_timeout() {
-        FailureKind::ConnectTimeout
-    } else if e.is_timeout() {
-        FailureKind::Timeout
-    } else if e.is_connect() {
-        FailureKind::Connect
-    } else if e.is_body() || e.is_decode() {
-        FailureKind::Body
-    } else {
-        FailureKind::Transport
+/// The failure kind of a transport error.
+pub(super) fn classify(e: &Error) -> FailureKind {
+    match e {
+        Error::ConnectTimeout(_) => FailureKind::ConnectTimeout,
+        // The OS gave up on the handshake (ETIMEDOUT) before the connect timeout did.
+        Error::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => FailureKind::ConnectTimeout,
+        Error::Connect(_) | Error::Tls(_) => FailureKind::Connect,
+        Error::Timeout(_) => FailureKind::Timeout,
+        Error::Body(_) => FailureKind::Body,
+        Error::Send(_) => FailureKind::Transport,
     }
 }
 
-/// The text of an HTML page: tags (and the insides of `<script>` and `<style>`) become
-/// spaces. Anything that does not start with `<` is returned as it is.
 fn html_text(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.trim_start().starts_with('<') {
         return s.into();

@@ -1,8 +1,8 @@
-//! HTTP client for OpenAI-compatible chat completions: one pooled reqwest client per
-//! run that sends ready request bodies and turns every response into a RequestRecord.
-//! The response readers live beside it: whole replies (`reply`), streams (`stream`,
-//! over the SSE framing in `sse`), failures and their scrubbed details (`failure`),
-//! and the server's Retry-After (`retry_after`).
+//! HTTP client for OpenAI-compatible chat completions: one per run, over its own
+//! connections (`transport`, with `tls` for https), that sends ready request bodies and
+//! turns every response into a RequestRecord. The response readers live beside it:
+//! whole replies (`reply`), streams (`stream`, over the SSE framing in `sse`), failures
+//! and their scrubbed details (`failure`), and the server's Retry-After (`retry_after`).
 
 mod content;
 mod failure;
@@ -10,18 +10,37 @@ mod reply;
 mod retry_after;
 pub mod sse;
 mod stream;
+mod tls;
+mod transport;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 
 use crate::model::{Api, RequestRecord};
-use failure::{classify, describe};
+use failure::classify;
+use transport::{Response, Transport};
 
 /// Texts longer than this are counted off the async workers, so one huge reply does not
 /// hold up the timing of every other stream.
 const INLINE_COUNT_BYTES: usize = 64 * 1024;
+
+/// Counts what a stream's record left uncounted (its texts, and its prompt when its
+/// count was not known when sent) into its client counts. Run off the request path:
+/// the aggregator calls it on its own thread.
+pub fn count_uncounted(rec: &mut RequestRecord, counter: &mut crate::workload::pieces::PieceCounter) {
+    let Some(u) = rec.uncounted.take() else { return };
+    // Each text by itself: joined, a token could merge across the seam.
+    let thought = counter.count(&u.reasoning);
+    rec.client_completion_tokens = Some(counter.count(&u.answer) + thought);
+    rec.client_reasoning_tokens = (!u.reasoning.is_empty()).then_some(thought);
+    if let Some(prompt) = u.prompt {
+        let n = serde_json::from_str(&prompt).map_or(0, |v| counter.tokenizer().prompt_tokens(&v));
+        rec.client_prompt_tokens = Some(n);
+        rec.input_tokens.get_or_insert(n);
+    }
+}
 
 impl Client {
     /// Tokens of `text` by the counting tokenizer, on a blocking thread when the text
@@ -38,6 +57,11 @@ impl Client {
 /// 2xx responses larger than this are cut off and counted as `body_too_large`, so a
 /// broken server cannot exhaust memory.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Most bytes all whole (non-stream) bodies being read may hold at once, together: the
+/// per-body cap alone would let 100 requests hold 3.2 GB. A body that would take the
+/// run past it fails as `body_too_large`, like one past its own cap.
+pub const BODY_BUDGET_BYTES: usize = 128 * 1024 * 1024;
 
 /// Most bytes read of a body that is only wanted for its message (an error reply, a
 /// stream answered as something else): the message is near the start, and a hostile
@@ -60,7 +84,7 @@ pub enum ClientError {
 
 pub struct ClientConfig {
     /// API root, e.g. `http://127.0.0.1:8000/v1`; the endpoint's path is appended.
-    pub base_url: reqwest::Url,
+    pub base_url: url::Url,
     /// The endpoint spoken: `/chat/completions` or `/completions`.
     pub api: Api,
     pub api_key: Option<String>,
@@ -85,6 +109,8 @@ pub struct ClientConfig {
     pub headers: Vec<ExtraHeader>,
     /// Counts completions where the server sends no usage (and every stream's).
     pub tokenizer: crate::workload::Tokenizer,
+    /// Bytes all bodies being read may hold at once ([`BODY_BUDGET_BYTES`]).
+    pub body_budget: usize,
 }
 
 /// A header sent with every request.
@@ -97,9 +123,9 @@ pub struct ExtraHeader {
 }
 
 pub struct Client {
-    http: reqwest::Client,
-    url: reqwest::Url,
-    auth: Option<HeaderValue>,
+    transport: Transport,
+    /// Bytes the bodies being read may still take, together.
+    budget: reply::Budget,
     idle_timeout: Option<Duration>,
     stream: bool,
     keep_content: bool,
@@ -111,53 +137,45 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("llmload/", env!("CARGO_PKG_VERSION"))));
         for h in &cfg.headers {
             let bad =
                 || ClientError::BadHeader { name: h.name.clone(), from: h.secret_from.clone().unwrap_or_else(|| "the scenario".into()) };
-            let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
             let mut value = HeaderValue::from_str(&h.value).map_err(|_| bad())?;
             value.set_sensitive(h.secret_from.is_some());
             headers.append(name, value);
         }
         // A gateway that wants another scheme gets its own Authorization, not the key's.
-        let key = cfg.api_key.as_ref().filter(|_| !headers.contains_key(AUTHORIZATION));
-        let auth = match key {
-            Some(key) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
+        if let Some(key) = cfg.api_key.as_ref().filter(|_| !headers.contains_key(AUTHORIZATION)) {
+            let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
         // Kept under the total timeout: else, with `timeout` <= `connect_timeout`, the
         // total timer fires first and a connection that never completes reads `timeout`.
         // (Half the total at least, so a tiny `timeout` does not leave no time to connect.)
         let connect_timeout = cfg.connect_timeout.min(cfg.timeout.saturating_sub(CONNECT_MARGIN).max(cfg.timeout / 2));
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(connect_timeout)
-            .pool_max_idle_per_host(cfg.pool_size.max(1))
-            .tcp_nodelay(true)
-            // An API POST is never legitimately redirected; following one could carry the
-            // key to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .tls_danger_accept_invalid_certs(cfg.insecure)
-            .user_agent(concat!("llmload/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
-        let mut url = cfg.base_url.clone();
-        let path = format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path());
-        url.set_path(&path);
-        if cfg.stream {
-            // The tokenizer counts every streamed completion; load it before the clock runs.
-            cfg.tokenizer.warm_up();
+        let url = &cfg.base_url;
+        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let tls = match url.scheme() {
+            "https" => Some(tls::connector(&host, cfg.insecure).map_err(ClientError::Build)?),
+            _ => None,
+        };
+        let mut path = format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path());
+        if let Some(q) = url.query() {
+            path = format!("{path}?{q}");
         }
+        let path = path.parse().map_err(|e| ClientError::Build(format!("the request path {path:?}: {e}")))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let target = transport::Target { host, port, path, tls };
+        let transport = Transport::new(target, headers, cfg.pool_size.max(1), cfg.timeout, connect_timeout);
         Ok(Client {
-            http,
-            url,
-            auth,
+            transport,
+            budget: reply::Budget::new(cfg.body_budget),
             idle_timeout: cfg.idle_timeout,
             stream: cfg.stream,
             keep_content: cfg.keep_content,
@@ -180,15 +198,11 @@ impl Client {
     /// sends; every outcome is a record.
     pub async fn send(&self, body: Bytes) -> RequestRecord {
         let start = Instant::now();
-        let mut req = self.http.post(self.url.clone()).header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body);
-        if let Some(auth) = &self.auth {
-            req = req.header(AUTHORIZATION, auth.clone());
-        }
-        let resp = match req.send().await {
+        let resp = match self.transport.post(body).await {
             Ok(r) => r,
-            Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &describe(&e, &self.url)),
+            Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &e.describe()),
         };
-        let status = resp.status().as_u16();
+        let status = resp.status();
         if !(200..300).contains(&status) {
             // Read before the body: whatever becomes of it, the server's wish stands.
             let retry_after = retry_after::retry_after(resp.headers(), SystemTime::now());
@@ -206,7 +220,7 @@ impl Client {
     /// The next piece of a body; None when the idle timeout passed without one. Unarmed,
     /// only the whole-request timeout bounds the wait: before a stream's first token, a
     /// long wait is the server's queue and prefill, not a stall.
-    async fn next_chunk(&self, resp: &mut reqwest::Response, armed: bool) -> Option<reqwest::Result<Option<Bytes>>> {
+    async fn next_chunk(&self, resp: &mut Response<'_>, armed: bool) -> Option<Result<Option<Bytes>, transport::Error>> {
         match self.idle_timeout.filter(|_| armed) {
             Some(idle) => tokio::time::timeout(idle, resp.chunk()).await.ok(),
             None => Some(resp.chunk().await),
@@ -214,7 +228,7 @@ impl Client {
     }
 
     /// Reads at most `limit` bytes of a body that is wanted for its message only.
-    async fn read_head(&self, resp: &mut reqwest::Response, limit: usize) -> Head {
+    async fn read_head(&self, resp: &mut Response<'_>, limit: usize) -> Head {
         let mut head =
             Head { body: Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(limit as u64) as usize)), ..Head::default() };
         while head.body.len() < limit {
@@ -233,7 +247,7 @@ impl Client {
                     break;
                 }
                 Some(Err(e)) => {
-                    head.cut = Some(describe(&e, &self.url));
+                    head.cut = Some(e.describe());
                     break;
                 }
             }
@@ -272,7 +286,7 @@ pub(crate) mod tests {
     /// The configuration of those clients.
     pub(crate) fn config(api_key: Option<&str>) -> ClientConfig {
         ClientConfig {
-            base_url: reqwest::Url::parse("http://127.0.0.1:9/v1").unwrap(),
+            base_url: url::Url::parse("http://127.0.0.1:9/v1").unwrap(),
             api: Api::Chat,
             api_key: api_key.map(str::to_string),
             api_key_env: "K".into(),
@@ -285,6 +299,7 @@ pub(crate) mod tests {
             keep_content: false,
             headers: Vec::new(),
             tokenizer: crate::workload::Tokenizer::o200k(),
+            body_budget: BODY_BUDGET_BYTES,
         }
     }
 }

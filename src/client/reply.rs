@@ -1,13 +1,13 @@
 //! A whole (non-stream) 2xx reply: read within the size and idle bounds, checked as
 //! UTF-8, parsed for its choices and usage.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::content::{completion_text, first};
-use super::failure::describe;
 use super::{Client, MAX_BODY_BYTES};
 use crate::model::{FailureKind, RequestRecord, Usage};
 
@@ -64,12 +64,73 @@ impl From<UsageBody> for Usage {
     }
 }
 
+/// What the bodies being read may still hold, together (see [`super::BODY_BUDGET_BYTES`]).
+pub(super) struct Budget {
+    left: AtomicUsize,
+    total: usize,
+}
+
+impl Budget {
+    pub(super) fn new(bytes: usize) -> Budget {
+        Budget { left: AtomicUsize::new(bytes), total: bytes }
+    }
+
+    /// A body's share, empty at first; given back when it is dropped.
+    fn hold(&self) -> Held<'_> {
+        Held { budget: self, bytes: 0 }
+    }
+}
+
+/// Bytes one body holds of the [`Budget`].
+struct Held<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Grows `buf` to hold `len` bytes, its new capacity taken from the budget (the
+    /// capacity, not the length: what is allocated is what counts). False when the
+    /// budget has not that much left.
+    fn grow(&mut self, buf: &mut Vec<u8>, len: usize) -> bool {
+        if buf.capacity() >= len {
+            return true;
+        }
+        let cap = len.max(buf.capacity() * 2).min(MAX_BODY_BYTES.max(len));
+        let more = cap - buf.capacity();
+        let taken = self.budget.left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(more)).is_ok();
+        if taken {
+            self.bytes += more;
+            buf.reserve_exact(cap - buf.len());
+        }
+        taken
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.left.fetch_add(self.bytes, Ordering::AcqRel);
+    }
+}
+
 impl Client {
+    /// A body that would take the bodies being read past their shared budget.
+    fn over_budget(&self, start: Instant, status: u16, bytes: u64) -> RequestRecord {
+        let detail = format!(
+            "HTTP {status}: body too large for the run's body budget ({} bytes for all bodies being read at once)",
+            self.budget.total
+        );
+        self.fail(FailureKind::BodyTooLarge, start.elapsed(), Some(status), bytes, &detail)
+    }
+
     /// Reads a whole 2xx (non-stream) body: a chat completion.
-    pub(super) async fn read_body(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+    pub(super) async fn read_body(&self, mut resp: super::Response<'_>, start: Instant, status: u16) -> RequestRecord {
         // Reserve from Content-Length only up to a small bound: the header is the
         // server's word, and a hostile one could claim 32 MiB for every request.
-        let mut buf = Vec::with_capacity(resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize));
+        let mut held = self.budget.hold();
+        let mut buf = Vec::new();
+        if !held.grow(&mut buf, resp.content_length().map_or(1024, |n| n.min(64 * 1024) as usize)) {
+            return self.over_budget(start, status, 0);
+        }
         loop {
             let Some(read) = self.next_chunk(&mut resp, !buf.is_empty()).await else {
                 let idle = self.idle_timeout.unwrap_or_default();
@@ -78,17 +139,20 @@ impl Client {
             };
             match read {
                 Ok(Some(chunk)) => {
-                    if buf.len() + chunk.len() > MAX_BODY_BYTES {
-                        let n = (buf.len() + chunk.len()) as u64;
+                    let n = buf.len() + chunk.len();
+                    if n > MAX_BODY_BYTES {
                         let detail = format!("HTTP {status}: body larger than {MAX_BODY_BYTES} bytes");
-                        return self.fail(FailureKind::BodyTooLarge, start.elapsed(), Some(status), n, &detail);
+                        return self.fail(FailureKind::BodyTooLarge, start.elapsed(), Some(status), n as u64, &detail);
+                    }
+                    if !held.grow(&mut buf, n) {
+                        return self.over_budget(start, status, n as u64);
                     }
                     buf.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
                     let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::Body };
-                    return self.fail(kind, start.elapsed(), Some(status), buf.len() as u64, &describe(&e, &self.url));
+                    return self.fail(kind, start.elapsed(), Some(status), buf.len() as u64, &e.describe());
                 }
             }
         }

@@ -1,16 +1,17 @@
 //! A 2xx stream: SSE events of `chat.completion.chunk` read to `[DONE]`, timing the
 //! first content chunk and the gaps between content chunks as they arrive.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::failure::{DETAIL_CHARS, describe, truncate};
+use super::failure::{DETAIL_CHARS, truncate};
 use super::reply::UsageBody;
 use super::{Client, MAX_BODY_BYTES, sse};
-use crate::model::{FailureKind, Outcome, RequestRecord};
+use crate::model::{FailureKind, Outcome, RequestRecord, Uncounted};
 
 /// Most chunk gaps one request records (64k gaps = 256 KiB).
 const MAX_GAPS: usize = 1 << 16;
@@ -20,11 +21,12 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(200);
 /// Largest single SSE event accepted from a stream.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
-/// One `chat.completion.chunk` of a stream; everything else in it is skipped.
+/// One `chat.completion.chunk` of a stream; everything else in it is skipped, and its
+/// texts are borrowed from the event where they hold no escapes.
 #[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChunkChoice<'a>>,
     usage: Option<UsageBody>,
     /// Kept raw (a copy of its text, bounded by the event cap), not as a value tree: a
     /// hostile `[0,0,…]` must not cost 32 bytes per element.
@@ -42,20 +44,25 @@ fn stream_error_message(raw: &RawValue) -> Option<String> {
 
 /// A choice of a chunk: chat streams carry a `delta`, completions streams a `text`.
 #[derive(Deserialize)]
-struct ChunkChoice {
-    delta: Option<ChunkDelta>,
-    text: Option<String>,
+struct ChunkChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<ChunkDelta<'a>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
     /// Present (not null) on the chunk that ends the choice.
     finish_reason: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
-struct ChunkDelta {
-    content: Option<String>,
+struct ChunkDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
     /// A reasoning model's thinking: `reasoning` (vLLM now, OpenRouter) or
     /// `reasoning_content` (DeepSeek, older vLLM).
-    reasoning_content: Option<String>,
-    reasoning: Option<String>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
 }
 
 /// What a stream has carried so far: timings as its tokens arrive, its texts, usage.
@@ -91,7 +98,7 @@ impl Received {
 
     /// Takes one chunk that arrived at `now`. Reasoning tokens are output too: the first
     /// of them is the first token.
-    fn chunk(&mut self, now: Instant, chunk: Chunk) {
+    fn chunk(&mut self, now: Instant, chunk: Chunk<'_>) {
         for choice in chunk.choices {
             self.finished |= choice.finish_reason.is_some();
             // One reasoning text per delta: vLLM has sent both names at once, the same
@@ -116,7 +123,7 @@ impl Client {
     /// Reads an SSE stream of completion chunks to `[DONE]` (or a clean end after a
     /// `finish_reason`), timing the first token, the first answer token and the gaps
     /// between content chunks as they arrive.
-    pub(super) async fn read_stream(&self, mut resp: reqwest::Response, start: Instant, status: u16) -> RequestRecord {
+    pub(super) async fn read_stream(&self, mut resp: super::Response<'_>, start: Instant, status: u16) -> RequestRecord {
         let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
         let mut events = Vec::new();
         let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
@@ -150,7 +157,7 @@ impl Client {
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::StreamCut };
-                    break Some((kind, describe(&e, &self.url)));
+                    break Some((kind, e.describe()));
                 }
             }
             let mut bad = None;
@@ -198,12 +205,17 @@ impl Client {
             let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
             let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
         }
-        // Each text by itself: joined, a token could merge across the seam.
-        let thought = self.count_tokens(&reasoning).await;
-        rec.client_completion_tokens = Some(self.count_tokens(&answer).await + thought);
-        rec.client_reasoning_tokens = (!reasoning.is_empty()).then_some(thought);
         if self.keep_content {
+            // A conversation's history (or a check) needs the count with the text: here.
+            // Each text by itself: joined, a token could merge across the seam.
+            let thought = self.count_tokens(&reasoning).await;
+            rec.client_completion_tokens = Some(self.count_tokens(&answer).await + thought);
+            rec.client_reasoning_tokens = (!reasoning.is_empty()).then_some(thought);
             rec.content = Some(answer);
+        } else {
+            // Else counted off the request path, where it delays no other stream's chunk
+            // timestamps (the aggregator's thread): see `count_uncounted`.
+            rec.uncounted = Some(Box::new(Uncounted { answer, reasoning, prompt: None }));
         }
         match failure {
             Some((kind, detail)) => {
@@ -242,7 +254,9 @@ mod tests {
 
     #[test]
     fn reasoning_by_either_name_is_taken_once() {
-        let chunk = |text: &str| serde_json::from_str::<Chunk>(text).unwrap();
+        fn chunk(text: &str) -> Chunk<'_> {
+            serde_json::from_str(text).unwrap()
+        }
         let t0 = Instant::now();
         let mut got = Received {
             rec: RequestRecord::default(),

@@ -222,8 +222,9 @@ impl Engine {
                 _ = tokio::time::sleep_until(t0.into()) => {}
                 _ = self.stop.soft.cancelled() => {}
             }
-            let (started, waiting, ended) = (phase.started.clone(), phase.waiting.clone(), phase.ended_us.clone());
-            let _ = self.events.send(EngineEvent::Measuring { started, waiting, ended }).await;
+            let (started, finished) = (phase.started.clone(), phase.finished.clone());
+            let (waiting, ended) = (phase.waiting.clone(), phase.ended_us.clone());
+            let _ = self.events.send(EngineEvent::Measuring { started, finished, waiting, ended }).await;
         };
         let parts = Parts { ramp, window: phase.clone(), cooldown };
         match parts.ramp {

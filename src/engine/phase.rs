@@ -51,6 +51,9 @@ pub(super) struct Phase {
     /// last arrival falls before the deadline however late the loop itself started.
     pub opens: Option<Instant>,
     pub started: Arc<AtomicU64>,
+    /// Of those, the requests that ended (counted as each ends, before its record is
+    /// sent): started − finished is what is in flight, whatever the aggregator's queue.
+    pub finished: Arc<AtomicU64>,
     /// Set when a stop cut the phase short (work was left undone).
     pub stopped: AtomicBool,
     /// Start nothing more: cancelled by a stop (it is a child of `stop.soft`) or by
@@ -91,6 +94,7 @@ impl Phase {
             deadline,
             opens,
             started: Arc::new(AtomicU64::new(0)),
+            finished: Arc::new(AtomicU64::new(0)),
             stopped: AtomicBool::new(false),
             halt: ctx.stop.soft.child_token(),
             closed: CancellationToken::new(),

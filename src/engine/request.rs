@@ -56,6 +56,7 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     }
     p.started.fetch_add(1, Ordering::SeqCst);
     let mut record = attempts(p, &spec, i, weight, &mut att).await;
+    p.finished.fetch_add(1, Ordering::SeqCst);
     if let Some(due) = due {
         // Timed from the schedule: the wait for a slot or a late timer is the user's.
         let lag = att.first_send.map_or(Duration::ZERO, |t| t.saturating_duration_since(due));
@@ -68,9 +69,15 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
         record.check = Some(crate::check::check(content, expect));
     }
     let answer = content.map(|text| Answer { text, tokens: crate::metrics::output_tokens(&record) });
-    // Counted here on the same terms as the completion: streams, or no usage.
+    // Counted on the same terms as the completion: streams, or no usage. A stream's is
+    // counted with its texts, off the request path, unless known without counting.
     if record.client_completion_tokens.is_some() {
         record.client_prompt_tokens = Some(input_tokens());
+    } else if let Some(u) = &mut record.uncounted {
+        match input.get().copied().or(spec.input_tokens).map_or_else(|| ctx.requests.input_tokens_or_prompt(i), Ok) {
+            Ok(n) => record.client_prompt_tokens = Some(n),
+            Err(prompt) => u.prompt = Some(prompt),
+        }
     }
     // What was sent, in the counting tokenizer where known without counting on the
     // request path (templates: where counted above; else the server's usage stands in).

@@ -14,11 +14,15 @@ use crate::model::RequestRecord;
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured
 /// records, StageFinished; then the next stage.
 #[derive(Debug)]
+// Records are nearly every event: boxed, each would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum EngineEvent {
     StageStarted(StageInfo),
     /// The measured window opens; `started` counts measured requests sent so far.
     Measuring {
         started: Arc<AtomicU64>,
+        /// Measured requests that ended so far, counted where each ends.
+        finished: Arc<AtomicU64>,
         /// Open loop: when the arrival waiting for a slot was due, in µs from the
         /// window's opening; `NONE_WAITING` when none waits.
         waiting: Arc<AtomicU64>,
@@ -72,6 +76,8 @@ pub struct Snapshot {
     pub aborted: Option<String>,
     /// Time since the run started.
     pub elapsed: Duration,
+    /// The generator's own health so far, when it is watched.
+    pub generator: Option<super::HealthView>,
 }
 
 pub struct Aggregator {
@@ -81,11 +87,28 @@ pub struct Aggregator {
     total_stages: usize,
     started: Instant,
     aborted: Option<String>,
+    /// Counts what a record left uncounted (a stream's texts), here rather than on the
+    /// request path.
+    count: Option<Counter>,
+    health: Option<Arc<super::Health>>,
 }
+
+/// See [`Aggregator::with_counter`].
+pub type Counter = Box<dyn FnMut(&mut RequestRecord) + Send>;
 
 /// Channel depth: deep enough that workers never wait on a busy aggregator, bounded so
 /// memory stays flat even if it stalls.
 const CHANNEL_DEPTH: usize = 1 << 14;
+
+/// How often the aggregator takes in what was sent to it.
+const DRAIN: Duration = Duration::from_millis(5);
+
+/// The finished stages' figures, and the running one's.
+#[derive(Default)]
+struct Figures {
+    finished: Vec<Arc<StageStats>>,
+    current: Option<Live>,
+}
 
 /// The running stage: its figures, and once measuring, the engine's started counter
 /// and when the measured window opened.
@@ -97,9 +120,19 @@ struct Live {
 /// The engine's live counters of a measured window, and when it opened.
 struct Measuring {
     started: Arc<AtomicU64>,
+    finished: Arc<AtomicU64>,
     waiting: Arc<AtomicU64>,
     ended: Arc<AtomicU64>,
     at: Instant,
+}
+
+impl Measuring {
+    /// Requests in flight now, by the engine's counts: ended ones still queued to the
+    /// aggregator are not in flight. (Finished read first: it never passes started.)
+    fn in_flight(&self) -> u64 {
+        let finished = self.finished.load(Ordering::SeqCst);
+        self.started.load(Ordering::SeqCst).saturating_sub(finished)
+    }
 }
 
 impl Live {
@@ -107,6 +140,7 @@ impl Live {
     fn view(&self) -> StageStats {
         let mut s = self.stats.clone();
         if let Some(m) = &self.measuring {
+            s.in_flight_now = Some(m.in_flight());
             s.started = m.started.load(Ordering::SeqCst);
             s.wall = match m.ended.load(Ordering::Relaxed) {
                 NONE_WAITING => m.at.elapsed(),
@@ -125,89 +159,60 @@ impl Aggregator {
     pub fn new(total_stages: usize, interval: Duration) -> (Aggregator, mpsc::Sender<EngineEvent>, watch::Receiver<Arc<Snapshot>>) {
         let (etx, erx) = mpsc::channel(CHANNEL_DEPTH);
         let (stx, srx) = watch::channel(Arc::new(Snapshot { total_stages, ..Snapshot::default() }));
-        (Aggregator { rx: erx, tx: stx, interval, total_stages, started: Instant::now(), aborted: None }, etx, srx)
+        (
+            Aggregator { rx: erx, tx: stx, interval, total_stages, started: Instant::now(), aborted: None, count: None, health: None },
+            etx,
+            srx,
+        )
     }
 
-    /// Runs until the engine drops its sender; returns every stage's figures.
+    /// Counts each measured record's uncounted texts with `count` before it is taken in.
+    pub fn with_counter(mut self, count: Counter) -> Aggregator {
+        self.count = Some(count);
+        self
+    }
+
+    /// Shows what `health` has seen in every snapshot.
+    pub fn with_health(mut self, health: Arc<super::Health>) -> Aggregator {
+        self.health = Some(health);
+        self
+    }
+
+    /// Runs [`run`](Self::run) on a thread of its own (a current-thread runtime on
+    /// tokio's blocking pool): the figures, snapshots and token counts then never take
+    /// an async worker from the requests in flight.
+    pub fn spawn(self) -> tokio::task::JoinHandle<Vec<StageStats>> {
+        tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime builds");
+            rt.block_on(self.run())
+        })
+    }
+
+    /// Runs until the engine drops its sender; returns every stage's figures. It
+    /// drains its queue every [`DRAIN`] rather than waiting on it: waiting, every record
+    /// sent would wake it (a cross-thread wake, a syscall, per request).
     pub async fn run(mut self) -> Vec<StageStats> {
-        let mut finished: Vec<Arc<StageStats>> = Vec::new();
-        let mut current: Option<Live> = None;
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut batch = Vec::with_capacity(256);
+        let mut figures = Figures::default();
+        let mut published = Instant::now();
         loop {
-            tokio::select! {
-                n = self.rx.recv_many(&mut batch, 256) => {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut changed_stage = false;
-                    for ev in batch.drain(..) {
-                        match ev {
-                            EngineEvent::StageStarted(info) => {
-                                let mut stats = StageStats::new(info);
-                                stats.series.start(Instant::now());
-                                current = Some(Live { stats, measuring: None });
-                                changed_stage = true;
-                            }
-                            EngineEvent::Measuring { started, waiting, ended } => {
-                                if let Some(live) = &mut current {
-                                    live.measuring = Some(Measuring { started, waiting, ended, at: Instant::now() });
-                                }
-                            }
-                            EngineEvent::Record { part, record, attempts } => {
-                                if let Some(live) = &mut current {
-                                    match part {
-                                        Part::Warmup => live.stats.warmup_done += 1,
-                                        Part::Cooldown => live.stats.cooldown_done += 1,
-                                        Part::Window => {
-                                            live.stats.record(&record);
-                                            live.stats.record_attempts(&record, &attempts);
-                                        }
-                                    }
-                                    let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, |m| {
-                                        m.started.load(Ordering::Relaxed).saturating_sub(live.stats.done())
-                                    });
-                                    let out = output_tokens(&record);
-                                    live.stats.series.record(Instant::now(), part, &record, out, in_flight);
-                                }
-                            }
-                            EngineEvent::SessionEnded { part: Part::Window, end, turns, duration } => {
-                                if let Some(live) = &mut current {
-                                    live.stats.sessions.ended(end, turns, duration);
-                                }
-                            }
-                            EngineEvent::SessionEnded { .. } => {}
-                            EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
-                                if let Some(Live { mut stats, .. }) = current.take() {
-                                    stats.wall = wall;
-                                    stats.started = started;
-                                    stats.interrupted = interrupted;
-                                    stats.aborted = aborted;
-                                    stats.unsent = unsent;
-                                    stats.schedule = schedule;
-                                    stats.finished = true;
-                                    let stats = Arc::new(stats);
-                                    if let Some(reply) = reply {
-                                        let _ = reply.send(stats.clone());
-                                    }
-                                    finished.push(stats);
-                                }
-                                changed_stage = true;
-                            }
-                            EngineEvent::RunAborted { why } => {
-                                self.aborted = Some(why);
-                                changed_stage = true;
-                            }
-                        }
-                    }
-                    if changed_stage {
-                        self.publish(&finished, &current, false);
-                    }
+            let mut changed_stage = false;
+            let closed = loop {
+                match self.rx.try_recv() {
+                    Ok(ev) => changed_stage |= self.take(ev, &mut figures),
+                    Err(mpsc::error::TryRecvError::Empty) => break false,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
                 }
-                _ = tick.tick() => self.publish(&finished, &current, false),
+            };
+            if closed {
+                break;
             }
+            if changed_stage || published.elapsed() >= self.interval {
+                self.publish(&figures.finished, &figures.current, false);
+                published = Instant::now();
+            }
+            tokio::time::sleep(DRAIN).await;
         }
+        let Figures { mut finished, mut current } = figures;
         // A stage cut short by an interrupt still counts: close it with what it has.
         if let Some(live) = current.take() {
             let mut stats = live.view();
@@ -218,6 +223,72 @@ impl Aggregator {
         finished.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|a| (*a).clone())).collect()
     }
 
+    /// Takes one event in; true when a stage started or ended (or the run was aborted).
+    fn take(&mut self, ev: EngineEvent, figures: &mut Figures) -> bool {
+        let Figures { finished, current } = figures;
+        match ev {
+            EngineEvent::StageStarted(info) => {
+                let mut stats = StageStats::new(info);
+                stats.series.start(Instant::now());
+                *current = Some(Live { stats, measuring: None });
+                true
+            }
+            EngineEvent::Measuring { started, finished, waiting, ended } => {
+                if let Some(live) = current {
+                    live.measuring = Some(Measuring { started, finished, waiting, ended, at: Instant::now() });
+                }
+                false
+            }
+            EngineEvent::Record { part, mut record, attempts } => {
+                if let (Some(count), Part::Window) = (&mut self.count, part) {
+                    count(&mut record);
+                }
+                if let Some(live) = current {
+                    match part {
+                        Part::Warmup => live.stats.warmup_done += 1,
+                        Part::Cooldown => live.stats.cooldown_done += 1,
+                        Part::Window => {
+                            live.stats.record(&record);
+                            live.stats.record_attempts(&record, &attempts);
+                        }
+                    }
+                    let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, Measuring::in_flight);
+                    let out = output_tokens(&record);
+                    live.stats.series.record(Instant::now(), part, &record, out, in_flight);
+                }
+                false
+            }
+            EngineEvent::SessionEnded { part: Part::Window, end, turns, duration } => {
+                if let Some(live) = current {
+                    live.stats.sessions.ended(end, turns, duration);
+                }
+                false
+            }
+            EngineEvent::SessionEnded { .. } => false,
+            EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
+                if let Some(Live { mut stats, .. }) = current.take() {
+                    stats.wall = wall;
+                    stats.started = started;
+                    stats.interrupted = interrupted;
+                    stats.aborted = aborted;
+                    stats.unsent = unsent;
+                    stats.schedule = schedule;
+                    stats.finished = true;
+                    let stats = Arc::new(stats);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(stats.clone());
+                    }
+                    finished.push(stats);
+                }
+                true
+            }
+            EngineEvent::RunAborted { why } => {
+                self.aborted = Some(why);
+                true
+            }
+        }
+    }
+
     fn publish(&self, finished: &[Arc<StageStats>], current: &Option<Live>, done: bool) {
         let snap = Snapshot {
             finished: finished.to_vec(),
@@ -226,6 +297,7 @@ impl Aggregator {
             done,
             elapsed: self.started.elapsed(),
             aborted: self.aborted.clone(),
+            generator: self.health.as_ref().map(|h| h.view()),
         };
         self.tx.send_replace(Arc::new(snap));
     }

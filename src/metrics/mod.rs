@@ -4,9 +4,11 @@
 //!
 //! Rooms: `info` (what the engine says of a stage and a request), `aggregator` (the
 //! task, its events and the live Snapshot), `stage` (one stage's figures), `latency` (a
-//! distribution), `lengths` (a token-length distribution), `series` (per-second figures).
+//! distribution), `lengths` (a token-length distribution), `series` (per-second figures), `health`
+//! (the generator's own: its scheduling delay and the cores it uses).
 
 mod aggregator;
+mod health;
 mod info;
 mod latency;
 mod lengths;
@@ -15,6 +17,7 @@ pub mod sessions;
 mod stage;
 
 pub use aggregator::{Aggregator, EngineEvent, Snapshot};
+pub use health::{Health, HealthView};
 pub use info::{Attempts, FailedAttempt, NONE_WAITING, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};
 pub use lengths::{LengthSummary, Lengths};

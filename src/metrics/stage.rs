@@ -19,6 +19,9 @@ pub struct StageStats {
     pub info: StageInfo,
     /// Measured requests started; equals ok + failed + cancelled once the stage ends.
     pub started: u64,
+    /// While the stage runs: requests in flight by the engine's counts (started, not
+    /// yet ended), read with `started`.
+    pub in_flight_now: Option<u64>,
     pub ok: u64,
     pub failed: u64,
     pub cancelled: u64,
@@ -132,6 +135,7 @@ impl Default for StageStats {
         Self {
             info: StageInfo::default(),
             started: 0,
+            in_flight_now: None,
             ok: 0,
             failed: 0,
             cancelled: 0,
@@ -355,8 +359,10 @@ impl StageStats {
         self.ok + self.failed + self.cancelled
     }
 
+    /// Requests in flight: the engine's live count while the stage runs, else what
+    /// was started and not taken in.
     pub fn in_flight(&self) -> u64 {
-        self.started.saturating_sub(self.done())
+        self.in_flight_now.unwrap_or_else(|| self.started.saturating_sub(self.done()))
     }
 
     /// Finished requests (ok + failed) per second of the measured window.

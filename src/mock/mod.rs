@@ -53,7 +53,6 @@ mod curve;
 mod deliver;
 mod draw;
 mod handler;
-mod pieces;
 mod prefix;
 mod reply;
 mod request;

@@ -88,7 +88,7 @@ impl Asked {
     /// system prompt is a shared prefix), or the completion prompt's.
     pub fn prompt_ids(&self, tokenizer: &Tokenizer) -> Vec<u32> {
         let mut ids = Vec::new();
-        let mut text = |t: &str| super::pieces::encode_into(tokenizer, t, &mut ids);
+        let mut text = |t: &str| crate::workload::pieces::encode_into(tokenizer, t, &mut ids);
         match &self.prompt {
             Value::Array(messages) => {
                 for m in messages {

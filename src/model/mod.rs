@@ -9,6 +9,6 @@ mod request;
 mod run;
 
 pub use goals::{RateLimit, Slo};
-pub use record::{CheckFailure, FailureKind, MAX_RETRY_AFTER, Outcome, RequestRecord, Usage};
+pub use record::{CheckFailure, FailureKind, MAX_RETRY_AFTER, Outcome, RequestRecord, Uncounted, Usage};
 pub use request::{Api, RequestParams, RequestSpec};
 pub use run::Aborted;

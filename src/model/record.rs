@@ -137,6 +137,18 @@ pub struct RequestRecord {
     pub retry_after: Option<Duration>,
     /// A conversation's turn (0 = its first request), for figures by turn.
     pub turn: Option<u32>,
+    /// Streams: texts still to count, counted off the request path (by the aggregator,
+    /// on its own thread) into the `client_*` counts above.
+    pub uncounted: Option<Box<Uncounted>>,
+}
+
+/// What a stream carried, to be counted by the counting tokenizer.
+#[derive(Debug, Clone, Default)]
+pub struct Uncounted {
+    pub answer: String,
+    pub reasoning: String,
+    /// The prompt as sent (its JSON), when its count was not known already.
+    pub prompt: Option<Box<str>>,
 }
 
 impl Default for RequestRecord {
@@ -163,6 +175,7 @@ impl Default for RequestRecord {
             detail: None,
             retry_after: None,
             turn: None,
+            uncounted: None,
         }
     }
 }

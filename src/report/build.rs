@@ -101,6 +101,8 @@ pub struct RunMeta {
     pub mock_url: Option<String>,
     /// The stages an automatic sweep ran, in order, as the engine made them.
     pub swept: Vec<Stage>,
+    /// The generator's health over the run, when it was watched.
+    pub generator: Option<crate::metrics::HealthView>,
 }
 
 impl RunResult {
@@ -139,6 +141,19 @@ impl RunResult {
             sweep: None,
             cost: None,
             definitions: definitions(),
+            generator: meta.generator.map(|g| GeneratorInfo {
+                cores: g.cores,
+                cpu_cores_mean: g.cpu_mean,
+                cpu_cores_busiest_second: g.cpu_busiest,
+                scheduling_delay_ms: Delay {
+                    p50: g.late_p50.as_secs_f64() * 1e3,
+                    p99: g.late_p99.as_secs_f64() * 1e3,
+                    max: g.late_max.as_secs_f64() * 1e3,
+                },
+                ticks: g.ticks,
+                near_saturation: g.warning().is_some(),
+                warning: g.warning(),
+            }),
         };
         let mut result = result.total_cost(&scenario.pricing);
         let early = ended_early(result.aborted.is_some(), result.interrupted);

@@ -34,6 +34,33 @@ pub struct RunResult {
     pub cost: Option<Cost>,
     /// How each figure is defined, so results compare across tools.
     pub definitions: BTreeMap<String, String>,
+    /// llmload's own health over the run: whether its figures may carry client delay.
+    pub generator: Option<GeneratorInfo>,
+}
+
+/// The generator watching itself (docs/metrics.md, "The generator's health").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratorInfo {
+    /// Cores llmload may use (its affinity and CPU quota).
+    pub cores: usize,
+    /// Cores used: on average over the run, and in its busiest whole second (the
+    /// embedded mock's work included when it runs in the process).
+    pub cpu_cores_mean: f64,
+    pub cpu_cores_busiest_second: f64,
+    /// How late a 10 ms ticker on the request runtime woke.
+    pub scheduling_delay_ms: Delay,
+    pub ticks: u64,
+    /// llmload itself was near saturation: latencies above p99 may include client delay.
+    pub near_saturation: bool,
+    /// Why, in one line, when it was.
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delay {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -135,7 +135,7 @@ pub enum BaseUrl {
     /// Start the embedded mock server on 127.0.0.1 with a free port.
     Mock,
     /// An OpenAI-compatible API root, e.g. `http://127.0.0.1:8000/v1`.
-    Url(reqwest::Url),
+    Url(url::Url),
 }
 
 impl Serialize for BaseUrl {
@@ -148,7 +148,7 @@ impl Serialize for BaseUrl {
 }
 
 /// A URL fit to print: user, password and query (where keys sometimes hide) removed.
-pub fn redact_url(url: &reqwest::Url) -> String {
+pub fn redact_url(url: &url::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
@@ -201,8 +201,8 @@ impl Scenario {
 }
 
 /// Parses an API root such as `http://127.0.0.1:8000/v1`.
-pub fn parse_base_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text)
+pub fn parse_base_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text)
         .map_err(|e| format!("base_url {text:?} is not a URL ({e}); use \"mock\" or e.g. \"http://127.0.0.1:8000/v1\""))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("base_url must start with http:// or https://, got {:?}", url.scheme()));

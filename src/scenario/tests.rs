@@ -159,7 +159,7 @@ fn duplicate_stage_names_are_rejected() {
 
 #[test]
 fn redacted_url_drops_credentials_and_query() {
-    let u = reqwest::Url::parse("https://user:secret@api.example.com/v1?key=abc").unwrap();
+    let u = url::Url::parse("https://user:secret@api.example.com/v1?key=abc").unwrap();
     assert_eq!(redact_url(&u), "https://api.example.com/v1?REDACTED");
 }
 

@@ -247,7 +247,7 @@ fn headers(h: &Spanned<toml::Table>, p: &mut Problems<'_>) -> Vec<Header> {
     for (name, value) in h.get_ref() {
         let what = format!("target.headers.{name:?}");
         let lower = name.to_ascii_lowercase();
-        if name.trim().is_empty() || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        if name.trim().is_empty() || http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             p.at(at.clone(), format!("target.headers: {name:?} is not an HTTP header name"));
         } else if OWN_HEADERS.contains(&lower.as_str()) {
             p.at(at.clone(), format!("{what}: llmload sets {name} itself"));
@@ -256,7 +256,7 @@ fn headers(h: &Spanned<toml::Table>, p: &mut Problems<'_>) -> Vec<Header> {
         }
         let value = match value {
             toml::Value::String(v) => {
-                if reqwest::header::HeaderValue::from_str(v).is_err() {
+                if http::header::HeaderValue::from_str(v).is_err() {
                     p.at(at.clone(), format!("{what}: the value is not a valid HTTP header value (control characters?)"));
                 }
                 HeaderSource::Literal(v.clone())

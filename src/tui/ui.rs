@@ -164,6 +164,9 @@ fn status(app: &App) -> Vec<Vec<Field>> {
     if let Some(input) = app.in_tokens_now {
         tokens.push(field(6, format!("{} tok/s in", rate(input))));
     }
+    if let Some(w) = app.snapshot.generator.as_ref().and_then(|g| g.short()) {
+        tokens.insert(0, field(0, w));
+    }
     vec![counts, tokens]
 }
 

@@ -8,6 +8,7 @@ mod body;
 pub mod conversation;
 pub mod dataset;
 pub mod dist;
+pub mod pieces;
 pub mod prompt;
 pub mod prompts;
 pub mod provenance;
@@ -139,8 +140,10 @@ impl StageRequests {
     pub fn request(&self, i: u64) -> RequestSpec {
         let p = self.prompt(i);
         let output = p.output.filter(|_| self.parts.sends_own_length());
-        // Known without counting for built prompts; counted once per listed prompt.
-        let input_tokens = (!self.prompts.is_template()).then(|| p.tokens(self.prompts.tokenizer()));
+        // Known without counting for built prompts, and for a listed one once counted
+        // where a figure needed it: counting here would load the tokenizer (~50 MiB and
+        // a fifth of a second) for runs that take the server's usage.
+        let input_tokens = p.known_tokens();
         RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None }
     }
 
@@ -220,6 +223,13 @@ impl StageRequests {
         }
     }
 
+    /// Request `i`'s prompt count where known without counting, else its JSON to be
+    /// counted elsewhere (off the request path).
+    pub fn input_tokens_or_prompt(&self, i: u64) -> Result<u64, Box<str>> {
+        let p = self.prompt(i);
+        p.known_tokens().ok_or_else(|| p.json.get().into())
+    }
+
     /// Tokens of request `i`'s prompt text by the counting tokenizer, counted on first
     /// use where not known (most runs take the server's usage).
     pub fn input_tokens(&self, i: u64) -> u64 {
@@ -245,6 +255,8 @@ mod tests {
         assert!(body(&template, 7).contains(r#""stream":true,"stream_options":{"include_usage":true}"#));
         assert_eq!(template.input_tokens(7), Tokenizer::o200k().count("say 7"));
         assert_eq!((template.request(7).input_tokens, template.request(7).output_tokens), (None, None));
+        assert_eq!(fixed.request(1).input_tokens, None, "a listed prompt is not counted to be sent");
+        assert_eq!(fixed.input_tokens(1), 1);
         assert_eq!(fixed.request(1).input_tokens, Some(1), "a listed prompt's count is known once counted");
     }
 }

@@ -40,6 +40,11 @@ impl Prompt {
         *self.tokens.get_or_init(|| serde_json::from_str(self.json.get()).map_or(0, |v| tok.prompt_tokens(&v)))
     }
 
+    /// Its count where known without counting: built to a length, or counted before.
+    pub fn known_tokens(&self) -> Option<u64> {
+        self.tokens.get().copied()
+    }
+
     /// A text prompt: a user message after `system` (chat), or the text itself
     /// (completions, where a system text goes before it, a blank line apart).
     pub(super) fn from_text(api: Api, system: Option<&str>, text: &str) -> Prompt {

@@ -185,9 +185,16 @@ impl Prompts {
         }
     }
 
-    /// Whether prompts come from a template (each made, and counted, per request).
-    pub fn is_template(&self) -> bool {
-        matches!(self.kind, Kind::Template(_))
+    /// Loads the tokenizer and counts every listed prompt now: a run whose requests
+    /// need the counts calls this on a thread of its own at start, so its first request
+    /// need not wait for it and later ones find their counts known.
+    pub fn count_listed(&self) {
+        self.tokenizer().warm_up();
+        if let Kind::Fixed(items) = &self.kind {
+            for p in items.iter() {
+                p.tokens(self.tokenizer());
+            }
+        }
     }
 
     /// Whether prompts carry output lengths of their own (sent as their limit).

@@ -1,7 +1,10 @@
-//! Long prompts tokenized piece by piece: split before every space that starts a word
-//! (a boundary every GPT-style pre-tokenizer splits at too, so the ids are the same as
-//! the whole text's), each distinct piece encoded once and remembered. A trace's
-//! 120,000-token prompt is then a scan and a lookup per word, not a tokenizer's pass.
+//! Texts tokenized piece by piece: split before every space that starts a word (a
+//! boundary every GPT-style pre-tokenizer splits at too, so the ids are the same as the
+//! whole text's), each distinct piece encoded once and remembered. A trace's
+//! 120,000-token prompt is then a scan and a lookup per word, not a tokenizer's pass
+//! (the mock's `encode_into`), and counting a stream's reply is a lookup per word
+//! (the client's [`PieceCounter`]). Either checks that pieces agree with the whole text
+//! before it trusts them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -68,6 +71,58 @@ pub fn encode_into(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
     });
 }
 
+/// Counts texts piece by piece, remembering each distinct piece's count: words repeat,
+/// so a reply costs a scan and a lookup per word. One per thread that counts (the
+/// aggregator's); it trusts pieces only once its first texts of several words, counted
+/// whole too, agreed (else it counts whole).
+pub struct PieceCounter {
+    tok: Tokenizer,
+    /// Texts of several pieces still to check against their whole count; None once one
+    /// disagreed.
+    to_check: Option<u32>,
+    pieces: HashMap<Box<str>, u32>,
+}
+
+/// Texts of several pieces a [`PieceCounter`] counts whole too before it trusts pieces.
+const CHECKED_TEXTS: u32 = 32;
+
+impl PieceCounter {
+    pub fn new(tok: Tokenizer) -> PieceCounter {
+        PieceCounter { tok, to_check: Some(CHECKED_TEXTS), pieces: HashMap::new() }
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tok
+    }
+
+    /// Tokens in `text`, as the tokenizer counts it whole.
+    pub fn count(&mut self, text: &str) -> u64 {
+        let Some(left) = self.to_check else { return self.tok.count(text) };
+        let mut n = 0u64;
+        let mut several = false;
+        for (k, piece) in split(text).enumerate() {
+            several = k > 0;
+            n += u64::from(match self.pieces.get(piece) {
+                Some(&c) => c,
+                None => {
+                    let c = self.tok.count(piece) as u32;
+                    if self.pieces.len() >= MOST_PIECES {
+                        self.pieces.clear();
+                    }
+                    self.pieces.insert(piece.into(), c);
+                    c
+                }
+            });
+        }
+        if several && left > 0 {
+            let whole = self.tok.count(text);
+            self.to_check = (whole == n).then_some(left - 1);
+            return whole;
+        }
+        n
+    }
+}
+
 /// `text` cut before each space that is followed by a character other than whitespace.
 fn split(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
@@ -111,5 +166,24 @@ mod tests {
             encode_into(&tok, &text, &mut ids);
             assert_eq!(ids, tok.encode(&text), "{} (remembered)", tok.name());
         }
+    }
+
+    #[test]
+    fn pieces_count_as_the_whole_text_and_a_disagreement_ends_them() {
+        let tok = Tokenizer::o200k();
+        let mut c = PieceCounter::new(tok.clone());
+        let texts = ["Hello, world! It's 12345 o'clock", "  — naïve café ünïcode 😀 done. ", "x", "", "a  b\n c d"];
+        for round in 0..20 {
+            for t in texts {
+                assert_eq!(c.count(t), tok.count(t), "{t:?} in round {round}");
+            }
+        }
+        assert!(c.to_check == Some(0) && !c.pieces.is_empty(), "checked, then trusted");
+        // A tokenizer whose pieces do not add up (here: made to look so) is counted whole.
+        let mut c = PieceCounter::new(tok.clone());
+        c.pieces.insert(" world!".into(), 7);
+        assert_eq!(c.count("Hello, world!"), tok.count("Hello, world!"));
+        assert_eq!(c.to_check, None);
+        assert_eq!(c.count("Hello, world!"), tok.count("Hello, world!"));
     }
 }
