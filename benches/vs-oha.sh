@@ -9,6 +9,9 @@
 # median of the paired llmload/oha ratios: this 2-core box is shared and noisy.
 # Installs nginx (Debian) and oha (`cargo install --locked oha --version 1.16.0`) when
 # missing, so figures compare across runs.
+# Then once each, open loop: 20,000 requests/s, constant, for 10 s (llmload `rate`,
+# oha `-q`), both at most CONCURRENCY in flight: achieved rate, llmload's schedule lag,
+# CPU per request.
 # Usage: benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -138,4 +141,43 @@ for body in ("json", "sse"):
     rate = st.median(float(a[2]) / float(b[2]) for a, b in zip(ours, theirs))
     cpu = st.median(float(a[3]) / float(b[3]) for a, b in zip(ours, theirs))
     print(f"{body}: llmload/oha requests/s {rate:.2f}x, CPU per request {cpu:.2f}x (medians of paired rounds)")
+PY
+
+# Open loop, once each: does the generator hold 20,000 arrivals a second?
+cat >"$work/open.toml" <<TOML
+name = "vs oha, open loop"
+[target]
+base_url = "http://127.0.0.1:$port/json/v1"
+model = "m"
+[prompts]
+list = ["hello"]
+[retry]
+max_attempts = 1
+[[stage]]
+name = "20000/s"
+rate = 20000
+arrival = "constant"
+max_in_flight = $c
+duration = "10s"
+TOML
+echo
+echo "open loop, 20,000/s constant for 10 s:"
+OPENAI_API_KEY=x /usr/bin/time -f '%U %S' -o "$work/time" "$bin" run "$work/open.toml" --headless --no-progress --json "$work/r.json" >/dev/null
+python3 - "$work/r.json" "$work/time" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["stages"][0]
+o, cpu = s["open_loop"], sum(map(float, open(sys.argv[2]).read().split()))
+lag = o["schedule_lag_ms"]
+print(f"llmload: achieved {o['achieved_rate']:,.1f}/s ({(o['achieved_rate'] / o['target_rate'] - 1) * 100:+.2f} %), "
+      f"lag p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, not sent {o['not_sent']}, "
+      f"CPU per request {cpu / max(1, s['requests']['started']) * 1e6:.1f} µs")
+PY
+/usr/bin/time -f '%U %S' -o "$work/time" oha -q 20000 -z 10s -c "$c" -m POST -H 'Content-Type: application/json' \
+  -d '{"model":"m","messages":[{"role":"user","content":"hello"}],"stream":false}' \
+  --no-tui --output-format json "http://127.0.0.1:$port/json/v1/chat/completions" >"$work/r.json"
+python3 - "$work/r.json" "$work/time" <<'PY'
+import json, sys
+r, cpu = json.load(open(sys.argv[1]))["summary"], sum(map(float, open(sys.argv[2]).read().split()))
+n = r["requestsPerSec"] * r["total"]
+print(f"oha:     achieved {r['requestsPerSec']:,.1f}/s ({(r['requestsPerSec'] / 20000 - 1) * 100:+.2f} %), CPU per request {cpu / n * 1e6:.1f} µs")
 PY

@@ -717,6 +717,7 @@ fn a_saturated_generator_is_shown() {
         cores: 2,
         cpu_mean: 0.3,
         cpu_busiest: 0.4,
+        machine_busiest: Some(0.5),
         late_p50: Duration::from_micros(80),
         late_p99: Duration::from_micros(900),
         late_max: Duration::from_millis(2),

@@ -96,17 +96,19 @@ fn run_json(text: &str) -> (serde_json::Value, String, Option<i32>) {
 #[test]
 fn a_saturated_generator_says_so_and_still_exits_zero() {
     let _cpu = CPU.lock().unwrap_or_else(|e| e.into_inner());
-    // 2,000 streams of a token a millisecond: more chunks than llmload (and the mock in
-    // its process) can take.
+    // 2,000 streams whose tokens come as fast as the mock makes them: always more work
+    // than the cores take (and, on a box whose other core is busy, a long queue of
+    // ready tasks that the ticker waits behind).
     let text = "name = \"busy\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
-                [mock]\nbase_latency_ms = 0\ninter_token_ms = 1\noutput_tokens = 200\n\
+                [mock]\nbase_latency_ms = 0\ninter_token_ms = 0\noutput_tokens = 200\n\
                 [prompts]\nlist = [\"hi\"]\n[[stage]]\nname = \"2000 streams\"\nconcurrency = 2000\nduration = \"3s\"\n";
     let (v, text, code) = run_json(text);
     common::assert_schema_valid(&v);
     let g = &v["generator"];
     assert_eq!(g["near_saturation"], true, "{g}");
     let warning = g["warning"].as_str().unwrap();
-    assert!(warning.starts_with("llmload used") || warning.starts_with("llmload's scheduler woke"), "{warning}");
+    let why = ["llmload used", "the machine's cores were", "llmload's scheduler woke"];
+    assert!(why.iter().any(|w| warning.starts_with(w)) && warning.ends_with("latencies above p99 may include client delay"), "{warning}");
     assert!(text.contains(&format!("warning: {warning}")), "{text}");
     assert_eq!(code, Some(0), "the warning informs; it never fails the run");
 }

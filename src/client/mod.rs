@@ -60,8 +60,9 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Most bytes all whole (non-stream) bodies being read may hold at once, together: the
 /// per-body cap alone would let 100 requests hold 3.2 GB. A body that would take the
-/// run past it fails as `body_too_large`, like one past its own cap.
-pub const BODY_BUDGET_BYTES: usize = 128 * 1024 * 1024;
+/// run past it fails as `body_too_large`, like one past its own cap. (Peak RSS runs to
+/// about twice it: a growing body is copied, and the allocator keeps what was freed.)
+pub const BODY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 /// Most bytes read of a body that is only wanted for its message (an error reply, a
 /// stream answered as something else): the message is near the start, and a hostile

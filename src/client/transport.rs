@@ -185,7 +185,7 @@ impl Transport {
                         if !(conn.reused && e.take_message().is_some()) {
                             return Err(Error::Send(e.into_error()));
                         }
-                        conn = self.connect(start).await?;
+                        conn = Box::pin(self.connect(start)).await?;
                     }
                 }
             }
@@ -207,7 +207,9 @@ impl Transport {
                 return Ok(conn);
             }
         }
-        self.connect(start).await
+        // Boxed: a new connection is rare, and its future (TCP, TLS, handshake) is large;
+        // inline, every request's future would carry it and be copied with it.
+        Box::pin(self.connect(start)).await
     }
 
     /// A new connection: TCP (and TLS), then the HTTP/1.1 handshake.

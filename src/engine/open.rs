@@ -2,11 +2,11 @@
 //! finished, under one cap of requests in flight for the ramp, window and cooldown;
 //! latency counts from each arrival's due time (no coordinated omission).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::arrivals::Arrivals;
@@ -64,6 +64,7 @@ pub(super) async fn open_parts(rate: f64, arrival: Arrival, max_in_flight: u32, 
 /// `max_in_flight` taken, a late timer) is part of its latency, not hidden by it.
 async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>) {
     let mut set = JoinSet::new();
+    let mut workers = Workers::default();
     let t0 = p.opens.unwrap_or_else(Instant::now);
     let (mut last_dispatch, mut last_due) = (t0, t0);
     // A schedule past any instant we can represent has ended.
@@ -102,16 +103,10 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>)
             break;
         }
         (last_dispatch, last_due) = (Instant::now(), due);
-        let phase = p.clone();
-        set.spawn(async move {
-            let _slot = permit;
-            run_one(&phase, i, Some(due)).await;
-        });
-        // Reap as we go, so a long stage keeps no finished task around.
-        while let Some(res) = set.try_join_next() {
-            rethrow(res);
-        }
+        workers.dispatch(&p, &mut set, Job { slot: permit, i, due });
     }
+    // The workers end once their channels close.
+    drop(workers);
     p.waiting.store(NONE_WAITING, Ordering::Relaxed);
     // Arrivals due before the deadline that the cap left unsent are counted too.
     if let Some(d) = p.deadline
@@ -131,5 +126,49 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>)
     p.close();
     while let Some(res) = set.join_next().await {
         rethrow(res);
+    }
+}
+
+/// One arrival handed to a worker: its slot under `max_in_flight`, its number, when due.
+struct Job {
+    slot: OwnedSemaphorePermit,
+    i: u64,
+    due: Instant,
+}
+
+/// The open loop's workers, reused from arrival to arrival: a task spawned per arrival
+/// costs an allocation and a copy of its (large) future, which at 20,000 arrivals a
+/// second was half a request's CPU. A worker takes one arrival at a time; one is added
+/// when none is idle (never more than the slots, which bound the arrivals in flight).
+#[derive(Default)]
+struct Workers {
+    senders: Vec<mpsc::Sender<Job>>,
+    /// Workers waiting for an arrival, by index, the last idle first.
+    idle: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Workers {
+    fn dispatch(&mut self, p: &Arc<Phase>, set: &mut JoinSet<()>, job: Job) {
+        let ready = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let w = match ready {
+            Some(w) => w,
+            None => {
+                let w = self.senders.len();
+                let (tx, mut rx) = mpsc::channel::<Job>(1);
+                let (phase, idle) = (p.clone(), self.idle.clone());
+                set.spawn(async move {
+                    while let Some(Job { slot, i, due }) = rx.recv().await {
+                        run_one(&phase, i, Some(due)).await;
+                        drop(slot);
+                        idle.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+                    }
+                });
+                self.senders.push(tx);
+                w
+            }
+        };
+        // An idle worker's channel is empty: this never waits, and never fails while
+        // the worker runs (a worker that panicked is rethrown when the set is joined).
+        let _ = self.senders[w].try_send(job);
     }
 }

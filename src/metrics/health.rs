@@ -12,7 +12,10 @@ use rustix::time::{ClockId, clock_gettime};
 /// The ticker's period.
 const TICK: Duration = Duration::from_millis(10);
 /// A second whose CPU use reaches this share of the cores is near saturation.
-const BUSY_SHARE: f64 = 0.9;
+const BUSY_SHARE: f64 = 0.8;
+/// A second in which the machine's cores were this busy (whoever kept them so) is near
+/// saturation too: llmload could not have had more.
+const MACHINE_BUSY: f64 = 0.9;
 /// A ticker this late at p99 is near saturation: timestamps may be as late.
 const LATE_P99: Duration = Duration::from_millis(10);
 
@@ -30,9 +33,13 @@ struct Inner {
     cpu_at_start: Duration,
     /// The current second: when it began and the process's CPU time then.
     second: (Instant, Duration),
+    /// The machine's (busy, total) CPU time then, where the system says (Linux).
+    machine: Option<(u64, u64)>,
     /// Cores used in the busiest whole second, and in the last one.
     busiest: f64,
     last: f64,
+    /// The machine's busy share in its busiest second.
+    machine_busiest: Option<f64>,
 }
 
 /// The generator's health over a run, as the result records it.
@@ -43,6 +50,9 @@ pub struct HealthView {
     /// Cores used on average since the start, and in the busiest whole second.
     pub cpu_mean: f64,
     pub cpu_busiest: f64,
+    /// The machine's busy share (all processes) in its busiest whole second, where the
+    /// system says it.
+    pub machine_busiest: Option<f64>,
     /// How late the 10 ms ticker woke: p50, p99, max.
     pub late_p50: Duration,
     pub late_p99: Duration,
@@ -55,25 +65,46 @@ impl HealthView {
     /// A few words for the dashboard when near saturation.
     pub fn short(&self) -> Option<String> {
         self.warning()?;
-        Some(format!("⚠ llmload busy {:.1}/{} cores", self.cpu_busiest, self.cores))
+        Some(match self.machine_busiest {
+            _ if self.cpu_busiest >= BUSY_SHARE * self.cores as f64 => {
+                format!("⚠ llmload busy {:.1}/{} cores", self.cpu_busiest, self.cores)
+            }
+            Some(m) if m >= MACHINE_BUSY => format!("⚠ cores {:.0} % busy", m * 100.0),
+            _ => format!("⚠ llmload late {:.0} ms p99", ms(self.late_p99)),
+        })
     }
 
     /// One line when llmload itself was near saturation, else None.
     pub fn warning(&self) -> Option<String> {
         let busy = self.cpu_busiest >= BUSY_SHARE * self.cores as f64;
+        let machine = self.machine_busiest.filter(|&m| m >= MACHINE_BUSY);
         let late = self.ticks >= 100 && self.late_p99 >= LATE_P99;
-        match (busy, late) {
-            (false, false) => None,
-            (true, _) => Some(format!(
-                "llmload used {:.1} of {} cores in its busiest second; latencies above p99 may include client delay",
-                self.cpu_busiest, self.cores
-            )),
-            (false, true) => Some(format!(
-                "llmload's scheduler woke {:.1} ms late at p99; latencies above p99 may include client delay",
-                ms(self.late_p99)
-            )),
+        let tail = "latencies above p99 may include client delay";
+        if busy {
+            Some(format!("llmload used {:.1} of {} cores in its busiest second; {tail}", self.cpu_busiest, self.cores))
+        } else if let Some(m) = machine {
+            Some(format!(
+                "the machine's cores were {:.0} % busy in its busiest second (llmload used {:.1} of {}); {tail}",
+                m * 100.0,
+                self.cpu_busiest,
+                self.cores
+            ))
+        } else if late {
+            Some(format!("llmload's scheduler woke {:.1} ms late at p99; {tail}", ms(self.late_p99)))
+        } else {
+            None
         }
     }
+}
+
+/// The machine's (busy, total) CPU time in ticks, from `/proc/stat`; None elsewhere.
+fn machine_now() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal: idle and iowait were free.
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -90,7 +121,16 @@ impl Health {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (now, cpu) = (Instant::now(), cpu_now());
         let late = Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds");
-        let inner = Inner { late, started: now, cpu_at_start: cpu, second: (now, cpu), busiest: 0.0, last: 0.0 };
+        let inner = Inner {
+            late,
+            started: now,
+            cpu_at_start: cpu,
+            second: (now, cpu),
+            machine: machine_now(),
+            busiest: 0.0,
+            last: 0.0,
+            machine_busiest: None,
+        };
         Arc::new(Health { cores, inner: Mutex::new(inner) })
     }
 
@@ -117,6 +157,14 @@ impl Health {
             i.last = cpu_now.saturating_sub(cpu).as_secs_f64() / span.as_secs_f64();
             i.busiest = i.busiest.max(i.last);
             i.second = (now, cpu_now);
+            let machine = machine_now();
+            if let (Some((b0, t0)), Some((b1, t1))) = (i.machine, machine)
+                && t1 > t0
+            {
+                let share = (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64;
+                i.machine_busiest = Some(i.machine_busiest.unwrap_or(0.0).max(share));
+            }
+            i.machine = machine;
         }
     }
 
@@ -131,6 +179,7 @@ impl Health {
             cpu_mean,
             // A run shorter than a second has no whole second: its mean stands in.
             cpu_busiest: if i.busiest > 0.0 { i.busiest } else { cpu_mean },
+            machine_busiest: i.machine_busiest,
             late_p50: q(0.5),
             late_p99: q(0.99),
             late_max: Duration::from_micros(if i.late.is_empty() { 0 } else { i.late.max() }),
@@ -149,6 +198,7 @@ mod tests {
             cores: 2,
             cpu_mean: 0.2,
             cpu_busiest: 0.5,
+            machine_busiest: Some(0.6),
             late_p50: Duration::from_micros(100),
             late_p99: Duration::from_millis(1),
             late_max: Duration::from_millis(3),
@@ -160,6 +210,12 @@ mod tests {
             busy.warning().unwrap(),
             "llmload used 1.9 of 2 cores in its busiest second; latencies above p99 may include client delay"
         );
+        let crowded = HealthView { machine_busiest: Some(0.99), ..quiet.clone() };
+        assert_eq!(
+            crowded.warning().unwrap(),
+            "the machine's cores were 99 % busy in its busiest second (llmload used 0.5 of 2); latencies above p99 may include client delay"
+        );
+        assert_eq!(HealthView { machine_busiest: None, ..quiet.clone() }.warning(), None);
         let late = HealthView { late_p99: Duration::from_millis(12), ..quiet.clone() };
         assert!(late.warning().unwrap().starts_with("llmload's scheduler woke 12.0 ms late at p99"));
         // Too few ticks to judge lateness by.

@@ -145,6 +145,7 @@ impl RunResult {
                 cores: g.cores,
                 cpu_cores_mean: g.cpu_mean,
                 cpu_cores_busiest_second: g.cpu_busiest,
+                machine_busy_busiest_second: g.machine_busiest,
                 scheduling_delay_ms: Delay {
                     p50: g.late_p50.as_secs_f64() * 1e3,
                     p99: g.late_p99.as_secs_f64() * 1e3,

@@ -47,6 +47,9 @@ pub struct GeneratorInfo {
     /// embedded mock's work included when it runs in the process).
     pub cpu_cores_mean: f64,
     pub cpu_cores_busiest_second: f64,
+    /// The machine's busy share (0–1, all processes) in its busiest second; null where
+    /// the system does not say.
+    pub machine_busy_busiest_second: Option<f64>,
     /// How late a 10 ms ticker on the request runtime woke.
     pub scheduling_delay_ms: Delay,
     pub ticks: u64,
