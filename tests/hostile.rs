@@ -27,6 +27,8 @@ struct Cfg {
     idle_timeout: Option<Duration>,
     pool_size: usize,
     body_budget: usize,
+    /// https, and whether any certificate is taken.
+    tls: Option<bool>,
 }
 
 impl Default for Cfg {
@@ -38,20 +40,21 @@ impl Default for Cfg {
             idle_timeout: None,
             pool_size: 1,
             body_budget: llmload::client::BODY_BUDGET_BYTES,
+            tls: None,
         }
     }
 }
 
 fn client(addr: SocketAddr, cfg: Cfg) -> Client {
     Client::new(ClientConfig {
-        base_url: url::Url::parse(&format!("http://{addr}/v1")).unwrap(),
+        base_url: url::Url::parse(&format!("{}://{addr}/v1", if cfg.tls.is_some() { "https" } else { "http" })).unwrap(),
         api: llmload::model::Api::Chat,
         api_key: Some(KEY.to_string()),
         api_key_env: "HOSTILE_KEY".into(),
         timeout: cfg.timeout,
         connect_timeout: cfg.connect_timeout,
         idle_timeout: cfg.idle_timeout,
-        insecure: false,
+        insecure: cfg.tls == Some(true),
         pool_size: cfg.pool_size,
         stream: cfg.stream,
         keep_content: false,
@@ -679,4 +682,51 @@ async fn redirect_is_not_followed() {
     assert!(head.to_lowercase().contains(&format!("authorization: bearer {}", KEY.to_lowercase())), "{head}");
     // The client has returned, so a followed redirect would be in the queue by now.
     assert_eq!(target.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+}
+
+/// A TLS server with the self-signed certificate in tests/data/tls (for 127.0.0.1, valid
+/// to 2126), answering every request with a whole completion.
+async fn tls_server() -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls");
+    let cert = CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(s).await else { return };
+                let mut buf = vec![0u8; 64 * 1024];
+                // One read holds the whole small request here.
+                if matches!(s.read(&mut buf).await, Ok(1..)) {
+                    let body = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+                    let _ = s.write_all(&response("200 OK", "Content-Type: application/json\r\nConnection: close\r\n", body)).await;
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_refused_unless_insecure() {
+    let addr = tls_server().await;
+    let (rec, _) = send(&client(addr, Cfg { tls: Some(false), ..Cfg::default() })).await;
+    // Untrusted by any store (its words vary with the store: "invalid peer certificate: …").
+    assert_failed(&rec, FailureKind::Connect, "TLS handshake: ");
+    let (rec, _) = send(&client(addr, Cfg { tls: Some(true), ..Cfg::default() })).await;
+    assert_eq!(rec.outcome, Outcome::Ok, "{:?}", rec.detail);
+    assert_eq!(rec.usage.and_then(|u| u.completion_tokens), Some(1));
 }
