@@ -76,7 +76,7 @@ impl PendingEvent {
         if first == b':' {
             return Ok(());
         }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
+        let (name, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -182,7 +182,7 @@ impl SseParser {
             }
         }
         let max = self.max_event_bytes;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
             let part = &rest[..end];
             if self.line.is_empty() {
                 // Common case: the whole line is in this read, no copy needed.

@@ -26,11 +26,38 @@ const MAX_EVENT_BYTES: usize = 1024 * 1024;
 #[derive(Deserialize)]
 struct Chunk<'a> {
     #[serde(default, borrow)]
-    choices: Vec<ChunkChoice<'a>>,
+    choices: Choices<'a>,
     usage: Option<UsageBody>,
     /// Kept raw (a copy of its text, bounded by the event cap), not as a value tree: a
     /// hostile `[0,0,…]` must not cost 32 bytes per element.
     error: Option<Box<RawValue>>,
+}
+
+/// A chunk's choices: nearly always one, kept without an allocation then.
+#[derive(Default)]
+struct Choices<'a> {
+    first: Option<ChunkChoice<'a>>,
+    rest: Vec<ChunkChoice<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Seq<'a> {
+            type Value = Choices<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Choices<'a>, A::Error> {
+                let mut c = Choices { first: seq.next_element()?, rest: Vec::new() };
+                while let Some(more) = seq.next_element()? {
+                    c.rest.push(more);
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_seq(Seq(std::marker::PhantomData))
+    }
 }
 
 /// The message of a stream's error event: `{"message": …}` or a bare string.
@@ -99,7 +126,8 @@ impl Received {
     /// Takes one chunk that arrived at `now`. Reasoning tokens are output too: the first
     /// of them is the first token.
     fn chunk(&mut self, now: Instant, chunk: Chunk<'_>) {
-        for choice in chunk.choices {
+        let Choices { first, rest } = chunk.choices;
+        for choice in first.into_iter().chain(rest) {
             self.finished |= choice.finish_reason.is_some();
             // One reasoning text per delta: vLLM has sent both names at once, the same
             // text in each, while it moved from one to the other.
@@ -272,8 +300,11 @@ mod tests {
         got.chunk(t0, chunk(r#"{"choices":[{"delta":{"content":"42"},"finish_reason":"stop"}]}"#));
         assert_eq!((got.reasoning.as_str(), got.answer.as_str(), got.rec.chunks), ("hm so then", "42", 4));
         assert!(got.finished && got.rec.first_reasoning.is_some() && got.rec.ttft_answer.is_some());
+        // Several choices in one chunk: each is taken.
+        got.chunk(t0, chunk(r#"{"choices":[{"delta":{"content":" a"}},{"delta":{"content":" b"}},{"delta":{"content":" c"}}]}"#));
+        assert_eq!((got.answer.as_str(), got.rec.chunks), ("42 a b c", 7));
         // A completions stream: `text`, no delta.
         got.chunk(t0, chunk(r#"{"choices":[{"text":" more","index":0,"finish_reason":null}]}"#));
-        assert_eq!(got.answer, "42 more");
+        assert_eq!(got.answer, "42 a b c more");
     }
 }
