@@ -31,8 +31,8 @@
 //! After an error the stream is unusable: further `feed` calls return the same error.
 //!
 //! The parser keeps one byte buffer for the unfinished line and one for the pending
-//! event's data, reused across events; the only allocation per event is the returned
-//! `String`.
+//! event's data, reused across events; events go to an [`EventSink`]: [`Events`] keeps
+//! them in one reused buffer, so a stream costs no allocation per event.
 
 use thiserror::Error;
 
@@ -48,6 +48,44 @@ pub enum SseError {
     /// The data of an event is not valid UTF-8.
     #[error("server-sent event data is not valid UTF-8")]
     Utf8,
+}
+
+/// Where completed events go.
+pub trait EventSink {
+    fn event(&mut self, data: &str);
+}
+
+impl EventSink for Vec<String> {
+    fn event(&mut self, data: &str) {
+        self.push(data.to_owned());
+    }
+}
+
+/// Completed events in one buffer, reused from read to read: no allocation per event.
+#[derive(Debug, Default)]
+pub struct Events {
+    text: String,
+    /// Where each event ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Events {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(from, &to)| &self.text[from..to])
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+}
+
+impl EventSink for Events {
+    fn event(&mut self, data: &str) {
+        self.text.push_str(data);
+        self.ends.push(self.text.len());
+    }
 }
 
 /// Whether the byte order mark at stream start is still being looked for.
@@ -69,7 +107,7 @@ struct PendingEvent {
 
 impl PendingEvent {
     /// Interprets one complete line (without its line ending).
-    fn line(&mut self, line: &[u8], max: usize, out: &mut Vec<String>) -> Result<(), SseError> {
+    fn line(&mut self, line: &[u8], max: usize, out: &mut impl EventSink) -> Result<(), SseError> {
         let Some(&first) = line.first() else {
             return self.dispatch(out);
         };
@@ -99,14 +137,14 @@ impl PendingEvent {
     }
 
     /// Ends the event: appends its data to `out` if it has any data line, then resets.
-    fn dispatch(&mut self, out: &mut Vec<String>) -> Result<(), SseError> {
+    fn dispatch(&mut self, out: &mut impl EventSink) -> Result<(), SseError> {
         if !self.has_data {
             return Ok(());
         }
         self.has_data = false;
         let result = match std::str::from_utf8(&self.data) {
             Ok(data) => {
-                out.push(data.to_owned());
+                out.event(data);
                 Ok(())
             }
             Err(_) => Err(SseError::Utf8),
@@ -141,7 +179,7 @@ impl SseParser {
     ///
     /// On error, events completed earlier in `bytes` have already been appended; the
     /// parser is then unusable and every later `feed` returns the same error.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut impl EventSink) -> Result<(), SseError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
@@ -160,7 +198,7 @@ impl SseParser {
     ///
     /// Returns the stored error if the stream had failed. Either way the parser is then
     /// reset and can parse a new stream.
-    pub fn finish(&mut self, out: &mut Vec<String>) -> Result<(), SseError> {
+    pub fn finish(&mut self, out: &mut impl EventSink) -> Result<(), SseError> {
         let result = match self.failed.take() {
             Some(err) => Err(err),
             None => self.finish_inner(out),
@@ -173,7 +211,7 @@ impl SseParser {
         result
     }
 
-    fn feed_inner(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
+    fn feed_inner(&mut self, bytes: &[u8], out: &mut impl EventSink) -> Result<(), SseError> {
         let mut rest = self.skip_bom(bytes);
         if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
@@ -209,7 +247,7 @@ impl SseParser {
         Ok(())
     }
 
-    fn finish_inner(&mut self, out: &mut Vec<String>) -> Result<(), SseError> {
+    fn finish_inner(&mut self, out: &mut impl EventSink) -> Result<(), SseError> {
         if let Start::Bom(matched) = self.start {
             // The stream ended inside what looked like a BOM: those bytes were content.
             self.line.extend_from_slice(&BOM[..matched]);
@@ -643,6 +681,17 @@ mod tests {
             let (bytewise, result) = parse_chunks(MAX, input.chunks(1));
             prop_assert_eq!(result, Ok(()));
             prop_assert_eq!(&bytewise, &expected);
+            // The reused buffer, cleared after each read as a stream does, yields the same.
+            let mut parser = SseParser::new(MAX);
+            let (mut events, mut got) = (Events::default(), Vec::new());
+            for piece in split_at_cuts(&input, &cuts) {
+                parser.feed(piece, &mut events).unwrap();
+                got.extend(events.iter().map(str::to_string));
+                events.clear();
+            }
+            parser.finish(&mut events).unwrap();
+            got.extend(events.iter().map(str::to_string));
+            prop_assert_eq!(&got, &expected);
         }
 
         #[test]

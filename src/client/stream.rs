@@ -153,7 +153,7 @@ impl Client {
     /// between content chunks as they arrive.
     pub(super) async fn read_stream(&self, mut resp: super::Response<'_>, start: Instant, status: u16) -> RequestRecord {
         let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
-        let mut events = Vec::new();
+        let mut events = sse::Events::default();
         let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
         let mut got = Received { rec, start, last: None, answer: String::new(), reasoning: String::new(), finished: false };
         let mut done = false;
@@ -189,12 +189,12 @@ impl Client {
                 }
             }
             let mut bad = None;
-            for data in events.drain(..) {
+            for data in events.iter() {
                 if data == "[DONE]" {
                     done = true;
                     break;
                 }
-                let chunk: Chunk = match serde_json::from_str(&data) {
+                let chunk: Chunk = match serde_json::from_str(data) {
                     Ok(c) => c,
                     // Cut mid-event by the end of the body: the stream broke, the
                     // server did not send a malformed chunk.
@@ -217,6 +217,7 @@ impl Client {
                 }
                 got.chunk(now, chunk);
             }
+            events.clear();
             if let Some(b) = bad {
                 break Some(b);
             }

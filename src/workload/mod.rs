@@ -5,6 +5,7 @@
 
 pub mod blocks;
 mod body;
+mod bpe;
 pub mod conversation;
 pub mod dataset;
 pub mod dist;

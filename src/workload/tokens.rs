@@ -1,5 +1,5 @@
-//! The counting tokenizer: o200k_base (default) or cl100k_base, shipped inside
-//! tiktoken-rs, or a Hugging Face `tokenizer.json` loaded offline with the `tokenizers`
+//! The counting tokenizer: o200k_base (default) or cl100k_base, tiktoken's encodings
+//! built in (`bpe.rs`), or a Hugging Face `tokenizer.json` loaded offline with the `tokenizers`
 //! crate (Llama, Qwen, Mistral, Gemma …). One tokenizer builds synthetic prompts,
 //! counts what is sent and counts the replies; content tokens only, never a chat
 //! template's or special tokens (servers add those).
@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use super::bpe::Bpe;
 
 /// A tokenizer, cheap to clone (shared).
 #[derive(Clone)]
@@ -18,8 +20,8 @@ pub struct Tokenizer {
 }
 
 enum Inner {
-    /// Loaded on first use (~50 MiB of ranks): a run that counts nothing never pays.
-    Tiktoken(fn() -> &'static tiktoken_rs::CoreBPE),
+    /// Built on first use (~4 MiB, a few ms): a run that counts nothing never pays.
+    Tiktoken(fn() -> &'static Bpe),
     Hf(Box<tokenizers::Tokenizer>),
 }
 
@@ -46,9 +48,9 @@ impl Tokenizer {
 
     /// A built-in encoding by name; None for a name not in [`BUILT_IN`].
     pub fn built_in(name: &str) -> Option<Tokenizer> {
-        let bpe: fn() -> &'static tiktoken_rs::CoreBPE = match name {
-            "o200k_base" => tiktoken_rs::o200k_base_singleton,
-            "cl100k_base" => tiktoken_rs::cl100k_base_singleton,
+        let bpe: fn() -> &'static Bpe = match name {
+            "o200k_base" => super::bpe::o200k,
+            "cl100k_base" => super::bpe::cl100k,
             _ => return None,
         };
         Some(Tokenizer { inner: Arc::new(Inner::Tiktoken(bpe)), name: name.into() })
@@ -78,7 +80,11 @@ impl Tokenizer {
             return Vec::new();
         }
         match &*self.inner {
-            Inner::Tiktoken(bpe) => bpe().encode_ordinary(text),
+            Inner::Tiktoken(bpe) => {
+                let mut ids = Vec::new();
+                bpe().encode_into(text, &mut ids);
+                ids
+            }
             // An encoding error (none is known for valid UTF-8) counts as nothing.
             Inner::Hf(hf) => hf.encode_fast(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default(),
         }
@@ -92,7 +98,7 @@ impl Tokenizer {
     /// The text of `ids`; None when they do not decode to valid UTF-8 by themselves.
     pub fn decode(&self, ids: &[u32]) -> Option<String> {
         match &*self.inner {
-            Inner::Tiktoken(bpe) => String::from_utf8(bpe().decode_bytes(ids).ok()?).ok(),
+            Inner::Tiktoken(bpe) => String::from_utf8(bpe().decode(ids)?).ok(),
             Inner::Hf(hf) => hf.decode(ids, false).ok(),
         }
     }
