@@ -17,9 +17,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `run` exits with: in its `--help` and in the README.
+pub const EXIT_CODES: &str = "Exit codes:
+  0    every stage had a successful request and every threshold held
+  1    the run could not be carried out, was aborted (abort_on_error_rate), or its result could not be written
+  2    bad input: flags, scenario, files
+  3    a threshold failed, or a stage had no successful request
+  130  interrupted (Ctrl-C, SIGTERM): the result is still written and thresholds judged";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario and print the comparison table.
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Check scenario files and explain every problem found.
     Validate(ValidateArgs),
@@ -37,6 +46,9 @@ pub struct RunArgs {
     /// Write the result JSON to PATH, or to stdout with `-` (the table then goes to stderr).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write the verdict as JUnit XML to PATH: a test case per threshold and per stage.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
     /// Send requests to this API root instead of the scenario's, e.g. http://127.0.0.1:8000/v1.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,

@@ -1,5 +1,6 @@
 //! llmload binary: parse the CLI, dispatch, map errors to exit codes.
-//! Exit codes: 0 done, 1 run failed, 2 bad input (flags, scenario), 130 stopped by the user.
+//! Exit codes (`cli::EXIT_CODES`): 0 passed, 1 run failed, 2 bad input (flags, scenario),
+//! 3 a threshold failed or a stage had no success, 130 stopped by the user.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +18,7 @@ use llmload::tui::App;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_NOT_PASSED: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
@@ -122,10 +124,19 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             let _ = write!(std::io::stdout().lock(), "{text}");
         }
     }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, llmload::report::junit(result))
+    {
+        note(&format!("error: cannot write {}: {e}", path.display()));
+        failed = true;
+    }
     if failed || outcome.aborted.is_some() {
         return ExitCode::from(EXIT_FAILED);
     }
-    if outcome.interrupted { ExitCode::from(EXIT_INTERRUPTED) } else { ExitCode::SUCCESS }
+    if outcome.interrupted {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    if result.verdict.as_ref().is_some_and(|v| !v.passed) { ExitCode::from(EXIT_NOT_PASSED) } else { ExitCode::SUCCESS }
 }
 
 fn cmd_validate(args: ValidateArgs) -> ExitCode {

@@ -102,7 +102,8 @@ fn the_key_never_appears_in_any_output() {
         let mut c = seed_with(&url, model, &json);
         c.env("OPENAI_API_KEY", KEY);
         let out = run(c, LIMIT);
-        assert!(out.status.success(), "{}", out.stderr);
+        // Every request failed: the run is carried out, and fails its verdict.
+        assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
         let text = std::fs::read_to_string(&json).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["stages"][0]["failures"][kind], 100, "{model}");
@@ -127,7 +128,7 @@ fn a_key_file_is_used_and_never_shown() {
     let mut c = seed_with(&url, "limited", &json);
     c.arg("--api-key-file").arg(&key_file).args(["--max-attempts", "2"]);
     let out = run(c, LIMIT);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.status.code(), Some(3), "every request ends a 429: {}", out.stderr);
     let text = std::fs::read_to_string(&json).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let s = &v["stages"][0];
@@ -167,7 +168,7 @@ fn unreachable_server_fails_as_connect_not_panic() {
     let d = tempfile::tempdir().unwrap();
     let json = d.path().join("r.json");
     let out = run(seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json), LIMIT);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a dead endpoint fails the run: {}", out.stderr);
     let v = read_json(&json);
     assert_eq!(v["stages"][0]["failures"]["connect"], 100);
     assert!(v["stages"][0]["latency_ms"].is_null());

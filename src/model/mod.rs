@@ -1,12 +1,13 @@
 //! The contract room: the vocabulary every room shares — what a request is (its
 //! parameters and ready body), how it ended (the record, its outcome and failure kind),
-//! what it is judged by (SLO, rate limits) and how a run can end early. It imports
+//! what it is judged by (SLO, rate limits, thresholds) and how a run can end early. It imports
 //! nothing of the crate, so every room may import it and the import graph stays a tree.
 
 mod goals;
 mod record;
 mod request;
 mod run;
+pub mod threshold;
 
 pub use goals::{RateLimit, Slo};
 pub use record::{CheckFailure, FailureKind, MAX_RETRY_AFTER, Outcome, RequestRecord, Uncounted, Usage};

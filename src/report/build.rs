@@ -141,6 +141,7 @@ impl RunResult {
             sweep: None,
             cost: None,
             definitions: definitions(),
+            verdict: None,
             generator: meta.generator.map(|g| GeneratorInfo {
                 cores: g.cores,
                 cpu_cores_mean: g.cpu_mean,
@@ -159,6 +160,7 @@ impl RunResult {
         let mut result = result.total_cost(&scenario.pricing);
         let early = ended_early(result.aborted.is_some(), result.interrupted);
         result.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &result.stages, scenario.slo.as_ref(), early));
+        result.verdict = Some(Verdict::judge(scenario, &result));
         result
     }
 

@@ -1,8 +1,11 @@
 //! Results: the versioned JSON contract (`result`), built from the aggregator's figures
-//! and the scenario as it ran (`build`), a sweep's verdict (`sweep`), the comparison
+//! and the scenario as it ran (`build`), a sweep's verdict (`sweep`), the run's verdict
+//! by thresholds and stages without success (`judge`) and as JUnit XML (`junit`), the comparison
 //! table (`table`) and the text a run prints when it ends (`text`).
 
 mod build;
+mod judge;
+mod junit;
 mod result;
 mod sessions;
 mod sweep;
@@ -12,6 +15,8 @@ mod text;
 use std::path::Path;
 
 pub use build::RunMeta;
+pub use judge::measure;
+pub use junit::junit;
 pub use result::*;
 pub use sweep::ended_early;
 pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};

@@ -36,6 +36,33 @@ pub struct RunResult {
     pub definitions: BTreeMap<String, String>,
     /// llmload's own health over the run: whether its figures may carry client delay.
     pub generator: Option<GeneratorInfo>,
+    /// Thresholds judged and stages without success: what the exit code says. Absent
+    /// from results written before it.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+}
+
+/// Whether the run passed, and why not.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Every threshold held and every stage had a successful request.
+    pub passed: bool,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Stages (sweep points aside) that ended without one successful request.
+    pub stages_without_success: Vec<String>,
+}
+
+/// One threshold of one stage, with what was measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub stage: String,
+    pub metric: String,
+    /// As written: "p99_ms < 500".
+    pub threshold: String,
+    /// None when the stage has no such figure (e.g. TTFT of a stage that did not
+    /// stream, or latency with no successful request): the threshold then fails.
+    pub measured: Option<f64>,
+    pub passed: bool,
 }
 
 /// The generator watching itself (docs/metrics.md, "The generator's health").

@@ -117,7 +117,8 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
         mode,
         fmt_secs(s.wall_time_s),
         ms(|l| l.mean),
-        format!("{} req/s", fmt_rate(s.throughput.requests_per_s)),
+        // Successful requests: a stage of fast 429s must not read as throughput.
+        format!("{} req/s", fmt_rate(s.throughput.ok_per_s)),
         ms(|l| l.p50),
         ms(|l| l.p95),
         ms(|l| l.p99),

@@ -1,6 +1,7 @@
 //! What a run prints when it ends: the comparison table, the run's cost, the sweep's
 //! answer, why it was aborted, a line per failure kind with its first message, and a
-//! line per stage on its sessions by turn or its server's prefix cache, and a warning
+//! line per stage on its sessions by turn or its server's prefix cache, each threshold
+//! judged and each stage without a success, and a warning
 //! when llmload itself was near saturation.
 
 use super::result::{Cost, RunResult, StageResult};
@@ -32,6 +33,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>) -> String {
     if !notes.is_empty() {
         text.push('\n');
         text.push_str(&notes);
+    }
+    let verdict = result.verdict.as_ref().map(|v| v.text()).unwrap_or_default();
+    if !verdict.is_empty() {
+        text.push('\n');
+        text.push_str(&verdict);
     }
     if let Some(w) = result.generator.as_ref().and_then(|g| g.warning.as_deref()) {
         text.push_str(&format!("\nwarning: {w}\n"));

@@ -29,13 +29,15 @@ pub struct ScenarioFile {
     pub retry: Option<Spanned<RetryFile>>,
     pub rate_limit: Option<Spanned<RateLimitFile>>,
     pub abort_on_error_rate: Option<Spanned<f64>>,
+    /// `[thresholds]`: metric = "< bound", for every stage.
+    pub thresholds: Option<ThresholdsFile>,
     pub sweep: Option<Spanned<SweepFile>>,
     pub conversation: Option<Spanned<ConversationFile>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `stage`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -53,7 +55,7 @@ impl ScenarioFile {
         let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
             (None, None, None, None, None, None, None);
         let (mut pricing, mut slo, mut check, mut retry, mut rate_limit, mut abort_on_error_rate) = (None, None, None, None, None, None);
-        let (mut sweep, mut conversation) = (None, None);
+        let (mut sweep, mut conversation, mut thresholds) = (None, None, None);
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -69,6 +71,7 @@ impl ScenarioFile {
                 "retry" => retry = section::<Spanned<RetryFile>>(value, "retry", p),
                 "rate_limit" => rate_limit = section::<Spanned<RateLimitFile>>(value, "rate_limit", p),
                 "abort_on_error_rate" => abort_on_error_rate = section::<Spanned<f64>>(value, "abort_on_error_rate", p),
+                "thresholds" => thresholds = section::<ThresholdsFile>(value, "thresholds", p),
                 "stage" => stages = stage_list(value, p),
                 "sweep" => sweep = section::<Spanned<SweepFile>>(value, "sweep", p),
                 "conversation" => conversation = section::<Spanned<ConversationFile>>(value, "conversation", p),
@@ -106,6 +109,7 @@ impl ScenarioFile {
             retry,
             rate_limit,
             abort_on_error_rate,
+            thresholds,
             sweep,
             conversation,
             stages: stages.unwrap_or_else(|| Spanned::new(end.clone().unwrap_or_default(), Vec::new())),
@@ -265,6 +269,9 @@ pub struct SloFile {
     pub e2e_ms: Option<f64>,
 }
 
+/// Thresholds as written: metric name → "< bound", each with its place.
+pub type ThresholdsFile = std::collections::BTreeMap<String, Spanned<String>>;
+
 /// A check of every response's content.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,6 +314,8 @@ pub struct StageFile {
     pub request: Option<Spanned<RequestFile>>,
     pub retry: Option<Spanned<RetryFile>>,
     pub rate_limit: Option<Spanned<RateLimitFile>>,
+    /// This stage's thresholds, beside (or instead of, metric by metric) `[thresholds]`.
+    pub thresholds: Option<ThresholdsFile>,
 }
 
 /// A series of stages over concurrency levels or arrival rates, to find where

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{ser_opt_secs, ser_secs};
+use crate::model::threshold::Threshold;
 use crate::model::{FailureKind, RateLimit, RequestParams};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,6 +40,13 @@ pub struct Stage {
     pub retry: RetryPolicy,
     /// Client-side rate limits (the scenario's `[rate_limit]`, with overrides).
     pub rate_limit: RateLimit,
+    /// What the stage must meet (`[thresholds]` and its own), judged when the run ends.
+    #[serde(serialize_with = "ser_thresholds", skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
+}
+
+fn ser_thresholds<S: serde::Serializer>(t: &[Threshold], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(t.iter().map(Threshold::text))
 }
 
 /// When and how a failed request is sent again. One attempt means no retries.

@@ -219,6 +219,8 @@ pub(super) fn sweep_stages(
         request: d.request.clone(),
         retry: d.retry.clone(),
         rate_limit: d.rate_limit,
+        // A sweep's points are judged by the sweep (its knee, its SLO), not by thresholds.
+        thresholds: Vec::new(),
     };
     let first_stage = stages.len();
     let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };

@@ -86,7 +86,8 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
     if raw_stages.is_empty() && raw.sweep.is_none() {
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
-    let defaults = Defaults { request: &request, spoken, retry: &retry, rate_limit };
+    let thresholds = raw.thresholds.as_ref().map_or_else(Vec::new, |f| super::validate_stage::thresholds(f, "thresholds", p));
+    let defaults = Defaults { request: &request, spoken, retry: &retry, rate_limit, thresholds: &thresholds };
     let traces: Vec<_> = stage_prompts.iter().map(|own| own.as_ref().unwrap_or(&prompts).replay().cloned()).collect();
     let (mut stages, mut names) = stages(raw_stages, &traces, &defaults, p);
     if let Some(sw) = raw.sweep.as_ref().filter(|_| prompts.replay().is_some()) {

@@ -9,9 +9,10 @@ use toml::Spanned;
 
 use super::MAX_CONCURRENCY;
 use super::error::Problems;
-use super::file::{RateLimitFile, RetryFile, StageFile};
+use super::file::{RateLimitFile, RetryFile, StageFile, ThresholdsFile};
 use super::request::{Spoken, lengths};
 use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage, default_stage_name, rate_name};
+use crate::model::threshold::Threshold;
 use crate::model::{MAX_RETRY_AFTER, RateLimit, RequestParams};
 use crate::workload::trace::Replay;
 
@@ -21,6 +22,8 @@ pub(super) struct Defaults<'a> {
     pub spoken: Spoken,
     pub retry: &'a RetryPolicy,
     pub rate_limit: RateLimit,
+    /// `[thresholds]`: every stage's, unless it sets the same metric itself.
+    pub thresholds: &'a [Threshold],
 }
 
 /// The stages as written, checked, with the scenario's defaults where a stage does not
@@ -109,7 +112,23 @@ pub(super) fn stages(
             (Some(n), Some(l)) => Some(n.min(l)),
             (n, l) => n.or(l),
         };
-        stages.push(Stage { name, load, requests, duration, model: s.model, warmup: s.warmup, ramp, cooldown, request, retry, rate_limit });
+        let own = s.thresholds.as_ref().map_or_else(Vec::new, |f| thresholds(f, &format!("stage {name:?}: thresholds"), p));
+        let mut thresholds: Vec<Threshold> = d.thresholds.iter().filter(|t| !own.iter().any(|o| o.metric == t.metric)).copied().collect();
+        thresholds.extend(own);
+        stages.push(Stage {
+            name,
+            load,
+            requests,
+            duration,
+            model: s.model,
+            warmup: s.warmup,
+            ramp,
+            cooldown,
+            request,
+            retry,
+            rate_limit,
+            thresholds,
+        });
     }
     (stages, names)
 }
@@ -207,6 +226,19 @@ fn trace_load(s: &StageFile, i: usize, span: &Range<usize>, r: &Replay, p: &mut 
     let secs = r.trace.span_us as f64 / 1e6 / speed;
     let rate = if secs > 0.0 { r.trace.lines.len() as f64 / secs } else { MAX_RATE };
     Load::Open { rate: rate.clamp(MIN_RATE, MAX_RATE), arrival: Arrival::Trace { speed }, max_in_flight, seed: 0 }
+}
+
+/// `[thresholds]` (or a stage's): each `metric = "< bound"` parsed, a bad one reported at
+/// its place with the forms and names accepted.
+pub(super) fn thresholds(f: &ThresholdsFile, what: &str, p: &mut Problems<'_>) -> Vec<Threshold> {
+    let mut out = Vec::new();
+    for (name, expr) in f {
+        match Threshold::parse(name, expr.get_ref()) {
+            Ok(t) => out.push(t),
+            Err(e) => p.at(Some(expr.span()), format!("{what}: {e}")),
+        }
+    }
+    out
 }
 
 fn stage_load(s: &StageFile, i: usize, span: &Range<usize>, p: &mut Problems<'_>) -> Load {

@@ -1,0 +1,101 @@
+//! The run's verdict: each stage's thresholds against its figures, and the rule that a
+//! stage (not a sweep point) with no successful request fails the run, so that CI
+//! benchmarking a dead endpoint does not pass. What each metric name reads is here.
+
+use super::result::{RunResult, StageResult, ThresholdResult, Verdict};
+use crate::metrics::LatencySummary;
+use crate::model::threshold::Threshold;
+use crate::scenario::Scenario;
+
+/// The names of a sweep's points: judged by the sweep, not here.
+pub fn sweep_points(result: &RunResult) -> Vec<&str> {
+    result.sweep.iter().flat_map(|s| s.points.iter().map(|p| p.stage.as_str())).collect()
+}
+
+/// The figure `metric` names in a stage, if it has one.
+pub fn measure(s: &StageResult, metric: &str) -> Option<f64> {
+    let q = |l: &Option<LatencySummary>, f: fn(&LatencySummary) -> f64| l.as_ref().map(f);
+    let t = &s.throughput;
+    match metric {
+        "mean_ms" => q(&s.latency_ms, |l| l.mean),
+        "p50_ms" => q(&s.latency_ms, |l| l.p50),
+        "p90_ms" => q(&s.latency_ms, |l| l.p90),
+        "p95_ms" => q(&s.latency_ms, |l| l.p95),
+        "p99_ms" => q(&s.latency_ms, |l| l.p99),
+        "max_ms" => q(&s.latency_ms, |l| l.max),
+        "ttft_p50_ms" => q(&s.ttft_ms, |l| l.p50),
+        "ttft_p90_ms" => q(&s.ttft_ms, |l| l.p90),
+        "ttft_p95_ms" => q(&s.ttft_ms, |l| l.p95),
+        "ttft_p99_ms" => q(&s.ttft_ms, |l| l.p99),
+        "itl_p50_ms" => q(&s.itl_ms, |l| l.p50),
+        "itl_p90_ms" => q(&s.itl_ms, |l| l.p90),
+        "itl_p95_ms" => q(&s.itl_ms, |l| l.p95),
+        "itl_p99_ms" => q(&s.itl_ms, |l| l.p99),
+        // A stage that started nothing has no error rate to speak of.
+        "error_rate" => (s.requests.started > 0).then_some(s.error_rate),
+        "ok_rps" => Some(t.ok_per_s),
+        "goodput_rps" => s.goodput.as_ref().map(|g| g.per_s),
+        "output_tps" => Some(t.output_tokens_per_s),
+        _ => None,
+    }
+}
+
+impl Verdict {
+    /// Judges `result` by the thresholds `scenario` gives its stages.
+    pub fn judge(scenario: &Scenario, result: &RunResult) -> Verdict {
+        let points = sweep_points(result);
+        let mut v = Verdict::default();
+        for s in &result.stages {
+            let own: &[Threshold] = scenario.stages.iter().find(|st| st.name == s.name).map_or(&[], |st| &st.thresholds);
+            for t in own {
+                let measured = measure(s, t.metric.name);
+                v.thresholds.push(ThresholdResult {
+                    stage: s.name.clone(),
+                    metric: t.metric.name.into(),
+                    threshold: t.text(),
+                    measured,
+                    passed: measured.is_some_and(|m| t.holds(m)),
+                });
+            }
+            if s.requests.ok == 0 && !points.contains(&s.name.as_str()) {
+                v.stages_without_success.push(s.name.clone());
+            }
+        }
+        v.passed = v.stages_without_success.is_empty() && v.thresholds.iter().all(|t| t.passed);
+        v
+    }
+
+    /// Lines for the text after the table: every threshold with its figure, then the
+    /// stages that had no success. Empty when there is nothing to say.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for t in &self.thresholds {
+            let got = t.measured.map_or("not measured".to_string(), |m| format!("{}", round(m)));
+            let mark = if t.passed { "pass" } else { "FAIL" };
+            out.push_str(&format!("{mark}  {}: {} (measured {got})\n", t.stage, t.threshold));
+        }
+        for s in &self.stages_without_success {
+            out.push_str(&format!("FAIL  {s}: no successful request\n"));
+        }
+        out
+    }
+}
+
+/// Four significant digits: enough to read a figure against its bound.
+fn round(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_round_to_four_digits() {
+        assert_eq!((round(123.456), round(0.012345), round(98765.0), round(0.0)), (123.5, 0.01235, 98770.0, 0.0));
+    }
+}

@@ -1,0 +1,69 @@
+//! The verdict as a JUnit XML file (`--junit`), for CI systems that show test results:
+//! one test case per threshold, and one per stage for "had a successful request".
+
+use super::result::RunResult;
+
+/// The XML text of `result`'s verdict.
+pub fn junit(result: &RunResult) -> String {
+    let mut cases = Vec::new();
+    if let Some(v) = &result.verdict {
+        for t in &v.thresholds {
+            let failure = (!t.passed).then(|| match t.measured {
+                Some(m) => format!("measured {m}"),
+                None => "not measured".to_string(),
+            });
+            cases.push((format!("{}: {}", t.stage, t.threshold), failure));
+        }
+        let points = super::judge::sweep_points(result);
+        for s in result.stages.iter().filter(|s| !points.contains(&s.name.as_str())) {
+            let failure = v.stages_without_success.contains(&s.name).then(|| "no successful request".to_string());
+            cases.push((format!("{}: a successful request", s.name), failure));
+        }
+    }
+    let failures = cases.iter().filter(|c| c.1.is_some()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"llmload\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" timestamp=\"{}\" time=\"{:.3}\">\n",
+        cases.len(),
+        escape(result.scenario["name"].as_str().unwrap_or("llmload")),
+        cases.len(),
+        escape(&result.started_at),
+        result.duration_s
+    ));
+    for (name, failure) in &cases {
+        out.push_str(&format!("    <testcase classname=\"llmload\" name=\"{}\"", escape(name)));
+        match failure {
+            Some(msg) => out.push_str(&format!(">\n      <failure message=\"{}\"/>\n    </testcase>\n", escape(msg))),
+            None => out.push_str("/>\n"),
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters other than tab and newlines are not allowed in XML 1.0.
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(escape("a<b & \"c\" 'd'>\u{1}"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;?");
+    }
+}
