@@ -6,6 +6,7 @@
 //! every other room may import; it imports none. See docs/architecture.md.
 
 pub mod check;
+pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod cost;

@@ -84,10 +84,16 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let app = App::new(&scenario, &target, color);
         let notes = hold.clone();
-        RunOptions { notes: Arc::new(move |line: &str| notes(line.to_string())), watcher: Some(llmload::tui::watcher(app, hold)) }
+        RunOptions {
+            notes: Arc::new(move |line: &str| notes(line.to_string())),
+            watcher: Some(llmload::tui::watcher(app, hold)),
+            checkpoint: None,
+        }
     } else {
-        RunOptions { notes: Arc::new(note), watcher: (!args.no_progress).then(llmload::progress::watcher) }
+        RunOptions { notes: Arc::new(note), watcher: (!args.no_progress).then(llmload::progress::watcher), checkpoint: None }
     };
+    // A result file (not stdout) is checkpointed while the run goes on.
+    let opts = RunOptions { checkpoint: args.json.clone().filter(|_| !json_to_stdout), ..opts };
     let outcome = run(scenario, opts).await;
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         note(&line);

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::checkpoint::Checkpoints;
 use crate::client::{Client, ClientConfig, ClientError, ExtraHeader};
 use crate::engine::{Engine, STOP_GRACE, Stop};
 use crate::metrics::{Aggregator, Health, Snapshot};
@@ -54,12 +55,14 @@ pub type Watcher = Box<dyn FnOnce(watch::Receiver<Arc<Snapshot>>, Stop) -> JoinH
 pub struct RunOptions {
     pub notes: Notes,
     pub watcher: Option<Watcher>,
+    /// The result file, checkpointed while the run goes on (`checkpoint`).
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
     /// No notes, no view: for tests and embedding.
     pub fn quiet() -> RunOptions {
-        RunOptions { notes: Arc::new(|_| {}), watcher: None }
+        RunOptions { notes: Arc::new(|_| {}), watcher: None, checkpoint: None }
     }
 }
 
@@ -162,11 +165,21 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     }
     let started_at = SystemTime::now();
     let aggregated = aggregator.spawn();
+    let (checkpoints_stop, stop_checkpoints) = tokio::sync::oneshot::channel();
+    let checkpoints = opts.checkpoint.map(|path| {
+        let c = Checkpoints { path, scenario: scenario.clone(), started_at, mock_url: mock.as_ref().map(MockServer::base_url) };
+        tokio::spawn(c.run(snapshots.clone(), stop_checkpoints))
+    });
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
     let end = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
+    // The last checkpoint is written (or never begun) before the caller's final write.
+    let _ = checkpoints_stop.send(());
+    if let Some(c) = checkpoints {
+        let _ = c.await;
+    }
     ticker.abort();
     let generator = health.view();
     if let Some(v) = view {

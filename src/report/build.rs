@@ -130,6 +130,7 @@ impl RunResult {
             finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
             duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
             interrupted: meta.interrupted,
+            complete: true,
             aborted: meta.aborted.map(|a| AbortedInfo {
                 stage: a.stage,
                 error_rate: a.error_rate,

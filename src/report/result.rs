@@ -25,6 +25,10 @@ pub struct RunResult {
     pub duration_s: f64,
     /// True when the run was stopped before all stages finished.
     pub interrupted: bool,
+    /// False in a checkpoint written while the run went on (the stage in progress as it
+    /// stood); true in the final result. Absent from results written before it: true.
+    #[serde(default = "complete")]
+    pub complete: bool,
     /// Set when `abort_on_error_rate` ended the run after the stage it names.
     pub aborted: Option<AbortedInfo>,
     pub stages: Vec<StageResult>,
@@ -474,4 +478,8 @@ pub fn definitions() -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+fn complete() -> bool {
+    true
 }
