@@ -119,3 +119,34 @@ fn llmock_streaming_and_not_measures_what_it_was_told() {
     assert!((e2e - 200.0).abs() <= 30.0, "non-streaming e2e p50 {e2e} ms, llmock told 200 ms");
     assert_eq!(p["tokens"]["completion"], 12 * 7);
 }
+
+/// The result's histograms decode with HdrHistogram's own Python reader: the same
+/// values and counts as llmload's own decoding, the stage's count.
+#[test]
+fn hdrhistogram_python_reads_the_results_histograms() {
+    let text = "name = \"hdr\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
+        [mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\ninter_token_ms = 1\noutput_tokens = 8\njitter_ms = 3\n\
+        [prompts]\ntemplate = \"hello {i}\"\n[[stage]]\nname = \"s\"\nconcurrency = 4\nrequests = 60\n";
+    let (d, path) = scenario(text);
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    assert!(run(c, Duration::from_secs(60)).status.success());
+    let v = read_json(&json);
+    let mut py = Command::new(python());
+    py.arg(repo_path("tests/interop/hdr_read.py")).arg(&json);
+    let out = run(py, Duration::from_secs(60));
+    assert!(out.status.success(), "the Python reader failed:\n{}", out.stderr);
+    let read: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let hists = v["stages"][0]["histograms"].as_object().unwrap();
+    assert_eq!(read.as_object().unwrap().len(), hists.len(), "every distribution read");
+    assert!(hists.len() >= 6, "{hists:?}");
+    for (name, dist) in hists {
+        let r = &read[format!("s/{name}")];
+        assert_eq!(r["count"], dist["count"], "{name}");
+        let ours = llmload::metrics::hdr::decode(dist["hdr"].as_str().unwrap()).unwrap();
+        let ours: Vec<[u64; 2]> = ours.iter_recorded().map(|x| [x.value_iterated_to(), x.count_at_value()]).collect();
+        let theirs: Vec<[u64; 2]> = serde_json::from_value(r["recorded"].clone()).unwrap();
+        assert_eq!(theirs, ours, "{name}");
+    }
+}

@@ -224,7 +224,9 @@ impl Engine {
             }
             let (started, finished) = (phase.started.clone(), phase.finished.clone());
             let (waiting, ended) = (phase.waiting.clone(), phase.ended_us.clone());
-            let _ = self.events.send(EngineEvent::Measuring { started, finished, waiting, ended }).await;
+            // t0 on the wall clock (a stop may open the window early: then it is now).
+            let opened = std::time::SystemTime::now() - Instant::now().saturating_duration_since(t0);
+            let _ = self.events.send(EngineEvent::Measuring { started, finished, waiting, ended, opened }).await;
         };
         let parts = Parts { ramp, window: phase.clone(), cooldown };
         match parts.ramp {

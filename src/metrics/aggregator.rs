@@ -29,6 +29,8 @@ pub enum EngineEvent {
         /// When the window's last request ended, in µs from its opening; `NONE_WAITING`
         /// until then. A cooldown runs on after it, outside the window's figures.
         ended: Arc<AtomicU64>,
+        /// The window's opening, on the wall clock (results record it absolute).
+        opened: std::time::SystemTime,
     },
     Record {
         part: Part,
@@ -233,9 +235,10 @@ impl Aggregator {
                 *current = Some(Live { stats, measuring: None });
                 true
             }
-            EngineEvent::Measuring { started, finished, waiting, ended } => {
+            EngineEvent::Measuring { started, finished, waiting, ended, opened } => {
                 if let Some(live) = current {
                     live.measuring = Some(Measuring { started, finished, waiting, ended, at: Instant::now() });
+                    live.stats.window_opened = Some(opened);
                 }
                 false
             }

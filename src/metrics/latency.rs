@@ -76,6 +76,11 @@ impl Latency {
         &self.hist
     }
 
+    /// Exact sum of the recorded values, µs (the histogram's is bucket-rounded).
+    pub fn sum_us(&self) -> f64 {
+        self.sum_us
+    }
+
     /// Exact smallest and largest values recorded, µs; None when empty.
     pub fn range_us(&self) -> Option<(u64, u64)> {
         (self.count() > 0).then_some((self.min_us, self.max_us))

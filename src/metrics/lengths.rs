@@ -55,6 +55,11 @@ impl Lengths {
         self.sum
     }
 
+    /// Zero lengths, counted beside the histogram (which holds 1 and up).
+    pub fn zeros(&self) -> u64 {
+        self.zeros
+    }
+
     /// The histogram of the non-zero lengths (the dashboard draws it).
     pub fn histogram(&self) -> &Histogram<u64> {
         &self.hist

@@ -8,6 +8,7 @@
 //! (the generator's own: its scheduling delay and the cores it uses).
 
 mod aggregator;
+pub mod hdr;
 mod health;
 mod info;
 mod latency;

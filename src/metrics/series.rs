@@ -29,6 +29,9 @@ pub struct SecondStats {
     /// e2e of the second's successful measured requests (2 significant digits).
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// That second's e2e histogram, µs, HdrHistogram V2 + deflate in base64 (`hdr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_us: Option<String>,
 }
 
 impl SecondStats {
@@ -44,6 +47,7 @@ impl SecondStats {
             in_flight: 0,
             p50_ms: None,
             p99_ms: None,
+            e2e_us: None,
         }
     }
 
@@ -51,6 +55,7 @@ impl SecondStats {
         if lat.count() > 0 {
             self.p50_ms = Some(lat.quantile_ms(0.5));
             self.p99_ms = Some(lat.quantile_ms(0.99));
+            self.e2e_us = Some(super::hdr::encode(lat.histogram()));
         }
         self
     }

@@ -108,6 +108,8 @@ pub struct StageStats {
     pub limiter_wait: Latency,
     /// Measured window: first measured request sent → last one finished.
     pub wall: Duration,
+    /// When the window opened, on the wall clock.
+    pub window_opened: Option<std::time::SystemTime>,
     pub finished: bool,
     /// Stopped early (Ctrl-C): figures cover only what ran.
     pub interrupted: bool,
@@ -188,6 +190,7 @@ impl Default for StageStats {
             limited: 0,
             limiter_wait: Latency::with_digits(2),
             wall: Duration::ZERO,
+            window_opened: None,
             finished: false,
             interrupted: false,
             aborted: false,

@@ -2,14 +2,13 @@
 //! of a view, and final, with encoded histograms and cost), and the run's RunResult from
 //! the scenario and what the engine ran.
 
-use base64::Engine as _;
-use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::Serialize;
 
+use super::dists::Histograms;
 use super::result::*;
 use super::sweep::ended_early;
 use crate::cost::Pricing;
-use crate::metrics::{Latency, StageStats};
+use crate::metrics::StageStats;
 use crate::mock::config::MockConfig;
 use crate::model::{Aborted, RequestParams, Slo};
 use crate::scenario::{BaseUrl, Scenario, Stage, Sweep, Target};
@@ -126,6 +125,9 @@ impl RunResult {
                 idle_timeout_s: t.idle_timeout.map(|d| d.as_secs_f64()),
                 insecure: t.insecure,
             },
+            host: host(),
+            command_line: command_line(std::env::args()),
+            scenario_sha256: scenario.source_sha256.clone(),
             started_at: humantime::format_rfc3339_millis(meta.started_at).to_string(),
             finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
             duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),
@@ -177,20 +179,33 @@ impl RunResult {
     }
 }
 
-impl StageResult {
-    /// The stage's result, with its latency histogram encoded.
-    pub fn from_stats(s: &StageStats) -> StageResult {
-        let encode = |l: &Latency| {
-            if l.count() == 0 {
-                return String::new();
-            }
-            let mut buf = Vec::new();
-            V2Serializer::new().serialize(l.histogram(), &mut buf).expect("histogram serializes to memory");
-            base64::engine::general_purpose::STANDARD.encode(&buf)
+/// This machine's name, as `uname -n` says it.
+fn host() -> Option<String> {
+    rustix::system::uname().nodename().to_str().ok().map(str::to_string)
+}
+
+/// The command line as given, with every URL's credentials and query redacted (flags
+/// name files and variables, never hold a key).
+fn command_line(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.map(|a| {
+        let (flag, value) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (format!("{f}="), v.to_string()),
+            _ => (String::new(), a.clone()),
         };
+        match url::Url::parse(&value) {
+            Ok(u) if u.has_host() => format!("{flag}{}", crate::scenario::redact_url(&u)),
+            _ => a,
+        }
+    })
+    .collect()
+}
+
+impl StageResult {
+    /// The stage's result, with every distribution encoded.
+    pub fn from_stats(s: &StageStats) -> StageResult {
         let mut r = Self::summary(s);
         r.series = s.series.seconds();
-        r.histograms = Histograms { e2e_us: encode(&s.latency), ttft_us: encode(&s.ttft), itl_us: encode(&s.itl) };
+        r.histograms = Histograms::of(s);
         r
     }
 
@@ -218,6 +233,8 @@ impl StageResult {
             interrupted: s.interrupted,
             aborted: s.aborted,
             wall_time_s: s.wall.as_secs_f64(),
+            window_start: s.window_opened.map(|t| humantime::format_rfc3339_micros(t).to_string()),
+            window_end: s.window_opened.map(|t| humantime::format_rfc3339_micros(t + s.wall).to_string()),
             requests: Requests { started: s.started, ok: s.ok, failed: s.failed, cancelled: s.cancelled },
             error_rate: s.error_rate(),
             failures: s.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
@@ -329,7 +346,7 @@ impl StageResult {
             }),
             // Filled by from_stats: a live view has no use for it.
             series: Vec::new(),
-            histograms: Histograms { e2e_us: String::new(), ttft_us: String::new(), itl_us: String::new() },
+            histograms: Histograms::default(),
         }
     }
 }

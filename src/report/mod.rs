@@ -4,6 +4,7 @@
 //! table (`table`) and the text a run prints when it ends (`text`).
 
 mod build;
+mod dists;
 mod judge;
 mod junit;
 mod result;
@@ -15,6 +16,7 @@ mod text;
 use std::path::Path;
 
 pub use build::RunMeta;
+pub use dists::{Dist, Histograms};
 pub use judge::measure;
 pub use junit::junit;
 pub use result::*;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{LatencySummary, LengthSummary, SecondStats};
 
 /// Bumped on any incompatible change to the JSON; see docs/result.schema.json.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
@@ -20,6 +20,15 @@ pub struct RunResult {
     pub scenario: serde_json::Value,
     pub target: TargetInfo,
     /// RFC 3339, UTC.
+    /// The machine that ran it (`uname -n`), and the command line as given (URLs'
+    /// credentials and queries redacted).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    /// sha256 of the scenario file as read; null for a scenario not read from a file.
+    #[serde(default)]
+    pub scenario_sha256: Option<String>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_s: f64,
@@ -150,6 +159,12 @@ pub struct StageResult {
     /// Cut short by `abort_on_error_rate`.
     pub aborted: bool,
     pub wall_time_s: f64,
+    /// The measured window on the wall clock, RFC 3339 (µs): its opening, and the
+    /// opening plus `wall_time_s`. Null for a stage whose window never opened.
+    #[serde(default)]
+    pub window_start: Option<String>,
+    #[serde(default)]
+    pub window_end: Option<String>,
     pub requests: Requests,
     pub error_rate: f64,
     pub failures: BTreeMap<String, u64>,
@@ -200,7 +215,7 @@ pub struct StageResult {
     /// Per second since the stage started (warmup seconds included and marked).
     #[serde(default)]
     pub series: Vec<SecondStats>,
-    pub histograms: Histograms,
+    pub histograms: super::dists::Histograms,
 }
 
 /// Below this share of its target rate, an open-loop stage is flagged.
@@ -360,18 +375,6 @@ pub struct TargetOutput {
     /// Replies that ended before their target, and their share.
     pub ended_short: u64,
     pub ended_short_share: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Histograms {
-    /// e2e latency of successful requests, µs, HdrHistogram V2 encoding in base64:
-    /// lossless, so results can be merged or re-quantiled later.
-    pub e2e_us: String,
-    /// TTFT and per-request ITL, same encoding; empty strings when not streamed.
-    #[serde(default)]
-    pub ttft_us: String,
-    #[serde(default)]
-    pub itl_us: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -48,6 +48,8 @@ pub struct Scenario {
     pub description: Option<String>,
     /// Path the scenario was read from, for messages and the result.
     pub source: Option<PathBuf>,
+    /// sha256 of the file's bytes as read, hex.
+    pub source_sha256: Option<String>,
     pub target: Target,
     pub mock: MockConfig,
     pub prompts: Prompts,
@@ -178,6 +180,7 @@ impl Scenario {
         })?;
         let mut scenario = Self::parse(&src, &shown, path.parent())?;
         scenario.source = Some(path.to_path_buf());
+        scenario.source_sha256 = Some(crate::workload::provenance::FileRecord::of(&shown, src.as_bytes()).sha256);
         Ok(scenario)
     }
 

@@ -110,6 +110,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         name: raw.name.unwrap_or_else(|| "unnamed scenario".to_string()),
         description: raw.description,
         source: None,
+        source_sha256: None,
         target,
         mock,
         prompts,
