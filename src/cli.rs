@@ -34,6 +34,35 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Serve the OpenAI-compatible mock for other clients.
     Mock(MockArgs),
+    /// Compare a run with a baseline (or several) stage by stage, and gate on changes.
+    #[command(after_help = COMPARE_EXIT_CODES)]
+    Compare(CompareArgs),
+}
+
+/// What `compare` exits with.
+pub const COMPARE_EXIT_CODES: &str = "Exit codes:
+  0    compared; no gate tripped
+  2    bad input: a file that is not an llmload result, a gate that does not parse
+  3    a gate tripped (or its metric was not measured on both sides)";
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// BASE.json NEW.json; or only NEW.json with --base.
+    #[arg(value_name = "RESULT", num_args = 1..=2, required = true)]
+    pub files: Vec<PathBuf>,
+    /// A baseline result; give several (runs of the same scenario) to measure run-to-run noise.
+    #[arg(long = "base", value_name = "BASE.json")]
+    pub bases: Vec<PathBuf>,
+    /// Fail (exit 3) when a metric moves further than this from the baseline, in every
+    /// matched stage: p99_ms:+10%, ok_rps:-5%, ttft_p99_ms:+50ms, error_rate:+0.01.
+    #[arg(long = "fail-on", value_name = "GATE")]
+    pub fail_on: Vec<String>,
+    /// How the table is printed.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::report::Format,
+    /// The smallest change, in % of the baseline, that is called beyond noise.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    pub min_effect: f64,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +75,9 @@ pub struct RunArgs {
     /// Write the result JSON to PATH, or to stdout with `-` (the table then goes to stderr).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// How the table at the end is printed: aligned, Markdown (to paste into a PR) or CSV (the table alone).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::report::Format,
     /// Write the verdict as JUnit XML to PATH: a test case per threshold and per stage.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

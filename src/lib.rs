@@ -9,6 +9,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod cost;
 pub mod engine;
 pub mod limits;

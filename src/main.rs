@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use llmload::cli::{Cli, Command, MockArgs, RunArgs, ValidateArgs};
+use llmload::cli::{Cli, Command, CompareArgs, MockArgs, RunArgs, ValidateArgs};
 use llmload::report::run_text;
 use llmload::run::{RunOptions, run};
 use llmload::scenario::{BaseUrl, Scenario, redact_url};
@@ -34,7 +34,41 @@ fn main() -> ExitCode {
         Command::Run(args) => rt.block_on(cmd_run(args)),
         Command::Validate(args) => cmd_validate(args),
         Command::Mock(args) => rt.block_on(cmd_mock(args)),
+        Command::Compare(args) => cmd_compare(args),
     }
+}
+
+fn cmd_compare(args: CompareArgs) -> ExitCode {
+    use llmload::compare;
+    let gates: Result<Vec<_>, _> = args.fail_on.iter().map(|g| compare::Gate::parse(g)).collect();
+    let (bases, new) = match (&args.bases[..], &args.files[..]) {
+        ([], [base, new]) => (vec![base.clone()], new.clone()),
+        ([_, ..], [new]) => (args.bases.clone(), new.clone()),
+        ([], [_]) => return bad("compare: give BASE.json NEW.json, or --base BASE.json NEW.json"),
+        _ => return bad("compare: with --base, give only the new result"),
+    };
+    let gates = match gates {
+        Ok(g) => g,
+        Err(e) => return bad(&e),
+    };
+    if !(args.min_effect >= 0.0 && args.min_effect.is_finite()) {
+        return bad(&format!("--min-effect must be a percentage ≥ 0, got {}", args.min_effect));
+    }
+    let load = |p: &Path| compare::load(p);
+    let bases: Result<Vec<_>, _> = bases.iter().map(|p| load(p)).collect();
+    let (bases, new) = match (bases, load(&new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => return bad(&e),
+    };
+    let c = compare::compare(&bases, &new, &gates, args.min_effect / 100.0);
+    let _ = write!(std::io::stdout().lock(), "{}", compare::render(&c, args.format));
+    if c.tripped() { ExitCode::from(EXIT_NOT_PASSED) } else { ExitCode::SUCCESS }
+}
+
+/// One line of bad input, exit 2.
+fn bad(line: &str) -> ExitCode {
+    note(&format!("error: {line}"));
+    ExitCode::from(EXIT_BAD_INPUT)
 }
 
 /// One line on stderr; a closed stderr is no reason to lose the result.
@@ -106,7 +140,7 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
         }
     };
     let result = &outcome.result;
-    let text = run_text(result, outcome.aborted.as_ref());
+    let text = run_text(result, outcome.aborted.as_ref(), args.format);
     // The result file first: a closed stdout (a pipe whose reader died on the same
     // Ctrl-C) must not cost what was measured. Writes to std streams never panic here.
     let mut failed = false;

@@ -29,12 +29,12 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Histograms {
     /// e2e latency of successful requests, µs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "dist_or_v1")]
     pub e2e_us: Option<Dist>,
     /// Every attempt's latency, failed ones and retries included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt_us: Option<Dist>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "dist_or_v1")]
     pub ttft_us: Option<Dist>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_answer_us: Option<Dist>,
@@ -42,7 +42,7 @@ pub struct Histograms {
     pub partial_ttft_us: Option<Dist>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_us: Option<Dist>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "dist_or_v1")]
     pub itl_us: Option<Dist>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_gap_us: Option<Dist>,
@@ -58,6 +58,25 @@ pub struct Histograms {
     pub input_tokens: Option<Dist>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<Dist>,
+}
+
+/// A distribution as schema 2 writes it, or as schema 1 did: a plain-V2 string (empty
+/// when nothing was recorded), whose exact sum is then the histogram's.
+fn dist_or_v1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Dist>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Dist(Dist),
+        V1(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        Some(Either::Dist(x)) => Some(x),
+        Some(Either::V1(s)) if !s.is_empty() => {
+            let h = hdr::decode(&s).map_err(serde::de::Error::custom)?;
+            (!h.is_empty()).then(|| Dist { count: h.len(), sum: h.mean() * h.len() as f64, min: h.min(), max: h.max(), zeros: 0, hdr: s })
+        }
+        _ => None,
+    })
 }
 
 fn latency(l: &Latency) -> Option<Dist> {

@@ -5,6 +5,7 @@
 
 mod build;
 mod dists;
+mod grid;
 mod judge;
 mod junit;
 mod result;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use build::RunMeta;
 pub use dists::{Dist, Histograms};
+pub use grid::{Format, grid};
 pub use judge::measure;
 pub use junit::junit;
 pub use result::*;

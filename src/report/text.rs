@@ -4,13 +4,26 @@
 //! judged and each stage without a success, and a warning
 //! when llmload itself was near saturation.
 
+use super::grid::{Format, grid};
 use super::result::{Cost, RunResult, StageResult};
-use super::table::{failure_notes, fmt_cost, fmt_ms, render_table};
+use super::table::{Columns, failure_notes, fmt_cost, fmt_ms, header, render_table, row};
 use crate::model::Aborted;
 
-/// The text after a run: for the terminal, CI logs and `--json -`'s stderr.
-pub fn run_text(result: &RunResult, aborted: Option<&Aborted>) -> String {
-    let mut text = render_table(&result.stages);
+/// The text after a run: for the terminal, CI logs and `--json -`'s stderr. With
+/// `--format markdown` the table is Markdown; with CSV it is the table alone.
+pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -> String {
+    let mut text = match format {
+        Format::Table => render_table(&result.stages),
+        _ => {
+            let cols = Columns::of(&result.stages);
+            let mut rows = vec![header(&result.stages)];
+            rows.extend(result.stages.iter().map(|s| row(s, cols)));
+            if format == Format::Csv {
+                return grid(&rows, format);
+            }
+            grid(&rows, format)
+        }
+    };
     if let Some(c) = &result.cost {
         text.push_str(&format!(
             "\ncost of the run: {} ({} per 1,000 requests)\n",
