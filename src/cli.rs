@@ -34,6 +34,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Serve the OpenAI-compatible mock for other clients.
     Mock(MockArgs),
+    /// Write a commented starter scenario that runs on the embedded mock.
+    Init(InitArgs),
     /// Compare a run with a baseline (or several) stage by stage, and gate on changes.
     #[command(after_help = COMPARE_EXIT_CODES)]
     Compare(CompareArgs),
@@ -67,8 +69,9 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML).
-    pub scenario: PathBuf,
+    /// Scenario file (TOML). Without one, the quick-run flags (--base-url, --model,
+    /// --concurrency or --rate, …) make the scenario.
+    pub scenario: Option<PathBuf>,
     /// No dashboard: progress on stderr (when it is a terminal), table at the end.
     #[arg(long)]
     pub headless: bool,
@@ -119,9 +122,84 @@ pub struct RunArgs {
     /// Never draw the progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Write one JSON line per finished request to PATH, as each ends (see docs/metrics.md).
+    #[arg(long, value_name = "PATH.jsonl")]
+    pub requests_out: Option<PathBuf>,
+    /// Without a scenario file: stages of these concurrencies, e.g. 1,10,20,50.
+    #[arg(long, value_name = "N,…", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Vec<u32>,
+    /// Without a scenario file: open-loop stages of these arrival rates per second, e.g. 5,10.
+    #[arg(long, value_name = "R,…", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Without a scenario file: measured requests per stage (default 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+    /// Without a scenario file: how long each stage sends, e.g. 30s.
+    #[arg(long, value_name = "DURATION", value_parser = duration_text)]
+    pub duration: Option<String>,
+    /// Without a scenario file: stream the replies (TTFT, inter-token latency).
+    #[arg(long)]
+    pub stream: bool,
+    /// Without a scenario file: the prompt every request sends.
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// Without a scenario file: synthetic prompts of drawn lengths, e.g. "N(480,240)/(300,150)".
+    #[arg(long, value_name = "SPEC")]
+    pub synthetic: Option<String>,
+    /// Without a scenario file: max_tokens of every request.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+    /// Without a scenario file: print the scenario the flags make, as TOML, and exit.
+    #[arg(long)]
+    pub print_scenario: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it (not over an existing file).
+    #[arg(default_value = "llmload.toml")]
+    pub path: PathBuf,
+    /// A streaming starter: TTFT and inter-token latency.
+    #[arg(long)]
+    pub stream: bool,
 }
 
 impl RunArgs {
+    /// The first quick-run flag given, if any: they make a scenario, so go with none.
+    pub fn quick_flag(&self) -> Option<&'static str> {
+        [
+            (!self.concurrency.is_empty(), "--concurrency"),
+            (!self.rate.is_empty(), "--rate"),
+            (self.requests.is_some(), "--requests"),
+            (self.duration.is_some(), "--duration"),
+            (self.stream, "--stream"),
+            (self.prompt.is_some(), "--prompt"),
+            (self.synthetic.is_some(), "--synthetic"),
+            (self.max_tokens.is_some(), "--max-tokens"),
+            (self.print_scenario, "--print-scenario"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// The quick run the flags describe, when no scenario file is given.
+    pub fn quick(&self) -> Result<crate::quick::Quick, String> {
+        let base_url =
+            self.base_url.clone().ok_or("give a scenario file, or --base-url URL (\"mock\" for the embedded mock) and --model")?;
+        Ok(crate::quick::Quick {
+            base_url,
+            model: self.model.clone(),
+            concurrency: self.concurrency.clone(),
+            rate: self.rate.clone(),
+            requests: self.requests,
+            duration: self.duration.clone(),
+            stream: self.stream,
+            prompt: self.prompt.clone(),
+            synthetic: self.synthetic.clone(),
+            max_tokens: self.max_tokens,
+        })
+    }
+
     /// What the flags change in the scenario.
     pub fn overrides(&self) -> Overrides {
         Overrides {
@@ -138,6 +216,11 @@ impl RunArgs {
             max_attempts: self.max_attempts,
         }
     }
+}
+
+/// A duration as written, checked.
+fn duration_text(text: &str) -> Result<String, String> {
+    duration(text).map(|_| text.trim().to_string())
 }
 
 /// A positive duration such as "30s" or "500ms".

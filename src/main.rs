@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use llmload::cli::{Cli, Command, CompareArgs, MockArgs, RunArgs, ValidateArgs};
+use llmload::cli::{Cli, Command, CompareArgs, InitArgs, MockArgs, RunArgs, ValidateArgs};
 use llmload::report::run_text;
 use llmload::run::{RunOptions, run};
 use llmload::scenario::{BaseUrl, Scenario, redact_url};
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd_validate(args),
         Command::Mock(args) => rt.block_on(cmd_mock(args)),
         Command::Compare(args) => cmd_compare(args),
+        Command::Init(args) => cmd_init(args),
     }
 }
 
@@ -83,8 +84,44 @@ fn load(path: &Path) -> Result<Scenario, ExitCode> {
     })
 }
 
-async fn cmd_run(args: RunArgs) -> ExitCode {
-    let mut scenario = match load(&args.scenario) {
+fn cmd_init(args: InitArgs) -> ExitCode {
+    use std::io::ErrorKind;
+    // create_new: never over a file that is there.
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&args.path);
+    let written = file.and_then(|mut f| f.write_all(llmload::quick::starter(args.stream).as_bytes()));
+    match written {
+        Ok(()) => {
+            note(&format!("wrote {}; run it with: llmload run {}", args.path.display(), args.path.display()));
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => bad(&format!("{} exists; give another path", args.path.display())),
+        Err(e) => bad(&format!("cannot write {}: {e}", args.path.display())),
+    }
+}
+
+/// The scenario of a run: its file, or the one the quick-run flags make.
+fn scenario_of(args: &mut RunArgs) -> Result<Scenario, ExitCode> {
+    if let Some(path) = &args.scenario {
+        if let Some(flag) = args.quick_flag() {
+            return Err(bad(&format!("{flag} is for a run without a scenario file; {} has its own stages and prompts", path.display())));
+        }
+        return load(path);
+    }
+    let text = args.quick().and_then(|q| q.scenario()).map_err(|e| bad(&e))?;
+    if args.print_scenario {
+        let _ = write!(std::io::stdout().lock(), "{text}");
+        return Err(ExitCode::SUCCESS);
+    }
+    // The flags made the target: they override nothing.
+    (args.base_url, args.model) = (None, None);
+    Scenario::parse(&text, "the quick-run flags", None).map_err(|e| {
+        note(&e.to_string());
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+async fn cmd_run(mut args: RunArgs) -> ExitCode {
+    let mut scenario = match scenario_of(&mut args) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -122,12 +159,18 @@ async fn cmd_run(args: RunArgs) -> ExitCode {
             notes: Arc::new(move |line: &str| notes(line.to_string())),
             watcher: Some(llmload::tui::watcher(app, hold)),
             checkpoint: None,
+            requests_out: None,
         }
     } else {
-        RunOptions { notes: Arc::new(note), watcher: (!args.no_progress).then(llmload::progress::watcher), checkpoint: None }
+        RunOptions {
+            notes: Arc::new(note),
+            watcher: (!args.no_progress).then(llmload::progress::watcher),
+            checkpoint: None,
+            requests_out: None,
+        }
     };
     // A result file (not stdout) is checkpointed while the run goes on.
-    let opts = RunOptions { checkpoint: args.json.clone().filter(|_| !json_to_stdout), ..opts };
+    let opts = RunOptions { checkpoint: args.json.clone().filter(|_| !json_to_stdout), requests_out: args.requests_out.clone(), ..opts };
     let outcome = run(scenario, opts).await;
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         note(&line);

@@ -35,6 +35,8 @@ pub enum RunError {
     HeaderEnv { name: String, var: String },
     #[error("{0}")]
     OpenFiles(String),
+    #[error("cannot write --requests-out {path}: {error}")]
+    RequestsOut { path: String, error: std::io::Error },
 }
 
 impl RunError {
@@ -57,12 +59,14 @@ pub struct RunOptions {
     pub watcher: Option<Watcher>,
     /// The result file, checkpointed while the run goes on (`checkpoint`).
     pub checkpoint: Option<std::path::PathBuf>,
+    /// `--requests-out`: a line per finished request (`requests_out`).
+    pub requests_out: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
     /// No notes, no view: for tests and embedding.
     pub fn quiet() -> RunOptions {
-        RunOptions { notes: Arc::new(|_| {}), watcher: None, checkpoint: None }
+        RunOptions { notes: Arc::new(|_| {}), watcher: None, checkpoint: None, requests_out: None }
     }
 }
 
@@ -154,6 +158,11 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let ticker = tokio::spawn(health.clone().watch());
     let (mut aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
     aggregator = aggregator.with_health(health.clone());
+    if let Some(path) = &opts.requests_out {
+        let out = crate::requests_out::RequestsOut::create(path)
+            .map_err(|error| RunError::RequestsOut { path: path.display().to_string(), error })?;
+        aggregator = aggregator.with_sink(Box::new(out));
+    }
     if scenario.target.stream {
         // Every stream is counted (its reply, and its prompt where not known): on the
         // aggregator's thread, with the tokenizer and the listed prompts' counts loaded

@@ -44,7 +44,9 @@ fn sigkill_mid_stage_leaves_a_readable_checkpoint() {
     assert_eq!(stages[0]["requests"]["ok"], 40, "the finished stage whole");
     let r = &stages[1]["requests"];
     let (started, ok, failed, cancelled) = (count(&r["started"]), count(&r["ok"]), count(&r["failed"]), count(&r["cancelled"]));
-    assert!(ok > 0 && failed == 0 && ok + failed + cancelled <= started && started <= ok + 4, "{r}");
+    // Live accounting: what ended is at most what started (records still queued to the
+    // aggregator are started, not yet counted as ended).
+    assert!(ok > 0 && failed == 0 && ok + failed + cancelled <= started, "{r}");
     assert!(num(&stages[1]["latency_ms"]["p50"]) >= 10.0, "{}", stages[1]["latency_ms"]);
     // The one seen while it ran was an earlier (or the same) checkpoint of the same run.
     assert_eq!(v["started_at"], after["started_at"]);

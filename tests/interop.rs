@@ -150,3 +150,30 @@ fn hdrhistogram_python_reads_the_results_histograms() {
         assert_eq!(theirs, ours, "{name}");
     }
 }
+
+/// The `--junit` file parses as XML the way CI tools read it, with a case per threshold
+/// and per stage and the failures where the verdict has them.
+#[test]
+fn the_junit_file_is_read_by_an_xml_parser() {
+    let text = "name = \"j & <k>\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\n\
+        [prompts]\ntemplate = \"hello {i}\"\n[thresholds]\np99_ms = \"< 1000\"\nok_rps = \"> 1000000\"\n\
+        [[stage]]\nname = \"a \\\"quoted\\\" & <odd> stage\"\nconcurrency = 2\nrequests = 10\n";
+    let (d, path) = scenario(text);
+    let xml = d.path().join("junit.xml");
+    let mut c = cmd(&["run", "--headless", "--junit"]);
+    c.arg(&xml).arg(&path);
+    assert_eq!(run(c, Duration::from_secs(60)).status.code(), Some(3));
+    let mut py = Command::new(python());
+    py.arg(repo_path("tests/interop/junit_read.py")).arg(&xml);
+    let out = run(py, Duration::from_secs(30));
+    assert!(out.status.success(), "the XML parser failed:\n{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!((r["tests"].as_u64(), r["failures"].as_u64()), (Some(3), Some(1)), "{r}");
+    let stage = "a \"quoted\" & <odd> stage";
+    let case = |name: String| {
+        r["cases"].as_array().unwrap().iter().find(|c| c["name"] == name.as_str()).cloned().unwrap_or_else(|| panic!("{name}: {r}"))
+    };
+    assert!(case(format!("{stage}: p99_ms < 1000"))["failure"].is_null());
+    assert!(case(format!("{stage}: ok_rps > 1000000"))["failure"].as_str().unwrap().starts_with("measured "));
+    assert!(case(format!("{stage}: a successful request"))["failure"].is_null());
+}

@@ -40,7 +40,7 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     let input_tokens = || *input.get_or_init(|| spec.input_tokens.unwrap_or_else(|| ctx.requests.input_tokens(i)));
     // A request's own output length is what it may cost, else the stage's limit.
     let weight = ctx.tpm_max_tokens.map_or(1, |max| input_tokens() + spec.output_tokens.map_or(max, u64::from));
-    let mut att = Attempts::default();
+    let mut att = Attempts { ramp: p.part == Part::Warmup && i >= super::RAMP_NUMBERS, ..Attempts::default() };
     // A request whose slot falls past the deadline is never started, so never counted.
     if !slot(p, weight, p.deadline, &mut att).await {
         // Request i was taken but never sent: a stop before the deadline left work

@@ -92,11 +92,19 @@ pub struct Aggregator {
     /// Counts what a record left uncounted (a stream's texts), here rather than on the
     /// request path.
     count: Option<Counter>,
+    sink: Option<Box<dyn RecordSink>>,
     health: Option<Arc<super::Health>>,
 }
 
 /// See [`Aggregator::with_counter`].
 pub type Counter = Box<dyn FnMut(&mut RequestRecord) + Send>;
+
+/// Takes every finished request as the aggregator does (`--requests-out`), on its
+/// thread; flushed at each stage's end and when the run ends.
+pub trait RecordSink: Send {
+    fn record(&mut self, stage: &StageInfo, part: Part, rec: &RequestRecord, attempts: &Attempts);
+    fn flush(&mut self);
+}
 
 /// Channel depth: deep enough that workers never wait on a busy aggregator, bounded so
 /// memory stays flat even if it stalls.
@@ -162,7 +170,17 @@ impl Aggregator {
         let (etx, erx) = mpsc::channel(CHANNEL_DEPTH);
         let (stx, srx) = watch::channel(Arc::new(Snapshot { total_stages, ..Snapshot::default() }));
         (
-            Aggregator { rx: erx, tx: stx, interval, total_stages, started: Instant::now(), aborted: None, count: None, health: None },
+            Aggregator {
+                rx: erx,
+                tx: stx,
+                interval,
+                total_stages,
+                started: Instant::now(),
+                aborted: None,
+                count: None,
+                sink: None,
+                health: None,
+            },
             etx,
             srx,
         )
@@ -171,6 +189,12 @@ impl Aggregator {
     /// Counts each measured record's uncounted texts with `count` before it is taken in.
     pub fn with_counter(mut self, count: Counter) -> Aggregator {
         self.count = Some(count);
+        self
+    }
+
+    /// Hands every finished request to `sink` too.
+    pub fn with_sink(mut self, sink: Box<dyn RecordSink>) -> Aggregator {
+        self.sink = Some(sink);
         self
     }
 
@@ -206,6 +230,9 @@ impl Aggregator {
                 }
             };
             if closed {
+                if let Some(sink) = &mut self.sink {
+                    sink.flush();
+                }
                 break;
             }
             if changed_stage || published.elapsed() >= self.interval {
@@ -246,6 +273,9 @@ impl Aggregator {
                 if let (Some(count), Part::Window) = (&mut self.count, part) {
                     count(&mut record);
                 }
+                if let (Some(sink), Some(live)) = (&mut self.sink, current.as_ref()) {
+                    sink.record(&live.stats.info, part, &record, &attempts);
+                }
                 if let Some(live) = current {
                     match part {
                         Part::Warmup => live.stats.warmup_done += 1,
@@ -269,6 +299,9 @@ impl Aggregator {
             }
             EngineEvent::SessionEnded { .. } => false,
             EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
+                if let Some(sink) = &mut self.sink {
+                    sink.flush();
+                }
                 if let Some(Live { mut stats, .. }) = current.take() {
                     stats.wall = wall;
                     stats.started = started;

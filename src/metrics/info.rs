@@ -23,6 +23,8 @@ pub struct Attempts {
     pub first_send: Option<std::time::Instant>,
     /// Open loop: first send − scheduled start (already added to the record's latency).
     pub lag: Option<Duration>,
+    /// A ramp's request (its part is `Warmup`).
+    pub ramp: bool,
 }
 
 /// An attempt that failed and was retried.

@@ -17,7 +17,7 @@ mod series;
 pub mod sessions;
 mod stage;
 
-pub use aggregator::{Aggregator, EngineEvent, Snapshot};
+pub use aggregator::{Aggregator, EngineEvent, RecordSink, Snapshot};
 pub use health::{Health, HealthView};
 pub use info::{Attempts, FailedAttempt, NONE_WAITING, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};

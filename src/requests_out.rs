@@ -1,0 +1,108 @@
+//! `--requests-out PATH.jsonl`: one JSON line per finished request, written as it ends
+//! from the aggregator's thread (memory stays flat), flushed every 2 s, at every stage
+//! end and at the run's end (Ctrl-C included). Figures only: no prompt or reply text.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::metrics::{Attempts, Part, RecordSink, StageInfo, output_tokens};
+use crate::model::{Outcome, RequestRecord};
+
+/// How often buffered lines reach the file, at the latest.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+pub struct RequestsOut {
+    out: BufWriter<File>,
+    /// One instant and its wall-clock time: request times are stamped as instants.
+    anchor: (Instant, SystemTime),
+    next_index: u64,
+    flushed: Instant,
+}
+
+/// One line.
+#[derive(Serialize)]
+struct Line<'a> {
+    stage: &'a str,
+    /// Unique in the run, in the order requests ended.
+    index: u64,
+    phase: &'static str,
+    attempts: u64,
+    scheduled_at: Option<String>,
+    sent_at: Option<String>,
+    e2e_ms: f64,
+    ttft_ms: Option<f64>,
+    itl_ms: Option<f64>,
+    input_tokens: Option<u64>,
+    output_tokens: u64,
+    status: Option<u16>,
+    outcome: &'static str,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+impl RequestsOut {
+    pub fn create(path: &Path) -> std::io::Result<RequestsOut> {
+        let out = BufWriter::with_capacity(64 * 1024, File::create(path)?);
+        Ok(RequestsOut { out, anchor: (Instant::now(), SystemTime::now()), next_index: 0, flushed: Instant::now() })
+    }
+
+    fn wall(&self, at: Instant) -> String {
+        let (i0, t0) = self.anchor;
+        let t = if at >= i0 { t0 + (at - i0) } else { t0 - (i0 - at) };
+        humantime::format_rfc3339_micros(t).to_string()
+    }
+}
+
+impl RecordSink for RequestsOut {
+    fn record(&mut self, stage: &StageInfo, part: Part, rec: &RequestRecord, att: &Attempts) {
+        let phase = match part {
+            Part::Warmup if att.ramp => "ramp",
+            Part::Warmup => "warmup",
+            Part::Window => "window",
+            Part::Cooldown => "cooldown",
+        };
+        let out = output_tokens(rec);
+        let itl = match (rec.ttft, out) {
+            (Some(ttft), n) if n > 1 && rec.outcome == Outcome::Ok => Some(ms(rec.latency.saturating_sub(ttft)) / (n - 1) as f64),
+            _ => None,
+        };
+        let line = Line {
+            stage: &stage.name,
+            index: self.next_index,
+            phase,
+            attempts: att.earlier.len() as u64 + u64::from(att.first_send.is_some()),
+            scheduled_at: att.first_send.map(|s| self.wall(s.checked_sub(att.lag.unwrap_or_default()).unwrap_or(s))),
+            sent_at: att.first_send.map(|s| self.wall(s)),
+            e2e_ms: ms(rec.latency),
+            ttft_ms: rec.ttft.map(ms),
+            itl_ms: itl,
+            input_tokens: rec.input_tokens,
+            output_tokens: out,
+            status: rec.status,
+            outcome: match rec.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Cancelled => "cancelled",
+                Outcome::Failed(kind) => kind.as_str(),
+            },
+        };
+        self.next_index += 1;
+        // A full disk costs the export, never the run: its figures are kept apart.
+        if serde_json::to_writer(&mut self.out, &line).is_ok() {
+            let _ = self.out.write_all(b"\n");
+        }
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+        self.flushed = Instant::now();
+    }
+}
