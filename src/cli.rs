@@ -125,6 +125,9 @@ pub struct RunArgs {
     /// Write one JSON line per finished request to PATH, as each ends (see docs/metrics.md).
     #[arg(long, value_name = "PATH.jsonl")]
     pub requests_out: Option<PathBuf>,
+    /// With --requests-out: add each request's prompt and reply text (may hold user data).
+    #[arg(long, requires = "requests_out")]
+    pub requests_out_text: bool,
     /// Without a scenario file: stages of these concurrencies, e.g. 1,10,20,50.
     #[arg(long, value_name = "N,…", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,

@@ -160,6 +160,7 @@ async fn cmd_run(mut args: RunArgs) -> ExitCode {
             watcher: Some(llmload::tui::watcher(app, hold)),
             checkpoint: None,
             requests_out: None,
+            requests_out_text: false,
         }
     } else {
         RunOptions {
@@ -167,10 +168,16 @@ async fn cmd_run(mut args: RunArgs) -> ExitCode {
             watcher: (!args.no_progress).then(llmload::progress::watcher),
             checkpoint: None,
             requests_out: None,
+            requests_out_text: false,
         }
     };
     // A result file (not stdout) is checkpointed while the run goes on.
-    let opts = RunOptions { checkpoint: args.json.clone().filter(|_| !json_to_stdout), requests_out: args.requests_out.clone(), ..opts };
+    let opts = RunOptions {
+        checkpoint: args.json.clone().filter(|_| !json_to_stdout),
+        requests_out: args.requests_out.clone(),
+        requests_out_text: args.requests_out_text,
+        ..opts
+    };
     let outcome = run(scenario, opts).await;
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         note(&line);

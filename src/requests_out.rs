@@ -1,6 +1,7 @@
 //! `--requests-out PATH.jsonl`: one JSON line per finished request, written as it ends
 //! from the aggregator's thread (memory stays flat), flushed every 2 s, at every stage
-//! end and at the run's end (Ctrl-C included). Figures only: no prompt or reply text.
+//! end and at the run's end (Ctrl-C included). Prompt and reply text only with
+//! `--requests-out-text`: they may hold user data.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,6 +22,7 @@ pub struct RequestsOut {
     anchor: (Instant, SystemTime),
     next_index: u64,
     flushed: Instant,
+    text: bool,
 }
 
 /// One line.
@@ -40,6 +42,17 @@ struct Line<'a> {
     output_tokens: u64,
     status: Option<u16>,
     outcome: &'static str,
+    /// With text: the body's `messages` (chat) or `prompt` (completions), and the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<&'a str>,
+}
+
+/// What a request body asked: its `messages`, or its `prompt`.
+fn prompt_of(body: &[u8]) -> Option<serde_json::Value> {
+    let serde_json::Value::Object(mut v) = serde_json::from_slice(body).ok()? else { return None };
+    v.remove("messages").or_else(|| v.remove("prompt"))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -47,9 +60,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl RequestsOut {
-    pub fn create(path: &Path) -> std::io::Result<RequestsOut> {
+    pub fn create(path: &Path, text: bool) -> std::io::Result<RequestsOut> {
         let out = BufWriter::with_capacity(64 * 1024, File::create(path)?);
-        Ok(RequestsOut { out, anchor: (Instant::now(), SystemTime::now()), next_index: 0, flushed: Instant::now() })
+        Ok(RequestsOut { out, anchor: (Instant::now(), SystemTime::now()), next_index: 0, flushed: Instant::now(), text })
     }
 
     fn wall(&self, at: Instant) -> String {
@@ -90,6 +103,8 @@ impl RecordSink for RequestsOut {
                 Outcome::Cancelled => "cancelled",
                 Outcome::Failed(kind) => kind.as_str(),
             },
+            prompt: rec.sent_body.as_ref().filter(|_| self.text).and_then(|b| prompt_of(b)),
+            reply: rec.content.as_deref().filter(|_| self.text),
         };
         self.next_index += 1;
         // A full disk costs the export, never the run: its figures are kept apart.

@@ -59,14 +59,16 @@ pub struct RunOptions {
     pub watcher: Option<Watcher>,
     /// The result file, checkpointed while the run goes on (`checkpoint`).
     pub checkpoint: Option<std::path::PathBuf>,
-    /// `--requests-out`: a line per finished request (`requests_out`).
+    /// `--requests-out`: a line per finished request (`requests_out`), with its prompt
+    /// and reply when `requests_out_text`.
     pub requests_out: Option<std::path::PathBuf>,
+    pub requests_out_text: bool,
 }
 
 impl RunOptions {
     /// No notes, no view: for tests and embedding.
     pub fn quiet() -> RunOptions {
-        RunOptions { notes: Arc::new(|_| {}), watcher: None, checkpoint: None, requests_out: None }
+        RunOptions { notes: Arc::new(|_| {}), watcher: None, checkpoint: None, requests_out: None, requests_out_text: false }
     }
 }
 
@@ -144,6 +146,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         pool_size: max_concurrency as usize,
         stream: scenario.target.stream,
         keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
+        texts_out: opts.requests_out_text,
         headers,
         tokenizer: scenario.prompts.tokenizer().clone(),
         body_budget: crate::client::BODY_BUDGET_BYTES,
@@ -159,7 +162,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let (mut aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
     aggregator = aggregator.with_health(health.clone());
     if let Some(path) = &opts.requests_out {
-        let out = crate::requests_out::RequestsOut::create(path)
+        let out = crate::requests_out::RequestsOut::create(path, opts.requests_out_text)
             .map_err(|error| RunError::RequestsOut { path: path.display().to_string(), error })?;
         aggregator = aggregator.with_sink(Box::new(out));
     }

@@ -58,6 +58,7 @@ fn client(addr: SocketAddr, cfg: Cfg) -> Client {
         pool_size: cfg.pool_size,
         stream: cfg.stream,
         keep_content: false,
+        texts_out: false,
         headers: Vec::new(),
         tokenizer: llmload::workload::Tokenizer::o200k(),
         body_budget: cfg.body_budget,

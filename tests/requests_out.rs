@@ -47,3 +47,32 @@ fn one_line_per_request_with_its_phase_and_times() {
     // Closed loop: sent when scheduled. Open loop: scheduled on the rate's grid.
     assert!(rows.iter().filter(|r| r["stage"] == "closed").all(|r| r["scheduled_at"] == r["sent_at"]));
 }
+
+#[test]
+fn text_only_when_asked() {
+    let text = quick("base_latency_ms = 1\nper_inflight_ms = 0\noutput_tokens = 4", "[[stage]]\nconcurrency = 2\nrequests = 6\n");
+    let (d, path) = scenario(&text);
+    let lines = d.path().join("requests.jsonl");
+    for (flag, stream) in [(None, false), (Some("--requests-out-text"), false), (Some("--requests-out-text"), true)] {
+        let mut c = cmd(&["run", "--headless", "--requests-out"]);
+        c.arg(&lines).args(flag).arg(&path);
+        if stream {
+            // The same scenario, streamed: the reply is the joined chunks.
+            let streamed = text.replace("model = \"m\"", "model = \"m\"\nstream = true");
+            std::fs::write(&path, streamed).unwrap();
+        }
+        assert!(run(c, Duration::from_secs(30)).status.success());
+        let rows: Vec<serde_json::Value> =
+            std::fs::read_to_string(&lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 6);
+        for r in &rows {
+            if flag.is_none() {
+                assert!(r.get("prompt").is_none() && r.get("reply").is_none(), "{r}");
+            } else {
+                let prompt = r["prompt"].to_string();
+                assert!(prompt.contains("hello "), "{r}");
+                assert_eq!(r["reply"].as_str().unwrap().split_whitespace().count(), 4, "stream {stream}: {r}");
+            }
+        }
+    }
+}

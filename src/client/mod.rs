@@ -105,6 +105,9 @@ pub struct ClientConfig {
     pub stream: bool,
     /// Keep each completion's text in its record (for response checks).
     pub keep_content: bool,
+    /// `--requests-out-text`: every record carries its body sent and its reply's text
+    /// to the aggregator (which writes them out).
+    pub texts_out: bool,
     /// Extra headers for every request. An `Authorization` among them replaces the
     /// Bearer key.
     pub headers: Vec<ExtraHeader>,
@@ -130,6 +133,7 @@ pub struct Client {
     idle_timeout: Option<Duration>,
     stream: bool,
     keep_content: bool,
+    texts_out: bool,
     tokenizer: crate::workload::Tokenizer,
     /// The key and secret header values, kept only to scrub them out of server messages
     /// that echo them.
@@ -179,7 +183,8 @@ impl Client {
             budget: reply::Budget::new(cfg.body_budget),
             idle_timeout: cfg.idle_timeout,
             stream: cfg.stream,
-            keep_content: cfg.keep_content,
+            keep_content: cfg.keep_content || cfg.texts_out,
+            texts_out: cfg.texts_out,
             tokenizer: cfg.tokenizer,
             secrets: cfg
                 .api_key
@@ -188,6 +193,11 @@ impl Client {
                 .filter(|k| !k.is_empty())
                 .collect(),
         })
+    }
+
+    /// Whether records carry their texts out (`--requests-out-text`).
+    pub fn texts_out(&self) -> bool {
+        self.texts_out
     }
 
     /// Whether it asks for streams: request bodies must say `"stream": true` then.
@@ -298,6 +308,7 @@ pub(crate) mod tests {
             pool_size: 1,
             stream: false,
             keep_content: false,
+            texts_out: false,
             headers: Vec::new(),
             tokenizer: crate::workload::Tokenizer::o200k(),
             body_budget: BODY_BUDGET_BYTES,

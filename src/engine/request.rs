@@ -65,6 +65,10 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     }
     // Checked here, in parallel across workers; only the verdict travels on.
     let content = record.content.take().filter(|_| record.outcome == Outcome::Ok);
+    if ctx.client.texts_out() {
+        record.content = content.clone();
+        record.sent_body = Some(spec.body.clone());
+    }
     if let (Some(expect), Some(content)) = (&ctx.check, &content) {
         record.check = Some(crate::check::check(content, expect));
     }

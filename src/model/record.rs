@@ -100,6 +100,8 @@ pub struct RequestRecord {
     pub bytes: u64,
     /// The server's `usage`, when it sent one.
     pub usage: Option<Usage>,
+    /// `--requests-out-text`: the body sent, to write out its prompt.
+    pub sent_body: Option<bytes::Bytes>,
     /// Streams only: request sent → first chunk with non-empty content of any kind,
     /// reasoning included (kept for cut streams too, as a partial timing).
     pub ttft: Option<Duration>,
@@ -159,6 +161,7 @@ impl Default for RequestRecord {
             status: None,
             bytes: 0,
             usage: None,
+            sent_body: None,
             ttft: None,
             ttft_answer: None,
             first_reasoning: None,
