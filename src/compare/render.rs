@@ -2,17 +2,7 @@
 //! stages found on one side only and every gate with its figures.
 
 use super::Comparison;
-use crate::report::{Format, grid};
-
-/// Four significant digits, without a trailing ".0".
-fn fig(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let digits = (3 - x.abs().log10().floor() as i32).max(0) as usize;
-    let s = format!("{x:.digits$}");
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-}
+use crate::report::{Format, fig, grid};
 
 fn signed(x: f64) -> String {
     if x > 0.0 { format!("+{}", fig(x)) } else { fig(x) }
@@ -65,7 +55,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn figures() {
+    fn signs() {
         assert_eq!(
             (fig(123.456), fig(0.012345), fig(98765.4), fig(110.0), signed(2.5)),
             ("123.5".into(), "0.01235".into(), "98765".into(), "110".into(), "+2.5".into())

@@ -15,6 +15,16 @@ pub enum Format {
     Csv,
 }
 
+/// Four significant digits, without a trailing ".0".
+pub fn fig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = (3 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.digits$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
 /// `rows` (the first is the header) in `format`.
 pub fn grid(rows: &[Vec<String>], format: Format) -> String {
     let mut out = String::new();
@@ -59,6 +69,14 @@ pub fn grid(rows: &[Vec<String>], format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_keep_four_digits() {
+        assert_eq!(
+            (fig(123.456), fig(0.012345), fig(98765.4), fig(110.0)),
+            ("123.5".into(), "0.01235".into(), "98765".into(), "110".into())
+        );
+    }
 
     #[test]
     fn each_format() {

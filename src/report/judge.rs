@@ -70,7 +70,7 @@ impl Verdict {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for t in &self.thresholds {
-            let got = t.measured.map_or("not measured".to_string(), |m| format!("{}", round(m)));
+            let got = t.measured.map_or("not measured".to_string(), super::grid::fig);
             let mark = if t.passed { "pass" } else { "FAIL" };
             out.push_str(&format!("{mark}  {}: {} (measured {got})\n", t.stage, t.threshold));
         }
@@ -78,24 +78,5 @@ impl Verdict {
             out.push_str(&format!("FAIL  {s}: no successful request\n"));
         }
         out
-    }
-}
-
-/// Four significant digits: enough to read a figure against its bound.
-fn round(x: f64) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
-    (x * scale).round() / scale
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn figures_round_to_four_digits() {
-        assert_eq!((round(123.456), round(0.012345), round(98765.0), round(0.0)), (123.5, 0.01235, 98770.0, 0.0));
     }
 }

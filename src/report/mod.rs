@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub use build::RunMeta;
 pub use dists::{Dist, Histograms};
-pub use grid::{Format, grid};
+pub use grid::{Format, fig, grid};
 pub use judge::measure;
 pub use junit::junit;
 pub use result::*;

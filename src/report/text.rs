@@ -18,10 +18,12 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
             let cols = Columns::of(&result.stages);
             let mut rows = vec![header(&result.stages)];
             rows.extend(result.stages.iter().map(|s| row(s, cols)));
+            let table = grid(&rows, format);
+            // CSV is the table alone: notes after it would not parse.
             if format == Format::Csv {
-                return grid(&rows, format);
+                return table;
             }
-            grid(&rows, format)
+            table
         }
     };
     if let Some(c) = &result.cost {
