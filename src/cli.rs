@@ -39,6 +39,28 @@ pub enum Command {
     /// Compare a run with a baseline (or several) stage by stage, and gate on changes.
     #[command(after_help = COMPARE_EXIT_CODES)]
     Compare(CompareArgs),
+    /// Draw results as one self-contained HTML page of charts (opens offline).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Result files; the first is the baseline the others are laid over and compared with.
+    #[arg(value_name = "RESULT", num_args = 1.., required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where the page goes.
+    #[arg(short = 'o', long = "output", value_name = "PATH", default_value = "report.html")]
+    pub output: PathBuf,
+    /// A run's `--requests-out` file, for TTFT against input length: give one per result,
+    /// in the results' order (the nth goes with the nth result).
+    #[arg(long = "requests", value_name = "FILE.jsonl")]
+    pub requests: Vec<PathBuf>,
+    /// Gates shown against the first run, as `compare --fail-on` takes them.
+    #[arg(long = "fail-on", value_name = "GATE")]
+    pub fail_on: Vec<String>,
+    /// The smallest change, in % of the baseline, that is called beyond noise.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    pub min_effect: f64,
 }
 
 /// What `compare` exits with.

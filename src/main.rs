@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use llmload::cli::{Cli, Command, CompareArgs, InitArgs, MockArgs, RunArgs, ValidateArgs};
+use llmload::cli::{Cli, Command, CompareArgs, InitArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
 use llmload::report::run_text;
 use llmload::run::{RunOptions, run};
 use llmload::scenario::{BaseUrl, Scenario, redact_url};
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => rt.block_on(cmd_mock(args)),
         Command::Compare(args) => cmd_compare(args),
         Command::Init(args) => cmd_init(args),
+        Command::Report(args) => cmd_report(args),
     }
 }
 
@@ -64,6 +65,58 @@ fn cmd_compare(args: CompareArgs) -> ExitCode {
     let c = compare::compare(&bases, &new, &gates, args.min_effect / 100.0);
     let _ = write!(std::io::stdout().lock(), "{}", compare::render(&c, args.format));
     if c.tripped() { ExitCode::from(EXIT_NOT_PASSED) } else { ExitCode::SUCCESS }
+}
+
+fn cmd_report(args: ReportArgs) -> ExitCode {
+    use llmload::{compare, html};
+    if args.requests.len() > args.files.len() {
+        return bad(&format!(
+            "report: {} --requests files for {} results; give at most one per result",
+            args.requests.len(),
+            args.files.len()
+        ));
+    }
+    if !(args.min_effect >= 0.0 && args.min_effect.is_finite()) {
+        return bad(&format!("--min-effect must be a percentage ≥ 0, got {}", args.min_effect));
+    }
+    let gates: Result<Vec<_>, _> = args.fail_on.iter().map(|g| compare::Gate::parse(g)).collect();
+    let gates = match gates {
+        Ok(g) => g,
+        Err(e) => return bad(&e),
+    };
+    let mut runs = Vec::new();
+    for (i, path) in args.files.iter().enumerate() {
+        let result = match compare::load(path) {
+            Ok(r) => r,
+            Err(e) => return bad(&e),
+        };
+        let requests = match args.requests.get(i).map(|p| html::load_requests(p)) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return bad(&e),
+            None => Vec::new(),
+        };
+        runs.push(html::Run { name: html::run_name(&args.files, i), result, requests });
+    }
+    let report = match html::build(&runs, &gates, args.min_effect / 100.0) {
+        Ok(r) => r,
+        Err(e) => {
+            note(&format!("error: report: {e}"));
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    for n in &report.notes {
+        note(&format!("note: {n}"));
+    }
+    match llmload::report::write_atomic(&args.output, report.html.as_bytes()) {
+        Ok(()) => {
+            note(&format!("wrote {}", args.output.display()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            note(&format!("error: cannot write {}: {e}", args.output.display()));
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 /// One line of bad input, exit 2.

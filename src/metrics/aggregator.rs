@@ -266,6 +266,7 @@ impl Aggregator {
                 if let Some(live) = current {
                     live.measuring = Some(Measuring { started, finished, waiting, ended, at: Instant::now() });
                     live.stats.window_opened = Some(opened);
+                    live.stats.window_offset = live.stats.series.since_start(Instant::now());
                 }
                 false
             }

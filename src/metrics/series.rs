@@ -75,6 +75,11 @@ impl Series {
         self.start = Some(at);
     }
 
+    /// How long after the stage's start `at` is.
+    pub fn since_start(&self, at: Instant) -> Option<std::time::Duration> {
+        self.start.map(|s| at.saturating_duration_since(s))
+    }
+
     /// Counts a finished request into the second it ended in.
     pub fn record(&mut self, now: Instant, part: Part, rec: &RequestRecord, output_tokens: u64, in_flight: u64) {
         let t = now.saturating_duration_since(self.start.unwrap_or(now)).as_secs().min(u64::from(u32::MAX)) as u32;

@@ -110,6 +110,8 @@ pub struct StageStats {
     pub wall: Duration,
     /// When the window opened, on the wall clock.
     pub window_opened: Option<std::time::SystemTime>,
+    /// When it opened, counted from the stage's start (its per-second series' zero).
+    pub window_offset: Option<Duration>,
     pub finished: bool,
     /// Stopped early (Ctrl-C): figures cover only what ran.
     pub interrupted: bool,
@@ -191,6 +193,7 @@ impl Default for StageStats {
             limiter_wait: Latency::with_digits(2),
             wall: Duration::ZERO,
             window_opened: None,
+            window_offset: None,
             finished: false,
             interrupted: false,
             aborted: false,

@@ -235,6 +235,7 @@ impl StageResult {
             wall_time_s: s.wall.as_secs_f64(),
             window_start: s.window_opened.map(|t| humantime::format_rfc3339_micros(t).to_string()),
             window_end: s.window_opened.map(|t| humantime::format_rfc3339_micros(t + s.wall).to_string()),
+            window_offset_s: s.window_offset.map(|d| d.as_secs_f64()),
             requests: Requests { started: s.started, ok: s.ok, failed: s.failed, cancelled: s.cancelled },
             error_rate: s.error_rate(),
             failures: s.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),

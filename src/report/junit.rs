@@ -1,6 +1,7 @@
 //! The verdict as a JUnit XML file (`--junit`), for CI systems that show test results:
 //! one test case per threshold, and one per stage for "had a successful request".
 
+use super::markup::escape;
 use super::result::RunResult;
 
 /// The XML text of `result`'s verdict.
@@ -39,31 +40,4 @@ pub fn junit(result: &RunResult) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters other than tab and newlines are not allowed in XML 1.0.
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_escaped() {
-        assert_eq!(escape("a<b & \"c\" 'd'>\u{1}"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;?");
-    }
 }

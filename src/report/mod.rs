@@ -8,6 +8,7 @@ mod dists;
 mod grid;
 mod judge;
 mod junit;
+mod markup;
 mod result;
 mod sessions;
 mod sweep;
@@ -21,6 +22,7 @@ pub use dists::{Dist, Histograms};
 pub use grid::{Format, fig, grid};
 pub use judge::measure;
 pub use junit::junit;
+pub use markup::escape;
 pub use result::*;
 pub use sweep::ended_early;
 pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
@@ -31,11 +33,17 @@ impl RunResult {
     /// leaves half a result.
     pub fn write_atomic(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map_or("result.json".into(), |n| n.to_string_lossy().to_string());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        write_atomic(path, &json)
     }
+}
+
+/// Writes `bytes` to `path` through a temp file beside it and a rename: a reader never
+/// sees half a file, and a failure leaves none.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map_or("result.json".into(), |n| n.to_string_lossy().to_string());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

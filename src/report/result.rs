@@ -165,6 +165,10 @@ pub struct StageResult {
     pub window_start: Option<String>,
     #[serde(default)]
     pub window_end: Option<String>,
+    /// The window's opening in seconds since the stage started, on the clock of
+    /// `series` (what came before was warmup or ramp); null where it never opened.
+    #[serde(default)]
+    pub window_offset_s: Option<f64>,
     pub requests: Requests,
     pub error_rate: f64,
     pub failures: BTreeMap<String, u64>,

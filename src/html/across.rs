@@ -1,0 +1,245 @@
+//! The charts drawn across stages: latency percentiles and throughput against load
+//! (with the SLO, the ideal linear scaling, the knee and the SLO's limit), the
+//! interactivity/throughput trade-off, and TTFT against input length from a per-request
+//! export. Each returns a figure, or the one line saying why there is nothing to draw.
+
+use super::chart::{Chart, Draw, Series};
+use super::{Figure, Run};
+use crate::report::{StageResult, measure};
+
+/// What a stage's load is measured in: a closed loop's concurrency, an open loop's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Concurrency,
+    Rate,
+}
+
+impl Axis {
+    fn label(self) -> &'static str {
+        match self {
+            Axis::Concurrency => "concurrency (requests in flight)",
+            Axis::Rate => "arrival rate (requests/s)",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Axis::Concurrency => "concurrency",
+            Axis::Rate => "arrival rate",
+        }
+    }
+}
+
+pub fn load_of(s: &StageResult) -> Option<(Axis, f64)> {
+    let (axis, x) = match &s.open_loop {
+        Some(o) => (Axis::Rate, o.target_rate),
+        None => (Axis::Concurrency, f64::from(s.concurrency)),
+    };
+    (x > 0.0 && x.is_finite()).then_some((axis, x))
+}
+
+/// (load, stage) of a run's stages on `axis`, in increasing load.
+fn points(run: &Run, axis: Axis) -> Vec<(f64, &StageResult)> {
+    let mut v: Vec<(f64, &StageResult)> =
+        run.result.stages.iter().filter_map(|s| load_of(s).filter(|(a, _)| *a == axis).map(|(_, x)| (x, s))).collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// The axis most stages load on, when at least two distinct loads ran on it.
+fn axis(runs: &[Run]) -> Result<Axis, String> {
+    let count = |a: Axis| runs.iter().flat_map(|r| &r.result.stages).filter(|s| load_of(s).is_some_and(|(x, _)| x == a)).count();
+    let axis = if count(Axis::Rate) > count(Axis::Concurrency) { Axis::Rate } else { Axis::Concurrency };
+    let mut loads: Vec<f64> = runs.iter().flat_map(|r| points(r, axis)).map(|(x, _)| x).collect();
+    loads.sort_by(f64::total_cmp);
+    loads.dedup();
+    if loads.len() < 2 {
+        return Err("every stage ran at one load: there is no curve to draw".into());
+    }
+    Ok(axis)
+}
+
+/// Loads spanning 20× or more go on a log axis, labelled at the loads that ran when
+/// they are few.
+fn log_axis(c: &mut Chart) {
+    let mut loads: Vec<f64> = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+    loads.sort_by(f64::total_cmp);
+    loads.dedup();
+    let (lo, hi) = (loads.first().copied().unwrap_or(0.0), loads.last().copied().unwrap_or(0.0));
+    c.x_log = lo > 0.0 && hi / lo >= 20.0;
+    if c.x_log && loads.len() <= 10 {
+        c.x_ticks = loads;
+    }
+}
+
+/// A series' name: the figure alone for one run, with the run's name beside it for more.
+fn named(what: &str, runs: &[Run], i: usize) -> String {
+    if runs.len() == 1 { what.to_string() } else { format!("{what} · {}", runs[i].name) }
+}
+
+/// e2e (or TTFT) p50/p95/p99 against load, with the SLO's bound as a line.
+pub fn percentiles(runs: &[Run], ttft: bool) -> Result<Figure, String> {
+    let what = if ttft { "TTFT" } else { "End-to-end latency" };
+    let axis = axis(runs).map_err(|e| format!("{what} against load: {e}"))?;
+    let prefix = if ttft { "ttft_" } else { "" };
+    let mut c = Chart {
+        title: format!("{what} percentiles against {}", axis.word()),
+        x_label: axis.label().into(),
+        y_label: format!("{} (ms)", if ttft { "time to first token" } else { "latency" }),
+        y_zero: true,
+        ..Chart::default()
+    };
+    for (i, run) in runs.iter().enumerate() {
+        let pts = points(run, axis);
+        for (k, q) in ["p50", "p95", "p99"].iter().enumerate() {
+            let p: Vec<(f64, f64)> = pts.iter().filter_map(|(x, s)| measure(s, &format!("{prefix}{q}_ms")).map(|y| (*x, y))).collect();
+            if p.len() >= 2 {
+                c.series.push(Series { dash: i, marker: i, ..Series::new(named(q, runs, i), k, Draw::LineMarked, p) });
+            }
+        }
+    }
+    if c.series.is_empty() {
+        let why = if ttft { "no stage streamed at two loads" } else { "no two loads had a successful request" };
+        return Err(format!("{what} against load: {why}"));
+    }
+    log_axis(&mut c);
+    let key = if ttft { "ttft_ms" } else { "e2e_ms" };
+    if let Some(bound) = runs[0].result.scenario.get("slo").and_then(|s| s.get(key)).and_then(|v| v.as_f64()) {
+        c.hlines.push((bound, format!("SLO {bound} ms")));
+    }
+    for t in runs.iter().flat_map(|r| r.result.verdict.iter().flat_map(|v| &v.thresholds)) {
+        let wanted = ["p50_ms", "p95_ms", "p99_ms"].map(|m| format!("{prefix}{m}"));
+        if wanted.contains(&t.metric)
+            && let Ok(th) = crate::model::threshold::Threshold::parse(&t.metric, t.threshold.split_once(' ').map_or("", |x| x.1))
+            && !c.hlines.iter().any(|h| (h.0 - th.value).abs() < 1e-9)
+        {
+            c.hlines.push((th.value, format!("threshold {}", t.threshold)));
+        }
+    }
+    // A bound far above every figure would squash the curves to the floor: say it instead.
+    let top = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max);
+    let (shown, far): (Vec<_>, Vec<_>) = c.hlines.drain(..).partition(|h| h.0 <= top * 2.5);
+    c.hlines = shown;
+    let mut caption = format!(
+        "How {} grows with {}: the median (p50) and the tail (p95, p99) of successful requests per stage{}.",
+        if ttft { "the time to first token" } else { "end-to-end latency" },
+        axis.word(),
+        if c.hlines.is_empty() { String::new() } else { "; the dashed line is the bound the scenario sets".into() }
+    );
+    if !far.is_empty() {
+        let bounds: Vec<String> = far.into_iter().map(|h| h.1).collect();
+        caption.push_str(&format!(" Far above the curves, not drawn: {}.", bounds.join(", ")));
+    }
+    Ok(Figure { caption, charts: vec![c] })
+}
+
+/// Successful requests/s against load, beside the line a linear scaling from the lowest
+/// load would draw; the knee and the SLO's limit marked.
+pub fn throughput(runs: &[Run]) -> Result<Figure, String> {
+    let axis = axis(runs).map_err(|e| format!("Throughput against load: {e}"))?;
+    let mut c = Chart {
+        title: format!("Throughput against {}", axis.word()),
+        x_label: axis.label().into(),
+        y_label: "successful requests/s".into(),
+        y_zero: true,
+        ..Chart::default()
+    };
+    for (i, run) in runs.iter().enumerate() {
+        let p: Vec<(f64, f64)> = points(run, axis).iter().map(|(x, s)| (*x, s.throughput.ok_per_s)).collect();
+        if let Some(&(x0, y0)) = p.first().filter(|_| p.len() >= 2) {
+            // The first run's ideal only: one per run would be grey lines no one tells apart.
+            if c.references.is_empty() {
+                let last = p.last().map_or(x0, |l| l.0);
+                let label =
+                    if runs.len() == 1 { "ideal linear scaling".to_string() } else { format!("ideal linear scaling of {}", run.name) };
+                c.references.push((label, vec![(x0, y0), (last, y0 * last / x0)]));
+            }
+            c.series.push(Series { marker: i, dash: i, ..Series::new(named("ok requests/s", runs, i), i, Draw::LineMarked, p) });
+        }
+        if let Some(sweep) = &run.result.sweep {
+            if let Some(k) = &sweep.knee {
+                c.vlines.push((k.load, named("knee", runs, i)));
+            }
+            if let Some(l) = sweep.slo.as_ref().and_then(|s| s.largest_meeting_load) {
+                c.vlines.push((l, named("SLO limit", runs, i)));
+            }
+        }
+    }
+    if c.series.is_empty() {
+        return Err("Throughput against load: no run has two loads".into());
+    }
+    log_axis(&mut c);
+    let caption = "Successful requests per second at each load, and the dashed line a perfect scaling from the lowest load would follow: \
+                   where the two part, the server stops keeping up with more load."
+        .to_string();
+    Ok(Figure { caption, charts: vec![c] })
+}
+
+/// Output tokens/s per user against total output tokens/s, a point per stage.
+pub fn tradeoff(runs: &[Run]) -> Result<Figure, String> {
+    let mut c = Chart {
+        title: "Interactivity against throughput".into(),
+        x_label: "output tokens/s per user".into(),
+        y_label: "output tokens/s, all users".into(),
+        y_zero: true,
+        x_zero: true,
+        ..Chart::default()
+    };
+    for (i, run) in runs.iter().enumerate() {
+        let mut stages: Vec<(f64, &StageResult)> = run.result.stages.iter().filter_map(|s| load_of(s).map(|(_, x)| (x, s))).collect();
+        stages.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let stages: Vec<&StageResult> = stages.into_iter().map(|x| x.1).filter(|s| s.tokens.output > 0).collect();
+        if stages.len() < 2 {
+            continue;
+        }
+        let p: Vec<(f64, f64)> =
+            stages.iter().map(|s| (s.throughput.output_tokens_per_s_per_user, s.throughput.output_tokens_per_s)).collect();
+        if i == 0 {
+            c.annotations.extend(stages.iter().zip(&p).map(|(s, (x, y))| (*x, *y, s.name.clone())));
+        }
+        c.series.push(Series { marker: i, dash: i, ..Series::new(named("stages", runs, i), i, Draw::LineMarked, p) });
+    }
+    if c.series.is_empty() {
+        return Err("Interactivity against throughput: fewer than two stages produced output tokens".into());
+    }
+    let caption = "Each point is a stage: how fast one user receives tokens (output tokens over each request's latency, averaged) \
+                   against the output tokens/s of all users together. Up and to the right is better; more load usually moves a stage up and left."
+        .to_string();
+    Ok(Figure { caption, charts: vec![c] })
+}
+
+/// TTFT against input length, a point per request of a per-request export.
+pub fn ttft_by_input(runs: &[Run]) -> Result<Figure, String> {
+    let varies = runs
+        .iter()
+        .flat_map(|r| &r.result.stages)
+        .any(|s| s.tokens.input_length.as_ref().is_some_and(|l| l.max > l.min) && s.ttft_ms.is_some());
+    if !varies {
+        return Err("TTFT against input length: no streamed stage with input lengths that vary".into());
+    }
+    let mut c = Chart {
+        title: "Time to first token against input length".into(),
+        x_label: "input tokens".into(),
+        y_label: "time to first token (ms)".into(),
+        y_zero: true,
+        x_zero: true,
+        ..Chart::default()
+    };
+    for (i, run) in runs.iter().enumerate() {
+        // Every nth request: a few thousand points show the shape; more only weigh the page.
+        let step = run.requests.len().div_ceil(3000).max(1);
+        let p: Vec<(f64, f64)> = run.requests.iter().step_by(step).map(|r| (r.input_tokens as f64, r.ttft_ms)).collect();
+        if !p.is_empty() {
+            c.series.push(Series { marker: i, ..Series::new(named("requests", runs, i), i, Draw::Points, p) });
+        }
+    }
+    if c.series.is_empty() {
+        return Err(
+            "TTFT against input length: needs each request's figures; pass --requests FILE.jsonl, written by `run --requests-out`".into()
+        );
+    }
+    let caption = "Each point is a successful streamed request: the prompt's length against its time to first token. \
+                   Prefill grows with the prompt, so a slope here is the server's prefill cost."
+        .to_string();
+    Ok(Figure { caption, charts: vec![c] })
+}
