@@ -15,6 +15,7 @@ mkdir -p docs/img
 
 $bin run scenarios/seed-comparison.toml --headless --json "$out/seed.json" >/dev/null
 $bin run scenarios/streaming.toml --headless --json "$out/before.json" --requests-out "$out/before.jsonl" >/dev/null
+grep -q '^inter_token_ms = 20$' scenarios/streaming.toml || { echo "scenarios/streaming.toml no longer says inter_token_ms = 20: update this script" >&2; exit 1; }
 sed 's/^inter_token_ms = 20$/inter_token_ms = 16/' scenarios/streaming.toml >"$out/streaming-faster.toml"
 $bin run "$out/streaming-faster.toml" --headless --json "$out/after.json" >/dev/null
 

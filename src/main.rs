@@ -91,9 +91,9 @@ fn cmd_report(args: ReportArgs) -> ExitCode {
             Err(e) => return bad(&e),
         };
         let requests = match args.requests.get(i).map(|p| html::load_requests(p)) {
-            Some(Ok(r)) => r,
+            Some(Ok(r)) => Some(r),
             Some(Err(e)) => return bad(&e),
-            None => Vec::new(),
+            None => None,
         };
         runs.push(html::Run { name: html::run_name(&args.files, i), result, requests });
     }
@@ -105,7 +105,9 @@ fn cmd_report(args: ReportArgs) -> ExitCode {
         }
     };
     for n in &report.notes {
-        note(&format!("note: {n}"));
+        // Stage and file names come from the results: no control codes reach the terminal.
+        let shown: String = n.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        note(&format!("note: {shown}"));
     }
     match llmload::report::write_atomic(&args.output, report.html.as_bytes()) {
         Ok(()) => {

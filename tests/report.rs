@@ -183,8 +183,8 @@ fn a_streamed_run_draws_every_chart_offline_in_chromium() {
         "Input length",
         "Output length",
         "ideal linear scaling",
-        "SLO 60 ms",
-        "cooldown",
+        "SLO: each request ≤ 60 ms",
+        "\n cooldown\n</text>",
         "p99_ms &lt; 5000",
         "Far above the curves, not drawn: threshold p99_ms &lt; 5000",
     ] {
@@ -242,7 +242,7 @@ fn what_cannot_be_drawn_is_said_in_a_line_and_other_scenarios_still_lay_over() {
     let one = run_to(
         d.path(),
         "one",
-        &quick("base_latency_ms = 5\nper_inflight_ms = 0", "[[stage]]\nname = \"only\"\nconcurrency = 2\nrequests = 20\n"),
+        &quick("base_latency_ms = 5\nper_inflight_ms = 0", "[[stage]]\nname = \"2-way\"\nconcurrency = 2\nrequests = 20\n"),
         &[],
     );
     let other = pair_run(d.path(), "other", 5);
@@ -259,6 +259,9 @@ fn what_cannot_be_drawn_is_said_in_a_line_and_other_scenarios_still_lay_over() {
     let out = report(&["-o", page.to_str().unwrap()], &[&one, &other]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(out.stderr.contains("note: other ran “quick”, one ran “another”: stages are matched by name"), "{}", out.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let shared = html.split("<figure id=\"stage-0-distributions\">").nth(1).and_then(|f| f.split("</figure>").next()).unwrap();
+    assert!(shared.contains(">one</span>") && shared.contains(">other</span>"), "the stage both have is laid over, keyed by run");
     // A result as schema 1 wrote it (no window offset, no verdict) still draws.
     let mut v = read_json(&other);
     v["schema_version"] = 1.into();
@@ -336,9 +339,29 @@ fn a_sweep_marks_its_knee_and_its_slo_limit_on_the_throughput_chart() {
         html.contains("<b>Sweep:</b>") && html.contains(&escape_html(v["sweep"]["summary"].as_str().unwrap())),
         "the sweep's verdict in words"
     );
-    assert!(html.contains("SLO 60 ms"), "the SLO's line on the latency chart");
+    assert!(html.contains("SLO: each request ≤ 60 ms"), "the SLO's line on the latency chart");
 }
 
 fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+#[test]
+fn warmup_seconds_are_shaded_up_to_where_the_window_opened() {
+    let d = tempfile::tempdir().unwrap();
+    // Two workers, 50 ms a request: 20 warmup requests take 0.5 s, then 3 s measured.
+    let text =
+        quick("base_latency_ms = 50\nper_inflight_ms = 0", "[[stage]]\nname = \"warm\"\nconcurrency = 2\nwarmup = 20\nduration = \"3s\"\n");
+    let json = run_to(d.path(), "warm", &text, &[]);
+    let v = read_json(&json);
+    let offset = num(&v["stages"][0]["window_offset_s"]);
+    assert!((0.45..0.7).contains(&offset), "the window opened {offset} s after the stage started, not ~0.5 s");
+    let page = d.path().join("warm.html");
+    let out = report(&["-o", page.to_str().unwrap()], &[&json]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let seconds =
+        html.split("<figure id=\"stage-0-seconds\">").nth(1).and_then(|f| f.split("</figure>").next()).expect("the seconds figure");
+    assert_eq!(seconds.matches("\n warmup, ramp\n</text>").count(), 3, "shaded in each of the three panels");
+    assert!(seconds.contains("outside the window (warmup, ramp, cooldown)"), "the warmup requests drawn, not a stall");
 }

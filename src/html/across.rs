@@ -4,7 +4,7 @@
 //! export. Each returns a figure, or the one line saying why there is nothing to draw.
 
 use super::chart::{Chart, Draw, Series};
-use super::{Figure, Run};
+use super::{Figure, RequestPoint, Run};
 use crate::report::{StageResult, measure};
 
 /// What a stage's load is measured in: a closed loop's concurrency, an open loop's rate.
@@ -30,6 +30,7 @@ impl Axis {
     }
 }
 
+/// A stage's load and what it is counted in; None for a load of zero (a trace's own).
 pub fn load_of(s: &StageResult) -> Option<(Axis, f64)> {
     let (axis, x) = match &s.open_loop {
         Some(o) => (Axis::Rate, o.target_rate),
@@ -105,16 +106,27 @@ pub fn percentiles(runs: &[Run], ttft: bool) -> Result<Figure, String> {
     log_axis(&mut c);
     let key = if ttft { "ttft_ms" } else { "e2e_ms" };
     if let Some(bound) = runs[0].result.scenario.get("slo").and_then(|s| s.get(key)).and_then(|v| v.as_f64()) {
-        c.hlines.push((bound, format!("SLO {bound} ms")));
+        c.hlines.push((bound, format!("SLO: each request ≤ {bound} ms")));
     }
+    // A threshold is a stage's: one line per bound, naming its stages unless all have it.
+    let wanted = ["p50_ms", "p95_ms", "p99_ms"].map(|m| format!("{prefix}{m}"));
+    let mut bounds: Vec<(f64, String, Vec<String>)> = Vec::new();
     for t in runs.iter().flat_map(|r| r.result.verdict.iter().flat_map(|v| &v.thresholds)) {
-        let wanted = ["p50_ms", "p95_ms", "p99_ms"].map(|m| format!("{prefix}{m}"));
-        if wanted.contains(&t.metric)
-            && let Ok(th) = crate::model::threshold::Threshold::parse(&t.metric, t.threshold.split_once(' ').map_or("", |x| x.1))
-            && !c.hlines.iter().any(|h| (h.0 - th.value).abs() < 1e-9)
-        {
-            c.hlines.push((th.value, format!("threshold {}", t.threshold)));
+        let expr = t.threshold.split_once(' ').map_or("", |x| x.1);
+        let Ok(th) = crate::model::threshold::Threshold::parse(&t.metric, expr) else { continue };
+        if !wanted.contains(&t.metric) {
+            continue;
         }
+        match bounds.iter_mut().find(|b| b.1 == t.threshold) {
+            Some(b) if !b.2.contains(&t.stage) => b.2.push(t.stage.clone()),
+            Some(_) => {}
+            None => bounds.push((th.value, t.threshold.clone(), vec![t.stage.clone()])),
+        }
+    }
+    let all_stages = runs[0].result.stages.len();
+    for (value, text, stages) in bounds {
+        let whose = if stages.len() >= all_stages { String::new() } else { format!(" ({})", stages.join(", ")) };
+        c.hlines.push((value, format!("threshold {text}{whose}")));
     }
     // A bound far above every figure would squash the curves to the floor: say it instead.
     let top = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max);
@@ -150,13 +162,19 @@ pub fn throughput(runs: &[Run]) -> Result<Figure, String> {
             // The first run's ideal only: one per run would be grey lines no one tells apart.
             if c.references.is_empty() {
                 let last = p.last().map_or(x0, |l| l.0);
-                let label =
-                    if runs.len() == 1 { "ideal linear scaling".to_string() } else { format!("ideal linear scaling of {}", run.name) };
-                c.references.push((label, vec![(x0, y0), (last, y0 * last / x0)]));
+                let top = p.iter().map(|q| q.1).fold(0.0, f64::max);
+                let (name, slope) = match axis {
+                    // An open loop's ideal serves every arrival: ok/s = the rate offered.
+                    Axis::Rate => ("every arrival served", 1.0),
+                    Axis::Concurrency => ("ideal linear scaling", if x0 > 0.0 { y0 / x0 } else { 0.0 }),
+                };
+                let label = if runs.len() == 1 { name.to_string() } else { format!("{name}, {}", run.name) };
+                c.references.push((label, ideal(slope, x0, last, top * 1.5)));
             }
             c.series.push(Series { marker: i, dash: i, ..Series::new(named("ok requests/s", runs, i), i, Draw::LineMarked, p) });
         }
-        if let Some(sweep) = &run.result.sweep {
+        let on_axis = |kind: &str| (kind == "rate") == (axis == Axis::Rate);
+        if let Some(sweep) = run.result.sweep.as_ref().filter(|s| on_axis(&s.kind)) {
             if let Some(k) = &sweep.knee {
                 c.vlines.push((k.load, named("knee", runs, i)));
             }
@@ -169,17 +187,38 @@ pub fn throughput(runs: &[Run]) -> Result<Figure, String> {
         return Err("Throughput against load: no run has two loads".into());
     }
     log_axis(&mut c);
-    let caption = "Successful requests per second at each load, and the dashed line a perfect scaling from the lowest load would follow: \
-                   where the two part, the server stops keeping up with more load."
-        .to_string();
+    let caption = match axis {
+        Axis::Concurrency => {
+            "Successful requests per second at each load, and the dashed line a perfect scaling from the lowest load would follow: \
+                              where the two part, the server stops keeping up with more load."
+        }
+        Axis::Rate => {
+            "Successful requests per second at each arrival rate, and the dashed line where every arrival is served: \
+                       where the two part, the server (or the client's max_in_flight) stops keeping up."
+        }
+    }
+    .to_string();
     Ok(Figure { caption, charts: vec![c] })
+}
+
+/// y = slope·x from `x0` to `x1`, sampled geometrically (so it stays straight on a log
+/// axis too) and cut where it passes `cap` (so it does not squash the measured curve).
+fn ideal(slope: f64, x0: f64, x1: f64, cap: f64) -> Vec<(f64, f64)> {
+    let x1 = if slope > 0.0 { x1.min(cap / slope).max(x0) } else { x1 };
+    const SAMPLES: u32 = 48;
+    (0..=SAMPLES)
+        .map(|k| {
+            let x = x0 * (x1 / x0).powf(f64::from(k) / f64::from(SAMPLES));
+            (x, slope * x)
+        })
+        .collect()
 }
 
 /// Output tokens/s per user against total output tokens/s, a point per stage.
 pub fn tradeoff(runs: &[Run]) -> Result<Figure, String> {
     let mut c = Chart {
         title: "Interactivity against throughput".into(),
-        x_label: "output tokens/s per user".into(),
+        x_label: "output tokens/s per user (output ÷ e2e, TTFT included)".into(),
         y_label: "output tokens/s, all users".into(),
         y_zero: true,
         x_zero: true,
@@ -225,21 +264,35 @@ pub fn ttft_by_input(runs: &[Run]) -> Result<Figure, String> {
         x_zero: true,
         ..Chart::default()
     };
+    let given = runs.iter().any(|r| r.requests.is_some());
     for (i, run) in runs.iter().enumerate() {
+        let Some(requests) = &run.requests else { continue };
         // Every nth request: a few thousand points show the shape; more only weigh the page.
-        let step = run.requests.len().div_ceil(3000).max(1);
-        let p: Vec<(f64, f64)> = run.requests.iter().step_by(step).map(|r| (r.input_tokens as f64, r.ttft_ms)).collect();
-        if !p.is_empty() {
-            c.series.push(Series { marker: i, ..Series::new(named("requests", runs, i), i, Draw::Points, p) });
+        let step = requests.len().div_ceil(3000).max(1);
+        let kept: Vec<&RequestPoint> = requests.iter().step_by(step).collect();
+        // One run: a colour per stage, since queueing at a higher load lifts a stage's
+        // TTFT whatever its prompts. Several: a colour per run.
+        let stages: Vec<&str> = if runs.len() == 1 { run.result.stages.iter().map(|s| s.name.as_str()).collect() } else { vec![""] };
+        for (k, stage) in stages.iter().enumerate() {
+            let p: Vec<(f64, f64)> =
+                kept.iter().filter(|r| runs.len() > 1 || r.stage == *stage).map(|r| (r.input_tokens as f64, r.ttft_ms)).collect();
+            if p.is_empty() {
+                continue;
+            }
+            let (label, colour) = if runs.len() == 1 { (format!("stage {stage}"), k) } else { (run.name.clone(), i) };
+            c.series.push(Series { marker: colour, ..Series::new(label, colour, Draw::Points, p) });
         }
     }
     if c.series.is_empty() {
-        return Err(
-            "TTFT against input length: needs each request's figures; pass --requests FILE.jsonl, written by `run --requests-out`".into()
-        );
+        let why = if given {
+            "the --requests files hold no successful streamed request of the measured window"
+        } else {
+            "needs each request's figures; pass --requests FILE.jsonl, written by `run --requests-out`"
+        };
+        return Err(format!("TTFT against input length: {why}"));
     }
-    let caption = "Each point is a successful streamed request: the prompt's length against its time to first token. \
-                   Prefill grows with the prompt, so a slope here is the server's prefill cost."
+    let caption = "Each point is a successful streamed request: the prompt's length against its time to first token, a colour per stage \
+                   (or per run). Within one stage, the slope is what a longer prompt costs the server in prefill."
         .to_string();
     Ok(Figure { caption, charts: vec![c] })
 }

@@ -117,21 +117,31 @@ pub fn legend_html(c: &Chart) -> String {
     out
 }
 
-fn bounds(c: &Chart) -> (Range<f64>, Range<f64>) {
+/// Whether a value can be placed on an axis: finite, not absurd (a hostile result could
+/// say 1e308, and an infinite range never ends plotters' tick loop), above zero on a
+/// log axis.
+fn usable(v: f64, log: bool) -> bool {
+    v.is_finite() && v.abs() < 1e15 && (!log || v > 0.0)
+}
+
+fn bounds(c: &Chart) -> Result<(Range<f64>, Range<f64>), String> {
+    let log = c.x_log;
     let mut xs: Vec<f64> = Vec::new();
     let mut ys: Vec<f64> = Vec::new();
     for p in c.series.iter().flat_map(|s| &s.points).chain(c.references.iter().flat_map(|r| &r.1)) {
-        xs.push(p.0);
-        ys.push(p.1);
+        if usable(p.0, log) && usable(p.1, false) {
+            xs.push(p.0);
+            ys.push(p.1);
+        }
     }
-    ys.extend(c.hlines.iter().map(|h| h.0));
-    xs.extend(c.vlines.iter().map(|v| v.0));
-    xs.extend(c.spans.iter().flat_map(|s| [s.0, s.1]));
-    let fold = |v: &[f64]| v.iter().filter(|x| x.is_finite()).fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    ys.extend(c.hlines.iter().map(|h| h.0).filter(|y| usable(*y, false)));
+    xs.extend(c.vlines.iter().map(|v| v.0).filter(|x| usable(*x, log)));
+    xs.extend(c.spans.iter().flat_map(|s| [s.0, s.1]).filter(|x| usable(*x, log)));
+    let fold = |v: &[f64]| v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
     let (mut x0, mut x1) = fold(&xs);
     let (mut y0, mut y1) = fold(&ys);
     if x0 > x1 {
-        (x0, x1) = (0.0, 1.0);
+        (x0, x1) = if log { (1.0, 10.0) } else { (0.0, 1.0) };
     }
     if y0 > y1 {
         (y0, y1) = (0.0, 1.0);
@@ -139,12 +149,11 @@ fn bounds(c: &Chart) -> (Range<f64>, Range<f64>) {
     if c.y_zero {
         y0 = y0.min(0.0);
     }
-    if c.x_zero && !c.x_log {
+    if c.x_zero && !log {
         x0 = x0.min(0.0);
     }
     let pad = |lo: f64, hi: f64, log: bool| {
         if log {
-            let lo = lo.max(f64::MIN_POSITIVE);
             (lo / 1.25, hi.max(lo * 1.01) * 1.25)
         } else if hi - lo < 1e-9 * hi.abs().max(1.0) {
             let d = (hi.abs() * 0.1).max(1.0);
@@ -154,19 +163,24 @@ fn bounds(c: &Chart) -> (Range<f64>, Range<f64>) {
             (if lo == 0.0 { 0.0 } else { lo - d }, hi + d)
         }
     };
-    let (x0, mut x1) = pad(x0, x1, c.x_log);
-    if !c.annotations.is_empty() && !c.x_log {
+    let (x0, mut x1) = pad(x0, x1, log);
+    if !c.annotations.is_empty() && !log {
         x1 += (x1 - x0) * 0.15; // room for the labels right of the last points
     }
     let (y0, y1) = pad(y0, y1, false);
-    (x0..x1, y0.min(if c.y_zero { 0.0 } else { y0 })..y1)
+    let y0 = y0.min(if c.y_zero { 0.0 } else { y0 });
+    if ![x0, x1, y0, y1].iter().all(|v| v.is_finite()) || x1 <= x0 || y1 <= y0 {
+        return Err(format!("{}: its figures give no axis to draw on", c.title));
+    }
+    Ok((x0..x1, y0..y1))
 }
 
 /// A tick label with as many digits as it needs and no more.
 pub fn tick(v: f64) -> String {
     let a = v.abs();
     if a >= 10_000.0 {
-        format!("{:.0}k", v / 1000.0)
+        // Ticks 500 apart must not round to the same label.
+        format!("{:.1}k", v / 1000.0).replace(".0k", "k")
     } else if a >= 100.0 || a == 0.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
@@ -185,7 +199,7 @@ pub fn svg(c: &Chart) -> Result<String, String> {
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (xr, yr) = bounds(c);
+        let (xr, yr) = bounds(c)?;
         if c.x_log && !c.x_ticks.is_empty() {
             plot(&root, c, xr.log_scale().with_key_points(c.x_ticks.clone()).with_light_points(Vec::new()), yr)?;
         } else if c.x_log {
@@ -231,55 +245,63 @@ where
         .max_light_lines(2)
         .draw()
         .map_err(err)?;
-    for (x0, x1, label) in &c.spans {
+    let log = c.x_log;
+    let on = |p: &(f64, f64)| usable(p.0, log) && usable(p.1, false);
+    for (x0, x1, label) in c.spans.iter().filter(|s| usable(s.0, log) && usable(s.1, log)) {
         chart.draw_series(std::iter::once(Rectangle::new([(*x0, y_lo), (*x1, y_hi)], SHADE.mix(0.18).filled()))).map_err(err)?;
         chart
             .draw_series(std::iter::once(Text::new(label.clone(), (*x0, y_hi), ("sans-serif", 18).into_font().color(&REFERENCE))))
             .map_err(err)?;
     }
-    for (y, label) in &c.hlines {
+    for (y, label) in c.hlines.iter().filter(|h| usable(h.0, false)) {
         let (xa, xb) = (chart.x_range().start, chart.x_range().end);
         chart.draw_series(DashedLineSeries::new([(xa, *y), (xb, *y)], 8, 5, REFERENCE.stroke_width(2))).map_err(err)?;
         chart
             .draw_series(std::iter::once(Text::new(label.clone(), (xa, *y), ("sans-serif", 18).into_font().color(&REFERENCE))))
             .map_err(err)?;
     }
-    for (x, label) in &c.vlines {
+    for (x, label) in c.vlines.iter().filter(|v| usable(v.0, log)) {
         chart.draw_series(DashedLineSeries::new([(*x, y_lo), (*x, y_hi)], 6, 4, REFERENCE.stroke_width(2))).map_err(err)?;
         chart
             .draw_series(std::iter::once(Text::new(label.clone(), (*x, y_hi), ("sans-serif", 18).into_font().color(&REFERENCE))))
             .map_err(err)?;
     }
     for (_, points) in &c.references {
-        chart.draw_series(DashedLineSeries::new(points.iter().copied(), 10, 6, REFERENCE.stroke_width(2))).map_err(err)?;
+        chart.draw_series(DashedLineSeries::new(points.iter().copied().filter(on), 10, 6, REFERENCE.stroke_width(2))).map_err(err)?;
     }
     for s in &c.series {
         let colour = PALETTE[s.colour % PALETTE.len()];
         let style = colour.stroke_width(if s.draw == Draw::Points { 1 } else { 3 });
-        if s.fill {
-            chart.draw_series(AreaSeries::new(s.points.iter().copied(), 0.0, colour.mix(0.12))).map_err(err)?;
-        }
-        match (s.draw, s.dash) {
-            (Draw::Points, _) => {}
-            (_, 0) => {
-                chart.draw_series(LineSeries::new(s.points.iter().copied(), style)).map_err(err)?;
+        // A point that cannot be placed (NaN marks a gap, e.g. a second with nothing
+        // measured) breaks the line there rather than bridging it.
+        for run in s.points.split(|p| !on(p)).filter(|r| !r.is_empty()) {
+            if s.fill {
+                chart.draw_series(AreaSeries::new(run.iter().copied(), 0.0, colour.mix(0.12))).map_err(err)?;
             }
-            (_, 1) => {
-                chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 12, 6, style)).map_err(err)?;
-            }
-            _ => {
-                chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 3, 5, style)).map_err(err)?;
+            match (s.draw, s.dash) {
+                (Draw::Points, _) => {}
+                (_, 0) => {
+                    chart.draw_series(LineSeries::new(run.iter().copied(), style)).map_err(err)?;
+                }
+                (_, 1) => {
+                    chart.draw_series(DashedLineSeries::new(run.iter().copied(), 12, 6, style)).map_err(err)?;
+                }
+                _ => {
+                    chart.draw_series(DashedLineSeries::new(run.iter().copied(), 3, 5, style)).map_err(err)?;
+                }
             }
         }
         if s.draw != Draw::Line {
             let size = if s.draw == Draw::Points { 3 } else { 5 };
             let outline = shape(s.marker, size);
             chart
-                .draw_series(s.points.iter().map(|p| EmptyElement::at(*p) + Polygon::new(outline.clone(), colour.filled())))
+                .draw_series(
+                    s.points.iter().filter(|p| on(p)).map(|p| EmptyElement::at(*p) + Polygon::new(outline.clone(), colour.filled())),
+                )
                 .map_err(err)?;
         }
     }
-    for (x, y, label) in &c.annotations {
+    for (x, y, label) in c.annotations.iter().filter(|a| on(&(a.0, a.1))) {
         let font = ("sans-serif", 18).into_font().color(&REFERENCE);
         // Up and right of its point, clear of the marker.
         chart.draw_series(std::iter::once(EmptyElement::at((*x, *y)) + Text::new(label.clone(), (8, -20), font))).map_err(err)?;

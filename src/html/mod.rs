@@ -20,17 +20,19 @@ pub struct Run {
     /// How the report names it: the file's stem, unless two share one.
     pub name: String,
     pub result: RunResult,
-    /// Successful streamed requests from `--requests`: (input tokens, TTFT).
-    pub requests: Vec<RequestPoint>,
+    /// Successful streamed requests from `--requests`, when given.
+    pub requests: Option<Vec<RequestPoint>>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestPoint {
+    pub stage: String,
     pub input_tokens: u64,
     pub ttft_ms: f64,
 }
 
 /// A figure: one or more charts and the sentence saying what they show.
+#[derive(Debug)]
 pub struct Figure {
     pub caption: String,
     pub charts: Vec<chart::Chart>,
@@ -63,7 +65,8 @@ pub fn load_requests(path: &Path) -> Result<Vec<RequestPoint>, String> {
         if let (true, Some(input), Some(ttft)) =
             (ok, v.get("input_tokens").and_then(|x| x.as_u64()), v.get("ttft_ms").and_then(|x| x.as_f64()))
         {
-            out.push(RequestPoint { input_tokens: input, ttft_ms: ttft });
+            let stage = v.get("stage").and_then(|s| s.as_str()).unwrap_or("").to_string();
+            out.push(RequestPoint { stage, input_tokens: input, ttft_ms: ttft });
         }
     }
     Ok(out)
@@ -88,15 +91,20 @@ fn stage_names(runs: &[Run]) -> Vec<String> {
     names
 }
 
-fn figure(out: &mut String, id: &str, f: &Figure) -> Result<(), String> {
+/// A figure's charts and caption; a chart that cannot be drawn is left out with a line.
+fn figure(out: &mut String, notes: &mut Vec<String>, id: &str, f: &Figure) {
+    let drawn: Vec<(String, &chart::Chart)> =
+        f.charts.iter().filter_map(|c| chart::svg(c).map_err(|why| omitted(out, notes, why)).ok().map(|s| (s, c))).collect();
+    if drawn.is_empty() {
+        return;
+    }
     let _ = writeln!(out, "<figure id=\"{id}\">");
-    for c in &f.charts {
-        out.push_str(&chart::svg(c)?);
+    for (svg, c) in drawn {
+        out.push_str(&svg);
         out.push_str(&chart::legend_html(c));
         out.push('\n');
     }
     let _ = writeln!(out, "<figcaption>{}</figcaption>\n</figure>", escape(&f.caption));
-    Ok(())
 }
 
 fn omitted(out: &mut String, notes: &mut Vec<String>, why: String) {
@@ -169,7 +177,7 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     }
     for (id, f) in across {
         match f {
-            Ok(f) => figure(&mut body, id, &f)?,
+            Ok(f) => figure(&mut body, &mut notes, id, &f),
             Err(why) => omitted(&mut body, &mut notes, why),
         }
     }
@@ -177,13 +185,13 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
         let _ = writeln!(body, "<h2>Stage “{}”</h2>", escape(name));
         let (dists, why) = stage::distributions(runs, name);
         if let Some(f) = dists {
-            figure(&mut body, &format!("stage-{i}-distributions"), &f)?;
+            figure(&mut body, &mut notes, &format!("stage-{i}-distributions"), &f);
         }
         for w in why {
             omitted(&mut body, &mut notes, w);
         }
         match stage::seconds(runs, name) {
-            Ok(f) => figure(&mut body, &format!("stage-{i}-seconds"), &f)?,
+            Ok(f) => figure(&mut body, &mut notes, &format!("stage-{i}-seconds"), &f),
             Err(why) => omitted(&mut body, &mut notes, why),
         }
     }
@@ -196,3 +204,6 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     );
     Ok(Report { html: page::document(&title, &body), notes })
 }
+
+#[cfg(test)]
+mod tests;

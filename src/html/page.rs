@@ -67,6 +67,7 @@ const CHECK: &str = "
 
 const ONERROR: &str = "window.onerror = function (m) { document.documentElement.setAttribute('data-error', String(m)); };";
 
+/// The whole page: `body` inside the head (styles, the error marker) and the check.
 pub fn document(title: &str, body: &str) -> String {
     let palette: Vec<String> = super::chart::PALETTE.iter().map(|c| format!("'#{:02x}{:02x}{:02x}'", c.0, c.1, c.2)).collect();
     let check = CHECK.replace("PALETTE", &format!("[{}]", palette.join(", ")));

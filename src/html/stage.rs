@@ -29,6 +29,10 @@ struct Kind {
     scale: f64,
     /// Only worth a chart when the values vary (lengths fixed by the scenario do not).
     when_varied: bool,
+    /// Whole numbers (tokens): bins of whole widths, centred on the counts.
+    whole: bool,
+    /// Recorded for streams only: nothing to say of a stage that did not stream.
+    streams_only: bool,
 }
 
 const KINDS: [Kind; 5] = [
@@ -39,6 +43,8 @@ const KINDS: [Kind; 5] = [
         get: |s| s.histograms.e2e_us.as_ref(),
         scale: 1e-3,
         when_varied: false,
+        whole: false,
+        streams_only: false,
     },
     Kind {
         title: "Time to first token",
@@ -47,6 +53,8 @@ const KINDS: [Kind; 5] = [
         get: |s| s.histograms.ttft_us.as_ref(),
         scale: 1e-3,
         when_varied: false,
+        whole: false,
+        streams_only: true,
     },
     Kind {
         title: "Inter-token latency",
@@ -55,6 +63,8 @@ const KINDS: [Kind; 5] = [
         get: |s| s.histograms.itl_us.as_ref(),
         scale: 1e-3,
         when_varied: false,
+        whole: false,
+        streams_only: true,
     },
     Kind {
         title: "Input length",
@@ -63,6 +73,8 @@ const KINDS: [Kind; 5] = [
         get: |s| s.histograms.input_tokens.as_ref(),
         scale: 1.0,
         when_varied: true,
+        whole: true,
+        streams_only: false,
     },
     Kind {
         title: "Output length",
@@ -71,6 +83,8 @@ const KINDS: [Kind; 5] = [
         get: |s| s.histograms.output_tokens.as_ref(),
         scale: 1.0,
         when_varied: true,
+        whole: true,
+        streams_only: false,
     },
 ];
 
@@ -88,11 +102,13 @@ pub fn distributions(runs: &[Run], name: &str) -> (Option<Figure>, Vec<String>) 
     for k in &KINDS {
         let dists: Vec<(usize, &Run, Histogram<u64>, &Dist)> =
             here.iter().filter_map(|(i, r, s)| (k.get)(s).and_then(|d| hdr::decode(&d.hdr).ok().map(|h| (*i, *r, h, d)))).collect();
+        let present = here.iter().filter(|(_, _, s)| (k.get)(s).is_some()).count();
+        if present > dists.len() {
+            notes.push(format!("{name}: a {} histogram in the result does not decode (HdrHistogram V2 + deflate, base64)", k.what));
+        }
         if dists.is_empty() {
-            if k.scale == 1e-3 && k.title != "End-to-end latency" {
-                continue; // TTFT and ITL exist for streams only: nothing to say of the rest
-            }
-            if !k.when_varied {
+            // TTFT and ITL exist for streams only: nothing to say of a stage that did not.
+            if !k.streams_only && !k.when_varied && present == 0 {
                 notes.push(format!("{name}: no {} histogram (no successful request)", k.what));
             }
             continue;
@@ -122,12 +138,15 @@ pub fn distributions(runs: &[Run], name: &str) -> (Option<Figure>, Vec<String>) 
 /// A histogram chart over common bins; the count beyond the axis's end.
 fn histogram(k: &Kind, runs: &[Run], dists: &[(usize, &Run, Histogram<u64>, &Dist)]) -> (Chart, u64) {
     let lo = dists.iter().map(|(.., d)| if d.zeros > 0 { 0 } else { d.min }).min().unwrap_or(0) as f64 * k.scale;
-    let mut hi = dists.iter().map(|(_, _, h, _)| h.value_at_quantile(CUT)).max().unwrap_or(0) as f64 * k.scale;
+    // The end of the bucket holding the 99.5th percentile, so that bucket is drawn whole.
+    let mut hi = dists.iter().map(|(_, _, h, _)| h.highest_equivalent(h.value_at_quantile(CUT)).saturating_add(1)).max().unwrap_or(0)
+        as f64
+        * k.scale;
     if hi - lo < (lo * 0.02).max(k.scale) {
         hi = lo + (lo * 0.02).max(k.scale * 10.0);
     }
-    let mut bins_n = bins_for(dists.iter().map(|(.., d)| d.count + d.zeros).min().unwrap_or(0));
-    let (lo, width) = if k.scale == 1.0 {
+    let mut bins_n = bins_for(dists.iter().map(|(.., d)| d.count.saturating_add(d.zeros)).min().unwrap_or(0));
+    let (lo, width) = if k.whole {
         // Whole tokens: bins of whole widths centred on the counts, none left empty by
         // rounding.
         let width = ((hi - lo + 1.0) / bins_n as f64).ceil().max(1.0);
@@ -137,7 +156,7 @@ fn histogram(k: &Kind, runs: &[Run], dists: &[(usize, &Run, Histogram<u64>, &Dis
         (lo, (hi - lo) / bins_n as f64)
     };
     let hi = lo + width * bins_n as f64;
-    let mut beyond = 0;
+    let mut beyond = 0.0;
     let mut c = Chart {
         title: k.title.into(),
         x_label: k.x_label.into(),
@@ -146,29 +165,56 @@ fn histogram(k: &Kind, runs: &[Run], dists: &[(usize, &Run, Histogram<u64>, &Dis
         ..Chart::default()
     };
     for (i, run, h, d) in dists {
-        let mut bins = vec![0u64; bins_n];
-        bins[0] += d.zeros;
+        let mut bins = vec![0.0; bins_n];
+        bins[0] += d.zeros as f64;
         for v in h.iter_recorded() {
-            let x = h.median_equivalent(v.value_iterated_to()) as f64 * k.scale;
-            if x > hi {
-                beyond += v.count_at_value();
-                continue;
-            }
-            let b = (((x - lo) / width) as usize).min(bins_n - 1);
-            bins[b] += v.count_at_value();
+            // A histogram bucket holds every value from its lowest to its highest
+            // equivalent (4 tokens wide at 512, 0.1 ms at 20 ms): its count is spread
+            // over the bins it overlaps, else bins narrower than it would draw a comb.
+            let at = v.value_iterated_to();
+            let (a, b) = (h.lowest_equivalent(at) as f64, h.highest_equivalent(at) as f64 + 1.0);
+            let (a, b) = if k.whole { (a - 0.5, b - 0.5) } else { (a * k.scale, b * k.scale) };
+            beyond += spread(&mut bins, lo, width, (a, b), v.count_at_value() as f64);
         }
-        let total = (h.len() + d.zeros).max(1) as f64;
+        let total = h.len().saturating_add(d.zeros).max(1) as f64;
         let mut p = vec![(lo, 0.0)];
         for (b, n) in bins.iter().enumerate() {
-            let y = 100.0 * *n as f64 / total;
+            let y = 100.0 * *n / total;
             p.push((lo + b as f64 * width, y));
             p.push((lo + (b + 1) as f64 * width, y));
         }
         p.push((hi, 0.0));
-        let label = if runs.len() == 1 { format!("{} requests", d.count + d.zeros) } else { run.name.clone() };
+        let label = if runs.len() == 1 { format!("{} requests", d.count.saturating_add(d.zeros)) } else { run.name.clone() };
         c.series.push(Series { dash: *i, fill: true, ..Series::new(label, *i, Draw::Line, p) });
     }
-    (c, beyond)
+    (c, beyond.round() as u64)
+}
+
+/// Adds `count`, spread evenly over `[a, b)`, to the bins from `lo` of `width` each: a
+/// part below `lo` to the first bin, and returns the part past the last.
+fn spread(bins: &mut [f64], lo: f64, width: f64, (a, b): (f64, f64), count: f64) -> f64 {
+    let hi = lo + width * bins.len() as f64;
+    let span = b - a;
+    if !(span > 0.0 && width > 0.0) || bins.is_empty() {
+        return 0.0;
+    }
+    let mut beyond = 0.0;
+    if b > hi {
+        beyond = count * (b - a.max(hi)) / span;
+    }
+    if a < lo {
+        bins[0] += count * (b.min(lo) - a) / span;
+    }
+    let (a, b) = (a.max(lo), b.min(hi));
+    if b > a {
+        let first = ((a - lo) / width) as usize;
+        let last = (((b - lo) / width).ceil() as usize).min(bins.len());
+        for (j, bin) in bins.iter_mut().enumerate().take(last).skip(first) {
+            let (e0, e1) = (lo + j as f64 * width, lo + (j + 1) as f64 * width);
+            *bin += count * (e1.min(b) - e0.max(a)).max(0.0) / span;
+        }
+    }
+    beyond
 }
 
 /// Fewer seconds than this draw a point or two, not a series.
@@ -199,14 +245,27 @@ pub fn seconds(runs: &[Run], name: &str) -> Result<Figure, String> {
         let at = |t: u32| f64::from(t) + 0.5;
         let ok: Vec<(f64, f64)> = s.series.iter().map(|x| (at(x.t_s), x.ok as f64)).collect();
         let errors: Vec<(f64, f64)> = s.series.iter().map(|x| (at(x.t_s), x.errors as f64)).collect();
+        // One run's lines differ by colour; several runs' by colour per run, and the
+        // kinds by dash and marker.
+        let colour = |own: usize| if runs.len() == 1 { own } else { *i };
         rate.series.push(Series { marker: *i, ..Series::new(named("ok"), *i, Draw::LineMarked, ok) });
         if errors.iter().any(|e| e.1 > 0.0) {
-            rate.series.push(Series { dash: 1, marker: 3, ..Series::new(named("errors"), (*i + 1) % 6, Draw::LineMarked, errors) });
+            rate.series.push(Series { dash: 1, marker: 3, ..Series::new(named("errors"), colour(1), Draw::LineMarked, errors) });
         }
-        let inflight: Vec<(f64, f64)> = s.series.iter().filter(|x| x.requests > 0).map(|x| (at(x.t_s), x.in_flight as f64)).collect();
-        flight.series.push(Series { marker: *i, dash: *i, ..Series::new(named("in flight"), *i, Draw::LineMarked, inflight) });
-        let tail: Vec<(f64, f64)> = s.series.iter().filter_map(|x| x.p99_ms.map(|p| (at(x.t_s), p))).collect();
-        if !tail.is_empty() {
+        let outside: Vec<(f64, f64)> = s.series.iter().map(|x| (at(x.t_s), x.warmup.saturating_add(x.cooldown) as f64)).collect();
+        if outside.iter().any(|e| e.1 > 0.0) {
+            let label = named("outside the window (warmup, ramp, cooldown)");
+            rate.series.push(Series { dash: 2, marker: 2, ..Series::new(label, colour(4), Draw::LineMarked, outside) });
+        }
+        // A second in which nothing measured ended says nothing of what was in flight:
+        // a gap in the line, not a zero.
+        let inflight: Vec<(f64, f64)> =
+            s.series.iter().map(|x| (at(x.t_s), if x.requests > 0 { x.in_flight as f64 } else { f64::NAN })).collect();
+        if inflight.iter().any(|p| p.1.is_finite()) {
+            flight.series.push(Series { marker: *i, dash: *i, ..Series::new(named("in flight"), *i, Draw::LineMarked, inflight) });
+        }
+        let tail: Vec<(f64, f64)> = s.series.iter().map(|x| (at(x.t_s), x.p99_ms.unwrap_or(f64::NAN))).collect();
+        if tail.iter().any(|p| p.1.is_finite()) {
             p99.series.push(Series { marker: *i, dash: *i, ..Series::new(named("p99"), *i, Draw::LineMarked, tail) });
         }
         if *i == here[0].0 {
@@ -216,10 +275,7 @@ pub fn seconds(runs: &[Run], name: &str) -> Result<Figure, String> {
             }
         }
     }
-    let mut charts = vec![rate, flight];
-    if !p99.series.is_empty() {
-        charts.push(p99);
-    }
+    let charts: Vec<Chart> = [rate, flight, p99].into_iter().filter(|c| !c.series.is_empty()).collect();
     let caption = format!(
         "Stage “{name}”, second by second: requests that ended in each second (ok, and errors when there were any), the most requests \
          in flight, and the p99 of that second's successful requests. Shaded seconds are outside the measured window (warmup, ramp, cooldown)."
@@ -235,8 +291,12 @@ fn spans(s: &StageResult) -> Vec<(f64, f64, String)> {
     let (open, close) = match s.window_offset_s {
         Some(o) => (o, o + s.wall_time_s),
         None => {
-            let open = s.series.iter().take_while(|x| x.requests == 0 && x.warmup > 0).count() as f64;
-            let tail = s.series.iter().rev().take_while(|x| x.requests == 0 && x.cooldown > 0).count() as f64;
+            // Long requests leave seconds with nothing ended: the leading (trailing) run
+            // of seconds with no measured request, when warmup (cooldown) ended in it.
+            let lead: Vec<_> = s.series.iter().take_while(|x| x.requests == 0).collect();
+            let trail: Vec<_> = s.series.iter().rev().take_while(|x| x.requests == 0).collect();
+            let open = if lead.iter().any(|x| x.warmup > 0) { lead.len() as f64 } else { 0.0 };
+            let tail = if trail.iter().any(|x| x.cooldown > 0) { trail.len() as f64 } else { 0.0 };
             (open, end - tail)
         }
     };

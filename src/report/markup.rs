@@ -1,6 +1,8 @@
 //! Text made safe inside XML and HTML markup (element text and attribute values): the
 //! JUnit file and the HTML report both write through it.
 
+/// `&`, `<`, `>` and quotes as entities; control characters (not allowed in XML 1.0)
+/// as `?`.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

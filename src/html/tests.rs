@@ -1,0 +1,129 @@
+//! The charts' data checked against the results they are drawn from (committed results
+//! of real runs on the mock: the seed comparison, a streamed run, a sweep).
+
+use super::across::{percentiles, throughput};
+use super::chart::Chart;
+use super::stage::{distributions, seconds};
+use super::{Run, build};
+use crate::report::RunResult;
+
+fn run(name: &str, json: &str) -> Run {
+    let result: RunResult = serde_json::from_str(json).expect("a committed result");
+    Run { name: name.into(), result, requests: None }
+}
+
+fn seed() -> Run {
+    run("seed", include_str!("../../tests/data/report/seed.json"))
+}
+
+fn streamed() -> Run {
+    run("streamed", include_str!("../../tests/data/report/streamed.json"))
+}
+
+fn sweep() -> Run {
+    run("sweep", include_str!("../../tests/data/report/sweep.json"))
+}
+
+fn series<'a>(c: &'a Chart, label: &str) -> &'a [(f64, f64)] {
+    &c.series.iter().find(|s| s.label == label).unwrap_or_else(|| panic!("no series {label}")).points
+}
+
+#[test]
+fn percentile_points_are_the_stages_figures_at_their_loads() {
+    let runs = [seed()];
+    let f = percentiles(&runs, false).unwrap();
+    let want: Vec<(f64, f64)> =
+        runs[0].result.stages.iter().map(|s| (f64::from(s.concurrency), s.latency_ms.as_ref().unwrap().p99)).collect();
+    assert_eq!(series(&f.charts[0], "p99"), want.as_slice());
+    assert!(f.charts[0].x_log, "1 to 50 spans 50×: a log axis");
+    assert_eq!(f.charts[0].x_ticks, [1.0, 10.0, 20.0, 50.0], "labelled at the loads that ran");
+}
+
+#[test]
+fn the_ideal_line_is_linear_from_the_lowest_load_at_every_point() {
+    let runs = [seed()];
+    let c = &throughput(&runs).unwrap().charts[0];
+    let (x0, y0) = series(c, "ok requests/s")[0];
+    let ideal = &c.references[0].1;
+    assert!(ideal.len() > 10, "sampled, so it stays straight on the log axis");
+    for (x, y) in ideal {
+        assert!((y - y0 * x / x0).abs() < 1e-9 * y.max(1.0), "({x}, {y}) is off y = {}·x", y0 / x0);
+    }
+    let top = series(c, "ok requests/s").iter().map(|p| p.1).fold(0.0, f64::max);
+    assert!(ideal.last().unwrap().1 <= top * 1.5 + 1e-9, "cut at 1.5× the highest figure");
+}
+
+#[test]
+fn a_sweep_marks_its_knee_and_slo_limit_at_their_loads() {
+    let runs = [sweep()];
+    let c = &throughput(&runs).unwrap().charts[0];
+    let s = runs[0].result.sweep.as_ref().unwrap();
+    let at = |label: &str| c.vlines.iter().find(|v| v.1 == label).map(|v| v.0);
+    assert_eq!(at("knee"), Some(s.knee.as_ref().unwrap().load));
+    assert_eq!(at("SLO limit"), s.slo.as_ref().unwrap().largest_meeting_load);
+}
+
+#[test]
+fn histogram_shares_add_up_to_every_request_over_the_stages_range() {
+    let runs = [streamed()];
+    for stage in &runs[0].result.stages {
+        let (f, notes) = distributions(&runs, &stage.name);
+        assert!(notes.is_empty(), "{notes:?}");
+        let f = f.unwrap();
+        assert_eq!(f.charts.len(), 5, "e2e, TTFT, ITL, input and output lengths");
+        for c in &f.charts {
+            let p = &c.series[0].points;
+            // Steps: (lo, 0), then two points per bin, then (hi, 0).
+            let total: f64 = p[1..p.len() - 1].chunks(2).map(|b| b[0].1).sum();
+            let cut = f.caption.contains(&format!("above the {}", c.title.to_lowercase()));
+            assert!(total <= 100.0 + 1e-6 && (cut || (total - 100.0).abs() < 1e-6), "{}: {total} %: {}", c.title, f.caption);
+            assert!(total > 99.0, "{}: all but the tail past p99.5 is drawn ({total} %)", c.title);
+        }
+        let e2e = &f.charts[0].series[0].points;
+        let l = stage.latency_ms.as_ref().unwrap();
+        assert!(e2e[0].0 <= l.min + 1e-9 && e2e.last().unwrap().0 >= l.p99, "the axis covers min to p99 at least");
+    }
+}
+
+#[test]
+fn lengths_bins_follow_the_histograms_buckets_without_a_comb() {
+    // Lengths keep 2 significant digits: 970 to 1030 lie in buckets 4 and 8 wide. Spread
+    // over the bins they overlap, no bin inside the range is empty.
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 20, 2).unwrap();
+    for v in 970..=1030 {
+        h.record_n(v, 10).unwrap();
+    }
+    let d = crate::report::Dist { count: h.len(), sum: 0.0, min: 970, max: 1030, zeros: 0, hdr: crate::metrics::hdr::encode(&h) };
+    let mut r = streamed();
+    r.result.stages.truncate(1);
+    r.result.stages[0].histograms.input_tokens = Some(d);
+    let (f, _) = distributions(std::slice::from_ref(&r), &r.result.stages[0].name.clone());
+    let c = f.unwrap().charts.into_iter().find(|c| c.title == "Input length").unwrap();
+    let bins: Vec<f64> = c.series[0].points[1..c.series[0].points.len() - 1].chunks(2).map(|b| b[0].1).collect();
+    let inner = &bins[1..bins.len() - 1];
+    assert!(inner.iter().all(|y| *y > 0.0), "an empty bin inside a uniform range: {bins:?}");
+}
+
+#[test]
+fn a_stage_too_short_for_seconds_says_so_and_a_long_one_shades_its_cooldown() {
+    let runs = [streamed()];
+    assert!(seconds(&runs, "1 user").unwrap_err().contains("too short"));
+    let f = seconds(&runs, "16 users").unwrap();
+    let s = runs[0].result.stages.iter().find(|s| s.name == "16 users").unwrap();
+    let close = s.window_offset_s.unwrap() + s.wall_time_s;
+    let span = f.charts[0].spans.iter().find(|sp| sp.2.contains("cooldown")).expect("the cooldown shaded");
+    assert!((span.0 - close).abs() < 1e-9, "shaded from the window's end, {close} s");
+}
+
+#[test]
+fn odd_figures_leave_a_chart_out_rather_than_hang_or_panic() {
+    let mut r = seed();
+    r.result.stages[1].throughput.ok_per_s = f64::INFINITY;
+    r.result.stages[2].throughput.ok_per_s = 1e300;
+    r.result.stages[0].series.clear();
+    if let Some(l) = r.result.stages[3].latency_ms.as_mut() {
+        l.p99 = f64::NAN;
+    }
+    let report = build(&[r], &[], 0.05).expect("a report all the same");
+    assert!(report.html.contains("<figure id=\"latency-load\">"));
+}
