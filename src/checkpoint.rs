@@ -22,6 +22,7 @@ pub struct Checkpoints {
     pub scenario: Arc<Scenario>,
     pub started_at: SystemTime,
     pub mock_url: Option<String>,
+    pub launch: crate::report::LaunchMeta,
 }
 
 impl Checkpoints {
@@ -70,6 +71,7 @@ impl Checkpoints {
             mock_url: self.mock_url.clone(),
             swept: Vec::new(),
             generator: snap.generator.clone(),
+            launch: self.launch.clone(),
         };
         let mut result = RunResult::build(&self.scenario, &stages, meta);
         result.complete = false;

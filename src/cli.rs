@@ -29,7 +29,7 @@ pub const EXIT_CODES: &str = "Exit codes:
 pub enum Command {
     /// Run a scenario and print the comparison table.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check scenario files and explain every problem found.
     Validate(ValidateArgs),
     /// Serve the OpenAI-compatible mock for other clients.
@@ -41,6 +41,29 @@ pub enum Command {
     Compare(CompareArgs),
     /// Draw results as one self-contained HTML page of charts (opens offline).
     Report(ReportArgs),
+    /// Merge the results of a run's shards (`run --shard I/N`) into one, exactly.
+    #[command(after_help = MERGE_EXIT_CODES)]
+    Merge(MergeArgs),
+}
+
+/// What `merge` exits with.
+pub const MERGE_EXIT_CODES: &str = "Exit codes:
+  0    merged; every stage had a successful request and every threshold held
+  1    the merged result could not be written
+  2    bad input: a file that is not a shard's result, shards of different runs or scenarios, a shard missing or twice
+  3    merged, and a threshold failed or a stage had no successful request";
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Every shard's result file (shard-*.json).
+    #[arg(value_name = "SHARD.json", num_args = 1.., required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where the merged result goes (written whole, or not at all).
+    #[arg(short = 'o', long = "output", value_name = "PATH", required = true)]
+    pub output: PathBuf,
+    /// How the table of the merged result is printed.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::report::Format,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +173,22 @@ pub struct RunArgs {
     /// With --requests-out: add each request's prompt and reply text (may hold user data).
     #[arg(long, requires = "requests_out")]
     pub requests_out_text: bool,
+    /// Run shard I of N: its share of every stage, to be merged with the others
+    /// (`llmload merge`). See docs/scale-out.md.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// The number of shards, this one's index read from JOB_COMPLETION_INDEX (a
+    /// Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (a Slurm job array).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u64>,
+    /// Start the first stage at this wall-clock moment, the same for every shard:
+    /// RFC 3339 (2026-12-01T10:00:00Z), or +30s from now (resolve it once, for all).
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// The id the shards of one run record (default: from the scenario's sha256, the
+    /// shard count and --start-at).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     /// Without a scenario file: stages of these concurrencies, e.g. 1,10,20,50.
     #[arg(long, value_name = "N,…", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,

@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use llmload::cli::{Cli, Command, CompareArgs, InitArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
+use llmload::cli::{Cli, Command, CompareArgs, InitArgs, MergeArgs, MockArgs, ReportArgs, RunArgs, ValidateArgs};
 use llmload::report::run_text;
 use llmload::run::{RunOptions, run};
 use llmload::scenario::{BaseUrl, Scenario, redact_url};
@@ -31,12 +31,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => rt.block_on(cmd_run(args)),
+        Command::Run(args) => rt.block_on(cmd_run(*args)),
         Command::Validate(args) => cmd_validate(args),
         Command::Mock(args) => rt.block_on(cmd_mock(args)),
         Command::Compare(args) => cmd_compare(args),
         Command::Init(args) => cmd_init(args),
         Command::Report(args) => cmd_report(args),
+        Command::Merge(args) => cmd_merge(args),
     }
 }
 
@@ -65,6 +66,35 @@ fn cmd_compare(args: CompareArgs) -> ExitCode {
     let c = compare::compare(&bases, &new, &gates, args.min_effect / 100.0);
     let _ = write!(std::io::stdout().lock(), "{}", compare::render(&c, args.format));
     if c.tripped() { ExitCode::from(EXIT_NOT_PASSED) } else { ExitCode::SUCCESS }
+}
+
+fn cmd_merge(args: MergeArgs) -> ExitCode {
+    let mut shards = Vec::new();
+    for path in &args.files {
+        match llmload::compare::load(path) {
+            Ok(r) => shards.push((path.clone(), r)),
+            Err(e) => return bad(&e),
+        }
+    }
+    let swept = shards.first().is_some_and(|(_, r)| r.sweep.is_some());
+    let with_sessions = shards.first().is_some_and(|(_, r)| r.stages.iter().any(|s| s.sessions.is_some()));
+    let merged = match llmload::merge::merge(shards) {
+        Ok(m) => m,
+        Err(e) => return bad(&e),
+    };
+    if swept {
+        note("note: the sweep's knee and SLO limit are not judged again on merged shards: read the merged stages' figures");
+    }
+    if with_sessions {
+        note("note: sessions by turn are not merged: each shard's result keeps its own");
+    }
+    if let Err(e) = merged.write_atomic(&args.output) {
+        note(&format!("error: cannot write {}: {e}", args.output.display()));
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let _ = write!(std::io::stdout().lock(), "{}", run_text(&merged, None, args.format));
+    note(&format!("wrote {} ({} shards)", args.output.display(), merged.merged_shards.unwrap_or(0)));
+    if merged.verdict.as_ref().is_some_and(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_PASSED) }
 }
 
 fn cmd_report(args: ReportArgs) -> ExitCode {
@@ -154,6 +184,25 @@ fn cmd_init(args: InitArgs) -> ExitCode {
     }
 }
 
+/// The scenario cut to this process's shard, and when and as what run it starts.
+fn launched(scenario: Scenario, args: &RunArgs) -> Result<(Scenario, llmload::launch::Launch), String> {
+    use llmload::launch;
+    let (shard, from) = launch::shard(args.shard.as_deref(), args.shards, &launch::LaunchEnv::read())?;
+    let start_at = args.start_at.as_deref().map(|t| launch::start_at(t, std::time::SystemTime::now())).transpose()?;
+    let scenario = scenario.shard(shard)?;
+    if !shard.is_whole() {
+        note(&format!(
+            "shard {}/{} (from {from}): its share of every stage; merge the shards' results with `llmload merge`",
+            shard.index, shard.count
+        ));
+        if scenario.target.base_url == BaseUrl::Mock {
+            note("note: base_url = \"mock\": each shard runs an embedded mock of its own, so the shards measure N mocks, not one server");
+        }
+    }
+    let run_id = launch::run_id(args.run_id.as_deref(), scenario.source_sha256.as_deref(), shard.count, start_at)?;
+    Ok((scenario, launch::Launch { start_at, run_id: Some(run_id) }))
+}
+
 /// The scenario of a run: its file, or the one the quick-run flags make.
 fn scenario_of(args: &mut RunArgs) -> Result<Scenario, ExitCode> {
     if let Some(path) = &args.scenario {
@@ -192,6 +241,10 @@ async fn cmd_run(mut args: RunArgs) -> ExitCode {
         note(&format!("error: {msg}"));
         return ExitCode::from(EXIT_BAD_INPUT);
     }
+    let (scenario, launch) = match launched(scenario, &args) {
+        Ok(x) => x,
+        Err(e) => return bad(&e),
+    };
     let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
     // The dashboard needs stdout to be the screen; JSON on stdout or a pipe means plain.
     let dashboard = !args.headless && !json_to_stdout && std::io::stdout().is_terminal();
@@ -214,23 +267,17 @@ async fn cmd_run(mut args: RunArgs) -> ExitCode {
             notes: Arc::new(move |line: &str| notes(line.to_string())),
             watcher: Some(llmload::tui::watcher(app, hold)),
             checkpoint: None,
-            requests_out: None,
-            requests_out_text: false,
+            ..RunOptions::quiet()
         }
     } else {
-        RunOptions {
-            notes: Arc::new(note),
-            watcher: (!args.no_progress).then(llmload::progress::watcher),
-            checkpoint: None,
-            requests_out: None,
-            requests_out_text: false,
-        }
+        RunOptions { notes: Arc::new(note), watcher: (!args.no_progress).then(llmload::progress::watcher), ..RunOptions::quiet() }
     };
     // A result file (not stdout) is checkpointed while the run goes on.
     let opts = RunOptions {
         checkpoint: args.json.clone().filter(|_| !json_to_stdout),
         requests_out: args.requests_out.clone(),
         requests_out_text: args.requests_out_text,
+        launch,
         ..opts
     };
     let outcome = run(scenario, opts).await;

@@ -21,6 +21,8 @@ pub struct RequestsOut {
     /// One instant and its wall-clock time: request times are stamped as instants.
     anchor: (Instant, SystemTime),
     next_index: u64,
+    /// Indices are dealt to shards round-robin, so the shards' files pool without clashes.
+    shard: crate::model::Shard,
     flushed: Instant,
     text: bool,
 }
@@ -29,7 +31,7 @@ pub struct RequestsOut {
 #[derive(Serialize)]
 struct Line<'a> {
     stage: &'a str,
-    /// Unique in the run, in the order requests ended.
+    /// Unique in the run (across its shards too), in the order requests ended.
     index: u64,
     phase: &'static str,
     attempts: u64,
@@ -60,9 +62,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl RequestsOut {
-    pub fn create(path: &Path, text: bool) -> std::io::Result<RequestsOut> {
+    pub fn create(path: &Path, text: bool, shard: crate::model::Shard) -> std::io::Result<RequestsOut> {
         let out = BufWriter::with_capacity(64 * 1024, File::create(path)?);
-        Ok(RequestsOut { out, anchor: (Instant::now(), SystemTime::now()), next_index: 0, flushed: Instant::now(), text })
+        Ok(RequestsOut { out, anchor: (Instant::now(), SystemTime::now()), next_index: 0, flushed: Instant::now(), text, shard })
     }
 
     fn wall(&self, at: Instant) -> String {
@@ -87,7 +89,7 @@ impl RecordSink for RequestsOut {
         };
         let line = Line {
             stage: &stage.name,
-            index: self.next_index,
+            index: self.shard.dealt(self.next_index),
             phase,
             attempts: att.earlier.len() as u64 + u64::from(att.first_send.is_some()),
             scheduled_at: att.first_send.map(|s| self.wall(s.checked_sub(att.lag.unwrap_or_default()).unwrap_or(s))),

@@ -63,12 +63,21 @@ pub struct RunOptions {
     /// and reply when `requests_out_text`.
     pub requests_out: Option<std::path::PathBuf>,
     pub requests_out_text: bool,
+    /// `--start-at`, the run id.
+    pub launch: crate::launch::Launch,
 }
 
 impl RunOptions {
     /// No notes, no view: for tests and embedding.
     pub fn quiet() -> RunOptions {
-        RunOptions { notes: Arc::new(|_| {}), watcher: None, checkpoint: None, requests_out: None, requests_out_text: false }
+        RunOptions {
+            notes: Arc::new(|_| {}),
+            watcher: None,
+            checkpoint: None,
+            requests_out: None,
+            requests_out_text: false,
+            launch: crate::launch::Launch::default(),
+        }
     }
 }
 
@@ -162,7 +171,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let (mut aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
     aggregator = aggregator.with_health(health.clone());
     if let Some(path) = &opts.requests_out {
-        let out = crate::requests_out::RequestsOut::create(path, opts.requests_out_text)
+        let out = crate::requests_out::RequestsOut::create(path, opts.requests_out_text, scenario.shard)
             .map_err(|error| RunError::RequestsOut { path: path.display().to_string(), error })?;
         aggregator = aggregator.with_sink(Box::new(out));
     }
@@ -175,11 +184,24 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         let prompts = scenario.prompts.clone();
         std::thread::spawn(move || prompts.count_listed());
     }
+    // Every shard of a run starts at one moment: everything above is ready by then.
+    let start_lag = match opts.launch.start_at {
+        Some(at) => Some(wait_until(at, &stop).await),
+        None => None,
+    };
+    let launch =
+        crate::report::LaunchMeta { shard: scenario.shard, run_id: opts.launch.run_id.clone(), start_at: opts.launch.start_at, start_lag };
     let started_at = SystemTime::now();
     let aggregated = aggregator.spawn();
     let (checkpoints_stop, stop_checkpoints) = tokio::sync::oneshot::channel();
     let checkpoints = opts.checkpoint.map(|path| {
-        let c = Checkpoints { path, scenario: scenario.clone(), started_at, mock_url: mock.as_ref().map(MockServer::base_url) };
+        let c = Checkpoints {
+            path,
+            scenario: scenario.clone(),
+            started_at,
+            mock_url: mock.as_ref().map(MockServer::base_url),
+            launch: launch.clone(),
+        };
         tokio::spawn(c.run(snapshots.clone(), stop_checkpoints))
     });
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
@@ -211,10 +233,26 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
             // An automatic sweep's stages were chosen as it ran: the result records them.
             swept: end.swept,
             generator: Some(generator),
+            launch,
         },
     );
     drop(mock);
     Ok(RunOutcome { result, interrupted: end.interrupted, aborted: end.aborted })
+}
+
+/// Sleeps until `at` on the wall clock (or a stop); how late the run then started, ms
+/// (negative when a stop cut the wait short).
+async fn wait_until(at: SystemTime, stop: &Stop) -> f64 {
+    if let Ok(wait) = at.duration_since(SystemTime::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.soft.cancelled() => {}
+        }
+    }
+    match SystemTime::now().duration_since(at) {
+        Ok(late) => late.as_secs_f64() * 1e3,
+        Err(early) => -early.duration().as_secs_f64() * 1e3,
+    }
 }
 
 /// `[target] headers` with their values: literals as written, variables read now (for

@@ -135,8 +135,7 @@ fn run(m: &Mix, seed: u64, rpm: Option<f64>, c: &Case) -> (serde_json::Value, Ve
             }
         })
     });
-    let opts =
-        RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher), checkpoint: None, requests_out: None, requests_out_text: false };
+    let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
     let outcome = rt.block_on(run_with_stop(scenario, opts, Stop::default())).unwrap();
     let stats = mock.stats();
     drop(mock);

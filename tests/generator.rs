@@ -75,8 +75,7 @@ fn in_flight_never_reads_more_than_the_concurrency() {
         })
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let opts =
-        RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher), checkpoint: None, requests_out: None, requests_out_text: false };
+    let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
     let outcome = rt.block_on(run_with_stop(scenario, opts, Stop::default())).unwrap();
     let v = serde_json::to_value(&outcome.result).unwrap();
     assert_eq!(v["stages"][0]["requests"]["ok"].as_u64(), Some(3000));

@@ -160,8 +160,7 @@ async fn a_stage_behind_its_rate_is_flagged_while_it_runs() {
                 }
             })
         });
-        let opts =
-            RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher), checkpoint: None, requests_out: None, requests_out_text: false };
+        let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
         let stop = llmload::engine::Stop::default();
         let out = tokio::time::timeout(std::time::Duration::from_secs(20), run_with_stop(scenario, opts, stop)).await.unwrap().unwrap();
         let seen = seen.lock().unwrap().clone();

@@ -130,8 +130,7 @@ async fn a_stop_during_rate_limiter_waits_marks_the_stage_interrupted() {
             }
         })
     });
-    let opts =
-        RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher), checkpoint: None, requests_out: None, requests_out_text: false };
+    let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
     let outcome = tokio::time::timeout(Duration::from_secs(20), run_with_stop(scenario, opts, stop)).await.expect("stops").unwrap();
     assert!(outcome.interrupted);
     let s = &outcome.result.stages[0];
@@ -163,8 +162,7 @@ async fn a_stop_during_a_ramp_does_not_wait_for_its_end() {
                 }
             })
         });
-        let opts =
-            RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher), checkpoint: None, requests_out: None, requests_out_text: false };
+        let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
         let t = std::time::Instant::now();
         let outcome = tokio::time::timeout(Duration::from_secs(20), run_with_stop(scenario, opts, Stop::default()))
             .await
@@ -197,8 +195,7 @@ async fn a_stop_during_an_automatic_sweep_keeps_what_ran() {
             }
         })
     });
-    let opts =
-        RunOptions { notes: Arc::new(|_| {}), watcher: Some(watcher), checkpoint: None, requests_out: None, requests_out_text: false };
+    let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
     let outcome =
         tokio::time::timeout(Duration::from_secs(30), run_with_stop(scenario, opts, Stop::default())).await.expect("stops").unwrap();
     assert!(outcome.interrupted);

@@ -79,10 +79,10 @@ pub struct Engine {
 }
 
 /// Request numbers of ramp requests start here, far from the window's.
-const RAMP_NUMBERS: u64 = 1 << 48;
+const RAMP_NUMBERS: u64 = crate::model::NUMBER_RANGE;
 
 /// Request numbers of cooldown requests start here, apart from the window's and the ramp's.
-const COOLDOWN_NUMBERS: u64 = 2 << 48;
+const COOLDOWN_NUMBERS: u64 = 2 * crate::model::NUMBER_RANGE;
 
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, workload: Workload, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
@@ -152,7 +152,7 @@ impl Engine {
     /// What every request of stage `index` needs; prompts that cost to build are built
     /// here, before its clock runs.
     async fn stage_ctx(&self, index: usize, stage: &Stage) -> Arc<StageCtx> {
-        let mut requests = self.workload.stage(index, self.scenario.stage_model(stage), &stage.request);
+        let mut requests = self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, stage.numbers);
         let ahead = stage.warmup.saturating_add(match (stage.requests, stage.load, stage.duration) {
             (Some(n), ..) => n,
             (None, Load::Open { rate, .. }, Some(d)) => (rate * d.as_secs_f64() * 1.1) as u64,
@@ -167,7 +167,7 @@ impl Engine {
         {
             Ok(r) => r,
             // Only a panic while building gets here; the requests build prompts as needed.
-            Err(_) => self.workload.stage(index, self.scenario.stage_model(stage), &stage.request),
+            Err(_) => self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, stage.numbers),
         };
         Arc::new(StageCtx {
             client: self.client.clone(),

@@ -36,7 +36,8 @@ pub(super) async fn open_parts(rate: f64, arrival: Arrival, max_in_flight: u32, 
                 _ = window.halt.cancelled() => {}
             }
         }
-        open_loop(window.clone(), Arrivals::new(rate, arrival, seed), slots.clone()).await;
+        let shard = window.ctx.requests.numbers().shard;
+        open_loop(window.clone(), Arrivals::new(rate, arrival, seed).sharded(shard), slots.clone()).await;
         window.drain();
     };
     let cooling = async {
@@ -48,7 +49,7 @@ pub(super) async fn open_parts(rate: f64, arrival: Arrival, max_in_flight: u32, 
                     _ = tokio::time::sleep_until(window.closed_at().into()) => {}
                     _ = c.halt.cancelled() => return,
                 }
-                let arrivals = Arrivals::new(rate, arrival, seed ^ COOLDOWN_NUMBERS);
+                let arrivals = Arrivals::new(rate, arrival, seed ^ COOLDOWN_NUMBERS).sharded(c.ctx.requests.numbers().shard);
                 open_loop(c.clone(), arrivals, slots.clone()).await;
             };
             if !window.halt.is_cancelled() {

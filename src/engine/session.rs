@@ -48,7 +48,7 @@ pub(super) async fn closed_sessions(concurrency: u32, conv: Arc<Conversation>, p
 pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u32, seed: u64, conv: Arc<Conversation>, parts: Parts) {
     let p = parts.window;
     let slots = Arc::new(Semaphore::new(max_in_flight as usize));
-    let mut arrivals = Arrivals::new(rate, arrival, seed);
+    let mut arrivals = Arrivals::new(rate, arrival, seed).sharded(p.ctx.requests.numbers().shard);
     let t0 = p.opens.unwrap_or_else(Instant::now);
     let mut set = JoinSet::new();
     let (mut last_dispatch, mut last_due) = (t0, t0);

@@ -63,7 +63,10 @@ const BUILD_AHEAD: Duration = Duration::from_millis(50);
 async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Arc<Semaphore>) {
     let mut set = JoinSet::new();
     let marks = Arc::new(Marks::default());
-    let mut heads = replay.trace.heads().peekable();
+    // A shard replays every Nth session (a line alone is a session of one): a
+    // session's turns, and the prefix they share, stay on one shard.
+    let shard = p.ctx.requests.numbers().shard;
+    let mut heads = replay.trace.heads().enumerate().filter(move |(j, _)| shard.owns(*j as u64)).map(|(_, h)| h).peekable();
     while let Some(&(line, at)) = heads.peek() {
         let Some(due) = clock.at(at) else { break };
         if p.deadline.is_some_and(|d| due >= d) || p.next.load(Ordering::Relaxed) >= p.end {

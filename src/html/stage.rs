@@ -145,7 +145,7 @@ fn histogram(k: &Kind, runs: &[Run], dists: &[(usize, &Run, Histogram<u64>, &Dis
     if hi - lo < (lo * 0.02).max(k.scale) {
         hi = lo + (lo * 0.02).max(k.scale * 10.0);
     }
-    let mut bins_n = bins_for(dists.iter().map(|(.., d)| d.count.saturating_add(d.zeros)).min().unwrap_or(0));
+    let mut bins_n = bins_for(dists.iter().map(|(.., d)| d.count).min().unwrap_or(0));
     let (lo, width) = if k.whole {
         // Whole tokens: bins of whole widths centred on the counts, none left empty by
         // rounding.
@@ -184,7 +184,7 @@ fn histogram(k: &Kind, runs: &[Run], dists: &[(usize, &Run, Histogram<u64>, &Dis
             p.push((lo + (b + 1) as f64 * width, y));
         }
         p.push((hi, 0.0));
-        let label = if runs.len() == 1 { format!("{} requests", d.count.saturating_add(d.zeros)) } else { run.name.clone() };
+        let label = if runs.len() == 1 { format!("{} requests", d.count) } else { run.name.clone() };
         c.series.push(Series { dash: *i, fill: true, ..Series::new(label, *i, Draw::Line, p) });
     }
     (c, beyond.round() as u64)

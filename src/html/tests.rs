@@ -93,7 +93,8 @@ fn lengths_bins_follow_the_histograms_buckets_without_a_comb() {
     for v in 970..=1030 {
         h.record_n(v, 10).unwrap();
     }
-    let d = crate::report::Dist { count: h.len(), sum: 0.0, min: 970, max: 1030, zeros: 0, hdr: crate::metrics::hdr::encode(&h) };
+    let d =
+        crate::report::Dist { count: h.len(), sum: 0.0, min: 970, max: 1030, zeros: 0, sum_sq: 0.0, hdr: crate::metrics::hdr::encode(&h) };
     let mut r = streamed();
     r.result.stages.truncate(1);
     r.result.stages[0].histograms.input_tokens = Some(d);

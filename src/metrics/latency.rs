@@ -86,6 +86,24 @@ impl Latency {
         (self.count() > 0).then_some((self.min_us, self.max_us))
     }
 
+    /// A distribution as a result file carries it: its histogram and the exact sums,
+    /// min and max kept beside it. None when the histogram is not one this keeps.
+    pub fn from_parts(hist: Histogram<u64>, sum_us: f64, sum_sq_us: f64, (min_us, max_us): (u64, u64)) -> Option<Latency> {
+        let like = Latency::with_digits(hist.sigfig());
+        let fits = hist.low() == like.hist.low() && hist.high() == like.hist.high() && matches!(hist.sigfig(), 2 | 3);
+        fits.then_some(Latency { hist, sum_us, sum_sq_us, min_us, max_us })
+    }
+
+    /// Exact sum of the squares, µs² (the standard deviation's, kept for merges).
+    pub fn sum_sq_us(&self) -> f64 {
+        self.sum_sq_us
+    }
+
+    /// Whether `other` adds exactly into this (the same range and precision).
+    pub fn same_layout(&self, other: &Latency) -> bool {
+        self.hist.sigfig() == other.hist.sigfig() && self.hist.low() == other.hist.low() && self.hist.high() == other.hist.high()
+    }
+
     /// Exact merge: the result is as if every value had been recorded into one.
     pub fn merge(&mut self, other: &Latency) {
         self.hist.add(&other.hist).expect("same bounds");

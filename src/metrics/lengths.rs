@@ -71,6 +71,14 @@ impl Lengths {
     }
 
     /// Exact merge.
+    /// Token lengths as a result file carries them (histogram, exact sum, min, max and
+    /// zeros beside it). None when the histogram is not one this keeps.
+    pub fn from_parts(hist: Histogram<u64>, sum: u64, (min, max): (u64, u64), zeros: u64) -> Option<Lengths> {
+        let like = Lengths::default();
+        let fits = hist.low() == like.hist.low() && hist.high() == like.hist.high() && hist.sigfig() == like.hist.sigfig();
+        fits.then_some(Lengths { hist, sum, min, max, zeros })
+    }
+
     pub fn merge(&mut self, other: &Lengths) {
         self.hist.add(&other.hist).expect("same bounds");
         self.sum += other.sum;

@@ -35,7 +35,8 @@ pub struct SecondStats {
 }
 
 impl SecondStats {
-    fn empty(t_s: u32) -> SecondStats {
+    /// Second `t_s` with nothing in it.
+    pub fn empty(t_s: u32) -> SecondStats {
         SecondStats {
             t_s,
             warmup: 0,

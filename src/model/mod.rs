@@ -1,15 +1,18 @@
 //! The contract room: the vocabulary every room shares — what a request is (its
 //! parameters and ready body), how it ended (the record, its outcome and failure kind),
-//! what it is judged by (SLO, rate limits, thresholds) and how a run can end early. It imports
-//! nothing of the crate, so every room may import it and the import graph stays a tree.
+//! what it is judged by (SLO, rate limits, thresholds), how a run can end early, and
+//! which shard of a run this is. It imports nothing of the crate, so every room may
+//! import it and the import graph stays a tree.
 
 mod goals;
 mod record;
 mod request;
 mod run;
+mod shard;
 pub mod threshold;
 
 pub use goals::{RateLimit, Slo};
 pub use record::{CheckFailure, FailureKind, MAX_RETRY_AFTER, Outcome, RequestRecord, Uncounted, Usage};
 pub use request::{Api, RequestParams, RequestSpec};
 pub use run::Aborted;
+pub use shard::{MAX_SHARDS, NUMBER_RANGE, Numbers, Shard};

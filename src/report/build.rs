@@ -102,6 +102,17 @@ pub struct RunMeta {
     pub swept: Vec<Stage>,
     /// The generator's health over the run, when it was watched.
     pub generator: Option<crate::metrics::HealthView>,
+    pub launch: LaunchMeta,
+}
+
+/// Which shard ran, of which run, and when it was to start and did.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchMeta {
+    pub shard: crate::model::Shard,
+    pub run_id: Option<String>,
+    pub start_at: Option<std::time::SystemTime>,
+    /// Started this late after `start_at`, ms.
+    pub start_lag: Option<f64>,
 }
 
 impl RunResult {
@@ -128,6 +139,11 @@ impl RunResult {
             host: host(),
             command_line: command_line(std::env::args()),
             scenario_sha256: scenario.source_sha256.clone(),
+            run_id: meta.launch.run_id.clone(),
+            shard: (!meta.launch.shard.is_whole()).then_some(meta.launch.shard),
+            start_at: meta.launch.start_at.map(|t| humantime::format_rfc3339_micros(t).to_string()),
+            start_lag_ms: meta.launch.start_lag,
+            merged_shards: None,
             started_at: humantime::format_rfc3339_millis(meta.started_at).to_string(),
             finished_at: humantime::format_rfc3339_millis(meta.finished_at).to_string(),
             duration_s: meta.finished_at.duration_since(meta.started_at).map_or(0.0, |d| d.as_secs_f64()),

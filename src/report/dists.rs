@@ -17,12 +17,20 @@ pub struct Dist {
     /// Lengths only: zeros, counted beside the histogram (which holds 1 and up).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub zeros: u64,
+    /// Latencies: the exact sum of squares (µs²), so a merge's standard deviation is
+    /// exact too. Absent from results before it: 0, and the histogram's is used.
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub sum_sq: f64,
     /// The histogram: V2 + deflate, base64.
     pub hdr: String,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_zero_f(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Every distribution a stage keeps; absent where nothing was recorded.
@@ -73,7 +81,15 @@ fn dist_or_v1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Dist>, D:
         Some(Either::Dist(x)) => Some(x),
         Some(Either::V1(s)) if !s.is_empty() => {
             let h = hdr::decode(&s).map_err(serde::de::Error::custom)?;
-            (!h.is_empty()).then(|| Dist { count: h.len(), sum: h.mean() * h.len() as f64, min: h.min(), max: h.max(), zeros: 0, hdr: s })
+            (!h.is_empty()).then(|| Dist {
+                count: h.len(),
+                sum: h.mean() * h.len() as f64,
+                min: h.min(),
+                max: h.max(),
+                zeros: 0,
+                sum_sq: 0.0,
+                hdr: s,
+            })
         }
         _ => None,
     })
@@ -81,12 +97,38 @@ fn dist_or_v1<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Dist>, D:
 
 fn latency(l: &Latency) -> Option<Dist> {
     let (min, max) = l.range_us()?;
-    Some(Dist { count: l.count(), sum: l.sum_us(), min, max, zeros: 0, hdr: hdr::encode(l.histogram()) })
+    Some(Dist { count: l.count(), sum: l.sum_us(), min, max, zeros: 0, sum_sq: l.sum_sq_us(), hdr: hdr::encode(l.histogram()) })
 }
 
 fn lengths(l: &Lengths) -> Option<Dist> {
     let (min, max) = l.range()?;
-    Some(Dist { count: l.count(), sum: l.sum() as f64, min, max, zeros: l.zeros(), hdr: hdr::encode(l.histogram()) })
+    Some(Dist { count: l.count(), sum: l.sum() as f64, min, max, zeros: l.zeros(), sum_sq: 0.0, hdr: hdr::encode(l.histogram()) })
+}
+
+impl Dist {
+    /// The latency distribution this carries; why not, when it does not decode or is
+    /// not one llmload keeps.
+    pub fn latency(&self) -> Result<Latency, String> {
+        let h = hdr::decode(&self.hdr)?;
+        // Before sum_sq was kept: the histogram's spread stands in for it.
+        let sum_sq = if self.sum_sq > 0.0 { self.sum_sq } else { (h.stdev().powi(2) + h.mean().powi(2)) * h.len() as f64 };
+        Latency::from_parts(h, self.sum, sum_sq, (self.min, self.max))
+            .ok_or_else(|| "a histogram of another range or precision".to_string())
+    }
+
+    pub fn lengths(&self) -> Result<Lengths, String> {
+        let h = hdr::decode(&self.hdr)?;
+        Lengths::from_parts(h, self.sum as u64, (self.min, self.max), self.zeros)
+            .ok_or_else(|| "a histogram of another range or precision".to_string())
+    }
+
+    pub fn of_latency(l: &Latency) -> Option<Dist> {
+        latency(l)
+    }
+
+    pub fn of_lengths(l: &Lengths) -> Option<Dist> {
+        lengths(l)
+    }
 }
 
 impl Histograms {

@@ -17,10 +17,10 @@ mod text;
 
 use std::path::Path;
 
-pub use build::RunMeta;
+pub use build::{LaunchMeta, RunMeta};
 pub use dists::{Dist, Histograms};
 pub use grid::{Format, fig, grid};
-pub use judge::measure;
+pub use judge::{measure, sweep_points};
 pub use junit::junit;
 pub use markup::escape;
 pub use result::*;

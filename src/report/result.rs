@@ -29,6 +29,22 @@ pub struct RunResult {
     /// sha256 of the scenario file as read; null for a scenario not read from a file.
     #[serde(default)]
     pub scenario_sha256: Option<String>,
+    /// The id the shards of one run share (`--run-id`, else derived from the scenario's
+    /// sha256, the shard count and `--start-at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Shard I of N, when the run was split (`--shard`, a Job index, an array task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::model::Shard>,
+    /// `--start-at` (RFC 3339, µs), and how late after it the first stage started, ms:
+    /// across shards, a spread here is the clocks' and the launch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lag_ms: Option<f64>,
+    /// `llmload merge`: the number of shards this result adds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_shards: Option<u32>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_s: f64,

@@ -8,6 +8,7 @@ mod file;
 mod overrides;
 mod prompts;
 mod request;
+mod shard;
 mod stage;
 mod sweep;
 mod synthetic;
@@ -74,6 +75,8 @@ pub struct Scenario {
     /// What the file allows but likely does not mean (file:line:col each), said by
     /// `validate` and before a run.
     pub warnings: Vec<Problem>,
+    /// The shard of the run this scenario is (its stages cut to that share).
+    pub shard: crate::model::Shard,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{ser_opt_secs, ser_secs};
 use crate::model::threshold::Threshold;
-use crate::model::{FailureKind, RateLimit, RequestParams};
+use crate::model::{FailureKind, Numbers, RateLimit, RequestParams};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stage {
@@ -43,6 +43,9 @@ pub struct Stage {
     /// What the stage must meet (`[thresholds]` and its own), judged when the run ends.
     #[serde(serialize_with = "ser_thresholds", skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Threshold>,
+    /// On a shard: how its request numbers map to the whole run's (the identity else).
+    #[serde(skip)]
+    pub numbers: Numbers,
 }
 
 fn ser_thresholds<S: serde::Serializer>(t: &[Threshold], s: S) -> Result<S::Ok, S::Error> {

@@ -221,6 +221,7 @@ pub(super) fn sweep_stages(
         rate_limit: d.rate_limit,
         // A sweep's points are judged by the sweep (its knee, its SLO), not by thresholds.
         thresholds: Vec::new(),
+        numbers: crate::model::Numbers::default(),
     };
     let first_stage = stages.len();
     let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };

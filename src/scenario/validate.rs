@@ -125,6 +125,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         stages,
         conversation,
         warnings: Vec::new(),
+        shard: crate::model::Shard::WHOLE,
     }
 }
 

@@ -13,7 +13,7 @@ use super::file::{RateLimitFile, RetryFile, StageFile, ThresholdsFile};
 use super::request::{Spoken, lengths};
 use super::stage::{Arrival, DEFAULT_MAX_IN_FLIGHT, Load, MAX_RATE, MIN_RATE, RetryOn, RetryPolicy, Stage, default_stage_name, rate_name};
 use crate::model::threshold::Threshold;
-use crate::model::{MAX_RETRY_AFTER, RateLimit, RequestParams};
+use crate::model::{MAX_RETRY_AFTER, Numbers, RateLimit, RequestParams};
 use crate::workload::trace::Replay;
 
 /// What a stage takes from the scenario where it does not override it.
@@ -128,6 +128,7 @@ pub(super) fn stages(
             retry,
             rate_limit,
             thresholds,
+            numbers: Numbers::default(),
         });
     }
     (stages, names)

@@ -20,7 +20,7 @@ pub mod trace;
 
 use std::sync::Arc;
 
-use crate::model::{RequestParams, RequestSpec};
+use crate::model::{Numbers, RequestParams, RequestSpec};
 use body::BodyParts;
 use conversation::TurnInput;
 pub use prompt::Prompt;
@@ -64,10 +64,12 @@ impl Workload {
     }
 
     /// The requests of stage `index`, which sends `model` with `params`.
-    pub fn stage(&self, index: usize, model: &str, params: &RequestParams) -> StageRequests {
+    /// Stage `index`'s requests; `numbers` maps a shard's request numbers to the whole
+    /// run's (prompts follow the whole run's numbers, so shards send its requests).
+    pub fn stage(&self, index: usize, model: &str, params: &RequestParams, numbers: Numbers) -> StageRequests {
         let prompts = self.prompts(index).clone();
         let parts = BodyParts::new(model, params, prompts.api(), self.stream, self.stream_usage, prompts.has_output_lengths());
-        StageRequests { prompts, parts, stage: index as u64, ahead: Arc::from(Vec::new()) }
+        StageRequests { prompts, parts, stage: index as u64, ahead: Arc::from(Vec::new()), numbers }
     }
 }
 
@@ -79,6 +81,7 @@ pub struct StageRequests {
     stage: u64,
     /// Prompts built before the stage started: requests 0..len.
     ahead: Arc<[Prompt]>,
+    numbers: Numbers,
 }
 
 impl StageRequests {
@@ -91,7 +94,7 @@ impl StageRequests {
         }
         let n = n.min(AHEAD_MAX);
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get()) as u64;
-        let (prompts, stage) = (&self.prompts, self.stage);
+        let (prompts, stage, numbers) = (&self.prompts, self.stage, self.numbers);
         let mut built: Vec<Prompt> = Vec::with_capacity(n.min(AHEAD_CHUNK) as usize);
         let mut bytes = 0u64;
         while (built.len() as u64) < n && bytes < AHEAD_BYTES {
@@ -101,7 +104,7 @@ impl StageRequests {
                 let parts: Vec<_> = (0..threads)
                     .map(|t| {
                         let (a, b) = (lo + (hi - lo) * t / threads, lo + (hi - lo) * (t + 1) / threads);
-                        scope.spawn(move || (a..b).map(|i| prompts.prompt_in(stage, i).into_owned()).collect::<Vec<_>>())
+                        scope.spawn(move || (a..b).map(|i| prompts.prompt_in(stage, numbers.global(i)).into_owned()).collect::<Vec<_>>())
                     })
                     .collect();
                 for part in parts {
@@ -129,10 +132,16 @@ impl StageRequests {
         !self.prompts.built_per_request() || (i as usize) < self.ahead.len()
     }
 
+    /// How this stage's request numbers map to the whole run's.
+    pub fn numbers(&self) -> Numbers {
+        self.numbers
+    }
+
+    /// Request `i`'s prompt (`i` this shard's number).
     fn prompt(&self, i: u64) -> std::borrow::Cow<'_, Prompt> {
         match self.ahead.get(i as usize) {
             Some(p) => std::borrow::Cow::Borrowed(p),
-            None => self.prompts.prompt_in(self.stage, i),
+            None => self.prompts.prompt_in(self.stage, self.numbers.global(i)),
         }
     }
 
@@ -156,13 +165,15 @@ impl StageRequests {
         let own_output = |output: Option<u32>| output.filter(|_| self.parts.sends_own_length());
         let (p, k) = match self.prompts.followups() {
             Some(all) => {
-                let c = session % all.len() as u64;
+                let c = self.numbers.session(session) % all.len() as u64;
                 if k > 0 {
                     let f = all[c as usize].get(k as usize - 1)?;
                     let message = serde_json::json!({"role": "user", "content": &*f.text});
                     return Some(TurnInput { messages: vec![(message, u64::from(f.tokens))], output: own_output(Some(f.output)) });
                 }
-                (self.prompt(c), 0)
+                // A conversation's number is the whole run's: built ahead only unsharded.
+                let p = if self.numbers.shard.is_whole() { self.prompt(c) } else { self.prompts.prompt_in(self.stage, c) };
+                (p, 0)
             }
             None => (self.prompt(i), k),
         };
@@ -207,7 +218,7 @@ impl StageRequests {
     /// before the turns drawn).
     pub fn has_turn(&self, session: u64, k: u32) -> bool {
         match self.prompts.followups() {
-            Some(all) => k == 0 || all[(session % all.len() as u64) as usize].len() >= k as usize,
+            Some(all) => k == 0 || all[(self.numbers.session(session) % all.len() as u64) as usize].len() >= k as usize,
             None => true,
         }
     }
@@ -245,13 +256,18 @@ mod tests {
     #[test]
     fn requests_cycle_through_fixed_prompts_and_number_templates() {
         let params = RequestParams { max_tokens: Some(8), ..RequestParams::default() };
-        let fixed = Workload::new(Prompts::from_texts(&["a", "b"]).unwrap(), false, true).stage(0, "m", &params);
+        let fixed = Workload::new(Prompts::from_texts(&["a", "b"]).unwrap(), false, true).stage(0, "m", &params, Numbers::default());
         let body = |r: &StageRequests, i| String::from_utf8(r.request(i).body.to_vec()).unwrap();
         assert_eq!(body(&fixed, 0), body(&fixed, 2));
         assert_ne!(body(&fixed, 0), body(&fixed, 1));
         let user_b = serde_json::to_string(&serde_json::json!([{"role": "user", "content": "b"}])).unwrap();
         assert_eq!(body(&fixed, 1), format!(r#"{{"model":"m","messages":{user_b},"stream":false,"max_tokens":8}}"#));
-        let template = Workload::new(Prompts::template(crate::model::Api::Chat, "say {i}".into(), None), true, true).stage(0, "m", &params);
+        let template = Workload::new(Prompts::template(crate::model::Api::Chat, "say {i}".into(), None), true, true).stage(
+            0,
+            "m",
+            &params,
+            Numbers::default(),
+        );
         assert!(body(&template, 7).contains("say 7"), "{}", body(&template, 7));
         assert!(body(&template, 7).contains(r#""stream":true,"stream_options":{"include_usage":true}"#));
         assert_eq!(template.input_tokens(7), Tokenizer::o200k().count("say 7"));

@@ -1,0 +1,296 @@
+//! One stage of every shard as one: distributions merged exactly (histograms added,
+//! with the exact counts, sums, min and max beside them, so every percentile is the one
+//! a single histogram of every request would give), counters summed, and every rate
+//! taken over the union of the shards' absolute windows.
+
+use std::collections::BTreeMap;
+
+use crate::metrics::{Latency, LatencySummary, LengthSummary, Lengths};
+use crate::report::{
+    Cached, Checks, Cost, Dist, Goodput, Histograms, OpenLoop, RateLimiter, Requests, Retries, StageResult, TargetOutput, Throughput,
+    Tokens,
+};
+
+fn sum_maps(maps: impl Iterator<Item = BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for m in maps {
+        for (k, v) in m {
+            let e = out.entry(k).or_insert(0u64);
+            *e = e.saturating_add(v);
+        }
+    }
+    out
+}
+
+/// The shards' distributions of one kind, added; an error when they do not add exactly.
+fn latency(parts: &[Option<&Dist>]) -> Result<Option<Latency>, String> {
+    let mut out: Option<Latency> = None;
+    for d in parts.iter().flatten() {
+        let l = d.latency()?;
+        match &mut out {
+            None => out = Some(l),
+            Some(m) if m.same_layout(&l) => m.merge(&l),
+            Some(_) => return Err("histograms of different precision: they do not add exactly".into()),
+        }
+    }
+    Ok(out)
+}
+
+fn lengths(parts: &[Option<&Dist>]) -> Result<Option<Lengths>, String> {
+    let mut out: Option<Lengths> = None;
+    for d in parts.iter().flatten() {
+        let l = d.lengths()?;
+        match &mut out {
+            None => out = Some(l),
+            Some(m) => m.merge(&l),
+        }
+    }
+    Ok(out)
+}
+
+/// Every histogram of the stage, merged, and the summaries read from them.
+struct Merged {
+    h: Histograms,
+    e2e: Option<LatencySummary>,
+    attempt: Option<LatencySummary>,
+    ttft: Option<LatencySummary>,
+    ttft_answer: Option<LatencySummary>,
+    partial_ttft: Option<LatencySummary>,
+    thinking: Option<LatencySummary>,
+    itl: Option<LatencySummary>,
+    chunk_gap: Option<LatencySummary>,
+    uncorrected: Option<LatencySummary>,
+    lag: Option<LatencySummary>,
+    wait: Option<LatencySummary>,
+    input: Option<LengthSummary>,
+    output: Option<LengthSummary>,
+}
+
+fn histograms(parts: &[&StageResult]) -> Result<Merged, String> {
+    let mut h = Histograms::default();
+    macro_rules! lat {
+        ($field:ident) => {{
+            let l = latency(&parts.iter().map(|p| p.histograms.$field.as_ref()).collect::<Vec<_>>())
+                .map_err(|e| format!("{}: {e}", stringify!($field)))?;
+            h.$field = l.as_ref().and_then(Dist::of_latency);
+            l.and_then(|l| l.summary())
+        }};
+    }
+    macro_rules! len {
+        ($field:ident) => {{
+            let l = lengths(&parts.iter().map(|p| p.histograms.$field.as_ref()).collect::<Vec<_>>())
+                .map_err(|e| format!("{}: {e}", stringify!($field)))?;
+            h.$field = l.as_ref().and_then(Dist::of_lengths);
+            l.and_then(|l| l.summary())
+        }};
+    }
+    Ok(Merged {
+        e2e: lat!(e2e_us),
+        attempt: lat!(attempt_us),
+        ttft: lat!(ttft_us),
+        ttft_answer: lat!(ttft_answer_us),
+        partial_ttft: lat!(partial_ttft_us),
+        thinking: lat!(thinking_us),
+        itl: lat!(itl_us),
+        chunk_gap: lat!(chunk_gap_us),
+        uncorrected: lat!(latency_uncorrected_us),
+        lag: lat!(schedule_lag_us),
+        wait: lat!(limiter_wait_us),
+        input: len!(input_tokens),
+        output: len!(output_tokens),
+        h,
+    })
+}
+
+/// The union of the shards' windows on the wall clock: its start, end and length.
+fn window(parts: &[&StageResult]) -> (Option<String>, Option<String>, f64) {
+    let starts: Vec<&String> = parts.iter().filter_map(|p| p.window_start.as_ref()).collect();
+    let ends: Vec<&String> = parts.iter().filter_map(|p| p.window_end.as_ref()).collect();
+    let (start, end) = (starts.iter().min().map(|s| s.to_string()), ends.iter().max().map(|s| s.to_string()));
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let wall = match (parse(&start), parse(&end)) {
+        (Some(a), Some(b)) => b.duration_since(a).map_or(0.0, |d| d.as_secs_f64()),
+        // No window opened anywhere: the longest shard's.
+        _ => parts.iter().map(|p| p.wall_time_s).fold(0.0, f64::max),
+    };
+    (start, end, wall)
+}
+
+pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
+    let first = parts[0];
+    let m = histograms(parts)?;
+    let (window_start, window_end, wall) = window(parts);
+    let per_s = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    let sum = |f: fn(&StageResult) -> u64| parts.iter().map(|p| f(p)).fold(0u64, u64::saturating_add);
+    let requests = Requests {
+        started: sum(|p| p.requests.started),
+        ok: sum(|p| p.requests.ok),
+        failed: sum(|p| p.requests.failed),
+        cancelled: sum(|p| p.requests.cancelled),
+    };
+    let finished = requests.ok + requests.failed;
+    let tokens = tokens(parts, &m);
+    let weighted = |f: fn(&StageResult) -> f64| {
+        let ok = requests.ok.max(1) as f64;
+        parts.iter().map(|p| f(p) * p.requests.ok as f64).sum::<f64>() / ok
+    };
+    let throughput = Throughput {
+        requests_per_s: per_s(finished),
+        ok_per_s: per_s(requests.ok),
+        output_tokens_per_s: per_s(tokens.output),
+        // A mean over successful requests: each shard's weighs its successes.
+        output_tokens_per_s_per_user: weighted(|p| p.throughput.output_tokens_per_s_per_user),
+        input_tokens_per_s: per_s(tokens.input),
+        total_tokens_per_s: per_s(tokens.input.saturating_add(tokens.output)),
+    };
+    let mut failure_examples = BTreeMap::new();
+    for p in parts {
+        for (k, v) in &p.failure_examples {
+            failure_examples.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let goodput: Option<Goodput> = first.goodput.as_ref().map(|_| {
+        let n = parts.iter().filter_map(|p| p.goodput.as_ref()).map(|g| g.requests).sum();
+        Goodput { requests: n, per_s: per_s(n) }
+    });
+    let (series, window_offset_s) = super::series::merge(parts, window_start.as_deref());
+    Ok(StageResult {
+        concurrency: parts.iter().map(|p| p.concurrency).fold(0u32, u32::saturating_add),
+        planned: crate::report::Planned { requests: parts.iter().map(|p| p.planned.requests).sum(), duration_s: first.planned.duration_s },
+        warmup_requests: sum(|p| p.warmup_requests),
+        cooldown_requests: sum(|p| p.cooldown_requests),
+        interrupted: parts.iter().any(|p| p.interrupted),
+        aborted: parts.iter().any(|p| p.aborted),
+        wall_time_s: wall,
+        window_start,
+        window_end,
+        window_offset_s,
+        requests,
+        error_rate: if finished > 0 { requests.failed as f64 / finished as f64 } else { 0.0 },
+        failures: sum_maps(parts.iter().map(|p| p.failures.clone())),
+        failure_examples,
+        status_codes: sum_maps(parts.iter().map(|p| p.status_codes.clone())),
+        latency_ms: m.e2e,
+        ttft_ms: m.ttft,
+        itl_ms: m.itl,
+        chunk_gap_ms: m.chunk_gap,
+        partial_ttft_ms: m.partial_ttft,
+        ttft_answer_ms: m.ttft_answer,
+        thinking_ms: m.thinking,
+        streams_without_done: sum(|p| p.streams_without_done),
+        throughput,
+        tokens,
+        // Sessions by turn are not merged yet: the shards' files keep them.
+        sessions: None,
+        goodput,
+        checks: checks(parts),
+        cost: cost(parts, requests.ok),
+        bytes_received: sum(|p| p.bytes_received),
+        retries: retries(parts),
+        attempt_latency_ms: m.attempt,
+        rate_limiter: first.rate_limiter.as_ref().map(|r| RateLimiter {
+            rpm: r.rpm.map(|_| parts.iter().filter_map(|p| p.rate_limiter.as_ref().and_then(|x| x.rpm)).sum()),
+            tpm: r.tpm.map(|_| parts.iter().filter_map(|p| p.rate_limiter.as_ref().and_then(|x| x.tpm)).sum()),
+            delayed: parts.iter().filter_map(|p| p.rate_limiter.as_ref()).map(|x| x.delayed).sum(),
+            wait_ms: m.wait,
+        }),
+        open_loop: first.open_loop.as_ref().map(|o| {
+            let all: Vec<&OpenLoop> = parts.iter().filter_map(|p| p.open_loop.as_ref()).collect();
+            let total = |f: fn(&OpenLoop) -> f64| all.iter().map(|x| f(x)).sum::<f64>();
+            OpenLoop {
+                arrival: o.arrival.clone(),
+                target_rate: total(|x| x.target_rate),
+                scheduled_rate: total(|x| x.scheduled_rate),
+                achieved_rate: total(|x| x.achieved_rate),
+                below_target: all.iter().any(|x| x.below_target),
+                max_in_flight: all.iter().map(|x| x.max_in_flight).fold(0u32, u32::saturating_add),
+                not_sent: all.iter().map(|x| x.not_sent).sum(),
+                schedule_lag_ms: m.lag,
+                latency_uncorrected_ms: m.uncorrected,
+            }
+        }),
+        series,
+        histograms: m.h,
+        ..first.clone()
+    })
+}
+
+fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
+    let sum = |f: fn(&Tokens) -> u64| parts.iter().map(|p| f(&p.tokens)).fold(0u64, u64::saturating_add);
+    let target_output = parts[0].tokens.target_output.as_ref().map(|t| {
+        let all: Vec<&TargetOutput> = parts.iter().filter_map(|p| p.tokens.target_output.as_ref()).collect();
+        let short: u64 = all.iter().map(|x| x.ended_short).sum();
+        let n: u64 = parts.iter().map(|p| p.requests.ok).sum::<u64>().max(1);
+        TargetOutput {
+            target: t.target,
+            achieved_mean: parts
+                .iter()
+                .filter_map(|p| p.tokens.target_output.as_ref().map(|x| x.achieved_mean * p.requests.ok as f64))
+                .sum::<f64>()
+                / n as f64,
+            ended_short: short,
+            ended_short_share: short as f64 / n as f64,
+        }
+    });
+    let cached = parts[0].tokens.cached.as_ref().map(|_| {
+        let all: Vec<&Cached> = parts.iter().filter_map(|p| p.tokens.cached.as_ref()).collect();
+        let tokens: u64 = all.iter().map(|c| c.tokens).sum();
+        // Each shard's share is of its requests' prompt tokens: weigh it back to tokens.
+        let prompt: f64 = all.iter().map(|c| if c.share > 0.0 { c.tokens as f64 / c.share } else { 0.0 }).sum();
+        Cached { requests: all.iter().map(|c| c.requests).sum(), tokens, share: if prompt > 0.0 { tokens as f64 / prompt } else { 0.0 } }
+    });
+    Tokens {
+        prompt: sum(|t| t.prompt),
+        completion: sum(|t| t.completion),
+        requests_with_usage: sum(|t| t.requests_with_usage),
+        output: sum(|t| t.output),
+        input: sum(|t| t.input),
+        client_prompt: sum(|t| t.client_prompt),
+        client_completion: sum(|t| t.client_completion),
+        prompt_disagree: sum(|t| t.prompt_disagree),
+        completion_disagree: sum(|t| t.completion_disagree),
+        reasoning: sum(|t| t.reasoning),
+        input_length: m.input,
+        output_length: m.output,
+        target_output,
+        cached,
+    }
+}
+
+fn checks(parts: &[&StageResult]) -> Option<Checks> {
+    parts[0].checks.as_ref()?;
+    let all: Vec<&Checks> = parts.iter().filter_map(|p| p.checks.as_ref()).collect();
+    let (passed, failed) = (all.iter().map(|c| c.passed).sum::<u64>(), all.iter().map(|c| c.failed).sum::<u64>());
+    let n = passed + failed;
+    Some(Checks {
+        passed,
+        failed,
+        invalid_rate: if n > 0 { failed as f64 / n as f64 } else { 0.0 },
+        failures: sum_maps(all.iter().map(|c| c.failures.clone())),
+    })
+}
+
+fn cost(parts: &[&StageResult], ok: u64) -> Option<Cost> {
+    let first = parts[0].cost.as_ref()?;
+    let all: Vec<&Cost> = parts.iter().filter_map(|p| p.cost.as_ref()).collect();
+    let amount: f64 = all.iter().map(|c| c.amount).sum();
+    Some(Cost {
+        currency: first.currency.clone(),
+        amount,
+        usd: all.iter().map(|c| c.usd).sum(),
+        per_1k_requests: if ok > 0 { amount / ok as f64 * 1000.0 } else { 0.0 },
+    })
+}
+
+fn retries(parts: &[&StageResult]) -> Retries {
+    let sum = |f: fn(&Retries) -> u64| parts.iter().map(|p| f(&p.retries)).fold(0u64, u64::saturating_add);
+    Retries {
+        attempts: sum(|r| r.attempts),
+        total: sum(|r| r.total),
+        by_cause: sum_maps(parts.iter().map(|p| p.retries.by_cause.clone())),
+        requests_retried: sum(|r| r.requests_retried),
+        recovered: sum(|r| r.recovered),
+        retry_after_honoured: sum(|r| r.retry_after_honoured),
+        not_sent: sum(|r| r.not_sent),
+    }
+}

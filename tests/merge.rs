@@ -1,0 +1,181 @@
+//! Shards and their exact merge, on the mock: four shards of a run together send the
+//! unsharded run's requests (the same prompts, indices that do not clash), and `merge`
+//! gives the very percentiles one histogram of every request would (rebuilt here from
+//! the shards' `--requests-out` exports), not approximately. Bad input: a missing or
+//! doubled shard, shards of another run or scenario, a result that is not a shard.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use llmload::metrics::Latency;
+
+const SCENARIO: &str = "name = \"merge\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 8\nper_inflight_ms = 0.5\njitter_ms = 4\n\
+                        [prompts]\ntemplate = \"hello {i}\"\n\
+                        [thresholds]\np99_ms = \"< 5000\"\n\
+                        [[stage]]\nname = \"closed\"\nconcurrency = 8\nrequests = 203\nwarmup = 6\n\
+                        [[stage]]\nname = \"open\"\nrate = 80\narrival = \"poisson\"\nduration = \"1s\"\n";
+
+fn run_shard(dir: &Path, shard: Option<&str>, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let scenario = dir.join("s.toml");
+    if !scenario.exists() {
+        std::fs::write(&scenario, SCENARIO).unwrap();
+    }
+    let tag = shard.map_or("whole".to_string(), |s| s.replace('/', "-of-"));
+    let (json, jsonl) = (dir.join(format!("{tag}.json")), dir.join(format!("{tag}.jsonl")));
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg("--requests-out").arg(&jsonl).arg("--requests-out-text").args(extra);
+    if let Some(s) = shard {
+        c.args(["--shard", s]);
+    }
+    c.arg(&scenario);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    (json, jsonl)
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn merge(files: &[&Path], out: &Path) -> Output {
+    let mut c = cmd(&["merge", "-o"]);
+    c.arg(out).args(files);
+    run(c, Duration::from_secs(30))
+}
+
+#[test]
+fn four_shards_send_the_runs_requests_and_merge_to_its_exact_percentiles() {
+    let d = tempfile::tempdir().unwrap();
+    let shards: Vec<(PathBuf, PathBuf)> = (0..4).map(|i| run_shard(d.path(), Some(&format!("{i}/4")), &[])).collect();
+    let (_, whole_jsonl) = run_shard(d.path(), None, &[]);
+    // The closed stage's prompts: the shards' together are the unsharded run's, once each.
+    let prompts = |files: &[&Path], phase: &str| {
+        let mut p: Vec<String> = files
+            .iter()
+            .flat_map(|f| lines(f))
+            .filter(|l| l["stage"] == "closed" && l["phase"] == phase)
+            .map(|l| l["prompt"][0]["content"].as_str().unwrap().to_string())
+            .collect();
+        p.sort();
+        p
+    };
+    let exports: Vec<&Path> = shards.iter().map(|s| s.1.as_path()).collect();
+    for phase in ["warmup", "window"] {
+        let (sharded, whole) = (prompts(&exports, phase), prompts(&[&whole_jsonl], phase));
+        assert_eq!(sharded.len(), if phase == "warmup" { 6 } else { 203 });
+        assert_eq!(sharded, whole, "the {phase} requests of the shards are the unsharded run's");
+    }
+    let mut indices: Vec<u64> = exports.iter().flat_map(|f| lines(f)).map(|l| l["index"].as_u64().unwrap()).collect();
+    let n = indices.len();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), n, "request indices are unique across shards");
+
+    let merged_path = d.path().join("merged.json");
+    let files: Vec<&Path> = shards.iter().map(|s| s.0.as_path()).collect();
+    let out = merge(&files, &merged_path);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let merged = read_json(&merged_path);
+    assert_schema_valid(&merged);
+    assert_eq!(merged["merged_shards"], 4);
+    let results: Vec<serde_json::Value> = files.iter().map(|f| read_json(f)).collect();
+    // One histogram of every measured successful request, rebuilt from the exports.
+    let mut all: BTreeMap<String, Latency> = BTreeMap::new();
+    for l in exports.iter().flat_map(|f| lines(f)) {
+        if l["phase"] == "window" && l["outcome"] == "ok" {
+            let us = (l["e2e_ms"].as_f64().unwrap() * 1000.0).round() as u64;
+            all.entry(l["stage"].as_str().unwrap().to_string()).or_default().record(Duration::from_micros(us));
+        }
+    }
+    for (k, stage) in merged["stages"].as_array().unwrap().iter().enumerate() {
+        let name = stage["name"].as_str().unwrap();
+        let summed = |f: &dyn Fn(&serde_json::Value) -> u64| results.iter().map(|r| f(&r["stages"][k])).sum::<u64>();
+        for field in ["started", "ok", "failed", "cancelled"] {
+            assert_eq!(
+                count(&stage["requests"][field]),
+                summed(&|s| count(&s["requests"][field])),
+                "{name}: requests.{field} is the shards' sum"
+            );
+        }
+        let one = all[name].summary().unwrap();
+        let l = &stage["latency_ms"];
+        assert_eq!(count(&stage["histograms"]["e2e_us"]["count"]), all[name].count());
+        for (q, want) in [("p50", one.p50), ("p90", one.p90), ("p99", one.p99), ("p999", one.p999), ("min", one.min), ("max", one.max)] {
+            assert_eq!(num(&l[q]), want, "{name}: merged {q} is one histogram's of every request");
+        }
+        assert!((num(&l["mean"]) - one.mean).abs() < 1e-9 * one.mean, "{name}: mean {} vs {}", l["mean"], one.mean);
+        assert!((num(&l["stddev"]) - one.stddev).abs() < 1e-6 * one.stddev.max(1.0), "{name}: stddev {} vs {}", l["stddev"], one.stddev);
+    }
+    assert_eq!(merged["stages"][0]["concurrency"], 8, "the whole run's concurrency");
+    assert_eq!(merged["scenario"]["stages"][0]["requests"], 203);
+    assert!((num(&merged["stages"][1]["open_loop"]["target_rate"]) - 80.0).abs() < 1e-9, "the shards' rates add up to the whole's");
+    assert_eq!(merged["verdict"]["thresholds"][0]["passed"], true, "thresholds judged on the merge");
+}
+
+#[test]
+fn a_merge_refuses_what_is_not_one_whole_run_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let a: Vec<PathBuf> = (0..2).map(|i| run_shard(d.path(), Some(&format!("{i}/2")), &["--run-id", "run-a"]).0).collect();
+    let other = tempfile::tempdir().unwrap();
+    let b0 = run_shard(other.path(), Some("0/2"), &["--run-id", "run-b"]).0;
+    let whole = run_shard(other.path(), None, &[]).0;
+    let out_path = d.path().join("merged.json");
+    let cases: Vec<(Vec<&Path>, &str)> = vec![
+        (vec![&a[0]], "shard 1 of 2 missing"),
+        (vec![&a[0], &a[0], &a[1]], "shard 0/2 appears twice"),
+        (vec![&a[0], &b0], "run id run-b is not"),
+        (vec![&a[0], &whole], "not a shard's result"),
+    ];
+    for (files, says) in cases {
+        let out = merge(&files, &out_path);
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+        assert!(out.stderr.contains(says), "wanted {says:?}: {}", out.stderr);
+        assert!(!out_path.exists(), "no partial file");
+    }
+    // The same run id on another scenario (a file changed between the shards).
+    let mut v = read_json(&a[1]);
+    v["scenario_sha256"] = "0".repeat(64).into();
+    let changed = d.path().join("changed.json");
+    std::fs::write(&changed, serde_json::to_string(&v).unwrap()).unwrap();
+    let out = merge(&[&a[0], &changed], &out_path);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("another scenario"), "{}", out.stderr);
+    let out = merge(&[&a[0], &a[1]], &out_path);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn bad_shard_flags_are_one_line_and_exit_2() {
+    let (_d, path) = scenario(SCENARIO);
+    for (args, says) in [
+        (vec!["--shard", "4/4"], "outside 0 ≤ I < 4"),
+        (vec!["--shard", "0/0"], "N = 0"),
+        (vec!["--shard", "0/9"], "concurrency 8 is fewer than the 9 shards"),
+        (vec!["--shards", "2"], "none is set"),
+        (vec!["--start-at", "2001-01-01T00:00:00Z"], "ago; give a moment still to come"),
+        (vec!["--start-at", "soon"], "--start-at \"soon\""),
+    ] {
+        let mut c = cmd(&["run", "--headless"]);
+        c.args(&args).arg(&path).env_remove("JOB_COMPLETION_INDEX").env_remove("SLURM_ARRAY_TASK_ID");
+        let out = run(c, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.lines().any(|l| l.starts_with("error: ") && l.contains(says)), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn shards_started_together_record_the_moment_and_their_lag() {
+    let d = tempfile::tempdir().unwrap();
+    let start = "+2s";
+    let out = run_shard(d.path(), Some("1/2"), &["--start-at", start]).0;
+    let v = read_json(&out);
+    assert!(v["start_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{}", v["start_at"]);
+    let lag = num(&v["start_lag_ms"]);
+    assert!((0.0..200.0).contains(&lag), "started {lag} ms after the moment");
+    assert_eq!(v["shard"], serde_json::json!({"index": 1, "count": 2}));
+}
