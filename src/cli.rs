@@ -189,6 +189,13 @@ pub struct RunArgs {
     /// shard count and --start-at).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// Serve live figures for Prometheus at http://ADDR/metrics while the run goes on,
+    /// e.g. 127.0.0.1:9464 (0.0.0.0:9464 in a pod).
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// Keep the endpoint up this long after the run, for a last scrape (e.g. 15s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "0s", requires = "prometheus_listen")]
+    pub prometheus_linger: std::time::Duration,
     /// Without a scenario file: stages of these concurrencies, e.g. 1,10,20,50.
     #[arg(long, value_name = "N,…", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,

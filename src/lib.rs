@@ -12,6 +12,7 @@ pub mod client;
 pub mod compare;
 pub mod cost;
 pub mod engine;
+pub mod export;
 pub mod html;
 pub mod launch;
 pub mod limits;

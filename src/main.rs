@@ -280,6 +280,18 @@ async fn cmd_run(mut args: RunArgs) -> ExitCode {
         launch,
         ..opts
     };
+    let opts = match args.prometheus_listen {
+        Some(addr) => match llmload::export::Endpoint::bind(addr).await {
+            Ok(ep) => {
+                if let Ok(at) = ep.local_addr() {
+                    note(&format!("prometheus: http://{at}/metrics"));
+                }
+                RunOptions { prometheus: Some((ep, args.prometheus_linger)), ..opts }
+            }
+            Err(e) => return bad(&format!("--prometheus-listen {addr}: cannot listen: {e}")),
+        },
+        None => opts,
+    };
     let outcome = run(scenario, opts).await;
     for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
         note(&line);

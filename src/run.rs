@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub requests_out_text: bool,
     /// `--start-at`, the run id.
     pub launch: crate::launch::Launch,
+    /// `--prometheus-listen`: the bound endpoint, and how long it stays up after the run.
+    pub prometheus: Option<(crate::export::Endpoint, std::time::Duration)>,
 }
 
 impl RunOptions {
@@ -77,6 +79,7 @@ impl RunOptions {
             requests_out: None,
             requests_out_text: false,
             launch: crate::launch::Launch::default(),
+            prometheus: None,
         }
     }
 }
@@ -204,6 +207,16 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         };
         tokio::spawn(c.run(snapshots.clone(), stop_checkpoints))
     });
+    let (endpoint, linger) = match opts.prometheus {
+        Some((ep, linger)) => {
+            let labels = crate::export::Labels {
+                run_id: opts.launch.run_id.clone().unwrap_or_default(),
+                shard: format!("{}/{}", scenario.shard.index, scenario.shard.count),
+            };
+            (Some(tokio::spawn(ep.serve(snapshots.clone(), labels))), linger)
+        }
+        None => (None, std::time::Duration::ZERO),
+    };
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
     let end = engine.run().await;
@@ -215,6 +228,16 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         let _ = c.await;
     }
     ticker.abort();
+    if let Some(ep) = endpoint {
+        // Up a while longer for a last scrape of the final figures (a Ctrl-C ends it).
+        if !linger.is_zero() && !stop.soft.is_cancelled() {
+            tokio::select! {
+                _ = tokio::time::sleep(linger) => {}
+                _ = stop.soft.cancelled() => {}
+            }
+        }
+        ep.abort();
+    }
     let generator = health.view();
     if let Some(v) = view {
         // A view that failed (or panicked, its hook having restored the terminal) costs
