@@ -76,15 +76,11 @@ fn cmd_merge(args: MergeArgs) -> ExitCode {
             Err(e) => return bad(&e),
         }
     }
-    let swept = shards.first().is_some_and(|(_, r)| r.sweep.is_some());
     let with_sessions = shards.first().is_some_and(|(_, r)| r.stages.iter().any(|s| s.sessions.is_some()));
     let merged = match llmload::merge::merge(shards) {
         Ok(m) => m,
         Err(e) => return bad(&e),
     };
-    if swept {
-        note("note: the sweep's knee and SLO limit are not judged again on merged shards: read the merged stages' figures");
-    }
     if with_sessions {
         note("note: sessions by turn are not merged: each shard's result keeps its own");
     }

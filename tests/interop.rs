@@ -6,6 +6,15 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
+/// One test at a time: each starts Python (importing openai alone takes a second of
+/// CPU), and llmock's timing is read against its configured latencies, which a
+/// neighbour's start-up on the same 2 cores would stretch.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn python() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("LLMLOAD_PYTHON") {
         return p.into();
@@ -17,6 +26,7 @@ fn python() -> std::path::PathBuf {
 
 #[test]
 fn official_openai_client_accepts_the_mock() {
+    let _serial = serial();
     let py = python();
     let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
     let (mut no_done, no_done_url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0", "--stream-end", "finish"]);
@@ -80,6 +90,7 @@ fn spawn_llmock(latency_ms: u32, chunk_delay_ms: u32) -> (std::process::Child, S
 
 #[test]
 fn llmock_streaming_and_not_measures_what_it_was_told() {
+    let _serial = serial();
     // llmock sleeps --latency-ms before answering, then waits --stream-chunk-delay-ms
     // before every event after the role chunk: first content at 200 + 20 ms, then 20 ms
     // apart. `--response-style static` says "Mock response from {model}." (4 words,
@@ -124,6 +135,7 @@ fn llmock_streaming_and_not_measures_what_it_was_told() {
 /// values and counts as llmload's own decoding, the stage's count.
 #[test]
 fn hdrhistogram_python_reads_the_results_histograms() {
+    let _serial = serial();
     let text = "name = \"hdr\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
         [mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\ninter_token_ms = 1\noutput_tokens = 8\njitter_ms = 3\n\
         [prompts]\ntemplate = \"hello {i}\"\n[[stage]]\nname = \"s\"\nconcurrency = 4\nrequests = 60\n";
@@ -155,6 +167,7 @@ fn hdrhistogram_python_reads_the_results_histograms() {
 /// and per stage and the failures where the verdict has them.
 #[test]
 fn the_junit_file_is_read_by_an_xml_parser() {
+    let _serial = serial();
     let text = "name = \"j & <k>\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\n\
         [prompts]\ntemplate = \"hello {i}\"\n[thresholds]\np99_ms = \"< 1000\"\nok_rps = \"> 1000000\"\n\
         [[stage]]\nname = \"a \\\"quoted\\\" & <odd> stage\"\nconcurrency = 2\nrequests = 10\n";

@@ -179,3 +179,35 @@ fn shards_started_together_record_the_moment_and_their_lag() {
     assert!((0.0..200.0).contains(&lag), "started {lag} ms after the moment");
     assert_eq!(v["shard"], serde_json::json!({"index": 1, "count": 2}));
 }
+
+#[test]
+fn a_sharded_list_sweep_is_judged_again_on_the_merged_points() {
+    let d = tempfile::tempdir().unwrap();
+    let text = "name = \"sweep\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 10\nper_inflight_ms = 0\ncapacity = 1\n\
+                [prompts]\ntemplate = \"hi {i}\"\n[slo]\ne2e_ms = 25\n[sweep]\nconcurrency = [2, 4, 8]\nrequests = 32\n";
+    let scenario = d.path().join("s.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let files: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let json = d.path().join(format!("shard-{i}.json"));
+            let mut c = cmd(&["run", "--headless", "--shard", &format!("{i}/2"), "--json"]);
+            c.arg(&json).arg(&scenario);
+            let out = run(c, Duration::from_secs(60));
+            assert!(out.status.success(), "{}", out.stderr);
+            json
+        })
+        .collect();
+    let merged_path = d.path().join("merged.json");
+    let out = merge(&[&files[0], &files[1]], &merged_path);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", out.stderr);
+    let m = read_json(&merged_path);
+    let points = m["sweep"]["points"].as_array().expect("the merged result has the sweep's verdict");
+    let loads: Vec<f64> = points.iter().map(|p| num(&p["load"])).collect();
+    assert_eq!(loads, [2.0, 4.0, 8.0], "the whole run's loads, not a shard's");
+    for (p, s) in points.iter().zip(m["stages"].as_array().unwrap()) {
+        assert_eq!(p["throughput"], s["throughput"]["ok_per_s"], "points read the merged stages");
+    }
+    // One request at a time per shard's mock, 10 ms each: 2 workers already saturate it.
+    assert_eq!(m["sweep"]["knee"]["load"], 2.0, "{}", m["sweep"]["summary"]);
+    assert!(m["sweep"]["summary"].as_str().unwrap().contains("plateaus"), "{}", m["sweep"]["summary"]);
+}

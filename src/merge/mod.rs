@@ -10,8 +10,12 @@ mod stage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use crate::model::Slo;
 use crate::model::threshold::Threshold;
-use crate::report::{RunResult, ThresholdResult, Verdict, measure};
+use crate::report::{RunResult, SweepPlan, SweepResult, ThresholdResult, Verdict, ended_early, measure};
+use crate::scenario::SweepKind;
 
 /// Checks that `shards` are every shard of one run, and merges them.
 pub fn merge(shards: Vec<(PathBuf, RunResult)>) -> Result<RunResult, String> {
@@ -112,8 +116,29 @@ fn run(results: &[&RunResult], stages: Vec<crate::report::StageResult>) -> RunRe
         let per_1k = if ok > 0 { amount / ok as f64 * 1000.0 } else { 0.0 };
         merged.cost = Some(crate::report::Cost { currency: c.currency.clone(), amount, usd, per_1k_requests: per_1k });
     }
+    merged.sweep = sweep(first, &merged);
     merged.verdict = Some(judge(first, &merged));
     merged
+}
+
+/// A list sweep judged again on the merged points: its knee and its SLO's limit. (An
+/// automatic sweep cannot run sharded.)
+fn sweep(first: &RunResult, merged: &RunResult) -> Option<SweepResult> {
+    first.sweep.as_ref()?;
+    let spec = first.scenario.get("sweep")?;
+    let listed = spec.get("points")?.as_array()?.len();
+    let plan = SweepPlan {
+        kind: if spec.get("kind")?.as_str()? == "rate" { SweepKind::Rate } else { SweepKind::Concurrency },
+        auto: None,
+        first_stage: merged.stages.len().checked_sub(listed)?,
+        knee_gain: spec.get("knee_gain")?.as_f64()?,
+        slo_quantile: spec.get("slo_quantile").and_then(|q| q.as_f64()).unwrap_or(0.99),
+        listed,
+    };
+    let ms = |k: &str| first.scenario.get("slo")?.get(k)?.as_f64().map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    let slo = first.scenario.get("slo").filter(|s| !s.is_null()).map(|_| Slo { ttft: ms("ttft_ms"), itl: ms("itl_ms"), e2e: ms("e2e_ms") });
+    let early = ended_early(merged.aborted.is_some(), merged.interrupted);
+    Some(SweepResult::build(plan, &merged.stages, slo.as_ref(), early))
 }
 
 /// The shards' scenario as the whole run's: each stage's load and counts summed.

@@ -5,7 +5,34 @@ use super::result::{Knee, SloVerdict, StageResult, SweepPoint, SweepResult};
 use super::table::fmt_rate;
 use crate::engine::sweep::{AutoPlan, knee_index, refine_knee};
 use crate::model::Slo;
-use crate::scenario::{Sweep, SweepKind};
+use crate::scenario::{AutoSweep, Sweep, SweepKind};
+
+/// What judging a sweep needs of it: a scenario's `[sweep]`, or (for a merge, which
+/// has only result files) what its result records.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPlan {
+    pub kind: SweepKind,
+    pub auto: Option<AutoSweep>,
+    /// Its points are the stages from this index on.
+    pub first_stage: usize,
+    pub knee_gain: f64,
+    pub slo_quantile: f64,
+    /// Points listed (a list sweep's; an automatic one's so far).
+    pub listed: usize,
+}
+
+impl From<&Sweep> for SweepPlan {
+    fn from(s: &Sweep) -> SweepPlan {
+        SweepPlan {
+            kind: s.kind,
+            auto: s.auto,
+            first_stage: s.first_stage,
+            knee_gain: s.knee_gain,
+            slo_quantile: s.slo_quantile,
+            listed: s.points.len(),
+        }
+    }
+}
 
 impl SweepResult {
     /// Judges the sweep's stages (those that ran; a stopped sweep is judged on what it
@@ -13,7 +40,8 @@ impl SweepResult {
     /// of an automatic sweep is read from its ladder (start, 2×, 4×, …) only, since
     /// over the bisection's short steps a little noise reads as growth.
     /// `ended_early`: "stopped" or "aborted" when the run ended before the sweep did.
-    pub fn build(sweep: &Sweep, stages: &[StageResult], slo: Option<&Slo>, ended_early: Option<&str>) -> SweepResult {
+    pub fn build(sweep: impl Into<SweepPlan>, stages: &[StageResult], slo: Option<&Slo>, ended_early: Option<&str>) -> SweepResult {
+        let sweep: SweepPlan = sweep.into();
         let load = |s: &StageResult| match sweep.kind {
             SweepKind::Concurrency => f64::from(s.concurrency),
             SweepKind::Rate => s.open_loop.as_ref().map_or(0.0, |o| o.target_rate),
@@ -79,8 +107,8 @@ impl SweepResult {
         if let Some(cut) = in_sweep.iter().find(|s| s.interrupted || s.aborted) {
             let how = if cut.aborted { "aborted" } else { "stopped" };
             said.push(format!("the sweep was {how} at {}, judged on the {} points before it", cut.name, points.len()));
-        } else if sweep.auto.is_none() && points.len() < sweep.points.len() {
-            said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), sweep.points.len()));
+        } else if sweep.auto.is_none() && points.len() < sweep.listed {
+            said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), sweep.listed));
         } else if let Some(how) = ended_early.filter(|_| sweep.auto.is_some()) {
             said.push(format!("the sweep was {how} after {} points", points.len()));
         }
