@@ -19,12 +19,29 @@ fi
 
 dir=$(mktemp -d /tmp/llmload-slurm.XXXXXX)
 pids=()
+# slurmctld saves its state as it shuts down: wait for each daemon (they detach, so
+# poll) to be gone before the directory goes, and keep the script's own exit status
+# (a cleanup step must not fail it).
+stop() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    local alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.1
+  done
+  for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done
+}
 cleanup() {
-  [ -f "$dir/slurmd.pid" ] && kill "$(cat "$dir/slurmd.pid")" 2>/dev/null || true
-  [ -f "$dir/slurmctld.pid" ] && kill "$(cat "$dir/slurmctld.pid")" 2>/dev/null || true
-  [ -f "$dir/munged.pid" ] && kill "$(cat "$dir/munged.pid")" 2>/dev/null || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
+  local status=$? daemons=() f
+  for f in slurmd slurmctld munged; do
+    [ -f "$dir/$f.pid" ] && daemons+=("$(cat "$dir/$f.pid")")
+  done
+  stop "${daemons[@]}"
+  for f in "${pids[@]}"; do kill "$f" 2>/dev/null || true; wait "$f" 2>/dev/null || true; done
+  rm -rf "$dir" 2>/dev/null || { sleep 0.5; rm -rf "$dir" || true; }
+  exit "$status"
 }
 trap cleanup EXIT
 chmod 755 "$dir"  # munged, as its own user, reaches its files below
