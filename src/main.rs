@@ -76,13 +76,18 @@ fn cmd_merge(args: MergeArgs) -> ExitCode {
             Err(e) => return bad(&e),
         }
     }
-    let with_sessions = shards.first().is_some_and(|(_, r)| r.stages.iter().any(|s| s.sessions.is_some()));
+    // Results from before sessions kept their histograms merge their counts only.
+    let countless = shards
+        .iter()
+        .flat_map(|(_, r)| &r.stages)
+        .filter_map(|s| s.sessions.as_ref())
+        .any(|x| x.turns.is_some() && x.histograms.turns.is_none());
     let merged = match llmload::merge::merge(shards) {
         Ok(m) => m,
         Err(e) => return bad(&e),
     };
-    if with_sessions {
-        note("note: sessions by turn are not merged: each shard's result keeps its own");
+    if countless {
+        note("note: a shard's sessions carry no histograms (an older result): their counts are merged, their percentiles left out");
     }
     if let Err(e) = merged.write_atomic(&args.output) {
         note(&format!("error: cannot write {}: {e}", args.output.display()));

@@ -44,6 +44,9 @@ struct Line<'a> {
     output_tokens: u64,
     status: Option<u16>,
     outcome: &'static str,
+    /// With `[conversation]`: the request's turn in its session (0 = the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    turn: Option<u32>,
     /// With text: the body's `messages` (chat) or `prompt` (completions), and the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<serde_json::Value>,
@@ -105,6 +108,7 @@ impl RecordSink for RequestsOut {
                 Outcome::Cancelled => "cancelled",
                 Outcome::Failed(kind) => kind.as_str(),
             },
+            turn: rec.turn,
             prompt: rec.sent_body.as_ref().filter(|_| self.text).and_then(|b| prompt_of(b)),
             reply: rec.content.as_deref().filter(|_| self.text),
         };

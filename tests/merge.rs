@@ -211,3 +211,71 @@ fn a_sharded_list_sweep_is_judged_again_on_the_merged_points() {
     assert_eq!(m["sweep"]["knee"]["load"], 2.0, "{}", m["sweep"]["summary"]);
     assert!(m["sweep"]["summary"].as_str().unwrap().contains("plateaus"), "{}", m["sweep"]["summary"]);
 }
+
+#[test]
+fn sharded_sessions_merge_by_turn_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let text = "name = \"sessions\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
+                [mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\ninter_token_ms = 1\nprefill_ms_per_1k_tokens = 20\nprefix_cache_blocks = 10000\n\
+                [prompts]\nsynthetic = { input = { mean = 60, stdev = 10, min = 30, max = 100 }, output = { min = 4, max = 8 } }\n\
+                shared_prefix = { tokens = 500, groups = 100 }\nseed = 3\n[request]\nignore_eos = true\n\
+                [conversation]\nturns = { min = 2, max = 4 }\nhistory = true\n\
+                [[stage]]\nname = \"users\"\nconcurrency = 4\nrequests = 60\n";
+    let scenario = d.path().join("s.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let shards: Vec<(PathBuf, PathBuf)> = (0..2)
+        .map(|i| {
+            let (json, jsonl) = (d.path().join(format!("shard-{i}.json")), d.path().join(format!("shard-{i}.jsonl")));
+            let mut c = cmd(&["run", "--headless", "--shard", &format!("{i}/2"), "--json"]);
+            c.arg(&json).arg("--requests-out").arg(&jsonl).arg(&scenario);
+            let out = run(c, Duration::from_secs(60));
+            assert!(out.status.success(), "{}", out.stderr);
+            (json, jsonl)
+        })
+        .collect();
+    let merged_path = d.path().join("merged.json");
+    let out = merge(&[&shards[0].0, &shards[1].0], &merged_path);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let m = read_json(&merged_path);
+    assert_schema_valid(&m);
+    let s = &m["stages"][0]["sessions"];
+    assert!(s.is_object(), "the merged stage has its sessions: {}", m["stages"][0]);
+    let parts: Vec<serde_json::Value> = shards.iter().map(|(j, _)| read_json(j)["stages"][0]["sessions"].clone()).collect();
+    for field in ["started", "finished", "failed", "cut"] {
+        assert_eq!(count(&s[field]), parts.iter().map(|p| count(&p[field])).sum::<u64>(), "sessions.{field} is the shards' sum");
+    }
+    assert!(count(&s["started"]) >= 2 * 4, "every worker ran sessions: {s}");
+    assert_eq!(count(&s["histograms"]["turns"]["count"]), count(&s["started"]), "one length per ended session");
+    // Each turn's TTFT and e2e: one histogram (at the turn's 2 digits) of every such
+    // request of both shards, rebuilt from their exports.
+    let mut ttft: BTreeMap<u64, Latency> = BTreeMap::new();
+    let mut e2e: BTreeMap<u64, Latency> = BTreeMap::new();
+    for l in shards.iter().flat_map(|(_, jsonl)| lines(jsonl)) {
+        if l["phase"] == "window" && l["outcome"] == "ok" {
+            let turn = l["turn"].as_u64().expect("a conversation's export names each request's turn");
+            let us = |v: &serde_json::Value| Duration::from_micros((v.as_f64().unwrap() * 1000.0).round() as u64);
+            e2e.entry(turn).or_insert_with(|| Latency::with_digits(2)).record(us(&l["e2e_ms"]));
+            ttft.entry(turn).or_insert_with(|| Latency::with_digits(2)).record(us(&l["ttft_ms"]));
+        }
+    }
+    let by_turn = s["by_turn"].as_array().unwrap();
+    assert_eq!(by_turn.len(), e2e.len(), "a row per turn index seen");
+    assert!(by_turn.len() >= 2, "sessions of two turns or more: {s}");
+    for (k, row) in by_turn.iter().enumerate() {
+        let k = k as u64;
+        assert_eq!(count(&row["ok"]), e2e[&k].count(), "turn {k}: ok is every such request");
+        for (name, want) in [("e2e_ms", &e2e[&k]), ("ttft_ms", &ttft[&k])] {
+            let one = want.summary().unwrap();
+            for (q, v) in [("p50", one.p50), ("p90", one.p90), ("p99", one.p99), ("min", one.min), ("max", one.max)] {
+                assert_eq!(num(&row[name][q]), v, "turn {k}: merged {name}.{q} is one histogram's of every such request");
+            }
+        }
+        let (cached, of) = parts
+            .iter()
+            .filter_map(|p| p["by_turn"].get(k as usize))
+            .fold((0, 0), |(c, o), r| (c + count(&r["cached_tokens"]), o + count(&r["cached_of"])));
+        assert!(of > 0, "turn {k}: the mock's usage says what its prefix cache held");
+        assert!((num(&row["cached_share"]) - cached as f64 / of as f64).abs() < 1e-12, "turn {k}: the share of the summed counts");
+    }
+    assert!(num(&by_turn[1]["cached_share"]) > num(&by_turn[0]["cached_share"]), "later turns find their history cached: {s}");
+}

@@ -4,7 +4,9 @@
 //! shards' windows) and the thresholds judged again on the merged figures. The merged
 //! file is a normal result: `compare`, `report` and thresholds read it.
 
+mod add;
 mod series;
+mod sessions;
 mod stage;
 
 use std::collections::BTreeMap;

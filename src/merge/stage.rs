@@ -5,48 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::{Latency, LatencySummary, LengthSummary, Lengths};
+use super::add::{latency, lengths, sum_maps};
+use crate::metrics::{LatencySummary, LengthSummary};
 use crate::report::{
     Cached, Checks, Cost, Dist, Goodput, Histograms, OpenLoop, RateLimiter, Requests, Retries, StageResult, TargetOutput, Throughput,
     Tokens,
 };
-
-fn sum_maps(maps: impl Iterator<Item = BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for m in maps {
-        for (k, v) in m {
-            let e = out.entry(k).or_insert(0u64);
-            *e = e.saturating_add(v);
-        }
-    }
-    out
-}
-
-/// The shards' distributions of one kind, added; an error when they do not add exactly.
-fn latency(parts: &[Option<&Dist>]) -> Result<Option<Latency>, String> {
-    let mut out: Option<Latency> = None;
-    for d in parts.iter().flatten() {
-        let l = d.latency()?;
-        match &mut out {
-            None => out = Some(l),
-            Some(m) if m.same_layout(&l) => m.merge(&l),
-            Some(_) => return Err("histograms of different precision: they do not add exactly".into()),
-        }
-    }
-    Ok(out)
-}
-
-fn lengths(parts: &[Option<&Dist>]) -> Result<Option<Lengths>, String> {
-    let mut out: Option<Lengths> = None;
-    for d in parts.iter().flatten() {
-        let l = d.lengths()?;
-        match &mut out {
-            None => out = Some(l),
-            Some(m) => m.merge(&l),
-        }
-    }
-    Ok(out)
-}
 
 /// Every histogram of the stage, merged, and the summaries read from them.
 struct Merged {
@@ -180,8 +144,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         streams_without_done: sum(|p| p.streams_without_done),
         throughput,
         tokens,
-        // Sessions by turn are not merged yet: the shards' files keep them.
-        sessions: None,
+        sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
         goodput,
         checks: checks(parts),
         cost: cost(parts, requests.ok),

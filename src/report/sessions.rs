@@ -1,8 +1,10 @@
 //! A stage's multi-turn sessions in the result: how they ended, how long they lasted,
-//! and figures by turn index, so the prefix cache's benefit to later turns shows.
+//! and figures by turn index, so the prefix cache's benefit to later turns shows. The
+//! distributions travel too (as the stage's do), so shards merge exactly.
 
 use serde::{Deserialize, Serialize};
 
+use super::Dist;
 use crate::metrics::sessions::TURNS_TRACKED;
 use crate::metrics::{LatencySummary, LengthSummary, StageStats};
 
@@ -18,6 +20,40 @@ pub struct Sessions {
     pub turns: Option<LengthSummary>,
     pub duration_ms: Option<LatencySummary>,
     pub by_turn: Vec<Turn>,
+    /// The distributions behind `turns` and `duration_ms`; absent in results before them.
+    #[serde(default, skip_serializing_if = "SessionHistograms::is_empty")]
+    pub histograms: SessionHistograms,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionHistograms {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<Dist>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<Dist>,
+}
+
+impl SessionHistograms {
+    fn is_empty(&self) -> bool {
+        *self == SessionHistograms::default()
+    }
+}
+
+/// The distributions behind a turn's summaries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TurnHistograms {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_us: Option<Dist>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_us: Option<Dist>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<Dist>,
+}
+
+impl TurnHistograms {
+    fn is_empty(&self) -> bool {
+        *self == TurnHistograms::default()
+    }
 }
 
 /// The figures of one turn index (0 = first); the last tracked also counts later turns.
@@ -33,6 +69,13 @@ pub struct Turn {
     pub input_tokens: Option<LengthSummary>,
     /// Of those turns' prompt tokens, what the server's prefix cache held.
     pub cached_share: Option<f64>,
+    /// The counts behind `cached_share` (cached of prompt tokens), so it merges exactly.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    #[serde(default)]
+    pub cached_of: u64,
+    #[serde(default, skip_serializing_if = "TurnHistograms::is_empty")]
+    pub histograms: TurnHistograms,
 }
 
 /// The stage's sessions; None when it ran none.
@@ -54,6 +97,13 @@ pub fn sessions(s: &StageStats) -> Option<Sessions> {
             e2e_ms: t.e2e.summary(),
             input_tokens: t.input.summary(),
             cached_share: t.cached_share(),
+            cached_tokens: t.cached_tokens,
+            cached_of: t.cached_of,
+            histograms: TurnHistograms {
+                ttft_us: Dist::of_latency(&t.ttft),
+                e2e_us: Dist::of_latency(&t.e2e),
+                input_tokens: Dist::of_lengths(&t.input),
+            },
         })
         .collect();
     Some(Sessions {
@@ -65,5 +115,6 @@ pub fn sessions(s: &StageStats) -> Option<Sessions> {
         turns: x.turns.summary(),
         duration_ms: x.duration.summary(),
         by_turn,
+        histograms: SessionHistograms { turns: Dist::of_lengths(&x.turns), duration_us: Dist::of_latency(&x.duration) },
     })
 }
