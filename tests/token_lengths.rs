@@ -155,6 +155,7 @@ fn replies_that_end_short_are_counted_and_warned_of() {
     assert_eq!(count(&t["ended_short"]), 0, "{t}");
     assert_eq!(num(&t["achieved_mean"]), num(&t["target"]["mean"]));
     assert!(!out.stdout.contains("WARNING"), "{}", out.stdout);
+    assert!(!out.stdout.contains("prefix cache"), "no stage hit the cache and no prompts share a prefix: no line\n{}", out.stdout);
 }
 
 #[test]
@@ -165,7 +166,11 @@ fn a_shared_prefix_lowers_ttft_by_the_modelled_prefill() {
                 prefill_ms_per_1k_tokens = 50\n[prompts]\nsynthetic = \"D(2100,4)\"\n[request]\nignore_eos = true\n\
                 [[stage]]\nname = \"unique\"\nrequests = 12\n\
                 [[stage]]\nname = \"shared\"\nrequests = 12\nprompts = { synthetic = \"D(100,4)\", shared_prefix = { tokens = 2000, groups = 1 } }\n";
-    let (_out, v) = run_scenario(text);
+    let (out, v) = run_scenario(text);
+    // A stage hit the cache (11 of 12 requests find 2,000 of 2,100 tokens: 87 %): every
+    // stage's share is told, the 0 % beside it.
+    assert!(out.stdout.contains("unique: the server's prefix cache held 0 % of prompt tokens"), "{}", out.stdout);
+    assert!(out.stdout.contains("shared: the server's prefix cache held 87 % of prompt tokens"), "{}", out.stdout);
     let ttft = |i: usize| num(&v["stages"][i]["ttft_ms"]["p50"]);
     let input = |i: usize| num(&v["stages"][i]["tokens"]["input_length"]["mean"]);
     assert_eq!((input(0), input(1)), (2100.0, 2100.0));

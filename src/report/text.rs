@@ -33,7 +33,8 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
             fmt_cost(&Cost { amount: c.per_1k_requests, ..c.clone() })
         ));
     }
-    let cache = cache_and_session_notes(&result.stages);
+    let prompts = result.scenario["prompts"].as_str().unwrap_or_default();
+    let cache = cache_and_session_notes(&result.stages, prompts.contains("shared prefix") || prompts.starts_with("trace "));
     if !cache.is_empty() {
         text.push('\n');
         text.push_str(&cache);
@@ -64,9 +65,12 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
 const TURNS_SHOWN: usize = 8;
 
 /// A line per stage that ran sessions (how they ended, TTFT and the cached share by
-/// turn) or whose server said what its prefix cache held.
-fn cache_and_session_notes(stages: &[StageResult]) -> String {
+/// turn) or whose server said what its prefix cache held. A server that always says
+/// "0 cached" (OpenAI, the mock without a cache) tells nothing on prompts that share no
+/// prefix: its lines are shown when some stage hit the cache or the prompts share one.
+fn cache_and_session_notes(stages: &[StageResult], shared_prefixes: bool) -> String {
     let mut out = String::new();
+    let hit = stages.iter().any(|s| s.tokens.cached.as_ref().is_some_and(|c| c.share > 0.0));
     for s in stages {
         let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.0}", x * 100.0));
         match &s.sessions {
@@ -91,7 +95,7 @@ fn cache_and_session_notes(stages: &[StageResult]) -> String {
                 ));
             }
             None => {
-                if let Some(c) = &s.tokens.cached {
+                if let Some(c) = s.tokens.cached.as_ref().filter(|_| hit || shared_prefixes) {
                     out.push_str(&format!("{}: the server's prefix cache held {} % of prompt tokens\n", s.name, pct(Some(c.share))));
                 }
             }
