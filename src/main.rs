@@ -76,18 +76,13 @@ fn cmd_merge(args: MergeArgs) -> ExitCode {
             Err(e) => return bad(&e),
         }
     }
-    // Results from before sessions kept their histograms merge their counts only.
-    let countless = shards
-        .iter()
-        .flat_map(|(_, r)| &r.stages)
-        .filter_map(|s| s.sessions.as_ref())
-        .any(|x| x.turns.is_some() && x.histograms.turns.is_none());
+    let notes = llmload::merge::notes(&shards);
     let merged = match llmload::merge::merge(shards) {
         Ok(m) => m,
         Err(e) => return bad(&e),
     };
-    if countless {
-        note("note: a shard's sessions carry no histograms (an older result): their counts are merged, their percentiles left out");
+    for n in &notes {
+        note(n);
     }
     if let Err(e) = merged.write_atomic(&args.output) {
         note(&format!("error: cannot write {}: {e}", args.output.display()));

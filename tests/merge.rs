@@ -147,6 +147,8 @@ fn a_merge_refuses_what_is_not_one_whole_run_and_writes_nothing() {
     assert!(out.stderr.contains("another scenario"), "{}", out.stderr);
     let out = merge(&[&a[0], &a[1]], &out_path);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    // Those shards ran one after the other: merged, but said.
+    assert!(out.stderr.contains("the shards' windows hardly overlap in stage \"closed\" (0 % of"), "{}", out.stderr);
 }
 
 #[test]
@@ -178,6 +180,18 @@ fn shards_started_together_record_the_moment_and_their_lag() {
     let lag = num(&v["start_lag_ms"]);
     assert!((0.0..200.0).contains(&lag), "started {lag} ms after the moment");
     assert_eq!(v["shard"], serde_json::json!({"index": 1, "count": 2}));
+    // Two shards started at one moment run their stages together: no note.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("s.toml"), SCENARIO).unwrap();
+    let start = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(3)).to_string();
+    let (dir, args) = (d.path(), ["--start-at", start.as_str()]);
+    let files: Vec<PathBuf> = std::thread::scope(|s| {
+        let shards: Vec<_> = (0..2).map(|i| s.spawn(move || run_shard(dir, Some(&format!("{i}/2")), &args).0)).collect();
+        shards.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let out = merge(&[&files[0], &files[1]], &d.path().join("merged.json"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("overlap"), "{}", out.stderr);
 }
 
 #[test]

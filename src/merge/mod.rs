@@ -1,10 +1,12 @@
 //! `llmload merge`: the shards of one run as one result. The files are checked first
 //! (one run id, one scenario, every shard index once), then each stage is merged
 //! exactly (`stage`: histograms added, counters summed, rates over the union of the
-//! shards' windows) and the thresholds judged again on the merged figures. The merged
-//! file is a normal result: `compare`, `report` and thresholds read it.
+//! shards' windows) and the thresholds judged again on the merged figures; `notes` says
+//! what the merge cannot fix (shards that did not run together). The merged file is a
+//! normal result: `compare`, `report` and thresholds read it.
 
 mod add;
+mod notes;
 mod series;
 mod sessions;
 mod stage;
@@ -18,6 +20,8 @@ use crate::model::Slo;
 use crate::model::threshold::Threshold;
 use crate::report::{RunResult, SweepPlan, SweepResult, ThresholdResult, Verdict, ended_early, measure};
 use crate::scenario::SweepKind;
+
+pub use notes::notes;
 
 /// Checks that `shards` are every shard of one run, and merges them.
 pub fn merge(shards: Vec<(PathBuf, RunResult)>) -> Result<RunResult, String> {
