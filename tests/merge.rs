@@ -229,12 +229,7 @@ fn a_sharded_list_sweep_is_judged_again_on_the_merged_points() {
 #[test]
 fn sharded_sessions_merge_by_turn_exactly() {
     let d = tempfile::tempdir().unwrap();
-    let text = "name = \"sessions\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
-                [mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\ninter_token_ms = 1\nprefill_ms_per_1k_tokens = 20\nprefix_cache_blocks = 10000\n\
-                [prompts]\nsynthetic = { input = { mean = 60, stdev = 10, min = 30, max = 100 }, output = { min = 4, max = 8 } }\n\
-                shared_prefix = { tokens = 500, groups = 100 }\nseed = 3\n[request]\nignore_eos = true\n\
-                [conversation]\nturns = { min = 2, max = 4 }\nhistory = true\n\
-                [[stage]]\nname = \"users\"\nconcurrency = 4\nrequests = 60\n";
+    let text = SESSIONS;
     let scenario = d.path().join("s.toml");
     std::fs::write(&scenario, text).unwrap();
     let shards: Vec<(PathBuf, PathBuf)> = (0..2)

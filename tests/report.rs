@@ -365,3 +365,29 @@ fn warmup_seconds_are_shaded_up_to_where_the_window_opened() {
     assert_eq!(seconds.matches("\n warmup, ramp\n</text>").count(), 3, "shaded in each of the three panels");
     assert!(seconds.contains("outside the window (warmup, ramp, cooldown)"), "the warmup requests drawn, not a stall");
 }
+
+#[test]
+fn sessions_are_drawn_turn_by_turn_with_the_prefix_cache_at_work() {
+    let _ = chromium();
+    let d = tempfile::tempdir().unwrap();
+    let text = SESSIONS;
+    let json = run_to(d.path(), "sessions", text, &[]);
+    let page = d.path().join("sessions.html");
+    let out = report(&["-o", page.to_str().unwrap()], &[&json]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let turns = html.split("<figure id=\"stage-0-turns\">").nth(1).and_then(|f| f.split("</figure>").next()).expect("the by-turn figure");
+    for words in ["TTFT by turn", "Prompt tokens found in the prefix cache, by turn", "turn in the session", "cached (%)"] {
+        assert!(turns.contains(words), "the by-turn figure lacks {words:?}");
+    }
+    // The first turn's document is new to the cache; later turns find it.
+    let v = read_json(&json);
+    let share = |k: usize| num(&v["stages"][0]["sessions"]["by_turn"][k]["cached_share"]);
+    assert!(share(0) < 0.1 && share(1) > 0.8, "cached share by turn {} then {}", share(0), share(1));
+    let checked = check_in_browser(d.path(), &page);
+    // Across stages: only the trade-off needs no second load (it needs a second stage
+    // too: left out); the stage: 5 histograms (output lengths vary), 2 by turn.
+    assert_drawn(&checked, 2);
+    let drawn_turns = checked.charts.iter().filter(|c| c.contains("by turn")).count();
+    assert_eq!(drawn_turns, 2, "both by-turn panels drew: {:?}", checked.charts);
+}

@@ -84,6 +84,8 @@ pub struct Chart {
     pub y_zero: bool,
     /// Force the x range to start at zero.
     pub x_zero: bool,
+    /// The x axis counts whole things (turns): only whole ticks are labelled.
+    pub x_whole: bool,
     pub height: u32,
 }
 
@@ -230,11 +232,12 @@ where
         .build_cartesian_2d(xr, yr)
         .map_err(err)?;
     let fmt = |v: &f64| tick(*v);
+    let x_fmt = |v: &f64| if c.x_whole && v.fract() != 0.0 { String::new() } else { tick(*v) };
     chart
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc(&c.y_label)
-        .x_label_formatter(&fmt)
+        .x_label_formatter(&x_fmt)
         .y_label_formatter(&fmt)
         .x_labels(8)
         .y_labels(6)

@@ -1,12 +1,13 @@
 //! `llmload report`: one or more results (and, optionally, their per-request exports)
 //! drawn as one self-contained HTML page. The charts across stages come from `across`,
-//! a stage's own from `stage`; `chart` draws them and `page` lays out the page and its
+//! a stage's own from `stage` (and its sessions by turn from `turns`); `chart` draws them and `page` lays out the page and its
 //! tables. A chart with nothing to draw is left out with a line saying why.
 
 mod across;
 mod chart;
 mod page;
 mod stage;
+mod turns;
 
 use std::fmt::Write;
 use std::path::Path;
@@ -189,6 +190,11 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
         }
         for w in why {
             omitted(&mut body, &mut notes, w);
+        }
+        match turns::by_turn(runs, name) {
+            Some(Ok(f)) => figure(&mut body, &mut notes, &format!("stage-{i}-turns"), &f),
+            Some(Err(why)) => omitted(&mut body, &mut notes, why),
+            None => {}
         }
         match stage::seconds(runs, name) {
             Ok(f) => figure(&mut body, &mut notes, &format!("stage-{i}-seconds"), &f),

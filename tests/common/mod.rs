@@ -147,3 +147,13 @@ pub fn run_shipped(rel: &str) -> (Output, serde_json::Value) {
     assert!(out.status.success(), "{}", out.stderr);
     (out, read_json(&json))
 }
+
+/// Multi-turn sessions on a mock with a prefix cache: each session opens with its own
+/// 2,000-token document (a thousand groups: no two sessions share one by chance), and
+/// later turns carry it and the history again, so the cache holds most of them.
+pub const SESSIONS: &str = "name = \"sessions\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
+    [mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\ninter_token_ms = 1\nprefill_ms_per_1k_tokens = 20\nprefix_cache_blocks = 10000\n\
+    [prompts]\nsynthetic = { input = { mean = 60, stdev = 10, min = 30, max = 100 }, output = { min = 4, max = 8 } }\n\
+    shared_prefix = { tokens = 2000, groups = 1000 }\nseed = 3\n[request]\nignore_eos = true\n\
+    [conversation]\nturns = { min = 2, max = 4 }\nhistory = true\n\
+    [[stage]]\nname = \"users\"\nconcurrency = 4\nrequests = 60\n";
