@@ -16,6 +16,9 @@ pub struct Launch {
     pub start_at: Option<SystemTime>,
     /// The id every shard of this run records.
     pub run_id: Option<String>,
+    /// Launched as a shard (by a flag or a launcher's environment), even 0/1: its
+    /// result says so, so a one-shard Job's merge step works.
+    pub shard: Option<Shard>,
 }
 
 /// The environment a launcher sets, read once (so tests can give their own).

@@ -90,6 +90,13 @@ fn cmd_merge(args: MergeArgs) -> ExitCode {
     }
     let _ = write!(std::io::stdout().lock(), "{}", run_text(&merged, None, args.format));
     note(&format!("wrote {} ({} shards)", args.output.display(), merged.merged_shards.unwrap_or(0)));
+    // As `run` exits: a shard that aborted or did not finish fails the whole run.
+    if merged.aborted.is_some() || !merged.complete {
+        return ExitCode::from(EXIT_FAILED);
+    }
+    if merged.interrupted {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
     if merged.verdict.as_ref().is_some_and(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_PASSED) }
 }
 
@@ -196,7 +203,8 @@ fn launched(scenario: Scenario, args: &RunArgs) -> Result<(Scenario, llmload::la
         }
     }
     let run_id = launch::run_id(args.run_id.as_deref(), scenario.source_sha256.as_deref(), shard.count, start_at)?;
-    Ok((scenario, launch::Launch { start_at, run_id: Some(run_id) }))
+    let launched_as = (!from.is_empty()).then_some(shard);
+    Ok((scenario, launch::Launch { start_at, run_id: Some(run_id), shard: launched_as }))
 }
 
 /// The scenario of a run: its file, or the one the quick-run flags make.

@@ -47,6 +47,9 @@ struct Line<'a> {
     /// With `[conversation]`: the request's turn in its session (0 = the first).
     #[serde(skip_serializing_if = "Option::is_none")]
     turn: Option<u32>,
+    /// With `[conversation]`: the request's session, numbered in the whole run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<u64>,
     /// With text: the body's `messages` (chat) or `prompt` (completions), and the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<serde_json::Value>,
@@ -109,6 +112,7 @@ impl RecordSink for RequestsOut {
                 Outcome::Failed(kind) => kind.as_str(),
             },
             turn: rec.turn,
+            session: rec.session,
             prompt: rec.sent_body.as_ref().filter(|_| self.text).and_then(|b| prompt_of(b)),
             reply: rec.content.as_deref().filter(|_| self.text),
         };

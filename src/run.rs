@@ -192,8 +192,12 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         Some(at) => Some(wait_until(at, &stop).await),
         None => None,
     };
-    let launch =
-        crate::report::LaunchMeta { shard: scenario.shard, run_id: opts.launch.run_id.clone(), start_at: opts.launch.start_at, start_lag };
+    let launch = crate::report::LaunchMeta {
+        shard: opts.launch.shard,
+        run_id: opts.launch.run_id.clone(),
+        start_at: opts.launch.start_at,
+        start_lag,
+    };
     let started_at = SystemTime::now();
     let aggregated = aggregator.spawn();
     let (checkpoints_stop, stop_checkpoints) = tokio::sync::oneshot::channel();

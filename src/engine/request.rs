@@ -88,6 +88,7 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     record.input_tokens = spec.input_tokens.or(record.client_prompt_tokens);
     record.target_output_tokens = spec.output_tokens;
     record.turn = spec.turn;
+    record.session = spec.session;
     if let Some(a) = &p.abort
         && record.outcome != Outcome::Cancelled
         && a.count(matches!(record.outcome, Outcome::Failed(_)))

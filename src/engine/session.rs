@@ -111,7 +111,10 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
     let ctx = &p.ctx;
     let stage = ctx.requests.stage_number();
     let s = ctx.sessions.fetch_add(1, Ordering::Relaxed);
-    let turns = conv.turns_of(stage, s);
+    // Drawn by the whole run's session number: the shards' sessions together are the
+    // unsharded run's.
+    let whole = ctx.requests.numbers().session(s);
+    let turns = conv.turns_of(stage, whole);
     let start = Instant::now();
     let mut history = History::default();
     let (mut due, mut sent, mut end) = (due, 0u32, SessionEnd::Finished);
@@ -133,7 +136,7 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
         let Some(input) = ctx.requests.turn(s, k, i) else { break };
         let output = input.output;
         let (messages, tokens) = history.next(input, conv.history, conv.max_context_tokens);
-        let spec = ctx.requests.conversation_request(messages, tokens, output, k);
+        let spec = ctx.requests.conversation_request(messages, tokens, output, (whole, k));
         let (on, answer) = run_turn(p, i, spec, due).await;
         going_on = on;
         if !on {
@@ -149,7 +152,7 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
         if k + 1 < turns && ctx.requests.has_turn(s, k + 1) {
             // The stage's end (its deadline, its last turn taken, a stop) does not wait
             // for a user to finish thinking.
-            let think = conv.think_after(stage, s, k);
+            let think = conv.think_after(stage, whole, k);
             let cut = tokio::select! {
                 biased;
                 _ = p.halt.cancelled() => true,

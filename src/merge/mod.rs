@@ -122,6 +122,13 @@ fn run(results: &[&RunResult], stages: Vec<crate::report::StageResult>) -> RunRe
         let per_1k = if ok > 0 { amount / ok as f64 * 1000.0 } else { 0.0 };
         merged.cost = Some(crate::report::Cost { currency: c.currency.clone(), amount, usd, per_1k_requests: per_1k });
     }
+    // The abort a shard judged on its share, told again over the whole stage.
+    if let Some(a) = &mut merged.aborted
+        && let Some(s) = merged.stages.iter().find(|s| s.name == a.stage)
+    {
+        a.requests = s.requests.ok + s.requests.failed;
+        a.error_rate = s.error_rate;
+    }
     merged.sweep = sweep(first, &merged);
     merged.verdict = Some(judge(first, &merged));
     merged

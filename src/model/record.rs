@@ -139,6 +139,8 @@ pub struct RequestRecord {
     pub retry_after: Option<Duration>,
     /// A conversation's turn (0 = its first request), for figures by turn.
     pub turn: Option<u32>,
+    /// Its session's number in the whole run (across shards).
+    pub session: Option<u64>,
     /// Streams: texts still to count, counted off the request path (by the aggregator,
     /// on its own thread) into the `client_*` counts above.
     pub uncounted: Option<Box<Uncounted>>,
@@ -178,6 +180,7 @@ impl Default for RequestRecord {
             detail: None,
             retry_after: None,
             turn: None,
+            session: None,
             uncounted: None,
         }
     }

@@ -106,8 +106,10 @@ pub struct RequestSpec {
     pub input_tokens: Option<u64>,
     /// The output length asked for, when the workload sets one per request.
     pub output_tokens: Option<u32>,
-    /// A conversation's turn (0 = its first request).
+    /// A conversation's turn (0 = its first request), and its session's number in the
+    /// whole run.
     pub turn: Option<u32>,
+    pub session: Option<u64>,
 }
 
 #[cfg(test)]

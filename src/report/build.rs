@@ -108,7 +108,8 @@ pub struct RunMeta {
 /// Which shard ran, of which run, and when it was to start and did.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchMeta {
-    pub shard: crate::model::Shard,
+    /// Set when launched as a shard.
+    pub shard: Option<crate::model::Shard>,
     pub run_id: Option<String>,
     pub start_at: Option<std::time::SystemTime>,
     /// Started this late after `start_at`, ms.
@@ -140,7 +141,7 @@ impl RunResult {
             command_line: command_line(std::env::args()),
             scenario_sha256: scenario.source_sha256.clone(),
             run_id: meta.launch.run_id.clone(),
-            shard: (!meta.launch.shard.is_whole()).then_some(meta.launch.shard),
+            shard: meta.launch.shard,
             start_at: meta.launch.start_at.map(|t| humantime::format_rfc3339_micros(t).to_string()),
             start_lag_ms: meta.launch.start_lag,
             merged_shards: None,

@@ -154,7 +154,7 @@ impl StageRequests {
         // where a figure needed it: counting here would load the tokenizer (~50 MiB and
         // a fifth of a second) for runs that take the server's usage.
         let input_tokens = p.known_tokens();
-        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None }
+        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None, session: None }
     }
 
     /// Turn `k` of session `session`, sent as request `i`: a dataset's conversation
@@ -224,14 +224,21 @@ impl StageRequests {
     }
 
     /// A conversation's request: `messages` (history and the new turn), `input_tokens`
-    /// long, asking for `output`, as turn `turn`.
-    pub fn conversation_request(&self, messages: Vec<serde_json::Value>, input_tokens: u64, output: Option<u32>, turn: u32) -> RequestSpec {
+    /// long, asking for `output`, as turn `turn` of the whole run's session `session`.
+    pub fn conversation_request(
+        &self,
+        messages: Vec<serde_json::Value>,
+        input_tokens: u64,
+        output: Option<u32>,
+        (session, turn): (u64, u32),
+    ) -> RequestSpec {
         let prompt = Prompt::from_value(&serde_json::Value::Array(messages));
         RequestSpec {
             body: self.parts.body(&prompt.json, output),
             input_tokens: Some(input_tokens),
             output_tokens: output,
             turn: Some(turn),
+            session: Some(session),
         }
     }
 
