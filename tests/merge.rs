@@ -305,6 +305,16 @@ fn sharded_sessions_merge_by_turn_exactly() {
         assert!((num(&row["cached_share"]) - cached as f64 / of as f64).abs() < 1e-12, "turn {k}: the share of the summed counts");
     }
     assert!(num(&by_turn[1]["cached_share"]) > num(&by_turn[0]["cached_share"]), "later turns find their history cached: {s}");
+    // The stage's cached share and output targets, from the shards' counts and histograms.
+    let stages: Vec<serde_json::Value> = shards.iter().map(|(j, _)| read_json(j)["stages"][0].clone()).collect();
+    let summed = |f: &dyn Fn(&serde_json::Value) -> u64| stages.iter().map(f).sum::<u64>();
+    let (cached, of) = (summed(&|s| count(&s["tokens"]["cached"]["tokens"])), summed(&|s| count(&s["tokens"]["cached"]["of"])));
+    let merged = &m["stages"][0];
+    assert!(of > 0 && (num(&merged["tokens"]["cached"]["share"]) - cached as f64 / of as f64).abs() < 1e-12, "{}", merged["tokens"]);
+    let targets = summed(&|s| count(&s["histograms"]["target_output_tokens"]["count"]));
+    assert_eq!(count(&merged["histograms"]["target_output_tokens"]["count"]), targets);
+    let most = stages.iter().map(|s| num(&s["tokens"]["target_output"]["target"]["max"])).fold(0.0, f64::max);
+    assert_eq!(num(&merged["tokens"]["target_output"]["target"]["max"]), most, "the targets' distribution added");
 }
 
 /// Runs `text` as shards `0/n` … of `n`, together (from one `--start-at`); their results

@@ -167,6 +167,13 @@ fn scenario(results: &[&RunResult]) -> serde_json::Value {
                     *slot = if slot.is_u64() { serde_json::json!(total.round() as u64) } else { serde_json::json!(total) };
                 }
             }
+            // The client-side limits were divided too.
+            for key in ["rpm", "tpm"] {
+                let all: Option<Vec<f64>> = results.iter().map(|r| r.scenario["stages"][k]["rate_limit"].get(key)?.as_f64()).collect();
+                if let (Some(all), Some(slot)) = (all, st.get_mut("rate_limit").and_then(|l| l.get_mut(key))) {
+                    *slot = serde_json::json!(all.iter().sum::<f64>());
+                }
+            }
         }
     }
     v

@@ -28,6 +28,7 @@ struct Merged {
     wait: Option<LatencySummary>,
     input: Option<LengthSummary>,
     output: Option<LengthSummary>,
+    target: Option<LengthSummary>,
 }
 
 fn histograms(parts: &[&StageResult]) -> Result<Merged, String> {
@@ -62,6 +63,7 @@ fn histograms(parts: &[&StageResult]) -> Result<Merged, String> {
         wait: lat!(limiter_wait_us),
         input: len!(input_tokens),
         output: len!(output_tokens),
+        target: len!(target_output_tokens),
         h,
     })
 }
@@ -180,27 +182,43 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
 
 fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
     let sum = |f: fn(&Tokens) -> u64| parts.iter().map(|p| f(&p.tokens)).fold(0u64, u64::saturating_add);
-    let target_output = parts[0].tokens.target_output.as_ref().map(|t| {
-        let all: Vec<&TargetOutput> = parts.iter().filter_map(|p| p.tokens.target_output.as_ref()).collect();
-        let short: u64 = all.iter().map(|x| x.ended_short).sum();
-        let n: u64 = parts.iter().map(|p| p.requests.ok).sum::<u64>().max(1);
+    // From every shard that has one (shard 0's share may have had none).
+    let targets: Vec<(&TargetOutput, u64)> = parts
+        .iter()
+        .filter_map(|p| {
+            p.tokens.target_output.as_ref().map(|t| (t, p.histograms.target_output_tokens.as_ref().map_or(p.requests.ok, |d| d.count)))
+        })
+        .collect();
+    let target_output = targets.first().map(|(t, _)| {
+        let n: u64 = targets.iter().map(|x| x.1).sum::<u64>().max(1);
+        let short: u64 = targets.iter().map(|x| x.0.ended_short).sum();
         TargetOutput {
-            target: t.target,
-            achieved_mean: parts
-                .iter()
-                .filter_map(|p| p.tokens.target_output.as_ref().map(|x| x.achieved_mean * p.requests.ok as f64))
-                .sum::<f64>()
-                / n as f64,
+            // The targets' distribution added; shard 0's summary for results without it.
+            target: m.target.unwrap_or(t.target),
+            achieved_mean: targets.iter().map(|(x, k)| x.achieved_mean * *k as f64).sum::<f64>() / n as f64,
             ended_short: short,
             ended_short_share: short as f64 / n as f64,
         }
     });
-    let cached = parts[0].tokens.cached.as_ref().map(|_| {
-        let all: Vec<&Cached> = parts.iter().filter_map(|p| p.tokens.cached.as_ref()).collect();
+    let all: Vec<&Cached> = parts.iter().filter_map(|p| p.tokens.cached.as_ref()).collect();
+    let cached = (!all.is_empty()).then(|| {
         let tokens: u64 = all.iter().map(|c| c.tokens).sum();
-        // Each shard's share is of its requests' prompt tokens: weigh it back to tokens.
-        let prompt: f64 = all.iter().map(|c| if c.share > 0.0 { c.tokens as f64 / c.share } else { 0.0 }).sum();
-        Cached { requests: all.iter().map(|c| c.requests).sum(), tokens, share: if prompt > 0.0 { tokens as f64 / prompt } else { 0.0 } }
+        // The share's denominator, summed: each shard's own, or (results before it was
+        // kept) weighed back from its share.
+        let prompt: f64 = all
+            .iter()
+            .map(|c| match c.of {
+                0 if c.share > 0.0 => c.tokens as f64 / c.share,
+                of => of as f64,
+            })
+            .sum();
+        let of = all.iter().map(|c| c.of).sum();
+        Cached {
+            requests: all.iter().map(|c| c.requests).sum(),
+            tokens,
+            share: if prompt > 0.0 { tokens as f64 / prompt } else { 0.0 },
+            of,
+        }
     });
     Tokens {
         prompt: sum(|t| t.prompt),
@@ -221,8 +239,10 @@ fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
 }
 
 fn checks(parts: &[&StageResult]) -> Option<Checks> {
-    parts[0].checks.as_ref()?;
     let all: Vec<&Checks> = parts.iter().filter_map(|p| p.checks.as_ref()).collect();
+    if all.is_empty() {
+        return None;
+    }
     let (passed, failed) = (all.iter().map(|c| c.passed).sum::<u64>(), all.iter().map(|c| c.failed).sum::<u64>());
     let n = passed + failed;
     Some(Checks {
@@ -234,8 +254,8 @@ fn checks(parts: &[&StageResult]) -> Option<Checks> {
 }
 
 fn cost(parts: &[&StageResult], ok: u64) -> Option<Cost> {
-    let first = parts[0].cost.as_ref()?;
     let all: Vec<&Cost> = parts.iter().filter_map(|p| p.cost.as_ref()).collect();
+    let first = all.first()?;
     let amount: f64 = all.iter().map(|c| c.amount).sum();
     Some(Cost {
         currency: first.currency.clone(),

@@ -293,7 +293,7 @@ impl StageResult {
                     ended_short: s.ended_short,
                     ended_short_share: s.ended_short_share().unwrap_or(0.0),
                 }),
-                cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share }),
+                cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share, of: s.cached_of }),
             },
             sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),

@@ -66,6 +66,9 @@ pub struct Histograms {
     pub input_tokens: Option<Dist>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<Dist>,
+    /// The output lengths asked for (`tokens.target_output.target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_output_tokens: Option<Dist>,
 }
 
 /// A distribution as schema 2 writes it, or as schema 1 did: a plain-V2 string (empty
@@ -147,6 +150,7 @@ impl Histograms {
             limiter_wait_us: latency(&s.limiter_wait),
             input_tokens: lengths(&s.input_len),
             output_tokens: lengths(&s.output_len),
+            target_output_tokens: lengths(&s.target_output),
         }
     }
 }

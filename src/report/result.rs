@@ -384,6 +384,9 @@ pub struct Cached {
     pub tokens: u64,
     /// Of those requests' prompt tokens.
     pub share: f64,
+    /// Those requests' prompt tokens (the share's denominator), so shards merge exactly.
+    #[serde(default)]
+    pub of: u64,
 }
 
 /// Output lengths asked for (sent as each request's limit) and how replies met them.

@@ -32,8 +32,14 @@ impl Scenario {
                     *concurrency = shard.share(u64::from(*concurrency)) as u32;
                 }
                 Load::Open { rate, max_in_flight, seed, .. } => {
+                    if *max_in_flight < shard.count {
+                        return Err(format!(
+                            "stage {name:?}: max_in_flight {max_in_flight} is fewer than the {n} shards: each shard needs a slot"
+                        ));
+                    }
                     *rate /= n as f64;
-                    *max_in_flight = max_in_flight.div_ceil(shard.count).max(1);
+                    // Dealt like workers, so the shards together hold the cap exactly.
+                    *max_in_flight = shard.share(u64::from(*max_in_flight)) as u32;
                     // Independent streams: a seed of each shard's own.
                     *seed = seed.wrapping_add(u64::from(shard.index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 }
@@ -78,22 +84,27 @@ mod tests {
             })
             .collect();
         assert_eq!(closed, [(3, 13, 2), (3, 13, 1), (2, 12, 1), (2, 12, 1)]);
-        let mut seeds = Vec::new();
+        let (mut seeds, mut caps) = (Vec::new(), Vec::new());
         for s in &shards {
             let Load::Open { rate, max_in_flight, seed, .. } = s.stages[1].load else { unreachable!() };
-            assert_eq!((rate, max_in_flight, s.stages[1].duration), (5.0, 3, Some(std::time::Duration::from_secs(2))));
+            assert_eq!((rate, s.stages[1].duration), (5.0, Some(std::time::Duration::from_secs(2))));
+            caps.push(max_in_flight);
             assert_eq!(s.stages[1].rate_limit.rpm, Some(150.0));
             seeds.push(seed);
         }
         seeds.sort_unstable();
         seeds.dedup();
         assert_eq!(seeds.len(), 4, "a seed per shard");
+        assert_eq!(caps, [3, 3, 2, 2], "max_in_flight 10 dealt: the shards hold 10 together");
         assert_eq!(shard(0, 1).unwrap().stages[0].requests, Some(50), "one shard is the whole run");
     }
 
     #[test]
     fn what_cannot_run_sharded_is_refused() {
         assert_eq!(shard(0, 11).unwrap_err(), "stage \"c\": concurrency 10 is fewer than the 11 shards: each shard needs a worker");
+        let capped = TEXT.replace("concurrency = 10", "concurrency = 20").replace("max_in_flight = 10", "max_in_flight = 4");
+        let err = Scenario::parse(&capped, "s.toml", None).unwrap().shard(Shard { index: 0, count: 5 }).unwrap_err();
+        assert_eq!(err, "stage \"o\": max_in_flight 4 is fewer than the 5 shards: each shard needs a slot");
         let auto = "[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[prompts]\nlist = [\"hi\"]\n[sweep]\nconcurrency = \"auto\"\nduration = \"1s\"\n";
         let err = Scenario::parse(auto, "s.toml", None).unwrap().shard(Shard { index: 0, count: 2 }).unwrap_err();
         assert!(err.starts_with("an automatic sweep chooses each point"), "{err}");
