@@ -383,18 +383,49 @@ fn a_shard_with_nothing_to_send_in_a_stage_passes_and_one_shard_merges() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("did not run"), "the empty shards' windows are not compared: {}", out.stderr);
     // One shard of one (a one-pod Job) is a shard's result all the same.
-    let one = shards_of(&d.path().join("one").tap_mkdir(), &text, 1);
+    let one_dir = d.path().join("one");
+    std::fs::create_dir_all(&one_dir).unwrap();
+    let one = shards_of(&one_dir, &text, 1);
     assert_eq!(read_json(&one[0].0)["shard"], serde_json::json!({"index": 0, "count": 1}));
     assert_eq!(merge(&[&one[0].0], &merged).status.code(), Some(0));
 }
 
-trait TapMkdir {
-    fn tap_mkdir(self) -> PathBuf;
+#[test]
+fn constant_arrivals_phased_per_shard_keep_each_shards_rate() {
+    let d = tempfile::tempdir().unwrap();
+    let text = quick(
+        "base_latency_ms = 5\nper_inflight_ms = 0",
+        "[[stage]]\nname = \"even\"\nrate = 40\narrival = \"constant\"\nduration = \"1s\"\n",
+    );
+    let shards = shards_of(d.path(), &text, 4);
+    for (json, code) in &shards {
+        assert_eq!(*code, Some(0));
+        let o = &read_json(json)["stages"][0]["open_loop"];
+        // Each shard's 10 arrivals, a gap of 0.1 s apart from its phase on: 10 a second.
+        assert!((num(&o["scheduled_rate"]) - 10.0).abs() < 1e-6, "a later phase is no lower rate: {o}");
+    }
+    let merged = d.path().join("merged.json");
+    let files: Vec<&Path> = shards.iter().map(|(j, _)| j.as_path()).collect();
+    assert_eq!(merge(&files, &merged).status.code(), Some(0));
+    let o = &read_json(&merged)["stages"][0]["open_loop"];
+    assert!((num(&o["scheduled_rate"]) - 40.0).abs() < 1e-6, "the shards' rates add up to the whole's: {o}");
 }
 
-impl TapMkdir for PathBuf {
-    fn tap_mkdir(self) -> PathBuf {
-        std::fs::create_dir_all(&self).unwrap();
-        self
-    }
+#[test]
+fn a_sharded_ramp_brings_the_whole_runs_workers_in_one_by_one() {
+    let d = tempfile::tempdir().unwrap();
+    // 4 workers over a 1 s ramp, 50 ms a request: worker k joins at k/4 s, so the ramp
+    // sends ~20 + 15 + 10 + 5 requests; were each shard's one worker to join at once, 80.
+    let text = quick(
+        "base_latency_ms = 50\nper_inflight_ms = 0",
+        "[[stage]]\nname = \"rising\"\nconcurrency = 4\nramp = \"1s\"\nduration = \"1s\"\n",
+    );
+    let shards = shards_of(d.path(), &text, 4);
+    let ramped: u64 = shards.iter().map(|(j, _)| count(&read_json(j)["stages"][0]["warmup_requests"])).sum();
+    let whole_dir = d.path().join("whole");
+    std::fs::create_dir_all(&whole_dir).unwrap();
+    let whole = &shards_of(&whole_dir, &text, 1)[0].0;
+    let unsharded = count(&read_json(whole)["stages"][0]["warmup_requests"]);
+    assert!((40..=60).contains(&unsharded), "unsharded, the ramp sent {unsharded}");
+    assert!(ramped.abs_diff(unsharded) <= 6, "the shards' ramps sent {ramped}, the unsharded run's {unsharded}");
 }

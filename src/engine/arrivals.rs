@@ -16,8 +16,9 @@ pub struct Arrivals {
     n: u64,
     /// Offset of the next arrival, seconds.
     t: f64,
-    /// Constant spacing: where the first arrival falls (a shard's place in the union).
-    phase: f64,
+    /// Constant spacing and ramps: this shard's place in the union, as a fraction of
+    /// an arrival (shard I of N is I/N of one late).
+    shift: f64,
 }
 
 enum Gaps {
@@ -41,32 +42,42 @@ impl Arrivals {
                 Gamma::new(shape, 1.0 / (rate * shape)).map_or(Gaps::Constant, Gaps::Gamma)
             }
         };
-        Arrivals { rate, gaps, rng: StdRng::seed_from_u64(seed ^ 0x5EED_A771_7A15), n: 0, t: 0.0, phase: 0.0 }
+        Arrivals { rate, gaps, rng: StdRng::seed_from_u64(seed ^ 0x5EED_A771_7A15), n: 0, t: 0.0, shift: 0.0 }
     }
 
     /// A rate rising linearly from 0 to `rate` over `ramp`: arrival k is due when the
     /// integral of the rate reaches k, at √(2k·ramp/rate).
     /// Shard `shard`'s part of a schedule split N ways (each shard at `rate` = the
     /// whole's / N): constant arrivals start `index` whole-run gaps late, so the union
-    /// is evenly spaced again. Random ones need nothing: independent Poisson streams add
-    /// up to a Poisson stream of the summed rate (gamma streams do not add up to gamma).
+    /// is evenly spaced again, and a ramp's arrival k is the whole ramp's k·N + index.
+    /// Random ones need nothing: independent Poisson streams add up to a Poisson stream
+    /// of the summed rate (gamma streams do not add up to gamma).
     pub fn sharded(mut self, shard: crate::model::Shard) -> Arrivals {
-        if matches!(self.gaps, Gaps::Constant) {
-            self.phase = f64::from(shard.index) / (self.rate * f64::from(shard.count));
+        if matches!(self.gaps, Gaps::Constant | Gaps::Ramp(_)) {
+            self.shift = f64::from(shard.index) / f64::from(shard.count);
         }
         self
     }
 
+    /// When the first arrival is due (a constant shard's phase): the schedule's spans
+    /// count from there, or a later shard's rate would read low by its phase.
+    pub fn phase(&self) -> Duration {
+        match self.gaps {
+            Gaps::Constant => Duration::from_secs_f64(self.shift / self.rate),
+            _ => Duration::ZERO,
+        }
+    }
+
     pub fn ramp(rate: f64, ramp: Duration) -> Arrivals {
-        Arrivals { rate, gaps: Gaps::Ramp(ramp.as_secs_f64()), rng: StdRng::seed_from_u64(0), n: 0, t: 0.0, phase: 0.0 }
+        Arrivals { rate, gaps: Gaps::Ramp(ramp.as_secs_f64()), rng: StdRng::seed_from_u64(0), n: 0, t: 0.0, shift: 0.0 }
     }
 
     /// The offset at which the next request is due; the first is due at once.
     pub fn next_offset(&mut self) -> Duration {
         let now = match self.gaps {
             // n / rate, not a running sum: no drift over millions of arrivals.
-            Gaps::Constant => self.phase + self.n as f64 / self.rate,
-            Gaps::Ramp(secs) => (2.0 * self.n as f64 * secs / self.rate).sqrt(),
+            Gaps::Constant => (self.n as f64 + self.shift) / self.rate,
+            Gaps::Ramp(secs) => (2.0 * (self.n as f64 + self.shift) * secs / self.rate).sqrt(),
             _ => self.t,
         };
         let gap = match &self.gaps {
@@ -114,6 +125,22 @@ mod tests {
         all.sort_by(f64::total_cmp);
         for (j, t) in all.iter().enumerate() {
             assert!((t - j as f64 / 100.0).abs() < 1e-9, "arrival {j} at {t}, not {}", j as f64 / 100.0);
+        }
+    }
+
+    #[test]
+    fn ramp_shards_interleave_into_the_whole_ramp() {
+        let mut whole = Arrivals::ramp(100.0, Duration::from_secs(2));
+        let want: Vec<f64> = (0..200).map(|_| whole.next_offset().as_secs_f64()).collect();
+        let mut all: Vec<f64> = (0..4)
+            .flat_map(|k| {
+                let mut a = Arrivals::ramp(25.0, Duration::from_secs(2)).sharded(crate::model::Shard { index: k, count: 4 });
+                (0..50).map(move |_| a.next_offset().as_secs_f64())
+            })
+            .collect();
+        all.sort_by(f64::total_cmp);
+        for (j, (t, w)) in all.iter().zip(&want).enumerate() {
+            assert!((t - w).abs() < 1e-9, "ramp arrival {j} at {t}, not {w}");
         }
     }
 

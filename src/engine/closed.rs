@@ -13,7 +13,8 @@ use super::rethrow;
 
 /// N workers, each sending its next request as soon as its last one ends, until the
 /// request numbers run out, the deadline passes or the run is stopped.
-/// With a ramp, worker k of N joins at k/N of it and, when the ramp ends, goes on
+/// With a ramp, worker k of N joins at k/N of it (a shard's at its place among the
+/// whole run's workers) and, when the ramp ends, goes on
 /// into the window as soon as its last ramp request is done. With a cooldown, a worker
 /// done with the window goes on sending until the window's last request has ended.
 pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
@@ -22,11 +23,18 @@ pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
     // Workers still in the window: the last one out has seen its last request end.
     let left = Arc::new(AtomicU64::new(workers));
     let mut set = JoinSet::new();
+    // A shard's worker k is the whole run's k·N + I: it joins the ramp at its place there.
+    let numbers = window.ctx.requests.numbers();
+    let place = move |k: u64| match numbers.workers_total {
+        0 => (k, workers),
+        total => (numbers.shard.dealt(k), total),
+    };
     for k in 0..workers {
         let (ramp, window, cooldown, left) = (ramp.clone(), window.clone(), cooldown.clone(), left.clone());
         set.spawn(async move {
             if let Some((len, p)) = ramp {
-                let delay = len.mul_f64(k as f64 / workers as f64);
+                let (at, of) = place(k);
+                let delay = len.mul_f64(at as f64 / of as f64);
                 tokio::select! {
                     _ = p.halt.cancelled() => {}
                     _ = tokio::time::sleep(delay) => worker(p.clone()).await,

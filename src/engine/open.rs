@@ -24,7 +24,8 @@ pub(super) async fn open_parts(rate: f64, arrival: Arrival, max_in_flight: u32, 
     let slots = Arc::new(Semaphore::new(max_in_flight as usize));
     let rising = async {
         if let Some((len, p)) = &ramp {
-            open_loop(p.clone(), Arrivals::ramp(rate, *len), slots.clone()).await;
+            let shard = p.ctx.requests.numbers().shard;
+            open_loop(p.clone(), Arrivals::ramp(rate, *len).sharded(shard), slots.clone()).await;
         }
     };
     let steady = async {
@@ -123,7 +124,8 @@ async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>)
         }
     }
     p.mark_stopped_if_unfinished();
-    let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
+    let first = t0 + arrivals.phase();
+    let _ = p.schedule.set((last_dispatch.saturating_duration_since(first), last_due.saturating_duration_since(first)));
     p.close();
     while let Some(res) = set.join_next().await {
         rethrow(res);

@@ -93,7 +93,8 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
             last_due = due;
         }
     }
-    let _ = p.schedule.set((last_dispatch - t0, last_due - t0));
+    let first = t0 + arrivals.phase();
+    let _ = p.schedule.set((last_dispatch.saturating_duration_since(first), last_due.saturating_duration_since(first)));
     while let Some(res) = set.join_next().await {
         rethrow(res);
     }

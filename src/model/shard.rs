@@ -79,6 +79,9 @@ pub struct Numbers {
     /// The stage's warmup on this shard, and in the whole run.
     pub warmup_local: u64,
     pub warmup_total: u64,
+    /// A closed stage's workers in the whole run (0: not a sharded closed stage), so a
+    /// ramp brings the whole run's workers in one by one, not each shard's at once.
+    pub workers_total: u64,
 }
 
 impl Numbers {
@@ -119,7 +122,7 @@ mod tests {
         let mut seen = Vec::new();
         for i in 0..4 {
             let shard = Shard::new(i, 4).unwrap();
-            let n = Numbers { shard, warmup_local: shard.share(5), warmup_total: 5 };
+            let n = Numbers { shard, warmup_local: shard.share(5), warmup_total: 5, workers_total: 0 };
             let warmup: Vec<u64> = (0..n.warmup_local).map(|j| n.global(j)).collect();
             assert!(warmup.iter().all(|g| *g < 5), "warmup numbers stay warmup: {warmup:?}");
             seen.extend(warmup);

@@ -22,6 +22,7 @@ impl Scenario {
         }
         for st in &mut self.stages {
             let name = st.name.clone();
+            let mut workers_total = 0;
             match &mut st.load {
                 Load::Closed { concurrency } => {
                     if u64::from(*concurrency) < n {
@@ -29,7 +30,8 @@ impl Scenario {
                             "stage {name:?}: concurrency {concurrency} is fewer than the {n} shards: each shard needs a worker"
                         ));
                     }
-                    *concurrency = shard.share(u64::from(*concurrency)) as u32;
+                    workers_total = u64::from(*concurrency);
+                    *concurrency = shard.share(workers_total) as u32;
                 }
                 Load::Open { rate, max_in_flight, seed, .. } => {
                     if *max_in_flight < shard.count {
@@ -52,7 +54,7 @@ impl Scenario {
             }
             let warmup_total = st.warmup;
             st.warmup = shard.share(warmup_total);
-            st.numbers = Numbers { shard, warmup_local: st.warmup, warmup_total };
+            st.numbers = Numbers { shard, warmup_local: st.warmup, warmup_total, workers_total };
             st.rate_limit.rpm = st.rate_limit.rpm.map(|r| r / n as f64);
             st.rate_limit.tpm = st.rate_limit.tpm.map(|t| t / n as f64);
         }
