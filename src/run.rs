@@ -187,9 +187,14 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         let prompts = scenario.prompts.clone();
         std::thread::spawn(move || prompts.count_listed());
     }
-    // Every shard of a run starts at one moment: everything above is ready by then.
+    let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
+    // Every shard of a run starts at one moment: everything above is ready by then, the
+    // first stage's prompts too.
     let start_lag = match opts.launch.start_at {
-        Some(at) => Some(wait_until(at, &stop).await),
+        Some(at) => {
+            engine.prepare_first().await;
+            Some(wait_until(at, &stop).await)
+        }
         None => None,
     };
     let launch = crate::report::LaunchMeta {
@@ -222,7 +227,6 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         None => (None, std::time::Duration::ZERO),
     };
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
-    let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
     let end = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");

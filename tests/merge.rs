@@ -429,3 +429,26 @@ fn a_sharded_ramp_brings_the_whole_runs_workers_in_one_by_one() {
     assert!((40..=60).contains(&unsharded), "unsharded, the ramp sent {unsharded}");
     assert!(ramped.abs_diff(unsharded) <= 6, "the shards' ramps sent {ramped}, the unsharded run's {unsharded}");
 }
+
+#[test]
+fn shards_build_their_first_prompts_before_the_moment_and_start_on_it() {
+    let d = tempfile::tempdir().unwrap();
+    // 2,048 prompts of 2,000 tokens built ahead (8 workers × 256): over a second of work
+    // in a debug build, done while the shard waits, not after the moment.
+    let text = "name = \"big\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\n\
+                [prompts]\nsynthetic = { input = 2000, output = 4 }\n[[stage]]\nname = \"c\"\nconcurrency = 8\nduration = \"0.3s\"\n";
+    let scenario = d.path().join("s.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let start = humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(5)).to_string();
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--shard", "0/2", "--start-at", &start, "--json"]);
+    c.arg(&json).arg(&scenario);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let at = |t: &serde_json::Value| humantime::parse_rfc3339(t.as_str().unwrap()).unwrap();
+    let opened = at(&v["stages"][0]["window_start"]).duration_since(at(&v["start_at"])).unwrap().as_secs_f64() * 1000.0;
+    let lag = num(&v["start_lag_ms"]);
+    assert!(opened < 300.0, "the window opened {opened:.0} ms after the moment (start lag {lag:.0} ms)");
+    assert!(lag <= opened + 1.0, "the lag ({lag:.1} ms) is no more than the window's delay ({opened:.1} ms)");
+}

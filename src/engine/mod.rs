@@ -76,6 +76,8 @@ pub struct Engine {
     client: Arc<Client>,
     events: mpsc::Sender<EngineEvent>,
     stop: Stop,
+    /// The first stage's requests, built before a common start (`prepare_first`).
+    first: std::sync::Mutex<Option<crate::workload::StageRequests>>,
 }
 
 /// Request numbers of ramp requests start here, far from the window's.
@@ -86,7 +88,16 @@ const COOLDOWN_NUMBERS: u64 = 2 * crate::model::NUMBER_RANGE;
 
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, workload: Workload, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
-        Engine { scenario, workload, client, events, stop }
+        Engine { scenario, workload, client, events, stop, first: std::sync::Mutex::new(None) }
+    }
+
+    /// Builds the first stage's requests now: shards waiting for one `--start-at` then
+    /// start at once, not each when its own prompts are built.
+    pub async fn prepare_first(&self) {
+        if let Some(stage) = self.scenario.stages.first() {
+            let r = self.requests_of(0, stage).await;
+            *self.first.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }
     }
 
     pub fn stage_info(scenario: &Scenario, index: usize, stage: &Stage) -> StageInfo {
@@ -151,7 +162,8 @@ impl Engine {
 
     /// What every request of stage `index` needs; prompts that cost to build are built
     /// here, before its clock runs.
-    async fn stage_ctx(&self, index: usize, stage: &Stage) -> Arc<StageCtx> {
+    /// A stage's requests, with the prompts it will send built ahead (off the runtime).
+    async fn requests_of(&self, index: usize, stage: &Stage) -> crate::workload::StageRequests {
         let mut requests = self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, stage.numbers);
         let ahead = stage.warmup.saturating_add(match (stage.requests, stage.load, stage.duration) {
             (Some(n), ..) => n,
@@ -159,7 +171,7 @@ impl Engine {
             (None, Load::Closed { concurrency }, _) => u64::from(concurrency) * 256,
             (None, ..) => 0,
         });
-        let requests = match tokio::task::spawn_blocking(move || {
+        match tokio::task::spawn_blocking(move || {
             requests.prepare(ahead);
             requests
         })
@@ -168,6 +180,14 @@ impl Engine {
             Ok(r) => r,
             // Only a panic while building gets here; the requests build prompts as needed.
             Err(_) => self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, stage.numbers),
+        }
+    }
+
+    async fn stage_ctx(&self, index: usize, stage: &Stage) -> Arc<StageCtx> {
+        let ready = if index == 0 { self.first.lock().unwrap_or_else(|e| e.into_inner()).take() } else { None };
+        let requests = match ready {
+            Some(r) => r,
+            None => self.requests_of(index, stage).await,
         };
         Arc::new(StageCtx {
             client: self.client.clone(),
