@@ -145,6 +145,18 @@ fn a_merge_refuses_what_is_not_one_whole_run_and_writes_nothing() {
     let out = merge(&[&a[0], &changed], &out_path);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("another scenario"), "{}", out.stderr);
+    // The same file and run id with a flag that changes what ran (the hash cannot see it).
+    let dir = d.path().join("overridden");
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = run_shard(&dir, Some("1/2"), &["--run-id", "run-a", "--model", "other"]).0;
+    let out = merge(&[&a[0], &other], &out_path);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ran another scenario than") && out.stderr.contains("its target.model differs (\"other\" against \"m\")"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out_path.exists(), "no partial file");
     let out = merge(&[&a[0], &a[1]], &out_path);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     // Those shards ran one after the other: merged, but said.

@@ -6,6 +6,7 @@
 //! normal result: `compare`, `report` and thresholds read it.
 
 mod add;
+mod check;
 mod notes;
 mod series;
 mod sessions;
@@ -56,6 +57,9 @@ pub fn merge(shards: Vec<(PathBuf, RunResult)>) -> Result<RunResult, String> {
         if r.scenario_sha256 != first.scenario_sha256 {
             return Err(format!("{}: another scenario than {}'s (its sha256 differs)", shown(path), shown(first_path)));
         }
+        // The file's hash does not see command-line overrides, nor a quick run's flags.
+        check::same_scenario(&first.scenario, &r.scenario)
+            .map_err(|e| format!("{}: ran another scenario than {}: {e}", shown(path), shown(first_path)))?;
         let names = |x: &RunResult| x.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         if names(r) != names(first) {
             return Err(format!("{}: stages {:?}, but {} has {:?}", shown(path), names(r), shown(first_path), names(first)));
