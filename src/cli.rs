@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::compare::Gate;
+use crate::exit;
 use crate::mock::LatencyCurve;
 use crate::mock::config::{MockConfig, StreamEnd, parse_error_flag};
 use crate::scenario::{MAX_ATTEMPTS, MAX_DURATION, Overrides};
@@ -17,41 +19,30 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// What `run` exits with: in its `--help` and in the README.
-pub const EXIT_CODES: &str = "Exit codes:
-  0    every stage had a successful request and every threshold held
-  1    the run could not be carried out, was aborted (abort_on_error_rate), or its result could not be written
-  2    bad input: flags, scenario, files
-  3    a threshold failed, or a stage had no successful request
-  130  interrupted (Ctrl-C, SIGTERM): the result is still written and thresholds judged";
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario and print the comparison table.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help("run"))]
     Run(Box<RunArgs>),
     /// Check scenario files and explain every problem found.
+    #[command(after_help = exit::help("validate"))]
     Validate(ValidateArgs),
     /// Serve the OpenAI-compatible mock for other clients.
+    #[command(after_help = exit::help("mock"))]
     Mock(MockArgs),
     /// Write a commented starter scenario that runs on the embedded mock.
+    #[command(after_help = exit::help("init"))]
     Init(InitArgs),
     /// Compare a run with a baseline (or several) stage by stage, and gate on changes.
-    #[command(after_help = COMPARE_EXIT_CODES)]
+    #[command(after_help = exit::help("compare"))]
     Compare(CompareArgs),
     /// Draw results as one self-contained HTML page of charts (opens offline).
+    #[command(after_help = exit::help("report"))]
     Report(ReportArgs),
     /// Merge the results of a run's shards (`run --shard I/N`) into one, exactly.
-    #[command(after_help = MERGE_EXIT_CODES)]
+    #[command(after_help = exit::help("merge"))]
     Merge(MergeArgs),
 }
-
-/// What `merge` exits with.
-pub const MERGE_EXIT_CODES: &str = "Exit codes:
-  0    merged; every stage had a successful request and every threshold held
-  1    the merged result could not be written
-  2    bad input: a file that is not a shard's result, shards of different runs or scenarios, a shard missing or twice
-  3    merged, and a threshold failed or a stage had no successful request";
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
@@ -79,18 +70,9 @@ pub struct ReportArgs {
     #[arg(long = "requests", value_name = "FILE.jsonl")]
     pub requests: Vec<PathBuf>,
     /// Gates shown against the first run, as `compare --fail-on` takes them.
-    #[arg(long = "fail-on", value_name = "GATE")]
-    pub fail_on: Vec<String>,
-    /// The smallest change, in % of the baseline, that is called beyond noise.
-    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
-    pub min_effect: f64,
+    #[command(flatten)]
+    pub gates: GateArgs,
 }
-
-/// What `compare` exits with.
-pub const COMPARE_EXIT_CODES: &str = "Exit codes:
-  0    compared; no gate tripped
-  2    bad input: a file that is not an llmload result, a gate that does not parse
-  3    a gate tripped (or its metric was not measured on both sides)";
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -100,16 +82,38 @@ pub struct CompareArgs {
     /// A baseline result; give several (runs of the same scenario) to measure run-to-run noise.
     #[arg(long = "base", value_name = "BASE.json")]
     pub bases: Vec<PathBuf>,
-    /// Fail (exit 3) when a metric moves further than this from the baseline, in every
-    /// matched stage: p99_ms:+10%, ok_rps:-5%, ttft_p99_ms:+50ms, error_rate:+0.01.
-    #[arg(long = "fail-on", value_name = "GATE")]
-    pub fail_on: Vec<String>,
+    #[command(flatten)]
+    pub gates: GateArgs,
     /// How the table is printed.
     #[arg(long, value_enum, default_value_t)]
     pub format: crate::report::Format,
+}
+
+/// `--fail-on` and `--min-effect`, for `compare` and `report` alike: parsed and
+/// checked here, once, so a bad one is refused (exit 2) before any file is read.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Fail (`compare`: exit 3) when a metric moves further than this from the baseline,
+    /// in every matched stage: p99_ms:+10%, ok_rps:-5%, ttft_p99_ms:+50ms, error_rate:+0.01.
+    #[arg(long = "fail-on", value_name = "GATE", value_parser = Gate::parse)]
+    pub fail_on: Vec<Gate>,
     /// The smallest change, in % of the baseline, that is called beyond noise.
-    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    #[arg(long, value_name = "PERCENT", default_value = "5", value_parser = min_effect, allow_negative_numbers = true)]
     pub min_effect: f64,
+}
+
+impl GateArgs {
+    /// `--min-effect` as a fraction.
+    pub fn min_effect(&self) -> f64 {
+        self.min_effect / 100.0
+    }
+}
+
+fn min_effect(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("must be a percentage ≥ 0, got {text}")),
+    }
 }
 
 #[derive(Debug, Args)]

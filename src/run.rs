@@ -40,9 +40,15 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The scenario or its environment is at fault, not the run: exit code 2.
+    /// The scenario, its files or its environment are at fault, not the run: exit 2.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, RunError::HeaderEnv { .. } | RunError::Client(ClientError::BadHeader { .. }))
+        matches!(
+            self,
+            RunError::HeaderEnv { .. }
+                | RunError::KeyFile { .. }
+                | RunError::EmptyKeyFile(_)
+                | RunError::Client(ClientError::BadHeader { .. })
+        )
     }
 }
 
@@ -106,137 +112,46 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, Run
 
 /// As `run`, stopped by `stop` instead of signals (tests drive it directly).
 pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> Result<RunOutcome, RunError> {
-    let mut mock = None;
     let headers = extra_headers(&scenario)?;
-    let (base_url, api_key) = match &scenario.target.base_url {
-        // The mock needs no key, so none is read or sent.
-        BaseUrl::Mock => {
-            // The mock counts, caches and answers in the scenario's tokenizer, as a server
-            // serving that model would.
-            let m = MockServer::start_with_tokenizer(
-                scenario.mock.clone(),
-                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-                scenario.prompts.tokenizer().clone(),
-            )
-            .map_err(RunError::Mock)?;
-            let url = url::Url::parse(&m.base_url()).expect("mock URL parses");
-            mock = Some(m);
-            (url, None)
-        }
-        BaseUrl::Url(u) => {
-            let key = match &scenario.target.api_key_file {
-                Some(path) => Some(read_key_file(path)?),
-                None => std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty()),
-            };
-            let own_auth = scenario.target.headers.iter().any(|h| h.name.eq_ignore_ascii_case("authorization"));
-            if key.is_none() && !own_auth {
-                (opts.notes)(&format!(
-                    "note: ${} is not set; sending requests without an Authorization header",
-                    scenario.target.api_key_env
-                ));
-            }
-            (u.clone(), key)
-        }
-    };
-    let max_concurrency =
-        scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
-    // Each connection is a file descriptor (and its other end too, with the mock here).
-    crate::limits::ensure(crate::limits::needed(u64::from(max_concurrency), mock.is_some())).map_err(RunError::OpenFiles)?;
-    let client = Arc::new(Client::new(ClientConfig {
-        base_url,
-        api: scenario.target.api,
-        api_key,
-        // Names the key's source in the one message about a malformed key.
-        api_key_env: match &scenario.target.api_key_file {
-            Some(path) => format!("the file {}", path.display()),
-            None => format!("${}", scenario.target.api_key_env),
-        },
-        timeout: scenario.target.timeout,
-        connect_timeout: scenario.target.connect_timeout,
-        idle_timeout: scenario.target.idle_timeout,
-        insecure: scenario.target.insecure,
-        pool_size: max_concurrency as usize,
-        stream: scenario.target.stream,
-        keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
-        texts_out: opts.requests_out_text,
-        headers,
-        tokenizer: scenario.prompts.tokenizer().clone(),
-        body_budget: crate::client::BODY_BUDGET_BYTES,
-    })?);
+    let target = Target::open(&scenario, &opts.notes)?;
+    let client = Arc::new(client(&scenario, &target, headers, opts.requests_out_text)?);
     // The bodies ask for what the client reads: one stream flag for both.
     let workload = Workload::new(scenario.prompts.clone(), client.stream(), scenario.target.stream_usage)
         .with_stage_prompts(scenario.stage_prompts.clone());
-
     let scenario = Arc::new(scenario);
     // The generator watches itself: a ticker on this runtime, its cores in use.
     let health = Health::new();
     let ticker = tokio::spawn(health.clone().watch());
-    let (mut aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
-    aggregator = aggregator.with_health(health.clone());
-    if let Some(path) = &opts.requests_out {
-        let out = crate::requests_out::RequestsOut::create(path, opts.requests_out_text, scenario.shard)
-            .map_err(|error| RunError::RequestsOut { path: path.display().to_string(), error })?;
-        aggregator = aggregator.with_sink(Box::new(out));
-    }
-    if scenario.target.stream {
-        // Every stream is counted (its reply, and its prompt where not known): on the
-        // aggregator's thread, with the tokenizer and the listed prompts' counts loaded
-        // on another meanwhile, so the first request need not wait for them.
-        let mut counter = crate::workload::pieces::PieceCounter::new(scenario.prompts.tokenizer().clone());
-        aggregator = aggregator.with_counter(Box::new(move |rec| crate::client::count_uncounted(rec, &mut counter)));
-        let prompts = scenario.prompts.clone();
-        std::thread::spawn(move || prompts.count_listed());
-    }
+    let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
+    let aggregator = fed(aggregator, &scenario, &opts, &health)?;
     let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
-    // Every shard of a run starts at one moment: everything above is ready by then, the
-    // first stage's prompts too.
-    let start_lag = match opts.launch.start_at {
-        Some(at) => {
-            engine.prepare_first().await;
-            Some(wait_until(at, &stop).await)
-        }
-        None => None,
-    };
-    let launch = crate::report::LaunchMeta {
-        shard: opts.launch.shard,
-        run_id: opts.launch.run_id.clone(),
-        start_at: opts.launch.start_at,
-        start_lag,
-    };
+    let launch = launch(&engine, &opts.launch, &stop).await;
     let started_at = SystemTime::now();
     let aggregated = aggregator.spawn();
+    let mock_url = target.mock.as_ref().map(MockServer::base_url);
     let (checkpoints_stop, stop_checkpoints) = tokio::sync::oneshot::channel();
     let checkpoints = opts.checkpoint.map(|path| {
-        let c = Checkpoints {
-            path,
-            scenario: scenario.clone(),
-            started_at,
-            mock_url: mock.as_ref().map(MockServer::base_url),
-            launch: launch.clone(),
-        };
+        let c = Checkpoints { path, scenario: scenario.clone(), started_at, mock_url: mock_url.clone(), launch: launch.clone() };
         tokio::spawn(c.run(snapshots.clone(), stop_checkpoints))
     });
-    let (endpoint, linger) = match opts.prometheus {
-        Some((ep, linger)) => {
-            let labels = crate::export::Labels {
-                run_id: opts.launch.run_id.clone().unwrap_or_default(),
-                shard: format!("{}/{}", scenario.shard.index, scenario.shard.count),
-            };
-            (Some(tokio::spawn(ep.serve(snapshots.clone(), labels))), linger)
-        }
-        None => (None, std::time::Duration::ZERO),
-    };
+    let prometheus = opts.prometheus.map(|(ep, linger)| {
+        let labels = crate::export::Labels {
+            run_id: opts.launch.run_id.clone().unwrap_or_default(),
+            shard: format!("{}/{}", scenario.shard.index, scenario.shard.count),
+        };
+        (tokio::spawn(ep.serve(snapshots.clone(), labels)), linger)
+    });
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let end = engine.run().await;
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
+    ticker.abort();
     // The last checkpoint is written (or never begun) before the caller's final write.
     let _ = checkpoints_stop.send(());
     if let Some(c) = checkpoints {
         let _ = c.await;
     }
-    ticker.abort();
-    if let Some(ep) = endpoint {
+    if let Some((ep, linger)) = prometheus {
         // Up a while longer for a last scrape of the final figures (a Ctrl-C ends it).
         if !linger.is_zero() && !stop.soft.is_cancelled() {
             tokio::select! {
@@ -252,23 +167,121 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         // nothing measured: the result below is built all the same.
         let _ = v.await;
     }
-    let result = RunResult::build(
-        &scenario,
-        &stages,
-        RunMeta {
-            started_at,
-            finished_at: SystemTime::now(),
-            interrupted: end.interrupted,
-            aborted: end.aborted.clone(),
-            mock_url: mock.as_ref().map(MockServer::base_url),
-            // An automatic sweep's stages were chosen as it ran: the result records them.
-            swept: end.swept,
-            generator: Some(generator),
-            launch,
-        },
-    );
-    drop(mock);
+    let meta = RunMeta {
+        started_at,
+        finished_at: SystemTime::now(),
+        interrupted: end.interrupted,
+        aborted: end.aborted.clone(),
+        mock_url,
+        // An automatic sweep's stages were chosen as it ran: the result records them.
+        swept: end.swept,
+        generator: Some(generator),
+        launch,
+    };
+    let result = RunResult::build(&scenario, &stages, meta);
+    drop(target);
     Ok(RunOutcome { result, interrupted: end.interrupted, aborted: end.aborted })
+}
+
+/// Where the requests go: the embedded mock (started here, kept running while the
+/// target lives) or the scenario's URL, with the API key read for it.
+struct Target {
+    mock: Option<MockServer>,
+    base_url: url::Url,
+    api_key: Option<String>,
+}
+
+impl Target {
+    fn open(scenario: &Scenario, notes: &Notes) -> Result<Target, RunError> {
+        match &scenario.target.base_url {
+            // The mock needs no key, so none is read or sent. It counts, caches and
+            // answers in the scenario's tokenizer, as a server serving that model would.
+            BaseUrl::Mock => {
+                let at = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+                let mock = MockServer::start_with_tokenizer(scenario.mock.clone(), at, scenario.prompts.tokenizer().clone())
+                    .map_err(RunError::Mock)?;
+                let base_url = url::Url::parse(&mock.base_url()).expect("mock URL parses");
+                Ok(Target { mock: Some(mock), base_url, api_key: None })
+            }
+            BaseUrl::Url(u) => {
+                let api_key = match &scenario.target.api_key_file {
+                    Some(path) => Some(read_key_file(path)?),
+                    None => std::env::var(&scenario.target.api_key_env).ok().filter(|k| !k.is_empty()),
+                };
+                let own_auth = scenario.target.headers.iter().any(|h| h.name.eq_ignore_ascii_case("authorization"));
+                if api_key.is_none() && !own_auth {
+                    let var = &scenario.target.api_key_env;
+                    notes(&format!("note: ${var} is not set; sending requests without an Authorization header"));
+                }
+                Ok(Target { mock: None, base_url: u.clone(), api_key })
+            }
+        }
+    }
+}
+
+/// The client for `target`, its pool sized for the run's most requests in flight
+/// (the open-file limit raised for them first).
+fn client(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts_out: bool) -> Result<Client, RunError> {
+    let max_concurrency =
+        scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
+    // Each connection is a file descriptor (and its other end too, with the mock here).
+    crate::limits::ensure(crate::limits::needed(u64::from(max_concurrency), target.mock.is_some())).map_err(RunError::OpenFiles)?;
+    let t = &scenario.target;
+    Ok(Client::new(ClientConfig {
+        base_url: target.base_url.clone(),
+        api: t.api,
+        api_key: target.api_key.clone(),
+        // Names the key's source in the one message about a malformed key.
+        api_key_env: match &t.api_key_file {
+            Some(path) => format!("the file {}", path.display()),
+            None => format!("${}", t.api_key_env),
+        },
+        timeout: t.timeout,
+        connect_timeout: t.connect_timeout,
+        idle_timeout: t.idle_timeout,
+        insecure: t.insecure,
+        pool_size: max_concurrency as usize,
+        stream: t.stream,
+        keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
+        texts_out,
+        headers,
+        tokenizer: scenario.prompts.tokenizer().clone(),
+        body_budget: crate::client::BODY_BUDGET_BYTES,
+    })?)
+}
+
+/// The aggregator with what the run asks of it: the generator's health, the
+/// `--requests-out` file, and the counting of streams.
+fn fed(aggregator: Aggregator, scenario: &Scenario, opts: &RunOptions, health: &Arc<Health>) -> Result<Aggregator, RunError> {
+    let mut aggregator = aggregator.with_health(health.clone());
+    if let Some(path) = &opts.requests_out {
+        let out = crate::requests_out::RequestsOut::create(path, opts.requests_out_text, scenario.shard)
+            .map_err(|error| RunError::RequestsOut { path: path.display().to_string(), error })?;
+        aggregator = aggregator.with_sink(Box::new(out));
+    }
+    if scenario.target.stream {
+        // Every stream is counted (its reply, and its prompt where not known): on the
+        // aggregator's thread, with the tokenizer and the listed prompts' counts loaded
+        // on another meanwhile, so the first request need not wait for them.
+        let mut counter = crate::workload::pieces::PieceCounter::new(scenario.prompts.tokenizer().clone());
+        aggregator = aggregator.with_counter(Box::new(move |rec| crate::client::count_uncounted(rec, &mut counter)));
+        let prompts = scenario.prompts.clone();
+        std::thread::spawn(move || prompts.count_listed());
+    }
+    Ok(aggregator)
+}
+
+/// How the run was launched, waiting for `--start-at` when given: every shard of a run
+/// starts at one moment, everything ready by then, the first stage's prompts too.
+async fn launch(engine: &Engine, launch: &crate::launch::Launch, stop: &Stop) -> crate::report::LaunchMeta {
+    let start_lag = match launch.start_at {
+        Some(at) => {
+            engine.prepare_first().await;
+            Some(wait_until(at, stop).await)
+        }
+        None => None,
+    };
+    crate::report::LaunchMeta { shard: launch.shard, run_id: launch.run_id.clone(), start_at: launch.start_at, start_lag }
 }
 
 /// Sleeps until `at` on the wall clock (or a stop); how late the run then started, ms

@@ -175,6 +175,40 @@ fn bad_input_is_one_line_and_exit_2() {
     assert!(out.stderr.starts_with("/no/such/scenario.toml: cannot read scenario"), "{}", out.stderr);
 }
 
+/// One exit-code policy: the README's table is the one `src/exit.rs` holds, and every
+/// command's `--help` ends with its own lines of it.
+#[test]
+fn the_exit_codes_are_one_table_in_the_readme_and_every_help() {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    assert!(
+        readme.contains(&llmload::exit::markdown()),
+        "README.md's exit-code table is not src/exit.rs's:\n{}",
+        llmload::exit::markdown()
+    );
+    for command in llmload::exit::COMMANDS {
+        let out = run(cmd(&[command, "--help"]), LIMIT);
+        assert!(out.status.success(), "{command}: {}", out.stderr);
+        assert!(out.stdout.trim_end().ends_with(llmload::exit::help(command).trim_end()), "{command} --help:\n{}", out.stdout);
+    }
+}
+
+/// `--min-effect` and `--fail-on` are checked once, by the command line, for `compare`
+/// and `report` alike: refused (exit 2) before any file is read.
+#[test]
+fn gates_and_the_least_effect_are_refused_alike_by_compare_and_report() {
+    for command in ["compare", "report"] {
+        for (flag, value, says) in [
+            ("--min-effect", "-1", "must be a percentage ≥ 0, got -1"),
+            ("--min-effect", "NaN", "must be a percentage ≥ 0, got NaN"),
+            ("--fail-on", "p99:+10%", "unknown metric `p99`"),
+        ] {
+            let out = run(cmd(&[command, flag, value, "/no/such/a.json", "/no/such/b.json"]), LIMIT);
+            assert_eq!(out.status.code(), Some(2), "{command} {flag} {value}: {}", out.stderr);
+            assert!(out.stderr.contains(says) && !out.stderr.contains("/no/such"), "{command} {flag} {value}: {}", out.stderr);
+        }
+    }
+}
+
 #[test]
 fn mock_jitter_spreads_latencies_within_bounds() {
     // base 40 ms ± 20 ms, one request at a time: every latency within [20, 60] ms plus

@@ -8,9 +8,14 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// One run at a time: a repeat is judged against its base, which holds only when both
+/// ran on the same box, not beside another test's run on its 2 cores.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A 10-way run of 200 requests on a mock of 20 ms + `per_inflight_ms` per request in
 /// flight; returns the result file.
 fn result(dir: &Path, name: &str, per_inflight_ms: u32) -> PathBuf {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let text = quick(
         &format!("base_latency_ms = 20\nper_inflight_ms = {per_inflight_ms}"),
         "[[stage]]\nname = \"10-way\"\nconcurrency = 10\nrequests = 200\n",
@@ -47,10 +52,14 @@ fn a_slower_run_trips_its_gate_and_a_repeat_does_not() {
     assert!(p99_line(&out).contains("same") && p99_line(&out).contains("within noise"), "{}", out.stdout);
     assert!(out.stdout.contains("pass  10-way: p99_ms:+10%"), "{}", out.stdout);
 
-    // A repeat of the same run: within noise, gates pass.
+    // A repeat of the same run: gates pass, the mean within noise. (Not its p99: of
+    // 200 requests that is the second slowest, and one hiccup of this 2-core box moved
+    // it 6–12 % beyond the base's in about one repeat in fifteen; the two-sample test
+    // over the whole distribution does not guard a tail figure against that.)
     let out = compare(&gates, &[&base, &again]);
     assert_eq!(out.status.code(), Some(0), "{}{}", out.stdout, out.stderr);
-    assert!(p99_line(&out).contains("within noise"), "{}", out.stdout);
+    let mean = out.stdout.lines().find(|l| l.split_whitespace().nth(1) == Some("mean_ms")).unwrap_or_default();
+    assert!(mean.contains("within noise"), "{}", out.stdout);
 
     // Twice the per-request cost in flight: p99 up well beyond 10 %, beyond noise.
     let out = compare(&gates, &[&base, &slower]);

@@ -85,7 +85,7 @@ fn assert_timed_out(rec: &RequestRecord, timeout: Duration) {
 #[track_caller]
 fn assert_failed(rec: &RequestRecord, kind: FailureKind, needle: &str) -> String {
     let detail = rec.detail.as_deref().unwrap_or_default().to_string();
-    // Shown with --nocapture: what reqwest reports for each case.
+    // Shown with --nocapture: what the client (hyper, under ours) reports for each case.
     eprintln!("{:?} {}: {detail}", rec.outcome, rec.bytes);
     assert_eq!(rec.outcome, Outcome::Failed(kind), "detail: {detail}");
     assert!(detail.to_lowercase().contains(&needle.to_lowercase()), "{detail:?} lacks {needle:?}");

@@ -6,6 +6,10 @@
 //! - the contract room (`src/model/`) depends on no other file of the crate.
 //! - every source file holds at most 600 lines before its `#[cfg(test)] mod tests`,
 //!   which, when present, is the last item of the file (or a `tests.rs` beside it).
+//! - no function in src/ (tests included) is over 120 lines, from its `fn` line to its
+//!   closing brace: a longer one is steps that want names.
+//! - the embedded mock (`src/mock/`) imports nothing of the engine: what both need (the
+//!   GCRA bucket) lives where both may import it.
 //!
 //! The scan strips comments and literals, then reads `use` trees and paths; it knows
 //! nothing of macros' insides beyond their tokens, which is all this crate needs.
@@ -16,6 +20,8 @@ use std::path::{Path, PathBuf};
 /// Hard limit of non-test lines per file; the aim is under ~500.
 const MAX_LINES: usize = 600;
 const AIM_LINES: usize = 500;
+/// Most lines of one function, its `fn` line and closing brace included.
+const MAX_FN_LINES: usize = 120;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -541,6 +547,93 @@ fn files_hold_one_concern_and_tests_come_last() {
     assert!(misplaced.is_empty(), "the test module is not the last item in: {misplaced:?}");
 }
 
+/// Every function with a body in `src` (stripped of comments and literals): its name,
+/// its first line (1-based) and its length in lines, `fn` line to closing brace.
+fn functions(src: &str) -> Vec<(String, usize, usize)> {
+    let c: Vec<char> = strip(src).chars().collect();
+    let line_at = |i: usize| 1 + c[..i].iter().filter(|&&x| x == '\n').count();
+    let is_ident = |x: char| x.is_alphanumeric() || x == '_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 2 < c.len() {
+        let word = c[i] == 'f' && c[i + 1] == 'n' && !c[i + 2].is_alphanumeric() && c[i + 2] != '_';
+        if !word || (i > 0 && is_ident(c[i - 1])) {
+            i += 1;
+            continue;
+        }
+        // `fn name`: a function (`fn(` is a pointer type).
+        let mut j = i + 2;
+        while j < c.len() && c[j].is_whitespace() {
+            j += 1;
+        }
+        let name_start = j;
+        while j < c.len() && is_ident(c[j]) {
+            j += 1;
+        }
+        if j == name_start {
+            i += 2;
+            continue;
+        }
+        let name: String = c[name_start..j].iter().collect();
+        // Its body opens at the first `{` before any `;` (a declaration has none).
+        while j < c.len() && c[j] != '{' && c[j] != ';' {
+            j += 1;
+        }
+        if j >= c.len() || c[j] == ';' {
+            i = j;
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut k = j;
+        while k < c.len() {
+            match c[k] {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+        let (first, last) = (line_at(i), line_at(k.min(c.len() - 1)));
+        out.push((name, first, last - first + 1));
+        // Functions inside it are counted too.
+        i += 2;
+    }
+    out
+}
+
+#[test]
+fn no_function_is_over_120_lines() {
+    let h = house();
+    let mut all = Vec::new();
+    for path in h.files.values() {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (f, line, len) in functions(&text) {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            all.push((len, format!("{}:{line} {f}", path.strip_prefix(root).unwrap().display())));
+        }
+    }
+    all.sort();
+    for (len, f) in all.iter().rev().take(3) {
+        eprintln!("note: longest: {f}, {len} lines");
+    }
+    let over: Vec<String> = all.iter().filter(|(len, _)| *len > MAX_FN_LINES).map(|(len, f)| format!("{f}: {len} lines")).collect();
+    assert!(over.is_empty(), "functions over {MAX_FN_LINES} lines (name their steps):\n{}", over.join("\n"));
+}
+
+#[test]
+fn the_mock_imports_nothing_of_the_engine() {
+    let h = house();
+    for (m, deps) in h.deps.iter().filter(|(m, _)| m.first().is_some_and(|r| r == "mock")) {
+        let engine: Vec<String> = deps.iter().filter(|d| d.first().is_some_and(|r| r == "engine")).map(|d| name(&h.files, d)).collect();
+        assert!(engine.is_empty(), "{} names {engine:?}", name(&h.files, m));
+    }
+}
+
 #[test]
 fn the_scan_sees_what_it_must() {
     // Guards the checker itself: every way of naming a file is seen, none of the
@@ -578,4 +671,10 @@ mod inline { use super::super::up::U; }
     assert_eq!((n, last), (2, true));
     let (_, last) = non_test_lines("//! x\n#[cfg(test)]\nmod tests {\n}\nfn after() {}\n");
     assert!(!last);
+    // Functions: bodies measured `fn` line to brace, braces in strings and comments and
+    // pointer types and declarations not taken for them, nested ones counted too.
+    let src = "trait T {\n    fn decl(&self);\n}\nfn outer(f: fn(u8) -> u8) {\n    let s = \"}}}\"; // }\n    fn inner() {\n    }\n}\nfn one() {}\n";
+    let fns: Vec<(String, usize, usize)> = functions(src);
+    let want = [("outer", 4, 5), ("inner", 6, 2), ("one", 9, 1)].map(|(n, l, len)| (n.to_string(), l, len));
+    assert_eq!(fns, want);
 }

@@ -1,5 +1,6 @@
 //! Interop: the official `openai` Python client talks to `llmload mock`.
 //! scripts/test installs the client into .venv; LLMLOAD_PYTHON may point elsewhere.
+//! Without them (a bare `cargo test`) each test says it skipped and why.
 
 mod common;
 use common::*;
@@ -15,19 +16,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("LLMLOAD_PYTHON") {
-        return p.into();
-    }
-    let venv = repo_path(".venv/bin/python");
-    assert!(venv.exists(), "no Python with the openai client: run scripts/test (it creates .venv) or set LLMLOAD_PYTHON");
-    venv
-}
-
 #[test]
 fn official_openai_client_accepts_the_mock() {
+    let Some(py) = python(&["openai"]) else { return };
     let _serial = serial();
-    let py = python();
     let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
     let (mut no_done, no_done_url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0", "--stream-end", "finish"]);
     let mut cmd = Command::new(py);
@@ -63,9 +55,9 @@ fn official_openai_client_accepts_the_mock() {
 
 /// `llmock` (an independent OpenAI-compatible mock from PyPI) on a free port; returns the
 /// child and its API root. It reports the bound port on stderr once listening.
-fn spawn_llmock(latency_ms: u32, chunk_delay_ms: u32) -> (std::process::Child, String) {
+fn spawn_llmock(py: &std::path::Path, latency_ms: u32, chunk_delay_ms: u32) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
-    let bin = python().with_file_name("llmock");
+    let bin = py.with_file_name("llmock");
     let mut child = Command::new(&bin)
         .args(["serve", "--host", "127.0.0.1", "--port", "0", "--tool-mode", "off", "--response-style", "static"])
         .args(["--latency-ms", &latency_ms.to_string(), "--stream-chunk-delay-ms", &chunk_delay_ms.to_string()])
@@ -90,12 +82,13 @@ fn spawn_llmock(latency_ms: u32, chunk_delay_ms: u32) -> (std::process::Child, S
 
 #[test]
 fn llmock_streaming_and_not_measures_what_it_was_told() {
+    let Some(py) = python(&["llmock"]) else { return };
     let _serial = serial();
     // llmock sleeps --latency-ms before answering, then waits --stream-chunk-delay-ms
     // before every event after the role chunk: first content at 200 + 20 ms, then 20 ms
     // apart. `--response-style static` says "Mock response from {model}." (4 words,
     // one chunk each); it counts usage as characters / 4.
-    let (mut llmock, url) = spawn_llmock(200, 20);
+    let (mut llmock, url) = spawn_llmock(&py, 200, 20);
     let run_one = |stream: bool| {
         let text = format!(
             "[target]\nbase_url = \"{url}\"\nmodel = \"gpt-4o-mini\"\nstream = {stream}\n[prompts]\nlist = [\"hello there\"]\n\
@@ -135,6 +128,7 @@ fn llmock_streaming_and_not_measures_what_it_was_told() {
 /// values and counts as llmload's own decoding, the stage's count.
 #[test]
 fn hdrhistogram_python_reads_the_results_histograms() {
+    let Some(python) = python(&["hdrh"]) else { return };
     let _serial = serial();
     let text = "name = \"hdr\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
         [mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\ninter_token_ms = 1\noutput_tokens = 8\njitter_ms = 3\n\
@@ -145,7 +139,7 @@ fn hdrhistogram_python_reads_the_results_histograms() {
     c.arg(&json).arg(&path);
     assert!(run(c, Duration::from_secs(60)).status.success());
     let v = read_json(&json);
-    let mut py = Command::new(python());
+    let mut py = Command::new(&python);
     py.arg(repo_path("tests/interop/hdr_read.py")).arg(&json);
     let out = run(py, Duration::from_secs(60));
     assert!(out.status.success(), "the Python reader failed:\n{}", out.stderr);
@@ -167,6 +161,7 @@ fn hdrhistogram_python_reads_the_results_histograms() {
 /// and per stage and the failures where the verdict has them.
 #[test]
 fn the_junit_file_is_read_by_an_xml_parser() {
+    let Some(python) = python(&["xml.etree.ElementTree"]) else { return };
     let _serial = serial();
     let text = "name = \"j & <k>\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 5\nper_inflight_ms = 0\n\
         [prompts]\ntemplate = \"hello {i}\"\n[thresholds]\np99_ms = \"< 1000\"\nok_rps = \"> 1000000\"\n\
@@ -176,7 +171,7 @@ fn the_junit_file_is_read_by_an_xml_parser() {
     let mut c = cmd(&["run", "--headless", "--junit"]);
     c.arg(&xml).arg(&path);
     assert_eq!(run(c, Duration::from_secs(60)).status.code(), Some(3));
-    let mut py = Command::new(python());
+    let mut py = Command::new(&python);
     py.arg(repo_path("tests/interop/junit_read.py")).arg(&xml);
     let out = run(py, Duration::from_secs(30));
     assert!(out.status.success(), "the XML parser failed:\n{}", out.stderr);

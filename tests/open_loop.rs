@@ -136,34 +136,13 @@ fn every_arrival_due_in_the_window_is_accounted() {
 /// dashboard draws it), and one that keeps up never does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_behind_its_rate_is_flagged_while_it_runs() {
-    use llmload::report::StageResult;
-    use llmload::run::{RunOptions, Watcher, run_with_stop};
-    use std::sync::{Arc, Mutex};
     // (rate, cap, mock latency): 100/s into 2 × 5/s falls behind; 20/s into 10 × 200/s keeps up.
     for (rate, cap, latency, behind) in [(100, 2, 200, true), (20, 10, 5, false)] {
         let text = quick(
             &format!("base_latency_ms = {latency}\nper_inflight_ms = 0"),
             &format!("[[stage]]\nrate = {rate}\nmax_in_flight = {cap}\nduration = \"2s\"\n"),
         );
-        let scenario = llmload::scenario::Scenario::parse(&text, "inline.toml", None).unwrap();
-        // (wall s, behind s, below_target) of every live view of the running stage.
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let watcher: Watcher = Box::new(move |mut rx, _stop| {
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    if let Some(c) = rx.borrow_and_update().current.as_ref().filter(|c| c.started > 0) {
-                        let row = StageResult::summary(c);
-                        let below = row.open_loop.as_ref().is_some_and(|o| o.below_target);
-                        log.lock().unwrap().push((c.wall.as_secs_f64(), c.behind.as_secs_f64(), below));
-                    }
-                }
-            })
-        });
-        let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
-        let stop = llmload::engine::Stop::default();
-        let out = tokio::time::timeout(std::time::Duration::from_secs(20), run_with_stop(scenario, opts, stop)).await.unwrap().unwrap();
-        let seen = seen.lock().unwrap().clone();
+        let (out, seen) = run_watching_behind(&text).await;
         let live_warning = seen.iter().find(|(wall, _, below)| *below && *wall < 2.0);
         if behind {
             // 100/s against 10/s: after 1 s the waiting arrival is ~0.9 s overdue.

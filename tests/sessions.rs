@@ -192,3 +192,28 @@ fn a_datasets_conversation_gives_each_turn_its_next_human_message() {
     let x = &read_json(&json_out)["stages"][0]["sessions"];
     assert_eq!((count(&x["started"]), count(&x["finished"])), (2, 2), "{x}");
 }
+
+/// Sessions on an open loop share the one arrival scheduler: offered far more sessions
+/// than the slots can hold (50/s into 2 slots of 2 turns × 200 ms, ~5/s), the stage
+/// shows itself behind while it runs (the live row's "s behind" and below-rate mark),
+/// records it (below target, arrivals not sent), and every session due in the window is
+/// either started or counted not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_open_loop_of_sessions_shows_and_records_being_behind() {
+    let text = format!(
+        "{}[conversation]\nturns = 2\nthink_time = \"10ms\"\n",
+        quick("base_latency_ms = 200\nper_inflight_ms = 0", "[[stage]]\nrate = 50\nmax_in_flight = 2\nduration = \"2s\"\n")
+    );
+    let (out, seen) = run_watching_behind(&text).await;
+    // After 1 s, the session waiting for a slot was due ~0.9 s back (50/s against ~5/s).
+    let (wall, late, _) = seen.iter().find(|(wall, _, below)| *below && *wall < 2.0).expect("flagged before the window closed");
+    assert!(*wall < 1.5 && *late > 0.05, "{seen:?}");
+    assert!(seen.iter().any(|(w, b, _)| *w > 1.0 && *w < 2.0 && *b > 0.5), "{seen:?}");
+    let stage = &out.result.stages[0];
+    let open = stage.open_loop.as_ref().unwrap();
+    assert!(open.below_target, "{open:?}");
+    let sessions = stage.sessions.as_ref().unwrap();
+    // 50/s over 2 s: 100 sessions due; 2 slots held ~0.4 s each start ~10 of them.
+    assert!((6..=14).contains(&sessions.started), "{sessions:?}");
+    assert_eq!(sessions.started + open.not_sent, 100, "every session due is started or counted: {sessions:?} {open:?}");
+}

@@ -140,13 +140,22 @@ fn a_key_file_is_used_and_never_shown() {
     for (what, s) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("json", &text)] {
         assert!(!s.contains(&KEY[..10]), "the key leaked into {what}");
     }
-    // A missing file: a one-line error naming it, exit 1, nothing sent.
+    // A missing file, and an empty one: bad input, a one-line error naming the file,
+    // exit 2, nothing sent.
     let missing = d.path().join("nope");
     let mut c = seed_with(&url, "m", &json);
     c.arg("--api-key-file").arg(&missing);
     let out = run(c, LIMIT);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("cannot read target.api_key_file") && out.stderr.contains("nope"), "{}", out.stderr);
+    let empty = d.path().join("empty");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let mut c = seed_with(&url, "m", &json);
+    c.arg("--api-key-file").arg(&empty);
+    let out = run(c, LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("target.api_key_file") && out.stderr.contains("is empty"), "{}", out.stderr);
     assert_eq!(seen.lock().unwrap().len(), 800);
 }
 

@@ -1,7 +1,7 @@
 //! Open-loop arrival schedules: when each request of a stage is due, as offsets from
 //! the stage's start. Seeded, so a schedule is the same on every run.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Exp, Gamma};
@@ -70,6 +70,12 @@ impl Arrivals {
 
     pub fn ramp(rate: f64, ramp: Duration) -> Arrivals {
         Arrivals { rate, gaps: Gaps::Ramp(ramp.as_secs_f64()), rng: StdRng::seed_from_u64(0), n: 0, t: 0.0, shift: 0.0 }
+    }
+
+    /// The arrivals' due instants, counted from `t0`; they end past any instant that
+    /// can be represented.
+    pub fn dues(mut self, t0: Instant) -> impl Iterator<Item = Instant> {
+        std::iter::from_fn(move || t0.checked_add(self.next_offset()))
     }
 
     /// The offset at which the next request is due; the first is due at once.

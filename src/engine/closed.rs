@@ -19,7 +19,7 @@ use super::rethrow;
 /// done with the window goes on sending until the window's last request has ended.
 pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
     let Parts { ramp, window, cooldown } = parts;
-    let workers = u64::from(concurrency).min(window.end.saturating_sub(window.next.load(Ordering::Relaxed))).max(1);
+    let workers = u64::from(concurrency).min(window.numbers_left()).max(1);
     // Workers still in the window: the last one out has seen its last request end.
     let left = Arc::new(AtomicU64::new(workers));
     let mut set = JoinSet::new();
@@ -47,7 +47,8 @@ pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
             if done {
                 window.close();
             }
-            if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // AcqRel, as a reference count: the last one out sees every other worker done.
+            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
                 window.drain();
             }
             if let Some((_, c)) = cooldown.filter(|_| done) {
@@ -72,8 +73,8 @@ async fn worker(p: Arc<Phase>) {
         if p.halt.is_cancelled() || p.deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
-        let i = p.next.fetch_add(1, Ordering::Relaxed);
-        if i >= p.end || !run_one(&p, i, None).await {
+        let Some(i) = p.take_number() else { return };
+        if !run_one(&p, i, None).await {
             return;
         }
     }

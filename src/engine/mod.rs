@@ -3,7 +3,8 @@
 //! aggregator. It never knows who watches.
 //!
 //! Rooms: `phase` (a stage's parts and their signals), `closed` and `open` (the two
-//! kinds of load), `arrivals` (open-loop schedules), `request` (one request and its
+//! kinds of load), `arrivals` (open-loop schedules), `schedule` (the one open-loop
+//! scheduler: due times, slots, behind and unsent, for requests, sessions and traces), `request` (one request and its
 //! retries), `retry` (retry timing), `ratelimit` (client-side limits), `abort`
 //! (`abort_on_error_rate`), `sweep` (choosing an automatic sweep's points, the knee).
 
@@ -12,15 +13,15 @@ pub mod arrivals;
 mod closed;
 mod open;
 mod phase;
-pub mod ratelimit;
+mod ratelimit;
 mod request;
 mod retry;
+mod schedule;
 mod session;
 pub mod sweep;
 mod trace;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -242,11 +243,10 @@ impl Engine {
                 _ = tokio::time::sleep_until(t0.into()) => {}
                 _ = self.stop.soft.cancelled() => {}
             }
-            let (started, finished) = (phase.started.clone(), phase.finished.clone());
-            let (waiting, ended) = (phase.waiting.clone(), phase.ended_us.clone());
+            let gauges = phase.gauges.clone();
             // t0 on the wall clock (a stop may open the window early: then it is now).
             let opened = std::time::SystemTime::now() - Instant::now().saturating_duration_since(t0);
-            let _ = self.events.send(EngineEvent::Measuring { started, finished, waiting, ended, opened }).await;
+            let _ = self.events.send(EngineEvent::Measuring { gauges, opened }).await;
         };
         let parts = Parts { ramp, window: phase.clone(), cooldown };
         match parts.ramp {
@@ -267,12 +267,12 @@ impl Engine {
         let interrupted = EngineEnd { interrupted: true, ..EngineEnd::default() };
         // To the window's last request, not the cooldown's.
         let wall = phase.ended.get().map_or_else(|| t0.elapsed(), |e| e.saturating_duration_since(t0));
-        let stopped = phase.stopped.load(Ordering::SeqCst);
-        let started = phase.started.load(Ordering::SeqCst);
+        let stopped = phase.tally.was_cut_short();
+        let started = phase.gauges.started();
         let verdict = phase.abort.as_ref().and_then(|a| a.verdict().map(|v| (v, a.threshold)));
         let aborted = verdict.is_some_and(|((_, _, mid), _)| mid);
-        let unsent = phase.unsent.load(Ordering::SeqCst);
-        let schedule = phase.schedule.get().copied();
+        let unsent = phase.tally.unsent();
+        let schedule = phase.tally.schedule.get().copied();
         let (reply, figures) = match judge {
             true => {
                 let (tx, rx) = tokio::sync::oneshot::channel();

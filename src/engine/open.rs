@@ -2,7 +2,6 @@
 //! finished, under one cap of requests in flight for the ramp, window and cooldown;
 //! latency counts from each arrival's due time (no coordinated omission).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -12,8 +11,8 @@ use tokio::task::JoinSet;
 use super::arrivals::Arrivals;
 use super::phase::{Parts, Phase, cooldown_timer};
 use super::request::run_one;
+use super::schedule::{Cost, Scheduler};
 use super::{COOLDOWN_NUMBERS, rethrow};
-use crate::metrics::NONE_WAITING;
 use crate::scenario::Arrival;
 
 /// Runs a stage's parts at `rate` arrivals per second, `arrival`-spaced (seeded by
@@ -64,68 +63,14 @@ pub(super) async fn open_parts(rate: f64, arrival: Arrival, max_in_flight: u32, 
 /// Requests on a schedule, whether or not earlier ones have finished: each is due at
 /// its arrival time and is timed from it, so a wait inside llmload (every slot under
 /// `max_in_flight` taken, a late timer) is part of its latency, not hidden by it.
-async fn open_loop(p: Arc<Phase>, mut arrivals: Arrivals, slots: Arc<Semaphore>) {
+async fn open_loop(p: Arc<Phase>, arrivals: Arrivals, slots: Arc<Semaphore>) {
     let mut set = JoinSet::new();
     let mut workers = Workers::default();
-    let t0 = p.opens.unwrap_or_else(Instant::now);
-    let (mut last_dispatch, mut last_due) = (t0, t0);
-    // A schedule past any instant we can represent has ended.
-    while let Some(due) = t0.checked_add(arrivals.next_offset()) {
-        if p.deadline.is_some_and(|d| due >= d) || p.next.load(Ordering::Relaxed) >= p.end {
-            break;
-        }
-        // The timer only when the arrival is ahead: at high rates several are due per
-        // timer tick, and those already due go out at once.
-        if due > Instant::now() {
-            tokio::select! {
-                biased;
-                _ = p.halt.cancelled() => break,
-                _ = tokio::time::sleep_until(due.into()) => {}
-            }
-        }
-        // Since when the arrival waiting for a slot is due: live, the dashboard can say
-        // the stage is behind its rate before the window ends.
-        p.waiting.store(due.saturating_duration_since(t0).as_micros() as u64, Ordering::Relaxed);
-        let permit = tokio::select! {
-            biased;
-            _ = p.halt.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            // Due inside the window but no slot before it closed: not sent, counted.
-            _ = p.deadline_passed() => {
-                // It takes its request number like any other, so `requests` is honoured.
-                if p.next.fetch_add(1, Ordering::Relaxed) < p.end {
-                    p.unsent.fetch_add(1, Ordering::SeqCst);
-                }
-                break;
-            }
-        };
-        p.waiting.store(NONE_WAITING, Ordering::Relaxed);
-        let i = p.next.fetch_add(1, Ordering::Relaxed);
-        if i >= p.end {
-            break;
-        }
-        (last_dispatch, last_due) = (Instant::now(), due);
-        workers.dispatch(&p, &mut set, Job { slot: permit, i, due });
-    }
+    let schedule = Scheduler::new(p.clone(), slots, Cost::Request, arrivals.phase());
+    let dues = arrivals.dues(schedule.t0());
+    schedule.run(dues, |slot, i, due| workers.dispatch(&p, &mut set, Job { slot, i, due })).await;
     // The workers end once their channels close.
     drop(workers);
-    p.waiting.store(NONE_WAITING, Ordering::Relaxed);
-    // Arrivals due before the deadline that the cap left unsent are counted too.
-    if let Some(d) = p.deadline
-        && !p.halt.is_cancelled()
-    {
-        loop {
-            let due = t0.checked_add(arrivals.next_offset()).unwrap_or(d);
-            if due >= d || p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
-                break;
-            }
-            p.unsent.fetch_add(1, Ordering::SeqCst);
-            last_due = due;
-        }
-    }
-    p.mark_stopped_if_unfinished();
-    let first = t0 + arrivals.phase();
-    let _ = p.schedule.set((last_dispatch.saturating_duration_since(first), last_due.saturating_duration_since(first)));
     p.close();
     while let Some(res) = set.join_next().await {
         rethrow(res);

@@ -13,7 +13,7 @@ use super::Stop;
 use super::abort::AbortWatch;
 use super::ratelimit::Limiter;
 use crate::client::Client;
-use crate::metrics::{EngineEvent, NONE_WAITING, Part};
+use crate::metrics::{EngineEvent, Gauges, Part};
 use crate::scenario::RetryPolicy;
 use crate::workload::StageRequests;
 
@@ -38,10 +38,17 @@ pub(super) struct StageCtx {
 }
 
 /// Shared by the workers of one part (warmup, ramp, window or cooldown) of a stage.
+///
+/// Memory orderings: `next` and the tally are Relaxed. `next` hands out unique numbers
+/// (a fetch_add is atomic whatever its ordering) and publishes nothing else; the tally
+/// is read only once every task that wrote it has been joined, and the join orders
+/// those writes before the read. The gauges say their own (metrics::Gauges).
 pub(super) struct Phase {
     pub ctx: Arc<StageCtx>,
     /// Warmup and ramp, the measured window, or the cooldown after it.
     pub part: Part,
+
+    // What it may send: request numbers `next..end`, in the window `opens..deadline`.
     /// Next request number (within the stage).
     pub next: AtomicU64,
     /// Request numbers at or past this are not sent.
@@ -50,12 +57,12 @@ pub(super) struct Phase {
     /// When the phase's window opens: an open loop's schedule counts from here, so its
     /// last arrival falls before the deadline however late the loop itself started.
     pub opens: Option<Instant>,
-    pub started: Arc<AtomicU64>,
-    /// Of those, the requests that ended (counted as each ends, before its record is
-    /// sent): started − finished is what is in flight, whatever the aggregator's queue.
-    pub finished: Arc<AtomicU64>,
-    /// Set when a stop cut the phase short (work was left undone).
-    pub stopped: AtomicBool,
+
+    /// Its requests as they start and end, the arrival waiting for a slot and when the
+    /// last request ended: read live by the aggregator.
+    pub gauges: Gauges,
+
+    // Its course: halted, closed, drained.
     /// Start nothing more: cancelled by a stop (it is a child of `stop.soft`) or by
     /// `abort_on_error_rate` tripping.
     pub halt: CancellationToken,
@@ -67,20 +74,44 @@ pub(super) struct Phase {
     /// Cancelled, and `ended` set, once every request of the phase has ended.
     pub drained: CancellationToken,
     pub ended: OnceLock<Instant>,
-    /// The same, in µs from `opens`, for the live view (`NONE_WAITING` until then).
-    pub ended_us: Arc<AtomicU64>,
-    /// Open loop: arrivals due inside the window that could not be sent before it
-    /// closed (every slot under `max_in_flight` was taken).
-    pub unsent: AtomicU64,
-    /// Open loop: when the arrival waiting for a free slot was due (µs from `opens`),
-    /// or `NONE_WAITING`; read live by the aggregator.
-    pub waiting: Arc<AtomicU64>,
-    /// Open loop: (first dispatch → last, first arrival due → last due, counting the
-    /// unsent); unset for a closed loop.
-    pub schedule: OnceLock<(Duration, Duration)>,
+
+    /// What the stage's result says of it.
+    pub tally: Tally,
     /// `abort_on_error_rate`, for the measured phase: finished and failed so far, and
     /// set once the rate is passed.
     pub abort: Option<AbortWatch>,
+}
+
+/// What a phase did that its stage's result reports. Relaxed throughout (see `Phase`).
+#[derive(Default)]
+pub(super) struct Tally {
+    /// A stop cut the phase short (work was left undone).
+    stopped: AtomicBool,
+    /// Open loop: arrivals due inside the window that could not be sent before it
+    /// closed (every slot under `max_in_flight` was taken, or the rate limiter's were).
+    unsent: AtomicU64,
+    /// Open loop: (first dispatch → last, first arrival due → last due, counting the
+    /// unsent); unset for a closed loop.
+    pub schedule: OnceLock<(Duration, Duration)>,
+}
+
+impl Tally {
+    pub fn cut_short(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    pub fn was_cut_short(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// One more arrival due in the window was not sent.
+    pub fn not_sent(&self) {
+        self.unsent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn unsent(&self) -> u64 {
+        self.unsent.load(Ordering::Relaxed)
+    }
 }
 
 impl Phase {
@@ -93,25 +124,31 @@ impl Phase {
             end,
             deadline,
             opens,
-            started: Arc::new(AtomicU64::new(0)),
-            finished: Arc::new(AtomicU64::new(0)),
-            stopped: AtomicBool::new(false),
+            gauges: Gauges::default(),
             halt: ctx.stop.soft.child_token(),
             closed: CancellationToken::new(),
             closed_at: OnceLock::new(),
             drained: CancellationToken::new(),
             ended: OnceLock::new(),
-            ended_us: Arc::new(AtomicU64::new(NONE_WAITING)),
-            unsent: AtomicU64::new(0),
-            waiting: Arc::new(AtomicU64::new(NONE_WAITING)),
-            schedule: OnceLock::new(),
+            tally: Tally::default(),
             abort: None,
         }
     }
 
     /// Whether the phase's own limits (count or deadline) are reached.
     pub fn exhausted(&self) -> bool {
-        self.next.load(Ordering::Relaxed) >= self.end || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.numbers_left() == 0 || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Request numbers not yet taken.
+    pub fn numbers_left(&self) -> u64 {
+        self.end.saturating_sub(self.next.load(Ordering::Relaxed))
+    }
+
+    /// Takes the next request number; None once they have run out.
+    pub fn take_number(&self) -> Option<u64> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        (i < self.end).then_some(i)
     }
 
     /// The phase starts no more requests. It ended at its deadline, unless its requests
@@ -119,7 +156,7 @@ impl Phase {
     pub fn close(&self) {
         let now = Instant::now();
         let at = match self.deadline {
-            Some(d) if self.next.load(Ordering::Relaxed) < self.end => d,
+            Some(d) if self.numbers_left() > 0 => d,
             _ => now,
         };
         let _ = self.closed_at.set(at);
@@ -136,7 +173,7 @@ impl Phase {
         let now = Instant::now();
         let _ = self.ended.set(now);
         if let Some(opens) = self.opens {
-            self.ended_us.store(now.saturating_duration_since(opens).as_micros() as u64, Ordering::Relaxed);
+            self.gauges.drained_at(now.saturating_duration_since(opens));
         }
         self.close();
         self.drained.cancel();
@@ -153,7 +190,14 @@ impl Phase {
     /// A stop came while the phase still had work: it is marked cut short.
     pub fn mark_stopped_if_unfinished(&self) {
         if self.ctx.stop.soft.is_cancelled() && !self.exhausted() {
-            self.stopped.store(true, Ordering::SeqCst);
+            self.tally.cut_short();
+        }
+    }
+
+    /// Work taken but not done because of a stop (not an abort): the phase was cut short.
+    pub fn mark_stopped_if_stop(&self) {
+        if self.ctx.stop.soft.is_cancelled() {
+            self.tally.cut_short();
         }
     }
 }
@@ -233,11 +277,11 @@ mod tests {
         let ctx = ctx(Stop::default());
         let opens = Instant::now();
         let p = Phase::new(&ctx, Part::Window, (0, 5), (Some(opens), None));
-        assert_eq!(p.ended_us.load(Ordering::Relaxed), NONE_WAITING);
+        assert_eq!(p.gauges.drained(), None);
         p.drain();
         assert!(p.drained.is_cancelled() && p.closed.is_cancelled());
         let ended = *p.ended.get().unwrap();
-        assert_eq!(p.ended_us.load(Ordering::Relaxed), ended.duration_since(opens).as_micros() as u64);
+        assert_eq!(p.gauges.drained(), Some(Duration::from_micros(ended.duration_since(opens).as_micros() as u64)));
         // No deadline: it closed when it drained.
         assert!(p.closed_at() >= ended && p.closed_at() - ended < Duration::from_secs(1));
     }
@@ -253,8 +297,8 @@ mod tests {
         assert!(unfinished.halt.is_cancelled() && finished.halt.is_cancelled());
         unfinished.mark_stopped_if_unfinished();
         finished.mark_stopped_if_unfinished();
-        assert!(unfinished.stopped.load(Ordering::SeqCst));
-        assert!(!finished.stopped.load(Ordering::SeqCst), "a part whose work was done is not cut short");
+        assert!(unfinished.tally.was_cut_short());
+        assert!(!finished.tally.was_cut_short(), "a part whose work was done is not cut short");
     }
 
     #[tokio::test]

@@ -3,7 +3,6 @@
 //! RequestRecord it leaves, sent to the aggregator.
 
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::phase::Phase;
@@ -46,17 +45,17 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
         // Request i was taken but never sent: a stop before the deadline left work
         // undone, whatever `next` says.
         if ctx.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
-            p.stopped.store(true, Ordering::SeqCst);
+            p.tally.cut_short();
         } else if due.is_some() && !p.halt.is_cancelled() {
             // An arrival the rate limiter had no slot for before the window closed:
             // due, not sent, and counted as such.
-            p.unsent.fetch_add(1, Ordering::SeqCst);
+            p.tally.not_sent();
         }
         return (false, None);
     }
-    p.started.fetch_add(1, Ordering::SeqCst);
+    p.gauges.start();
     let mut record = attempts(p, &spec, i, weight, &mut att).await;
-    p.finished.fetch_add(1, Ordering::SeqCst);
+    p.gauges.end();
     if let Some(due) = due {
         // Timed from the schedule: the wait for a slot or a late timer is the user's.
         let lag = att.first_send.map_or(Duration::ZERO, |t| t.saturating_duration_since(due));
@@ -161,7 +160,7 @@ async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut 
         let rec = tokio::select! {
             biased;
             _ = ctx.stop.hard.cancelled() => {
-                p.stopped.store(true, Ordering::SeqCst);
+                p.tally.cut_short();
                 RequestRecord::cancelled(t.elapsed())
             }
             _ = cut => RequestRecord::cancelled(t.elapsed()),

@@ -16,6 +16,7 @@ use super::arrivals::Arrivals;
 use super::phase::{Parts, Phase};
 use super::request::run_turn;
 use super::rethrow;
+use super::schedule::{Cost, Scheduler};
 use crate::metrics::EngineEvent;
 use crate::metrics::sessions::SessionEnd;
 use crate::scenario::Arrival;
@@ -43,37 +44,15 @@ pub(super) async fn closed_sessions(concurrency: u32, conv: Arc<Conversation>, p
 }
 
 /// Sessions starting at `rate` per second, `arrival`-spaced, at most `max_in_flight`
-/// at once; a session due when every slot is taken waits, and its first turn's
-/// latency counts from when it was due.
+/// at once; a session due when every slot is taken waits (the stage is behind), and
+/// its first turn's latency counts from when it was due.
 pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u32, seed: u64, conv: Arc<Conversation>, parts: Parts) {
     let p = parts.window;
     let slots = Arc::new(Semaphore::new(max_in_flight as usize));
-    let mut arrivals = Arrivals::new(rate, arrival, seed).sharded(p.ctx.requests.numbers().shard);
-    let t0 = p.opens.unwrap_or_else(Instant::now);
+    let arrivals = Arrivals::new(rate, arrival, seed).sharded(p.ctx.requests.numbers().shard);
+    let schedule = Scheduler::new(p.clone(), slots, Cost::Session, arrivals.phase());
     let mut set = JoinSet::new();
-    let (mut last_dispatch, mut last_due) = (t0, t0);
-    while let Some(due) = t0.checked_add(arrivals.next_offset()) {
-        if p.deadline.is_some_and(|d| due >= d) || !open(&p) {
-            break;
-        }
-        if due > Instant::now() {
-            tokio::select! {
-                biased;
-                _ = p.halt.cancelled() => break,
-                _ = tokio::time::sleep_until(due.into()) => {}
-            }
-        }
-        let permit = tokio::select! {
-            biased;
-            _ = p.halt.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = p.deadline_passed() => {
-                p.unsent.fetch_add(1, Ordering::SeqCst);
-                last_due = due;
-                break;
-            }
-        };
-        (last_dispatch, last_due) = (Instant::now(), due);
+    let dispatch = |permit, _, due| {
         let (phase, conv) = (p.clone(), conv.clone());
         set.spawn(async move {
             let _slot = permit;
@@ -82,19 +61,8 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
         while let Some(res) = set.try_join_next() {
             rethrow(res);
         }
-    }
-    // Sessions due before the deadline that found every slot taken are counted too.
-    if let Some(d) = p.deadline
-        && !p.halt.is_cancelled()
-        && p.next.load(Ordering::Relaxed) < p.end
-    {
-        while let Some(due) = t0.checked_add(arrivals.next_offset()).filter(|due| *due < d) {
-            p.unsent.fetch_add(1, Ordering::SeqCst);
-            last_due = due;
-        }
-    }
-    let first = t0 + arrivals.phase();
-    let _ = p.schedule.set((last_dispatch.saturating_duration_since(first), last_due.saturating_duration_since(first)));
+    };
+    schedule.run(arrivals.dues(schedule.t0()), dispatch).await;
     while let Some(res) = set.join_next().await {
         rethrow(res);
     }
@@ -102,9 +70,15 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
     p.drain();
 }
 
-/// Whether the stage may start another turn.
+/// Whether the stage may start another turn now.
 fn open(p: &Phase) -> bool {
-    !p.ctx.stop.soft.is_cancelled() && !p.halt.is_cancelled() && !p.exhausted()
+    may_start(p, Instant::now())
+}
+
+/// Whether the stage may start a turn due at `at`: one due inside the window is sent
+/// however late a slot let it start, as any open-loop arrival is.
+fn may_start(p: &Phase, at: Instant) -> bool {
+    !p.ctx.stop.soft.is_cancelled() && !p.halt.is_cancelled() && p.numbers_left() > 0 && p.deadline.is_none_or(|d| at < d)
 }
 
 /// One session, its first turn due at `due` (open loop); false once the run is over.
@@ -125,15 +99,15 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
         if !ctx.requests.has_turn(s, k) {
             break;
         }
-        if !open(p) || p.deadline.is_some_and(|d| Instant::now() >= d) {
+        // An open loop's turn is due when scheduled; a closed loop's now.
+        if !may_start(p, due.unwrap_or_else(Instant::now)) {
             end = SessionEnd::Cut;
             break;
         }
-        let i = p.next.fetch_add(1, Ordering::Relaxed);
-        if i >= p.end {
+        let Some(i) = p.take_number() else {
             end = SessionEnd::Cut;
             break;
-        }
+        };
         let Some(input) = ctx.requests.turn(s, k, i) else { break };
         let output = input.output;
         let (messages, tokens) = history.next(input, conv.history, conv.max_context_tokens);
@@ -160,7 +134,7 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
                 _ = p.deadline_passed() => true,
                 _ = tokio::time::sleep(think) => false,
             };
-            if cut || p.next.load(Ordering::Relaxed) >= p.end {
+            if cut || p.numbers_left() == 0 {
                 end = SessionEnd::Cut;
                 break;
             }

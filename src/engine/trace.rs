@@ -4,16 +4,15 @@
 //! the one before them to end, then for their `delay`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::phase::{Parts, Phase};
+use super::phase::Parts;
 use super::request::{run_spec, spec};
 use super::rethrow;
-use crate::metrics::NONE_WAITING;
+use super::schedule::{Cost, Scheduler, Slot};
 use crate::workload::trace::Replay;
 
 /// The replay's clock: trace time → instants.
@@ -21,20 +20,6 @@ use crate::workload::trace::Replay;
 struct Clock {
     t0: Instant,
     speed: f64,
-}
-
-/// The schedule as it went, in µs from the clock's start: the last send, and the last
-/// line due (sent or not), over every line, a session's later ones included.
-#[derive(Default)]
-struct Marks {
-    sent: AtomicU64,
-    due: AtomicU64,
-}
-
-impl Marks {
-    fn mark(mark: &AtomicU64, clock: &Clock, at: Instant) {
-        mark.fetch_max(at.saturating_duration_since(clock.t0).as_micros() as u64, Ordering::Relaxed);
-    }
 }
 
 impl Clock {
@@ -48,83 +33,60 @@ impl Clock {
 }
 
 /// Replays `replay` as the stage's window (a trace stage has no ramp or cooldown).
+///
+/// The scheduler's own loop (`Scheduler::run`) takes a slot before it hands an
+/// arrival on; a trace's session cannot: its later lines come due from the task that
+/// sent the line before them, once that one has ended. So the replay reaches each
+/// session's first line on the scheduler's clock here, and every line takes its slot
+/// from the same scheduler in its session's task (`send_at`).
 pub(super) async fn trace_parts(replay: Arc<Replay>, speed: f64, max_in_flight: u32, parts: Parts) {
-    let window = parts.window;
+    let p = parts.window;
     let slots = Arc::new(Semaphore::new(max_in_flight as usize));
-    let clock = Clock { t0: window.opens.unwrap_or_else(Instant::now), speed };
-    replay_loop(window.clone(), replay, clock, slots).await;
-    window.drain();
-}
-
-/// How long before its due time a line's request is built: building a long prompt is
-/// then no part of its send lag, and few are held built at once.
-const BUILD_AHEAD: Duration = Duration::from_millis(50);
-
-async fn replay_loop(p: Arc<Phase>, replay: Arc<Replay>, clock: Clock, slots: Arc<Semaphore>) {
+    let schedule = Arc::new(Scheduler::new(p.clone(), slots, Cost::Request, Duration::ZERO));
+    let clock = Clock { t0: schedule.t0(), speed };
     let mut set = JoinSet::new();
-    let marks = Arc::new(Marks::default());
     // A shard replays every Nth session (a line alone is a session of one): a
     // session's turns, and the prefix they share, stay on one shard.
     let shard = p.ctx.requests.numbers().shard;
     let mut heads = replay.trace.heads().enumerate().filter(move |(j, _)| shard.owns(*j as u64)).map(|(_, h)| h).peekable();
     while let Some(&(line, at)) = heads.peek() {
         let Some(due) = clock.at(at) else { break };
-        if p.deadline.is_some_and(|d| due >= d) || p.next.load(Ordering::Relaxed) >= p.end {
+        if schedule.reach(due, due.checked_sub(BUILD_AHEAD).unwrap_or(due)).await.is_none() {
             break;
-        }
-        let wake = due.checked_sub(BUILD_AHEAD).unwrap_or(due);
-        if wake > Instant::now() {
-            tokio::select! {
-                biased;
-                _ = p.halt.cancelled() => break,
-                _ = tokio::time::sleep_until(wake.into()) => {}
-            }
         }
         heads.next();
-        if p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
-            break;
-        }
-        let (phase, replay, slots, marks) = (p.clone(), replay.clone(), slots.clone(), marks.clone());
-        set.spawn(async move { session(&phase, &replay, clock, (line, due), &slots, &marks).await });
+        let (schedule, replay) = (schedule.clone(), replay.clone());
+        set.spawn(async move { session(&schedule, &replay, clock, (line, due)).await });
         while let Some(res) = set.try_join_next() {
             rethrow(res);
         }
     }
-    // Lines due before the deadline that were never reached are counted unsent.
-    if let Some(d) = p.deadline
-        && !p.halt.is_cancelled()
-    {
-        for (_, at) in heads {
-            let due = clock.at(at).unwrap_or(d);
-            if due >= d || p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
-                break;
-            }
-            p.unsent.fetch_add(1, Ordering::SeqCst);
-            Marks::mark(&marks.due, &clock, due);
-        }
-    }
+    // A line refused at the deadline stays at the head: counted with the rest.
+    schedule.count_unreached(heads.map_while(|(_, at)| clock.at(at)));
     // With sessions, lines still start after the clock's last one: closed when they end.
     if !replay.trace.lines.iter().any(|l| l.follows) {
-        p.mark_stopped_if_unfinished();
         p.close();
     }
     while let Some(res) = set.join_next().await {
         rethrow(res);
     }
-    let us = |m: &AtomicU64| Duration::from_micros(m.load(Ordering::Relaxed));
-    let _ = p.schedule.set((us(&marks.sent), us(&marks.due)));
+    schedule.record_spans();
     p.mark_stopped_if_unfinished();
-    p.close();
+    p.drain();
 }
+
+/// How long before its due time a line's request is built: building a long prompt is
+/// then no part of its send lag, and few are held built at once.
+const BUILD_AHEAD: Duration = Duration::from_millis(50);
 
 /// Sends line `first` at `due` (its number taken), then each later line of its
 /// session once the one before it has ended: at its own timestamp if that is later,
 /// else after its delay.
-async fn session(p: &Phase, replay: &Replay, clock: Clock, (first, due): (u32, Instant), slots: &Arc<Semaphore>, marks: &Marks) {
+async fn session(schedule: &Scheduler, replay: &Replay, clock: Clock, (first, due): (u32, Instant)) {
     let lines = &replay.trace.lines;
     let (mut line, mut due) = (first, due);
     loop {
-        if !send_at(p, line, due, clock, slots, marks).await {
+        if !send_at(schedule, line, due).await {
             return;
         }
         let Some(next) = lines[line as usize].next else { return };
@@ -134,16 +96,7 @@ async fn session(p: &Phase, replay: &Replay, clock: Clock, (first, due): (u32, I
             Some(at) => clock.at(at).map_or(now, |t| t.max(now)),
             None => now.checked_add(clock.scale(l.delay_us)).unwrap_or(now),
         };
-        if p.deadline.is_some_and(|d| due >= d) {
-            return;
-        }
-        let wake = due.checked_sub(BUILD_AHEAD).unwrap_or(due);
-        tokio::select! {
-            biased;
-            _ = p.halt.cancelled() => return,
-            _ = tokio::time::sleep_until(wake.into()) => {}
-        }
-        if p.next.fetch_add(1, Ordering::Relaxed) >= p.end {
+        if schedule.reach(due, due.checked_sub(BUILD_AHEAD).unwrap_or(due)).await.is_none() {
             return;
         }
         line = next;
@@ -154,53 +107,27 @@ async fn session(p: &Phase, replay: &Replay, clock: Clock, (first, due): (u32, I
 /// sends it. False when it was not sent (a stop, or no slot before the deadline: then
 /// counted unsent), or the run is over. Built ahead only while slots are free: a
 /// replay held at `max_in_flight` keeps no growing pile of bodies.
-async fn send_at(p: &Phase, line: u32, due: Instant, clock: Clock, slots: &Arc<Semaphore>, marks: &Marks) -> bool {
-    Marks::mark(&marks.due, &clock, due);
-    let ahead = match slots.available_permits() {
+async fn send_at(schedule: &Scheduler, line: u32, due: Instant) -> bool {
+    let p = schedule.phase();
+    let ahead = match schedule.free_slots() {
         0 => None,
         _ => Some(spec(p, u64::from(line)).await),
     };
     tokio::select! {
         biased;
-        _ = p.halt.cancelled() => return halted(p),
+        _ = p.halt.cancelled() => {
+            p.mark_stopped_if_stop();
+            return false;
+        }
         _ = tokio::time::sleep_until(due.into()) => {}
     }
-    let permit = match slots.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => {
-            // Live, the dashboard can say the replay is behind before the window ends.
-            p.waiting.store(due.saturating_duration_since(clock.t0).as_micros() as u64, Ordering::Relaxed);
-            let permit = tokio::select! {
-                biased;
-                _ = p.halt.cancelled() => None,
-                permit = slots.clone().acquire_owned() => Some(permit.expect("the semaphore is never closed")),
-                _ = p.deadline_passed() => {
-                    p.unsent.fetch_add(1, Ordering::SeqCst);
-                    None
-                }
-            };
-            p.waiting.store(NONE_WAITING, Ordering::Relaxed);
-            match permit {
-                Some(permit) => permit,
-                None if p.halt.is_cancelled() => return halted(p),
-                None => return false,
-            }
-        }
-    };
+    let Slot::Free(permit) = schedule.slot(due).await else { return false };
     let spec = match ahead {
         Some(spec) => spec,
         None => spec(p, u64::from(line)).await,
     };
-    Marks::mark(&marks.sent, &clock, Instant::now());
+    schedule.mark_sent(Instant::now());
     let sent = run_spec(p, u64::from(line), spec, Some(due)).await;
     drop(permit);
     sent
-}
-
-/// A line taken but never sent because of a stop: the stage was cut short.
-fn halted(p: &Phase) -> bool {
-    if p.ctx.stop.soft.is_cancelled() {
-        p.stopped.store(true, Ordering::SeqCst);
-    }
-    false
 }

@@ -3,12 +3,12 @@
 //! line, dashboard) never touch engine state or share a lock with the request path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::info::{Attempts, NONE_WAITING, Part, StageInfo};
+use super::gauges::Gauges;
+use super::info::{Attempts, Part, StageInfo};
 use super::stage::{StageStats, output_tokens};
 use crate::model::RequestRecord;
 /// Engine → aggregator, in order: StageStarted, warmup records, Measuring, measured
@@ -18,17 +18,11 @@ use crate::model::RequestRecord;
 #[allow(clippy::large_enum_variant)]
 pub enum EngineEvent {
     StageStarted(StageInfo),
-    /// The measured window opens; `started` counts measured requests sent so far.
+    /// The measured window opens; its gauges count its requests as they start and
+    /// end, and say when an arrival waits for a slot and when its last request ended (a
+    /// cooldown runs on after that, outside the window's figures).
     Measuring {
-        started: Arc<AtomicU64>,
-        /// Measured requests that ended so far, counted where each ends.
-        finished: Arc<AtomicU64>,
-        /// Open loop: when the arrival waiting for a slot was due, in µs from the
-        /// window's opening; `NONE_WAITING` when none waits.
-        waiting: Arc<AtomicU64>,
-        /// When the window's last request ended, in µs from its opening; `NONE_WAITING`
-        /// until then. A cooldown runs on after it, outside the window's figures.
-        ended: Arc<AtomicU64>,
+        gauges: Gauges,
         /// The window's opening, on the wall clock (results record it absolute).
         opened: std::time::SystemTime,
     },
@@ -127,21 +121,17 @@ struct Live {
     measuring: Option<Measuring>,
 }
 
-/// The engine's live counters of a measured window, and when it opened.
+/// The engine's live gauges of a measured window, and when it opened.
 struct Measuring {
-    started: Arc<AtomicU64>,
-    finished: Arc<AtomicU64>,
-    waiting: Arc<AtomicU64>,
-    ended: Arc<AtomicU64>,
+    gauges: Gauges,
     at: Instant,
 }
 
 impl Measuring {
     /// Requests in flight now, by the engine's counts: ended ones still queued to the
-    /// aggregator are not in flight. (Finished read first: it never passes started.)
+    /// aggregator are not in flight.
     fn in_flight(&self) -> u64 {
-        let finished = self.finished.load(Ordering::SeqCst);
-        self.started.load(Ordering::SeqCst).saturating_sub(finished)
+        self.gauges.in_flight()
     }
 }
 
@@ -151,14 +141,13 @@ impl Live {
         let mut s = self.stats.clone();
         if let Some(m) = &self.measuring {
             s.in_flight_now = Some(m.in_flight());
-            s.started = m.started.load(Ordering::SeqCst);
-            s.wall = match m.ended.load(Ordering::Relaxed) {
-                NONE_WAITING => m.at.elapsed(),
-                us => Duration::from_micros(us).min(m.at.elapsed()),
+            s.started = m.gauges.started();
+            s.wall = match m.gauges.drained() {
+                None => m.at.elapsed(),
+                Some(at) => at.min(m.at.elapsed()),
             };
-            let due = m.waiting.load(Ordering::Relaxed);
-            if due != NONE_WAITING {
-                s.behind = s.wall.saturating_sub(Duration::from_micros(due));
+            if let Some(due) = m.gauges.waiting() {
+                s.behind = s.wall.saturating_sub(due);
             }
         }
         s
@@ -262,9 +251,9 @@ impl Aggregator {
                 *current = Some(Live { stats, measuring: None });
                 true
             }
-            EngineEvent::Measuring { started, finished, waiting, ended, opened } => {
+            EngineEvent::Measuring { gauges, opened } => {
                 if let Some(live) = current {
-                    live.measuring = Some(Measuring { started, finished, waiting, ended, at: Instant::now() });
+                    live.measuring = Some(Measuring { gauges, at: Instant::now() });
                     live.stats.window_opened = Some(opened);
                     live.stats.window_offset = live.stats.series.since_start(Instant::now());
                 }

@@ -64,6 +64,3 @@ pub enum Part {
     /// Sent after the window while its last requests end.
     Cooldown,
 }
-
-/// `waiting` when no arrival waits for a slot.
-pub const NONE_WAITING: u64 = u64::MAX;

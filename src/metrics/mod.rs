@@ -3,11 +3,13 @@
 //! Memory is flat in the number of requests: no per-request sample is kept.
 //!
 //! Rooms: `info` (what the engine says of a stage and a request), `aggregator` (the
-//! task, its events and the live Snapshot), `stage` (one stage's figures), `latency` (a
+//! task, its events and the live Snapshot), `gauges` (what the engine and the aggregator
+//! share of a running window: its counts and moments, read live), `stage` (one stage's figures), `latency` (a
 //! distribution), `lengths` (a token-length distribution), `series` (per-second figures), `health`
 //! (the generator's own: its scheduling delay and the cores it uses).
 
 mod aggregator;
+mod gauges;
 pub mod hdr;
 mod health;
 mod info;
@@ -18,8 +20,9 @@ pub mod sessions;
 mod stage;
 
 pub use aggregator::{Aggregator, EngineEvent, RecordSink, Snapshot};
+pub use gauges::Gauges;
 pub use health::{Health, HealthView};
-pub use info::{Attempts, FailedAttempt, NONE_WAITING, Part, StageInfo};
+pub use info::{Attempts, FailedAttempt, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};
 pub use lengths::{LengthSummary, Lengths};
 pub use series::{SecondStats, Series};

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use super::config::{MockConfig, MockStats};
 use super::prefix::PrefixCache;
 use super::reply::Words;
-use crate::engine::ratelimit::Bucket;
+use crate::gcra::Bucket;
 use crate::model::Api;
 use crate::workload::tokens::Tokenizer;
 

@@ -266,96 +266,16 @@ impl StageResult {
             ttft_answer_ms: s.ttft_answer.summary(),
             thinking_ms: s.thinking.summary(),
             streams_without_done: s.streams_without_done,
-            throughput: Throughput {
-                requests_per_s: s.requests_per_s(),
-                ok_per_s: s.ok_per_s(),
-                output_tokens_per_s: s.output_tokens_per_s(),
-                output_tokens_per_s_per_user: s.tokens_per_s_per_user(),
-                input_tokens_per_s: s.input_tokens_per_s(),
-                total_tokens_per_s: s.input_tokens_per_s() + s.output_tokens_per_s(),
-            },
-            tokens: Tokens {
-                prompt: s.prompt_tokens,
-                completion: s.completion_tokens,
-                requests_with_usage: s.with_usage,
-                output: s.output_tokens,
-                input: s.input_tokens,
-                client_prompt: s.client_prompt_tokens,
-                client_completion: s.client_completion_tokens,
-                prompt_disagree: s.prompt_disagree,
-                completion_disagree: s.completion_disagree,
-                reasoning: s.reasoning_tokens,
-                input_length: s.input_len.summary(),
-                output_length: s.output_len.summary(),
-                target_output: s.target_output.summary().map(|target| TargetOutput {
-                    target,
-                    achieved_mean: s.target_achieved.mean().unwrap_or(0.0),
-                    ended_short: s.ended_short,
-                    ended_short_share: s.ended_short_share().unwrap_or(0.0),
-                }),
-                cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share, of: s.cached_of }),
-            },
+            throughput: throughput(s),
+            tokens: tokens(s),
             sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
-            checks: {
-                let failed: u64 = s.checks_failed.values().sum();
-                let total = s.checks_passed + failed;
-                (total > 0).then(|| Checks {
-                    passed: s.checks_passed,
-                    failed,
-                    invalid_rate: failed as f64 / total as f64,
-                    failures: s.checks_failed.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
-                })
-            },
+            checks: checks(s),
             cost: None,
             bytes_received: s.bytes_received,
-            retries: Retries {
-                attempts: s.attempts,
-                total: s.retries(),
-                by_cause: s.retries_by_cause.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
-                requests_retried: s.retried,
-                recovered: s.recovered,
-                retry_after_honoured: s.retry_after_waits,
-                not_sent: s.retries_not_sent,
-            },
+            retries: retries(s),
             attempt_latency_ms: s.attempt_latency.summary(),
-            open_loop: s.info.rate.map(|target_rate| {
-                // Rates over spans plus one gap (n arrivals at rate r span (n − 1)/r). The
-                // schedule's own rate is the yardstick: random arrivals vary around the
-                // target, and that is not llmload falling short. Live: over the wall time.
-                let gap = 1.0 / target_rate;
-                let (sent_span, due_span) = s
-                    .schedule
-                    .map_or((s.wall.as_secs_f64(), s.wall.as_secs_f64()), |(a, b)| (a.as_secs_f64() + gap, b.as_secs_f64() + gap));
-                let per = |n: u64, span: f64| if span > 0.0 { n as f64 / span } else { 0.0 };
-                // Sessions, where the stage starts sessions at the rate (user-centric load).
-                let arrived = match s.sessions.started() {
-                    0 => s.started,
-                    n => n,
-                };
-                let achieved_rate = per(arrived, sent_span);
-                let scheduled_rate = per(arrived + s.unsent, due_span);
-                // Short: over 5 % of the arrivals due were never sent. Late: sending ended
-                // behind the schedule by over 5 % of it (at least 50 ms, so one late
-                // timer tick on a short stage is no alarm).
-                let short = s.unsent as f64 > (1.0 - RATE_WARNING) * (arrived + s.unsent) as f64;
-                let late = sent_span - due_span > ((1.0 - RATE_WARNING) * due_span).max(0.05);
-                OpenLoop {
-                    arrival: s.info.arrival.unwrap_or("constant").to_string(),
-                    target_rate,
-                    scheduled_rate,
-                    achieved_rate,
-                    below_target: match s.finished {
-                        true => short || late,
-                        // Live: the arrival waiting for a slot is due that far back.
-                        false => s.behind.as_secs_f64() > ((1.0 - RATE_WARNING) * s.wall.as_secs_f64()).max(0.05),
-                    },
-                    max_in_flight: s.info.concurrency,
-                    not_sent: s.unsent,
-                    schedule_lag_ms: s.schedule_lag.summary(),
-                    latency_uncorrected_ms: s.latency_uncorrected.summary(),
-                }
-            }),
+            open_loop: s.info.rate.map(|target_rate| open_loop(s, target_rate)),
             rate_limiter: s.info.rate_limit.is_set().then(|| RateLimiter {
                 rpm: s.info.rate_limit.rpm,
                 tpm: s.info.rate_limit.tpm,
@@ -366,6 +286,102 @@ impl StageResult {
             series: Vec::new(),
             histograms: Histograms::default(),
         }
+    }
+}
+
+fn throughput(s: &StageStats) -> Throughput {
+    Throughput {
+        requests_per_s: s.requests_per_s(),
+        ok_per_s: s.ok_per_s(),
+        output_tokens_per_s: s.output_tokens_per_s(),
+        output_tokens_per_s_per_user: s.tokens_per_s_per_user(),
+        input_tokens_per_s: s.input_tokens_per_s(),
+        total_tokens_per_s: s.input_tokens_per_s() + s.output_tokens_per_s(),
+    }
+}
+
+fn tokens(s: &StageStats) -> Tokens {
+    Tokens {
+        prompt: s.prompt_tokens,
+        completion: s.completion_tokens,
+        requests_with_usage: s.with_usage,
+        output: s.output_tokens,
+        input: s.input_tokens,
+        client_prompt: s.client_prompt_tokens,
+        client_completion: s.client_completion_tokens,
+        prompt_disagree: s.prompt_disagree,
+        completion_disagree: s.completion_disagree,
+        reasoning: s.reasoning_tokens,
+        input_length: s.input_len.summary(),
+        output_length: s.output_len.summary(),
+        target_output: s.target_output.summary().map(|target| TargetOutput {
+            target,
+            achieved_mean: s.target_achieved.mean().unwrap_or(0.0),
+            ended_short: s.ended_short,
+            ended_short_share: s.ended_short_share().unwrap_or(0.0),
+        }),
+        cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share, of: s.cached_of }),
+    }
+}
+
+fn checks(s: &StageStats) -> Option<Checks> {
+    let failed: u64 = s.checks_failed.values().sum();
+    let total = s.checks_passed + failed;
+    (total > 0).then(|| Checks {
+        passed: s.checks_passed,
+        failed,
+        invalid_rate: failed as f64 / total as f64,
+        failures: s.checks_failed.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+    })
+}
+
+fn retries(s: &StageStats) -> Retries {
+    Retries {
+        attempts: s.attempts,
+        total: s.retries(),
+        by_cause: s.retries_by_cause.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+        requests_retried: s.retried,
+        recovered: s.recovered,
+        retry_after_honoured: s.retry_after_waits,
+        not_sent: s.retries_not_sent,
+    }
+}
+
+/// An open loop's rates: scheduled and achieved, and whether it fell below its target.
+fn open_loop(s: &StageStats, target_rate: f64) -> OpenLoop {
+    // Rates over spans plus one gap (n arrivals at rate r span (n − 1)/r). The
+    // schedule's own rate is the yardstick: random arrivals vary around the
+    // target, and that is not llmload falling short. Live: over the wall time.
+    let gap = 1.0 / target_rate;
+    let (sent_span, due_span) =
+        s.schedule.map_or((s.wall.as_secs_f64(), s.wall.as_secs_f64()), |(a, b)| (a.as_secs_f64() + gap, b.as_secs_f64() + gap));
+    let per = |n: u64, span: f64| if span > 0.0 { n as f64 / span } else { 0.0 };
+    // Sessions, where the stage starts sessions at the rate (user-centric load).
+    let arrived = match s.sessions.started() {
+        0 => s.started,
+        n => n,
+    };
+    let achieved_rate = per(arrived, sent_span);
+    let scheduled_rate = per(arrived + s.unsent, due_span);
+    // Short: over 5 % of the arrivals due were never sent. Late: sending ended
+    // behind the schedule by over 5 % of it (at least 50 ms, so one late
+    // timer tick on a short stage is no alarm).
+    let short = s.unsent as f64 > (1.0 - RATE_WARNING) * (arrived + s.unsent) as f64;
+    let late = sent_span - due_span > ((1.0 - RATE_WARNING) * due_span).max(0.05);
+    OpenLoop {
+        arrival: s.info.arrival.unwrap_or("constant").to_string(),
+        target_rate,
+        scheduled_rate,
+        achieved_rate,
+        below_target: match s.finished {
+            true => short || late,
+            // Live: the arrival waiting for a slot is due that far back.
+            false => s.behind.as_secs_f64() > ((1.0 - RATE_WARNING) * s.wall.as_secs_f64()).max(0.05),
+        },
+        max_in_flight: s.info.concurrency,
+        not_sent: s.unsent,
+        schedule_lag_ms: s.schedule_lag.summary(),
+        latency_uncorrected_ms: s.latency_uncorrected.summary(),
     }
 }
 

@@ -42,114 +42,15 @@ impl SweepResult {
     /// `ended_early`: "stopped" or "aborted" when the run ended before the sweep did.
     pub fn build(sweep: impl Into<SweepPlan>, stages: &[StageResult], slo: Option<&Slo>, ended_early: Option<&str>) -> SweepResult {
         let sweep: SweepPlan = sweep.into();
-        let load = |s: &StageResult| match sweep.kind {
-            SweepKind::Concurrency => f64::from(s.concurrency),
-            SweepKind::Rate => s.open_loop.as_ref().map_or(0.0, |o| o.target_rate),
-        };
         let in_sweep: Vec<&StageResult> = stages.iter().filter(|s| s.index >= sweep.first_stage).collect();
-        // Points that ran to their end.
-        let ran: Vec<&StageResult> = in_sweep.iter().copied().filter(|s| !s.interrupted && !s.aborted).collect();
-        let ladder = match sweep.auto {
-            Some(_) => AutoPlan::ladder_len(&ran.iter().map(|s| load(s)).collect::<Vec<_>>()),
-            None => ran.len(),
-        };
-        let unit = |load: f64| match sweep.kind {
-            SweepKind::Concurrency => format!("{load}-way"),
-            SweepKind::Rate => format!("{load} req/s offered"),
-        };
-        let mut points: Vec<SweepPoint> = ran
-            .iter()
-            .enumerate()
-            .map(|(k, s)| SweepPoint {
-                stage: s.name.clone(),
-                load: load(s),
-                phase: match (sweep.auto, k < ladder) {
-                    (None, _) => "list",
-                    (Some(_), true) => "ladder",
-                    (Some(_), false) => "bisection",
-                }
-                .into(),
-                throughput: s.throughput.ok_per_s,
-                p99_ms: s.latency_ms.map(|l| l.p99),
-                slo_met: s.goodput.as_ref().map(|g| {
-                    let n = s.requests.ok + s.requests.failed;
-                    if n == 0 { 0.0 } else { g.requests as f64 / n as f64 }
-                }),
-            })
-            .collect();
-        points.sort_by(|a, b| a.load.total_cmp(&b.load));
-        let ladder_points: Vec<&SweepPoint> = points.iter().filter(|p| p.phase != "bisection").collect();
-        let series: Vec<(f64, f64)> = ladder_points.iter().map(|p| (p.load, p.throughput)).collect();
-        let knee = knee_index(&series, sweep.knee_gain).map(|i| {
-            // An automatic sweep's bisection points between the rungs narrow it down.
-            let from = match i.checked_sub(1) {
-                Some(below) if sweep.auto.is_some() => {
-                    let all: Vec<(f64, f64)> = points.iter().map(|p| (p.load, p.throughput)).collect();
-                    let at = points.iter().position(|p| p.load == ladder_points[i].load).expect("a ladder point is a point");
-                    &points[refine_knee(&all, ladder_points[below].load, at, sweep.knee_gain)]
-                }
-                _ => ladder_points[i],
-            };
-            Knee {
-                stage: from.stage.clone(),
-                load: from.load,
-                throughput: points.iter().filter(|p| p.load >= from.load).map(|p| p.throughput).fold(0.0, f64::max),
-            }
-        });
-        let mut said = Vec::new();
-        if sweep.auto.is_some() {
-            let bisected = points.len() - ladder_points.len();
-            said.push(match bisected {
-                0 => format!("auto sweep, {} points", points.len()),
-                n => format!("auto sweep, {} points ({n} bisecting the SLO's limit)", points.len()),
-            });
-        }
-        if let Some(cut) = in_sweep.iter().find(|s| s.interrupted || s.aborted) {
-            let how = if cut.aborted { "aborted" } else { "stopped" };
-            said.push(format!("the sweep was {how} at {}, judged on the {} points before it", cut.name, points.len()));
-        } else if sweep.auto.is_none() && points.len() < sweep.listed {
-            said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), sweep.listed));
-        } else if let Some(how) = ended_early.filter(|_| sweep.auto.is_some()) {
-            said.push(format!("the sweep was {how} after {} points", points.len()));
-        }
-        let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
-        match (&knee, ladder_points.last()) {
-            _ if none_ok => said.push("no request succeeded at any point".to_string()),
-            (Some(k), _) => said.push(format!("throughput plateaus at {} req/s from {}", fmt_rate(k.throughput), unit(k.load))),
-            (None, Some(last)) => {
-                let further = match sweep.auto {
-                    _ if ended_early.is_some() => "the sweep ended before the knee",
-                    Some(a) if last.load * 2.0 > a.max => "raise the sweep's `max` to find the knee",
-                    Some(_) => "raise the sweep's `max_points` to find the knee",
-                    None => "sweep further to find the knee",
-                };
-                said.push(format!(
-                    "throughput still grows at the last point ({}, {} req/s): {further}",
-                    unit(last.load),
-                    fmt_rate(last.throughput)
-                ))
-            }
-            (None, None) => said.push("no sweep point finished".to_string()),
-        }
+        let points = sweep.points(&in_sweep);
+        let knee = sweep.knee(&points);
+        let mut said = sweep.course(&points, &in_sweep, ended_early);
+        said.push(sweep.growth(&points, knee.as_ref(), ended_early));
         let slo = slo.filter(|_| !points.is_empty()).map(|o| {
-            let meets = |p: &SweepPoint| p.slo_met.is_some_and(|m| m >= sweep.slo_quantile);
-            let broken = points.iter().position(|p| !meets(p));
-            let last_ok = broken.map_or(Some(points.len() - 1), |b| b.checked_sub(1));
-            let v = SloVerdict {
-                quantile: sweep.slo_quantile,
-                objectives: objectives(o),
-                largest_meeting: last_ok.map(|i| points[i].stage.clone()),
-                largest_meeting_load: last_ok.map(|i| points[i].load),
-                first_breaking: broken.map(|i| points[i].stage.clone()),
-                first_breaking_load: broken.map(|i| points[i].load),
-            };
-            let what = format!("the SLO ({}% of requests within {})", v.quantile * 100.0, v.objectives);
-            said.push(match (last_ok, broken) {
-                (Some(a), Some(b)) => format!("{what} holds up to {} and breaks at {}", unit(points[a].load), unit(points[b].load)),
-                (Some(_), None) => format!("{what} holds at every point"),
-                (None, _) => format!("{what} breaks already at {}", unit(points[0].load)),
-            });
-            v
+            let (verdict, sentence) = sweep.slo(o, &points);
+            said.push(sentence);
+            verdict
         });
         SweepResult {
             kind: match sweep.kind {
@@ -164,6 +65,139 @@ impl SweepResult {
             slo,
             summary: said.join("; "),
         }
+    }
+}
+
+impl SweepPlan {
+    /// A stage's load: its workers, or the arrivals per second offered.
+    fn load(&self, s: &StageResult) -> f64 {
+        match self.kind {
+            SweepKind::Concurrency => f64::from(s.concurrency),
+            SweepKind::Rate => s.open_loop.as_ref().map_or(0.0, |o| o.target_rate),
+        }
+    }
+
+    fn unit(&self, load: f64) -> String {
+        match self.kind {
+            SweepKind::Concurrency => format!("{load}-way"),
+            SweepKind::Rate => format!("{load} req/s offered"),
+        }
+    }
+
+    /// The points that ran to their end, in increasing load, each marked a listed
+    /// point, a rung of an automatic sweep's ladder or a bisection's.
+    fn points(&self, in_sweep: &[&StageResult]) -> Vec<SweepPoint> {
+        let ran: Vec<&StageResult> = in_sweep.iter().copied().filter(|s| !s.interrupted && !s.aborted).collect();
+        let ladder = match self.auto {
+            Some(_) => AutoPlan::ladder_len(&ran.iter().map(|s| self.load(s)).collect::<Vec<_>>()),
+            None => ran.len(),
+        };
+        let mut points: Vec<SweepPoint> = ran
+            .iter()
+            .enumerate()
+            .map(|(k, s)| SweepPoint {
+                stage: s.name.clone(),
+                load: self.load(s),
+                phase: match (self.auto, k < ladder) {
+                    (None, _) => "list",
+                    (Some(_), true) => "ladder",
+                    (Some(_), false) => "bisection",
+                }
+                .into(),
+                throughput: s.throughput.ok_per_s,
+                p99_ms: s.latency_ms.map(|l| l.p99),
+                slo_met: s.goodput.as_ref().map(|g| {
+                    let n = s.requests.ok + s.requests.failed;
+                    if n == 0 { 0.0 } else { g.requests as f64 / n as f64 }
+                }),
+            })
+            .collect();
+        points.sort_by(|a, b| a.load.total_cmp(&b.load));
+        points
+    }
+
+    /// Where throughput stops growing: found on the ladder, narrowed by an automatic
+    /// sweep's bisection points between the rungs.
+    fn knee(&self, points: &[SweepPoint]) -> Option<Knee> {
+        let ladder: Vec<&SweepPoint> = points.iter().filter(|p| p.phase != "bisection").collect();
+        let series: Vec<(f64, f64)> = ladder.iter().map(|p| (p.load, p.throughput)).collect();
+        let i = knee_index(&series, self.knee_gain)?;
+        let from = match i.checked_sub(1) {
+            Some(below) if self.auto.is_some() => {
+                let all: Vec<(f64, f64)> = points.iter().map(|p| (p.load, p.throughput)).collect();
+                let at = points.iter().position(|p| p.load == ladder[i].load).expect("a ladder point is a point");
+                &points[refine_knee(&all, ladder[below].load, at, self.knee_gain)]
+            }
+            _ => ladder[i],
+        };
+        Some(Knee {
+            stage: from.stage.clone(),
+            load: from.load,
+            throughput: points.iter().filter(|p| p.load >= from.load).map(|p| p.throughput).fold(0.0, f64::max),
+        })
+    }
+
+    /// How the sweep went: an automatic one's points, and a sweep cut short.
+    fn course(&self, points: &[SweepPoint], in_sweep: &[&StageResult], ended_early: Option<&str>) -> Vec<String> {
+        let mut said = Vec::new();
+        if self.auto.is_some() {
+            let bisected = points.iter().filter(|p| p.phase == "bisection").count();
+            said.push(match bisected {
+                0 => format!("auto sweep, {} points", points.len()),
+                n => format!("auto sweep, {} points ({n} bisecting the SLO's limit)", points.len()),
+            });
+        }
+        if let Some(cut) = in_sweep.iter().find(|s| s.interrupted || s.aborted) {
+            let how = if cut.aborted { "aborted" } else { "stopped" };
+            said.push(format!("the sweep was {how} at {}, judged on the {} points before it", cut.name, points.len()));
+        } else if self.auto.is_none() && points.len() < self.listed {
+            said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), self.listed));
+        } else if let Some(how) = ended_early.filter(|_| self.auto.is_some()) {
+            said.push(format!("the sweep was {how} after {} points", points.len()));
+        }
+        said
+    }
+
+    /// Where throughput plateaus, or that it still grows and what would find the knee.
+    fn growth(&self, points: &[SweepPoint], knee: Option<&Knee>, ended_early: Option<&str>) -> String {
+        let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
+        match (knee, points.iter().rfind(|p| p.phase != "bisection")) {
+            _ if none_ok => "no request succeeded at any point".to_string(),
+            (Some(k), _) => format!("throughput plateaus at {} req/s from {}", fmt_rate(k.throughput), self.unit(k.load)),
+            (None, Some(last)) => {
+                let further = match self.auto {
+                    _ if ended_early.is_some() => "the sweep ended before the knee",
+                    Some(a) if last.load * 2.0 > a.max => "raise the sweep's `max` to find the knee",
+                    Some(_) => "raise the sweep's `max_points` to find the knee",
+                    None => "sweep further to find the knee",
+                };
+                let (at, rate) = (self.unit(last.load), fmt_rate(last.throughput));
+                format!("throughput still grows at the last point ({at}, {rate} req/s): {further}")
+            }
+            (None, None) => "no sweep point finished".to_string(),
+        }
+    }
+
+    /// The largest point meeting the SLO and the first breaking it, and as a sentence.
+    fn slo(&self, o: &Slo, points: &[SweepPoint]) -> (SloVerdict, String) {
+        let meets = |p: &SweepPoint| p.slo_met.is_some_and(|m| m >= self.slo_quantile);
+        let broken = points.iter().position(|p| !meets(p));
+        let last_ok = broken.map_or(Some(points.len() - 1), |b| b.checked_sub(1));
+        let v = SloVerdict {
+            quantile: self.slo_quantile,
+            objectives: objectives(o),
+            largest_meeting: last_ok.map(|i| points[i].stage.clone()),
+            largest_meeting_load: last_ok.map(|i| points[i].load),
+            first_breaking: broken.map(|i| points[i].stage.clone()),
+            first_breaking_load: broken.map(|i| points[i].load),
+        };
+        let what = format!("the SLO ({}% of requests within {})", v.quantile * 100.0, v.objectives);
+        let sentence = match (last_ok, broken) {
+            (Some(a), Some(b)) => format!("{what} holds up to {} and breaks at {}", self.unit(points[a].load), self.unit(points[b].load)),
+            (Some(_), None) => format!("{what} holds at every point"),
+            (None, _) => format!("{what} breaks already at {}", self.unit(points[0].load)),
+        };
+        (v, sentence)
     }
 }
 

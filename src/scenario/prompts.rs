@@ -8,7 +8,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::error::Problems;
-use super::file::PromptsFile;
+use super::file::{PromptsFile, SharedPrefixFile, TraceFile};
 use super::synthetic::{TokenizerSource, lengths, tokenizer};
 use super::trace::{TraceCtx, trace};
 use crate::model::Api;
@@ -88,36 +88,47 @@ impl<'a> Sources<'a> {
     /// The prompts of `raw`; `what` names it in messages ("prompts", "stage \"x\" prompts").
     pub fn resolve(&mut self, raw: Spanned<PromptsFile>, what: &str, p: &mut Problems<'_>) -> Prompts {
         let span = raw.span();
-        let raw = raw.into_inner();
-        let sources = [
-            raw.list.is_some(),
-            raw.template.is_some(),
-            raw.file.is_some(),
-            raw.synthetic.is_some(),
-            raw.sharegpt.is_some(),
-            raw.trace.is_some(),
-        ];
-        if sources.iter().filter(|b| **b).count() != 1 {
+        let mut raw = raw.into_inner();
+        let Some(source) = Source::take(&mut raw) else {
             p.at(Some(span), format!("{what} needs exactly one of `list`, `template`, `file`, `synthetic`, `sharegpt` or `trace`"));
             return Prompts::placeholder();
+        };
+        self.check_fields(&raw, &source, what, p);
+        let seed = raw.seed.unwrap_or(self.info.seed);
+        if let Some(own) = raw.seed.filter(|_| what != "prompts") {
+            self.info.stage_seeds.insert(what.to_string(), own);
         }
+        let system = raw.system.take().map(Spanned::into_inner);
+        let prompts = match source {
+            Source::List(list) => Prompts::list(self.api, list.get_ref(), system).or_else(|| {
+                p.at(Some(list.span()), format!("{what}.list is empty; give at least one prompt"));
+                None
+            }),
+            Source::Template(t) => {
+                if t.get_ref().trim().is_empty() {
+                    p.at(Some(t.span()), format!("{what}.template is empty"));
+                }
+                Some(Prompts::template(self.api, t.into_inner(), system))
+            }
+            Source::File(file) => self.file(&file, system, what, p),
+            Source::Synthetic(v) => self.synthetic(&v, raw.shared_prefix.take(), seed, what, p),
+            Source::ShareGpt(file) => self.sharegpt(&file, &raw, seed, what, p),
+            Source::Trace(t) => self.trace(*t, seed, what, p),
+        };
+        prompts.map_or_else(Prompts::placeholder, |x| x.with_tokenizer(self.tokenizer.clone()))
+    }
+
+    /// The fields that go with one kind of source only, and a stage's tokenizer.
+    fn check_fields(&self, raw: &PromptsFile, source: &Source, what: &str, p: &mut Problems<'_>) {
         if what != "prompts"
             && let Some(t) = &raw.tokenizer
         {
             p.at(Some(t.span()), format!("{what}: the tokenizer is the scenario's; set it once, in [prompts]"));
         }
-        let misplaced = |p: &mut Problems<'_>, set: bool, at: Option<std::ops::Range<usize>>, field: &str, needs: &str| {
-            if set {
-                p.at(at, format!("{what}.{field} goes with `{needs}` only"));
-            }
-        };
-        misplaced(
-            p,
-            raw.shared_prefix.is_some() && raw.synthetic.is_none(),
-            raw.shared_prefix.as_ref().map(|s| s.span()),
-            "shared_prefix",
-            "synthetic",
-        );
+        let synthetic = matches!(source, Source::Synthetic(_));
+        if let Some(sp) = raw.shared_prefix.as_ref().filter(|_| !synthetic) {
+            p.at(Some(sp.span()), format!("{what}.shared_prefix goes with `synthetic` only"));
+        }
         for (field, v) in [
             ("sample", raw.sample.as_ref().map(|s| s.span())),
             ("min_input", raw.min_input.as_ref().map(|s| s.span())),
@@ -125,11 +136,12 @@ impl<'a> Sources<'a> {
             ("min_output", raw.min_output.as_ref().map(|s| s.span())),
             ("max_output", raw.max_output.as_ref().map(|s| s.span())),
         ] {
-            misplaced(p, v.is_some() && raw.sharegpt.is_none(), v, field, "sharegpt");
+            if v.is_some() && !matches!(source, Source::ShareGpt(_)) {
+                p.at(v, format!("{what}.{field} goes with `sharegpt` only"));
+            }
         }
-        let system = raw.system.as_ref().map(|s| s.get_ref().clone());
         if let Some(s) = &raw.system {
-            if raw.synthetic.is_some() || raw.sharegpt.is_some() || raw.trace.is_some() {
+            if matches!(source, Source::Synthetic(_) | Source::ShareGpt(_) | Source::Trace(_)) {
                 let why = "a system prompt of a set length is `shared_prefix = { tokens = N, groups = 1 }`";
                 p.at(Some(s.span()), format!("{what}.system does not go with synthetic, dataset or trace prompts ({why})"));
             } else if self.api == Api::Completions {
@@ -139,117 +151,84 @@ impl<'a> Sources<'a> {
                 );
             }
         }
-        let seed = raw.seed.unwrap_or(self.info.seed);
-        if let Some(own) = raw.seed.filter(|_| what != "prompts") {
-            self.info.stage_seeds.insert(what.to_string(), own);
+    }
+
+    /// `file = "prompts.txt"` (a prompt a line) or `"….jsonl"` (a prompt or messages a line).
+    fn file(&mut self, file: &Spanned<String>, system: Option<String>, what: &str, p: &mut Problems<'_>) -> Option<Prompts> {
+        let rel = file.get_ref();
+        let text = self.read(file, what, "file", p)?;
+        let path = self.base_dir.join(rel);
+        let jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+        let (prompts, bad) = Prompts::from_file_text(self.api, &text, jsonl, system, rel);
+        for (line, msg) in bad {
+            p.at(Some(file.span()), format!("{what}.file {}:{line}: {msg}", path.display()));
         }
-        let api = self.api;
-        let prompts = if let Some(list) = raw.list {
-            Prompts::list(api, list.get_ref(), system).unwrap_or_else(|| {
-                p.at(Some(list.span()), format!("{what}.list is empty; give at least one prompt"));
-                Prompts::placeholder()
-            })
-        } else if let Some(t) = raw.template {
-            if t.get_ref().trim().is_empty() {
-                p.at(Some(t.span()), format!("{what}.template is empty"));
-            }
-            Prompts::template(api, t.into_inner(), system)
-        } else if let Some(v) = raw.synthetic {
-            let prefix = raw.shared_prefix.and_then(|sp| {
-                let s = sp.get_ref();
-                let bad = if s.groups == 0 || s.groups > MAX_GROUPS {
-                    Some(format!("groups must be from 1 to {MAX_GROUPS}, got {}", s.groups))
-                } else if s.tokens == 0 || s.tokens > crate::workload::dist::MAX_TOKENS {
-                    Some(format!("tokens must be from 1 to {}, got {}", crate::workload::dist::MAX_TOKENS, s.tokens))
-                } else if u64::from(s.tokens) * u64::from(s.groups) > MAX_PREFIX_TOKENS {
-                    Some(format!("tokens × groups must be at most {MAX_PREFIX_TOKENS} (the prefixes are built up front)"))
-                } else {
-                    None
-                };
-                match bad {
-                    Some(msg) => {
-                        p.at(Some(sp.span()), format!("{what}.shared_prefix: {msg}"));
-                        None
-                    }
-                    None => Some(SharedPrefix { tokens: s.tokens, groups: s.groups }),
-                }
-            });
-            let spec = match lengths(v.get_ref()) {
-                Ok(spec) => spec,
-                Err(msg) => {
-                    p.at(Some(v.span()), msg.replacen("prompts.", &format!("{what}."), 1));
-                    return Prompts::placeholder();
-                }
-            };
-            let pool = match self.pool() {
-                Ok(pool) => pool,
-                Err(msg) => {
-                    p.at(Some(v.span()), msg);
-                    return Prompts::placeholder();
-                }
-            };
-            let source = describe(v.get_ref(), prefix);
-            Prompts::synthetic(api, Synthetic::new(spec, prefix, seed, pool), source)
-        } else if let Some(t) = raw.trace {
-            let Some(text) = self.read(&t.get_ref().file, what, "trace", p) else { return Prompts::placeholder() };
-            let pool = self.pool();
-            let ctx = TraceCtx { api, base_dir: self.base_dir, tokenizer: &self.tokenizer, pool, text };
-            match trace(ctx, t, what, seed, p) {
-                Some((prompts, used)) => {
-                    self.info.traces.push(used);
-                    prompts
-                }
-                None => return Prompts::placeholder(),
-            }
-        } else if let Some(file) = raw.sharegpt {
-            if let Some(n) = raw.sample.as_ref().filter(|n| !(1..=MAX_SAMPLE).contains(n.get_ref())) {
-                p.at(Some(n.span()), format!("{what}.sample must be from 1 to {MAX_SAMPLE}, got {}", n.get_ref()));
-                return Prompts::placeholder();
-            }
-            let sel = Selection {
-                sample: raw.sample.map(|s| s.into_inner()),
-                seed,
-                min_input: raw.min_input.map(|s| s.into_inner()),
-                max_input: raw.max_input.map(|s| s.into_inner()),
-                min_output: raw.min_output.map(|s| s.into_inner()),
-                max_output: raw.max_output.map(|s| s.into_inner()),
-                turns: self.turns,
-            };
-            let rel = file.get_ref();
-            let Some(text) = self.read(&file, what, "sharegpt", p) else { return Prompts::placeholder() };
-            match sharegpt(api, &text, &self.tokenizer, &sel) {
-                Ok(((items, later), info)) => {
-                    self.info.datasets.push(DatasetUse { path: rel.clone(), used_by: what.to_string(), info: info.clone() });
-                    let source = format!("sharegpt {rel} ({} prompts)", info.prompts);
-                    match Prompts::dataset(api, items, self.tokenizer.clone(), source) {
-                        Some(d) if self.turns => d.with_followups(later),
-                        Some(d) => d,
-                        None => Prompts::placeholder(),
-                    }
-                }
-                Err(problems) => {
-                    for msg in problems {
-                        p.at(Some(file.span()), format!("{what}.sharegpt {}: {msg}", self.base_dir.join(rel).display()));
-                    }
-                    Prompts::placeholder()
-                }
-            }
-        } else {
-            let file = raw.file.expect("exactly one source is set");
-            let rel = file.get_ref();
-            let Some(text) = self.read(&file, what, "file", p) else { return Prompts::placeholder() };
-            let path = self.base_dir.join(rel);
-            let jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
-            let (prompts, bad) = Prompts::from_file_text(api, &text, jsonl, system, rel);
-            for (line, msg) in bad {
-                p.at(Some(file.span()), format!("{what}.file {}:{line}: {msg}", path.display()));
-            }
-            prompts.unwrap_or_else(|| {
-                p.at(Some(file.span()), format!("{what}.file {:?} holds no prompts", rel));
-                Prompts::placeholder()
-            })
+        prompts.or_else(|| {
+            p.at(Some(file.span()), format!("{what}.file {:?} holds no prompts", rel));
+            None
+        })
+    }
+
+    /// `synthetic = "N(480,240)/(300,150)"` (or a table, or buckets), with its shared prefix.
+    fn synthetic(
+        &mut self,
+        v: &Spanned<toml::Value>,
+        shared_prefix: Option<Spanned<SharedPrefixFile>>,
+        seed: u64,
+        what: &str,
+        p: &mut Problems<'_>,
+    ) -> Option<Prompts> {
+        let prefix = shared_prefix
+            .and_then(|sp| shared(sp.get_ref()).map_err(|msg| p.at(Some(sp.span()), format!("{what}.shared_prefix: {msg}"))).ok());
+        let spec = lengths(v.get_ref()).map_err(|msg| p.at(Some(v.span()), msg.replacen("prompts.", &format!("{what}."), 1))).ok()?;
+        let pool = self.pool().map_err(|msg| p.at(Some(v.span()), msg)).ok()?;
+        let source = describe(v.get_ref(), prefix);
+        Some(Prompts::synthetic(self.api, Synthetic::new(spec, prefix, seed, pool), source))
+    }
+
+    /// `sharegpt = "data.json"`: first human turns (and, for sessions, the later ones),
+    /// sampled and filtered by length.
+    fn sharegpt(&mut self, file: &Spanned<String>, raw: &PromptsFile, seed: u64, what: &str, p: &mut Problems<'_>) -> Option<Prompts> {
+        if let Some(n) = raw.sample.as_ref().filter(|n| !(1..=MAX_SAMPLE).contains(n.get_ref())) {
+            p.at(Some(n.span()), format!("{what}.sample must be from 1 to {MAX_SAMPLE}, got {}", n.get_ref()));
+            return None;
+        }
+        let value = |f: &Option<Spanned<u32>>| f.as_ref().map(|s| *s.get_ref());
+        let sel = Selection {
+            sample: raw.sample.as_ref().map(|s| *s.get_ref()),
+            seed,
+            min_input: value(&raw.min_input),
+            max_input: value(&raw.max_input),
+            min_output: value(&raw.min_output),
+            max_output: value(&raw.max_output),
+            turns: self.turns,
         };
-        prompts.with_tokenizer(self.tokenizer.clone())
+        let rel = file.get_ref();
+        let text = self.read(file, what, "sharegpt", p)?;
+        match sharegpt(self.api, &text, &self.tokenizer, &sel) {
+            Ok(((items, later), info)) => {
+                self.info.datasets.push(DatasetUse { path: rel.clone(), used_by: what.to_string(), info: info.clone() });
+                let source = format!("sharegpt {rel} ({} prompts)", info.prompts);
+                let d = Prompts::dataset(self.api, items, self.tokenizer.clone(), source)?;
+                Some(if self.turns { d.with_followups(later) } else { d })
+            }
+            Err(problems) => {
+                for msg in problems {
+                    p.at(Some(file.span()), format!("{what}.sharegpt {}: {msg}", self.base_dir.join(rel).display()));
+                }
+                None
+            }
+        }
+    }
+
+    /// `trace = { file = "…", format = "mooncake" }`: a timestamped trace's lines.
+    fn trace(&mut self, t: Spanned<TraceFile>, seed: u64, what: &str, p: &mut Problems<'_>) -> Option<Prompts> {
+        let text = self.read(&t.get_ref().file, what, "trace", p)?;
+        let pool = self.pool();
+        let ctx = TraceCtx { api: self.api, base_dir: self.base_dir, tokenizer: &self.tokenizer, pool, text };
+        let (prompts, used) = trace(ctx, t, what, seed, p)?;
+        self.info.traces.push(used);
+        Some(prompts)
     }
 
     /// A prompt file's text, recorded; None (and a problem) when it cannot be read.
@@ -264,6 +243,52 @@ impl<'a> Sources<'a> {
             .map_err(|e| p.at(Some(file.span()), format!("{what}.{field} {}: not UTF-8 text ({e})", path.display())))
             .ok()
     }
+}
+
+/// The one prompt source a `[prompts]` names.
+enum Source {
+    List(Spanned<Vec<String>>),
+    Template(Spanned<String>),
+    File(Spanned<String>),
+    Synthetic(Spanned<toml::Value>),
+    ShareGpt(Spanned<String>),
+    /// Boxed: a trace's table is many times the size of the others.
+    Trace(Box<Spanned<TraceFile>>),
+}
+
+impl Source {
+    /// The source `raw` names, taken out of it; None unless it names exactly one.
+    fn take(raw: &mut PromptsFile) -> Option<Source> {
+        let named = [
+            raw.list.is_some(),
+            raw.template.is_some(),
+            raw.file.is_some(),
+            raw.synthetic.is_some(),
+            raw.sharegpt.is_some(),
+            raw.trace.is_some(),
+        ];
+        if named.iter().filter(|b| **b).count() != 1 {
+            return None;
+        }
+        let taken = raw.list.take().map(Source::List).or_else(|| raw.template.take().map(Source::Template));
+        let taken = taken.or_else(|| raw.file.take().map(Source::File)).or_else(|| raw.synthetic.take().map(Source::Synthetic));
+        taken.or_else(|| raw.sharegpt.take().map(Source::ShareGpt)).or_else(|| raw.trace.take().map(|t| Source::Trace(Box::new(t))))
+    }
+}
+
+/// A shared prefix as asked, checked against what is built up front.
+fn shared(s: &SharedPrefixFile) -> Result<SharedPrefix, String> {
+    if s.groups == 0 || s.groups > MAX_GROUPS {
+        return Err(format!("groups must be from 1 to {MAX_GROUPS}, got {}", s.groups));
+    }
+    let max = crate::workload::dist::MAX_TOKENS;
+    if s.tokens == 0 || s.tokens > max {
+        return Err(format!("tokens must be from 1 to {max}, got {}", s.tokens));
+    }
+    if u64::from(s.tokens) * u64::from(s.groups) > MAX_PREFIX_TOKENS {
+        return Err(format!("tokens × groups must be at most {MAX_PREFIX_TOKENS} (the prefixes are built up front)"));
+    }
+    Ok(SharedPrefix { tokens: s.tokens, groups: s.groups })
 }
 
 /// How synthetic prompts are summed up in results: the shorthand as written, else

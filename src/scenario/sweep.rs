@@ -125,21 +125,43 @@ pub(super) fn sweep_stages(
     };
     let points = sweep_points(kind, field, value, p)?;
     let mut bad = |msg: String| p.at(Some(span.clone()), format!("sweep: {msg}"));
-    let auto = points.is_none();
     if let Some(points) = &points {
-        if points.len() < 2 || !points.windows(2).all(|w| w[0] < w[1]) {
-            bad("needs at least two points, in increasing order".into());
-        }
-        if points.iter().any(|&x| !(x.is_finite() && (MIN_RATE..=MAX_RATE).contains(&x))) || points.len() > 64 {
-            bad(format!("points must be from {MIN_RATE} to {MAX_RATE} (requests/s or workers), at most 64 of them"));
-        }
-        if points.iter().any(|&x| kind == SweepKind::Concurrency && x > f64::from(MAX_CONCURRENCY)) {
-            bad(format!("concurrency must be at most {MAX_CONCURRENCY}"));
-        }
-        if f.start.is_some() || f.max.is_some() || f.max_points.is_some() || f.precision.is_some() {
-            bad(format!("start, max, max_points and precision are for `{field} = \"auto\"`"));
-        }
+        check_listed(f, kind, field, points, &mut bad);
     }
+    let (arrival, knee_gain, slo_quantile) = check_every(f, kind, &mut bad);
+    let auto = points.is_none().then(|| auto_sweep(f, kind, &mut bad));
+    let template = template(f, kind, arrival, d);
+    let first_stage = stages.len();
+    let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };
+    for (k, &x) in sweep.points.iter().enumerate() {
+        let stage = sweep.stage(x, k);
+        if !names.insert(stage.name.clone()) {
+            p.at(Some(span.clone()), format!("sweep: point {:?} has the name of another stage", stage.name));
+        }
+        stages.push(stage);
+    }
+    Some(sweep)
+}
+
+/// A listed sweep's points, and what is for an automatic one only.
+fn check_listed(f: &SweepFile, kind: SweepKind, field: &str, points: &[f64], bad: &mut dyn FnMut(String)) {
+    if points.len() < 2 || !points.windows(2).all(|w| w[0] < w[1]) {
+        bad("needs at least two points, in increasing order".into());
+    }
+    if points.iter().any(|&x| !(x.is_finite() && (MIN_RATE..=MAX_RATE).contains(&x))) || points.len() > 64 {
+        bad(format!("points must be from {MIN_RATE} to {MAX_RATE} (requests/s or workers), at most 64 of them"));
+    }
+    if points.iter().any(|&x| kind == SweepKind::Concurrency && x > f64::from(MAX_CONCURRENCY)) {
+        bad(format!("concurrency must be at most {MAX_CONCURRENCY}"));
+    }
+    if f.start.is_some() || f.max.is_some() || f.max_points.is_some() || f.precision.is_some() {
+        bad(format!("start, max, max_points and precision are for `{field} = \"auto\"`"));
+    }
+}
+
+/// What every sweep's points share: their length, arrivals, and how the sweep is
+/// judged (the knee's gain, the SLO's quantile).
+fn check_every(f: &SweepFile, kind: SweepKind, bad: &mut dyn FnMut(String)) -> (Arrival, f64, f64) {
     if f.max_in_flight.is_some_and(|m| m.get() > MAX_CONCURRENCY) {
         bad(format!("max_in_flight must be at most {MAX_CONCURRENCY}"));
     }
@@ -171,38 +193,45 @@ pub(super) fn sweep_stages(
     if !(slo_quantile > 0.0 && slo_quantile <= 1.0) {
         bad(format!("slo_quantile must be above 0 and at most 1, got {slo_quantile}"));
     }
-    let auto = auto.then(|| {
-        let (lowest, highest, default_max) = match kind {
-            SweepKind::Concurrency => (1.0, f64::from(MAX_CONCURRENCY), AUTO_MAX_CONCURRENCY),
-            SweepKind::Rate => (MIN_RATE, MAX_RATE, MAX_RATE),
-        };
-        let start = f.start.unwrap_or(1.0);
-        let max = f.max.unwrap_or(default_max);
-        let whole = |x: f64| kind == SweepKind::Rate || x.fract() == 0.0;
-        let number = if kind == SweepKind::Rate { "a number" } else { "a whole number" };
-        if !(start.is_finite() && (lowest..=highest).contains(&start) && whole(start)) {
-            bad(format!("start must be {number} from {lowest} to {highest}, got {start}"));
-        }
-        if !(max.is_finite() && max >= start * 2.0 && max <= highest && whole(max)) {
-            bad(format!("max must be at least twice start ({start}) and at most {highest}, got {max}"));
-        }
-        let max_points = f.max_points.map_or(AUTO_MAX_POINTS, |n| n.get());
-        if !(3..=64).contains(&max_points) {
-            bad(format!("max_points must be from 3 to 64, got {max_points}"));
-        }
-        let precision = f.precision.unwrap_or(AUTO_PRECISION);
-        // Below 1 % the midpoints, rounded to three digits, would land on the bracket.
-        if !(0.01..1.0).contains(&precision) {
-            bad(format!("precision must be from 0.01 to below 1 (a fraction of the load), got {precision}"));
-        }
-        if let Some(n) = f.requests.filter(|n| kind == SweepKind::Concurrency && max > n.get() as f64) {
-            bad(format!(
-                "max ({max}) is more than requests ({n}): a point can never have more than {n} in flight, so throughput would plateau at llmload's limit, not the server's; lower max, or give a duration instead of requests"
-            ));
-        }
-        AutoSweep { start, max, max_points, precision }
-    });
-    let template = Stage {
+    (arrival, knee_gain, slo_quantile)
+}
+
+/// `concurrency = "auto"` / `rates = "auto"`: its bounds and precision, checked.
+fn auto_sweep(f: &SweepFile, kind: SweepKind, bad: &mut dyn FnMut(String)) -> AutoSweep {
+    let (lowest, highest, default_max) = match kind {
+        SweepKind::Concurrency => (1.0, f64::from(MAX_CONCURRENCY), AUTO_MAX_CONCURRENCY),
+        SweepKind::Rate => (MIN_RATE, MAX_RATE, MAX_RATE),
+    };
+    let start = f.start.unwrap_or(1.0);
+    let max = f.max.unwrap_or(default_max);
+    let whole = |x: f64| kind == SweepKind::Rate || x.fract() == 0.0;
+    let number = if kind == SweepKind::Rate { "a number" } else { "a whole number" };
+    if !(start.is_finite() && (lowest..=highest).contains(&start) && whole(start)) {
+        bad(format!("start must be {number} from {lowest} to {highest}, got {start}"));
+    }
+    if !(max.is_finite() && max >= start * 2.0 && max <= highest && whole(max)) {
+        bad(format!("max must be at least twice start ({start}) and at most {highest}, got {max}"));
+    }
+    let max_points = f.max_points.map_or(AUTO_MAX_POINTS, |n| n.get());
+    if !(3..=64).contains(&max_points) {
+        bad(format!("max_points must be from 3 to 64, got {max_points}"));
+    }
+    let precision = f.precision.unwrap_or(AUTO_PRECISION);
+    // Below 1 % the midpoints, rounded to three digits, would land on the bracket.
+    if !(0.01..1.0).contains(&precision) {
+        bad(format!("precision must be from 0.01 to below 1 (a fraction of the load), got {precision}"));
+    }
+    if let Some(n) = f.requests.filter(|n| kind == SweepKind::Concurrency && max > n.get() as f64) {
+        bad(format!(
+            "max ({max}) is more than requests ({n}): a point can never have more than {n} in flight, so throughput would plateau at llmload's limit, not the server's; lower max, or give a duration instead of requests"
+        ));
+    }
+    AutoSweep { start, max, max_points, precision }
+}
+
+/// What every point's stage is but its load (and name).
+fn template(f: &SweepFile, kind: SweepKind, arrival: Arrival, d: &Defaults<'_>) -> Stage {
+    Stage {
         name: String::new(),
         load: match kind {
             SweepKind::Concurrency => Load::Closed { concurrency: 1 },
@@ -222,17 +251,7 @@ pub(super) fn sweep_stages(
         // A sweep's points are judged by the sweep (its knee, its SLO), not by thresholds.
         thresholds: Vec::new(),
         numbers: crate::model::Numbers::default(),
-    };
-    let first_stage = stages.len();
-    let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };
-    for (k, &x) in sweep.points.iter().enumerate() {
-        let stage = sweep.stage(x, k);
-        if !names.insert(stage.name.clone()) {
-            p.at(Some(span.clone()), format!("sweep: point {:?} has the name of another stage", stage.name));
-        }
-        stages.push(stage);
     }
-    Some(sweep)
 }
 
 /// A sweep's list of points, or None for "auto"; problems reported at the value.

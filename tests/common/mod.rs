@@ -157,3 +157,89 @@ pub const SESSIONS: &str = "name = \"sessions\"\n[target]\nbase_url = \"mock\"\n
     shared_prefix = { tokens = 2000, groups = 1000 }\nseed = 3\n[request]\nignore_eos = true\n\
     [conversation]\nturns = { min = 2, max = 4 }\nhistory = true\n\
     [[stage]]\nname = \"users\"\nconcurrency = 4\nrequests = 60\n";
+
+/// Set by scripts/test, which installs every part the suite uses: a missing part then
+/// fails its test instead of skipping it, so CI can never skip one silently.
+pub const ALL_PARTS: &str = "LLMLOAD_ALL_PARTS";
+
+/// A part a test needs beyond cargo (a browser, Prometheus, Slurm, root, a Python
+/// package): `found` when it is here. When it is not, under scripts/test the test
+/// fails saying what is missing; under a bare `cargo test` it is skipped, saying why on
+/// the real stderr (libtest captures only `eprintln!`, which a passing test hides).
+pub fn part<T>(found: Option<T>, needs: &str) -> Option<T> {
+    if found.is_some() {
+        return found;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    assert!(std::env::var_os(ALL_PARTS).is_none(), "{test}: needs {needs}, and {ALL_PARTS} says every part is installed");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: needs {needs}");
+    None
+}
+
+/// A program on the PATH, by name.
+pub fn program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Debian's Chromium (or `LLMLOAD_CHROMIUM`).
+pub fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("LLMLOAD_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    part(path.exists().then_some(path), "Debian's chromium (scripts/test installs it; or set LLMLOAD_CHROMIUM)")
+}
+
+/// The Python of tests/requirements.txt (`LLMLOAD_PYTHON`, else the repo's .venv) when it
+/// imports `modules`.
+pub fn python(modules: &[&str]) -> Option<PathBuf> {
+    let py = std::env::var_os("LLMLOAD_PYTHON").map_or_else(|| repo_path(".venv/bin/python"), PathBuf::from);
+    let imports = py.exists()
+        && Command::new(&py)
+            .args(["-c", &format!("import {}", modules.join(", "))])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    part(
+        imports.then_some(py),
+        &format!("a Python with {} (scripts/test installs tests/requirements.txt into .venv; or set LLMLOAD_PYTHON)", modules.join(", ")),
+    )
+}
+
+/// Whether this process runs as root.
+pub fn root(why: &str) -> bool {
+    part(rustix::process::geteuid().is_root().then_some(()), &format!("root ({why}; CI runs as root)")).is_some()
+}
+
+/// Programs on the PATH that come in one Debian package (or a few): all, or a skip.
+pub fn programs(names: &[&str], package: &str) -> bool {
+    part(names.iter().all(|p| program(p).is_some()).then_some(()), &format!("{package} (scripts/test installs it)")).is_some()
+}
+
+/// (wall s, behind s, below its rate) of every live view of a running open-loop stage.
+pub type BehindLog = std::sync::Arc<std::sync::Mutex<Vec<(f64, f64, bool)>>>;
+
+/// Runs `text` in-process (20 s at most) with a view that logs how far behind its rate
+/// the running stage is each time a snapshot comes, as the dashboard's row would say.
+pub async fn run_watching_behind(text: &str) -> (llmload::run::RunOutcome, Vec<(f64, f64, bool)>) {
+    use llmload::run::{RunOptions, Watcher, run_with_stop};
+    let scenario = llmload::scenario::Scenario::parse(text, "inline.toml", None).unwrap();
+    let seen = BehindLog::default();
+    let log = seen.clone();
+    let watcher: Watcher = Box::new(move |mut rx, _stop| {
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if let Some(c) = rx.borrow_and_update().current.as_ref().filter(|c| c.started > 0) {
+                    let row = llmload::report::StageResult::summary(c);
+                    let below = row.open_loop.as_ref().is_some_and(|o| o.below_target);
+                    log.lock().unwrap().push((c.wall.as_secs_f64(), c.behind.as_secs_f64(), below));
+                }
+            }
+        })
+    });
+    let opts = RunOptions { watcher: Some(watcher), ..RunOptions::quiet() };
+    let run = run_with_stop(scenario, opts, llmload::engine::Stop::default());
+    let out = tokio::time::timeout(Duration::from_secs(20), run).await.expect("ends within 20 s").expect("runs");
+    let seen = seen.lock().unwrap().clone();
+    (out, seen)
+}

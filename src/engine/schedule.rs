@@ -1,0 +1,199 @@
+//! The one open-loop arrival scheduler. Requests (`open`), sessions (`session`) and a
+//! trace's lines (`trace`) arrive on a schedule, whether or not earlier ones have
+//! finished, under one cap of arrivals in flight (`max_in_flight`). For each arrival it
+//! waits for the due instant, then for a free slot — marking the stage behind while it
+//! waits, so the live view can say so — and counts as unsent every arrival due inside
+//! the window that found no slot before the window closed, or was never reached. It
+//! records the schedule's spans (first → last sent, first → last due) for the rates.
+//!
+//! What an arrival takes from the stage's request numbers is its kind's (`Cost`): a
+//! request or a trace line takes one as it comes due, sent or not, so `requests` is
+//! honoured; a session takes none (its turns take theirs).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::phase::Phase;
+
+/// What an arrival takes from the stage's request numbers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cost {
+    /// One number, as it comes due: a request, or a trace's line.
+    Request,
+    /// None: a session, whose turns take theirs.
+    Session,
+}
+
+/// Whether an arrival got a slot.
+pub(super) enum Slot {
+    Free(OwnedSemaphorePermit),
+    /// A stop or an abort came first.
+    Halted,
+    /// The window closed first: the arrival was counted unsent.
+    Late,
+}
+
+pub(super) struct Scheduler {
+    p: Arc<Phase>,
+    slots: Arc<Semaphore>,
+    cost: Cost,
+    /// The clock's start (the window's opening): the behind mark counts from here.
+    t0: Instant,
+    /// When the first arrival is due: the spans count from here.
+    first: Instant,
+    /// Arrivals reached (a session's place among them).
+    reached: AtomicU64,
+    /// The last send and the last arrival due, µs from `first`: atomics, since a
+    /// trace's sessions send their later lines from tasks of their own.
+    last_sent: AtomicU64,
+    last_due: AtomicU64,
+}
+
+impl Scheduler {
+    /// A schedule for `p` from its opening (now, for a part that has none), its first
+    /// arrival due `phase` after it, under the cap `slots` (shared by a stage's parts).
+    pub fn new(p: Arc<Phase>, slots: Arc<Semaphore>, cost: Cost, phase: Duration) -> Scheduler {
+        let t0 = p.opens.unwrap_or_else(Instant::now);
+        Scheduler {
+            p,
+            slots,
+            cost,
+            t0,
+            first: t0 + phase,
+            reached: AtomicU64::new(0),
+            last_sent: AtomicU64::new(0),
+            last_due: AtomicU64::new(0),
+        }
+    }
+
+    pub fn t0(&self) -> Instant {
+        self.t0
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.p
+    }
+
+    /// Slots free now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Runs arrivals due at `dues` (in order) until the window or the numbers end or a
+    /// stop: each gets its slot, then goes to `dispatch` with its number and due time.
+    /// Then counts what was due and never reached, and records the spans.
+    pub async fn run(&self, mut dues: impl Iterator<Item = Instant>, mut dispatch: impl FnMut(OwnedSemaphorePermit, u64, Instant)) {
+        for due in dues.by_ref() {
+            let Some(i) = self.reach(due, due).await else { break };
+            match self.slot(due).await {
+                Slot::Free(permit) => {
+                    self.mark_sent(Instant::now());
+                    dispatch(permit, i, due);
+                }
+                Slot::Halted | Slot::Late => break,
+            }
+        }
+        self.finish(dues);
+    }
+
+    /// Waits until `wake` (the arrival's due time, or earlier to build it ahead) for an
+    /// arrival due at `due`, and takes its number. None when it is not to come: due at
+    /// or past the deadline, the numbers run out, or a stop or an abort.
+    /// Its number: a request's; a session's place among the arrivals.
+    pub async fn reach(&self, due: Instant, wake: Instant) -> Option<u64> {
+        let p = &self.p;
+        if p.deadline.is_some_and(|d| due >= d) || p.numbers_left() == 0 || p.halt.is_cancelled() {
+            return None;
+        }
+        // The timer only when the arrival is ahead: at high rates several are due per
+        // timer tick, and those already due go out at once.
+        if wake > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = p.halt.cancelled() => return None,
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+        match self.cost {
+            Cost::Request => p.take_number(),
+            Cost::Session => Some(self.reached.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// A slot under `max_in_flight` for the arrival due at `due` (reached already).
+    /// While every slot is taken the stage is marked behind since `due`; the window's
+    /// deadline passing first counts the arrival unsent. An arrival taken but halted
+    /// by a stop marks the phase cut short.
+    pub async fn slot(&self, due: Instant) -> Slot {
+        let p = &self.p;
+        self.mark(&self.last_due, due);
+        if p.halt.is_cancelled() {
+            p.mark_stopped_if_stop();
+            return Slot::Halted;
+        }
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Slot::Free(permit);
+        }
+        p.gauges.waiting_since(due.saturating_duration_since(self.t0));
+        let slot = tokio::select! {
+            biased;
+            _ = p.halt.cancelled() => {
+                p.mark_stopped_if_stop();
+                Slot::Halted
+            }
+            permit = self.slots.clone().acquire_owned() => Slot::Free(permit.expect("the semaphore is never closed")),
+            _ = p.deadline_passed() => {
+                p.tally.not_sent();
+                Slot::Late
+            }
+        };
+        p.gauges.none_waiting();
+        slot
+    }
+
+    /// An arrival went out at `at`.
+    pub fn mark_sent(&self, at: Instant) {
+        self.mark(&self.last_sent, at);
+    }
+
+    fn mark(&self, last: &AtomicU64, at: Instant) {
+        last.fetch_max(at.saturating_duration_since(self.first).as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The schedule is done: what was due and never reached is counted
+    /// (`count_unreached`), the spans recorded (`record_spans`).
+    pub fn finish(&self, rest: impl Iterator<Item = Instant>) {
+        self.count_unreached(rest);
+        self.record_spans();
+    }
+
+    /// The arrivals of `rest` due before the deadline were never reached (every slot
+    /// was taken until then): each is counted unsent, taking its number as a sent one
+    /// would. Not after a stop or an abort, which end the schedule rather than leave it
+    /// unserved.
+    pub fn count_unreached(&self, rest: impl Iterator<Item = Instant>) {
+        let p = &self.p;
+        if let Some(d) = p.deadline
+            && !p.halt.is_cancelled()
+            && p.numbers_left() > 0
+        {
+            for due in rest.take_while(|due| *due < d) {
+                if self.cost == Cost::Request && p.take_number().is_none() {
+                    break;
+                }
+                p.tally.not_sent();
+                self.mark(&self.last_due, due);
+            }
+        }
+        p.mark_stopped_if_unfinished();
+    }
+
+    /// The schedule's spans, for its rates (once every arrival has been marked).
+    pub fn record_spans(&self) {
+        let us = |m: &AtomicU64| Duration::from_micros(m.load(Ordering::Relaxed));
+        let _ = self.p.tally.schedule.set((us(&self.last_sent), us(&self.last_due)));
+    }
+}
