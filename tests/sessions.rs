@@ -217,3 +217,22 @@ async fn an_overloaded_open_loop_of_sessions_shows_and_records_being_behind() {
     assert!((6..=14).contains(&sessions.started), "{sessions:?}");
     assert_eq!(sessions.started + open.not_sent, 100, "every session due is started or counted: {sessions:?} {open:?}");
 }
+
+/// A client-side rate limit under an open loop of sessions: a session whose first
+/// turn finds no limiter slot before the window closes is an arrival not sent; a later
+/// turn of a started session refused the same way is not (its session was counted):
+/// sessions started + not sent is the sessions due, exactly.
+#[test]
+fn a_rate_limited_open_loop_counts_sessions_not_sent_not_turns() {
+    // 10 sessions/s for 2 s, 3 turns each (30 turns/s asked), through 10 requests/s.
+    let text = format!(
+        "{}[conversation]\nturns = 3\nthink_time = \"10ms\"\n[rate_limit]\nrpm = 600\n",
+        quick("base_latency_ms = 5\nper_inflight_ms = 0", "[[stage]]\nrate = 10\nduration = \"2s\"\n")
+    );
+    let (out, v) = run_scenario(&text);
+    assert!(out.status.success(), "{}", out.stderr);
+    let s = &v["stages"][0];
+    let (started, not_sent) = (count(&s["sessions"]["started"]), count(&s["open_loop"]["not_sent"]));
+    assert!(not_sent > 0 && count(&s["sessions"]["cut"]) > 0, "the limit refused first and later turns: {s}");
+    assert_eq!(started + not_sent, 20, "10/s over 2 s: {}", s["sessions"]);
+}

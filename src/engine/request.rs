@@ -46,9 +46,10 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
         // undone, whatever `next` says.
         if ctx.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
             p.tally.cut_short();
-        } else if due.is_some() && !p.halt.is_cancelled() {
+        } else if due.is_some() && spec.turn.is_none_or(|k| k == 0) && !p.halt.is_cancelled() {
             // An arrival the rate limiter had no slot for before the window closed:
-            // due, not sent, and counted as such.
+            // due, not sent, and counted as such. A session's later turn is no arrival
+            // (its session was counted started): it is cut, not counted unsent.
             p.tally.not_sent();
         }
         return (false, None);

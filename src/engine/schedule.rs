@@ -10,8 +10,9 @@
 //! request or a trace line takes one as it comes due, sent or not, so `requests` is
 //! honoured; a session takes none (its turns take theirs).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -50,6 +51,7 @@ pub(super) struct Scheduler {
     /// trace's sessions send their later lines from tasks of their own.
     last_sent: AtomicU64,
     last_due: AtomicU64,
+    waiters: Mutex<Waiters>,
 }
 
 impl Scheduler {
@@ -66,6 +68,7 @@ impl Scheduler {
             reached: AtomicU64::new(0),
             last_sent: AtomicU64::new(0),
             last_due: AtomicU64::new(0),
+            waiters: Mutex::default(),
         }
     }
 
@@ -124,20 +127,23 @@ impl Scheduler {
     }
 
     /// A slot under `max_in_flight` for the arrival due at `due` (reached already).
-    /// While every slot is taken the stage is marked behind since `due`; the window's
+    /// While every slot is taken the stage is marked behind since `due` (the earliest
+    /// due of those waiting: a trace's sessions may wait side by side); the window's
     /// deadline passing first counts the arrival unsent. An arrival taken but halted
-    /// by a stop marks the phase cut short.
+    /// by a stop marks the phase cut short. The last due mark counts the arrivals sent
+    /// or counted unsent, not those a stop or an abort took.
     pub async fn slot(&self, due: Instant) -> Slot {
         let p = &self.p;
-        self.mark(&self.last_due, due);
         if p.halt.is_cancelled() {
             p.mark_stopped_if_stop();
             return Slot::Halted;
         }
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            self.mark(&self.last_due, due);
             return Slot::Free(permit);
         }
-        p.gauges.waiting_since(due.saturating_duration_since(self.t0));
+        let since = due.saturating_duration_since(self.t0);
+        self.waiting(since, true);
         let slot = tokio::select! {
             biased;
             _ = p.halt.cancelled() => {
@@ -150,8 +156,21 @@ impl Scheduler {
                 Slot::Late
             }
         };
-        p.gauges.none_waiting();
+        self.waiting(since, false);
+        if !matches!(slot, Slot::Halted) {
+            self.mark(&self.last_due, due);
+        }
         slot
+    }
+
+    /// An arrival due `since` the opening starts (or stops) waiting for a slot: the
+    /// gauge shows the earliest due of those waiting. Only on the contended path.
+    fn waiting(&self, since: Duration, starts: bool) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        match waiters.change(since, starts) {
+            Some(earliest) => self.p.gauges.waiting_since(earliest),
+            None => self.p.gauges.none_waiting(),
+        }
     }
 
     /// An arrival went out at `at`.
@@ -171,9 +190,11 @@ impl Scheduler {
     }
 
     /// The arrivals of `rest` due before the deadline were never reached (every slot
-    /// was taken until then): each is counted unsent, taking its number as a sent one
-    /// would. Not after a stop or an abort, which end the schedule rather than leave it
-    /// unserved.
+    /// was taken until the window closed): each is counted unsent, a request's taking
+    /// its number as a sent one would. Not after a stop or an abort, which end the
+    /// schedule rather than leave it unserved. Then, as the schedule ends, the phase
+    /// is marked cut short if a stop came before its work was done (for sessions and
+    /// traces too, before the turns in flight end: the stop cut the schedule).
     pub fn count_unreached(&self, rest: impl Iterator<Item = Instant>) {
         let p = &self.p;
         if let Some(d) = p.deadline
@@ -195,5 +216,42 @@ impl Scheduler {
     pub fn record_spans(&self) {
         let us = |m: &AtomicU64| Duration::from_micros(m.load(Ordering::Relaxed));
         let _ = self.p.tally.schedule.set((us(&self.last_sent), us(&self.last_due)));
+    }
+}
+
+/// The arrivals waiting for a slot, by due time (from the opening), with how many wait
+/// at each: a trace's sessions may wait side by side.
+#[derive(Default)]
+struct Waiters(BTreeMap<Duration, u32>);
+
+impl Waiters {
+    /// One due `since` starts (or stops) waiting; the earliest due still waiting.
+    fn change(&mut self, since: Duration, starts: bool) -> Option<Duration> {
+        if starts {
+            *self.0.entry(since).or_default() += 1;
+        } else if let Some(n) = self.0.get_mut(&since) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&since);
+            }
+        }
+        self.0.keys().next().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gauge_shows_the_earliest_due_of_those_waiting() {
+        let (mut w, s) = (Waiters::default(), Duration::from_secs);
+        assert_eq!(w.change(s(5), true), Some(s(5)));
+        assert_eq!(w.change(s(3), true), Some(s(3)), "an earlier one waits too");
+        assert_eq!(w.change(s(3), true), Some(s(3)), "two due at once");
+        assert_eq!(w.change(s(3), false), Some(s(3)), "one of the two is still waiting");
+        assert_eq!(w.change(s(3), false), Some(s(5)), "the earliest got its slot: the next");
+        assert_eq!(w.change(s(5), false), None, "none waits");
+        assert_eq!(w.change(s(9), false), None, "a stop never started is nothing");
     }
 }

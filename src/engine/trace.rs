@@ -61,7 +61,9 @@ pub(super) async fn trace_parts(replay: Arc<Replay>, speed: f64, max_in_flight: 
             rethrow(res);
         }
     }
-    // A line refused at the deadline stays at the head: counted with the rest.
+    // Heads come in time order and this loop never waits for a slot, so at the
+    // deadline nothing due before it is left here; counted all the same, as any
+    // schedule's end is (and the phase marked if a stop cut it).
     schedule.count_unreached(heads.map_while(|(_, at)| clock.at(at)));
     // With sessions, lines still start after the clock's last one: closed when they end.
     if !replay.trace.lines.iter().any(|l| l.follows) {

@@ -60,8 +60,9 @@ impl Gauges {
         self.started().saturating_sub(ended)
     }
 
-    /// An arrival due `due` after the opening waits for a slot (open loop). Relaxed: a
-    /// momentary value for the live view, which nothing else depends on.
+    /// An arrival due `due` after the opening waits for a slot (open loop; the earliest
+    /// of them, when several wait). Relaxed: a momentary value for the live view,
+    /// which nothing else depends on.
     pub fn waiting_since(&self, due: Duration) {
         self.0.waiting.store(micros(due), Ordering::Relaxed);
     }
