@@ -12,7 +12,7 @@
 # Then once each, open loop: 20,000 requests/s, constant, for 10 s (llmload `rate`,
 # oha `-q`), both at most CONCURRENCY in flight: achieved rate, llmload's schedule lag,
 # CPU per request.
-# Usage: benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
+# Usage: [LLMLOAD_BIN=PATH] benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50000} rounds=${2:-3} c=${3:-50}
@@ -24,8 +24,13 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 if ! oha --version 2>/dev/null | grep -q '1\.16\.0'; then
   cargo install --locked oha --version 1.16.0 --quiet
 fi
-cargo build --release --quiet
-bin=$PWD/target/release/llmload
+# LLMLOAD_BIN: another build to measure (an older commit's, in the same sitting).
+if [ -n "${LLMLOAD_BIN:-}" ]; then
+  bin=$LLMLOAD_BIN
+else
+  cargo build --release --quiet
+  bin=$PWD/target/release/llmload
+fi
 work=$(mktemp -d)
 trap '[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
