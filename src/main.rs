@@ -188,7 +188,7 @@ async fn options(
     launch: llmload::launch::Launch,
     held: &Arc<Mutex<Vec<String>>>,
 ) -> Result<RunOptions, Failure> {
-    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    let json_to_stdout = json_to_stdout(args);
     // The dashboard needs stdout to be the screen; JSON on stdout or a pipe means plain.
     let dashboard = !args.headless && !json_to_stdout && std::io::stdout().is_terminal();
     let opts = if dashboard {
@@ -248,6 +248,11 @@ async fn cmd_run(mut args: RunArgs) -> Ended {
     Ok(Exit::of_result(result, written))
 }
 
+/// `--json -`: the result on stdout (then the table goes to stderr).
+fn json_to_stdout(args: &RunArgs) -> bool {
+    args.json.as_deref() == Some(Path::new("-"))
+}
+
 /// The result and the table where they go, and the JUnit verdict; false when any of
 /// them could not be written (each said on stderr). The result file first: a closed
 /// stdout (a pipe whose reader died on the same Ctrl-C) must not cost what was
@@ -255,7 +260,7 @@ async fn cmd_run(mut args: RunArgs) -> Ended {
 fn write_run(result: &RunResult, text: &str, args: &RunArgs) -> bool {
     let mut written = true;
     match &args.json {
-        Some(path) if path.as_os_str() == "-" => {
+        Some(_) if json_to_stdout(args) => {
             let json = serde_json::to_string_pretty(result).expect("result serializes");
             if let Err(e) = writeln!(std::io::stdout().lock(), "{json}") {
                 note(&format!("error: cannot write the result to stdout: {e}"));

@@ -4,9 +4,11 @@
 //!
 //! Rooms: `phase` (a stage's parts and their signals), `closed` and `open` (the two
 //! kinds of load), `arrivals` (open-loop schedules), `schedule` (the one open-loop
-//! scheduler: due times, slots, behind and unsent, for requests, sessions and traces), `request` (one request and its
-//! retries), `retry` (retry timing), `ratelimit` (client-side limits), `abort`
-//! (`abort_on_error_rate`), `sweep` (choosing an automatic sweep's points, the knee).
+//! scheduler: due times, slots, behind and unsent, for requests, sessions and traces),
+//! `session` and `trace` (loads whose timing is the workload's), `request` (one
+//! request and its retries), `retry` (retry timing), `ratelimit` (client-side limits),
+//! `abort` (`abort_on_error_rate`), `sweep` (choosing an automatic sweep's points, the
+//! knee).
 
 mod abort;
 pub mod arrivals;

@@ -68,7 +68,11 @@ async fn open_loop(p: Arc<Phase>, arrivals: Arrivals, slots: Arc<Semaphore>) {
     let mut workers = Workers::default();
     let schedule = Scheduler::new(p.clone(), slots, Cost::Request, arrivals.phase());
     let dues = arrivals.dues(schedule.t0());
-    schedule.run(dues, |slot, i, due| workers.dispatch(&p, &mut set, Job { slot, i, due })).await;
+    let dispatch = |slot, i: Option<u64>, due| {
+        let i = i.expect("a request arrives with its number");
+        workers.dispatch(&p, &mut set, Job { slot, i, due });
+    };
+    schedule.run(dues, dispatch).await;
     // The workers end once their channels close.
     drop(workers);
     p.close();

@@ -45,8 +45,6 @@ pub(super) struct Scheduler {
     t0: Instant,
     /// When the first arrival is due: the spans count from here.
     first: Instant,
-    /// Arrivals reached (a session's place among them).
-    reached: AtomicU64,
     /// The last send and the last arrival due, µs from `first`: atomics, since a
     /// trace's sessions send their later lines from tasks of their own.
     last_sent: AtomicU64,
@@ -65,7 +63,6 @@ impl Scheduler {
             cost,
             t0,
             first: t0 + phase,
-            reached: AtomicU64::new(0),
             last_sent: AtomicU64::new(0),
             last_due: AtomicU64::new(0),
             waiters: Mutex::default(),
@@ -86,9 +83,10 @@ impl Scheduler {
     }
 
     /// Runs arrivals due at `dues` (in order) until the window or the numbers end or a
-    /// stop: each gets its slot, then goes to `dispatch` with its number and due time.
-    /// Then counts what was due and never reached, and records the spans.
-    pub async fn run(&self, mut dues: impl Iterator<Item = Instant>, mut dispatch: impl FnMut(OwnedSemaphorePermit, u64, Instant)) {
+    /// stop: each gets its slot, then goes to `dispatch` with its request number (none
+    /// for a session) and due time. Then counts what was due and never reached, and
+    /// records the spans.
+    pub async fn run(&self, mut dues: impl Iterator<Item = Instant>, mut dispatch: impl FnMut(OwnedSemaphorePermit, Option<u64>, Instant)) {
         for due in dues.by_ref() {
             let Some(i) = self.reach(due, due).await else { break };
             match self.slot(due).await {
@@ -103,10 +101,10 @@ impl Scheduler {
     }
 
     /// Waits until `wake` (the arrival's due time, or earlier to build it ahead) for an
-    /// arrival due at `due`, and takes its number. None when it is not to come: due at
-    /// or past the deadline, the numbers run out, or a stop or an abort.
-    /// Its number: a request's; a session's place among the arrivals.
-    pub async fn reach(&self, due: Instant, wake: Instant) -> Option<u64> {
+    /// arrival due at `due`, and takes its request number (a session takes none:
+    /// `Some(None)`). None when it is not to come: due at or past the deadline, the
+    /// numbers run out, or a stop or an abort.
+    pub async fn reach(&self, due: Instant, wake: Instant) -> Option<Option<u64>> {
         let p = &self.p;
         if p.deadline.is_some_and(|d| due >= d) || p.numbers_left() == 0 || p.halt.is_cancelled() {
             return None;
@@ -121,8 +119,8 @@ impl Scheduler {
             }
         }
         match self.cost {
-            Cost::Request => p.take_number(),
-            Cost::Session => Some(self.reached.fetch_add(1, Ordering::Relaxed)),
+            Cost::Request => p.take_number().map(Some),
+            Cost::Session => Some(None),
         }
     }
 

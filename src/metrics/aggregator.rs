@@ -127,20 +127,12 @@ struct Measuring {
     at: Instant,
 }
 
-impl Measuring {
-    /// Requests in flight now, by the engine's counts: ended ones still queued to the
-    /// aggregator are not in flight.
-    fn in_flight(&self) -> u64 {
-        self.gauges.in_flight()
-    }
-}
-
 impl Live {
     /// The figures with `started` and the window's length read now.
     fn view(&self) -> StageStats {
         let mut s = self.stats.clone();
         if let Some(m) = &self.measuring {
-            s.in_flight_now = Some(m.in_flight());
+            s.in_flight_now = Some(m.gauges.in_flight());
             s.started = m.gauges.started();
             s.wall = match m.gauges.drained() {
                 None => m.at.elapsed(),
@@ -275,7 +267,7 @@ impl Aggregator {
                             live.stats.record_attempts(&record, &attempts);
                         }
                     }
-                    let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, Measuring::in_flight);
+                    let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, |m| m.gauges.in_flight());
                     let out = output_tokens(&record);
                     live.stats.series.record(Instant::now(), part, &record, out, in_flight);
                 }
