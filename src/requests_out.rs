@@ -50,11 +50,25 @@ struct Line<'a> {
     /// With `[conversation]`: the request's session, numbered in the whole run.
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<u64>,
+    /// Sent again on a new connection after its kept one ended unanswered.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reconnected: bool,
+    /// The server's own timing, when it sent one (llama.cpp's `timings`), with the
+    /// per-token time it implies, comparable to `itl_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_timings: Option<ServerTimingsLine>,
     /// With text: the body's `messages` (chat) or `prompt` (completions), and the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reply: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ServerTimingsLine {
+    #[serde(flatten)]
+    timings: crate::model::ServerTimings,
+    per_token_ms: Option<f64>,
 }
 
 /// What a request body asked: its `messages`, or its `prompt`.
@@ -113,6 +127,8 @@ impl RecordSink for RequestsOut {
             },
             turn: rec.turn,
             session: rec.session,
+            reconnected: rec.reconnected,
+            server_timings: rec.server_timings.map(|timings| ServerTimingsLine { timings, per_token_ms: timings.per_token_ms() }),
             prompt: rec.sent_body.as_ref().filter(|_| self.text).and_then(|b| prompt_of(b)),
             reply: rec.content.as_deref().filter(|_| self.text),
         };

@@ -4,76 +4,18 @@
 //! bounded time. Lower time bounds come from the configured timeouts; upper bounds are
 //! generous (the machine may be busy).
 
-use std::future::Future;
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use llmload::client::{Client, ClientConfig, ERROR_BODY_BYTES, MAX_BODY_BYTES};
-use llmload::model::{FailureKind, Outcome, RequestParams, RequestRecord};
-use llmload::workload::{Prompts, Workload};
+use common::raw::*;
+use llmload::client::{ERROR_BODY_BYTES, MAX_BODY_BYTES};
+use llmload::model::{FailureKind, Outcome, RequestRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
-
-const KEY: &str = "sk-hostile-SECRET-0123456789";
-/// Upper bound for any single request in these tests.
-const BOUND: Duration = Duration::from_secs(10);
-
-struct Cfg {
-    stream: bool,
-    timeout: Duration,
-    connect_timeout: Duration,
-    idle_timeout: Option<Duration>,
-    pool_size: usize,
-    body_budget: usize,
-    /// https, and whether any certificate is taken.
-    tls: Option<bool>,
-}
-
-impl Default for Cfg {
-    fn default() -> Self {
-        Cfg {
-            stream: false,
-            timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(2),
-            idle_timeout: None,
-            pool_size: 1,
-            body_budget: llmload::client::BODY_BUDGET_BYTES,
-            tls: None,
-        }
-    }
-}
-
-fn client(addr: SocketAddr, cfg: Cfg) -> Client {
-    Client::new(ClientConfig {
-        base_url: url::Url::parse(&format!("{}://{addr}/v1", if cfg.tls.is_some() { "https" } else { "http" })).unwrap(),
-        api: llmload::model::Api::Chat,
-        api_key: Some(KEY.to_string()),
-        api_key_env: "HOSTILE_KEY".into(),
-        timeout: cfg.timeout,
-        connect_timeout: cfg.connect_timeout,
-        idle_timeout: cfg.idle_timeout,
-        insecure: cfg.tls == Some(true),
-        pool_size: cfg.pool_size,
-        stream: cfg.stream,
-        keep_content: false,
-        texts_out: false,
-        headers: Vec::new(),
-        tokenizer: llmload::workload::Tokenizer::o200k(),
-        body_budget: cfg.body_budget,
-    })
-    .unwrap()
-}
-
-/// Sends one request; returns its record and how long the call took.
-async fn send(client: &Client) -> (RequestRecord, Duration) {
-    let prompts = Prompts::from_texts(&["hello"]).expect("one prompt");
-    let body = Workload::new(prompts, client.stream(), false).stage(0, "m", &RequestParams::default(), Default::default()).request(0).body;
-    let t = Instant::now();
-    let rec = tokio::time::timeout(BOUND, client.send(body)).await.expect("send returns within the bound");
-    (rec, t.elapsed())
-}
 
 /// A whole-request timeout, said as one: "timed out after 1s", not a body decode error.
 fn assert_timed_out(rec: &RequestRecord, timeout: Duration) {
@@ -92,95 +34,6 @@ fn assert_failed(rec: &RequestRecord, kind: FailureKind, needle: &str) -> String
     assert!(!detail.contains('\n') && !detail.contains('\r'), "{detail:?}");
     assert!(!detail.contains(&KEY[..10]), "{detail:?}");
     detail
-}
-
-/// Serves every connection to a fresh port with `handler`.
-async fn serve<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handler = Arc::new(handler);
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            tokio::spawn(handler(s));
-        }
-    });
-    addr
-}
-
-/// Reads one request (head and Content-Length body); returns its head, or None when the
-/// client closed the connection first.
-async fn read_request(s: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut piece = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut piece).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&piece[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse().unwrap()))
-        .unwrap_or(0usize);
-    while buf.len() < head_end + length {
-        match s.read(&mut piece).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&piece[..n]),
-        }
-    }
-    Some(head)
-}
-
-/// Waits until the client closes the connection (reading and dropping anything it sends).
-async fn until_closed(s: &mut TcpStream) {
-    let mut piece = [0u8; 1024];
-    while let Ok(1..) = s.read(&mut piece).await {}
-}
-
-/// A whole response with a Content-Length.
-fn response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-/// The head of a chunked event stream.
-const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
-
-/// One HTTP/1.1 chunk.
-fn chunk(data: &[u8]) -> Vec<u8> {
-    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-fn content_event(text: &str) -> String {
-    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
-}
-
-/// A server that answers every request with the same bytes.
-async fn fixed(reply: Vec<u8>) -> SocketAddr {
-    let reply = Arc::new(reply);
-    serve(move |mut s| {
-        let reply = reply.clone();
-        async move {
-            while read_request(&mut s).await.is_some() {
-                if s.write_all(&reply).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .await
 }
 
 #[tokio::test]

@@ -213,19 +213,21 @@ impl Client {
             Ok(r) => r,
             Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &e.describe()),
         };
+        let reconnected = resp.reconnected();
         let status = resp.status();
-        if !(200..300).contains(&status) {
+        let rec = if !(200..300).contains(&status) {
             // Read before the body: whatever becomes of it, the server's wish stands.
             let retry_after = retry_after::retry_after(resp.headers(), SystemTime::now());
-            return RequestRecord { retry_after, ..self.read_error(resp, start, status).await };
-        }
-        if !self.stream {
-            return self.read_body(resp, start, status).await;
-        }
-        match self.not_event_stream(resp.headers()) {
-            Some(content_type) => self.not_a_stream(resp, start, status, &content_type).await,
-            None => self.read_stream(resp, start, status).await,
-        }
+            RequestRecord { retry_after, ..self.read_error(resp, start, status).await }
+        } else if !self.stream {
+            self.read_body(resp, start, status).await
+        } else {
+            match self.not_event_stream(resp.headers()) {
+                Some(content_type) => self.not_a_stream(resp, start, status, &content_type).await,
+                None => self.read_stream(resp, start, status).await,
+            }
+        };
+        RequestRecord { reconnected, ..rec }
     }
 
     /// The next piece of a body; None when the idle timeout passed without one. Unarmed,

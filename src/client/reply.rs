@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 
 use super::content::{completion_text, first};
 use super::{Client, MAX_BODY_BYTES};
-use crate::model::{FailureKind, RequestRecord, Usage};
+use crate::model::{FailureKind, RequestRecord, ServerTimings, Usage};
 
 /// A completion as the hot path reads it: only the first choice is looked at, for
 /// reasoning text, and none of it is kept.
@@ -18,6 +18,15 @@ struct Completion {
     #[serde(deserialize_with = "first")]
     choices: Option<ProbeChoice>,
     usage: Option<UsageBody>,
+    /// llama.cpp's own timing; a malformed one is left out, not a failure.
+    #[serde(default, deserialize_with = "lenient")]
+    timings: Option<ServerTimings>,
+}
+
+/// A value that is taken when it reads, and is None when it does not: a field that is
+/// a server's extra, whose absence or odd shape must not fail the reply.
+pub(super) fn lenient<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(Option::<serde_json::Value>::deserialize(d)?.and_then(|v| T::deserialize(v).ok()))
 }
 
 #[derive(Deserialize)]
@@ -165,7 +174,7 @@ impl Client {
             return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
         }
         match serde_json::from_slice::<Completion>(&buf) {
-            Ok(Completion { choices: Some(choice), usage }) => {
+            Ok(Completion { choices: Some(choice), usage, timings }) => {
                 let usage = usage.map(Usage::from);
                 // Counted here only when the server gave no count: on this path usage is
                 // the rule, and tokenizing every reply would cost the generator its speed.
@@ -189,6 +198,7 @@ impl Client {
                     client_completion_tokens,
                     client_reasoning_tokens,
                     content: texts.filter(|_| self.keep_content).map(|t| t.answer),
+                    server_timings: timings,
                     ..RequestRecord::default()
                 }
             }

@@ -28,6 +28,9 @@ struct Chunk<'a> {
     #[serde(default, borrow)]
     choices: Choices<'a>,
     usage: Option<UsageBody>,
+    /// llama.cpp's own timing, on the last chunk.
+    #[serde(default, deserialize_with = "super::reply::lenient")]
+    timings: Option<crate::model::ServerTimings>,
     /// Kept raw (a copy of its text, bounded by the event cap), not as a value tree: a
     /// hostile `[0,0,…]` must not cost 32 bytes per element.
     error: Option<Box<RawValue>>,
@@ -143,6 +146,9 @@ impl Received {
         }
         if let Some(u) = chunk.usage {
             self.rec.usage = Some(u.into());
+        }
+        if let Some(t) = chunk.timings {
+            self.rec.server_timings = Some(t);
         }
     }
 }

@@ -6,8 +6,10 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,14 +19,54 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 /// A byte stream a connection runs on: TCP, or TLS over it.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
-type Io = TokioIo<Box<dyn Stream>>;
+type Io = TokioIo<Heard>;
+
+/// A connection's bytes, noting whether any arrived since the flag was last cleared:
+/// a reused connection that ended before a byte of its response came can be resent
+/// (the server closed it, unseen, while it sat idle), one that ended after cannot.
+struct Heard {
+    io: Box<dyn Stream>,
+    /// Set by every read that brought bytes; shared with the connection's [`Conn`].
+    heard: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Heard {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut me.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            // Relaxed: written and read by the one task that drives the connection.
+            me.heard.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Heard {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
 
 /// One HTTP/1.1 connection: its sender, and the connection future that does its I/O
 /// (None once it ended).
@@ -33,6 +75,8 @@ struct Conn {
     io: Option<http1::Connection<Io, Full<Bytes>>>,
     /// It served a request before: a server may have closed it meanwhile.
     reused: bool,
+    /// Bytes arrived since the request being sent went out ([`Heard`]).
+    heard: Arc<AtomicBool>,
 }
 
 /// Polls `fut`, driving the connection `io` while it waits; once the connection ended,
@@ -55,10 +99,23 @@ async fn drive<F: Future>(io: &mut Option<http1::Connection<Io, Full<Bytes>>>, f
 }
 
 impl Conn {
-    /// Waits until it can take a request; false when it closed instead.
+    /// Waits until it can take a request; false when it closed instead. The connection
+    /// is polled first, every time: a server's close that arrived while it sat idle is
+    /// read there (a cheap poll of the socket's readiness, no read when none came), so
+    /// no request goes out on a connection already known to be gone. Its sender alone
+    /// may say ready without a look at the socket.
     async fn ready(&mut self) -> bool {
-        let send = &mut self.send;
-        self.io.is_some() && drive(&mut self.io, poll_fn(|cx| send.poll_ready(cx))).await.is_ok() && self.io.is_some()
+        let (send, io) = (&mut self.send, &mut self.io);
+        poll_fn(|cx| {
+            if let Some(c) = io.as_mut()
+                && Pin::new(c).poll(cx).is_ready()
+            {
+                *io = None;
+                return Poll::Ready(false);
+            }
+            send.poll_ready(cx).map(|r| r.is_ok())
+        })
+        .await
     }
 }
 
@@ -95,6 +152,23 @@ impl Error {
             Error::Body(e) => format!("body: {}", chain(e)),
         }
     }
+}
+
+/// The connection ended under the request: closed (before or while its response head
+/// would come), reset, or canceled unsent. Not a timeout, a parse error or a TLS alert.
+fn ended(e: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return true;
+    }
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof);
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// An error and its sources, each once.
@@ -146,6 +220,8 @@ pub(super) struct Response<'t> {
     transport: &'t Transport,
     /// The whole request's deadline.
     deadline: Pin<Box<Sleep>>,
+    /// It was sent again on a new connection: its reused one ended unanswered.
+    reconnected: bool,
 }
 
 impl Transport {
@@ -174,29 +250,37 @@ impl Transport {
             req
         };
         let work = async {
-            // A reused connection the server closed unseen gives the request back unsent:
-            // sent again once, on a new connection.
             let mut conn = self.checkout(start).await?;
+            let mut reconnected = false;
             loop {
+                conn.heard.store(false, Ordering::Relaxed);
                 let sent = conn.send.try_send_request(request());
                 match drive(&mut conn.io, sent).await {
-                    Ok(resp) => return Ok((conn, resp)),
+                    Ok(resp) => return Ok((conn, resp, reconnected)),
                     Err(mut e) => {
-                        if !(conn.reused && e.take_message().is_some()) {
+                        // A reused connection that ended before any byte of the response
+                        // came: the server closed it while it sat idle (or right after
+                        // the last response, keep-alive headers notwithstanding), and the
+                        // request never reached it. Sent again once, on a new connection,
+                        // as pooled clients do; a new connection's failure stands.
+                        let unsent = e.take_message().is_some();
+                        let unanswered = !conn.heard.load(Ordering::Relaxed) && ended(e.error());
+                        if !(conn.reused && (unsent || unanswered)) {
                             return Err(Error::Send(e.into_error()));
                         }
+                        reconnected = true;
                         conn = Box::pin(self.connect(start)).await?;
                     }
                 }
             }
         };
-        let (conn, resp) = tokio::select! {
+        let (conn, resp, reconnected) = tokio::select! {
             biased;
             r = work => r?,
             _ = deadline.as_mut() => return Err(Error::Timeout(self.timeout)),
         };
         let (head, body) = resp.into_parts();
-        Ok(Response { status: head.status.as_u16(), headers: head.headers, body, conn: Some(conn), transport: self, deadline })
+        Ok(Response { status: head.status.as_u16(), headers: head.headers, body, conn: Some(conn), transport: self, deadline, reconnected })
     }
 
     /// An idle connection that is still open, else a new one.
@@ -224,8 +308,9 @@ impl Transport {
                 None => Box::new(tcp),
                 Some((connector, name)) => Box::new(connector.connect(name.clone(), tcp).await.map_err(Error::Tls)?),
             };
-            let (send, io) = http1::handshake(TokioIo::new(stream)).await.map_err(Error::Send)?;
-            Ok(Conn { send, io: Some(io), reused: false })
+            let heard = Arc::new(AtomicBool::new(false));
+            let (send, io) = http1::handshake(TokioIo::new(Heard { io: stream, heard: heard.clone() })).await.map_err(Error::Send)?;
+            Ok(Conn { send, io: Some(io), reused: false, heard })
         };
         match tokio::time::timeout(limit, open).await {
             Ok(conn) => conn,
@@ -249,6 +334,11 @@ impl Transport {
 impl Response<'_> {
     pub(super) fn status(&self) -> u16 {
         self.status
+    }
+
+    /// It was sent again on a new connection, its reused one having ended unanswered.
+    pub(super) fn reconnected(&self) -> bool {
+        self.reconnected
     }
 
     pub(super) fn headers(&self) -> &HeaderMap {

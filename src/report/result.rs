@@ -211,6 +211,10 @@ pub struct StageResult {
     /// Successful streams that ended after a `finish_reason` without `data: [DONE]`.
     #[serde(default)]
     pub streams_without_done: u64,
+    /// Requests sent again, once, on a new connection: the reused connection they first
+    /// went out on ended before any byte of the response came. Not failures.
+    #[serde(default)]
+    pub reconnects: u64,
     pub throughput: Throughput,
     pub tokens: Tokens,
     /// With `[conversation]`: the stage's sessions and its figures by turn.
@@ -476,6 +480,10 @@ pub fn definitions() -> BTreeMap<String, String> {
             "of tokens.output, the reasoning's: usage.completion_tokens_details.reasoning_tokens where sent, else counted here from the reasoning text (each text counted by itself)",
         ),
         ("streams_without_done", "successful streams that ended cleanly after a finish_reason but without data: [DONE] (a complete answer)"),
+        (
+            "reconnects",
+            "requests sent again, once, on a new connection because the reused connection they went out on ended before any byte of the response (a server closing kept-alive connections unannounced); not failures",
+        ),
         ("itl_ms", "streams: per request (e2e - ttft) / (output tokens - 1); TPOT means this and nothing else"),
         ("chunk_gap_ms", "streams: time between consecutive content chunks, all requests pooled"),
         ("tokens.output", "completion tokens of successful requests: the server's usage where sent, else counted here (o200k_base)"),

@@ -278,6 +278,12 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
                 s.name, s.streams_without_done
             ));
         }
+        if s.reconnects > 0 {
+            out.push_str(&format!(
+                "{}: {} requests sent again on a new connection: the server had closed the kept-alive one unannounced (not failures)\n",
+                s.name, s.reconnects
+            ));
+        }
     }
     out
 }

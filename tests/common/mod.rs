@@ -1,6 +1,9 @@
 //! Helpers for tests that drive the real binary. All traffic stays on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod llama;
+pub mod raw;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
