@@ -12,7 +12,10 @@
 # Then once each, open loop: 20,000 requests/s, constant, for 10 s (llmload `rate`,
 # oha `-q`), both at most CONCURRENCY in flight: achieved rate, llmload's schedule lag,
 # CPU per request.
-# Usage: [LLMLOAD_BIN=PATH] benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
+# LLMLOAD_BIN_B: a second llmload build run in the same rounds (a third tool, `llmload_b`,
+# its order rotated with the others): two builds compared against each other and oha in
+# one sitting, instead of two sittings whose noise is wider than the difference.
+# Usage: [LLMLOAD_BIN=PATH] [LLMLOAD_BIN_B=PATH] benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50000} rounds=${2:-3} c=${3:-50}
@@ -96,8 +99,10 @@ done
 run() {
   local tool=$1 body=$2 stream
   stream=$([ "$body" = sse ] && echo true || echo false)
-  if [ "$tool" = llmload ]; then
-    OPENAI_API_KEY=x /usr/bin/time -v "$bin" run "$work/$body.toml" --headless --no-progress --json "$work/r.json" \
+  if [ "$tool" = llmload ] || [ "$tool" = llmload_b ]; then
+    local b=$bin
+    [ "$tool" = llmload ] || b=$LLMLOAD_BIN_B
+    OPENAI_API_KEY=x /usr/bin/time -v "$b" run "$work/$body.toml" --headless --no-progress --json "$work/r.json" \
       >/dev/null 2>"$work/time" || { cat "$work/time"; exit 1; }
   else
     /usr/bin/time -v oha -n "$n" -c "$c" -m POST -H 'Content-Type: application/json' \
@@ -110,7 +115,7 @@ import json, re, sys
 tool, body, result, timing, n = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3])), open(sys.argv[4]).read(), int(sys.argv[5])
 cpu = sum(float(re.search(p + r": ([\d.]+)", timing).group(1)) for p in ("User time \(seconds\)", "System time \(seconds\)"))
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1)) / 1024
-if tool == "llmload":
+if tool.startswith("llmload"):
     s = result["stages"][0]
     assert s["requests"]["ok"] == n, s["requests"]
     rate, mean_s = s["throughput"]["requests_per_s"], s["latency_ms"]["mean"] / 1000
@@ -121,11 +126,12 @@ print(tool, body, f"{rate:.0f}", f"{cpu / n * 1e6:.1f}", f"{rss:.0f}", f"{rate *
 PY
 }
 
+tools=(oha llmload)
+[ -z "${LLMLOAD_BIN_B:-}" ] || tools+=(llmload_b)
 for round in $(seq "$rounds"); do
   for body in json sse; do
-    # Alternate which tool goes first, so neither always meets a warmer machine.
-    if [ $((round % 2)) = 1 ]; then order="oha llmload"; else order="llmload oha"; fi
-    for tool in $order; do run "$tool" "$body"; done
+    # Rotate which tool goes first, so none always meets a warmer machine.
+    for i in "${!tools[@]}"; do run "${tools[$(((i + round) % ${#tools[@]}))]}" "$body"; done
   done
 done
 
@@ -136,16 +142,19 @@ n, c, rounds = sys.argv[2], sys.argv[3], int(sys.argv[4])
 print(f"{n} requests, {c}-way, {rounds} rounds (medians)\n")
 print("| body | tool | requests/s | CPU per request | peak RSS | mean in flight |\n|---|---|---|---|---|---|")
 med = lambda tool, body, i: st.median(float(r[i]) for r in rows if r[0] == tool and r[1] == body)
+tools = [t for t in ("oha", "llmload", "llmload_b") if any(r[0] == t for r in rows)]
 for body in ("json", "sse"):
-    for tool in ("oha", "llmload"):
+    for tool in tools:
         print(f"| {body} | {tool} | {med(tool, body, 2):,.0f} | {med(tool, body, 3):.1f} µs | {med(tool, body, 4):.0f} MiB | {med(tool, body, 5):.1f} |")
 print()
-for body in ("json", "sse"):
-    ours = [r for r in rows if r[0] == "llmload" and r[1] == body]
-    theirs = [r for r in rows if r[0] == "oha" and r[1] == body]
-    rate = st.median(float(a[2]) / float(b[2]) for a, b in zip(ours, theirs))
-    cpu = st.median(float(a[3]) / float(b[3]) for a, b in zip(ours, theirs))
-    print(f"{body}: llmload/oha requests/s {rate:.2f}x, CPU per request {cpu:.2f}x (medians of paired rounds)")
+pairs = [(t, "oha") for t in tools if t != "oha"] + ([("llmload_b", "llmload")] if "llmload_b" in tools else [])
+for ours_name, theirs_name in pairs:
+    for body in ("json", "sse"):
+        ours = [r for r in rows if r[0] == ours_name and r[1] == body]
+        theirs = [r for r in rows if r[0] == theirs_name and r[1] == body]
+        rate = st.median(float(a[2]) / float(b[2]) for a, b in zip(ours, theirs))
+        cpu = st.median(float(a[3]) / float(b[3]) for a, b in zip(ours, theirs))
+        print(f"{body}: {ours_name}/{theirs_name} requests/s {rate:.2f}x, CPU per request {cpu:.2f}x (medians of paired rounds)")
 PY
 
 # Open loop, once each: does the generator hold 20,000 arrivals a second?
