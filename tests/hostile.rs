@@ -441,8 +441,18 @@ async fn server_that_never_answers_hits_the_request_timeout() {
 async fn connection_refused() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (rec, took) = send(&client(addr, Cfg::default())).await;
-    assert_failed(&rec, FailureKind::Connect, "refused");
+    // It names where it tried: the address, never a URL (which could carry userinfo).
+    let detail = assert_failed(&rec, FailureKind::Connect, "refused");
+    assert!(detail.starts_with(&format!("connect to {addr}: ")), "{detail}");
     assert!(took < Duration::from_secs(2), "{took:?}");
+    // An IPv6 host in brackets, as in a URL (where the loopback has IPv6).
+    if let Ok(l) = std::net::TcpListener::bind("[::1]:0") {
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let (rec, _) = send(&client(addr, Cfg::default())).await;
+        let detail = assert_failed(&rec, FailureKind::Connect, "refused");
+        assert!(detail.starts_with(&format!("connect to [::1]:{}: ", addr.port())), "{detail}");
+    }
 }
 
 /// A listener that never accepts, its backlog filled: further SYNs go unanswered. This

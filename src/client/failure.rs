@@ -125,8 +125,8 @@ pub(super) fn classify(e: &Error) -> FailureKind {
     match e {
         Error::ConnectTimeout(_) => FailureKind::ConnectTimeout,
         // The OS gave up on the handshake (ETIMEDOUT) before the connect timeout did.
-        Error::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => FailureKind::ConnectTimeout,
-        Error::Connect(_) | Error::Tls(_) => FailureKind::Connect,
+        Error::Connect(io, _) if io.kind() == std::io::ErrorKind::TimedOut => FailureKind::ConnectTimeout,
+        Error::Connect(..) | Error::Tls(_) => FailureKind::Connect,
         Error::Timeout(_) => FailureKind::Timeout,
         Error::Body(_) => FailureKind::Body,
         Error::Send(_) => FailureKind::Transport,

@@ -124,8 +124,9 @@ impl Conn {
 pub(super) enum Error {
     /// No connection within the connect timeout (TCP and TLS handshakes together).
     ConnectTimeout(Duration),
-    /// The address did not resolve, or the TCP connection was refused or failed.
-    Connect(std::io::Error),
+    /// The address did not resolve, or the TCP connection was refused or failed; with
+    /// the host and port tried (a URL's host never holds credentials).
+    Connect(std::io::Error, String),
     /// The TLS handshake failed (a bad certificate, a server that does not speak TLS).
     Tls(std::io::Error),
     /// The whole request's timeout passed.
@@ -145,7 +146,7 @@ impl Error {
     pub(super) fn describe(&self) -> String {
         match self {
             Error::ConnectTimeout(d) => format!("connect timed out after {d:?}"),
-            Error::Connect(e) => format!("connect: {}", chain(e)),
+            Error::Connect(e, to) => format!("connect to {to}: {}", chain(e)),
             Error::Tls(e) => format!("TLS handshake: {}", chain(e)),
             Error::Timeout(d) => format!("timed out after {d:?}"),
             Error::Send(e) => chain(e),
@@ -302,7 +303,10 @@ impl Transport {
         let limit = self.connect_timeout.min(self.timeout.saturating_sub(start.elapsed()));
         let open = async {
             let t = &self.target;
-            let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await.map_err(Error::Connect)?;
+            let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await.map_err(|e| {
+                let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+                Error::Connect(e, format!("{host}:{}", t.port))
+            })?;
             let _ = tcp.set_nodelay(true);
             let stream: Box<dyn Stream> = match &t.tls {
                 None => Box::new(tcp),
