@@ -50,6 +50,9 @@ struct Line<'a> {
     /// With `[conversation]`: the request's session, numbered in the whole run.
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<u64>,
+    /// Why the server ended the reply, when it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<crate::model::FinishReason>,
     /// Sent again on a new connection after its kept one ended unanswered.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reconnected: bool,
@@ -128,6 +131,7 @@ impl RecordSink for RequestsOut {
             turn: rec.turn,
             session: rec.session,
             reconnected: rec.reconnected,
+            finish_reason: rec.finish_reason,
             server_timings: rec.server_timings.map(|timings| ServerTimingsLine { timings, per_token_ms: timings.per_token_ms() }),
             prompt: rec.sent_body.as_ref().filter(|_| self.text).and_then(|b| prompt_of(b)),
             reply: rec.content.as_deref().filter(|_| self.text),

@@ -147,7 +147,15 @@ fn replies_that_end_short_are_counted_and_warned_of() {
     assert_eq!((count(&t["ended_short"]), num(&t["ended_short_share"])), (20, 1.0), "{t}");
     assert_eq!(num(&t["achieved_mean"]), 16.0);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("short: WARNING: 100 % of replies ended before their target length: does the server honour ignore_eos?"), "{all}");
+    // The mock says why each reply ended (its own end: "stop"), and the warning says it
+    // judged by that.
+    assert_eq!(count(&v["stages"][0]["finish_reasons"]["stop"]), 20);
+    assert!(
+        all.contains(
+            "short: WARNING: 100 % of replies ended before their target length (by their finish_reason: not \"length\"): does the server honour ignore_eos?"
+        ),
+        "{all}"
+    );
     // min_tokens instead of ignore_eos: capped at each request's length, it pins it.
     let pinned = text.replace("[[stage]]", "[request]\nmin_tokens = 100000\n[[stage]]");
     let (out, v) = run_scenario(&pinned);

@@ -32,6 +32,7 @@ pub(super) fn lenient<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: 
 #[derive(Deserialize)]
 struct ProbeChoice {
     message: Option<ProbeMessage>,
+    finish_reason: Option<crate::model::FinishReason>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +200,7 @@ impl Client {
                     client_reasoning_tokens,
                     content: texts.filter(|_| self.keep_content).map(|t| t.answer),
                     server_timings: timings,
+                    finish_reason: choice.finish_reason,
                     ..RequestRecord::default()
                 }
             }

@@ -5,13 +5,12 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::failure::{DETAIL_CHARS, truncate};
 use super::reply::UsageBody;
 use super::{Client, MAX_BODY_BYTES, sse};
-use crate::model::{FailureKind, Outcome, RequestRecord, Uncounted};
+use crate::model::{FailureKind, FinishReason, Outcome, RequestRecord, Uncounted};
 
 /// Most chunk gaps one request records (64k gaps = 256 KiB).
 const MAX_GAPS: usize = 1 << 16;
@@ -80,7 +79,7 @@ struct ChunkChoice<'a> {
     #[serde(borrow)]
     text: Option<Cow<'a, str>>,
     /// Present (not null) on the chunk that ends the choice.
-    finish_reason: Option<IgnoredAny>,
+    finish_reason: Option<FinishReason>,
 }
 
 #[derive(Deserialize)]
@@ -131,7 +130,10 @@ impl Received {
     fn chunk(&mut self, now: Instant, chunk: Chunk<'_>) {
         let Choices { first, rest } = chunk.choices;
         for choice in first.into_iter().chain(rest) {
-            self.finished |= choice.finish_reason.is_some();
+            if let Some(why) = choice.finish_reason {
+                self.finished = true;
+                self.rec.finish_reason.get_or_insert(why);
+            }
             // One reasoning text per delta: vLLM has sent both names at once, the same
             // text in each, while it moved from one to the other.
             let texts = match choice.delta {

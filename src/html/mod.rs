@@ -143,6 +143,9 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
         if let Some(w) = r.result.generator.as_ref().and_then(|g| g.warning.as_ref()) {
             let _ = writeln!(body, "<p class=\"note warn\">{}: {}</p>", escape(&r.name), escape(w));
         }
+        if let Some(s) = r.result.generator.as_ref().and_then(|g| g.shared.as_ref()) {
+            let _ = writeln!(body, "<p class=\"note\">{}: {}</p>", escape(&r.name), escape(s));
+        }
         if let Some(s) = &r.result.sweep {
             let _ = writeln!(
                 body,

@@ -145,6 +145,10 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         thinking_ms: m.thinking,
         streams_without_done: sum(|p| p.streams_without_done),
         reconnects: sum(|p| p.reconnects),
+        finish_reasons: parts.iter().fold(Default::default(), |mut all, p| {
+            all.add(&p.finish_reasons);
+            all
+        }),
         throughput,
         tokens,
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
@@ -199,6 +203,7 @@ fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
             achieved_mean: targets.iter().map(|(x, k)| x.achieved_mean * *k as f64).sum::<f64>() / n as f64,
             ended_short: short,
             ended_short_share: short as f64 / n as f64,
+            judged_by_finish_reason: targets.iter().map(|x| x.0.judged_by_finish_reason).sum(),
         }
     });
     let all: Vec<&Cached> = parts.iter().filter_map(|p| p.tokens.cached.as_ref()).collect();

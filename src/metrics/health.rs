@@ -13,8 +13,9 @@ use rustix::time::{ClockId, clock_gettime};
 const TICK: Duration = Duration::from_millis(10);
 /// A second whose CPU use reaches this share of the cores is near saturation.
 const BUSY_SHARE: f64 = 0.8;
-/// A second in which the machine's cores were this busy (whoever kept them so) is near
-/// saturation too: llmload could not have had more.
+/// A second in which the machine's cores were this busy while llmload itself was not
+/// is a shared machine (a server under test beside it, say): said, not blamed on the
+/// client, whose own figures (its cores, its ticker) tell whether it was held up.
 const MACHINE_BUSY: f64 = 0.9;
 /// A ticker this late at p99 is near saturation: timestamps may be as late.
 const LATE_P99: Duration = Duration::from_millis(10);
@@ -62,38 +63,49 @@ pub struct HealthView {
 }
 
 impl HealthView {
-    /// A few words for the dashboard when near saturation.
+    /// A few words for the dashboard when near saturation, or on a shared machine.
     pub fn short(&self) -> Option<String> {
-        self.warning()?;
-        Some(match self.machine_busiest {
-            _ if self.cpu_busiest >= BUSY_SHARE * self.cores as f64 => {
-                format!("⚠ llmload busy {:.1}/{} cores", self.cpu_busiest, self.cores)
-            }
-            Some(m) if m >= MACHINE_BUSY => format!("⚠ cores {:.0} % busy", m * 100.0),
-            _ => format!("⚠ llmload late {:.0} ms p99", ms(self.late_p99)),
+        if self.warning().is_none() {
+            return self.shared().map(|_| format!("cores {:.0} % busy, not llmload", self.machine_busiest.unwrap_or(0.0) * 100.0));
+        }
+        Some(match self.busy() {
+            true => format!("⚠ llmload busy {:.1}/{} cores", self.cpu_busiest, self.cores),
+            false => format!("⚠ llmload late {:.0} ms p99", ms(self.late_p99)),
         })
     }
 
-    /// One line when llmload itself was near saturation, else None.
+    fn busy(&self) -> bool {
+        self.cpu_busiest >= BUSY_SHARE * self.cores as f64
+    }
+
+    /// One line when llmload itself was near saturation — its own cores near their
+    /// limit, or its tasks woken late — else None. A busy machine alone is not that:
+    /// see [`HealthView::shared`].
     pub fn warning(&self) -> Option<String> {
-        let busy = self.cpu_busiest >= BUSY_SHARE * self.cores as f64;
-        let machine = self.machine_busiest.filter(|&m| m >= MACHINE_BUSY);
         let late = self.ticks >= 100 && self.late_p99 >= LATE_P99;
         let tail = "latencies above p99 may include client delay";
-        if busy {
+        if self.busy() {
             Some(format!("llmload used {:.1} of {} cores in its busiest second; {tail}", self.cpu_busiest, self.cores))
-        } else if let Some(m) = machine {
-            Some(format!(
-                "the machine's cores were {:.0} % busy in its busiest second (llmload used {:.1} of {}); {tail}",
-                m * 100.0,
-                self.cpu_busiest,
-                self.cores
-            ))
         } else if late {
             Some(format!("llmload's scheduler woke {:.1} ms late at p99; {tail}", ms(self.late_p99)))
         } else {
             None
         }
+    }
+
+    /// One line when other processes kept the machine's cores busy while llmload was
+    /// not near its limit: the machine was shared, by how much, and the scheduling
+    /// delay llmload's own timestamps carried, for the reader to judge.
+    pub fn shared(&self) -> Option<String> {
+        let m = self.machine_busiest.filter(|&m| m >= MACHINE_BUSY && self.warning().is_none())?;
+        Some(format!(
+            "the machine was shared: its cores were {:.0} % busy in the busiest second, llmload used {:.1} of {} (the rest was other processes: \
+             a server under test on this machine, say); llmload's own tasks woke {:.1} ms late at p99, so its timings carry at most about that",
+            m * 100.0,
+            self.cpu_busiest,
+            self.cores,
+            ms(self.late_p99)
+        ))
     }
 }
 
@@ -210,11 +222,20 @@ mod tests {
             busy.warning().unwrap(),
             "llmload used 1.9 of 2 cores in its busiest second; latencies above p99 may include client delay"
         );
+        // Other processes kept the cores busy, llmload was neither busy nor late: a
+        // shared machine, said as such, not a warning about client delay.
         let crowded = HealthView { machine_busiest: Some(0.99), ..quiet.clone() };
+        assert_eq!(crowded.warning(), None);
         assert_eq!(
-            crowded.warning().unwrap(),
-            "the machine's cores were 99 % busy in its busiest second (llmload used 0.5 of 2); latencies above p99 may include client delay"
+            crowded.shared().unwrap(),
+            "the machine was shared: its cores were 99 % busy in the busiest second, llmload used 0.5 of 2 (the rest was other processes: \
+             a server under test on this machine, say); llmload's own tasks woke 1.0 ms late at p99, so its timings carry at most about that"
         );
+        assert_eq!(crowded.short().unwrap(), "cores 99 % busy, not llmload");
+        assert_eq!(quiet.shared(), None);
+        // Busy itself on a busy machine: the warning, and no second line.
+        let both = HealthView { cpu_busiest: 1.9, ..crowded.clone() };
+        assert!(both.warning().is_some() && both.shared().is_none());
         assert_eq!(HealthView { machine_busiest: None, ..quiet.clone() }.warning(), None);
         let late = HealthView { late_p99: Duration::from_millis(12), ..quiet.clone() };
         assert!(late.warning().unwrap().starts_with("llmload's scheduler woke 12.0 ms late at p99"));

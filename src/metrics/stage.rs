@@ -10,7 +10,7 @@ use super::latency::Latency;
 use super::lengths::Lengths;
 use super::series::Series;
 use super::sessions::SessionStats;
-use crate::model::{CheckFailure, FailureKind, Outcome, RequestRecord};
+use crate::model::{CheckFailure, FailureKind, FinishReason, FinishReasons, Outcome, RequestRecord};
 
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
 /// other figure.
@@ -84,6 +84,11 @@ pub struct StageStats {
     /// Output lengths of the replies to those requests.
     pub target_achieved: Lengths,
     pub ended_short: u64,
+    /// Of the replies with a target, those judged by their `finish_reason` (`length`
+    /// met the target, any other reason ended short); the rest by their count.
+    pub ended_by_reason: u64,
+    /// Successful replies by why they ended.
+    pub finish_reasons: FinishReasons,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
     /// Successful requests that met every SLO (when the scenario sets one).
@@ -179,6 +184,8 @@ impl Default for StageStats {
             target_output: Lengths::default(),
             target_achieved: Lengths::default(),
             ended_short: 0,
+            ended_by_reason: 0,
+            finish_reasons: FinishReasons::default(),
             user_tokens_per_s_sum: 0.0,
             slo_met: 0,
             checks_passed: 0,
@@ -339,10 +346,18 @@ impl StageStats {
             self.input_len.record(n);
         }
         self.output_len.record(out);
+        self.finish_reasons.record(rec.finish_reason);
         if let Some(target) = rec.target_output_tokens {
             self.target_output.record(u64::from(target));
             self.target_achieved.record(out);
-            self.ended_short += u64::from(out < u64::from(target));
+            // The server's word where it gave one: a count made here, in another
+            // tokenizer than the model's, can read short of a reply the limit ended.
+            let short = match rec.finish_reason {
+                Some(why) => why != FinishReason::Length,
+                None => out < u64::from(target),
+            };
+            self.ended_short += u64::from(short);
+            self.ended_by_reason += u64::from(rec.finish_reason.is_some());
         }
         // The server's count, unless it says 0 (a placeholder some send) where reasoning
         // text came: then the count here.

@@ -12,7 +12,9 @@ mod shard;
 pub mod threshold;
 
 pub use goals::{RateLimit, Slo};
-pub use record::{CheckFailure, FailureKind, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, Uncounted, Usage};
+pub use record::{
+    CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, Uncounted, Usage,
+};
 pub use request::{Api, RequestParams, RequestSpec};
 pub use run::Aborted;
 pub use shard::{MAX_SHARDS, NUMBER_RANGE, Numbers, Shard};

@@ -90,6 +90,84 @@ pub struct Usage {
     pub cached_tokens: Option<u64>,
 }
 
+/// Why the server ended a reply (`finish_reason`), as OpenAI names the reasons; any
+/// other name (a server's own, say llama.cpp's older `eos`) is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended it (end of sequence, a stop string).
+    Stop,
+    /// The length limit (`max_tokens`) ended it.
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Other,
+}
+
+impl FinishReason {
+    pub fn from_name(name: &str) -> FinishReason {
+        match name {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "tool_calls" | "function_call" => FinishReason::ToolCalls,
+            "content_filter" => FinishReason::ContentFilter,
+            _ => FinishReason::Other,
+        }
+    }
+}
+
+/// Successful replies by why they ended; `unsaid`: the server gave no reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishReasons {
+    pub stop: u64,
+    pub length: u64,
+    pub tool_calls: u64,
+    pub content_filter: u64,
+    pub other: u64,
+    pub unsaid: u64,
+}
+
+impl FinishReasons {
+    pub fn record(&mut self, why: Option<FinishReason>) {
+        let n = match why {
+            Some(FinishReason::Stop) => &mut self.stop,
+            Some(FinishReason::Length) => &mut self.length,
+            Some(FinishReason::ToolCalls) => &mut self.tool_calls,
+            Some(FinishReason::ContentFilter) => &mut self.content_filter,
+            Some(FinishReason::Other) => &mut self.other,
+            None => &mut self.unsaid,
+        };
+        *n += 1;
+    }
+
+    /// Two counts together (shards, merged).
+    pub fn add(&mut self, o: &FinishReasons) {
+        self.stop += o.stop;
+        self.length += o.length;
+        self.tool_calls += o.tool_calls;
+        self.content_filter += o.content_filter;
+        self.other += o.other;
+        self.unsaid += o.unsaid;
+    }
+}
+
+/// Read from any string, without keeping it; null reads as no reason (`Option`).
+impl<'de> Deserialize<'de> for FinishReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = FinishReason;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a finish reason")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FinishReason, E> {
+                Ok(FinishReason::from_name(v))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
 /// A server's own timing of one request: llama.cpp's `timings` block, sent with its
 /// reply (and on a stream's last chunk). Read as it names them (tools/server/
 /// server-common.cpp, `server_slot_stats::to_json`, in the llama.cpp tree of PyPI's
@@ -143,6 +221,8 @@ pub struct RequestRecord {
     /// before any byte of the response came (a server that closed it unseen). Not a
     /// failure; counted apart as a stage's `reconnects`.
     pub reconnected: bool,
+    /// Why the server ended the reply, when it said (the first choice's).
+    pub finish_reason: Option<FinishReason>,
     /// The server's own timing of the request, when it sends one (llama.cpp).
     pub server_timings: Option<ServerTimings>,
     /// Streams only: chunks that carried content.
@@ -202,6 +282,7 @@ impl Default for RequestRecord {
             first_reasoning: None,
             without_done: false,
             reconnected: false,
+            finish_reason: None,
             server_timings: None,
             chunks: 0,
             gaps_us: Vec::new(),

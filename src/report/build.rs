@@ -175,6 +175,7 @@ impl RunResult {
                 ticks: g.ticks,
                 near_saturation: g.warning().is_some(),
                 warning: g.warning(),
+                shared: g.shared(),
             }),
         };
         let mut result = result.total_cost(&scenario.pricing);
@@ -267,6 +268,7 @@ impl StageResult {
             thinking_ms: s.thinking.summary(),
             streams_without_done: s.streams_without_done,
             reconnects: s.reconnects,
+            finish_reasons: s.finish_reasons,
             throughput: throughput(s),
             tokens: tokens(s),
             sessions: super::sessions::sessions(s),
@@ -320,6 +322,7 @@ fn tokens(s: &StageStats) -> Tokens {
             achieved_mean: s.target_achieved.mean().unwrap_or(0.0),
             ended_short: s.ended_short,
             ended_short_share: s.ended_short_share().unwrap_or(0.0),
+            judged_by_finish_reason: s.ended_by_reason,
         }),
         cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share, of: s.cached_of }),
     }

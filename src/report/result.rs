@@ -113,6 +113,10 @@ pub struct GeneratorInfo {
     pub near_saturation: bool,
     /// Why, in one line, when it was.
     pub warning: Option<String>,
+    /// When other processes kept the machine busy while llmload was not near its limit:
+    /// a line saying the machine was shared, by how much, and llmload's own delay.
+    #[serde(default)]
+    pub shared: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +219,9 @@ pub struct StageResult {
     /// went out on ended before any byte of the response came. Not failures.
     #[serde(default)]
     pub reconnects: u64,
+    /// Successful replies by their `finish_reason`.
+    #[serde(default)]
+    pub finish_reasons: crate::model::FinishReasons,
     pub throughput: Throughput,
     pub tokens: Tokens,
     /// With `[conversation]`: the stage's sessions and its figures by turn.
@@ -402,6 +409,10 @@ pub struct TargetOutput {
     /// Replies that ended before their target, and their share.
     pub ended_short: u64,
     pub ended_short_share: f64,
+    /// Of those replies, how many were judged by their `finish_reason` (`length` met the
+    /// target, any other reason ended short); the others by their token count.
+    #[serde(default)]
+    pub judged_by_finish_reason: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -480,6 +491,14 @@ pub fn definitions() -> BTreeMap<String, String> {
             "of tokens.output, the reasoning's: usage.completion_tokens_details.reasoning_tokens where sent, else counted here from the reasoning text (each text counted by itself)",
         ),
         ("streams_without_done", "successful streams that ended cleanly after a finish_reason but without data: [DONE] (a complete answer)"),
+        (
+            "finish_reasons",
+            "successful replies by their finish_reason (the first choice's): stop, length, tool_calls, content_filter, other (any other name), unsaid (none given)",
+        ),
+        (
+            "tokens.target_output.ended_short",
+            "replies that ended before their target length: by their finish_reason where the server gave one (length met it, any other reason did not; judged_by_finish_reason counts these), else by the output count",
+        ),
         (
             "reconnects",
             "requests sent again, once, on a new connection because the reused connection they went out on ended before any byte of the response (a server closing kept-alive connections unannounced); not failures",

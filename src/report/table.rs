@@ -263,8 +263,15 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
             ));
         }
         if let Some(t) = s.tokens.target_output.as_ref().filter(|t| t.ended_short_share >= ENDED_SHORT_WARNING) {
+            // The replies with a target, read back from the share (over the threshold, > 0).
+            let n = (t.ended_short as f64 / t.ended_short_share).round() as u64;
+            let by = match t.judged_by_finish_reason {
+                0 => "by the token count: the server sent no finish_reason".to_string(),
+                k if k >= n => "by their finish_reason: not \"length\"".to_string(),
+                k => format!("{k} of {n} by their finish_reason, the rest by the token count"),
+            };
             out.push_str(&format!(
-                "{}: WARNING: {:.0} % of replies ended before their target length: does the server honour ignore_eos?\n",
+                "{}: WARNING: {:.0} % of replies ended before their target length ({by}): does the server honour ignore_eos?\n",
                 s.name,
                 t.ended_short_share * 100.0
             ));

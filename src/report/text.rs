@@ -58,6 +58,9 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
     if let Some(w) = result.generator.as_ref().and_then(|g| g.warning.as_deref()) {
         text.push_str(&format!("\nwarning: {w}\n"));
     }
+    if let Some(s) = result.generator.as_ref().and_then(|g| g.shared.as_deref()) {
+        text.push_str(&format!("\nnote: {s}\n"));
+    }
     text
 }
 
