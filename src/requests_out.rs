@@ -120,7 +120,9 @@ impl RecordSink for RequestsOut {
             e2e_ms: ms(rec.latency),
             ttft_ms: rec.ttft.map(ms),
             itl_ms: itl,
-            input_tokens: rec.input_tokens,
+            // As the stage takes it: the count here where the workload knew it, else
+            // the server's usage (a template prompt's count is not known when sent).
+            input_tokens: rec.input_tokens.or(rec.usage.and_then(|u| u.prompt_tokens)),
             output_tokens: out,
             status: rec.status,
             outcome: match rec.outcome {

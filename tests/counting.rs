@@ -70,6 +70,10 @@ fn a_reply_the_limit_ended_met_its_target_whatever_the_count_here() {
         assert!(!out.stdout.contains("ended before their target"), "{}", out.stdout);
         assert_eq!(stage["finish_reasons"], json!({"stop": 0, "length": 8, "tool_calls": 0, "content_filter": 0, "other": 0, "unsaid": 0}));
         assert!(lines.iter().all(|l| l["finish_reason"] == "length"), "{lines:?}");
+        // No usage: whether the counts here agree with the server's is not known.
+        let t = &stage["tokens"];
+        assert_eq!((&t["prompt_disagree"], &t["completion_disagree"]), (&Value::Null, &Value::Null), "{t}");
+        assert_eq!((count(&t["prompt_compared"]), count(&t["completion_compared"])), (0, 0), "{t}");
     }
 }
 

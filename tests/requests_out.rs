@@ -41,6 +41,8 @@ fn one_line_per_request_with_its_phase_and_times() {
     for r in &rows {
         assert_eq!((r["outcome"].as_str(), r["status"].as_u64(), r["attempts"].as_u64()), (Some("ok"), Some(200), Some(1)), "{r}");
         assert!(num(&r["e2e_ms"]) >= 10.0 && r["output_tokens"].as_u64() > Some(0), "{r}");
+        // A template prompt's count is the server's usage, as the stage's input length.
+        assert!(r["input_tokens"].as_u64() > Some(0), "{r}");
         let (sched, sent) = (t(r, "scheduled_at"), t(r, "sent_at"));
         assert!(sched <= sent && sent + Duration::from_millis(1) >= start && sent <= end, "{r}");
     }

@@ -185,6 +185,11 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
     })
 }
 
+/// The sum of the shards' figures that are known; null when none is.
+fn known(figures: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    figures.flatten().reduce(u64::saturating_add)
+}
+
 fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
     let sum = |f: fn(&Tokens) -> u64| parts.iter().map(|p| f(&p.tokens)).fold(0u64, u64::saturating_add);
     // From every shard that has one (shard 0's share may have had none).
@@ -234,8 +239,10 @@ fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
         input: sum(|t| t.input),
         client_prompt: sum(|t| t.client_prompt),
         client_completion: sum(|t| t.client_completion),
-        prompt_disagree: sum(|t| t.prompt_disagree),
-        completion_disagree: sum(|t| t.completion_disagree),
+        prompt_disagree: known(parts.iter().map(|p| p.tokens.prompt_disagree)),
+        completion_disagree: known(parts.iter().map(|p| p.tokens.completion_disagree)),
+        prompt_compared: sum(|t| t.prompt_compared),
+        completion_compared: sum(|t| t.completion_compared),
         reasoning: sum(|t| t.reasoning),
         input_length: m.input,
         output_length: m.output,

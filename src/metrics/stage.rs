@@ -70,6 +70,10 @@ pub struct StageStats {
     /// Requests where the server's usage and the count here differ.
     pub prompt_disagree: u64,
     pub completion_disagree: u64,
+    /// Requests where both the server's and the count here exist (what the two above
+    /// are out of): none, and a disagreement is not known, not 0.
+    pub prompt_compared: u64,
+    pub completion_compared: u64,
     /// Output tokens of successful requests: usage where sent, else the count here.
     pub output_tokens: u64,
     /// Prompt tokens of successful requests, on the same rule (for cost).
@@ -177,6 +181,8 @@ impl Default for StageStats {
             client_completion_tokens: 0,
             prompt_disagree: 0,
             completion_disagree: 0,
+            prompt_compared: 0,
+            completion_compared: 0,
             output_tokens: 0,
             input_tokens: 0,
             input_len: Lengths::default(),
@@ -338,6 +344,8 @@ impl StageStats {
         self.completion_tokens = self.completion_tokens.saturating_add(uc.unwrap_or(0));
         self.prompt_disagree += u64::from(up.zip(rec.client_prompt_tokens).is_some_and(|(u, c)| u != c));
         self.completion_disagree += u64::from(uc.zip(rec.client_completion_tokens).is_some_and(|(u, c)| u != c));
+        self.prompt_compared += u64::from(up.is_some() && rec.client_prompt_tokens.is_some());
+        self.completion_compared += u64::from(uc.is_some() && rec.client_completion_tokens.is_some());
         self.client_prompt_tokens = self.client_prompt_tokens.saturating_add(rec.client_prompt_tokens.unwrap_or(0));
         self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));
         self.input_tokens = self.input_tokens.saturating_add(up.or(rec.client_prompt_tokens).unwrap_or(0));

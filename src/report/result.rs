@@ -366,9 +366,15 @@ pub struct Tokens {
     /// Counted here with o200k_base (streams always; other replies when usage is absent).
     pub client_prompt: u64,
     pub client_completion: u64,
-    /// Requests where usage and the count here differ.
-    pub prompt_disagree: u64,
-    pub completion_disagree: u64,
+    /// Requests where usage and the count here differ, of those where both exist
+    /// (`*_compared`); null when none had both (a stream without usage, replies not
+    /// counted here): not known, which 0 would hide as agreement.
+    pub prompt_disagree: Option<u64>,
+    pub completion_disagree: Option<u64>,
+    #[serde(default)]
+    pub prompt_compared: u64,
+    #[serde(default)]
+    pub completion_compared: u64,
     /// Of `output`, the reasoning's: `usage.completion_tokens_details.reasoning_tokens`
     /// where sent, else counted here from the reasoning text.
     #[serde(default)]
