@@ -95,6 +95,8 @@ pub struct CompareArgs {
 pub struct GateArgs {
     /// Fail (`compare`: exit 3) when a metric moves further than this from the baseline,
     /// in every matched stage: p99_ms:+10%, ok_rps:-5%, ttft_p99_ms:+50ms, error_rate:+0.01.
+    /// A stage cut short on either side (interrupted, aborted, a checkpoint's) is not
+    /// comparable: its gates trip, saying why, as one whose metric was not measured.
     #[arg(long = "fail-on", value_name = "GATE", value_parser = Gate::parse)]
     pub fail_on: Vec<Gate>,
     /// The smallest change, in % of the baseline, that is called beyond noise.

@@ -96,8 +96,16 @@ const MEANINGS: &[(&str, Exit, &str)] = &[
     ("merge", Exit::NotPassed, "merged, and a threshold failed or a stage had no successful request"),
     ("merge", Exit::Interrupted, "merged, and a shard was interrupted"),
     ("compare", Exit::Done, "compared; no gate tripped"),
-    ("compare", Exit::BadInput, "bad input: a file that is not an llmload result, a gate that does not parse"),
-    ("compare", Exit::NotPassed, "a gate tripped (or its metric was not measured on both sides)"),
+    (
+        "compare",
+        Exit::BadInput,
+        "bad input: a file that is not an llmload result, a gate that does not parse, runs with no stage in common",
+    ),
+    (
+        "compare",
+        Exit::NotPassed,
+        "a gate tripped (or its metric was not measured on both sides, or its stage was cut short on one: not comparable)",
+    ),
     ("report", Exit::Done, "the page was written (gates are drawn on it; `compare` is what fails on them)"),
     ("report", Exit::Failed, "the page could not be drawn or written"),
     ("report", Exit::BadInput, "bad input: a file that is not an llmload result or a --requests-out export, a gate that does not parse"),

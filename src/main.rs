@@ -61,6 +61,9 @@ fn cmd_compare(args: CompareArgs) -> Ended {
     };
     let bases = bases.iter().map(|p| load_result(p)).collect::<Result<Vec<_>, _>>()?;
     let new = load_result(&new)?;
+    if let Some(line) = compare::nothing_in_common(&bases, &new) {
+        return Err(Failure::bad(line));
+    }
     let c = compare::compare(&bases, &new, &args.gates.fail_on, args.gates.min_effect());
     let _ = write!(std::io::stdout().lock(), "{}", compare::render(&c, args.format));
     Ok(if c.tripped() { Exit::NotPassed } else { Exit::Done })

@@ -92,7 +92,22 @@ fn unmatched_stages_are_listed_and_bad_input_is_one_line() {
     let renamed = d.path().join("renamed.json");
     std::fs::write(&renamed, v.to_string()).unwrap();
     let out = compare(&[], &[&base, &renamed]);
-    assert!(out.stdout.contains("only in base: 10-way (not compared)") && out.stdout.contains("only in new: other"), "{}", out.stdout);
+    assert_eq!(out.status.code(), Some(2), "nothing to compare is bad input: {}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "error: compare: no stage in common (stages are matched by name): base has \"10-way\"; new has \"other\"",
+        "{}",
+        out.stdout
+    );
+    // One stage in common, one not: the other is listed.
+    let first = v["stages"][0].clone();
+    let mut same = first.clone();
+    same["name"] = "10-way".into();
+    v["stages"] = serde_json::json!([first, same]);
+    std::fs::write(&renamed, v.to_string()).unwrap();
+    let out = compare(&[], &[&base, &renamed]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("only in new: other (not compared)"), "{}", out.stdout);
 
     let not_result = d.path().join("x.json");
     std::fs::write(&not_result, "{\"hello\": 1}").unwrap();
@@ -144,4 +159,36 @@ fn the_run_table_prints_as_markdown_or_csv() {
     c.arg(&path);
     let out = run(c, Duration::from_secs(30));
     assert!(out.stdout.starts_with("| mode | 5 requests |") && out.stdout.contains("\n|---|---|"), "{}", out.stdout);
+}
+
+#[test]
+fn a_stage_cut_short_on_either_side_is_shown_but_not_judged() {
+    let d = tempfile::tempdir().unwrap();
+    let base = result(d.path(), "base", 0);
+    let v = read_json(&base);
+    let gates = ["--fail-on", "ok_rps:-5%"];
+    // As a run stopped by Ctrl-C leaves it; then as a checkpoint written mid-stage.
+    let cases = [
+        ("interrupted", serde_json::json!(true), "the new run's stage was interrupted (stopped before its end)"),
+        ("complete", serde_json::json!(false), "the new run's stage was still running (a checkpoint, not a final result)"),
+    ];
+    for (field, value, why) in cases {
+        let mut cut = v.clone();
+        match field {
+            "interrupted" => cut["stages"][0][field] = value,
+            _ => cut[field] = value,
+        }
+        let path = d.path().join("cut.json");
+        std::fs::write(&path, cut.to_string()).unwrap();
+        let out = compare(&gates, &[&base, &path]);
+        // The gate trips, saying why, as one whose metric was not measured does.
+        assert_eq!(out.status.code(), Some(3), "{}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(&format!("FAIL  10-way: ok_rps:-5% (not comparable: {why})")), "{}", out.stdout);
+        assert!(out.stdout.contains(&format!("10-way: not comparable: {why}; its figures are shown, not judged")), "{}", out.stdout);
+        assert!(p99_line(&out).ends_with("not comparable"), "{}", out.stdout);
+        assert!(!out.stdout.contains("beyond noise"), "{}", out.stdout);
+        // The other way round names the base.
+        let out = compare(&[], &[&path, &base]);
+        assert!(out.stdout.contains(&why.replace("new run", "base run")), "{}", out.stdout);
+    }
 }

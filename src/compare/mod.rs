@@ -53,6 +53,9 @@ pub struct Row {
 pub struct StageComparison {
     pub name: String,
     pub rows: Vec<Row>,
+    /// Why its figures are not like for like: a side whose stage was stopped, aborted
+    /// or still going (a checkpoint). Its rows are shown, never judged.
+    pub not_comparable: Option<String>,
 }
 
 /// A gate judged on one stage.
@@ -64,6 +67,8 @@ pub struct GateResult {
     pub base: Option<f64>,
     pub new: Option<f64>,
     pub tripped: bool,
+    /// Set when the stage is not comparable: the gate trips, saying why.
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,11 +125,21 @@ pub fn compare(bases: &[RunResult], new: &RunResult, gates: &[Gate], min_effect:
             continue;
         }
         let base_stages: Vec<StageResult> = bases.iter().filter_map(|b| find(b, &n.name)).collect();
+        let not_comparable = bases
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| {
+                let side = if bases.len() == 1 { "base".to_string() } else { format!("base {}", i + 1) };
+                cut_short(b, &n.name).map(|why| format!("the {side} run's stage {why}"))
+            })
+            .or_else(|| cut_short(new, &n.name).map(|why| format!("the new run's stage {why}")));
         let mut rows = Vec::new();
         for metric in METRICS {
             let figures: Option<Vec<f64>> = base_stages.iter().map(|b| measure(b, metric.name)).collect();
             let (Some(figures), Some(new_figure)) = (figures, measure(n, metric.name)) else { continue };
-            rows.push(row(metric, figures, new_figure, &base_stages, n, min_effect));
+            let mut r = row(metric, figures, new_figure, &base_stages, n, min_effect);
+            r.beyond_noise &= not_comparable.is_none();
+            rows.push(r);
         }
         for g in gates {
             let row = rows.iter().find(|r| r.metric.name == g.metric.name);
@@ -133,12 +148,38 @@ pub fn compare(bases: &[RunResult], new: &RunResult, gates: &[Gate], min_effect:
                 gate: g.text.clone(),
                 base: row.map(|r| r.base),
                 new: row.map(|r| r.new),
-                tripped: row.is_none_or(|r| g.trips(r.base, r.new)),
+                tripped: not_comparable.is_some() || row.is_none_or(|r| g.trips(r.base, r.new)),
+                why: not_comparable.clone(),
             });
         }
-        out.stages.push(StageComparison { name: n.name.clone(), rows });
+        out.stages.push(StageComparison { name: n.name.clone(), rows, not_comparable });
     }
     out
+}
+
+/// Why `run`'s stage `name` did not run to its end, when it did not: stopped (Ctrl-C,
+/// a deadline), aborted by `abort_on_error_rate`, or in progress in a checkpoint.
+fn cut_short(run: &RunResult, name: &str) -> Option<&'static str> {
+    let (i, s) = run.stages.iter().enumerate().find(|(_, s)| s.name == name)?;
+    if s.interrupted {
+        Some("was interrupted (stopped before its end)")
+    } else if s.aborted {
+        Some("was aborted (abort_on_error_rate)")
+    } else if !run.complete && i + 1 == run.stages.len() {
+        Some("was still running (a checkpoint, not a final result)")
+    } else {
+        None
+    }
+}
+
+/// One line when the runs share no stage: comparing them would print nothing.
+pub fn nothing_in_common(bases: &[RunResult], new: &RunResult) -> Option<String> {
+    let common = new.stages.iter().any(|n| bases.iter().all(|b| b.stages.iter().any(|s| s.name == n.name)));
+    let names = |r: &RunResult| r.stages.iter().map(|s| format!("{:?}", s.name)).collect::<Vec<_>>().join(", ");
+    (!common).then(|| {
+        let base = bases.iter().map(names).collect::<Vec<_>>().join("; ");
+        format!("compare: no stage in common (stages are matched by name): base has {base}; new has {}", names(new))
+    })
 }
 
 fn row(metric: &'static Metric, bases: Vec<f64>, new: f64, base_stages: &[StageResult], n: &StageResult, min_effect: f64) -> Row {

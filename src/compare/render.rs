@@ -23,13 +23,22 @@ pub fn render(c: &Comparison, format: Format) -> String {
                 Some(false) => "worse",
                 None => "same",
             };
-            let noise = if r.beyond_noise { "beyond noise" } else { "within noise" };
+            let noise = match (&s.not_comparable, r.beyond_noise) {
+                (Some(_), _) => "not comparable",
+                (None, true) => "beyond noise",
+                (None, false) => "within noise",
+            };
             rows.push(vec![s.name.clone(), r.metric.name.into(), fig(r.base), fig(r.new), change, better.into(), noise.into()]);
         }
     }
     let mut out = grid(&rows, format);
     if format == Format::Csv {
         return out;
+    }
+    for s in &c.stages {
+        if let Some(why) = &s.not_comparable {
+            out.push_str(&format!("\n{}: not comparable: {why}; its figures are shown, not judged\n", s.name));
+        }
     }
     for (side, names) in [("base", &c.only_base), ("new", &c.only_new)] {
         if !names.is_empty() {
@@ -40,8 +49,9 @@ pub fn render(c: &Comparison, format: Format) -> String {
         out.push('\n');
         for g in &c.gates {
             let mark = if g.tripped { "FAIL" } else { "pass" };
-            let figures = match (g.base, g.new) {
-                (Some(b), Some(n)) => format!("base {}, new {}", fig(b), fig(n)),
+            let figures = match (&g.why, g.base, g.new) {
+                (Some(why), ..) => format!("not comparable: {why}"),
+                (None, Some(b), Some(n)) => format!("base {}, new {}", fig(b), fig(n)),
                 _ => "not measured on both sides".to_string(),
             };
             out.push_str(&format!("{mark}  {}: {} ({figures})\n", g.stage, g.gate));

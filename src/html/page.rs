@@ -224,7 +224,8 @@ pub fn comparison(base: &Run, new: &Run, c: &Comparison) -> String {
     } else {
         out.push_str("<div class=\"scroll\"><table>\n<tr><th class=\"text\">metric</th>");
         for s in &c.stages {
-            let _ = write!(out, "<th>{}</th>", escape(&s.name));
+            let mark = if s.not_comparable.is_some() { " (not comparable)" } else { "" };
+            let _ = write!(out, "<th>{}{mark}</th>", escape(&s.name));
         }
         out.push_str("</tr>\n");
         for m in &metrics {
@@ -245,6 +246,16 @@ pub fn comparison(base: &Run, new: &Run, c: &Comparison) -> String {
             out.push_str("</tr>\n");
         }
         out.push_str("</table></div>\n<p class=\"note\">Each cell: the new figure and its change from the base; “better” and “worse” mark changes beyond run-to-run noise, the rest are within it.</p>\n");
+    }
+    for s in &c.stages {
+        if let Some(why) = &s.not_comparable {
+            let _ = writeln!(
+                out,
+                "<p class=\"note warn\">{}: not comparable: {}; its figures are shown, not judged.</p>",
+                escape(&s.name),
+                escape(why)
+            );
+        }
     }
     let unmatched: Vec<String> = c.only_base.iter().chain(&c.only_new).map(|s| escape(s)).collect();
     if !unmatched.is_empty() {
