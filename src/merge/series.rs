@@ -53,8 +53,11 @@ pub fn merge(parts: &[&StageResult], window_start: Option<&str>) -> (Vec<SecondS
         .map(|(mut s, lat)| {
             if let Some(h) = lat.filter(|h| !h.is_empty()) {
                 let h = &h;
-                s.p50_ms = Some(h.value_at_quantile(0.5) as f64 / 1000.0);
-                s.p99_ms = Some(h.value_at_quantile(0.99) as f64 / 1000.0);
+                // Read as a stage's latencies are: the middle of the bucket, within the
+                // values seen.
+                let q = |q: f64| h.median_equivalent(h.value_at_quantile(q)).clamp(h.min(), h.max()) as f64 / 1000.0;
+                s.p50_ms = Some(q(0.5));
+                s.p99_ms = Some(q(0.99));
                 s.e2e_us = Some(hdr::encode(h));
             }
             s

@@ -161,12 +161,11 @@ impl Default for StageStats {
             status_codes: BTreeMap::new(),
             latency: Latency::default(),
             ttft: Latency::default(),
-            // 1 % is ample for per-token figures and keeps snapshots small.
-            itl: Latency::with_digits(2),
-            chunk_gap: Latency::with_digits(2),
-            partial_ttft: Latency::with_digits(2),
-            ttft_answer: Latency::with_digits(2),
-            thinking: Latency::with_digits(2),
+            itl: Latency::default(),
+            chunk_gap: Latency::default(),
+            partial_ttft: Latency::default(),
+            ttft_answer: Latency::default(),
+            thinking: Latency::default(),
             reasoning_tokens: 0,
             streams_without_done: 0,
             reconnects: 0,
@@ -198,7 +197,7 @@ impl Default for StageStats {
             checks_failed: BTreeMap::new(),
             bytes_received: 0,
             // 1 %: these are the second view of a latency, kept small for snapshots.
-            attempt_latency: Latency::with_digits(2),
+            attempt_latency: Latency::default(),
             attempts: 0,
             retried: 0,
             recovered: 0,
@@ -206,7 +205,7 @@ impl Default for StageStats {
             retry_after_waits: 0,
             retries_not_sent: 0,
             limited: 0,
-            limiter_wait: Latency::with_digits(2),
+            limiter_wait: Latency::default(),
             wall: Duration::ZERO,
             window_opened: None,
             window_offset: None,
@@ -217,7 +216,7 @@ impl Default for StageStats {
             behind: Duration::ZERO,
             schedule: None,
             latency_uncorrected: Latency::default(),
-            schedule_lag: Latency::with_digits(2),
+            schedule_lag: Latency::default(),
             series: Series::default(),
         }
     }
@@ -464,6 +463,25 @@ mod tests {
             detail: Some("why".into()),
             ..RequestRecord::default()
         }
+    }
+
+    #[test]
+    fn every_latency_of_a_stage_keeps_three_digits() {
+        let s = StageStats::default();
+        let all = [
+            &s.latency,
+            &s.ttft,
+            &s.itl,
+            &s.chunk_gap,
+            &s.partial_ttft,
+            &s.ttft_answer,
+            &s.thinking,
+            &s.attempt_latency,
+            &s.limiter_wait,
+            &s.latency_uncorrected,
+            &s.schedule_lag,
+        ];
+        assert!(all.iter().all(|l| l.histogram().sigfig() == 3), "docs/metrics.md promises 0.1 %");
     }
 
     #[test]

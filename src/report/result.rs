@@ -488,7 +488,7 @@ pub fn definitions() -> BTreeMap<String, String> {
         ("requests", "started = ok + failed + cancelled once a stage ends"),
         (
             "percentiles",
-            "HDR histogram values, 3 significant digits (2 for itl and chunk gaps), 1 us resolution; mean, min, max and stddev are exact",
+            "HDR histogram values, 3 significant digits (the per-second series and sessions' by-turn figures: 2), 1 us resolution, each read as the middle of its bucket (within 0.05 %; 0.5 % at 2 digits) and clamped to the exact min and max; mean, min, max and stddev are exact",
         ),
         ("ttft_ms", "streams: request sent -> first chunk with non-empty content of any kind (reasoning included), successful requests"),
         ("ttft_answer_ms", "streams: request sent -> first answer (content) token, successful requests; thinking_ms: first reasoning token -> first answer token"),
