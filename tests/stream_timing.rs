@@ -22,6 +22,12 @@ fn ttft_and_itl_match_the_mock_at_50_way() {
     assert!((ttft - 200.0).abs() <= 10.0, "TTFT p50 {ttft} ms, mock 200 ms");
     assert!((itl - 20.0).abs() <= 1.0, "ITL p50 {itl} ms, mock 20 ms");
     assert!((gap - 20.0).abs() <= 1.0, "chunk gap p50 {gap} ms, mock 20 ms");
+    // Per user, the two figures the field names: 1 / ITL is the mock's 50 tokens/s;
+    // over e2e (TTFT included), 20 tokens in 200 + 19 × 20 ms = 34.5 tokens/s.
+    let th = &s["throughput"];
+    let (itl_rate, e2e_rate) = (th["output_tokens_per_s_per_user_itl"].as_f64().unwrap(), num(&th["output_tokens_per_s_per_user"]));
+    assert!((itl_rate - 50.0).abs() <= 2.5, "1 / ITL per user {itl_rate} tokens/s, mock 50");
+    assert!((e2e_rate - 34.5).abs() <= 2.0, "output / e2e per user {e2e_rate} tokens/s, mock 34.5");
     // 20 tokens each, counted by the server and here alike.
     let t = &s["tokens"];
     assert_eq!(

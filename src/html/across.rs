@@ -241,7 +241,8 @@ pub fn tradeoff(runs: &[Run]) -> Result<Figure, String> {
     if c.series.is_empty() {
         return Err("Interactivity against throughput: fewer than two stages produced output tokens".into());
     }
-    let caption = "Each point is a stage: how fast one user receives tokens (output tokens over each request's latency, averaged) \
+    let caption = "Each point is a stage: how fast one user receives tokens (output tokens over each request's latency, TTFT included, averaged: \
+                   throughput.output_tokens_per_s_per_user; the decode speed alone, 1 / ITL, is output_tokens_per_s_per_user_itl in the result) \
                    against the output tokens/s of all users together. Up and to the right is better; more load usually moves a stage up and left."
         .to_string();
     Ok(Figure { caption, charts: vec![c] })

@@ -106,6 +106,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         output_tokens_per_s: per_s(tokens.output),
         // A mean over successful requests: each shard's weighs its successes.
         output_tokens_per_s_per_user: weighted(|p| p.throughput.output_tokens_per_s_per_user),
+        output_tokens_per_s_per_user_itl: itl_weighted(parts),
         input_tokens_per_s: per_s(tokens.input),
         total_tokens_per_s: per_s(tokens.input.saturating_add(tokens.output)),
     };
@@ -183,6 +184,16 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         histograms: m.h,
         ..first.clone()
     })
+}
+
+/// The mean of 1 / ITL over every shard's streams: each shard's weighs its ITL count.
+fn itl_weighted(parts: &[&StageResult]) -> Option<f64> {
+    let with: Vec<(f64, u64)> = parts
+        .iter()
+        .filter_map(|p| p.throughput.output_tokens_per_s_per_user_itl.zip(p.histograms.itl_us.as_ref().map(|d| d.count)))
+        .collect();
+    let n: u64 = with.iter().map(|w| w.1).sum();
+    (n > 0).then(|| with.iter().map(|(r, k)| r * *k as f64).sum::<f64>() / n as f64)
 }
 
 /// The sum of the shards' figures that are known; null when none is.

@@ -95,6 +95,9 @@ pub struct StageStats {
     pub finish_reasons: FinishReasons,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
+    /// Σ 1 / ITL seconds over successful streams with an ITL: the decode speed one user
+    /// sees once tokens flow (AIPerf's "output token throughput per user").
+    pub user_itl_rate_sum: f64,
     /// Successful requests that met every SLO (when the scenario sets one).
     pub slo_met: u64,
     /// Response checks: passed, and failed by reason.
@@ -192,6 +195,7 @@ impl Default for StageStats {
             ended_by_reason: 0,
             finish_reasons: FinishReasons::default(),
             user_tokens_per_s_sum: 0.0,
+            user_itl_rate_sum: 0.0,
             slo_met: 0,
             checks_passed: 0,
             checks_failed: BTreeMap::new(),
@@ -261,6 +265,9 @@ impl StageStats {
                 self.streams_without_done += u64::from(rec.without_done);
                 if let Some(itl) = itl {
                     self.itl.record(itl);
+                    if !itl.is_zero() {
+                        self.user_itl_rate_sum += 1.0 / itl.as_secs_f64();
+                    }
                 }
                 for g in &rec.gaps_us {
                     self.chunk_gap.record(Duration::from_micros(u64::from(*g)));
@@ -384,6 +391,13 @@ impl StageStats {
     /// Mean output tokens/s one user sees: output tokens / e2e, averaged over requests.
     pub fn tokens_per_s_per_user(&self) -> f64 {
         if self.ok == 0 { 0.0 } else { self.user_tokens_per_s_sum / self.ok as f64 }
+    }
+
+    /// Mean over successful streams of 1 / ITL: tokens/s one user sees while its reply
+    /// streams, TTFT left out. None without streams of two tokens or more.
+    pub fn itl_tokens_per_s_per_user(&self) -> Option<f64> {
+        let n = self.itl.count();
+        (n > 0).then(|| self.user_itl_rate_sum / n as f64)
     }
 
     /// Requests that ended (ok, failed or cancelled).

@@ -298,6 +298,7 @@ fn throughput(s: &StageStats) -> Throughput {
         ok_per_s: s.ok_per_s(),
         output_tokens_per_s: s.output_tokens_per_s(),
         output_tokens_per_s_per_user: s.tokens_per_s_per_user(),
+        output_tokens_per_s_per_user_itl: s.itl_tokens_per_s_per_user(),
         input_tokens_per_s: s.input_tokens_per_s(),
         total_tokens_per_s: s.input_tokens_per_s() + s.output_tokens_per_s(),
     }

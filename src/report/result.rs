@@ -344,8 +344,13 @@ pub struct Throughput {
     pub requests_per_s: f64,
     pub ok_per_s: f64,
     pub output_tokens_per_s: f64,
-    /// Mean over successful requests of output tokens / e2e seconds.
+    /// Mean over successful requests of output tokens / e2e seconds, TTFT included
+    /// (AIPerf's "E2E output token throughput").
     pub output_tokens_per_s_per_user: f64,
+    /// Mean over successful streams of 1 / ITL: the decode speed one user sees once
+    /// tokens flow (AIPerf's "output token throughput per user"); null without streams.
+    #[serde(default)]
+    pub output_tokens_per_s_per_user_itl: Option<f64>,
     /// Input (prompt) tokens of successful requests per second, and input + output.
     #[serde(default)]
     pub input_tokens_per_s: f64,
@@ -512,7 +517,11 @@ pub fn definitions() -> BTreeMap<String, String> {
         ("itl_ms", "streams: per request (e2e - ttft) / (output tokens - 1); TPOT means this and nothing else"),
         ("chunk_gap_ms", "streams: time between consecutive content chunks, all requests pooled"),
         ("tokens.output", "completion tokens of successful requests: the server's usage where sent, else counted here (o200k_base)"),
-        ("throughput.output_tokens_per_s_per_user", "mean over successful requests of output tokens / e2e seconds"),
+        ("throughput.output_tokens_per_s_per_user", "mean over successful requests of output tokens / e2e seconds, TTFT included (AIPerf's E2E output token throughput)"),
+        (
+            "throughput.output_tokens_per_s_per_user_itl",
+            "mean over successful streams of 1 / itl: the decode speed once tokens flow, TTFT left out (AIPerf's output token throughput per user); null without streams",
+        ),
         ("goodput", "successful requests meeting every [slo] objective / wall_time_s"),
         ("latency_ms (retries)", "a retried request counts from its first send to its final outcome, backoff waits included"),
         (
