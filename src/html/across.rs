@@ -142,7 +142,27 @@ pub fn percentiles(runs: &[Run], ttft: bool) -> Result<Figure, String> {
         let bounds: Vec<String> = far.into_iter().map(|h| h.1).collect();
         caption.push_str(&format!(" Far above the curves, not drawn: {}.", bounds.join(", ")));
     }
+    caption.push_str(&coinciding(&c));
     Ok(Figure { caption, charts: vec![c] })
+}
+
+/// A sentence naming the curves drawn exactly over one another (p95 = p99 at every load
+/// of a small stage, whose top requests are both): the one beneath would be lost.
+fn coinciding(c: &Chart) -> String {
+    let mut pairs = Vec::new();
+    for (i, a) in c.series.iter().enumerate() {
+        for b in &c.series[i + 1..] {
+            if a.points == b.points {
+                pairs.push(format!("{} and {}", a.label, b.label));
+            }
+        }
+    }
+    match pairs.is_empty() {
+        true => String::new(),
+        false => {
+            format!(" Drawn one over the other, equal at every load: {} (too few requests a stage to tell them apart).", pairs.join("; "))
+        }
+    }
 }
 
 /// Successful requests/s against load, beside the line a linear scaling from the lowest

@@ -40,6 +40,19 @@ fn percentile_points_are_the_stages_figures_at_their_loads() {
 }
 
 #[test]
+fn percentile_curves_drawn_over_one_another_are_said_to_be() {
+    let runs = [seed()];
+    assert!(!percentiles(&runs, false).unwrap().caption.contains("one over the other"));
+    let mut r = seed();
+    for s in &mut r.result.stages {
+        let l = s.latency_ms.as_mut().unwrap();
+        l.p95 = l.p99;
+    }
+    let f = percentiles(std::slice::from_ref(&r), false).unwrap();
+    assert!(f.caption.contains("Drawn one over the other, equal at every load: p95 and p99"), "{}", f.caption);
+}
+
+#[test]
 fn the_ideal_line_is_linear_from_the_lowest_load_at_every_point() {
     let runs = [seed()];
     let c = &throughput(&runs).unwrap().charts[0];
