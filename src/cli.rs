@@ -229,6 +229,10 @@ pub struct RunArgs {
     /// Without a scenario file: print the scenario the flags make, as TOML, and exit.
     #[arg(long)]
     pub print_scenario: bool,
+    /// The scenario the quick-run flags made, kept to be read again (with the server's
+    /// tokenizer) after the flags that made it are cleared.
+    #[arg(skip)]
+    pub quick_scenario: Option<String>,
 }
 
 #[derive(Debug, Args)]

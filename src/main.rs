@@ -13,6 +13,7 @@ use llmload::report::{RunResult, run_text};
 use llmload::run::{RunOptions, run};
 use llmload::scenario::{BaseUrl, Scenario, redact_url};
 use llmload::tui::App;
+use llmload::workload::Tokenizer;
 
 /// How a command ended, or what it says of why it could not do its work.
 type Ended = Result<Exit, Failure>;
@@ -147,7 +148,7 @@ fn launched(scenario: Scenario, args: &RunArgs) -> Result<(Scenario, llmload::la
 
 /// The scenario of a run: its file, or the one the quick-run flags make. Ok(None):
 /// `--print-scenario` printed it, and nothing is to run.
-fn scenario_of(args: &mut RunArgs) -> Result<Option<Scenario>, Failure> {
+fn scenario_of(args: &mut RunArgs, server: Option<Tokenizer>) -> Result<Option<Scenario>, Failure> {
     if let Some(path) = &args.scenario {
         if let Some(flag) = args.quick_flag() {
             return Err(Failure::bad(format!(
@@ -155,21 +156,25 @@ fn scenario_of(args: &mut RunArgs) -> Result<Option<Scenario>, Failure> {
                 path.display()
             )));
         }
-        return Scenario::load(path).map(Some).map_err(|e| Failure::located(Exit::BadInput, e));
+        return Scenario::load_counting(path, server).map(Some).map_err(|e| Failure::located(Exit::BadInput, e));
     }
-    let text = args.quick().and_then(|q| q.scenario()).map_err(Failure::bad)?;
+    let text = match args.quick_scenario.clone() {
+        Some(text) => text,
+        None => args.quick().and_then(|q| q.scenario()).map_err(Failure::bad)?,
+    };
+    args.quick_scenario = Some(text.clone());
     if args.print_scenario {
         let _ = write!(std::io::stdout().lock(), "{text}");
         return Ok(None);
     }
     // The flags made the target: they override nothing.
     (args.base_url, args.model) = (None, None);
-    Scenario::parse(&text, "the quick-run flags", None).map(Some).map_err(|e| Failure::located(Exit::BadInput, e))
+    Scenario::parse_counting(&text, "the quick-run flags", None, server).map(Some).map_err(|e| Failure::located(Exit::BadInput, e))
 }
 
 /// The scenario as this process runs it: warnings said, flags applied, cut to its shard.
 fn prepared(args: &mut RunArgs) -> Result<Option<(Scenario, llmload::launch::Launch)>, Failure> {
-    let Some(mut scenario) = scenario_of(args)? else { return Ok(None) };
+    let Some(mut scenario) = scenario_of(args, None)? else { return Ok(None) };
     for w in &scenario.warnings {
         note(&w.to_string());
     }
@@ -179,7 +184,30 @@ fn prepared(args: &mut RunArgs) -> Result<Option<(Scenario, llmload::launch::Lau
         note("WARNING: --insecure: TLS certificates are NOT verified; anyone on the path can read the API key and every reply");
     }
     applied.map_err(Failure::bad)?;
+    if let Some(required) = scenario.server_tokenizer {
+        scenario = counted_by_server(scenario, args, required)?;
+    }
     launched(scenario, args).map(Some).map_err(Failure::bad)
+}
+
+/// The scenario read again with the server's tokenizer, found through its tokenize
+/// endpoint (its prompts then built to lengths in the model's own tokens). None found:
+/// `tokenizer = "server"` is refused (exit 2, before any request); `"auto"` counts in
+/// o200k, and says so.
+fn counted_by_server(scenario: Scenario, args: &mut RunArgs, required: bool) -> Result<Scenario, Failure> {
+    match llmload::run::server_tokenizer(&scenario) {
+        Ok(tok) => {
+            let mut again = scenario_of(args, Some(tok))?.expect("read once already");
+            again.apply(&args.overrides()).map_err(Failure::bad)?;
+            Ok(again)
+        }
+        Err(why) if required => Err(Failure::bad(format!("prompts.tokenizer = \"server\": {why}"))),
+        Err(why) => {
+            let mut scenario = scenario;
+            scenario.workload.tokenizer_note = Some(format!("token counts are estimates in o200k_base, another model's tokenizer: {why}"));
+            Ok(scenario)
+        }
+    }
 }
 
 /// What the run shows while it goes and writes as it goes: the dashboard (its notes

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::metrics::{Attempts, Part, RecordSink, StageInfo, output_tokens};
+use crate::metrics::{Attempts, Part, RecordSink, StageInfo, output_source, output_tokens};
+use crate::model::TokenSource;
 use crate::model::{Outcome, RequestRecord};
 
 /// How often buffered lines reach the file, at the latest.
@@ -42,6 +43,13 @@ struct Line<'a> {
     itl_ms: Option<f64>,
     input_tokens: Option<u64>,
     output_tokens: u64,
+    /// Where each count came from (the server's usage, its tokenizer, the model's here,
+    /// an estimate, a stream's chunks): a line written while its stage is measured
+    /// counts by chunks what the server's tokenizer counts after the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_source: Option<TokenSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_source: Option<TokenSource>,
     status: Option<u16>,
     outcome: &'static str,
     /// With `[conversation]`: the request's turn in its session (0 = the first).
@@ -124,6 +132,11 @@ impl RecordSink for RequestsOut {
             // the server's usage (a template prompt's count is not known when sent).
             input_tokens: rec.input_tokens.or(rec.usage.and_then(|u| u.prompt_tokens)),
             output_tokens: out,
+            input_source: match rec.input_tokens {
+                Some(_) => rec.input_by,
+                None => rec.usage.and_then(|u| u.prompt_tokens).map(|_| TokenSource::Usage),
+            },
+            output_source: output_source(rec).filter(|_| rec.outcome == Outcome::Ok),
             status: rec.status,
             outcome: match rec.outcome {
                 Outcome::Ok => "ok",

@@ -226,8 +226,13 @@ fn client(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts
         scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
     // Each connection is a file descriptor (and its other end too, with the mock here).
     crate::limits::ensure(crate::limits::needed(u64::from(max_concurrency), target.mock.is_some())).map_err(RunError::OpenFiles)?;
+    Ok(Client::new(config(scenario, target, headers, texts_out, max_concurrency as usize))?)
+}
+
+/// What a client of `target` is: its key and headers, timeouts, TLS, the stream asked.
+fn config(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts_out: bool, pool_size: usize) -> ClientConfig {
     let t = &scenario.target;
-    Ok(Client::new(ClientConfig {
+    ClientConfig {
         base_url: target.base_url.clone(),
         api: t.api,
         api_key: target.api_key.clone(),
@@ -240,14 +245,34 @@ fn client(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts
         connect_timeout: t.connect_timeout,
         idle_timeout: t.idle_timeout,
         insecure: t.insecure,
-        pool_size: max_concurrency as usize,
+        pool_size,
         stream: t.stream,
         keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
         texts_out,
         headers,
-        tokenizer: scenario.prompts.tokenizer().clone(),
+        // The mock counts in the scenario's tokenizer: there, it is the model's.
+        tokenizer: match target.mock {
+            Some(_) => scenario.prompts.tokenizer().clone().as_the_models(),
+            None => scenario.prompts.tokenizer().clone(),
+        },
         body_budget: crate::client::BODY_BUDGET_BYTES,
-    })?)
+    }
+}
+
+/// The longest a tokenize call may take: a count is quick, even of a long prompt.
+const TOKENIZE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The target server's own tokenizer (`tokenizer = "server"` or `"auto"`), found through
+/// its tokenize endpoint and called with the target's key and headers. Err: why not,
+/// in one line.
+pub fn server_tokenizer(scenario: &Scenario) -> Result<crate::workload::Tokenizer, String> {
+    let headers = extra_headers(scenario).map_err(|e| e.to_string())?;
+    let quiet: Notes = Arc::new(|_| {});
+    let target = Target::open(scenario, &quiet).map_err(|e| e.to_string())?;
+    let mut cfg = config(scenario, &target, headers, false, 1);
+    cfg.timeout = cfg.timeout.min(TOKENIZE_TIMEOUT);
+    let endpoint = crate::client::tokenize::Endpoint::find(cfg, &scenario.target.model)?;
+    Ok(crate::workload::Tokenizer::server(Box::new(endpoint)))
 }
 
 /// The aggregator with what the run asks of it: the generator's health, the
@@ -259,11 +284,17 @@ fn fed(aggregator: Aggregator, scenario: &Scenario, opts: &RunOptions, health: &
             .map_err(|error| RunError::RequestsOut { path: path.display().to_string(), error })?;
         aggregator = aggregator.with_sink(Box::new(out));
     }
-    if scenario.target.stream {
+    let server = scenario.prompts.tokenizer().is_server();
+    if server {
+        aggregator = aggregator.counting_after_window();
+    }
+    if scenario.target.stream || server {
         // Every stream is counted (its reply, and its prompt where not known): on the
         // aggregator's thread, with the tokenizer and the listed prompts' counts loaded
         // on another meanwhile, so the first request need not wait for them.
-        let mut counter = crate::workload::pieces::PieceCounter::new(scenario.prompts.tokenizer().clone());
+        let tok = scenario.prompts.tokenizer().clone();
+        let tok = if scenario.target.base_url == BaseUrl::Mock { tok.as_the_models() } else { tok };
+        let mut counter = crate::workload::pieces::PieceCounter::new(tok);
         aggregator = aggregator.with_counter(Box::new(move |rec| crate::client::count_uncounted(rec, &mut counter)));
         let prompts = scenario.prompts.clone();
         std::thread::spawn(move || prompts.count_listed());

@@ -232,3 +232,41 @@ fn a_context_overflow_is_the_servers_400_with_its_message() {
         assert!(ran.lines.iter().all(|l| l["outcome"] == "http_4xx"));
     }
 }
+
+/// With `tokenizer = "server"`, prompts are built in Gemma's own tokens through
+/// llama-server's `POST /tokenize`: each reaches the model as the length asked plus the
+/// chat template's fixed tokens (the same for every prompt), and replies count alike.
+#[test]
+fn the_servers_tokenizer_builds_prompts_to_exact_lengths() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    let body = "[prompts]\nsynthetic = \"U(40,160)/(12,12)\"\ntokenizer = \"server\"\n[request]\nignore_eos = true\n\
+                [[stage]]\nname = \"exact\"\nconcurrency = 2\nrequests = 10\n";
+    for stream in [true, false] {
+        let ran = run(&server, stream, body, &[]);
+        assert_all_ok(&ran);
+        let workload = &ran.result["scenario"]["workload"];
+        assert!(workload["tokenizer"].as_str().unwrap().starts_with("server: llama.cpp POST"), "{workload}");
+        assert!(common::count(&workload["tokenize"]["calls"]) > 0, "{workload}");
+        // The server's prompt tokens (processed + cached) less the length asked: the
+        // template's fixed part, one figure for every prompt of 40 to 160 tokens.
+        let overheads: Vec<u64> = ran
+            .lines
+            .iter()
+            .map(|l| {
+                let t = &l["server_timings"];
+                common::count(&t["prompt_n"]) + common::count(&t["cache_n"]) - common::count(&l["input_tokens"])
+            })
+            .collect();
+        let lengths: std::collections::BTreeSet<u64> = ran.lines.iter().map(|l| common::count(&l["input_tokens"])).collect();
+        assert!(lengths.len() > 3, "lengths drawn: {lengths:?}");
+        assert!(overheads.iter().all(|o| *o == overheads[0]), "chat template overheads {overheads:?}");
+        eprintln!("Gemma-3's chat template adds {} tokens to a prompt (llama-server)", overheads[0]);
+        let t = &ran.result["stages"][0]["tokens"];
+        // Usage sent: it is the source, and the server's tokenizer agrees with it.
+        assert_eq!(common::count(&t["source"]["output"]["usage"]), 10, "{t}");
+        assert_eq!(common::count(&t["output"]), 120, "{t}");
+        if stream {
+            assert_eq!((common::count(&t["completion_compared"]), &t["completion_disagree"]), (10, &Value::from(0)), "{t}");
+        }
+    }
+}

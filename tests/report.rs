@@ -48,7 +48,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 }
 
 fn check_in_browser(chromium: &Path, dir: &Path, page: &Path) -> Checked {
-    let out = browser(chromium, dir, page, &["--dump-dom"]);
+    let out = browser(chromium, dir, page, &["--dump-dom", "--window-size=1280,1800"]);
     assert!(out.status.success(), "chromium: {}", out.stderr);
     let dom = out.stdout;
     let root = dom
@@ -67,6 +67,10 @@ fn assert_drawn(c: &Checked, at_least: usize) {
     assert_eq!(attr(&c.root, "data-checked").as_deref(), Some("yes"), "the page's check did not run to its end: {}", c.root);
     assert!(c.charts.len() >= at_least, "{} charts, wanted {at_least} or more", c.charts.len());
     assert_eq!(attr(&c.root, "data-charts"), Some(c.charts.len().to_string()));
+    // At 1280 px, the page does not scroll sideways: wide tables scroll in their box.
+    let width: u32 = attr(&c.root, "data-page-width").and_then(|w| w.parse().ok()).unwrap_or(u32::MAX);
+    assert!(width <= 1280, "the page is {width} px wide at 1280: {}", c.root);
+    assert_eq!(attr(&c.root, "data-loose-tables").as_deref(), Some("0"), "a table outside a scrolling box");
     for chart in &c.charts {
         assert_eq!(attr(chart, "data-drawn").as_deref(), Some("yes"), "a chart without data marks: {chart}");
     }

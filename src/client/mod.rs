@@ -11,6 +11,7 @@ mod retry_after;
 pub mod sse;
 mod stream;
 mod tls;
+pub mod tokenize;
 mod transport;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +36,7 @@ pub fn count_uncounted(rec: &mut RequestRecord, counter: &mut crate::workload::p
     let thought = counter.count(&u.reasoning);
     rec.client_completion_tokens = Some(counter.count(&u.answer) + thought);
     rec.client_reasoning_tokens = (!u.reasoning.is_empty()).then_some(thought);
+    rec.counted_by = Some(counter.tokenizer().source());
     if let Some(prompt) = u.prompt {
         let n = serde_json::from_str(&prompt).map_or(0, |v| counter.tokenizer().prompt_tokens(&v));
         rec.client_prompt_tokens = Some(n);
@@ -140,44 +142,51 @@ pub struct Client {
     secrets: Vec<String>,
 }
 
+/// A transport to `path` on `cfg`'s host, with its headers (the key, the extra ones)
+/// and TLS: the endpoint's, or another on the same server (its tokenize endpoint).
+fn transport_to(cfg: &ClientConfig, path: &str, pool: usize) -> Result<Transport, ClientError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    headers.insert(USER_AGENT, HeaderValue::from_static(concat!("llmload/", env!("CARGO_PKG_VERSION"))));
+    for h in &cfg.headers {
+        let bad = || ClientError::BadHeader { name: h.name.clone(), from: h.secret_from.clone().unwrap_or_else(|| "the scenario".into()) };
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(&h.value).map_err(|_| bad())?;
+        value.set_sensitive(h.secret_from.is_some());
+        headers.append(name, value);
+    }
+    // A gateway that wants another scheme gets its own Authorization, not the key's.
+    if let Some(key) = cfg.api_key.as_ref().filter(|_| !headers.contains_key(AUTHORIZATION)) {
+        let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+    // Kept under the total timeout: else, with `timeout` <= `connect_timeout`, the
+    // total timer fires first and a connection that never completes reads `timeout`.
+    // (Half the total at least, so a tiny `timeout` does not leave no time to connect.)
+    let connect_timeout = cfg.connect_timeout.min(cfg.timeout.saturating_sub(CONNECT_MARGIN).max(cfg.timeout / 2));
+    let url = &cfg.base_url;
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let tls = match url.scheme() {
+        "https" => Some(tls::connector(&host, cfg.insecure).map_err(ClientError::Build)?),
+        _ => None,
+    };
+    let mut path = path.to_string();
+    if let Some(q) = url.query() {
+        path = format!("{path}?{q}");
+    }
+    let path = path.parse().map_err(|e| ClientError::Build(format!("the request path {path:?}: {e}")))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let target = transport::Target { host, port, path, tls };
+    Ok(Transport::new(target, headers, pool.max(1), cfg.timeout, connect_timeout))
+}
+
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("llmload/", env!("CARGO_PKG_VERSION"))));
-        for h in &cfg.headers {
-            let bad =
-                || ClientError::BadHeader { name: h.name.clone(), from: h.secret_from.clone().unwrap_or_else(|| "the scenario".into()) };
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
-            let mut value = HeaderValue::from_str(&h.value).map_err(|_| bad())?;
-            value.set_sensitive(h.secret_from.is_some());
-            headers.append(name, value);
-        }
-        // A gateway that wants another scheme gets its own Authorization, not the key's.
-        if let Some(key) = cfg.api_key.as_ref().filter(|_| !headers.contains_key(AUTHORIZATION)) {
-            let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
-        // Kept under the total timeout: else, with `timeout` <= `connect_timeout`, the
-        // total timer fires first and a connection that never completes reads `timeout`.
-        // (Half the total at least, so a tiny `timeout` does not leave no time to connect.)
-        let connect_timeout = cfg.connect_timeout.min(cfg.timeout.saturating_sub(CONNECT_MARGIN).max(cfg.timeout / 2));
         let url = &cfg.base_url;
-        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
-        let tls = match url.scheme() {
-            "https" => Some(tls::connector(&host, cfg.insecure).map_err(ClientError::Build)?),
-            _ => None,
-        };
-        let mut path = format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path());
-        if let Some(q) = url.query() {
-            path = format!("{path}?{q}");
-        }
-        let path = path.parse().map_err(|e| ClientError::Build(format!("the request path {path:?}: {e}")))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let target = transport::Target { host, port, path, tls };
-        let transport = Transport::new(target, headers, cfg.pool_size.max(1), cfg.timeout, connect_timeout);
+        let path = format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path());
+        let transport = transport_to(&cfg, &path, cfg.pool_size)?;
         Ok(Client {
             transport,
             budget: reply::Budget::new(cfg.body_budget),
@@ -198,6 +207,11 @@ impl Client {
     /// Whether records carry their texts out (`--requests-out-text`).
     pub fn texts_out(&self) -> bool {
         self.texts_out
+    }
+
+    /// Where its counts come from (the counting tokenizer's kind).
+    pub fn counts_by(&self) -> crate::model::TokenSource {
+        self.tokenizer.source()
     }
 
     /// Whether it asks for streams: request bodies must say `"stream": true` then.

@@ -183,8 +183,13 @@ impl Client {
                 let count_thought = choice.reasons() && usage.and_then(|u| u.reasoning_tokens).is_none_or(|n| n == 0);
                 let texts = (self.keep_content || count_all || count_thought).then(|| completion_text(&buf));
                 // Each text by itself, as in a stream.
-                let (mut client_completion_tokens, mut client_reasoning_tokens) = (None, None);
-                if let Some(t) = &texts {
+                let (mut client_completion_tokens, mut client_reasoning_tokens, mut uncounted) = (None, None, None);
+                // The server's tokenizer is not called while a stage is measured: the
+                // texts go to the aggregator, which counts them after the window.
+                if let Some(t) = texts.as_ref().filter(|_| self.tokenizer.is_server() && (count_all || count_thought)) {
+                    uncounted =
+                        Some(Box::new(crate::model::Uncounted { answer: t.answer.clone(), reasoning: t.reasoning.clone(), prompt: None }));
+                } else if let Some(t) = &texts {
                     let thought = if count_all || count_thought { self.count_tokens(&t.reasoning).await } else { 0 };
                     if count_all {
                         client_completion_tokens = Some(self.count_tokens(&t.answer).await + thought);
@@ -198,6 +203,8 @@ impl Client {
                     usage,
                     client_completion_tokens,
                     client_reasoning_tokens,
+                    counted_by: client_completion_tokens.or(client_reasoning_tokens).map(|_| self.tokenizer.source()),
+                    uncounted,
                     content: texts.filter(|_| self.keep_content).map(|t| t.answer),
                     server_timings: timings,
                     finish_reason: choice.finish_reason,

@@ -242,13 +242,19 @@ impl Client {
             let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
             let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
         }
-        if self.keep_content {
+        if self.keep_content && !self.tokenizer.is_server() {
             // A conversation's history (or a check) needs the count with the text: here.
             // Each text by itself: joined, a token could merge across the seam.
             let thought = self.count_tokens(&reasoning).await;
             rec.client_completion_tokens = Some(self.count_tokens(&answer).await + thought);
             rec.client_reasoning_tokens = (!reasoning.is_empty()).then_some(thought);
+            rec.counted_by = Some(self.tokenizer.source());
             rec.content = Some(answer);
+        } else if self.keep_content {
+            // The server's tokenizer is not called while a stage is measured: counted
+            // after its window, by the aggregator.
+            rec.content = Some(answer.clone());
+            rec.uncounted = Some(Box::new(Uncounted { answer, reasoning, prompt: None }));
         } else {
             // Else counted off the request path, where it delays no other stream's chunk
             // timestamps (the aggregator's thread): see `count_uncounted`.

@@ -248,6 +248,10 @@ impl Engine {
             let gauges = phase.gauges.clone();
             // t0 on the wall clock (a stop may open the window early: then it is now).
             let opened = std::time::SystemTime::now() - Instant::now().saturating_duration_since(t0);
+            // The server's tokenizer is not asked while the server is measured.
+            if let Some(remote) = self.scenario.prompts.tokenizer().remote() {
+                remote.hold(true);
+            }
             let _ = self.events.send(EngineEvent::Measuring { gauges, opened }).await;
         };
         let parts = Parts { ramp, window: phase.clone(), cooldown };
@@ -275,7 +279,13 @@ impl Engine {
         let aborted = verdict.is_some_and(|((_, _, mid), _)| mid);
         let unsent = phase.tally.unsent();
         let schedule = phase.tally.schedule.get().copied();
-        let (reply, figures) = match judge {
+        // The window is closed: its replies may be counted by the server's tokenizer,
+        // which the aggregator does before it answers (the next stage waits for it).
+        let remote = self.scenario.prompts.tokenizer().remote();
+        if let Some(remote) = remote {
+            remote.hold(false);
+        }
+        let (reply, figures) = match judge || remote.is_some() {
             true => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 (Some(tx), Some(rx))
@@ -294,7 +304,7 @@ impl Engine {
             return Err(EngineEnd { interrupted: false, aborted: Some(aborted), ..EngineEnd::default() });
         }
         match figures {
-            Some(rx) => rx.await.map(Some).map_err(|_| interrupted),
+            Some(rx) => rx.await.map(|f| Some(f).filter(|_| judge)).map_err(|_| interrupted),
             None => Ok(None),
         }
     }

@@ -86,6 +86,7 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     // What was sent, in the counting tokenizer where known without counting on the
     // request path (templates: where counted above; else the server's usage stands in).
     record.input_tokens = spec.input_tokens.or(record.client_prompt_tokens);
+    record.input_by = record.input_tokens.map(|_| ctx.client.counts_by());
     record.target_output_tokens = spec.output_tokens;
     record.turn = spec.turn;
     record.session = spec.session;

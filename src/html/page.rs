@@ -59,6 +59,10 @@ const CHECK: &str = "
     if (ok) drawn++;
   });
   var root = document.documentElement;
+  // Wide tables scroll inside their box, never the page: its width, and any table
+  // outside a scrolling box.
+  root.setAttribute('data-page-width', root.scrollWidth);
+  root.setAttribute('data-loose-tables', Array.prototype.filter.call(document.querySelectorAll('table'), function (t) { return !t.closest('.scroll'); }).length);
   root.setAttribute('data-charts', charts.length);
   root.setAttribute('data-charts-drawn', drawn);
   root.setAttribute('data-checked', 'yes');

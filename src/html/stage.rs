@@ -184,7 +184,7 @@ fn histogram(k: &Kind, runs: &[Run], dists: &[(usize, &Run, Histogram<u64>, &Dis
             p.push((lo + (b + 1) as f64 * width, y));
         }
         p.push((hi, 0.0));
-        let label = if runs.len() == 1 { format!("{} requests", d.count) } else { run.name.clone() };
+        let label = if runs.len() == 1 { crate::report::requests(d.count) } else { run.name.clone() };
         c.series.push(Series { dash: *i, fill: true, ..Series::new(label, *i, Draw::Line, p) });
     }
     (c, beyond.round() as u64)

@@ -259,6 +259,14 @@ fn tokens(parts: &[&StageResult], m: &Merged) -> Tokens {
         output_length: m.output,
         target_output,
         cached,
+        source: {
+            let mut source = crate::report::CountSources::default();
+            for p in parts {
+                source.output.add(&p.tokens.source.output);
+                source.input.add(&p.tokens.source.input);
+            }
+            source
+        },
     }
 }
 

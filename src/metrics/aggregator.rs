@@ -88,6 +88,9 @@ pub struct Aggregator {
     count: Option<Counter>,
     sink: Option<Box<dyn RecordSink>>,
     health: Option<Arc<super::Health>>,
+    /// The counting tokenizer is the server's: texts are counted after their stage's
+    /// window, never while it is measured.
+    after_window: bool,
 }
 
 /// See [`Aggregator::with_counter`].
@@ -119,7 +122,14 @@ struct Figures {
 struct Live {
     stats: StageStats,
     measuring: Option<Measuring>,
+    /// Measured records whose texts are counted once the window ends (their attempts
+    /// and series are in `stats` already), and the bytes of text they hold.
+    pending: Vec<RequestRecord>,
+    pending_bytes: usize,
 }
+
+/// Most text held for counting after a window; past it, replies keep their chunk count.
+const MOST_PENDING_BYTES: usize = 256 << 20;
 
 /// The engine's live gauges of a measured window, and when it opened.
 struct Measuring {
@@ -131,6 +141,9 @@ impl Live {
     /// The figures with `started` and the window's length read now.
     fn view(&self) -> StageStats {
         let mut s = self.stats.clone();
+        for rec in &self.pending {
+            s.record(rec);
+        }
         if let Some(m) = &self.measuring {
             s.in_flight_now = Some(m.gauges.in_flight());
             s.started = m.gauges.started();
@@ -161,6 +174,7 @@ impl Aggregator {
                 count: None,
                 sink: None,
                 health: None,
+                after_window: false,
             },
             etx,
             srx,
@@ -170,6 +184,14 @@ impl Aggregator {
     /// Counts each measured record's uncounted texts with `count` before it is taken in.
     pub fn with_counter(mut self, count: Counter) -> Aggregator {
         self.count = Some(count);
+        self
+    }
+
+    /// Counts with the server's tokenizer: a measured record's texts wait for the
+    /// window's end (live figures count its chunks until then), so no tokenize call
+    /// competes with the requests measured.
+    pub fn counting_after_window(mut self) -> Aggregator {
+        self.after_window = true;
         self
     }
 
@@ -240,7 +262,7 @@ impl Aggregator {
             EngineEvent::StageStarted(info) => {
                 let mut stats = StageStats::new(info);
                 stats.series.start(Instant::now());
-                *current = Some(Live { stats, measuring: None });
+                *current = Some(Live { stats, measuring: None, pending: Vec::new(), pending_bytes: 0 });
                 true
             }
             EngineEvent::Measuring { gauges, opened } => {
@@ -252,7 +274,13 @@ impl Aggregator {
                 false
             }
             EngineEvent::Record { part, mut record, attempts } => {
-                if let (Some(count), Part::Window) = (&mut self.count, part) {
+                let text =
+                    record.uncounted.as_ref().map_or(0, |u| u.answer.len() + u.reasoning.len() + u.prompt.as_ref().map_or(0, |p| p.len()));
+                let wait = self.after_window
+                    && part == Part::Window
+                    && record.uncounted.is_some()
+                    && current.as_ref().is_some_and(|l| l.pending_bytes + text <= MOST_PENDING_BYTES);
+                if let (Some(count), Part::Window, false) = (&mut self.count, part, wait) {
                     count(&mut record);
                 }
                 if let (Some(sink), Some(live)) = (&mut self.sink, current.as_ref()) {
@@ -263,13 +291,19 @@ impl Aggregator {
                         Part::Warmup => live.stats.warmup_done += 1,
                         Part::Cooldown => live.stats.cooldown_done += 1,
                         Part::Window => {
-                            live.stats.record(&record);
+                            if !wait {
+                                live.stats.record(&record);
+                            }
                             live.stats.record_attempts(&record, &attempts);
                         }
                     }
                     let in_flight = live.measuring.as_ref().filter(|_| part == Part::Window).map_or(0, |m| m.gauges.in_flight());
                     let out = output_tokens(&record);
                     live.stats.series.record(Instant::now(), part, &record, out, in_flight);
+                    if wait {
+                        live.pending_bytes += text;
+                        live.pending.push(record);
+                    }
                 }
                 false
             }
@@ -284,7 +318,15 @@ impl Aggregator {
                 if let Some(sink) = &mut self.sink {
                     sink.flush();
                 }
-                if let Some(Live { mut stats, .. }) = current.take() {
+                if let Some(Live { mut stats, pending, .. }) = current.take() {
+                    // The window is closed (the engine waits for these figures): the
+                    // server's tokenizer may be asked now.
+                    for mut rec in pending {
+                        if let Some(count) = &mut self.count {
+                            count(&mut rec);
+                        }
+                        stats.record(&rec);
+                    }
                     stats.wall = wall;
                     stats.started = started;
                     stats.interrupted = interrupted;

@@ -26,4 +26,4 @@ pub use info::{Attempts, FailedAttempt, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};
 pub use lengths::{LengthSummary, Lengths};
 pub use series::{SecondStats, Series};
-pub use stage::{StageStats, output_tokens};
+pub use stage::{StageStats, input_source, output_source, output_tokens};

@@ -10,7 +10,7 @@ use super::latency::Latency;
 use super::lengths::Lengths;
 use super::series::Series;
 use super::sessions::SessionStats;
-use crate::model::{CheckFailure, FailureKind, FinishReason, FinishReasons, Outcome, RequestRecord};
+use crate::model::{CheckFailure, FailureKind, FinishReason, FinishReasons, Outcome, RequestRecord, TokenSource, TokenSources};
 
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
 /// other figure.
@@ -93,6 +93,9 @@ pub struct StageStats {
     pub ended_by_reason: u64,
     /// Successful replies by why they ended.
     pub finish_reasons: FinishReasons,
+    /// Successful requests by where their output and input counts came from.
+    pub output_sources: TokenSources,
+    pub input_sources: TokenSources,
     /// Σ output tokens / e2e seconds over successful requests (mean per-user speed).
     pub user_tokens_per_s_sum: f64,
     /// Σ 1 / ITL seconds over successful streams with an ITL: the decode speed one user
@@ -194,6 +197,8 @@ impl Default for StageStats {
             ended_short: 0,
             ended_by_reason: 0,
             finish_reasons: FinishReasons::default(),
+            output_sources: TokenSources::default(),
+            input_sources: TokenSources::default(),
             user_tokens_per_s_sum: 0.0,
             user_itl_rate_sum: 0.0,
             slo_met: 0,
@@ -361,6 +366,12 @@ impl StageStats {
         }
         self.output_len.record(out);
         self.finish_reasons.record(rec.finish_reason);
+        if let Some(src) = output_source(rec) {
+            self.output_sources.record(src);
+        }
+        if let Some(src) = input_source(rec) {
+            self.input_sources.record(src);
+        }
         if let Some(target) = rec.target_output_tokens {
             self.target_output.record(u64::from(target));
             self.target_achieved.record(out);
@@ -452,9 +463,36 @@ impl StageStats {
     }
 }
 
-/// A request's output tokens: the server's usage where sent, else the count here.
+/// Where a request's output count comes from: the server's usage where sent; else, for
+/// a stream not counted in the model's own tokenizer (an estimate, or not counted yet:
+/// the server's tokenizer is asked after the window), its content chunks, one token
+/// each; else the count made here, in the tokenizer that made it.
+pub fn output_source(rec: &RequestRecord) -> Option<TokenSource> {
+    if rec.usage.is_some_and(|u| u.completion_tokens.is_some()) {
+        return Some(TokenSource::Usage);
+    }
+    if rec.chunks > 0 && !rec.counted_by.is_some_and(TokenSource::is_models) {
+        return Some(TokenSource::Chunks);
+    }
+    rec.counted_by.filter(|_| rec.client_completion_tokens.is_some())
+}
+
+/// A request's output tokens, from [`output_source`].
 pub fn output_tokens(rec: &RequestRecord) -> u64 {
-    rec.usage.and_then(|u| u.completion_tokens).or(rec.client_completion_tokens).unwrap_or(0)
+    match output_source(rec) {
+        Some(TokenSource::Usage) => rec.usage.and_then(|u| u.completion_tokens).unwrap_or(0),
+        Some(TokenSource::Chunks) => u64::from(rec.chunks),
+        _ => rec.client_completion_tokens.unwrap_or(0),
+    }
+}
+
+/// Where a request's input count comes from: the server's usage where sent, else the
+/// tokenizer that counted the prompt.
+pub fn input_source(rec: &RequestRecord) -> Option<TokenSource> {
+    match rec.usage.and_then(|u| u.prompt_tokens) {
+        Some(_) => Some(TokenSource::Usage),
+        None => rec.input_by.filter(|_| rec.input_tokens.or(rec.client_prompt_tokens).is_some()),
+    }
 }
 
 fn per_s(n: u64, wall: Duration) -> f64 {

@@ -4,6 +4,7 @@
 //! which shard of a run this is. It imports nothing of the crate, so every room may
 //! import it and the import graph stays a tree.
 
+mod counted;
 mod goals;
 mod record;
 mod request;
@@ -11,6 +12,7 @@ mod run;
 mod shard;
 pub mod threshold;
 
+pub use counted::{TokenSource, TokenSources};
 pub use goals::{RateLimit, Slo};
 pub use record::{
     CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, Uncounted, Usage,

@@ -234,11 +234,16 @@ pub struct RequestRecord {
     pub client_completion_tokens: Option<u64>,
     /// Of those, the reasoning's.
     pub client_reasoning_tokens: Option<u64>,
+    /// Which tokenizer made the `client_*` counts: the server's, the model's here, or
+    /// an estimate in another model's.
+    pub counted_by: Option<super::TokenSource>,
     /// Prompt tokens counted here; set by the engine, which knows the prompt.
     pub client_prompt_tokens: Option<u64>,
     /// Tokens of the prompt as sent, by the counting tokenizer (every request; the
     /// workload knows it exactly for synthetic prompts). Set by the engine.
     pub input_tokens: Option<u64>,
+    /// Which tokenizer counted `input_tokens` (the server's usage is read apart).
+    pub input_by: Option<super::TokenSource>,
     /// The output length the workload asked for (sent as the request's length limit).
     pub target_output_tokens: Option<u32>,
     /// The answer's text (not the reasoning), kept only when a response check needs it.
@@ -289,6 +294,8 @@ impl Default for RequestRecord {
             client_completion_tokens: None,
             client_reasoning_tokens: None,
             client_prompt_tokens: None,
+            counted_by: None,
+            input_by: None,
             input_tokens: None,
             target_output_tokens: None,
             content: None,

@@ -39,7 +39,7 @@ struct ScenarioRecord<'a> {
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     stage_prompts: std::collections::BTreeMap<&'a str, &'a str>,
     /// Tokenizer, seed and every file the prompts were read from (sha256).
-    workload: &'a crate::workload::provenance::WorkloadInfo,
+    workload: crate::workload::provenance::WorkloadInfo,
     request: &'a RequestParams,
     #[serde(skip_serializing_if = "Option::is_none")]
     slo: Option<&'a Slo>,
@@ -70,7 +70,11 @@ impl<'a> ScenarioRecord<'a> {
             target: &scenario.target,
             mock: (scenario.target.base_url == BaseUrl::Mock).then_some(&scenario.mock),
             prompts: &scenario.prompts.source,
-            workload: &scenario.workload,
+            // With the server's tokenizer: the calls it took (counted until the end).
+            workload: crate::workload::provenance::WorkloadInfo {
+                tokenize: scenario.prompts.tokenizer().remote().map(|r| r.stats()),
+                ..scenario.workload.clone()
+            },
             stage_prompts: scenario
                 .stages
                 .iter()
@@ -328,6 +332,7 @@ fn tokens(s: &StageStats) -> Tokens {
             judged_by_finish_reason: s.ended_by_reason,
         }),
         cached: s.cached_share().map(|share| Cached { requests: s.with_cached, tokens: s.cached_tokens, share, of: s.cached_of }),
+        source: super::result::CountSources { output: s.output_sources, input: s.input_sources },
     }
 }
 

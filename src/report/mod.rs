@@ -26,7 +26,7 @@ pub use markup::escape;
 pub use result::*;
 pub use sessions::{SessionHistograms, Sessions, Turn, TurnHistograms};
 pub use sweep::{SweepPlan, ended_early};
-pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, row};
+pub use table::{Columns, failure_notes, fmt_cost, fmt_ms, fmt_rate, fmt_secs, header, render_table, requests, row};
 pub use text::run_text;
 
 impl RunResult {

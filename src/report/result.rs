@@ -397,6 +397,18 @@ pub struct Tokens {
     /// cache held.
     #[serde(default)]
     pub cached: Option<Cached>,
+    /// Successful requests by where their counts came from.
+    #[serde(default)]
+    pub source: CountSources,
+}
+
+/// Where the output and input counts of successful requests came from: the server's
+/// `usage`, its tokenizer, the model's tokenizer here, an estimate in another model's,
+/// or a stream's content chunks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CountSources {
+    pub output: crate::model::TokenSources,
+    pub input: crate::model::TokenSources,
 }
 
 /// Prompt tokens the server's prefix cache held, over the requests whose usage said.

@@ -6,13 +6,21 @@ use unicode_width::UnicodeWidthStr;
 use super::result::{Cost, StageResult};
 use crate::metrics::LatencySummary;
 
+/// "1 request", "8 requests".
+pub fn requests(n: u64) -> String {
+    match n {
+        1 => "1 request".to_string(),
+        n => format!("{n} requests"),
+    }
+}
+
 /// Column titles. The time column reads "N requests" when every stage ran the same
 /// planned count to the end, as in the seed table; "wall time" otherwise.
 pub fn header(stages: &[StageResult]) -> Vec<String> {
     let same_count =
         stages.first().and_then(|s| s.planned.requests).filter(|n| stages.iter().all(|s| s.planned.requests == Some(*n) && !s.interrupted));
     let time_header = match same_count {
-        Some(n) => format!("{n} requests"),
+        Some(n) => requests(n),
         None => "wall time".to_string(),
     };
     let mut h: Vec<String> =
@@ -254,11 +262,11 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
                 String::new()
             };
             out.push_str(&format!(
-                "{}: {} retries ({}) for {} requests, {} of them recovered{honoured}\n",
+                "{}: {} retries ({}) for {}, {} of them recovered{honoured}\n",
                 s.name,
                 r.total,
                 causes.join(", "),
-                r.requests_retried,
+                requests(r.requests_retried),
                 r.recovered
             ));
         }
@@ -277,7 +285,7 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
             ));
         }
         if s.requests.cancelled > 0 {
-            out.push_str(&format!("{}: {} requests cancelled by stop\n", s.name, s.requests.cancelled));
+            out.push_str(&format!("{}: {} cancelled by stop\n", s.name, requests(s.requests.cancelled)));
         }
         if s.streams_without_done > 0 {
             out.push_str(&format!(
@@ -287,8 +295,9 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
         }
         if s.reconnects > 0 {
             out.push_str(&format!(
-                "{}: {} requests sent again on a new connection: the server had closed the kept-alive one unannounced (not failures)\n",
-                s.name, s.reconnects
+                "{}: {} sent again on a new connection: the server had closed the kept-alive one unannounced (not failures)\n",
+                s.name,
+                requests(s.reconnects)
             ));
         }
     }
@@ -328,6 +337,11 @@ pub fn fmt_rate(r: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_request_is_not_plural() {
+        assert_eq!((requests(1), requests(0), requests(8)), ("1 request".into(), "0 requests".into(), "8 requests".into()));
+    }
 
     #[test]
     fn cjk_names_keep_columns_aligned() {

@@ -1,13 +1,14 @@
 //! What a run prints when it ends: the comparison table, the run's cost, the sweep's
 //! answer, why it was aborted, a line per failure kind with its first message, and a
 //! line per stage on its sessions by turn or its server's prefix cache, each threshold
-//! judged and each stage without a success, and a warning
+//! judged and each stage without a success, where token counts came from when not
+//! from the model's own tokens, and a warning
 //! when llmload itself was near saturation.
 
 use super::grid::{Format, grid};
 use super::result::{Cost, RunResult, StageResult};
 use super::table::{Columns, failure_notes, fmt_cost, fmt_ms, header, render_table, row};
-use crate::model::Aborted;
+use crate::model::{Aborted, TokenSource};
 
 /// The text after a run: for the terminal, CI logs and `--json -`'s stderr. With
 /// `--format markdown` the table is Markdown; with CSV it is the table alone.
@@ -45,6 +46,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
     if let Some(a) = aborted {
         text.push_str(&format!("\n{a}; later stages were not run\n"));
     }
+    let counts = count_notes(result);
+    if !counts.is_empty() {
+        text.push('\n');
+        text.push_str(&counts);
+    }
     let notes = failure_notes(&result.stages);
     if !notes.is_empty() {
         text.push('\n');
@@ -62,6 +68,35 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
         text.push_str(&format!("\nnote: {s}\n"));
     }
     text
+}
+
+/// Where token counts came from, when not from the model's own tokens: a line for the
+/// run when `tokenizer = "auto"` found no tokenize endpoint, and a line per stage whose
+/// output or input counts are chunks or estimates.
+fn count_notes(result: &RunResult) -> String {
+    let workload = &result.scenario["workload"];
+    let tokenizer = workload["tokenizer"].as_str().unwrap_or("o200k_base");
+    let mut out = String::new();
+    if let Some(why) = workload["tokenizer_note"].as_str() {
+        out.push_str(&format!("note: {why}\n"));
+    }
+    for s in &result.stages {
+        let t = &s.tokens;
+        for (what, sources) in [("output", &t.source.output), ("input", &t.source.input)] {
+            let of = sources.total();
+            for (src, n) in sources.not_models() {
+                let why = match src {
+                    TokenSource::Chunks => format!(
+                        "content chunks, one token each (no usage sent; {tokenizer} counted {} beside, not the model's tokenizer)",
+                        t.client_completion
+                    ),
+                    _ => format!("estimates in {tokenizer}, not the model's tokenizer (no usage sent)"),
+                };
+                out.push_str(&format!("{}: {what} tokens of {n} of {} are {why}\n", s.name, super::table::requests(of)));
+            }
+        }
+    }
+    out
 }
 
 /// Turns shown in a stage's line after the table.

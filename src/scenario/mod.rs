@@ -77,6 +77,10 @@ pub struct Scenario {
     pub warnings: Vec<Problem>,
     /// The shard of the run this scenario is (its stages cut to that share).
     pub shard: crate::model::Shard,
+    /// The server's tokenizer is to be found before the run (the scenario then read
+    /// again with it): Some(true) for `tokenizer = "server"` (none found: no run),
+    /// Some(false) for `"auto"`, the default against a URL.
+    pub server_tokenizer: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,11 +181,17 @@ fn ser_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::O
 impl Scenario {
     /// Reads and validates a scenario file; every problem is reported with file:line:col.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Self::load_counting(path, None)
+    }
+
+    /// [`load`](Self::load), counting with `server` (the server's tokenizer, found)
+    /// where the scenario asks for it.
+    pub fn load_counting(path: &Path, server: Option<crate::workload::Tokenizer>) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
         let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
             problems: vec![Problem { file: shown.clone(), location: Location::File, message: format!("cannot read scenario: {e}") }],
         })?;
-        let mut scenario = Self::parse(&src, &shown, path.parent())?;
+        let mut scenario = Self::parse_counting(&src, &shown, path.parent(), server)?;
         scenario.source = Some(path.to_path_buf());
         scenario.source_sha256 = Some(crate::workload::provenance::FileRecord::of(&shown, src.as_bytes()).sha256);
         Ok(scenario)
@@ -190,11 +200,21 @@ impl Scenario {
     /// Parses scenario text. `file` names it in errors; relative prompt files resolve
     /// against `base_dir`.
     pub fn parse(src: &str, file: &str, base_dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
+        Self::parse_counting(src, file, base_dir, None)
+    }
+
+    /// [`parse`](Self::parse), counting with `server` where the scenario asks for it.
+    pub fn parse_counting(
+        src: &str,
+        file: &str,
+        base_dir: Option<&Path>,
+        server: Option<crate::workload::Tokenizer>,
+    ) -> Result<Scenario, ScenarioError> {
         let mut problems = Problems::new(file, src);
         let Some(raw) = ScenarioFile::parse(src, &mut problems) else {
             return Err(problems.into_error());
         };
-        let scenario = validate::validate(raw, &mut problems, base_dir.unwrap_or(Path::new(".")));
+        let scenario = validate::validate(raw, &mut problems, base_dir.unwrap_or(Path::new(".")), server);
         let (mut scenario, warnings) = problems.into_result(scenario)?;
         scenario.warnings = warnings;
         Ok(scenario)

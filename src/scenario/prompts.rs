@@ -24,6 +24,15 @@ const MAX_PREFIX_TOKENS: u64 = 16 << 20;
 /// Most prompts drawn from a dataset (each is held in memory).
 const MAX_SAMPLE: u64 = 10_000_000;
 
+/// Whether the server's tokenizer is wanted (`tokenizer = "server"` or `"auto"`, the
+/// default), and the one found, when the scenario is read again with it.
+#[derive(Debug, Clone, Default)]
+pub struct Counting {
+    /// Some(true): `"server"`, required; Some(false): `"auto"`, used when found.
+    pub wanted: Option<bool>,
+    pub server: Option<Tokenizer>,
+}
+
 /// What every prompt source of a scenario shares: the endpoint, the folder paths are
 /// relative to, the counting tokenizer (and the words it builds prompts from), and
 /// the record of what was read.
@@ -40,36 +49,47 @@ pub(super) struct Sources<'a> {
 impl<'a> Sources<'a> {
     /// The sources of a scenario whose top-level `[prompts]` is `top` (its tokenizer
     /// and seed are the scenario's).
-    pub fn new(api: Api, base_dir: &'a Path, top: &Spanned<PromptsFile>, p: &mut Problems<'_>) -> Sources<'a> {
+    pub fn new(api: Api, base_dir: &'a Path, top: &Spanned<PromptsFile>, p: &mut Problems<'_>, counting: &mut Counting) -> Sources<'a> {
         let mut info = WorkloadInfo { seed: top.get_ref().seed.unwrap_or(0), ..WorkloadInfo::default() };
-        let tokenizer = match top.get_ref().tokenizer.as_ref() {
-            None => Tokenizer::o200k(),
-            Some(v) => match tokenizer(v.get_ref()) {
-                Ok(TokenizerSource::BuiltIn(t)) => t,
-                Ok(TokenizerSource::File(rel)) => {
-                    let path = base_dir.join(&rel);
-                    match std::fs::read(&path) {
-                        Ok(bytes) => match Tokenizer::from_bytes(&bytes, &rel) {
-                            Ok(t) => {
-                                info.read(FileRecord::of(&rel, &bytes));
-                                t
-                            }
-                            Err(e) => {
-                                p.at(Some(v.span()), format!("prompts.tokenizer {}: {e}", path.display()));
-                                Tokenizer::o200k()
-                            }
-                        },
-                        Err(e) => {
-                            p.at(Some(v.span()), format!("prompts.tokenizer: cannot read {}: {e}", path.display()));
-                            Tokenizer::o200k()
-                        }
+        let asked = match top.get_ref().tokenizer.as_ref() {
+            None => Ok(TokenizerSource::Auto),
+            Some(v) => tokenizer(v.get_ref()).map_err(|msg| p.at(Some(v.span()), msg)),
+        };
+        let tokenizer = match asked {
+            // The server's, once found (the scenario is read again with it); until
+            // then, or where none is asked of a server (the mock), o200k.
+            Ok(TokenizerSource::Server | TokenizerSource::Auto) => {
+                let required = matches!(asked, Ok(TokenizerSource::Server));
+                match counting.server.clone() {
+                    Some(t) => t,
+                    None => {
+                        counting.wanted = Some(required);
+                        Tokenizer::o200k()
                     }
                 }
-                Err(msg) => {
-                    p.at(Some(v.span()), msg);
-                    Tokenizer::o200k()
+            }
+            Ok(TokenizerSource::BuiltIn(t)) => t,
+            Ok(TokenizerSource::File(rel)) => {
+                let v = top.get_ref().tokenizer.as_ref().expect("a file was named");
+                let path = base_dir.join(&rel);
+                match std::fs::read(&path) {
+                    Ok(bytes) => match Tokenizer::from_bytes(&bytes, &rel) {
+                        Ok(t) => {
+                            info.read(FileRecord::of(&rel, &bytes));
+                            t
+                        }
+                        Err(e) => {
+                            p.at(Some(v.span()), format!("prompts.tokenizer {}: {e}", path.display()));
+                            Tokenizer::o200k()
+                        }
+                    },
+                    Err(e) => {
+                        p.at(Some(v.span()), format!("prompts.tokenizer: cannot read {}: {e}", path.display()));
+                        Tokenizer::o200k()
+                    }
                 }
-            },
+            }
+            Err(()) => Tokenizer::o200k(),
         };
         info.tokenizer = tokenizer.name().to_string();
         Sources { api, base_dir, tokenizer, pool: None, info, turns: false }

@@ -119,12 +119,19 @@ pub(super) enum TokenizerSource {
     BuiltIn(Tokenizer),
     /// `{ file = "…" }`, relative to the scenario's folder.
     File(String),
+    /// `"server"`: the server's own, through its tokenize endpoint, or no run.
+    Server,
+    /// `"auto"`: the server's own when it has a tokenize endpoint, else o200k.
+    Auto,
 }
 
-/// `tokenizer = "o200k_base"` or `{ file = "tokenizer.json" }`.
+/// `tokenizer = "o200k_base"`, `{ file = "tokenizer.json" }`, `"server"` or `"auto"`.
 pub(super) fn tokenizer(v: &Value) -> Result<TokenizerSource, String> {
-    let forms = "expected \"o200k_base\", \"cl100k_base\" or { file = \"tokenizer.json\" } (a Hugging Face tokenizer file)";
+    let forms =
+        "expected \"auto\", \"server\", \"o200k_base\", \"cl100k_base\" or { file = \"tokenizer.json\" } (a Hugging Face tokenizer file)";
     match v {
+        Value::String(name) if name == "server" => Ok(TokenizerSource::Server),
+        Value::String(name) if name == "auto" => Ok(TokenizerSource::Auto),
         Value::String(name) => match Tokenizer::built_in(name) {
             Some(t) => Ok(TokenizerSource::BuiltIn(t)),
             None => Err(format!("prompts.tokenizer {name:?} is not built in; {forms}")),

@@ -20,7 +20,7 @@ use crate::mock::config::MockConfig;
 use crate::model::{RateLimit, Slo};
 use crate::workload::Prompts;
 
-pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path) -> Scenario {
+pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path, server: Option<crate::workload::Tokenizer>) -> Scenario {
     let target = target(raw.target, p, base_dir);
     let mock = match raw.mock {
         Some(m) => {
@@ -35,7 +35,9 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         None => MockConfig::default(),
     };
 
-    let mut sources = super::prompts::Sources::new(target.api, base_dir, &raw.prompts, p);
+    let target_is_url = target.base_url != super::BaseUrl::Mock;
+    let mut counting = super::prompts::Counting { wanted: None, server };
+    let mut sources = super::prompts::Sources::new(target.api, base_dir, &raw.prompts, p, &mut counting);
     sources.turns = raw.conversation.is_some();
     let conversation_span = raw.conversation.as_ref().map(|c| c.span());
     let conversation = raw.conversation.and_then(|c| super::conversation::conversation(c, target.api, sources.info.seed, p));
@@ -126,6 +128,8 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path)
         conversation,
         warnings: Vec::new(),
         shard: crate::model::Shard::WHOLE,
+        // The mock counts in the scenario's tokenizer: it has no other to find.
+        server_tokenizer: counting.wanted.filter(|_| target_is_url),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod pieces;
 pub mod prompt;
 pub mod prompts;
 pub mod provenance;
+pub mod remote;
 pub mod synth;
 pub mod synthetic;
 pub mod tokens;

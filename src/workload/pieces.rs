@@ -33,7 +33,7 @@ thread_local! {
 
 /// `text`'s token ids, appended to `out`.
 pub fn encode_into(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
-    if text.len() < PIECEWISE_FROM {
+    if text.len() < PIECEWISE_FROM || !tok.piecewise() {
         out.extend(tok.encode(text));
         return;
     }
@@ -97,7 +97,7 @@ impl PieceCounter {
 
     /// Tokens in `text`, as the tokenizer counts it whole.
     pub fn count(&mut self, text: &str) -> u64 {
-        let Some(left) = self.to_check else { return self.tok.count(text) };
+        let Some(left) = self.to_check.filter(|_| self.tok.piecewise()) else { return self.tok.count(text) };
         let mut n = 0u64;
         let mut several = false;
         for (k, piece) in split(text).enumerate() {

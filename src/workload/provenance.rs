@@ -27,8 +27,16 @@ impl FileRecord {
 /// The workload's provenance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkloadInfo {
-    /// "o200k_base", "cl100k_base" or the tokenizer file as named.
+    /// "o200k_base", "cl100k_base", the tokenizer file as named, or the server's
+    /// tokenize endpoint ("server: llama.cpp POST http://…/tokenize").
     pub tokenizer: String,
+    /// Why the counts are estimates, when `tokenizer = "auto"` found no tokenize endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer_note: Option<String>,
+    /// With the server's tokenizer: the tokenize calls made, the texts estimated in
+    /// o200k instead (while a stage was measured, or a call failed) and the first failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenize: Option<super::remote::RemoteStats>,
     /// Seed of synthetic lengths and texts, and of dataset sampling.
     pub seed: u64,
     /// Stages' prompts with a seed of their own ("stage 2 prompts" → seed).
@@ -65,6 +73,8 @@ impl Default for WorkloadInfo {
     fn default() -> Self {
         WorkloadInfo {
             tokenizer: "o200k_base".into(),
+            tokenizer_note: None,
+            tokenize: None,
             seed: 0,
             stage_seeds: Default::default(),
             files: Vec::new(),

@@ -1,11 +1,14 @@
 //! The counting tokenizer: o200k_base (default) or cl100k_base, tiktoken's encodings
 //! built in (`bpe.rs`), or a Hugging Face `tokenizer.json` loaded offline with the `tokenizers`
-//! crate (Llama, Qwen, Mistral, Gemma …). One tokenizer builds synthetic prompts,
-//! counts what is sent and counts the replies; content tokens only, never a chat
-//! template's or special tokens (servers add those).
+//! crate (Llama, Qwen, Mistral, Gemma …), or the server's own through its tokenize
+//! endpoint (`remote.rs`). One tokenizer builds synthetic prompts, counts what is sent
+//! and counts the replies; content tokens only, never a chat template's or special
+//! tokens (servers add those).
 
 use std::path::Path;
 use std::sync::Arc;
+
+use crate::model::TokenSource;
 
 use serde_json::Value;
 
@@ -15,14 +18,17 @@ use super::bpe::Bpe;
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: Arc<Inner>,
-    /// "o200k_base", "cl100k_base", or the file's name as given.
+    /// "o200k_base", "cl100k_base", the file's name as given, or the server's endpoint.
     name: Arc<str>,
+    /// A built-in encoding that is the model's own (the embedded mock counts in it).
+    own: bool,
 }
 
 enum Inner {
     /// Built on first use (~4 MiB, a few ms): a run that counts nothing never pays.
     Tiktoken(fn() -> &'static Bpe),
     Hf(Box<tokenizers::Tokenizer>),
+    Server(super::remote::Server),
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -53,7 +59,7 @@ impl Tokenizer {
             "cl100k_base" => super::bpe::cl100k,
             _ => return None,
         };
-        Some(Tokenizer { inner: Arc::new(Inner::Tiktoken(bpe)), name: name.into() })
+        Some(Tokenizer { inner: Arc::new(Inner::Tiktoken(bpe)), name: name.into(), own: false })
     }
 
     /// A Hugging Face `tokenizer.json`, read from disk (nothing is downloaded). `name` is
@@ -67,7 +73,49 @@ impl Tokenizer {
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Tokenizer, String> {
         let hf = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| format!("not a Hugging Face tokenizer.json ({})", first_line(&e.to_string())))?;
-        Ok(Tokenizer { inner: Arc::new(Inner::Hf(Box::new(hf))), name: name.into() })
+        Ok(Tokenizer { inner: Arc::new(Inner::Hf(Box::new(hf))), name: name.into(), own: false })
+    }
+
+    /// The server's own tokenizer, reached through `remote` (its tokenize endpoint).
+    pub fn server(remote: Box<dyn super::remote::Remote>) -> Tokenizer {
+        let name = remote.describe();
+        Tokenizer { inner: Arc::new(Inner::Server(super::remote::Server::new(remote))), name: name.into(), own: false }
+    }
+
+    /// The same, said to be the model's own (a built-in encoding the embedded mock counts in).
+    pub fn as_the_models(mut self) -> Tokenizer {
+        self.own = true;
+        self
+    }
+
+    /// Where its counts come from: the server's tokenizer, the model's here (a file, or
+    /// the mock's encoding), or an estimate in another model's.
+    pub fn source(&self) -> TokenSource {
+        match &*self.inner {
+            Inner::Server(_) => TokenSource::ServerTokenizer,
+            Inner::Hf(_) => TokenSource::LocalTokenizer,
+            Inner::Tiktoken(_) if self.own => TokenSource::LocalTokenizer,
+            Inner::Tiktoken(_) => TokenSource::Estimate,
+        }
+    }
+
+    /// The server's tokenizer, when it is one.
+    pub fn remote(&self) -> Option<&super::remote::Server> {
+        match &*self.inner {
+            Inner::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether it is the server's (its calls wait for a stage's window to close).
+    pub fn is_server(&self) -> bool {
+        matches!(&*self.inner, Inner::Server(_))
+    }
+
+    /// Whether a long text may be tokenized piece by piece (not through a server: a
+    /// call per word would cost more than one per text).
+    pub fn piecewise(&self) -> bool {
+        !matches!(&*self.inner, Inner::Server(_))
     }
 
     pub fn name(&self) -> &str {
@@ -87,6 +135,7 @@ impl Tokenizer {
             }
             // An encoding error (none is known for valid UTF-8) counts as nothing.
             Inner::Hf(hf) => hf.encode_fast(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default(),
+            Inner::Server(s) => s.encode(text),
         }
     }
 
@@ -100,6 +149,8 @@ impl Tokenizer {
         match &*self.inner {
             Inner::Tiktoken(bpe) => String::from_utf8(bpe().decode(ids)?).ok(),
             Inner::Hf(hf) => hf.decode(ids, false).ok(),
+            // Ids travel one way: a server's are never decoded here.
+            Inner::Server(_) => None,
         }
     }
 
@@ -159,5 +210,42 @@ mod tests {
         assert!(!e.contains('\n'));
         let e = Tokenizer::from_file(Path::new("/nonexistent/tokenizer.json"), "t").unwrap_err();
         assert!(e.contains("cannot read /nonexistent/tokenizer.json"), "{e}");
+    }
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Words as tokens: each word's length is its id.
+    struct Words(Arc<AtomicU64>);
+    impl super::super::remote::Remote for Words {
+        fn tokenize(&self, text: &str) -> Result<Vec<u32>, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            if text.contains("boom") {
+                return Err("status 500".into());
+            }
+            Ok(text.split_whitespace().map(|w| w.len() as u32).collect())
+        }
+        fn describe(&self) -> String {
+            "words".into()
+        }
+    }
+
+    #[test]
+    fn each_text_is_asked_once_none_while_held_and_failures_are_estimates() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let tok = Tokenizer::server(Box::new(Words(seen.clone())));
+        assert_eq!(tok.count("a bb ccc"), 3);
+        assert_eq!(tok.encode("a bb ccc"), [1, 2, 3]);
+        assert_eq!(seen.load(Ordering::Relaxed), 1, "remembered");
+        let s = tok.remote().unwrap();
+        s.hold(true);
+        assert_eq!(tok.count("hello world again"), Tokenizer::o200k().count("hello world again"));
+        assert_eq!(tok.count("a bb ccc"), 3, "remembered texts still count while held");
+        assert_eq!(seen.load(Ordering::Relaxed), 1, "nothing asked while held");
+        s.hold(false);
+        assert_eq!(tok.count("boom x"), Tokenizer::o200k().count("boom x"));
+        let st = s.stats();
+        assert_eq!((st.calls, st.estimated, st.failure.as_deref()), (2, 2, Some("status 500")));
+        assert_eq!(tok.name(), "words");
+        assert!(!tok.piecewise() && tok.decode(&[1]).is_none());
     }
 }
