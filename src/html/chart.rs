@@ -233,13 +233,22 @@ where
         .map_err(err)?;
     let fmt = |v: &f64| tick(*v);
     let x_fmt = |v: &f64| if c.x_whole && v.fract() != 0.0 { String::new() } else { tick(*v) };
+    // Whole things (turns): as many ticks as whole numbers in the range, up to 8, so
+    // the grid's lines fall on them rather than between.
+    let x_labels = match c.x_whole {
+        true => {
+            let r = chart.x_range();
+            ((r.end.floor() - r.start.ceil()) as usize + 1).clamp(2, 8)
+        }
+        false => 8,
+    };
     chart
         .configure_mesh()
         .x_desc(&c.x_label)
         .y_desc(&c.y_label)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&fmt)
-        .x_labels(8)
+        .x_labels(x_labels)
         .y_labels(6)
         .label_style(("sans-serif", 20))
         .axis_desc_style(("sans-serif", 21))
@@ -354,5 +363,25 @@ mod tests {
         assert!(s.contains("<text") && s.contains("concurrency") && s.contains("SLO 150 ms"));
         assert!(s.contains("#0072B2"), "the series is drawn in the palette's first colour");
         assert_eq!(s.matches("<polygon").count(), 3, "a marker per point");
+    }
+
+    /// Vertical lines of the mesh's bold grid: one per x tick.
+    fn x_grid_lines(svg: &str) -> usize {
+        let attr = |l: &str, k: &str| l.split(&format!(" {k}=\"")).nth(1).and_then(|v| v.split('"').next()).map(str::to_string);
+        svg.split("<line").filter(|l| l.contains("#DDDDDD") && attr(l, "x1").is_some() && attr(l, "x1") == attr(l, "x2")).count()
+    }
+
+    #[test]
+    fn whole_things_get_a_tick_on_each_and_none_between() {
+        for turns in [2u32, 3, 5, 8] {
+            let points = (1..=turns).map(|t| (f64::from(t), 10.0 * f64::from(t))).collect();
+            let c = Chart {
+                title: "TTFT by turn".into(),
+                series: vec![Series::new("p50", 0, Draw::LineMarked, points)],
+                x_whole: true,
+                ..Chart::default()
+            };
+            assert_eq!(x_grid_lines(&svg(&c).unwrap()), turns as usize, "{turns} turns");
+        }
     }
 }

@@ -518,6 +518,38 @@ mod tests {
     }
 
     #[test]
+    fn output_counts_come_from_usage_then_chunks_unless_counted_in_the_models_tokens() {
+        let usage = |n| Some(Usage { prompt_tokens: Some(3), completion_tokens: n, reasoning_tokens: None, cached_tokens: None });
+        let r = |usage, chunks, counted_by| RequestRecord {
+            usage,
+            chunks,
+            client_completion_tokens: Some(7),
+            counted_by,
+            ..RequestRecord::default()
+        };
+        let cases = [
+            (r(usage(Some(5)), 9, Some(TokenSource::Estimate)), Some(TokenSource::Usage), 5),
+            // A stream counted in another model's tokens, or not counted yet: its chunks.
+            (r(usage(None), 9, Some(TokenSource::Estimate)), Some(TokenSource::Chunks), 9),
+            (r(None, 9, None), Some(TokenSource::Chunks), 9),
+            // In the model's own tokens: that count.
+            (r(None, 9, Some(TokenSource::ServerTokenizer)), Some(TokenSource::ServerTokenizer), 7),
+            (r(None, 9, Some(TokenSource::LocalTokenizer)), Some(TokenSource::LocalTokenizer), 7),
+            // A whole reply has no chunks: the estimate, said to be one.
+            (r(None, 0, Some(TokenSource::Estimate)), Some(TokenSource::Estimate), 7),
+        ];
+        for (rec, source, n) in cases {
+            assert_eq!((output_source(&rec), output_tokens(&rec)), (source, n), "{rec:?}");
+        }
+        let mut s = StageStats::default();
+        for rec in [r(usage(Some(5)), 9, None), r(None, 9, None)] {
+            s.record(&RequestRecord { input_tokens: Some(4), input_by: Some(TokenSource::ServerTokenizer), ..rec });
+        }
+        assert_eq!((s.output_sources.usage, s.output_sources.chunks, s.output_tokens), (1, 1, 14));
+        assert_eq!((s.input_sources.usage, s.input_sources.server_tokenizer), (1, 1));
+    }
+
+    #[test]
     fn every_latency_of_a_stage_keeps_three_digits() {
         let s = StageStats::default();
         let all = [
