@@ -164,26 +164,7 @@ fn words_server(tokenize: bool, seen: Seen) -> String {
             }),
         );
     }
-    serve_nodelay(app)
-}
-
-/// [`serve_app`] with Nagle's algorithm off, as model servers run: else the first
-/// chunk after the head waits for the client's delayed ACK (~40 ms), and TTFT with it.
-fn serve_nodelay(app: Router) -> String {
-    use axum::serve::ListenerExt;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap().tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app).await.unwrap()
-        })
-    });
-    format!("http://{addr}/v1")
+    serve_app(app)
 }
 
 /// 8 streams asking 16 tokens in, 24 out, counted by `tokenizer` (none: the default).

@@ -130,12 +130,20 @@ pub fn spawn_mock(args: &[&str]) -> (Child, String) {
 /// Serves `app` on a free port of 127.0.0.1 from a thread and runtime of its own (so a
 /// test's own runtime, or none, is no matter); returns its API root.
 pub fn serve_app(app: axum::Router) -> String {
+    use axum::serve::ListenerExt;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap() });
+        rt.block_on(async move {
+            // Nagle's algorithm off, as model servers (and the mock) run: else a stream's
+            // first chunk after the head waits for the client's delayed ACK (~40 ms).
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap().tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).await.unwrap()
+        });
     });
     format!("http://{addr}/v1")
 }
