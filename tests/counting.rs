@@ -124,8 +124,9 @@ const WORD_GAP_MS: u64 = 25;
 
 /// A server whose tokenizer llmload does not know — every word one token — streaming
 /// `max_tokens` words, one per chunk every [`WORD_GAP_MS`], then `finish_reason:
-/// "length"`, no usage; with `tokenize`, llama.cpp's `POST /tokenize` in its tokenizer.
-fn words_server(tokenize: bool, seen: Seen) -> String {
+/// "length"`, no usage; with `tokenize`, a tokenize endpoint of that server's shape in
+/// its tokenizer (tests/fixtures/tokenize has each captured, with its source).
+fn words_server(tokenize: Option<&'static str>, seen: Seen) -> String {
     use axum::body::{Body, Bytes};
     let words = |text: &str| text.split_whitespace().count();
     let mut app = Router::new().route(
@@ -155,14 +156,39 @@ fn words_server(tokenize: bool, seen: Seen) -> String {
             ([("content-type", "text/event-stream")], Body::from_stream(stream)).into_response()
         }),
     );
-    if tokenize {
-        app = app.route(
-            "/tokenize",
-            post(move |body: axum::Json<Value>| async move {
-                let text = body["content"].as_str().unwrap_or_default();
-                axum::Json(json!({"tokens": (0..words(text) as u64).collect::<Vec<_>>()}))
-            }),
-        );
+    // Each endpoint refuses the others' bodies as its server does: a field missing.
+    let ids =
+        move |text: &str, bos: bool| -> Vec<u64> { bos.then_some(1).into_iter().chain((0..words(text) as u64).map(|i| 100 + i)).collect() };
+    let handler = move |body: Value| -> axum::response::Response {
+        let bad = |status: u16| axum::http::StatusCode::from_u16(status).unwrap().into_response();
+        match tokenize {
+            Some("llamacpp") => axum::Json(json!({"tokens": ids(body["content"].as_str().unwrap_or(""), false)})).into_response(),
+            Some("vllm") => match (body["prompt"].as_str(), body["model"].as_str()) {
+                (Some(p), Some("m")) if body["add_special_tokens"] == false => {
+                    let t = ids(p, false);
+                    axum::Json(json!({"count": t.len(), "max_model_len": 4096, "tokens": t, "token_strs": null})).into_response()
+                }
+                (Some(_), Some(_)) => bad(404),
+                _ => bad(400),
+            },
+            // TGI and llama-cpp-python add BOS with no way to say no.
+            Some("tgi") => match body["inputs"].as_str() {
+                Some(t) => {
+                    axum::Json(ids(t, true).iter().map(|id| json!({"id": id, "text": "", "start": 0, "stop": 0})).collect::<Vec<_>>())
+                        .into_response()
+                }
+                None => bad(422),
+            },
+            Some("llama-cpp-python") => match body["input"].as_str() {
+                Some(t) => axum::Json(json!({"tokens": ids(t, true)})).into_response(),
+                None => bad(422),
+            },
+            _ => bad(404),
+        }
+    };
+    let path = if tokenize == Some("llama-cpp-python") { "/extras/tokenize" } else { "/tokenize" };
+    if tokenize.is_some() {
+        app = app.route(path, post(move |body: axum::Json<Value>| async move { handler(body.0) }));
     }
     serve_app(app)
 }
@@ -181,7 +207,7 @@ fn words_run(url: &str, tokenizer: Option<&str>) -> (Output, Value, Value, Vec<V
 #[test]
 fn without_usage_or_the_models_tokenizer_output_is_counted_in_chunks_and_itl_is_right() {
     let seen = Seen::default();
-    let url = words_server(false, seen.clone());
+    let url = words_server(None, seen.clone());
     let (out, stage, workload, lines) = words_run(&url, None);
     let t = &stage["tokens"];
     // 24 words, one chunk each: the server's 24 tokens, not o200k's count of " w0 w1 …".
@@ -218,19 +244,26 @@ fn without_usage_or_the_models_tokenizer_output_is_counted_in_chunks_and_itl_is_
 
 #[test]
 fn with_the_servers_tokenizer_prompts_are_exact_and_replies_counted_in_it() {
-    let seen = Seen::default();
-    let url = words_server(true, seen.clone());
-    let (out, stage, workload, lines) = words_run(&url, Some("server"));
-    // Every prompt 16 tokens in the server's tokenizer, as asked.
-    assert_eq!(*seen.lock().unwrap(), vec![16; 8]);
-    let t = &stage["tokens"];
-    assert_eq!((count(&t["output"]), count(&t["input"])), (8 * 24, 8 * 16), "{t}");
-    assert_eq!(count(&t["source"]["output"]["server_tokenizer"]), 8, "{t}");
-    assert_eq!(count(&t["source"]["input"]["server_tokenizer"]), 8, "{t}");
-    assert_eq!(count(&t["client_completion"]), 8 * 24, "{t}");
-    assert!(workload["tokenizer"].as_str().unwrap().starts_with("server: llama.cpp POST http://127.0.0.1:"), "{workload}");
-    assert!(count(&workload["tokenize"]["calls"]) > 0 && count(&workload["tokenize"]["estimated"]) == 0, "{workload}");
-    assert!(!out.stdout.contains("estimates") && !out.stdout.contains("content chunks"), "{}", out.stdout);
-    // Written while the window ran: counted by chunks then, and said so.
-    assert!(lines.iter().all(|l| l["output_source"] == "chunks"), "{lines:?}");
+    for (kind, shown) in [
+        ("llamacpp", "server: llama.cpp POST http://127.0.0.1:"),
+        ("vllm", "server: vLLM/SGLang POST http://127.0.0.1:"),
+        ("tgi", "server: TGI POST http://127.0.0.1:"),
+        ("llama-cpp-python", "server: llama-cpp-python POST http://127.0.0.1:"),
+    ] {
+        let seen = Seen::default();
+        let url = words_server(Some(kind), seen.clone());
+        let (out, stage, workload, lines) = words_run(&url, Some("server"));
+        // Every prompt 16 tokens in the server's tokenizer, as asked (a BOS it adds cut).
+        assert_eq!(*seen.lock().unwrap(), vec![16; 8], "{kind}");
+        let t = &stage["tokens"];
+        assert_eq!((count(&t["output"]), count(&t["input"])), (8 * 24, 8 * 16), "{kind}: {t}");
+        assert_eq!(count(&t["source"]["output"]["server_tokenizer"]), 8, "{kind}: {t}");
+        assert_eq!(count(&t["source"]["input"]["server_tokenizer"]), 8, "{kind}: {t}");
+        assert_eq!(count(&t["client_completion"]), 8 * 24, "{kind}: {t}");
+        assert!(workload["tokenizer"].as_str().unwrap().starts_with(shown), "{kind}: {workload}");
+        assert!(count(&workload["tokenize"]["calls"]) > 0 && count(&workload["tokenize"]["estimated"]) == 0, "{kind}: {workload}");
+        assert!(!out.stdout.contains("estimates") && !out.stdout.contains("content chunks"), "{kind}: {}", out.stdout);
+        // Written while the window ran: counted by chunks then, and said so.
+        assert!(lines.iter().all(|l| l["output_source"] == "chunks"), "{kind}: {lines:?}");
+    }
 }
