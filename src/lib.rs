@@ -28,5 +28,6 @@ pub mod report;
 pub mod requests_out;
 pub mod run;
 pub mod scenario;
+pub mod servermetrics;
 pub mod tui;
 pub mod workload;

@@ -6,6 +6,7 @@
 
 mod content;
 mod failure;
+pub mod get;
 mod reply;
 mod retry_after;
 pub mod sse;
@@ -162,14 +163,23 @@ fn transport_to(cfg: &ClientConfig, path: &str, pool: usize) -> Result<Transport
         v.set_sensitive(true);
         headers.insert(AUTHORIZATION, v);
     }
-    // Kept under the total timeout: else, with `timeout` <= `connect_timeout`, the
-    // total timer fires first and a connection that never completes reads `timeout`.
-    // (Half the total at least, so a tiny `timeout` does not leave no time to connect.)
-    let connect_timeout = cfg.connect_timeout.min(cfg.timeout.saturating_sub(CONNECT_MARGIN).max(cfg.timeout / 2));
-    let url = &cfg.base_url;
+    let connect_timeout = connect_within(cfg.connect_timeout, cfg.timeout);
+    let target = target(&cfg.base_url, path, http::Method::POST, cfg.insecure)?;
+    Ok(Transport::new(target, headers, pool.max(1), cfg.timeout, connect_timeout))
+}
+
+/// The connect timeout, kept under the total: else, with `timeout` <= `connect`, the
+/// total timer fires first and a connection that never completes reads `timeout`.
+/// (Half the total at least, so a tiny `timeout` does not leave no time to connect.)
+fn connect_within(connect: Duration, timeout: Duration) -> Duration {
+    connect.min(timeout.saturating_sub(CONNECT_MARGIN).max(timeout / 2))
+}
+
+/// Where `method` requests to `path` on `url`'s host go, TLS included (its query kept).
+fn target(url: &url::Url, path: &str, method: http::Method, insecure: bool) -> Result<transport::Target, ClientError> {
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let tls = match url.scheme() {
-        "https" => Some(tls::connector(&host, cfg.insecure).map_err(ClientError::Build)?),
+        "https" => Some(tls::connector(&host, insecure).map_err(ClientError::Build)?),
         _ => None,
     };
     let mut path = path.to_string();
@@ -178,8 +188,7 @@ fn transport_to(cfg: &ClientConfig, path: &str, pool: usize) -> Result<Transport
     }
     let path = path.parse().map_err(|e| ClientError::Build(format!("the request path {path:?}: {e}")))?;
     let port = url.port_or_known_default().unwrap_or(80);
-    let target = transport::Target { host, port, path, tls };
-    Ok(Transport::new(target, headers, pool.max(1), cfg.timeout, connect_timeout))
+    Ok(transport::Target { host, port, path, tls, method })
 }
 
 impl Client {

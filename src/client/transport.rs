@@ -198,6 +198,8 @@ pub(super) struct Target {
     pub path: Uri,
     /// TLS, when the scheme is https: the connector and the name verified.
     pub tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    /// POST for the API; GET for a server's metrics.
+    pub method: Method,
 }
 
 /// The connections to one target, and the headers every request carries.
@@ -239,13 +241,14 @@ impl Transport {
         Transport { target, headers, idle: Mutex::new(Vec::new()), max_idle, timeout, connect_timeout }
     }
 
-    /// POSTs `body` with the fixed headers; the response once its head arrived.
+    /// Sends `body` (POST; a GET's is empty) with the fixed headers; the response once
+    /// its head arrived.
     pub(super) async fn post(&self, body: Bytes) -> Result<Response<'_>, Error> {
         let start = Instant::now();
         let mut deadline = Box::pin(tokio::time::sleep_until((start + self.timeout).into()));
         let request = || {
             let mut req = Request::new(Full::new(body.clone()));
-            *req.method_mut() = Method::POST;
+            *req.method_mut() = self.target.method.clone();
             *req.uri_mut() = self.target.path.clone();
             req.headers_mut().clone_from(&self.headers);
             req
