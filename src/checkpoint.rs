@@ -72,6 +72,8 @@ impl Checkpoints {
             swept: Vec::new(),
             generator: snap.generator.clone(),
             launch: self.launch.clone(),
+            // The final result carries them; a checkpoint is written without.
+            server_metrics: None,
         };
         let mut result = RunResult::build(&self.scenario, &stages, meta);
         result.complete = false;

@@ -195,6 +195,11 @@ pub struct RunArgs {
     /// shard count and --start-at).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// Read the server's own metrics (the Prometheus text format: vLLM, SGLang, TGI,
+    /// llama.cpp, Triton, DCGM) from URL every second while the run goes on; repeatable.
+    /// Without it, the target's /metrics is read when it answers (the first shard only).
+    #[arg(long = "server-metrics", value_name = "URL")]
+    pub server_metrics: Vec<String>,
     /// Serve live figures for Prometheus at http://ADDR/metrics while the run goes on,
     /// e.g. 127.0.0.1:9464 (0.0.0.0:9464 in a pod).
     #[arg(long, value_name = "ADDR")]

@@ -254,7 +254,16 @@ async fn options(
         }
         None => None,
     };
+    let server_metrics = args
+        .server_metrics
+        .iter()
+        .map(|u| match url::Url::parse(u) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+            _ => Err(Failure::bad(format!("--server-metrics {u:?}: not an http(s) URL, e.g. http://127.0.0.1:8000/metrics"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(RunOptions {
+        server_metrics,
         // A result file (not stdout) is checkpointed while the run goes on.
         checkpoint: args.json.clone().filter(|_| !json_to_stdout),
         requests_out: args.requests_out.clone(),

@@ -16,6 +16,7 @@ use crate::mock::MockServer;
 use crate::model::Aborted;
 use crate::report::{RunMeta, RunResult};
 use crate::scenario::{BaseUrl, HeaderSource, Scenario};
+use crate::servermetrics::scrape::{Endpoint, Scrapes, ServerRead};
 use crate::workload::Workload;
 
 /// How often the aggregator publishes a Snapshot.
@@ -37,6 +38,8 @@ pub enum RunError {
     OpenFiles(String),
     #[error("cannot write --requests-out {path}: {error}")]
     RequestsOut { path: String, error: std::io::Error },
+    #[error("--server-metrics {0}")]
+    ServerMetrics(String),
 }
 
 impl RunError {
@@ -48,6 +51,7 @@ impl RunError {
                 | RunError::KeyFile { .. }
                 | RunError::EmptyKeyFile(_)
                 | RunError::Client(ClientError::BadHeader { .. })
+                | RunError::ServerMetrics(_)
         )
     }
 }
@@ -73,6 +77,9 @@ pub struct RunOptions {
     pub launch: crate::launch::Launch,
     /// `--prometheus-listen`: the bound endpoint, and how long it stays up after the run.
     pub prometheus: Option<(crate::export::Endpoint, std::time::Duration)>,
+    /// `--server-metrics`: the server's metrics endpoints to scrape (none named: the
+    /// target's `/metrics`, when it answers).
+    pub server_metrics: Vec<url::Url>,
 }
 
 impl RunOptions {
@@ -86,6 +93,7 @@ impl RunOptions {
             requests_out_text: false,
             launch: crate::launch::Launch::default(),
             prometheus: None,
+            server_metrics: Vec::new(),
         }
     }
 }
@@ -141,8 +149,11 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         };
         (tokio::spawn(ep.serve(snapshots.clone(), labels)), linger)
     });
+    let (endpoints, note) = server_endpoints(&scenario, &opts.server_metrics, &target, &opts.notes).await?;
+    let scrapes = Scrapes::start(endpoints, scenario.target.insecure, snapshots.clone()).map_err(RunError::ServerMetrics)?;
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let end = engine.run().await;
+    let server_read = ServerRead { scraped: scrapes.finish().await, note };
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
     ticker.abort();
@@ -177,6 +188,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         swept: end.swept,
         generator: Some(generator),
         launch,
+        server_metrics: Some(server_read).filter(|r| !r.scraped.is_empty() || r.note.is_some()),
     };
     let result = RunResult::build(&scenario, &stages, meta);
     drop(target);
@@ -259,8 +271,9 @@ fn config(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts
     }
 }
 
-/// The longest a tokenize call may take: a count is quick, even of a long prompt.
-const TOKENIZE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a tokenize call may take: a count is quick, even of a long prompt (and a
+/// server that does not answer must not hold the run back long).
+const TOKENIZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The target server's own tokenizer (`tokenizer = "server"` or `"auto"`), found through
 /// its tokenize endpoint and called with the target's key and headers. Err: why not,
@@ -328,6 +341,40 @@ async fn wait_until(at: SystemTime, stop: &Stop) -> f64 {
         Ok(late) => late.as_secs_f64() * 1e3,
         Err(early) => -early.duration().as_secs_f64() * 1e3,
     }
+}
+
+/// The server's metrics endpoints to scrape, and a note when none was found: those
+/// named, each checked once (one that does not answer in the Prometheus text format is
+/// refused, before any request); else the target's `/metrics`, used when it answers
+/// with a server's names (the mock's too). Only the first shard scrapes, so a merge
+/// carries the server's series once.
+async fn server_endpoints(
+    scenario: &Scenario,
+    named: &[url::Url],
+    target: &Target,
+    notes: &Notes,
+) -> Result<(Vec<Endpoint>, Option<String>), RunError> {
+    if scenario.shard.index != 0 {
+        return Ok((Vec::new(), None));
+    }
+    let insecure = scenario.target.insecure;
+    if named.is_empty() {
+        return Ok(match crate::servermetrics::scrape::probe(&target.base_url, insecure).await {
+            Ok(e) => (vec![e], None),
+            Err(why) => {
+                let note = format!("no server metrics found ({why})");
+                notes(&format!("note: {note}"));
+                (Vec::new(), Some(note))
+            }
+        });
+    }
+    let mut out = Vec::new();
+    for (i, url) in named.iter().enumerate() {
+        let name = if named.len() == 1 { "server".to_string() } else { format!("server{}", i + 1) };
+        let e = Endpoint { name, url: url.clone(), interval: Duration::from_secs(1), headers: Vec::new() };
+        out.push(crate::servermetrics::scrape::check(e, insecure).await.map_err(RunError::ServerMetrics)?);
+    }
+    Ok((out, None))
 }
 
 /// `[target] headers` with their values: literals as written, variables read now (for

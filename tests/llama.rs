@@ -270,3 +270,37 @@ fn the_servers_tokenizer_builds_prompts_to_exact_lengths() {
         }
     }
 }
+
+/// llama-server's own metrics (`--metrics`: `llamacpp:` names) are found at its
+/// `/metrics` with nothing configured, read every second, and agree with the client:
+/// with 2 slots, running never reads above 2; at 8-way requests wait; its token counters
+/// over each window are what the client counted.
+#[test]
+fn the_servers_metrics_are_read_beside_the_run() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    let body = "[prompts]\nsynthetic = \"D(64,32)\"\n[request]\nignore_eos = true\n\
+                [[stage]]\nname = \"2-way\"\nconcurrency = 2\nrequests = 8\n\
+                [[stage]]\nname = \"8-way\"\nconcurrency = 8\nrequests = 16\n";
+    let ran = run(&server, true, body, &[]);
+    assert_all_ok(&ran);
+    let sm = &ran.result["server_metrics"]["endpoints"][0];
+    assert_eq!((sm["name"].as_str(), sm["server"].as_str()), (Some("server"), Some("llama_cpp")), "{sm}");
+    assert_eq!(common::count(&sm["scrapes_failed"]), 0, "{sm}");
+    let series = sm["series"].as_array().unwrap();
+    assert!(series.len() >= 3, "a scrape a second: {}", series.len());
+    assert!(series.iter().all(|p| f(&p["running"]) <= 2.0), "2 slots: {series:?}");
+    for stage in ran.result["stages"].as_array().unwrap() {
+        let s = &stage["server"][0];
+        let t = &stage["tokens"];
+        // The server's counters over the window hold every request of it (and none of
+        // the other stage's: the windows do not overlap).
+        assert_eq!(f(&s["generation_tokens"]["delta"]), f(&t["output"]), "{}: {s}", stage["name"]);
+        // Its prompt counters (processed + held in cache) may count a token more per
+        // request: a prompt the cache held whole has its last token evaluated again.
+        let (server_prompt, requests) = (f(&s["prompt_tokens"]["delta"]), f(&stage["requests"]["ok"]));
+        assert!((f(&t["prompt"])..=f(&t["prompt"]) + requests).contains(&server_prompt), "{}: {s} against {t}", stage["name"]);
+    }
+    let eight = &ran.result["stages"][1]["server"][0];
+    assert_eq!(f(&eight["running"]["max"]), 2.0, "{eight}");
+    assert!(f(&eight["waiting"]["max"]) > 0.0, "8 asked of 2 slots: some wait: {eight}");
+}

@@ -195,8 +195,16 @@ fn stop_with(signals: &[&str]) -> (Output, Value, Duration) {
     let json = d.path().join("r.json");
     let mut child =
         seed_with(&format!("http://127.0.0.1:{port}/v1"), "m", &json).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // The first accepted connection proves a request is in flight.
-    let (_conn, _) = listener.accept().unwrap();
+    // The first connection that carries a completion proves a request is in flight;
+    // those before it (the probes of its tokenize and metrics endpoints) are dropped.
+    let _conn = loop {
+        let (conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(&conn).read_line(&mut line);
+        if line.contains("/chat/completions") {
+            break conn;
+        }
+    };
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let t0 = std::time::Instant::now();
     let mut seen = String::new();

@@ -121,6 +121,7 @@ pub struct ClientConfig {
 }
 
 /// A header sent with every request.
+#[derive(Clone)]
 pub struct ExtraHeader {
     pub name: String,
     pub value: String,

@@ -164,7 +164,14 @@ impl Endpoint {
                     return Ok(e);
                 }
                 Ok(_) => tried.push(format!("{} as {}: no tokens", kind.path(), kind.name())),
-                Err(why) => tried.push(format!("{} as {}: {why}", kind.path(), kind.name())),
+                Err(why) => {
+                    let hung = why.contains("timed out");
+                    tried.push(format!("{} as {}: {why}", kind.path(), kind.name()));
+                    // A server that does not answer at all will not answer the next shape.
+                    if hung {
+                        break;
+                    }
+                }
             }
         }
         Err(format!("no tokenize endpoint answered at {origin} for model {model:?} (tried POST {})", tried.join("; ")))

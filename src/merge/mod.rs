@@ -113,6 +113,8 @@ fn run(results: &[&RunResult], stages: Vec<crate::report::StageResult>) -> RunRe
         aborted: results.iter().find_map(|r| r.aborted.clone()),
         start_lag_ms: results.iter().filter_map(|r| r.start_lag_ms).reduce(f64::max),
         generator: busiest_generator(results),
+        // One shard scrapes (shard 0): its series, once.
+        server_metrics: results.iter().find_map(|r| r.server_metrics.clone()),
         sweep: None,
         cost: None,
         verdict: None,

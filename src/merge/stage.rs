@@ -155,6 +155,8 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
         goodput,
         checks: checks(parts),
+        // One shard scrapes the server: its figures, once.
+        server: parts.iter().map(|p| &p.server).find(|s| !s.is_empty()).cloned().unwrap_or_default(),
         cost: cost(parts, requests.ok),
         bytes_received: sum(|p| p.bytes_received),
         retries: retries(parts),

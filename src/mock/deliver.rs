@@ -32,13 +32,15 @@ pub(super) struct Start {
     pub base: f64,
     /// Uncached prompt tokens × `prefill_ms_per_1k_tokens` / 1000.
     pub prefill: f64,
+    /// Seconds it waited for a `capacity` slot before arrival (its TTFT's first part).
+    queued: f64,
 }
 
 impl Start {
     /// `in_flight`: the count at arrival, the request itself included.
-    pub fn new(cfg: &MockConfig, arrival: tokio::time::Instant, in_flight: u64, jitter: f64) -> Start {
+    pub fn new(cfg: &MockConfig, arrival: tokio::time::Instant, in_flight: u64, jitter: f64, queued: f64) -> Start {
         let base = cfg.latency_curve.as_ref().map_or(cfg.base_latency_ms, |c| c.at(in_flight as f64));
-        Start { arrival, jitter, base: base + jitter, prefill: 0.0 }
+        Start { arrival, jitter, base: base + jitter, prefill: 0.0, queued }
     }
 
     /// The first token's time, in ms after arrival, once the base time has passed: then
@@ -49,7 +51,9 @@ impl Start {
         sleep_until_ms(self.arrival, self.base).await;
         let n = state.in_flight.load(Ordering::SeqCst) as f64;
         let base = state.cfg.latency_curve.as_ref().map_or(self.base, |c| self.base.max(c.at(n) + self.jitter));
-        base + state.cfg.per_inflight_ms * n + self.prefill
+        let first = base + state.cfg.per_inflight_ms * n + self.prefill;
+        state.metrics.first_token(self.queued + first / 1e3);
+        first
     }
 }
 

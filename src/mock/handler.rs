@@ -45,12 +45,20 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         return rate_limited(&state.cfg, wait);
     }
     // Beyond the capacity, requests queue here; their service starts when they get in.
+    let received = std::time::Instant::now();
     let slot = match &state.capacity {
-        Some(c) => c.clone().acquire_owned().await.ok(),
+        Some(c) => {
+            state.metrics.waiting.fetch_add(1, Ordering::Relaxed);
+            let slot = c.clone().acquire_owned().await.ok();
+            state.metrics.waiting.fetch_sub(1, Ordering::Relaxed);
+            slot
+        }
         None => None,
     };
     let arrival = tokio::time::Instant::now();
-    let (guard, in_flight) = InFlight::enter(&state, slot);
+    let queued = received.elapsed().as_secs_f64();
+    state.metrics.queued(queued);
+    let (guard, in_flight) = InFlight::enter(&state, slot, received);
     let req = match Asked::parse(api, &body) {
         Ok(req) => req,
         Err((param, msg)) => {
@@ -68,7 +76,7 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     });
     // Deadlines from arrival, not chained sleeps, so timer rounding is paid once (and
     // tokenizing the prompt takes none of the model's time).
-    let mut start = Start::new(cfg, arrival, in_flight, d.jitter);
+    let mut start = Start::new(cfg, arrival, in_flight, d.jitter, queued);
     if let Some(Fault::Status(status)) = d.fault {
         if status != 429 {
             sleep_until_ms(arrival, start.base).await;
@@ -86,6 +94,7 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     start.prefill = (prompt.tokens - prompt.cached) as f64 * cfg.prefill_ms_per_1k_tokens / 1000.0;
     let reasoning = if api == Api::Chat { cfg.reasoning_tokens } else { 0 };
     let len = req.length(d.output_tokens, reasoning);
+    state.metrics.served(prompt.tokens, prompt.cached, len.reasoning + len.answer);
     let reply = Reply::new(seq, &d, api, req.model, prompt, len, &state.words);
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);
@@ -161,6 +170,12 @@ fn rate_limited(cfg: &MockConfig, wait: Duration) -> Response {
 
 pub(super) async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<MockStats> {
     axum::Json(state.stats())
+}
+
+/// `GET /metrics`: the mock's own, in vLLM's names (`metrics.rs`).
+pub(super) async fn metrics(State(state): State<Arc<MockState>>) -> Response {
+    let text = state.metrics.render(state.in_flight.load(Ordering::SeqCst));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 pub(super) async fn not_found() -> Response {

@@ -53,6 +53,7 @@ mod curve;
 mod deliver;
 mod draw;
 mod handler;
+mod metrics;
 mod prefix;
 mod reply;
 mod request;

@@ -29,6 +29,8 @@ pub(super) struct MockState {
     /// Slots to be served in, when `capacity` is set (tokio's semaphore is fair: FIFO).
     pub capacity: Option<Arc<tokio::sync::Semaphore>>,
     stats: Mutex<MockStats>,
+    /// What `GET /metrics` says, in vLLM's names.
+    pub metrics: super::metrics::MockMetrics,
     /// The last request to a completions endpoint, when recording.
     seen: Option<Mutex<Option<SeenRequest>>>,
 }
@@ -74,6 +76,7 @@ impl MockState {
             limit,
             capacity,
             stats: Mutex::default(),
+            metrics: Default::default(),
             seen,
         })
     }
@@ -116,18 +119,20 @@ impl MockState {
 /// Decrements the in-flight count however the request ends (also on client disconnect,
 /// and for streams only when the stream ends).
 /// Holds the request's capacity slot too, so a stream keeps it until its end.
-pub(super) struct InFlight(Arc<MockState>, #[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+/// Its e2e latency (from when it was received) goes to the metrics then.
+pub(super) struct InFlight(Arc<MockState>, #[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>, std::time::Instant);
 
 impl InFlight {
     /// Counts the request in, and says how many are in flight with it.
-    pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> (Self, u64) {
+    pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>, received: std::time::Instant) -> (Self, u64) {
         let n = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        (InFlight(state.clone(), slot), n)
+        (InFlight(state.clone(), slot, received), n)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.ended(self.2.elapsed().as_secs_f64());
     }
 }

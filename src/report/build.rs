@@ -107,6 +107,8 @@ pub struct RunMeta {
     /// The generator's health over the run, when it was watched.
     pub generator: Option<crate::metrics::HealthView>,
     pub launch: LaunchMeta,
+    /// The server's metrics as scraped, when they were.
+    pub server_metrics: Option<crate::servermetrics::scrape::ServerRead>,
 }
 
 /// Which shard ran, of which run, and when it was to start and did.
@@ -118,6 +120,17 @@ pub struct LaunchMeta {
     pub start_at: Option<std::time::SystemTime>,
     /// Started this late after `start_at`, ms.
     pub start_lag: Option<f64>,
+}
+
+/// Each endpoint's figures over `s`'s measured window.
+fn server_in_window(
+    s: &StageStats,
+    read: Option<&crate::servermetrics::scrape::ServerRead>,
+) -> Vec<crate::servermetrics::summary::StageServer> {
+    let (Some(read), Some(opened)) = (read, s.window_opened) else { return Vec::new() };
+    let from = opened.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let to = from + s.wall.as_secs_f64();
+    read.scraped.iter().filter_map(|x| crate::servermetrics::summary::stage(x, from, to)).collect()
 }
 
 impl RunResult {
@@ -161,7 +174,13 @@ impl RunResult {
                 mid_stage: a.mid_stage,
                 threshold: a.threshold,
             }),
-            stages: stages.iter().map(|s| StageResult::from_stats(s).priced(&scenario.pricing)).collect(),
+            stages: stages
+                .iter()
+                .map(|s| StageResult {
+                    server: server_in_window(s, meta.server_metrics.as_ref()),
+                    ..StageResult::from_stats(s).priced(&scenario.pricing)
+                })
+                .collect(),
             sweep: None,
             cost: None,
             definitions: definitions(),
@@ -180,6 +199,10 @@ impl RunResult {
                 near_saturation: g.warning().is_some(),
                 warning: g.warning(),
                 shared: g.shared(),
+            }),
+            server_metrics: meta.server_metrics.as_ref().map(|r| crate::servermetrics::summary::ServerMetrics {
+                endpoints: r.scraped.iter().map(crate::servermetrics::summary::EndpointRecord::of).collect(),
+                note: r.note.clone(),
             }),
         };
         let mut result = result.total_cost(&scenario.pricing);
@@ -278,6 +301,7 @@ impl StageResult {
             sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: checks(s),
+            server: Vec::new(),
             cost: None,
             bytes_received: s.bytes_received,
             retries: retries(s),

@@ -65,6 +65,10 @@ pub struct RunResult {
     pub definitions: BTreeMap<String, String>,
     /// llmload's own health over the run: whether its figures may carry client delay.
     pub generator: Option<GeneratorInfo>,
+    /// The server's own metrics, scraped while the run went on (its series on the wall
+    /// clock), or why none were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<crate::servermetrics::summary::ServerMetrics>,
     /// Thresholds judged and stages without success: what the exit code says. Absent
     /// from results written before it.
     #[serde(default)]
@@ -232,6 +236,9 @@ pub struct StageResult {
     /// With `[check]`: response checks passed and failed by reason.
     pub checks: Option<Checks>,
     /// Token cost at the scenario's prices; null when the model has no price.
+    /// The server's own figures over the stage's window, per endpoint scraped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server: Vec<crate::servermetrics::summary::StageServer>,
     pub cost: Option<Cost>,
     pub bytes_received: u64,
     /// Attempts and retries; every attempt's own latency is `attempt_latency_ms`.

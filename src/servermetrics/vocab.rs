@@ -74,6 +74,8 @@ enum Take {
     Mean(&'static str),
     SumWhere(&'static str, &'static str, &'static str),
     HistSum(&'static str),
+    /// Two families added (both present).
+    Both(&'static str, &'static str),
 }
 
 fn take(e: &Exposition, picks: &[Take]) -> Option<f64> {
@@ -88,6 +90,7 @@ fn take(e: &Exposition, picks: &[Take]) -> Option<f64> {
                 e.get(name)?.series.iter().filter(|s| s.labels.iter().any(|(k, v)| k == key && v == value)).map(|s| s.value).collect();
             (!v.is_empty()).then(|| v.iter().sum())
         }
+        Take::Both(a, b) => Some(take(e, &[Take::Sum(a)])? + take(e, &[Take::Sum(b)])?),
         Take::HistSum(name) => e.get(name).filter(|f| !f.hists.is_empty()).map(|f| f.hists.iter().map(|h| h.sum).sum()),
     })
 }
@@ -166,7 +169,14 @@ impl Reading {
                 waiting: take(e, &[Sum("llamacpp:requests_deferred")]),
                 // Older builds only.
                 kv_cache_usage: take(e, &[Mean("llamacpp:kv_cache_usage_ratio")]),
-                prompt_tokens: take(e, &[Sum("llamacpp:prompt_tokens_total")]),
+                // Newer builds count the prompt tokens processed apart from those its
+                // cache held: all of them are the prompt, the held ones the hits.
+                prefix_queries: take(e, &[Both("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total")]),
+                prefix_hits: take(e, &[Sum("llamacpp:prompt_tokens_cached_total")]),
+                prompt_tokens: take(
+                    e,
+                    &[Both("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total"), Sum("llamacpp:prompt_tokens_total")],
+                ),
                 generation_tokens: take(e, &[Sum("llamacpp:tokens_predicted_total")]),
                 ..Reading::default()
             },
