@@ -34,13 +34,16 @@ pub(super) struct Start {
     pub prefill: f64,
     /// Seconds it waited for a `capacity` slot before arrival (its TTFT's first part).
     queued: f64,
+    /// The prompt's tokens and, of them, those its prefix cache held: counted as
+    /// prefilled at the first token.
+    pub prompt: (u64, u64),
 }
 
 impl Start {
     /// `in_flight`: the count at arrival, the request itself included.
     pub fn new(cfg: &MockConfig, arrival: tokio::time::Instant, in_flight: u64, jitter: f64, queued: f64) -> Start {
         let base = cfg.latency_curve.as_ref().map_or(cfg.base_latency_ms, |c| c.at(in_flight as f64));
-        Start { arrival, jitter, base: base + jitter, prefill: 0.0, queued }
+        Start { arrival, jitter, base: base + jitter, prefill: 0.0, queued, prompt: (0, 0) }
     }
 
     /// The first token's time, in ms after arrival, once the base time has passed: then
@@ -53,6 +56,7 @@ impl Start {
         let base = state.cfg.latency_curve.as_ref().map_or(self.base, |c| self.base.max(c.at(n) + self.jitter));
         let first = base + state.cfg.per_inflight_ms * n + self.prefill;
         state.metrics.first_token(self.queued + first / 1e3);
+        state.metrics.prefilled(self.prompt.0, self.prompt.1);
         first
     }
 }

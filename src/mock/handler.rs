@@ -94,7 +94,9 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     start.prefill = (prompt.tokens - prompt.cached) as f64 * cfg.prefill_ms_per_1k_tokens / 1000.0;
     let reasoning = if api == Api::Chat { cfg.reasoning_tokens } else { 0 };
     let len = req.length(d.output_tokens, reasoning);
-    state.metrics.served(prompt.tokens, prompt.cached, len.reasoning + len.answer);
+    start.prompt = (prompt.tokens, prompt.cached);
+    let mut guard = guard;
+    guard.will_generate(len.reasoning + len.answer);
     let reply = Reply::new(seq, &d, api, req.model, prompt, len, &state.words);
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);

@@ -61,11 +61,15 @@ pub(super) struct MockMetrics {
 }
 
 impl MockMetrics {
-    /// A prompt read (its tokens, of them those its prefix cache held) and its reply's
-    /// length.
-    pub fn served(&self, prompt: u64, cached: u64, output: u64) {
+    /// A prompt prefilled (its tokens, of them those its prefix cache held): counted at
+    /// its first token, as a server counts it when its prefill step is done.
+    pub fn prefilled(&self, prompt: u64, cached: u64) {
         self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
         self.prefix_hits.fetch_add(cached, Ordering::Relaxed);
+    }
+
+    /// A reply's tokens, counted as it ends (a server counts them step by step).
+    pub fn generated(&self, output: u64) {
         self.generation_tokens.fetch_add(output, Ordering::Relaxed);
     }
 

@@ -120,19 +120,32 @@ impl MockState {
 /// and for streams only when the stream ends).
 /// Holds the request's capacity slot too, so a stream keeps it until its end.
 /// Its e2e latency (from when it was received) goes to the metrics then.
-pub(super) struct InFlight(Arc<MockState>, #[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>, std::time::Instant);
+/// The tokens its reply carries go to the metrics then too.
+pub(super) struct InFlight {
+    state: Arc<MockState>,
+    #[allow(dead_code)]
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    received: std::time::Instant,
+    output: u64,
+}
 
 impl InFlight {
     /// Counts the request in, and says how many are in flight with it.
     pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>, received: std::time::Instant) -> (Self, u64) {
         let n = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        (InFlight(state.clone(), slot, received), n)
+        (InFlight { state: state.clone(), slot, received, output: 0 }, n)
+    }
+
+    /// The reply's length, counted as generated when it ends.
+    pub fn will_generate(&mut self, tokens: u64) {
+        self.output = tokens;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.metrics.ended(self.2.elapsed().as_secs_f64());
+        self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.state.metrics.generated(self.output);
+        self.state.metrics.ended(self.received.elapsed().as_secs_f64());
     }
 }

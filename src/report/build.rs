@@ -130,7 +130,15 @@ fn server_in_window(
     let (Some(read), Some(opened)) = (read, s.window_opened) else { return Vec::new() };
     let from = opened.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let to = from + s.wall.as_secs_f64();
-    read.scraped.iter().filter_map(|x| crate::servermetrics::summary::stage(x, from, to)).collect()
+    let client_ttft = s.ttft.summary().map(|t| t.p50);
+    read.scraped
+        .iter()
+        .filter_map(|x| crate::servermetrics::summary::stage(x, from, to))
+        .map(|mut w| {
+            w.bound = crate::servermetrics::diagnose::bound(&w, client_ttft);
+            w
+        })
+        .collect()
 }
 
 impl RunResult {

@@ -43,6 +43,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
     if let Some(s) = &result.sweep {
         text.push_str(&format!("\nsweep: {}\n", s.summary));
     }
+    let server = server_notes(result);
+    if !server.is_empty() {
+        text.push('\n');
+        text.push_str(&server);
+    }
     if let Some(a) = aborted {
         text.push_str(&format!("\n{a}; later stages were not run\n"));
     }
@@ -68,6 +73,30 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
         text.push_str(&format!("\nnote: {s}\n"));
     }
     text
+}
+
+/// What bound the server over each stage, as its own metrics say (a line per stage and
+/// endpoint), and at a sweep's knee and SLO limit; or why no metrics were read.
+fn server_notes(result: &RunResult) -> String {
+    let mut out = String::new();
+    if let Some(note) = result.server_metrics.as_ref().and_then(|m| m.note.as_deref()) {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    let bound = |stage: &str| result.stages.iter().find(|s| s.name == stage).and_then(|s| s.server.iter().find_map(|x| x.bound.clone()));
+    for s in &result.stages {
+        for x in s.server.iter().filter(|x| x.bound.is_some()) {
+            out.push_str(&format!("{}: server ({}): {}\n", s.name, x.endpoint, x.bound.as_deref().unwrap_or_default()));
+        }
+    }
+    if let Some(sweep) = &result.sweep {
+        if let Some((k, why)) = sweep.knee.as_ref().and_then(|k| Some((k, bound(&k.stage)?))) {
+            out.push_str(&format!("at the knee ({}): {why}\n", k.stage));
+        }
+        if let Some((at, why)) = sweep.slo.as_ref().and_then(|v| v.first_breaking.clone()).and_then(|st| Some((st.clone(), bound(&st)?))) {
+            out.push_str(&format!("where the SLO first failed ({at}): {why}\n"));
+        }
+    }
+    out
 }
 
 /// Where token counts came from, when not from the model's own tokens: a line for the

@@ -111,8 +111,9 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
 
 /// Where the parser stopped ("parse error at line 3, column 1"), the rest of its
 /// message being a picture of the line.
+/// Never the text itself: it may be anything a server sent.
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| l.contains("line")).or_else(|| s.lines().find(|l| !l.trim().is_empty())).unwrap_or(s).trim().to_string()
+    s.lines().find(|l| l.contains("at line")).map_or_else(|| "its lines are not metrics".to_string(), |l| l.trim().to_string())
 }
 
 #[cfg(test)]

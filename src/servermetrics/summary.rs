@@ -159,6 +159,10 @@ pub struct StageServer {
     pub queue_ms: Option<Latency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_ms: Option<Latency>,
+    /// What bound the server over the window, in a sentence (`diagnose.rs`), where its
+    /// figures say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
 }
 
 /// `s`'s figures over the window `from`..`to` (Unix seconds); None without a scrape in
@@ -203,6 +207,7 @@ pub fn stage(s: &Scraped, from: f64, to: f64) -> Option<StageServer> {
         e2e_ms: latency(|r| r.e2e.as_ref()),
         queue_ms: latency(|r| r.queue.as_ref()),
         itl_ms: latency(|r| r.itl.as_ref()),
+        bound: None,
     })
 }
 

@@ -1,0 +1,118 @@
+//! The server's own metrics read beside a run, end to end: the embedded mock's (vLLM's
+//! names, found at its /metrics with nothing configured) agree with what the client
+//! counted, and a capacity-bound mock is named admission-bound; an endpoint named with
+//! `--server-metrics` that is not the Prometheus format is refused before any request;
+//! one that dies or serves garbage mid-run costs the run nothing but its count of failed
+//! scrapes.
+
+mod common;
+use common::*;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::Value;
+
+/// The mock with `capacity`, 100 ms to the first token and 20 ms a token, streams of 16
+/// tokens: a 2-way stage and an 8-way one of `n` requests each.
+fn mock_run(capacity: Option<u32>, n: u32, args: &[&str]) -> (Output, Value) {
+    let cap = capacity.map(|c| format!("capacity = {c}\n")).unwrap_or_default();
+    let text = format!(
+        "name = \"server\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
+         [mock]\nbase_latency_ms = 100\ninter_token_ms = 20\n{cap}\
+         [prompts]\nsynthetic = \"D(64,16)\"\n[request]\nignore_eos = true\n\
+         [[stage]]\nname = \"2-way\"\nconcurrency = 2\nrequests = {n}\n[[stage]]\nname = \"8-way\"\nconcurrency = 8\nrequests = {n}\n"
+    );
+    let (dir, path) = scenario(&text);
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.arg(&json).args(args).arg(&path);
+    let out = run(c, Duration::from_secs(120));
+    let v = if json.exists() { read_json(&json) } else { Value::Null };
+    if !v.is_null() {
+        assert_schema_valid(&v);
+    }
+    (out, v)
+}
+
+#[test]
+fn the_mocks_own_metrics_agree_with_the_client_and_name_its_admission_limit() {
+    let (out, v) = mock_run(Some(2), 24, &[]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let e = &v["server_metrics"]["endpoints"][0];
+    assert_eq!((e["server"].as_str(), count(&e["scrapes_failed"])), (Some("vllm"), 0), "{e}");
+    let series = e["series"].as_array().unwrap();
+    assert!(series.iter().all(|p| num(&p["running"]) <= 2.0), "capacity 2: {series:?}");
+    for s in v["stages"].as_array().unwrap() {
+        let server = &s["server"][0];
+        // The server's counters over the window: every token the client counted.
+        assert_eq!(num(&server["generation_tokens"]["delta"]), num(&s["tokens"]["output"]), "{}: {server}", s["name"]);
+        assert_eq!(num(&server["prompt_tokens"]["delta"]), num(&s["tokens"]["prompt"]), "{}: {server}", s["name"]);
+        // Its TTFT histogram's mean is the client's, within what the wire adds.
+        let (mock_ttft, client_ttft) = (num(&server["ttft_ms"]["mean"]), num(&s["ttft_ms"]["mean"]));
+        assert!((client_ttft - mock_ttft).abs() < 15.0, "{}: server TTFT {mock_ttft} ms, client {client_ttft} ms", s["name"]);
+    }
+    let eight = &v["stages"][1]["server"][0];
+    assert!(num(&eight["waiting"]["max"]) > 0.0, "8 asked of 2: some wait: {eight}");
+    let bound = eight["bound"].as_str().unwrap();
+    assert!(bound.contains("the server admits at most 2 at once"), "{bound}");
+    assert!(out.stdout.contains("8-way: server (server): requests queued"), "{}", out.stdout);
+    // Of the 8-way TTFT, most was queue: said, with the queue's mean.
+    assert!(bound.contains("ms was queue time"), "{bound}");
+    assert!(v["stages"][0]["server"][0]["bound"].as_str().unwrap().contains("the server kept up"), "{}", v["stages"][0]["server"][0]);
+}
+
+/// A metrics server on loopback: `/metrics` as `answer` says for the k-th scrape.
+fn metrics_server(answer: fn(u64) -> (u16, String)) -> (String, Arc<AtomicU64>) {
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let seen = scrapes.clone();
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let k = seen.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let (status, body) = answer(k);
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        }),
+    );
+    let base = serve_app(app);
+    (base.replace("/v1", "/metrics"), scrapes)
+}
+
+#[test]
+fn an_endpoint_named_that_is_not_the_format_is_refused_before_any_request() {
+    let (url, scrapes) = metrics_server(|_| (200, "<!doctype html><html><body>Grafana</body></html>".into()));
+    let (out, v) = mock_run(None, 4, &["--server-metrics", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let line = out.stderr.trim();
+    assert!(line.contains("--server-metrics http://127.0.0.1:") && line.contains("not the Prometheus text format"), "{line}");
+    assert!(!line.contains("Grafana"), "the body is never echoed: {line}");
+    assert!(!line.contains('\n'), "one line: {line}");
+    assert!(v.is_null(), "no run, no result");
+    assert_eq!(scrapes.load(Ordering::Relaxed), 1, "checked once");
+}
+
+#[test]
+fn an_endpoint_that_dies_mid_run_costs_the_run_nothing() {
+    // Good twice (the check and the first scrape), then garbage, a 500 and a stall.
+    let (url, _) = metrics_server(|k| match k {
+        0 | 1 => (200, "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 1\n".into()),
+        2 => (200, "x{a=\"b\" 1\n".into()),
+        _ => (500, "down".into()),
+    });
+    let (out, v) = mock_run(None, 40, &["--server-metrics", &url]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let e = &v["server_metrics"]["endpoints"][0];
+    assert!(count(&e["scrapes_failed"]) >= 2 && count(&e["scrapes_ok"]) >= 1, "{e}");
+    assert!(e["first_error"].as_str().unwrap().contains("not the Prometheus text format"), "{e}");
+    for s in v["stages"].as_array().unwrap() {
+        assert_eq!(count(&s["requests"]["ok"]), 40, "{}", s["name"]);
+    }
+    // The mock's timings, as without scraping: 100 ms + 15 × 20 ms at 2-way.
+    let p50 = num(&v["stages"][0]["latency_ms"]["p50"]);
+    assert!((400.0..440.0).contains(&p50), "2-way e2e p50 {p50} ms");
+}
