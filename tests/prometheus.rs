@@ -61,6 +61,17 @@ fn prometheus(bin: &std::path::Path, dir: &std::path::Path, targets: &[u16]) -> 
     (guard, port)
 }
 
+/// A series' latest value in Prometheus; None while it has none.
+fn latest(port: u16, metric: &str) -> Option<f64> {
+    let q: String = metric
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let (_, body) = get(port, &format!("/api/v1/query?query={q}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
 fn query(port: u16, promql: &str) -> f64 {
     let q: String = promql
         .bytes()
@@ -157,4 +168,47 @@ fn a_port_in_use_is_one_line_and_exit_2() {
     let out = run(c, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.lines().any(|l| l.starts_with("error: --prometheus-listen") && l.contains("cannot listen")), "{}", out.stderr);
+}
+
+/// An independent parser agrees with ours: Debian's Prometheus scrapes the mock's
+/// `/metrics` while llmload reads it beside a run, and the counters it holds at the end
+/// are the values llmload recorded in its last scrape.
+#[test]
+fn prometheus_reads_the_mocks_counters_as_llmload_does() {
+    let Some(bin) = part(program("prometheus"), "Debian's prometheus (scripts/test installs it)") else { return };
+    use llmload::mock::{MockConfig, MockServer};
+    let cfg = MockConfig { base_latency_ms: 20.0, inter_token_ms: 2.0, ..MockConfig::default() };
+    let mock = MockServer::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let mock_port: u16 = mock.base_url().rsplit(':').next().unwrap().trim_end_matches("/v1").parse().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (_prom, prom_port) = prometheus(&bin, d.path(), &[mock_port]);
+    let text = format!(
+        "name = \"agree\"\n[target]\nbase_url = \"{}\"\nmodel = \"m\"\nstream = true\n[prompts]\nsynthetic = \"D(50,10)\"\ntokenizer = \"o200k_base\"\n\
+         [[stage]]\nname = \"steady\"\nconcurrency = 4\nduration = \"3s\"\n",
+        mock.base_url()
+    );
+    let path = d.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let last = v["server_metrics"]["endpoints"][0]["series"].as_array().unwrap().last().unwrap().clone();
+    // The mock is idle now: Prometheus holds the same final values once it scrapes
+    // again (every second): polled, within a deadline.
+    for (name, ours) in [("vllm:prompt_tokens_total", "prompt_tokens"), ("vllm:generation_tokens_total", "generation_tokens")] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let theirs = loop {
+            let got = latest(prom_port, name);
+            if got == Some(num(&last[ours])) || Instant::now() > deadline {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(theirs, Some(num(&last[ours])), "{name}: Prometheus {theirs:?}, llmload {}", last[ours]);
+        let theirs = theirs.unwrap_or_default();
+        assert!(theirs > 0.0, "{name}");
+    }
 }

@@ -116,3 +116,69 @@ fn an_endpoint_that_dies_mid_run_costs_the_run_nothing() {
     let p50 = num(&v["stages"][0]["latency_ms"]["p50"]);
     assert!((400.0..440.0).contains(&p50), "2-way e2e p50 {p50} ms");
 }
+
+/// A proxy in front of the mock that holds every request 300 ms before forwarding it:
+/// the mock's own TTFT stays ~100 ms while the client's grows, and the stage says the
+/// time went before the engine.
+#[test]
+fn time_spent_in_front_of_the_engine_is_named_so() {
+    use llmload::mock::{MockConfig, MockServer};
+    let cfg = MockConfig { base_latency_ms: 100.0, inter_token_ms: 5.0, ..MockConfig::default() };
+    let mock = MockServer::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let upstream = format!("{}/chat/completions", mock.base_url());
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let upstream = upstream.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let resp =
+                    reqwest::Client::new().post(&upstream).header("content-type", "application/json").body(body).send().await.unwrap();
+                let kind = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("text/event-stream").to_string();
+                ([("content-type", kind)], resp.bytes().await.unwrap())
+            }
+        }),
+    );
+    let proxy = serve_app(app);
+    let text = format!(
+        "name = \"proxied\"\n[target]\nbase_url = \"{proxy}\"\nmodel = \"m\"\nstream = true\n\
+         [prompts]\nsynthetic = \"D(32,8)\"\ntokenizer = \"o200k_base\"\n[[stage]]\nname = \"behind a proxy\"\nconcurrency = 2\nrequests = 12\n"
+    );
+    let (dir, path) = scenario(&text);
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.arg(&json).arg("--server-metrics").arg(mock.base_url().replace("/v1", "/metrics")).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let s = &v["stages"][0];
+    let bound = s["server"][0]["bound"].as_str().unwrap_or_default();
+    assert!(bound.contains("the time went before the engine"), "{bound}: client TTFT {}", s["ttft_ms"]);
+    assert!(num(&s["server"][0]["ttft_ms"]["mean"]) < 150.0 && num(&s["ttft_ms"]["p50"]) > 380.0, "{}", s["server"][0]);
+}
+
+/// A GPU exporter's energy counter (DCGM: mJ) beside the run gives joules per output
+/// token over each window.
+#[test]
+fn gpu_energy_becomes_joules_per_output_token() {
+    let (url, _) = metrics_server(|k| {
+        let text = format!(
+            "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\nDCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{{gpu=\"0\",UUID=\"GPU-1\"}} {}\n\
+             # TYPE DCGM_FI_DEV_POWER_USAGE gauge\nDCGM_FI_DEV_POWER_USAGE{{gpu=\"0\",UUID=\"GPU-1\"}} 350.000000\n\
+             # TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL{{gpu=\"0\",UUID=\"GPU-1\"}} 40\n",
+            1_000_000 + k * 350_000
+        );
+        (200, text)
+    });
+    let (out, v) = mock_run(None, 24, &["--server-metrics", &url]);
+    assert!(out.status.success(), "{}", out.stderr);
+    for s in v["stages"].as_array().unwrap() {
+        let g = &s["server"][0];
+        assert_eq!(g["server"], "dcgm", "{g}");
+        assert_eq!(num(&g["gpu_power_w"]["max"]), 350.0, "{g}");
+        let (joules, per_token) = (num(&g["gpu_energy_j"]["delta"]), num(&g["joules_per_output_token"]));
+        assert!(joules > 0.0, "{g}");
+        assert!((per_token * num(&s["tokens"]["output"]) - joules).abs() < 1e-6, "{g}");
+        assert!((num(&g["output_tokens_per_joule"]) * per_token - 1.0).abs() < 1e-9, "{g}");
+    }
+}

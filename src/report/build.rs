@@ -136,6 +136,10 @@ fn server_in_window(
         .filter_map(|x| crate::servermetrics::summary::stage(x, from, to))
         .map(|mut w| {
             w.bound = crate::servermetrics::diagnose::bound(&w, client_ttft);
+            let (joules, tokens) = (w.gpu_energy_j.map_or(0.0, |e| e.delta), s.output_tokens as f64);
+            if joules > 0.0 && tokens > 0.0 {
+                (w.joules_per_output_token, w.output_tokens_per_joule) = (Some(joules / tokens), Some(tokens / joules));
+            }
             w
         })
         .collect()

@@ -79,6 +79,8 @@ mod tests {
             e2e_ms: None,
             queue_ms: None,
             itl_ms: None,
+            joules_per_output_token: None,
+            output_tokens_per_joule: None,
             bound: None,
         }
     }

@@ -159,6 +159,12 @@ pub struct StageServer {
     pub queue_ms: Option<Latency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_ms: Option<Latency>,
+    /// With GPU energy (DCGM): joules per output token the client received, and tokens
+    /// per joule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_output_token: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_joule: Option<f64>,
     /// What bound the server over the window, in a sentence (`diagnose.rs`), where its
     /// figures say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +213,8 @@ pub fn stage(s: &Scraped, from: f64, to: f64) -> Option<StageServer> {
         e2e_ms: latency(|r| r.e2e.as_ref()),
         queue_ms: latency(|r| r.queue.as_ref()),
         itl_ms: latency(|r| r.itl.as_ref()),
+        joules_per_output_token: None,
+        output_tokens_per_joule: None,
         bound: None,
     })
 }
