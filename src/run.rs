@@ -38,7 +38,7 @@ pub enum RunError {
     OpenFiles(String),
     #[error("cannot write --requests-out {path}: {error}")]
     RequestsOut { path: String, error: std::io::Error },
-    #[error("--server-metrics {0}")]
+    #[error("{0}")]
     ServerMetrics(String),
 }
 
@@ -350,15 +350,16 @@ async fn wait_until(at: SystemTime, stop: &Stop) -> f64 {
 /// carries the server's series once.
 async fn server_endpoints(
     scenario: &Scenario,
-    named: &[url::Url],
+    flags: &[url::Url],
     target: &Target,
     notes: &Notes,
 ) -> Result<(Vec<Endpoint>, Option<String>), RunError> {
-    if scenario.shard.index != 0 {
+    let config = &scenario.server_metrics;
+    if scenario.shard.index != 0 || (flags.is_empty() && config.endpoints.is_empty() && !config.probe) {
         return Ok((Vec::new(), None));
     }
     let insecure = scenario.target.insecure;
-    if named.is_empty() {
+    if flags.is_empty() && config.endpoints.is_empty() {
         return Ok(match crate::servermetrics::scrape::probe(&target.base_url, insecure).await {
             Ok(e) => (vec![e], None),
             Err(why) => {
@@ -368,11 +369,29 @@ async fn server_endpoints(
             }
         });
     }
+    // The scenario's, then the flags' (named after them).
+    let mut named = Vec::new();
+    for (i, e) in config.endpoints.iter().enumerate() {
+        let headers = headers_of(&e.headers, false)?;
+        named.push((
+            format!("server_metrics.endpoints[{i}]"),
+            Endpoint { name: e.name.clone(), url: e.url.clone(), interval: e.interval, headers },
+        ));
+    }
+    for url in flags {
+        let name = match named.len() {
+            0 if flags.len() == 1 => "server".to_string(),
+            n => format!("server{}", n + 1),
+        };
+        named.push((
+            "--server-metrics".to_string(),
+            Endpoint { name, url: url.clone(), interval: Duration::from_secs(1), headers: Vec::new() },
+        ));
+    }
     let mut out = Vec::new();
-    for (i, url) in named.iter().enumerate() {
-        let name = if named.len() == 1 { "server".to_string() } else { format!("server{}", i + 1) };
-        let e = Endpoint { name, url: url.clone(), interval: Duration::from_secs(1), headers: Vec::new() };
-        out.push(crate::servermetrics::scrape::check(e, insecure).await.map_err(RunError::ServerMetrics)?);
+    for (from, e) in named {
+        let checked = crate::servermetrics::scrape::check(e, insecure).await;
+        out.push(checked.map_err(|why| RunError::ServerMetrics(format!("{from} {why}")))?);
     }
     Ok((out, None))
 }
@@ -381,11 +400,16 @@ async fn server_endpoints(
 /// the mock, which needs no secret, none is read or sent). An unset variable is an error
 /// before any request.
 fn extra_headers(scenario: &Scenario) -> Result<Vec<ExtraHeader>, RunError> {
+    headers_of(&scenario.target.headers, scenario.target.base_url == BaseUrl::Mock)
+}
+
+/// Headers with their values, variables read now (skipped for the mock, when `mock`).
+fn headers_of(headers: &[crate::scenario::Header], mock: bool) -> Result<Vec<ExtraHeader>, RunError> {
     let mut out = Vec::new();
-    for h in &scenario.target.headers {
+    for h in headers {
         let (value, secret_from) = match &h.value {
             HeaderSource::Literal(v) => (v.clone(), None),
-            HeaderSource::Env(_) if scenario.target.base_url == BaseUrl::Mock => continue,
+            HeaderSource::Env(_) if mock => continue,
             HeaderSource::Env(var) => match std::env::var(var).ok().filter(|v| !v.is_empty()) {
                 Some(v) => (v, Some(format!("${var}"))),
                 None => return Err(RunError::HeaderEnv { name: h.name.clone(), var: var.clone() }),

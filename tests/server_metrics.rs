@@ -182,3 +182,74 @@ fn gpu_energy_becomes_joules_per_output_token() {
         assert!((num(&g["output_tokens_per_joule"]) * per_token - 1.0).abs() < 1e-9, "{g}");
     }
 }
+
+/// `[server_metrics]` names endpoints with a name, an interval and headers (a bearer token
+/// from the environment, sent and never shown); a broken section is a located error
+/// before any request; `probe = false` reads nothing.
+#[test]
+fn the_scenario_names_endpoints_with_their_headers() {
+    let secret = "s3cret-metrics-token-93ab";
+    let seen_auth = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = seen_auth.clone();
+    let app = Router::new().route(
+        "/metrics",
+        get(move |headers: axum::http::HeaderMap| {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            seen.lock().unwrap().push(auth.clone());
+            async move {
+                match auth == format!("Bearer {secret}") {
+                    true => {
+                        (axum::http::StatusCode::OK, "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 55\n".to_string())
+                    }
+                    false => (axum::http::StatusCode::UNAUTHORIZED, "no".to_string()),
+                }
+            }
+        }),
+    );
+    let url = serve_app(app).replace("/v1", "/metrics");
+    let body = |section: &str| {
+        format!(
+            "name = \"named\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[prompts]\ntemplate = \"hi {{i}}\"\n{section}\n\
+             [[stage]]\nname = \"one\"\nconcurrency = 2\nrequests = 20\n"
+        )
+    };
+    let section = format!(
+        "[server_metrics]\nendpoints = [{{ url = \"{url}\", name = \"gpu\", interval = \"250ms\", headers = {{ Authorization = {{ env = \"LLMLOAD_TEST_METRICS_AUTH\" }} }} }}]\n"
+    );
+    let (dir, path) = scenario(&body(&section));
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.env("LLMLOAD_TEST_METRICS_AUTH", format!("Bearer {secret}")).arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(!text.contains(secret) && !out.stdout.contains(secret) && !out.stderr.contains(secret), "the token is never shown");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let e = &v["server_metrics"]["endpoints"][0];
+    assert_eq!((e["name"].as_str(), e["server"].as_str(), e["interval_s"].as_f64()), (Some("gpu"), Some("dcgm"), Some(0.25)), "{e}");
+    assert_eq!(count(&e["scrapes_failed"]), 0, "{e}");
+    assert!(seen_auth.lock().unwrap().iter().all(|a| a.ends_with(secret)), "every scrape carried the token");
+    assert_eq!(num(&v["stages"][0]["server"][0]["gpu_util"]["max"]), 55.0);
+
+    // A broken section: located, before any request.
+    let (_d, path) = scenario(&body("[server_metrics]\nendpoints = [{ url = \"ftp://example.invalid/m\" }]\n"));
+    let mut c = cmd(&["run", "--headless", "--no-progress"]);
+    c.arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("s.toml:8:22: ")
+            && out.stderr.contains("server_metrics.endpoints[0].url \"ftp://example.invalid/m\" is not an http(s) URL"),
+        "{}",
+        out.stderr
+    );
+
+    // probe = false: nothing read, nothing said.
+    let (dir, path) = scenario(&body("[server_metrics]\nprobe = false\n"));
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(read_json(&json).get("server_metrics").is_none());
+}

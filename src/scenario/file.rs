@@ -33,11 +33,12 @@ pub struct ScenarioFile {
     pub thresholds: Option<ThresholdsFile>,
     pub sweep: Option<Spanned<SweepFile>>,
     pub conversation: Option<Spanned<ConversationFile>>,
+    pub server_metrics: Option<Spanned<ServerMetricsFile>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `server_metrics`, `stage`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -55,7 +56,7 @@ impl ScenarioFile {
         let (mut name, mut description, mut target, mut mock, mut prompts, mut request, mut stages) =
             (None, None, None, None, None, None, None);
         let (mut pricing, mut slo, mut check, mut retry, mut rate_limit, mut abort_on_error_rate) = (None, None, None, None, None, None);
-        let (mut sweep, mut conversation, mut thresholds) = (None, None, None);
+        let (mut sweep, mut conversation, mut thresholds, mut server_metrics) = (None, None, None, None);
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -75,6 +76,7 @@ impl ScenarioFile {
                 "stage" => stages = stage_list(value, p),
                 "sweep" => sweep = section::<Spanned<SweepFile>>(value, "sweep", p),
                 "conversation" => conversation = section::<Spanned<ConversationFile>>(value, "conversation", p),
+                "server_metrics" => server_metrics = section::<Spanned<ServerMetricsFile>>(value, "server_metrics", p),
                 other => p.at(Some(key.span()), format!("unknown key `{other}`, expected one of {SECTIONS}")),
             }
             present.push(k);
@@ -112,6 +114,7 @@ impl ScenarioFile {
             thresholds,
             sweep,
             conversation,
+            server_metrics,
             stages: stages.unwrap_or_else(|| Spanned::new(end.clone().unwrap_or_default(), Vec::new())),
         })
     }
@@ -194,6 +197,27 @@ pub struct PromptsFile {
     pub max_input: Option<Spanned<u32>>,
     pub min_output: Option<Spanned<u32>>,
     pub max_output: Option<Spanned<u32>>,
+}
+
+/// `[server_metrics]`: the server's own metrics endpoints to read beside the run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerMetricsFile {
+    /// Each endpoint: `{ url, name, interval, headers }`.
+    #[serde(default)]
+    pub endpoints: Vec<Spanned<MetricsEndpointFile>>,
+    /// With no endpoint named: whether the target's `/metrics` is probed (default true).
+    pub probe: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsEndpointFile {
+    pub url: Spanned<String>,
+    pub name: Option<String>,
+    pub interval: Option<Spanned<DurationValue>>,
+    /// As `target.headers`: a literal, or `{ env = "VAR" }` read when the run starts.
+    pub headers: Option<Spanned<toml::Table>>,
 }
 
 /// `[conversation]`: multi-turn sessions.

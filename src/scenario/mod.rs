@@ -8,6 +8,7 @@ mod file;
 mod overrides;
 mod prompts;
 mod request;
+mod server_metrics;
 mod shard;
 mod stage;
 mod sweep;
@@ -77,6 +78,9 @@ pub struct Scenario {
     pub warnings: Vec<Problem>,
     /// The shard of the run this scenario is (its stages cut to that share).
     pub shard: crate::model::Shard,
+    /// `[server_metrics]`: the server's metrics endpoints, and whether the target's
+    /// `/metrics` is probed when none is named.
+    pub server_metrics: ServerMetricsConfig,
     /// The server's tokenizer is to be found before the run (the scenario then read
     /// again with it): Some(true) for `tokenizer = "server"` (none found: no run),
     /// Some(false) for `"auto"`, the default against a URL.
@@ -154,6 +158,35 @@ impl Serialize for BaseUrl {
             BaseUrl::Url(u) => s.serialize_str(&redact_url(u)),
         }
     }
+}
+
+/// `[server_metrics]` as validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerMetricsConfig {
+    pub endpoints: Vec<MetricsEndpoint>,
+    pub probe: bool,
+}
+
+impl Default for ServerMetricsConfig {
+    fn default() -> Self {
+        ServerMetricsConfig { endpoints: Vec::new(), probe: true }
+    }
+}
+
+/// An endpoint to scrape: recorded without its headers' values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsEndpoint {
+    pub name: String,
+    #[serde(serialize_with = "ser_url")]
+    pub url: url::Url,
+    #[serde(serialize_with = "ser_secs")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_headers")]
+    pub headers: Vec<Header>,
+}
+
+fn ser_url<S: serde::Serializer>(u: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(u))
 }
 
 /// A URL fit to print: user, password and query (where keys sometimes hide) removed.

@@ -130,6 +130,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         shard: crate::model::Shard::WHOLE,
         // The mock counts in the scenario's tokenizer: it has no other to find.
         server_tokenizer: counting.wanted.filter(|_| target_is_url),
+        server_metrics: raw.server_metrics.map(|f| super::server_metrics::server_metrics(f, p)).unwrap_or_default(),
     }
 }
 
@@ -225,7 +226,7 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         }
         base_dir.join(f.get_ref())
     });
-    let headers = t.headers.as_ref().map_or_else(Vec::new, |h| headers(h, p));
+    let headers = t.headers.as_ref().map_or_else(Vec::new, |h| headers(h, "target.headers", p));
     Target {
         base_url,
         api: t.api.unwrap_or_default(),
@@ -248,14 +249,14 @@ const OWN_HEADERS: [&str; 3] = ["content-type", "content-length", "host"];
 /// `[target] headers`: each name a valid HTTP header name (once, whatever its case, and
 /// not one llmload sets), each value a string or `{ env = "VAR" }`; problems name the
 /// header.
-fn headers(h: &Spanned<toml::Table>, p: &mut Problems<'_>) -> Vec<Header> {
+pub(super) fn headers(h: &Spanned<toml::Table>, field: &str, p: &mut Problems<'_>) -> Vec<Header> {
     let at = Some(h.span());
     let mut out: Vec<Header> = Vec::new();
     for (name, value) in h.get_ref() {
-        let what = format!("target.headers.{name:?}");
+        let what = format!("{field}.{name:?}");
         let lower = name.to_ascii_lowercase();
         if name.trim().is_empty() || http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            p.at(at.clone(), format!("target.headers: {name:?} is not an HTTP header name"));
+            p.at(at.clone(), format!("{field}: {name:?} is not an HTTP header name"));
         } else if OWN_HEADERS.contains(&lower.as_str()) {
             p.at(at.clone(), format!("{what}: llmload sets {name} itself"));
         } else if out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
