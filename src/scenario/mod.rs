@@ -5,6 +5,7 @@
 mod conversation;
 mod error;
 mod file;
+mod headers;
 mod overrides;
 mod prompts;
 mod request;

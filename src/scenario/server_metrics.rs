@@ -43,7 +43,7 @@ pub(super) fn server_metrics(f: Spanned<ServerMetricsFile>, p: &mut Problems<'_>
             None => Duration::from_secs(1),
         };
         let headers: Vec<Header> =
-            e.headers.as_ref().map(|h| super::validate::headers(h, &format!("{what}.headers"), p)).unwrap_or_default();
+            e.headers.as_ref().map(|h| super::headers::headers(h, &format!("{what}.headers"), p)).unwrap_or_default();
         if let Some(url) = url {
             endpoints.push(MetricsEndpoint { name, url, interval, headers });
         }

@@ -13,9 +13,7 @@ use super::request::Spoken;
 use super::stage::RetryPolicy;
 use super::sweep::sweep_stages;
 use super::validate_stage::{Defaults, TPM_NEEDS_MAX_TOKENS, rate_limit, retry_policy, stages};
-use super::{
-    BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Header, HeaderSource, Scenario, Target, parse_base_url,
-};
+use super::{BaseUrl, DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Scenario, Target, parse_base_url};
 use crate::mock::config::MockConfig;
 use crate::model::{RateLimit, Slo};
 use crate::workload::Prompts;
@@ -226,7 +224,7 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         }
         base_dir.join(f.get_ref())
     });
-    let headers = t.headers.as_ref().map_or_else(Vec::new, |h| headers(h, "target.headers", p));
+    let headers = t.headers.as_ref().map_or_else(Vec::new, |h| super::headers::headers(h, "target.headers", p));
     Target {
         base_url,
         api: t.api.unwrap_or_default(),
@@ -241,49 +239,6 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         insecure: false,
         headers,
     }
-}
-
-/// Headers llmload sets on every request itself.
-const OWN_HEADERS: [&str; 3] = ["content-type", "content-length", "host"];
-
-/// `[target] headers`: each name a valid HTTP header name (once, whatever its case, and
-/// not one llmload sets), each value a string or `{ env = "VAR" }`; problems name the
-/// header.
-pub(super) fn headers(h: &Spanned<toml::Table>, field: &str, p: &mut Problems<'_>) -> Vec<Header> {
-    let at = Some(h.span());
-    let mut out: Vec<Header> = Vec::new();
-    for (name, value) in h.get_ref() {
-        let what = format!("{field}.{name:?}");
-        let lower = name.to_ascii_lowercase();
-        if name.trim().is_empty() || http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            p.at(at.clone(), format!("{field}: {name:?} is not an HTTP header name"));
-        } else if OWN_HEADERS.contains(&lower.as_str()) {
-            p.at(at.clone(), format!("{what}: llmload sets {name} itself"));
-        } else if out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
-            p.at(at.clone(), format!("{what}: given twice (header names are case-insensitive)"));
-        }
-        let value = match value {
-            toml::Value::String(v) => {
-                if http::header::HeaderValue::from_str(v).is_err() {
-                    p.at(at.clone(), format!("{what}: the value is not a valid HTTP header value (control characters?)"));
-                }
-                HeaderSource::Literal(v.clone())
-            }
-            toml::Value::Table(t) if t.len() == 1 && t.get("env").is_some_and(toml::Value::is_str) => {
-                let var = t["env"].as_str().unwrap_or_default().to_string();
-                if var.trim().is_empty() {
-                    p.at(at.clone(), format!("{what}: env must name an environment variable"));
-                }
-                HeaderSource::Env(var)
-            }
-            _ => {
-                p.at(at.clone(), format!("{what} must be a string, or {{ env = \"VARIABLE\" }}"));
-                continue;
-            }
-        };
-        out.push(Header { name: name.clone(), value });
-    }
-    out
 }
 
 fn slo(f: Spanned<SloFile>, p: &mut Problems<'_>) -> Slo {
