@@ -412,6 +412,10 @@ pub struct MockArgs {
     /// Most requests served at once; the rest queue in arrival order (a server's capacity).
     #[arg(long, value_name = "N")]
     pub capacity: Option<u32>,
+    /// A KV-cache budget in tokens: a request holds its prompt and reply while it runs;
+    /// one that does not fit waits in arrival order (a memory-bound server's knee).
+    #[arg(long, value_name = "TOKENS")]
+    pub kv_cache_tokens: Option<u64>,
     /// Request number N (from 0) stalls --stall-ms, once.
     #[arg(long, value_name = "N")]
     pub stall_once_at: Option<u64>,
@@ -450,6 +454,7 @@ impl MockArgs {
             drip_rate: self.drip_rate,
             drip_ms: self.drip_ms,
             capacity: self.capacity,
+            kv_cache_tokens: self.kv_cache_tokens,
             stall_once_at: self.stall_once_at,
             reasoning_tokens: self.reasoning_tokens,
             stream_end: self.stream_end,

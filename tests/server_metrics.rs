@@ -253,3 +253,28 @@ fn the_scenario_names_endpoints_with_their_headers() {
     assert!(out.status.success(), "{}", out.stderr);
     assert!(read_json(&json).get("server_metrics").is_none());
 }
+
+/// The shipped `scenarios/server-knee.toml`: the mock's KV cache holds 4 requests, and
+/// llmload names the KV cache as the bound at the knee and beyond, from the mock's own
+/// metrics read with nothing configured.
+#[test]
+fn the_shipped_knee_is_named_the_kv_cache() {
+    let (out, v) = run_shipped("scenarios/server-knee.toml");
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(v["sweep"]["knee"]["stage"], "4-way", "{}", v["sweep"]);
+    let at_knee = out.stdout.lines().find(|l| l.starts_with("at the knee (4-way):")).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(at_knee.contains("the KV cache was 100 % full with 4 running"), "{at_knee}");
+    for s in v["stages"].as_array().unwrap() {
+        let server = &s["server"][0];
+        assert!(num(&server["running"]["max"]) <= 4.0, "{}: {server}", s["name"]);
+        let load = count(&s["concurrency"]);
+        if load > 4 {
+            assert!(
+                server["bound"].as_str().unwrap().contains("with the KV cache 100 % full: the KV cache bound it"),
+                "{}: {server}",
+                s["name"]
+            );
+            assert!(num(&server["waiting"]["max"]) >= (load - 4) as f64 - 1.0, "{}: {server}", s["name"]);
+        }
+    }
+}

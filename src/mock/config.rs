@@ -64,6 +64,10 @@ pub struct MockConfig {
     /// Most requests served at once; the rest queue, in arrival order, before the
     /// latency model starts for them (a server's capacity, to make a knee).
     pub capacity: Option<u32>,
+    /// A KV-cache budget in tokens: a request holds its prompt and its whole reply while
+    /// it runs; one that does not fit waits, in arrival order, until enough is freed
+    /// (a server whose KV cache is full queues; the knee of a memory-bound server).
+    pub kv_cache_tokens: Option<u64>,
     /// Request number N (from 0, among valid requests) stalls `stall_ms`, once: one
     /// hiccup at a known point, e.g. to show coordinated omission.
     pub stall_once_at: Option<u64>,
@@ -120,6 +124,7 @@ impl Default for MockConfig {
             drip_rate: 0.0,
             drip_ms: 500.0,
             capacity: None,
+            kv_cache_tokens: None,
             stall_once_at: None,
             reasoning_tokens: 0,
             stream_end: StreamEnd::Done,
@@ -211,6 +216,9 @@ impl MockConfig {
         }
         if self.capacity == Some(0) {
             out.push("capacity must be at least 1".to_string());
+        }
+        if let Some(n) = self.kv_cache_tokens.filter(|n| !(1..=1 << 40).contains(n)) {
+            out.push(format!("kv_cache_tokens must be from 1 to 2^40, got {n}"));
         }
         // The cache's table is sized up front: a bound keeps a typo from taking the memory.
         if self.prefix_cache_blocks > MAX_PREFIX_CACHE_BLOCKS {

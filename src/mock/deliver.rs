@@ -46,6 +46,12 @@ impl Start {
         Start { arrival, jitter, base: base + jitter, prefill: 0.0, queued, prompt: (0, 0) }
     }
 
+    /// `seconds` more spent waiting (for KV-cache room): the model's clock starts after.
+    pub fn wait(&mut self, seconds: f64) {
+        self.arrival = tokio::time::Instant::now();
+        self.queued += seconds;
+    }
+
     /// The first token's time, in ms after arrival, once the base time has passed: then
     /// the count in flight n is read, and the curve at n counts if higher (a request
     /// that came in a burst is as slow as the burst, as in a server's batch), plus

@@ -57,7 +57,6 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     };
     let arrival = tokio::time::Instant::now();
     let queued = received.elapsed().as_secs_f64();
-    state.metrics.queued(queued);
     let (guard, in_flight) = InFlight::enter(&state, slot, received);
     let req = match Asked::parse(api, &body) {
         Ok(req) => req,
@@ -97,6 +96,14 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     start.prompt = (prompt.tokens, prompt.cached);
     let mut guard = guard;
     guard.will_generate(len.reasoning + len.answer);
+    // With a KV-cache budget, the model starts once the prompt and reply fit in it.
+    let mut waited = 0.0;
+    if state.kv.is_some() {
+        waited = guard.hold_kv(prompt.tokens + len.reasoning + len.answer).await;
+        start.wait(waited);
+    }
+    // Queue time: for a capacity slot, then for KV-cache room.
+    state.metrics.queued(queued + waited);
     let reply = Reply::new(seq, &d, api, req.model, prompt, len, &state.words);
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);
@@ -176,7 +183,7 @@ pub(super) async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<Moc
 
 /// `GET /metrics`: the mock's own, in vLLM's names (`metrics.rs`).
 pub(super) async fn metrics(State(state): State<Arc<MockState>>) -> Response {
-    let text = state.metrics.render(state.in_flight.load(Ordering::SeqCst));
+    let text = state.metrics.render(state.in_flight.load(Ordering::SeqCst), state.cfg.kv_cache_tokens);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

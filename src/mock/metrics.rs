@@ -1,13 +1,14 @@
 //! The mock's own metrics at `GET /metrics`, in vLLM's v1 names (the exposition format
 //! of `tests/fixtures/metrics/vllm.prom`), true to what it does: requests running (in
-//! flight, past `capacity`) and waiting (for a `capacity` slot), KV-cache usage (0: the
-//! mock keeps no KV budget yet), the prefix cache's queries and hits, prompt and
+//! flight, past `capacity` and the KV-cache budget) and waiting (for either), KV-cache
+//! usage (tokens held over `kv_cache_tokens`; 0 without a budget), the prefix cache's
+//! queries and hits, prompt and
 //! generation tokens, and histograms of its queue time, TTFT and e2e latency with
 //! vLLM's bucket bounds. Every family is exported whatever the flags.
 
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// vLLM's bounds: TTFT's, and e2e's (which its queue time shares), seconds.
 const TTFT_BOUNDS: [f64; 22] =
@@ -53,6 +54,10 @@ const LABELS: &str = "engine=\"0\",model_name=\"mock-model\"";
 #[derive(Default)]
 pub(super) struct MockMetrics {
     pub waiting: AtomicU64,
+    /// Of those in flight, waiting for KV-cache room (waiting, not running); and the
+    /// KV-cache tokens held.
+    kv_waiting: AtomicI64,
+    kv_held: AtomicI64,
     prompt_tokens: AtomicU64,
     prefix_hits: AtomicU64,
     generation_tokens: AtomicU64,
@@ -73,6 +78,14 @@ impl MockMetrics {
         self.generation_tokens.fetch_add(output, Ordering::Relaxed);
     }
 
+    pub fn kv_waiting(&self, by: i64) {
+        self.kv_waiting.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub fn kv_hold(&self, by: i64) {
+        self.kv_held.fetch_add(by, Ordering::Relaxed);
+    }
+
     pub fn queued(&self, seconds: f64) {
         self.observe(0, &E2E_BOUNDS, seconds);
     }
@@ -89,8 +102,12 @@ impl MockMetrics {
         self.hists.lock().unwrap_or_else(|p| p.into_inner())[which].observe(bounds, seconds);
     }
 
-    /// The exposition, with `running` requests in flight.
-    pub fn render(&self, running: u64) -> String {
+    /// The exposition, with `in_flight` requests in the mock (those waiting for KV-cache
+    /// room among them) and a KV-cache budget of `kv_budget` tokens.
+    pub fn render(&self, in_flight: u64, kv_budget: Option<u64>) -> String {
+        let kv_waiting = self.kv_waiting.load(Ordering::Relaxed).max(0) as u64;
+        let running = in_flight.saturating_sub(kv_waiting);
+        let kv_usage = kv_budget.map_or(0.0, |b| self.kv_held.load(Ordering::Relaxed).max(0) as f64 / b as f64);
         let mut out = String::with_capacity(8 << 10);
         let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{LABELS}}} {v:?}");
@@ -100,13 +117,9 @@ impl MockMetrics {
             let _ = writeln!(out, "# HELP {name}_total {help}\n# TYPE {name}_total counter\n{name}_total{{{LABELS}}} {v}.0");
         };
         gauge(&mut out, "vllm:num_requests_running", "Number of requests in model execution batches.", running as f64);
-        gauge(
-            &mut out,
-            "vllm:num_requests_waiting",
-            "Number of requests waiting to be processed.",
-            self.waiting.load(Ordering::Relaxed) as f64,
-        );
-        gauge(&mut out, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", 0.0);
+        let waiting = self.waiting.load(Ordering::Relaxed) + kv_waiting;
+        gauge(&mut out, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting as f64);
+        gauge(&mut out, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kv_usage);
         let prompt = self.prompt_tokens.load(Ordering::Relaxed);
         counter(&mut out, "vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", prompt);
         counter(

@@ -28,6 +28,8 @@ pub(super) struct MockState {
     limit: Option<Mutex<Bucket>>,
     /// Slots to be served in, when `capacity` is set (tokio's semaphore is fair: FIFO).
     pub capacity: Option<Arc<tokio::sync::Semaphore>>,
+    /// The KV-cache budget's tokens, when `kv_cache_tokens` is set (fair: FIFO).
+    pub kv: Option<Arc<tokio::sync::Semaphore>>,
     stats: Mutex<MockStats>,
     /// What `GET /metrics` says, in vLLM's names.
     pub metrics: super::metrics::MockMetrics,
@@ -66,6 +68,8 @@ impl MockState {
         });
         let capacity = cfg.capacity.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
         let seen = record.then(Mutex::default);
+        let kv =
+            cfg.kv_cache_tokens.map(|n| Arc::new(tokio::sync::Semaphore::new(n.min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize)));
         Arc::new(MockState {
             words: Words::new(tokenizer.clone()),
             prefix: PrefixCache::new(cfg.prefix_cache_blocks),
@@ -75,6 +79,7 @@ impl MockState {
             seq: AtomicU64::new(0),
             limit,
             capacity,
+            kv,
             stats: Mutex::default(),
             metrics: Default::default(),
             seen,
@@ -127,13 +132,31 @@ pub(super) struct InFlight {
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
     received: std::time::Instant,
     output: u64,
+    /// The KV-cache tokens it holds, given back at its end.
+    kv: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl InFlight {
     /// Counts the request in, and says how many are in flight with it.
     pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>, received: std::time::Instant) -> (Self, u64) {
         let n = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        (InFlight { state: state.clone(), slot, received, output: 0 }, n)
+        (InFlight { state: state.clone(), slot, received, output: 0, kv: None }, n)
+    }
+
+    /// Waits (in arrival order) until `tokens` of the KV-cache budget are free, then
+    /// holds them: the wait counted as waiting, not running. The seconds it waited.
+    pub async fn hold_kv(&mut self, tokens: u64) -> f64 {
+        let Some(kv) = self.state.kv.clone() else { return 0.0 };
+        let budget = self.state.cfg.kv_cache_tokens.unwrap_or(0);
+        // A request larger than the whole cache takes all of it (a server would refuse it).
+        let n = tokens.clamp(1, budget).min(u64::from(u32::MAX)) as u32;
+        let m = &self.state.metrics;
+        let t0 = std::time::Instant::now();
+        m.kv_waiting(1);
+        self.kv = kv.acquire_many_owned(n).await.ok();
+        m.kv_waiting(-1);
+        m.kv_hold(i64::from(n));
+        t0.elapsed().as_secs_f64()
     }
 
     /// The reply's length, counted as generated when it ends.
@@ -146,6 +169,9 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.state.metrics.generated(self.output);
+        if let Some(kv) = &self.kv {
+            self.state.metrics.kv_hold(-(kv.num_permits() as i64));
+        }
         self.state.metrics.ended(self.received.elapsed().as_secs_f64());
     }
 }

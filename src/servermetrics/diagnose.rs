@@ -3,6 +3,7 @@
 //! - requests waited and the KV cache was ≥ 90 % full: the KV cache bound it;
 //! - requests waited with the KV cache not full: admission bound it (the server runs at
 //!   most that many at once: `max_num_seqs`, slots, `--capacity`);
+//! - no request waited but the KV cache was ≥ 90 % full: it is at its limit;
 //! - no request waited and the GPUs were ≥ 90 % busy: compute bound it;
 //! - the client's TTFT p50 exceeds the server's by more than half and 50 ms: the time
 //!   went before the engine (a gateway, the network, the client);
@@ -35,6 +36,13 @@ pub fn bound(s: &StageServer, client_ttft_p50: Option<f64>) -> Option<String> {
             "{queued} while at most {:.0} ran, the KV cache {}: the server admits at most {:.0} at once{queue_part}",
             running.max,
             s.kv_cache_usage.map_or("not reported".to_string(), |k| format!("{:.0} % full at most", k.max * 100.0)),
+            running.max
+        ));
+    }
+    if let Some(kv) = s.kv_cache_usage.filter(|k| k.max >= KV_FULL) {
+        return Some(format!(
+            "no request waited yet, but the KV cache was {:.0} % full with {:.0} running: at its limit, more load will queue",
+            kv.max * 100.0,
             running.max
         ));
     }
@@ -100,6 +108,8 @@ mod tests {
         let lat = |mean| Some(Latency { count: 10.0, mean, p50: mean, p99: mean });
         let queued = StageServer { ttft_ms: lat(480.0), queue_ms: lat(420.0), ..stage((8.0, 8.0), (3.0, 5.0)) };
         assert!(bound(&queued, None).unwrap().ends_with("of its TTFT (mean 480 ms), 420 ms was queue time"));
+        let full = StageServer { kv_cache_usage: g(0.9, 1.0), ..stage((4.0, 4.0), (0.0, 0.0)) };
+        assert!(bound(&full, None).unwrap().contains("KV cache was 100 % full with 4 running: at its limit"));
         let gpu = StageServer { gpu_util: g(99.0, 100.0), ..stage((4.0, 6.0), (0.0, 0.0)) };
         assert!(bound(&gpu, None).unwrap().contains("compute bound it"));
         let before = StageServer { ttft_ms: lat(40.0), ..stage((2.0, 2.0), (0.0, 0.0)) };
