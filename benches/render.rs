@@ -45,6 +45,7 @@ fn main() {
             done: false,
             elapsed: Duration::from_millis(100 * k),
             generator: None,
+            server: Vec::new(),
             aborted: None,
         }));
     }

@@ -132,6 +132,9 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let ticker = tokio::spawn(health.clone().watch());
     let (aggregator, events, snapshots) = Aggregator::new(scenario.stages.len(), SNAPSHOT_INTERVAL);
     let aggregator = fed(aggregator, &scenario, &opts, &health)?;
+    // The scraper's live figures join the engine's events (dropped with its tasks, so the
+    // aggregator still ends when the run does).
+    let server_events = events.clone();
     let engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
     let launch = launch(&engine, &opts.launch, &stop).await;
     let started_at = SystemTime::now();
@@ -150,7 +153,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         (tokio::spawn(ep.serve(snapshots.clone(), labels)), linger)
     });
     let (endpoints, note) = server_endpoints(&scenario, &opts.server_metrics, &target, &opts.notes).await?;
-    let scrapes = Scrapes::start(endpoints, scenario.target.insecure, snapshots.clone()).map_err(RunError::ServerMetrics)?;
+    let scrapes =
+        Scrapes::start(endpoints, scenario.target.insecure, snapshots.clone(), Some(server_events)).map_err(RunError::ServerMetrics)?;
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let end = engine.run().await;
     let server_read = ServerRead { scraped: scrapes.finish().await, note };

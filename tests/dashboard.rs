@@ -61,6 +61,7 @@ fn snapshot(finished: Vec<StageStats>, current: Option<StageStats>, elapsed_ms: 
         elapsed: Duration::from_millis(elapsed_ms),
         generator: None,
         aborted: None,
+        server: Vec::new(),
     })
 }
 
@@ -90,6 +91,29 @@ fn mid_run() {
     let app = app_with(&s, &mid_run_history(&s));
     insta::assert_snapshot!("mid_run_80x24", draw(&app, 80, 24).backend());
     insta::assert_snapshot!("mid_run_160x48", draw(&app, 160, 48).backend());
+}
+
+/// The server's own figures, when its metrics are read, show in the throughput panel;
+/// none read, nothing of them shows.
+#[test]
+fn the_servers_figures_show_when_read() {
+    let s = seed();
+    let mut history = mid_run_history(&s);
+    let last = history.pop().unwrap();
+    let live = llmload::metrics::ServerLive {
+        endpoint: "server".into(),
+        running: Some(4.0),
+        waiting: Some(12.0),
+        kv_cache_usage: Some(0.97),
+        prefix_hit_rate: Some(0.35),
+        gpu_util: None,
+        gpu_power_w: None,
+    };
+    history.push(Arc::new(Snapshot { server: vec![live], ..(*last).clone() }));
+    let text = draw(&app_with(&s, &history), 160, 48).backend().to_string();
+    assert!(text.contains("server running 4 · waiting 12 · KV 97 % · prefix 35 %"), "{text}");
+    let text = draw(&app_with(&s, &mid_run_history(&s)), 160, 48).backend().to_string();
+    assert!(!text.contains("server running"), "{text}");
 }
 
 #[test]
@@ -439,6 +463,7 @@ fn a_finished_sweep_says_its_answer() {
         done: true,
         elapsed: Duration::from_secs(30),
         generator: None,
+        server: Vec::new(),
         aborted: None,
     }));
     let text = draw(&app, 160, 48).backend().to_string();
@@ -466,6 +491,7 @@ fn an_automatic_sweep_counts_its_points() {
             done,
             elapsed: Duration::from_secs(20),
             generator: None,
+            server: Vec::new(),
             aborted: aborted.map(String::from),
         })
     };
@@ -677,6 +703,7 @@ fn huge_figures_are_never_cut() {
             done,
             elapsed: Duration::from_secs(22),
             generator: None,
+            server: Vec::new(),
             aborted: None,
         })
     };

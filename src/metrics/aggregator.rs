@@ -57,6 +57,8 @@ pub enum EngineEvent {
     RunAborted {
         why: String,
     },
+    /// The server's metrics endpoint was read: its latest figures.
+    Server(super::ServerLive),
 }
 
 /// The live view of a run.
@@ -74,6 +76,8 @@ pub struct Snapshot {
     pub elapsed: Duration,
     /// The generator's own health so far, when it is watched.
     pub generator: Option<super::HealthView>,
+    /// The server's latest figures, per endpoint read (none when none is).
+    pub server: Vec<super::ServerLive>,
 }
 
 pub struct Aggregator {
@@ -88,6 +92,8 @@ pub struct Aggregator {
     count: Option<Counter>,
     sink: Option<Box<dyn RecordSink>>,
     health: Option<Arc<super::Health>>,
+    /// Each endpoint's latest server figures.
+    server: Vec<super::ServerLive>,
     /// The counting tokenizer is the server's: texts are counted after their stage's
     /// window, never while it is measured.
     after_window: bool,
@@ -174,6 +180,7 @@ impl Aggregator {
                 count: None,
                 sink: None,
                 health: None,
+                server: Vec::new(),
                 after_window: false,
             },
             etx,
@@ -346,6 +353,13 @@ impl Aggregator {
                 self.aborted = Some(why);
                 true
             }
+            EngineEvent::Server(live) => {
+                match self.server.iter_mut().find(|s| s.endpoint == live.endpoint) {
+                    Some(s) => *s = live,
+                    None => self.server.push(live),
+                }
+                false
+            }
         }
     }
 
@@ -358,6 +372,7 @@ impl Aggregator {
             elapsed: self.started.elapsed(),
             aborted: self.aborted.clone(),
             generator: self.health.as_ref().map(|h| h.view()),
+            server: self.server.clone(),
         };
         self.tx.send_replace(Arc::new(snap));
     }

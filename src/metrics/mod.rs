@@ -16,6 +16,7 @@ mod info;
 mod latency;
 mod lengths;
 mod series;
+mod server;
 pub mod sessions;
 mod stage;
 
@@ -26,4 +27,5 @@ pub use info::{Attempts, FailedAttempt, Part, StageInfo};
 pub use latency::{Latency, LatencySummary};
 pub use lengths::{LengthSummary, Lengths};
 pub use series::{SecondStats, Series};
+pub use server::ServerLive;
 pub use stage::{StageStats, input_source, output_source, output_tokens};

@@ -6,14 +6,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::parse::parse;
 use super::vocab::{Reading, Server};
 use crate::client::ExtraHeader;
 use crate::client::get::Getter;
-use crate::metrics::Snapshot;
+use crate::metrics::{EngineEvent, ServerLive, Snapshot};
 
 /// An endpoint to read: where, what to call it, how often (no Debug: its headers may
 /// hold a secret).
@@ -78,14 +78,21 @@ impl Scrapes {
     /// Starts a task per endpoint, each scraping at once, then every interval and as a
     /// stage's window opens or closes (seen in `snapshots`, within their 100 ms), so a
     /// window's counters start and end with it.
-    pub fn start(endpoints: Vec<Endpoint>, insecure: bool, snapshots: watch::Receiver<Arc<Snapshot>>) -> Result<Scrapes, String> {
+    /// Each scrape's figures also go to `events` (the aggregator's queue, never waited
+    /// on: a full queue skips one), for the live view.
+    pub fn start(
+        endpoints: Vec<Endpoint>,
+        insecure: bool,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        events: Option<mpsc::Sender<EngineEvent>>,
+    ) -> Result<Scrapes, String> {
         let mut tasks = Vec::new();
         for e in endpoints {
             let getter = Getter::new(&e.url, &e.headers, timeout_for(e.interval), insecure).map_err(|err| format!("{}: {err}", e.name))?;
             let getter = Arc::new(getter);
             let shared =
                 Arc::new(Mutex::new(Scraped { name: e.name.clone(), url: shown(&e.url), interval: e.interval, ..Scraped::default() }));
-            let (into, get, mut snaps) = (shared.clone(), getter.clone(), snapshots.clone());
+            let (into, get, mut snaps, events) = (shared.clone(), getter.clone(), snapshots.clone(), events.clone());
             let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(e.interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,6 +114,9 @@ impl Scrapes {
                         }
                     }
                     record(&into, scrape(&get).await);
+                    if let Some(events) = &events {
+                        let _ = events.try_send(EngineEvent::Server(live(&into.lock().unwrap_or_else(|p| p.into_inner()))));
+                    }
                 }
             });
             tasks.push((shared, getter, task));
@@ -116,15 +126,43 @@ impl Scrapes {
 
     /// Stops scraping, after one last scrape (so the last stage's counters end after
     /// its window); what each endpoint read.
-    pub async fn finish(self) -> Vec<Scraped> {
+    pub async fn finish(mut self) -> Vec<Scraped> {
         let mut out = Vec::new();
-        for (shared, getter, task) in self.tasks {
+        for (shared, getter, task) in std::mem::take(&mut self.tasks) {
             task.abort();
             let _ = task.await;
             record(&shared, scrape(&getter).await);
             out.push(shared.lock().unwrap_or_else(|p| p.into_inner()).clone());
         }
         out
+    }
+}
+
+/// Scrapes left unfinished (a run that ended early) stop with it: their tasks hold a
+/// sender of the aggregator's queue, which must close for the aggregator to end.
+impl Drop for Scrapes {
+    fn drop(&mut self) {
+        for (_, _, task) in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// An endpoint's latest figures for the live view; its prefix-cache hit rate since its
+/// first scrape.
+fn live(s: &Scraped) -> ServerLive {
+    let Some(last) = s.points.last() else { return ServerLive { endpoint: s.name.clone(), ..ServerLive::default() } };
+    let r = &last.reading;
+    let first = &s.points[0].reading;
+    let grew = |f: fn(&Reading) -> Option<f64>| Some(f(r)? - f(first)?);
+    ServerLive {
+        endpoint: s.name.clone(),
+        running: r.running,
+        waiting: r.waiting,
+        kv_cache_usage: r.kv_cache_usage,
+        prefix_hit_rate: grew(|x| x.prefix_hits).zip(grew(|x| x.prefix_queries)).filter(|(_, q)| *q > 0.0).map(|(h, q)| h / q),
+        gpu_util: r.gpu_util,
+        gpu_power_w: r.gpu_power_w,
     }
 }
 

@@ -167,7 +167,14 @@ fn status(app: &App) -> Vec<Vec<Field>> {
     if let Some(w) = app.snapshot.generator.as_ref().and_then(|g| g.short()) {
         tokens.insert(0, field(0, w));
     }
-    vec![counts, tokens]
+    // The server's own view, when its metrics are read: its first endpoint's.
+    let server = app.snapshot.server.first().map(|s| s.fields()).unwrap_or_default();
+    let server = server
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| field(2 + i.min(4) as u8, if i == 0 { format!("server {text}") } else { text }))
+        .collect();
+    vec![counts, tokens, server]
 }
 
 fn render_errors(f: &mut Frame, app: &App, area: Rect) {
