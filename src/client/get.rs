@@ -12,6 +12,14 @@ use super::{ClientError, ExtraHeader, Transport, connect_within, target};
 /// Most bytes of a reply read (a large vLLM exposition is ~100 KB).
 const MOST_BYTES: usize = 16 << 20;
 
+/// A URL fit to show: no user, password or query (where keys sometimes hide).
+pub fn shown(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = (u.set_username(""), u.set_password(None));
+    u.set_query(None);
+    u.to_string()
+}
+
 pub struct Getter {
     transport: Transport,
     /// Header values that are secrets, scrubbed from what a failure says.
@@ -52,13 +60,7 @@ impl Getter {
         let mut resp = self.transport.post(Bytes::new()).await.map_err(|e| e.describe())?;
         let status = resp.status();
         let content_type = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.describe())? {
-            if body.len() + chunk.len() > MOST_BYTES {
-                return Err(format!("a reply over {} MiB", MOST_BYTES >> 20));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = resp.read_all(MOST_BYTES).await?;
         Ok(Got { status, content_type, body })
     }
 }

@@ -113,15 +113,7 @@ fn root_path(cfg: &ClientConfig, path: &str) -> String {
 
 async fn post(t: &Transport, body: Bytes) -> Result<(u16, Vec<u8>), String> {
     let mut resp = t.post(body).await.map_err(|e| e.describe())?;
-    let status = resp.status();
-    let mut read = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.describe())? {
-        if read.len() + chunk.len() > MOST_REPLY_BYTES {
-            return Err(format!("a reply over {} MiB", MOST_REPLY_BYTES >> 20));
-        }
-        read.extend_from_slice(&chunk);
-    }
-    Ok((status, read))
+    Ok((resp.status(), resp.read_all(MOST_REPLY_BYTES).await?))
 }
 
 /// A tokenize endpoint found on the server.
@@ -140,11 +132,7 @@ impl Endpoint {
     /// Finds the server's tokenize endpoint for `model`: each shape tried in turn on
     /// a short text. Err: one line naming what was tried and how each answered.
     pub fn find(cfg: ClientConfig, model: &str) -> Result<Endpoint, String> {
-        // Shown without credentials or a query (where keys sometimes hide).
-        let mut shown = cfg.base_url.clone();
-        let _ = (shown.set_username(""), shown.set_password(None));
-        shown.set_query(None);
-        let shown = shown.to_string();
+        let shown = super::get::shown(&cfg.base_url);
         let shown = shown.trim_end_matches('/');
         let origin = shown.strip_suffix("/v1").unwrap_or(shown).to_string();
         let calls = caller(cfg);

@@ -343,6 +343,19 @@ impl Response<'_> {
         self.status
     }
 
+    /// The whole body, at most `most` bytes (more is an error, never kept); errors in
+    /// one line.
+    pub(super) async fn read_all(&mut self, most: usize) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.chunk().await.map_err(|e| e.describe())? {
+            if body.len() + chunk.len() > most {
+                return Err(format!("a reply over {} MiB", most >> 20));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     /// It was sent again on a new connection, its reused one having ended unanswered.
     pub(super) fn reconnected(&self) -> bool {
         self.reconnected

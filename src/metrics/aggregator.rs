@@ -281,8 +281,11 @@ impl Aggregator {
                 false
             }
             EngineEvent::Record { part, mut record, attempts } => {
-                let text =
-                    record.uncounted.as_ref().map_or(0, |u| u.answer.len() + u.reasoning.len() + u.prompt.as_ref().map_or(0, |p| p.len()));
+                // Held texts' bytes, reckoned only where texts may be held.
+                let text = match (self.after_window, &record.uncounted) {
+                    (true, Some(u)) => u.answer.len() + u.reasoning.len() + u.prompt.as_ref().map_or(0, |p| p.len()),
+                    _ => 0,
+                };
                 let wait = self.after_window
                     && part == Part::Window
                     && record.uncounted.is_some()

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::parse::parse;
 use super::vocab::{Reading, Server};
 use crate::client::ExtraHeader;
-use crate::client::get::Getter;
+use crate::client::get::{Getter, shown};
 use crate::metrics::{EngineEvent, ServerLive, Snapshot};
 
 /// An endpoint to read: where, what to call it, how often (no Debug: its headers may
@@ -56,14 +56,6 @@ pub struct ServerRead {
 /// The longest a scrape may take: never longer than its interval, nor 5 s.
 fn timeout_for(interval: Duration) -> Duration {
     interval.clamp(Duration::from_millis(200), Duration::from_secs(5))
-}
-
-/// A URL fit to show: no user, password or query.
-pub fn shown(url: &url::Url) -> String {
-    let mut u = url.clone();
-    let _ = (u.set_username(""), u.set_password(None));
-    u.set_query(None);
-    u.to_string()
 }
 
 /// The scrapes under way; [`Scrapes::finish`] stops them and gives what they read.
