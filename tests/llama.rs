@@ -67,6 +67,12 @@ fn streamed_timings_agree_with_the_servers_own() {
         assert_eq!(ran.lines.len(), 12);
         let stage = &ran.result["stages"][0];
         let mut output = 0;
+        // A request that arrives mid-step waits for that step before its slot starts:
+        // a decode step (measured: up to 1.5 of them), or another request's prompt when
+        // it came in while that prompt was being read. The first is the usual case and
+        // holds for the median; the second bounds every request.
+        let longest_prompt = ran.lines.iter().map(|l| f(&l["server_timings"]["prompt_ms"])).fold(0.0, f64::max);
+        let mut excess = Vec::new();
         for l in &ran.lines {
             let t = &l["server_timings"];
             assert!(t.is_object(), "llama-server sends its timings: {l}");
@@ -82,12 +88,15 @@ fn streamed_timings_agree_with_the_servers_own() {
             // ITL is the server's generation time per decode step, seen from outside:
             // the last chunk's trip and [DONE] are all that differ.
             let (itl, per_token) = (f(&l["itl_ms"]), f(&t["per_token_ms"]));
-            // Sharing the batch, a request that arrives mid-step waits for that step
-            // before its slot starts (measured: up to one step and a few ms).
             let step = if concurrency > 1 { 1.5 * per_token } else { 0.0 };
-            assert!(ttft - prompt <= 20.0 + 0.1 * prompt + step, "{concurrency}-way: TTFT {ttft} ms vs prompt {prompt} ms");
+            let usual = 20.0 + 0.1 * prompt + step;
+            let wait = if concurrency > 1 { longest_prompt.max(step) } else { 0.0 };
+            assert!(ttft - prompt <= usual + wait, "{concurrency}-way: TTFT {ttft} ms vs prompt {prompt} ms");
+            excess.push((ttft - prompt) - usual);
             assert!((itl - per_token).abs() <= 2.0 + 0.1 * per_token, "{concurrency}-way: ITL {itl} ms vs the server's {per_token} ms");
         }
+        excess.sort_by(f64::total_cmp);
+        assert!(excess[excess.len() / 2] <= 0.0, "{concurrency}-way: most requests wait at most one decode step: {excess:?}");
         assert_eq!(common::count(&stage["tokens"]["output"]), output, "{}", stage["tokens"]);
         // This server closes its connection after every stream: what was sent again is
         // counted once, in the stage and on its request's line, and never failed.
