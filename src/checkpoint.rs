@@ -74,6 +74,7 @@ impl Checkpoints {
             launch: self.launch.clone(),
             // The final result carries them; a checkpoint is written without.
             server_metrics: None,
+            prefix_resets: Default::default(),
         };
         let mut result = RunResult::build(&self.scenario, &stages, meta);
         result.complete = false;

@@ -200,6 +200,12 @@ pub struct RunArgs {
     /// Without it, the target's /metrics is read when it answers (the first shard only).
     #[arg(long = "server-metrics", value_name = "URL")]
     pub server_metrics: Vec<String>,
+    /// Empty the server's prefix cache before each stage, so no stage inherits another's:
+    /// vLLM's POST /reset_prefix_cache (served with VLLM_SERVER_DEV_MODE=1) or SGLang's
+    /// POST /flush_cache, or POST to PATH on the target's host. The result says, per
+    /// stage, whether it worked.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "", require_equals = true)]
+    pub reset_prefix_cache: Option<String>,
     /// Serve live figures for Prometheus at http://ADDR/metrics while the run goes on,
     /// e.g. 127.0.0.1:9464 (0.0.0.0:9464 in a pod).
     #[arg(long, value_name = "ADDR")]

@@ -262,8 +262,15 @@ async fn options(
             _ => Err(Failure::bad(format!("--server-metrics {u:?}: not an http(s) URL, e.g. http://127.0.0.1:8000/metrics"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let reset_prefix_cache = match args.reset_prefix_cache.as_deref() {
+        None => None,
+        Some("") => Some(llmload::scenario::ResetAt::Known),
+        Some(p) if p.starts_with('/') => Some(llmload::scenario::ResetAt::Path(p.to_string())),
+        Some(p) => return Err(Failure::bad(format!("--reset-prefix-cache={p:?}: give the server's path, e.g. /flush_cache"))),
+    };
     Ok(RunOptions {
         server_metrics,
+        reset_prefix_cache,
         // A result file (not stdout) is checkpointed while the run goes on.
         checkpoint: args.json.clone().filter(|_| !json_to_stdout),
         requests_out: args.requests_out.clone(),

@@ -289,10 +289,22 @@ fn the_servers_metrics_are_read_beside_the_run() {
     let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
     let body = "[prompts]\nsynthetic = \"D(64,32)\"\n[request]\nignore_eos = true\n\
                 [[stage]]\nname = \"2-way\"\nconcurrency = 2\nrequests = 8\n\
-                [[stage]]\nname = \"8-way\"\nconcurrency = 8\nrequests = 16\n";
-    let ran = run(&server, true, body, &[]);
+                [[stage]]\nname = \"8-way\"\nconcurrency = 8\nrequests = 16\n\
+                [server_metrics]\nkeep = [\"^llamacpp:n_decode_total$\"]\n";
+    // llama-server has no route to empty its prompt cache: asked, each stage says so, and
+    // the run goes on.
+    let ran = run(&server, true, body, &["--reset-prefix-cache"]);
     assert_all_ok(&ran);
+    for stage in ran.result["stages"].as_array().unwrap() {
+        let why = "POST /reset_prefix_cache: status 404; POST /flush_cache: status 404";
+        assert_eq!(stage["prefix_cache_reset"], serde_json::json!({"ok": false, "path": "/flush_cache", "error": why}));
+    }
     let sm = &ran.result["server_metrics"]["endpoints"][0];
+    // Kept raw: its decode calls, one point a scrape, never falling.
+    let kept = &sm["kept"][0];
+    assert_eq!(kept["name"], "llamacpp:n_decode_total", "{}", sm["kept"]);
+    let decodes: Vec<f64> = kept["points"].as_array().unwrap().iter().map(|p| f(&p[1])).collect();
+    assert!(decodes.windows(2).all(|w| w[0] <= w[1]) && decodes.last() > decodes.first(), "{decodes:?}");
     assert_eq!((sm["name"].as_str(), sm["server"].as_str()), (Some("server"), Some("llama_cpp")), "{sm}");
     assert_eq!(common::count(&sm["scrapes_failed"]), 0, "{sm}");
     let series = sm["series"].as_array().unwrap();

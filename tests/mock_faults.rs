@@ -155,7 +155,10 @@ fn injected_429s_come_at_once_and_503s_after_the_base_latency_both_saying_when_t
         let err = &e.json()["error"];
         assert_eq!((err["type"].as_str(), err["code"].as_str()), (Some("requests"), Some("rate_limit_exceeded")), "{err}");
     }
-    assert_eq!(stats(&mock429), MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("429", 2)]) });
+    assert_eq!(
+        stats(&mock429),
+        MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("429", 2)]), prefix_cache_resets: 0 }
+    );
 
     let mock503 = start(MockConfig { base_latency_ms: 100.0, errors: errors(&[("503", 1.0)]), retry_after_ms: Some(250.5), ..quick() });
     let e = chat(mock503.addr, false);
@@ -205,7 +208,10 @@ fn the_rate_limit_lets_the_burst_through_then_says_how_long_to_wait() {
     assert_eq!(chat(mock.addr, false).status, 200, "the reported wait was enough");
     // That took the slot just freed: the next one waits about a whole interval again.
     wait_of(&chat(mock.addr, false));
-    assert_eq!(stats(&mock), MockStats { requests: ok + 3, ok: ok + 1, rate_limited: 2, invalid: 0, injected: injected(&[]) });
+    assert_eq!(
+        stats(&mock),
+        MockStats { requests: ok + 3, ok: ok + 1, rate_limited: 2, invalid: 0, injected: injected(&[]), prefix_cache_resets: 0 }
+    );
 }
 
 #[test]
@@ -227,7 +233,10 @@ fn malformed_replies_are_not_json() {
     // Role chunk and 4 of 8 tokens before it; 4 tokens, finish chunk and [DONE] after.
     assert_eq!((bad[0], lines.len()), (5, 12), "{lines:?}");
     assert_eq!(lines.last().map(String::as_str), Some("[DONE]"));
-    assert_eq!(stats(&mock), MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("malformed", 2)]) });
+    assert_eq!(
+        stats(&mock),
+        MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("malformed", 2)]), prefix_cache_resets: 0 }
+    );
 }
 
 #[test]
@@ -246,7 +255,10 @@ fn disconnects_end_the_connection_mid_body() {
     assert!(!lines.iter().any(|l| l == "[DONE]"), "{lines:?}");
     // Role chunk and the first half of the 8 tokens made it.
     assert_eq!(lines.len(), 5, "{lines:?}");
-    assert_eq!(stats(&mock), MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("disconnect", 2)]) });
+    assert_eq!(
+        stats(&mock),
+        MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("disconnect", 2)]), prefix_cache_resets: 0 }
+    );
 }
 
 #[test]
@@ -267,7 +279,10 @@ fn stalls_hold_the_reply_for_stall_ms() {
     assert_eq!(e.status, 200);
     assert!(e.time_of("\r\n\r\n") >= Duration::from_millis(3 * inter + stall), "{:?}", e.reads);
     assert_eq!(e.json()["choices"][0]["message"]["content"], "Load testing shows where");
-    assert_eq!(stats(&mock), MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("stall", 2)]) });
+    assert_eq!(
+        stats(&mock),
+        MockStats { requests: 2, ok: 0, rate_limited: 0, invalid: 0, injected: injected(&[("stall", 2)]), prefix_cache_resets: 0 }
+    );
 }
 
 #[test]
@@ -333,7 +348,7 @@ fn stats_match_what_was_seen_on_the_wire_and_the_seed_repeats_it() {
     let ok = seen.iter().filter(|k| *k == "ok").count() as u64;
     // A malformed request is refused, counted apart, and draws no fault.
     assert_eq!(exchange(mock.addr, "POST", "/v1/chat/completions", "{not json").status, 400);
-    assert_eq!(stats(&mock), MockStats { requests: 61, ok, rate_limited: 0, invalid: 1, injected: counts });
+    assert_eq!(stats(&mock), MockStats { requests: 61, ok, rate_limited: 0, invalid: 1, injected: counts, prefix_cache_resets: 0 });
     // The same seed, the same faults in the same order.
     assert_eq!(observe(&start(cfg)), seen);
 }

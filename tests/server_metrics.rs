@@ -278,3 +278,60 @@ fn the_shipped_knee_is_named_the_kv_cache() {
         }
     }
 }
+
+/// `--reset-prefix-cache` empties the server's prefix cache before each stage (the mock
+/// serves vLLM's `POST /reset_prefix_cache`): a second stage sending the first's prompts
+/// again finds them cached without it, and not with it; the result says it worked. A
+/// route the server does not serve is said, per stage, not to have worked, and the run
+/// goes on. `keep` records the families it names raw.
+#[test]
+fn the_prefix_cache_is_emptied_before_each_stage_when_asked() {
+    // Each prompt starts with its number: no two share a block, so only a prompt sent
+    // before (the same number, in the stage before) can hit.
+    let text = "name = \"reset\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 5\n\
+                [prompts]\ntemplate = \"{i} Summarise the history of the printing press in Europe, from the first movable type to the steam press, in plain words for a young reader who has never seen one.\"\n\
+                [server_metrics]\nkeep = [\"^vllm:prefix_cache_(queries|hits)_total$\"]\n\
+                [[stage]]\nname = \"first\"\nconcurrency = 2\nrequests = 12\n[[stage]]\nname = \"again\"\nconcurrency = 2\nrequests = 12\n";
+    let (dir, path) = scenario(text);
+    let ran = |flag: Option<&str>| {
+        let json = dir.path().join("r.json");
+        let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+        c.arg(&json).args(flag).arg(&path);
+        let out = run(c, Duration::from_secs(60));
+        assert!(out.status.success(), "{flag:?}: {}", out.stderr);
+        let v = read_json(&json);
+        assert_schema_valid(&v);
+        (out, v)
+    };
+    let hits = |v: &Value, i: usize| num(&v["stages"][i]["server"][0]["prefix_hit_rate"]);
+
+    let (_, kept) = ran(None);
+    assert!(hits(&kept, 1) > 0.8, "without a reset the second stage finds its prompts: {}", kept["stages"][1]["server"][0]);
+    assert!(kept["stages"][1].get("prefix_cache_reset").is_none());
+    // keep: both counters, raw, one point a scrape; the last reads what the series does.
+    let e = &kept["server_metrics"]["endpoints"][0];
+    let raw = e["kept"].as_array().unwrap();
+    let names: Vec<&str> = raw.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"], "{}", e["kept"]);
+    let last = |k: &Value| num(&k["points"].as_array().unwrap().last().unwrap()[1]);
+    assert_eq!(raw[1]["points"].as_array().unwrap().len(), e["series"].as_array().unwrap().len());
+    assert_eq!(last(&raw[1]), num(&e["series"].as_array().unwrap().last().unwrap()["prefix_queries"]));
+
+    let (_, reset) = ran(Some("--reset-prefix-cache"));
+    assert!(hits(&reset, 1) < 0.05, "emptied before the second stage: {}", reset["stages"][1]["server"][0]);
+    for s in reset["stages"].as_array().unwrap() {
+        assert_eq!(s["prefix_cache_reset"], serde_json::json!({"ok": true, "path": "/reset_prefix_cache"}), "{}", s["name"]);
+    }
+
+    let (out, failed) = ran(Some("--reset-prefix-cache=/flush"));
+    let r = &failed["stages"][1]["prefix_cache_reset"];
+    assert_eq!((r["ok"].as_bool(), r["error"].as_str()), (Some(false), Some("POST /flush: status 404")), "{r}");
+    assert_eq!(out.stderr.matches("the prefix cache could not be emptied").count(), 1, "said once: {}", out.stderr);
+    assert!(hits(&failed, 1) > 0.8);
+
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--reset-prefix-cache=flush"]);
+    c.arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--reset-prefix-cache=\"flush\": give the server's path"), "{}", out.stderr);
+}

@@ -1,6 +1,7 @@
 //! A GET of one URL, again and again: a server's metrics endpoint, read on a task of its
 //! own with its own timeout and one kept connection, its headers (a bearer token for a
 //! protected endpoint) never shown. Never the API key: a metrics endpoint is not the API.
+//! (A POST with no body, for a server's admin route, goes the same way.)
 
 use std::time::Duration;
 
@@ -35,6 +36,17 @@ pub struct Got {
 
 impl Getter {
     pub fn new(url: &url::Url, headers: &[ExtraHeader], timeout: Duration, insecure: bool) -> Result<Getter, ClientError> {
+        Getter::with_method(http::Method::GET, url, headers, timeout, insecure)
+    }
+
+    /// As [`Getter::new`], sending `method` with an empty body (a server's admin action).
+    pub fn with_method(
+        method: http::Method,
+        url: &url::Url,
+        headers: &[ExtraHeader],
+        timeout: Duration,
+        insecure: bool,
+    ) -> Result<Getter, ClientError> {
         let mut map = HeaderMap::new();
         map.insert(ACCEPT, HeaderValue::from_static("text/plain;version=0.0.4;q=0.9,*/*;q=0.1"));
         map.insert(USER_AGENT, HeaderValue::from_static(concat!("llmload/", env!("CARGO_PKG_VERSION"))));
@@ -45,7 +57,7 @@ impl Getter {
             value.set_sensitive(h.secret_from.is_some());
             map.append(HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?, value);
         }
-        let target = target(url, url.path(), http::Method::GET, insecure)?;
+        let target = target(url, url.path(), method, insecure)?;
         let transport = Transport::new(target, map, 1, timeout, connect_within(timeout, timeout));
         let secrets = headers.iter().filter(|h| h.secret_from.is_some() && !h.value.is_empty()).map(|h| h.value.clone()).collect();
         Ok(Getter { transport, secrets })

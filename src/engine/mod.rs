@@ -81,7 +81,12 @@ pub struct Engine {
     stop: Stop,
     /// The first stage's requests, built before a common start (`prepare_first`).
     first: std::sync::Mutex<Option<crate::workload::StageRequests>>,
+    before_stage: Option<BeforeStage>,
 }
+
+/// Done before each stage's requests, given its index (the server's prefix cache
+/// emptied): awaited, so the stage's first request follows it.
+pub type BeforeStage = Box<dyn Fn(usize) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Request numbers of ramp requests start here, far from the window's.
 const RAMP_NUMBERS: u64 = crate::model::NUMBER_RANGE;
@@ -91,7 +96,13 @@ const COOLDOWN_NUMBERS: u64 = 2 * crate::model::NUMBER_RANGE;
 
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, workload: Workload, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
-        Engine { scenario, workload, client, events, stop, first: std::sync::Mutex::new(None) }
+        Engine { scenario, workload, client, events, stop, first: std::sync::Mutex::new(None), before_stage: None }
+    }
+
+    /// Does `f` before each stage's first request.
+    pub fn before_each_stage(mut self, f: BeforeStage) -> Engine {
+        self.before_stage = Some(f);
+        self
     }
 
     /// Builds the first stage's requests now: shards waiting for one `--start-at` then
@@ -217,6 +228,9 @@ impl Engine {
             return Err(interrupted);
         }
         let ctx = self.stage_ctx(index, stage).await;
+        if let Some(f) = &self.before_stage {
+            f(index).await;
+        }
         if stage.warmup > 0 {
             let warmup = Arc::new(Phase::new(&ctx, Part::Warmup, (0, stage.warmup), (None, None)));
             drive(stage.load, Parts { ramp: None, window: warmup, cooldown: None }).await;

@@ -157,6 +157,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         checks: checks(parts),
         // One shard scrapes the server: its figures, once.
         server: parts.iter().map(|p| &p.server).find(|s| !s.is_empty()).cloned().unwrap_or_default(),
+        prefix_cache_reset: parts.iter().find_map(|p| p.prefix_cache_reset.clone()),
         cost: cost(parts, requests.ok),
         bytes_received: sum(|p| p.bytes_received),
         retries: retries(parts),

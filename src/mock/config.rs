@@ -279,6 +279,9 @@ pub struct MockStats {
     /// Injected faults by kind: the status ("500", "503", "429", …), "malformed",
     /// "disconnect", "stall" or "drip". Kinds never injected are absent.
     pub injected: BTreeMap<String, u64>,
+    /// `POST /reset_prefix_cache` calls (vLLM's route): each empties the prefix cache.
+    #[serde(default)]
+    pub prefix_cache_resets: u64,
 }
 
 /// Largest completion the mock writes, so a typo (or a request) cannot exhaust memory.

@@ -181,6 +181,12 @@ pub(super) async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<Moc
     axum::Json(state.stats())
 }
 
+/// `POST /reset_prefix_cache`: as vLLM's (served there in its dev mode), 200 and no body.
+pub(super) async fn reset_prefix_cache(State(state): State<Arc<MockState>>) -> StatusCode {
+    state.reset_prefix_cache();
+    StatusCode::OK
+}
+
 /// `GET /metrics`: the mock's own, in vLLM's names (`metrics.rs`).
 pub(super) async fn metrics(State(state): State<Arc<MockState>>) -> Response {
     let text = state.metrics.render(state.in_flight.load(Ordering::SeqCst), state.cfg.kv_cache_tokens);

@@ -21,6 +21,13 @@ impl PrefixCache {
         PrefixCache(NonZeroUsize::new(blocks as usize).map(|n| Mutex::new(LruCache::new(n))))
     }
 
+    /// Forgets every block.
+    pub fn clear(&self) {
+        if let Some(lru) = &self.0 {
+            lru.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
     /// Tokens of `ids` already cached (16 × the leading blocks found), then its blocks
     /// go in. They go in as the request is scheduled, as in vLLM, so a request sent
     /// while an earlier one with the same prefix is still in prefill hits too.

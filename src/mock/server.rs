@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 
 use super::config::{MockConfig, MockStats};
-use super::handler::{chat_completions, completions, metrics, models, not_found, stats};
+use super::handler::{chat_completions, completions, metrics, models, not_found, reset_prefix_cache, stats};
 use super::state::{MockState, SeenRequest};
 use crate::workload::tokens::Tokenizer;
 
@@ -25,6 +25,7 @@ fn app(state: Arc<MockState>) -> Router {
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/reset_prefix_cache", post(reset_prefix_cache))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -94,6 +94,12 @@ impl MockState {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Empties the prefix cache, as vLLM's `POST /reset_prefix_cache` does.
+    pub fn reset_prefix_cache(&self) {
+        self.prefix.clear();
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).prefix_cache_resets += 1;
+    }
+
     /// Whether the last request is kept.
     pub fn recording(&self) -> bool {
         self.seen.is_some()

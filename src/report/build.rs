@@ -109,6 +109,8 @@ pub struct RunMeta {
     pub launch: LaunchMeta,
     /// The server's metrics as scraped, when they were.
     pub server_metrics: Option<crate::servermetrics::scrape::ServerRead>,
+    /// What emptying the server's prefix cache did before each stage, by its index.
+    pub prefix_resets: std::collections::BTreeMap<usize, crate::servermetrics::reset::ResetOutcome>,
 }
 
 /// Which shard ran, of which run, and when it was to start and did.
@@ -190,6 +192,7 @@ impl RunResult {
                 .iter()
                 .map(|s| StageResult {
                     server: server_in_window(s, meta.server_metrics.as_ref()),
+                    prefix_cache_reset: meta.prefix_resets.get(&s.info.index).cloned(),
                     ..StageResult::from_stats(s).priced(&scenario.pricing)
                 })
                 .collect(),
@@ -314,6 +317,7 @@ impl StageResult {
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: checks(s),
             server: Vec::new(),
+            prefix_cache_reset: None,
             cost: None,
             bytes_received: s.bytes_received,
             retries: retries(s),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{LatencySummary, LengthSummary, SecondStats};
 
 /// Bumped on any incompatible change to the JSON; see docs/result.schema.json.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
@@ -235,10 +235,14 @@ pub struct StageResult {
     pub goodput: Option<Goodput>,
     /// With `[check]`: response checks passed and failed by reason.
     pub checks: Option<Checks>,
-    /// Token cost at the scenario's prices; null when the model has no price.
     /// The server's own figures over the stage's window, per endpoint scraped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server: Vec<crate::servermetrics::summary::StageServer>,
+    /// With `reset_prefix_cache`: whether the server's prefix cache was emptied before
+    /// the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_reset: Option<crate::servermetrics::reset::ResetOutcome>,
+    /// Token cost at the scenario's prices; null when the model has no price.
     pub cost: Option<Cost>,
     pub bytes_received: u64,
     /// Attempts and retries; every attempt's own latency is `attempt_latency_ms`.

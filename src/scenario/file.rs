@@ -208,6 +208,13 @@ pub struct ServerMetricsFile {
     pub endpoints: Vec<Spanned<MetricsEndpointFile>>,
     /// With no endpoint named: whether the target's `/metrics` is probed (default true).
     pub probe: Option<bool>,
+    /// Regular expressions: families outside the vocabulary whose names match are
+    /// recorded raw.
+    #[serde(default)]
+    pub keep: Vec<Spanned<String>>,
+    /// `true` (vLLM's or SGLang's route) or a path: the prefix cache emptied before
+    /// each stage.
+    pub reset_prefix_cache: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -166,11 +166,44 @@ impl Serialize for BaseUrl {
 pub struct ServerMetricsConfig {
     pub endpoints: Vec<MetricsEndpoint>,
     pub probe: bool,
+    /// Regular expressions (each checked): families whose names match are kept raw.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
+    /// The prefix cache emptied before each stage, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_prefix_cache: Option<ResetAt>,
 }
 
 impl Default for ServerMetricsConfig {
     fn default() -> Self {
-        ServerMetricsConfig { endpoints: Vec::new(), probe: true }
+        ServerMetricsConfig { endpoints: Vec::new(), probe: true, keep: Vec::new(), reset_prefix_cache: None }
+    }
+}
+
+/// Where the prefix cache is emptied: the known routes (vLLM's, SGLang's), or a path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResetAt {
+    Known,
+    Path(String),
+}
+
+impl ResetAt {
+    /// The path, when one was given.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ResetAt::Known => None,
+            ResetAt::Path(p) => Some(p),
+        }
+    }
+}
+
+/// As written: `true`, or the path.
+impl Serialize for ResetAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResetAt::Known => s.serialize_bool(true),
+            ResetAt::Path(p) => s.serialize_str(p),
+        }
     }
 }
 

@@ -6,10 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use regex::RegexSet;
+
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::parse::parse;
+use super::keep::Kept;
+use super::parse::{Exposition, parse};
 use super::vocab::{Reading, Server};
 use crate::client::ExtraHeader;
 use crate::client::get::{Getter, shown};
@@ -23,6 +26,8 @@ pub struct Endpoint {
     pub url: url::Url,
     pub interval: Duration,
     pub headers: Vec<ExtraHeader>,
+    /// Families outside the vocabulary to record raw.
+    pub keep: Option<RegexSet>,
 }
 
 /// One scrape: when it was read (Unix seconds), and what it said.
@@ -44,6 +49,7 @@ pub struct Scraped {
     pub failed: u64,
     pub first_error: Option<String>,
     pub points: Vec<Point>,
+    pub kept: Kept,
 }
 
 /// What the scrapes read over a run, or why there were none.
@@ -64,7 +70,7 @@ pub struct Scrapes {
 }
 
 /// An endpoint's scraping: what it read so far, its reader, its task.
-type Task = (Arc<Mutex<Scraped>>, Arc<Getter>, JoinHandle<()>);
+type Task = (Arc<Mutex<Scraped>>, Arc<Getter>, Option<RegexSet>, JoinHandle<()>);
 
 impl Scrapes {
     /// Starts a task per endpoint, each scraping at once, then every interval and as a
@@ -85,6 +91,7 @@ impl Scrapes {
             let shared =
                 Arc::new(Mutex::new(Scraped { name: e.name.clone(), url: shown(&e.url), interval: e.interval, ..Scraped::default() }));
             let (into, get, mut snaps, events) = (shared.clone(), getter.clone(), snapshots.clone(), events.clone());
+            let keep = e.keep.clone();
             let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(e.interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,13 +112,13 @@ impl Scrapes {
                             tick.reset();
                         }
                     }
-                    record(&into, scrape(&get).await);
+                    record(&into, scrape(&get).await, keep.as_ref());
                     if let Some(events) = &events {
                         let _ = events.try_send(EngineEvent::Server(live(&into.lock().unwrap_or_else(|p| p.into_inner()))));
                     }
                 }
             });
-            tasks.push((shared, getter, task));
+            tasks.push((shared, getter, e.keep, task));
         }
         Ok(Scrapes { tasks })
     }
@@ -120,10 +127,10 @@ impl Scrapes {
     /// its window); what each endpoint read.
     pub async fn finish(mut self) -> Vec<Scraped> {
         let mut out = Vec::new();
-        for (shared, getter, task) in std::mem::take(&mut self.tasks) {
+        for (shared, getter, keep, task) in std::mem::take(&mut self.tasks) {
             task.abort();
             let _ = task.await;
-            record(&shared, scrape(&getter).await);
+            record(&shared, scrape(&getter).await, keep.as_ref());
             out.push(shared.lock().unwrap_or_else(|p| p.into_inner()).clone());
         }
         out
@@ -134,7 +141,7 @@ impl Scrapes {
 /// sender of the aggregator's queue, which must close for the aggregator to end.
 impl Drop for Scrapes {
     fn drop(&mut self) {
-        for (_, _, task) in &self.tasks {
+        for (.., task) in &self.tasks {
             task.abort();
         }
     }
@@ -159,13 +166,17 @@ fn live(s: &Scraped) -> ServerLive {
 }
 
 /// One scrape's outcome, kept.
-fn record(into: &Mutex<Scraped>, read: Result<(Option<Server>, Reading), String>) {
+fn record(into: &Mutex<Scraped>, read: Result<Read, String>, keep: Option<&RegexSet>) {
     let mut s = into.lock().unwrap_or_else(|p| p.into_inner());
     match read {
-        Ok((server, reading)) => {
+        Ok(Read { server, reading, exposition }) => {
+            let at = unix_now();
             s.ok += 1;
             s.server = s.server.or(server);
-            s.points.push(Point { at: unix_now(), reading });
+            s.points.push(Point { at, reading });
+            if let Some(keep) = keep {
+                s.kept.record(keep, &exposition, at);
+            }
         }
         Err(why) => {
             s.failed += 1;
@@ -183,8 +194,15 @@ fn unix_now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// One scrape: whose names, what they say in the vocabulary, and all it said.
+struct Read {
+    server: Option<Server>,
+    reading: Reading,
+    exposition: Exposition,
+}
+
 /// One scrape: read, parsed, named. Err: one line.
-async fn scrape(getter: &Getter) -> Result<(Option<Server>, Reading), String> {
+async fn scrape(getter: &Getter) -> Result<Read, String> {
     let got = getter.get().await?;
     if got.status != 200 {
         return Err(format!("status {}", got.status));
@@ -192,7 +210,7 @@ async fn scrape(getter: &Getter) -> Result<(Option<Server>, Reading), String> {
     let text = std::str::from_utf8(&got.body).map_err(|_| "not UTF-8 text".to_string())?;
     let exposition = parse(text).map_err(|e| format!("not the Prometheus text format: {e}"))?;
     let server = Server::of(&exposition);
-    Ok((server, server.map(|s| Reading::of(&exposition, s)).unwrap_or_default()))
+    Ok(Read { server, reading: server.map(|s| Reading::of(&exposition, s)).unwrap_or_default(), exposition })
 }
 
 /// An endpoint named by the user, read once before the run: Err (one line) when it
@@ -212,8 +230,10 @@ pub async fn probe(base: &url::Url, insecure: bool) -> Result<Endpoint, String> 
     let getter = Getter::new(&url, &[], Duration::from_secs(2), insecure).map_err(|e| e.to_string())?;
     let at = shown(&url);
     match scrape(&getter).await {
-        Ok((Some(_), _)) => Ok(Endpoint { name: "server".into(), url, interval: Duration::from_secs(1), headers: Vec::new() }),
-        Ok((None, _)) => Err(format!("{at} answers, but with no server's metric names llmload knows")),
+        Ok(Read { server: Some(_), .. }) => {
+            Ok(Endpoint { name: "server".into(), url, interval: Duration::from_secs(1), headers: Vec::new(), keep: None })
+        }
+        Ok(_) => Err(format!("{at} answers, but with no server's metric names llmload knows")),
         Err(why) => Err(format!("{at}: {why}")),
     }
 }

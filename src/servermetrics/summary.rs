@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::keep::KeptSeries;
 use super::parse::Hist;
 use super::scrape::{Point, Scraped};
 use super::vocab::{Reading, Server};
@@ -30,6 +31,16 @@ pub struct EndpointRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
     pub series: Vec<SeriesPoint>,
+    /// Families outside the vocabulary that `keep` matched, raw.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptSeries>,
+    /// Series `keep` matched past the most kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One scrape in the vocabulary (histograms are summarised per stage, not per second).
@@ -95,6 +106,8 @@ impl EndpointRecord {
             scrapes_failed: s.failed,
             first_error: s.first_error.clone(),
             series: s.points.iter().map(SeriesPoint::of).collect(),
+            kept: s.kept.series(),
+            kept_dropped: s.kept.dropped,
         }
     }
 }
