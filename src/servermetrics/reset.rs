@@ -1,9 +1,10 @@
 //! `reset_prefix_cache`: the server's prefix cache emptied before each stage, so a stage
 //! does not inherit the cache its predecessor filled. vLLM serves `POST
-//! /reset_prefix_cache` (only with `VLLM_SERVER_DEV_MODE=1`; vllm/entrypoints/serve/dev,
-//! "@router.post(\"/reset_prefix_cache\")"), SGLang `POST /flush_cache` (200 "Cache
-//! flushed.", 400 when it could not; python/sglang/srt/entrypoints/http_server.py); any
-//! other server's route is given as a path. Known routes are tried in turn until one
+//! /reset_prefix_cache` (its dev router, attached only with `VLLM_SERVER_DEV_MODE=1`;
+//! 200 once asked, "we currently do not check if the prefix cache is successfully
+//! reset"), SGLang `POST /flush_cache` (200, or 400 when requests are running or
+//! waiting; python/sglang/srt/entrypoints/http_server.py); any other server's route is
+//! given as a path. Known routes are tried in turn until one
 //! answers 2xx, then only that one. Each stage records whether it was done and worked;
 //! a reset that fails never fails the run.
 
