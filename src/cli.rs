@@ -422,6 +422,10 @@ pub struct MockArgs {
     /// one that does not fit waits in arrival order (a memory-bound server's knee).
     #[arg(long, value_name = "TOKENS")]
     pub kv_cache_tokens: Option<u64>,
+    /// Each token comes this many ms later for every other request running: a decode
+    /// step that grows with the batch (a compute-bound server's knee).
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub batch_decode_ms: f64,
     /// Request number N (from 0) stalls --stall-ms, once.
     #[arg(long, value_name = "N")]
     pub stall_once_at: Option<u64>,
@@ -444,6 +448,7 @@ impl MockArgs {
             jitter_ms: self.jitter_ms,
             seed: self.seed,
             inter_token_ms: self.inter_token_ms,
+            batch_decode_ms: self.batch_decode_ms,
             output_tokens: self.output_tokens,
             output_tokens_max: self.output_tokens_max,
             error_rate: self.error_rate,

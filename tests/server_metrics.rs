@@ -335,3 +335,30 @@ fn the_prefix_cache_is_emptied_before_each_stage_when_asked() {
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("--reset-prefix-cache=\"flush\": give the server's path"), "{}", out.stderr);
 }
+
+/// The mock's decode step grows with the batch (`batch_decode_ms`): each token comes
+/// `inter_token_ms + batch_decode_ms × (running − 1)` after the one before, so a 6-way
+/// stage's ITL is 10 + 5 × 5 = 35 ms against 1-way's 10, with no queue — and the
+/// stage's sentence says decoding the larger batch bound it. Off by default.
+#[test]
+fn a_decode_step_that_grows_with_the_batch_is_named() {
+    let text = "name = \"batch\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
+                [mock]\nbase_latency_ms = 20\ninter_token_ms = 10\nbatch_decode_ms = 5\n\
+                [prompts]\ntemplate = \"hi {i}\"\n[request]\nmax_tokens = 12\nignore_eos = true\n\
+                [[stage]]\nname = \"1-way\"\nconcurrency = 1\nrequests = 8\n[[stage]]\nname = \"6-way\"\nconcurrency = 6\nrequests = 24\n";
+    let (dir, path) = scenario(text);
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let itl = |i: usize| num(&v["stages"][i]["itl_ms"]["p50"]);
+    assert!((9.5..14.0).contains(&itl(0)), "1-way: the step alone: {}", itl(0));
+    assert!((33.0..42.0).contains(&itl(1)), "6-way: 10 + 5 × 5 ms: {}", itl(1));
+    let server = &v["stages"][1]["server"][0];
+    assert_eq!(num(&server["waiting"]["max"]), 0.0, "{server}");
+    let said = server["bound"].as_str().unwrap();
+    assert!(said.contains("as long as in 1-way") && said.ends_with("decoding the larger batch bound it"), "{said}");
+    assert!(out.stdout.contains("6-way: server (server): no request waited"), "{}", out.stdout);
+}

@@ -31,8 +31,11 @@ pub struct MockConfig {
     pub jitter_ms: f64,
     /// Seed for jitter and injected errors, so runs are reproducible.
     pub seed: u64,
-    /// Time between two tokens of a completion, in ms (streamed or not).
+    /// Time between two tokens of a completion, in ms (streamed or not)...
     pub inter_token_ms: f64,
+    /// ...plus this many ms for every other request running as the token is due: a
+    /// decode step that grows with the batch (0: it does not).
+    pub batch_decode_ms: f64,
     /// Completion length in tokens (capped by the request's limit, raised by its
     /// `min_tokens`; with `ignore_eos`, the limit itself)...
     pub output_tokens: u32,
@@ -109,6 +112,7 @@ impl Default for MockConfig {
             jitter_ms: 0.0,
             seed: 0,
             inter_token_ms: 0.0,
+            batch_decode_ms: 0.0,
             output_tokens: 16,
             output_tokens_max: None,
             error_rate: 0.0,
@@ -142,6 +146,7 @@ impl MockConfig {
             ("per_inflight_ms", self.per_inflight_ms),
             ("jitter_ms", self.jitter_ms),
             ("inter_token_ms", self.inter_token_ms),
+            ("batch_decode_ms", self.batch_decode_ms),
             ("stall_ms", self.stall_ms),
             ("drip_ms", self.drip_ms),
             ("retry_after_ms", self.retry_after_ms.unwrap_or(0.0)),

@@ -95,7 +95,17 @@ pub(super) async fn whole_reply(state: &MockState, guard: InFlight, reply: Reply
     let cfg = &state.cfg;
     let (arrival, first) = (start.arrival, start.first_token(state).await);
     let stall = if fault == Some(Fault::Stall) { cfg.stall_ms } else { 0.0 };
-    sleep_until_ms(arrival, first + cfg.inter_token_ms * reply.pieces.len().saturating_sub(1) as f64 + stall).await;
+    if cfg.batch_decode_ms > 0.0 {
+        // Each step's time is known only when it comes: token by token.
+        let mut due = first;
+        for _ in 1..reply.pieces.len() {
+            due += step_ms(state, cfg.inter_token_ms);
+            sleep_until_ms(arrival, due).await;
+        }
+        sleep_until_ms(arrival, due + stall).await;
+    } else {
+        sleep_until_ms(arrival, first + cfg.inter_token_ms * reply.pieces.len().saturating_sub(1) as f64 + stall).await;
+    }
     let body = reply.body();
     let half = body.slice(..body.len() / 2);
     let headers =
@@ -154,12 +164,16 @@ pub(super) fn stream_reply(
         let gap = if fault == Some(Fault::Drip) { cfg.drip_ms } else { cfg.inter_token_ms };
         let n = reply.pieces.len();
         let cut = n / 2;
-        // Token i is due at origin + offset + gap × i; a stall restarts the clock once the
-        // first token is out, so the silence is measured from what the client saw.
-        let (mut origin, mut offset) = (arrival, first);
+        // Token i is due a step after token i − 1 (at `due` from `origin`); a stall
+        // restarts the clock once the first token is out, so the silence is measured from
+        // what the client saw.
+        let (mut origin, mut due) = (arrival, first);
         for i in 0..=n {
             if i < n || i == cut {
-                sleep_until_ms(origin, offset + gap * i as f64).await;
+                if i > 0 {
+                    due += step_ms(&state, gap);
+                }
+                sleep_until_ms(origin, due).await;
             }
             if i == cut && fault == Some(Fault::Disconnect) {
                 let _ = tx.send(Err(std::io::Error::other("mock: injected disconnect"))).await;
@@ -182,7 +196,7 @@ pub(super) fn stream_reply(
                 // Silence from when token 0 left (also before a lone token's finish chunk);
                 // token 1 then follows one gap later.
                 sleep_until_ms(tokio::time::Instant::now(), cfg.stall_ms).await;
-                (origin, offset) = (tokio::time::Instant::now(), 0.0);
+                (origin, due) = (tokio::time::Instant::now(), 0.0);
             }
         }
         // How the stream ends: a finish chunk and [DONE] as most servers do, or as some
@@ -204,6 +218,16 @@ pub(super) fn stream_reply(
         }
     });
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// One decode step: `gap`, plus `batch_decode_ms` for every other request running now.
+fn step_ms(state: &MockState, gap: f64) -> f64 {
+    let batch = state.cfg.batch_decode_ms;
+    if batch == 0.0 {
+        return gap;
+    }
+    let running = state.metrics.running(state.in_flight.load(Ordering::SeqCst));
+    gap + batch * running.saturating_sub(1) as f64
 }
 
 pub(super) async fn sleep_until_ms(from: tokio::time::Instant, ms: f64) {

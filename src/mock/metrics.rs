@@ -78,6 +78,11 @@ impl MockMetrics {
         self.generation_tokens.fetch_add(output, Ordering::Relaxed);
     }
 
+    /// Requests running, of `in_flight` (those waiting for KV-cache room are not).
+    pub fn running(&self, in_flight: u64) -> u64 {
+        in_flight.saturating_sub(self.kv_waiting.load(Ordering::Relaxed).max(0) as u64)
+    }
+
     pub fn kv_waiting(&self, by: i64) {
         self.kv_waiting.fetch_add(by, Ordering::Relaxed);
     }
@@ -105,8 +110,7 @@ impl MockMetrics {
     /// The exposition, with `in_flight` requests in the mock (those waiting for KV-cache
     /// room among them) and a KV-cache budget of `kv_budget` tokens.
     pub fn render(&self, in_flight: u64, kv_budget: Option<u64>) -> String {
-        let kv_waiting = self.kv_waiting.load(Ordering::Relaxed).max(0) as u64;
-        let running = in_flight.saturating_sub(kv_waiting);
+        let running = self.running(in_flight);
         let kv_usage = kv_budget.map_or(0.0, |b| self.kv_held.load(Ordering::Relaxed).max(0) as f64 / b as f64);
         let mut out = String::with_capacity(8 << 10);
         let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
@@ -117,7 +121,7 @@ impl MockMetrics {
             let _ = writeln!(out, "# HELP {name}_total {help}\n# TYPE {name}_total counter\n{name}_total{{{LABELS}}} {v}.0");
         };
         gauge(&mut out, "vllm:num_requests_running", "Number of requests in model execution batches.", running as f64);
-        let waiting = self.waiting.load(Ordering::Relaxed) + kv_waiting;
+        let waiting = self.waiting.load(Ordering::Relaxed) + (in_flight - running);
         gauge(&mut out, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting as f64);
         gauge(&mut out, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kv_usage);
         let prompt = self.prompt_tokens.load(Ordering::Relaxed);

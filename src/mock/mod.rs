@@ -3,8 +3,10 @@
 //!
 //! Latency model: the first token comes `base_latency_ms` (± seeded jitter) after
 //! arrival plus `per_inflight_ms` for every request in flight at that moment, itself
-//! included; each further token `inter_token_ms` later. Closed-loop N-way load therefore
-//! sees about base + N × per_inflight: 82 ms alone, 180 ms at 50-way with the defaults.
+//! included; each further token `inter_token_ms` later (plus `batch_decode_ms` for every
+//! other request running as it is due: a decode step that grows with the batch; 0 by
+//! default). Closed-loop N-way load therefore sees about base + N × per_inflight: 82 ms
+//! alone, 180 ms at 50-way with the defaults.
 //! `latency_curve` replaces the base time with measured (in flight, ms) points — the
 //! seed table's own rows — read at arrival and again when that time has passed (the
 //! higher wins: a burst is as slow as its size). Prefill adds

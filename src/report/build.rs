@@ -127,17 +127,22 @@ pub struct LaunchMeta {
 /// Each endpoint's figures over `s`'s measured window.
 fn server_in_window(
     s: &StageStats,
+    first: Option<&StageStats>,
     read: Option<&crate::servermetrics::scrape::ServerRead>,
 ) -> Vec<crate::servermetrics::summary::StageServer> {
     let (Some(read), Some(opened)) = (read, s.window_opened) else { return Vec::new() };
     let from = opened.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let to = from + s.wall.as_secs_f64();
-    let client_ttft = s.ttft.summary().map(|t| t.p50);
+    let client = crate::servermetrics::diagnose::ClientSide {
+        ttft_p50: s.ttft.summary().map(|t| t.p50),
+        itl_p50: s.itl.summary().map(|t| t.p50),
+        first_itl_p50: first.filter(|f| f.info.index != s.info.index).and_then(|f| Some((f.itl.summary()?.p50, f.info.name.clone()))),
+    };
     read.scraped
         .iter()
         .filter_map(|x| crate::servermetrics::summary::stage(x, from, to))
         .map(|mut w| {
-            w.bound = crate::servermetrics::diagnose::bound(&w, client_ttft);
+            w.bound = crate::servermetrics::diagnose::bound(&w, &client);
             let (joules, tokens) = (w.gpu_energy_j.map_or(0.0, |e| e.delta), s.output_tokens as f64);
             if joules > 0.0 && tokens > 0.0 {
                 (w.joules_per_output_token, w.output_tokens_per_joule) = (Some(joules / tokens), Some(tokens / joules));
@@ -191,7 +196,7 @@ impl RunResult {
             stages: stages
                 .iter()
                 .map(|s| StageResult {
-                    server: server_in_window(s, meta.server_metrics.as_ref()),
+                    server: server_in_window(s, stages.first(), meta.server_metrics.as_ref()),
                     prefix_cache_reset: meta.prefix_resets.get(&s.info.index).cloned(),
                     ..StageResult::from_stats(s).priced(&scenario.pricing)
                 })

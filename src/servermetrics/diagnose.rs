@@ -5,6 +5,8 @@
 //!   most that many at once: `max_num_seqs`, slots, `--capacity`);
 //! - no request waited but the KV cache was ≥ 90 % full: it is at its limit;
 //! - no request waited and the GPUs were ≥ 90 % busy: compute bound it;
+//! - no request waited but a token took ≥ 1.5× (and 2 ms) as long as in the run's first
+//!   stage (the client's ITL p50): decoding the larger batch bound it;
 //! - the client's TTFT p50 exceeds the server's by more than half and 50 ms: the time
 //!   went before the engine (a gateway, the network, the client);
 //! - else, with requests running and none waiting: the server kept up.
@@ -19,8 +21,21 @@ const KV_FULL: f64 = 0.9;
 /// GPU utilization (%) from which a stage with no queue is compute-bound.
 const GPU_BUSY: f64 = 90.0;
 
-/// The sentence for `s`, with the client's TTFT p50 (ms) when streamed.
-pub fn bound(s: &StageServer, client_ttft_p50: Option<f64>) -> Option<String> {
+/// What the client saw of a stage, for the rules that weigh it: its TTFT and ITL p50
+/// (ms, streams), and the first stage's ITL p50 with that stage's name.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSide {
+    pub ttft_p50: Option<f64>,
+    pub itl_p50: Option<f64>,
+    pub first_itl_p50: Option<(f64, String)>,
+}
+
+/// Slower by this much than the first stage, a token's time is the batch's doing.
+const ITL_GREW: f64 = 1.5;
+
+/// The sentence for `s`, with what the client saw of the stage.
+pub fn bound(s: &StageServer, client: &ClientSide) -> Option<String> {
+    let client_ttft_p50 = client.ttft_p50;
     let waited = s.waiting.filter(|w| w.max > 0.0);
     let running = s.running?;
     let queue_part = match (s.queue_ms, s.ttft_ms) {
@@ -48,6 +63,15 @@ pub fn bound(s: &StageServer, client_ttft_p50: Option<f64>) -> Option<String> {
     }
     if let Some(g) = s.gpu_util.filter(|g| g.mean >= GPU_BUSY) {
         return Some(format!("no request waited with the GPUs {:.0} % busy: compute bound it", g.mean));
+    }
+    if let (Some(itl), Some((first, name))) = (client.itl_p50, &client.first_itl_p50)
+        && itl >= first * ITL_GREW + 2.0
+    {
+        return Some(format!(
+            "no request waited ({:.0} running at most), but a token took {:.1}× as long as in {name} (ITL p50 {itl:.0} ms against {first:.0} ms): decoding the larger batch bound it",
+            running.max,
+            itl / first
+        ));
     }
     if let (Some(client), Some(server)) = (client_ttft_p50, s.ttft_ms.map(|t| t.mean))
         && client > server * 1.5 + 50.0
@@ -95,10 +119,12 @@ mod tests {
 
     #[test]
     fn each_bound_is_named_by_its_rule() {
+        let none = ClientSide::default();
+        let ttft = |p50| ClientSide { ttft_p50: Some(p50), ..ClientSide::default() };
         let kv = StageServer { kv_cache_usage: g(0.95, 0.97), ..stage((8.0, 12.0), (11.0, 19.0)) };
-        assert!(bound(&kv, None).unwrap().contains("KV cache 97 % full: the KV cache bound it"), "{:?}", bound(&kv, None));
+        assert!(bound(&kv, &none).unwrap().contains("KV cache 97 % full: the KV cache bound it"), "{:?}", bound(&kv, &none));
         let admit = stage((8.0, 8.0), (20.0, 24.0));
-        let said = bound(&admit, None).unwrap();
+        let said = bound(&admit, &none).unwrap();
         assert!(
             said.contains(
                 "requests queued (waiting p50 20, max 24) while at most 8 ran, the KV cache not reported: the server admits at most 8"
@@ -107,14 +133,19 @@ mod tests {
         );
         let lat = |mean| Some(Latency { count: 10.0, mean, p50: mean, p99: mean });
         let queued = StageServer { ttft_ms: lat(480.0), queue_ms: lat(420.0), ..stage((8.0, 8.0), (3.0, 5.0)) };
-        assert!(bound(&queued, None).unwrap().ends_with("of its TTFT (mean 480 ms), 420 ms was queue time"));
+        assert!(bound(&queued, &none).unwrap().ends_with("of its TTFT (mean 480 ms), 420 ms was queue time"));
         let full = StageServer { kv_cache_usage: g(0.9, 1.0), ..stage((4.0, 4.0), (0.0, 0.0)) };
-        assert!(bound(&full, None).unwrap().contains("KV cache was 100 % full with 4 running: at its limit"));
+        assert!(bound(&full, &none).unwrap().contains("KV cache was 100 % full with 4 running: at its limit"));
         let gpu = StageServer { gpu_util: g(99.0, 100.0), ..stage((4.0, 6.0), (0.0, 0.0)) };
-        assert!(bound(&gpu, None).unwrap().contains("compute bound it"));
+        assert!(bound(&gpu, &none).unwrap().contains("compute bound it"));
         let before = StageServer { ttft_ms: lat(40.0), ..stage((2.0, 2.0), (0.0, 0.0)) };
-        assert!(bound(&before, Some(900.0)).unwrap().contains("the time went before the engine"));
-        assert!(bound(&before, Some(60.0)).unwrap().contains("the server kept up"));
-        assert_eq!(bound(&stage((0.0, 0.0), (0.0, 0.0)), None), None, "nothing ran: nothing claimed");
+        assert!(bound(&before, &ttft(900.0)).unwrap().contains("the time went before the engine"));
+        assert!(bound(&before, &ttft(60.0)).unwrap().contains("the server kept up"));
+        assert_eq!(bound(&stage((0.0, 0.0), (0.0, 0.0)), &none), None, "nothing ran: nothing claimed");
+        let itl = |p50| ClientSide { itl_p50: Some(p50), first_itl_p50: Some((10.0, "1-way".into())), ..ClientSide::default() };
+        let batch = stage((8.0, 8.0), (0.0, 0.0));
+        let said = bound(&batch, &itl(25.0)).unwrap();
+        assert!(said.contains("a token took 2.5× as long as in 1-way (ITL p50 25 ms against 10 ms): decoding the larger batch"), "{said}");
+        assert!(bound(&batch, &itl(16.0)).unwrap().contains("the server kept up"), "under 1.5×: not the batch");
     }
 }
