@@ -407,3 +407,40 @@ fn sessions_are_drawn_turn_by_turn_with_the_prefix_cache_at_work() {
     let drawn_turns = checked.charts.iter().filter(|c| c.contains("by turn")).count();
     assert_eq!(drawn_turns, 2, "both by-turn panels drew: {:?}", checked.charts);
 }
+
+/// The server's own metrics (the mock's, read with nothing configured): its series under
+/// the client's on the run's clock, each stage's start marked, and its queue and KV
+/// cache against load beside the latency and throughput charts — drawn in Chromium.
+#[test]
+fn the_servers_metrics_are_drawn_under_the_clients() {
+    // Without a browser the page's own content is still checked (a bare `cargo test`).
+    let browser = chromium();
+    let d = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo_path("tests/data/report/server.toml")).unwrap().replace("\"3s\"", "\"2s\"");
+    let json = run_to(d.path(), "server", &text, &[]);
+    let page = d.path().join("server.html");
+    let out = report(&["-o", page.to_str().unwrap()], &[&json]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let figure = |id: &str| -> String {
+        let open = format!("<figure id=\"{id}\">");
+        html.split(open.as_str()).nth(1).and_then(|f| f.split("</figure>").next()).unwrap_or_else(|| panic!("no figure {id}")).to_string()
+    };
+    let load = figure("server-load");
+    for words in ["Server: requests waiting and running against load", "Server: KV-cache usage against load", "waiting (max)"] {
+        assert!(load.contains(words), "the server-against-load figure lacks {words:?}");
+    }
+    let over_run = figure("server-run-0");
+    for words in ["Client: requests finished per second", "Server: requests running and waiting", "seconds since the run started", "8-way"]
+    {
+        assert!(over_run.contains(words), "the run's timeline lacks {words:?}");
+    }
+    // It comes after the charts across stages, before each stage's own.
+    let (across, timeline, stage) = (html.find("id=\"latency-load\""), html.find("id=\"server-run-0\""), html.find("Stage “2-way”</h2>"));
+    assert!(across < timeline && timeline < stage, "{across:?} {timeline:?} {stage:?}");
+    let Some(b) = browser else { return };
+    let checked = check_in_browser(&b, d.path(), &page);
+    assert_drawn(&checked, 6);
+    let server_panels = checked.charts.iter().filter(|c| c.contains("Server:")).count();
+    assert_eq!(server_panels, 4, "2 against load, 2 over the run: {:?}", checked.charts);
+}

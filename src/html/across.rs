@@ -15,7 +15,7 @@ pub enum Axis {
 }
 
 impl Axis {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Axis::Concurrency => "concurrency (requests in flight)",
             Axis::Rate => "arrival rate (requests/s)",

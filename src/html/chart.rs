@@ -159,7 +159,8 @@ fn bounds(c: &Chart) -> Result<(Range<f64>, Range<f64>), String> {
             (lo / 1.25, hi.max(lo * 1.01) * 1.25)
         } else if hi - lo < 1e-9 * hi.abs().max(1.0) {
             let d = (hi.abs() * 0.1).max(1.0);
-            (lo - d, hi + d)
+            // A line flat at zero stays on a zero-based axis.
+            (if lo == 0.0 { 0.0 } else { lo - d }, hi + d)
         } else {
             let d = (hi - lo) * 0.06;
             (if lo == 0.0 { 0.0 } else { lo - d }, hi + d)

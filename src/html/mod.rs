@@ -1,11 +1,13 @@
 //! `llmload report`: one or more results (and, optionally, their per-request exports)
 //! drawn as one self-contained HTML page. The charts across stages come from `across`,
-//! a stage's own from `stage` (and its sessions by turn from `turns`); `chart` draws them and `page` lays out the page and its
+//! a stage's own from `stage` (and its sessions by turn from `turns`), the server's own
+//! metrics from `server`; `chart` draws them and `page` lays out the page and its
 //! tables. A chart with nothing to draw is left out with a line saying why.
 
 mod across;
 mod chart;
 mod page;
+mod server;
 mod stage;
 mod turns;
 
@@ -179,10 +181,27 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     if streamed {
         across.push(("ttft-input", across::ttft_by_input(runs)));
     }
+    if let Some(f) = server::across(runs) {
+        across.push(("server-load", f));
+    }
     for (id, f) in across {
         match f {
             Ok(f) => figure(&mut body, &mut notes, id, &f),
             Err(why) => omitted(&mut body, &mut notes, why),
+        }
+    }
+    for (i, r) in runs.iter().enumerate() {
+        match server::timeline(r) {
+            Some(Ok(f)) => {
+                let _ = writeln!(
+                    body,
+                    "<h2>The run and the server, second by second{}</h2>",
+                    if runs.len() > 1 { format!(" ({})", escape(&r.name)) } else { String::new() }
+                );
+                figure(&mut body, &mut notes, &format!("server-run-{i}"), &f);
+            }
+            Some(Err(why)) => omitted(&mut body, &mut notes, why),
+            None => {}
         }
     }
     for (i, name) in names.iter().enumerate() {

@@ -3,6 +3,7 @@
 
 use super::across::{percentiles, throughput};
 use super::chart::Chart;
+use super::server;
 use super::stage::{distributions, seconds};
 use super::{Run, build};
 use crate::report::RunResult;
@@ -22,6 +23,10 @@ fn streamed() -> Run {
 
 fn sweep() -> Run {
     run("sweep", include_str!("../../tests/data/report/sweep.json"))
+}
+
+fn with_server() -> Run {
+    run("server", include_str!("../../tests/data/report/server.json"))
 }
 
 fn series<'a>(c: &'a Chart, label: &str) -> &'a [(f64, f64)] {
@@ -140,4 +145,59 @@ fn odd_figures_leave_a_chart_out_rather_than_hang_or_panic() {
     }
     let report = build(&[r], &[], 0.05).expect("a report all the same");
     assert!(report.html.contains("<figure id=\"latency-load\">"));
+}
+
+#[test]
+fn the_server_against_load_is_each_stages_window_figures() {
+    let runs = [with_server()];
+    let f = server::across(&runs).expect("server figures").unwrap();
+    let titles: Vec<&str> = f.charts.iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["Server: requests waiting and running against load", "Server: KV-cache usage against load"],
+        "no GPU: no GPU panel"
+    );
+    let stages = &runs[0].result.stages;
+    let at = |f: &dyn Fn(&crate::servermetrics::summary::StageServer) -> f64| -> Vec<(f64, f64)> {
+        stages.iter().map(|s| (f64::from(s.concurrency), f(&s.server[0]))).collect()
+    };
+    assert_eq!(series(&f.charts[0], "waiting (max)"), at(&|s| s.waiting.unwrap().max).as_slice());
+    assert_eq!(series(&f.charts[0], "running (max)"), at(&|s| s.running.unwrap().max).as_slice());
+    assert_eq!(series(&f.charts[1], "KV-cache usage (max)"), at(&|s| 100.0 * s.kv_cache_usage.unwrap().max).as_slice());
+    // The committed run: 2-way kept up; 8-way filled the KV cache (4 fit) and queued.
+    assert_eq!(series(&f.charts[0], "waiting (max)"), [(2.0, 0.0), (8.0, 4.0)]);
+    assert!(server::across(&[seed()]).is_none() && server::timeline(&seed()).is_none(), "no server data: no server figure");
+}
+
+#[test]
+fn the_servers_series_lie_under_the_clients_on_the_runs_clock() {
+    let run = with_server();
+    let f = server::timeline(&run).expect("server metrics").unwrap();
+    let titles: Vec<&str> = f.charts.iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Client: requests finished per second",
+            "Client: requests in flight",
+            "Server: requests running and waiting",
+            "Server: KV-cache usage and prefix-cache hits"
+        ]
+    );
+    let unix = |t: &str| humantime::parse_rfc3339_weak(t).unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let t0 = unix(&run.result.started_at);
+    let starts: Vec<f64> =
+        run.result.stages.iter().map(|s| unix(s.window_start.as_deref().unwrap()) - s.window_offset_s.unwrap() - t0).collect();
+    for c in &f.charts {
+        let marks: Vec<(f64, &str)> = c.vlines.iter().map(|(x, l)| (*x, l.as_str())).collect();
+        assert_eq!(marks, [(starts[0], " 2-way"), (starts[1], " 8-way")], "{}: each stage's start marked", c.title);
+    }
+    // The server's points at their scrape times on the same clock.
+    let e = &run.result.server_metrics.as_ref().unwrap().endpoints[0];
+    let running: Vec<(f64, f64)> = e.series.iter().map(|p| (p.t - t0, p.running.unwrap())).collect();
+    assert_eq!(series(&f.charts[2], "running"), running.as_slice());
+    // The client's line: each stage's seconds from its start, broken between stages.
+    let rate = series(&f.charts[0], "ok requests/s");
+    let first_of_second = 1 + rate.iter().position(|p| p.1.is_nan()).unwrap();
+    assert_eq!(rate[first_of_second], (starts[1] + 0.5, run.result.stages[1].series[0].ok as f64));
+    assert_eq!(rate.iter().filter(|p| p.1.is_nan()).count(), 2, "one break after each stage");
 }
