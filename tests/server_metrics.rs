@@ -54,6 +54,16 @@ fn the_mocks_own_metrics_agree_with_the_client_and_name_its_admission_limit() {
         // Its TTFT histogram's mean is the client's, within what the wire adds.
         let (mock_ttft, client_ttft) = (num(&server["ttft_ms"]["mean"]), num(&s["ttft_ms"]["mean"]));
         assert!((client_ttft - mock_ttft).abs() < 15.0, "{}: server TTFT {mock_ttft} ms, client {client_ttft} ms", s["name"]);
+        // Side by side: the client's count less the server's counter is nothing.
+        let beside = &server["beside_client"];
+        assert_eq!(num(&beside["output_tokens"]["difference"]), 0.0, "{}: {beside}", s["name"]);
+        assert_eq!(num(&beside["output_tokens"]["client"]), num(&s["tokens"]["output"]));
+        // The server's seconds are the stage's own: every one a second of its series,
+        // running never above the capacity.
+        let own: Vec<u64> = s["series"].as_array().unwrap().iter().map(|x| count(&x["t_s"])).collect();
+        let seconds = server["seconds"].as_array().unwrap();
+        assert!(seconds.len() >= own.len().saturating_sub(2), "about a scrape a second: {} of {}", seconds.len(), own.len());
+        assert!(seconds.iter().all(|x| own.contains(&count(&x["t_s"])) && num(&x["running"]) <= 2.0), "{seconds:?} against {own:?}");
     }
     let eight = &v["stages"][1]["server"][0];
     assert!(num(&eight["waiting"]["max"]) > 0.0, "8 asked of 2: some wait: {eight}");
@@ -165,7 +175,8 @@ fn gpu_energy_becomes_joules_per_output_token() {
         let text = format!(
             "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\nDCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{{gpu=\"0\",UUID=\"GPU-1\"}} {}\n\
              # TYPE DCGM_FI_DEV_POWER_USAGE gauge\nDCGM_FI_DEV_POWER_USAGE{{gpu=\"0\",UUID=\"GPU-1\"}} 350.000000\n\
-             # TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL{{gpu=\"0\",UUID=\"GPU-1\"}} 40\n",
+             # TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL{{gpu=\"0\",UUID=\"GPU-1\"}} 40\nDCGM_FI_DEV_GPU_UTIL{{gpu=\"1\",UUID=\"GPU-2\"}} 0\n\
+             # TYPE DCGM_FI_DEV_SM_CLOCK gauge\nDCGM_FI_DEV_SM_CLOCK{{gpu=\"0\",UUID=\"GPU-1\"}} 1980\nDCGM_FI_DEV_SM_CLOCK{{gpu=\"1\",UUID=\"GPU-2\"}} 210\n",
             1_000_000 + k * 350_000
         );
         (200, text)
@@ -180,6 +191,15 @@ fn gpu_energy_becomes_joules_per_output_token() {
         assert!(joules > 0.0, "{g}");
         assert!((per_token * num(&s["tokens"]["output"]) - joules).abs() < 1e-6, "{g}");
         assert!((num(&g["output_tokens_per_joule"]) * per_token - 1.0).abs() < 1e-9, "{g}");
+        // Each GPU apart: the second sat idle at its lowest clock beside the first.
+        let each: Vec<(&str, f64, f64)> = g["gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["gpu"].as_str().unwrap(), num(&x["util"]["max"]), num(&x["sm_clock_mhz"]["max"])))
+            .collect();
+        assert_eq!(each, [("0", 40.0, 1980.0), ("1", 0.0, 210.0)], "{g}");
+        assert_eq!((num(&g["gpu_util"]["max"]), num(&g["gpu_sm_clock_mhz"]["max"])), (20.0, 1095.0), "means over the GPUs");
     }
 }
 

@@ -124,32 +124,31 @@ pub struct LaunchMeta {
     pub start_lag: Option<f64>,
 }
 
-/// Each endpoint's figures over `s`'s measured window.
+/// Each endpoint's figures over `s`'s measured window, beside the client's.
 fn server_in_window(
     s: &StageStats,
     first: Option<&StageStats>,
     read: Option<&crate::servermetrics::scrape::ServerRead>,
 ) -> Vec<crate::servermetrics::summary::StageServer> {
     let (Some(read), Some(opened)) = (read, s.window_opened) else { return Vec::new() };
-    let from = opened.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let to = from + s.wall.as_secs_f64();
-    let client = crate::servermetrics::diagnose::ClientSide {
-        ttft_p50: s.ttft.summary().map(|t| t.p50),
-        itl_p50: s.itl.summary().map(|t| t.p50),
+    let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let from = unix(opened);
+    let times = crate::servermetrics::beside::StageTimes {
+        start: from - s.window_offset.map_or(0.0, |d| d.as_secs_f64()),
+        from,
+        to: from + s.wall.as_secs_f64(),
+        seconds: s.series.seconds().len(),
+    };
+    let (ttft, itl) = (s.ttft.summary(), s.itl.summary());
+    let client = crate::servermetrics::diagnose::ClientFigures {
+        ttft_p50: ttft.as_ref().map(|t| t.p50),
+        ttft_p99: ttft.as_ref().map(|t| t.p99),
+        itl_p50: itl.map(|t| t.p50),
+        input_tokens: s.input_tokens,
+        output_tokens: s.output_tokens,
         first_itl_p50: first.filter(|f| f.info.index != s.info.index).and_then(|f| Some((f.itl.summary()?.p50, f.info.name.clone()))),
     };
-    read.scraped
-        .iter()
-        .filter_map(|x| crate::servermetrics::summary::stage(x, from, to))
-        .map(|mut w| {
-            w.bound = crate::servermetrics::diagnose::bound(&w, &client);
-            let (joules, tokens) = (w.gpu_energy_j.map_or(0.0, |e| e.delta), s.output_tokens as f64);
-            if joules > 0.0 && tokens > 0.0 {
-                (w.joules_per_output_token, w.output_tokens_per_joule) = (Some(joules / tokens), Some(tokens / joules));
-            }
-            w
-        })
-        .collect()
+    crate::servermetrics::beside::per_stage(read, times, &client)
 }
 
 impl RunResult {

@@ -21,12 +21,17 @@ const KV_FULL: f64 = 0.9;
 /// GPU utilization (%) from which a stage with no queue is compute-bound.
 const GPU_BUSY: f64 = 90.0;
 
-/// What the client saw of a stage, for the rules that weigh it: its TTFT and ITL p50
-/// (ms, streams), and the first stage's ITL p50 with that stage's name.
+/// What the client saw of a stage.
 #[derive(Debug, Clone, Default)]
-pub struct ClientSide {
+pub struct ClientFigures {
+    /// Streams: TTFT p50 and p99, ITL p50, ms.
     pub ttft_p50: Option<f64>,
+    pub ttft_p99: Option<f64>,
     pub itl_p50: Option<f64>,
+    /// Of successful requests: usage where sent, else counted here.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// The run's first stage's ITL p50 and name (none for the first stage itself).
     pub first_itl_p50: Option<(f64, String)>,
 }
 
@@ -34,7 +39,7 @@ pub struct ClientSide {
 const ITL_GREW: f64 = 1.5;
 
 /// The sentence for `s`, with what the client saw of the stage.
-pub fn bound(s: &StageServer, client: &ClientSide) -> Option<String> {
+pub fn bound(s: &StageServer, client: &ClientFigures) -> Option<String> {
     let client_ttft_p50 = client.ttft_p50;
     let waited = s.waiting.filter(|w| w.max > 0.0);
     let running = s.running?;
@@ -102,6 +107,8 @@ mod tests {
             kv_cache_usage: None,
             gpu_util: None,
             gpu_power_w: None,
+            gpu_sm_clock_mhz: None,
+            gpus: Vec::new(),
             prompt_tokens: None,
             generation_tokens: None,
             preemptions: None,
@@ -111,16 +118,20 @@ mod tests {
             e2e_ms: None,
             queue_ms: None,
             itl_ms: None,
+            prefill_ms: None,
+            decode_ms: None,
             joules_per_output_token: None,
             output_tokens_per_joule: None,
+            beside_client: None,
+            seconds: Vec::new(),
             bound: None,
         }
     }
 
     #[test]
     fn each_bound_is_named_by_its_rule() {
-        let none = ClientSide::default();
-        let ttft = |p50| ClientSide { ttft_p50: Some(p50), ..ClientSide::default() };
+        let none = ClientFigures::default();
+        let ttft = |p50| ClientFigures { ttft_p50: Some(p50), ..ClientFigures::default() };
         let kv = StageServer { kv_cache_usage: g(0.95, 0.97), ..stage((8.0, 12.0), (11.0, 19.0)) };
         assert!(bound(&kv, &none).unwrap().contains("KV cache 97 % full: the KV cache bound it"), "{:?}", bound(&kv, &none));
         let admit = stage((8.0, 8.0), (20.0, 24.0));
@@ -142,7 +153,7 @@ mod tests {
         assert!(bound(&before, &ttft(900.0)).unwrap().contains("the time went before the engine"));
         assert!(bound(&before, &ttft(60.0)).unwrap().contains("the server kept up"));
         assert_eq!(bound(&stage((0.0, 0.0), (0.0, 0.0)), &none), None, "nothing ran: nothing claimed");
-        let itl = |p50| ClientSide { itl_p50: Some(p50), first_itl_p50: Some((10.0, "1-way".into())), ..ClientSide::default() };
+        let itl = |p50| ClientFigures { itl_p50: Some(p50), first_itl_p50: Some((10.0, "1-way".into())), ..ClientFigures::default() };
         let batch = stage((8.0, 8.0), (0.0, 0.0));
         let said = bound(&batch, &itl(25.0)).unwrap();
         assert!(said.contains("a token took 2.5× as long as in 1-way (ITL p50 25 ms against 10 ms): decoding the larger batch"), "{said}");

@@ -72,6 +72,8 @@ pub struct SeriesPoint {
     pub gpu_energy_j: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_memory_mib: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_sm_clock_mhz: Option<f64>,
 }
 
 impl SeriesPoint {
@@ -91,6 +93,7 @@ impl SeriesPoint {
             gpu_power_w: r.gpu_power_w,
             gpu_energy_j: r.gpu_energy_j,
             gpu_memory_mib: r.gpu_memory_mib,
+            gpu_sm_clock_mhz: r.gpu_sm_clock_mhz,
         }
     }
 }
@@ -154,6 +157,11 @@ pub struct StageServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_power_w: Option<Gauge>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_sm_clock_mhz: Option<Gauge>,
+    /// Each GPU's own gauges (DCGM), so one idle beside busy ones shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuStage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<Counter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_tokens: Option<Counter>,
@@ -172,16 +180,115 @@ pub struct StageServer {
     pub queue_ms: Option<Latency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_ms: Option<Latency>,
+    /// A request's time in prefill and in decode (vLLM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_ms: Option<Latency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_ms: Option<Latency>,
     /// With GPU energy (DCGM): joules per output token the client received, and tokens
     /// per joule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joules_per_output_token: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens_per_joule: Option<f64>,
+    /// The client's figures against the server's over the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beside_client: Option<Beside>,
+    /// Its gauges on the stage's own seconds (the `t_s` of the stage's `series`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seconds: Vec<ServerSecond>,
     /// What bound the server over the window, in a sentence (`diagnose.rs`), where its
     /// figures say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound: Option<String>,
+}
+
+/// One figure from both sides: `difference` is the client's less the server's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Pair {
+    pub client: f64,
+    pub server: f64,
+    pub difference: f64,
+}
+
+impl Pair {
+    pub fn of(client: f64, server: f64) -> Pair {
+        Pair { client, server, difference: client - server }
+    }
+}
+
+/// The client's figures against the server's over the window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Beside {
+    /// TTFT p50 and p99, ms: the server's read from its histogram (as coarse as its
+    /// buckets; its mean is in `ttft_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p50_ms: Option<Pair>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p99_ms: Option<Pair>,
+    /// Prompt and output tokens of the window: the client's count against the server's
+    /// counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<Pair>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<Pair>,
+}
+
+/// One of the stage's seconds as the server saw it: its last scrape in that second.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerSecond {
+    /// The stage's second, as in its `series`.
+    pub t_s: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_usage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_util: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_power_w: Option<f64>,
+    /// Tokens the server counted per second, from the scrape before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_tokens_per_s: Option<f64>,
+}
+
+/// One GPU over a window: its `hostname:gpu` (or `gpu`) and its gauges.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GpuStage {
+    pub gpu: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util: Option<Gauge>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_w: Option<Gauge>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<Gauge>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_clock_mhz: Option<Gauge>,
+}
+
+/// Each GPU's gauges over the scrapes `inside` a window.
+fn gpus(inside: &[&Point]) -> Vec<GpuStage> {
+    let mut names: Vec<&str> = Vec::new();
+    for g in inside.iter().flat_map(|p| &p.reading.gpus) {
+        if !names.contains(&g.gpu.as_str()) {
+            names.push(&g.gpu);
+        }
+    }
+    let of = |name: &str, f: fn(&super::vocab::Gpu) -> Option<f64>| {
+        summarise(inside.iter().flat_map(|p| &p.reading.gpus).filter(|g| g.gpu == name).filter_map(f).collect())
+    };
+    names
+        .into_iter()
+        .map(|n| GpuStage {
+            gpu: n.to_string(),
+            util: of(n, |g| g.util),
+            power_w: of(n, |g| g.power_w),
+            memory_mib: of(n, |g| g.memory_mib),
+            sm_clock_mhz: of(n, |g| g.sm_clock_mhz),
+        })
+        .collect()
 }
 
 /// `s`'s figures over the window `from`..`to` (Unix seconds); None without a scrape in
@@ -217,6 +324,8 @@ pub fn stage(s: &Scraped, from: f64, to: f64) -> Option<StageServer> {
         kv_cache_usage: gauge(|r| r.kv_cache_usage),
         gpu_util: gauge(|r| r.gpu_util),
         gpu_power_w: gauge(|r| r.gpu_power_w),
+        gpu_sm_clock_mhz: gauge(|r| r.gpu_sm_clock_mhz),
+        gpus: gpus(&inside),
         prompt_tokens: counter(|r| r.prompt_tokens),
         generation_tokens: counter(|r| r.generation_tokens),
         preemptions: counter(|r| r.preemptions),
@@ -226,8 +335,12 @@ pub fn stage(s: &Scraped, from: f64, to: f64) -> Option<StageServer> {
         e2e_ms: latency(|r| r.e2e.as_ref()),
         queue_ms: latency(|r| r.queue.as_ref()),
         itl_ms: latency(|r| r.itl.as_ref()),
+        prefill_ms: latency(|r| r.prefill.as_ref()),
+        decode_ms: latency(|r| r.decode.as_ref()),
         joules_per_output_token: None,
         output_tokens_per_joule: None,
+        beside_client: None,
+        seconds: Vec::new(),
         bound: None,
     })
 }

@@ -58,12 +58,60 @@ pub struct Reading {
     pub e2e: Option<Hist>,
     pub queue: Option<Hist>,
     pub itl: Option<Hist>,
-    /// GPUs (DCGM): utilization % (mean over GPUs), power W and memory used MiB (sums),
-    /// energy J (a counter, summed).
+    /// A request's time in prefill and in decode (vLLM).
+    pub prefill: Option<Hist>,
+    pub decode: Option<Hist>,
+    /// GPUs (DCGM): utilization % and SM clock MHz (means over GPUs), power W and memory
+    /// used MiB (sums), energy J (a counter, summed); and each GPU's own.
     pub gpu_util: Option<f64>,
     pub gpu_power_w: Option<f64>,
     pub gpu_energy_j: Option<f64>,
     pub gpu_memory_mib: Option<f64>,
+    pub gpu_sm_clock_mhz: Option<f64>,
+    pub gpus: Vec<Gpu>,
+}
+
+/// One GPU's figures (DCGM), named by its `hostname` and `gpu` labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gpu {
+    pub gpu: String,
+    pub util: Option<f64>,
+    pub power_w: Option<f64>,
+    pub memory_mib: Option<f64>,
+    pub sm_clock_mhz: Option<f64>,
+}
+
+/// Where a DCGM family's value goes in a [`Gpu`].
+type GpuField = fn(&mut Gpu) -> &mut Option<f64>;
+
+/// Each GPU of DCGM's families, in the order first seen.
+fn gpus(e: &Exposition) -> Vec<Gpu> {
+    let mut out: Vec<Gpu> = Vec::new();
+    let families: [(&str, GpuField); 4] = [
+        ("DCGM_FI_DEV_GPU_UTIL", |g| &mut g.util),
+        ("DCGM_FI_DEV_POWER_USAGE", |g| &mut g.power_w),
+        ("DCGM_FI_DEV_FB_USED", |g| &mut g.memory_mib),
+        ("DCGM_FI_DEV_SM_CLOCK", |g| &mut g.sm_clock_mhz),
+    ];
+    for (name, field) in families {
+        for s in e.get(name).map_or(&[][..], |f| &f.series[..]) {
+            let label = |k: &str| s.labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+            let Some(gpu) = label("gpu") else { continue };
+            let id = match label("hostname").or(label("Hostname")) {
+                Some(host) => format!("{host}:{gpu}"),
+                None => gpu.to_string(),
+            };
+            let at = match out.iter().position(|g| g.gpu == id) {
+                Some(i) => i,
+                None => {
+                    out.push(Gpu { gpu: id, ..Gpu::default() });
+                    out.len() - 1
+                }
+            };
+            *field(&mut out[at]) = Some(s.value);
+        }
+    }
+    out
 }
 
 /// How a figure is taken from a family: summed over its label sets, averaged, or only
@@ -133,6 +181,8 @@ impl Reading {
                 e2e: hist(e, &["vllm:e2e_request_latency_seconds"], 1.0),
                 queue: hist(e, &["vllm:request_queue_time_seconds"], 1.0),
                 itl: hist(e, &["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"], 1.0),
+                prefill: hist(e, &["vllm:request_prefill_time_seconds"], 1.0),
+                decode: hist(e, &["vllm:request_decode_time_seconds"], 1.0),
                 ..Reading::default()
             },
             // SGLang keeps no prefix-cache queries counter: its prompt tokens are the
@@ -198,6 +248,8 @@ impl Reading {
         // mJ.
         r.gpu_energy_j = take(e, &[Sum("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")]).map(|mj| mj / 1e3);
         r.gpu_memory_mib = take(e, &[Sum("DCGM_FI_DEV_FB_USED")]);
+        r.gpu_sm_clock_mhz = take(e, &[Mean("DCGM_FI_DEV_SM_CLOCK")]);
+        r.gpus = gpus(e);
         r
     }
 }
@@ -229,6 +281,7 @@ mod tests {
         let ttft = r.ttft.as_ref().unwrap();
         assert_eq!((ttft.count, ttft.sum), (180.0, 51.25));
         assert_eq!((r.queue.as_ref().unwrap().sum, r.e2e.as_ref().unwrap().sum, r.itl.as_ref().unwrap().count), (37.5, 1280.0, 91980.0));
+        assert_eq!((r.prefill.as_ref().unwrap().count, r.decode.as_ref().unwrap().count), (180.0, 180.0));
 
         let (s, r) = fixture("sglang.prom");
         assert_eq!(s, Server::Sglang);
@@ -259,5 +312,8 @@ mod tests {
         assert_eq!(s, Server::Dcgm);
         assert!(close(r.gpu_util, 96.0) && close(r.gpu_power_w, 612.345 + 598.125), "{r:?}");
         assert!(close(r.gpu_energy_j, (123456789012.0 + 121234567890.0) / 1e3) && close(r.gpu_memory_mib, 74120.0 + 73920.0), "{r:?}");
+        assert!(close(r.gpu_sm_clock_mhz, 1980.0), "{r:?}");
+        let each: Vec<(&str, Option<f64>, Option<f64>)> = r.gpus.iter().map(|g| (g.gpu.as_str(), g.power_w, g.memory_mib)).collect();
+        assert_eq!(each, [("gpu-node-01:0", Some(612.345), Some(74120.0)), ("gpu-node-01:1", Some(598.125), Some(73920.0))]);
     }
 }
