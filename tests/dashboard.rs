@@ -93,8 +93,8 @@ fn mid_run() {
     insta::assert_snapshot!("mid_run_160x48", draw(&app, 160, 48).backend());
 }
 
-/// The server's own figures, when its metrics are read, show in the throughput panel;
-/// none read, nothing of them shows.
+/// The server's own figures, when its metrics are read, show in a panel of their own;
+/// none read, no panel.
 #[test]
 fn the_servers_figures_show_when_read() {
     let s = seed();
@@ -110,10 +110,12 @@ fn the_servers_figures_show_when_read() {
         gpu_power_w: None,
     };
     history.push(Arc::new(Snapshot { server: vec![live], ..(*last).clone() }));
-    let text = draw(&app_with(&s, &history), 160, 48).backend().to_string();
-    assert!(text.contains("server running 4 · waiting 12 · KV 97 % · prefix 35 %"), "{text}");
+    let app = app_with(&s, &history);
+    let text = draw(&app, 160, 48).backend().to_string();
+    assert!(text.contains("server (its /metrics)") && text.contains("running 4 · waiting 12 · KV 97 % · prefix 35 %"), "{text}");
+    insta::assert_snapshot!("server_panel_80x24", draw(&app, 80, 24).backend());
     let text = draw(&app_with(&s, &mid_run_history(&s)), 160, 48).backend().to_string();
-    assert!(!text.contains("server running"), "{text}");
+    assert!(!text.contains("(its /metrics)") && !text.contains("running 4"), "{text}");
 }
 
 #[test]

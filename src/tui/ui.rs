@@ -26,13 +26,21 @@ pub fn render(f: &mut Frame, app: &App) {
         let [left, right] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
         render_histogram(f, app, left);
         let errors_h = (right.height / 3).max(3).min(right.height);
-        let [tp, errs] = Layout::vertical([Constraint::Min(3), Constraint::Length(errors_h)]).areas(right);
+        let server = server_lines(app, right.width.saturating_sub(2) as usize, right.height.saturating_sub(errors_h + 3 + 2));
+        let server_h = if server.is_empty() { 0 } else { server.len() as u16 + 2 };
+        let [tp, srv, errs] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(server_h), Constraint::Length(errors_h)]).areas(right);
         render_throughput(f, app, tp);
+        render_server(f, app, srv, server);
         render_errors(f, app, errs);
     } else {
-        let [hist, tp, errs] = Layout::vertical([Constraint::Percentage(55), Constraint::Min(3), Constraint::Length(3)]).areas(body);
+        let [hist, rest] = Layout::vertical([Constraint::Percentage(55), Constraint::Min(0)]).areas(body);
+        let server = server_lines(app, rest.width.saturating_sub(2) as usize, rest.height.saturating_sub(3 + 3 + 2).min(1));
+        let server_h = if server.is_empty() { 0 } else { server.len() as u16 + 2 };
+        let [tp, srv, errs] = Layout::vertical([Constraint::Min(3), Constraint::Length(server_h), Constraint::Length(3)]).areas(rest);
         render_histogram(f, app, hist);
         render_throughput(f, app, tp);
+        render_server(f, app, srv, server);
         render_errors(f, app, errs);
     }
     render_table(f, app, table);
@@ -167,14 +175,29 @@ fn status(app: &App) -> Vec<Vec<Field>> {
     if let Some(w) = app.snapshot.generator.as_ref().and_then(|g| g.short()) {
         tokens.insert(0, field(0, w));
     }
-    // The server's own view, when its metrics are read: its first endpoint's.
-    let server = app.snapshot.server.first().map(|s| s.fields()).unwrap_or_default();
-    let server = server
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| field(2 + i.min(4) as u8, if i == 0 { format!("server {text}") } else { text }))
-        .collect();
-    vec![counts, tokens, server]
+    vec![counts, tokens]
+}
+
+/// The server panel's lines, at most `most` of `width`: its first endpoint's latest
+/// figures (queue first, then memory, then GPUs). None when no metrics are read.
+fn server_lines(app: &App, width: usize, most: u16) -> Vec<String> {
+    let Some(live) = app.snapshot.server.first() else { return Vec::new() };
+    let fields: Vec<Field> = live.fields().into_iter().enumerate().map(|(i, text)| field(i.min(4) as u8, text)).collect();
+    if fields.is_empty() || most == 0 {
+        return Vec::new();
+    }
+    fit_lines(vec![fields], " · ", width, most as usize)
+}
+
+/// The server's own view, in a panel of its own, when its metrics are read.
+fn render_server(f: &mut Frame, app: &App, area: Rect, lines: Vec<String>) {
+    if lines.is_empty() || area.height == 0 {
+        return;
+    }
+    let name = app.snapshot.server.first().map_or("server", |s| s.endpoint.as_str());
+    let title = ellipsize(&format!(" {name} (its /metrics) "), area.width.saturating_sub(2) as usize);
+    let block = Block::default().borders(Borders::ALL).title(title).border_style(app.fg(Color::Magenta));
+    f.render_widget(Paragraph::new(lines.into_iter().map(Line::raw).collect::<Vec<_>>()).block(block), area);
 }
 
 fn render_errors(f: &mut Frame, app: &App, area: Rect) {
