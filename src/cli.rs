@@ -197,7 +197,7 @@ pub struct RunArgs {
     pub run_id: Option<String>,
     /// Read the server's own metrics (the Prometheus text format: vLLM, SGLang, TGI,
     /// llama.cpp, Triton, DCGM) from URL every second while the run goes on; repeatable.
-    /// Without it, the target's /metrics is read when it answers (the first shard only).
+    /// The target's own /metrics is read too when it answers (the first shard only).
     #[arg(long = "server-metrics", value_name = "URL")]
     pub server_metrics: Vec<String>,
     /// Empty the server's prefix cache before each stage, so no stage inherits another's:

@@ -382,3 +382,36 @@ fn a_decode_step_that_grows_with_the_batch_is_named() {
     assert!(said.contains("as long as in 1-way") && said.ends_with("decoding the larger batch bound it"), "{said}");
     assert!(out.stdout.contains("6-way: server (server): no request waited"), "{}", out.stdout);
 }
+
+/// A DCGM exporter named beside the server adds to the target's own metrics (still
+/// probed): with its GPUs busy, the server's stage with no queue is named compute-bound
+/// from the GPUs' figures; the exporter alone claims nothing (it runs no requests).
+#[test]
+fn busy_gpus_beside_the_server_are_named_compute_bound() {
+    let (url, _) = metrics_server(|_| {
+        (200, "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL{gpu=\"0\"} 99\nDCGM_FI_DEV_GPU_UTIL{gpu=\"1\"} 97\n".to_string())
+    });
+    // No capacity: nothing waits.
+    let text = "name = \"gpu\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\nbase_latency_ms = 50\n\
+                [prompts]\ntemplate = \"hi {i}\"\n[[stage]]\nname = \"4-way\"\nconcurrency = 4\nrequests = 40\n";
+    let (dir, path) = scenario(text);
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--json"]);
+    c.arg(&json).args(["--server-metrics", &url]).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let names: Vec<(&str, &str)> = v["server_metrics"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["server"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("server", "dcgm"), ("target", "vllm")], "the flag's endpoint, then the target's own");
+    let servers = v["stages"][0]["server"].as_array().unwrap();
+    let bound = |kind: &str| servers.iter().find(|s| s["server"] == kind).map(|s| s["bound"].clone()).unwrap();
+    assert_eq!(bound("dcgm"), Value::Null, "an exporter of GPUs alone runs no requests: nothing claimed");
+    let said = bound("vllm");
+    assert!(said.as_str().unwrap().contains("no request waited with the GPUs 98 % busy: compute bound it"), "{said}");
+    assert!(out.stdout.contains("4-way: server (target): no request waited with the GPUs 98 % busy"), "{}", out.stdout);
+}

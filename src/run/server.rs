@@ -12,11 +12,13 @@ use crate::scenario::{ResetAt, Scenario};
 use crate::servermetrics::reset::{PrefixReset, ResetOutcome};
 use crate::servermetrics::scrape::Endpoint;
 
-/// The server's metrics endpoints to scrape, and a note when none was found: those
-/// named, each checked once (one that does not answer in the Prometheus text format is
-/// refused, before any request); else the target's `/metrics`, used when it answers
-/// with a server's names (the mock's too). Only the first shard scrapes, so a merge
-/// carries the server's series once.
+/// The server's metrics endpoints to scrape, and a note when the target's was not
+/// found: those named, each checked once (one that does not answer in the Prometheus
+/// text format is refused, before any request); and the target's own `/metrics` unless
+/// named among them or `probe = false`, used when it answers with a server's names (the
+/// mock's too) — so a DCGM exporter named beside a vLLM target adds to its metrics
+/// rather than replacing them. Only the first shard scrapes, so a merge carries the
+/// server's series once.
 pub(super) async fn server_endpoints(
     scenario: &Scenario,
     flags: &[url::Url],
@@ -24,22 +26,12 @@ pub(super) async fn server_endpoints(
     notes: &Notes,
 ) -> Result<(Vec<Endpoint>, Option<String>), RunError> {
     let config = &scenario.server_metrics;
-    if scenario.shard.index != 0 || (flags.is_empty() && config.endpoints.is_empty() && !config.probe) {
+    if scenario.shard.index != 0 {
         return Ok((Vec::new(), None));
     }
     let insecure = scenario.target.insecure;
     // Checked with the scenario: the set is made, or no family is kept.
     let keep = Some(&config.keep).filter(|k| !k.is_empty()).and_then(|k| regex::RegexSet::new(k).ok());
-    if flags.is_empty() && config.endpoints.is_empty() {
-        return Ok(match crate::servermetrics::scrape::probe(&target.base_url, insecure).await {
-            Ok(e) => (vec![Endpoint { keep, ..e }], None),
-            Err(why) => {
-                let note = format!("no server metrics found ({why})");
-                notes(&format!("note: {note}"));
-                (Vec::new(), Some(note))
-            }
-        });
-    }
     // The scenario's, then the flags' (named after them).
     let mut named = Vec::new();
     for (i, e) in config.endpoints.iter().enumerate() {
@@ -64,7 +56,26 @@ pub(super) async fn server_endpoints(
         let checked = crate::servermetrics::scrape::check(e, insecure).await;
         out.push(checked.map_err(|why| RunError::ServerMetrics(format!("{from} {why}")))?);
     }
-    Ok((out, None))
+    let base = &target.base_url;
+    let named_already = out.iter().any(|e| e.url.origin() == base.origin() && e.url.path() == "/metrics");
+    if !config.probe || named_already {
+        return Ok((out, None));
+    }
+    match crate::servermetrics::scrape::probe(base, insecure).await {
+        Ok(e) => {
+            let name = if out.iter().any(|x| x.name == "server") { "target" } else { "server" };
+            out.push(Endpoint { name: name.into(), keep, ..e });
+            Ok((out, None))
+        }
+        Err(why) => {
+            let note = match out.is_empty() {
+                true => format!("no server metrics found ({why})"),
+                false => format!("the target's own metrics were not found ({why})"),
+            };
+            notes(&format!("note: {note}"));
+            Ok((out, Some(note)))
+        }
+    }
 }
 
 /// What each stage's reset did, by its index.

@@ -18,22 +18,30 @@ pub struct StageTimes {
     pub seconds: usize,
 }
 
-/// Each endpoint's figures over a stage, beside the client's.
+/// Each endpoint's figures over a stage, beside the client's. A server's bound is
+/// judged with the GPUs' utilization from any endpoint (a DCGM exporter beside it) when
+/// it reports none itself.
 pub fn per_stage(read: &ServerRead, times: StageTimes, client: &ClientFigures) -> Vec<StageServer> {
-    read.scraped
+    let mut windows: Vec<StageServer> = read
+        .scraped
         .iter()
         .filter_map(|x| {
             let mut w = stage(x, times.from, times.to)?;
             w.beside_client = beside(&w, client);
             w.seconds = seconds(x, times);
-            w.bound = bound(&w, client);
             let (joules, tokens) = (w.gpu_energy_j.map_or(0.0, |e| e.delta), client.output_tokens as f64);
             if joules > 0.0 && tokens > 0.0 {
                 (w.joules_per_output_token, w.output_tokens_per_joule) = (Some(joules / tokens), Some(tokens / joules));
             }
             Some(w)
         })
-        .collect()
+        .collect();
+    let gpus = windows.iter().find_map(|w| w.gpu_util);
+    for w in &mut windows {
+        let judged = StageServer { gpu_util: w.gpu_util.or(gpus), ..w.clone() };
+        w.bound = bound(&judged, client);
+    }
+    windows
 }
 
 fn beside(w: &StageServer, c: &ClientFigures) -> Option<Beside> {
