@@ -324,4 +324,8 @@ fn the_servers_metrics_are_read_beside_the_run() {
     let eight = &ran.result["stages"][1]["server"][0];
     assert_eq!(f(&eight["running"]["max"]), 2.0, "{eight}");
     assert!(f(&eight["waiting"]["max"]) > 0.0, "8 asked of 2 slots: some wait: {eight}");
+    // Its slots, not its KV cache (which it does not report), bound it: said so.
+    let said = eight["bound"].as_str().unwrap_or_default();
+    assert!(said.contains("the server admits at most 2 at once") && !said.contains("KV cache bound"), "{said}");
+    assert!(ran.out.stdout.contains("8-way: server (server): requests queued"), "{}", ran.out.stdout);
 }

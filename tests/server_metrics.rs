@@ -415,3 +415,42 @@ fn busy_gpus_beside_the_server_are_named_compute_bound() {
     assert!(said.as_str().unwrap().contains("no request waited with the GPUs 98 % busy: compute bound it"), "{said}");
     assert!(out.stdout.contains("4-way: server (target): no request waited with the GPUs 98 % busy"), "{}", out.stdout);
 }
+
+/// GET `path` of the server at `api` (an API root, `…/v1`): its body.
+fn http_get(api: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = api.trim_start_matches("http://").trim_end_matches("/v1");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// Against `llmload mock` on its own (its /mock/stats the truth, read after the run):
+/// the requests the server's e2e histogram grew by over the windows are every request
+/// it served, and it was asked to empty its prefix cache once a stage.
+#[test]
+fn the_series_agree_with_the_mocks_own_stats() {
+    let (mut mock, url) = spawn_mock(&["--capacity", "2", "--base-latency-ms", "40", "--inter-token-ms", "5"]);
+    let text = format!(
+        "name = \"truth\"\n[target]\nbase_url = \"{url}\"\nmodel = \"m\"\nstream = true\n[prompts]\ntemplate = \"hi {{i}}\"\n\
+         [request]\nmax_tokens = 8\nignore_eos = true\n\
+         [[stage]]\nname = \"2-way\"\nconcurrency = 2\nrequests = 12\n[[stage]]\nname = \"6-way\"\nconcurrency = 6\nrequests = 24\n"
+    );
+    let (dir, path) = scenario(&text);
+    let json = dir.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--no-progress", "--reset-prefix-cache", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    let stats: Value = serde_json::from_str(&http_get(&url, "/mock/stats")).unwrap();
+    let _ = mock.kill();
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_eq!((count(&stats["ok"]), count(&stats["prefix_cache_resets"])), (36, 2), "{stats}");
+    let served: f64 = v["stages"].as_array().unwrap().iter().map(|s| num(&s["server"][0]["e2e_ms"]["count"])).sum();
+    assert_eq!(served, 36.0, "the server's e2e histogram grew by every request it served");
+    let six = &v["stages"][1]["server"][0];
+    assert!(num(&six["running"]["max"]) <= 2.0 && num(&six["waiting"]["max"]) > 0.0, "{six}");
+}

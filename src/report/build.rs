@@ -133,12 +133,11 @@ fn server_in_window(
     let (Some(read), Some(opened)) = (read, s.window_opened) else { return Vec::new() };
     let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let from = unix(opened);
-    let times = crate::servermetrics::beside::StageTimes {
-        start: from - s.window_offset.map_or(0.0, |d| d.as_secs_f64()),
-        from,
-        to: from + s.wall.as_secs_f64(),
-        seconds: s.series.seconds().len(),
-    };
+    let (start, to, seconds) =
+        (from - s.window_offset.map_or(0.0, |d| d.as_secs_f64()), from + s.wall.as_secs_f64(), s.series.seconds().len());
+    // A cooldown's requests end after the window: the stage ends with its last second.
+    let end = if s.cooldown_done > 0 { start + seconds as f64 } else { to };
+    let times = crate::servermetrics::beside::StageTimes { start, from, to, end, seconds };
     let (ttft, itl) = (s.ttft.summary(), s.itl.summary());
     let client = crate::servermetrics::diagnose::ClientFigures {
         ttft_p50: ttft.as_ref().map(|t| t.p50),

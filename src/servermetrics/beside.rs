@@ -9,12 +9,13 @@ use super::scrape::{Point, Scraped, ServerRead};
 use super::summary::{Beside, Pair, ServerSecond, StageServer, stage};
 
 /// When a stage ran, Unix seconds: its start (warm-up included), its window's opening
-/// and close; and how many seconds its `series` has.
+/// and close, its end (after a cooldown); and how many seconds its `series` has.
 #[derive(Debug, Clone, Copy)]
 pub struct StageTimes {
     pub start: f64,
     pub from: f64,
     pub to: f64,
+    pub end: f64,
     pub seconds: usize,
 }
 
@@ -58,7 +59,9 @@ fn beside(w: &StageServer, c: &ClientFigures) -> Option<Beside> {
 fn seconds(x: &Scraped, t: StageTimes) -> Vec<ServerSecond> {
     let mut out: Vec<ServerSecond> = Vec::new();
     let mut before: Option<&Point> = x.points.iter().rev().find(|p| p.at < t.start);
-    for (i, p) in x.points.iter().enumerate().filter(|(_, p)| p.at >= t.start && p.at < t.start + t.seconds as f64) {
+    // Its last second may be partial: a scrape after the stage ended is the next one's.
+    let end = t.end.min(t.start + t.seconds as f64);
+    for (i, p) in x.points.iter().enumerate().filter(|(_, p)| p.at >= t.start && p.at < end) {
         let t_s = (p.at - t.start) as u32;
         let r = &p.reading;
         let rate = before.filter(|b| p.at > b.at).and_then(|b| Some((r.generation_tokens? - b.reading.generation_tokens?) / (p.at - b.at)));
@@ -97,7 +100,7 @@ mod tests {
             points: vec![at(99.5, 0.0, 0.0), at(100.25, 1.0, 0.0), at(100.75, 2.0, 70.0), at(101.25, 3.0, 120.0), at(103.5, 0.0, 400.0)],
             ..Scraped::default()
         };
-        let times = StageTimes { start: 100.0, from: 100.125, to: 101.5, seconds: 3 };
+        let times = StageTimes { start: 100.0, from: 100.125, to: 101.5, end: 102.75, seconds: 3 };
         let got = seconds(&s, times);
         let t: Vec<(u32, Option<f64>)> = got.iter().map(|x| (x.t_s, x.running)).collect();
         assert_eq!(t, [(0, Some(2.0)), (1, Some(3.0))], "second 0 keeps its last scrape; second 2 had none; 103.5 is past the stage");

@@ -291,6 +291,10 @@ fn gpus(inside: &[&Point]) -> Vec<GpuStage> {
         .collect()
 }
 
+/// How long after a window closes its own scrape comes (the snapshots' 100 ms, and the
+/// scrape's trip).
+const CLOSE_SCRAPE_WITHIN: f64 = 1.0;
+
 /// `s`'s figures over the window `from`..`to` (Unix seconds); None without a scrape in
 /// it or on both sides of it.
 pub fn stage(s: &Scraped, from: f64, to: f64) -> Option<StageServer> {
@@ -305,7 +309,14 @@ pub fn stage(s: &Scraped, from: f64, to: f64) -> Option<StageServer> {
     let nearest =
         |at: f64, from_on: f64| s.points.iter().filter(|p| p.at >= from_on).min_by(|a, b| (a.at - at).abs().total_cmp(&(b.at - at).abs()));
     let first = nearest(from, f64::MIN)?;
-    let last = nearest(to, first.at)?;
+    // A counter that grows as a request ends (llama.cpp's) must be read after the
+    // window's last request: the close's own scrape (the first within a second after
+    // it), not a tick just before it that happens to be nearer.
+    let closing = after.filter(|p| p.at <= to + CLOSE_SCRAPE_WITHIN);
+    let last = match closing {
+        Some(p) => p,
+        None => nearest(to, first.at)?,
+    };
     let span = last.at - first.at;
     let gauge = |f: fn(&Reading) -> Option<f64>| summarise(inside.iter().filter_map(|p| f(&p.reading)).collect());
     let counter = |f: fn(&Reading) -> Option<f64>| {
