@@ -19,11 +19,16 @@ use serde_json::Value;
 /// The mock with `capacity`, 100 ms to the first token and 20 ms a token, streams of 16
 /// tokens: a 2-way stage and an 8-way one of `n` requests each.
 fn mock_run(capacity: Option<u32>, n: u32, args: &[&str]) -> (Output, Value) {
+    mock_run_with(capacity, n, "", args)
+}
+
+/// As [`mock_run`], with `section` (TOML) added to the scenario.
+fn mock_run_with(capacity: Option<u32>, n: u32, section: &str, args: &[&str]) -> (Output, Value) {
     let cap = capacity.map(|c| format!("capacity = {c}\n")).unwrap_or_default();
     let text = format!(
         "name = \"server\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
          [mock]\nbase_latency_ms = 100\ninter_token_ms = 20\n{cap}\
-         [prompts]\nsynthetic = \"D(64,16)\"\n[request]\nignore_eos = true\n\
+         [prompts]\nsynthetic = \"D(64,16)\"\n[request]\nignore_eos = true\n{section}\
          [[stage]]\nname = \"2-way\"\nconcurrency = 2\nrequests = {n}\n[[stage]]\nname = \"8-way\"\nconcurrency = 8\nrequests = {n}\n"
     );
     let (dir, path) = scenario(&text);
@@ -77,14 +82,23 @@ fn the_mocks_own_metrics_agree_with_the_client_and_name_its_admission_limit() {
 
 /// A metrics server on loopback: `/metrics` as `answer` says for the k-th scrape.
 fn metrics_server(answer: fn(u64) -> (u16, String)) -> (String, Arc<AtomicU64>) {
+    slow_metrics_server(move |k| {
+        let (status, body) = answer(k);
+        (status, body, Duration::ZERO)
+    })
+}
+
+/// As [`metrics_server`], each answer after its delay.
+fn slow_metrics_server(answer: impl Fn(u64) -> (u16, String, Duration) + Clone + Send + Sync + 'static) -> (String, Arc<AtomicU64>) {
     let scrapes = Arc::new(AtomicU64::new(0));
     let seen = scrapes.clone();
     let app = Router::new().route(
         "/metrics",
         get(move || {
             let k = seen.fetch_add(1, Ordering::Relaxed);
+            let (status, body, delay) = answer(k);
             async move {
-                let (status, body) = answer(k);
+                tokio::time::sleep(delay).await;
                 (axum::http::StatusCode::from_u16(status).unwrap(), body)
             }
         }),
@@ -108,21 +122,32 @@ fn an_endpoint_named_that_is_not_the_format_is_refused_before_any_request() {
 
 #[test]
 fn an_endpoint_that_dies_mid_run_costs_the_run_nothing() {
-    // Good twice (the check and the first scrape), then garbage, a 500 and a stall.
-    let (url, _) = metrics_server(|k| match k {
-        0 | 1 => (200, "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 1\n".into()),
-        2 => (200, "x{a=\"b\" 1\n".into()),
-        _ => (500, "down".into()),
+    // Good twice (the check and the first scrape), then garbage, a 500, then 3 s slow
+    // (past its 1 s timeout) from then on.
+    let (url, _) = slow_metrics_server(|k| match k {
+        0 | 1 => (200, "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 1\n".into(), Duration::ZERO),
+        2 => (200, "x{a=\"b\" 1\n".into(), Duration::ZERO),
+        3 => (500, "down".into(), Duration::ZERO),
+        _ => (200, "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 1\n".into(), Duration::from_secs(3)),
     });
-    let (out, v) = mock_run(None, 40, &["--server-metrics", &url]);
+    // Only the broken endpoint is read (`probe = false`), against a run reading none.
+    let (out, v) = mock_run_with(None, 40, "[server_metrics]\nprobe = false\n", &["--server-metrics", &url]);
+    let (quiet_out, quiet) = mock_run_with(None, 40, "[server_metrics]\nprobe = false\n", &[]);
+    assert_eq!(out.status.code(), quiet_out.status.code(), "{}", out.stderr);
     assert!(out.status.success(), "{}", out.stderr);
+    assert!(quiet.get("server_metrics").is_none());
     let e = &v["server_metrics"]["endpoints"][0];
-    assert!(count(&e["scrapes_failed"]) >= 2 && count(&e["scrapes_ok"]) >= 1, "{e}");
+    assert!(count(&e["scrapes_failed"]) >= 3 && count(&e["scrapes_ok"]) >= 1, "{e}");
     assert!(e["first_error"].as_str().unwrap().contains("not the Prometheus text format"), "{e}");
-    for s in v["stages"].as_array().unwrap() {
-        assert_eq!(count(&s["requests"]["ok"]), 40, "{}", s["name"]);
+    // The request figures are the run's without scraping: every request, the mock's
+    // timings (100 ms + 15 × 20 ms at 2-way) within a few ms.
+    for (s, q) in v["stages"].as_array().unwrap().iter().zip(quiet["stages"].as_array().unwrap()) {
+        assert_eq!((count(&s["requests"]["ok"]), count(&s["requests"]["failed"])), (40, 0), "{}", s["name"]);
+        let (p50, quiet_p50) = (num(&s["latency_ms"]["p50"]), num(&q["latency_ms"]["p50"]));
+        assert!((p50 - quiet_p50).abs() < 15.0, "{}: e2e p50 {p50} ms scraping, {quiet_p50} ms not", s["name"]);
+        let (ttft, quiet_ttft) = (num(&s["ttft_ms"]["p50"]), num(&q["ttft_ms"]["p50"]));
+        assert!((ttft - quiet_ttft).abs() < 15.0, "{}: TTFT p50 {ttft} ms scraping, {quiet_ttft} ms not", s["name"]);
     }
-    // The mock's timings, as without scraping: 100 ms + 15 × 20 ms at 2-way.
     let p50 = num(&v["stages"][0]["latency_ms"]["p50"]);
     assert!((400.0..440.0).contains(&p50), "2-way e2e p50 {p50} ms");
 }
