@@ -275,6 +275,10 @@ fn the_scenario_names_endpoints_with_their_headers() {
     assert_eq!(count(&e["scrapes_failed"]), 0, "{e}");
     assert!(seen_auth.lock().unwrap().iter().all(|a| a.ends_with(secret)), "every scrape carried the token");
     assert_eq!(num(&v["stages"][0]["server"][0]["gpu_util"]["max"]), 55.0);
+    // The scenario as asked is recorded, the header by its variable's name only.
+    let asked = &v["scenario"]["server_metrics"]["endpoints"][0];
+    assert_eq!((asked["name"].as_str(), asked["interval"].as_f64()), (Some("gpu"), Some(0.25)), "{asked}");
+    assert_eq!(asked["headers"]["Authorization"], serde_json::json!({"env": "LLMLOAD_TEST_METRICS_AUTH"}));
 
     // A broken section: located, before any request.
     let (_d, path) = scenario(&body("[server_metrics]\nendpoints = [{ url = \"ftp://example.invalid/m\" }]\n"));
@@ -353,6 +357,7 @@ fn the_prefix_cache_is_emptied_before_each_stage_when_asked() {
     let (_, kept) = ran(None);
     assert!(hits(&kept, 1) > 0.8, "without a reset the second stage finds its prompts: {}", kept["stages"][1]["server"][0]);
     assert!(kept["stages"][1].get("prefix_cache_reset").is_none());
+    assert_eq!(kept["scenario"]["server_metrics"]["keep"], serde_json::json!(["^vllm:prefix_cache_(queries|hits)_total$"]));
     // keep: both counters, raw, one point a scrape; the last reads what the series does.
     let e = &kept["server_metrics"]["endpoints"][0];
     let raw = e["kept"].as_array().unwrap();

@@ -50,6 +50,9 @@ struct ScenarioRecord<'a> {
     abort_on_error_rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<Sweep>,
+    /// As asked (header values never): the endpoints named, the probe, `keep`, resets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_metrics: Option<&'a crate::scenario::ServerMetricsConfig>,
     stages: Vec<&'a Stage>,
 }
 
@@ -69,6 +72,7 @@ impl<'a> ScenarioRecord<'a> {
             source: scenario.source.as_ref().map(|p| p.display().to_string()),
             target: &scenario.target,
             mock: (scenario.target.base_url == BaseUrl::Mock).then_some(&scenario.mock),
+            server_metrics: Some(&scenario.server_metrics).filter(|m| **m != crate::scenario::ServerMetricsConfig::default()),
             prompts: &scenario.prompts.source,
             // With the server's tokenizer: the calls it took (counted until the end).
             workload: crate::workload::provenance::WorkloadInfo {
