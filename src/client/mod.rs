@@ -14,6 +14,8 @@ mod stream;
 mod tls;
 pub mod tokenize;
 mod transport;
+#[allow(dead_code)] // Read by the stream reader in the next step (issue 29).
+mod typed;
 
 use std::time::{Duration, Instant, SystemTime};
 
