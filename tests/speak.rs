@@ -271,7 +271,7 @@ fn bad_request_and_target_fields_are_one_line_each_naming_the_place() {
         assert!(line.starts_with(want), "{edit}: {}", out.stderr);
     }
     for (target, want) in [
-        ("api = \"completion\"", "target: unknown variant `completion`, expected `chat` or `completions`"),
+        ("api = \"completion\"", "target: unknown variant `completion`, expected one of `chat`, `completions`, `responses`, `messages`"),
         ("headers = { \"\" = \"x\" }", "target.headers: \"\" is not an HTTP header name"),
         ("headers = { \"X-A\" = 5 }", "target.headers.\"X-A\" must be a string, or { env = \"VARIABLE\" }"),
         ("headers = { \"X-A\" = \"1\", \"x-a\" = \"2\" }", "target.headers.\"x-a\": given twice (header names are case-insensitive)"),

@@ -14,8 +14,8 @@ mod stream;
 mod tls;
 pub mod tokenize;
 mod transport;
-#[allow(dead_code)] // Read by the stream reader in the next step (issue 29).
 mod typed;
+mod typed_whole;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,7 +91,7 @@ pub enum ClientError {
 pub struct ClientConfig {
     /// API root, e.g. `http://127.0.0.1:8000/v1`; the endpoint's path is appended.
     pub base_url: url::Url,
-    /// The endpoint spoken: `/chat/completions` or `/completions`.
+    /// The endpoint spoken: `/chat/completions`, `/completions`, `/responses`, `/messages`.
     pub api: Api,
     pub api_key: Option<String>,
     /// Where the key came from ("$VAR" or "the file PATH"), for messages.
@@ -137,6 +137,8 @@ pub struct Client {
     /// Bytes the bodies being read may still take, together.
     budget: reply::Budget,
     idle_timeout: Option<Duration>,
+    /// Which API's replies are read.
+    api: Api,
     stream: bool,
     keep_content: bool,
     texts_out: bool,
@@ -145,6 +147,9 @@ pub struct Client {
     /// that echo them.
     secrets: Vec<String>,
 }
+
+/// The `anthropic-version` sent with Anthropic's Messages (its SDK's).
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// A transport to `path` on `cfg`'s host, with its headers (the key, the extra ones)
 /// and TLS: the endpoint's, or another on the same server (its tokenize endpoint).
@@ -160,8 +165,20 @@ fn transport_to(cfg: &ClientConfig, path: &str, pool: usize) -> Result<Transport
         value.set_sensitive(h.secret_from.is_some());
         headers.append(name, value);
     }
+    // Anthropic's Messages: the key as `x-api-key`, and the API's version.
+    let x_api_key = HeaderName::from_static("x-api-key");
+    if cfg.api == Api::Messages {
+        if !headers.contains_key("anthropic-version") {
+            headers.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(ANTHROPIC_VERSION));
+        }
+        if let Some(key) = cfg.api_key.as_ref().filter(|_| !headers.contains_key(&x_api_key) && !headers.contains_key(AUTHORIZATION)) {
+            let mut v = HeaderValue::from_str(key).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
+            v.set_sensitive(true);
+            headers.insert(x_api_key, v);
+        }
+    }
     // A gateway that wants another scheme gets its own Authorization, not the key's.
-    if let Some(key) = cfg.api_key.as_ref().filter(|_| !headers.contains_key(AUTHORIZATION)) {
+    if let Some(key) = cfg.api_key.as_ref().filter(|_| cfg.api != Api::Messages && !headers.contains_key(AUTHORIZATION)) {
         let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ClientError::BadKey(cfg.api_key_env.clone()))?;
         v.set_sensitive(true);
         headers.insert(AUTHORIZATION, v);
@@ -203,6 +220,7 @@ impl Client {
             transport,
             budget: reply::Budget::new(cfg.body_budget),
             idle_timeout: cfg.idle_timeout,
+            api: cfg.api,
             stream: cfg.stream,
             keep_content: cfg.keep_content || cfg.texts_out,
             texts_out: cfg.texts_out,

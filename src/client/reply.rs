@@ -174,42 +174,28 @@ impl Client {
             let detail = format!("HTTP {status}: not a chat completion (invalid UTF-8 at byte {})", e.valid_up_to());
             return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
         }
+        if self.api.typed_events() {
+            return match super::typed_whole::whole(self.api, &buf) {
+                Ok(w) => {
+                    let reasons = !w.texts.reasoning.is_empty();
+                    let got = Got { latency, status, bytes, usage: w.usage, reasons, finish: w.finish, timings: None };
+                    self.whole_record(got, || w.texts).await
+                }
+                Err(why) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: {why}")),
+            };
+        }
         match serde_json::from_slice::<Completion>(&buf) {
             Ok(Completion { choices: Some(choice), usage, timings }) => {
-                let usage = usage.map(Usage::from);
-                // Counted here only when the server gave no count: on this path usage is
-                // the rule, and tokenizing every reply would cost the generator its speed.
-                let count_all = usage.is_none_or(|u| u.completion_tokens.is_none());
-                let count_thought = choice.reasons() && usage.and_then(|u| u.reasoning_tokens).is_none_or(|n| n == 0);
-                let texts = (self.keep_content || count_all || count_thought).then(|| completion_text(&buf));
-                // Each text by itself, as in a stream.
-                let (mut client_completion_tokens, mut client_reasoning_tokens, mut uncounted) = (None, None, None);
-                // The server's tokenizer is not called while a stage is measured: the
-                // texts go to the aggregator, which counts them after the window.
-                if let Some(t) = texts.as_ref().filter(|_| self.tokenizer.is_server() && (count_all || count_thought)) {
-                    uncounted =
-                        Some(Box::new(crate::model::Uncounted { answer: t.answer.clone(), reasoning: t.reasoning.clone(), prompt: None }));
-                } else if let Some(t) = &texts {
-                    let thought = if count_all || count_thought { self.count_tokens(&t.reasoning).await } else { 0 };
-                    if count_all {
-                        client_completion_tokens = Some(self.count_tokens(&t.answer).await + thought);
-                    }
-                    client_reasoning_tokens = (count_thought && !t.reasoning.is_empty()).then_some(thought);
-                }
-                RequestRecord {
+                let got = Got {
                     latency,
-                    status: Some(status),
+                    status,
                     bytes,
-                    usage,
-                    client_completion_tokens,
-                    client_reasoning_tokens,
-                    counted_by: client_completion_tokens.or(client_reasoning_tokens).map(|_| self.tokenizer.source()),
-                    uncounted,
-                    content: texts.filter(|_| self.keep_content).map(|t| t.answer),
-                    server_timings: timings,
-                    finish_reason: choice.finish_reason,
-                    ..RequestRecord::default()
-                }
+                    usage: usage.map(Usage::from),
+                    reasons: choice.reasons(),
+                    finish: choice.finish_reason,
+                    timings,
+                };
+                self.whole_record(got, || completion_text(&buf)).await
             }
             Ok(_) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: response has no choices")),
             // Position and category only: serde's message quotes the offending value,
@@ -223,6 +209,58 @@ impl Client {
                 let detail = format!("HTTP {status}: not a chat completion ({what} at line {} column {})", e.line(), e.column());
                 self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail)
             }
+        }
+    }
+}
+
+/// What a whole reply said, before its texts are read.
+struct Got {
+    latency: std::time::Duration,
+    status: u16,
+    bytes: u64,
+    usage: Option<Usage>,
+    /// It carries reasoning text.
+    reasons: bool,
+    finish: Option<crate::model::FinishReason>,
+    timings: Option<ServerTimings>,
+}
+
+impl Client {
+    /// A whole reply's record: its usage, and its texts (`texts`, read only when they
+    /// are needed) counted where the server gave no count.
+    async fn whole_record(&self, got: Got, texts: impl FnOnce() -> super::content::Texts) -> RequestRecord {
+        let Got { latency, status, bytes, usage, reasons, finish, timings } = got;
+        // Counted here only when the server gave no count: on this path usage is
+        // the rule, and tokenizing every reply would cost the generator its speed.
+        let count_all = usage.is_none_or(|u| u.completion_tokens.is_none());
+        let count_thought = reasons && usage.and_then(|u| u.reasoning_tokens).is_none_or(|n| n == 0);
+        let texts = (self.keep_content || count_all || count_thought).then(texts);
+        // Each text by itself, as in a stream.
+        let (mut client_completion_tokens, mut client_reasoning_tokens, mut uncounted) = (None, None, None);
+        // The server's tokenizer is not called while a stage is measured: the
+        // texts go to the aggregator, which counts them after the window.
+        if let Some(t) = texts.as_ref().filter(|_| self.tokenizer.is_server() && (count_all || count_thought)) {
+            uncounted = Some(Box::new(crate::model::Uncounted { answer: t.answer.clone(), reasoning: t.reasoning.clone(), prompt: None }));
+        } else if let Some(t) = &texts {
+            let thought = if count_all || count_thought { self.count_tokens(&t.reasoning).await } else { 0 };
+            if count_all {
+                client_completion_tokens = Some(self.count_tokens(&t.answer).await + thought);
+            }
+            client_reasoning_tokens = (count_thought && !t.reasoning.is_empty()).then_some(thought);
+        }
+        RequestRecord {
+            latency,
+            status: Some(status),
+            bytes,
+            usage,
+            client_completion_tokens,
+            client_reasoning_tokens,
+            counted_by: client_completion_tokens.or(client_reasoning_tokens).map(|_| self.tokenizer.source()),
+            uncounted,
+            content: texts.filter(|_| self.keep_content).map(|t| t.answer),
+            server_timings: timings,
+            finish_reason: finish,
+            ..RequestRecord::default()
         }
     }
 }

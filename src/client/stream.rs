@@ -125,6 +125,23 @@ impl Received {
         }
     }
 
+    /// Takes what one typed event (Responses, Messages) said, at `now`.
+    fn said(&mut self, now: Instant, said: super::typed::Said<'_>) {
+        if let Some(why) = said.finish {
+            self.finished = true;
+            self.rec.finish_reason.get_or_insert(why);
+        }
+        if let Some((text, reasoning)) = said.text.filter(|(t, _)| !t.is_empty()) {
+            self.token(now, &text, reasoning);
+        }
+        if let Some(u) = said.usage {
+            super::typed::merge(&mut self.rec.usage, u);
+        }
+        if let Some(t) = said.timings {
+            self.rec.server_timings = Some(t);
+        }
+    }
+
     /// Takes one chunk that arrived at `now`. Reasoning tokens are output too: the first
     /// of them is the first token.
     fn chunk(&mut self, now: Instant, chunk: Chunk<'_>) {
@@ -156,6 +173,37 @@ impl Received {
 }
 
 impl Client {
+    /// One event's data, read into `got` as its API shapes it: Ok(true) at a typed
+    /// stream's last event; Err: the failure it is.
+    fn event(&self, data: &str, now: Instant, got: &mut Received, eof: bool, status: u16) -> Result<bool, (FailureKind, String)> {
+        // Cut mid-event by the end of the body: the stream broke, the server did not
+        // send a malformed event.
+        let malformed = |e: serde_json::Error| match eof {
+            true => (FailureKind::StreamCut, format!("HTTP {status}: stream ended inside an event")),
+            false => (FailureKind::Decode, format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column())),
+        };
+        if self.api.typed_events() {
+            let said = match self.api {
+                crate::model::Api::Messages => super::typed::messages(data),
+                _ => super::typed::responses(data),
+            }
+            .map_err(malformed)?;
+            if let Some(why) = &said.error {
+                return Err((FailureKind::Decode, format!("HTTP {status}: {why}")));
+            }
+            let end = said.end;
+            got.said(now, said);
+            return Ok(end);
+        }
+        let chunk: Chunk = serde_json::from_str(data).map_err(malformed)?;
+        if let Some(err) = chunk.error {
+            let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
+            return Err((FailureKind::Decode, format!("HTTP {status}: {msg}")));
+        }
+        got.chunk(now, chunk);
+        Ok(false)
+    }
+
     /// Reads an SSE stream of completion chunks to `[DONE]` (or a clean end after a
     /// `finish_reason`), timing the first token, the first answer token and the gaps
     /// between content chunks as they arrive.
@@ -202,28 +250,17 @@ impl Client {
                     done = true;
                     break;
                 }
-                let chunk: Chunk = match serde_json::from_str(data) {
-                    Ok(c) => c,
-                    // Cut mid-event by the end of the body: the stream broke, the
-                    // server did not send a malformed chunk.
-                    Err(_) if eof => {
-                        bad = Some((FailureKind::StreamCut, format!("HTTP {status}: stream ended inside an event")));
+                match self.event(data, now, &mut got, eof, status) {
+                    Ok(true) => {
+                        done = true;
                         break;
                     }
-                    Err(e) => {
-                        bad = Some((
-                            FailureKind::Decode,
-                            format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column()),
-                        ));
+                    Ok(false) => {}
+                    Err(b) => {
+                        bad = Some(b);
                         break;
                     }
-                };
-                if let Some(err) = chunk.error {
-                    let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
-                    bad = Some((FailureKind::Decode, format!("HTTP {status}: {msg}")));
-                    break;
                 }
-                got.chunk(now, chunk);
             }
             events.clear();
             if let Some(b) = bad {

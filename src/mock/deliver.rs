@@ -106,7 +106,7 @@ pub(super) async fn whole_reply(state: &MockState, guard: InFlight, reply: Reply
     } else {
         sleep_until_ms(arrival, first + cfg.inter_token_ms * reply.pieces.len().saturating_sub(1) as f64 + stall).await;
     }
-    let body = reply.body();
+    let body = super::typed::body(&reply);
     let half = body.slice(..body.len() / 2);
     let headers =
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CONTENT_LENGTH, HeaderValue::from(body.len()))];
@@ -157,7 +157,7 @@ pub(super) fn stream_reply(
     tokio::spawn(async move {
         let _guard = guard;
         let cfg = &state.cfg;
-        if tx.send(Ok(reply.chunk(None, None))).await.is_err() {
+        if tx.send(Ok(super::typed::chunk(&reply, None, None))).await.is_err() {
             return;
         }
         let (arrival, first) = (start.arrival, start.first_token(&state).await);
@@ -189,7 +189,7 @@ pub(super) fn stream_reply(
                 }
                 break;
             };
-            if tx.send(Ok(reply.chunk(Some(piece), None))).await.is_err() {
+            if tx.send(Ok(super::typed::chunk(&reply, Some(piece), None))).await.is_err() {
                 return;
             }
             if i == 0 && fault == Some(Fault::Stall) {
@@ -203,15 +203,16 @@ pub(super) fn stream_reply(
         // proxies and servers do, without [DONE], or without either.
         let mut tail = Vec::new();
         if cfg.stream_end != StreamEnd::Bare {
-            tail.push(reply.chunk(None, Some(reply.finish)));
+            tail.push(super::typed::chunk(&reply, None, Some(reply.finish)));
         }
         if include_usage {
-            tail.push(reply.usage_chunk());
+            tail.push(super::typed::usage_chunk(&reply));
         }
-        if cfg.stream_end == StreamEnd::Done {
+        // Typed event streams end with their own last event, no [DONE].
+        if cfg.stream_end == StreamEnd::Done && !reply.api.typed_events() {
             tail.push(Bytes::from_static(b"data: [DONE]\n\n"));
         }
-        for b in tail {
+        for b in tail.into_iter().filter(|b| !b.is_empty()) {
             if tx.send(Ok(b)).await.is_err() {
                 return;
             }

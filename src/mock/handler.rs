@@ -28,6 +28,14 @@ pub(super) async fn completions(State(state): State<Arc<MockState>>, req: Reques
     answer(Api::Completions, state, req).await
 }
 
+pub(super) async fn responses(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    answer(Api::Responses, state, req).await
+}
+
+pub(super) async fn messages(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    answer(Api::Messages, state, req).await
+}
+
 async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     // The headers are copied only when recording: not on every request of a benchmark.
     let headers = state.recording().then(|| req.headers().clone());
@@ -91,7 +99,7 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     // Read only for a reply: an injected failure (a 429 above all) comes at once.
     let (req, prompt) = read_prompt(&state, req, body.len()).await;
     start.prefill = (prompt.tokens - prompt.cached) as f64 * cfg.prefill_ms_per_1k_tokens / 1000.0;
-    let reasoning = if api == Api::Chat { cfg.reasoning_tokens } else { 0 };
+    let reasoning = if api == Api::Completions { 0 } else { cfg.reasoning_tokens };
     let len = req.length(d.output_tokens, reasoning);
     start.prompt = (prompt.tokens, prompt.cached);
     let mut guard = guard;
@@ -198,7 +206,7 @@ pub(super) async fn not_found() -> Response {
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         None,
-        "unknown path; the mock serves POST /v1/chat/completions, POST /v1/completions and GET /v1/models",
+        "unknown path; the mock serves POST /v1/chat/completions, /v1/completions, /v1/responses and /v1/messages, and GET /v1/models",
     )
 }
 

@@ -61,6 +61,7 @@ mod reply;
 mod request;
 mod server;
 mod state;
+mod typed;
 
 pub use config::{MockConfig, MockStats, StreamEnd, parse_error_flag};
 pub use curve::LatencyCurve;

@@ -1,6 +1,7 @@
 //! What the mock says: a completion of one-token words (or a JSON answer), after as
 //! many reasoning tokens as asked, shaped as a chat completion or a text completion —
 //! the whole body, or its stream chunks — and its usage, counted by the mock's tokenizer.
+//! The Responses API's and Anthropic's shapes are `typed`'s, which picks for every API.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,16 +70,16 @@ pub(super) struct PromptUsage {
 
 /// What a completion will say, streamed or not.
 pub(super) struct Reply {
-    api: Api,
-    id: String,
-    created: u64,
-    model: String,
-    prompt: PromptUsage,
+    pub api: Api,
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub prompt: PromptUsage,
     /// The reasoning, then the answer, one piece per stream chunk.
     pub pieces: Vec<Piece>,
     /// Completion tokens for `usage`, reasoning included.
-    tokens: u64,
-    reasoning_tokens: u64,
+    pub tokens: u64,
+    pub reasoning_tokens: u64,
     pub finish: &'static str,
 }
 
@@ -100,6 +101,8 @@ impl Reply {
         let id = match api {
             Api::Chat => format!("chatcmpl-mock-{seq}"),
             Api::Completions => format!("cmpl-mock-{seq}"),
+            Api::Responses => format!("resp_mock{seq}"),
+            Api::Messages => format!("msg_mock{seq}"),
         };
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Reply { api, id, created, model, prompt, pieces, tokens, reasoning_tokens, finish }
@@ -117,7 +120,7 @@ impl Reply {
         usage
     }
 
-    fn text(&self, reasoning: bool) -> String {
+    pub(super) fn text(&self, reasoning: bool) -> String {
         self.pieces.iter().filter(|p| p.reasoning == reasoning).map(|p| p.text.as_str()).collect()
     }
 
@@ -142,6 +145,8 @@ impl Reply {
                 "choices": [{"index": 0, "text": self.text(false), "logprobs": null, "finish_reason": self.finish}],
                 "usage": self.usage()
             }),
+            // Typed APIs' bodies are `typed`'s.
+            _ => Value::Null,
         };
         Bytes::from(v.to_string())
     }
@@ -158,9 +163,7 @@ impl Reply {
                 };
                 json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
             }
-            Api::Completions => {
-                json!({"index": 0, "text": piece.map_or("", |p| p.text.as_str()), "logprobs": null, "finish_reason": finish})
-            }
+            _ => json!({"index": 0, "text": piece.map_or("", |p| p.text.as_str()), "logprobs": null, "finish_reason": finish}),
         };
         self.event(vec![choice], None)
     }
@@ -173,7 +176,7 @@ impl Reply {
     fn event(&self, choices: Vec<Value>, usage: Option<Value>) -> Bytes {
         let object = match self.api {
             Api::Chat => "chat.completion.chunk",
-            Api::Completions => "text_completion",
+            _ => "text_completion",
         };
         let mut v = json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "system_fingerprint": null, "choices": choices});
         if let Some(u) = usage {

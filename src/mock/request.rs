@@ -3,7 +3,7 @@
 //! `ignore_eos` or `min_tokens` say otherwise, within the request's limit.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::config::MAX_OUTPUT_TOKENS;
 use crate::model::Api;
@@ -51,10 +51,33 @@ impl Asked {
                 Some(Value::Array(mut one)) if one.len() == 1 && one[0].is_string() => one.remove(0),
                 _ => return Err((Some("prompt"), "prompt must be a string".into())),
             },
+            // `instructions` first, as a system message, then `input`: a text or items.
+            Api::Responses => {
+                let mut items: Vec<Value> = req.instructions.iter().map(|i| json!({"role": "system", "content": i})).collect();
+                match req.input {
+                    Some(Value::String(text)) => items.push(json!({"role": "user", "content": text})),
+                    Some(Value::Array(list)) if !list.is_empty() => items.extend(list),
+                    _ => return Err((Some("input"), "input must be a string or a non-empty array".into())),
+                }
+                Value::Array(items)
+            }
+            // `system` apart (a text or text blocks), then the messages, which it needs.
+            Api::Messages => {
+                if req.max_tokens.is_none() {
+                    return Err((Some("max_tokens"), "max_tokens: Field required".into()));
+                }
+                let Some(Value::Array(messages)) = req.messages.filter(|m| m.as_array().is_some_and(|m| !m.is_empty())) else {
+                    return Err((Some("messages"), "messages: Field required (a non-empty array)".into()));
+                };
+                let mut all: Vec<Value> = req.system.into_iter().map(|s| json!({"role": "system", "content": s})).collect();
+                all.extend(messages);
+                Value::Array(all)
+            }
         };
-        let (limit_name, limit) = match (req.max_completion_tokens, req.max_tokens) {
-            (Some(n), _) => ("max_completion_tokens", Some(n)),
-            (None, n) => ("max_tokens", n),
+        let (limit_name, limit) = match (req.max_completion_tokens, req.max_output_tokens, req.max_tokens) {
+            (Some(n), ..) => ("max_completion_tokens", Some(n)),
+            (None, Some(n), _) => ("max_output_tokens", Some(n)),
+            (None, None, n) => ("max_tokens", n),
         };
         let ignore_eos = req.ignore_eos == Some(true);
         if let (Some(min), Some(max)) = (req.min_tokens, limit)
@@ -77,7 +100,8 @@ impl Asked {
             model: model.to_string(),
             prompt,
             stream: req.stream == Some(true),
-            include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+            // Typed streams always end with their usage.
+            include_usage: api.typed_events() || req.stream_options.is_some_and(|o| o.include_usage),
             limit,
             ignore_eos,
             min_tokens: req.min_tokens,
@@ -135,6 +159,12 @@ struct Body {
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    /// The Responses API's: `input` (a text or items), `instructions`, its limit.
+    input: Option<Value>,
+    instructions: Option<String>,
+    max_output_tokens: Option<u64>,
+    /// Anthropic's system text (or text blocks).
+    system: Option<Value>,
     ignore_eos: Option<bool>,
     min_tokens: Option<u64>,
 }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 
 use super::config::{MockConfig, MockStats};
-use super::handler::{chat_completions, completions, metrics, models, not_found, reset_prefix_cache, stats};
+use super::handler::{chat_completions, completions, messages, metrics, models, not_found, reset_prefix_cache, responses, stats};
 use super::state::{MockState, SeenRequest};
 use crate::workload::tokens::Tokenizer;
 
@@ -22,6 +22,8 @@ fn app(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route("/v1/responses", post(responses))
+        .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .route("/metrics", get(metrics))

@@ -12,6 +12,11 @@ pub enum Api {
     Chat,
     /// `POST {base_url}/completions` with a text `prompt`.
     Completions,
+    /// `POST {base_url}/responses` (OpenAI's Responses API) with `input` messages.
+    Responses,
+    /// `POST {base_url}/messages` (Anthropic's Messages) with `system` apart from
+    /// `messages`.
+    Messages,
 }
 
 impl Api {
@@ -20,14 +25,40 @@ impl Api {
         match self {
             Api::Chat => "chat/completions",
             Api::Completions => "completions",
+            Api::Responses => "responses",
+            Api::Messages => "messages",
+        }
+    }
+
+    /// Its name, as a scenario says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Completions => "completions",
+            Api::Responses => "responses",
+            Api::Messages => "messages",
+        }
+    }
+
+    /// Its streams are typed events (`response.*`, `message_*`), not chunks.
+    pub fn typed_events(self) -> bool {
+        matches!(self, Api::Responses | Api::Messages)
+    }
+
+    /// The body field of the output limit.
+    pub fn limit_field(self) -> &'static str {
+        match self {
+            Api::Responses => "max_output_tokens",
+            _ => "max_tokens",
         }
     }
 
     /// The body field that holds the prompt.
     pub fn prompt_field(self) -> &'static str {
         match self {
-            Api::Chat => "messages",
+            Api::Chat | Api::Messages => "messages",
             Api::Completions => "prompt",
+            Api::Responses => "input",
         }
     }
 }

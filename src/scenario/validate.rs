@@ -202,6 +202,8 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
             String::new()
         }
         Some(v) => v.get_ref().clone(),
+        // Anthropic's SDK reads its key from ANTHROPIC_API_KEY.
+        None if t.api == Some(crate::model::Api::Messages) => "ANTHROPIC_API_KEY".to_string(),
         None => DEFAULT_API_KEY_ENV.to_string(),
     };
     let positive = |d: &Option<Spanned<DurationValue>>, name: &str, default: Duration, p: &mut Problems<'_>| match d {

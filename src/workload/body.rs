@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use crate::model::{Api, RequestParams};
 
+/// What Anthropic's Messages asks for when a stage sets no limit (it requires one).
+pub const MESSAGES_DEFAULT_MAX_TOKENS: u32 = 1024;
+
 /// `{"model":…,"messages":` and `,"stream":…}`: a body is head + prompt + tail.
 #[derive(Debug, Clone)]
 pub(super) struct BodyParts {
@@ -20,6 +23,8 @@ pub(super) struct BodyParts {
     /// no limit: the limit's field (`,"max_tokens":`) and the stage's own values, sent
     /// for a prompt without a length of its own.
     own: Option<OwnLength>,
+    /// Anthropic's: the prompt is `{"system", "messages"}`, its fields spliced in.
+    splice: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -36,12 +41,18 @@ impl BodyParts {
     /// With `own_lengths`, each request's output length replaces the stage's limit.
     pub(super) fn new(model: &str, params: &RequestParams, api: Api, stream: bool, stream_usage: bool, own_lengths: bool) -> BodyParts {
         let mut fields: Vec<(&str, Value)> = vec![("stream", json!(stream))];
-        if stream && stream_usage {
+        // Typed event streams always end with their usage.
+        if stream && stream_usage && !api.typed_events() {
             fields.push(("stream_options", json!({"include_usage": true})));
         }
+        // The Responses API has one limit, `max_output_tokens`, whichever was set.
+        let (max_tokens, max_completion_tokens) = match api {
+            Api::Responses => (params.max_tokens.or(params.max_completion_tokens), None),
+            _ => (params.max_tokens, params.max_completion_tokens),
+        };
         let optional = [
-            ("max_tokens", params.max_tokens.map(Value::from)),
-            ("max_completion_tokens", params.max_completion_tokens.map(Value::from)),
+            (api.limit_field(), max_tokens.map(Value::from)),
+            ("max_completion_tokens", max_completion_tokens.map(Value::from)),
             ("temperature", params.temperature.map(Value::from)),
             ("top_p", params.top_p.map(Value::from)),
             ("seed", params.seed.map(Value::from)),
@@ -50,16 +61,26 @@ impl BodyParts {
             ("min_tokens", params.min_tokens.map(Value::from)),
         ];
         fields.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
-        let extra_sets_length =
-            params.extra_body.as_ref().is_some_and(|e| e.contains_key("max_tokens") || e.contains_key("max_completion_tokens"));
+        let extra_sets_length = params.extra_body.as_ref().is_some_and(|e| {
+            e.contains_key("max_tokens") || e.contains_key("max_completion_tokens") || e.contains_key("max_output_tokens")
+        });
         let extra_sets_min = params.extra_body.as_ref().is_some_and(|e| e.contains_key("min_tokens"));
         let own = (own_lengths && !extra_sets_length).then(|| {
-            let key: &'static [u8] =
-                if params.max_completion_tokens.is_some() { b",\"max_completion_tokens\":" } else { b",\"max_tokens\":" };
+            let key: &'static [u8] = match api {
+                Api::Responses => b",\"max_output_tokens\":",
+                _ if params.max_completion_tokens.is_some() => b",\"max_completion_tokens\":",
+                _ => b",\"max_tokens\":",
+            };
             let min_tokens = params.min_tokens.filter(|_| !extra_sets_min);
-            fields.retain(|(k, _)| !matches!(*k, "max_tokens" | "max_completion_tokens") && (*k != "min_tokens" || min_tokens.is_none()));
+            fields.retain(|(k, _)| {
+                !matches!(*k, "max_tokens" | "max_completion_tokens" | "max_output_tokens") && (*k != "min_tokens" || min_tokens.is_none())
+            });
             OwnLength { key, stage_limit: params.max_tokens.or(params.max_completion_tokens), min_tokens }
         });
+        // Anthropic requires a limit: its documented default when none is set.
+        if api == Api::Messages && own.is_none() && !extra_sets_length && max_tokens.is_none() {
+            fields.push(("max_tokens", json!(MESSAGES_DEFAULT_MAX_TOKENS)));
+        }
         let prompt_key = api.prompt_field();
         let mut model = json!(model);
         let mut fixed_prompt = None;
@@ -67,6 +88,8 @@ impl BodyParts {
         for (k, v) in params.extra_body.iter().flatten() {
             match k.as_str() {
                 "model" => model = v.clone(),
+                // Spliced for Anthropic's: `{"messages": …}`.
+                k if k == prompt_key && api == Api::Messages => fixed_prompt = RawValue::from_string(json!({ k: v }).to_string()).ok(),
                 k if k == prompt_key => fixed_prompt = RawValue::from_string(v.to_string()).ok(),
                 k => {
                     fields.retain(|(own, _)| *own != k);
@@ -82,8 +105,12 @@ impl BodyParts {
             tail.extend_from_slice(&serde_json::to_vec(v).expect("a JSON value serializes"));
         }
         tail.push(b'}');
-        let head = format!("{{\"model\":{model},\"{prompt_key}\":").into_bytes();
-        BodyParts { head, tail, fixed_prompt, own }
+        let splice = api == Api::Messages;
+        let head = match splice {
+            true => format!("{{\"model\":{model},").into_bytes(),
+            false => format!("{{\"model\":{model},\"{prompt_key}\":").into_bytes(),
+        };
+        BodyParts { head, tail, fixed_prompt, own, splice }
     }
 
     /// Whether a request's own output length is what is sent as its limit.
@@ -97,6 +124,11 @@ impl BodyParts {
         let m = self.fixed_prompt.as_deref().unwrap_or(prompt).get().as_bytes();
         let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len() + 32);
         out.extend_from_slice(&self.head);
+        // `{"system":…,"messages":[…]}`'s fields, after the model's.
+        let m = match self.splice {
+            true => m.strip_prefix(b"{").and_then(|m| m.strip_suffix(b"}")).unwrap_or(m),
+            false => m,
+        };
         out.extend_from_slice(m);
         if let Some(own) = &self.own {
             let field = |out: &mut Vec<u8>, key: &[u8], n: u32| {

@@ -53,14 +53,29 @@ impl Prompt {
                 Some(system) => Prompt::from_value(&Value::String(format!("{system}\n\n{text}"))),
                 None => Prompt::from_value(&Value::String(text.to_string())),
             },
-            Api::Chat => {
-                let mut messages = Vec::with_capacity(2);
-                if let Some(system) = system {
-                    messages.push(json!({"role": "system", "content": system}));
-                }
-                messages.push(json!({"role": "user", "content": text}));
-                Prompt::from_value(&Value::Array(messages))
+            api => Prompt::from_value(&conversation(api, system, vec![json!({"role": "user", "content": text})])),
+        }
+    }
+}
+
+/// A conversation as `api` takes it: chat's and the Responses API's `messages` (a
+/// system text first, as a message), or Anthropic's `{"system", "messages"}` (spliced
+/// into the body: its system text stands apart).
+pub(super) fn conversation(api: Api, system: Option<&str>, mut messages: Vec<Value>) -> Value {
+    match api {
+        Api::Messages => {
+            let mut out = serde_json::Map::new();
+            if let Some(system) = system {
+                out.insert("system".into(), json!(system));
             }
+            out.insert("messages".into(), Value::Array(messages));
+            Value::Object(out)
+        }
+        _ => {
+            if let Some(system) = system {
+                messages.insert(0, json!({"role": "system", "content": system}));
+            }
+            Value::Array(messages)
         }
     }
 }
@@ -101,5 +116,16 @@ fn parse_prompt(api: Api, v: &Value, system: Option<&str>) -> Result<Prompt, Str
             return Err(format!("messages[{i}] has no `role` string"));
         }
     }
-    Ok(Prompt::from_value(&Value::Array(messages.clone())))
+    if api != Api::Messages {
+        return Ok(Prompt::from_value(&Value::Array(messages.clone())));
+    }
+    // Anthropic's system text stands apart from its messages.
+    let system: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["role"] == "system")
+        .map(|m| m["content"].as_str().ok_or("a system message's `content` must be a string for target.api = \"messages\""))
+        .collect::<Result<_, _>>()?;
+    let rest: Vec<Value> = messages.iter().filter(|m| m["role"] != "system").cloned().collect();
+    let system = (!system.is_empty()).then(|| system.join("\n\n"));
+    Ok(Prompt::from_value(&conversation(api, system.as_deref(), rest)))
 }

@@ -71,11 +71,12 @@ impl Synthetic {
         let prefix = self.prefix.map(|p| self.prefix_of(p, stage, (i % u64::from(p.groups)) as u32));
         let prefix = prefix.as_deref();
         let value = match (api, prefix) {
-            (Api::Chat, Some((p, _))) => json!([{"role": "system", "content": p}, {"role": "user", "content": text}]),
-            (Api::Chat, None) => json!([{"role": "user", "content": text}]),
             // Both texts are words after spaces: joined, nothing merges.
             (Api::Completions, Some((p, _))) => Value::String(format!("{p}{text}")),
             (Api::Completions, None) => Value::String(text),
+            (api, prefix) => {
+                super::prompt::conversation(api, prefix.map(|(p, _)| p.as_str()), vec![json!({"role": "user", "content": text})])
+            }
         };
         Built { prompt: value, tokens: count + prefix.map_or(0, |(_, n)| *n), output }
     }

@@ -169,6 +169,10 @@ impl Tokenizer {
         match prompt {
             Value::Array(messages) => messages.iter().map(|m| self.message_tokens(m)).sum(),
             Value::String(text) => self.count(text),
+            // Anthropic's: a system text apart from the messages.
+            Value::Object(o) => {
+                o.get("system").map_or(0, |s| self.prompt_tokens(s)) + o.get("messages").map_or(0, |m| self.prompt_tokens(m))
+            }
             _ => 0,
         }
     }

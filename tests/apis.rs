@@ -1,0 +1,96 @@
+//! The APIs beyond chat and text completions, against the mock: OpenAI's Responses API
+//! and Anthropic's Messages, streamed (typed events) and whole — tokens, TTFT, thinking
+//! and why each reply ended read as for chat — and what reaches the server in each
+//! API's own shape (a recording mock started here on 127.0.0.1): Anthropic's key as
+//! `x-api-key` with its version, its system text apart, its required limit.
+
+mod common;
+use common::*;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use llmload::mock::{MockConfig, MockServer};
+use serde_json::{Value, json};
+
+/// A scenario on `base_url` speaking `api`, 10 requests of exactly 12 tokens (3 of them
+/// the mock's thought), a system text.
+fn scenario_text(base_url: &str, api: &str, stream: bool, request: &str) -> String {
+    format!(
+        "name = \"{api}\"\n[target]\nbase_url = \"{base_url}\"\nmodel = \"m\"\napi = \"{api}\"\nstream = {stream}\n\
+         [prompts]\ntemplate = \"Say something about {{i}}\"\nsystem = \"be brief\"\n[request]\n{request}\n\
+         [[stage]]\nname = \"two\"\nconcurrency = 2\nrequests = 10\n"
+    )
+}
+
+fn run_text(text: &str, env: &[(&str, &str)]) -> (Output, Value) {
+    let (d, path) = scenario(text);
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_schema_valid(&v);
+    (out, v)
+}
+
+#[test]
+fn the_responses_api_and_anthropics_messages_run_streamed_and_whole() {
+    for api in ["responses", "messages"] {
+        for stream in [true, false] {
+            let text = scenario_text("mock", api, stream, "max_tokens = 12\nignore_eos = true")
+                .replace("[prompts]", "[mock]\nbase_latency_ms = 20\ninter_token_ms = 5\nreasoning_tokens = 3\n[prompts]");
+            let (_, v) = run_text(&text, &[]);
+            let s = &v["stages"][0];
+            let what = format!("{api}, stream {stream}: {}", s["tokens"]);
+            assert_eq!(count(&s["requests"]["ok"]), 10, "{what}");
+            // The server's usage and the client's count agree: 12 a request, 3 of thought.
+            assert_eq!((count(&s["tokens"]["output"]), count(&s["tokens"]["completion"])), (120, 120), "{what}");
+            assert_eq!(count(&s["tokens"]["reasoning"]), 30, "{what}");
+            assert_eq!(count(&s["finish_reasons"]["length"]), 10, "{what}: the limit ended each");
+            if stream {
+                // First token after the base latency; then one token every 5 ms.
+                let (ttft, itl) = (num(&s["ttft_ms"]["p50"]), num(&s["itl_ms"]["p50"]));
+                assert!((20.0..40.0).contains(&ttft) && (4.0..8.0).contains(&itl), "{what}: TTFT {ttft} ITL {itl}");
+                assert!(num(&s["ttft_answer_ms"]["p50"]) > ttft, "{what}: the answer after the thought");
+            }
+        }
+    }
+}
+
+#[test]
+fn each_api_is_spoken_in_its_own_shape() {
+    const KEY: &str = "sk-ant-test-0123456789";
+    let mock = MockServer::start_recording(
+        MockConfig { base_latency_ms: 1.0, ..MockConfig::default() },
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    )
+    .unwrap();
+    // Anthropic's: its key from ANTHROPIC_API_KEY as x-api-key, its version, the system
+    // text apart, and its required limit sent (its default) when the stage sets none.
+    let (out, v) = run_text(&scenario_text(&mock.base_url(), "messages", true, ""), &[("ANTHROPIC_API_KEY", KEY)]);
+    let seen = mock.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(
+        (seen.header("x-api-key"), seen.header("anthropic-version"), seen.header("authorization")),
+        (Some(KEY), Some("2023-06-01"), None)
+    );
+    let body = seen.json();
+    assert_eq!(body["system"], "be brief");
+    assert_eq!(body["messages"][0]["role"], "user", "{body}");
+    assert_eq!((body["max_tokens"].as_u64(), body.get("stream_options")), (Some(1024), None), "{body}");
+    assert_eq!(v["scenario"]["target"]["api_key_env"], "ANTHROPIC_API_KEY");
+    assert!(!out.stdout.contains(KEY) && !out.stderr.contains(KEY) && !v.to_string().contains(KEY), "the key never shows");
+    // The Responses API's: `input` messages, `max_output_tokens`, no stream_options
+    // (its usage always ends its stream).
+    let _ = run_text(&scenario_text(&mock.base_url(), "responses", true, "max_tokens = 7"), &[("OPENAI_API_KEY", KEY)]);
+    let seen = mock.last_request().unwrap();
+    assert_eq!((seen.path.as_str(), seen.header("authorization")), ("/v1/responses", Some(&*format!("Bearer {KEY}"))));
+    let body = seen.json();
+    assert_eq!(body["input"], json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": body["input"][1]["content"]}]));
+    assert_eq!((body["max_output_tokens"].as_u64(), body.get("max_tokens"), body.get("stream_options")), (Some(7), None, None), "{body}");
+}
