@@ -329,3 +329,42 @@ fn the_servers_metrics_are_read_beside_the_run() {
     assert!(said.contains("the server admits at most 2 at once") && !said.contains("KV cache bound"), "{said}");
     assert!(ran.out.stdout.contains("8-way: server (server): requests queued"), "{}", ran.out.stdout);
 }
+
+/// The Responses API and Anthropic's Messages, as llama-server serves them: each
+/// stream read whole (its last event, no `[DONE]`), the output the server's own usage;
+/// the Responses stream's timings (on `response.completed`) its generated tokens.
+#[test]
+fn the_responses_and_messages_apis_agree_with_the_server() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    for api in ["responses", "messages"] {
+        for stream in [true, false] {
+            let body = format!(
+                "api = \"{api}\"\n[prompts]\ntemplate = \"Write a short line about the number {{i}}.\"\n[request]\nmax_tokens = 16\n\
+                 [[stage]]\nname = \"{api}\"\nconcurrency = 2\nrequests = 6\n"
+            );
+            let ran = run(&server, stream, &body, &[]);
+            assert_all_ok(&ran);
+            let tokens = &ran.result["stages"][0]["tokens"];
+            let what = format!("{api}, stream {stream}: {tokens}");
+            assert_eq!(common::count(&tokens["requests_with_usage"]), 6, "{what}");
+            assert_eq!(common::count(&tokens["completion"]), common::count(&tokens["output"]), "{what}");
+            assert!(common::count(&tokens["output"]) > 0 && common::count(&tokens["output"]) <= 6 * 16, "{what}");
+            for l in &ran.lines {
+                if stream && api == "responses" {
+                    let t = &l["server_timings"];
+                    assert_eq!(l["output_tokens"], t["predicted_n"], "{what}: {l}");
+                    // TTFT holds the server's prompt time; ITL is its decode step seen
+                    // from outside.
+                    assert!(f(&l["ttft_ms"]) >= f(&t["prompt_ms"]), "{what}: {l}");
+                    if common::count(&l["output_tokens"]) > 2 {
+                        let (itl, per_token) = (f(&l["itl_ms"]), f(&t["per_token_ms"]));
+                        assert!((itl - per_token).abs() <= 5.0 + 0.25 * per_token, "{what}: ITL {itl} vs {per_token}");
+                    }
+                }
+                if stream {
+                    assert!(f(&l["ttft_ms"]) > 0.0, "{what}: {l}");
+                }
+            }
+        }
+    }
+}
