@@ -185,3 +185,35 @@ fn the_junit_file_is_read_by_an_xml_parser() {
     assert!(case(format!("{stage}: ok_rps > 1000000"))["failure"].as_str().unwrap().starts_with("measured "));
     assert!(case(format!("{stage}: a successful request"))["failure"].is_null());
 }
+
+/// The official `openai` client reads the mock's Responses API and the official
+/// `anthropic` client its Messages, whole and streamed, each through its own parser:
+/// the mock's shapes are the real ones.
+#[test]
+fn official_clients_read_the_mocks_responses_and_messages() {
+    let Some(py) = python(&["openai", "anthropic"]) else { return };
+    let _serial = serial();
+    let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
+    let mut cmd = Command::new(py);
+    cmd.arg(repo_path("tests/interop/typed_clients.py")).arg(&url);
+    cmd.env("NO_PROXY", "127.0.0.1").env_remove("OPENAI_API_KEY").env_remove("ANTHROPIC_API_KEY");
+    let out = run(cmd, Duration::from_secs(60));
+    let _ = mock.kill();
+    let _ = mock.wait();
+    assert!(out.status.success(), "python clients failed:\n{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let r = &v["responses"];
+    assert_eq!((r["status"].as_str(), r["incomplete"].as_str()), (Some("incomplete"), Some("max_output_tokens")), "{r}");
+    assert_eq!(r["text"].as_str().unwrap().split_whitespace().count(), 5, "{r}");
+    // o200k: "be brief" 2 + "say five words please" 4.
+    assert_eq!(r["usage"], serde_json::json!({"input": 6, "output": 5}));
+    let s = &v["responses_stream"];
+    assert_eq!((s["deltas"].as_u64(), s["output"].as_u64(), s["status"].as_str()), (Some(16), Some(16), Some("completed")), "{s}");
+    assert_eq!(s["text"], s["final_text"], "the SDK's accumulation is the deltas: {s}");
+    let m = &v["messages"];
+    assert_eq!((m["stop_reason"].as_str(), m["usage"].clone()), (Some("max_tokens"), serde_json::json!({"input": 6, "output": 5})), "{m}");
+    assert_eq!(m["text"].as_str().unwrap().split_whitespace().count(), 5, "{m}");
+    let s = &v["messages_stream"];
+    assert_eq!((s["deltas"].as_u64(), s["output"].as_u64(), s["stop_reason"].as_str()), (Some(5), Some(5), Some("max_tokens")), "{s}");
+    assert_eq!(s["text"], s["final_text"], "{s}");
+}
