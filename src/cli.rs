@@ -228,6 +228,10 @@ pub struct RunArgs {
     /// Without a scenario file: stream the replies (TTFT, inter-token latency).
     #[arg(long)]
     pub stream: bool,
+    /// Without a scenario file: the API spoken — chat, completions, responses (OpenAI's
+    /// Responses API) or messages (Anthropic's).
+    #[arg(long, value_name = "API", value_parser = ["chat", "completions", "responses", "messages"])]
+    pub api: Option<String>,
     /// Without a scenario file: the prompt every request sends.
     #[arg(long, value_name = "TEXT")]
     pub prompt: Option<String>,
@@ -254,6 +258,9 @@ pub struct InitArgs {
     /// A streaming starter: TTFT and inter-token latency.
     #[arg(long)]
     pub stream: bool,
+    /// A starter speaking this API: chat (the default), completions, responses or messages.
+    #[arg(long, value_name = "API", value_parser = ["chat", "completions", "responses", "messages"])]
+    pub api: Option<String>,
 }
 
 impl RunArgs {
@@ -265,6 +272,7 @@ impl RunArgs {
             (self.requests.is_some(), "--requests"),
             (self.duration.is_some(), "--duration"),
             (self.stream, "--stream"),
+            (self.api.is_some(), "--api"),
             (self.prompt.is_some(), "--prompt"),
             (self.synthetic.is_some(), "--synthetic"),
             (self.max_tokens.is_some(), "--max-tokens"),
@@ -286,6 +294,7 @@ impl RunArgs {
             requests: self.requests,
             duration: self.duration.clone(),
             stream: self.stream,
+            api: self.api.clone(),
             prompt: self.prompt.clone(),
             synthetic: self.synthetic.clone(),
             max_tokens: self.max_tokens,

@@ -114,7 +114,7 @@ fn cmd_init(args: InitArgs) -> Ended {
     use std::io::ErrorKind;
     // create_new: never over a file that is there.
     let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&args.path);
-    let written = file.and_then(|mut f| f.write_all(llmload::quick::starter(args.stream).as_bytes()));
+    let written = file.and_then(|mut f| f.write_all(llmload::quick::starter(args.stream, args.api.as_deref()).as_bytes()));
     let shown = args.path.display();
     match written {
         Ok(()) => {

@@ -14,6 +14,8 @@ pub struct Quick {
     pub requests: Option<u64>,
     pub duration: Option<String>,
     pub stream: bool,
+    /// `target.api`, when not chat.
+    pub api: Option<String>,
     pub prompt: Option<String>,
     pub synthetic: Option<String>,
     pub max_tokens: Option<u32>,
@@ -38,6 +40,9 @@ impl Quick {
         target.insert("base_url".into(), self.base_url.clone().into());
         target.insert("model".into(), model.into());
         target.insert("stream".into(), self.stream.into());
+        if let Some(api) = &self.api {
+            target.insert("api".into(), api.clone().into());
+        }
         let mut prompts = Table::new();
         match (&self.prompt, &self.synthetic) {
             (Some(_), Some(_)) => return Err("give --prompt or --synthetic, not both".into()),
@@ -92,9 +97,20 @@ impl Quick {
     }
 }
 
-/// A starter scenario that validates and runs on the embedded mock.
-pub fn starter(stream: bool) -> String {
-    STARTER.replace("stream = false", if stream { "stream = true" } else { "stream = false" })
+/// A starter scenario that validates and runs on the embedded mock, speaking `api`
+/// (chat when None).
+pub fn starter(stream: bool, api: Option<&str>) -> String {
+    let mut s = STARTER.replace("stream = false", if stream { "stream = true" } else { "stream = false" });
+    let line = match api {
+        Some("completions") => "api = \"completions\"         # POST /v1/completions with a text prompt\n",
+        Some("responses") => "api = \"responses\"           # OpenAI's Responses API: POST /v1/responses\n",
+        Some("messages") => {
+            s = s.replace("api_key_env = \"OPENAI_API_KEY\"", "api_key_env = \"ANTHROPIC_API_KEY\"");
+            "api = \"messages\"            # Anthropic's Messages: POST /v1/messages, the key as x-api-key\n"
+        }
+        _ => "",
+    };
+    s.replacen("stream = ", &format!("{line}stream = "), 1)
 }
 
 const STARTER: &str = r#"# A starter llmload scenario: runs as it is on the embedded mock (no key, no network).

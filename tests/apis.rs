@@ -94,3 +94,80 @@ fn each_api_is_spoken_in_its_own_shape() {
     assert_eq!(body["input"], json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": body["input"][1]["content"]}]));
     assert_eq!((body["max_output_tokens"].as_u64(), body.get("max_tokens"), body.get("stream_options")), (Some(7), None, None), "{body}");
 }
+
+/// Each API's shipped scenario runs on the mock: every request answered, the answer's
+/// first token after the thought.
+#[test]
+fn the_shipped_scenarios_of_each_api_run_on_the_mock() {
+    for (file, api) in [("scenarios/responses-api.toml", "responses"), ("scenarios/anthropic-messages.toml", "messages")] {
+        let (_, v) = run_shipped(file);
+        assert_eq!(v["scenario"]["target"]["api"], api);
+        for s in v["stages"].as_array().unwrap() {
+            assert_eq!(count(&s["requests"]["failed"]), 0, "{file}: {}", s["name"]);
+            assert!(num(&s["ttft_answer_ms"]["p50"]) > num(&s["ttft_ms"]["p50"]), "{file}: {}", s["name"]);
+        }
+    }
+}
+
+/// A quick run speaks any API with `--api`; Anthropic's without a limit says in one
+/// line what it sends instead.
+#[test]
+fn quick_runs_take_the_api_and_say_the_default_limit() {
+    let mut c = cmd(&[
+        "run",
+        "--base-url",
+        "mock",
+        "--api",
+        "responses",
+        "--concurrency",
+        "2",
+        "--requests",
+        "6",
+        "--stream",
+        "--max-tokens",
+        "8",
+        "--headless",
+        "--json",
+    ]);
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("r.json");
+    c.arg(&json);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_eq!((v["scenario"]["target"]["api"].as_str(), count(&v["stages"][0]["requests"]["ok"])), (Some("responses"), 6));
+    let out = run(cmd(&["run", "--base-url", "mock", "--api", "messages", "--requests", "2", "--headless"]), Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let said: Vec<&str> = out.stderr.lines().filter(|l| l.contains("requires a limit")).collect();
+    assert_eq!(said.len(), 1, "{}", out.stderr);
+    assert!(
+        said[0]
+            .ends_with("target.api = \"messages\" requires a limit and request.max_tokens is not set: each request asks for 1024 tokens"),
+        "{}",
+        said[0]
+    );
+    let out = run(cmd(&["run", "--base-url", "mock", "--api", "embedding", "--headless"]), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+}
+
+/// `llmload init --api …` writes a starter speaking that API, which validates and runs
+/// on the mock as it is.
+#[test]
+fn init_writes_a_starter_for_each_api() {
+    let d = tempfile::tempdir().unwrap();
+    for api in ["chat", "completions", "responses", "messages"] {
+        let path = d.path().join(format!("{api}.toml"));
+        let mut c = cmd(&["init", "--api", api]);
+        c.arg(&path);
+        let out = run(c, Duration::from_secs(30));
+        assert!(out.status.success(), "{api}: {}", out.stderr);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.contains(&format!("api = \"{api}\"")), api != "chat", "{api}: {text}");
+        let mut c = cmd(&["run", "--headless", "--json"]);
+        let json = d.path().join(format!("{api}.json"));
+        c.arg(&json).arg(&path);
+        let out = run(c, Duration::from_secs(60));
+        assert!(out.status.success(), "{api}: {}", out.stderr);
+        assert_eq!(read_json(&json)["stages"][1]["requests"]["ok"], 100, "{api}");
+    }
+}

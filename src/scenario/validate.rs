@@ -43,6 +43,9 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
 
     let spoken = Spoken { api: target.api, stream: target.stream };
     let request = super::request::request(&raw.request, "request", spoken, p);
+    if target.api == crate::model::Api::Messages {
+        say_messages_limit(&request, &prompts, p);
+    }
 
     let pricing = match raw.pricing {
         Some(f) => {
@@ -240,6 +243,21 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         api_key_file,
         insecure: false,
         headers,
+    }
+}
+
+/// Anthropic's Messages requires a limit: when the scenario sets none, the one sent
+/// instead, said in a line.
+fn say_messages_limit(request: &crate::model::RequestParams, prompts: &crate::workload::Prompts, p: &mut Problems<'_>) {
+    let limited = request.max_tokens.or(request.max_completion_tokens).is_some()
+        || request.extra_body.as_ref().is_some_and(|e| e.contains_key("max_tokens"))
+        || prompts.has_output_lengths();
+    if !limited {
+        let sent = crate::workload::MESSAGES_DEFAULT_MAX_TOKENS;
+        p.warn(
+            None,
+            format!("target.api = \"messages\" requires a limit and request.max_tokens is not set: each request asks for {sent} tokens"),
+        );
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod blocks;
 mod body;
+pub use body::MESSAGES_DEFAULT_MAX_TOKENS;
 mod bpe;
 pub mod conversation;
 pub mod dataset;
