@@ -171,3 +171,49 @@ fn init_writes_a_starter_for_each_api() {
         assert_eq!(read_json(&json)["stages"][1]["requests"]["ok"], 100, "{api}");
     }
 }
+
+/// Anthropic's `529 overloaded_error` (the mock's injected `errors = { "529" = … }`, in
+/// Anthropic's envelope, with `retry-after`) is retried like a 503, the server's wait
+/// honoured; a request without `max_tokens` is Anthropic's 400.
+#[test]
+fn anthropics_overloaded_is_retried_like_a_503() {
+    let text = "[target]\nbase_url = \"mock\"\nmodel = \"m\"\napi = \"messages\"\n\
+                [mock]\nbase_latency_ms = 5\nretry_after_ms = 10\nerrors = { \"529\" = 0.5 }\n\
+                [prompts]\nlist = [\"hi\"]\n[request]\nmax_tokens = 8\n[retry]\nmax_attempts = 4\n\
+                [[stage]]\nconcurrency = 2\nrequests = 20\n";
+    let (_, v) = run_text(text, &[]);
+    let s = &v["stages"][0];
+    let r = &s["retries"];
+    assert!(count(&r["total"]) > 0 && r["by_cause"]["http_5xx"] == r["total"], "{r}");
+    assert_eq!(count(&r["retry_after_honoured"]), count(&r["total"]), "the server's wait honoured each time: {r}");
+    // Every request is answered or failed its four attempts (draws vary with the order
+    // requests arrive in: P(four 529s) = 1/16 a request).
+    let (ok, failed) = (count(&s["requests"]["ok"]), count(&s["requests"]["failed"]));
+    assert_eq!((ok + failed, failed), (20, count(&r["requests_retried"]) - count(&r["recovered"])), "{r}");
+    // Anthropic's own 400 for a request without its limit, in its envelope.
+    let mock = MockServer::start(MockConfig::default(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, reply) = post(&mock.base_url(), "/messages", body);
+    assert_eq!(status, 400);
+    assert_eq!(reply, json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}}));
+}
+
+/// POST `body` to `path` under the API root `api`: the status and the JSON reply.
+fn post(api: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = api.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /v1{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}

@@ -70,7 +70,10 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         Ok(req) => req,
         Err((param, msg)) => {
             state.count(|s| s.invalid += 1);
-            return error(StatusCode::BAD_REQUEST, "invalid_request_error", param, msg);
+            return match api {
+                Api::Messages => anthropic_error(StatusCode::BAD_REQUEST, msg),
+                _ => error(StatusCode::BAD_REQUEST, "invalid_request_error", param, msg),
+            };
         }
     };
     let cfg = &state.cfg;
@@ -94,7 +97,7 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
             (500, true) if cfg.error_rate > 0.0 => format!("error_rate or {key}"),
             _ => key,
         };
-        return injected_error(status, cfg, format!("mock: injected failure ({why})"));
+        return injected_error(api, status, cfg, format!("mock: injected failure ({why})"));
     }
     // Read only for a reply: an injected failure (a 429 above all) comes at once.
     let (req, prompt) = read_prompt(&state, req, body.len()).await;
@@ -151,15 +154,32 @@ fn error_with_code(status: StatusCode, kind: &str, param: Option<&str>, code: Op
     (status, axum::Json(body)).into_response()
 }
 
-/// An injected status, shaped like OpenAI's errors; 429s and 503s say when to retry.
-fn injected_error(status: u16, cfg: &MockConfig, message: String) -> Response {
+/// Anthropic's error envelope, its type by the status (as its API names them; 529 is
+/// `overloaded_error`).
+fn anthropic_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let kind = match status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    };
+    (status, axum::Json(json!({"type": "error", "error": {"type": kind, "message": message.into()}}))).into_response()
+}
+
+/// An injected status, shaped like the API's errors (OpenAI's, or Anthropic's); 429s,
+/// 503s and 529s say when to retry.
+fn injected_error(api: Api, status: u16, cfg: &MockConfig, message: String) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = match status {
+        _ if api == Api::Messages => anthropic_error(code, message),
         429 => error_with_code(code, "requests", None, Some("rate_limit_exceeded"), message),
         500..=599 => error(code, "server_error", None, message),
         _ => error(code, "invalid_request_error", None, message),
     };
-    if let Some(ms) = cfg.retry_after_ms.filter(|_| matches!(status, 429 | 503)) {
+    if let Some(ms) = cfg.retry_after_ms.filter(|_| matches!(status, 429 | 503 | 529)) {
         set_retry_after(&mut resp, (ms / 1000.0).ceil() as u64, &ms.to_string());
     }
     resp
