@@ -217,3 +217,35 @@ fn post(api: &str, path: &str, body: &[u8]) -> (u16, Value) {
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+/// A server answering in another API's shape (chat chunks where Messages events were
+/// expected; a chat completion where a Responses API reply was): each request a
+/// `decode` failure whose message names what was expected.
+#[test]
+fn another_apis_answer_is_named_a_decode_failure() {
+    use axum::routing::post;
+    let chat_stream =
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
+    let chat_whole =
+        r#"{"id":"c","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#;
+    let app = axum::Router::new()
+        .route("/v1/messages", post(move || async move { ([("content-type", "text/event-stream")], chat_stream) }))
+        .route("/v1/responses", post(move || async move { ([("content-type", "application/json")], chat_whole) }));
+    let url = serve_app(app);
+    for (api, stream, want) in [
+        ("messages", true, "an event without a `type`, not Anthropic's Messages'"),
+        ("responses", false, "not a Responses API response (no `output`)"),
+    ] {
+        let text = scenario_text(&url, api, stream, "max_tokens = 8");
+        let (d, path) = scenario(&text);
+        let (lines, json) = (d.path().join("r.jsonl"), d.path().join("r.json"));
+        let mut c = cmd(&["run", "--headless", "--requests-out"]);
+        c.arg(&lines).arg("--json").arg(&json).arg(&path);
+        let out = run(c, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(3), "{api}: a stage with no success fails its verdict: {}", out.stderr);
+        let first: Value = serde_json::from_str(std::fs::read_to_string(&lines).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(first["outcome"], "decode", "{api}: {first}");
+        let v = read_json(&json);
+        assert!(v["stages"][0].to_string().contains(want) || out.stdout.contains(want), "{api}: {}\n{}", v["stages"][0], out.stdout);
+    }
+}

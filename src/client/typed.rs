@@ -13,6 +13,9 @@ use serde_json::value::RawValue;
 
 use crate::model::{FinishReason, ServerTimings, Usage};
 
+/// An event with no `type`: the server speaks another API (a chat completion chunk?).
+const ANOTHER_API: &str = "an event without a `type`, not {api} (is the server speaking another API, chat completions say?)";
+
 /// What one event said.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Said<'a> {
@@ -142,6 +145,8 @@ pub(super) fn responses(data: &str) -> Result<Said<'_>, serde_json::Error> {
     }
     if let Some(raw) = e.error.filter(|_| said.error.is_none()) {
         said.error = Some(error_line(&raw));
+    } else if e.kind.is_empty() && said.error.is_none() {
+        said.error = Some(ANOTHER_API.replace("{api}", "the Responses API's"));
     }
     Ok(said)
 }
@@ -266,6 +271,7 @@ pub(super) fn messages(data: &str) -> Result<Said<'_>, serde_json::Error> {
         "message_stop" => said.end = true,
         "error" => said.error = Some(e.error.as_deref().map_or_else(|| "error event in stream".into(), error_line)),
         "ping" | "content_block_start" | "content_block_stop" => {}
+        "" => said.error = Some(ANOTHER_API.replace("{api}", "Anthropic's Messages'")),
         // llama.cpp's `event: error` carries its own body: `{"code", "message", "type"}`.
         kind => said.error = e.message.and_then(|m| serde_json::from_str::<String>(m.get()).ok()).map(|m| format!("{kind}: {m}")),
     }

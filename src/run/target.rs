@@ -39,7 +39,8 @@ impl Target {
                 let own_auth = scenario.target.headers.iter().any(|h| h.name.eq_ignore_ascii_case("authorization"));
                 if api_key.is_none() && !own_auth {
                     let var = &scenario.target.api_key_env;
-                    notes(&format!("note: ${var} is not set; sending requests without an Authorization header"));
+                    let header = if scenario.target.api == crate::model::Api::Messages { "an x-api-key" } else { "an Authorization" };
+                    notes(&format!("note: ${var} is not set; sending requests without {header} header"));
                 }
                 Ok(Target { mock: None, base_url: u.clone(), api_key })
             }

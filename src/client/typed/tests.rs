@@ -122,6 +122,11 @@ fn anthropics_streams_read_as_its_sdk_reads_them() {
     // llama.cpp's `event: error`: its own body.
     let llama = messages(r#"{"code":500,"message":"slot died","type":"server_error"}"#).unwrap();
     assert_eq!(llama.error.as_deref(), Some("server_error: slot died"));
+    // A chat chunk where typed events were expected: said so, for either API.
+    let chat = r#"{"id":"c","object":"chat.completion.chunk","choices":[{"delta":{"content":"hi"}}]}"#;
+    for said in [messages(chat).unwrap(), responses(chat).unwrap()] {
+        assert!(said.error.unwrap().starts_with("an event without a `type`, not "), "named");
+    }
     // A ping, a block's start and stop say nothing.
     for quiet in [r#"{"type": "ping"}"#, r#"{"type":"content_block_stop","index":0}"#] {
         assert_eq!(messages(quiet).unwrap(), Said::default());
