@@ -249,3 +249,29 @@ fn another_apis_answer_is_named_a_decode_failure() {
         assert!(v["stages"][0].to_string().contains(want) || out.stdout.contains(want), "{api}: {}\n{}", v["stages"][0], out.stdout);
     }
 }
+
+/// `target.path` replaces the API's path: after the API root, or from the host's root
+/// when it starts with `/` (a server that mounts an API elsewhere); a broken one is a
+/// located error.
+#[test]
+fn a_path_of_its_own_replaces_the_apis() {
+    let mock = MockServer::start_recording(
+        MockConfig { base_latency_ms: 1.0, ..MockConfig::default() },
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    )
+    .unwrap();
+    let text = scenario_text(&mock.base_url(), "chat", false, "max_tokens = 4");
+    // The mock serves the Responses API at /v1/responses: reached from the host's root…
+    let (_, v) = run_text(&text.replace("api = \"chat\"", "api = \"responses\"\npath = \"/v1/responses\""), &[]);
+    assert_eq!((mock.last_request().unwrap().path.as_str(), count(&v["stages"][0]["requests"]["ok"])), ("/v1/responses", 10));
+    assert_eq!(v["scenario"]["target"]["path"], "/v1/responses");
+    // … and after the API root.
+    let (_, v) = run_text(&text.replace("api = \"chat\"", "api = \"messages\"\npath = \"messages\""), &[]);
+    assert_eq!((mock.last_request().unwrap().path.as_str(), count(&v["stages"][0]["requests"]["ok"])), ("/v1/messages", 10));
+    let (_d, path) = scenario(&text.replace("api = \"chat\"", "path = \"v2/chat?x=1\""));
+    let mut c = cmd(&["validate"]);
+    c.arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("s.toml:5:8: target.path is a path: no query, fragment or space"), "{}", out.stderr);
+}

@@ -93,6 +93,9 @@ pub struct ClientConfig {
     pub base_url: url::Url,
     /// The endpoint spoken: `/chat/completions`, `/completions`, `/responses`, `/messages`.
     pub api: Api,
+    /// `target.path`: the endpoint's path instead of the API's (after the API root; from
+    /// the host's root when it starts with `/`).
+    pub path: Option<String>,
     pub api_key: Option<String>,
     /// Where the key came from ("$VAR" or "the file PATH"), for messages.
     pub api_key_env: String,
@@ -214,7 +217,11 @@ fn target(url: &url::Url, path: &str, method: http::Method, insecure: bool) -> R
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
         let url = &cfg.base_url;
-        let path = format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path());
+        let path = match cfg.path.as_deref() {
+            Some(p) if p.starts_with('/') => p.to_string(),
+            Some(p) => format!("{}/{p}", url.path().trim_end_matches('/')),
+            None => format!("{}/{}", url.path().trim_end_matches('/'), cfg.api.path()),
+        };
         let transport = transport_to(&cfg, &path, cfg.pool_size)?;
         Ok(Client {
             transport,
@@ -345,6 +352,7 @@ pub(crate) mod tests {
         ClientConfig {
             base_url: url::Url::parse("http://127.0.0.1:9/v1").unwrap(),
             api: Api::Chat,
+            path: None,
             api_key: api_key.map(str::to_string),
             api_key_env: "K".into(),
             timeout: Duration::from_secs(1),

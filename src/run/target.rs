@@ -64,6 +64,7 @@ fn config(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts
     ClientConfig {
         base_url: target.base_url.clone(),
         api: t.api,
+        path: t.path.clone(),
         api_key: target.api_key.clone(),
         // Names the key's source in the one message about a malformed key.
         api_key_env: match &t.api_key_file {

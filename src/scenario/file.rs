@@ -153,8 +153,10 @@ pub(super) fn one_line(msg: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct TargetFile {
     pub base_url: Spanned<String>,
-    /// "chat" (default) or "completions".
+    /// "chat" (default), "completions", "responses" or "messages".
     pub api: Option<crate::model::Api>,
+    /// The endpoint's path instead of the API's.
+    pub path: Option<Spanned<String>>,
     pub model: Spanned<String>,
     pub api_key_env: Option<Spanned<String>>,
     pub stream: Option<bool>,

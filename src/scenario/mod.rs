@@ -91,8 +91,13 @@ pub struct Scenario {
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub base_url: BaseUrl,
-    /// The endpoint spoken: chat completions or (text) completions.
+    /// The endpoint spoken: chat completions, (text) completions, the Responses API or
+    /// Anthropic's Messages.
     pub api: Api,
+    /// The endpoint's path instead of the API's: after the API root, or from the host's
+    /// root when it starts with `/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub model: String,
     /// Name of the environment variable holding the key (never the key itself).
     pub api_key_env: String,

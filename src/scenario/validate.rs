@@ -230,9 +230,21 @@ fn target(t: TargetFile, p: &mut Problems<'_>, base_dir: &Path) -> Target {
         base_dir.join(f.get_ref())
     });
     let headers = t.headers.as_ref().map_or_else(Vec::new, |h| super::headers::headers(h, "target.headers", p));
+    let path = t.path.as_ref().and_then(|path| match path.get_ref().trim() {
+        "" => {
+            p.at(Some(path.span()), "target.path must name the endpoint's path, e.g. \"v2/chat\" or \"/rerank\"");
+            None
+        }
+        s if s.contains(['?', '#', ' ']) => {
+            p.at(Some(path.span()), "target.path is a path: no query, fragment or space");
+            None
+        }
+        s => Some(s.to_string()),
+    });
     Target {
         base_url,
         api: t.api.unwrap_or_default(),
+        path,
         model: t.model.into_inner(),
         api_key_env,
         stream: t.stream.unwrap_or(false),

@@ -137,6 +137,7 @@ pub fn client(addr: SocketAddr, cfg: Cfg) -> Client {
     Client::new(ClientConfig {
         base_url: url::Url::parse(&format!("{}://{addr}/v1", if cfg.tls.is_some() { "https" } else { "http" })).unwrap(),
         api: llmload::model::Api::Chat,
+        path: None,
         api_key: Some(KEY.to_string()),
         api_key_env: "HOSTILE_KEY".into(),
         timeout: cfg.timeout,
