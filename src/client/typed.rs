@@ -191,7 +191,7 @@ struct MessageStart {
 }
 
 /// Anthropic's usage: the prompt is input + what the cache held + what it wrote.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 pub(super) struct MessagesUsage {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -265,8 +265,7 @@ pub(super) fn messages(data: &str) -> Result<Said<'_>, serde_json::Error> {
         }
         "message_delta" => {
             said.finish = e.delta.and_then(|d| d.stop_reason).map(|r| messages_finish(&r));
-            said.usage =
-                e.usage.map(|u| Usage { completion_tokens: u.output_tokens, ..Usage::from(MessagesUsage { output_tokens: None, ..u }) });
+            said.usage = e.usage.map(Usage::from);
         }
         "message_stop" => said.end = true,
         "error" => said.error = Some(e.error.as_deref().map_or_else(|| "error event in stream".into(), error_line)),
