@@ -35,8 +35,13 @@ fn main() {
                 std::hint::black_box(prompts.prompt_in(round, i));
             }
             one.push(n as f64 / t.elapsed().as_secs_f64());
-            let mut stage =
-                Workload::new(prompts.clone(), false, false).stage(round as usize + 10, "m", &RequestParams::default(), Default::default());
+            let mut stage = Workload::new(prompts.clone(), false, false).stage(
+                round as usize + 10,
+                "m",
+                &RequestParams::default(),
+                &Default::default(),
+                Default::default(),
+            );
             let t = Instant::now();
             stage.prepare(n);
             all.push(n as f64 / t.elapsed().as_secs_f64());

@@ -12,6 +12,8 @@ use crate::mock::LatencyCurve;
 use crate::mock::config::{MockConfig, StreamEnd, parse_error_flag};
 use crate::scenario::{MAX_ATTEMPTS, MAX_DURATION, Overrides};
 
+/// The APIs `--api` takes, as `target.api` names them.
+const API_NAMES: [&str; 6] = ["chat", "completions", "embeddings", "rerank", "responses", "messages"];
 #[derive(Debug, Parser)]
 #[command(name = "llmload", version, about = "Load tester for OpenAI-compatible LLM APIs", propagate_version = true)]
 pub struct Cli {
@@ -228,9 +230,11 @@ pub struct RunArgs {
     /// Without a scenario file: stream the replies (TTFT, inter-token latency).
     #[arg(long)]
     pub stream: bool,
-    /// Without a scenario file: the API spoken — chat, completions, responses (OpenAI's
-    /// Responses API) or messages (Anthropic's).
-    #[arg(long, value_name = "API", value_parser = ["chat", "completions", "responses", "messages"])]
+    /// Without a scenario file: the API spoken — chat, completions, embeddings (the
+    /// prompt as the input), rerank (the prompt as the query, against 16 synthetic
+    /// documents of 128 tokens), responses (OpenAI's Responses API) or messages
+    /// (Anthropic's, max_tokens 1024 unless --max-tokens).
+    #[arg(long, value_name = "API", value_parser = API_NAMES)]
     pub api: Option<String>,
     /// Without a scenario file: the prompt every request sends.
     #[arg(long, value_name = "TEXT")]
@@ -258,8 +262,9 @@ pub struct InitArgs {
     /// A streaming starter: TTFT and inter-token latency.
     #[arg(long)]
     pub stream: bool,
-    /// A starter speaking this API: chat (the default), completions, responses or messages.
-    #[arg(long, value_name = "API", value_parser = ["chat", "completions", "responses", "messages"])]
+    /// A starter speaking this API: chat (the default), completions, embeddings, rerank,
+    /// responses or messages.
+    #[arg(long, value_name = "API", value_parser = API_NAMES)]
     pub api: Option<String>,
 }
 
@@ -441,6 +446,9 @@ pub struct MockArgs {
     /// Chat replies think first: this many reasoning tokens before the answer.
     #[arg(long, default_value_t = 0)]
     pub reasoning_tokens: u32,
+    /// Embeddings: each vector's length when a request asks for none.
+    #[arg(long, default_value_t = crate::mock::config::DEFAULT_EMBEDDING_DIMS)]
+    pub embedding_dims: u32,
     /// How a stream ends: done (finish chunk and [DONE]), finish (no [DONE]) or bare (neither).
     #[arg(long, default_value = "done", value_name = "END")]
     pub stream_end: StreamEnd,
@@ -477,6 +485,7 @@ impl MockArgs {
             kv_cache_tokens: self.kv_cache_tokens,
             stall_once_at: self.stall_once_at,
             reasoning_tokens: self.reasoning_tokens,
+            embedding_dims: self.embedding_dims,
             stream_end: self.stream_end,
         }
     }

@@ -100,8 +100,22 @@ impl Quick {
 /// A starter scenario that validates and runs on the embedded mock, speaking `api`
 /// (chat when None).
 pub fn starter(stream: bool, api: Option<&str>) -> String {
+    // Embeddings and rerank answer in one body: they never stream.
+    let stream = stream && !matches!(api, Some("embeddings" | "rerank"));
     let mut s = STARTER.replace("stream = false", if stream { "stream = true" } else { "stream = false" });
+    let limit = "max_tokens = 64\n";
     let line = match api {
+        Some("embeddings") => {
+            s = s.replace(limit, "batch_size = 8               # inputs per request, or { min = 1, max = 32 }\n");
+            "api = \"embeddings\"          # POST /v1/embeddings: each prompt an input, in batches\n"
+        }
+        Some("rerank") => {
+            let fields = "documents = 16               # synthetic documents per query …\n\
+                          document_tokens = 128        # … this long (a count or a distribution)\n\
+                          top_n = 4                    # the most results asked back\n";
+            s = s.replace(limit, fields);
+            "api = \"rerank\"              # POST /v1/rerank: each prompt a query\n"
+        }
         Some("completions") => "api = \"completions\"         # POST /v1/completions with a text prompt\n",
         Some("responses") => "api = \"responses\"           # OpenAI's Responses API: POST /v1/responses\n",
         Some("messages") => {

@@ -16,6 +16,7 @@ pub mod tokenize;
 mod transport;
 mod typed;
 mod typed_whole;
+mod vectors;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -258,7 +259,8 @@ impl Client {
 
     /// Sends one request and reads the whole response. Never panics on what the server
     /// sends; every outcome is a record.
-    pub async fn send(&self, body: Bytes) -> RequestRecord {
+    /// An embeddings or rerank reply is checked against `expect`.
+    pub async fn send(&self, body: Bytes, expect: crate::model::Expect) -> RequestRecord {
         let start = Instant::now();
         let resp = match self.transport.post(body).await {
             Ok(r) => r,
@@ -271,7 +273,7 @@ impl Client {
             let retry_after = retry_after::retry_after(resp.headers(), SystemTime::now());
             RequestRecord { retry_after, ..self.read_error(resp, start, status).await }
         } else if !self.stream {
-            self.read_body(resp, start, status).await
+            self.read_body(resp, start, status, expect).await
         } else {
             match self.not_event_stream(resp.headers()) {
                 Some(content_type) => self.not_a_stream(resp, start, status, &content_type).await,

@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 
 use super::content::{completion_text, first};
 use super::{Client, MAX_BODY_BYTES};
-use crate::model::{FailureKind, RequestRecord, ServerTimings, Usage};
+use crate::model::{Expect, FailureKind, RequestRecord, ServerTimings, Usage};
 
 /// A completion as the hot path reads it: only the first choice is looked at, for
 /// reasoning text, and none of it is kept.
@@ -133,7 +133,7 @@ impl Client {
     }
 
     /// Reads a whole 2xx (non-stream) body: a chat completion.
-    pub(super) async fn read_body(&self, mut resp: super::Response<'_>, start: Instant, status: u16) -> RequestRecord {
+    pub(super) async fn read_body(&self, mut resp: super::Response<'_>, start: Instant, status: u16, expect: Expect) -> RequestRecord {
         // Reserve from Content-Length only up to a small bound: the header is the
         // server's word, and a hostile one could claim 32 MiB for every request.
         let mut held = self.budget.hold();
@@ -173,6 +173,12 @@ impl Client {
         if let Err(e) = std::str::from_utf8(&buf) {
             let detail = format!("HTTP {status}: not a chat completion (invalid UTF-8 at byte {})", e.valid_up_to());
             return self.fail(FailureKind::Decode, latency, Some(status), bytes, &detail);
+        }
+        if !self.api.generates() {
+            return match super::vectors::check(self.api, &buf, expect) {
+                Ok(c) => RequestRecord { latency, status: Some(status), bytes, usage: c.usage, ..RequestRecord::default() },
+                Err(why) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: {why}")),
+            };
         }
         if self.api.typed_events() {
             return match super::typed_whole::whole(self.api, &buf) {

@@ -178,7 +178,7 @@ impl Engine {
     /// here, before its clock runs.
     /// A stage's requests, with the prompts it will send built ahead (off the runtime).
     async fn requests_of(&self, index: usize, stage: &Stage) -> crate::workload::StageRequests {
-        let mut requests = self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, stage.numbers);
+        let mut requests = self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, &stage.texts, stage.numbers);
         let ahead = stage.warmup.saturating_add(match (stage.requests, stage.load, stage.duration) {
             (Some(n), ..) => n,
             (None, Load::Open { rate, .. }, Some(d)) => (rate * d.as_secs_f64() * 1.1) as u64,
@@ -193,7 +193,7 @@ impl Engine {
         {
             Ok(r) => r,
             // Only a panic while building gets here; the requests build prompts as needed.
-            Err(_) => self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, stage.numbers),
+            Err(_) => self.workload.stage(index, self.scenario.stage_model(stage), &stage.request, &stage.texts, stage.numbers),
         }
     }
 

@@ -233,8 +233,13 @@ mod tests {
     /// A stage context whose client is never used (port 9 on loopback, discard).
     fn ctx(stop: Stop) -> Arc<StageCtx> {
         let client = crate::client::tests::unsent(None);
-        let requests =
-            Workload::new(Prompts::from_texts(&["hi"]).unwrap(), false, false).stage(0, "m", &RequestParams::default(), Default::default());
+        let requests = Workload::new(Prompts::from_texts(&["hi"]).unwrap(), false, false).stage(
+            0,
+            "m",
+            &RequestParams::default(),
+            &Default::default(),
+            Default::default(),
+        );
         let (events, _) = mpsc::channel(1);
         Arc::new(StageCtx {
             client: Arc::new(client),

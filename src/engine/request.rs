@@ -89,6 +89,7 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     record.input_by = record.input_tokens.map(|_| ctx.client.counts_by());
     record.target_output_tokens = spec.output_tokens;
     record.turn = spec.turn;
+    record.items = spec.expect.items;
     record.session = spec.session;
     if let Some(a) = &p.abort
         && record.outcome != Outcome::Cancelled
@@ -166,7 +167,7 @@ async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut 
                 RequestRecord::cancelled(t.elapsed())
             }
             _ = cut => RequestRecord::cancelled(t.elapsed()),
-            r = ctx.client.send(spec.body.clone()) => r,
+            r = ctx.client.send(spec.body.clone(), spec.expect) => r,
         };
         att.last = rec.latency;
         // Retries may start this long after the window closes; later ones are not sent.

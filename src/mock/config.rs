@@ -13,6 +13,11 @@ use super::curve::{LatencyCurve, MAX_KNOB_MS};
 pub const MAX_PREFIX_CACHE_BLOCKS: u32 = 1 << 20;
 
 /// Mock knobs, shared by the scenario's `[mock]` table and `llmload mock` flags.
+/// The mock's embeddings' length (a small sentence-embedding model's, all-MiniLM's),
+/// and the longest it makes.
+pub const DEFAULT_EMBEDDING_DIMS: u32 = 384;
+pub const MAX_EMBEDDING_DIMS: u32 = 16_384;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MockConfig {
@@ -77,6 +82,8 @@ pub struct MockConfig {
     /// Chat replies think first: this many reasoning tokens (`reasoning_content`, and
     /// `completion_tokens_details.reasoning_tokens`) before the answer, at the same pace.
     pub reasoning_tokens: u32,
+    /// Embeddings: the vectors' length when a request asks for none (`dimensions`).
+    pub embedding_dims: u32,
     /// How a stream ends: "done" (a finish chunk, then `data: [DONE]`), "finish" (the
     /// finish chunk, no `[DONE]`) or "bare" (neither).
     pub stream_end: StreamEnd,
@@ -131,6 +138,7 @@ impl Default for MockConfig {
             kv_cache_tokens: None,
             stall_once_at: None,
             reasoning_tokens: 0,
+            embedding_dims: DEFAULT_EMBEDDING_DIMS,
             stream_end: StreamEnd::Done,
         }
     }
@@ -157,6 +165,9 @@ impl MockConfig {
         }
         if self.output_tokens > MAX_OUTPUT_TOKENS {
             out.push(format!("output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.output_tokens));
+        }
+        if !(1..=MAX_EMBEDDING_DIMS).contains(&self.embedding_dims) {
+            out.push(format!("embedding_dims must be from 1 to {MAX_EMBEDDING_DIMS}, got {}", self.embedding_dims));
         }
         if self.reasoning_tokens > MAX_OUTPUT_TOKENS {
             out.push(format!("reasoning_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.reasoning_tokens));

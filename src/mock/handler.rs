@@ -1,4 +1,5 @@
-//! The mock's routes: `POST /v1/chat/completions` and `POST /v1/completions`
+//! The mock's routes: `POST /v1/chat/completions`, `/v1/completions`, `/v1/responses`,
+//! `/v1/messages`, `/v1/embeddings` and `/v1/rerank` (`/rerank` too)
 //! (admission, validation, the draw, then an injected failure or a reply), `GET
 //! /v1/models`, `GET /mock/stats`, and OpenAI-shaped errors for everything else.
 
@@ -34,6 +35,14 @@ pub(super) async fn responses(State(state): State<Arc<MockState>>, req: Request)
 
 pub(super) async fn messages(State(state): State<Arc<MockState>>, req: Request) -> Response {
     answer(Api::Messages, state, req).await
+}
+
+pub(super) async fn embeddings(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    answer(Api::Embeddings, state, req).await
+}
+
+pub(super) async fn rerank(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    answer(Api::Rerank, state, req).await
 }
 
 async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
@@ -100,10 +109,18 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         return injected_error(api, status, cfg, format!("mock: injected failure ({why})"));
     }
     // Read only for a reply: an injected failure (a 429 above all) comes at once.
-    let (req, prompt) = read_prompt(&state, req, body.len()).await;
+    let (mut req, prompt) = read_prompt(&state, req, body.len()).await;
     start.prefill = (prompt.tokens - prompt.cached) as f64 * cfg.prefill_ms_per_1k_tokens / 1000.0;
     let reasoning = if api == Api::Completions { 0 } else { cfg.reasoning_tokens };
-    let len = req.length(d.output_tokens, reasoning);
+    let mut task = req.task.take();
+    if let Some(super::vectors::Task::Embed { dims, .. }) = &mut task {
+        dims.get_or_insert(cfg.embedding_dims);
+    }
+    // Embeddings and rerank: the prompt's time, and no output.
+    let len = match task {
+        Some(_) => super::request::Length { reasoning: 0, answer: 0, finish: "stop" },
+        None => req.length(d.output_tokens, reasoning),
+    };
     start.prompt = (prompt.tokens, prompt.cached);
     let mut guard = guard;
     guard.will_generate(len.reasoning + len.answer);
@@ -115,7 +132,11 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     }
     // Queue time: for a capacity slot, then for KV-cache room.
     state.metrics.queued(queued + waited);
-    let reply = Reply::new(seq, &d, api, req.model, prompt, len, &state.words);
+    let mut reply = Reply::new(seq, &d, api, req.model, prompt, len, &state.words);
+    if task.is_some() {
+        // No text, whatever the draw said (a JSON answer): numbers only.
+        (reply.pieces, reply.tokens, reply.task) = (Vec::new(), 0, task);
+    }
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);
     }
@@ -130,7 +151,9 @@ const TOKENIZE_APART: usize = 32 * 1024;
 async fn read_prompt(state: &Arc<MockState>, req: Asked, body_len: usize) -> (Asked, PromptUsage) {
     let read = |state: &MockState, req: &Asked| {
         let ids = req.prompt_ids(&state.tokenizer);
-        PromptUsage { tokens: ids.len() as u64, cached: state.prefix.admit(&ids) }
+        // Embeddings and rerank keep no KV cache to reuse.
+        let cached = if req.task.is_some() { 0 } else { state.prefix.admit(&ids) };
+        PromptUsage { tokens: ids.len() as u64, cached }
     };
     if body_len < TOKENIZE_APART {
         let prompt = read(state, &req);
@@ -226,7 +249,7 @@ pub(super) async fn not_found() -> Response {
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         None,
-        "unknown path; the mock serves POST /v1/chat/completions, /v1/completions, /v1/responses and /v1/messages, and GET /v1/models",
+        "unknown path; the mock serves POST /v1/chat/completions, /v1/completions, /v1/responses, /v1/messages, /v1/embeddings and /v1/rerank (/rerank), and GET /v1/models",
     )
 }
 

@@ -62,6 +62,7 @@ mod request;
 mod server;
 mod state;
 mod typed;
+mod vectors;
 
 pub use config::{MockConfig, MockStats, StreamEnd, parse_error_flag};
 pub use curve::LatencyCurve;

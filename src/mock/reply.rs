@@ -81,6 +81,8 @@ pub(super) struct Reply {
     pub tokens: u64,
     pub reasoning_tokens: u64,
     pub finish: &'static str,
+    /// Embeddings and rerank: what the answer holds instead of text.
+    pub task: Option<super::vectors::Task>,
 }
 
 impl Reply {
@@ -103,9 +105,11 @@ impl Reply {
             Api::Completions => format!("cmpl-mock-{seq}"),
             Api::Responses => format!("resp_mock{seq}"),
             Api::Messages => format!("msg_mock{seq}"),
+            Api::Embeddings => format!("embd-mock-{seq}"),
+            Api::Rerank => format!("rerank-mock-{seq}"),
         };
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Reply { api, id, created, model, prompt, pieces, tokens, reasoning_tokens, finish }
+        Reply { api, id, created, model, prompt, pieces, tokens, reasoning_tokens, finish, task: None }
     }
 
     fn usage(&self) -> Value {

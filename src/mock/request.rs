@@ -22,10 +22,11 @@ pub(super) struct Asked {
     pub ignore_eos: bool,
     /// vLLM's: no end before this many tokens.
     pub min_tokens: Option<u64>,
+    /// Embeddings and rerank: what to answer (they generate nothing).
+    pub task: Option<super::vectors::Task>,
 }
 
-/// A 400's parameter at fault and message.
-pub(super) type Invalid = (Option<&'static str>, String);
+pub(super) use super::vectors::Invalid;
 
 impl Asked {
     /// The request, or what makes it invalid: the parameter at fault and why.
@@ -35,6 +36,11 @@ impl Asked {
         let Some(model) = req.model.as_ref().and_then(Value::as_str).filter(|m| !m.is_empty()) else {
             return Err((Some("model"), "you must provide a model parameter".into()));
         };
+        if !api.generates() {
+            let (prompt, task) = super::vectors::parse(api, body)?;
+            let (stream, include_usage, limit, ignore_eos, min_tokens) = (false, false, None, false, None);
+            return Ok(Asked { model: model.to_string(), prompt, stream, include_usage, limit, ignore_eos, min_tokens, task: Some(task) });
+        }
         let prompt = match api {
             Api::Chat => {
                 let Some(Value::Array(messages)) = req.messages.filter(|m| m.as_array().is_some_and(|m| !m.is_empty())) else {
@@ -62,6 +68,8 @@ impl Asked {
                 Value::Array(items)
             }
             // `system` apart (a text or text blocks), then the messages, which it needs.
+            // Answered by `vectors` above.
+            Api::Embeddings | Api::Rerank => Value::Null,
             Api::Messages => {
                 if req.max_tokens.is_none() {
                     return Err((Some("max_tokens"), "max_tokens: Field required".into()));
@@ -105,6 +113,7 @@ impl Asked {
             limit,
             ignore_eos,
             min_tokens: req.min_tokens,
+            task: None,
         })
     }
 
@@ -116,6 +125,10 @@ impl Asked {
         match &self.prompt {
             Value::Array(messages) => {
                 for m in messages {
+                    // An embeddings input, a rerank's query or document.
+                    if let Value::String(s) = m {
+                        text(s);
+                    }
                     match m.get("content") {
                         Some(Value::String(s)) => text(s),
                         Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).for_each(&mut text),

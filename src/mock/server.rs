@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 
 use super::config::{MockConfig, MockStats};
-use super::handler::{chat_completions, completions, messages, metrics, models, not_found, reset_prefix_cache, responses, stats};
+use super::handler::{
+    chat_completions, completions, embeddings, messages, metrics, models, not_found, rerank, reset_prefix_cache, responses, stats,
+};
 use super::state::{MockState, SeenRequest};
 use crate::workload::tokens::Tokenizer;
 
@@ -24,6 +26,9 @@ fn app(state: Arc<MockState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/responses", post(responses))
         .route("/v1/messages", post(messages))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/rerank", post(rerank))
+        .route("/rerank", post(rerank))
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .route("/metrics", get(metrics))

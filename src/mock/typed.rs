@@ -20,6 +20,10 @@ pub(super) fn body(r: &Reply) -> Bytes {
     match r.api {
         Api::Responses => Bytes::from(responses_body(r).to_string()),
         Api::Messages => Bytes::from(messages_body(r).to_string()),
+        Api::Embeddings | Api::Rerank => match &r.task {
+            Some(task) => Bytes::from(super::vectors::body(task, &r.id, &r.model, r.prompt.tokens).to_string()),
+            None => Bytes::new(),
+        },
         _ => r.body(),
     }
 }

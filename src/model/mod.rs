@@ -17,6 +17,6 @@ pub use goals::{RateLimit, Slo};
 pub use record::{
     CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, Uncounted, Usage,
 };
-pub use request::{Api, RequestParams, RequestSpec};
+pub use request::{Api, Expect, RequestParams, RequestSpec};
 pub use run::Aborted;
 pub use shard::{MAX_SHARDS, NUMBER_RANGE, Numbers, Shard};

@@ -259,6 +259,8 @@ pub struct RequestRecord {
     pub turn: Option<u32>,
     /// Its session's number in the whole run (across shards).
     pub session: Option<u64>,
+    /// Embeddings: the batch's inputs; rerank: the documents (set by the engine).
+    pub items: Option<u32>,
     /// Streams: texts still to count, counted off the request path (by the aggregator,
     /// on its own thread) into the `client_*` counts above.
     pub uncounted: Option<Box<Uncounted>>,
@@ -304,6 +306,7 @@ impl Default for RequestRecord {
             retry_after: None,
             turn: None,
             session: None,
+            items: None,
             uncounted: None,
         }
     }

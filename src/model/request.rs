@@ -17,6 +17,11 @@ pub enum Api {
     /// `POST {base_url}/messages` (Anthropic's Messages) with `system` apart from
     /// `messages`.
     Messages,
+    /// `POST {base_url}/embeddings` with an `input` text or a batch of them.
+    Embeddings,
+    /// `POST {base_url}/rerank` (Cohere's and Jina's shape) with a `query` and its
+    /// `documents`.
+    Rerank,
 }
 
 impl Api {
@@ -27,6 +32,8 @@ impl Api {
             Api::Completions => "completions",
             Api::Responses => "responses",
             Api::Messages => "messages",
+            Api::Embeddings => "embeddings",
+            Api::Rerank => "rerank",
         }
     }
 
@@ -37,6 +44,33 @@ impl Api {
             Api::Completions => "completions",
             Api::Responses => "responses",
             Api::Messages => "messages",
+            Api::Embeddings => "embeddings",
+            Api::Rerank => "rerank",
+        }
+    }
+
+    /// Every API, in the order a scenario's documentation lists them.
+    pub const ALL: [Api; 6] = [Api::Chat, Api::Completions, Api::Embeddings, Api::Rerank, Api::Responses, Api::Messages];
+
+    /// It generates text (tokens out, a stream to time); embeddings and rerank answer
+    /// with numbers in one whole reply.
+    pub fn generates(self) -> bool {
+        !matches!(self, Api::Embeddings | Api::Rerank)
+    }
+
+    /// A prompt is one text (completions, an embeddings input, a rerank query), not
+    /// messages.
+    pub fn takes_text(self) -> bool {
+        matches!(self, Api::Completions | Api::Embeddings | Api::Rerank)
+    }
+
+    /// What each request carries several of, and is counted by: an embeddings batch's
+    /// inputs, a rerank query's documents.
+    pub fn items(self) -> Option<&'static str> {
+        match self {
+            Api::Embeddings => Some("inputs"),
+            Api::Rerank => Some("documents"),
+            _ => None,
         }
     }
 
@@ -58,7 +92,8 @@ impl Api {
         match self {
             Api::Chat | Api::Messages => "messages",
             Api::Completions => "prompt",
-            Api::Responses => "input",
+            Api::Responses | Api::Embeddings => "input",
+            Api::Rerank => "query",
         }
     }
 }
@@ -86,6 +121,15 @@ pub struct RequestParams {
     pub ignore_eos: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_tokens: Option<u32>,
+    /// Embeddings: `float` or `base64`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_format: Option<String>,
+    /// Embeddings: the vector's length asked for (Matryoshka models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    /// Rerank: the most results to return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_n: Option<u32>,
     /// Merged into every body as-is, last: where it sets a field llmload sets, it wins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_body: Option<Map<String, Value>>,
@@ -121,9 +165,20 @@ impl RequestParams {
             stop: over.stop.clone().or_else(|| self.stop.clone()),
             ignore_eos: over.ignore_eos.or(self.ignore_eos),
             min_tokens: over.min_tokens.or(self.min_tokens),
+            encoding_format: over.encoding_format.clone().or_else(|| self.encoding_format.clone()),
+            dimensions: over.dimensions.or(self.dimensions),
+            top_n: over.top_n.or(self.top_n),
             extra_body,
         }
     }
+}
+
+/// What a reply must hold, checked by the client: an embeddings reply one vector per
+/// input (`items`), a rerank at most `top_n` results, each of a document sent (`items`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub items: Option<u32>,
+    pub top_n: Option<u32>,
 }
 
 /// One request as the workload yields it and the client sends it: the body is
@@ -141,6 +196,9 @@ pub struct RequestSpec {
     /// whole run.
     pub turn: Option<u32>,
     pub session: Option<u64>,
+    /// Embeddings: the batch's inputs; rerank: the documents and `top_n`. Checked
+    /// against the reply.
+    pub expect: Expect,
 }
 
 #[cfg(test)]

@@ -153,7 +153,8 @@ pub(super) fn one_line(msg: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct TargetFile {
     pub base_url: Spanned<String>,
-    /// "chat" (default), "completions", "responses" or "messages".
+    /// "chat" (default), "completions", "embeddings", "rerank", "responses" or
+    /// "messages".
     pub api: Option<crate::model::Api>,
     /// The endpoint's path instead of the API's.
     pub path: Option<Spanned<String>>,
@@ -281,6 +282,16 @@ pub struct RequestFile {
     pub stop: Option<Spanned<StopFile>>,
     pub ignore_eos: Option<bool>,
     pub min_tokens: Option<Spanned<u32>>,
+    /// Embeddings: inputs per request, a count or a distribution (none: one text,
+    /// sent as a string); `float` or `base64`; the vector's length asked for.
+    pub batch_size: Option<Spanned<toml::Value>>,
+    pub encoding_format: Option<Spanned<String>>,
+    pub dimensions: Option<Spanned<NonZeroU32>>,
+    /// Rerank: documents per query and their lengths, each a count or a distribution;
+    /// the most results asked for.
+    pub documents: Option<Spanned<toml::Value>>,
+    pub document_tokens: Option<Spanned<toml::Value>>,
+    pub top_n: Option<Spanned<NonZeroU32>>,
     /// Merged into every request body as-is, last.
     pub extra_body: Option<Spanned<toml::Table>>,
 }

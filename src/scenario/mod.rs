@@ -2,6 +2,7 @@
 //! located errors (`validate`, `validate_stage`, `sweep`, `prompts`), the validated
 //! form the engine runs (this file, `stage`, `sweep`), and CLI overrides (`overrides`).
 
+mod apis;
 mod conversation;
 mod error;
 mod file;

@@ -96,7 +96,7 @@ impl<'a> Sources<'a> {
     }
 
     /// The words synthetic prompts are built from, found once.
-    fn pool(&mut self) -> Result<Arc<WordPool>, String> {
+    pub(super) fn pool(&mut self) -> Result<Arc<WordPool>, String> {
         if let Some(pool) = &self.pool {
             return Ok(pool.clone());
         }

@@ -59,6 +59,9 @@ pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, p: &mut Probl
         stop,
         ignore_eos: f.ignore_eos,
         min_tokens: f.min_tokens.as_ref().map(|n| *n.get_ref()),
+        encoding_format: f.encoding_format.as_ref().map(|e| e.get_ref().clone()),
+        dimensions: f.dimensions.as_ref().map(|n| n.get_ref().get()),
+        top_n: f.top_n.as_ref().map(|n| n.get_ref().get()),
         extra_body: f.extra_body.as_ref().map(|t| extra_body(t, what, spoken, p)),
     };
     if let Some(min) = &f.min_tokens {

@@ -36,6 +36,10 @@ pub struct Stage {
     /// What every request of the stage asks for (the scenario's `[request]`, with this
     /// stage's overrides).
     pub request: RequestParams,
+    /// How many texts a request carries (embeddings, rerank): the scenario's, with this
+    /// stage's overrides.
+    #[serde(skip)]
+    pub texts: crate::workload::texts::TextsSpec,
     /// Retries of failed requests (the scenario's `[retry]`, with this stage's overrides).
     pub retry: RetryPolicy,
     /// Client-side rate limits (the scenario's `[rate_limit]`, with overrides).

@@ -43,6 +43,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
 
     let spoken = Spoken { api: target.api, stream: target.stream };
     let request = super::request::request(&raw.request, "request", spoken, p);
+    let texts = super::apis::scenario_texts(&raw.request, spoken, &mut sources, p);
     if target.api == crate::model::Api::Messages {
         say_messages_limit(&request, &prompts, p);
     }
@@ -90,7 +91,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
     let thresholds = raw.thresholds.as_ref().map_or_else(Vec::new, |f| super::validate_stage::thresholds(f, "thresholds", p));
-    let defaults = Defaults { request: &request, spoken, retry: &retry, rate_limit, thresholds: &thresholds };
+    let defaults = Defaults { request: &request, texts: &texts, spoken, retry: &retry, rate_limit, thresholds: &thresholds };
     let traces: Vec<_> = stage_prompts.iter().map(|own| own.as_ref().unwrap_or(&prompts).replay().cloned()).collect();
     let (mut stages, mut names) = stages(raw_stages, &traces, &defaults, p);
     if let Some(sw) = raw.sweep.as_ref().filter(|_| prompts.replay().is_some()) {

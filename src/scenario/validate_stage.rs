@@ -19,6 +19,7 @@ use crate::workload::trace::Replay;
 /// What a stage takes from the scenario where it does not override it.
 pub(super) struct Defaults<'a> {
     pub request: &'a RequestParams,
+    pub texts: &'a crate::workload::texts::TextsSpec,
     pub spoken: Spoken,
     pub retry: &'a RetryPolicy,
     pub rate_limit: RateLimit,
@@ -103,6 +104,10 @@ pub(super) fn stages(
                 merged
             }
         };
+        let texts = match &s.request {
+            Some(f) => super::apis::fields(f.get_ref(), &format!("stage {name:?}: request"), d.spoken.api, p).over(d.texts),
+            None => d.texts.clone(),
+        };
         let retry = s.retry.as_ref().map_or_else(|| d.retry.clone(), |f| retry_policy(d.retry, f, &format!("stage {name:?}: retry"), p));
         let rate_limit =
             s.rate_limit.as_ref().map_or(d.rate_limit, |f| self::rate_limit(&d.rate_limit, f, &format!("stage {name:?}: rate_limit"), p));
@@ -125,6 +130,7 @@ pub(super) fn stages(
             ramp,
             cooldown,
             request,
+            texts,
             retry,
             rate_limit,
             thresholds,

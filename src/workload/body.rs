@@ -40,9 +40,20 @@ impl BodyParts {
     /// With `stream`, `stream_usage` asks for a final usage chunk (some servers reject it).
     /// With `own_lengths`, each request's output length replaces the stage's limit.
     pub(super) fn new(model: &str, params: &RequestParams, api: Api, stream: bool, stream_usage: bool, own_lengths: bool) -> BodyParts {
-        let mut fields: Vec<(&str, Value)> = vec![("stream", json!(stream))];
+        // Embeddings and rerank neither stream nor generate: their own fields only.
+        let mut fields: Vec<(&str, Value)> = match api.generates() {
+            true => vec![("stream", json!(stream))],
+            false => vec![
+                ("encoding_format", params.encoding_format.clone().map(Value::from)),
+                ("dimensions", params.dimensions.map(Value::from)),
+                ("top_n", params.top_n.map(Value::from)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect(),
+        };
         // Typed event streams always end with their usage.
-        if stream && stream_usage && !api.typed_events() {
+        if stream && stream_usage && !api.typed_events() && api.generates() {
             fields.push(("stream_options", json!({"include_usage": true})));
         }
         // The Responses API has one limit, `max_output_tokens`, whichever was set.
@@ -60,12 +71,12 @@ impl BodyParts {
             ("ignore_eos", params.ignore_eos.map(Value::from)),
             ("min_tokens", params.min_tokens.map(Value::from)),
         ];
-        fields.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        fields.extend(optional.into_iter().filter(|_| api.generates()).filter_map(|(k, v)| Some((k, v?))));
         let extra_sets_length = params.extra_body.as_ref().is_some_and(|e| {
             e.contains_key("max_tokens") || e.contains_key("max_completion_tokens") || e.contains_key("max_output_tokens")
         });
         let extra_sets_min = params.extra_body.as_ref().is_some_and(|e| e.contains_key("min_tokens"));
-        let own = (own_lengths && !extra_sets_length).then(|| {
+        let own = (own_lengths && !extra_sets_length && api.generates()).then(|| {
             let key: &'static [u8] = match api {
                 Api::Responses => b",\"max_output_tokens\":",
                 _ if params.max_completion_tokens.is_some() => b",\"max_completion_tokens\":",
@@ -82,14 +93,16 @@ impl BodyParts {
             fields.push(("max_tokens", json!(MESSAGES_DEFAULT_MAX_TOKENS)));
         }
         let prompt_key = api.prompt_field();
+        // Anthropic's `{"system", "messages"}` and a rerank's `{"query", "documents"}`.
+        let splice = matches!(api, Api::Messages | Api::Rerank);
         let mut model = json!(model);
         let mut fixed_prompt = None;
         let mut extra: Vec<(&str, &Value)> = Vec::new();
         for (k, v) in params.extra_body.iter().flatten() {
             match k.as_str() {
                 "model" => model = v.clone(),
-                // Spliced for Anthropic's: `{"messages": …}`.
-                k if k == prompt_key && api == Api::Messages => fixed_prompt = RawValue::from_string(json!({ k: v }).to_string()).ok(),
+                // Spliced for Anthropic's and rerank's: `{"messages": …}`.
+                k if k == prompt_key && splice => fixed_prompt = RawValue::from_string(json!({ k: v }).to_string()).ok(),
                 k if k == prompt_key => fixed_prompt = RawValue::from_string(v.to_string()).ok(),
                 k => {
                     fields.retain(|(own, _)| *own != k);
@@ -105,7 +118,6 @@ impl BodyParts {
             tail.extend_from_slice(&serde_json::to_vec(v).expect("a JSON value serializes"));
         }
         tail.push(b'}');
-        let splice = api == Api::Messages;
         let head = match splice {
             true => format!("{{\"model\":{model},").into_bytes(),
             false => format!("{{\"model\":{model},\"{prompt_key}\":").into_bytes(),
@@ -124,7 +136,8 @@ impl BodyParts {
         let m = self.fixed_prompt.as_deref().unwrap_or(prompt).get().as_bytes();
         let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len() + 32);
         out.extend_from_slice(&self.head);
-        // `{"system":…,"messages":[…]}`'s fields, after the model's.
+        // `{"system":…,"messages":[…]}`'s fields (a rerank's `query` and `documents`),
+        // after the model's.
         let m = match self.splice {
             true => m.strip_prefix(b"{").and_then(|m| m.strip_suffix(b"}")).unwrap_or(m),
             false => m,

@@ -17,16 +17,18 @@ pub mod provenance;
 pub mod remote;
 pub mod synth;
 pub mod synthetic;
+pub mod texts;
 pub mod tokens;
 pub mod trace;
 
 use std::sync::Arc;
 
-use crate::model::{Numbers, RequestParams, RequestSpec};
+use crate::model::{Expect, Numbers, RequestParams, RequestSpec};
 use body::BodyParts;
 use conversation::TurnInput;
 pub use prompt::Prompt;
 pub use prompts::Prompts;
+use texts::{Shape, TextsSpec};
 pub use tokens::Tokenizer;
 
 /// What every request of a run is made of: its prompts (made for the endpoint spoken;
@@ -68,10 +70,12 @@ impl Workload {
     /// The requests of stage `index`, which sends `model` with `params`.
     /// Stage `index`'s requests; `numbers` maps a shard's request numbers to the whole
     /// run's (prompts follow the whole run's numbers, so shards send its requests).
-    pub fn stage(&self, index: usize, model: &str, params: &RequestParams, numbers: Numbers) -> StageRequests {
+    /// `texts`: how many texts its requests carry (embeddings, rerank).
+    pub fn stage(&self, index: usize, model: &str, params: &RequestParams, texts: &TextsSpec, numbers: Numbers) -> StageRequests {
         let prompts = self.prompts(index).clone();
         let parts = BodyParts::new(model, params, prompts.api(), self.stream, self.stream_usage, prompts.has_output_lengths());
-        StageRequests { prompts, parts, stage: index as u64, ahead: Arc::from(Vec::new()), numbers }
+        let shape = Shape::new(prompts.api(), texts, index as u64);
+        StageRequests { prompts, parts, shape, top_n: params.top_n, stage: index as u64, ahead: Arc::from(Vec::new()), numbers }
     }
 }
 
@@ -80,6 +84,10 @@ impl Workload {
 pub struct StageRequests {
     prompts: Prompts,
     parts: BodyParts,
+    /// One prompt a request, or several texts (an embeddings batch, a rerank's).
+    shape: Shape,
+    /// Rerank: the most results asked for, checked in each reply.
+    top_n: Option<u32>,
     stage: u64,
     /// Prompts built before the stage started: requests 0..len.
     ahead: Arc<[Prompt]>,
@@ -96,7 +104,7 @@ impl StageRequests {
         }
         let n = n.min(AHEAD_MAX);
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get()) as u64;
-        let (prompts, stage, numbers) = (&self.prompts, self.stage, self.numbers);
+        let (prompts, shape, stage, numbers) = (&self.prompts, &self.shape, self.stage, self.numbers);
         let mut built: Vec<Prompt> = Vec::with_capacity(n.min(AHEAD_CHUNK) as usize);
         let mut bytes = 0u64;
         while (built.len() as u64) < n && bytes < AHEAD_BYTES {
@@ -106,7 +114,8 @@ impl StageRequests {
                 let parts: Vec<_> = (0..threads)
                     .map(|t| {
                         let (a, b) = (lo + (hi - lo) * t / threads, lo + (hi - lo) * (t + 1) / threads);
-                        scope.spawn(move || (a..b).map(|i| prompts.prompt_in(stage, numbers.global(i)).into_owned()).collect::<Vec<_>>())
+                        scope
+                            .spawn(move || (a..b).map(|i| shape.prompt(prompts, stage, numbers.global(i)).into_owned()).collect::<Vec<_>>())
                     })
                     .collect();
                 for part in parts {
@@ -143,7 +152,7 @@ impl StageRequests {
     fn prompt(&self, i: u64) -> std::borrow::Cow<'_, Prompt> {
         match self.ahead.get(i as usize) {
             Some(p) => std::borrow::Cow::Borrowed(p),
-            None => self.prompts.prompt_in(self.stage, self.numbers.global(i)),
+            None => self.shape.prompt(&self.prompts, self.stage, self.numbers.global(i)),
         }
     }
 
@@ -156,7 +165,8 @@ impl StageRequests {
         // where a figure needed it: counting here would load the tokenizer (~50 MiB and
         // a fifth of a second) for runs that take the server's usage.
         let input_tokens = p.known_tokens();
-        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None, session: None }
+        let expect = Expect { items: p.items, top_n: self.top_n };
+        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None, session: None, expect }
     }
 
     /// Turn `k` of session `session`, sent as request `i`: a dataset's conversation
@@ -241,6 +251,7 @@ impl StageRequests {
             output_tokens: output,
             turn: Some(turn),
             session: Some(session),
+            expect: Expect::default(),
         }
     }
 
@@ -265,7 +276,13 @@ mod tests {
     #[test]
     fn requests_cycle_through_fixed_prompts_and_number_templates() {
         let params = RequestParams { max_tokens: Some(8), ..RequestParams::default() };
-        let fixed = Workload::new(Prompts::from_texts(&["a", "b"]).unwrap(), false, true).stage(0, "m", &params, Numbers::default());
+        let fixed = Workload::new(Prompts::from_texts(&["a", "b"]).unwrap(), false, true).stage(
+            0,
+            "m",
+            &params,
+            &TextsSpec::default(),
+            Numbers::default(),
+        );
         let body = |r: &StageRequests, i| String::from_utf8(r.request(i).body.to_vec()).unwrap();
         assert_eq!(body(&fixed, 0), body(&fixed, 2));
         assert_ne!(body(&fixed, 0), body(&fixed, 1));
@@ -275,6 +292,7 @@ mod tests {
             0,
             "m",
             &params,
+            &TextsSpec::default(),
             Numbers::default(),
         );
         assert!(body(&template, 7).contains("say 7"), "{}", body(&template, 7));

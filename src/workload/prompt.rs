@@ -19,12 +19,29 @@ pub struct Prompt {
     tokens: std::sync::OnceLock<u64>,
     /// The output length this prompt asks for (a dataset's reply length, a drawn one).
     pub output: Option<u32>,
+    /// Texts it carries several of: an embeddings batch's inputs, a rerank's documents.
+    pub items: Option<u32>,
 }
 
 impl Prompt {
     pub(super) fn from_value(value: &Value) -> Prompt {
         let text = serde_json::to_string(value).expect("a JSON value always serializes");
-        Prompt { json: RawValue::from_string(text).expect("serde_json output is valid JSON"), tokens: Default::default(), output: None }
+        Prompt::raw(text)
+    }
+
+    fn raw(json: String) -> Prompt {
+        Prompt { json: RawValue::from_string(json).expect("made of valid JSON"), tokens: Default::default(), output: None, items: None }
+    }
+
+    /// Several texts joined into one `json` (valid JSON made of valid JSON parts),
+    /// counting `items`, `tokens` long where known.
+    pub(super) fn joined(json: String, tokens: Option<u64>, items: u32) -> Prompt {
+        let mut p = Prompt::raw(json);
+        if let Some(n) = tokens {
+            p.tokens = n.into();
+        }
+        p.items = Some(items);
+        p
     }
 
     /// A prompt whose count is known, asking for `output` tokens.
@@ -49,7 +66,7 @@ impl Prompt {
     /// (completions, where a system text goes before it, a blank line apart).
     pub(super) fn from_text(api: Api, system: Option<&str>, text: &str) -> Prompt {
         match api {
-            Api::Completions => match system {
+            api if api.takes_text() => match system {
                 Some(system) => Prompt::from_value(&Value::String(format!("{system}\n\n{text}"))),
                 None => Prompt::from_value(&Value::String(text.to_string())),
             },
@@ -63,6 +80,11 @@ impl Prompt {
 /// into the body: its system text stands apart).
 pub(super) fn conversation(api: Api, system: Option<&str>, mut messages: Vec<Value>) -> Value {
     match api {
+        // One text: the system text and the messages' contents, a blank line apart.
+        api if api.takes_text() => {
+            let contents = messages.iter().map(|m| m["content"].as_str().map_or_else(|| m["content"].to_string(), str::to_string));
+            Value::String(system.map(str::to_string).into_iter().chain(contents).collect::<Vec<_>>().join("\n\n"))
+        }
         Api::Messages => {
             let mut out = serde_json::Map::new();
             if let Some(system) = system {
@@ -100,9 +122,9 @@ fn parse_prompt(api: Api, v: &Value, system: Option<&str>) -> Result<Prompt, Str
     if let Some(text) = v.get("prompt").and_then(Value::as_str) {
         return Ok(Prompt::from_text(api, system, text));
     }
-    if api == Api::Completions {
+    if api.takes_text() {
         return Err(match v.get("messages") {
-            Some(_) => "a `messages` prompt needs target.api = \"chat\"; the completions endpoint takes a `prompt` text".into(),
+            Some(_) => format!("a `messages` prompt needs a chat API; target.api = {:?} takes a `prompt` text", api.name()),
             None => "expected an object with a `prompt` string".into(),
         });
     }

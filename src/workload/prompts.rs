@@ -266,7 +266,7 @@ mod tests {
         // The completions endpoint takes text: a `messages` line is named, `prompt` lines are text.
         let (prompts, bad) = Prompts::from_file_text(Api::Completions, text, true, None, "d.jsonl");
         assert_eq!(prompts.unwrap().prompt(0).json.get(), r#""a""#);
-        assert!(bad.iter().any(|(n, why)| *n == 6 && why.starts_with("a `messages` prompt needs target.api = \"chat\"")), "{bad:?}");
+        assert!(bad.iter().any(|(n, why)| *n == 6 && why.starts_with("a `messages` prompt needs a chat API")), "{bad:?}");
         // A line may ask for its output length; a bad one is named.
         let text = "{\"prompt\": \"a\", \"output_tokens\": 300}\n{\"prompt\": \"b\"}\n{\"prompt\": \"c\", \"output_tokens\": 0}\n";
         let (prompts, bad) = Prompts::from_file_text(Api::Chat, text, true, None, "o.jsonl");

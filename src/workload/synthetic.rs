@@ -72,8 +72,8 @@ impl Synthetic {
         let prefix = prefix.as_deref();
         let value = match (api, prefix) {
             // Both texts are words after spaces: joined, nothing merges.
-            (Api::Completions, Some((p, _))) => Value::String(format!("{p}{text}")),
-            (Api::Completions, None) => Value::String(text),
+            (api, Some((p, _))) if api.takes_text() => Value::String(format!("{p}{text}")),
+            (api, None) if api.takes_text() => Value::String(text),
             (api, prefix) => {
                 super::prompt::conversation(api, prefix.map(|(p, _)| p.as_str()), vec![json!({"role": "user", "content": text})])
             }

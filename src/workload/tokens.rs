@@ -167,11 +167,13 @@ impl Tokenizer {
     /// (completions).
     pub fn prompt_tokens(&self, prompt: &Value) -> u64 {
         match prompt {
-            Value::Array(messages) => messages.iter().map(|m| self.message_tokens(m)).sum(),
+            // Messages, or an embeddings batch's texts.
+            Value::Array(items) => items.iter().map(|m| m.as_str().map_or_else(|| self.message_tokens(m), |t| self.count(t))).sum(),
             Value::String(text) => self.count(text),
-            // Anthropic's: a system text apart from the messages.
+            // Anthropic's system text apart from its messages; a rerank's query and
+            // documents.
             Value::Object(o) => {
-                o.get("system").map_or(0, |s| self.prompt_tokens(s)) + o.get("messages").map_or(0, |m| self.prompt_tokens(m))
+                ["system", "messages", "query", "documents"].iter().filter_map(|k| o.get(*k)).map(|v| self.prompt_tokens(v)).sum()
             }
             _ => 0,
         }

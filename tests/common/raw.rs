@@ -158,8 +158,11 @@ pub fn client(addr: SocketAddr, cfg: Cfg) -> Client {
 /// Sends one request; returns its record and how long the call took.
 pub async fn send(client: &Client) -> (RequestRecord, Duration) {
     let prompts = Prompts::from_texts(&["hello"]).expect("one prompt");
-    let body = Workload::new(prompts, client.stream(), false).stage(0, "m", &RequestParams::default(), Default::default()).request(0).body;
+    let body = Workload::new(prompts, client.stream(), false)
+        .stage(0, "m", &RequestParams::default(), &Default::default(), Default::default())
+        .request(0)
+        .body;
     let t = Instant::now();
-    let rec = tokio::time::timeout(BOUND, client.send(body)).await.expect("send returns within the bound");
+    let rec = tokio::time::timeout(BOUND, client.send(body, Default::default())).await.expect("send returns within the bound");
     (rec, t.elapsed())
 }

@@ -1,0 +1,121 @@
+//! What goes with which API: the `[request]` fields of embeddings (`batch_size`,
+//! `encoding_format`, `dimensions`) and of rerank (`documents`, `document_tokens`,
+//! `top_n`) only with theirs, no generation field (`max_tokens`, `temperature`, …) and
+//! no stream for either; each problem said at its place. And how many texts a stage's
+//! requests carry, the scenario's with a stage's own on top.
+
+use toml::Spanned;
+
+use super::error::Problems;
+use super::file::RequestFile;
+use super::prompts::Sources;
+use super::request::Spoken;
+use crate::model::Api;
+use crate::workload::dist::Dist;
+use crate::workload::texts::{MAX_TEXTS, TextsSpec};
+
+/// A table's text counts: each given one replaces the scenario's.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Texts {
+    pub batch: Option<Dist>,
+    pub documents: Option<Dist>,
+    pub document_tokens: Option<Dist>,
+}
+
+impl Texts {
+    /// `spec` with these on top.
+    pub fn over(&self, spec: &TextsSpec) -> TextsSpec {
+        TextsSpec {
+            batch: self.batch.clone().or_else(|| spec.batch.clone()),
+            documents: self.documents.clone().or_else(|| spec.documents.clone()),
+            document_tokens: self.document_tokens.clone().or_else(|| spec.document_tokens.clone()),
+            ..spec.clone()
+        }
+    }
+}
+
+/// The fields of `f` (named `what`) that do not go with `api`, refused in place; the
+/// text counts it sets.
+pub(super) fn fields(f: &RequestFile, what: &str, api: Api, p: &mut Problems<'_>) -> Texts {
+    let span = |s: &Option<Spanned<_>>| s.as_ref().map(|s: &Spanned<_>| s.span());
+    let mut refuse = |at: Option<std::ops::Range<usize>>, field: &str, why: String| {
+        if at.is_some() {
+            p.at(at, format!("{what}.{field}: {why}"));
+        }
+    };
+    let embeddings = [
+        ("batch_size", span(&f.batch_size)),
+        ("encoding_format", f.encoding_format.as_ref().map(Spanned::span)),
+        ("dimensions", f.dimensions.as_ref().map(Spanned::span)),
+    ];
+    let rerank =
+        [("documents", span(&f.documents)), ("document_tokens", span(&f.document_tokens)), ("top_n", f.top_n.as_ref().map(Spanned::span))];
+    for (only, list) in [(Api::Embeddings, embeddings), (Api::Rerank, rerank)] {
+        for (field, at) in list.into_iter().filter(|_| api != only) {
+            refuse(at, field, format!("is for target.api = {:?}, not {:?}", only.name(), api.name()));
+        }
+    }
+    if !api.generates() {
+        let generation = [
+            ("max_tokens", f.max_tokens.as_ref().map(Spanned::span)),
+            ("max_completion_tokens", f.max_completion_tokens.as_ref().map(Spanned::span)),
+            ("temperature", f.temperature.as_ref().map(Spanned::span)),
+            ("top_p", f.top_p.as_ref().map(Spanned::span)),
+            ("stop", f.stop.as_ref().map(Spanned::span)),
+            ("min_tokens", f.min_tokens.as_ref().map(Spanned::span)),
+        ];
+        for (field, at) in generation {
+            refuse(at, field, format!("target.api = {:?} generates no text: remove it", api.name()));
+        }
+        for (field, set) in [("seed", f.seed.is_some()), ("ignore_eos", f.ignore_eos.is_some())] {
+            if set {
+                p.at(None, format!("{what}.{field}: target.api = {:?} generates no text: remove it", api.name()));
+            }
+        }
+    }
+    if let Some(e) = f.encoding_format.as_ref().filter(|e| !matches!(e.get_ref().as_str(), "float" | "base64")) {
+        p.at(Some(e.span()), format!("{what}.encoding_format must be \"float\" or \"base64\", got {:?}", e.get_ref()));
+    }
+    let mut count = |v: &Option<Spanned<toml::Value>>, field: &str, most: u32, unit: &str| {
+        let v = v.as_ref()?;
+        match super::synthetic::dist(v.get_ref()) {
+            Ok(d) if bound(&d) > most => p.at(Some(v.span()), format!("{what}.{field}: at most {most} {unit}, got up to {}", bound(&d))),
+            Ok(d) => return Some(d),
+            Err(e) => p.at(Some(v.span()), format!("{what}.{field}: {e}")),
+        }
+        None
+    };
+    Texts {
+        batch: count(&f.batch_size, "batch_size", MAX_TEXTS, "inputs per request"),
+        documents: count(&f.documents, "documents", MAX_TEXTS, "documents per query"),
+        document_tokens: count(&f.document_tokens, "document_tokens", crate::workload::dist::MAX_TOKENS, "tokens"),
+    }
+}
+
+/// The largest count `d` draws.
+fn bound(d: &Dist) -> u32 {
+    match d {
+        Dist::Fixed(n) => *n,
+        // Open bounds are clamped when drawn; a mean past the most is not.
+        Dist::Normal { mean, .. } => *mean as u32,
+        Dist::LogNormal { mu, .. } => mu.exp() as u32,
+        Dist::Uniform { max, .. } => *max,
+    }
+}
+
+/// The scenario's `[request]` text counts (with its seed, and for rerank the words its
+/// documents are made of), `target.stream` checked against the API.
+pub(super) fn scenario_texts(f: &RequestFile, spoken: Spoken, sources: &mut Sources<'_>, p: &mut Problems<'_>) -> TextsSpec {
+    if spoken.stream && !spoken.api.generates() {
+        let api = spoken.api.name();
+        p.field("target.stream", format!("target.api = {api:?} does not stream (its reply is one JSON body): set stream = false"));
+    }
+    let mut texts = fields(f, "request", spoken.api, p).over(&TextsSpec { seed: sources.info.seed, ..TextsSpec::default() });
+    if spoken.api == Api::Rerank {
+        match sources.pool() {
+            Ok(pool) => texts.pool = Some(pool),
+            Err(e) => p.field("prompts.tokenizer", e),
+        }
+    }
+    texts
+}
