@@ -130,6 +130,7 @@ impl Engine {
                 Load::Open { arrival, .. } => Some(arrival.name()),
                 Load::Closed { .. } => None,
             },
+            items: scenario.target.api.items(),
         }
     }
 

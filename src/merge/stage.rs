@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::add::{latency, lengths, sum_maps};
-use crate::metrics::{LatencySummary, LengthSummary};
+use crate::metrics::{Items, LatencySummary, LengthSummary};
 use crate::report::{
-    Cached, Checks, Cost, Dist, Goodput, Histograms, OpenLoop, RateLimiter, Requests, Retries, StageResult, TargetOutput, Throughput,
-    Tokens,
+    Cached, Checks, Cost, Dist, Goodput, Histograms, ItemsResult, OpenLoop, RateLimiter, Requests, Retries, StageResult, TargetOutput,
+    Throughput, Tokens,
 };
 
 /// Every histogram of the stage, merged, and the summaries read from them.
@@ -68,6 +68,18 @@ fn histograms(parts: &[&StageResult]) -> Result<Merged, String> {
     })
 }
 
+/// The shards' texts carried (embeddings, rerank), merged exactly; `wall`: the union of
+/// their windows, for the rate.
+fn items(parts: &[&StageResult], wall: f64) -> Result<Option<ItemsResult>, String> {
+    let mut all: Option<Items> = None;
+    let kind = parts.iter().find_map(|p| p.items.as_ref()).map_or("inputs", |i| i.kind.as_str());
+    for p in parts.iter().filter_map(|p| p.items.as_ref()) {
+        let one = p.to_items().ok_or("items: a group's latency distribution is missing or does not decode")?;
+        all.get_or_insert_with(Items::default).add(&one);
+    }
+    Ok(all.and_then(|a| ItemsResult::of(kind, &a, if wall > 0.0 { a.total as f64 / wall } else { 0.0 }, true)))
+}
+
 /// The union of the shards' windows on the wall clock: its start, end and length.
 fn window(parts: &[&StageResult]) -> (Option<String>, Option<String>, f64) {
     let starts: Vec<&String> = parts.iter().filter_map(|p| p.window_start.as_ref()).collect();
@@ -121,6 +133,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         Goodput { requests: n, per_s: per_s(n) }
     });
     let (series, window_offset_s) = super::series::merge(parts, window_start.as_deref());
+    let items = items(parts, wall)?;
     Ok(StageResult {
         concurrency: parts.iter().map(|p| p.concurrency).fold(0u32, u32::saturating_add),
         planned: crate::report::Planned { requests: parts.iter().map(|p| p.planned.requests).sum(), duration_s: first.planned.duration_s },
@@ -152,6 +165,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         }),
         throughput,
         tokens,
+        items,
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
         goodput,
         checks: checks(parts),

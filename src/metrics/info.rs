@@ -52,6 +52,8 @@ pub struct StageInfo {
     /// Open loop: target arrivals per second and their spacing.
     pub rate: Option<f64>,
     pub arrival: Option<&'static str>,
+    /// What its requests carry several of: "inputs" (embeddings), "documents" (rerank).
+    pub items: Option<&'static str>,
 }
 
 /// Which part of a stage a request belongs to. Only the window's are measured; the

@@ -149,6 +149,8 @@ pub struct StageStats {
     pub schedule_lag: Latency,
     /// Per-second figures since the stage started, warmup included.
     pub series: Series,
+    /// Embeddings' inputs and rerank's documents, and latency by their count.
+    pub items: super::Items,
 }
 
 impl Default for StageStats {
@@ -227,6 +229,7 @@ impl Default for StageStats {
             latency_uncorrected: Latency::default(),
             schedule_lag: Latency::default(),
             series: Series::default(),
+            items: super::Items::default(),
         }
     }
 }
@@ -249,6 +252,9 @@ impl StageStats {
             Outcome::Ok => {
                 self.ok += 1;
                 self.latency.record(rec.latency);
+                if let Some(n) = rec.items {
+                    self.items.record(n, rec.latency);
+                }
                 let out = output_tokens(rec);
                 self.record_tokens(rec, out);
                 // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+
@@ -437,6 +443,11 @@ impl StageStats {
 
     pub fn input_tokens_per_s(&self) -> f64 {
         per_s(self.input_tokens, self.wall)
+    }
+
+    /// Embeddings' inputs or rerank's documents of successful requests per second.
+    pub fn items_per_s(&self) -> f64 {
+        per_s(self.items.total, self.wall)
     }
 
     /// Share of successful requests with a target whose reply ended before it.

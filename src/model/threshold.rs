@@ -44,6 +44,7 @@ pub const METRICS: &[Metric] = &[
     m("ok_rps", Higher, "successful requests per second"),
     m("goodput_rps", Higher, "requests per second that met every [slo] objective"),
     m("output_tps", Higher, "output tokens per second of successful requests"),
+    m("items_per_s", Higher, "embeddings' inputs or rerank's documents per second of successful requests"),
 ];
 
 /// The metric of this name.

@@ -273,6 +273,7 @@ impl StageResult {
         let mut r = Self::summary(s);
         r.series = s.series.seconds();
         r.histograms = Histograms::of(s);
+        r.items = super::items(s, true);
         r
     }
 
@@ -320,6 +321,7 @@ impl StageResult {
             finish_reasons: s.finish_reasons,
             throughput: throughput(s),
             tokens: tokens(s),
+            items: super::items(s, false),
             sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: checks(s),

@@ -36,6 +36,7 @@ pub fn measure(s: &StageResult, metric: &str) -> Option<f64> {
         "ok_rps" => Some(t.ok_per_s),
         "goodput_rps" => s.goodput.as_ref().map(|g| g.per_s),
         "output_tps" => Some(t.output_tokens_per_s),
+        "items_per_s" => s.items.as_ref().map(|i| i.per_s),
         _ => None,
     }
 }

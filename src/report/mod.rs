@@ -6,6 +6,7 @@
 mod build;
 mod dists;
 mod grid;
+mod items;
 mod judge;
 mod junit;
 mod markup;
@@ -20,6 +21,7 @@ use std::path::Path;
 pub use build::{LaunchMeta, RunMeta};
 pub use dists::{Dist, Histograms};
 pub use grid::{Format, fig, grid};
+pub use items::{ItemsResult, SizeResult, items};
 pub use judge::{measure, sweep_points};
 pub use junit::junit;
 pub use markup::escape;

@@ -228,6 +228,10 @@ pub struct StageResult {
     pub finish_reasons: crate::model::FinishReasons,
     pub throughput: Throughput,
     pub tokens: Tokens,
+    /// Embeddings' inputs or rerank's documents (`target.api` says which): absent for
+    /// the APIs that generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<super::ItemsResult>,
     /// With `[conversation]`: the stage's sessions and its figures by turn.
     #[serde(default)]
     pub sessions: Option<super::sessions::Sessions>,

@@ -1,5 +1,6 @@
 //! The comparison table: the four seed columns (mode, wall time, mean latency,
-//! throughput), then p50/p95/p99/max and errors.
+//! throughput), then p50/p95/p99/max and errors, then the columns a run calls for
+//! (embeddings' inputs/s or rerank's docs/s, streams' TTFT and ITL, …).
 
 use unicode_width::UnicodeWidthStr;
 
@@ -26,6 +27,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     let mut h: Vec<String> =
         ["mode", &time_header, "mean latency", "throughput", "p50", "p95", "p99", "max", "errors"].iter().map(|s| s.to_string()).collect();
     let cols = Columns::of(stages);
+    if let Some(unit) = cols.items {
+        h.push(unit.into());
+    }
     if cols.stream {
         h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
     }
@@ -62,6 +66,8 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
 /// The optional columns a set of stages calls for, after the fixed ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Columns {
+    /// Embeddings or rerank: inputs or documents per second (the unit).
+    pub items: Option<&'static str>,
     /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
     pub stream: bool,
     /// A model reasoned aloud: the first answer token and the thinking before it.
@@ -88,6 +94,7 @@ pub struct Columns {
 impl Columns {
     pub fn of(stages: &[StageResult]) -> Columns {
         Columns {
+            items: stages.iter().find_map(|s| s.items.as_ref()).map(super::ItemsResult::unit),
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
             reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
             // Lengths asked for, or stages that sent different lengths.
@@ -133,6 +140,9 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
         ms(|l| l.max),
         fmt_errors(s),
     ];
+    if cols.items.is_some() {
+        cells.push(s.items.as_ref().map_or("-".into(), |i| fmt_rate(i.per_s)));
+    }
     if cols.stream {
         cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
         cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));

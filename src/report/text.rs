@@ -40,6 +40,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
         text.push('\n');
         text.push_str(&cache);
     }
+    let by_size = items_notes(&result.stages);
+    if !by_size.is_empty() {
+        text.push('\n');
+        text.push_str(&by_size);
+    }
     if let Some(s) = &result.sweep {
         text.push_str(&format!("\nsweep: {}\n", s.summary));
     }
@@ -73,6 +78,19 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
         text.push_str(&format!("\nnote: {s}\n"));
     }
     text
+}
+
+/// Embeddings and rerank: a stage's median latency by how many texts its requests
+/// carried, where they carried different counts.
+fn items_notes(stages: &[crate::report::StageResult]) -> String {
+    let mut out = String::new();
+    for s in stages {
+        let Some(items) = s.items.as_ref().filter(|i| i.by_size.len() > 1) else { continue };
+        let groups: Vec<String> =
+            items.by_size.iter().filter_map(|g| Some(format!("{}: {}", g.label(), super::fmt_ms(g.latency_ms.as_ref()?.p50)))).collect();
+        out.push_str(&format!("{}: p50 latency by {} per request: {}\n", s.name, items.kind, groups.join(" · ")));
+    }
+    out
 }
 
 /// What bound the server over each stage, as its own metrics say (a line per stage and

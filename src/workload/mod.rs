@@ -165,7 +165,9 @@ impl StageRequests {
         // where a figure needed it: counting here would load the tokenizer (~50 MiB and
         // a fifth of a second) for runs that take the server's usage.
         let input_tokens = p.known_tokens();
-        let expect = Expect { items: p.items, top_n: self.top_n };
+        // A single embeddings input is one.
+        let items = p.items.or_else(|| self.prompts.api().items().map(|_| 1));
+        let expect = Expect { items, top_n: self.top_n };
         RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None, session: None, expect }
     }
 

@@ -1,0 +1,94 @@
+//! A stage's texts carried, in the result: an embeddings run's inputs, a rerank run's
+//! documents (which `target.api` says) — their total and rate over successful requests,
+//! and latency by how many a request carried, each group's distribution encoded so
+//! shards merge exactly.
+
+use serde::{Deserialize, Serialize};
+
+use super::Dist;
+use crate::metrics::{Items, Latency, LatencySummary, SizeGroup, StageStats};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemsResult {
+    /// What they are: "inputs" (an embeddings batch's) or "documents" (a rerank's).
+    pub kind: String,
+    /// Carried by successful requests, and per second of the window.
+    pub total: u64,
+    pub per_s: f64,
+    /// Per successful request.
+    pub per_request: f64,
+    /// Latency by how many a request carried: every size below 16, then four groups
+    /// per doubling; each says the sizes it saw.
+    pub by_size: Vec<SizeResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SizeResult {
+    /// The group (its lowest possible size), and the sizes seen in it.
+    pub group: u32,
+    pub min: u32,
+    pub max: u32,
+    pub requests: u64,
+    pub latency_ms: Option<LatencySummary>,
+    /// The latency distribution (µs); absent from a live view's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Dist>,
+}
+
+impl ItemsResult {
+    /// Its rate's unit, for a column: "inputs/s", "docs/s".
+    pub fn unit(&self) -> &'static str {
+        match self.kind.as_str() {
+            "documents" => "docs/s",
+            _ => "inputs/s",
+        }
+    }
+}
+
+impl SizeResult {
+    /// Its sizes as a label: "8", or "33–37".
+    pub fn label(&self) -> String {
+        match self.min == self.max {
+            true => self.min.to_string(),
+            false => format!("{}–{}", self.min, self.max),
+        }
+    }
+}
+
+/// The stage's texts; None when its requests carried none. With `full`, each group's
+/// distribution too.
+pub fn items(s: &StageStats, full: bool) -> Option<ItemsResult> {
+    ItemsResult::of(s.info.items.unwrap_or("inputs"), &s.items, s.items_per_s(), full)
+}
+
+impl ItemsResult {
+    /// `items` at `per_s` a second; with `full`, each group's distribution too.
+    pub fn of(kind: &str, items: &Items, per_s: f64, full: bool) -> Option<ItemsResult> {
+        let per_request = items.mean()?;
+        let by_size = items
+            .by_size
+            .iter()
+            .map(|(&group, g)| SizeResult {
+                group,
+                min: g.min,
+                max: g.max,
+                requests: g.latency.count(),
+                latency_ms: g.latency.summary(),
+                histogram: full.then(|| Dist::of_latency(&g.latency)).flatten(),
+            })
+            .collect();
+        Some(ItemsResult { kind: kind.to_string(), total: items.total, per_s, per_request, by_size })
+    }
+
+    /// The figures back, for a merge: None when a group's distribution is missing or
+    /// does not decode.
+    pub fn to_items(&self) -> Option<Items> {
+        let mut items = Items { total: self.total, requests: 0, by_size: Default::default() };
+        for g in &self.by_size {
+            let latency: Latency = g.histogram.as_ref()?.latency().ok()?;
+            items.requests += g.requests;
+            items.by_size.insert(g.group, SizeGroup { min: g.min, max: g.max, latency });
+        }
+        Some(items)
+    }
+}
