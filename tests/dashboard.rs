@@ -93,6 +93,29 @@ fn mid_run() {
     insta::assert_snapshot!("mid_run_160x48", draw(&app, 160, 48).backend());
 }
 
+/// Embeddings and rerank: the running stage's inputs (documents) per second beside its
+/// requests, and a column of them in the table.
+#[test]
+fn embeddings_show_their_inputs_per_second() {
+    let text = SEED.replace("[target]", "[target]\napi = \"embeddings\"").replace("stream = true", "stream = false");
+    let s = Scenario::parse(&text, "embeddings.toml", None).unwrap();
+    let with_items = |mut st: StageStats| {
+        let ok = st.ok;
+        for _ in 0..ok {
+            st.items.record(16, Duration::from_millis(90));
+        }
+        st
+    };
+    let seq = with_items(stage(&s, 0, 100, None, true));
+    let now = with_items(stage(&s, 1, 60, None, false));
+    let app = app_with(&s, &[snapshot(vec![seq], Some(now), 9000, false)]);
+    let text = draw(&app, 160, 48).backend().to_string();
+    // 60 requests of 16 inputs over the running stage's wall time (0.1 s a request,
+    // 10-way: 0.6 s): 1600 inputs/s.
+    assert!(text.contains("1600 inputs/s"), "{text}");
+    assert_eq!(text.matches("inputs/s").count(), 2, "the status and the table's column: {text}");
+}
+
 /// The server's own figures, when its metrics are read, show in a panel of their own;
 /// none read, no panel.
 #[test]

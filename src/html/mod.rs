@@ -6,6 +6,7 @@
 
 mod across;
 mod chart;
+mod items;
 mod page;
 mod server;
 mod stage;
@@ -183,6 +184,9 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     }
     if let Some(f) = server::across(runs) {
         across.push(("server-load", f));
+    }
+    if let Some(f) = items::by_size(runs) {
+        across.push(("items-size", f));
     }
     for (id, f) in across {
         match f {

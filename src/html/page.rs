@@ -123,11 +123,16 @@ pub fn runs_table(runs: &[Run]) -> String {
 /// The comparison table: a row per stage (and run), the figures people quote.
 pub fn stages_table(runs: &[Run], names: &[String]) -> String {
     let streamed = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.ttft_ms.is_some());
+    // Embeddings' inputs/s or rerank's docs/s.
+    let items = runs.iter().flat_map(|r| &r.result.stages).find_map(|s| s.items.as_ref()).map(|i| i.unit());
     let mut out = String::from("<div class=\"scroll\"><table>\n<tr><th>stage</th>");
     if runs.len() > 1 {
         out.push_str("<th class=\"text\">run</th>");
     }
     out.push_str("<th>load</th><th>ok</th><th>failed</th><th>wall</th><th>mean</th><th>p50</th><th>p95</th><th>p99</th><th>ok/s</th><th>out tok/s</th>");
+    if let Some(unit) = items {
+        let _ = write!(out, "<th>{unit}</th>");
+    }
     if streamed {
         out.push_str("<th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th>");
     }
@@ -159,6 +164,9 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
                 fmt_rate(s.throughput.ok_per_s),
                 fmt_rate(s.throughput.output_tokens_per_s)
             );
+            if items.is_some() {
+                let _ = write!(out, "<td>{}</td>", s.items.as_ref().map_or("—".into(), |i| fmt_rate(i.per_s)));
+            }
             if streamed {
                 let t = s.ttft_ms.as_ref();
                 let _ = write!(

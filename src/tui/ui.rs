@@ -166,6 +166,11 @@ fn status(app: &App) -> Vec<Vec<Field>> {
         None => vec![field(0, "—")],
     };
     let mut tokens = Vec::new();
+    // Embeddings' inputs or rerank's documents: the running (or last) stage's rate.
+    let stage = app.current().or_else(|| app.snapshot.finished.last().map(|l| &**l));
+    if let Some(s) = stage.filter(|s| s.items.requests > 0) {
+        tokens.push(field(1, format!("{} {}/s", rate(s.items_per_s()), s.info.items.unwrap_or("inputs"))));
+    }
     if let Some(out) = app.out_tokens_now {
         tokens.push(field(2, format!("{} tok/s out", rate(out))));
     }
