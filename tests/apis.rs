@@ -95,16 +95,34 @@ fn each_api_is_spoken_in_its_own_shape() {
     assert_eq!((body["max_output_tokens"].as_u64(), body.get("max_tokens"), body.get("stream_options")), (Some(7), None, None), "{body}");
 }
 
-/// Each API's shipped scenario runs on the mock: every request answered, the answer's
-/// first token after the thought.
+/// Each API's shipped scenario runs on the mock: every request answered; the answer's
+/// first token after the thought, or (embeddings, rerank) the texts carried counted and
+/// the latency growing with them.
 #[test]
 fn the_shipped_scenarios_of_each_api_run_on_the_mock() {
-    for (file, api) in [("scenarios/responses-api.toml", "responses"), ("scenarios/anthropic-messages.toml", "messages")] {
-        let (_, v) = run_shipped(file);
+    let shipped = [
+        ("scenarios/responses-api.toml", "responses"),
+        ("scenarios/anthropic-messages.toml", "messages"),
+        ("scenarios/embeddings.toml", "embeddings"),
+        ("scenarios/rerank.toml", "rerank"),
+    ];
+    for (file, api) in shipped {
+        let (out, v) = run_shipped(file);
         assert_eq!(v["scenario"]["target"]["api"], api);
         for s in v["stages"].as_array().unwrap() {
             assert_eq!(count(&s["requests"]["failed"]), 0, "{file}: {}", s["name"]);
-            assert!(num(&s["ttft_answer_ms"]["p50"]) > num(&s["ttft_ms"]["p50"]), "{file}: {}", s["name"]);
+            match api {
+                "embeddings" | "rerank" => assert!(count(&s["items"]["total"]) >= count(&s["requests"]["ok"]), "{file}: {}", s["items"]),
+                _ => assert!(num(&s["ttft_answer_ms"]["p50"]) > num(&s["ttft_ms"]["p50"]), "{file}: {}", s["name"]),
+            }
+        }
+        let p50 = |k: usize| num(&v["stages"][k]["latency_ms"]["p50"]);
+        match api {
+            "embeddings" => assert!(p50(0) < p50(1) && p50(1) < p50(2), "bigger batches take longer: {}", out.stdout),
+            "rerank" => {
+                assert!(out.stdout.contains("docs/s") && out.stdout.contains("p50 latency by documents per request"), "{}", out.stdout)
+            }
+            _ => {}
         }
     }
 }
@@ -148,6 +166,18 @@ fn quick_runs_take_the_api_and_say_the_default_limit() {
     );
     let out = run(cmd(&["run", "--base-url", "mock", "--api", "embedding", "--headless"]), Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    // Embeddings and rerank with nothing more: the prompt as the input, or as the query
+    // against the documented 16 documents.
+    for (api, items) in [("embeddings", 1), ("rerank", 16)] {
+        let d = tempfile::tempdir().unwrap();
+        let json = d.path().join("r.json");
+        let mut c = cmd(&["run", "--base-url", "mock", "--api", api, "--concurrency", "4", "--requests", "8", "--headless", "--json"]);
+        c.arg(&json);
+        let out = run(c, Duration::from_secs(60));
+        assert!(out.status.success(), "{api}: {}", out.stderr);
+        let s = &read_json(&json)["stages"][0];
+        assert_eq!((count(&s["requests"]["ok"]), count(&s["items"]["total"])), (8, 8 * items), "{api}: {s}");
+    }
 }
 
 /// `llmload init --api …` writes a starter speaking that API, which validates and runs
@@ -155,7 +185,7 @@ fn quick_runs_take_the_api_and_say_the_default_limit() {
 #[test]
 fn init_writes_a_starter_for_each_api() {
     let d = tempfile::tempdir().unwrap();
-    for api in ["chat", "completions", "responses", "messages"] {
+    for api in ["chat", "completions", "embeddings", "rerank", "responses", "messages"] {
         let path = d.path().join(format!("{api}.toml"));
         let mut c = cmd(&["init", "--api", api]);
         c.arg(&path);

@@ -47,13 +47,13 @@ pub(super) async fn rerank(State(state): State<Arc<MockState>>, req: Request) ->
 
 async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     // The headers are copied only when recording: not on every request of a benchmark.
-    let headers = state.recording().then(|| req.headers().clone());
+    let headers = state.recording().then(|| (req.uri().path().to_string(), req.headers().clone()));
     let body = match Bytes::from_request(req, &()).await {
         Ok(body) => body,
         Err(rejection) => return rejection.into_response(),
     };
-    if let Some(headers) = headers {
-        state.saw(api, &headers, &body);
+    if let Some((path, headers)) = headers {
+        state.saw(path, &headers, &body);
     }
     state.count(|s| s.requests += 1);
     // The limiter answers before the model: a refused request is never in flight.

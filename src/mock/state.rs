@@ -12,7 +12,6 @@ use super::config::{MockConfig, MockStats};
 use super::prefix::PrefixCache;
 use super::reply::Words;
 use crate::gcra::Bucket;
-use crate::model::Api;
 use crate::workload::tokens::Tokenizer;
 
 pub(super) struct MockState {
@@ -106,9 +105,8 @@ impl MockState {
     }
 
     /// Keeps this request as the last one, when recording.
-    pub fn saw(&self, api: Api, headers: &axum::http::HeaderMap, body: &Bytes) {
+    pub fn saw(&self, path: String, headers: &axum::http::HeaderMap, body: &Bytes) {
         if let Some(seen) = &self.seen {
-            let path = format!("/v1/{}", api.path());
             let headers =
                 headers.iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
             *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(SeenRequest { path, headers, body: body.clone() });
