@@ -186,11 +186,11 @@ fn the_junit_file_is_read_by_an_xml_parser() {
     assert!(case(format!("{stage}: a successful request"))["failure"].is_null());
 }
 
-/// The official `openai` client reads the mock's Responses API and the official
-/// `anthropic` client its Messages, whole and streamed, each through its own parser:
-/// the mock's shapes are the real ones.
+/// The official `openai` client reads the mock's Responses API and embeddings and the
+/// official `anthropic` client its Messages, whole and streamed, each through its own
+/// parser: the mock's shapes are the real ones.
 #[test]
-fn official_clients_read_the_mocks_responses_and_messages() {
+fn official_clients_read_the_mocks_responses_messages_and_embeddings() {
     let Some(py) = python(&["openai", "anthropic"]) else { return };
     let _serial = serial();
     let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
@@ -216,4 +216,16 @@ fn official_clients_read_the_mocks_responses_and_messages() {
     let s = &v["messages_stream"];
     assert_eq!((s["deltas"].as_u64(), s["output"].as_u64(), s["stop_reason"].as_str()), (Some(5), Some(5), Some("max_tokens")), "{s}");
     assert_eq!(s["text"], s["final_text"], "{s}");
+    // Embeddings: three vectors of the mock's 384 floats in order, decoded by the SDK
+    // from base64; the same text the same unit vector; o200k: "a cat" and "a dog" 2 each.
+    let e = &v["embeddings"];
+    assert_eq!(
+        (e["count"].as_u64(), e["dims"].clone(), e["indices"].clone()),
+        (Some(3), serde_json::json!([384, 384, 384]), serde_json::json!([0, 1, 2])),
+        "{e}"
+    );
+    assert_eq!((e["same_text_same_vector"].as_bool(), e["differ"].as_bool()), (Some(true), Some(true)), "{e}");
+    assert!((e["norm"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{e}");
+    assert_eq!(e["usage"], serde_json::json!({"prompt": 6, "total": 6}), "{e}");
+    assert_eq!(v["embeddings_float"]["dims"].as_u64(), Some(8), "{}", v["embeddings_float"]);
 }

@@ -368,3 +368,46 @@ fn the_responses_and_messages_apis_agree_with_the_server() {
         }
     }
 }
+
+/// Embeddings on a second instance, started with `--embeddings --pooling mean` (Gemma
+/// has no pooling of its own): batches of 1 and 4 synthetic inputs of exact lengths in
+/// the server's own tokenizer, every reply checked (a vector per input, one length,
+/// every number finite), and the server's count of what it read agreeing with
+/// llmload's: each input's tokens and the few the server adds to each.
+#[test]
+fn embeddings_batches_are_read_and_counted_as_the_server_counts() {
+    let Some(server) = LlamaServer::start(&["-c", "2048", "-np", "2", "--embeddings", "--pooling", "mean"]) else { return };
+    let body = "api = \"embeddings\"\n[prompts]\nsynthetic = { input = 24 }\ntokenizer = \"server\"\n\
+                [[stage]]\nname = \"one\"\nconcurrency = 2\nrequests = 6\n\
+                [[stage]]\nname = \"four\"\nconcurrency = 2\nrequests = 6\nrequest = { batch_size = 4, encoding_format = \"base64\" }\n";
+    let ran = run(&server, false, body, &[]);
+    assert_all_ok(&ran);
+    for (s, n) in ran.result["stages"].as_array().unwrap().iter().zip([1u64, 4]) {
+        let (tokens, items) = (&s["tokens"], &s["items"]);
+        let what = format!("{}: {tokens} {items}", s["name"]);
+        assert_eq!((common::count(&items["total"]), common::count(&tokens["requests_with_usage"])), (6 * n, 6), "{what}");
+        // Each input is 24 tokens by the server's own tokenizer; its usage adds what it
+        // puts around each (a BOS, say): the same few for every input.
+        let (server, client) = (common::count(&tokens["prompt"]), common::count(&tokens["client_prompt"]));
+        assert_eq!(client, 6 * n * 24, "{what}");
+        let extra = server - client;
+        assert!(extra % (6 * n) == 0 && extra / (6 * n) <= 2, "{what}: the server read {server} of {client} sent");
+    }
+}
+
+/// Rerank on an instance started with `--rerank`: a query against 4 documents of 24
+/// tokens, the 2 best asked back; every reply checked (indices of documents sent, once,
+/// scores finite, at most top_n).
+#[test]
+fn rerank_replies_are_checked_against_the_documents_sent() {
+    let Some(server) = LlamaServer::start(&["-c", "2048", "-np", "2", "--rerank"]) else { return };
+    let body = "api = \"rerank\"\n[prompts]\ntemplate = \"Which passage is about {i}?\"\n\
+                [request]\ndocuments = 4\ndocument_tokens = 24\ntop_n = 2\n\
+                [[stage]]\nname = \"rerank\"\nconcurrency = 2\nrequests = 6\n";
+    let ran = run(&server, false, body, &[]);
+    assert_all_ok(&ran);
+    let s = &ran.result["stages"][0];
+    assert_eq!((s["items"]["kind"].as_str(), common::count(&s["items"]["total"])), (Some("documents"), 24), "{}", s["items"]);
+    // The server counts every (query, document) pair it read.
+    assert!(common::count(&s["tokens"]["prompt"]) >= 6 * 4 * 24, "{}", s["tokens"]);
+}

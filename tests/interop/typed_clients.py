@@ -2,7 +2,8 @@
 
 argv[1]: the mock's API root (http://127.0.0.1:PORT/v1). Prints one JSON object:
 what openai's Responses API client and anthropic's Messages client read, whole and
-streamed (the streams' final objects are the SDKs' own accumulations).
+streamed (the streams' final objects are the SDKs' own accumulations), and what
+openai's embeddings client reads, in base64 (its default) and floats.
 """
 import json
 import sys
@@ -55,4 +56,18 @@ out["messages_stream"] = {
     "stop_reason": final.stop_reason,
     "output": final.usage.output_tokens,
 }
+# Embeddings: the SDK asks for base64 unless told (and decodes the float32s itself),
+# or floats, of the length asked.
+e = oa.embeddings.create(model="m", input=["a cat", "a dog", "a cat"])
+out["embeddings"] = {
+    "count": len(e.data),
+    "dims": [len(d.embedding) for d in e.data],
+    "indices": [d.index for d in e.data],
+    "same_text_same_vector": e.data[0].embedding == e.data[2].embedding,
+    "differ": e.data[0].embedding != e.data[1].embedding,
+    "norm": sum(x * x for x in e.data[1].embedding),
+    "usage": {"prompt": e.usage.prompt_tokens, "total": e.usage.total_tokens},
+}
+f = oa.embeddings.create(model="m", input="a cat", encoding_format="float", dimensions=8)
+out["embeddings_float"] = {"dims": len(f.data[0].embedding)}
 print(json.dumps(out))
