@@ -232,3 +232,31 @@ fn shards_merge_their_inputs_exactly() {
     assert!(run(c, Duration::from_secs(60)).status.success());
     assert_eq!(count(&items(&read_json(&whole))["total"]), count(&items(&m)["total"]));
 }
+
+/// A stage may speak an API of its own — a RAG service's three calls, each measured
+/// apart: the scenario's prompts made for it, its own fields checked against it.
+#[test]
+fn a_stage_speaks_an_api_of_its_own() {
+    let stages = "[[stage]]\nname = \"embed\"\napi = \"embeddings\"\nconcurrency = 2\nrequests = 8\nrequest = { batch_size = 4 }\n\
+                  [[stage]]\nname = \"rerank\"\napi = \"rerank\"\nconcurrency = 2\nrequests = 8\nrequest = { documents = 5, top_n = 2 }\n\
+                  [[stage]]\nname = \"answer\"\nconcurrency = 2\nrequests = 8\n";
+    let t = text("mock", "chat", "template = \"why {i}?\"", "max_tokens = 8", stages)
+        .replace("api = \"chat\"", "api = \"chat\"\nstream = true");
+    let (out, v) = run_code(&t, 0);
+    let s = v["stages"].as_array().unwrap();
+    assert_eq!((s[0]["items"]["kind"].as_str(), count(&s[0]["items"]["total"])), (Some("inputs"), 32), "{}", s[0]);
+    assert_eq!((s[1]["items"]["kind"].as_str(), count(&s[1]["items"]["total"])), (Some("documents"), 40), "{}", s[1]);
+    assert!(s[2].get("items").is_none() && s[2]["ttft_ms"]["p50"].is_number(), "{}", s[2]);
+    assert!(s.iter().all(|s| count(&s["requests"]["ok"]) == 8));
+    assert_eq!(v["scenario"]["stages"][1]["api"], "rerank");
+    assert!(out.stdout.contains("items/s"), "inputs and documents in one column: {}", out.stdout);
+    // Its fields are checked against its API, and sessions speak chat.
+    let bad = text("mock", "chat", "template = \"x\"", "", "[[stage]]\nrequests = 1\napi = \"rerank\"\nrequest = { batch_size = 2 }\n");
+    let (_d, path) = scenario(&bad);
+    let out = run_path(&path);
+    assert!(out.status.code() == Some(2) && out.stderr.contains("is for target.api = \"embeddings\", not \"rerank\""), "{}", out.stderr);
+    let bad = text("mock", "chat", "template = \"x\"", "", "[conversation]\nturns = 2\n[[stage]]\nrequests = 1\napi = \"embeddings\"\n");
+    let (_d, path) = scenario(&bad);
+    let out = run_path(&path);
+    assert!(out.status.code() == Some(2) && out.stderr.contains("does not go with [conversation]"), "{}", out.stderr);
+}

@@ -77,6 +77,8 @@ pub struct Engine {
     scenario: Arc<Scenario>,
     workload: Workload,
     client: Arc<Client>,
+    /// Clients of the other APIs stages speak (a stage's own `api`).
+    others: Vec<(crate::model::Api, Arc<Client>)>,
     events: mpsc::Sender<EngineEvent>,
     stop: Stop,
     /// The first stage's requests, built before a common start (`prepare_first`).
@@ -96,7 +98,18 @@ const COOLDOWN_NUMBERS: u64 = 2 * crate::model::NUMBER_RANGE;
 
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, workload: Workload, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
-        Engine { scenario, workload, client, events, stop, first: std::sync::Mutex::new(None), before_stage: None }
+        Engine { scenario, workload, client, others: Vec::new(), events, stop, first: std::sync::Mutex::new(None), before_stage: None }
+    }
+
+    /// Stages that speak another API than the target's send through these clients.
+    pub fn with_clients(mut self, others: Vec<(crate::model::Api, Arc<Client>)>) -> Engine {
+        self.others = others;
+        self
+    }
+
+    /// The client of the API `stage` speaks.
+    fn client_of(&self, stage: &Stage) -> Arc<Client> {
+        self.others.iter().find(|(api, _)| *api == stage.api).map_or_else(|| self.client.clone(), |(_, c)| c.clone())
     }
 
     /// Does `f` before each stage's first request.
@@ -130,7 +143,7 @@ impl Engine {
                 Load::Open { arrival, .. } => Some(arrival.name()),
                 Load::Closed { .. } => None,
             },
-            items: scenario.target.api.items(),
+            items: stage.api.items(),
         }
     }
 
@@ -205,7 +218,7 @@ impl Engine {
             None => self.requests_of(index, stage).await,
         };
         Arc::new(StageCtx {
-            client: self.client.clone(),
+            client: self.client_of(stage),
             requests,
             events: self.events.clone(),
             stop: self.stop.clone(),

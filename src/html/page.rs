@@ -124,7 +124,7 @@ pub fn runs_table(runs: &[Run]) -> String {
 pub fn stages_table(runs: &[Run], names: &[String]) -> String {
     let streamed = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.ttft_ms.is_some());
     // Embeddings' inputs/s or rerank's docs/s.
-    let items = runs.iter().flat_map(|r| &r.result.stages).find_map(|s| s.items.as_ref()).map(|i| i.unit());
+    let items = crate::report::unit_of(runs.iter().flat_map(|r| &r.result.stages));
     let mut out = String::from("<div class=\"scroll\"><table>\n<tr><th>stage</th>");
     if runs.len() > 1 {
         out.push_str("<th class=\"text\">run</th>");

@@ -45,6 +45,14 @@ impl ItemsResult {
     }
 }
 
+/// The unit of a column of these stages' rates: theirs when they all carry one kind,
+/// "items/s" when some carry inputs and others documents (stages of their own APIs).
+pub fn unit_of<'a>(stages: impl Iterator<Item = &'a super::StageResult>) -> Option<&'static str> {
+    let mut units = stages.filter_map(|s| s.items.as_ref()).map(ItemsResult::unit);
+    let first = units.next()?;
+    Some(if units.all(|u| u == first) { first } else { "items/s" })
+}
+
 impl SizeResult {
     /// Its sizes as a label: "8", or "33–37".
     pub fn label(&self) -> String {

@@ -94,7 +94,7 @@ pub struct Columns {
 impl Columns {
     pub fn of(stages: &[StageResult]) -> Columns {
         Columns {
-            items: stages.iter().find_map(|s| s.items.as_ref()).map(super::ItemsResult::unit),
+            items: super::items::unit_of(stages.iter()),
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
             reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
             // Lengths asked for, or stages that sent different lengths.

@@ -24,7 +24,7 @@ use crate::workload::Workload;
 pub use contract::{Notes, RunError};
 use server::{prefix_reset, server_endpoints};
 pub use target::server_tokenizer;
-use target::{Target, client, extra_headers};
+use target::{Target, client, clients_of_stages, extra_headers};
 
 /// How often the aggregator publishes a Snapshot.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
@@ -96,6 +96,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunOutcome, Run
 pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> Result<RunOutcome, RunError> {
     let headers = extra_headers(&scenario)?;
     let target = Target::open(&scenario, &opts.notes)?;
+    let others = clients_of_stages(&scenario, &target, &headers, opts.requests_out_text)?;
     let client = Arc::new(client(&scenario, &target, headers, opts.requests_out_text)?);
     // The bodies ask for what the client reads: one stream flag for both.
     let workload = Workload::new(scenario.prompts.clone(), client.stream(), scenario.target.stream_usage)
@@ -109,7 +110,7 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     // The scraper's live figures join the engine's events (dropped with its tasks, so the
     // aggregator still ends when the run does).
     let server_events = events.clone();
-    let mut engine = Engine::new(scenario.clone(), workload, client, events, stop.clone());
+    let mut engine = Engine::new(scenario.clone(), workload, client, events, stop.clone()).with_clients(others);
     let resets = match prefix_reset(&scenario, opts.reset_prefix_cache.as_ref(), &target, &opts.notes)? {
         Some((step, resets)) => {
             engine = engine.before_each_stage(step);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::contract::{Notes, RunError};
 use crate::client::{Client, ClientConfig, ExtraHeader};
 use crate::mock::MockServer;
+use crate::model::Api;
 use crate::scenario::{BaseUrl, HeaderSource, Scenario};
 
 /// Where the requests go: the embedded mock (started here, kept running while the
@@ -56,6 +57,33 @@ pub(super) fn client(scenario: &Scenario, target: &Target, headers: Vec<ExtraHea
     // Each connection is a file descriptor (and its other end too, with the mock here).
     crate::limits::ensure(crate::limits::needed(u64::from(max_concurrency), target.mock.is_some())).map_err(RunError::OpenFiles)?;
     Ok(Client::new(config(scenario, target, headers, texts_out, max_concurrency as usize))?)
+}
+
+/// A client for each API a stage speaks other than the target's (a stage's own `api`):
+/// its endpoint, headers and reading that API's, `target.path` left to the target's.
+pub(super) fn clients_of_stages(
+    scenario: &Scenario,
+    target: &Target,
+    headers: &[ExtraHeader],
+    texts_out: bool,
+) -> Result<Vec<(Api, Arc<Client>)>, RunError> {
+    let mut apis: Vec<Api> = scenario.stages.iter().map(|s| s.api).filter(|a| *a != scenario.target.api).collect();
+    apis.dedup();
+    let mut out: Vec<(Api, Arc<Client>)> = Vec::new();
+    for api in apis {
+        if out.iter().any(|(a, _)| *a == api) {
+            continue;
+        }
+        let most = scenario.stages.iter().filter(|s| s.api == api).map(|s| s.load.concurrency()).max().unwrap_or(1);
+        let cfg = ClientConfig {
+            api,
+            path: None,
+            stream: scenario.target.stream && api.generates(),
+            ..config(scenario, target, headers.to_vec(), texts_out, most as usize)
+        };
+        out.push((api, Arc::new(Client::new(cfg)?)));
+    }
+    Ok(out)
 }
 
 /// What a client of `target` is: its key and headers, timeouts, TLS, the stream asked.

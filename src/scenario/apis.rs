@@ -7,10 +7,11 @@
 use toml::Spanned;
 
 use super::error::Problems;
-use super::file::RequestFile;
+use super::file::{PromptsFile, RequestFile, StageFile};
 use super::prompts::Sources;
 use super::request::Spoken;
 use crate::model::Api;
+use crate::workload::Prompts;
 use crate::workload::dist::Dist;
 use crate::workload::texts::{MAX_TEXTS, TextsSpec};
 
@@ -105,17 +106,58 @@ fn bound(d: &Dist) -> u32 {
 
 /// The scenario's `[request]` text counts (with its seed, and for rerank the words its
 /// documents are made of), `target.stream` checked against the API.
-pub(super) fn scenario_texts(f: &RequestFile, spoken: Spoken, sources: &mut Sources<'_>, p: &mut Problems<'_>) -> TextsSpec {
+/// `rerank`: a stage speaks it (its documents need words).
+pub(super) fn scenario_texts(f: &RequestFile, spoken: Spoken, rerank: bool, sources: &mut Sources<'_>, p: &mut Problems<'_>) -> TextsSpec {
     if spoken.stream && !spoken.api.generates() {
         let api = spoken.api.name();
         p.field("target.stream", format!("target.api = {api:?} does not stream (its reply is one JSON body): set stream = false"));
     }
     let mut texts = fields(f, "request", spoken.api, p).over(&TextsSpec { seed: sources.info.seed, ..TextsSpec::default() });
-    if spoken.api == Api::Rerank {
+    if spoken.api == Api::Rerank || rerank {
         match sources.pool() {
             Ok(pool) => texts.pool = Some(pool),
             Err(e) => p.field("prompts.tokenizer", e),
         }
     }
     texts
+}
+
+/// Each stage's own prompts (numbered from 1 in messages), made for the API it speaks:
+/// a stage that speaks another API than the target's without prompts of its own gets
+/// the scenario's (`top`) made for its API.
+pub(super) fn stage_prompts(
+    raw: &mut [Spanned<StageFile>],
+    top: Option<Spanned<PromptsFile>>,
+    sources: &mut Sources<'_>,
+    p: &mut Problems<'_>,
+) -> Vec<Option<Prompts>> {
+    let target = sources.api;
+    raw.iter_mut()
+        .enumerate()
+        .map(|(i, s)| {
+            let api = s.get_ref().api.unwrap_or(target);
+            let own = s.get_mut().prompts.take().or_else(|| {
+                let mut top = top.clone().filter(|_| api != target)?;
+                // The counting tokenizer is the run's, set once.
+                top.get_mut().tokenizer = None;
+                Some(top)
+            })?;
+            sources.api = api;
+            let prompts = sources.resolve(own, &format!("stage {} prompts", i + 1), p);
+            sources.api = target;
+            Some(prompts)
+        })
+        .collect()
+}
+
+/// With `[conversation]`, every stage speaks chat (a session's history is messages).
+pub(super) fn sessions_speak_chat(raw: &[Spanned<StageFile>], p: &mut Problems<'_>) {
+    for (i, s) in raw.iter().enumerate() {
+        if let Some(api) = s.get_ref().api.filter(|a| *a != Api::Chat) {
+            p.at(
+                Some(s.span()),
+                format!("stage {}: api = {:?} does not go with [conversation], whose sessions speak chat", i + 1, api.name()),
+            );
+        }
+    }
 }

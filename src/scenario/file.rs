@@ -174,7 +174,7 @@ pub struct TargetFile {
     pub headers: Option<Spanned<toml::Table>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromptsFile {
     pub list: Option<Spanned<Vec<String>>>,
@@ -244,7 +244,7 @@ pub struct ConversationFile {
 
 /// `trace = { file = "…jsonl", format = "mooncake", block_tokens = 512, speed = 1.0,
 /// start = "0s", requests = N, duration = "…" }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceFile {
     pub file: Spanned<String>,
@@ -261,7 +261,7 @@ pub struct TraceFile {
     pub duration: Option<Spanned<DurationValue>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedPrefixFile {
     pub tokens: u32,
@@ -349,6 +349,8 @@ pub struct StageFile {
     pub requests: Option<NonZeroU64>,
     pub duration: Option<Spanned<DurationValue>>,
     pub model: Option<String>,
+    /// The API this stage speaks instead of `target.api`.
+    pub api: Option<crate::model::Api>,
     #[serde(default)]
     pub warmup: u64,
     /// This stage's own prompts (e.g. other lengths), instead of `[prompts]`.

@@ -36,6 +36,8 @@ pub struct Stage {
     /// What every request of the stage asks for (the scenario's `[request]`, with this
     /// stage's overrides).
     pub request: RequestParams,
+    /// The API it speaks: `target.api`, or the stage's own.
+    pub api: crate::model::Api,
     /// How many texts a request carries (embeddings, rerank): the scenario's, with this
     /// stage's overrides.
     #[serde(skip)]

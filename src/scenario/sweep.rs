@@ -246,6 +246,7 @@ fn template(f: &SweepFile, kind: SweepKind, arrival: Arrival, d: &Defaults<'_>) 
         ramp: None,
         cooldown: f.cooldown.map(|d| d.0),
         request: d.request.clone(),
+        api: d.spoken.api,
         texts: d.texts.clone(),
         retry: d.retry.clone(),
         rate_limit: d.rate_limit,

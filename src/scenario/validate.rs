@@ -39,11 +39,14 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     sources.turns = raw.conversation.is_some();
     let conversation_span = raw.conversation.as_ref().map(|c| c.span());
     let conversation = raw.conversation.and_then(|c| super::conversation::conversation(c, target.api, sources.info.seed, p));
+    // A stage that speaks another API sends the scenario's prompts made for it.
+    let top_prompts = raw.stages.get_ref().iter().any(|s| s.get_ref().api.is_some_and(|a| a != target.api)).then(|| raw.prompts.clone());
     let prompts = sources.resolve(raw.prompts, "prompts", p);
 
     let spoken = Spoken { api: target.api, stream: target.stream };
     let request = super::request::request(&raw.request, "request", spoken, p);
-    let texts = super::apis::scenario_texts(&raw.request, spoken, &mut sources, p);
+    let rerank = raw.stages.get_ref().iter().any(|s| s.get_ref().api == Some(crate::model::Api::Rerank));
+    let texts = super::apis::scenario_texts(&raw.request, spoken, rerank, &mut sources, p);
     if target.api == crate::model::Api::Messages {
         say_messages_limit(&request, &prompts, p);
     }
@@ -81,12 +84,10 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
 
     let stages_span = raw.stages.span();
     let mut raw_stages = raw.stages.into_inner();
-    // A stage's own prompts, numbered as stages are in messages (from 1).
-    let stage_prompts: Vec<Option<Prompts>> = raw_stages
-        .iter_mut()
-        .enumerate()
-        .map(|(i, s)| s.get_mut().prompts.take().map(|f| sources.resolve(f, &format!("stage {} prompts", i + 1), p)))
-        .collect();
+    let stage_prompts = super::apis::stage_prompts(&mut raw_stages, top_prompts, &mut sources, p);
+    if conversation.is_some() {
+        super::apis::sessions_speak_chat(&raw_stages, p);
+    }
     if raw_stages.is_empty() && raw.sweep.is_none() {
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }

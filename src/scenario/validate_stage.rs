@@ -91,11 +91,13 @@ pub(super) fn stages(
             }
             c => c.as_ref().map(|c| c.get_ref().0),
         };
+        let api = s.api.unwrap_or(d.spoken.api);
+        let spoken = Spoken { api, ..d.spoken };
         let request = match &s.request {
             None => d.request.clone(),
             Some(f) => {
                 let what = format!("stage {name:?}: request");
-                let own = super::request::request(f.get_ref(), &what, d.spoken, p);
+                let own = super::request::request(f.get_ref(), &what, spoken, p);
                 let merged = d.request.overlay(&own);
                 // Checked in its own table already when it sets both.
                 if own.min_tokens.is_none() || own.max_output_tokens().is_none() {
@@ -105,7 +107,7 @@ pub(super) fn stages(
             }
         };
         let texts = match &s.request {
-            Some(f) => super::apis::fields(f.get_ref(), &format!("stage {name:?}: request"), d.spoken.api, p).over(d.texts),
+            Some(f) => super::apis::fields(f.get_ref(), &format!("stage {name:?}: request"), api, p).over(d.texts),
             None => d.texts.clone(),
         };
         let retry = s.retry.as_ref().map_or_else(|| d.retry.clone(), |f| retry_policy(d.retry, f, &format!("stage {name:?}: retry"), p));
@@ -130,6 +132,7 @@ pub(super) fn stages(
             ramp,
             cooldown,
             request,
+            api,
             texts,
             retry,
             rate_limit,
