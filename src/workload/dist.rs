@@ -228,11 +228,16 @@ impl LengthSpec {
 
 /// Request `i`'s generator in stage `stage` of a run seeded `seed`.
 pub fn rng_for(seed: u64, stage: u64, i: u64) -> StdRng {
+    rng_named(seed, stage, i, b"lengths\0")
+}
+
+/// Request `i`'s generator of the draws `name` names, apart from every other's.
+pub fn rng_named(seed: u64, stage: u64, i: u64, name: &[u8; 8]) -> StdRng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&stage.to_le_bytes());
     key[16..24].copy_from_slice(&i.to_le_bytes());
-    key[24..].copy_from_slice(b"lengths\0");
+    key[24..].copy_from_slice(name);
     StdRng::from_seed(key)
 }
 

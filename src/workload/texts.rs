@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::dist::Dist;
@@ -86,12 +85,7 @@ impl Corpus {
 
 /// Request `i`'s generator for these draws (apart from its lengths').
 fn rng(seed: u64, stage: u64, i: u64) -> StdRng {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    key[8..16].copy_from_slice(&stage.to_le_bytes());
-    key[16..24].copy_from_slice(&i.to_le_bytes());
-    key[24..].copy_from_slice(b"texts\0\0\0");
-    StdRng::from_seed(key)
+    super::dist::rng_named(seed, stage, i, b"texts\0\0\0")
 }
 
 impl Shape {
