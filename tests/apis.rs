@@ -95,14 +95,16 @@ fn each_api_is_spoken_in_its_own_shape() {
     assert_eq!((body["max_output_tokens"].as_u64(), body.get("max_tokens"), body.get("stream_options")), (Some(7), None, None), "{body}");
 }
 
-/// Each API's shipped scenario runs on the mock: every request answered; the answer's
-/// first token after the thought, or (embeddings, rerank) the texts carried counted and
-/// the latency growing with them.
+/// Each API's shipped scenario runs on the mock (chat's are the seed table's and the
+/// rest): every request answered; the answer's first token after the thought, text
+/// completions decoded to their limit, or (embeddings, rerank) the texts carried counted
+/// and the latency growing with them.
 #[test]
 fn the_shipped_scenarios_of_each_api_run_on_the_mock() {
     let shipped = [
         ("scenarios/responses-api.toml", "responses"),
         ("scenarios/anthropic-messages.toml", "messages"),
+        ("scenarios/completions.toml", "completions"),
         ("scenarios/embeddings.toml", "embeddings"),
         ("scenarios/rerank.toml", "rerank"),
     ];
@@ -113,6 +115,8 @@ fn the_shipped_scenarios_of_each_api_run_on_the_mock() {
             assert_eq!(count(&s["requests"]["failed"]), 0, "{file}: {}", s["name"]);
             match api {
                 "embeddings" | "rerank" => assert!(count(&s["items"]["total"]) >= count(&s["requests"]["ok"]), "{file}: {}", s["items"]),
+                // Every request decodes to its limit.
+                "completions" => assert_eq!(count(&s["tokens"]["output"]), 48 * count(&s["requests"]["ok"]), "{file}: {}", s["tokens"]),
                 _ => assert!(num(&s["ttft_answer_ms"]["p50"]) > num(&s["ttft_ms"]["p50"]), "{file}: {}", s["name"]),
             }
         }
@@ -264,7 +268,7 @@ fn another_apis_answer_is_named_a_decode_failure() {
     let url = serve_app(app);
     for (api, stream, want) in [
         ("messages", true, "an event without a `type`, not Anthropic's Messages'"),
-        ("responses", false, "not a Responses API response (no `output`)"),
+        ("responses", false, "not a Responses API response (no `output`; came a chat or text completion)"),
     ] {
         let text = scenario_text(&url, api, stream, "max_tokens = 8");
         let (d, path) = scenario(&text);

@@ -46,14 +46,14 @@ pub(super) fn whole(api: Api, body: &[u8]) -> Result<Whole, String> {
     match api {
         Api::Messages => {
             let m: Message = serde_json::from_slice(body).map_err(what)?;
-            let content = m.content.ok_or_else(|| format!("not {} (no `content`)", api_name(api)))?;
+            let content = m.content.ok_or_else(|| format!("not {} (no `content`; came {})", api_name(api), came(body)))?;
             let texts =
                 Texts { answer: texts(content.iter(), &["text"], "text"), reasoning: texts(content.iter(), &["thinking"], "thinking") };
             Ok(Whole { texts, usage: m.usage.map(Usage::from), finish: m.stop_reason.as_deref().map(messages_finish) })
         }
         _ => {
             let r: Response = serde_json::from_slice(body).map_err(what)?;
-            let output = r.output.ok_or_else(|| format!("not {} (no `output`)", api_name(api)))?;
+            let output = r.output.ok_or_else(|| format!("not {} (no `output`; came {})", api_name(api), came(body)))?;
             // The parts under `field` of the items of `kind`.
             let parts = |kind: &'static str, field: &'static str| {
                 output.iter().filter(move |o| o["type"] == kind).flat_map(move |m| m[field].as_array().into_iter().flatten())
@@ -72,6 +72,11 @@ pub(super) fn whole(api: Api, body: &[u8]) -> Result<Whole, String> {
             })
         }
     }
+}
+
+/// What `body` is instead, by its keys.
+fn came(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body).map_or_else(|_| "something else".into(), |v| super::vectors::what_came(&v))
 }
 
 fn api_name(api: Api) -> &'static str {
@@ -102,8 +107,19 @@ mod tests {
         assert!(!a.texts.answer.is_empty() && a.usage.is_some(), "{:?}", a.texts);
         // A chat completion where a message was expected: said so.
         let chat = br#"{"choices":[{"message":{"content":"hi"}}]}"#;
-        assert_eq!(whole(Api::Messages, chat).err().as_deref(), Some("not an Anthropic message (no `content`)"));
-        assert_eq!(whole(Api::Responses, chat).err().as_deref(), Some("not a Responses API response (no `output`)"));
+        assert_eq!(
+            whole(Api::Messages, chat).err().as_deref(),
+            Some("not an Anthropic message (no `content`; came a chat or text completion)")
+        );
+        assert_eq!(
+            whole(Api::Responses, chat).err().as_deref(),
+            Some("not a Responses API response (no `output`; came a chat or text completion)")
+        );
+        let embeddings = br#"{"object":"list","data":[{"embedding":[0.1]}]}"#;
+        assert_eq!(
+            whole(Api::Responses, embeddings).err().as_deref(),
+            Some("not a Responses API response (no `output`; came an embeddings list)")
+        );
         let thought = br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hm"}]},{"type":"message","content":[{"type":"output_text","text":"4"},{"type":"output_text","text":"2"}]}]}"#;
         let t = whole(Api::Responses, thought).unwrap();
         assert_eq!((t.texts.answer.as_str(), t.texts.reasoning.as_str(), t.finish), ("42", "hm", Some(FinishReason::Length)));

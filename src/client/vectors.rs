@@ -179,11 +179,17 @@ fn not(expected: &str, key: &str, body: &[u8], err: &serde_json::Error) -> Strin
     format!("expected {expected}, came {came}")
 }
 
-/// Which reply `v` looks like, by its keys.
-fn what_came(v: &Value) -> String {
+/// Which reply `v` looks like, by its keys (never a value).
+pub(super) fn what_came(v: &Value) -> String {
     let has = |k: &str| v.get(k).is_some();
     if has("choices") {
         return "a chat or text completion".into();
+    }
+    if has("data") && v["object"] == "list" {
+        return "an embeddings list".into();
+    }
+    if has("results") {
+        return "rerank results".into();
     }
     if has("output") && v["object"] == "response" {
         return "a Responses API response".into();

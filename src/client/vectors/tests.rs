@@ -45,7 +45,7 @@ fn an_embeddings_reply_that_does_not_match_what_was_sent_fails_with_why() {
     assert_eq!(e(chat, 1), "expected an embeddings list (`data`), came a chat or text completion");
     assert_eq!(
         check(Api::Embeddings, &fixture("llamacpp_rerank_jina.json"), sent(1)).unwrap_err(),
-        "expected an embeddings list (`data`), came JSON with keys model, object, results, usage"
+        "expected an embeddings list (`data`), came rerank results"
     );
     assert!(e("{\"data\":[", 1).starts_with("expected an embeddings list (`data`), came invalid JSON at line 1"));
 }
@@ -66,6 +66,6 @@ fn rerank_replies_of_every_shape_pass_and_bad_ones_fail_with_why() {
     assert_eq!(e(r#"{"results":[{"index":0,"relevance_score":null}]}"#, sent(1)), "result 0 has no finite relevance_score");
     assert_eq!(
         check(Api::Rerank, &fixture("vllm_embeddings_response.json"), sent(1)).unwrap_err(),
-        "expected rerank results (`results`), came JSON with keys created, data, id, model, object, usage"
+        "expected rerank results (`results`), came an embeddings list"
     );
 }
