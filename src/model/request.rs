@@ -49,9 +49,6 @@ impl Api {
         }
     }
 
-    /// Every API, in the order a scenario's documentation lists them.
-    pub const ALL: [Api; 6] = [Api::Chat, Api::Completions, Api::Embeddings, Api::Rerank, Api::Responses, Api::Messages];
-
     /// It generates text (tokens out, a stream to time); embeddings and rerank answer
     /// with numbers in one whole reply.
     pub fn generates(self) -> bool {
