@@ -129,6 +129,14 @@ fn what_does_not_go_with_them_is_refused_in_place() {
         assert_eq!(out.status.code(), Some(2), "{api} {request} {target}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{api} {request} {target}: {}", out.stderr);
     }
+    // A response check reads text, which these replies hold none of.
+    let t = text("mock", "embeddings", "template = \"x {i}\"", "", &format!("[check]\nexpect = \"json\"\n{stage}"));
+    let (_d, path) = scenario(&t);
+    let out = run_path(&path);
+    assert!(out.status.code() == Some(2) && out.stderr.contains("check: stage \"sequential\" speaks \"embeddings\""), "{}", out.stderr);
+    // A tokens-per-minute limit needs no output limit: they write nothing.
+    let t = text("mock", "embeddings", "template = \"x {i}\"", "", &format!("[rate_limit]\ntpm = 600000\n{stage}"));
+    let _ = run_code(&t, 0);
     // A stage's own request table is checked as the scenario's.
     let t = text("mock", "rerank", "template = \"x {i}\"", "", "[[stage]]\nrequests = 1\nrequest = { batch_size = 2 }\n");
     let (_d, path) = scenario(&t);

@@ -161,3 +161,10 @@ pub(super) fn sessions_speak_chat(raw: &[Spanned<StageFile>], p: &mut Problems<'
         }
     }
 }
+
+/// `[check]` reads an answer's text: every stage must speak an API that writes one.
+pub(super) fn checks_read_text(stages: &[super::stage::Stage], p: &mut Problems<'_>) {
+    if let Some(s) = stages.iter().find(|s| !s.api.generates()) {
+        p.field("check", format!("stage {:?} speaks {:?}, whose replies hold no text to check", s.name, s.api.name()));
+    }
+}

@@ -102,11 +102,15 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     if stages
         .iter()
         .chain(sweep.as_ref().map(|s| &s.template))
-        .any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none())
+        // Embeddings and rerank weigh their input alone: nothing comes out.
+        .any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none() && s.api.generates())
     {
         p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
     lengths_sent(&stages, &stage_prompts, &prompts, p);
+    if check.is_some() {
+        super::apis::checks_read_text(&stages, p);
+    }
     if let Some(span) = conversation_span {
         sessions_fit(&stages, &traces, span, p);
     }
