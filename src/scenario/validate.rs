@@ -99,14 +99,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         p.at(Some(sw.span()), "a [sweep] does not go with trace prompts: a trace runs on its own clock (give stages their `speed`)");
     }
     let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
-    if stages
-        .iter()
-        .chain(sweep.as_ref().map(|s| &s.template))
-        // Embeddings and rerank weigh their input alone: nothing comes out.
-        .any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none() && s.api.generates())
-    {
-        p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
-    }
+    tpm_weighs(stages.iter().chain(sweep.as_ref().map(|s| &s.template)), p);
     lengths_sent(&stages, &stage_prompts, &prompts, p);
     if check.is_some() {
         super::apis::checks_read_text(&stages, p);
@@ -157,6 +150,14 @@ fn sessions_fit(
                 p.at(Some(span.clone()), format!("stage {:?}: `{field}` does not go with [conversation] sessions yet", s.name));
             }
         }
+    }
+}
+
+/// A tokens-per-minute limit weighs a request's prompt and its output limit, which a
+/// stage that generates must set (embeddings and rerank weigh their input alone).
+fn tpm_weighs<'a>(mut stages: impl Iterator<Item = &'a super::Stage>, p: &mut Problems<'_>) {
+    if stages.any(|s| s.rate_limit.tpm.is_some() && s.request.max_output_tokens().is_none() && s.api.generates()) {
+        p.field("rate_limit.tpm", TPM_NEEDS_MAX_TOKENS);
     }
 }
 
