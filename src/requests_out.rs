@@ -58,6 +58,9 @@ struct Line<'a> {
     /// With `[conversation]`: the request's session, numbered in the whole run.
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<u64>,
+    /// Embeddings: the batch's inputs; rerank: the documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<u32>,
     /// Why the server ended the reply, when it said.
     #[serde(skip_serializing_if = "Option::is_none")]
     finish_reason: Option<crate::model::FinishReason>,
@@ -145,6 +148,7 @@ impl RecordSink for RequestsOut {
             },
             turn: rec.turn,
             session: rec.session,
+            items: rec.items,
             reconnected: rec.reconnected,
             finish_reason: rec.finish_reason,
             server_timings: rec.server_timings.map(|timings| ServerTimingsLine { timings, per_token_ms: timings.per_token_ms() }),

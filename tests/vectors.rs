@@ -32,15 +32,22 @@ fn run_path(path: &Path) -> Output {
 
 /// Runs `text`, expecting `code` (3: carried out, its verdict failed).
 fn run_code(text: &str, code: i32) -> (Output, Value) {
+    let (out, v, _) = run_lines(text, code);
+    (out, v)
+}
+
+/// The same, with each request's `--requests-out` line.
+fn run_lines(text: &str, code: i32) -> (Output, Value, Vec<Value>) {
     let (d, path) = scenario(text);
-    let json = d.path().join("r.json");
+    let (json, lines) = (d.path().join("r.json"), d.path().join("r.jsonl"));
     let mut c = cmd(&["run", "--headless", "--json"]);
-    c.arg(&json).arg(&path);
+    c.arg(&json).arg("--requests-out").arg(&lines).arg(&path);
     let out = run(c, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(code), "{}", out.stderr);
     let v = read_json(&json);
     assert_schema_valid(&v);
-    (out, v)
+    let lines = std::fs::read_to_string(&lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (out, v, lines)
 }
 
 /// The mock's time grows with a batch's tokens: 16 inputs of 64 tokens at 40 ms per
@@ -50,7 +57,10 @@ fn embeddings_run_in_batches_and_a_batch_costs_its_tokens() {
     let stages = "[mock]\nbase_latency_ms = 20\nprefill_ms_per_1k_tokens = 40\n\
                   [[stage]]\nname = \"one\"\nconcurrency = 2\nrequests = 20\n\
                   [[stage]]\nname = \"sixteen\"\nconcurrency = 2\nrequests = 20\nrequest = { batch_size = 16 }\n";
-    let (out, v) = run_code(&text("mock", "embeddings", "synthetic = { input = 64 }", "", stages), 0);
+    let (out, v, lines) = run_lines(&text("mock", "embeddings", "synthetic = { input = 64 }", "", stages), 0);
+    // Each request's line says how many it carried.
+    let carried: Vec<u64> = lines.iter().map(|l| count(&l["items"])).collect();
+    assert_eq!((carried.iter().filter(|&&n| n == 1).count(), carried.iter().filter(|&&n| n == 16).count()), (20, 20));
     let (one, sixteen) = (&v["stages"][0], &v["stages"][1]);
     for (s, n) in [(one, 1), (sixteen, 16)] {
         let what = format!("{}: {}", s["name"], s["items"]);
