@@ -182,7 +182,11 @@ fn a_messages_prompt_with_the_completions_endpoint_names_its_line() {
     .unwrap();
     let out = validate(&path);
     assert_eq!(out.status.code(), Some(2));
-    assert!(out.stderr.contains("p.jsonl:2: a `messages` prompt needs a chat API; target.api = \"completions\" takes a `prompt` text"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("p.jsonl:2: a `messages` prompt needs a chat API; target.api = \"completions\" takes a `prompt` text"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
