@@ -31,7 +31,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Serve the OpenAI-compatible mock for other clients.
     #[command(after_help = exit::help("mock"))]
-    Mock(MockArgs),
+    Mock(Box<MockArgs>),
     /// Write a commented starter scenario that runs on the embedded mock.
     #[command(after_help = exit::help("init"))]
     Init(InitArgs),
@@ -446,6 +446,9 @@ pub struct MockArgs {
     /// Chat replies think first: this many reasoning tokens before the answer.
     #[arg(long, default_value_t = 0)]
     pub reasoning_tokens: u32,
+    /// A request that offers tools (under tool_choice "auto") gets a call this often, 0 to 1.
+    #[arg(long, default_value_t = 1.0)]
+    pub tool_call_rate: f64,
     /// Embeddings: each vector's length when a request asks for none.
     #[arg(long, default_value_t = crate::mock::config::DEFAULT_EMBEDDING_DIMS)]
     pub embedding_dims: u32,
@@ -486,6 +489,7 @@ impl MockArgs {
             stall_once_at: self.stall_once_at,
             reasoning_tokens: self.reasoning_tokens,
             embedding_dims: self.embedding_dims,
+            tool_call_rate: self.tool_call_rate,
             stream_end: self.stream_end,
         }
     }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ended = match cli.command {
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(cmd_run(*args))),
-        Command::Mock(args) => runtime().and_then(|rt| rt.block_on(cmd_mock(args))),
+        Command::Mock(args) => runtime().and_then(|rt| rt.block_on(cmd_mock(*args))),
         Command::Validate(args) => cmd_validate(args),
         Command::Compare(args) => cmd_compare(args),
         Command::Init(args) => cmd_init(args),

@@ -13,6 +13,7 @@ pub mod sse;
 mod stream;
 mod tls;
 pub mod tokenize;
+mod tools;
 mod transport;
 mod typed;
 mod typed_whole;
@@ -38,7 +39,9 @@ pub fn count_uncounted(rec: &mut RequestRecord, counter: &mut crate::workload::p
     let Some(u) = rec.uncounted.take() else { return };
     // Each text by itself: joined, a token could merge across the seam.
     let thought = counter.count(&u.reasoning);
-    rec.client_completion_tokens = Some(counter.count(&u.answer) + thought);
+    // A tool call's name and arguments are output the model wrote, each by itself.
+    let called: u64 = rec.tool_calls.iter().flatten().map(|c| counter.count(&c.name) + counter.count(&c.arguments)).sum();
+    rec.client_completion_tokens = Some(counter.count(&u.answer) + thought + called);
     rec.client_reasoning_tokens = (!u.reasoning.is_empty()).then_some(thought);
     rec.counted_by = Some(counter.tokenizer().source());
     if let Some(prompt) = u.prompt {
@@ -57,6 +60,15 @@ impl Client {
         }
         let (owned, tok) = (text.to_string(), self.tokenizer.clone());
         tokio::task::spawn_blocking(move || tok.count(&owned)).await.unwrap_or(0)
+    }
+
+    /// Tokens of tool calls' names and arguments, each by itself.
+    async fn tool_tokens(&self, calls: Option<&[crate::model::ToolCall]>) -> u64 {
+        let mut n = 0;
+        for c in calls.into_iter().flatten() {
+            n += self.count_tokens(&c.name).await + self.count_tokens(&c.arguments).await;
+        }
+        n
     }
 }
 

@@ -40,11 +40,19 @@ struct ProbeMessage {
     /// Present (not null) when the model reasoned, by either name.
     reasoning_content: Option<IgnoredAny>,
     reasoning: Option<IgnoredAny>,
+    /// The calls it made instead of (or beside) its text.
+    tool_calls: Option<Vec<super::tools::WholeToolCall>>,
 }
 
 impl ProbeChoice {
     fn reasons(&self) -> bool {
         self.message.as_ref().is_some_and(|m| m.reasoning_content.is_some() || m.reasoning.is_some())
+    }
+
+    /// Its tool calls, None when it made none.
+    fn tool_calls(&mut self) -> Option<Vec<crate::model::ToolCall>> {
+        let calls: Vec<_> = self.message.as_mut()?.tool_calls.take()?.into_iter().map(super::tools::WholeToolCall::call).collect();
+        (!calls.is_empty()).then_some(calls)
     }
 }
 
@@ -184,14 +192,15 @@ impl Client {
             return match super::typed_whole::whole(self.api, &buf) {
                 Ok(w) => {
                     let reasons = !w.texts.reasoning.is_empty();
-                    let got = Got { latency, status, bytes, usage: w.usage, reasons, finish: w.finish, timings: None };
+                    let got = Got { latency, status, bytes, usage: w.usage, reasons, finish: w.finish, timings: None, tools: None };
                     self.whole_record(got, || w.texts).await
                 }
                 Err(why) => self.fail(FailureKind::Decode, latency, Some(status), bytes, &format!("HTTP {status}: {why}")),
             };
         }
         match serde_json::from_slice::<Completion>(&buf) {
-            Ok(Completion { choices: Some(choice), usage, timings }) => {
+            Ok(Completion { choices: Some(mut choice), usage, timings }) => {
+                let tools = choice.tool_calls();
                 let got = Got {
                     latency,
                     status,
@@ -200,6 +209,7 @@ impl Client {
                     reasons: choice.reasons(),
                     finish: choice.finish_reason,
                     timings,
+                    tools,
                 };
                 self.whole_record(got, || completion_text(&buf)).await
             }
@@ -229,13 +239,15 @@ struct Got {
     reasons: bool,
     finish: Option<crate::model::FinishReason>,
     timings: Option<ServerTimings>,
+    /// The calls it made.
+    tools: Option<Vec<crate::model::ToolCall>>,
 }
 
 impl Client {
     /// A whole reply's record: its usage, and its texts (`texts`, read only when they
     /// are needed) counted where the server gave no count.
     async fn whole_record(&self, got: Got, texts: impl FnOnce() -> super::content::Texts) -> RequestRecord {
-        let Got { latency, status, bytes, usage, reasons, finish, timings } = got;
+        let Got { latency, status, bytes, usage, reasons, finish, timings, tools } = got;
         // Counted here only when the server gave no count: on this path usage is
         // the rule, and tokenizing every reply would cost the generator its speed.
         let count_all = usage.is_none_or(|u| u.completion_tokens.is_none());
@@ -250,7 +262,8 @@ impl Client {
         } else if let Some(t) = &texts {
             let thought = if count_all || count_thought { self.count_tokens(&t.reasoning).await } else { 0 };
             if count_all {
-                client_completion_tokens = Some(self.count_tokens(&t.answer).await + thought);
+                let called = self.tool_tokens(tools.as_deref()).await;
+                client_completion_tokens = Some(self.count_tokens(&t.answer).await + thought + called);
             }
             client_reasoning_tokens = (count_thought && !t.reasoning.is_empty()).then_some(thought);
         }
@@ -266,6 +279,7 @@ impl Client {
             content: texts.filter(|_| self.keep_content).map(|t| t.answer),
             server_timings: timings,
             finish_reason: finish,
+            tool_calls: tools,
             ..RequestRecord::default()
         }
     }

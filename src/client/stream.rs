@@ -92,6 +92,9 @@ struct ChunkDelta<'a> {
     reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow)]
     reasoning: Option<Cow<'a, str>>,
+    /// Tool calls, in fragments.
+    #[serde(borrow)]
+    tool_calls: Option<Vec<super::tools::DeltaToolCall<'a>>>,
 }
 
 /// What a stream has carried so far: timings as its tokens arrive, its texts, usage.
@@ -104,10 +107,24 @@ struct Received {
     reasoning: String,
     /// A choice ended (`finish_reason`): without `[DONE]` after it, still an answer.
     finished: bool,
+    /// Tool calls, as their fragments come.
+    tools: super::tools::Assembly,
 }
 
 impl Received {
     fn token(&mut self, now: Instant, text: &str, reasoning: bool) {
+        self.arrived(now);
+        if reasoning {
+            self.rec.first_reasoning.get_or_insert(now - self.start);
+            self.reasoning.push_str(text);
+        } else {
+            self.rec.ttft_answer.get_or_insert(now - self.start);
+            self.answer.push_str(text);
+        }
+    }
+
+    /// A chunk that carried a token of any kind, at `now`: the first token, a gap.
+    fn arrived(&mut self, now: Instant) {
         match self.last {
             None => self.rec.ttft = Some(now - self.start),
             // Bounded: a hostile stream of tiny chunks cannot grow it past this.
@@ -116,12 +133,19 @@ impl Received {
         }
         self.last = Some(now);
         self.rec.chunks += 1;
-        if reasoning {
-            self.rec.first_reasoning.get_or_insert(now - self.start);
-            self.reasoning.push_str(text);
-        } else {
+    }
+
+    /// A chunk's tool-call fragments: a token when any carried a name or arguments (a
+    /// call is an answer: it starts the answer's clock too).
+    fn tool_fragments(&mut self, now: Instant, fragments: &[super::tools::DeltaToolCall<'_>]) {
+        let mut said = false;
+        for f in fragments {
+            said |= self.tools.fragment(f);
+        }
+        if said {
+            self.arrived(now);
+            self.rec.first_tool.get_or_insert(now - self.start);
             self.rec.ttft_answer.get_or_insert(now - self.start);
-            self.answer.push_str(text);
         }
     }
 
@@ -153,14 +177,17 @@ impl Received {
             }
             // One reasoning text per delta: vLLM has sent both names at once, the same
             // text in each, while it moved from one to the other.
-            let texts = match choice.delta {
-                Some(d) => [(d.reasoning.filter(|t| !t.is_empty()).or(d.reasoning_content), true), (d.content, false)],
-                None => [(None, true), (choice.text, false)],
+            let (texts, tools) = match choice.delta {
+                Some(d) => ([(d.reasoning.filter(|t| !t.is_empty()).or(d.reasoning_content), true), (d.content, false)], d.tool_calls),
+                None => ([(None, true), (choice.text, false)], None),
             };
             for (text, reasoning) in texts {
                 if let Some(text) = text.filter(|t| !t.is_empty()) {
                     self.token(now, &text, reasoning);
                 }
+            }
+            if let Some(tools) = tools {
+                self.tool_fragments(now, &tools);
             }
         }
         if let Some(u) = chunk.usage {
@@ -211,7 +238,15 @@ impl Client {
         let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
         let mut events = sse::Events::default();
         let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
-        let mut got = Received { rec, start, last: None, answer: String::new(), reasoning: String::new(), finished: false };
+        let mut got = Received {
+            rec,
+            start,
+            last: None,
+            answer: String::new(),
+            reasoning: String::new(),
+            finished: false,
+            tools: Default::default(),
+        };
         let mut done = false;
         let mut eof = false;
         let failure = loop {
@@ -271,8 +306,9 @@ impl Client {
             }
         };
         // The end of the response is [DONE] (or where it broke); what follows is framing.
-        let Received { mut rec, answer, reasoning, finished, .. } = got;
+        let Received { mut rec, answer, reasoning, finished, tools, .. } = got;
         rec.latency = start.elapsed();
+        rec.tool_calls = tools.finish();
         if done && !eof {
             // Read the body to its end, briefly, so the connection goes back to the pool
             // instead of being closed: the next request must not pay a new handshake.
@@ -283,7 +319,8 @@ impl Client {
             // A conversation's history (or a check) needs the count with the text: here.
             // Each text by itself: joined, a token could merge across the seam.
             let thought = self.count_tokens(&reasoning).await;
-            rec.client_completion_tokens = Some(self.count_tokens(&answer).await + thought);
+            let called = self.tool_tokens(rec.tool_calls.as_deref()).await;
+            rec.client_completion_tokens = Some(self.count_tokens(&answer).await + thought + called);
             rec.client_reasoning_tokens = (!reasoning.is_empty()).then_some(thought);
             rec.counted_by = Some(self.tokenizer.source());
             rec.content = Some(answer);
@@ -345,6 +382,7 @@ mod tests {
             answer: String::new(),
             reasoning: String::new(),
             finished: false,
+            tools: Default::default(),
         };
         got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning_content":"hm","reasoning":"hm"}}]}"#));
         got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning_content":" so"}}]}"#));

@@ -9,7 +9,7 @@ use super::add::{latency, lengths, sum_maps};
 use crate::metrics::{Items, LatencySummary, LengthSummary};
 use crate::report::{
     Cached, Checks, Cost, Dist, Goodput, Histograms, ItemsResult, OpenLoop, RateLimiter, Requests, Retries, StageResult, TargetOutput,
-    Throughput, Tokens,
+    Throughput, Tokens, ToolCallsResult,
 };
 
 /// Every histogram of the stage, merged, and the summaries read from them.
@@ -80,6 +80,26 @@ fn items(parts: &[&StageResult], wall: f64) -> Result<Option<ItemsResult>, Strin
     Ok(all.and_then(|a| ItemsResult::of(kind, &a, if wall > 0.0 { a.total as f64 / wall } else { 0.0 }, true)))
 }
 
+/// The shards' tool calls: counts summed, the first-fragment distribution merged.
+fn tool_calls(parts: &[&StageResult]) -> Result<Option<ToolCallsResult>, String> {
+    let all: Vec<&ToolCallsResult> = parts.iter().filter_map(|p| p.tool_calls.as_ref()).collect();
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let sum = |f: fn(&ToolCallsResult) -> u64| all.iter().map(|t| f(t)).sum::<u64>();
+    let first = latency(&all.iter().map(|t| t.first_tool_us.as_ref()).collect::<Vec<_>>()).map_err(|e| format!("tool_calls: {e}"))?;
+    let (replies, calls) = (sum(|t| t.replies), sum(|t| t.calls));
+    Ok(Some(ToolCallsResult {
+        replies,
+        calls,
+        per_reply: calls as f64 / replies.max(1) as f64,
+        argument_bytes: sum(|t| t.argument_bytes),
+        arguments_not_json: sum(|t| t.arguments_not_json),
+        first_tool_ms: first.as_ref().and_then(|l| l.summary()),
+        first_tool_us: first.as_ref().and_then(Dist::of_latency),
+    }))
+}
+
 /// The union of the shards' windows on the wall clock: its start, end and length.
 fn window(parts: &[&StageResult]) -> (Option<String>, Option<String>, f64) {
     let starts: Vec<&String> = parts.iter().filter_map(|p| p.window_start.as_ref()).collect();
@@ -134,6 +154,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
     });
     let (series, window_offset_s) = super::series::merge(parts, window_start.as_deref());
     let items = items(parts, wall)?;
+    let tool_calls = tool_calls(parts)?;
     Ok(StageResult {
         concurrency: parts.iter().map(|p| p.concurrency).fold(0u32, u32::saturating_add),
         planned: crate::report::Planned { requests: parts.iter().map(|p| p.planned.requests).sum(), duration_s: first.planned.duration_s },
@@ -166,6 +187,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         throughput,
         tokens,
         items,
+        tool_calls,
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
         goodput,
         checks: checks(parts),

@@ -20,6 +20,7 @@ mod series;
 mod server;
 pub mod sessions;
 mod stage;
+mod tools;
 
 pub use aggregator::{Aggregator, EngineEvent, RecordSink, Snapshot};
 pub use gauges::Gauges;
@@ -31,3 +32,4 @@ pub use lengths::{LengthSummary, Lengths};
 pub use series::{SecondStats, Series};
 pub use server::ServerLive;
 pub use stage::{StageStats, input_source, output_source, output_tokens};
+pub use tools::ToolStats;

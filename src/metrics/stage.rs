@@ -151,6 +151,8 @@ pub struct StageStats {
     pub series: Series,
     /// Embeddings' inputs and rerank's documents, and latency by their count.
     pub items: super::Items,
+    /// The tool calls replies made.
+    pub tools: super::ToolStats,
 }
 
 impl Default for StageStats {
@@ -230,6 +232,7 @@ impl Default for StageStats {
             schedule_lag: Latency::default(),
             series: Series::default(),
             items: super::Items::default(),
+            tools: super::ToolStats::default(),
         }
     }
 }
@@ -255,6 +258,7 @@ impl StageStats {
                 if let Some(n) = rec.items {
                     self.items.record(n, rec.latency);
                 }
+                self.tools.record(rec);
                 let out = output_tokens(rec);
                 self.record_tokens(rec, out);
                 // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+

@@ -84,6 +84,9 @@ pub struct MockConfig {
     pub reasoning_tokens: u32,
     /// Embeddings: the vectors' length when a request asks for none (`dimensions`).
     pub embedding_dims: u32,
+    /// A chat request that offers tools under `tool_choice = "auto"` (or none) gets a
+    /// call this often (0 to 1); `"required"` or a named function always, `"none"` never.
+    pub tool_call_rate: f64,
     /// How a stream ends: "done" (a finish chunk, then `data: [DONE]`), "finish" (the
     /// finish chunk, no `[DONE]`) or "bare" (neither).
     pub stream_end: StreamEnd,
@@ -139,6 +142,7 @@ impl Default for MockConfig {
             stall_once_at: None,
             reasoning_tokens: 0,
             embedding_dims: DEFAULT_EMBEDDING_DIMS,
+            tool_call_rate: 1.0,
             stream_end: StreamEnd::Done,
         }
     }
@@ -165,6 +169,9 @@ impl MockConfig {
         }
         if self.output_tokens > MAX_OUTPUT_TOKENS {
             out.push(format!("output_tokens must be at most {MAX_OUTPUT_TOKENS}, got {}", self.output_tokens));
+        }
+        if !(0.0..=1.0).contains(&self.tool_call_rate) {
+            out.push(format!("tool_call_rate must be between 0 and 1, got {}", self.tool_call_rate));
         }
         if !(1..=MAX_EMBEDDING_DIMS).contains(&self.embedding_dims) {
             out.push(format!("embedding_dims must be from 1 to {MAX_EMBEDDING_DIMS}, got {}", self.embedding_dims));

@@ -113,6 +113,7 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     start.prefill = (prompt.tokens - prompt.cached) as f64 * cfg.prefill_ms_per_1k_tokens / 1000.0;
     let reasoning = if api == Api::Completions { 0 } else { cfg.reasoning_tokens };
     let mut task = req.task.take();
+    let tool = req.tool.take().filter(|t| super::tools::calls(t, cfg.tool_call_rate, seq));
     if let Some(super::vectors::Task::Embed { dims, .. }) = &mut task {
         dims.get_or_insert(cfg.embedding_dims);
     }
@@ -136,6 +137,9 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     if task.is_some() {
         // No text, whatever the draw said (a JSON answer): numbers only.
         (reply.pieces, reply.tokens, reply.task) = (Vec::new(), 0, task);
+    }
+    if let Some(ask) = &tool {
+        reply.call_tool(&ask.name, super::tools::fit(&ask.schema, seq).to_string(), seq, &state.tokenizer);
     }
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);

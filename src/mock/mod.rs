@@ -61,6 +61,7 @@ mod reply;
 mod request;
 mod server;
 mod state;
+mod tools;
 mod typed;
 mod vectors;
 

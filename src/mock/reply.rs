@@ -58,6 +58,8 @@ pub(super) struct Piece {
     pub text: String,
     /// Thinking, sent as `reasoning_content` before the answer.
     pub reasoning: bool,
+    /// A tool call's fragment: its header (empty text), then argument pieces.
+    pub tool: bool,
 }
 
 /// The prompt's side of `usage`.
@@ -83,6 +85,47 @@ pub(super) struct Reply {
     pub finish: &'static str,
     /// Embeddings and rerank: what the answer holds instead of text.
     pub task: Option<super::vectors::Task>,
+    /// The tool call it makes instead of an answer.
+    pub call: Option<Call>,
+}
+
+/// The call a reply makes.
+#[derive(Debug, Clone)]
+pub(super) struct Call {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl Reply {
+    /// It becomes a call of `name` with `arguments` (after any thought): a piece per
+    /// token of `tokenizer`, the name's fragment first; usage counts both.
+    pub(super) fn call_tool(&mut self, name: &str, arguments: String, seq: u64, tokenizer: &Tokenizer) {
+        self.pieces.retain(|p| p.reasoning);
+        // The name's fragment carries no arguments: a token of its own, as OpenAI sends.
+        self.pieces.push(Piece { text: String::new(), reasoning: false, tool: true });
+        let ids = tokenizer.encode(&arguments);
+        self.pieces.extend(ids.iter().map(|&id| Piece { text: tokenizer.decode(&[id]).unwrap_or_default(), reasoning: false, tool: true }));
+        self.tokens = self.reasoning_tokens + tokenizer.count(name) + ids.len() as u64;
+        self.finish = "tool_calls";
+        self.call = Some(Call { id: format!("call_mock{seq}"), name: name.to_string(), arguments });
+    }
+}
+
+impl Call {
+    /// A stream's fragment: the header (`first`: id, type, name, empty arguments), or
+    /// an argument piece alone.
+    fn fragment(&self, piece: &str, first: bool) -> Value {
+        match first {
+            true => json!([{"index": 0, "id": self.id, "type": "function", "function": {"name": self.name, "arguments": ""}}]),
+            false => json!([{"index": 0, "function": {"arguments": piece}}]),
+        }
+    }
+
+    /// The whole reply's `tool_calls`.
+    fn whole(&self) -> Value {
+        json!([{"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}])
+    }
 }
 
 impl Reply {
@@ -90,12 +133,13 @@ impl Reply {
     /// tokens of words; or a JSON answer (its own length: its pieces are split at
     /// spaces and its usage is its token count).
     pub(super) fn new(seq: u64, d: &Draw, api: Api, model: String, prompt: PromptUsage, len: Length, words: &Words) -> Reply {
-        let mut pieces: Vec<Piece> = (0..len.reasoning as usize).map(|i| Piece { text: word(i).to_string(), reasoning: true }).collect();
+        let mut pieces: Vec<Piece> =
+            (0..len.reasoning as usize).map(|i| Piece { text: word(i).to_string(), reasoning: true, tool: false }).collect();
         let finish = if d.json {
-            pieces.extend(split_pieces(&json_reply(seq)).into_iter().map(|text| Piece { text, reasoning: false }));
+            pieces.extend(split_pieces(&json_reply(seq)).into_iter().map(|text| Piece { text, reasoning: false, tool: false }));
             "stop"
         } else {
-            pieces.extend((0..len.answer as usize).map(|i| Piece { text: word(i).to_string(), reasoning: false }));
+            pieces.extend((0..len.answer as usize).map(|i| Piece { text: word(i).to_string(), reasoning: false, tool: false }));
             len.finish
         };
         let reasoning_tokens = words.count(pieces.iter().filter(|p| p.reasoning), true);
@@ -109,7 +153,7 @@ impl Reply {
             Api::Rerank => format!("rerank-mock-{seq}"),
         };
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Reply { api, id, created, model, prompt, pieces, tokens, reasoning_tokens, finish, task: None }
+        Reply { api, id, created, model, prompt, pieces, tokens, reasoning_tokens, finish, task: None, call: None }
     }
 
     fn usage(&self) -> Value {
@@ -125,7 +169,7 @@ impl Reply {
     }
 
     pub(super) fn text(&self, reasoning: bool) -> String {
-        self.pieces.iter().filter(|p| p.reasoning == reasoning).map(|p| p.text.as_str()).collect()
+        self.pieces.iter().filter(|p| p.reasoning == reasoning && !p.tool).map(|p| p.text.as_str()).collect()
     }
 
     /// The whole reply's JSON.
@@ -135,6 +179,9 @@ impl Reply {
                 let mut message = json!({"role": "assistant", "content": self.text(false), "refusal": null});
                 if self.reasoning_tokens > 0 {
                     message["reasoning_content"] = Value::String(self.text(true));
+                }
+                if let Some(call) = &self.call {
+                    (message["content"], message["tool_calls"]) = (Value::Null, call.whole());
                 }
                 json!({
                     "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -159,11 +206,14 @@ impl Reply {
     pub(super) fn chunk(&self, piece: Option<&Piece>, finish: Option<&str>) -> Bytes {
         let choice = match self.api {
             Api::Chat => {
-                let delta = match piece {
-                    Some(p) if p.reasoning => json!({"reasoning_content": p.text}),
-                    Some(p) => json!({"content": p.text}),
-                    None if finish.is_some() => json!({}),
-                    None => json!({"role": "assistant", "content": ""}),
+                let delta = match (piece, &self.call) {
+                    (Some(p), Some(call)) if p.tool => json!({"tool_calls": call.fragment(&p.text, p.text.is_empty())}),
+                    (piece, _) => match piece {
+                        Some(p) if p.reasoning => json!({"reasoning_content": p.text}),
+                        Some(p) => json!({"content": p.text}),
+                        None if finish.is_some() => json!({}),
+                        None => json!({"role": "assistant", "content": ""}),
+                    },
                 };
                 json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
             }

@@ -24,6 +24,8 @@ pub(super) struct Asked {
     pub min_tokens: Option<u64>,
     /// Embeddings and rerank: what to answer (they generate nothing).
     pub task: Option<super::vectors::Task>,
+    /// Chat: the tool it may (or must) call.
+    pub tool: Option<super::tools::ToolAsk>,
 }
 
 pub(super) use super::vectors::Invalid;
@@ -39,7 +41,8 @@ impl Asked {
         if !api.generates() {
             let (prompt, task) = super::vectors::parse(api, body)?;
             let (stream, include_usage, limit, ignore_eos, min_tokens) = (false, false, None, false, None);
-            return Ok(Asked { model: model.to_string(), prompt, stream, include_usage, limit, ignore_eos, min_tokens, task: Some(task) });
+            let (task, tool) = (Some(task), None);
+            return Ok(Asked { model: model.to_string(), prompt, stream, include_usage, limit, ignore_eos, min_tokens, task, tool });
         }
         let prompt = match api {
             Api::Chat => {
@@ -114,6 +117,7 @@ impl Asked {
             ignore_eos,
             min_tokens: req.min_tokens,
             task: None,
+            tool: (api == Api::Chat).then(|| super::tools::asked(req.tools.as_ref(), req.tool_choice.as_ref())).flatten(),
         })
     }
 
@@ -180,6 +184,9 @@ struct Body {
     system: Option<Value>,
     ignore_eos: Option<bool>,
     min_tokens: Option<u64>,
+    /// Chat: the tools offered, and the choice among them.
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
 }
 
 #[derive(Deserialize)]

@@ -261,9 +261,22 @@ pub struct RequestRecord {
     pub session: Option<u64>,
     /// Embeddings: the batch's inputs; rerank: the documents (set by the engine).
     pub items: Option<u32>,
+    /// The tool calls the reply made (chat's `tool_calls`), assembled.
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// Streams only: request sent → the first tool-call fragment.
+    pub first_tool: Option<Duration>,
     /// Streams: texts still to count, counted off the request path (by the aggregator,
     /// on its own thread) into the `client_*` counts above.
     pub uncounted: Option<Box<Uncounted>>,
+}
+
+/// One tool call a reply made: its id, the function's name and its arguments (a JSON
+/// text, as the server sent it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 /// What a stream carried, to be counted by the counting tokenizer.
@@ -307,6 +320,8 @@ impl Default for RequestRecord {
             turn: None,
             session: None,
             items: None,
+            tool_calls: None,
+            first_tool: None,
             uncounted: None,
         }
     }

@@ -127,6 +127,16 @@ pub struct RequestParams {
     /// Rerank: the most results to return.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_n: Option<u32>,
+    /// Chat: the functions the model may call, as OpenAI's `tools`, and which it must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// Chat: `{"type": "json_schema", …}` (or `json_object`): structured output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
     /// Merged into every body as-is, last: where it sets a field llmload sets, it wins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_body: Option<Map<String, Value>>,
@@ -165,6 +175,10 @@ impl RequestParams {
             encoding_format: over.encoding_format.clone().or_else(|| self.encoding_format.clone()),
             dimensions: over.dimensions.or(self.dimensions),
             top_n: over.top_n.or(self.top_n),
+            tools: over.tools.clone().or_else(|| self.tools.clone()),
+            tool_choice: over.tool_choice.clone().or_else(|| self.tool_choice.clone()),
+            parallel_tool_calls: over.parallel_tool_calls.or(self.parallel_tool_calls),
+            response_format: over.response_format.clone().or_else(|| self.response_format.clone()),
             extra_body,
         }
     }

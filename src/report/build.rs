@@ -274,6 +274,7 @@ impl StageResult {
         r.series = s.series.seconds();
         r.histograms = Histograms::of(s);
         r.items = super::items(s, true);
+        r.tool_calls = super::tool_calls(s, true);
         r
     }
 
@@ -322,6 +323,7 @@ impl StageResult {
             throughput: throughput(s),
             tokens: tokens(s),
             items: super::items(s, false),
+            tool_calls: super::tool_calls(s, false),
             sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: checks(s),

@@ -1,7 +1,7 @@
-//! A stage's texts carried, in the result: an embeddings run's inputs, a rerank run's
-//! documents (which `target.api` says) — their total and rate over successful requests,
-//! and latency by how many a request carried, each group's distribution encoded so
-//! shards merge exactly.
+//! What a stage's requests carried and replies made beyond text, in the result: an
+//! embeddings run's inputs, a rerank run's documents — their total and rate over
+//! successful requests, and latency by how many a request carried, each group's
+//! distribution encoded so shards merge exactly — and the tool calls replies made.
 
 use serde::{Deserialize, Serialize};
 
@@ -99,4 +99,37 @@ impl ItemsResult {
         }
         Some(items)
     }
+}
+
+/// A stage's tool calls, in the result: absent when no reply made one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolCallsResult {
+    /// Successful replies that made a call, and the calls they made.
+    pub replies: u64,
+    pub calls: u64,
+    /// Calls per such reply.
+    pub per_reply: f64,
+    /// The arguments' bytes, all calls together.
+    pub argument_bytes: u64,
+    /// Calls whose arguments do not parse as JSON.
+    pub arguments_not_json: u64,
+    /// Streams: request sent → the first tool-call fragment.
+    pub first_tool_ms: Option<LatencySummary>,
+    /// Its distribution (µs), for merges; absent from a live view's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_tool_us: Option<Dist>,
+}
+
+/// The stage's tool calls; with `full`, the first-fragment distribution too.
+pub fn tool_calls(s: &StageStats, full: bool) -> Option<ToolCallsResult> {
+    let t = &s.tools;
+    (t.replies > 0).then(|| ToolCallsResult {
+        replies: t.replies,
+        calls: t.calls,
+        per_reply: t.calls as f64 / t.replies as f64,
+        argument_bytes: t.argument_bytes,
+        arguments_not_json: t.not_json,
+        first_tool_ms: t.first_tool.summary(),
+        first_tool_us: full.then(|| Dist::of_latency(&t.first_tool)).flatten(),
+    })
 }

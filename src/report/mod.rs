@@ -21,7 +21,7 @@ use std::path::Path;
 pub use build::{LaunchMeta, RunMeta};
 pub use dists::{Dist, Histograms};
 pub use grid::{Format, fig, grid};
-pub use items::{ItemsResult, SizeResult, items, unit_of};
+pub use items::{ItemsResult, SizeResult, ToolCallsResult, items, tool_calls, unit_of};
 pub use judge::{measure, sweep_points};
 pub use junit::junit;
 pub use markup::escape;

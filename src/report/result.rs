@@ -232,6 +232,9 @@ pub struct StageResult {
     /// the APIs that generate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<super::ItemsResult>,
+    /// The tool calls replies made: absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<super::ToolCallsResult>,
     /// With `[conversation]`: the stage's sessions and its figures by turn.
     #[serde(default)]
     pub sessions: Option<super::sessions::Sessions>,

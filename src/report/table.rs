@@ -30,6 +30,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if let Some(unit) = cols.items {
         h.push(unit.into());
     }
+    if cols.tools {
+        h.push("tool calls".into());
+    }
     if cols.stream {
         h.extend(["TTFT p50", "ITL p50", "out tok/s"].map(String::from));
     }
@@ -68,6 +71,8 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
 pub struct Columns {
     /// Embeddings or rerank: inputs or documents per second (the unit).
     pub items: Option<&'static str>,
+    /// Replies made tool calls: how many (and how many not JSON).
+    pub tools: bool,
     /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
     pub stream: bool,
     /// A model reasoned aloud: the first answer token and the thinking before it.
@@ -95,6 +100,7 @@ impl Columns {
     pub fn of(stages: &[StageResult]) -> Columns {
         Columns {
             items: super::items::unit_of(stages.iter()),
+            tools: stages.iter().any(|s| s.tool_calls.is_some()),
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
             reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
             // Lengths asked for, or stages that sent different lengths.
@@ -142,6 +148,13 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     ];
     if cols.items.is_some() {
         cells.push(s.items.as_ref().map_or("-".into(), |i| fmt_rate(i.per_s)));
+    }
+    if cols.tools {
+        cells.push(match &s.tool_calls {
+            None => "-".into(),
+            Some(t) if t.arguments_not_json > 0 => format!("{} ({} not JSON)", t.calls, t.arguments_not_json),
+            Some(t) => t.calls.to_string(),
+        });
     }
     if cols.stream {
         cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));

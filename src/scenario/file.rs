@@ -292,6 +292,12 @@ pub struct RequestFile {
     pub documents: Option<Spanned<toml::Value>>,
     pub document_tokens: Option<Spanned<toml::Value>>,
     pub top_n: Option<Spanned<NonZeroU32>>,
+    /// Chat: OpenAI's `tools` (function tools), `tool_choice`, `parallel_tool_calls`,
+    /// and `response_format`, sent as written.
+    pub tools: Option<Spanned<toml::Value>>,
+    pub tool_choice: Option<Spanned<toml::Value>>,
+    pub parallel_tool_calls: Option<bool>,
+    pub response_format: Option<Spanned<toml::Value>>,
     /// Merged into every request body as-is, last.
     pub extra_body: Option<Spanned<toml::Table>>,
 }

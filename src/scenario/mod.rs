@@ -15,6 +15,7 @@ mod shard;
 mod stage;
 mod sweep;
 mod synthetic;
+mod tools;
 mod trace;
 mod validate;
 mod validate_stage;

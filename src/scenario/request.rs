@@ -11,8 +11,20 @@ use crate::model::{Api, RequestParams};
 
 /// The `[request]` fields: an `extra_body` that sets one takes it over, and is warned
 /// about.
-const REQUEST_FIELDS: [&str; 8] =
-    ["max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "ignore_eos", "min_tokens"];
+const REQUEST_FIELDS: [&str; 12] = [
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "ignore_eos",
+    "min_tokens",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+];
 
 /// How the target is spoken to, which decides what llmload itself puts in a body.
 #[derive(Clone, Copy)]
@@ -50,7 +62,7 @@ pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, p: &mut Probl
         }
         list
     });
-    let params = RequestParams {
+    let mut params = RequestParams {
         max_tokens: f.max_tokens.as_ref().map(|n| n.get_ref().get()),
         max_completion_tokens: f.max_completion_tokens.as_ref().map(|n| n.get_ref().get()),
         temperature,
@@ -63,7 +75,9 @@ pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, p: &mut Probl
         dimensions: f.dimensions.as_ref().map(|n| n.get_ref().get()),
         top_n: f.top_n.as_ref().map(|n| n.get_ref().get()),
         extra_body: f.extra_body.as_ref().map(|t| extra_body(t, what, spoken, p)),
+        ..RequestParams::default()
     };
+    super::tools::tools(f, what, spoken.api, &mut params, p);
     if let Some(min) = &f.min_tokens {
         lengths(&params, Some(min.span()), what, p);
     }
@@ -88,7 +102,7 @@ fn extra_body(t: &Spanned<toml::Table>, what: &str, spoken: Spoken, p: &mut Prob
     let at = Some(t.span());
     let mut out = Map::new();
     for (key, value) in t.get_ref() {
-        match json(value) {
+        match super::tools::json(value) {
             Ok(v) => {
                 out.insert(key.clone(), v);
             }
@@ -109,17 +123,4 @@ fn extra_body(t: &Spanned<toml::Table>, what: &str, spoken: Spoken, p: &mut Prob
         }
     }
     out
-}
-
-/// A TOML value as JSON. Dates become RFC 3339 strings; JSON has no NaN or infinity.
-fn json(v: &toml::Value) -> Result<Value, String> {
-    Ok(match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).ok_or(format!("{f} has no JSON form"))?,
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(items) => Value::Array(items.iter().map(json).collect::<Result<_, _>>()?),
-        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, String>>()?),
-    })
 }

@@ -70,6 +70,10 @@ impl BodyParts {
             ("stop", params.stop.clone().map(Value::from)),
             ("ignore_eos", params.ignore_eos.map(Value::from)),
             ("min_tokens", params.min_tokens.map(Value::from)),
+            ("tools", params.tools.clone()),
+            ("tool_choice", params.tool_choice.clone()),
+            ("parallel_tool_calls", params.parallel_tool_calls.map(Value::from)),
+            ("response_format", params.response_format.clone()),
         ];
         fields.extend(optional.into_iter().filter(|_| api.generates()).filter_map(|(k, v)| Some((k, v?))));
         let extra_sets_length = params.extra_body.as_ref().is_some_and(|e| {

@@ -1,0 +1,120 @@
+//! Tool calls against the mock: a reply made only of a call is a success whose first
+//! token is its first fragment (TTFT at the mock's known time), streamed and whole,
+//! counted (calls, argument bytes, arguments that parse), `tool_choice` honoured, and
+//! what does not go refused in place.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+const TOOLS: &str = "tools = [{ type = \"function\", function = { name = \"get_weather\", parameters = { type = \"object\", \
+                     properties = { city = { type = \"string\" }, units = { type = \"string\", enum = [\"c\", \"f\"] } }, required = [\"city\"] } } }]";
+
+/// A chat scenario on the mock (50 ms to the first token, 10 ms a token), one at a time.
+fn text(stream: bool, request: &str, mock: &str) -> String {
+    format!(
+        "name = \"tools\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = {stream}\n\
+         [mock]\nbase_latency_ms = 50\ninter_token_ms = 10\n{mock}\n\
+         [prompts]\ntemplate = \"What is the weather in city {{i}}?\"\n[request]\n{request}\n\
+         [[stage]]\nname = \"one\"\nconcurrency = 1\nrequests = 6\n"
+    )
+}
+
+fn run_ok(text: &str) -> (Output, Value) {
+    let (d, path) = scenario(text);
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_schema_valid(&v);
+    (out, v)
+}
+
+#[test]
+fn a_reply_made_only_of_a_call_is_timed_and_counted() {
+    for stream in [true, false] {
+        let (out, v) = run_ok(&text(stream, TOOLS, ""));
+        let s = &v["stages"][0];
+        let t = &s["tool_calls"];
+        let what = format!("stream {stream}: {t}");
+        assert_eq!((count(&s["requests"]["ok"]), count(&t["replies"]), count(&t["calls"])), (6, 6, 6), "{what}");
+        assert_eq!((count(&t["arguments_not_json"]), count(&s["finish_reasons"]["tool_calls"])), (0, 6), "{what}");
+        assert!(count(&t["argument_bytes"]) >= 6 * "{\"city\":\"\"}".len() as u64, "{what}");
+        // The server's usage counts the name and the arguments, as llmload does.
+        assert!(count(&s["tokens"]["output"]) > 6 * 5, "{what}: {}", s["tokens"]);
+        if stream {
+            // Its first token is the call's first fragment: at the mock's 50 ms, not at
+            // the end of the reply; then a token every 10 ms.
+            let (ttft, first, itl) = (num(&s["ttft_ms"]["p50"]), num(&t["first_tool_ms"]["p50"]), num(&s["itl_ms"]["p50"]));
+            assert!((50.0..70.0).contains(&ttft) && (first - ttft).abs() < 1.0, "{what}: TTFT {ttft}, first fragment {first}");
+            assert!((7.0..12.0).contains(&itl), "{what}: ITL {itl}");
+            assert!(num(&s["latency_ms"]["p50"]) > ttft + 50.0, "{what}");
+            assert_eq!(count(&s["tokens"]["completion_disagree"]), 0, "{what}: {}", s["tokens"]);
+        } else {
+            assert!(t["first_tool_ms"].is_null(), "{what}");
+        }
+        assert!(out.stdout.contains("tool calls"), "the table's column: {}", out.stdout);
+    }
+}
+
+/// `tool_choice`: "none" never calls, "required" always, "auto" at the mock's rate.
+#[test]
+fn the_tool_choice_is_honoured() {
+    let calls = |choice: &str, rate: &str| {
+        let (_, v) = run_ok(&text(true, &format!("{TOOLS}\ntool_choice = {choice}"), &format!("tool_call_rate = {rate}")));
+        v["stages"][0]["tool_calls"]["calls"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(calls("\"none\"", "1"), 0);
+    assert_eq!(calls("\"required\"", "0"), 6);
+    assert_eq!(calls("\"auto\"", "0"), 0);
+    assert_eq!(calls("{ type = \"function\", function = { name = \"get_weather\" } }", "0"), 6);
+}
+
+/// What does not go: one located line, exit 2, before any request.
+#[test]
+fn tools_that_cannot_be_sent_are_refused_in_place() {
+    let cases = [
+        (TOOLS.to_string(), "completions", "request.tools is spoken on target.api = \"chat\" only, not \"completions\""),
+        (
+            format!("{TOOLS}\ntool_choice = \"sometimes\""),
+            "chat",
+            "request.tool_choice must be \"auto\", \"none\", \"required\" or a function",
+        ),
+        (
+            format!("{TOOLS}\ntool_choice = {{ type = \"function\", function = {{ name = \"nope\" }} }}"),
+            "chat",
+            "names \"nope\", which is not among the tools",
+        ),
+        ("tool_choice = \"auto\"".to_string(), "chat", "request.tool_choice needs tools"),
+        (
+            "tools = [{ type = \"function\", function = { name = \"f\", parameters = { type = 5 } } }]".to_string(),
+            "chat",
+            "request.tools[0].function.parameters is not a JSON Schema",
+        ),
+        (
+            "tools = [{ type = \"function\", function = { name = \"f\" } }, { type = \"function\", function = { name = \"f\" } }]"
+                .to_string(),
+            "chat",
+            "request.tools[1].function.name \"f\" is used twice",
+        ),
+        (
+            "response_format = { type = \"json_schema\", json_schema = { name = \"x\", schema = { type = \"nope\" } } }".to_string(),
+            "chat",
+            "request.response_format.json_schema.schema is not a JSON Schema",
+        ),
+    ];
+    for (request, api, says) in cases {
+        let t = text(false, &request, "").replace("stream = false", &format!("stream = false\napi = \"{api}\""));
+        let (_d, path) = scenario(&t);
+        let mut c = cmd(&["run", "--headless"]);
+        c.arg(&path);
+        let out = run(c, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{request}: {}", out.stderr);
+        assert!(out.stderr.contains(says) && out.stderr.contains("s.toml:"), "{request}: {}", out.stderr);
+    }
+}
