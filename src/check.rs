@@ -14,6 +14,58 @@ use crate::model::CheckFailure;
 pub enum Expect {
     /// A JSON object with at least these top-level keys.
     Json { required_keys: Vec<String> },
+    /// JSON that fits a JSON Schema (`[check] schema = "file.json"`).
+    Schema(std::sync::Arc<Schema>),
+}
+
+/// A compiled JSON Schema and the file it came from (which names it).
+pub struct Schema {
+    pub source: String,
+    validator: jsonschema::Validator,
+}
+
+impl Schema {
+    /// `schema` compiled; Err: why it is not a schema.
+    pub fn new(source: String, schema: &Value) -> Result<Schema, String> {
+        jsonschema::validator_for(schema).map(|validator| Schema { source, validator }).map_err(|e| e.to_string())
+    }
+}
+
+impl PartialEq for Schema {
+    fn eq(&self, o: &Schema) -> bool {
+        self.source == o.source
+    }
+}
+
+impl Eq for Schema {}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Schema({})", self.source)
+    }
+}
+
+/// Most characters of where a schema check failed (a path and a rule).
+const WHERE_CHARS: usize = 120;
+
+/// Checks one response's content against what is expected; a schema's failure says
+/// where (the first violation's JSON Pointer, `""` for the whole, and its rule).
+pub fn check_where(content: &str, expect: &Expect) -> Result<(), (CheckFailure, Option<Box<str>>)> {
+    let Expect::Schema(schema) = expect else { return check(content, expect).map_err(|f| (f, None)) };
+    let value = extract_json(content).ok_or((CheckFailure::NoJson, None))?;
+    match schema.validator.validate(&value) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // The rule's keyword, never the value (a reply may echo anything).
+            let rule = e.schema_path().as_str().rsplit('/').next().unwrap_or_default().to_string();
+            let path = match e.instance_path().as_str() {
+                "" => "(root)",
+                p => p,
+            };
+            let at: String = format!("{path} ({rule})").chars().take(WHERE_CHARS).collect();
+            Err((CheckFailure::Schema, Some(at.into_boxed_str())))
+        }
+    }
 }
 
 /// How many `{` positions the prose scan tries before giving up.
@@ -29,6 +81,7 @@ pub fn check(content: &str, expect: &Expect) -> Result<(), CheckFailure> {
             let object = value.as_object().ok_or(CheckFailure::NotAnObject)?;
             if required_keys.iter().all(|key| object.contains_key(key)) { Ok(()) } else { Err(CheckFailure::MissingKey) }
         }
+        Expect::Schema(_) => check_where(content, expect).map_err(|(f, _)| f),
     }
 }
 

@@ -76,6 +76,9 @@ struct Line<'a> {
     prompt: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reply: Option<&'a str>,
+    /// With text: the calls the reply made, each `{id, name, arguments}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Serialize)]
@@ -154,6 +157,11 @@ impl RecordSink for RequestsOut {
             server_timings: rec.server_timings.map(|timings| ServerTimingsLine { timings, per_token_ms: timings.per_token_ms() }),
             prompt: rec.sent_body.as_ref().filter(|_| self.text).and_then(|b| prompt_of(b)),
             reply: rec.content.as_deref().filter(|_| self.text),
+            tool_calls: rec
+                .tool_calls
+                .as_ref()
+                .filter(|_| self.text)
+                .map(|calls| calls.iter().map(|c| serde_json::json!({"id": c.id, "name": c.name, "arguments": c.arguments})).collect()),
         };
         self.next_index += 1;
         // A full disk costs the export, never the run: its figures are kept apart.

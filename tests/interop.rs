@@ -229,3 +229,43 @@ fn official_clients_read_the_mocks_responses_messages_and_embeddings() {
     assert_eq!(e["usage"], serde_json::json!({"prompt": 6, "total": 6}), "{e}");
     assert_eq!(v["embeddings_float"]["dims"].as_u64(), Some(8), "{}", v["embeddings_float"]);
 }
+
+/// The official `openai` client's stream helper accumulates the mock's streamed tool
+/// call into the very call llmload assembled from the same stream (name and arguments;
+/// the id the mock gives each request), and reads the whole reply's call.
+#[test]
+fn the_official_client_assembles_the_mocks_tool_calls_as_llmload_does() {
+    let Some(py) = python(&["openai"]) else { return };
+    let _serial = serial();
+    let (mut mock, url) = spawn_mock(&["--base-latency-ms", "1", "--per-inflight-ms", "0"]);
+    let mut cmd = Command::new(py);
+    cmd.arg(repo_path("tests/interop/tool_calls.py")).arg(&url);
+    cmd.env("NO_PROXY", "127.0.0.1").env_remove("OPENAI_API_KEY");
+    let out = run(cmd, Duration::from_secs(60));
+    // llmload, against the same mock, the same prompt and tool.
+    let tools = "tools = [{ type = \"function\", function = { name = \"get_weather\", strict = true, parameters = { type = \"object\", \
+                 properties = { city = { type = \"string\" }, units = { type = \"string\", enum = [\"c\", \"f\"] } }, \
+                 required = [\"city\", \"units\"], additionalProperties = false } } }]";
+    let text = format!(
+        "name = \"tools\"\n[target]\nbase_url = \"{url}\"\nmodel = \"m\"\nstream = true\n[prompts]\nlist = [\"What is the weather in Paris?\"]\n\
+         [request]\n{tools}\n[[stage]]\nrequests = 1\n"
+    );
+    let (d, path) = scenario(&text);
+    let lines = d.path().join("r.jsonl");
+    let mut c = common::cmd(&["run", "--headless", "--requests-out-text", "--requests-out"]);
+    c.arg(&lines).arg(&path);
+    let ran = run(c, Duration::from_secs(60));
+    let _ = mock.kill();
+    let _ = mock.wait();
+    assert!(out.status.success(), "python client failed:\n{}", out.stderr);
+    assert!(ran.status.success(), "{}", ran.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&lines).unwrap().lines().next().unwrap()).unwrap();
+    let ours = &line["tool_calls"][0];
+    let (s, w) = (&v["stream"], &v["whole"]);
+    assert_eq!((&ours["name"], &ours["arguments"]), (&s["name"], &s["arguments"]), "llmload {ours}, the SDK {s}");
+    assert_eq!((s["finish"].as_str(), w["finish"].as_str()), (Some("tool_calls"), Some("tool_calls")), "{v}");
+    assert!(s["fragments"].as_u64().unwrap() > 1 && s["parsed"]["units"].is_string(), "{s}");
+    assert_eq!((&w["name"], &w["arguments"], &w["content"]), (&s["name"], &s["arguments"], &serde_json::Value::Null), "{w}");
+    assert!(ours["id"].as_str().unwrap().starts_with("call_mock") && s["id"].as_str().unwrap().starts_with("call_mock"), "{ours} {s}");
+}

@@ -118,3 +118,63 @@ fn tools_that_cannot_be_sent_are_refused_in_place() {
         assert!(out.stderr.contains(says) && out.stderr.contains("s.toml:"), "{request}: {}", out.stderr);
     }
 }
+
+/// Every shipped scenario of this kind runs on the mock: tool calls counted; structured
+/// replies held to their schema, the prose among them caught.
+#[test]
+fn the_shipped_tool_and_structured_scenarios_run() {
+    let (out, v) = run_shipped("scenarios/tools.toml");
+    for s in v["stages"].as_array().unwrap() {
+        let (ok, calls) = (count(&s["requests"]["ok"]), count(&s["tool_calls"]["calls"]));
+        // 4 in 5 at the mock's rate: between half and all, by its draw.
+        assert!(calls * 2 >= ok && calls <= ok && count(&s["tool_calls"]["arguments_not_json"]) == 0, "{}", s["tool_calls"]);
+    }
+    assert!(out.stdout.contains("tool calls"), "{}", out.stdout);
+    let (_, v) = run_shipped("scenarios/structured.toml");
+    for s in v["stages"].as_array().unwrap() {
+        let c = &s["checks"];
+        assert_eq!(count(&c["passed"]) + count(&c["failed"]), count(&s["requests"]["ok"]), "{c}");
+        // 1 in 10 prose at the mock's rate; the JSON always fits.
+        assert!(count(&c["failed"]) * 3 <= count(&s["requests"]["ok"]), "{c}");
+        assert_eq!(count(&c["failed"]), count(&c["failures"]["no_json"]), "only prose fails: {c}");
+    }
+}
+
+/// `[check] schema`: a reply that does not fit fails as `schema`, counted by where its
+/// first violation was (never a value); a call's arguments are what a call-only reply is
+/// checked by; a schema file that is not one is refused in place.
+#[test]
+fn replies_and_calls_are_checked_against_a_schema_file() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("needs.json"), r#"{"type": "object", "required": ["country"]}"#).unwrap();
+    std::fs::write(d.path().join("bad.json"), r#"{"type": 5}"#).unwrap();
+    let run_in = |text: &str| {
+        let path = d.path().join("s.toml");
+        std::fs::write(&path, text).unwrap();
+        let json = d.path().join("r.json");
+        let mut c = cmd(&["run", "--headless", "--json"]);
+        c.arg(&json).arg(&path);
+        let out = run(c, Duration::from_secs(60));
+        (out, json)
+    };
+    // JSON answers that fit the request's schema, but not the check's.
+    let format = "response_format = { type = \"json_schema\", json_schema = { name = \"c\", schema = { type = \"object\", properties = { city = { type = \"string\" } } } } }";
+    let t = text(true, format, "json_rate = 1").replace("[[stage]]", "[check]\nschema = \"needs.json\"\n[[stage]]");
+    let (out, json) = run_in(&t);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let c = read_json(&json)["stages"][0]["checks"].clone();
+    assert_eq!((count(&c["failures"]["schema"]), count(&c["schema_failures"]["(root) (required)"])), (6, 6), "{c}");
+    // A call-only reply: its arguments (which fit the tool, not the check).
+    let t = text(true, TOOLS, "").replace("[[stage]]", "[check]\nschema = \"needs.json\"\n[[stage]]");
+    let (out, json) = run_in(&t);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let c = read_json(&json)["stages"][0]["checks"].clone();
+    assert_eq!(count(&c["failures"]["schema"]), 6, "{c}");
+    // Not a schema: a located line, exit 2.
+    let (out, _) = run_in(&text(true, "", "").replace("[[stage]]", "[check]\nschema = \"bad.json\"\n[[stage]]"));
+    assert!(
+        out.status.code() == Some(2) && out.stderr.contains("check.schema: ") && out.stderr.contains("is not a JSON Schema"),
+        "{}",
+        out.stderr
+    );
+}

@@ -69,8 +69,15 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
         record.content = content.clone();
         record.sent_body = Some(spec.body.clone());
     }
-    if let (Some(expect), Some(content)) = (&ctx.check, &content) {
-        record.check = Some(crate::check::check(content, expect));
+    // A reply made only of a call is checked by its first call's arguments.
+    let checked = match (&content, &record.tool_calls) {
+        (Some(c), Some(calls)) if c.trim().is_empty() => calls.first().map(|c| c.arguments.as_str()),
+        (c, _) => c.as_deref(),
+    };
+    if let (Some(expect), Some(text)) = (&ctx.check, checked.filter(|_| record.outcome == Outcome::Ok)) {
+        let verdict = crate::check::check_where(text, expect);
+        record.check_where = verdict.as_ref().err().and_then(|(_, at)| at.clone());
+        record.check = Some(verdict.map_err(|(f, _)| f));
     }
     let answer = content.map(|text| Answer { text, tokens: crate::metrics::output_tokens(&record) });
     // Counted on the same terms as the completion: streams, or no usage. A stream's is

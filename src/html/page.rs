@@ -125,6 +125,9 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
     let streamed = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.ttft_ms.is_some());
     // Embeddings' inputs/s or rerank's docs/s.
     let items = crate::report::unit_of(runs.iter().flat_map(|r| &r.result.stages));
+    // Tool calls made, and replies a check found invalid.
+    let tools = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.tool_calls.is_some());
+    let checked = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.checks.is_some());
     let mut out = String::from("<div class=\"scroll\"><table>\n<tr><th>stage</th>");
     if runs.len() > 1 {
         out.push_str("<th class=\"text\">run</th>");
@@ -132,6 +135,12 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
     out.push_str("<th>load</th><th>ok</th><th>failed</th><th>wall</th><th>mean</th><th>p50</th><th>p95</th><th>p99</th><th>ok/s</th><th>out tok/s</th>");
     if let Some(unit) = items {
         let _ = write!(out, "<th>{unit}</th>");
+    }
+    if tools {
+        out.push_str("<th>tool calls</th>");
+    }
+    if checked {
+        out.push_str("<th>invalid</th>");
     }
     if streamed {
         out.push_str("<th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th>");
@@ -166,6 +175,16 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
             );
             if items.is_some() {
                 let _ = write!(out, "<td>{}</td>", s.items.as_ref().map_or("—".into(), |i| fmt_rate(i.per_s)));
+            }
+            if tools {
+                let _ = write!(out, "<td>{}</td>", s.tool_calls.as_ref().map_or("—".into(), |t| t.calls.to_string()));
+            }
+            if checked {
+                let _ = write!(
+                    out,
+                    "<td>{}</td>",
+                    s.checks.as_ref().map_or("—".into(), |c| format!("{} of {}", c.failed, c.passed + c.failed))
+                );
             }
             if streamed {
                 let t = s.ttft_ms.as_ref();

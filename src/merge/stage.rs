@@ -321,6 +321,7 @@ fn checks(parts: &[&StageResult]) -> Option<Checks> {
         failed,
         invalid_rate: if n > 0 { failed as f64 / n as f64 } else { 0.0 },
         failures: sum_maps(all.iter().map(|c| c.failures.clone())),
+        schema_failures: sum_maps(all.iter().map(|c| c.schema_failures.clone())),
     })
 }
 

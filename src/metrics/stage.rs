@@ -14,6 +14,9 @@ use crate::model::{CheckFailure, FailureKind, FinishReason, FinishReasons, Outco
 
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
 /// other figure.
+/// Most places a stage's schema-check failures are told apart by.
+pub const CHECK_PLACES: usize = 32;
+
 #[derive(Debug, Clone)]
 pub struct StageStats {
     pub info: StageInfo,
@@ -106,6 +109,8 @@ pub struct StageStats {
     /// Response checks: passed, and failed by reason.
     pub checks_passed: u64,
     pub checks_failed: BTreeMap<CheckFailure, u64>,
+    /// Schema checks' failures by where (at most [`CHECK_PLACES`], the rest "other").
+    pub check_where: BTreeMap<Box<str>, u64>,
     pub bytes_received: u64,
     /// Every attempt's own latency, failed ones and retries included.
     pub attempt_latency: Latency,
@@ -208,6 +213,7 @@ impl Default for StageStats {
             slo_met: 0,
             checks_passed: 0,
             checks_failed: BTreeMap::new(),
+            check_where: BTreeMap::new(),
             bytes_received: 0,
             // 1 %: these are the second view of a latency, kept small for snapshots.
             attempt_latency: Latency::default(),
@@ -292,7 +298,13 @@ impl StageStats {
                 }
                 match rec.check {
                     Some(Ok(())) => self.checks_passed += 1,
-                    Some(Err(why)) => *self.checks_failed.entry(why).or_insert(0) += 1,
+                    Some(Err(why)) => {
+                        *self.checks_failed.entry(why).or_insert(0) += 1;
+                        if let Some(at) = &rec.check_where {
+                            let known = self.check_where.contains_key(at) || self.check_where.len() < CHECK_PLACES;
+                            *self.check_where.entry(if known { at.clone() } else { "other".into() }).or_insert(0) += 1;
+                        }
+                    }
                     None => {}
                 }
             }

@@ -114,6 +114,9 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     let reasoning = if api == Api::Completions { 0 } else { cfg.reasoning_tokens };
     let mut task = req.task.take();
     let tool = req.tool.take().filter(|t| super::tools::calls(t, cfg.tool_call_rate, seq));
+    // A JSON answer (`json_rate`) fits the request's schema when it gives one.
+    let schema = req.schema.take().filter(|_| d.json);
+    let prompt_text = if tool.is_some() || schema.is_some() { req.prompt.to_string() } else { String::new() };
     if let Some(super::vectors::Task::Embed { dims, .. }) = &mut task {
         dims.get_or_insert(cfg.embedding_dims);
     }
@@ -138,8 +141,13 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
         // No text, whatever the draw said (a JSON answer): numbers only.
         (reply.pieces, reply.tokens, reply.task) = (Vec::new(), 0, task);
     }
+    if let Some(schema) = schema.as_ref().filter(|_| tool.is_none()) {
+        reply.answer_json(super::tools::fit(schema, super::vectors::hash(&[&prompt_text])).to_string(), &state.tokenizer);
+    }
     if let Some(ask) = &tool {
-        reply.call_tool(&ask.name, super::tools::fit(&ask.schema, seq).to_string(), seq, &state.tokenizer);
+        // Arguments by the prompt (the same prompt, the same call), the id by the request.
+        let by_prompt = super::vectors::hash(&[&prompt_text]);
+        reply.call_tool(&ask.name, super::tools::fit(&ask.schema, by_prompt).to_string(), seq, &state.tokenizer);
     }
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);

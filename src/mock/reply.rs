@@ -98,6 +98,20 @@ pub(super) struct Call {
 }
 
 impl Reply {
+    /// Its answer becomes `text` (a JSON value fitting the request's schema), a piece
+    /// per token of `tokenizer`, after any thought.
+    pub(super) fn answer_json(&mut self, text: String, tokenizer: &Tokenizer) {
+        self.pieces.retain(|p| p.reasoning);
+        let ids = tokenizer.encode(&text);
+        self.pieces.extend(ids.iter().map(|&id| Piece {
+            text: tokenizer.decode(&[id]).unwrap_or_default(),
+            reasoning: false,
+            tool: false,
+        }));
+        self.tokens = self.reasoning_tokens + ids.len() as u64;
+        self.finish = "stop";
+    }
+
     /// It becomes a call of `name` with `arguments` (after any thought): a piece per
     /// token of `tokenizer`, the name's fragment first; usage counts both.
     pub(super) fn call_tool(&mut self, name: &str, arguments: String, seq: u64, tokenizer: &Tokenizer) {

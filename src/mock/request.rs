@@ -26,6 +26,8 @@ pub(super) struct Asked {
     pub task: Option<super::vectors::Task>,
     /// Chat: the tool it may (or must) call.
     pub tool: Option<super::tools::ToolAsk>,
+    /// Chat: `response_format`'s JSON Schema, which a JSON answer then fits.
+    pub schema: Option<Value>,
 }
 
 pub(super) use super::vectors::Invalid;
@@ -41,8 +43,19 @@ impl Asked {
         if !api.generates() {
             let (prompt, task) = super::vectors::parse(api, body)?;
             let (stream, include_usage, limit, ignore_eos, min_tokens) = (false, false, None, false, None);
-            let (task, tool) = (Some(task), None);
-            return Ok(Asked { model: model.to_string(), prompt, stream, include_usage, limit, ignore_eos, min_tokens, task, tool });
+            let (task, tool, schema) = (Some(task), None, None);
+            return Ok(Asked {
+                model: model.to_string(),
+                prompt,
+                stream,
+                include_usage,
+                limit,
+                ignore_eos,
+                min_tokens,
+                task,
+                tool,
+                schema,
+            });
         }
         let prompt = match api {
             Api::Chat => {
@@ -118,6 +131,10 @@ impl Asked {
             min_tokens: req.min_tokens,
             task: None,
             tool: (api == Api::Chat).then(|| super::tools::asked(req.tools.as_ref(), req.tool_choice.as_ref())).flatten(),
+            schema: req
+                .response_format
+                .filter(|f| f["type"] == "json_schema")
+                .and_then(|mut f| f["json_schema"].get_mut("schema").map(Value::take)),
         })
     }
 
@@ -187,6 +204,7 @@ struct Body {
     /// Chat: the tools offered, and the choice among them.
     tools: Option<Value>,
     tool_choice: Option<Value>,
+    response_format: Option<Value>,
 }
 
 #[derive(Deserialize)]

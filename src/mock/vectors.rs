@@ -84,7 +84,7 @@ pub(super) fn parse(api: Api, body: &[u8]) -> Result<(Value, Task), Invalid> {
 }
 
 /// FNV-1a over the texts, a 0xff apart.
-fn hash(parts: &[&str]) -> u64 {
+pub(super) fn hash(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain([0xff]) {

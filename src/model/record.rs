@@ -250,6 +250,9 @@ pub struct RequestRecord {
     pub content: Option<String>,
     /// The response check's verdict, when the scenario has one.
     pub check: Option<Result<(), CheckFailure>>,
+    /// A schema check's failure: where in the reply's JSON (a JSON Pointer, "" for the
+    /// whole), and which rule it broke.
+    pub check_where: Option<Box<str>>,
     /// For failures: a short, secret-free explanation (status and server message).
     pub detail: Option<Box<str>>,
     /// Non-2xx only: the wait the server asked for (`retry-after-ms` or `Retry-After`),
@@ -322,6 +325,7 @@ impl Default for RequestRecord {
             items: None,
             tool_calls: None,
             first_tool: None,
+            check_where: None,
             uncounted: None,
         }
     }
@@ -352,6 +356,8 @@ pub enum CheckFailure {
     NotAnObject,
     /// The object lacks a required key.
     MissingKey,
+    /// The JSON does not fit the check's schema (where: the record's `check_where`).
+    Schema,
 }
 
 impl CheckFailure {
@@ -361,6 +367,7 @@ impl CheckFailure {
             CheckFailure::NoJson => "no_json",
             CheckFailure::NotAnObject => "not_an_object",
             CheckFailure::MissingKey => "missing_key",
+            CheckFailure::Schema => "schema",
         }
     }
 }

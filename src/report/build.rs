@@ -87,10 +87,10 @@ impl<'a> ScenarioRecord<'a> {
                 .collect(),
             request: &scenario.request,
             slo: scenario.slo.as_ref(),
-            check: scenario
-                .check
-                .as_ref()
-                .map(|crate::check::Expect::Json { required_keys }| serde_json::json!({"expect": "json", "required_keys": required_keys})),
+            check: scenario.check.as_ref().map(|e| match e {
+                crate::check::Expect::Json { required_keys } => serde_json::json!({"expect": "json", "required_keys": required_keys}),
+                crate::check::Expect::Schema(s) => serde_json::json!({"expect": "schema", "schema": s.source}),
+            }),
             currency: &scenario.pricing.currency,
             abort_on_error_rate: scenario.abort_on_error_rate,
             sweep,
@@ -395,6 +395,7 @@ fn checks(s: &StageStats) -> Option<Checks> {
         failed,
         invalid_rate: failed as f64 / total as f64,
         failures: s.checks_failed.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+        schema_failures: s.check_where.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     })
 }
 

@@ -331,6 +331,10 @@ pub struct Checks {
     /// failed / (passed + failed)
     pub invalid_rate: f64,
     pub failures: BTreeMap<String, u64>,
+    /// Schema checks: failed replies by where the first violation was (a JSON Pointer
+    /// and the rule), at most 32 places (the rest as "other").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schema_failures: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -326,9 +326,13 @@ pub type ThresholdsFile = std::collections::BTreeMap<String, Spanned<String>>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckFile {
-    pub expect: String,
+    /// "json" (with `required_keys`), or "schema" (with `schema`).
+    pub expect: Option<String>,
     #[serde(default)]
     pub required_keys: Vec<String>,
+    /// A JSON Schema file, relative to the scenario: every reply (or a call's
+    /// arguments) must fit it.
+    pub schema: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,13 +4,14 @@
 //! `tool_choice` one of `"auto"`, `"none"`, `"required"` or a function among the tools;
 //! `response_format` of a type OpenAI names, a `json_schema` one with a schema that
 //! compiles. Chat only: the other APIs shape tools their own way, and a field that
-//! would be sent and ignored is refused instead.
+//! would be sent and ignored is refused instead. And `[check] schema`: a JSON Schema
+//! file every reply must fit, compiled before the run.
 
 use serde_json::{Value, json};
 use toml::Spanned;
 
 use super::error::Problems;
-use super::file::RequestFile;
+use super::file::{CheckFile, RequestFile};
 use crate::model::{Api, RequestParams};
 
 /// Sets `params`' tool and format fields from `f` (named `what`), each checked.
@@ -130,4 +131,35 @@ pub(super) fn json(v: &toml::Value) -> Result<Value, String> {
         toml::Value::Array(items) => Value::Array(items.iter().map(json).collect::<Result<_, _>>()?),
         toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| Ok((k.clone(), json(v)?))).collect::<Result<_, String>>()?),
     })
+}
+
+/// `[check]`: `expect = "json"` with `required_keys`, or `schema = "file.json"` (a
+/// JSON Schema file beside the scenario, read and compiled now).
+pub(super) fn check(f: Spanned<CheckFile>, base_dir: &std::path::Path, p: &mut Problems<'_>) -> crate::check::Expect {
+    let span = f.span();
+    let f = f.into_inner();
+    let json = crate::check::Expect::Json { required_keys: f.required_keys.clone() };
+    let Some(file) = f.schema else {
+        if f.expect.as_deref() != Some("json") {
+            p.at(Some(span), format!("check.expect must be \"json\" (or give check.schema), got {:?}", f.expect.unwrap_or_default()));
+        }
+        return json;
+    };
+    if f.expect.as_deref().is_some_and(|e| e != "schema") || !f.required_keys.is_empty() {
+        p.at(Some(file.span()), "check.schema goes alone (or with expect = \"schema\"): the schema says what is required");
+    }
+    let path = base_dir.join(file.get_ref());
+    let schema = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| format!("{} is not JSON: {e}", path.display())))
+        .and_then(|v| {
+            crate::check::Schema::new(file.get_ref().clone(), &v).map_err(|e| format!("{} is not a JSON Schema: {e}", path.display()))
+        });
+    match schema {
+        Ok(s) => crate::check::Expect::Schema(std::sync::Arc::new(s)),
+        Err(why) => {
+            p.at(Some(file.span()), format!("check.schema: {why}"));
+            json
+        }
+    }
 }

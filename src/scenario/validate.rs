@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Problems;
-use super::file::{CheckFile, DurationValue, ScenarioFile, SloFile, TargetFile};
+use super::file::{DurationValue, ScenarioFile, SloFile, TargetFile};
 use super::request::Spoken;
 use super::stage::RetryPolicy;
 use super::sweep::sweep_stages;
@@ -64,7 +64,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         None => crate::cost::Pricing::builtin(),
     };
     let slo = raw.slo.map(|f| slo(f, p));
-    let check = raw.check.map(|f| check(f, p));
+    let check = raw.check.map(|f| super::tools::check(f, base_dir, p));
     if let Some(slo) = &slo
         && (slo.ttft.is_some() || slo.itl.is_some())
         && !target.stream
@@ -298,13 +298,4 @@ fn slo(f: Spanned<SloFile>, p: &mut Problems<'_>) -> Slo {
         p.at(Some(span.clone()), "[slo] sets no objective: give ttft_ms, itl_ms or e2e_ms");
     }
     slo
-}
-
-fn check(f: Spanned<CheckFile>, p: &mut Problems<'_>) -> crate::check::Expect {
-    let span = f.span();
-    let f = f.into_inner();
-    if f.expect != "json" {
-        p.at(Some(span), format!("check.expect must be \"json\", got {:?}", f.expect));
-    }
-    crate::check::Expect::Json { required_keys: f.required_keys }
 }
