@@ -226,7 +226,7 @@ fn slo_check_and_pricing_are_validated() {
     assert!(all.contains("slo.e2e_ms must be between 0 (excluded) and 3600000 ms, got -1"), "{all}");
     assert!(all.contains("s.toml: slo: ttft_ms and itl_ms need target.stream = true"), "{all}");
     let all = errors(&(MINIMAL.to_string() + "[check]\nexpect = \"xml\"\n")).join("\n");
-    assert!(all.contains("check.expect must be \"json\", got \"xml\""), "{all}");
+    assert!(all.contains("check.expect must be \"json\" (or give check.schema), got \"xml\""), "{all}");
     let all = errors(&(MINIMAL.to_string() + "[pricing.models.m]\ninput_per_million = -1\noutput_per_million = 1\n")).join("\n");
     assert!(all.contains("input_per_million must be zero or more"), "{all}");
     let all = errors(&(MINIMAL.to_string() + "[check]\nexpect = \"json\"\nrequired = [\"a\"]\n")).join("\n");
