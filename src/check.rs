@@ -45,6 +45,44 @@ impl std::fmt::Debug for Schema {
     }
 }
 
+/// The tools a stage offers, each with its `parameters` compiled: a reply's calls are
+/// checked against them.
+pub struct ToolSchemas {
+    tools: Vec<(String, Option<jsonschema::Validator>)>,
+}
+
+impl ToolSchemas {
+    /// Of `tools` (OpenAI's shape, checked when the scenario was); None without any.
+    pub fn of(tools: Option<&Value>) -> Option<ToolSchemas> {
+        let tools = tools?.as_array()?;
+        let tools = tools
+            .iter()
+            .filter_map(|t| {
+                let name = t["function"]["name"].as_str()?.to_string();
+                Some((name, t["function"].get("parameters").and_then(|p| jsonschema::validator_for(p).ok())))
+            })
+            .collect();
+        Some(ToolSchemas { tools })
+    }
+
+    /// What is wrong with `call`, if anything.
+    pub fn check(&self, call: &crate::model::ToolCall) -> Option<crate::model::ToolFault> {
+        use crate::model::ToolFault;
+        let Ok(args) = serde_json::from_str::<Value>(&call.arguments) else { return Some(ToolFault::NotJson) };
+        let Some((_, schema)) = self.tools.iter().find(|(n, _)| *n == call.name) else { return Some(ToolFault::UnknownTool) };
+        match schema {
+            Some(v) if !v.is_valid(&args) => Some(ToolFault::Schema),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ToolSchemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.iter().map(|(n, _)| n)).finish()
+    }
+}
+
 /// Most characters of where a schema check failed (a path and a rule).
 const WHERE_CHARS: usize = 120;
 

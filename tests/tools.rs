@@ -178,3 +178,31 @@ fn replies_and_calls_are_checked_against_a_schema_file() {
         out.stderr
     );
 }
+
+/// A server whose calls do not do — arguments that are not JSON, a tool not offered,
+/// arguments that break the tool's `parameters` — is caught call by call, by why.
+#[test]
+fn calls_are_checked_against_the_tools_offered() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let replies = [r#"{\"city\":\"Paris\"}"#, r#"{\"units\":\"k\"}"#, "not json", r#"{\"city\":\"Oslo\"}"#];
+    let n = std::sync::Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().fallback(move || {
+        let i = n.fetch_add(1, Ordering::SeqCst) % 4;
+        let name = if i == 3 { "get_time" } else { "get_weather" };
+        let body = format!(
+            r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":null,"tool_calls":[{{"id":"call_{i}","type":"function","function":{{"name":"{name}","arguments":"{}"}}}}]}},"finish_reason":"tool_calls"}}],"usage":{{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}}}"#,
+            replies[i]
+        );
+        async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+    });
+    let url = serve_app(app);
+    let t = text(false, TOOLS, "")
+        .replace("base_url = \"mock\"", &format!("base_url = \"{url}\""))
+        .replace("requests = 6", "requests = 8")
+        .replace("[mock]\nbase_latency_ms = 50\ninter_token_ms = 10\n", "[server_metrics]\nprobe = false\n");
+    let (out, v) = run_ok(&t);
+    let tc = &v["stages"][0]["tool_calls"];
+    assert_eq!(count(&tc["calls"]), 8, "{tc}");
+    assert_eq!(tc["invalid"], serde_json::json!({"not_json": 2, "unknown_tool": 2, "schema": 2}), "{tc}");
+    assert!(out.stdout.contains("8 (6 invalid)"), "{}", out.stdout);
+}

@@ -223,6 +223,7 @@ impl Engine {
             events: self.events.clone(),
             stop: self.stop.clone(),
             check: self.scenario.check.clone(),
+            tools: crate::check::ToolSchemas::of(stage.request.tools.as_ref()).map(Arc::new),
             retry: stage.retry.clone(),
             limiter: Limiter::new(stage.rate_limit.rpm, stage.rate_limit.tpm, Instant::now()).map(Arc::new),
             tpm_max_tokens: stage.rate_limit.tpm.map(|_| stage.request.max_output_tokens().map_or(0, u64::from)),

@@ -26,6 +26,8 @@ pub(super) struct StageCtx {
     pub stop: Stop,
     /// `[check]`: what every response's content must be.
     pub check: Option<crate::check::Expect>,
+    /// The tools the stage offers, a reply's calls checked against.
+    pub tools: Option<Arc<crate::check::ToolSchemas>>,
     pub retry: RetryPolicy,
     /// Shared by the stage's workers (warmup and measured alike).
     pub limiter: Option<Arc<Limiter>>,
@@ -247,6 +249,7 @@ mod tests {
             events,
             stop,
             check: None,
+            tools: None,
             retry: RetryPolicy::default(),
             limiter: None,
             tpm_max_tokens: None,

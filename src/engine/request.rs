@@ -74,6 +74,9 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
         (Some(c), Some(calls)) if c.trim().is_empty() => calls.first().map(|c| c.arguments.as_str()),
         (c, _) => c.as_deref(),
     };
+    if let (Some(tools), Some(calls)) = (&ctx.tools, &record.tool_calls) {
+        record.tool_faults = Some(calls.iter().filter_map(|c| tools.check(c)).collect());
+    }
     if let (Some(expect), Some(text)) = (&ctx.check, checked.filter(|_| record.outcome == Outcome::Ok)) {
         let verdict = crate::check::check_where(text, expect);
         record.check_where = verdict.as_ref().err().and_then(|(_, at)| at.clone());

@@ -95,6 +95,7 @@ fn tool_calls(parts: &[&StageResult]) -> Result<Option<ToolCallsResult>, String>
         per_reply: calls as f64 / replies.max(1) as f64,
         argument_bytes: sum(|t| t.argument_bytes),
         arguments_not_json: sum(|t| t.arguments_not_json),
+        invalid: sum_maps(all.iter().map(|t| t.invalid.clone())),
         first_tool_ms: first.as_ref().and_then(|l| l.summary()),
         first_tool_us: first.as_ref().and_then(Dist::of_latency),
     }))

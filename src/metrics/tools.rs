@@ -5,7 +5,7 @@
 use serde::de::IgnoredAny;
 
 use super::latency::Latency;
-use crate::model::RequestRecord;
+use crate::model::{RequestRecord, ToolFault};
 
 #[derive(Debug, Clone, Default)]
 pub struct ToolStats {
@@ -15,6 +15,9 @@ pub struct ToolStats {
     pub argument_bytes: u64,
     /// Calls whose arguments do not parse as JSON.
     pub not_json: u64,
+    /// Calls checked against the tools offered, by what was wrong (not JSON, a tool not
+    /// offered, arguments that do not fit its parameters).
+    pub faults: std::collections::BTreeMap<ToolFault, u64>,
     /// Streams: request sent → the first tool-call fragment.
     pub first_tool: Latency,
 }
@@ -28,6 +31,9 @@ impl ToolStats {
         for c in calls {
             self.argument_bytes += c.arguments.len() as u64;
             self.not_json += u64::from(serde_json::from_str::<IgnoredAny>(&c.arguments).is_err());
+        }
+        for f in rec.tool_faults.iter().flatten() {
+            *self.faults.entry(*f).or_insert(0) += 1;
         }
         if let Some(t) = rec.first_tool {
             self.first_tool.record(t);

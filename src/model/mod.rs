@@ -15,8 +15,8 @@ pub mod threshold;
 pub use counted::{TokenSource, TokenSources};
 pub use goals::{RateLimit, Slo};
 pub use record::{
-    CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, ToolCall, Uncounted,
-    Usage,
+    CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, ToolCall, ToolFault,
+    Uncounted, Usage,
 };
 pub use request::{Api, Expect, RequestParams, RequestSpec};
 pub use run::Aborted;

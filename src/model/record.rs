@@ -268,9 +268,30 @@ pub struct RequestRecord {
     pub tool_calls: Option<Vec<ToolCall>>,
     /// Streams only: request sent → the first tool-call fragment.
     pub first_tool: Option<Duration>,
+    /// The calls checked against the tools offered (set by the engine): each fault found.
+    pub tool_faults: Option<Vec<ToolFault>>,
     /// Streams: texts still to count, counted off the request path (by the aggregator,
     /// on its own thread) into the `client_*` counts above.
     pub uncounted: Option<Box<Uncounted>>,
+}
+
+/// Why a tool call does not do: its arguments are not JSON, it names no tool offered,
+/// or its arguments do not fit the tool's `parameters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ToolFault {
+    NotJson,
+    UnknownTool,
+    Schema,
+}
+
+impl ToolFault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolFault::NotJson => "not_json",
+            ToolFault::UnknownTool => "unknown_tool",
+            ToolFault::Schema => "schema",
+        }
+    }
 }
 
 /// One tool call a reply made: its id, the function's name and its arguments (a JSON
@@ -326,6 +347,7 @@ impl Default for RequestRecord {
             tool_calls: None,
             first_tool: None,
             check_where: None,
+            tool_faults: None,
             uncounted: None,
         }
     }

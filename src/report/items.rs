@@ -113,6 +113,10 @@ pub struct ToolCallsResult {
     pub argument_bytes: u64,
     /// Calls whose arguments do not parse as JSON.
     pub arguments_not_json: u64,
+    /// Calls checked against the tools offered that do not do, by why: `not_json`,
+    /// `unknown_tool`, `schema` (arguments that do not fit its `parameters`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub invalid: std::collections::BTreeMap<String, u64>,
     /// Streams: request sent → the first tool-call fragment.
     pub first_tool_ms: Option<LatencySummary>,
     /// Its distribution (µs), for merges; absent from a live view's.
@@ -129,6 +133,7 @@ pub fn tool_calls(s: &StageStats, full: bool) -> Option<ToolCallsResult> {
         per_reply: t.calls as f64 / t.replies as f64,
         argument_bytes: t.argument_bytes,
         arguments_not_json: t.not_json,
+        invalid: t.faults.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
         first_tool_ms: t.first_tool.summary(),
         first_tool_us: full.then(|| Dist::of_latency(&t.first_tool)).flatten(),
     })

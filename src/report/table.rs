@@ -152,6 +152,8 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     if cols.tools {
         cells.push(match &s.tool_calls {
             None => "-".into(),
+            // Checked against the tools offered, else only whether the arguments parse.
+            Some(t) if !t.invalid.is_empty() => format!("{} ({} invalid)", t.calls, t.invalid.values().sum::<u64>()),
             Some(t) if t.arguments_not_json > 0 => format!("{} ({} not JSON)", t.calls, t.arguments_not_json),
             Some(t) => t.calls.to_string(),
         });
