@@ -163,7 +163,7 @@ fn replies_and_calls_are_checked_against_a_schema_file() {
     let (out, json) = run_in(&t);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let c = read_json(&json)["stages"][0]["checks"].clone();
-    assert_eq!((count(&c["failures"]["schema"]), count(&c["schema_failures"]["(root) (required)"])), (6, 6), "{c}");
+    assert_eq!((count(&c["failures"]["schema"]), count(&c["schema_failures"]["/required"])), (6, 6), "{c}");
     // A call-only reply: its arguments (which fit the tool, not the check).
     let t = text(true, TOOLS, "").replace("[[stage]]", "[check]\nschema = \"needs.json\"\n[[stage]]");
     let (out, json) = run_in(&t);

@@ -40,7 +40,9 @@ struct ProbeMessage {
     /// Present (not null) when the model reasoned, by either name.
     reasoning_content: Option<IgnoredAny>,
     reasoning: Option<IgnoredAny>,
-    /// The calls it made instead of (or beside) its text.
+    /// The calls it made instead of (or beside) its text; a shape not read is none, not
+    /// a failure (the field is a server's to shape).
+    #[serde(default, deserialize_with = "lenient")]
     tool_calls: Option<Vec<super::tools::WholeToolCall>>,
 }
 

@@ -74,6 +74,9 @@ fn stream_error_message(raw: &RawValue) -> Option<String> {
 /// A choice of a chunk: chat streams carry a `delta`, completions streams a `text`.
 #[derive(Deserialize)]
 struct ChunkChoice<'a> {
+    /// Which choice (with `n` > 1): tool calls are assembled for the first only.
+    #[serde(default)]
+    index: u32,
     #[serde(borrow)]
     delta: Option<ChunkDelta<'a>>,
     #[serde(borrow)]
@@ -92,8 +95,8 @@ struct ChunkDelta<'a> {
     reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow)]
     reasoning: Option<Cow<'a, str>>,
-    /// Tool calls, in fragments.
-    #[serde(borrow)]
+    /// Tool calls, in fragments; a shape not read is none, not a broken stream.
+    #[serde(default, deserialize_with = "super::reply::lenient")]
     tool_calls: Option<Vec<super::tools::DeltaToolCall<'a>>>,
 }
 
@@ -114,6 +117,11 @@ struct Received {
 impl Received {
     fn token(&mut self, now: Instant, text: &str, reasoning: bool) {
         self.arrived(now);
+        self.text(now, text, reasoning);
+    }
+
+    /// A text's arrival at `now` (its chunk counted by the caller, once).
+    fn text(&mut self, now: Instant, text: &str, reasoning: bool) {
         if reasoning {
             self.rec.first_reasoning.get_or_insert(now - self.start);
             self.reasoning.push_str(text);
@@ -135,18 +143,18 @@ impl Received {
         self.rec.chunks += 1;
     }
 
-    /// A chunk's tool-call fragments: a token when any carried a name or arguments (a
+    /// A chunk's tool-call fragments: true when any carried a name or arguments (a
     /// call is an answer: it starts the answer's clock too).
-    fn tool_fragments(&mut self, now: Instant, fragments: &[super::tools::DeltaToolCall<'_>]) {
+    fn tool_fragments(&mut self, now: Instant, fragments: &[super::tools::DeltaToolCall<'_>]) -> bool {
         let mut said = false;
         for f in fragments {
             said |= self.tools.fragment(f);
         }
         if said {
-            self.arrived(now);
             self.rec.first_tool.get_or_insert(now - self.start);
             self.rec.ttft_answer.get_or_insert(now - self.start);
         }
+        said
     }
 
     /// Takes what one typed event (Responses, Messages) said, at `now`.
@@ -181,13 +189,20 @@ impl Received {
                 Some(d) => ([(d.reasoning.filter(|t| !t.is_empty()).or(d.reasoning_content), true), (d.content, false)], d.tool_calls),
                 None => ([(None, true), (choice.text, false)], None),
             };
+            // A delta is one chunk, whatever kinds of token it carries.
+            let mut any = false;
             for (text, reasoning) in texts {
                 if let Some(text) = text.filter(|t| !t.is_empty()) {
-                    self.token(now, &text, reasoning);
+                    self.text(now, &text, reasoning);
+                    any = true;
                 }
             }
-            if let Some(tools) = tools {
-                self.tool_fragments(now, &tools);
+            // Tool calls of the first choice only: other choices' would mix into its.
+            if let Some(tools) = tools.filter(|_| choice.index == 0) {
+                any |= self.tool_fragments(now, &tools);
+            }
+            if any {
+                self.arrived(now);
             }
         }
         if let Some(u) = chunk.usage {
@@ -396,5 +411,23 @@ mod tests {
         // A completions stream: `text`, no delta.
         got.chunk(t0, chunk(r#"{"choices":[{"text":" more","index":0,"finish_reason":null}]}"#));
         assert_eq!(got.answer, "42 a b c more");
+        // Text and a call's fragment in one delta are one chunk; a call in a shape not
+        // read (an object) is none, and the stream goes on; a second choice's calls are
+        // not mixed into the first's.
+        let chunks = got.rec.chunks;
+        got.chunk(
+            t0,
+            chunk(
+                r#"{"choices":[{"delta":{"content":" x","tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            ),
+        );
+        got.chunk(t0, chunk(r#"{"choices":[{"delta":{"tool_calls":{"odd":1}}}]}"#));
+        got.chunk(
+            t0,
+            chunk(r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"id":"c2","function":{"name":"g","arguments":"[]"}}]}}]}"#),
+        );
+        assert_eq!(got.rec.chunks, chunks + 1);
+        let calls = std::mem::take(&mut got.tools).finish().unwrap();
+        assert_eq!((calls.len(), calls[0].name.as_str(), calls[0].arguments.as_str()), (1, "f", "{}"));
     }
 }

@@ -19,7 +19,7 @@ use crate::model::ToolCall;
 pub(super) struct DeltaToolCall<'a> {
     /// Which call it belongs to (OpenAI's SDK requires it; a missing one is the first).
     #[serde(default)]
-    index: usize,
+    index: Option<usize>,
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -42,18 +42,30 @@ const MAX_CALLS: usize = 128;
 #[derive(Debug, Default)]
 pub(super) struct Assembly {
     pub calls: Vec<ToolCall>,
+    /// A server's index, where its calls shared one, → the call it is now.
+    renumbered: std::collections::HashMap<usize, usize>,
 }
 
 impl Assembly {
     /// Takes one fragment; true when it carried a token (a name or an argument piece).
     pub fn fragment(&mut self, f: &DeltaToolCall<'_>) -> bool {
-        if f.index >= MAX_CALLS {
+        let sent = f.index.unwrap_or(0);
+        let mut index = self.renumbered.get(&sent).copied().unwrap_or(sent);
+        // Some servers (SGLang, some vLLM parsers) send every call at index 0: a new id
+        // on a call that has one already is the next call.
+        if let Some(id) = f.id.as_deref().filter(|id| !id.is_empty())
+            && self.calls.get(index).is_some_and(|c| !c.id.is_empty() && c.id != id)
+        {
+            index = self.calls.len();
+            self.renumbered.insert(sent, index);
+        }
+        if index >= MAX_CALLS {
             return false;
         }
-        if self.calls.len() <= f.index {
-            self.calls.resize_with(f.index + 1, ToolCall::default);
+        if self.calls.len() <= index {
+            self.calls.resize_with(index + 1, ToolCall::default);
         }
-        let call = &mut self.calls[f.index];
+        let call = &mut self.calls[index];
         if let Some(id) = f.id.as_deref().filter(|id| call.id.is_empty() && !id.is_empty()) {
             call.id = id.to_string();
         }
@@ -80,18 +92,17 @@ impl Assembly {
     }
 }
 
-/// A whole reply's `message.tool_calls`: `[{id, type, function: {name, arguments}}]`.
+/// A whole reply's `message.tool_calls`: `[{id, type, function: {name, arguments}}]`
+/// (an id or a name may be null).
 #[derive(Deserialize)]
 pub(super) struct WholeToolCall {
-    #[serde(default)]
-    id: String,
+    id: Option<String>,
     function: Option<WholeFunction>,
 }
 
 #[derive(Deserialize)]
 struct WholeFunction {
-    #[serde(default)]
-    name: String,
+    name: Option<String>,
     /// A JSON-encoded string by OpenAI's shape; an object from some servers, kept as
     /// its JSON.
     #[serde(default)]
@@ -107,11 +118,11 @@ impl WholeToolCall {
                     Some(serde_json::Value::Null) | None => String::new(),
                     Some(v) => v.to_string(),
                 };
-                (f.name, args)
+                (f.name.unwrap_or_default(), args)
             }
             None => (String::new(), String::new()),
         };
-        ToolCall { id: self.id, name, arguments }
+        ToolCall { id: self.id.unwrap_or_default(), name, arguments }
     }
 }
 

@@ -283,7 +283,10 @@ impl Aggregator {
             EngineEvent::Record { part, mut record, attempts } => {
                 // Held texts' bytes, reckoned only where texts may be held.
                 let text = match (self.after_window, &record.uncounted) {
-                    (true, Some(u)) => u.answer.len() + u.reasoning.len() + u.prompt.as_ref().map_or(0, |p| p.len()),
+                    (true, Some(u)) => {
+                        let calls: usize = record.tool_calls.iter().flatten().map(|c| c.name.len() + c.arguments.len()).sum();
+                        u.answer.len() + u.reasoning.len() + u.prompt.as_ref().map_or(0, |p| p.len()) + calls
+                    }
                     _ => 0,
                 };
                 let wait = self.after_window

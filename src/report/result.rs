@@ -331,8 +331,8 @@ pub struct Checks {
     /// failed / (passed + failed)
     pub invalid_rate: f64,
     pub failures: BTreeMap<String, u64>,
-    /// Schema checks: failed replies by where the first violation was (a JSON Pointer
-    /// and the rule), at most 32 places (the rest as "other").
+    /// Schema checks: failed replies by the rule the first violation broke (its path in
+    /// the schema), at most 32 rules a stage (the rest as "other"; a merge adds them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schema_failures: BTreeMap<String, u64>,
 }

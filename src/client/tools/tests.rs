@@ -109,3 +109,25 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn calls_sent_all_at_index_0_with_their_own_ids_stay_apart() {
+    // SGLang's and some vLLM parsers' way: every call at index 0, each with a new id.
+    let mut a = Assembly::default();
+    for f in [
+        r#"{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"x\":"}}"#,
+        r#"{"index":0,"function":{"arguments":"1}"}}"#,
+        r#"{"index":0,"id":"call_b","type":"function","function":{"name":"g","arguments":"{}"}}"#,
+        r#"{"index":0,"function":{"arguments":""}}"#,
+    ] {
+        a.fragment(&serde_json::from_str(f).unwrap());
+    }
+    let calls = a.finish().unwrap();
+    assert_eq!(
+        calls.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str())).collect::<Vec<_>>(),
+        [("call_a", "f", r#"{"x":1}"#), ("call_b", "g", "{}")]
+    );
+    // A whole reply's null id or name reads as empty, not as a broken reply.
+    let w: WholeToolCall = serde_json::from_str(r#"{"id":null,"function":{"name":null,"arguments":"{}"}}"#).unwrap();
+    assert_eq!(w.call(), ToolCall { id: String::new(), name: String::new(), arguments: "{}".into() });
+}
