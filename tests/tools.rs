@@ -206,3 +206,31 @@ fn calls_are_checked_against_the_tools_offered() {
     assert_eq!(tc["invalid"], serde_json::json!({"not_json": 2, "unknown_tool": 2, "schema": 2}), "{tc}");
     assert!(out.stdout.contains("8 (6 invalid)"), "{}", out.stdout);
 }
+
+/// A stage's tool fields are checked with what it inherits: its choice alone among the
+/// scenario's tools, a choice of a tool its own list dropped refused, and chat's fields
+/// on a stage of another API refused.
+#[test]
+fn a_stages_tool_fields_are_checked_with_what_it_inherits() {
+    let stage = |own: &str| {
+        let t = text(true, TOOLS, "").replace("[[stage]]\nname = \"one\"", &format!("[[stage]]\nname = \"one\"\n{own}"));
+        let (_d, path) = scenario(&t);
+        let mut c = cmd(&["validate"]);
+        c.arg(&path);
+        run(c, Duration::from_secs(20))
+    };
+    let out = stage("request = { tool_choice = \"required\" }");
+    assert_eq!(out.status.code(), Some(0), "a choice alone takes the scenario's tools: {}", out.stderr);
+    let out = stage(
+        "request = { tool_choice = { type = \"function\", function = { name = \"get_weather\" } }, tools = [{ type = \"function\", function = { name = \"other\" } }] }",
+    );
+    assert!(out.status.code() == Some(2) && out.stderr.contains("names \"get_weather\", which is not among the tools"), "{}", out.stderr);
+    let out = stage("api = \"embeddings\"\nrequest = { batch_size = 2 }");
+    assert!(
+        out.status.code() == Some(2) && out.stderr.contains("tools is spoken on api = \"chat\" only, and this stage speaks \"embeddings\""),
+        "{}",
+        out.stderr
+    );
+    let out = stage("api = \"completions\"");
+    assert!(out.status.code() == Some(2) && out.stderr.contains("this stage speaks \"completions\""), "{}", out.stderr);
+}

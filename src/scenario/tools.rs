@@ -46,10 +46,12 @@ pub(super) fn tools(f: &RequestFile, what: &str, api: Api, params: &mut RequestP
             Err(why) => p.at(Some(t.span()), format!("{what}.tools{why}")),
         }
     }
+    // A stage's choice alone is checked against the tools it inherits (`merged`).
+    let stage = what != "request";
     if let Some(c) = &f.tool_choice
         && let Some(choice) = value(c, "tool_choice", p)
     {
-        match check_choice(&choice, &names, f.tools.is_some()) {
+        match check_choice(&choice, &names, f.tools.is_some()).or_else(|e| if stage && f.tools.is_none() { Ok(()) } else { Err(e) }) {
             Ok(()) => params.tool_choice = Some(choice),
             Err(why) => p.at(Some(c.span()), format!("{what}.tool_choice {why}")),
         }
@@ -84,6 +86,39 @@ fn check_tools(list: &Value, names: &mut Vec<String>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A stage's parameters, its table over the scenario's, checked together: a choice
+/// among the tools it ends up with, and no chat-only field on a stage of another API.
+pub(super) fn merged(params: &RequestParams, api: Api, what: &str, at: Option<std::ops::Range<usize>>, p: &mut Problems<'_>) {
+    if api != Api::Chat {
+        let set = [
+            ("tools", params.tools.is_some()),
+            ("tool_choice", params.tool_choice.is_some()),
+            ("response_format", params.response_format.is_some()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, on)| *on) {
+            p.at(
+                at,
+                format!(
+                    "{what}: {field} is spoken on api = \"chat\" only, and this stage speaks {:?} (set it on the chat stages' own request)",
+                    api.name()
+                ),
+            );
+        }
+        return;
+    }
+    if let Some(choice) = &params.tool_choice {
+        let names: Vec<String> = params
+            .tools
+            .iter()
+            .flat_map(|t| t.as_array().into_iter().flatten())
+            .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+            .collect();
+        if let Err(why) = check_choice(choice, &names, params.tools.is_some()) {
+            p.at(at, format!("{what}.tool_choice {why}"));
+        }
+    }
 }
 
 fn check_choice(choice: &Value, names: &[String], has_tools: bool) -> Result<(), String> {

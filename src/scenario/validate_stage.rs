@@ -75,7 +75,7 @@ pub(super) fn stages(
         if let Some(m) = &s.model
             && m.trim().is_empty()
         {
-            p.at(Some(span), format!("stage {name:?}: model must not be empty"));
+            p.at(Some(span.clone()), format!("stage {name:?}: model must not be empty"));
         }
         let ramp = match &s.ramp {
             Some(r) if r.get_ref().0.is_zero() => {
@@ -103,9 +103,14 @@ pub(super) fn stages(
                 if own.min_tokens.is_none() || own.max_output_tokens().is_none() {
                     lengths(&merged, Some(f.span()), &what, p);
                 }
+                super::tools::merged(&merged, api, &what, Some(f.span()), p);
                 merged
             }
         };
+        // A stage of another API inherits the scenario's chat-only fields: refused.
+        if s.request.is_none() && s.api.is_some() {
+            super::tools::merged(&request, api, &format!("stage {name:?}: request"), Some(span.clone()), p);
+        }
         let texts = match &s.request {
             Some(f) => super::apis::fields(f.get_ref(), &format!("stage {name:?}: request"), api, p).over(d.texts),
             None => d.texts.clone(),
