@@ -24,18 +24,7 @@ fn scenario_text(base_url: &str, api: &str, stream: bool, request: &str) -> Stri
 }
 
 fn run_text(text: &str, env: &[(&str, &str)]) -> (Output, Value) {
-    let (d, path) = scenario(text);
-    let json = d.path().join("r.json");
-    let mut c = cmd(&["run", "--headless", "--json"]);
-    c.arg(&json).arg(&path);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = run(c, Duration::from_secs(60));
-    assert!(out.status.success(), "{}", out.stderr);
-    let v = read_json(&json);
-    assert_schema_valid(&v);
-    (out, v)
+    run_headless(text, env)
 }
 
 #[test]

@@ -24,15 +24,7 @@ fn text(stream: bool, request: &str, mock: &str) -> String {
 }
 
 fn run_ok(text: &str) -> (Output, Value) {
-    let (d, path) = scenario(text);
-    let json = d.path().join("r.json");
-    let mut c = cmd(&["run", "--headless", "--json"]);
-    c.arg(&json).arg(&path);
-    let out = run(c, Duration::from_secs(60));
-    assert!(out.status.success(), "{}", out.stderr);
-    let v = read_json(&json);
-    assert_schema_valid(&v);
-    (out, v)
+    run_headless(text, &[])
 }
 
 #[test]

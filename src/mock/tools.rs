@@ -35,14 +35,7 @@ pub(super) fn asked(tools: Option<&Value>, choice: Option<&Value>) -> Option<Too
 
 /// Whether request `seq` calls under `rate` (a call that is required always does).
 pub(super) fn calls(ask: &ToolAsk, rate: f64, seq: u64) -> bool {
-    ask.forced || roll(seq) < rate
-}
-
-/// A number in [0, 1) from `seq` (splitmix64).
-fn roll(seq: u64) -> f64 {
-    let mut z = seq.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    ask.forced || super::vectors::unit(seq) < rate
 }
 
 /// A value of `schema` drawn by `seq`: an object's every property, an array of one

@@ -104,7 +104,7 @@ fn next(state: &mut u64) -> u64 {
 }
 
 /// A number in [0, 1) from `seed`.
-fn unit(seed: u64) -> f64 {
+pub(super) fn unit(seed: u64) -> f64 {
     let mut s = seed;
     (next(&mut s) >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -102,6 +102,23 @@ pub fn cmd(args: &[&str]) -> Command {
     c
 }
 
+/// Runs a scenario text headless with `--json` and `env`, asserts success and that the
+/// result fits the schema; its output and result.
+pub fn run_headless(text: &str, env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    let (d, path) = scenario(text);
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    assert_schema_valid(&v);
+    (out, v)
+}
+
 /// Runs a scenario text with `run --json`, asserts success, returns output and result.
 pub fn run_scenario(text: &str) -> (Output, serde_json::Value) {
     let (d, path) = scenario(text);
