@@ -61,6 +61,13 @@ struct Line<'a> {
     /// Embeddings: the batch's inputs; rerank: the documents.
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<u32>,
+    /// The images it carried: how many, their pixels and encoded bytes together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    images: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_pixels: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_bytes: Option<u64>,
     /// Why the server ended the reply, when it said.
     #[serde(skip_serializing_if = "Option::is_none")]
     finish_reason: Option<crate::model::FinishReason>,
@@ -152,6 +159,9 @@ impl RecordSink for RequestsOut {
             turn: rec.turn,
             session: rec.session,
             items: rec.items,
+            images: rec.media.map(|m| m.images),
+            image_pixels: rec.media.map(|m| m.pixels),
+            image_bytes: rec.media.map(|m| m.bytes),
             reconnected: rec.reconnected,
             finish_reason: rec.finish_reason,
             server_timings: rec.server_timings.map(|timings| ServerTimingsLine { timings, per_token_ms: timings.per_token_ms() }),

@@ -100,6 +100,7 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     record.target_output_tokens = spec.output_tokens;
     record.turn = spec.turn;
     record.items = spec.expect.items;
+    record.media = spec.media;
     record.session = spec.session;
     if let Some(a) = &p.abort
         && record.outcome != Outcome::Cancelled

@@ -277,9 +277,34 @@ pub fn ttft_by_input(runs: &[Run]) -> Result<Figure, String> {
     if !varies {
         return Err("TTFT against input length: no streamed stage with input lengths that vary".into());
     }
+    let caption = "Each point is a successful streamed request: the prompt's length against its time to first token, a colour per stage \
+                   (or per run). Within one stage, the slope is what a longer prompt costs the server in prefill.";
+    let against = Against { what: "input length", x_label: "input tokens", x: |r| Some(r.input_tokens as f64), caption };
+    ttft_by(runs, against)
+}
+
+/// TTFT against the pixels of the images a request carried.
+pub fn ttft_by_pixels(runs: &[Run]) -> Result<Figure, String> {
+    let caption = "Each point is a successful streamed request that carried images: their pixels (all of a request's together) against \
+                   its time to first token, a colour per stage (or per run). The slope is what the server's image encoding and the \
+                   image tokens' prefill cost per megapixel.";
+    let against = Against { what: "image pixels", x_label: "megapixels", x: |r| r.pixels.map(|p| p as f64 / 1e6), caption };
+    ttft_by(runs, against)
+}
+
+/// What TTFT is drawn against: its name, its axis, a request's value and the caption.
+struct Against {
+    what: &'static str,
+    x_label: &'static str,
+    x: fn(&RequestPoint) -> Option<f64>,
+    caption: &'static str,
+}
+
+/// TTFT against `a`'s value, a point per request of a per-request export.
+fn ttft_by(runs: &[Run], a: Against) -> Result<Figure, String> {
     let mut c = Chart {
-        title: "Time to first token against input length".into(),
-        x_label: "input tokens".into(),
+        title: format!("Time to first token against {}", a.what),
+        x_label: a.x_label.into(),
         y_label: "time to first token (ms)".into(),
         y_zero: true,
         x_zero: true,
@@ -296,7 +321,7 @@ pub fn ttft_by_input(runs: &[Run]) -> Result<Figure, String> {
         let stages: Vec<&str> = if runs.len() == 1 { run.result.stages.iter().map(|s| s.name.as_str()).collect() } else { vec![""] };
         for (k, stage) in stages.iter().enumerate() {
             let p: Vec<(f64, f64)> =
-                kept.iter().filter(|r| runs.len() > 1 || r.stage == *stage).map(|r| (r.input_tokens as f64, r.ttft_ms)).collect();
+                kept.iter().filter(|r| runs.len() > 1 || r.stage == *stage).filter_map(|r| Some(((a.x)(r)?, r.ttft_ms))).collect();
             if p.is_empty() {
                 continue;
             }
@@ -310,10 +335,7 @@ pub fn ttft_by_input(runs: &[Run]) -> Result<Figure, String> {
         } else {
             "needs each request's figures; pass --requests FILE.jsonl, written by `run --requests-out`"
         };
-        return Err(format!("TTFT against input length: {why}"));
+        return Err(format!("TTFT against {}: {why}", a.what));
     }
-    let caption = "Each point is a successful streamed request: the prompt's length against its time to first token, a colour per stage \
-                   (or per run). Within one stage, the slope is what a longer prompt costs the server in prefill."
-        .to_string();
-    Ok(Figure { caption, charts: vec![c] })
+    Ok(Figure { caption: a.caption.to_string(), charts: vec![c] })
 }

@@ -33,6 +33,8 @@ pub struct RequestPoint {
     pub stage: String,
     pub input_tokens: u64,
     pub ttft_ms: f64,
+    /// The pixels of the images it carried, when it carried any.
+    pub pixels: Option<u64>,
 }
 
 /// A figure: one or more charts and the sentence saying what they show.
@@ -70,7 +72,8 @@ pub fn load_requests(path: &Path) -> Result<Vec<RequestPoint>, String> {
             (ok, v.get("input_tokens").and_then(|x| x.as_u64()), v.get("ttft_ms").and_then(|x| x.as_f64()))
         {
             let stage = v.get("stage").and_then(|s| s.as_str()).unwrap_or("").to_string();
-            out.push(RequestPoint { stage, input_tokens: input, ttft_ms: ttft });
+            let pixels = v.get("image_pixels").and_then(|x| x.as_u64());
+            out.push(RequestPoint { stage, input_tokens: input, ttft_ms: ttft, pixels });
         }
     }
     Ok(out)
@@ -181,6 +184,9 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     across.push(("tradeoff", across::tradeoff(runs)));
     if streamed {
         across.push(("ttft-input", across::ttft_by_input(runs)));
+        if runs.iter().flat_map(|r| r.requests.iter().flatten()).any(|p| p.pixels.is_some()) {
+            across.push(("ttft-pixels", across::ttft_by_pixels(runs)));
+        }
     }
     if let Some(f) = server::across(runs) {
         across.push(("server-load", f));

@@ -128,6 +128,7 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
     // Tool calls made, and replies a check found invalid.
     let tools = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.tool_calls.is_some());
     let checked = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.checks.is_some());
+    let images = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.images.is_some());
     let mut out = String::from("<div class=\"scroll\"><table>\n<tr><th>stage</th>");
     if runs.len() > 1 {
         out.push_str("<th class=\"text\">run</th>");
@@ -135,6 +136,9 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
     out.push_str("<th>load</th><th>ok</th><th>failed</th><th>wall</th><th>mean</th><th>p50</th><th>p95</th><th>p99</th><th>ok/s</th><th>out tok/s</th>");
     if let Some(unit) = items {
         let _ = write!(out, "<th>{unit}</th>");
+    }
+    if images {
+        out.push_str("<th>images</th><th>prompt tok p50</th>");
     }
     if tools {
         out.push_str("<th>tool calls</th>");
@@ -175,6 +179,11 @@ pub fn stages_table(runs: &[Run], names: &[String]) -> String {
             );
             if items.is_some() {
                 let _ = write!(out, "<td>{}</td>", s.items.as_ref().map_or("—".into(), |i| fmt_rate(i.per_s)));
+            }
+            if images {
+                let i = s.images.as_ref();
+                let prompt = i.and_then(|i| i.prompt_tokens).map_or("—".into(), |p| p.p50.to_string());
+                let _ = write!(out, "<td>{}</td><td>{prompt}</td>", i.map_or("—".into(), |i| escape(&i.cell())));
             }
             if tools {
                 let _ = write!(out, "<td>{}</td>", s.tool_calls.as_ref().map_or("—".into(), |t| t.calls.to_string()));

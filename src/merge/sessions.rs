@@ -35,7 +35,7 @@ fn lat<'a>(
     added(parts, latency, Latency::summary, Dist::of_latency)
 }
 
-fn len<'a>(
+pub(super) fn len<'a>(
     parts: impl Iterator<Item = (Option<&'a LengthSummary>, Option<&'a Dist>)>,
 ) -> Result<(Option<LengthSummary>, Option<Dist>), String> {
     added(parts, lengths, Lengths::summary, Dist::of_lengths)

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::add::{latency, lengths, sum_maps};
 use crate::metrics::{Items, LatencySummary, LengthSummary};
+use crate::report::images::{ImageHistograms, ImagesResult};
 use crate::report::{
     Cached, Checks, Cost, Dist, Goodput, Histograms, ItemsResult, OpenLoop, RateLimiter, Requests, Retries, StageResult, TargetOutput,
     Throughput, Tokens, ToolCallsResult,
@@ -101,6 +102,30 @@ fn tool_calls(parts: &[&StageResult]) -> Result<Option<ToolCallsResult>, String>
     }))
 }
 
+/// The shards' images: counts summed, each distribution merged exactly.
+fn images(parts: &[&StageResult]) -> Result<Option<ImagesResult>, String> {
+    let all: Vec<&ImagesResult> = parts.iter().filter_map(|p| p.images.as_ref()).collect();
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let field = |f: fn(&ImagesResult) -> (Option<&LengthSummary>, Option<&Dist>)| {
+        super::sessions::len(all.iter().map(|i| f(i))).map_err(|e| format!("images: {e}"))
+    };
+    let (per_request, per_request_d) = field(|i| (i.per_request.as_ref(), i.histograms.per_request.as_ref()))?;
+    let (pixels, pixels_d) = field(|i| (i.pixels.as_ref(), i.histograms.pixels.as_ref()))?;
+    let (bytes, bytes_d) = field(|i| (i.bytes.as_ref(), i.histograms.bytes.as_ref()))?;
+    let (prompt_tokens, prompt_d) = field(|i| (i.prompt_tokens.as_ref(), i.histograms.prompt_tokens.as_ref()))?;
+    Ok(Some(ImagesResult {
+        requests: all.iter().map(|i| i.requests).sum(),
+        images: all.iter().map(|i| i.images).sum(),
+        per_request,
+        pixels,
+        bytes,
+        prompt_tokens,
+        histograms: ImageHistograms { per_request: per_request_d, pixels: pixels_d, bytes: bytes_d, prompt_tokens: prompt_d },
+    }))
+}
+
 /// The union of the shards' windows on the wall clock: its start, end and length.
 fn window(parts: &[&StageResult]) -> (Option<String>, Option<String>, f64) {
     let starts: Vec<&String> = parts.iter().filter_map(|p| p.window_start.as_ref()).collect();
@@ -156,6 +181,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
     let (series, window_offset_s) = super::series::merge(parts, window_start.as_deref());
     let items = items(parts, wall)?;
     let tool_calls = tool_calls(parts)?;
+    let images = images(parts)?;
     Ok(StageResult {
         concurrency: parts.iter().map(|p| p.concurrency).fold(0u32, u32::saturating_add),
         planned: crate::report::Planned { requests: parts.iter().map(|p| p.planned.requests).sum(), duration_s: first.planned.duration_s },
@@ -189,6 +215,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         tokens,
         items,
         tool_calls,
+        images,
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
         goodput,
         checks: checks(parts),

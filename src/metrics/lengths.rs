@@ -6,6 +6,8 @@ use hdrhistogram::Histogram;
 
 /// Longest length held; longer ones are clamped (and still counted).
 const MAX_TOKENS: u64 = 1 << 24;
+/// Largest value of a [`Lengths::wide`] (pixels, bytes).
+const MAX_WIDE: u64 = 1 << 40;
 
 #[derive(Debug, Clone)]
 pub struct Lengths {
@@ -35,8 +37,13 @@ pub struct LengthSummary {
 }
 
 impl Lengths {
+    /// For counts beyond token lengths (pixels, bytes), up to 2^40.
+    pub fn wide() -> Lengths {
+        Self { hist: Histogram::new_with_bounds(1, MAX_WIDE, 2).expect("valid bounds"), ..Self::default() }
+    }
+
     pub fn record(&mut self, n: u64) {
-        let n = n.min(MAX_TOKENS);
+        let n = n.min(self.hist.high());
         if n == 0 {
             self.zeros += 1;
         } else {
@@ -74,8 +81,9 @@ impl Lengths {
     /// Token lengths as a result file carries them (histogram, exact sum, min, max and
     /// zeros beside it). None when the histogram is not one this keeps.
     pub fn from_parts(hist: Histogram<u64>, sum: u64, (min, max): (u64, u64), zeros: u64) -> Option<Lengths> {
-        let like = Lengths::default();
-        let fits = hist.low() == like.hist.low() && hist.high() == like.hist.high() && hist.sigfig() == like.hist.sigfig();
+        let fits = [Lengths::default(), Lengths::wide()]
+            .iter()
+            .any(|like| hist.low() == like.hist.low() && hist.high() == like.hist.high() && hist.sigfig() == like.hist.sigfig());
         fits.then_some(Lengths { hist, sum, min, max, zeros })
     }
 

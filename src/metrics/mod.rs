@@ -12,6 +12,7 @@ mod aggregator;
 mod gauges;
 pub mod hdr;
 mod health;
+pub mod images;
 mod info;
 mod items;
 mod latency;

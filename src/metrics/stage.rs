@@ -158,6 +158,7 @@ pub struct StageStats {
     pub items: super::Items,
     /// The tool calls replies made.
     pub tools: super::ToolStats,
+    pub images: super::images::ImageStats,
 }
 
 impl Default for StageStats {
@@ -239,6 +240,7 @@ impl Default for StageStats {
             series: Series::default(),
             items: super::Items::default(),
             tools: super::ToolStats::default(),
+            images: Default::default(),
         }
     }
 }
@@ -265,6 +267,7 @@ impl StageStats {
                     self.items.record(n, rec.latency);
                 }
                 self.tools.record(rec);
+                self.images.record(rec);
                 let out = output_tokens(rec);
                 self.record_tokens(rec, out);
                 // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+
@@ -375,9 +378,11 @@ impl StageStats {
             self.cached_of = self.cached_of.saturating_add(of);
         }
         self.completion_tokens = self.completion_tokens.saturating_add(uc.unwrap_or(0));
-        self.prompt_disagree += u64::from(up.zip(rec.client_prompt_tokens).is_some_and(|(u, c)| u != c));
+        // Images cost the server tokens no text count sees: such prompts are not compared.
+        let client_prompt = rec.client_prompt_tokens.filter(|_| rec.media.is_none_or(|m| m.images == 0));
+        self.prompt_disagree += u64::from(up.zip(client_prompt).is_some_and(|(u, c)| u != c));
         self.completion_disagree += u64::from(uc.zip(rec.client_completion_tokens).is_some_and(|(u, c)| u != c));
-        self.prompt_compared += u64::from(up.is_some() && rec.client_prompt_tokens.is_some());
+        self.prompt_compared += u64::from(up.is_some() && client_prompt.is_some());
         self.completion_compared += u64::from(uc.is_some() && rec.client_completion_tokens.is_some());
         self.client_prompt_tokens = self.client_prompt_tokens.saturating_add(rec.client_prompt_tokens.unwrap_or(0));
         self.client_completion_tokens = self.client_completion_tokens.saturating_add(rec.client_completion_tokens.unwrap_or(0));

@@ -165,7 +165,7 @@ async fn read_prompt(state: &Arc<MockState>, req: Asked, body_len: usize) -> (As
         let ids = req.prompt_ids(&state.tokenizer);
         // Embeddings and rerank keep no KV cache to reuse.
         let cached = if req.task.is_some() { 0 } else { state.prefix.admit(&ids) };
-        PromptUsage { tokens: ids.len() as u64, cached }
+        PromptUsage { tokens: ids.len() as u64 + req.image_tokens, cached }
     };
     if body_len < TOKENIZE_APART {
         let prompt = read(state, &req);

@@ -44,6 +44,9 @@
 //! think first (streamed as `reasoning_content`), and `stream_end` ends streams without
 //! `[DONE]` ("finish") or without a finish chunk too ("bare").
 //!
+//! Images in a prompt cost tokens by OpenAI's tile rule (`images`), added to the
+//! prompt's and so to its prefill.
+//!
 //! Rooms: `config` (the knobs and stats), `curve` (the latency curve), `draw` (each
 //! request's random part), `state` (what requests share), `prefix` (the prefix cache),
 //! `handler` (the routes), `request` (what a request asks, and its length), `reply`
@@ -55,6 +58,7 @@ mod curve;
 mod deliver;
 mod draw;
 mod handler;
+mod images;
 mod metrics;
 mod prefix;
 mod reply;

@@ -28,6 +28,8 @@ pub(super) struct Asked {
     pub tool: Option<super::tools::ToolAsk>,
     /// Chat: `response_format`'s JSON Schema, which a JSON answer then fits.
     pub schema: Option<Value>,
+    /// The tokens its images cost (the tile rule), beside its text's.
+    pub image_tokens: u64,
 }
 
 pub(super) use super::vectors::Invalid;
@@ -55,6 +57,7 @@ impl Asked {
                 task,
                 tool,
                 schema,
+                image_tokens: 0,
             });
         }
         let prompt = match api {
@@ -98,6 +101,7 @@ impl Asked {
                 Value::Array(all)
             }
         };
+        let image_tokens = super::images::image_tokens(&prompt).map_err(|e| (Some(api.prompt_field()), e))?;
         let (limit_name, limit) = match (req.max_completion_tokens, req.max_output_tokens, req.max_tokens) {
             (Some(n), ..) => ("max_completion_tokens", Some(n)),
             (None, Some(n), _) => ("max_output_tokens", Some(n)),
@@ -135,6 +139,7 @@ impl Asked {
                 .response_format
                 .filter(|f| f["type"] == "json_schema")
                 .and_then(|mut f| f["json_schema"].get_mut("schema").map(Value::take)),
+            image_tokens,
         })
     }
 

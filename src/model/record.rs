@@ -264,6 +264,8 @@ pub struct RequestRecord {
     pub session: Option<u64>,
     /// Embeddings: the batch's inputs; rerank: the documents (set by the engine).
     pub items: Option<u32>,
+    /// The images it carried (set by the engine).
+    pub media: Option<super::Media>,
     /// The tool calls the reply made (chat's `tool_calls`), assembled.
     pub tool_calls: Option<Vec<ToolCall>>,
     /// Streams only: request sent → the first tool-call fragment.
@@ -344,6 +346,7 @@ impl Default for RequestRecord {
             turn: None,
             session: None,
             items: None,
+            media: None,
             tool_calls: None,
             first_tool: None,
             check_where: None,

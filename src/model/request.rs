@@ -192,6 +192,22 @@ pub struct Expect {
     pub top_n: Option<u32>,
 }
 
+/// The images a request carries: how many, their pixels and their encoded bytes
+/// (before base64), summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Media {
+    pub images: u32,
+    pub pixels: u64,
+    pub bytes: u64,
+}
+
+impl Media {
+    /// Both's images together.
+    pub fn and(self, o: Media) -> Media {
+        Media { images: self.images + o.images, pixels: self.pixels + o.pixels, bytes: self.bytes + o.bytes }
+    }
+}
+
 /// One request as the workload yields it and the client sends it: the body is
 /// serialized once, before the clock runs, and shared by its retries.
 #[derive(Debug, Clone)]
@@ -210,6 +226,8 @@ pub struct RequestSpec {
     /// Embeddings: the batch's inputs; rerank: the documents and `top_n`. Checked
     /// against the reply.
     pub expect: Expect,
+    /// The images it carries, when it carries any.
+    pub media: Option<Media>,
 }
 
 #[cfg(test)]

@@ -275,6 +275,7 @@ impl StageResult {
         r.histograms = Histograms::of(s);
         r.items = super::items(s, true);
         r.tool_calls = super::tool_calls(s, true);
+        r.images = super::images::images(s, true);
         r
     }
 
@@ -324,6 +325,7 @@ impl StageResult {
             tokens: tokens(s),
             items: super::items(s, false),
             tool_calls: super::tool_calls(s, false),
+            images: super::images::images(s, false),
             sessions: super::sessions::sessions(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: checks(s),

@@ -6,6 +6,7 @@
 mod build;
 mod dists;
 mod grid;
+pub mod images;
 mod items;
 mod judge;
 mod junit;

@@ -235,6 +235,9 @@ pub struct StageResult {
     /// The tool calls replies made: absent when none did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<super::ToolCallsResult>,
+    /// The images requests carried: absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<super::images::ImagesResult>,
     /// With `[conversation]`: the stage's sessions and its figures by turn.
     #[serde(default)]
     pub sessions: Option<super::sessions::Sessions>,

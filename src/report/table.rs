@@ -30,6 +30,9 @@ pub fn header(stages: &[StageResult]) -> Vec<String> {
     if let Some(unit) = cols.items {
         h.push(unit.into());
     }
+    if cols.images {
+        h.push("images".into());
+    }
     if cols.tools {
         h.push("tool calls".into());
     }
@@ -73,6 +76,8 @@ pub struct Columns {
     pub items: Option<&'static str>,
     /// Replies made tool calls: how many (and how many not JSON).
     pub tools: bool,
+    /// Requests carried images: images per request and their size.
+    pub images: bool,
     /// Streamed (TTFT measured): TTFT p50, ITL p50, output tokens/s.
     pub stream: bool,
     /// A model reasoned aloud: the first answer token and the thinking before it.
@@ -101,6 +106,7 @@ impl Columns {
         Columns {
             items: super::items::unit_of(stages.iter()),
             tools: stages.iter().any(|s| s.tool_calls.is_some()),
+            images: stages.iter().any(|s| s.images.is_some()),
             stream: stages.iter().any(|s| s.ttft_ms.is_some()),
             reasoning: stages.iter().any(|s| s.thinking_ms.is_some()),
             // Lengths asked for, or stages that sent different lengths.
@@ -148,6 +154,9 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     ];
     if cols.items.is_some() {
         cells.push(s.items.as_ref().map_or("-".into(), |i| fmt_rate(i.per_s)));
+    }
+    if cols.images {
+        cells.push(s.images.as_ref().map_or("-".into(), |i| i.cell()));
     }
     if cols.tools {
         cells.push(match &s.tool_calls {

@@ -21,6 +21,7 @@ pub(super) struct Texts {
     pub batch: Option<Dist>,
     pub documents: Option<Dist>,
     pub document_tokens: Option<Dist>,
+    pub images: Option<crate::workload::images::ImagesSpec>,
 }
 
 impl Texts {
@@ -30,6 +31,12 @@ impl Texts {
             batch: self.batch.clone().or_else(|| spec.batch.clone()),
             documents: self.documents.clone().or_else(|| spec.documents.clone()),
             document_tokens: self.document_tokens.clone().or_else(|| spec.document_tokens.clone()),
+            // Drawn with the scenario's seed.
+            images: self
+                .images
+                .clone()
+                .map(|i| crate::workload::images::ImagesSpec { seed: spec.seed, ..i })
+                .or_else(|| spec.images.clone()),
             ..spec.clone()
         }
     }
@@ -37,7 +44,7 @@ impl Texts {
 
 /// The fields of `f` (named `what`) that do not go with `api`, refused in place; the
 /// text counts it sets.
-pub(super) fn fields(f: &RequestFile, what: &str, api: Api, p: &mut Problems<'_>) -> Texts {
+pub(super) fn fields(f: &RequestFile, what: &str, api: Api, base_dir: &std::path::Path, p: &mut Problems<'_>) -> Texts {
     let span = |s: &Option<Spanned<_>>| s.as_ref().map(|s: &Spanned<_>| s.span());
     let mut refuse = |at: Option<std::ops::Range<usize>>, field: &str, why: String| {
         if at.is_some() {
@@ -90,11 +97,12 @@ pub(super) fn fields(f: &RequestFile, what: &str, api: Api, p: &mut Problems<'_>
         batch: count(&f.batch_size, "batch_size", MAX_TEXTS, "inputs per request"),
         documents: count(&f.documents, "documents", MAX_TEXTS, "documents per query"),
         document_tokens: count(&f.document_tokens, "document_tokens", crate::workload::dist::MAX_TOKENS, "tokens"),
+        images: f.images.as_ref().and_then(|v| super::images::images(v, what, api, base_dir, p)),
     }
 }
 
 /// The largest count `d` draws.
-fn bound(d: &Dist) -> u32 {
+pub(super) fn bound(d: &Dist) -> u32 {
     match d {
         Dist::Fixed(n) => *n,
         // Open bounds are clamped when drawn; a mean past the most is not.
@@ -112,7 +120,8 @@ pub(super) fn scenario_texts(f: &RequestFile, spoken: Spoken, rerank: bool, sour
         let api = spoken.api.name();
         p.field("target.stream", format!("target.api = {api:?} does not stream (its reply is one JSON body): set stream = false"));
     }
-    let mut texts = fields(f, "request", spoken.api, p).over(&TextsSpec { seed: sources.info.seed, ..TextsSpec::default() });
+    let mut texts =
+        fields(f, "request", spoken.api, sources.base_dir, p).over(&TextsSpec { seed: sources.info.seed, ..TextsSpec::default() });
     if spoken.api == Api::Rerank || rerank {
         match sources.pool() {
             Ok(pool) => texts.pool = Some(pool),

@@ -298,6 +298,9 @@ pub struct RequestFile {
     pub tool_choice: Option<Spanned<toml::Value>>,
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<Spanned<toml::Value>>,
+    /// Chat, the Responses API, Messages: images each request carries (drawn, or a
+    /// folder's files).
+    pub images: Option<Spanned<toml::Value>>,
     /// Merged into every request body as-is, last.
     pub extra_body: Option<Spanned<toml::Table>>,
 }

@@ -7,6 +7,7 @@ mod conversation;
 mod error;
 mod file;
 mod headers;
+mod images;
 mod overrides;
 mod prompts;
 mod request;

@@ -222,6 +222,7 @@ impl<'a> Sources<'a> {
             min_output: value(&raw.min_output),
             max_output: value(&raw.max_output),
             turns: self.turns,
+            images_dir: self.base_dir.join(file.get_ref()).parent().map(std::path::Path::to_path_buf),
         };
         let rel = file.get_ref();
         let text = self.read(file, what, "sharegpt", p)?;

@@ -92,7 +92,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
     let thresholds = raw.thresholds.as_ref().map_or_else(Vec::new, |f| super::validate_stage::thresholds(f, "thresholds", p));
-    let defaults = Defaults { request: &request, texts: &texts, spoken, retry: &retry, rate_limit, thresholds: &thresholds };
+    let defaults = Defaults { request: &request, texts: &texts, spoken, retry: &retry, rate_limit, thresholds: &thresholds, base_dir };
     let traces: Vec<_> = stage_prompts.iter().map(|own| own.as_ref().unwrap_or(&prompts).replay().cloned()).collect();
     let (mut stages, mut names) = stages(raw_stages, &traces, &defaults, p);
     if let Some(sw) = raw.sweep.as_ref().filter(|_| prompts.replay().is_some()) {
@@ -101,6 +101,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
     tpm_weighs(stages.iter().chain(sweep.as_ref().map(|s| &s.template)), p);
     lengths_sent(&stages, &stage_prompts, &prompts, p);
+    own_tools(&stages, &stage_prompts, &prompts, p);
     if check.is_some() {
         super::apis::checks_read_text(&stages, p);
     }
@@ -134,6 +135,21 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     }
 }
 
+/// A prompts file whose lines carry their own `tools` (or `tool_choice`) goes with no
+/// stage that sets them too: a body would name them twice.
+fn own_tools(stages: &[super::Stage], stage_prompts: &[Option<Prompts>], prompts: &Prompts, p: &mut Problems<'_>) {
+    for (k, s) in stages.iter().enumerate() {
+        let own = stage_prompts.get(k).and_then(Option::as_ref).unwrap_or(prompts).own_fields();
+        if own && (s.request.tools.is_some() || s.request.tool_choice.is_some()) {
+            p.field(
+                "request.tools",
+                format!("stage {:?}: its prompts' lines carry their own tools (or tool_choice): set them there or here, not both", s.name),
+            );
+            return;
+        }
+    }
+}
+
 /// What multi-turn sessions do not go with, said once each.
 fn sessions_fit(
     stages: &[super::Stage],
@@ -145,7 +161,8 @@ fn sessions_fit(
         p.at(Some(span.clone()), "[conversation] does not go with trace prompts: a trace's sessions are its own (`session_id`)");
     }
     for s in stages {
-        for (set, field) in [(s.ramp.is_some(), "ramp"), (s.cooldown.is_some(), "cooldown"), (s.warmup > 0, "warmup")] {
+        let images = s.texts.images.is_some();
+        for (set, field) in [(s.ramp.is_some(), "ramp"), (s.cooldown.is_some(), "cooldown"), (s.warmup > 0, "warmup"), (images, "images")] {
             if set {
                 p.at(Some(span.clone()), format!("stage {:?}: `{field}` does not go with [conversation] sessions yet", s.name));
             }

@@ -25,6 +25,8 @@ pub(super) struct Defaults<'a> {
     pub rate_limit: RateLimit,
     /// `[thresholds]`: every stage's, unless it sets the same metric itself.
     pub thresholds: &'a [Threshold],
+    /// Where a stage's files (its images' folder) are found from.
+    pub base_dir: &'a std::path::Path,
 }
 
 /// The stages as written, checked, with the scenario's defaults where a stage does not
@@ -112,7 +114,7 @@ pub(super) fn stages(
             super::tools::merged(&request, api, &format!("stage {name:?}: request"), Some(span.clone()), p);
         }
         let texts = match &s.request {
-            Some(f) => super::apis::fields(f.get_ref(), &format!("stage {name:?}: request"), api, p).over(d.texts),
+            Some(f) => super::apis::fields(f.get_ref(), &format!("stage {name:?}: request"), api, d.base_dir, p).over(d.texts),
             None => d.texts.clone(),
         };
         let retry = s.retry.as_ref().map_or_else(|| d.retry.clone(), |f| retry_policy(d.retry, f, &format!("stage {name:?}: retry"), p));

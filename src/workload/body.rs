@@ -137,7 +137,14 @@ impl BodyParts {
     /// The body of a request whose prompt (messages array or text) is `prompt`, asking
     /// for `output` tokens when it has a length of its own.
     pub(super) fn body(&self, prompt: &RawValue, output: Option<u32>) -> Bytes {
-        let m = self.fixed_prompt.as_deref().unwrap_or(prompt).get().as_bytes();
+        self.body_of(prompt.get(), output, None)
+    }
+
+    /// [`body`](Self::body) of a prompt's JSON text (valid JSON: a prompt with its
+    /// images, which would cost a parse to wrap).
+    /// `extra`: body fields of the prompt's own (`,"tools":…`), sent after it.
+    pub(super) fn body_of(&self, prompt: &str, output: Option<u32>, extra: Option<&str>) -> Bytes {
+        let m = self.fixed_prompt.as_deref().map_or(prompt, RawValue::get).as_bytes();
         let mut out = Vec::with_capacity(self.head.len() + m.len() + self.tail.len() + 32);
         out.extend_from_slice(&self.head);
         // `{"system":…,"messages":[…]}`'s fields (a rerank's `query` and `documents`),
@@ -147,6 +154,9 @@ impl BodyParts {
             false => m,
         };
         out.extend_from_slice(m);
+        if let Some(extra) = extra {
+            out.extend_from_slice(extra.as_bytes());
+        }
         if let Some(own) = &self.own {
             let field = |out: &mut Vec<u8>, key: &[u8], n: u32| {
                 out.extend_from_slice(key);

@@ -28,6 +28,8 @@ pub struct Selection {
     pub max_output: Option<u32>,
     /// Keep each conversation's later human turns too (multi-turn sessions).
     pub turns: bool,
+    /// Where an entry's `image` paths are found from (the dataset's folder).
+    pub images_dir: Option<std::path::PathBuf>,
 }
 
 /// What a dataset gave, for the result.
@@ -49,6 +51,16 @@ pub struct DatasetInfo {
 #[derive(Deserialize)]
 struct Entry {
     conversations: Vec<Turn>,
+    /// LLaVA's and ShareGPT-4V's: the image (or images) the first human turn is about.
+    #[serde(default)]
+    image: Option<OneOrMany>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -102,12 +114,28 @@ pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Resul
             skipped += 1;
             continue;
         };
+        // LLaVA's placeholder stands for the image, which goes in a part of its own.
+        let cleaned;
+        let prompt = match entries[i].image.is_some() {
+            true => {
+                cleaned = prompt.replace("<image>\n", "").replace("<image>", "");
+                cleaned.as_str()
+            }
+            false => prompt,
+        };
         let (input, output) = (tok.count(prompt).min(u64::from(u32::MAX)) as u32, tok.count(reply).min(u64::from(u32::MAX)) as u32);
         if output == 0 || !within(input, sel.min_input, sel.max_input) || !within(output, sel.min_output, sel.max_output) {
             skipped += 1;
             continue;
         }
-        usable.push(Prompt::from_text(api, None, prompt).counted(u64::from(input), Some(output)));
+        let mut made = Prompt::from_text(api, None, prompt);
+        if let Some(image) = &entries[i].image {
+            made = match with_images(api, made, image, sel.images_dir.as_deref()) {
+                Ok(p) => p,
+                Err(e) => return Err(vec![format!("entry {i}: {e}")]),
+            };
+        }
+        usable.push(made.counted(u64::from(input), Some(output)));
         if sel.turns {
             later.push(followups(&entries[i], tok).into());
         }
@@ -129,6 +157,37 @@ pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Resul
         false => (0..want as usize).map(|k| later[k % later.len()].clone()).collect(),
     };
     Ok(((prompts, later), info))
+}
+
+/// `p` with an entry's images after its text, each read from `dir` (and checked) or
+/// sent by URL; LLaVA's `<image>` placeholder is left out of the text.
+fn with_images(api: Api, p: Prompt, image: &OneOrMany, dir: Option<&std::path::Path>) -> Result<Prompt, String> {
+    use super::images::{part, splice, url_part};
+    if !matches!(api, Api::Chat | Api::Responses | Api::Messages) {
+        return Err(format!("it carries an image: target.api = {:?} takes none (chat, responses and messages do)", api.name()));
+    }
+    let paths = match image {
+        OneOrMany::One(one) => std::slice::from_ref(one),
+        OneOrMany::Many(many) => many.as_slice(),
+    };
+    let mut parts = Vec::with_capacity(paths.len());
+    let mut media = crate::model::Media::default();
+    for path in paths {
+        media.images += 1;
+        if path.starts_with("http://") || path.starts_with("https://") {
+            parts.push(url_part(api, path));
+            continue;
+        }
+        let file = path.strip_prefix("file://").unwrap_or(path);
+        let full = dir.map_or_else(|| std::path::PathBuf::from(file), |d| d.join(file));
+        let picture = super::picture::Picture::open(&full).map_err(|e| format!("image {e}"))?;
+        (media.pixels, media.bytes) = (media.pixels + picture.pixels(), media.bytes + picture.bytes.len() as u64);
+        parts.push(part(api, None, &picture));
+    }
+    let json = splice(p.json.get(), api, parts.iter().map(String::as_str)).ok_or("it has no user message to carry its image")?;
+    let mut out = Prompt::from_value(&serde_json::from_str(&json).map_err(|e| e.to_string())?);
+    out.media = Some(media);
+    Ok(out)
 }
 
 /// The human turns after the first, each with the reply after it (a turn without one

@@ -10,6 +10,8 @@ mod bpe;
 pub mod conversation;
 pub mod dataset;
 pub mod dist;
+pub mod images;
+pub mod picture;
 pub mod pieces;
 pub mod prompt;
 pub mod prompts;
@@ -75,7 +77,8 @@ impl Workload {
         let prompts = self.prompts(index).clone();
         let parts = BodyParts::new(model, params, prompts.api(), self.stream, self.stream_usage, prompts.has_output_lengths());
         let shape = Shape::new(prompts.api(), texts, index as u64);
-        StageRequests { prompts, parts, shape, top_n: params.top_n, stage: index as u64, ahead: Arc::from(Vec::new()), numbers }
+        let images = texts.images.clone().map(|spec| images::StageImages::new(spec, prompts.api(), index as u64));
+        StageRequests { prompts, parts, shape, top_n: params.top_n, stage: index as u64, ahead: Arc::from(Vec::new()), numbers, images }
     }
 }
 
@@ -92,6 +95,8 @@ pub struct StageRequests {
     /// Prompts built before the stage started: requests 0..len.
     ahead: Arc<[Prompt]>,
     numbers: Numbers,
+    /// The images its requests carry.
+    images: Option<images::StageImages>,
 }
 
 impl StageRequests {
@@ -99,6 +104,9 @@ impl StageRequests {
     /// costs enough that the request path must not pay it: in chunks, until `n` or the
     /// bounds (counted in real bytes: lengths may be skewed).
     pub fn prepare(&mut self, n: u64) {
+        if let Some(images) = &self.images {
+            images.prepare();
+        }
         if !self.prompts.built_ahead() || n == 0 {
             return;
         }
@@ -138,9 +146,10 @@ impl StageRequests {
         self.prompts.replay()
     }
 
-    /// Whether request `i`'s prompt is ready (built ahead, or cheap to make).
+    /// Whether request `i`'s prompt is ready (built ahead, or cheap to make). One with
+    /// images never is: copying megabytes of them is no work for the async workers.
     pub fn ready(&self, i: u64) -> bool {
-        !self.prompts.built_per_request() || (i as usize) < self.ahead.len()
+        self.images.is_none() && (!self.prompts.built_per_request() || (i as usize) < self.ahead.len())
     }
 
     /// How this stage's request numbers map to the whole run's.
@@ -168,7 +177,20 @@ impl StageRequests {
         // A single embeddings input is one.
         let items = p.items.or_else(|| self.prompts.api().items().map(|_| 1));
         let expect = Expect { items, top_n: self.top_n };
-        RequestSpec { body: self.parts.body(&p.json, output), input_tokens, output_tokens: output, turn: None, session: None, expect }
+        let extra = p.extra.as_deref();
+        let (body, media) = match &self.images {
+            Some(images) => match images.attach(p.json.get(), self.numbers.global(i)) {
+                (Some(json), media) => (self.parts.body_of(&json, output, extra), Some(media)),
+                (None, media) => (self.parts.body_of(p.json.get(), output, extra), Some(media)),
+            },
+            None => (self.parts.body_of(p.json.get(), output, extra), None),
+        };
+        // A dataset's own images, with those the stage adds.
+        let media = match (p.media, media) {
+            (Some(own), added) => Some(own.and(added.unwrap_or_default())),
+            (None, added) => added,
+        };
+        RequestSpec { body, input_tokens, output_tokens: output, turn: None, session: None, expect, media }
     }
 
     /// Turn `k` of session `session`, sent as request `i`: a dataset's conversation
@@ -254,6 +276,7 @@ impl StageRequests {
             turn: Some(turn),
             session: Some(session),
             expect: Expect::default(),
+            media: None,
         }
     }
 

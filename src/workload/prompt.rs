@@ -21,6 +21,11 @@ pub struct Prompt {
     pub output: Option<u32>,
     /// Texts it carries several of: an embeddings batch's inputs, a rerank's documents.
     pub items: Option<u32>,
+    /// Images it carries itself (a dataset's), and what they are.
+    pub media: Option<crate::model::Media>,
+    /// Body fields of its own (a JSONL line's `tools` and `tool_choice`), serialized
+    /// as `,"key":value…`, sent after it.
+    pub extra: Option<std::sync::Arc<str>>,
 }
 
 impl Prompt {
@@ -30,7 +35,14 @@ impl Prompt {
     }
 
     fn raw(json: String) -> Prompt {
-        Prompt { json: RawValue::from_string(json).expect("made of valid JSON"), tokens: Default::default(), output: None, items: None }
+        Prompt {
+            json: RawValue::from_string(json).expect("made of valid JSON"),
+            tokens: Default::default(),
+            output: None,
+            items: None,
+            media: None,
+            extra: None,
+        }
     }
 
     /// Several texts joined into one `json` (valid JSON made of valid JSON parts),
@@ -115,7 +127,36 @@ pub(super) fn parse_jsonl_line(api: Api, line: &str, system: Option<&str>) -> Re
     };
     let mut prompt = parse_prompt(api, &v, system)?;
     prompt.output = output;
+    if let Some(messages) = v.get("messages").and_then(Value::as_array) {
+        prompt.media = super::images::media_of(messages)?;
+    }
+    prompt.extra = own_fields(api, &v)?;
     Ok(prompt)
+}
+
+/// A line's own `tools` (function tools, each with a name and a schema that compiles)
+/// and `tool_choice`, as body fields; chat's only.
+fn own_fields(api: Api, v: &Value) -> Result<Option<std::sync::Arc<str>>, String> {
+    let mut out = String::new();
+    for key in ["tools", "tool_choice"] {
+        let Some(field) = v.get(key) else { continue };
+        if api != Api::Chat {
+            return Err(format!("`{key}` is sent on target.api = \"chat\" only, not {:?}", api.name()));
+        }
+        if key == "tools" {
+            let list = field.as_array().filter(|l| !l.is_empty()).ok_or("`tools` must be a non-empty list of function tools")?;
+            for (i, t) in list.iter().enumerate() {
+                if t["type"] != "function" || t["function"]["name"].as_str().is_none_or(str::is_empty) {
+                    return Err(format!("tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"));
+                }
+                if let Some(schema) = t["function"].get("parameters") {
+                    jsonschema::validator_for(schema).map_err(|e| format!("tools[{i}].function.parameters is not a JSON Schema: {e}"))?;
+                }
+            }
+        }
+        out.push_str(&format!(",{}:{field}", json!(key)));
+    }
+    Ok((!out.is_empty()).then(|| out.into()))
 }
 
 fn parse_prompt(api: Api, v: &Value, system: Option<&str>) -> Result<Prompt, String> {

@@ -218,6 +218,11 @@ impl Prompts {
         matches!(self.kind, Kind::Synthetic(_))
     }
 
+    /// Some prompt carries body fields of its own (a JSONL line's `tools`).
+    pub fn own_fields(&self) -> bool {
+        matches!(&self.kind, Kind::Fixed(items) if items.iter().any(|p| p.extra.is_some()))
+    }
+
     /// Number of distinct prompts, or None for a template or synthetic prompts.
     pub fn len(&self) -> Option<usize> {
         match &self.kind {

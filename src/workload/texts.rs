@@ -1,4 +1,5 @@
-//! Requests that carry several texts. An embeddings batch is `batch_size` of the
+//! Requests that carry several texts (and the spec of the images they carry:
+//! `images`). An embeddings batch is `batch_size` of the
 //! stage's prompts sent as one `input` list; a rerank request is a prompt as its query
 //! and `documents` drawn from a corpus of synthetic documents, built once per stage to
 //! the lengths asked (a retriever returns passages of one collection, so documents
@@ -40,12 +41,15 @@ pub struct TextsSpec {
     pub seed: u64,
     /// Makes a rerank's documents (the counting tokenizer's words).
     pub pool: Option<Arc<WordPool>>,
+    /// Images each request carries (chat, the Responses API, Messages).
+    pub images: Option<super::images::ImagesSpec>,
 }
 
 /// The same counts and seed (the word pool is the tokenizer's, the same for a run).
 impl PartialEq for TextsSpec {
     fn eq(&self, o: &TextsSpec) -> bool {
-        (&self.batch, &self.documents, &self.document_tokens, self.seed) == (&o.batch, &o.documents, &o.document_tokens, o.seed)
+        (&self.batch, &self.documents, &self.document_tokens, self.seed, &self.images)
+            == (&o.batch, &o.documents, &o.document_tokens, o.seed, &o.images)
     }
 }
 
