@@ -411,3 +411,26 @@ fn rerank_replies_are_checked_against_the_documents_sent() {
     // The server counts every (query, document) pair it read.
     assert!(common::count(&s["tokens"]["prompt"]) >= 6 * 4 * 24, "{}", s["tokens"]);
 }
+
+/// A server that cannot see images (Gemma-3 270M has no vision projector): each
+/// request with an image is its refusal, counted by status with its message, said once
+/// for the stage. And tools: the server takes a body that offers them (this model's
+/// template writes text, not calls: the replies are counted as text, no call made up).
+#[test]
+fn images_a_server_refuses_and_tools_it_takes() {
+    let Some(server) = LlamaServer::start(&["-c", "2048", "-np", "2"]) else { return };
+    let body = "[prompts]\ntemplate = \"What is the weather in Paris? ({i})\"\n[request]\nmax_tokens = 16\n\
+                tools = [{ type = \"function\", function = { name = \"get_weather\", parameters = { type = \"object\", \
+                properties = { city = { type = \"string\" } }, required = [\"city\"] } } }]\n\
+                [[stage]]\nname = \"tools\"\nconcurrency = 2\nrequests = 4\n\
+                [[stage]]\nname = \"image\"\nconcurrency = 2\nrequests = 6\nrequest = { images = { size = \"64x64\" } }\n";
+    let ran = run(&server, true, body, &[]);
+    let (tools, image) = (&ran.result["stages"][0], &ran.result["stages"][1]);
+    assert_eq!(common::count(&tools["requests"]["ok"]), 4, "{}", ran.out.stdout);
+    assert!(tools["tool_calls"].is_null() && common::count(&tools["tokens"]["output"]) > 0, "{}", tools["tool_calls"]);
+    assert_eq!(common::count(&image["requests"]["failed"]), 6, "{}", ran.out.stdout);
+    let (kind, example) = image["failure_examples"].as_object().unwrap().iter().next().unwrap();
+    assert!(kind.starts_with("http_") && example.as_str().unwrap().contains("image input is not supported"), "{example}");
+    // Said once for the stage, not once a request.
+    assert_eq!(ran.out.stdout.matches("image input is not supported").count(), 1, "{}", ran.out.stdout);
+}

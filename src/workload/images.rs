@@ -113,12 +113,20 @@ impl StageImages {
         StageImages { spec, api, stage, pool: OnceLock::new() }
     }
 
-    /// Builds the pool now (on every core) if not built yet.
-    pub(super) fn prepare(&self) {
-        self.pool();
+    /// Builds the pool now (on every core) if not built yet, for requests numbered
+    /// below `requests` in the whole run: no more images than they carry (the pool's
+    /// first images are the same whatever its size, so a shard's requests carry the
+    /// whole run's).
+    pub(super) fn prepare(&self, requests: u64) {
+        let most = requests.saturating_mul(u64::from(most(&self.spec.count)));
+        self.pool_of(most.clamp(1, POOL_MAX as u64) as usize);
     }
 
     fn pool(&self) -> &[Part] {
+        self.pool_of(POOL_MAX)
+    }
+
+    fn pool_of(&self, most: usize) -> &[Part] {
         self.pool.get_or_init(|| match &self.spec.source {
             Source::Files(files) => files.iter().map(|p| self.part(p)).collect(),
             Source::Drawn { sizes, format } => {
@@ -127,10 +135,10 @@ impl StageImages {
                 let (mut bytes, mut pixels) = (0, 0);
                 // In rounds of one image a core, until the pool is full, or its pixels or
                 // its bytes are.
-                while pool.len() < POOL_MAX && bytes < POOL_BYTES && pixels < POOL_PIXELS {
+                while pool.len() < most && bytes < POOL_BYTES && pixels < POOL_PIXELS {
                     let lo = pool.len();
                     let round: Vec<Part> = std::thread::scope(|s| {
-                        let handles: Vec<_> = (lo..(lo + threads).min(POOL_MAX))
+                        let handles: Vec<_> = (lo..(lo + threads).min(most))
                             .map(|j| {
                                 s.spawn(move || {
                                     let (w, h) = sizes.draw(&mut rng(self.spec.seed, self.stage, j as u64, b"imgsize\0"));

@@ -105,7 +105,7 @@ impl StageRequests {
     /// bounds (counted in real bytes: lengths may be skewed).
     pub fn prepare(&mut self, n: u64) {
         if let Some(images) = &self.images {
-            images.prepare();
+            images.prepare(self.numbers.global(n.saturating_sub(1)) + 1);
         }
         if !self.prompts.built_ahead() || n == 0 {
             return;

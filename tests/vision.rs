@@ -1,0 +1,160 @@
+//! Images against the mock: each request carries its images as content parts, the
+//! mock charges OpenAI's tile rule into its prefill, so TTFT grows with the pixels by
+//! the mock's known cost; the result counts images, pixels, bytes and the server's
+//! prompt tokens; datasets with images are read; and what cannot be sent is refused in
+//! one located line before any request.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+/// A chat stream on the mock: 50 ms to the first token, 40 ms per 1,000 prompt tokens.
+fn text(stages: &str) -> String {
+    format!(
+        "name = \"vision\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n\
+         [mock]\nbase_latency_ms = 50\nper_inflight_ms = 0\ninter_token_ms = 2\nprefill_ms_per_1k_tokens = 40\n\
+         [prompts]\ntemplate = \"Describe picture {{i}}.\"\n[request]\nmax_tokens = 8\n{stages}"
+    )
+}
+
+fn stage(name: &str, images: &str) -> String {
+    format!("[[stage]]\nname = \"{name}\"\nconcurrency = 1\nrequests = 6\nrequest = {{ images = {images} }}\n")
+}
+
+#[test]
+fn images_cost_their_tiles_in_prompt_tokens_and_ttft() {
+    let stages = [
+        stage("text", "{ count = 0 }"),
+        // 512² at high: one tile, 85 + 170 = 255 tokens.
+        stage("one tile", "{ size = \"512x512\", detail = \"high\" }"),
+        // Two of 1024×1024 at auto: each 768² → 4 tiles → 765 tokens.
+        stage("two of four tiles", "{ count = 2, size = \"1024x1024\", format = \"jpeg\" }"),
+        // Low detail: 85 whatever the size.
+        stage("low", "{ size = \"1024x1024\", detail = \"low\" }"),
+    ];
+    let (out, v) = run_headless(&text(&stages.concat()), &[]);
+    let s = |k: usize| &v["stages"][k];
+    let text_tokens = num(&s(0)["tokens"]["input_length"]["mean"]) as u64;
+    assert!(s(0)["images"].is_null(), "no image, no figures: {}", s(0)["images"]);
+    for (k, images, image_tokens, pixels) in [(1, 1, 255, 512 * 512), (2, 2, 2 * 765, 2 * 1024 * 1024), (3, 1, 85, 1024 * 1024)] {
+        let i = &s(k)["images"];
+        assert_eq!((count(&i["requests"]), count(&i["images"])), (6, 6 * images), "{i}");
+        assert_eq!(count(&i["pixels"]["p50"]), pixels, "{i}");
+        assert_eq!(count(&i["prompt_tokens"]["min"]), text_tokens + image_tokens, "stage {k}: {i}");
+        assert_eq!(count(&i["prompt_tokens"]["max"]), text_tokens + image_tokens, "stage {k}: {i}");
+        assert!(count(&i["bytes"]["min"]) > 1000, "encoded, not flat: {i}");
+        // A text count cannot see image tokens: not compared as a disagreement.
+        assert_eq!(count(&s(k)["tokens"]["prompt_compared"]), 0, "{}", s(k)["tokens"]);
+    }
+    // TTFT: the mock's 50 ms, plus 40 ms per 1,000 prompt tokens.
+    let ttft = |k: usize| num(&s(k)["ttft_ms"]["p50"]);
+    for (k, image_tokens) in [(1, 255.0), (2, 1530.0), (3, 85.0)] {
+        let extra = ttft(k) - ttft(0);
+        let want = image_tokens * 0.04;
+        assert!((extra - want).abs() < 6.0, "stage {k}: TTFT {} vs {} without images; want +{want} ms", ttft(k), ttft(0));
+    }
+    assert!(out.stdout.contains("images") && out.stdout.contains("2 × 1.05 MP"), "the table's column: {}", out.stdout);
+}
+
+#[test]
+fn llava_and_openai_files_carry_their_images_and_tools() {
+    let dir = repo_path("scenarios/data/vision");
+    let t = format!(
+        "name = \"files\"\n[target]\nbase_url = \"mock\"\nmodel = \"m\"\nstream = true\n[mock]\nbase_latency_ms = 5\ninter_token_ms = 1\n\
+         [prompts]\ntemplate = \"x\"\n[request]\nignore_eos = true\n\
+         [[stage]]\nname = \"llava\"\nconcurrency = 2\nrequests = 10\nprompts = {{ sharegpt = \"{}\" }}\n\
+         [[stage]]\nname = \"openai\"\nconcurrency = 1\nrequests = 6\nprompts = {{ file = \"{}\" }}\n",
+        dir.join("llava.json").display(),
+        dir.join("openai.jsonl").display()
+    );
+    let (_, v) = run_headless(&t, &[]);
+    let llava = &v["stages"][0]["images"];
+    // Four of its five entries name an image (one is text only); each is 64² to 1024×768.
+    assert!(count(&llava["requests"]) >= 6 && count(&llava["requests"]) < 10, "{llava}");
+    assert!(count(&llava["pixels"]["min"]) >= 64 * 64 && count(&llava["pixels"]["max"]) <= 1024 * 768, "{llava}");
+    let openai = &v["stages"][1];
+    assert_eq!(count(&openai["images"]["images"]), 6, "{}", openai["images"]);
+    // A 48×32 image at low detail costs 85.
+    assert!(count(&openai["images"]["prompt_tokens"]["min"]) > 85, "{}", openai["images"]);
+    // Two of its three lines offer a tool: the mock calls it.
+    assert_eq!(count(&openai["tool_calls"]["replies"]), 4, "{}", openai["tool_calls"]);
+}
+
+/// What cannot be sent: one located line, exit 2, before any request.
+#[test]
+fn images_that_cannot_be_sent_are_refused_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let bad_llava = dir.path().join("llava.json");
+    std::fs::write(
+        &bad_llava,
+        r#"[{"image": "missing.jpg", "conversations": [{"from": "human", "value": "<image>\nhi"}, {"from": "gpt", "value": "yo"}]}]"#,
+    )
+    .unwrap();
+    let bad_line = dir.path().join("lines.jsonl");
+    std::fs::write(&bad_line, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/png;base64,aGVsbG8=\"}}]}]}\n").unwrap();
+    let folder = dir.path().display().to_string();
+    let cases = [
+        ("[request]\nimages = { size = \"1024by768\" }".to_string(), "request.images.size: \"1024by768\" is not WxH"),
+        (format!("[request]\nimages = {{ folder = \"{folder}\" }}"), "broken.png: PNG does not decode"),
+        ("[request]\nimages = { folder = \"/no/such/dir\" }".to_string(), "/no/such/dir: cannot read"),
+        ("[request]\nimages = { count = 1 }\n[target]\napi = \"completions\"".to_string(), "takes no images"),
+        (format!("[prompts]\nsharegpt = \"{}\"", bad_llava.display()), "entry 0: image"),
+        (format!("[prompts]\nfile = \"{}\"", bad_line.display()), "lines.jsonl:1: messages[0].content[0].image_url: not a PNG or JPEG"),
+    ];
+    for (extra, says) in cases {
+        // Tables after the quick scenario's own: a second [request] or [prompts] replaces it.
+        let t = quick_tables(&extra);
+        let (_d, path) = scenario(&t);
+        let mut c = cmd(&["run", "--headless"]);
+        c.arg(&path);
+        let out = run(c, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", out.stderr);
+        assert!(out.stderr.contains(says) && out.stderr.contains("s.toml"), "{extra}: {}", out.stderr);
+        assert!(out.stderr.lines().next().is_some_and(|l| l.contains(says)), "said first, in a line: {}", out.stderr);
+    }
+}
+
+/// A mock scenario of one stage whose tables are `extra`'s where it gives them.
+fn quick_tables(extra: &str) -> String {
+    let mut tables: Vec<(String, String)> = vec![
+        ("[target]".into(), "base_url = \"mock\"\nmodel = \"m\"".into()),
+        ("[prompts]".into(), "template = \"hi {i}\"".into()),
+        ("[[stage]]".into(), "concurrency = 1\nrequests = 2".into()),
+    ];
+    let mut current: Option<usize> = None;
+    for line in extra.lines() {
+        if line.starts_with('[') {
+            current = Some(match tables.iter().position(|(h, _)| h == line) {
+                Some(k) => {
+                    if line != "[target]" {
+                        tables[k].1.clear();
+                    }
+                    k
+                }
+                None => {
+                    tables.push((line.to_string(), String::new()));
+                    tables.len() - 1
+                }
+            });
+        } else if let Some(k) = current {
+            tables[k].1.push('\n');
+            tables[k].1.push_str(line);
+        }
+    }
+    let mut out = String::from("name = \"bad\"\n");
+    for (h, body) in tables {
+        out.push_str(&format!("{h}\n{body}\n"));
+    }
+    out
+}
+
+#[test]
+fn the_shipped_vision_scenario_runs() {
+    let (out, v) = run_shipped("scenarios/vision.toml");
+    let stages = v["stages"].as_array().unwrap();
+    assert!(stages.iter().all(|s| count(&s["requests"]["failed"]) == 0 && s["images"].is_object()), "{}", out.stderr);
+    let ttft: Vec<f64> = stages.iter().take(3).map(|s| num(&s["ttft_ms"]["p50"])).collect();
+    assert!(ttft[0] < ttft[1] && ttft[1] < ttft[2], "TTFT grows with pixels: {ttft:?}");
+}
