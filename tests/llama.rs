@@ -434,3 +434,28 @@ fn images_a_server_refuses_and_tools_it_takes() {
     // Said once for the stage, not once a request.
     assert_eq!(ran.out.stdout.matches("image input is not supported").count(), 1, "{}", ran.out.stdout);
 }
+
+/// Structured outputs: llama-server holds a reply to `response_format`'s JSON Schema
+/// with its grammar, and `[check] schema` finds every reply valid; the same check
+/// without the schema sent finds Gemma's prose invalid, by the first violation's path.
+#[test]
+fn structured_replies_are_held_to_their_schema() {
+    let Some(server) = LlamaServer::start(&["-c", "2048", "-np", "2"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("weather.schema.json");
+    let s = r#"{"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}, "sunny": {"type": "boolean"}}, "required": ["city", "sunny"], "additionalProperties": false}"#;
+    std::fs::write(&schema, s).unwrap();
+    let check = format!("[check]\nschema = \"{}\"\n", schema.display());
+    let stage = "[[stage]]\nname = \"s\"\nconcurrency = 2\nrequests = 4\n";
+    let prompts = "[prompts]\ntemplate = \"The weather in Paris as JSON ({i}).\"\n";
+    let format = format!("response_format = {{ type = \"json_schema\", json_schema = {{ name = \"weather\", schema = {s} }} }}")
+        .replace("\": ", "\" = ")
+        .replace("{\"", "{ \"");
+    let held = run(&server, true, &format!("{prompts}[request]\nmax_tokens = 48\n{format}\n{check}{stage}"), &[]);
+    assert_all_ok(&held);
+    let c = &held.result["stages"][0]["checks"];
+    assert_eq!((common::count(&c["passed"]), common::count(&c["failed"])), (4, 0), "{c}\n{}", held.out.stdout);
+    let free = run(&server, true, &format!("{prompts}[request]\nmax_tokens = 16\n{check}{stage}"), &[]);
+    let c = &free.result["stages"][0]["checks"];
+    assert_eq!(common::count(&c["failed"]), 4, "prose is not the schema's object: {c}");
+}

@@ -57,6 +57,19 @@ fn images_cost_their_tiles_in_prompt_tokens_and_ttft() {
     assert!(out.stdout.contains("images") && out.stdout.contains("2 × 1.05 MP"), "the table's column: {}", out.stdout);
 }
 
+/// `as_url`: the request names each image by a URL of llmload's own server on
+/// 127.0.0.1; the mock fetches it and charges its tiles, which it could not do unless
+/// the URL served that very image.
+#[test]
+fn images_served_by_url_are_fetched_and_charged() {
+    let stages = [stage("data", "{ size = \"1024x1024\" }"), stage("url", "{ size = \"1024x1024\", as_url = true }")];
+    let (_, v) = run_headless(&text(&stages.concat()), &[]);
+    let (data, url) = (&v["stages"][0], &v["stages"][1]);
+    assert_eq!(count(&url["requests"]["ok"]), 6, "{}", url["failure_examples"]);
+    assert_eq!(url["images"]["prompt_tokens"], data["images"]["prompt_tokens"], "the same 765-token images");
+    assert_eq!(url["images"]["pixels"], data["images"]["pixels"]);
+}
+
 #[test]
 fn llava_and_openai_files_carry_their_images_and_tools() {
     let dir = repo_path("scenarios/data/vision");

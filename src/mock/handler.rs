@@ -75,7 +75,18 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     let arrival = tokio::time::Instant::now();
     let queued = received.elapsed().as_secs_f64();
     let (guard, in_flight) = InFlight::enter(&state, slot, received);
-    let req = match Asked::parse(api, &body) {
+    let parsed = match Asked::parse(api, &body) {
+        // Images on 127.0.0.1 are fetched and measured before the request is served.
+        Ok(mut req) if !req.image_urls.is_empty() => match super::images::fetched_tokens(&req.image_urls).await {
+            Ok(n) => {
+                req.image_tokens += n;
+                Ok(req)
+            }
+            Err(msg) => Err((Some(api.prompt_field()), msg)),
+        },
+        other => other,
+    };
+    let req = match parsed {
         Ok(req) => req,
         Err((param, msg)) => {
             state.count(|s| s.invalid += 1);

@@ -6,8 +6,9 @@
 //! vision stage's prefill (and TTFT) grows with its images' pixels as on a real server.
 //! Images come as chat's `image_url` parts, the Responses API's `input_image` and
 //! Anthropic's `image` blocks; a data URI's image is measured from its header, one that
-//! is not a PNG or JPEG header is a 400 naming the part. An image by URL is never
-//! fetched (the mock makes no request): it costs one tile.
+//! is not a PNG or JPEG header is a 400 naming the part. An image by URL on 127.0.0.1
+//! (llmload's own `as_url` server) is fetched and measured; any other URL is never
+//! fetched (the mock makes no request off the machine): it costs one tile.
 
 use base64::Engine;
 use serde_json::Value;
@@ -32,10 +33,15 @@ pub fn tile_tokens(w: u32, h: u32, detail: Option<&str>) -> u64 {
 /// tables, which rarely take more than a few kilobytes.
 const HEADER_CHARS: usize = 64 * 1024;
 
+/// An image to fetch from 127.0.0.1 before it is charged: its URL and detail.
+pub(super) type Fetch = (String, Option<String>);
+
 /// The image tokens of `messages` (chat's, or the Responses and Messages prompts made
-/// into messages); Err: the part at fault and why.
-pub(super) fn image_tokens(messages: &Value) -> Result<u64, String> {
+/// into messages), and the images on 127.0.0.1 still to fetch; Err: the part at fault
+/// and why.
+pub(super) fn image_tokens(messages: &Value) -> Result<(u64, Vec<Fetch>), String> {
     let mut total = 0;
+    let mut fetch = Vec::new();
     for (i, m) in messages.as_array().into_iter().flatten().enumerate() {
         let Some(parts) = m.get("content").and_then(Value::as_array) else { continue };
         for (j, part) in parts.iter().enumerate() {
@@ -62,12 +68,63 @@ pub(super) fn image_tokens(messages: &Value) -> Result<u64, String> {
                     let (_, b64) = uri.split_once(";base64,").ok_or_else(|| format!("{}: a data URI must be base64", at()))?;
                     measure(b64, detail).map_err(|e| format!("{}: {e}", at()))?
                 }
+                None if loopback(url) => {
+                    fetch.push((url.to_string(), detail.map(str::to_string)));
+                    0
+                }
                 // Not fetched: one tile at any detail but low.
                 None => tile_tokens(512, 512, detail),
             };
         }
     }
+    Ok((total, fetch))
+}
+
+/// An http URL on this machine's loopback.
+fn loopback(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        u.scheme() == "http"
+            && match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            }
+    })
+}
+
+/// The tokens of images on 127.0.0.1, each fetched (within 10 s) and measured; Err:
+/// which could not be, and why.
+pub(super) async fn fetched_tokens(images: &[Fetch]) -> Result<u64, String> {
+    let mut total = 0;
+    for (url, detail) in images {
+        let bytes = tokio::time::timeout(std::time::Duration::from_secs(10), get(url))
+            .await
+            .unwrap_or_else(|_| Err("no answer within 10 s".into()))
+            .map_err(|e| format!("could not fetch the image at {url}: {e}"))?;
+        let (w, h) = dimensions(&bytes).ok_or_else(|| format!("the image at {url} is not a valid PNG or JPEG"))?;
+        total += tile_tokens(w, h, detail.as_deref());
+    }
     Ok(total)
+}
+
+/// `GET url` on a connection of its own; the body of a 200.
+async fn get(url: &str) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let u = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let addr = u.socket_addrs(|| Some(80)).map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(&addr[..]).await.map_err(|e| e.to_string())?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(u.path())
+        .header(http::header::HOST, u.authority())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let res = send.send_request(req).await.map_err(|e| e.to_string())?;
+    if res.status() != http::StatusCode::OK {
+        return Err(format!("HTTP {}", res.status().as_u16()));
+    }
+    Ok(res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec())
 }
 
 /// The tokens of a base64 image, measured from its header.
@@ -119,9 +176,12 @@ mod tests {
                 {"type": "image_url", "image_url": {"url": "https://example.invalid/a.png", "detail": "low"}},
             ]},
         ]);
-        assert_eq!(image_tokens(&messages), Ok(765 + 1105 + 765 + 85));
+        assert_eq!(image_tokens(&messages), Ok((765 + 1105 + 765 + 85, Vec::new())));
         let broken = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]);
         assert_eq!(image_tokens(&broken), Err("messages[0].content[0]: the image is not a valid PNG or JPEG".into()));
-        assert_eq!(image_tokens(&json!([{"role": "user", "content": "no images"}])), Ok(0));
+        assert_eq!(image_tokens(&json!([{"role": "user", "content": "no images"}])), Ok((0, Vec::new())));
+        // On 127.0.0.1: fetched before it is charged.
+        let local = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/images/0.png"}}]}]);
+        assert_eq!(image_tokens(&local), Ok((0, vec![("http://127.0.0.1:9/images/0.png".into(), None)])));
     }
 }

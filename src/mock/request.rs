@@ -28,8 +28,10 @@ pub(super) struct Asked {
     pub tool: Option<super::tools::ToolAsk>,
     /// Chat: `response_format`'s JSON Schema, which a JSON answer then fits.
     pub schema: Option<Value>,
-    /// The tokens its images cost (the tile rule), beside its text's.
+    /// The tokens its images cost (the tile rule), beside its text's; and its images
+    /// on 127.0.0.1, to fetch and charge.
     pub image_tokens: u64,
+    pub image_urls: Vec<super::images::Fetch>,
 }
 
 pub(super) use super::vectors::Invalid;
@@ -58,6 +60,7 @@ impl Asked {
                 tool,
                 schema,
                 image_tokens: 0,
+                image_urls: Vec::new(),
             });
         }
         let prompt = match api {
@@ -101,7 +104,7 @@ impl Asked {
                 Value::Array(all)
             }
         };
-        let image_tokens = super::images::image_tokens(&prompt).map_err(|e| (Some(api.prompt_field()), e))?;
+        let (image_tokens, image_urls) = super::images::image_tokens(&prompt).map_err(|e| (Some(api.prompt_field()), e))?;
         let (limit_name, limit) = match (req.max_completion_tokens, req.max_output_tokens, req.max_tokens) {
             (Some(n), ..) => ("max_completion_tokens", Some(n)),
             (None, Some(n), _) => ("max_output_tokens", Some(n)),
@@ -140,6 +143,7 @@ impl Asked {
                 .filter(|f| f["type"] == "json_schema")
                 .and_then(|mut f| f["json_schema"].get_mut("schema").map(Value::take)),
             image_tokens,
+            image_urls,
         })
     }
 

@@ -42,7 +42,7 @@ fn parse(v: &Value, base_dir: &Path) -> Result<ImagesSpec, String> {
     let Value::Table(t) = v else {
         return Err(": a table such as { count = 1, size = \"1024x768\" } or { folder = \"shots\" }".into());
     };
-    const KNOWN: [&str; 7] = ["count", "size", "width", "height", "format", "detail", "folder"];
+    const KNOWN: [&str; 8] = ["count", "size", "width", "height", "format", "detail", "folder", "as_url"];
     if let Some(k) = t.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!(": unknown field `{k}` (known: {})", KNOWN.join(", ")));
     }
@@ -85,7 +85,12 @@ fn parse(v: &Value, base_dir: &Path) -> Result<ImagesSpec, String> {
         (Some(f), None) => return Err(format!(".folder must be a path, got {f}")),
         (None, _) => Source::Drawn { sizes: sizes(t)?, format: format.unwrap_or(Format::Png) },
     };
-    Ok(ImagesSpec { count, source, detail, seed: 0 })
+    let as_url = match t.get("as_url") {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(v) => return Err(format!(".as_url must be true or false, got {v}")),
+    };
+    Ok(ImagesSpec { count, source, detail, seed: 0, as_url })
 }
 
 /// Drawn images' sizes: `size` (one, a list, or `{ size, weight }` entries) or `width`

@@ -175,7 +175,7 @@ fn with_images(api: Api, p: Prompt, image: &OneOrMany, dir: Option<&std::path::P
     for path in paths {
         media.images += 1;
         if path.starts_with("http://") || path.starts_with("https://") {
-            parts.push(url_part(api, path));
+            parts.push(url_part(api, path, None));
             continue;
         }
         let file = path.strip_prefix("file://").unwrap_or(path);

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 
 use super::dist::Dist;
+use super::image_server::ImageServer;
 use super::picture::{Format, Picture};
 use crate::model::{Api, Media};
 
@@ -33,6 +34,8 @@ pub struct ImagesSpec {
     pub source: Source,
     /// `detail` (`auto`, `low`, `high`), sent where the API has it.
     pub detail: Option<String>,
+    /// Sent as URLs of a server llmload runs on 127.0.0.1, not as data URIs.
+    pub as_url: bool,
     /// Seeds the draws (the scenario's prompt seed).
     pub seed: u64,
 }
@@ -101,7 +104,14 @@ pub(super) struct StageImages {
     spec: ImagesSpec,
     api: Api,
     stage: u64,
-    pool: OnceLock<Vec<Part>>,
+    pool: OnceLock<Pool>,
+}
+
+/// The parts, and the server of the images they name by URL (`as_url`).
+#[derive(Debug)]
+struct Pool {
+    parts: Vec<Part>,
+    _server: Option<ImageServer>,
 }
 
 fn rng(seed: u64, stage: u64, i: u64, name: &[u8; 8]) -> rand::rngs::StdRng {
@@ -127,40 +137,63 @@ impl StageImages {
     }
 
     fn pool_of(&self, most: usize) -> &[Part] {
-        self.pool.get_or_init(|| match &self.spec.source {
-            Source::Files(files) => files.iter().map(|p| self.part(p)).collect(),
-            Source::Drawn { sizes, format } => {
-                let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-                let mut pool = Vec::new();
-                let (mut bytes, mut pixels) = (0, 0);
-                // In rounds of one image a core, until the pool is full, or its pixels or
-                // its bytes are.
-                while pool.len() < most && bytes < POOL_BYTES && pixels < POOL_PIXELS {
-                    let lo = pool.len();
-                    let round: Vec<Part> = std::thread::scope(|s| {
-                        let handles: Vec<_> = (lo..(lo + threads).min(most))
-                            .map(|j| {
-                                s.spawn(move || {
-                                    let (w, h) = sizes.draw(&mut rng(self.spec.seed, self.stage, j as u64, b"imgsize\0"));
-                                    let seed = self.spec.seed ^ (self.stage << 48) ^ j as u64;
-                                    self.part(&Picture::draw(w, h, *format, seed))
-                                })
-                            })
-                            .collect();
-                        handles.into_iter().map(|h| h.join().expect("drawing an image does not panic")).collect()
-                    });
-                    bytes += round.iter().map(|p| p.json.len()).sum::<usize>();
-                    pixels += round.iter().map(|p| p.pixels).sum::<u64>();
-                    pool.extend(round);
+        &self
+            .pool
+            .get_or_init(|| {
+                let drawn;
+                let pictures: &[Picture] = match &self.spec.source {
+                    Source::Files(files) => files,
+                    Source::Drawn { sizes, format } => {
+                        drawn = self.draw(sizes, *format, most);
+                        &drawn
+                    }
+                };
+                let detail = self.spec.detail.as_deref();
+                let measured = |p: &Picture, json| Part { json, pixels: p.pixels(), bytes: p.bytes.len() as u64 };
+                if self.spec.as_url {
+                    // Served from here: the request carries the URL; a server fetches it.
+                    match ImageServer::start(pictures) {
+                        Ok(server) => {
+                            let parts = pictures
+                                .iter()
+                                .enumerate()
+                                .map(|(k, p)| measured(p, url_part(self.api, &server.url(k, p.format.extension()), detail)))
+                                .collect();
+                            return Pool { parts, _server: Some(server) };
+                        }
+                        Err(e) => eprintln!("warning: could not serve images from 127.0.0.1 ({e}): sending them as data URIs"),
+                    }
                 }
-                pool
-            }
-        })
+                Pool { parts: pictures.iter().map(|p| measured(p, part(self.api, detail, p))).collect(), _server: None }
+            })
+            .parts
     }
 
-    fn part(&self, p: &Picture) -> Part {
-        let json = part(self.api, self.spec.detail.as_deref(), p);
-        Part { json, pixels: p.pixels(), bytes: p.bytes.len() as u64 }
+    /// Up to `most` distinct images, within [`POOL_PIXELS`] and [`POOL_BYTES`]: in
+    /// rounds of one image a core.
+    fn draw(&self, sizes: &Sizes, format: Format, most: usize) -> Vec<Picture> {
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+        let mut pool: Vec<Picture> = Vec::new();
+        let (mut bytes, mut pixels) = (0, 0);
+        while pool.len() < most && bytes < POOL_BYTES && pixels < POOL_PIXELS {
+            let lo = pool.len();
+            let round: Vec<Picture> = std::thread::scope(|s| {
+                let handles: Vec<_> = (lo..(lo + threads).min(most))
+                    .map(|j| {
+                        s.spawn(move || {
+                            let (w, h) = sizes.draw(&mut rng(self.spec.seed, self.stage, j as u64, b"imgsize\0"));
+                            Picture::draw(w, h, format, self.spec.seed ^ (self.stage << 48) ^ j as u64)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("drawing an image does not panic")).collect()
+            });
+            // As base64 takes them: 4 bytes for 3.
+            bytes += round.iter().map(|p| p.bytes.len() * 4 / 3).sum::<usize>();
+            pixels += round.iter().map(Picture::pixels).sum::<u64>();
+            pool.extend(round);
+        }
+        pool
     }
 
     /// Request `i`'s (the whole run's number) prompt with its images, and what they
@@ -203,11 +236,14 @@ pub(crate) fn part(api: Api, detail: Option<&str>, p: &Picture) -> String {
 }
 
 /// An image by URL as a content part of `api` (a server that fetches it).
-pub(crate) fn url_part(api: Api, url: &str) -> String {
+pub(crate) fn url_part(api: Api, url: &str, detail: Option<&str>) -> String {
     match api {
-        Api::Responses => json!({"type": "input_image", "image_url": url, "detail": "auto"}),
+        Api::Responses => json!({"type": "input_image", "image_url": url, "detail": detail.unwrap_or("auto")}),
         Api::Messages => json!({"type": "image", "source": {"type": "url", "url": url}}),
-        _ => json!({"type": "image_url", "image_url": {"url": url}}),
+        _ => match detail {
+            Some(d) => json!({"type": "image_url", "image_url": {"url": url, "detail": d}}),
+            None => json!({"type": "image_url", "image_url": {"url": url}}),
+        },
     }
     .to_string()
 }
@@ -300,7 +336,7 @@ mod tests {
     use super::*;
 
     fn spec(count: Dist, sizes: Sizes) -> ImagesSpec {
-        ImagesSpec { count, source: Source::Drawn { sizes, format: Format::Png }, detail: Some("low".into()), seed: 3 }
+        ImagesSpec { count, source: Source::Drawn { sizes, format: Format::Png }, detail: Some("low".into()), seed: 3, as_url: false }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod bpe;
 pub mod conversation;
 pub mod dataset;
 pub mod dist;
+pub mod image_server;
 pub mod images;
 pub mod picture;
 pub mod pieces;
