@@ -23,7 +23,7 @@ pub const MAX_IMAGES: u32 = 64;
 /// Most distinct images drawn for a stage, the most pixels they may hold together (the
 /// drawing's cost: some seconds on two cores) and the most bytes their parts may take.
 const POOL_MAX: usize = 128;
-const POOL_PIXELS: u64 = 64 << 20;
+const POOL_PIXELS: u64 = 32 << 20;
 const POOL_BYTES: usize = 384 << 20;
 
 /// The images a stage's requests carry, as its scenario sets them.
