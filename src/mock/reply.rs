@@ -119,7 +119,21 @@ impl Reply {
         // The name's fragment carries no arguments: a token of its own, as OpenAI sends.
         self.pieces.push(Piece { text: String::new(), reasoning: false, tool: true });
         let ids = tokenizer.encode(&arguments);
-        self.pieces.extend(ids.iter().map(|&id| Piece { text: tokenizer.decode(&[id]).unwrap_or_default(), reasoning: false, tool: true }));
+        // A token a piece, but a character split across tokens waits for its last one
+        // (as servers hold back partial UTF-8): the pieces join to the arguments.
+        let mut texts = Vec::with_capacity(ids.len());
+        let mut pending = Vec::new();
+        for &id in &ids {
+            pending.push(id);
+            if let Some(t) = tokenizer.decode(&pending).filter(|t| !t.contains('\u{FFFD}')) {
+                texts.push(t);
+                pending.clear();
+            }
+        }
+        if !pending.is_empty() || texts.concat() != arguments {
+            texts = vec![arguments.clone()];
+        }
+        self.pieces.extend(texts.into_iter().map(|text| Piece { text, reasoning: false, tool: true }));
         self.tokens = self.reasoning_tokens + tokenizer.count(name) + ids.len() as u64;
         self.finish = "tool_calls";
         self.call = Some(Call { id: format!("call_mock{seq}"), name: name.to_string(), arguments });
@@ -294,6 +308,18 @@ mod tests {
         }
         let prose: String = (0..10).map(word).collect();
         assert!(crate::check::check(&prose, &expect).is_err());
+    }
+
+    #[test]
+    fn a_calls_pieces_join_to_its_arguments_whatever_their_characters() {
+        let tok = Tokenizer::o200k();
+        for args in [r#"{"city":"Paris"}"#, r#"{"city":"Zürich ☕ 東京 🌧️"}"#] {
+            let mut r = reply(3, &draw(4), Api::Chat, 3, len(0, 4, "stop"));
+            r.call_tool("get_weather", args.to_string(), 3, &tok);
+            let texts: Vec<&str> = r.pieces.iter().filter(|p| p.tool).map(|p| p.text.as_str()).collect();
+            assert_eq!(texts.concat(), args);
+            assert!(texts.iter().all(|t| !t.contains('\u{FFFD}')) && texts.len() > 3, "{texts:?}");
+        }
     }
 
     #[test]

@@ -38,40 +38,86 @@ pub(super) fn calls(ask: &ToolAsk, rate: f64, seq: u64) -> bool {
     ask.forced || super::vectors::unit(seq) < rate
 }
 
-/// A value of `schema` drawn by `seq`: an object's every property, an array of one
-/// item, an enum's (or a default's) value, a number within its bounds, a string.
+/// A value of `schema` drawn by `seq`: an object's every property, an array of its
+/// fewest items (one when unbounded), an enum's, a `const`'s or a default's value, a
+/// number within its bounds, a string within its lengths; `$ref` (within the schema),
+/// `anyOf` / `oneOf` (the first), `allOf` (its objects' properties together) followed.
 pub(super) fn fit(schema: &Value, seq: u64) -> Value {
+    fit_in(schema, schema, seq, 0)
+}
+
+/// Deepest nesting followed: a recursive schema ends there.
+const MAX_DEPTH: u32 = 16;
+
+fn fit_in(root: &Value, schema: &Value, seq: u64, depth: u32) -> Value {
+    if depth > MAX_DEPTH {
+        return Value::Null;
+    }
+    let deeper = |s: &Value| fit_in(root, s, seq, depth + 1);
+    if let Some(target) = schema["$ref"].as_str().and_then(|r| r.strip_prefix('#')).and_then(|p| root.pointer(p)) {
+        return deeper(target);
+    }
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
     if let Some(first) = schema["enum"].as_array().and_then(|e| e.get(seq as usize % e.len().max(1))) {
         return first.clone();
     }
     if let Some(d) = schema.get("default") {
         return d.clone();
     }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(first) = schema[key].as_array().and_then(|a| a.first()) {
+            return deeper(first);
+        }
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        // Each part's object, merged: their properties together.
+        let mut out = Map::new();
+        for part in all {
+            match deeper(part) {
+                Value::Object(o) => out.extend(o),
+                other if all.len() == 1 => return other,
+                _ => {}
+            }
+        }
+        return Value::Object(out);
+    }
     let kind = match &schema["type"] {
         Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).find(|k| *k != "null").unwrap_or("string"),
         Value::String(k) => k.as_str(),
         _ if schema.get("properties").is_some() => "object",
+        _ if schema.get("items").is_some() => "array",
         _ => "string",
     };
     match kind {
-        "object" => {
-            let mut out = Map::new();
-            for (k, v) in schema["properties"].as_object().into_iter().flatten() {
-                out.insert(k.clone(), fit(v, seq));
-            }
-            Value::Object(out)
+        "object" => Value::Object(schema["properties"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), deeper(v))).collect()),
+        "array" => {
+            let n = schema["minItems"].as_u64().unwrap_or(1).min(schema["maxItems"].as_u64().unwrap_or(u64::MAX)).min(64);
+            Value::Array((0..n).map(|_| deeper(&schema["items"])).collect())
         }
-        "array" => json!([fit(&schema["items"], seq)]),
         "integer" => json!(bounded(schema, (seq % 97) as f64).round() as i64),
         "number" => json!(bounded(schema, (seq % 97) as f64 + 0.5)),
         "boolean" => json!(seq.is_multiple_of(2)),
-        _ => json!(format!("value {}", seq % 10_000)),
+        "null" => Value::Null,
+        _ => {
+            let mut text = format!("value {}", seq % 10_000);
+            let (min, max) = (schema["minLength"].as_u64().unwrap_or(0) as usize, schema["maxLength"].as_u64().map(|m| m as usize));
+            while text.chars().count() < min.min(4096) {
+                text.push('x');
+            }
+            if let Some(max) = max {
+                text = text.chars().take(max).collect();
+            }
+            json!(text)
+        }
     }
 }
 
+/// `x` within the schema's bounds (exclusive ones by a step inside).
 fn bounded(schema: &Value, x: f64) -> f64 {
-    let lo = schema["minimum"].as_f64().unwrap_or(f64::MIN);
-    let hi = schema["maximum"].as_f64().unwrap_or(f64::MAX);
+    let lo = schema["minimum"].as_f64().or_else(|| schema["exclusiveMinimum"].as_f64().map(|m| m + 1.0)).unwrap_or(f64::MIN);
+    let hi = schema["maximum"].as_f64().or_else(|| schema["exclusiveMaximum"].as_f64().map(|m| m - 1.0)).unwrap_or(f64::MAX);
     x.clamp(lo, hi.max(lo))
 }
 
@@ -96,6 +142,31 @@ mod tests {
         assert!(v.is_valid(&args), "{args}");
         assert_eq!((args["units"].as_str(), args["days"].as_i64()), (Some("c"), Some(7)));
         assert!(args["detail"]["hourly"].is_boolean());
+    }
+
+    #[test]
+    fn refs_alternatives_constants_and_lengths_are_followed() {
+        let schema = json!({
+            "$defs": {"place": {"type": "object", "properties": {"name": {"type": "string", "minLength": 20}}, "required": ["name"]}},
+            "type": "object",
+            "properties": {
+                "where": {"$ref": "#/$defs/place"},
+                "kind": {"const": "forecast"},
+                "when": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+                "both": {"allOf": [{"type": "object", "properties": {"a": {"type": "integer", "exclusiveMinimum": 200}}}, {"properties": {"b": {"type": "boolean"}}}]},
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3},
+                "tree": {"$ref": "#"}
+            },
+            "required": ["where", "kind", "when", "both", "tags"]
+        });
+        for seq in [0, 7, 96] {
+            let args = fit(&schema, seq);
+            let mut without_tree = args.clone();
+            without_tree.as_object_mut().unwrap().remove("tree");
+            let v = jsonschema::validator_for(&schema).unwrap();
+            assert!(v.is_valid(&without_tree), "{args}: {:?}", v.iter_errors(&without_tree).map(|e| e.to_string()).collect::<Vec<_>>());
+            assert_eq!((args["kind"].as_str(), args["tags"].as_array().map(Vec::len)), (Some("forecast"), Some(2)));
+        }
     }
 
     #[test]
