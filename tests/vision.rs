@@ -70,6 +70,30 @@ fn images_served_by_url_are_fetched_and_charged() {
     assert_eq!(url["images"]["pixels"], data["images"]["pixels"]);
 }
 
+/// The per-request export carries each request's images, and the report draws TTFT
+/// against their pixels, with the images in its stages table.
+#[test]
+fn the_report_draws_ttft_against_image_pixels() {
+    let stages = [stage("small", "{ size = \"256x256\" }"), stage("large", "{ size = \"1024x1024\", format = \"jpeg\" }")];
+    let (d, path) = scenario(&text(&stages.concat()));
+    let (json, requests, page) = (d.path().join("r.json"), d.path().join("r.jsonl"), d.path().join("r.html"));
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg("--requests-out").arg(&requests).arg(&path);
+    assert!(run(c, Duration::from_secs(60)).status.success());
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&requests).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let pixels: Vec<u64> = lines.iter().filter(|l| l["phase"] == "window").map(|l| count(&l["image_pixels"])).collect();
+    assert!(pixels.contains(&(256 * 256)) && pixels.contains(&(1024 * 1024)) && pixels.len() == 12, "{pixels:?}");
+    assert!(lines.iter().all(|l| count(&l["images"]) == 1 && count(&l["image_bytes"]) > 0));
+    let mut c = cmd(&["report", "-o"]);
+    c.arg(&page).arg("--requests").arg(&requests).arg(&json);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<figure id=\"ttft-pixels\">") && html.contains("Time to first token against image pixels"), "{}", out.stderr);
+    assert!(html.contains("<th>images</th>") && html.contains("1 × 1.05 MP"));
+}
+
 #[test]
 fn llava_and_openai_files_carry_their_images_and_tools() {
     let dir = repo_path("scenarios/data/vision");
