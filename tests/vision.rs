@@ -195,3 +195,38 @@ fn the_shipped_vision_scenario_runs() {
     let ttft: Vec<f64> = stages.iter().take(3).map(|s| num(&s["ttft_ms"]["p50"])).collect();
     assert!(ttft[0] < ttft[1] && ttft[1] < ttft[2], "TTFT grows with pixels: {ttft:?}");
 }
+
+/// Shards send the whole run's images (each request's by its number in the whole run)
+/// and their figures merge exactly: the merge's images are the unsharded run's.
+#[test]
+fn shards_send_the_runs_images_and_merge_to_its_figures() {
+    let t = text(
+        "[[stage]]\nname = \"mixed\"\nconcurrency = 4\nrequests = 24\n\
+                  request = { images = { count = { min = 0, max = 3 }, size = [\"64x64\", { size = \"128x96\", weight = 2 }] } }\n",
+    );
+    let (d, path) = scenario(&t);
+    let run_to = |tag: &str, shard: Option<&str>| {
+        let json = d.path().join(format!("{tag}.json"));
+        let mut c = cmd(&["run", "--headless", "--json"]);
+        c.arg(&json);
+        if let Some(s) = shard {
+            c.args(["--shard", s]);
+        }
+        c.arg(&path);
+        assert!(run(c, Duration::from_secs(60)).status.success());
+        json
+    };
+    let whole = read_json(&run_to("whole", None));
+    let shards = [run_to("a", Some("0/2")), run_to("b", Some("1/2"))];
+    let merged_path = d.path().join("merged.json");
+    let mut c = cmd(&["merge", "-o"]);
+    c.arg(&merged_path).args(&shards);
+    let out = run(c, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    let merged = read_json(&merged_path);
+    assert_schema_valid(&merged);
+    let (m, w) = (&merged["stages"][0]["images"], &whole["stages"][0]["images"]);
+    for field in ["requests", "images", "per_request", "pixels", "bytes"] {
+        assert_eq!(m[field], w[field], "images.{field}: merged {m} vs whole {w}");
+    }
+}
