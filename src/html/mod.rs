@@ -184,9 +184,12 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     across.push(("tradeoff", across::tradeoff(runs)));
     if streamed {
         across.push(("ttft-input", across::ttft_by_input(runs)));
-        if runs.iter().flat_map(|r| r.requests.iter().flatten()).any(|p| p.pixels.is_some()) {
-            across.push(("ttft-pixels", across::ttft_by_pixels(runs)));
-        }
+        across.extend(
+            runs.iter()
+                .flat_map(|r| r.requests.iter().flatten())
+                .any(|p| p.pixels.is_some())
+                .then(|| ("ttft-pixels", across::ttft_by_pixels(runs))),
+        );
     }
     if let Some(f) = server::across(runs) {
         across.push(("server-load", f));

@@ -87,7 +87,7 @@ pub(super) fn fields(f: &RequestFile, what: &str, api: Api, base_dir: &std::path
     let mut count = |v: &Option<Spanned<toml::Value>>, field: &str, most: u32, unit: &str| {
         let v = v.as_ref()?;
         match super::synthetic::dist(v.get_ref()) {
-            Ok(d) if bound(&d) > most => p.at(Some(v.span()), format!("{what}.{field}: at most {most} {unit}, got up to {}", bound(&d))),
+            Ok(d) if d.bound() > most => p.at(Some(v.span()), format!("{what}.{field}: at most {most} {unit}, got up to {}", d.bound())),
             Ok(d) => return Some(d),
             Err(e) => p.at(Some(v.span()), format!("{what}.{field}: {e}")),
         }
@@ -98,17 +98,6 @@ pub(super) fn fields(f: &RequestFile, what: &str, api: Api, base_dir: &std::path
         documents: count(&f.documents, "documents", MAX_TEXTS, "documents per query"),
         document_tokens: count(&f.document_tokens, "document_tokens", crate::workload::dist::MAX_TOKENS, "tokens"),
         images: f.images.as_ref().and_then(|v| super::images::images(v, what, api, base_dir, p)),
-    }
-}
-
-/// The largest count `d` draws.
-pub(super) fn bound(d: &Dist) -> u32 {
-    match d {
-        Dist::Fixed(n) => *n,
-        // Open bounds are clamped when drawn; a mean past the most is not.
-        Dist::Normal { mean, .. } => *mean as u32,
-        Dist::LogNormal { mu, .. } => mu.exp() as u32,
-        Dist::Uniform { max, .. } => *max,
     }
 }
 

@@ -61,7 +61,7 @@ fn parse(v: &Value, base_dir: &Path) -> Result<ImagesSpec, String> {
         }
         Some(d) => {
             let d = super::synthetic::dist(d).map_err(|e| format!(".count: {e}"))?;
-            if super::apis::bound(&d) > MAX_IMAGES {
+            if d.bound() > MAX_IMAGES {
                 return Err(format!(".count: at most {MAX_IMAGES} images a request"));
             }
             d
@@ -102,7 +102,7 @@ fn sizes(t: &toml::Table) -> Result<Sizes, String> {
         (None, Some(w), Some(h)) => {
             let side = |v: &Value, name: &str| {
                 let d = super::synthetic::dist(v).map_err(|e| format!(".{name}: {e}"))?;
-                match super::apis::bound(&d) {
+                match d.bound() {
                     b if b > MAX_SIDE => Err(format!(".{name}: at most {MAX_SIDE} pixels, got up to {b}")),
                     _ => Ok(d),
                 }

@@ -87,6 +87,17 @@ impl Dist {
         }
     }
 
+    /// The largest count it draws, as a scenario's bound is checked: open bounds are
+    /// clamped when drawn, so a mean (or a median) past the most is what counts.
+    pub fn bound(&self) -> u32 {
+        match self {
+            Dist::Fixed(n) => *n,
+            Dist::Normal { mean, .. } => *mean as u32,
+            Dist::LogNormal { mu, .. } => mu.exp() as u32,
+            Dist::Uniform { max, .. } => *max,
+        }
+    }
+
     pub fn sample(&self, rng: &mut StdRng) -> u32 {
         let clamp = |x: f64, min: u32, max: u32| (x.round().clamp(f64::from(min), f64::from(max))) as u32;
         match *self {
