@@ -276,7 +276,7 @@ mod tests {
     fn prompt_ids_follow_the_messages_in_order() {
         let t = Tokenizer::o200k();
         let body = r#"{"model":"m","messages":[{"role":"system","content":"hello world"},
-            {"role":"user","content":[{"type":"text","text":"say"},{"type":"image_url"},{"type":"text","text":" hi"}]}]}"#;
+            {"role":"user","content":[{"type":"text","text":"say"},{"type":"image_url","image_url":{"url":"https://example.invalid/a.png"}},{"type":"text","text":" hi"}]}]}"#;
         let a = Asked::parse(Api::Chat, body.as_bytes()).unwrap();
         let want = [t.encode("hello world"), t.encode("say"), t.encode(" hi")].concat();
         assert_eq!(a.prompt_ids(&t), want);
