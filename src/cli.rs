@@ -449,6 +449,9 @@ pub struct MockArgs {
     /// A request that offers tools (under tool_choice "auto") gets a call this often, 0 to 1.
     #[arg(long, default_value_t = 1.0)]
     pub tool_call_rate: f64,
+    /// Refuse requests that carry images with a 400, as a model without vision does.
+    #[arg(long)]
+    pub no_vision: bool,
     /// Embeddings: each vector's length when a request asks for none.
     #[arg(long, default_value_t = crate::mock::config::DEFAULT_EMBEDDING_DIMS)]
     pub embedding_dims: u32,
@@ -490,6 +493,7 @@ impl MockArgs {
             reasoning_tokens: self.reasoning_tokens,
             embedding_dims: self.embedding_dims,
             tool_call_rate: self.tool_call_rate,
+            vision: !self.no_vision,
             stream_end: self.stream_end,
         }
     }

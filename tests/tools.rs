@@ -67,6 +67,28 @@ fn the_tool_choice_is_honoured() {
     assert_eq!(calls("{ type = \"function\", function = { name = \"get_weather\" } }", "0"), 6);
 }
 
+/// `tools = "file.json"`: the list read from a JSON file beside the scenario, checked
+/// as an inline one is; a file that cannot be read or is not JSON is refused in place.
+#[test]
+fn tools_are_read_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = r#"[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]"#;
+    std::fs::write(dir.path().join("tools.json"), list).unwrap();
+    std::fs::write(dir.path().join("broken.json"), "[{").unwrap();
+    let at = |file: &str| text(true, &format!("tools = \"{}\"", dir.path().join(file).display()), "");
+    let (_, v) = run_ok(&at("tools.json"));
+    assert_eq!(count(&v["stages"][0]["tool_calls"]["calls"]), 6, "{}", v["stages"][0]["tool_calls"]);
+    assert!(v["stages"][0]["tool_calls"]["invalid"].is_null(), "checked against the file's tools: {}", v["stages"][0]["tool_calls"]);
+    for (file, says) in [("broken.json", "broken.json: not JSON"), ("missing.json", "request.tools: cannot read")] {
+        let (_d, path) = scenario(&at(file));
+        let mut c = cmd(&["run", "--headless"]);
+        c.arg(&path);
+        let out = run(c, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", out.stderr);
+        assert!(out.stderr.contains(says) && out.stderr.contains("s.toml:"), "{file}: {}", out.stderr);
+    }
+}
+
 /// What does not go: one located line, exit 2, before any request.
 #[test]
 fn tools_that_cannot_be_sent_are_refused_in_place() {

@@ -230,3 +230,20 @@ fn shards_send_the_runs_images_and_merge_to_its_figures() {
         assert_eq!(m[field], w[field], "images.{field}: merged {m} vs whole {w}");
     }
 }
+
+/// A server that cannot see images refuses each request that carries one: counted as
+/// `http_4xx` with its message, said once for the stage, not once a request.
+#[test]
+fn a_server_without_vision_is_said_once_a_stage() {
+    let t = text(&stage("refused", "{ size = \"64x64\" }")).replace("[mock]\n", "[mock]\nvision = false\n");
+    let (d, path) = scenario(&t);
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "no success is a failed verdict: {}", out.stderr);
+    let s = &read_json(&json)["stages"][0];
+    assert_eq!((count(&s["requests"]["failed"]), count(&s["failures"]["http_4xx"])), (6, 6), "{}", s["failures"]);
+    assert!(s["failure_examples"]["http_4xx"].as_str().unwrap().contains("HTTP 400: this model does not support image input"));
+    assert_eq!(out.stdout.matches("does not support image input").count(), 1, "{}", out.stdout);
+}

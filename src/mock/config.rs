@@ -87,6 +87,9 @@ pub struct MockConfig {
     /// A chat request that offers tools under `tool_choice = "auto"` (or none) gets a
     /// call this often (0 to 1); `"required"` or a named function always, `"none"` never.
     pub tool_call_rate: f64,
+    /// It sees images: false refuses a request that carries one with a 400, as a model
+    /// without a vision encoder does.
+    pub vision: bool,
     /// How a stream ends: "done" (a finish chunk, then `data: [DONE]`), "finish" (the
     /// finish chunk, no `[DONE]`) or "bare" (neither).
     pub stream_end: StreamEnd,
@@ -143,6 +146,7 @@ impl Default for MockConfig {
             reasoning_tokens: 0,
             embedding_dims: DEFAULT_EMBEDDING_DIMS,
             tool_call_rate: 1.0,
+            vision: true,
             stream_end: StreamEnd::Done,
         }
     }

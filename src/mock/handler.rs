@@ -76,6 +76,9 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     let queued = received.elapsed().as_secs_f64();
     let (guard, in_flight) = InFlight::enter(&state, slot, received);
     let parsed = match Asked::parse(api, &body) {
+        Ok(req) if !state.cfg.vision && (req.image_tokens > 0 || !req.image_urls.is_empty()) => {
+            Err((Some(api.prompt_field()), "this model does not support image input (mock: vision = false)".to_string()))
+        }
         // Images on 127.0.0.1 are fetched and measured before the request is served.
         Ok(mut req) if !req.image_urls.is_empty() => match super::images::fetched_tokens(&req.image_urls).await {
             Ok(n) => {

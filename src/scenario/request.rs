@@ -34,7 +34,8 @@ pub(super) struct Spoken {
 }
 
 /// The parameters `f` sets; problems and warnings reported in place, named `what`.
-pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, p: &mut Problems<'_>) -> RequestParams {
+/// Files it names (`tools = "tools.json"`) are found from `base_dir`.
+pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, base_dir: &std::path::Path, p: &mut Problems<'_>) -> RequestParams {
     if let (Some(_), Some(m)) = (&f.max_tokens, &f.max_completion_tokens) {
         p.at(
             Some(m.span()),
@@ -77,7 +78,7 @@ pub(super) fn request(f: &RequestFile, what: &str, spoken: Spoken, p: &mut Probl
         extra_body: f.extra_body.as_ref().map(|t| extra_body(t, what, spoken, p)),
         ..RequestParams::default()
     };
-    super::tools::tools(f, what, spoken.api, &mut params, p);
+    super::tools::tools(f, what, spoken.api, base_dir, &mut params, p);
     if let Some(min) = &f.min_tokens {
         lengths(&params, Some(min.span()), what, p);
     }

@@ -15,7 +15,8 @@ use super::file::{CheckFile, RequestFile};
 use crate::model::{Api, RequestParams};
 
 /// Sets `params`' tool and format fields from `f` (named `what`), each checked.
-pub(super) fn tools(f: &RequestFile, what: &str, api: Api, params: &mut RequestParams, p: &mut Problems<'_>) {
+/// `tools` may be a file's name (a JSON list of tools, beside the scenario).
+pub(super) fn tools(f: &RequestFile, what: &str, api: Api, base_dir: &std::path::Path, params: &mut RequestParams, p: &mut Problems<'_>) {
     let fields = [
         ("tools", f.tools.as_ref().map(Spanned::span)),
         ("tool_choice", f.tool_choice.as_ref().map(Spanned::span)),
@@ -38,8 +39,22 @@ pub(super) fn tools(f: &RequestFile, what: &str, api: Api, params: &mut RequestP
         }
     };
     let mut names = Vec::new();
+    let listed = |t: &Spanned<toml::Value>, p: &mut Problems<'_>| match t.get_ref() {
+        toml::Value::String(file) => {
+            let path = base_dir.join(file);
+            let read = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+            match read.and_then(|text| serde_json::from_str::<Value>(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))) {
+                Ok(list) => Some(list),
+                Err(why) => {
+                    p.at(Some(t.span()), format!("{what}.tools: {why}"));
+                    None
+                }
+            }
+        }
+        _ => value(t, "tools", p),
+    };
     if let Some(t) = &f.tools
-        && let Some(list) = value(t, "tools", p)
+        && let Some(list) = listed(t, p)
     {
         match check_tools(&list, &mut names) {
             Ok(()) => params.tools = Some(list),

@@ -44,7 +44,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     let prompts = sources.resolve(raw.prompts, "prompts", p);
 
     let spoken = Spoken { api: target.api, stream: target.stream };
-    let request = super::request::request(&raw.request, "request", spoken, p);
+    let request = super::request::request(&raw.request, "request", spoken, base_dir, p);
     let rerank = raw.stages.get_ref().iter().any(|s| s.get_ref().api == Some(crate::model::Api::Rerank));
     let texts = super::apis::scenario_texts(&raw.request, spoken, rerank, &mut sources, p);
     if target.api == crate::model::Api::Messages {

@@ -99,7 +99,7 @@ pub(super) fn stages(
             None => d.request.clone(),
             Some(f) => {
                 let what = format!("stage {name:?}: request");
-                let own = super::request::request(f.get_ref(), &what, spoken, p);
+                let own = super::request::request(f.get_ref(), &what, spoken, d.base_dir, p);
                 let merged = d.request.overlay(&own);
                 // Checked in its own table already when it sets both.
                 if own.min_tokens.is_none() || own.max_output_tokens().is_none() {
