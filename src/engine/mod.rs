@@ -199,8 +199,10 @@ impl Engine {
             (None, Load::Closed { concurrency }, _) => u64::from(concurrency) * 256,
             (None, ..) => 0,
         });
+        // A stage of so many requests sends exactly those (its warmup's too).
+        let exact = stage.requests.is_some();
         match tokio::task::spawn_blocking(move || {
-            requests.prepare(ahead);
+            requests.prepare(ahead, exact);
             requests
         })
         .await

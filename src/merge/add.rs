@@ -37,6 +37,7 @@ pub fn lengths(parts: &[Option<&Dist>]) -> Result<Option<Lengths>, String> {
         let l = d.lengths()?;
         match &mut out {
             None => out = Some(l),
+            Some(m) if !m.same_shape(&l) => return Err("histograms of different ranges".into()),
             Some(m) => m.merge(&l),
         }
     }

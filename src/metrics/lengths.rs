@@ -87,6 +87,11 @@ impl Lengths {
         fits.then_some(Lengths { hist, sum, min, max, zeros })
     }
 
+    /// Both hold the same range (token lengths, or wide counts): only these merge.
+    pub fn same_shape(&self, other: &Lengths) -> bool {
+        self.hist.high() == other.hist.high()
+    }
+
     pub fn merge(&mut self, other: &Lengths) {
         self.hist.add(&other.hist).expect("same bounds");
         self.sum += other.sum;

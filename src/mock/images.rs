@@ -112,8 +112,8 @@ pub(super) async fn fetched_tokens(images: &[Fetch]) -> Result<u64, String> {
 async fn get(url: &str) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt;
     let u = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let addr = u.socket_addrs(|| Some(80)).map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpStream::connect(&addr[..]).await.map_err(|e| e.to_string())?;
+    let host = u.host_str().ok_or("no host")?.trim_start_matches('[').trim_end_matches(']');
+    let tcp = tokio::net::TcpStream::connect((host, u.port_or_known_default().unwrap_or(80))).await.map_err(|e| e.to_string())?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let req = http::Request::get(u.path())
@@ -124,7 +124,9 @@ async fn get(url: &str) -> Result<Vec<u8>, String> {
     if res.status() != http::StatusCode::OK {
         return Err(format!("HTTP {}", res.status().as_u16()));
     }
-    Ok(res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec())
+    // No more than an image file may be.
+    let body = http_body_util::Limited::new(res.into_body(), crate::workload::picture::MAX_FILE_BYTES as usize);
+    Ok(body.collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec())
 }
 
 /// The tokens of a base64 image, measured from its header.
@@ -132,7 +134,7 @@ fn measure(b64: &str, detail: Option<&str>) -> Result<u64, String> {
     let engine = &base64::engine::general_purpose::STANDARD;
     let bad = || "the image is not a valid PNG or JPEG".to_string();
     // A whole number of base64 quads from the start decodes alone.
-    let head = &b64[..b64.len().min(HEADER_CHARS) / 4 * 4];
+    let head = &b64.as_bytes()[..b64.len().min(HEADER_CHARS) / 4 * 4];
     let bytes = engine.decode(head).map_err(|_| "the image's data is not base64".to_string())?;
     let (w, h) = match dimensions(&bytes) {
         Some(d) => d,
@@ -178,6 +180,9 @@ mod tests {
         ]);
         assert_eq!(image_tokens(&messages), Ok((765 + 1105 + 765 + 85, Vec::new())));
         let broken = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]);
+        // Not base64, and cut inside a character: refused, never a panic.
+        let hostile = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAé"}}]}]);
+        assert!(image_tokens(&hostile).is_err());
         assert_eq!(image_tokens(&broken), Err("messages[0].content[0]: the image is not a valid PNG or JPEG".into()));
         assert_eq!(image_tokens(&json!([{"role": "user", "content": "no images"}])), Ok((0, Vec::new())));
         // On 127.0.0.1: fetched before it is charged.

@@ -43,17 +43,24 @@ pub(super) fn calls(ask: &ToolAsk, rate: f64, seq: u64) -> bool {
 /// number within its bounds, a string within its lengths; `$ref` (within the schema),
 /// `anyOf` / `oneOf` (the first), `allOf` (its objects' properties together) followed.
 pub(super) fn fit(schema: &Value, seq: u64) -> Value {
-    fit_in(schema, schema, seq, 0)
+    fit_in(schema, schema, seq, 0, &std::cell::Cell::new(MAX_VALUES))
 }
 
-/// Deepest nesting followed: a recursive schema ends there.
+/// Deepest nesting followed, and the most values made: a recursive schema ends there
+/// (a request's schema could otherwise ask for 64^16 of them).
 const MAX_DEPTH: u32 = 16;
+const MAX_VALUES: u32 = 10_000;
 
-fn fit_in(root: &Value, schema: &Value, seq: u64, depth: u32) -> Value {
+fn fit_in(root: &Value, schema: &Value, seq: u64, depth: u32, budget: &std::cell::Cell<u32>) -> Value {
+    // Every value counts, those cut at the depth too.
+    if budget.get() == 0 {
+        return Value::Null;
+    }
+    budget.set(budget.get() - 1);
     if depth > MAX_DEPTH {
         return Value::Null;
     }
-    let deeper = |s: &Value| fit_in(root, s, seq, depth + 1);
+    let deeper = |s: &Value| fit_in(root, s, seq, depth + 1, budget);
     if let Some(target) = schema["$ref"].as_str().and_then(|r| r.strip_prefix('#')).and_then(|p| root.pointer(p)) {
         return deeper(target);
     }
@@ -94,7 +101,7 @@ fn fit_in(root: &Value, schema: &Value, seq: u64, depth: u32) -> Value {
         "object" => Value::Object(schema["properties"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), deeper(v))).collect()),
         "array" => {
             let n = schema["minItems"].as_u64().unwrap_or(1).min(schema["maxItems"].as_u64().unwrap_or(u64::MAX)).min(64);
-            Value::Array((0..n).map(|_| deeper(&schema["items"])).collect())
+            Value::Array((0..n).map_while(|_| (budget.get() > 0).then(|| deeper(&schema["items"]))).collect())
         }
         "integer" => json!(bounded(schema, (seq % 97) as f64).round() as i64),
         "number" => json!(bounded(schema, (seq % 97) as f64 + 0.5)),
@@ -167,6 +174,13 @@ mod tests {
             assert!(v.is_valid(&without_tree), "{args}: {:?}", v.iter_errors(&without_tree).map(|e| e.to_string()).collect::<Vec<_>>());
             assert_eq!((args["kind"].as_str(), args["tags"].as_array().map(Vec::len)), (Some("forecast"), Some(2)));
         }
+    }
+
+    #[test]
+    fn a_schema_that_asks_for_too_much_is_cut_short() {
+        let schema = json!({"type": "array", "minItems": 64, "items": {"$ref": "#"}});
+        let v = fit(&schema, 1);
+        assert!(v.to_string().len() < 200_000, "bounded");
     }
 
     #[test]

@@ -60,7 +60,8 @@ fn parse(v: &Value, base_dir: &Path) -> Result<ImagesSpec, String> {
             }
         }
         Some(d) => {
-            let d = super::synthetic::dist(d).map_err(|e| format!(".count: {e}"))?;
+            // The token lengths' reader: its words are for tokens.
+            let d = super::synthetic::dist(d).map_err(|e| format!(".count: {}", e.replace(" tokens", "").replace(" token", "")))?;
             if d.bound() > MAX_IMAGES {
                 return Err(format!(".count: at most {MAX_IMAGES} images a request"));
             }

@@ -69,6 +69,9 @@ struct Turn {
     value: String,
 }
 
+/// Most bytes a dataset's prompts may take together.
+const MAX_PROMPT_BYTES: u64 = 1 << 30;
+
 /// Most shape errors named before the rest are summed up.
 const MAX_NAMED: usize = 5;
 
@@ -144,6 +147,16 @@ pub fn sharegpt(api: Api, text: &str, tok: &Tokenizer, sel: &Selection) -> Resul
         return Err(vec![format!("none of its {} entries has a human turn and a reply within the length filters", entries.len())]);
     }
     let want = sel.sample.unwrap_or(usable.len() as u64);
+    // Images make prompts large, and drawn prompts are copies of the entries.
+    let bytes: u64 = usable.iter().map(|p| p.json.get().len() as u64).sum::<u64>().saturating_mul(want) / usable.len() as u64;
+    if bytes > MAX_PROMPT_BYTES {
+        let mib = |b: u64| b >> 20;
+        return Err(vec![format!(
+            "its prompts would take {} MiB (their images as base64), more than {} MiB: draw fewer with `sample`",
+            mib(bytes),
+            mib(MAX_PROMPT_BYTES)
+        )]);
+    }
     let info = DatasetInfo {
         entries: entries.len() as u64,
         usable: usable.len() as u64,

@@ -2,8 +2,8 @@
 //! or files, sent as content parts of the last user message in the API's own shape
 //! (chat's `image_url`, the Responses API's `input_image`, Anthropic's `image` block),
 //! as base64 data URIs. Each stage builds a pool of images once, before its clock
-//! runs — up to [`POOL_MAX`] distinct drawn images within [`POOL_PIXELS`] and
-//! [`POOL_BYTES`] — each image's
+//! runs — up to [`POOL_MAX`] distinct drawn images within [`POOL_PIXELS`], a length
+//! that depends on the sizes drawn alone (never on the machine or the shard) — each image's
 //! part serialized once; request *i* carries a seeded count of them, taken in turn
 //! from the pool by the whole run's request number, so shards send the whole run's
 //! images. Past the pool, images recur (a server's image cache may then hit: see
@@ -20,11 +20,11 @@ use crate::model::{Api, Media};
 
 /// Most images in one request.
 pub const MAX_IMAGES: u32 = 64;
-/// Most distinct images drawn for a stage, the most pixels they may hold together (the
-/// drawing's cost: some seconds on two cores) and the most bytes their parts may take.
+/// Most distinct images drawn for a stage, and the most pixels they may hold together
+/// (the drawing's cost, some seconds on two cores, and its memory: a base64 part is
+/// at most 4 bytes a pixel). The image that reaches the bound is the last.
 const POOL_MAX: usize = 128;
 const POOL_PIXELS: u64 = 32 << 20;
-const POOL_BYTES: usize = 384 << 20;
 
 /// The images a stage's requests carry, as its scenario sets them.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,12 +123,12 @@ impl StageImages {
         StageImages { spec, api, stage, pool: OnceLock::new() }
     }
 
-    /// Builds the pool now (on every core) if not built yet, for requests numbered
-    /// below `requests` in the whole run: no more images than they carry (the pool's
-    /// first images are the same whatever its size, so a shard's requests carry the
-    /// whole run's).
-    pub(super) fn prepare(&self, requests: u64) {
-        let most = requests.saturating_mul(u64::from(most(&self.spec.count)));
+    /// Builds the pool now (on every core) if not built yet. `requests`: when the stage
+    /// sends exactly the requests numbered below it in the whole run, no more images
+    /// than they carry are drawn (pool image *j* is the same whatever the pool's length,
+    /// and none of them wraps past it: a shard's requests carry the whole run's).
+    pub(super) fn prepare(&self, requests: Option<u64>) {
+        let most = requests.map_or(POOL_MAX as u64, |n| n.saturating_mul(u64::from(most(&self.spec.count))));
         self.pool_of(most.clamp(1, POOL_MAX as u64) as usize);
     }
 
@@ -169,29 +169,30 @@ impl StageImages {
             .parts
     }
 
-    /// Up to `most` distinct images, within [`POOL_PIXELS`] and [`POOL_BYTES`]: in
-    /// rounds of one image a core.
+    /// Up to `most` distinct images, within [`POOL_PIXELS`]: their sizes drawn first,
+    /// one after another (so the pool's length is the sizes' alone), then their pixels
+    /// in rounds of one image a core.
     fn draw(&self, sizes: &Sizes, format: Format, most: usize) -> Vec<Picture> {
+        let mut planned: Vec<(u32, u32)> = Vec::new();
+        let mut pixels = 0u64;
+        while planned.len() < most && pixels < POOL_PIXELS {
+            let (w, h) = sizes.draw(&mut rng(self.spec.seed, self.stage, planned.len() as u64, b"imgsize\0"));
+            pixels += u64::from(w) * u64::from(h);
+            planned.push((w, h));
+        }
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-        let mut pool: Vec<Picture> = Vec::new();
-        let (mut bytes, mut pixels) = (0, 0);
-        while pool.len() < most && bytes < POOL_BYTES && pixels < POOL_PIXELS {
+        let mut pool: Vec<Picture> = Vec::with_capacity(planned.len());
+        for round in planned.chunks(threads) {
             let lo = pool.len();
-            let round: Vec<Picture> = std::thread::scope(|s| {
-                let handles: Vec<_> = (lo..(lo + threads).min(most))
-                    .map(|j| {
-                        s.spawn(move || {
-                            let (w, h) = sizes.draw(&mut rng(self.spec.seed, self.stage, j as u64, b"imgsize\0"));
-                            Picture::draw(w, h, format, self.spec.seed ^ (self.stage << 48) ^ j as u64)
-                        })
-                    })
+            let drawn: Vec<Picture> = std::thread::scope(|s| {
+                let handles: Vec<_> = round
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(w, h))| s.spawn(move || Picture::draw(w, h, format, self.spec.seed ^ (self.stage << 48) ^ (lo + k) as u64)))
                     .collect();
                 handles.into_iter().map(|h| h.join().expect("drawing an image does not panic")).collect()
             });
-            // As base64 takes them: 4 bytes for 3.
-            bytes += round.iter().map(|p| p.bytes.len() * 4 / 3).sum::<usize>();
-            pixels += round.iter().map(Picture::pixels).sum::<u64>();
-            pool.extend(round);
+            pool.extend(drawn);
         }
         pool
     }
@@ -277,12 +278,10 @@ pub(crate) fn media_of(messages: &[Value]) -> Result<Option<Media>, String> {
 }
 
 /// The most `d` draws.
+/// A request's share of the pool: the most a count draws (a normal's or a log-normal's
+/// centre: their open bounds would space requests far apart in a small pool).
 fn most(d: &Dist) -> u32 {
-    match d {
-        Dist::Fixed(n) => *n,
-        Dist::Normal { max, .. } | Dist::Uniform { max, .. } | Dist::LogNormal { max, .. } => *max,
-    }
-    .clamp(1, MAX_IMAGES)
+    d.bound().clamp(1, MAX_IMAGES)
 }
 
 /// Stands for the image parts while the prompt is serialized; no text holds it.

@@ -26,7 +26,7 @@ pub mod trace;
 
 use std::sync::Arc;
 
-use crate::model::{Expect, Numbers, RequestParams, RequestSpec};
+use crate::model::{Api, Expect, Numbers, RequestParams, RequestSpec};
 use body::BodyParts;
 use conversation::TurnInput;
 pub use prompt::Prompt;
@@ -78,7 +78,14 @@ impl Workload {
         let prompts = self.prompts(index).clone();
         let parts = BodyParts::new(model, params, prompts.api(), self.stream, self.stream_usage, prompts.has_output_lengths());
         let shape = Shape::new(prompts.api(), texts, index as u64);
-        let images = texts.images.clone().map(|spec| images::StageImages::new(spec, prompts.api(), index as u64));
+        // None to carry (count 0), or an API that takes none (a stage of another API
+        // inheriting the scenario's): no pool.
+        let carries = matches!(prompts.api(), Api::Chat | Api::Responses | Api::Messages);
+        let images = texts
+            .images
+            .clone()
+            .filter(|s| carries && s.count != dist::Dist::Fixed(0))
+            .map(|spec| images::StageImages::new(spec, prompts.api(), index as u64));
         StageRequests { prompts, parts, shape, top_n: params.top_n, stage: index as u64, ahead: Arc::from(Vec::new()), numbers, images }
     }
 }
@@ -104,9 +111,11 @@ impl StageRequests {
     /// Builds the prompts of requests 0..`n` now, on every core, when building them
     /// costs enough that the request path must not pay it: in chunks, until `n` or the
     /// bounds (counted in real bytes: lengths may be skewed).
-    pub fn prepare(&mut self, n: u64) {
+    /// `exact`: the stage sends these `n` requests and no more (its images need no
+    /// more than they carry).
+    pub fn prepare(&mut self, n: u64, exact: bool) {
         if let Some(images) = &self.images {
-            images.prepare(self.numbers.global(n.saturating_sub(1)) + 1);
+            images.prepare((exact && n > 0).then(|| self.numbers.global(n - 1) + 1));
         }
         if !self.prompts.built_ahead() || n == 0 {
             return;

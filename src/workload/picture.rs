@@ -119,14 +119,23 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 pub fn decode(bytes: &[u8], format: Format) -> Result<(u32, u32), String> {
     match format {
         Format::Png => {
-            let mut reader = png::Decoder::new(Cursor::new(bytes)).read_info().map_err(|e| format!("PNG does not decode: {e}"))?;
+            // Room for the largest side taken (8192² of 16-bit RGBA), no more.
+            let limits = png::Limits { bytes: (MAX_SIDE as usize).pow(2) * 8 };
+            let mut reader =
+                png::Decoder::new_with_limits(Cursor::new(bytes), limits).read_info().map_err(|e| format!("PNG does not decode: {e}"))?;
+            let (w, h) = reader.info().size();
+            if w.max(h) > MAX_SIDE {
+                return Err(format!("{w}×{h}: more than {MAX_SIDE} pixels on a side"));
+            }
             let size = reader.output_buffer_size().ok_or("PNG too large to decode")?;
             let mut buf = vec![0; size];
             let info = reader.next_frame(&mut buf).map_err(|e| format!("PNG does not decode: {e}"))?;
             Ok((info.width, info.height))
         }
         Format::Jpeg => {
-            let mut d = zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(bytes));
+            let options =
+                zune_jpeg::zune_core::options::DecoderOptions::default().set_max_width(MAX_SIDE as usize).set_max_height(MAX_SIDE as usize);
+            let mut d = zune_jpeg::JpegDecoder::new_with_options(zune_jpeg::zune_core::bytestream::ZCursor::new(bytes), options);
             d.decode().map_err(|e| format!("JPEG does not decode: {e:?}"))?;
             let info = d.info().ok_or("JPEG without a frame header")?;
             Ok((u32::from(info.width), u32::from(info.height)))
