@@ -43,7 +43,7 @@ fn main() {
                 Default::default(),
             );
             let t = Instant::now();
-            stage.prepare(n);
+            stage.prepare(n, true);
             all.push(n as f64 / t.elapsed().as_secs_f64());
             let t = Instant::now();
             for _ in 0..n {

@@ -87,6 +87,11 @@ pub fn run_name(files: &[std::path::PathBuf], i: usize) -> String {
     if files.iter().enumerate().any(|(j, f)| j != i && stem(f) == mine) { files[i].display().to_string() } else { mine }
 }
 
+/// Some run's export holds requests that carried images.
+fn carries_images(runs: &[Run]) -> bool {
+    runs.iter().flat_map(|r| r.requests.iter().flatten()).any(|p| p.pixels.is_some())
+}
+
 /// Stage names in the order they first appear, over every run.
 fn stage_names(runs: &[Run]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
@@ -184,12 +189,7 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
     across.push(("tradeoff", across::tradeoff(runs)));
     if streamed {
         across.push(("ttft-input", across::ttft_by_input(runs)));
-        across.extend(
-            runs.iter()
-                .flat_map(|r| r.requests.iter().flatten())
-                .any(|p| p.pixels.is_some())
-                .then(|| ("ttft-pixels", across::ttft_by_pixels(runs))),
-        );
+        across.extend(carries_images(runs).then(|| ("ttft-pixels", across::ttft_by_pixels(runs))));
     }
     if let Some(f) = server::across(runs) {
         across.push(("server-load", f));

@@ -75,29 +75,9 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     let arrival = tokio::time::Instant::now();
     let queued = received.elapsed().as_secs_f64();
     let (guard, in_flight) = InFlight::enter(&state, slot, received);
-    let parsed = match Asked::parse(api, &body) {
-        Ok(req) if !state.cfg.vision && (req.image_tokens > 0 || !req.image_urls.is_empty()) => {
-            Err((Some(api.prompt_field()), "this model does not support image input (mock: vision = false)".to_string()))
-        }
-        // Images on 127.0.0.1 are fetched and measured before the request is served.
-        Ok(mut req) if !req.image_urls.is_empty() => match super::images::fetched_tokens(&req.image_urls).await {
-            Ok(n) => {
-                req.image_tokens += n;
-                Ok(req)
-            }
-            Err(msg) => Err((Some(api.prompt_field()), msg)),
-        },
-        other => other,
-    };
-    let req = match parsed {
+    let req = match asked(&state, api, &body).await {
         Ok(req) => req,
-        Err((param, msg)) => {
-            state.count(|s| s.invalid += 1);
-            return match api {
-                Api::Messages => anthropic_error(StatusCode::BAD_REQUEST, msg),
-                _ => error(StatusCode::BAD_REQUEST, "invalid_request_error", param, msg),
-            };
-        }
+        Err(refused) => return refused,
     };
     let cfg = &state.cfg;
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
@@ -174,6 +154,31 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
 const TOKENIZE_APART: usize = 32 * 1024;
 
 /// The prompt's tokens, and of them those the prefix cache held (its blocks go in).
+/// The request, its images on 127.0.0.1 fetched and charged; or its 400 (counted).
+async fn asked(state: &MockState, api: Api, body: &[u8]) -> Result<Asked, Response> {
+    let parsed = match Asked::parse(api, body) {
+        Ok(req) if !state.cfg.vision && (req.image_tokens > 0 || !req.image_urls.is_empty()) => {
+            Err((Some(api.prompt_field()), "this model does not support image input (mock: vision = false)".to_string()))
+        }
+        // Images on 127.0.0.1 are fetched and measured before the request is served.
+        Ok(mut req) if !req.image_urls.is_empty() => match super::images::fetched_tokens(&req.image_urls).await {
+            Ok(n) => {
+                req.image_tokens += n;
+                Ok(req)
+            }
+            Err(msg) => Err((Some(api.prompt_field()), msg)),
+        },
+        other => other,
+    };
+    parsed.map_err(|(param, msg)| {
+        state.count(|s| s.invalid += 1);
+        match api {
+            Api::Messages => anthropic_error(StatusCode::BAD_REQUEST, msg),
+            _ => error(StatusCode::BAD_REQUEST, "invalid_request_error", param, msg),
+        }
+    })
+}
+
 async fn read_prompt(state: &Arc<MockState>, req: Asked, body_len: usize) -> (Asked, PromptUsage) {
     let read = |state: &MockState, req: &Asked| {
         let ids = req.prompt_ids(&state.tokenizer);
