@@ -30,8 +30,8 @@ fn images_cost_their_tiles_in_prompt_tokens_and_ttft() {
         stage("one tile", "{ size = \"512x512\", detail = \"high\" }"),
         // Two of 1024×1024 at auto: each 768² → 4 tiles → 765 tokens.
         stage("two of four tiles", "{ count = 2, size = \"1024x1024\", format = \"jpeg\" }"),
-        // Low detail: 85 whatever the size.
-        stage("low", "{ size = \"1024x1024\", detail = \"low\" }"),
+        // Low detail: 85 whatever the size (JPEG: a 4 MB PNG's parse would show in TTFT).
+        stage("low", "{ size = \"1024x1024\", format = \"jpeg\", detail = \"low\" }"),
     ];
     let (out, v) = run_headless(&text(&stages.concat()), &[]);
     let s = |k: usize| &v["stages"][k];
