@@ -128,13 +128,22 @@ fn drawn_output_lengths_are_honoured() {
     }
 }
 
+/// Where this server's knee is, and why. It computes on one thread, so a second slot
+/// shares that thread rather than adding to it: decoding two requests takes twice one's
+/// time (measured: 15 tokens in ~400 ms alone, ~780 ms two at once). Its throughput is
+/// flat from the first request; beyond its two slots, requests wait for one.
+///
+/// The prompt cache is off: with it, Gemma 3's sliding-window cache let two requests in
+/// flight share their common 23-token prefix (prefill ~60 ms) while one after another
+/// reused a token (~170 ms), so 2-way "gained" 20–40 % from the cache, not the slots;
+/// a knee found at 2-way on that held in most runs and failed in CI (1.04×).
 #[test]
-fn the_knee_is_where_the_servers_slots_run_out() {
-    // Two slots: up to 2 requests decode in one batch; beyond, they queue. The knee's
-    // gain is 20 % a doubling, not the default 10 %: see the throughput bound below.
+fn a_one_thread_server_plateaus_at_once_and_queues_beyond_its_slots() {
     let Some(server) = LlamaServer::start(&["-c", "2048", "-np", "2"]) else { return };
     let body = "[prompts]\ntemplate = \"Count to {i}.\"\n[request]\nmax_tokens = 16\nignore_eos = true\n\
-                [sweep]\nconcurrency = [1, 2, 4, 8]\nrequests = 16\nknee_gain = 0.2\n";
+                extra_body = { cache_prompt = false }\n\
+                [sweep]\nconcurrency = [1, 2, 4, 8]\nrequests = 16\nknee_gain = 0.2\n\
+                [server_metrics]\n";
     let ran = run(&server, true, body, &[]);
     assert_all_ok(&ran);
     let sweep = &ran.result["sweep"];
@@ -142,13 +151,20 @@ fn the_knee_is_where_the_servers_slots_run_out() {
     let rate = |i: usize| f(&points[i]["throughput"]);
     let ttft = |i: usize| f(&ran.result["stages"][i]["ttft_ms"]["p50"]);
     let why = format!("{}\n{}", sweep, ran.out.stdout);
-    assert!(rate(1) > 1.15 * rate(0), "two slots batch: 2-way beats 1-way: {why}");
-    // Beyond its slots the server gains only what queued requests save: each starts as
-    // a slot frees, without the client's round trip between (measured: up to ~10 %).
-    for i in [2, 3] {
-        assert!(rate(i) < 1.2 * rate(1), "no slot is left beyond 2: {why}");
+    for l in &ran.lines {
+        assert_eq!(l["server_timings"]["cache_n"], 0, "the prompt cache is off: {l}");
     }
-    // Beyond the slots, a request waits for one: TTFT grows with the queue.
+    // No doubling gains a fifth: the knee is the first point (measured: 1.02× at 2-way,
+    // beyond it only what queued requests save of the client's round trip).
+    for i in 1..4 {
+        assert!(rate(i) < 1.2 * rate(i - 1), "one thread: no slot adds to it: {why}");
+    }
+    assert_eq!(sweep["knee"]["stage"], "sequential", "{why}");
+    let said = sweep["summary"].as_str().unwrap();
+    assert!(said.contains("plateaus") && said.contains("from 1-way"), "{said}");
+    assert!(ran.out.stdout.contains(said), "the table says it: {}", ran.out.stdout);
+    // Beyond the slots a request waits for one: TTFT grows with the queue (measured:
+    // 440 ms at 2-way, 1670 at 4-way), and the server says requests waited.
     assert!(
         ttft(2) > 2.0 * ttft(1) && ttft(3) > 1.5 * ttft(2),
         "TTFT p50 by point: {} {} {} {}: {why}",
@@ -157,10 +173,9 @@ fn the_knee_is_where_the_servers_slots_run_out() {
         ttft(2),
         ttft(3)
     );
-    assert_eq!(sweep["knee"]["stage"], "2-way", "{why}");
-    let said = sweep["summary"].as_str().unwrap();
-    assert!(said.contains("plateaus") && said.contains("from 2-way"), "{said}");
-    assert!(ran.out.stdout.contains(said), "the table says it: {}", ran.out.stdout);
+    let waited = |i: usize| f(&ran.result["stages"][i]["server"][0]["waiting"]["max"]);
+    assert_eq!(waited(0), 0.0, "one at a time never waits: {}", ran.result["stages"][0]["server"]);
+    assert!(waited(3) > 0.0, "8 asked of 2 slots: {}", ran.result["stages"][3]["server"]);
 }
 
 #[test]
