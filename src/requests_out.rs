@@ -58,6 +58,14 @@ struct Line<'a> {
     /// With `[conversation]`: the request's session, numbered in the whole run.
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<u64>,
+    /// A task stage's: the request's task (numbered in the whole run), its step (from
+    /// 0) and its member of the step's fan-out (from 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<u32>,
     /// Embeddings: the batch's inputs; rerank: the documents.
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<u32>,
@@ -158,6 +166,9 @@ impl RecordSink for RequestsOut {
             },
             turn: rec.turn,
             session: rec.session,
+            task: rec.task.map(|t| t.task),
+            step: rec.task.map(|t| t.step),
+            member: rec.task.map(|t| t.member),
             items: rec.items,
             images: rec.media.filter(|m| m.images > 0).map(|m| m.images),
             image_pixels: rec.media.filter(|m| m.images > 0).map(|m| m.pixels),

@@ -5,7 +5,8 @@
 //! Rooms: `phase` (a stage's parts and their signals), `closed` and `open` (the two
 //! kinds of load), `arrivals` (open-loop schedules), `schedule` (the one open-loop
 //! scheduler: due times, slots, behind and unsent, for requests, sessions and traces),
-//! `session` and `trace` (loads whose timing is the workload's), `request` (one
+//! `session` and `trace` (loads whose timing is the workload's), `task` (tasks: steps,
+//! fan-out, fan-in) with what they need (`taskrun`), `request` (one
 //! request and its retries), `retry` (retry timing), `ratelimit` (client-side limits),
 //! `abort` (`abort_on_error_rate`), `sweep` (choosing an automatic sweep's points, the
 //! knee).
@@ -21,6 +22,8 @@ mod retry;
 mod schedule;
 mod session;
 pub mod sweep;
+mod task;
+mod taskrun;
 mod trace;
 
 use std::sync::Arc;
@@ -144,6 +147,7 @@ impl Engine {
                 Load::Closed { .. } => None,
             },
             items: stage.api.items(),
+            task: stage.task.as_ref().map(|t| (t.name.clone(), t.steps.iter().map(|s| s.name.clone()).collect())),
         }
     }
 
@@ -168,7 +172,7 @@ impl Engine {
     /// judged, from the figures the aggregator closed it with.
     async fn auto_sweep(&self, sweep: &crate::scenario::Sweep) -> EngineEnd {
         let auto = sweep.auto.expect("an automatic sweep");
-        let slo = self.scenario.slo.map(|_| sweep.slo_quantile);
+        let slo = self.scenario.slo.filter(crate::model::Slo::for_requests).map(|_| sweep.slo_quantile);
         let mut plan = sweep::AutoPlan::new(sweep.kind, auto, sweep.knee_gain, slo);
         let mut ran = Vec::new();
         while let Some(load) = plan.next_point() {
@@ -231,7 +235,16 @@ impl Engine {
             tpm_max_tokens: stage.rate_limit.tpm.map(|_| stage.request.max_output_tokens().map_or(0, u64::from)),
             conversation: self.scenario.conversation.clone().map(Arc::new),
             sessions: std::sync::atomic::AtomicU64::new(0),
+            task: self.task_run(index, stage),
         })
+    }
+
+    /// A task stage's steps, each with its own model and fields.
+    fn task_run(&self, index: usize, stage: &Stage) -> Option<Arc<taskrun::TaskRun>> {
+        let def = stage.task.clone()?;
+        let texts = crate::workload::texts::TextsSpec::default();
+        let builders = def.steps.iter().map(|s| self.workload.stage(index, &s.model, &s.request, &texts, stage.numbers)).collect();
+        Some(Arc::new(taskrun::TaskRun::new(def, builders, self.scenario.pricing.clone(), stage.max_requests_in_flight)))
     }
 
     /// Runs one stage. Ok: go on, with the stage's figures when `judge` asked for them;
@@ -344,6 +357,12 @@ impl Engine {
 /// Runs a stage's parts with its kind of load.
 async fn drive(load: Load, parts: Parts) {
     let replay = parts.window.ctx.requests.replay().cloned();
+    if let Some(run) = parts.window.ctx.task.clone() {
+        return match load {
+            Load::Closed { concurrency } => task::closed_tasks(concurrency, run, parts).await,
+            Load::Open { rate, arrival, seed, .. } => task::open_tasks(rate, arrival, seed, run, parts).await,
+        };
+    }
     if let Some(conv) = parts.window.ctx.conversation.clone() {
         return match load {
             Load::Closed { concurrency } => session::closed_sessions(concurrency, conv, parts).await,

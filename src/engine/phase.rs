@@ -37,6 +37,8 @@ pub(super) struct StageCtx {
     /// `[conversation]`: the stage runs multi-turn sessions, numbered by `sessions`.
     pub conversation: Option<Arc<crate::workload::conversation::Conversation>>,
     pub sessions: AtomicU64,
+    /// `task = "name"`: the stage runs tasks, numbered by its request numbers.
+    pub task: Option<Arc<super::taskrun::TaskRun>>,
 }
 
 /// Shared by the workers of one part (warmup, ramp, window or cooldown) of a stage.
@@ -255,6 +257,7 @@ mod tests {
             tpm_max_tokens: None,
             conversation: None,
             sessions: AtomicU64::new(0),
+            task: None,
         })
     }
 

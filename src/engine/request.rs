@@ -5,6 +5,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::phase::Phase;
 use super::retry;
 use crate::metrics::{Attempts, EngineEvent, FailedAttempt, Part};
@@ -32,6 +34,26 @@ pub(super) struct Answer {
 /// [`run_spec`], also giving back the reply's answer when it succeeded (the client
 /// keeps answers when a conversation runs).
 pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>) -> (bool, Option<Answer>) {
+    let ended = run_request(p, i, spec, due, None).await;
+    (ended.going_on, ended.answer)
+}
+
+/// How a request ended, for a task that adds its requests up.
+pub(super) struct Ended {
+    /// False when it was not started, or the run is over.
+    pub going_on: bool,
+    pub answer: Option<Answer>,
+    /// Its outcome; None when it was never sent.
+    pub outcome: Option<Outcome>,
+    /// Prompt and completion tokens (the server's usage, else the client's counts).
+    pub tokens: (u64, u64),
+    pub ttft: Option<Duration>,
+}
+
+/// [`run_turn`], which `cancel` ends early (its record then `cancelled`), telling all
+/// a task needs of it.
+pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>, cancel: Option<&CancellationToken>) -> Ended {
+    let not_sent = |going_on| Ended { going_on, answer: None, outcome: None, tokens: (0, 0), ttft: None };
     let ctx = &p.ctx;
     // Counted at most once, and only when needed (a tokens-per-minute limit, or a
     // completion counted here): known already for built and listed prompts.
@@ -52,10 +74,10 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
             // (its session was counted started): it is cut, not counted unsent.
             p.tally.not_sent();
         }
-        return (false, None);
+        return not_sent(false);
     }
     p.gauges.start();
-    let mut record = attempts(p, &spec, i, weight, &mut att).await;
+    let mut record = attempts(p, &spec, i, weight, &mut att, cancel).await;
     p.gauges.end();
     if let Some(due) = due {
         // Timed from the schedule: the wait for a slot or a late timer is the user's.
@@ -108,7 +130,11 @@ pub(super) async fn run_turn(p: &Phase, i: u64, spec: RequestSpec, due: Option<I
     {
         p.halt.cancel();
     }
-    (ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok(), answer)
+    let input = record.usage.and_then(|u| u.prompt_tokens).or(record.input_tokens).unwrap_or(0);
+    let (outcome, tokens, ttft) = (Some(record.outcome), (input, crate::metrics::output_tokens(&record)), record.ttft);
+    record.task = spec.task;
+    let going_on = ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok();
+    Ended { going_on, answer, outcome, tokens, ttft }
 }
 
 /// Request `i`, ready to send: a prompt not built ahead of the stage (past the ahead
@@ -155,7 +181,14 @@ async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attem
 /// runs out of attempts; a stop, an abort or `retry.after_window` ends the retries
 /// early. The record is the final attempt's, its timings counted from the first
 /// attempt's send.
-async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut Attempts) -> RequestRecord {
+async fn attempts(
+    p: &Phase,
+    spec: &RequestSpec,
+    i: u64,
+    weight: u64,
+    att: &mut Attempts,
+    cancel: Option<&CancellationToken>,
+) -> RequestRecord {
     let ctx = &p.ctx;
     let mut first = None;
     let mut rng = None;
@@ -164,10 +197,12 @@ async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut 
         let first_send = *first.get_or_insert(t);
         att.first_send = Some(first_send);
         // A cooldown request is dropped when the cooldown ends: it is never measured,
-        // and waiting for it would hold up the next stage.
+        // and waiting for it would hold up the next stage. A task's member is dropped
+        // when its step no longer needs it.
         let cut = async {
-            match p.part {
-                Part::Cooldown => p.halt.cancelled().await,
+            match (p.part, cancel) {
+                (Part::Cooldown, _) => p.halt.cancelled().await,
+                (_, Some(c)) => c.cancelled().await,
                 _ => std::future::pending().await,
             }
         };

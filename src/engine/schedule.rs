@@ -17,7 +17,35 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::arrivals::Arrivals;
 use super::phase::Phase;
+
+/// An open loop whose arrivals each run `work` (a session, a task) on a task of its
+/// own, at most `slots` at once; returns once every one has ended, the phase drained.
+pub(super) async fn spawn_each<W, F>(p: &Arc<Phase>, slots: Arc<Semaphore>, cost: Cost, arrivals: Arrivals, work: W)
+where
+    W: Fn(Arc<Phase>, Option<u64>, Instant) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let schedule = Scheduler::new(p.clone(), slots, cost, arrivals.phase());
+    let mut set = tokio::task::JoinSet::new();
+    let dispatch = |permit: OwnedSemaphorePermit, i, due| {
+        let job = work(p.clone(), i, due);
+        set.spawn(async move {
+            let _slot = permit;
+            job.await;
+        });
+        while let Some(res) = set.try_join_next() {
+            super::rethrow(res);
+        }
+    };
+    schedule.run(arrivals.dues(schedule.t0()), dispatch).await;
+    while let Some(res) = set.join_next().await {
+        super::rethrow(res);
+    }
+    p.mark_stopped_if_unfinished();
+    p.drain();
+}
 
 /// What an arrival takes from the stage's request numbers.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use super::arrivals::Arrivals;
 use super::phase::{Parts, Phase};
 use super::request::run_turn;
 use super::rethrow;
-use super::schedule::{Cost, Scheduler};
+use super::schedule::{Cost, spawn_each};
 use crate::metrics::EngineEvent;
 use crate::metrics::sessions::SessionEnd;
 use crate::scenario::Arrival;
@@ -50,24 +50,13 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
     let p = parts.window;
     let slots = Arc::new(Semaphore::new(max_in_flight as usize));
     let arrivals = Arrivals::new(rate, arrival, seed).sharded(p.ctx.requests.numbers().shard);
-    let schedule = Scheduler::new(p.clone(), slots, Cost::Session, arrivals.phase());
-    let mut set = JoinSet::new();
-    let dispatch = |permit, _, due| {
-        let (phase, conv) = (p.clone(), conv.clone());
-        set.spawn(async move {
-            let _slot = permit;
+    spawn_each(&p, slots, Cost::Session, arrivals, |phase, _, due| {
+        let conv = conv.clone();
+        async move {
             session(&phase, &conv, Some(due)).await;
-        });
-        while let Some(res) = set.try_join_next() {
-            rethrow(res);
         }
-    };
-    schedule.run(arrivals.dues(schedule.t0()), dispatch).await;
-    while let Some(res) = set.join_next().await {
-        rethrow(res);
-    }
-    p.mark_stopped_if_unfinished();
-    p.drain();
+    })
+    .await;
 }
 
 /// Whether the stage may start another turn now.

@@ -155,7 +155,12 @@ fn sweep(first: &RunResult, merged: &RunResult) -> Option<SweepResult> {
         listed,
     };
     let ms = |k: &str| first.scenario.get("slo")?.get(k)?.as_f64().map(|ms| Duration::from_secs_f64(ms / 1000.0));
-    let slo = first.scenario.get("slo").filter(|s| !s.is_null()).map(|_| Slo { ttft: ms("ttft_ms"), itl: ms("itl_ms"), e2e: ms("e2e_ms") });
+    let slo = first.scenario.get("slo").filter(|s| !s.is_null()).map(|_| Slo {
+        ttft: ms("ttft_ms"),
+        itl: ms("itl_ms"),
+        e2e: ms("e2e_ms"),
+        task: ms("task_ms"),
+    });
     let early = ended_early(merged.aborted.is_some(), merged.interrupted);
     Some(SweepResult::build(plan, &merged.stages, slo.as_ref(), early))
 }

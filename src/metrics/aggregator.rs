@@ -53,6 +53,11 @@ pub enum EngineEvent {
         turns: u32,
         duration: Duration,
     },
+    /// A task ended (or was cut by the stage's end).
+    TaskEnded {
+        part: Part,
+        task: Box<super::tasks::TaskDone>,
+    },
     /// `abort_on_error_rate` ends the run after the stage just finished; why, in words.
     RunAborted {
         why: String,
@@ -327,6 +332,14 @@ impl Aggregator {
                 false
             }
             EngineEvent::SessionEnded { .. } => false,
+            EngineEvent::TaskEnded { part: Part::Window, task } => {
+                if let Some(live) = current {
+                    let slo = live.stats.info.slo.and_then(|s| s.task);
+                    live.stats.tasks.get_or_insert_with(Default::default).ended(&task, slo);
+                }
+                false
+            }
+            EngineEvent::TaskEnded { .. } => false,
             EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
                 if let Some(sink) = &mut self.sink {
                     sink.flush();

@@ -54,6 +54,8 @@ pub struct StageInfo {
     pub arrival: Option<&'static str>,
     /// What its requests carry several of: "inputs" (embeddings), "documents" (rerank).
     pub items: Option<&'static str>,
+    /// A task stage: the task's name and its steps' (`planned_requests` counts tasks).
+    pub task: Option<(String, Vec<String>)>,
 }
 
 /// Which part of a stage a request belongs to. Only the window's are measured; the

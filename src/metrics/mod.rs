@@ -21,6 +21,7 @@ mod series;
 mod server;
 pub mod sessions;
 mod stage;
+pub mod tasks;
 mod tools;
 
 pub use aggregator::{Aggregator, EngineEvent, RecordSink, Snapshot};

@@ -10,7 +10,7 @@ use super::latency::Latency;
 use super::lengths::Lengths;
 use super::series::Series;
 use super::sessions::SessionStats;
-use crate::model::{CheckFailure, FailureKind, FinishReason, FinishReasons, Outcome, RequestRecord, TokenSource, TokenSources};
+use crate::model::{CheckFailure, FailureKind, FinishReason, FinishReasons, Outcome, RequestRecord, Slo, TokenSource, TokenSources};
 
 /// Everything measured in one stage. Warmup requests are counted apart and touch no
 /// other figure.
@@ -62,6 +62,8 @@ pub struct StageStats {
     pub with_usage: u64,
     /// Multi-turn sessions, when a conversation runs.
     pub sessions: SessionStats,
+    /// A task stage's tasks, once one has ended.
+    pub tasks: Option<Box<super::tasks::TaskStats>>,
     /// Successful requests whose usage said `cached_tokens`: how many, the cached
     /// tokens, and the prompt tokens they were of.
     pub with_cached: u64,
@@ -189,6 +191,7 @@ impl Default for StageStats {
             completion_tokens: 0,
             with_usage: 0,
             sessions: SessionStats::default(),
+            tasks: None,
             with_cached: 0,
             cached_tokens: 0,
             cached_of: 0,
@@ -479,14 +482,14 @@ impl StageStats {
 
     /// Successful requests meeting every SLO per second of the measured window.
     pub fn goodput(&self) -> Option<f64> {
-        self.info.slo.map(|_| per_s(self.slo_met, self.wall))
+        self.info.slo.filter(Slo::for_requests).map(|_| per_s(self.slo_met, self.wall))
     }
 
     /// With `[slo]`: the share of finished requests (ok or failed) meeting every
     /// objective, by which a sweep point is judged.
     pub fn slo_share(&self) -> Option<f64> {
         let n = self.ok + self.failed;
-        self.info.slo.map(|_| if n == 0 { 0.0 } else { self.slo_met as f64 / n as f64 })
+        self.info.slo.filter(Slo::for_requests).map(|_| if n == 0 { 0.0 } else { self.slo_met as f64 / n as f64 })
     }
 
     pub fn error_rate(&self) -> f64 {

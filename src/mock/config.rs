@@ -309,6 +309,9 @@ pub struct MockStats {
     /// `POST /reset_prefix_cache` calls (vLLM's route): each empties the prefix cache.
     #[serde(default)]
     pub prefix_cache_resets: u64,
+    /// The most requests it had in flight at once.
+    #[serde(default)]
+    pub most_in_flight: u64,
 }
 
 /// Largest completion the mock writes, so a typo (or a request) cannot exhaust memory.

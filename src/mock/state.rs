@@ -22,6 +22,8 @@ pub(super) struct MockState {
     pub words: Words,
     pub prefix: PrefixCache,
     pub in_flight: AtomicU64,
+    /// The most in flight at once.
+    most_in_flight: AtomicU64,
     pub seq: AtomicU64,
     /// The server-side request limit, when `rate_limit_rpm` is set.
     limit: Option<Mutex<Bucket>>,
@@ -75,6 +77,7 @@ impl MockState {
             tokenizer,
             cfg,
             in_flight: AtomicU64::new(0),
+            most_in_flight: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             limit,
             capacity,
@@ -90,7 +93,8 @@ impl MockState {
     }
 
     pub fn stats(&self) -> MockStats {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let most_in_flight = self.most_in_flight.load(Ordering::Relaxed);
+        MockStats { most_in_flight, ..self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone() }
     }
 
     /// Empties the prefix cache, as vLLM's `POST /reset_prefix_cache` does.
@@ -144,6 +148,7 @@ impl InFlight {
     /// Counts the request in, and says how many are in flight with it.
     pub fn enter(state: &Arc<MockState>, slot: Option<tokio::sync::OwnedSemaphorePermit>, received: std::time::Instant) -> (Self, u64) {
         let n = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.most_in_flight.fetch_max(n, Ordering::Relaxed);
         (InFlight { state: state.clone(), slot, received, output: 0, kv: None }, n)
     }
 

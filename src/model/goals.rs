@@ -13,11 +13,19 @@ pub struct Slo {
     pub itl: Option<Duration>,
     #[serde(serialize_with = "ser_opt_ms", rename = "e2e_ms")]
     pub e2e: Option<Duration>,
+    /// A task stage's: a task's whole latency (its requests are held to the others).
+    #[serde(serialize_with = "ser_opt_ms", rename = "task_ms", skip_serializing_if = "Option::is_none")]
+    pub task: Option<Duration>,
 }
 
 impl Slo {
     pub fn is_empty(&self) -> bool {
-        self.ttft.is_none() && self.itl.is_none() && self.e2e.is_none()
+        self.ttft.is_none() && self.itl.is_none() && self.e2e.is_none() && self.task.is_none()
+    }
+
+    /// Whether it holds requests to anything (a task's objective is its tasks').
+    pub fn for_requests(&self) -> bool {
+        self.ttft.is_some() || self.itl.is_some() || self.e2e.is_some()
     }
 
     /// Whether a successful request with these timings meets every objective set. A

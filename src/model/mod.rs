@@ -18,6 +18,6 @@ pub use record::{
     CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, ToolCall, ToolFault,
     Uncounted, Usage,
 };
-pub use request::{Api, Expect, Media, RequestParams, RequestSpec};
+pub use request::{Api, Expect, Media, RequestParams, RequestSpec, TaskStep};
 pub use run::Aborted;
 pub use shard::{MAX_SHARDS, NUMBER_RANGE, Numbers, Shard};

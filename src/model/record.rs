@@ -262,6 +262,8 @@ pub struct RequestRecord {
     pub turn: Option<u32>,
     /// Its session's number in the whole run (across shards).
     pub session: Option<u64>,
+    /// A task's request: its task, step and member (set by the engine).
+    pub task: Option<super::request::TaskStep>,
     /// Embeddings: the batch's inputs; rerank: the documents (set by the engine).
     pub items: Option<u32>,
     /// The images it carried (set by the engine).
@@ -345,6 +347,7 @@ impl Default for RequestRecord {
             retry_after: None,
             turn: None,
             session: None,
+            task: None,
             items: None,
             media: None,
             tool_calls: None,

@@ -228,6 +228,17 @@ pub struct RequestSpec {
     pub expect: Expect,
     /// The images it carries, when it carries any.
     pub media: Option<Media>,
+    /// A task's request: which task, step and member.
+    pub task: Option<TaskStep>,
+}
+
+/// Where a task's request belongs: its task (numbered in the whole run), the step (from
+/// 0) and the member of the step's fan-out (from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskStep {
+    pub task: u64,
+    pub step: u32,
+    pub member: u32,
 }
 
 #[cfg(test)]

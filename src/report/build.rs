@@ -282,9 +282,15 @@ impl StageResult {
     /// The stage's cost from the tokens of its successful requests: per request, the
     /// server's usage where sent, else the counts made here.
     pub fn priced(mut self, pricing: &Pricing) -> StageResult {
-        if let Some(usd) = pricing.cost_usd(&self.model, self.tokens.input, self.tokens.output) {
+        // A task stage's steps may each ask another model: its tasks' costs add up.
+        let usd = match &self.tasks {
+            Some(t) => (t.totals.priced > 0 && t.totals.priced == t.ok + t.failed).then_some(t.totals.cost_usd),
+            None => pricing.cost_usd(&self.model, self.tokens.input, self.tokens.output),
+        };
+        if let Some(usd) = usd {
             self.cost = Some(Cost::new(pricing, usd, self.requests.ok));
         }
+        self.tasks = self.tasks.map(|t| t.priced(pricing));
         self
     }
 
@@ -327,6 +333,7 @@ impl StageResult {
             tool_calls: super::tool_calls(s, false),
             images: super::images::images(s, false),
             sessions: super::sessions::sessions(s),
+            tasks: super::tasks::tasks(s),
             goodput: s.goodput().map(|per_s| Goodput { requests: s.slo_met, per_s }),
             checks: checks(s),
             server: Vec::new(),

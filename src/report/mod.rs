@@ -15,6 +15,7 @@ mod result;
 mod sessions;
 mod sweep;
 mod table;
+pub mod tasks;
 mod text;
 
 use std::path::Path;

@@ -241,6 +241,9 @@ pub struct StageResult {
     /// With `[conversation]`: the stage's sessions and its figures by turn.
     #[serde(default)]
     pub sessions: Option<super::sessions::Sessions>,
+    /// A task stage's tasks: absent for other stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<super::tasks::Tasks>,
     /// With `[slo]`: successful requests meeting every objective, and per second.
     pub goodput: Option<Goodput>,
     /// With `[check]`: response checks passed and failed by reason.

@@ -40,6 +40,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
         text.push('\n');
         text.push_str(&cache);
     }
+    let tasks = super::tasks::task_text(&result.stages);
+    if !tasks.is_empty() {
+        text.push('\n');
+        text.push_str(&tasks);
+    }
     let by_size = items_notes(&result.stages);
     if !by_size.is_empty() {
         text.push('\n');

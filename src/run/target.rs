@@ -105,7 +105,7 @@ fn config(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts
         insecure: t.insecure,
         pool_size,
         stream: t.stream,
-        keep_content: scenario.check.is_some() || scenario.conversation.is_some(),
+        keep_content: scenario.check.is_some() || scenario.conversation.is_some() || scenario.stages.iter().any(|s| s.task.is_some()),
         texts_out,
         headers,
         // The mock counts in the scenario's tokenizer: there, it is the model's.

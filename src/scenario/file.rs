@@ -36,9 +36,11 @@ pub struct ScenarioFile {
     pub server_metrics: Option<Spanned<ServerMetricsFile>>,
     /// Span of the whole `[[stage]]` array, and each stage with its own span.
     pub stages: Spanned<Vec<Spanned<StageFile>>>,
+    /// `[[task]]`: what a stage's `task = "name"` runs.
+    pub tasks: Vec<Spanned<TaskFile>>,
 }
 
-const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `server_metrics`, `stage`";
+const SECTIONS: &str = "`name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `server_metrics`, `stage`, `task`";
 
 impl ScenarioFile {
     /// Parses the document, reporting every syntax error, then every section (and every
@@ -57,6 +59,7 @@ impl ScenarioFile {
             (None, None, None, None, None, None, None);
         let (mut pricing, mut slo, mut check, mut retry, mut rate_limit, mut abort_on_error_rate) = (None, None, None, None, None, None);
         let (mut sweep, mut conversation, mut thresholds, mut server_metrics) = (None, None, None, None);
+        let mut tasks = None;
         for (key, value) in root.into_inner() {
             let k = key.get_ref().to_string();
             match k.as_str() {
@@ -74,6 +77,7 @@ impl ScenarioFile {
                 "abort_on_error_rate" => abort_on_error_rate = section::<Spanned<f64>>(value, "abort_on_error_rate", p),
                 "thresholds" => thresholds = section::<ThresholdsFile>(value, "thresholds", p),
                 "stage" => stages = stage_list(value, p),
+                "task" => tasks = section::<Vec<Spanned<TaskFile>>>(value, "task", p),
                 "sweep" => sweep = section::<Spanned<SweepFile>>(value, "sweep", p),
                 "conversation" => conversation = section::<Spanned<ConversationFile>>(value, "conversation", p),
                 "server_metrics" => server_metrics = section::<Spanned<ServerMetricsFile>>(value, "server_metrics", p),
@@ -116,6 +120,7 @@ impl ScenarioFile {
             conversation,
             server_metrics,
             stages: stages.unwrap_or_else(|| Spanned::new(end.clone().unwrap_or_default(), Vec::new())),
+            tasks: tasks.unwrap_or_default(),
         })
     }
 }
@@ -320,6 +325,8 @@ pub struct SloFile {
     pub ttft_ms: Option<f64>,
     pub itl_ms: Option<f64>,
     pub e2e_ms: Option<f64>,
+    /// A task's whole latency.
+    pub task_ms: Option<f64>,
 }
 
 /// Thresholds as written: metric name → "< bound", each with its place.
@@ -364,6 +371,8 @@ pub struct StageFile {
     pub model: Option<String>,
     /// The API this stage speaks instead of `target.api`.
     pub api: Option<crate::model::Api>,
+    /// Runs this `[[task]]` instead of single requests; `requests` then counts tasks.
+    pub task: Option<Spanned<String>>,
     #[serde(default)]
     pub warmup: u64,
     /// This stage's own prompts (e.g. other lengths), instead of `[prompts]`.
@@ -474,4 +483,33 @@ impl DurationValue {
         }
         Ok(DurationValue(d))
     }
+}
+
+/// One `[[task]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub step: Vec<Spanned<StepFile>>,
+}
+
+/// One `[[task.step]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepFile {
+    pub name: Option<String>,
+    pub model: Option<Spanned<String>>,
+    pub prompt: Spanned<String>,
+    /// A count, or a distribution drawn per task.
+    pub fan_out: Option<Spanned<toml::Value>>,
+    pub concurrency: Option<Spanned<u32>>,
+    pub first: Option<Spanned<u32>>,
+    pub quorum: Option<Spanned<u32>>,
+    pub on_error: Option<Spanned<String>>,
+    pub document_tokens: Option<Spanned<toml::Value>>,
+    /// The step whose answers `{answers…}` takes (the one before, unless named).
+    pub answers_from: Option<Spanned<String>>,
+    pub top_by: Option<Spanned<String>>,
+    pub request: Option<Spanned<RequestFile>>,
 }

@@ -16,6 +16,7 @@ mod shard;
 mod stage;
 mod sweep;
 mod synthetic;
+mod task;
 mod tools;
 mod trace;
 mod validate;

@@ -52,6 +52,19 @@ pub struct Stage {
     /// On a shard: how its request numbers map to the whole run's (the identity else).
     #[serde(skip)]
     pub numbers: Numbers,
+    /// The `[[task]]` it runs instead of single requests (`requests` then counts tasks).
+    #[serde(serialize_with = "ser_task", skip_serializing_if = "Option::is_none")]
+    pub task: Option<std::sync::Arc<crate::workload::task::TaskDef>>,
+    /// A task stage: the most requests in flight across its tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests_in_flight: Option<u32>,
+}
+
+fn ser_task<S: serde::Serializer>(t: &Option<std::sync::Arc<crate::workload::task::TaskDef>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.name),
+        None => s.serialize_none(),
+    }
 }
 
 fn ser_thresholds<S: serde::Serializer>(t: &[Threshold], s: S) -> Result<S::Ok, S::Error> {

@@ -253,6 +253,8 @@ fn template(f: &SweepFile, kind: SweepKind, arrival: Arrival, d: &Defaults<'_>) 
         // A sweep's points are judged by the sweep (its knee, its SLO), not by thresholds.
         thresholds: Vec::new(),
         numbers: crate::model::Numbers::default(),
+        task: None,
+        max_requests_in_flight: None,
     }
 }
 

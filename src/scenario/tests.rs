@@ -190,7 +190,7 @@ requests = "x"
     assert_eq!(
         e,
         [
-            "s.toml:2:1: unknown key `nmae`, expected one of `name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `server_metrics`, `stage`",
+            "s.toml:2:1: unknown key `nmae`, expected one of `name`, `description`, `abort_on_error_rate`, `thresholds`, `target`, `mock`, `prompts`, `request`, `pricing`, `slo`, `check`, `retry`, `rate_limit`, `sweep`, `conversation`, `server_metrics`, `stage`, `task`",
             "s.toml:6:10: target: invalid type: string \"yes\", expected a boolean",
             "s.toml:8:15: stage 1: invalid value: integer `0`, expected a nonzero u32",
             "s.toml:13:12: stage 3: invalid type: string \"x\", expected a nonzero u64",

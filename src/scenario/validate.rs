@@ -51,18 +51,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         say_messages_limit(&request, &prompts, p);
     }
 
-    let pricing = match raw.pricing {
-        Some(f) => {
-            let span = f.span();
-            crate::cost::Pricing::with_overrides(f.into_inner()).unwrap_or_else(|problems| {
-                for msg in problems {
-                    p.at(Some(span.clone()), msg);
-                }
-                crate::cost::Pricing::builtin()
-            })
-        }
-        None => crate::cost::Pricing::builtin(),
-    };
+    let pricing = pricing(raw.pricing, p);
     let slo = raw.slo.map(|f| slo(f, p));
     let check = raw.check.map(|f| super::tools::check(f, base_dir, p));
     if let Some(slo) = &slo
@@ -92,7 +81,14 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
         p.at(Some(stages_span), "at least one [[stage]] (or a [sweep]) is needed");
     }
     let thresholds = raw.thresholds.as_ref().map_or_else(Vec::new, |f| super::validate_stage::thresholds(f, "thresholds", p));
-    let defaults = Defaults { request: &request, texts: &texts, spoken, retry: &retry, rate_limit, thresholds: &thresholds, base_dir };
+    let tasks = super::task::tasks(
+        raw.tasks,
+        &super::task::StepDefaults { request: &request, spoken, model: &target.model, base_dir },
+        &mut sources,
+        p,
+    );
+    let defaults =
+        Defaults { request: &request, texts: &texts, spoken, retry: &retry, rate_limit, thresholds: &thresholds, base_dir, tasks: &tasks };
     let traces: Vec<_> = stage_prompts.iter().map(|own| own.as_ref().unwrap_or(&prompts).replay().cloned()).collect();
     let (mut stages, mut names) = stages(raw_stages, &traces, &defaults, p);
     if let Some(sw) = raw.sweep.as_ref().filter(|_| prompts.replay().is_some()) {
@@ -135,6 +131,18 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     }
 }
 
+/// The built-in prices with `[pricing]`'s over them.
+fn pricing(f: Option<Spanned<crate::cost::PricingFile>>, p: &mut Problems<'_>) -> crate::cost::Pricing {
+    let Some(f) = f else { return crate::cost::Pricing::builtin() };
+    let span = f.span();
+    crate::cost::Pricing::with_overrides(f.into_inner()).unwrap_or_else(|problems| {
+        for msg in problems {
+            p.at(Some(span.clone()), msg);
+        }
+        crate::cost::Pricing::builtin()
+    })
+}
+
 /// A prompts file whose lines carry their own `tools` (or `tool_choice`) goes with no
 /// stage that sets them too: a body would name them twice.
 fn own_tools(stages: &[super::Stage], stage_prompts: &[Option<Prompts>], prompts: &Prompts, p: &mut Problems<'_>) {
@@ -166,6 +174,12 @@ fn sessions_fit(
             if set {
                 p.at(Some(span.clone()), format!("stage {:?}: `{field}` does not go with [conversation] sessions yet", s.name));
             }
+        }
+        if s.task.is_some() {
+            p.at(
+                Some(span.clone()),
+                format!("stage {:?}: a task stage does not go with [conversation]: a task's steps are its requests", s.name),
+            );
         }
     }
 }
@@ -310,9 +324,10 @@ fn slo(f: Spanned<SloFile>, p: &mut Problems<'_>) -> Slo {
             }
         })
     };
-    let slo = Slo { ttft: ms("ttft_ms", f.ttft_ms), itl: ms("itl_ms", f.itl_ms), e2e: ms("e2e_ms", f.e2e_ms) };
+    let slo =
+        Slo { ttft: ms("ttft_ms", f.ttft_ms), itl: ms("itl_ms", f.itl_ms), e2e: ms("e2e_ms", f.e2e_ms), task: ms("task_ms", f.task_ms) };
     if slo.is_empty() {
-        p.at(Some(span.clone()), "[slo] sets no objective: give ttft_ms, itl_ms or e2e_ms");
+        p.at(Some(span.clone()), "[slo] sets no objective: give ttft_ms, itl_ms, e2e_ms or task_ms");
     }
     slo
 }

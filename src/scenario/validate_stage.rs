@@ -27,6 +27,8 @@ pub(super) struct Defaults<'a> {
     pub thresholds: &'a [Threshold],
     /// Where a stage's files (its images' folder) are found from.
     pub base_dir: &'a std::path::Path,
+    /// The `[[task]]`s a stage may run.
+    pub tasks: &'a [Arc<crate::workload::task::TaskDef>],
 }
 
 /// The stages as written, checked, with the scenario's defaults where a stage does not
@@ -126,6 +128,7 @@ pub(super) fn stages(
             (Some(n), Some(l)) => Some(n.min(l)),
             (n, l) => n.or(l),
         };
+        let task = stage_task(&s, &name, d.tasks, p);
         let own = s.thresholds.as_ref().map_or_else(Vec::new, |f| thresholds(f, &format!("stage {name:?}: thresholds"), p));
         let mut thresholds: Vec<Threshold> = d.thresholds.iter().filter(|t| !own.iter().any(|o| o.metric == t.metric)).copied().collect();
         thresholds.extend(own);
@@ -145,9 +148,27 @@ pub(super) fn stages(
             rate_limit,
             thresholds,
             numbers: Numbers::default(),
+            task,
+            max_requests_in_flight: s.max_in_flight.filter(|_| s.task.is_some()).map(|m| m.get()),
         });
     }
     (stages, names)
+}
+
+/// The `[[task]]` a stage's `task` names; one that is not defined is reported.
+fn stage_task(
+    s: &StageFile,
+    name: &str,
+    tasks: &[Arc<crate::workload::task::TaskDef>],
+    p: &mut Problems<'_>,
+) -> Option<Arc<crate::workload::task::TaskDef>> {
+    let t = s.task.as_ref()?;
+    let found = tasks.iter().find(|d| d.name == *t.get_ref()).cloned();
+    if found.is_none() {
+        let known: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+        p.at(Some(t.span()), format!("stage {name:?}: task {:?} is not defined (tasks: {known:?})", t.get_ref()));
+    }
+    found
 }
 
 /// `base` with the fields `f` sets; problems reported at `f`, prefixed with `what`.
@@ -268,7 +289,8 @@ fn stage_load(s: &StageFile, i: usize, span: &Range<usize>, p: &mut Problems<'_>
         for (set, field) in [
             (s.arrival.is_some(), "arrival"),
             (s.burstiness.is_some(), "burstiness"),
-            (s.max_in_flight.is_some(), "max_in_flight"),
+            // A task stage's is the most requests in flight across its tasks.
+            (s.max_in_flight.is_some() && s.task.is_none(), "max_in_flight"),
             (s.seed.is_some(), "seed"),
         ] {
             if set {

@@ -20,6 +20,7 @@ pub mod provenance;
 pub mod remote;
 pub mod synth;
 pub mod synthetic;
+pub mod task;
 pub mod texts;
 pub mod tokens;
 pub mod trace;
@@ -200,7 +201,7 @@ impl StageRequests {
             (Some(own), added) => Some(own.and(added.unwrap_or_default())),
             (None, added) => added,
         };
-        RequestSpec { body, input_tokens, output_tokens: output, turn: None, session: None, expect, media }
+        RequestSpec { body, input_tokens, output_tokens: output, turn: None, session: None, expect, media, task: None }
     }
 
     /// Turn `k` of session `session`, sent as request `i`: a dataset's conversation
@@ -278,16 +279,40 @@ impl StageRequests {
         output: Option<u32>,
         (session, turn): (u64, u32),
     ) -> RequestSpec {
+        RequestSpec { turn: Some(turn), session: Some(session), ..self.messages_request(messages, input_tokens, output) }
+    }
+
+    /// A request of `messages`, `input_tokens` long, asking for `output` (a task's step).
+    pub fn messages_request(&self, messages: Vec<serde_json::Value>, input_tokens: u64, output: Option<u32>) -> RequestSpec {
         let prompt = Prompt::from_value(&serde_json::Value::Array(messages));
         RequestSpec {
             body: self.parts.body(&prompt.json, output),
             input_tokens: Some(input_tokens),
             output_tokens: output,
-            turn: Some(turn),
-            session: Some(session),
+            turn: None,
+            session: None,
             expect: Expect::default(),
             media: None,
+            task: None,
         }
+    }
+
+    /// Request `i`'s prompt as a task's input: its last message's text (a completion's
+    /// prompt whole), and that text's length in tokens.
+    pub fn input_text(&self, i: u64) -> (String, u64) {
+        let p = self.prompt(i);
+        let text = match serde_json::from_str::<serde_json::Value>(p.json.get()) {
+            Ok(serde_json::Value::Array(m)) => m.last().and_then(|m| m.get("content")).map(content_text).unwrap_or_default(),
+            Ok(v) => content_text(&v),
+            Err(_) => String::new(),
+        };
+        let tokens = self.prompts.tokenizer().count(&text);
+        (text, tokens)
+    }
+
+    /// The tokens of `text` by the counting tokenizer.
+    pub fn count(&self, text: &str) -> u64 {
+        self.prompts.tokenizer().count(text)
     }
 
     /// Request `i`'s prompt count where known without counting, else its JSON to be
@@ -301,6 +326,17 @@ impl StageRequests {
     /// use where not known (most runs take the server's usage).
     pub fn input_tokens(&self, i: u64) -> u64 {
         self.prompt(i).tokens(self.prompts.tokenizer())
+    }
+}
+
+/// A message's content as text: a string, or a parts list's text parts joined.
+fn content_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(serde_json::Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
     }
 }
 

@@ -1,0 +1,190 @@
+//! A stage's tasks (`task = "name"`): how many ended answered, failed (at which step,
+//! why) or cut by the stage's end; their latency and the last step's first token as
+//! HDR distributions; each step's share of the task's time and its wait on its
+//! slowest member; requests, tokens and cost per task. Every request of a task is also
+//! a request in the stage's own figures: these are a layer above them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::latency::Latency;
+
+/// How one task ended, as the engine tells it.
+#[derive(Debug, Clone, Default)]
+pub struct TaskDone {
+    /// Every step went on to the next, the last answered.
+    pub ok: bool,
+    /// The stage ended (its count, deadline or a stop) before the task did.
+    pub cut: bool,
+    /// Where it failed: the step (from 0) and why (a failure kind, `quorum` or
+    /// `cancelled`).
+    pub failed_at: Option<(u32, &'static str)>,
+    /// From its start (an open loop's: when it was due) to its last step's end.
+    pub latency: Duration,
+    /// From its start to the last step's first token (streams).
+    pub first_token: Option<Duration>,
+    pub steps: Vec<StepDone>,
+    /// Requests it started, and their prompt and completion tokens.
+    pub requests: u32,
+    pub tokens: (u64, u64),
+    /// In USD, where every step's model has a price.
+    pub cost_usd: Option<f64>,
+}
+
+/// One step of one task.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepDone {
+    pub wall: Duration,
+    /// How long the step waited on its slowest member alone: from the end of the
+    /// member before it to the step's end (zero for one member).
+    pub slowest_wait: Duration,
+    pub members: u32,
+    pub failed: u32,
+}
+
+/// One step's figures over the stage's tasks.
+#[derive(Debug, Clone)]
+pub struct StepStats {
+    pub wall: Latency,
+    pub slowest_wait: Latency,
+    /// Members sent, and failed, over every task that ran the step.
+    pub members: u64,
+    pub failed: u64,
+}
+
+impl Default for StepStats {
+    fn default() -> Self {
+        StepStats { wall: Latency::with_digits(2), slowest_wait: Latency::with_digits(2), members: 0, failed: 0 }
+    }
+}
+
+/// A stage's tasks.
+#[derive(Debug, Clone, Default)]
+pub struct TaskStats {
+    pub ok: u64,
+    pub failed: u64,
+    pub cut: u64,
+    /// Latency of the tasks that answered.
+    pub latency: Latency,
+    pub first_token: Latency,
+    /// By step, over the tasks that ran it (answered or not).
+    pub steps: Vec<StepStats>,
+    /// Failed tasks by step and cause.
+    pub failures: BTreeMap<(u32, &'static str), u64>,
+    pub totals: TaskTotals,
+    /// Answered within `[slo] task_ms`.
+    pub slo_met: u64,
+}
+
+/// The sums over every task that ended (cut ones aside) behind the means per task: a
+/// merge adds them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskTotals {
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Of the `priced` tasks (every step's model with a price).
+    pub cost_usd: f64,
+    pub priced: u64,
+    pub cost_max_usd: f64,
+    /// By step: requests sent over every task that ran it.
+    #[serde(default)]
+    pub step_requests: Vec<u64>,
+}
+
+impl TaskStats {
+    /// Adds one task; `slo`: the task SLO it is held to.
+    pub fn ended(&mut self, t: &TaskDone, slo: Option<Duration>) {
+        if t.cut {
+            self.cut += 1;
+            return;
+        }
+        if self.steps.len() < t.steps.len() {
+            self.steps.resize_with(t.steps.len(), StepStats::default);
+        }
+        for (s, d) in self.steps.iter_mut().zip(&t.steps) {
+            s.wall.record(d.wall);
+            if d.members > 1 {
+                s.slowest_wait.record(d.slowest_wait);
+            }
+            s.members += u64::from(d.members);
+            s.failed += u64::from(d.failed);
+        }
+        let sum = &mut self.totals;
+        sum.requests += u64::from(t.requests);
+        sum.input_tokens += t.tokens.0;
+        sum.output_tokens += t.tokens.1;
+        if let Some(c) = t.cost_usd {
+            sum.cost_usd += c;
+            sum.priced += 1;
+            sum.cost_max_usd = sum.cost_max_usd.max(c);
+        }
+        match (t.ok, t.failed_at) {
+            (true, _) => {
+                self.ok += 1;
+                self.latency.record(t.latency);
+                if let Some(ft) = t.first_token {
+                    self.first_token.record(ft);
+                }
+                self.slo_met += u64::from(slo.is_none_or(|s| t.latency <= s));
+            }
+            (false, at) => {
+                self.failed += 1;
+                *self.failures.entry(at.unwrap_or((0, "unknown"))).or_default() += 1;
+            }
+        }
+    }
+
+    /// Tasks that ended, answered or failed.
+    pub fn ended_count(&self) -> u64 {
+        self.ok + self.failed
+    }
+
+    pub fn cost_per_task_usd(&self) -> Option<f64> {
+        let t = &self.totals;
+        (t.priced > 0).then(|| t.cost_usd / t.priced as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(ok: bool, ms: u64, steps: &[(u64, u64, u32)]) -> TaskDone {
+        TaskDone {
+            ok,
+            failed_at: (!ok).then_some((1, "http_5xx")),
+            latency: Duration::from_millis(ms),
+            steps: steps
+                .iter()
+                .map(|&(wall, wait, members)| StepDone {
+                    wall: Duration::from_millis(wall),
+                    slowest_wait: Duration::from_millis(wait),
+                    members,
+                    failed: 0,
+                })
+                .collect(),
+            requests: steps.iter().map(|s| s.2).sum(),
+            tokens: (100, 10),
+            cost_usd: Some(0.5),
+            ..TaskDone::default()
+        }
+    }
+
+    #[test]
+    fn tasks_add_up_by_outcome_and_step() {
+        let mut s = TaskStats::default();
+        s.ended(&task(true, 400, &[(200, 50, 10), (200, 0, 1)]), Some(Duration::from_millis(300)));
+        s.ended(&task(true, 250, &[(150, 30, 10), (100, 0, 1)]), Some(Duration::from_millis(300)));
+        s.ended(&task(false, 100, &[(100, 10, 10)]), None);
+        s.ended(&TaskDone { cut: true, ..TaskDone::default() }, None);
+        assert_eq!((s.ok, s.failed, s.cut, s.slo_met), (2, 1, 1, 1));
+        assert_eq!(s.latency.count(), 2);
+        assert_eq!((s.steps[0].wall.count(), s.steps[1].wall.count()), (3, 2));
+        // One member: no wait on a slowest one is recorded.
+        assert_eq!((s.steps[0].slowest_wait.count(), s.steps[1].slowest_wait.count()), (3, 0));
+        assert_eq!((s.steps[0].members, s.totals.requests), (30, 32));
+        assert_eq!(s.failures.get(&(1, "http_5xx")), Some(&1));
+        assert_eq!(s.cost_per_task_usd(), Some(0.5));
+    }
+}

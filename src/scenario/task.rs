@@ -1,0 +1,205 @@
+//! `[[task]]` as written → the validated [`TaskDef`]s a stage's `task = "name"` runs:
+//! each step's prompt template, fan-out, join, error policy and request fields
+//! checked in place, and what refers to what (an earlier step's answers, their
+//! ranking field) checked to exist before any request.
+
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::error::Problems;
+use super::file::{StepFile, TaskFile};
+use super::request::Spoken;
+use crate::model::RequestParams;
+use crate::workload::task::{FanOut, Join, OnError, Piece, StepDef, TaskDef, Template};
+
+/// Most requests one step of one task sends.
+pub const MAX_FAN_OUT: u32 = 10_000;
+
+/// What a step takes from the scenario where it does not say.
+pub(super) struct StepDefaults<'a> {
+    pub request: &'a RequestParams,
+    pub spoken: Spoken,
+    pub model: &'a str,
+    pub base_dir: &'a std::path::Path,
+}
+
+/// The tasks, each checked; every problem reported at its place.
+pub(super) fn tasks(
+    raw: Vec<Spanned<TaskFile>>,
+    d: &StepDefaults<'_>,
+    sources: &mut super::prompts::Sources<'_>,
+    p: &mut Problems<'_>,
+) -> Vec<Arc<TaskDef>> {
+    let mut out: Vec<Arc<TaskDef>> = Vec::new();
+    for t in raw {
+        let span = t.span();
+        let t = t.into_inner();
+        let name = t.name.get_ref().clone();
+        if name.trim().is_empty() {
+            p.at(Some(t.name.span()), "task: name must not be empty");
+        }
+        if out.iter().any(|o| o.name == name) {
+            p.at(Some(t.name.span()), format!("task {name:?}: the name is used twice"));
+        }
+        if t.step.is_empty() {
+            p.at(Some(span), format!("task {name:?}: give at least one [[task.step]]"));
+        }
+        let mut steps: Vec<StepDef> = Vec::new();
+        let mut documents = false;
+        for (k, s) in t.step.into_iter().enumerate() {
+            let step = step(s, k, &name, &steps, d, p);
+            documents |= step.document_tokens.is_some();
+            steps.push(step);
+        }
+        let words = match documents {
+            true => sources.pool().map_err(|e| p.at(None, format!("task {name:?}: documents: {e}"))).ok(),
+            false => None,
+        };
+        out.push(Arc::new(TaskDef { name, steps, words }));
+    }
+    out
+}
+
+fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &StepDefaults<'_>, p: &mut Problems<'_>) -> StepDef {
+    let span = s.span();
+    let s = s.into_inner();
+    let name = s.name.clone().unwrap_or_else(|| format!("step {}", k + 1));
+    let what = format!("task {task:?} step {name:?}");
+    if before.iter().any(|b| b.name == name) {
+        p.at(Some(span.clone()), format!("{what}: the name is used twice in the task"));
+    }
+    let template = Template::parse(s.prompt.get_ref()).unwrap_or_else(|e| {
+        p.at(Some(s.prompt.span()), format!("{what}: prompt: {e}"));
+        Template(Vec::new())
+    });
+    let fan_out = fan_out(&s, &what, p);
+    let least = fan_out.least();
+    let bound = |v: &Option<Spanned<u32>>, field: &str, p: &mut Problems<'_>| {
+        v.as_ref().map(|v| {
+            let n = *v.get_ref();
+            if n == 0 || n > least {
+                p.at(Some(v.span()), format!("{what}: {field} must be from 1 to the fan-out's least ({least}), got {n}"));
+            }
+            n
+        })
+    };
+    let first = bound(&s.first, "first", p);
+    let quorum = bound(&s.quorum, "quorum", p);
+    let on_error = match s.on_error.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
+        None | Some(("fail_task", _)) => OnError::FailTask,
+        Some(("skip", _)) => OnError::Skip,
+        Some((other, at)) => {
+            p.at(Some(at), format!("{what}: on_error must be \"fail_task\" or \"skip\", got {other:?}"));
+            OnError::FailTask
+        }
+    };
+    if let (Some(q), OnError::FailTask) = (&s.quorum, on_error) {
+        p.at(Some(q.span()), format!("{what}: quorum is for on_error = \"skip\" (with \"fail_task\" every member must answer)"));
+    }
+    let concurrency = match &s.concurrency {
+        Some(c) if *c.get_ref() == 0 => {
+            p.at(Some(c.span()), format!("{what}: concurrency must be at least 1"));
+            1
+        }
+        Some(c) => *c.get_ref(),
+        None => MAX_FAN_OUT,
+    };
+    let document_tokens = s
+        .document_tokens
+        .as_ref()
+        .and_then(|v| super::synthetic::dist(v.get_ref()).map_err(|e| p.at(Some(v.span()), format!("{what}: document_tokens: {e}"))).ok());
+    match (template.uses(|x| *x == Piece::Document), &document_tokens) {
+        (true, None) => p.at(Some(s.prompt.span()), format!("{what}: the prompt has {{document}}: give document_tokens")),
+        (false, Some(_)) => p.at(Some(span.clone()), format!("{what}: document_tokens is given but the prompt has no {{document}}")),
+        _ => {}
+    }
+    let answers = template.uses(|x| matches!(x, Piece::Answers { .. }));
+    let from = answers_from(&s, &what, &name, before, p);
+    if answers && from.is_none() && s.answers_from.is_none() {
+        p.at(Some(s.prompt.span()), format!("{what}: the prompt takes {{answers}}, but no step runs before it"));
+    }
+    if let Some(field) = &s.top_by {
+        let carried = from.and_then(|f| before.get(f)).is_some_and(|b| answers_carry(&b.request, field.get_ref()));
+        if !carried {
+            let whose =
+                from.and_then(|f| before.get(f)).map_or_else(|| "an earlier step's".to_string(), |b| format!("step {:?}'s", b.name));
+            p.at(
+                Some(field.span()),
+                format!(
+                    "{what}: top_by = {:?}: {whose} answers do not carry it (give that step a response_format json_schema with the property)",
+                    field.get_ref()
+                ),
+            );
+        }
+    }
+    let request = match &s.request {
+        None => d.request.clone(),
+        Some(f) => d.request.overlay(&super::request::request(f.get_ref(), &format!("{what}: request"), d.spoken, d.base_dir, p)),
+    };
+    StepDef {
+        name,
+        model: s.model.map_or_else(|| d.model.to_string(), |m| m.into_inner()),
+        template,
+        fan_out,
+        concurrency,
+        join: first.map_or(Join::All, Join::First),
+        on_error,
+        quorum: quorum.unwrap_or(1),
+        document_tokens,
+        top_by: s.top_by.map(|f| f.into_inner()),
+        answers_from: from,
+        request,
+    }
+}
+
+fn fan_out(s: &StepFile, what: &str, p: &mut Problems<'_>) -> FanOut {
+    let Some(v) = &s.fan_out else { return FanOut::Fixed(1) };
+    let at = Some(v.span());
+    match v.get_ref() {
+        toml::Value::Integer(n) if (1..=i64::from(MAX_FAN_OUT)).contains(n) => FanOut::Fixed(*n as u32),
+        toml::Value::Integer(n) => {
+            p.at(at, format!("{what}: fan_out must be from 1 to {MAX_FAN_OUT}, got {n}"));
+            FanOut::Fixed(1)
+        }
+        other => match super::synthetic::dist(other) {
+            Ok(d) if d.bound() <= MAX_FAN_OUT => FanOut::Drawn(d),
+            Ok(d) => {
+                p.at(at, format!("{what}: fan_out's max must be at most {MAX_FAN_OUT}, got {}", d.bound()));
+                FanOut::Fixed(1)
+            }
+            Err(e) => {
+                p.at(at, format!("{what}: fan_out: {}", e.replace("tokens", "requests").replace("token", "request")));
+                FanOut::Fixed(1)
+            }
+        },
+    }
+}
+
+/// The step `{answers…}` reads: the one named, else the one before (None for the first).
+fn answers_from(s: &StepFile, what: &str, name: &str, before: &[StepDef], p: &mut Problems<'_>) -> Option<usize> {
+    let Some(from) = &s.answers_from else { return before.len().checked_sub(1) };
+    let wanted = from.get_ref();
+    match before.iter().position(|b| &b.name == wanted) {
+        Some(i) => Some(i),
+        None if wanted == name => {
+            p.at(Some(from.span()), format!("{what}: answers_from names the step itself: a step takes the answers of one before it"));
+            None
+        }
+        None => {
+            p.at(
+                Some(from.span()),
+                format!("{what}: answers_from = {wanted:?}: no step of that name runs before it (a later one would be a cycle)"),
+            );
+            None
+        }
+    }
+}
+
+/// Whether replies to `request` are JSON objects with `field`: its response_format's
+/// JSON Schema lists the property.
+fn answers_carry(request: &RequestParams, field: &str) -> bool {
+    let Some(format) = &request.response_format else { return false };
+    let schema = format.get("json_schema").and_then(|j| j.get("schema"));
+    schema.and_then(|s| s.get("properties")).and_then(|props| props.get(field)).is_some()
+}

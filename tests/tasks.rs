@@ -1,0 +1,251 @@
+//! Task stages against the mock's known timings: a fan-out then an answer takes its
+//! critical path; the per-task and stage-wide limits hold (counted by the mock); a
+//! step's first K; failures failing or skipped per policy with every request counted;
+//! an open loop's tasks timed from when due; `--requests-out` naming task and step;
+//! bad task definitions refused in one located line before any request.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// The mock at 50 ms + 10 ms a token after the first, nothing per request in flight: an
+/// analysis of 6 tokens takes 100 ms, an answer of 16 takes 200.
+const MOCK: &str = "base_latency_ms = 50\nper_inflight_ms = 0\ninter_token_ms = 10\noutput_tokens = 16\n";
+
+/// A scenario of the `rag` task: 10 analyses at most 5 at once, then one answer from
+/// the first five; `step1` and `stages` add to the first step and after the task.
+fn rag(target: &str, step1: &str, stages: &str) -> String {
+    format!(
+        "name = \"tasks\"\n{target}[prompts]\ntemplate = \"question {{i}}\"\n\
+         [[task]]\nname = \"rag\"\n\
+         [[task.step]]\nname = \"analyse\"\nprompt = \"Analyse document {{member}} for: {{prompt}}\"\nfan_out = 10\nconcurrency = 5\n\
+         request = {{ max_tokens = 6 }}\n{step1}\
+         [[task.step]]\nname = \"answer\"\nprompt = \"Answer {{prompt}} from:\\n{{answers[0..5]}}\"\nrequest = {{ max_tokens = 16 }}\n\
+         {stages}"
+    )
+}
+
+fn embedded(mock: &str) -> String {
+    format!("[target]\nbase_url = \"mock\"\nmodel = \"m\"\n[mock]\n{mock}")
+}
+
+fn stage(extra: &str) -> String {
+    format!("[[stage]]\nname = \"rag\"\ntask = \"rag\"\n{extra}")
+}
+
+fn ms(v: &serde_json::Value) -> f64 {
+    num(v)
+}
+
+/// Requests started = ok + failed + cancelled.
+fn assert_accounted(stage: &serde_json::Value) {
+    let r = &stage["requests"];
+    assert_eq!(count(&r["started"]), count(&r["ok"]) + count(&r["failed"]) + count(&r["cancelled"]), "{r}");
+}
+
+#[test]
+fn a_fan_out_then_an_answer_takes_its_critical_path() {
+    let (out, v) = run_headless(&rag(&embedded(MOCK), "", &stage("concurrency = 1\nrequests = 4\n")), &[]);
+    let s = &v["stages"][0];
+    let t = &s["tasks"];
+    assert_eq!((count(&t["ok"]), count(&t["failed"]), count(&t["cut"])), (4, 0, 0), "{t}");
+    // Two waves of five 100 ms analyses, then a 200 ms answer: ~400 ms, not 300 (all
+    // ten at once) nor 1,200 (one at a time). The debug build's own time per request
+    // is a few ms.
+    let p50 = ms(&t["latency_ms"]["p50"]);
+    assert!((395.0..470.0).contains(&p50), "task p50 {p50} ms: {t}");
+    let (analyse, answer) = (&t["steps"][0], &t["steps"][1]);
+    assert!((195.0..240.0).contains(&ms(&analyse["duration_ms"]["mean"])), "{analyse}");
+    assert!((195.0..240.0).contains(&ms(&answer["duration_ms"]["mean"])), "{answer}");
+    assert!((0.4..0.6).contains(&num(&analyse["share"])), "the analyses take half the time: {t}");
+    assert_eq!((num(&analyse["requests_per_task"]), num(&t["requests_per_task"])), (10.0, 11.0), "{t}");
+    // Every request is a request of the stage too.
+    assert_eq!(count(&s["requests"]["ok"]), 44, "{}", s["requests"]);
+    assert_accounted(s);
+    assert_eq!(s["planned"]["requests"], 4, "a task stage's count is its tasks");
+    assert!(out.stdout.contains("rag (rag)") && out.stdout.contains("time by step: analyse 5"), "{}", out.stdout);
+}
+
+/// `GET /mock/stats` of a mock at `root` (its `/v1` API root).
+fn mock_stats(root: &str) -> serde_json::Value {
+    let addr = root.trim_start_matches("http://").trim_end_matches("/v1");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /mock/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+#[test]
+fn the_fan_out_limit_holds_within_a_task_and_max_in_flight_across_tasks() {
+    for (tasks, max_in_flight, most) in [(1, None, 5), (4, Some(6), 6)] {
+        let (mut mock, url) = spawn_mock(&["--base-latency-ms", "50", "--per-inflight-ms", "0"]);
+        let target = format!("[target]\nbase_url = \"{url}\"\nmodel = \"m\"\n");
+        let limit = max_in_flight.map_or(String::new(), |m| format!("max_in_flight = {m}\n"));
+        let (_, v) = run_headless(&rag(&target, "", &stage(&format!("concurrency = {tasks}\nrequests = 8\n{limit}"))), &[]);
+        let stats = mock_stats(&url);
+        let _ = mock.kill();
+        // Four tasks want 20 analyses at once: the stage's limit holds them to 6; one
+        // task alone never has more than its step's 5.
+        assert_eq!(count(&stats["most_in_flight"]), most, "{tasks} tasks, max_in_flight {max_in_flight:?}: {stats}");
+        assert_eq!(count(&stats["ok"]), 88, "{stats}");
+        assert_eq!(count(&v["stages"][0]["tasks"]["ok"]), 8);
+    }
+}
+
+#[test]
+fn a_step_goes_on_after_its_first_answers_and_cancels_the_rest() {
+    // Analyses of 20-180 ms: the first three answer well before the slowest.
+    let mock = "base_latency_ms = 100\njitter_ms = 80\nper_inflight_ms = 0\nseed = 7\n";
+    let (_, v) = run_headless(
+        &rag(&embedded(mock), "first = 3\n", &stage("concurrency = 2\nrequests = 6\n")).replace("concurrency = 5", "concurrency = 10"),
+        &[],
+    );
+    let s = &v["stages"][0];
+    let t = &s["tasks"];
+    assert_eq!(count(&t["ok"]), 6, "{t}");
+    assert_accounted(s);
+    // Each task sent its ten analyses; those still out after the third answer were
+    // cancelled, not failed.
+    assert_eq!(count(&s["requests"]["started"]), 6 * 11, "{}", s["requests"]);
+    assert!(count(&s["requests"]["cancelled"]) >= 6, "{}", s["requests"]);
+    assert_eq!(count(&s["requests"]["failed"]), 0);
+    assert!(ms(&t["steps"][0]["duration_ms"]["max"]) < 175.0, "the step waited for more than three: {t}");
+}
+
+#[test]
+fn a_failed_member_fails_its_task_or_is_skipped_per_policy() {
+    let mock = "base_latency_ms = 20\nper_inflight_ms = 0\nerror_rate = 0.2\nseed = 3\n";
+    let (_, v) = run_headless(&rag(&embedded(mock), "", &stage("concurrency = 2\nrequests = 20\n")), &[]);
+    let s = &v["stages"][0];
+    let t = &s["tasks"];
+    // One in five fails: a task of ten analyses rarely has none failed.
+    assert!(count(&t["failed"]) >= 10, "{t}");
+    assert_eq!(count(&t["ok"]) + count(&t["failed"]), 20, "{t}");
+    let f = &t["failures"][0];
+    assert_eq!((f["step"].as_str(), f["cause"].as_str()), (Some("analyse"), Some("http_5xx")), "{t}");
+    assert_accounted(s);
+
+    let skip = "on_error = \"skip\"\nquorum = 5\n";
+    let (_, v) = run_headless(&rag(&embedded(mock), skip, &stage("concurrency = 2\nrequests = 20\n")), &[]);
+    let s = &v["stages"][0];
+    let t = &s["tasks"];
+    // Failed analyses are left out; a task fails only when fewer than five answered
+    // (or its answer failed).
+    assert!(count(&t["ok"]) >= 12, "{t}");
+    assert!(count(&t["steps"][0]["failed_requests"]) > 0, "{t}");
+    assert!(t["failures"].as_array().unwrap().iter().all(|f| f["step"] == "answer" || f["cause"] == "quorum"), "{t}");
+    assert_accounted(s);
+}
+
+#[test]
+fn open_loop_tasks_are_timed_from_when_they_were_due() {
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // The first request stalls a second; the rest answer at once. One request at a time
+    // (max_in_flight = 1): the tasks due during the stall wait for it.
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                axum::Json(serde_json::json!({
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 1}
+                }))
+            }
+        }),
+    );
+    let url = serve_app(app);
+    let text = format!(
+        "[target]\nbase_url = \"{url}\"\nmodel = \"m\"\n[prompts]\ntemplate = \"q {{i}}\"\n\
+         [[task]]\nname = \"one\"\n[[task.step]]\nprompt = \"{{prompt}}\"\n\
+         [[stage]]\nname = \"open\"\ntask = \"one\"\nrate = 10\nrequests = 10\nmax_in_flight = 1\n"
+    );
+    let (_, v) = run_headless(&text, &[]);
+    let s = &v["stages"][0];
+    let t = &s["tasks"];
+    assert_eq!(count(&t["ok"]), 10, "{t}");
+    // Tasks due 0.1 … 0.9 s into the stall waited for it: from when due, the slowest
+    // took most of a second, while each request, from its send, took a moment.
+    assert!(ms(&t["latency_ms"]["p50"]) > 300.0, "task latency from the schedule: {t}");
+    assert!(ms(&t["latency_ms"]["max"]) > 900.0, "{t}");
+    assert!(ms(&s["latency_ms"]["p50"]) < 100.0, "requests from their send: {}", s["latency_ms"]);
+}
+
+#[test]
+fn requests_out_lines_name_their_task_step_and_member() {
+    let (d, path) = scenario(&rag(&embedded(MOCK), "", &stage("concurrency = 1\nrequests = 2\n")));
+    let lines = d.path().join("r.jsonl");
+    let mut c = cmd(&["run", "--headless", "--requests-out"]);
+    c.arg(&lines).arg(&path);
+    assert!(run(c, Duration::from_secs(60)).status.success());
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 22);
+    let of = |task: u64, step: u64| lines.iter().filter(|l| l["task"] == task && l["step"] == step).count();
+    assert_eq!((of(0, 0), of(0, 1), of(1, 0), of(1, 1)), (10, 1, 10, 1));
+    let mut members: Vec<u64> = lines.iter().filter(|l| l["task"] == 1 && l["step"] == 0).map(|l| count(&l["member"])).collect();
+    members.sort();
+    assert_eq!(members, (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_task_definitions_are_one_located_line_before_any_request() {
+    let cases = [
+        (rag(&embedded(MOCK), "", &stage("requests = 1\n").replace("task = \"rag\"", "task = \"nope\"")), "task \"nope\" is not defined"),
+        (rag(&embedded(MOCK), "", &stage("requests = 1\n")).replace("{member}", "{membr}"), "unknown placeholder `{membr}`"),
+        (
+            rag(&embedded(MOCK), "quorum = 3\non_error = \"skip\"\n", &stage("requests = 1\n")).replace("quorum = 3", "quorum = 11"),
+            "quorum must be from 1 to the fan-out's least (10), got 11",
+        ),
+        (
+            rag(&embedded(MOCK), "", &stage("requests = 1\n")).replace("request = { max_tokens = 16 }", "top_by = \"relevance\""),
+            "top_by = \"relevance\": step \"analyse\"'s answers do not carry it",
+        ),
+        (
+            rag(&embedded(MOCK), "answers_from = \"answer\"\n", &stage("requests = 1\n")),
+            "no step of that name runs before it (a later one would be a cycle)",
+        ),
+    ];
+    for (i, (text, said)) in cases.into_iter().enumerate() {
+        let (_d, path) = scenario(&text);
+        let mut c = cmd(&["run", "--headless"]);
+        c.arg(&path);
+        let out = run(c, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(2), "case {i}: {}", out.stderr);
+        let line = out.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "case {i}: {line}");
+        assert!(line.contains(said) && line.contains("s.toml:"), "case {i}: {line}");
+    }
+}
+
+#[test]
+fn the_shipped_rag_pipeline_prices_both_models_and_slows_under_a_global_limit() {
+    let (out, v) = run_shipped("scenarios/rag-pipeline.toml");
+    let stages = v["stages"].as_array().unwrap();
+    let t = |k: usize| &stages[k]["tasks"];
+    for (k, s) in stages.iter().enumerate() {
+        assert_eq!(count(&t(k)["ok"]), count(&s["planned"]["requests"]), "{}", t(k));
+        assert_eq!(num(&t(k)["requests_per_task"]), 51.0, "{}", t(k));
+        // Priced per step: between all tokens at the cheap model's price and all at the
+        // strong one's, and well above the cheap one's (the answer is gpt-4.1's).
+        let (input, output) = (num(&t(k)["input_tokens_per_task"]), num(&t(k)["output_tokens_per_task"]));
+        let cost = num(&t(k)["cost_per_task"]["mean_usd"]);
+        let (cheap, dear) = ((input * 0.28 + output * 0.42) / 1e6, (input * 2.0 + output * 8.0) / 1e6);
+        assert!(cost > 1.1 * cheap && cost < 0.5 * dear, "{cheap} < {cost} < {dear}: {}", t(k));
+        assert_accounted(s);
+    }
+    let p50 = |k: usize| num(&t(k)["latency_ms"]["p50"]);
+    // More users crowd the server (2 ms per request in flight); the same users behind a
+    // limit of 64 requests wait for each other's fan-outs.
+    assert!(p50(0) < p50(1) && p50(1) < p50(2) && p50(2) * 1.2 < p50(3), "{} {} {} {}", p50(0), p50(1), p50(2), p50(3));
+    assert!(num(&t(3)["steps"][0]["share"]) > num(&t(0)["steps"][0]["share"]), "the analyses' share grows");
+    assert!(out.stdout.contains("1 user (rag)") && out.stdout.contains("cost/task"), "{}", out.stdout);
+}
