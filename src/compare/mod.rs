@@ -15,7 +15,7 @@ pub use render::render;
 
 use crate::metrics::hdr;
 use crate::model::threshold::{METRICS, Metric};
-use crate::report::{Histograms, RunResult, StageResult, measure};
+use crate::report::{RunResult, StageResult, measure};
 
 /// The result-file versions this llmload reads.
 pub const READS: [u64; 3] = [1, 2, 3];
@@ -89,9 +89,11 @@ impl Comparison {
 }
 
 /// The distribution a metric reads, for the two-sample test.
-fn dist_of<'a>(h: &'a Histograms, metric: &Metric) -> Option<&'a str> {
-    let name = metric.name;
-    let d = if name.starts_with("ttft_") {
+fn dist_of<'a>(s: &'a StageResult, metric: &Metric) -> Option<&'a str> {
+    let (name, h) = (metric.name, &s.histograms);
+    let d = if name.starts_with("task_") && name.ends_with("_ms") {
+        s.tasks.as_ref().and_then(|t| t.histograms.latency_us.as_ref())
+    } else if name.starts_with("ttft_") {
         h.ttft_us.as_ref()
     } else if name.starts_with("itl_") {
         h.itl_us.as_ref()
@@ -104,7 +106,7 @@ fn dist_of<'a>(h: &'a Histograms, metric: &Metric) -> Option<&'a str> {
 }
 
 fn decoded(s: &StageResult, metric: &Metric) -> Option<Histogram<u64>> {
-    dist_of(&s.histograms, metric).and_then(|t| hdr::decode(t).ok())
+    dist_of(s, metric).and_then(|t| hdr::decode(t).ok())
 }
 
 /// Compares `new` with `bases` (one or more runs of the same scenario).

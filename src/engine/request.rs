@@ -48,12 +48,17 @@ pub(super) struct Ended {
     /// Prompt and completion tokens (the server's usage, else the client's counts).
     pub tokens: (u64, u64),
     pub ttft: Option<Duration>,
+    /// The tools its reply called.
+    pub calls: Vec<crate::model::ToolCall>,
+    /// When its first attempt was sent (`ttft` counts from it).
+    pub first_send: Option<Instant>,
 }
 
 /// [`run_turn`], which `cancel` ends early (its record then `cancelled`), telling all
 /// a task needs of it.
 pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>, cancel: Option<&CancellationToken>) -> Ended {
-    let not_sent = |going_on| Ended { going_on, answer: None, outcome: None, tokens: (0, 0), ttft: None };
+    let not_sent =
+        |going_on| Ended { going_on, answer: None, outcome: None, tokens: (0, 0), ttft: None, calls: Vec::new(), first_send: None };
     let ctx = &p.ctx;
     // Counted at most once, and only when needed (a tokens-per-minute limit, or a
     // completion counted here): known already for built and listed prompts.
@@ -63,7 +68,11 @@ pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Optio
     let weight = ctx.tpm_max_tokens.map_or(1, |max| input_tokens() + spec.output_tokens.map_or(max, u64::from));
     let mut att = Attempts { ramp: p.part == Part::Warmup && i >= super::RAMP_NUMBERS, ..Attempts::default() };
     // A request whose slot falls past the deadline is never started, so never counted.
-    if !slot(p, weight, p.deadline, &mut att).await {
+    if !slot(p, weight, p.deadline, &mut att, cancel).await {
+        // A task's member its step no longer needs: not sent, the task goes on.
+        if cancel.is_some_and(CancellationToken::is_cancelled) {
+            return not_sent(true);
+        }
         // Request i was taken but never sent: a stop before the deadline left work
         // undone, whatever `next` says.
         if ctx.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
@@ -133,8 +142,11 @@ pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Optio
     let input = record.usage.and_then(|u| u.prompt_tokens).or(record.input_tokens).unwrap_or(0);
     let (outcome, tokens, ttft) = (Some(record.outcome), (input, crate::metrics::output_tokens(&record)), record.ttft);
     record.task = spec.task;
+    // A task's agent step answers its calls: only then are they needed here.
+    let calls = record.tool_calls.clone().filter(|_| spec.task.is_some() && record.outcome == Outcome::Ok).unwrap_or_default();
+    let first_send = att.first_send;
     let going_on = ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok();
-    Ended { going_on, answer, outcome, tokens, ttft }
+    Ended { going_on, answer, outcome, tokens, ttft, calls, first_send }
 }
 
 /// Request `i`, ready to send: a prompt not built ahead of the stage (past the ahead
@@ -154,9 +166,10 @@ pub(super) async fn spec(p: &Phase, i: u64) -> RequestSpec {
 
 /// Waits for the rate limiter's next slot for a request of `weight` tokens. False when
 /// there is none before `deadline`, or a stop (or an abort) came first.
-async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attempts) -> bool {
+async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attempts, cancel: Option<&CancellationToken>) -> bool {
+    let cancelled = || cancel.is_some_and(CancellationToken::is_cancelled);
     let Some(limiter) = &p.ctx.limiter else {
-        return !p.halt.is_cancelled();
+        return !p.halt.is_cancelled() && !cancelled();
     };
     let now = Instant::now();
     let Some(at) = limiter.reserve(now, weight, deadline) else {
@@ -167,6 +180,7 @@ async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attem
         let halted = tokio::select! {
             biased;
             _ = p.halt.cancelled() => true,
+            _ = until_cancelled(cancel) => true,
             _ = tokio::time::sleep_until(at.into()) => false,
         };
         att.limiter_wait += now.elapsed();
@@ -174,7 +188,15 @@ async fn slot(p: &Phase, weight: u64, deadline: Option<Instant>, att: &mut Attem
             return false;
         }
     }
-    !p.halt.is_cancelled()
+    !p.halt.is_cancelled() && !cancelled()
+}
+
+/// Resolves when `cancel` (if any) is cancelled.
+async fn until_cancelled(cancel: Option<&CancellationToken>) {
+    match cancel {
+        Some(c) => c.cancelled().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends request `i` until it succeeds, fails in a way the policy does not retry, or
@@ -222,7 +244,9 @@ async fn attempts(
             // From the first send: with retries, the user waited for all of them.
             return finish(rec, t - first_send);
         };
-        let draw = retry::draw(rng.get_or_insert_with(|| retry::jitter_rng(i)));
+        // A task's members draw apart: they share its number, and must not retry as one.
+        let seed = spec.task.map_or(i, |t| i ^ (u64::from(t.step) << 48) ^ (u64::from(t.member) << 24));
+        let draw = retry::draw(rng.get_or_insert_with(|| retry::jitter_rng(seed)));
         let (wait, asked) = retry::wait(&ctx.retry, att.earlier.len() as u32, draw, rec.retry_after);
         // A request started inside the window is carried on, retries included, like one
         // in flight when the window closes, for up to `after_window` past it. A stop, an
@@ -235,9 +259,10 @@ async fn attempts(
         tokio::select! {
             biased;
             _ = p.halt.cancelled() => return finish(rec, t - first_send),
+            _ = until_cancelled(cancel) => return finish(rec, t - first_send),
             _ = tokio::time::sleep_until(resume.into()) => {}
         }
-        if !slot(p, weight, retry_deadline, att).await {
+        if !slot(p, weight, retry_deadline, att, cancel).await {
             return finish(rec, t - first_send);
         }
         att.retry_not_sent = false;

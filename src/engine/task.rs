@@ -6,7 +6,6 @@
 //! timed from when it was due. A stage's `requests` counts tasks.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -21,12 +20,15 @@ use super::request::{Ended, run_request};
 use super::rethrow;
 use super::schedule::{Cost, spawn_each};
 use super::taskrun::TaskRun;
+use serde_json::{Value, json};
+
 use crate::metrics::EngineEvent;
 use crate::metrics::tasks::{StepDone, TaskDone};
-use crate::model::{Outcome, TaskStep};
+use crate::model::{Outcome, TaskStep, ToolCall};
 use crate::scenario::Arrival;
 use crate::workload::dist::rng_named;
-use crate::workload::task::{Carried, FanOut, Fill, Join, OnError, StepDef, rank};
+use crate::workload::synth::WordPool;
+use crate::workload::task::{Agent, Carried, FanOut, Fill, Join, OnError, StepDef, rank};
 
 /// `concurrency` users, each running tasks back to back until the stage ends.
 pub(super) async fn closed_tasks(concurrency: u32, run: Arc<TaskRun>, parts: Parts) {
@@ -83,9 +85,13 @@ struct Progress {
 async fn task(p: &Phase, run: &TaskRun, i: u64, due: Option<Instant>) -> bool {
     let start = due.unwrap_or_else(Instant::now);
     let whole = p.ctx.requests.numbers().global(i);
-    run.started.fetch_add(1, Ordering::Relaxed);
-    // The task's input: the stage's prompt for its number.
-    let input = p.ctx.requests.input_text(i);
+    // The task's input: the stage's prompt for its number, counted off the async
+    // workers (a tokenizer, or the server's, may take its time).
+    let ctx = p.ctx.clone();
+    let input = match tokio::task::spawn_blocking(move || ctx.requests.input_text(i)).await {
+        Ok(input) => input,
+        Err(_) => p.ctx.requests.input_text(i),
+    };
     let done = TaskDone { cost_usd: Some(0.0), ..TaskDone::default() };
     let mut progress = Progress { done, answers: Vec::new() };
     let mut going_on = true;
@@ -95,8 +101,10 @@ async fn task(p: &Phase, run: &TaskRun, i: u64, due: Option<Instant>) -> bool {
         going_on &= ended.going_on;
         if let Some(why) = ended.failed {
             progress.done.failed_at = Some((k as u32, why));
-            // A stop or the stage's end is no failure of the task's own.
-            progress.done.cut = p.ctx.stop.soft.is_cancelled() || p.halt.is_cancelled() || !going_on;
+            // A stop, or a request the window's end left unsent, is no failure of the
+            // task's own.
+            let past = p.deadline.is_some_and(|d| Instant::now() >= d) && why == "cancelled";
+            progress.done.cut = p.ctx.stop.soft.is_cancelled() || p.halt.is_cancelled() || !going_on || past;
             break;
         }
         if k == last {
@@ -135,61 +143,89 @@ async fn run_step(p: &Phase, run: &TaskRun, k: usize, (i, whole): (u64, u64), in
     let cancel = CancellationToken::new();
     let fill = |member| Fill { prompt: (&input.0, input.1), task: whole, member, answers: &carried, seed: (0, stage) };
     let mut members: FuturesUnordered<_> = (0..n).map(|m| member(p, run, k, (i, whole), m, fill(m), &local, &cancel)).collect();
-    let (mut answers, mut failed, mut sent, mut first_token) = (Vec::new(), 0u32, 0u32, None::<Instant>);
-    let (mut ends, mut going_on, mut why) = (Vec::with_capacity(n as usize), true, None);
-    while let Some((m, ended)) = members.next().await {
-        let Some((ended, sent_at)) = ended else { continue };
-        going_on &= ended.going_on;
-        if ended.outcome.is_none() {
-            continue;
-        }
-        sent += 1;
-        ends.push(Instant::now());
-        let d = &mut progress.done;
-        (d.tokens.0, d.tokens.1) = (d.tokens.0 + ended.tokens.0, d.tokens.1 + ended.tokens.1);
-        d.cost_usd = d.cost_usd.zip(run.cost_usd(k, ended.tokens)).map(|(a, c)| a + c);
-        match (ended.outcome, ended.answer) {
-            (Some(Outcome::Ok), Some(a)) => {
-                if first_token.is_none() {
-                    first_token = ended.ttft.map(|t| sent_at + t);
-                }
-                answers.push((m, Carried { text: a.text.into(), tokens: a.tokens }));
-            }
-            // Cancelled: the step no longer needed it (or a stop came).
-            (Some(Outcome::Cancelled), _) => {}
-            (outcome, _) => {
-                failed += 1;
-                if step.on_error == OnError::FailTask && why.is_none() {
-                    why = Some(cause(outcome));
-                    cancel.cancel();
-                }
-            }
-        }
-        if let Join::First(want) = step.join
-            && answers.len() as u32 >= want
-        {
-            cancel.cancel();
-        }
-        if !going_on {
+    let mut j = Joined {
+        answers: Vec::new(),
+        done: StepDone::default(),
+        ends: Vec::with_capacity(n as usize),
+        going_on: true,
+        why: None,
+        first_token: None,
+    };
+    while let Some(m) = members.next().await {
+        j.member(m, step, run, k, &mut progress.done);
+        if j.why.is_some() || !j.going_on || matches!(step.join, Join::First(want) if j.answers.len() as u32 >= want) {
             cancel.cancel();
         }
     }
     drop(members);
-    progress.done.requests += sent;
-    let wall = t0.elapsed();
-    ends.sort();
-    let slowest_wait = match ends.len() {
-        0 | 1 => Duration::ZERO,
-        l => ends[l - 1].saturating_duration_since(ends[l - 2]),
-    };
-    progress.done.steps.push(StepDone { wall, slowest_wait, members: sent, failed });
-    if why.is_none() && (answers.len() as u32) < needed(step, n) {
-        why = Some(if answers.is_empty() && failed == 0 { "cancelled" } else { "quorum" });
+    progress.done.requests += j.done.members;
+    j.done.wall = t0.elapsed();
+    j.ends.sort();
+    if let [.., before, last] = j.ends[..] {
+        j.done.slowest_wait = last.saturating_duration_since(before);
+    }
+    progress.done.steps.push(j.done);
+    if j.why.is_none() && (j.answers.len() as u32) < needed(step, n) {
+        j.why = Some(if j.answers.is_empty() && j.done.failed == 0 { "cancelled" } else { "quorum" });
     }
     // Answers in member order, as a fan-out's documents were numbered.
-    answers.sort_by_key(|(m, _)| *m);
-    progress.answers.push(answers.into_iter().map(|(_, a)| a).collect());
-    StepEnd { going_on, failed: why, first_token }
+    j.answers.sort_by_key(|(m, _)| *m);
+    progress.answers.push(j.answers.into_iter().map(|(_, a)| a).collect());
+    StepEnd { going_on: j.going_on, failed: j.why, first_token: j.first_token }
+}
+
+/// A step's members as they end.
+struct Joined {
+    answers: Vec<(u32, Carried)>,
+    done: StepDone,
+    /// When each member that was sent ended.
+    ends: Vec<Instant>,
+    going_on: bool,
+    /// Why the task fails at this step.
+    why: Option<&'static str>,
+    /// The earliest first token of an answer.
+    first_token: Option<Instant>,
+}
+
+impl Joined {
+    /// Takes in member `m`'s requests (an agent's several): counted, priced, and the
+    /// last one's outcome its member's.
+    fn member(&mut self, m: Member, step: &StepDef, run: &TaskRun, k: usize, task: &mut TaskDone) {
+        for e in &m.sent {
+            self.going_on &= e.going_on;
+            let d = &mut *task;
+            (d.tokens.0, d.tokens.1) = (d.tokens.0 + e.tokens.0, d.tokens.1 + e.tokens.1);
+            d.cost_usd = d.cost_usd.zip(run.cost_usd(k, e.tokens)).map(|(a, c)| a + c);
+        }
+        self.done.members += m.sent.iter().filter(|e| e.outcome.is_some()).count() as u32;
+        self.done.tool_calls += m.tools.0;
+        self.done.tool_time += m.tools.1;
+        let Some(last) = m.sent.into_iter().rev().find(|e| e.outcome.is_some()) else { return };
+        self.ends.push(Instant::now());
+        self.done.fanned += 1;
+        let failure = match (last.outcome, last.answer) {
+            // An agent still calling tools at its last step did not answer.
+            (Some(Outcome::Ok), Some(_)) if !last.calls.is_empty() => Some("max_steps"),
+            (Some(Outcome::Ok), Some(a)) => {
+                let first = last.first_send.zip(last.ttft).map(|(s, t)| s + t);
+                self.first_token = match (self.first_token, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                self.answers.push((m.m, Carried { text: a.text.into(), tokens: a.tokens }));
+                None
+            }
+            // Cancelled: the step no longer needed it (or a stop came).
+            (Some(Outcome::Cancelled), _) => return,
+            (outcome, _) => Some(cause(outcome)),
+        };
+        if let Some(why) = failure {
+            self.done.failed += 1;
+            if step.on_error == OnError::FailTask && self.why.is_none() {
+                self.why = Some(why);
+            }
+        }
+    }
 }
 
 /// Answers the step needs to go on.
@@ -210,8 +246,17 @@ fn cause(outcome: Option<Outcome>) -> &'static str {
     }
 }
 
-/// Member `m` of step `k`: its slot within the task, then under the stage's cap, then
-/// its request, and when it was sent. None when the step no longer needed it before.
+/// What one member did: its requests in order (an agent's several), and its tools'
+/// calls and the time they took.
+struct Member {
+    m: u32,
+    sent: Vec<Ended>,
+    tools: (u32, Duration),
+}
+
+/// Member `m` of step `k`: its slot within the task, then for each request a slot
+/// under the stage's cap, and its request; an agent's model called again with its
+/// tools' results while it calls tools. Nothing sent when the step no longer needed it.
 #[allow(clippy::too_many_arguments)]
 async fn member(
     p: &Phase,
@@ -222,7 +267,8 @@ async fn member(
     fill: Fill<'_>,
     local: &Semaphore,
     cancel: &CancellationToken,
-) -> (u32, Option<(Ended, Instant)>) {
+) -> Member {
+    let mut out = Member { m, sent: Vec::new(), tools: (0, Duration::ZERO) };
     let halted = async {
         tokio::select! {
             _ = cancel.cancelled() => {}
@@ -232,23 +278,71 @@ async fn member(
     tokio::pin!(halted);
     let _mine = tokio::select! {
         biased;
-        _ = &mut halted => return (m, None),
+        _ = &mut halted => return out,
         permit = local.acquire() => permit.ok(),
-    };
-    let _stage = match &run.limit {
-        Some(limit) => tokio::select! {
-            biased;
-            _ = &mut halted => return (m, None),
-            permit = limit.acquire() => permit.ok(),
-        },
-        None => None,
     };
     let (requests, texts) = &run.steps[k];
     let step = &run.def.steps[k];
-    let (text, tokens) = step.render(&fill, run.def.words.as_deref(), texts);
-    let message = serde_json::json!({"role": "user", "content": text});
-    let mut spec = requests.messages_request(vec![message], tokens, None);
-    spec.task = Some(TaskStep { task: whole, step: k as u32, member: m });
-    let sent_at = Instant::now();
-    (m, Some((run_request(p, i, spec, None, Some(cancel)).await, sent_at)))
+    let (text, mut tokens) = step.render(&fill, run.def.words.as_deref(), texts);
+    let mut messages = vec![serde_json::json!({"role": "user", "content": text})];
+    let rounds = step.agent.as_ref().map_or(1, |a| a.max_steps);
+    for round in 0..rounds {
+        let slot = match &run.limit {
+            Some(limit) => tokio::select! {
+                biased;
+                _ = &mut halted => return out,
+                permit = limit.acquire() => permit.ok(),
+            },
+            None => None,
+        };
+        let mut spec = requests.messages_request(messages.clone(), tokens, None);
+        spec.task = Some(TaskStep { task: whole, step: k as u32, member: m });
+        let ended = run_request(p, i, spec, None, Some(cancel)).await;
+        drop(slot);
+        // The join sees them too: a last reply still calling tools did not answer.
+        let calls = ended.calls.clone();
+        let answered = ended.outcome == Some(Outcome::Ok);
+        tokens += ended.tokens.1;
+        out.sent.push(ended);
+        let Some(agent) = step.agent.as_ref().filter(|_| answered && !calls.is_empty() && round + 1 < rounds) else { break };
+        let seed = (p.ctx.requests.stage_number(), whole, round);
+        let (wait, added) = tool_results(agent, &calls, seed, run.def.words.as_deref(), &mut messages);
+        tokens += added;
+        out.tools.0 += calls.len() as u32;
+        let t = Instant::now();
+        let cut = tokio::select! {
+            biased;
+            _ = &mut halted => true,
+            _ = tokio::time::sleep(wait) => false,
+        };
+        out.tools.1 += t.elapsed();
+        if cut {
+            break;
+        }
+    }
+    out
+}
+
+/// The assistant's calls and each tool's result appended to the conversation: the
+/// longest tool's time (one reply's calls run side by side) and the tokens added.
+fn tool_results(
+    agent: &Agent,
+    calls: &[ToolCall],
+    (stage, task, round): (u64, u64, u32),
+    words: Option<&WordPool>,
+    messages: &mut Vec<Value>,
+) -> (Duration, u64) {
+    let listed: Vec<Value> =
+        calls.iter().map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}})).collect();
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": listed}));
+    let (mut wait, mut tokens) = (Duration::ZERO, 0);
+    for (j, c) in calls.iter().enumerate() {
+        let run = agent.run(&c.name, words, (stage, task, u64::from(round) << 16 | j as u64));
+        // A call to a tool it was not offered is answered as a framework would: an error.
+        let (took, text, n) = run.unwrap_or_else(|| (Duration::ZERO, format!("error: there is no tool named {:?}", c.name), 8));
+        wait = wait.max(took);
+        tokens += n;
+        messages.push(json!({"role": "tool", "tool_call_id": c.id, "content": text}));
+    }
+    (wait, tokens)
 }

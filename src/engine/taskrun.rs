@@ -3,7 +3,6 @@
 //! the prices its cost is reckoned in, and the stage-wide cap on requests in flight.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use tokio::sync::Semaphore;
 
@@ -17,8 +16,6 @@ pub(super) struct TaskRun {
     pub pricing: crate::cost::Pricing,
     /// The most requests in flight across the stage's tasks (`max_in_flight`).
     pub limit: Option<Arc<Semaphore>>,
-    /// Tasks started, numbering them among the stage's tasks of every part.
-    pub started: AtomicU64,
 }
 
 impl TaskRun {
@@ -42,7 +39,7 @@ impl TaskRun {
                 (requests, counts)
             })
             .collect();
-        TaskRun { def, steps, pricing, limit: limit.map(|n| Arc::new(Semaphore::new(n as usize))), started: AtomicU64::new(0) }
+        TaskRun { def, steps, pricing, limit: limit.map(|n| Arc::new(Semaphore::new(n as usize))) }
     }
 
     /// What `tokens` (prompt, completion) of step `k` cost, in USD, where its model

@@ -11,6 +11,7 @@ mod notes;
 mod series;
 mod sessions;
 mod stage;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

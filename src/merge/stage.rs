@@ -217,6 +217,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         tool_calls,
         images,
         sessions: super::sessions::merge(&parts.iter().map(|p| p.sessions.as_ref()).collect::<Vec<_>>())?,
+        tasks: super::tasks::merge(&parts.iter().map(|p| p.tasks.as_ref()).collect::<Vec<_>>(), wall)?,
         goodput,
         checks: checks(parts),
         // One shard scrapes the server: its figures, once.

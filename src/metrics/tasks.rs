@@ -31,7 +31,7 @@ pub struct TaskDone {
     pub cost_usd: Option<f64>,
 }
 
-/// One step of one task.
+/// One step of one task: `members` counts its requests, an agent's several included.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepDone {
     pub wall: Duration,
@@ -40,6 +40,11 @@ pub struct StepDone {
     pub slowest_wait: Duration,
     pub members: u32,
     pub failed: u32,
+    /// Members of its fan-out that were sent (an agent's several requests are one).
+    pub fanned: u32,
+    /// An agent's: its tools' calls, and the time spent waiting on them.
+    pub tool_calls: u32,
+    pub tool_time: Duration,
 }
 
 /// One step's figures over the stage's tasks.
@@ -50,11 +55,14 @@ pub struct StepStats {
     /// Members sent, and failed, over every task that ran the step.
     pub members: u64,
     pub failed: u64,
+    /// An agent's tool calls, and the µs spent on them, over those tasks.
+    pub tool_calls: u64,
+    pub tool_us: u64,
 }
 
 impl Default for StepStats {
     fn default() -> Self {
-        StepStats { wall: Latency::with_digits(2), slowest_wait: Latency::with_digits(2), members: 0, failed: 0 }
+        StepStats { wall: Latency::with_digits(2), slowest_wait: Latency::with_digits(2), members: 0, failed: 0, tool_calls: 0, tool_us: 0 }
     }
 }
 
@@ -90,6 +98,11 @@ pub struct TaskTotals {
     /// By step: requests sent over every task that ran it.
     #[serde(default)]
     pub step_requests: Vec<u64>,
+    /// By step: an agent's tool calls, and the µs spent waiting on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_tool_calls: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_tool_us: Vec<u64>,
 }
 
 impl TaskStats {
@@ -104,11 +117,13 @@ impl TaskStats {
         }
         for (s, d) in self.steps.iter_mut().zip(&t.steps) {
             s.wall.record(d.wall);
-            if d.members > 1 {
+            if d.fanned > 1 {
                 s.slowest_wait.record(d.slowest_wait);
             }
             s.members += u64::from(d.members);
             s.failed += u64::from(d.failed);
+            s.tool_calls += u64::from(d.tool_calls);
+            s.tool_us += d.tool_time.as_micros() as u64;
         }
         let sum = &mut self.totals;
         sum.requests += u64::from(t.requests);
@@ -161,7 +176,9 @@ mod tests {
                     wall: Duration::from_millis(wall),
                     slowest_wait: Duration::from_millis(wait),
                     members,
+                    fanned: members,
                     failed: 0,
+                    ..StepDone::default()
                 })
                 .collect(),
             requests: steps.iter().map(|s| s.2).sum(),

@@ -141,7 +141,8 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     if let Some(ask) = &tool {
         // Arguments by the prompt (the same prompt, the same call), the id by the request.
         let by_prompt = super::vectors::hash(&[&prompt_text]);
-        reply.call_tool(&ask.name, super::tools::fit(&ask.schema, by_prompt).to_string(), seq, &state.tokenizer);
+        let (name, schema) = ask.pick(seq);
+        reply.call_tool(name, super::tools::fit(schema, by_prompt).to_string(), seq, &state.tokenizer);
     }
     if req.stream {
         return stream_reply(state.clone(), guard, reply, start, req.include_usage, d.fault);

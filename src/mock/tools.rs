@@ -1,5 +1,5 @@
 //! The mock's tool calls. A chat request that offers `tools` is answered with a call
-//! to one of them — the one `tool_choice` names, else the first — when `tool_choice`
+//! to one of them — the one `tool_choice` names, else one drawn by the request — when `tool_choice`
 //! requires one, or at `tool_call_rate` under `"auto"`; never under `"none"`. Its
 //! arguments are made to fit the tool's JSON Schema (every property, by its type,
 //! enum, default or bounds; objects and arrays within); `reply` streams them as OpenAI
@@ -7,12 +7,20 @@
 
 use serde_json::{Map, Value, json};
 
-/// The tool a request lets the mock call, and whether it must.
+/// The tools a request lets the mock call (the one it names, or every one offered),
+/// and whether it must call one.
 #[derive(Debug, Clone)]
 pub(super) struct ToolAsk {
-    pub name: String,
-    pub schema: Value,
+    pub choices: Vec<(String, Value)>,
     pub forced: bool,
+}
+
+impl ToolAsk {
+    /// The tool request `seq` calls: its name and parameters' schema.
+    pub fn pick(&self, seq: u64) -> (&str, &Value) {
+        let (name, schema) = &self.choices[(super::vectors::hash(&[&seq.to_string()]) % self.choices.len() as u64) as usize];
+        (name, schema)
+    }
 }
 
 /// The call offered by `tools` under `choice`, if any.
@@ -25,12 +33,11 @@ pub(super) fn asked(tools: Option<&Value>, choice: Option<&Value>) -> Option<Too
         Some(c) => (c["function"]["name"].as_str(), true),
         None => (None, false),
     };
-    let tool = match named {
-        Some(n) => tools.iter().find(|t| t["function"]["name"] == n)?,
-        None => tools.first()?,
+    let choices: Vec<(String, Value)> = match named {
+        Some(n) => vec![function(tools.iter().find(|t| t["function"]["name"] == n)?)?],
+        None => tools.iter().filter_map(function).collect(),
     };
-    let (name, schema) = function(tool)?;
-    Some(ToolAsk { name, schema, forced })
+    (!choices.is_empty()).then_some(ToolAsk { choices, forced })
 }
 
 /// Whether request `seq` calls under `rate` (a call that is required always does).
@@ -144,8 +151,9 @@ mod tests {
     #[test]
     fn arguments_fit_the_tools_schema() {
         let ask = asked(Some(&tools()), None).unwrap();
-        let args = fit(&ask.schema, 12);
-        let v = jsonschema::validator_for(&ask.schema).unwrap();
+        let schema = &ask.choices[0].1;
+        let args = fit(schema, 12);
+        let v = jsonschema::validator_for(schema).unwrap();
         assert!(v.is_valid(&args), "{args}");
         assert_eq!((args["units"].as_str(), args["days"].as_i64()), (Some("c"), Some(7)));
         assert!(args["detail"]["hourly"].is_boolean());
@@ -186,7 +194,11 @@ mod tests {
     #[test]
     fn the_choice_decides_which_tool_and_whether() {
         let t = tools();
-        assert_eq!(asked(Some(&t), Some(&json!({"type": "function", "function": {"name": "noop"}}))).unwrap().name, "noop");
+        assert_eq!(asked(Some(&t), Some(&json!({"type": "function", "function": {"name": "noop"}}))).unwrap().pick(3).0, "noop");
+        // Offered two, it calls either, by the request.
+        let either = asked(Some(&t), None).unwrap();
+        let weather = (0..100).filter(|&s| either.pick(s).0 == "get_weather").count();
+        assert!((30..70).contains(&weather), "{weather}");
         assert!(asked(Some(&t), Some(&json!("none"))).is_none());
         assert!(asked(Some(&t), Some(&json!("required"))).unwrap().forced);
         let auto = asked(Some(&t), Some(&json!("auto"))).unwrap();

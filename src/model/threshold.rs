@@ -45,6 +45,12 @@ pub const METRICS: &[Metric] = &[
     m("goodput_rps", Higher, "requests per second that met every [slo] objective"),
     m("output_tps", Higher, "output tokens per second of successful requests"),
     m("items_per_s", Higher, "embeddings' inputs or rerank's documents per second of successful requests"),
+    m("task_p50_ms", Lower, "a task stage's median task latency (start, or when due, to its last step's end), ms"),
+    m("task_p90_ms", Lower, "90th percentile task latency, ms"),
+    m("task_p99_ms", Lower, "99th percentile task latency, ms"),
+    m("task_error_rate", Lower, "share of a task stage's ended tasks that failed, 0 to 1"),
+    m("tasks_per_s", Higher, "answered tasks per second"),
+    m("cost_per_task", Lower, "mean cost of a task, in the scenario's currency"),
 ];
 
 /// The metric of this name.

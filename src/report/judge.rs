@@ -37,6 +37,7 @@ pub fn measure(s: &StageResult, metric: &str) -> Option<f64> {
         "goodput_rps" => s.goodput.as_ref().map(|g| g.per_s),
         "output_tps" => Some(t.output_tokens_per_s),
         "items_per_s" => s.items.as_ref().map(|i| i.per_s),
+        task if task.starts_with("task") || task == "cost_per_task" => s.tasks.as_ref().and_then(|x| x.measure(task)),
         _ => None,
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Dist;
-use crate::metrics::tasks::{TaskStats, TaskTotals};
+use crate::metrics::tasks::{StepStats, TaskStats, TaskTotals};
 use crate::metrics::{LatencySummary, StageStats};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +55,22 @@ pub struct Step {
     /// A fan-out's wait on its slowest member alone: from the end of the member before
     /// it to the step's end.
     pub slowest_wait_ms: Option<LatencySummary>,
+    /// An agent's: tool calls per task, and the time spent waiting on them per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls_per_task: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_ms_per_task: Option<f64>,
+}
+
+impl Step {
+    /// An agent step's tool figures from the sums over the `ran` tasks that ran it.
+    pub fn with_tools(mut self, calls: u64, us: u64, ran: u64) -> Step {
+        if calls > 0 && ran > 0 {
+            self.tool_calls_per_task = Some(calls as f64 / ran as f64);
+            self.tool_ms_per_task = Some(us as f64 / 1000.0 / ran as f64);
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,11 +136,17 @@ pub fn tasks(s: &StageStats) -> Option<Tasks> {
                 duration_ms: st.and_then(|st| st.wall.summary()),
                 share: means.get(k).filter(|_| total > 0.0).map(|m| m / total),
                 slowest_wait_ms: st.and_then(|st| st.slowest_wait.summary()),
+                tool_calls_per_task: None,
+                tool_ms_per_task: None,
             }
+            .with_tools(st.map_or(0, |st| st.tool_calls), st.map_or(0, |st| st.tool_us), ran)
         })
         .collect();
     let wall = s.wall.as_secs_f64();
     let per_s = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    // Tool figures only where an agent called a tool.
+    let agent = x.steps.iter().any(|st| st.tool_calls > 0);
+    let by_step = |f: fn(&StepStats) -> u64, keep: bool| if keep { x.steps.iter().map(f).collect() } else { Vec::new() };
     Some(Tasks {
         name: name.clone(),
         ok: x.ok,
@@ -153,7 +175,12 @@ pub fn tasks(s: &StageStats) -> Option<Tasks> {
             })
             .collect(),
         goodput: s.info.slo.and_then(|o| o.task).map(|_| TaskGoodput { tasks: x.slo_met, per_s: per_s(x.slo_met) }),
-        totals: TaskTotals { step_requests: x.steps.iter().map(|st| st.members).collect(), ..x.totals.clone() },
+        totals: TaskTotals {
+            step_requests: by_step(|st| st.members, true),
+            step_tool_calls: by_step(|st| st.tool_calls, agent),
+            step_tool_us: by_step(|st| st.tool_us, agent),
+            ..x.totals.clone()
+        },
         histograms: TaskHistograms {
             latency_us: Dist::of_latency(&x.latency),
             first_token_us: Dist::of_latency(&x.first_token),
@@ -167,6 +194,21 @@ pub fn tasks(s: &StageStats) -> Option<Tasks> {
 }
 
 impl Tasks {
+    /// The figure a task metric (`task_p99_ms`, `cost_per_task`, …) names.
+    pub fn measure(&self, metric: &str) -> Option<f64> {
+        let q = |f: fn(&LatencySummary) -> f64| self.latency_ms.as_ref().map(f);
+        let ended = self.ok + self.failed;
+        match metric {
+            "task_p50_ms" => q(|l| l.p50),
+            "task_p90_ms" => q(|l| l.p90),
+            "task_p99_ms" => q(|l| l.p99),
+            "task_error_rate" => (ended > 0).then(|| self.failed as f64 / ended as f64),
+            "tasks_per_s" => Some(self.per_s),
+            "cost_per_task" => self.cost_per_task.as_ref().map(|c| c.mean),
+            _ => None,
+        }
+    }
+
     /// Costs in the scenario's currency.
     pub fn priced(mut self, pricing: &crate::cost::Pricing) -> Tasks {
         if let Some(c) = &mut self.cost_per_task {
@@ -219,7 +261,11 @@ pub fn task_text(stages: &[super::StageResult]) -> String {
                 let wait =
                     st.slowest_wait_ms.as_ref().map_or(String::new(), |w| format!(", slowest member alone {}", super::fmt_ms(w.mean)));
                 let n = st.requests_per_task.map_or("-".to_string(), super::fig);
-                format!("{} {share} (mean {}, {n} requests{wait})", st.name, ms(&st.duration_ms, |l| l.mean))
+                let tools = match (st.tool_calls_per_task, st.tool_ms_per_task) {
+                    (Some(c), Some(t)) => format!(", {} tool calls taking {}", super::fig(c), super::fmt_ms(t)),
+                    _ => String::new(),
+                };
+                format!("{} {share} (mean {}, {n} requests{tools}{wait})", st.name, ms(&st.duration_ms, |l| l.mean))
             })
             .collect();
         out.push_str(&format!("{}: time by step: {}\n", s.name, steps.join("; ")));

@@ -53,7 +53,7 @@ impl Target {
 /// (the open-file limit raised for them first).
 pub(super) fn client(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts_out: bool) -> Result<Client, RunError> {
     let max_concurrency =
-        scenario.stages.iter().map(|s| s.load.concurrency()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
+        scenario.stages.iter().map(|s| s.requests_in_flight()).chain(scenario.auto_sweep_max_concurrency()).max().unwrap_or(1);
     // Each connection is a file descriptor (and its other end too, with the mock here).
     crate::limits::ensure(crate::limits::needed(u64::from(max_concurrency), target.mock.is_some())).map_err(RunError::OpenFiles)?;
     Ok(Client::new(config(scenario, target, headers, texts_out, max_concurrency as usize))?)

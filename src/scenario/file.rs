@@ -512,4 +512,23 @@ pub struct StepFile {
     pub answers_from: Option<Spanned<String>>,
     pub top_by: Option<Spanned<String>>,
     pub request: Option<Spanned<RequestFile>>,
+    /// An agent loop: the model's calls per task at most, while it calls `tool`s.
+    pub max_steps: Option<Spanned<u32>>,
+    /// `[[task.step.tool]]`: simulated tools the step's model may call.
+    #[serde(default)]
+    pub tool: Vec<Spanned<ToolFile>>,
+}
+
+/// One simulated tool as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolFile {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    /// How long a call takes, ms: a number or a DIST.
+    pub latency_ms: Option<Spanned<toml::Value>>,
+    /// Its result's length in tokens: a count or a DIST.
+    pub result_tokens: Option<Spanned<toml::Value>>,
+    /// Its arguments' JSON Schema (`{ query: string }` when not given).
+    pub parameters: Option<Spanned<toml::Value>>,
 }

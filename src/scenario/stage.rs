@@ -60,6 +60,17 @@ pub struct Stage {
     pub max_requests_in_flight: Option<u32>,
 }
 
+impl Stage {
+    /// The most requests it may have in flight at once: its load's, or a task stage's
+    /// tasks in flight times its widest step's (at most its `max_in_flight`).
+    pub fn requests_in_flight(&self) -> u32 {
+        let Some(t) = &self.task else { return self.load.concurrency() };
+        let widest = t.steps.iter().map(|s| s.concurrency.min(s.fan_out.most())).max().unwrap_or(1);
+        let n = self.load.concurrency().saturating_mul(widest);
+        self.max_requests_in_flight.map_or(n, |m| m.min(n)).min(super::MAX_CONCURRENCY)
+    }
+}
+
 fn ser_task<S: serde::Serializer>(t: &Option<std::sync::Arc<crate::workload::task::TaskDef>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&t.name),

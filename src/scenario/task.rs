@@ -8,10 +8,11 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::error::Problems;
-use super::file::{StepFile, TaskFile};
+use super::file::{StepFile, TaskFile, ToolFile};
 use super::request::Spoken;
 use crate::model::RequestParams;
-use crate::workload::task::{FanOut, Join, OnError, Piece, StepDef, TaskDef, Template};
+use crate::workload::dist::Dist;
+use crate::workload::task::{Agent, FanOut, Join, OnError, Piece, SimTool, StepDef, TaskDef, Template};
 
 /// Most requests one step of one task sends.
 pub const MAX_FAN_OUT: u32 = 10_000;
@@ -49,7 +50,7 @@ pub(super) fn tasks(
         let mut documents = false;
         for (k, s) in t.step.into_iter().enumerate() {
             let step = step(s, k, &name, &steps, d, p);
-            documents |= step.document_tokens.is_some();
+            documents |= step.document_tokens.is_some() || step.agent.is_some();
             steps.push(step);
         }
         let words = match documents {
@@ -133,10 +134,14 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
             );
         }
     }
-    let request = match &s.request {
+    let mut request = match &s.request {
         None => d.request.clone(),
         Some(f) => d.request.overlay(&super::request::request(f.get_ref(), &format!("{what}: request"), d.spoken, d.base_dir, p)),
     };
+    let agent = agent(&s, &what, &mut request, p);
+    if agent.is_some() && fan_out != FanOut::Fixed(1) {
+        p.at(Some(span.clone()), format!("{what}: an agent loop (with tools) is one conversation: give it no fan_out"));
+    }
     StepDef {
         name,
         model: s.model.map_or_else(|| d.model.to_string(), |m| m.into_inner()),
@@ -150,7 +155,75 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         top_by: s.top_by.map(|f| f.into_inner()),
         answers_from: from,
         request,
+        agent,
     }
+}
+
+/// Most model calls an agent step may make per task.
+const MAX_STEPS: u32 = 1000;
+
+/// A step's agent loop, its tools put in its request (`tool_choice` "auto" unless set).
+fn agent(s: &StepFile, what: &str, request: &mut RequestParams, p: &mut Problems<'_>) -> Option<Agent> {
+    if s.tool.is_empty() {
+        if let Some(m) = &s.max_steps {
+            p.at(Some(m.span()), format!("{what}: max_steps is for an agent loop: give the step [[task.step.tool]]s"));
+        }
+        return None;
+    }
+    let max_steps = match &s.max_steps {
+        Some(m) if !(1..=MAX_STEPS).contains(m.get_ref()) => {
+            p.at(Some(m.span()), format!("{what}: max_steps must be from 1 to {MAX_STEPS}, got {}", m.get_ref()));
+            1
+        }
+        Some(m) => *m.get_ref(),
+        None => 8,
+    };
+    if request.tools.is_some() {
+        p.at(Some(s.tool[0].span()), format!("{what}: the step's tools are its [[task.step.tool]]s: give no request.tools too"));
+    }
+    let mut tools = Vec::with_capacity(s.tool.len());
+    let mut listed = Vec::with_capacity(s.tool.len());
+    for t in &s.tool {
+        let (sim, json) = sim_tool(t.get_ref(), what, p);
+        if tools.iter().any(|o: &SimTool| o.name == sim.name) {
+            p.at(Some(t.span()), format!("{what}: tool {:?} is given twice", sim.name));
+        }
+        tools.push(sim);
+        listed.push(json);
+    }
+    request.tools = Some(serde_json::Value::Array(listed));
+    request.tool_choice.get_or_insert_with(|| serde_json::json!("auto"));
+    Some(Agent { tools, max_steps })
+}
+
+/// One simulated tool, and its definition as the request carries it.
+fn sim_tool(t: &ToolFile, what: &str, p: &mut Problems<'_>) -> (SimTool, serde_json::Value) {
+    let name = t.name.get_ref().clone();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        p.at(Some(t.name.span()), format!("{what}: tool name {name:?} must be letters, digits, _ or -"));
+    }
+    let dist = |v: &Option<Spanned<toml::Value>>, field: &str, default: Dist, p: &mut Problems<'_>| match v {
+        None => default,
+        Some(v) if field == "latency_ms" && v.get_ref().as_integer() == Some(0) => Dist::Fixed(0),
+        Some(v) => super::synthetic::dist(v.get_ref()).unwrap_or_else(|e| {
+            p.at(Some(v.span()), format!("{what}: tool {name:?}: {field}: {}", e.replace(" tokens", "").replace(" token", "")));
+            default
+        }),
+    };
+    let latency_ms = dist(&t.latency_ms, "latency_ms", Dist::Fixed(0), p);
+    let result_tokens = dist(&t.result_tokens, "result_tokens", Dist::Fixed(50), p);
+    let parameters = match &t.parameters {
+        Some(v) => super::tools::json(v.get_ref()).unwrap_or_else(|e| {
+            p.at(Some(v.span()), format!("{what}: tool {name:?}: parameters: {e}"));
+            serde_json::Value::Null
+        }),
+        None => serde_json::json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}),
+    };
+    let mut function = serde_json::json!({"name": name, "parameters": parameters});
+    if let Some(d) = &t.description {
+        function["description"] = d.clone().into();
+    }
+    (SimTool { name, latency_ms, result_tokens }, serde_json::json!({"type": "function", "function": function}))
 }
 
 fn fan_out(s: &StepFile, what: &str, p: &mut Problems<'_>) -> FanOut {
@@ -163,9 +236,10 @@ fn fan_out(s: &StepFile, what: &str, p: &mut Problems<'_>) -> FanOut {
             FanOut::Fixed(1)
         }
         other => match super::synthetic::dist(other) {
-            Ok(d) if d.bound() <= MAX_FAN_OUT => FanOut::Drawn(d),
+            Ok(d) if FanOut::Drawn(d.clone()).most() <= MAX_FAN_OUT => FanOut::Drawn(d),
             Ok(d) => {
-                p.at(at, format!("{what}: fan_out's max must be at most {MAX_FAN_OUT}, got {}", d.bound()));
+                let most = FanOut::Drawn(d).most();
+                p.at(at, format!("{what}: fan_out's max must be at most {MAX_FAN_OUT} (give the distribution a `max`), got {most}"));
                 FanOut::Fixed(1)
             }
             Err(e) => {

@@ -128,7 +128,7 @@ pub(super) fn stages(
             (Some(n), Some(l)) => Some(n.min(l)),
             (n, l) => n.or(l),
         };
-        let task = stage_task(&s, &name, d.tasks, p);
+        let task = stage_task(&s, (&name, &span, replay.is_some()), d.tasks, p);
         let own = s.thresholds.as_ref().map_or_else(Vec::new, |f| thresholds(f, &format!("stage {name:?}: thresholds"), p));
         let mut thresholds: Vec<Threshold> = d.thresholds.iter().filter(|t| !own.iter().any(|o| o.metric == t.metric)).copied().collect();
         thresholds.extend(own);
@@ -155,10 +155,12 @@ pub(super) fn stages(
     (stages, names)
 }
 
-/// The `[[task]]` a stage's `task` names; one that is not defined is reported.
+/// The `[[task]]` a stage's `task` names; one that is not defined is reported, and so
+/// is what a task stage does not take: its requests are its steps' (their model,
+/// fields and API), and its load has no ramp or cooldown yet.
 fn stage_task(
     s: &StageFile,
-    name: &str,
+    (name, span, replay): (&str, &Range<usize>, bool),
     tasks: &[Arc<crate::workload::task::TaskDef>],
     p: &mut Problems<'_>,
 ) -> Option<Arc<crate::workload::task::TaskDef>> {
@@ -167,6 +169,19 @@ fn stage_task(
     if found.is_none() {
         let known: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
         p.at(Some(t.span()), format!("stage {name:?}: task {:?} is not defined (tasks: {known:?})", t.get_ref()));
+    }
+    let steps_own = "set it on the task's steps ([[task.step]])";
+    for (set, field, why) in [
+        (s.model.is_some(), "model", steps_own),
+        (s.request.is_some(), "request", steps_own),
+        (s.api.is_some(), "api", "a task's steps speak the target's API"),
+        (s.ramp.is_some(), "ramp", "not for task stages yet"),
+        (s.cooldown.is_some(), "cooldown", "not for task stages yet"),
+        (replay, "trace prompts", "a task's input is a prompt, not a trace's line"),
+    ] {
+        if set {
+            p.at(Some(span.clone()), format!("stage {name:?}: `{field}` does not go with `task`: {why}"));
+        }
     }
     found
 }

@@ -30,6 +30,14 @@ pub enum FanOut {
 }
 
 impl FanOut {
+    /// The most it can send.
+    pub fn most(&self) -> u32 {
+        match self {
+            FanOut::Fixed(n) | FanOut::Drawn(Dist::Fixed(n)) => *n,
+            FanOut::Drawn(Dist::Normal { max, .. } | Dist::Uniform { max, .. } | Dist::LogNormal { max, .. }) => *max,
+        }
+    }
+
     /// The fewest it can send.
     pub fn least(&self) -> u32 {
         match self {
@@ -89,8 +97,47 @@ pub struct StepDef {
     pub top_by: Option<String>,
     /// The earlier step whose answers `{answers…}` takes (by default the one before).
     pub answers_from: Option<usize>,
-    /// What its requests ask for (the scenario's `[request]` with the step's own).
+    /// What its requests ask for (the scenario's `[request]` with the step's own; an
+    /// agent's tools among them).
     pub request: crate::model::RequestParams,
+    /// An agent loop: the step calls its model again while it asks for tools.
+    pub agent: Option<Agent>,
+}
+
+/// A step that loops: each reply's tool calls are run by simulated tools, their results
+/// sent back as `tool` messages with the history, until the model answers or
+/// `max_steps` model calls were made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub tools: Vec<SimTool>,
+    pub max_steps: u32,
+}
+
+/// A tool the engine runs in place of a real one: it takes its time and answers with
+/// text of its length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTool {
+    pub name: String,
+    /// Milliseconds a call takes.
+    pub latency_ms: Dist,
+    pub result_tokens: Dist,
+}
+
+impl Agent {
+    /// A call's time and result (seeded by the task, the step's call and the call's
+    /// index); None for a tool it does not have.
+    pub fn run(&self, name: &str, words: Option<&WordPool>, seed: (u64, u64, u64)) -> Option<(std::time::Duration, String, u64)> {
+        let tool = self.tools.iter().find(|t| t.name == name)?;
+        let (stage, task, call) = seed;
+        let mut rng = rng_named(stage, task, call, b"simtool\0");
+        let ms = if tool.latency_ms == Dist::Fixed(0) { 0 } else { tool.latency_ms.sample(&mut rng) };
+        let n = tool.result_tokens.sample(&mut rng);
+        let mut text = String::new();
+        if let Some(w) = words {
+            w.random_words(&mut rng, n as usize, &mut text);
+        }
+        Some((std::time::Duration::from_millis(u64::from(ms)), text, u64::from(n)))
+    }
 }
 
 /// A piece of a step's prompt template.
@@ -307,6 +354,7 @@ mod tests {
             top_by: None,
             answers_from: None,
             request: crate::model::RequestParams::default(),
+            agent: None,
         }
     }
 
