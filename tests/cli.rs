@@ -46,7 +46,7 @@ fn json_file_is_written_and_table_printed() {
     assert!(out.stdout.starts_with("mode"), "{}", out.stdout);
     let v = read_json(&json);
     assert_schema_valid(&v);
-    assert_eq!(v["schema_version"], 3);
+    assert_eq!(v["schema_version"], 4);
     assert_eq!(v["tool"]["name"], "llmload");
     assert_eq!(v["interrupted"], false);
     // No temp file is left beside the result.

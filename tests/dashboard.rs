@@ -785,3 +785,33 @@ fn a_saturated_generator_is_shown() {
     let busy = with(llmload::metrics::HealthView { cpu_busiest: 1.9, ..healthy });
     assert!(busy.contains("⚠ llmload busy 1.9/2 cores"), "{busy}");
 }
+
+/// A task stage: the progress counts tasks, the status line says how many are in
+/// flight and answered, and the histogram gains a task latency view (only then).
+#[test]
+fn a_task_stage_shows_its_tasks_and_their_latency() {
+    use llmload::metrics::tasks::{StepDone, TaskDone, TaskStats};
+    let s = seed();
+    let mut st = stage(&s, 1, 40, None, false);
+    st.info.task = Some(("rag".into(), vec!["analyse".into(), "answer".into()]));
+    st.info.planned_requests = Some(20);
+    let mut t = TaskStats { started: 7, ..TaskStats::default() };
+    for ms in [300, 400, 500] {
+        t.ended(
+            &TaskDone { ok: true, latency: Duration::from_millis(ms), steps: vec![StepDone::default(); 2], ..TaskDone::default() },
+            None,
+        );
+    }
+    st.tasks = Some(Box::new(t));
+    let mut app = app_with(&s, &[snapshot(vec![], Some(st), 5000, false)]);
+    let text = draw(&app, 120, 30).backend().to_string();
+    assert!(text.contains("3/20 tasks"), "{text}");
+    assert!(text.contains("tasks in flight 4") && text.contains("answered 3"), "{text}");
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::Char('h')));
+    }
+    let text = draw(&app, 120, 30).backend().to_string();
+    assert!(text.contains(" task latency · 10-way") && text.contains("p50") && text.contains(" ms "), "{text}");
+    app.on_key(key(KeyCode::Char('h')));
+    assert!(draw(&app, 120, 30).backend().to_string().contains(" e2e latency · "), "wraps around");
+}

@@ -42,7 +42,7 @@ fn every_distribution_decodes_to_the_stage_figures() {
         [[stage]]\nname = \"open\"\nrate = 200\nrequests = 40\nrate_limit = { rpm = 6000 }\n";
     let (_, v) = run_scenario(text);
     assert_schema_valid(&v);
-    assert_eq!(v["schema_version"], 3);
+    assert_eq!(v["schema_version"], 4);
     let pairs = [
         ("e2e_us", "latency_ms"),
         ("attempt_us", "attempt_latency_ms"),

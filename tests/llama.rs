@@ -475,3 +475,32 @@ fn structured_replies_are_held_to_their_schema() {
     let c = &free.result["stages"][0]["checks"];
     assert_eq!(common::count(&c["failed"]), 4, "prose is not the schema's object: {c}");
 }
+
+/// A task against the real server: a fan-out of three (two at once), then a step whose
+/// prompt carries the three real replies — its prompt, as the server counts it, is
+/// longer than any of the fan's by at least their tokens. An agent step whose model
+/// answers without calling its tool ends in one call.
+#[test]
+fn a_task_fans_out_and_carries_the_servers_real_answers() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    let body = "[prompts]\ntemplate = \"Name a colour, number {i}.\"\n[request]\nmax_tokens = 8\nignore_eos = true\n\
+                [[task]]\nname = \"t\"\n\
+                [[task.step]]\nname = \"fan\"\nprompt = \"{prompt} Answer {member}.\"\nfan_out = 3\nconcurrency = 2\n\
+                [[task.step]]\nname = \"join\"\nprompt = \"Pick one of: {answers}\"\n\
+                [[task.step]]\nname = \"agent\"\nprompt = \"Say yes.\"\nmax_steps = 3\nrequest = { tool_choice = \"none\" }\n\
+                [[task.step.tool]]\nname = \"lookup\"\n\
+                [[stage]]\nname = \"tasks\"\ntask = \"t\"\nconcurrency = 1\nrequests = 2\n";
+    let ran = run(&server, true, body, &[]);
+    assert_all_ok(&ran);
+    let t = &ran.result["stages"][0]["tasks"];
+    assert_eq!((common::count(&t["ok"]), f(&t["requests_per_task"])), (2, 5.0), "{t}");
+    let prompt = |l: &Value| common::count(&l["server_timings"]["prompt_n"]) + common::count(&l["server_timings"]["cache_n"]);
+    for task in 0..2u64 {
+        let of = |step: u64| ran.lines.iter().filter(move |l| l["task"] == task && l["step"] == step);
+        let fan = of(0).map(prompt).max().unwrap();
+        let join = of(1).map(prompt).next().unwrap();
+        // Three replies of 8 tokens each, and the join's own words.
+        assert!(join >= fan + 3 * 8 - 8, "task {task}: the join's prompt {join} against the fan's {fan}");
+        assert_eq!(of(2).count(), 1, "the agent answered at once");
+    }
+}

@@ -406,3 +406,47 @@ fn an_agent_carries_each_tool_result_in_its_next_request() {
         }
     }
 }
+
+#[test]
+fn the_report_draws_task_latency_against_load_and_each_stages_waterfall() {
+    let stages = "[[stage]]\nname = \"one\"\ntask = \"rag\"\nconcurrency = 1\nrequests = 2\n\
+                  [[stage]]\nname = \"two\"\ntask = \"rag\"\nconcurrency = 2\nrequests = 4\n";
+    let (d, path) = scenario(&rag(&embedded("base_latency_ms = 20\nper_inflight_ms = 1\n"), "", stages));
+    let (json, html) = (d.path().join("r.json"), d.path().join("r.html"));
+    let mut c = cmd(&["run", "--headless", "--json"]);
+    c.arg(&json).arg(&path);
+    assert!(run(c, Duration::from_secs(60)).status.success());
+    let mut c = cmd(&["report", "-o"]);
+    c.arg(&html).arg(&json);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let page = std::fs::read_to_string(&html).unwrap();
+    for id in ["task-load", "stage-0-tasks", "stage-1-tasks"] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id} drawn");
+    }
+    assert!(page.contains("Task latency against load") && page.contains("analyse: median "), "the waterfall names each step");
+    assert!(!out.stderr.contains("Task latency against load:"), "{}", out.stderr);
+}
+
+#[test]
+fn the_shipped_agent_calls_its_tools_and_its_history_hits_the_cache() {
+    let (out, v) = run_shipped("scenarios/agent.toml");
+    for s in v["stages"].as_array().unwrap() {
+        let t = &s["tasks"];
+        assert_eq!(count(&t["ok"]) + count(&t["failed"]), count(&s["planned"]["requests"]), "{t}");
+        let (requests, step) = (num(&t["requests_per_task"]), &t["steps"][0]);
+        // 7 in 10 replies call a tool: 3.3 model calls a task on average, fewer drawn.
+        assert!((1.5..5.5).contains(&requests), "{t}");
+        // The mock calls one tool a reply; none follows the last call.
+        let calls = num(&step["tool_calls_per_task"]);
+        assert!((calls - (requests - 1.0)).abs() < 1e-9, "{t}");
+        let tool_ms = num(&step["tool_ms_per_task"]);
+        assert!(tool_ms > 20.0 * calls && tool_ms < 950.0 * calls, "{t}");
+        assert!(t["failures"].as_array().unwrap().iter().all(|f| f["cause"] == "max_steps"), "{t}");
+        assert_accounted(s);
+    }
+    // Each call sends the history again: the mock's prefix cache holds most of it.
+    let cached = num(&v["stages"][2]["tokens"]["cached"]["share"]);
+    assert!(cached > 0.3, "cached share {cached}");
+    assert!(out.stdout.contains("tool calls taking"), "{}", out.stdout);
+}

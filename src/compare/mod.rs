@@ -18,7 +18,7 @@ use crate::model::threshold::{METRICS, Metric};
 use crate::report::{RunResult, StageResult, measure};
 
 /// The result-file versions this llmload reads.
-pub const READS: [u64; 3] = [1, 2, 3];
+pub const READS: [u64; 4] = [1, 2, 3, 4];
 
 /// Reads a result file; one line naming the file and what is wrong, else.
 pub fn load(path: &Path) -> Result<RunResult, String> {
@@ -28,7 +28,7 @@ pub fn load(path: &Path) -> Result<RunResult, String> {
     let version = v.get("schema_version").and_then(|x| x.as_u64());
     match version {
         None => return Err(format!("{shown}: not an llmload result (no schema_version)")),
-        Some(n) if !READS.contains(&n) => return Err(format!("{shown}: schema_version {n} is not one this llmload reads (1 to 3)")),
+        Some(n) if !READS.contains(&n) => return Err(format!("{shown}: schema_version {n} is not one this llmload reads (1 to 4)")),
         Some(_) => {}
     }
     serde_json::from_value(v).map_err(|e| format!("{shown}: not an llmload result ({e})"))

@@ -85,6 +85,9 @@ struct Progress {
 async fn task(p: &Phase, run: &TaskRun, i: u64, due: Option<Instant>) -> bool {
     let start = due.unwrap_or_else(Instant::now);
     let whole = p.ctx.requests.numbers().global(i);
+    if p.ctx.events.send(EngineEvent::TaskStarted { part: p.part }).await.is_err() {
+        return false;
+    }
     // The task's input: the stage's prompt for its number, counted off the async
     // workers (a tokenizer, or the server's, may take its time).
     let ctx = p.ctx.clone();

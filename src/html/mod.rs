@@ -10,6 +10,7 @@ mod items;
 mod page;
 mod server;
 mod stage;
+mod tasks;
 mod turns;
 
 use std::fmt::Write;
@@ -181,22 +182,7 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
         }
     }
     body.push_str("<h2>Across stages</h2>\n");
-    let streamed = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.ttft_ms.is_some());
-    let mut across = vec![("latency-load", across::percentiles(runs, false)), ("throughput-load", across::throughput(runs))];
-    if streamed {
-        across.push(("ttft-load", across::percentiles(runs, true)));
-    }
-    across.push(("tradeoff", across::tradeoff(runs)));
-    if streamed {
-        across.push(("ttft-input", across::ttft_by_input(runs)));
-        across.extend(carries_images(runs).then(|| ("ttft-pixels", across::ttft_by_pixels(runs))));
-    }
-    if let Some(f) = server::across(runs) {
-        across.push(("server-load", f));
-    }
-    if let Some(f) = items::by_size(runs) {
-        across.push(("items-size", f));
-    }
+    let across = across_figures(runs);
     for (id, f) in across {
         match f {
             Ok(f) => figure(&mut body, &mut notes, id, &f),
@@ -226,6 +212,11 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
         for w in why {
             omitted(&mut body, &mut notes, w);
         }
+        match tasks::waterfall(runs, name) {
+            Some(Ok(f)) => figure(&mut body, &mut notes, &format!("stage-{i}-tasks"), &f),
+            Some(Err(why)) => omitted(&mut body, &mut notes, why),
+            None => {}
+        }
         match turns::by_turn(runs, name) {
             Some(Ok(f)) => figure(&mut body, &mut notes, &format!("stage-{i}-turns"), &f),
             Some(Err(why)) => omitted(&mut body, &mut notes, why),
@@ -244,6 +235,30 @@ pub fn build(runs: &[Run], gates: &[Gate], min_effect: f64) -> Result<Report, St
         escape(&runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
     );
     Ok(Report { html: page::document(&title, &body), notes })
+}
+
+/// The figures across stages, each by its id, or why it is not drawn.
+fn across_figures(runs: &[Run]) -> Vec<(&'static str, Result<Figure, String>)> {
+    let streamed = runs.iter().flat_map(|r| &r.result.stages).any(|s| s.ttft_ms.is_some());
+    let mut across = vec![("latency-load", across::percentiles(runs, false)), ("throughput-load", across::throughput(runs))];
+    if streamed {
+        across.push(("ttft-load", across::percentiles(runs, true)));
+    }
+    across.push(("tradeoff", across::tradeoff(runs)));
+    if streamed {
+        across.push(("ttft-input", across::ttft_by_input(runs)));
+        across.extend(carries_images(runs).then(|| ("ttft-pixels", across::ttft_by_pixels(runs))));
+    }
+    if let Some(f) = server::across(runs) {
+        across.push(("server-load", f));
+    }
+    if let Some(f) = items::by_size(runs) {
+        across.push(("items-size", f));
+    }
+    if let Some(f) = tasks::against_load(runs) {
+        across.push(("task-load", f));
+    }
+    across
 }
 
 #[cfg(test)]

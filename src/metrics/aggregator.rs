@@ -53,6 +53,10 @@ pub enum EngineEvent {
         turns: u32,
         duration: Duration,
     },
+    /// A task started.
+    TaskStarted {
+        part: Part,
+    },
     /// A task ended (or was cut by the stage's end).
     TaskEnded {
         part: Part,
@@ -340,6 +344,13 @@ impl Aggregator {
                 false
             }
             EngineEvent::TaskEnded { .. } => false,
+            EngineEvent::TaskStarted { part: Part::Window } => {
+                if let Some(live) = current {
+                    live.stats.tasks.get_or_insert_with(Default::default).started += 1;
+                }
+                false
+            }
+            EngineEvent::TaskStarted { .. } => false,
             EngineEvent::StageFinished { wall, started, interrupted, aborted, unsent, schedule, reply } => {
                 if let Some(sink) = &mut self.sink {
                     sink.flush();

@@ -69,6 +69,8 @@ impl Default for StepStats {
 /// A stage's tasks.
 #[derive(Debug, Clone, Default)]
 pub struct TaskStats {
+    /// Started (for the live count in flight: started − ended − cut).
+    pub started: u64,
     pub ok: u64,
     pub failed: u64,
     pub cut: u64,
@@ -148,6 +150,11 @@ impl TaskStats {
                 *self.failures.entry(at.unwrap_or((0, "unknown"))).or_default() += 1;
             }
         }
+    }
+
+    /// Tasks started and not ended yet.
+    pub fn in_flight(&self) -> u64 {
+        self.started.saturating_sub(self.ok + self.failed + self.cut)
     }
 
     /// Tasks that ended, answered or failed.

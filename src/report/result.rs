@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{LatencySummary, LengthSummary, SecondStats};
 
 /// Bumped on any incompatible change to the JSON; see docs/result.schema.json.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {

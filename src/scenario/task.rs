@@ -139,6 +139,7 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         Some(f) => d.request.overlay(&super::request::request(f.get_ref(), &format!("{what}: request"), d.spoken, d.base_dir, p)),
     };
     let agent = agent(&s, &what, &mut request, p);
+    super::tools::merged(&request, d.spoken.api, &format!("{what}: request"), Some(span.clone()), p);
     if agent.is_some() && fan_out != FanOut::Fixed(1) {
         p.at(Some(span.clone()), format!("{what}: an agent loop (with tools) is one conversation: give it no fan_out"));
     }
@@ -219,6 +220,9 @@ fn sim_tool(t: &ToolFile, what: &str, p: &mut Problems<'_>) -> (SimTool, serde_j
         }),
         None => serde_json::json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}),
     };
+    if let (Some(v), Err(e)) = (&t.parameters, super::tools::schema_compiles(&parameters)) {
+        p.at(Some(v.span()), format!("{what}: tool {name:?}: parameters is not a JSON Schema: {e}"));
+    }
     let mut function = serde_json::json!({"name": name, "parameters": parameters});
     if let Some(d) = &t.description {
         function["description"] = d.clone().into();

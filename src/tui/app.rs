@@ -36,15 +36,18 @@ pub enum HistView {
     Itl,
     Input,
     Output,
+    /// A task stage's task latency.
+    Task,
 }
 
 impl HistView {
-    const ALL: [HistView; 5] = [HistView::Latency, HistView::Ttft, HistView::Itl, HistView::Input, HistView::Output];
+    const ALL: [HistView; 6] = [HistView::Latency, HistView::Ttft, HistView::Itl, HistView::Input, HistView::Output, HistView::Task];
 
-    /// The view `by` steps on, wrapping around.
-    pub fn step(self, by: isize) -> HistView {
-        let i = Self::ALL.iter().position(|v| *v == self).expect("listed") as isize;
-        Self::ALL[(i + by).rem_euclid(Self::ALL.len() as isize) as usize]
+    /// The view `by` steps on, wrapping around; the task view only where `tasks` run.
+    pub fn step(self, by: isize, tasks: bool) -> HistView {
+        let views = &Self::ALL[..Self::ALL.len() - usize::from(!tasks)];
+        let i = views.iter().position(|v| *v == self).unwrap_or(0) as isize;
+        views[(i + by).rem_euclid(views.len() as isize) as usize]
     }
 
     /// What the panel title calls it.
@@ -55,6 +58,7 @@ impl HistView {
             HistView::Itl => "ITL",
             HistView::Input => "input tokens",
             HistView::Output => "output tokens",
+            HistView::Task => "task latency",
         }
     }
 }
@@ -213,8 +217,8 @@ impl App {
         match key.code {
             KeyCode::Char('?') => self.help = !self.help,
             KeyCode::Char('l') => self.scale = if self.scale == Scale::Log { Scale::Linear } else { Scale::Log },
-            KeyCode::Char('h') => self.hist = self.hist.step(1),
-            KeyCode::Char('H') => self.hist = self.hist.step(-1),
+            KeyCode::Char('h') => self.hist = self.hist.step(1, self.runs_tasks()),
+            KeyCode::Char('H') => self.hist = self.hist.step(-1, self.runs_tasks()),
             KeyCode::Right | KeyCode::Tab => self.step_view(1),
             KeyCode::Left | KeyCode::BackTab => self.step_view(-1),
             _ if self.help => self.help = false,
@@ -271,6 +275,11 @@ impl App {
     }
 
     /// The running stage, if any.
+    /// Whether a stage of the run runs tasks (the histogram then has a task view).
+    pub fn runs_tasks(&self) -> bool {
+        self.snapshot.finished.iter().map(|s| &**s).chain(self.snapshot.current.as_ref()).any(|s| s.info.task.is_some())
+    }
+
     pub fn current(&self) -> Option<&StageStats> {
         self.snapshot.current.as_ref()
     }

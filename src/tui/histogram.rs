@@ -103,6 +103,12 @@ fn dist<'a>(app: &App, stage: &'a StageStats, live: bool) -> Result<Dist<'a>, St
         HistView::Itl => (Dist::Time(&stage.itl), stage.itl.count() == 0),
         HistView::Input => (Dist::Tokens(&stage.input_len), stage.input_len.histogram().is_empty()),
         HistView::Output => (Dist::Tokens(&stage.output_len), stage.output_len.histogram().is_empty()),
+        HistView::Task => match &stage.tasks {
+            Some(t) if t.latency.count() > 0 => (Dist::Time(&t.latency), false),
+            _ if stage.info.task.is_none() => return Err("no task latency: this stage runs single requests".into()),
+            _ if live => return Err("waiting for the first task to answer…".into()),
+            _ => return Err("no task answered".into()),
+        },
     };
     if !empty {
         return Ok(d);
@@ -129,7 +135,7 @@ fn dist<'a>(app: &App, stage: &'a StageStats, live: bool) -> Result<Dist<'a>, St
         HistView::Itl => "no ITL: no reply had two tokens or more".to_string(),
         HistView::Input => "no input lengths: no prompt's tokens were counted".to_string(),
         HistView::Output => "no output lengths: no reply's tokens were counted".to_string(),
-        HistView::Latency => unreachable!("latency has data here"),
+        HistView::Latency | HistView::Task => unreachable!("latency has data here, and tasks said above"),
     })
 }
 

@@ -112,9 +112,15 @@ fn stage_progress(c: &StageStats) -> (f64, String) {
     }
     match (c.info.planned_requests, c.info.planned_duration) {
         (Some(n), d) => {
-            let by_count = c.done() as f64 / n as f64;
+            // A task stage counts tasks.
+            let (done, what) = match (&c.tasks, &c.info.task) {
+                (Some(t), _) => (t.ended_count() + t.cut, "tasks"),
+                (None, Some(_)) => (0, "tasks"),
+                (None, None) => (c.done(), "requests"),
+            };
+            let by_count = done as f64 / n as f64;
             let by_time = d.map_or(0.0, |d| c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9));
-            (by_count.max(by_time), format!("{}/{} requests", count(c.done()), count(n)))
+            (by_count.max(by_time), format!("{}/{} {what}", count(done), count(n)))
         }
         (None, Some(d)) => {
             (c.wall.as_secs_f64() / d.as_secs_f64().max(1e-9), format!("{:.0}/{:.0} s", c.wall.as_secs_f64(), d.as_secs_f64()))
@@ -160,6 +166,12 @@ fn status(app: &App) -> Vec<Vec<Field>> {
                 None => vec![field(3, format!("in flight {}/{}", count(c.in_flight()), c.info.concurrency))],
             };
             v.extend([field(1, format!("ok {}", count(c.ok))), field(0, format!("err {}", count(c.failed)))]);
+            if let Some(t) = &c.tasks {
+                v.extend([field(1, format!("tasks in flight {}", count(t.in_flight()))), field(2, format!("answered {}", count(t.ok)))]);
+                if t.failed > 0 {
+                    v.push(field(0, format!("tasks failed {}", count(t.failed))));
+                }
+            }
             v
         }
         None if app.done() => vec![field(1, "run finished"), field(5, "last stage's rates")],
