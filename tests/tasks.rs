@@ -60,6 +60,10 @@ fn a_fan_out_then_an_answer_takes_its_critical_path() {
     assert!((195.0..280.0).contains(&ms(&analyse["duration_ms"]["mean"])), "{analyse}");
     assert!((195.0..280.0).contains(&ms(&answer["duration_ms"]["mean"])), "{answer}");
     assert!((0.4..0.6).contains(&num(&analyse["share"])), "the analyses take half the time: {t}");
+    // Each step's own requests, apart: 100 ms analyses, 200 ms answers.
+    assert!((98.0..140.0).contains(&ms(&analyse["latency_ms"]["mean"])), "{analyse}");
+    assert!((198.0..260.0).contains(&ms(&answer["latency_ms"]["mean"])), "{answer}");
+    assert_eq!(count(&t["histograms"]["steps"][0]["e2e_us"]["count"]), 40);
     assert_eq!((num(&analyse["requests_per_task"]), num(&t["requests_per_task"])), (10.0, 11.0), "{t}");
     // Every request is a request of the stage too.
     assert_eq!(count(&s["requests"]["ok"]), 44, "{}", s["requests"]);

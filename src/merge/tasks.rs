@@ -100,6 +100,8 @@ fn steps(parts: &[&Tasks], totals: &TaskTotals, ended: u64) -> Result<(Vec<Step>
         let at = |e: String| format!("tasks' step {}: {e}", k + 1);
         let (duration_ms, duration_us) = lat(own.iter().map(|h| h.duration_us.as_ref())).map_err(at)?;
         let (slowest_wait_ms, slowest_wait_us) = lat(own.iter().map(|h| h.slowest_wait_us.as_ref())).map_err(at)?;
+        let (latency_ms, e2e_us) = lat(own.iter().map(|h| h.e2e_us.as_ref())).map_err(at)?;
+        let (ttft_ms, ttft_us) = lat(own.iter().map(|h| h.ttft_us.as_ref())).map_err(at)?;
         let ran = duration_us.as_ref().map_or(0, |d| d.count);
         weights.push(duration_ms.as_ref().map_or(0.0, |d| d.mean * ran as f64 / ended.max(1) as f64));
         steps.push(
@@ -110,6 +112,8 @@ fn steps(parts: &[&Tasks], totals: &TaskTotals, ended: u64) -> Result<(Vec<Step>
                 duration_ms,
                 share: None,
                 slowest_wait_ms,
+                latency_ms,
+                ttft_ms,
                 tool_calls_per_task: None,
                 tool_ms_per_task: None,
             }
@@ -119,7 +123,7 @@ fn steps(parts: &[&Tasks], totals: &TaskTotals, ended: u64) -> Result<(Vec<Step>
                 ran,
             ),
         );
-        hists.push(StepHistograms { duration_us, slowest_wait_us });
+        hists.push(StepHistograms { duration_us, slowest_wait_us, e2e_us, ttft_us });
     }
     let total: f64 = weights.iter().sum();
     for (s, w) in steps.iter_mut().zip(weights) {

@@ -262,6 +262,9 @@ impl StageStats {
         if let Some(turn) = rec.turn {
             self.sessions.record(turn, rec);
         }
+        if let Some(t) = rec.task.filter(|_| rec.outcome == Outcome::Ok) {
+            self.tasks.get_or_insert_with(Default::default).request(t.step, rec.latency, rec.ttft);
+        }
         match rec.outcome {
             Outcome::Ok => {
                 self.ok += 1;

@@ -58,11 +58,23 @@ pub struct StepStats {
     /// An agent's tool calls, and the µs spent on them, over those tasks.
     pub tool_calls: u64,
     pub tool_us: u64,
+    /// Its successful requests' e2e latency and TTFT (streams).
+    pub e2e: Latency,
+    pub ttft: Latency,
 }
 
 impl Default for StepStats {
     fn default() -> Self {
-        StepStats { wall: Latency::with_digits(2), slowest_wait: Latency::with_digits(2), members: 0, failed: 0, tool_calls: 0, tool_us: 0 }
+        StepStats {
+            wall: Latency::with_digits(2),
+            slowest_wait: Latency::with_digits(2),
+            members: 0,
+            failed: 0,
+            tool_calls: 0,
+            tool_us: 0,
+            e2e: Latency::with_digits(2),
+            ttft: Latency::with_digits(2),
+        }
     }
 }
 
@@ -149,6 +161,18 @@ impl TaskStats {
                 self.failed += 1;
                 *self.failures.entry(at.unwrap_or((0, "unknown"))).or_default() += 1;
             }
+        }
+    }
+
+    /// One successful request of step `step`: its own figures, apart from the other steps'.
+    pub fn request(&mut self, step: u32, e2e: Duration, ttft: Option<Duration>) {
+        let k = step as usize;
+        if self.steps.len() <= k {
+            self.steps.resize_with(k + 1, StepStats::default);
+        }
+        self.steps[k].e2e.record(e2e);
+        if let Some(t) = ttft {
+            self.steps[k].ttft.record(t);
         }
     }
 

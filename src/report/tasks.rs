@@ -55,6 +55,12 @@ pub struct Step {
     /// A fan-out's wait on its slowest member alone: from the end of the member before
     /// it to the step's end.
     pub slowest_wait_ms: Option<LatencySummary>,
+    /// Its successful requests' own e2e latency and TTFT (streams), apart from the
+    /// other steps' (the stage's figures mix them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<LatencySummary>,
     /// An agent's: tool calls per task, and the time spent waiting on them per task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls_per_task: Option<f64>,
@@ -111,6 +117,10 @@ pub struct StepHistograms {
     pub duration_us: Option<Dist>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slowest_wait_us: Option<Dist>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_us: Option<Dist>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_us: Option<Dist>,
 }
 
 /// The stage's tasks; None when it ran none. Costs are in USD until priced.
@@ -136,6 +146,8 @@ pub fn tasks(s: &StageStats) -> Option<Tasks> {
                 duration_ms: st.and_then(|st| st.wall.summary()),
                 share: means.get(k).filter(|_| total > 0.0).map(|m| m / total),
                 slowest_wait_ms: st.and_then(|st| st.slowest_wait.summary()),
+                latency_ms: st.and_then(|st| st.e2e.summary()),
+                ttft_ms: st.and_then(|st| st.ttft.summary()),
                 tool_calls_per_task: None,
                 tool_ms_per_task: None,
             }
@@ -187,7 +199,12 @@ pub fn tasks(s: &StageStats) -> Option<Tasks> {
             steps: x
                 .steps
                 .iter()
-                .map(|st| StepHistograms { duration_us: Dist::of_latency(&st.wall), slowest_wait_us: Dist::of_latency(&st.slowest_wait) })
+                .map(|st| StepHistograms {
+                    duration_us: Dist::of_latency(&st.wall),
+                    slowest_wait_us: Dist::of_latency(&st.slowest_wait),
+                    e2e_us: Dist::of_latency(&st.e2e),
+                    ttft_us: Dist::of_latency(&st.ttft),
+                })
                 .collect(),
         },
     })
