@@ -64,6 +64,24 @@ pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
     tokio::join!(workers, cooldown_timer(&window, &cooldown));
 }
 
+/// `concurrency` users of the window, each running `user` (sessions or tasks back to
+/// back); returns once every one has ended, the window drained.
+pub(super) async fn users<W, F>(p: &Arc<Phase>, concurrency: u32, user: W)
+where
+    W: Fn(Arc<Phase>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for _ in 0..concurrency {
+        set.spawn(user(p.clone()));
+    }
+    while let Some(res) = set.join_next().await {
+        rethrow(res);
+    }
+    p.mark_stopped_if_unfinished();
+    p.drain();
+}
+
 async fn worker(p: Arc<Phase>) {
     loop {
         if p.ctx.stop.soft.is_cancelled() {

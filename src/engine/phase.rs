@@ -139,6 +139,12 @@ impl Phase {
         }
     }
 
+    /// Whether a session's turn or a task due at `at` may start: one due inside the
+    /// window is sent however late a slot let it start, as any open-loop arrival is.
+    pub fn may_start(&self, at: Instant) -> bool {
+        !self.ctx.stop.soft.is_cancelled() && !self.halt.is_cancelled() && self.numbers_left() > 0 && self.deadline.is_none_or(|d| at < d)
+    }
+
     /// Whether the phase's own limits (count or deadline) are reached.
     pub fn exhausted(&self) -> bool {
         self.numbers_left() == 0 || self.deadline.is_some_and(|d| Instant::now() >= d)

@@ -139,11 +139,18 @@ pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Optio
     {
         p.halt.cancel();
     }
-    let input = record.usage.and_then(|u| u.prompt_tokens).or(record.input_tokens).unwrap_or(0);
-    let (outcome, tokens, ttft) = (Some(record.outcome), (input, crate::metrics::output_tokens(&record)), record.ttft);
+    // A task adds up its requests' tokens and answers its agent's calls; no other
+    // request needs them here.
+    let (tokens, calls) = match spec.task {
+        Some(_) => {
+            let input = record.usage.and_then(|u| u.prompt_tokens).or(record.input_tokens).unwrap_or(0);
+            let calls = record.tool_calls.as_ref().filter(|_| record.outcome == Outcome::Ok).cloned().unwrap_or_default();
+            ((input, crate::metrics::output_tokens(&record)), calls)
+        }
+        None => ((0, 0), Vec::new()),
+    };
+    let (outcome, ttft) = (Some(record.outcome), record.ttft);
     record.task = spec.task;
-    // A task's agent step answers its calls: only then are they needed here.
-    let calls = record.tool_calls.clone().filter(|_| spec.task.is_some() && record.outcome == Outcome::Ok).unwrap_or_default();
     let first_send = att.first_send;
     let going_on = ctx.events.send(EngineEvent::Record { part: p.part, record, attempts: att }).await.is_ok();
     Ended { going_on, answer, outcome, tokens, ttft, calls, first_send }

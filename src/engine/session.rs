@@ -10,12 +10,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::arrivals::Arrivals;
+use super::closed::users;
 use super::phase::{Parts, Phase};
 use super::request::run_turn;
-use super::rethrow;
 use super::schedule::{Cost, spawn_each};
 use crate::metrics::EngineEvent;
 use crate::metrics::sessions::SessionEnd;
@@ -24,23 +23,17 @@ use crate::workload::conversation::{Conversation, History};
 
 /// `concurrency` users, each running sessions back to back until the stage ends.
 pub(super) async fn closed_sessions(concurrency: u32, conv: Arc<Conversation>, parts: Parts) {
-    let p = parts.window;
-    let mut set = JoinSet::new();
-    for _ in 0..concurrency {
-        let (p, conv) = (p.clone(), conv.clone());
-        set.spawn(async move {
-            while open(&p) {
+    users(&parts.window, concurrency, |p| {
+        let conv = conv.clone();
+        async move {
+            while p.may_start(Instant::now()) {
                 if !session(&p, &conv, None).await {
                     break;
                 }
             }
-        });
-    }
-    while let Some(res) = set.join_next().await {
-        rethrow(res);
-    }
-    p.mark_stopped_if_unfinished();
-    p.drain();
+        }
+    })
+    .await;
 }
 
 /// Sessions starting at `rate` per second, `arrival`-spaced, at most `max_in_flight`
@@ -57,17 +50,6 @@ pub(super) async fn open_sessions(rate: f64, arrival: Arrival, max_in_flight: u3
         }
     })
     .await;
-}
-
-/// Whether the stage may start another turn now.
-fn open(p: &Phase) -> bool {
-    may_start(p, Instant::now())
-}
-
-/// Whether the stage may start a turn due at `at`: one due inside the window is sent
-/// however late a slot let it start, as any open-loop arrival is.
-fn may_start(p: &Phase, at: Instant) -> bool {
-    !p.ctx.stop.soft.is_cancelled() && !p.halt.is_cancelled() && p.numbers_left() > 0 && p.deadline.is_none_or(|d| at < d)
 }
 
 /// One session, its first turn due at `due` (open loop); false once the run is over.
@@ -89,7 +71,7 @@ async fn session(p: &Phase, conv: &Conversation, due: Option<Instant>) -> bool {
             break;
         }
         // An open loop's turn is due when scheduled; a closed loop's now.
-        if !may_start(p, due.unwrap_or_else(Instant::now)) {
+        if !p.may_start(due.unwrap_or_else(Instant::now)) {
             end = SessionEnd::Cut;
             break;
         }

@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::arrivals::Arrivals;
+use super::closed::users;
 use super::phase::{Parts, Phase};
 use super::request::{Ended, run_request};
-use super::rethrow;
 use super::schedule::{Cost, spawn_each};
 use super::taskrun::TaskRun;
 use serde_json::{Value, json};
@@ -32,24 +31,18 @@ use crate::workload::task::{Agent, Carried, FanOut, Fill, Join, OnError, StepDef
 
 /// `concurrency` users, each running tasks back to back until the stage ends.
 pub(super) async fn closed_tasks(concurrency: u32, run: Arc<TaskRun>, parts: Parts) {
-    let p = parts.window;
-    let mut set = JoinSet::new();
-    for _ in 0..concurrency {
-        let (p, run) = (p.clone(), run.clone());
-        set.spawn(async move {
-            while may_start(&p) {
+    users(&parts.window, concurrency, |p| {
+        let run = run.clone();
+        async move {
+            while p.may_start(Instant::now()) {
                 let Some(i) = p.take_number() else { break };
                 if !task(&p, &run, i, None).await {
                     break;
                 }
             }
-        });
-    }
-    while let Some(res) = set.join_next().await {
-        rethrow(res);
-    }
-    p.mark_stopped_if_unfinished();
-    p.drain();
+        }
+    })
+    .await;
 }
 
 /// Most tasks of an open loop in flight at once: beyond, arrivals wait (the stage is
@@ -68,10 +61,6 @@ pub(super) async fn open_tasks(rate: f64, arrival: Arrival, seed: u64, run: Arc<
         }
     })
     .await;
-}
-
-fn may_start(p: &Phase) -> bool {
-    !p.ctx.stop.soft.is_cancelled() && !p.halt.is_cancelled() && p.numbers_left() > 0 && p.deadline.is_none_or(|d| Instant::now() < d)
 }
 
 /// What a task's steps have so far.
