@@ -129,16 +129,16 @@ fn drawn_output_lengths_are_honoured() {
 }
 
 /// Where this server's knee is, and why. It computes on one thread, so a second slot
-/// shares that thread rather than adding to it: decoding two requests takes twice one's
-/// time (measured: 15 tokens in ~400 ms alone, ~780 ms two at once). Its throughput is
-/// flat from the first request; beyond its two slots, requests wait for one.
+/// shares that thread: what two decodes at once gain is the box's (here 15 tokens took
+/// ~400 ms alone and ~780 two at once; a CI box gained 28 % once). Beyond its two slots
+/// nothing is gained and requests wait for one.
 ///
 /// The prompt cache is off: with it, Gemma 3's sliding-window cache let two requests in
 /// flight share their common 23-token prefix (prefill ~60 ms) while one after another
 /// reused a token (~170 ms), so 2-way "gained" 20–40 % from the cache, not the slots;
 /// a knee found at 2-way on that held in most runs and failed in CI (1.04×).
 #[test]
-fn a_one_thread_server_plateaus_at_once_and_queues_beyond_its_slots() {
+fn a_one_thread_server_plateaus_by_its_slots_and_queues_beyond_them() {
     let Some(server) = LlamaServer::start(&["-c", "2048", "-np", "2"]) else { return };
     let body = "[prompts]\ntemplate = \"Count to {i}.\"\n[request]\nmax_tokens = 16\nignore_eos = true\n\
                 extra_body = { cache_prompt = false }\n\
@@ -154,14 +154,16 @@ fn a_one_thread_server_plateaus_at_once_and_queues_beyond_its_slots() {
     for l in &ran.lines {
         assert_eq!(l["server_timings"]["cache_n"], 0, "the prompt cache is off: {l}");
     }
-    // No doubling gains a fifth: the knee is the first point (measured: 1.02× at 2-way,
-    // beyond it only what queued requests save of the client's round trip).
-    for i in 1..4 {
-        assert!(rate(i) < 1.2 * rate(i - 1), "one thread: no slot adds to it: {why}");
+    // Beyond its two slots no doubling gains a fifth: the knee is at the slots or before
+    // them. Whether the second slot gains is the box's: on this one 1.02× (one compute
+    // thread), on a quieter CI box 1.28× once (two decodes sharing reads of the weights).
+    for i in 2..4 {
+        assert!(rate(i) < 1.2 * rate(i - 1), "no slot is left beyond 2: {why}");
     }
-    assert_eq!(sweep["knee"]["stage"], "sequential", "{why}");
+    let knee = sweep["knee"]["stage"].as_str().unwrap_or_default();
+    assert!(knee == "sequential" || knee == "2-way", "the knee is at the slots or before: {why}");
     let said = sweep["summary"].as_str().unwrap();
-    assert!(said.contains("plateaus") && said.contains("from 1-way"), "{said}");
+    assert!(said.contains("plateaus") && (said.contains("from 1-way") || said.contains("from 2-way")), "{said}");
     assert!(ran.out.stdout.contains(said), "the table says it: {}", ran.out.stdout);
     // Beyond the slots a request waits for one: TTFT grows with the queue (measured:
     // 440 ms at 2-way, 1670 at 4-way), and the server says requests waited.
