@@ -103,10 +103,11 @@ struct ServerTimingsLine {
     per_token_ms: Option<f64>,
 }
 
-/// What a request body asked: its `messages`, or its `prompt`.
+/// What a request body asked: its `messages`, `prompt`, `input` or rerank `query`.
 fn prompt_of(body: &[u8]) -> Option<serde_json::Value> {
     let serde_json::Value::Object(mut v) = serde_json::from_slice(body).ok()? else { return None };
-    v.remove("messages").or_else(|| v.remove("prompt"))
+    // Chat's and Messages', completions', the Responses API's and embeddings', rerank's.
+    ["messages", "prompt", "input", "query"].into_iter().find_map(|k| v.remove(k))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -386,6 +386,41 @@ fn the_responses_and_messages_apis_agree_with_the_server() {
     }
 }
 
+/// A task whose steps speak the server's four text APIs in turn — the Responses API,
+/// Messages, completions, chat — each reading the one before's real reply: every body
+/// the server takes, and each step's prompt, as the server counts it, holds the reply
+/// before it.
+#[test]
+fn a_tasks_steps_speak_each_their_own_api_to_the_server() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    let body = "[prompts]\ntemplate = \"Name a fruit, number {i}.\"\n[request]\nmax_tokens = 8\nignore_eos = true\n\
+                [[task]]\nname = \"t\"\n\
+                [[task.step]]\nname = \"responses\"\napi = \"responses\"\nprompt = \"{prompt}\"\n\
+                [[task.step]]\nname = \"messages\"\napi = \"messages\"\nprompt = \"Say more: {answer}\"\n\
+                [[task.step]]\nname = \"completions\"\napi = \"completions\"\nprompt = \"Go on: {answer}\"\n\
+                [[task.step]]\nname = \"chat\"\nprompt = \"Sum up: {answer}\"\n\
+                [[stage]]\nname = \"tasks\"\ntask = \"t\"\nconcurrency = 2\nrequests = 2\n";
+    let ran = run(&server, true, body, &["--requests-out-text"]);
+    assert_all_ok(&ran);
+    let t = &ran.result["stages"][0]["tasks"];
+    assert_eq!((common::count(&t["ok"]), f(&t["requests_per_task"])), (2, 4.0), "{t}");
+    for task in 0..2u64 {
+        let step = |k: u64| ran.lines.iter().find(|l| l["task"] == task && l["step"] == k).unwrap();
+        for k in 0..4 {
+            // Each step's 8 tokens, by the server's own usage in its API's shape.
+            assert_eq!(common::count(&step(k)["output_tokens"]), 8, "task {task} step {k}: {}", step(k));
+        }
+        for k in 1..4 {
+            // Messages (the Responses API's input, Anthropic's, chat's) or one text
+            // (completions), ending with the reply before it.
+            let prompt = &step(k)["prompt"];
+            let text = prompt.as_str().or_else(|| prompt[0]["content"].as_str()).unwrap_or_default();
+            let before = step(k - 1)["reply"].as_str().unwrap_or_default();
+            assert!(!before.is_empty() && text.ends_with(before), "task {task} step {k}: {prompt} after {before:?}");
+        }
+    }
+}
+
 /// Embeddings on a second instance, started with `--embeddings --pooling mean` (Gemma
 /// has no pooling of its own): batches of 1 and 4 synthetic inputs of exact lengths in
 /// the server's own tokenizer, every reply checked (a vector per input, one length,

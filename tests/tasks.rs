@@ -217,6 +217,10 @@ fn bad_task_definitions_are_one_located_line_before_any_request() {
             rag(&embedded(MOCK), "answers_from = \"answer\"\n", &stage("requests = 1\n")),
             "no step of that name runs before it (a later one would be a cycle)",
         ),
+        (
+            rag(&embedded(MOCK), "api = \"embeddings\"\n", &stage("requests = 1\n")).replace("request = { max_tokens = 6 }\n", ""),
+            "the prompt takes {answers} of step \"analyse\", which speaks \"embeddings\": its replies carry no text",
+        ),
     ];
     for (i, (text, said)) in cases.into_iter().enumerate() {
         let (_d, path) = scenario(&text);
@@ -453,4 +457,49 @@ fn the_shipped_agent_calls_its_tools_and_its_history_hits_the_cache() {
     let cached = num(&v["stages"][2]["tokens"]["cached"]["share"]);
     assert!(cached > 0.3, "cached share {cached}");
     assert!(out.stdout.contains("tool calls taking"), "{}", out.stdout);
+}
+
+#[test]
+fn each_step_speaks_its_own_api_and_a_later_step_reads_the_text_ones() {
+    // Embeddings, rerank, the Responses API, Messages, completions and chat in one
+    // task: the mock's parser of each endpoint refuses another's body (a 400).
+    let steps = [
+        ("embed", "embeddings", "{prompt}", ""),
+        ("rerank", "rerank", "{prompt}", "request = { documents = 20, document_tokens = 64, top_n = 5 }\n"),
+        ("draft", "responses", "Draft: {prompt}", ""),
+        ("polish", "messages", "Polish: {answer}", ""),
+        ("legacy", "completions", "Complete: {answer}", ""),
+        ("final", "chat", "Final: {answer}", ""),
+    ];
+    let mut text = format!("{}[prompts]\ntemplate = \"question {{i}}\"\n[[task]]\nname = \"all\"\n", embedded(MOCK));
+    for (name, api, prompt, extra) in steps {
+        text += &format!("[[task.step]]\nname = \"{name}\"\napi = \"{api}\"\nprompt = \"{prompt}\"\n{extra}");
+    }
+    text += "[[stage]]\nname = \"s\"\ntask = \"all\"\nconcurrency = 2\nrequests = 4\n";
+    let (d, path) = scenario(&text);
+    let lines = d.path().join("r.jsonl");
+    let json = d.path().join("r.json");
+    let mut c = cmd(&["run", "--headless", "--requests-out-text", "--json"]);
+    c.arg(&json).arg("--requests-out").arg(&lines).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let s = &v["stages"][0];
+    assert_eq!((count(&s["tasks"]["ok"]), count(&s["requests"]["ok"]), count(&s["requests"]["failed"])), (4, 24, 0), "{s}");
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |task: u64, step: u64| lines.iter().find(|l| l["task"] == task && l["step"] == step).unwrap();
+    for t in 0..4 {
+        let question = format!("question {t}");
+        // One input; a query with its 20 documents; messages, of which the next reads the
+        // reply; one text for completions.
+        assert_eq!((of(t, 0)["prompt"].as_str(), &of(t, 0)["items"]), (Some(question.as_str()), &serde_json::json!(1)));
+        assert_eq!((of(t, 1)["prompt"].as_str(), &of(t, 1)["items"]), (Some(question.as_str()), &serde_json::json!(20)));
+        assert!(count(&of(t, 1)["input_tokens"]) > 20 * 60, "{}", of(t, 1));
+        assert_eq!(of(t, 2)["prompt"][0]["content"], format!("Draft: {question}"));
+        for (k, prompt) in [(3, &of(t, 3)["prompt"][0]["content"]), (4, &of(t, 4)["prompt"]), (5, &of(t, 5)["prompt"][0]["content"])] {
+            let before = of(t, k - 1)["reply"].as_str().unwrap();
+            assert!(!before.is_empty() && prompt.as_str().unwrap().ends_with(before), "step {k} reads step {}'s reply: {prompt}", k - 1);
+        }
+    }
 }

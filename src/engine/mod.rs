@@ -112,7 +112,12 @@ impl Engine {
 
     /// The client of the API `stage` speaks.
     fn client_of(&self, stage: &Stage) -> Arc<Client> {
-        self.others.iter().find(|(api, _)| *api == stage.api).map_or_else(|| self.client.clone(), |(_, c)| c.clone())
+        self.client_of_api(stage.api)
+    }
+
+    /// The client that speaks `api` (the target's, for its own).
+    fn client_of_api(&self, api: crate::model::Api) -> Arc<Client> {
+        self.others.iter().find(|(a, _)| *a == api).map_or_else(|| self.client.clone(), |(_, c)| c.clone())
     }
 
     /// Does `f` before each stage's first request.
@@ -242,8 +247,11 @@ impl Engine {
     /// A task stage's steps, each with its own model and fields.
     fn task_run(&self, index: usize, stage: &Stage) -> Option<Arc<taskrun::TaskRun>> {
         let def = stage.task.clone()?;
-        let texts = crate::workload::texts::TextsSpec::default();
-        let builders = def.steps.iter().map(|s| self.workload.stage(index, &s.model, &s.request, &texts, stage.numbers)).collect();
+        let builders = def
+            .steps
+            .iter()
+            .map(|s| (self.workload.step(index, s.api, &s.model, &s.request, &s.texts, stage.numbers), self.client_of_api(s.api)))
+            .collect();
         Some(Arc::new(taskrun::TaskRun::new(def, builders, self.scenario.pricing.clone(), stage.max_requests_in_flight)))
     }
 

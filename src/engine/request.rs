@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::phase::Phase;
 use super::retry;
+use crate::client::Client;
 use crate::metrics::{Attempts, EngineEvent, FailedAttempt, Part};
 use crate::model::{Outcome, RequestRecord, RequestSpec};
 
@@ -54,9 +55,17 @@ pub(super) struct Ended {
     pub first_send: Option<Instant>,
 }
 
-/// [`run_turn`], which `cancel` ends early (its record then `cancelled`), telling all
-/// a task needs of it.
-pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>, cancel: Option<&CancellationToken>) -> Ended {
+/// A task's request: `cancel` ends it early (its record then `cancelled`), and it is
+/// sent by its step's `client` (of the API the step speaks).
+#[derive(Clone, Copy)]
+pub(super) struct Within<'a> {
+    pub cancel: &'a CancellationToken,
+    pub client: &'a Client,
+}
+
+/// [`run_turn`], for a task's request `within` its step, telling all a task needs of it.
+pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Option<Instant>, within: Option<Within<'_>>) -> Ended {
+    let cancel = within.map(|w| w.cancel);
     let not_sent =
         |going_on| Ended { going_on, answer: None, outcome: None, tokens: (0, 0), ttft: None, calls: Vec::new(), first_send: None };
     let ctx = &p.ctx;
@@ -86,7 +95,7 @@ pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Optio
         return not_sent(false);
     }
     p.gauges.start();
-    let mut record = attempts(p, &spec, i, weight, &mut att, cancel).await;
+    let mut record = attempts(p, &spec, i, weight, &mut att, within).await;
     p.gauges.end();
     if let Some(due) = due {
         // Timed from the schedule: the wait for a slot or a late timer is the user's.
@@ -210,15 +219,9 @@ async fn until_cancelled(cancel: Option<&CancellationToken>) {
 /// runs out of attempts; a stop, an abort or `retry.after_window` ends the retries
 /// early. The record is the final attempt's, its timings counted from the first
 /// attempt's send.
-async fn attempts(
-    p: &Phase,
-    spec: &RequestSpec,
-    i: u64,
-    weight: u64,
-    att: &mut Attempts,
-    cancel: Option<&CancellationToken>,
-) -> RequestRecord {
+async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut Attempts, within: Option<Within<'_>>) -> RequestRecord {
     let ctx = &p.ctx;
+    let (cancel, client) = (within.map(|w| w.cancel), within.map_or(&*ctx.client, |w| w.client));
     let mut first = None;
     let mut rng = None;
     loop {
@@ -242,7 +245,7 @@ async fn attempts(
                 RequestRecord::cancelled(t.elapsed())
             }
             _ = cut => RequestRecord::cancelled(t.elapsed()),
-            r = ctx.client.send(spec.body.clone(), spec.expect) => r,
+            r = client.send(spec.body.clone(), spec.expect) => r,
         };
         att.last = rec.latency;
         // Retries may start this long after the window closes; later ones are not sent.

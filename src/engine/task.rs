@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::arrivals::Arrivals;
 use super::closed::users;
 use super::phase::{Parts, Phase};
-use super::request::{Ended, run_request};
+use super::request::{Ended, Within, run_request};
 use super::schedule::{Cost, spawn_each};
 use super::taskrun::TaskRun;
 use serde_json::{Value, json};
@@ -198,6 +198,11 @@ impl Joined {
         let failure = match (last.outcome, last.answer) {
             // An agent still calling tools at its last step did not answer.
             (Some(Outcome::Ok), Some(_)) if !last.calls.is_empty() => Some("max_steps"),
+            // Embeddings and rerank answer with numbers: answered, with no text to carry.
+            (Some(Outcome::Ok), None) if !step.api.generates() => {
+                self.answers.push((m.m, Carried { text: "".into(), tokens: 0 }));
+                None
+            }
             (Some(Outcome::Ok), Some(a)) => {
                 let first = last.first_send.zip(last.ttft).map(|(s, t)| s + t);
                 self.first_token = match (self.first_token, first) {
@@ -237,6 +242,10 @@ fn cause(outcome: Option<Outcome>) -> &'static str {
         Some(Outcome::Ok) => "no_answer",
     }
 }
+
+/// Spreads tasks' draws apart from their steps' and members' (a step has fewer than
+/// 2^20 members).
+const MAX_FAN_OUT_DRAWS: u64 = 1 << 32;
 
 /// What one member did: its requests in order (an agent's several), and its tools'
 /// calls and the time they took.
@@ -287,9 +296,11 @@ async fn member(
             },
             None => None,
         };
-        let mut spec = requests.messages_request(messages.clone(), tokens, None);
+        // Each member's and step's rerank documents their own.
+        let draw = whole.wrapping_mul(MAX_FAN_OUT_DRAWS) ^ (k as u64) << 20 ^ u64::from(m);
+        let mut spec = requests.step_request(messages.clone(), tokens, draw);
         spec.task = Some(TaskStep { task: whole, step: k as u32, member: m });
-        let ended = run_request(p, i, spec, None, Some(cancel)).await;
+        let ended = run_request(p, i, spec, None, Some(Within { cancel, client: &run.clients[k] })).await;
         drop(slot);
         // The join sees them too: a last reply still calling tools did not answer.
         let calls = ended.calls.clone();

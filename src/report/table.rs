@@ -16,10 +16,13 @@ pub fn requests(n: u64) -> String {
 }
 
 /// Column titles. The time column reads "N requests" when every stage ran the same
-/// planned count to the end, as in the seed table; "wall time" otherwise.
+/// planned count to the end, as in the seed table; "wall time" otherwise (and for task
+/// stages, whose count is of tasks).
 pub fn header(stages: &[StageResult]) -> Vec<String> {
-    let same_count =
-        stages.first().and_then(|s| s.planned.requests).filter(|n| stages.iter().all(|s| s.planned.requests == Some(*n) && !s.interrupted));
+    let same_count = stages
+        .first()
+        .and_then(|s| s.planned.requests)
+        .filter(|n| stages.iter().all(|s| s.planned.requests == Some(*n) && !s.interrupted && s.tasks.is_none()));
     let time_header = match same_count {
         Some(n) => requests(n),
         None => "wall time".to_string(),

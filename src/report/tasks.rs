@@ -282,7 +282,8 @@ pub fn task_text(stages: &[super::StageResult]) -> String {
                     (Some(c), Some(t)) => format!(", {} tool calls taking {}", super::fig(c), super::fmt_ms(t)),
                     _ => String::new(),
                 };
-                format!("{} {share} (mean {}, {n} requests{tools}{wait})", st.name, ms(&st.duration_ms, |l| l.mean))
+                let plural = if n == "1" { "" } else { "s" };
+                format!("{} {share} (mean {}, {n} request{plural}{tools}{wait})", st.name, ms(&st.duration_ms, |l| l.mean))
             })
             .collect();
         out.push_str(&format!("{}: time by step: {}\n", s.name, steps.join("; ")));

@@ -67,14 +67,21 @@ pub(super) fn clients_of_stages(
     headers: &[ExtraHeader],
     texts_out: bool,
 ) -> Result<Vec<(Api, Arc<Client>)>, RunError> {
-    let mut apis: Vec<Api> = scenario.stages.iter().map(|s| s.api).filter(|a| *a != scenario.target.api).collect();
-    apis.dedup();
-    let mut out: Vec<(Api, Arc<Client>)> = Vec::new();
-    for api in apis {
-        if out.iter().any(|(a, _)| *a == api) {
-            continue;
+    // A stage's API, and each of its tasks' steps' (with the stage's load: a task's
+    // requests may fan out beyond it, and the pool grows as they do).
+    let spoken = scenario.stages.iter().flat_map(|s| {
+        let steps = s.task.iter().flat_map(|t| t.steps.iter().map(|k| k.api));
+        std::iter::once(s.api).chain(steps).map(move |api| (api, s.load.concurrency()))
+    });
+    let mut apis: Vec<(Api, u32)> = Vec::new();
+    for (api, load) in spoken.filter(|(a, _)| *a != scenario.target.api) {
+        match apis.iter_mut().find(|(a, _)| *a == api) {
+            Some((_, most)) => *most = (*most).max(load),
+            None => apis.push((api, load)),
         }
-        let most = scenario.stages.iter().filter(|s| s.api == api).map(|s| s.load.concurrency()).max().unwrap_or(1);
+    }
+    let mut out: Vec<(Api, Arc<Client>)> = Vec::new();
+    for (api, most) in apis {
         let cfg = ClientConfig {
             api,
             path: None,

@@ -500,6 +500,8 @@ pub struct TaskFile {
 pub struct StepFile {
     pub name: Option<String>,
     pub model: Option<Spanned<String>>,
+    /// The API its requests speak (the target's where not set).
+    pub api: Option<Spanned<crate::model::Api>>,
     pub prompt: Spanned<String>,
     /// A count, or a distribution drawn per task.
     pub fan_out: Option<Spanned<toml::Value>>,

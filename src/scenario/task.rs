@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::error::Problems;
 use super::file::{StepFile, TaskFile, ToolFile};
 use super::request::Spoken;
-use crate::model::RequestParams;
+use crate::model::{Api, RequestParams};
 use crate::workload::dist::Dist;
 use crate::workload::task::{Agent, FanOut, Join, OnError, Piece, SimTool, StepDef, TaskDef, Template};
 
@@ -20,6 +20,8 @@ pub const MAX_FAN_OUT: u32 = 10_000;
 /// What a step takes from the scenario where it does not say.
 pub(super) struct StepDefaults<'a> {
     pub request: &'a RequestParams,
+    /// The scenario's `[request]` text counts (a rerank step's documents).
+    pub texts: &'a crate::workload::texts::TextsSpec,
     pub spoken: Spoken,
     pub model: &'a str,
     pub base_dir: &'a std::path::Path,
@@ -50,13 +52,17 @@ pub(super) fn tasks(
         let mut documents = false;
         for (k, s) in t.step.into_iter().enumerate() {
             let step = step(s, k, &name, &steps, d, p);
-            documents |= step.document_tokens.is_some() || step.agent.is_some();
+            documents |= step.document_tokens.is_some() || step.agent.is_some() || step.api == Api::Rerank;
             steps.push(step);
         }
         let words = match documents {
             true => sources.pool().map_err(|e| p.at(None, format!("task {name:?}: documents: {e}"))).ok(),
             false => None,
         };
+        // A rerank step's documents are made of the same words.
+        for s in steps.iter_mut().filter(|s| s.api == Api::Rerank) {
+            s.texts.pool = words.clone();
+        }
         out.push(Arc::new(TaskDef { name, steps, words }));
     }
     out
@@ -120,6 +126,16 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
     if answers && from.is_none() && s.answers_from.is_none() {
         p.at(Some(s.prompt.span()), format!("{what}: the prompt takes {{answers}}, but no step runs before it"));
     }
+    if let Some(b) = from.and_then(|f| before.get(f)).filter(|b| answers && !b.api.generates()) {
+        p.at(
+            Some(s.prompt.span()),
+            format!(
+                "{what}: the prompt takes {{answers}} of step {:?}, which speaks {:?}: its replies carry no text",
+                b.name,
+                b.api.name()
+            ),
+        );
+    }
     if let Some(field) = &s.top_by {
         let carried = from.and_then(|f| before.get(f)).is_some_and(|b| answers_carry(&b.request, field.get_ref()));
         if !carried {
@@ -134,18 +150,28 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
             );
         }
     }
+    let api = s.api.as_ref().map_or(d.spoken.api, |a| *a.get_ref());
+    let spoken = Spoken { api, ..d.spoken };
     let mut request = match &s.request {
         None => d.request.clone(),
-        Some(f) => d.request.overlay(&super::request::request(f.get_ref(), &format!("{what}: request"), d.spoken, d.base_dir, p)),
+        Some(f) => d.request.overlay(&super::request::request(f.get_ref(), &format!("{what}: request"), spoken, d.base_dir, p)),
     };
+    let texts = step_texts(&s, &what, api, d, p);
+    if let Some(a) = s.api.as_ref().filter(|_| !s.tool.is_empty() && api != Api::Chat) {
+        p.at(Some(a.span()), format!("{what}: an agent loop's tool calls are spoken on api = \"chat\" only, not {:?}", api.name()));
+    }
     let agent = agent(&s, &what, &mut request, p);
-    super::tools::merged(&request, d.spoken.api, &format!("{what}: request"), Some(span.clone()), p);
+    if agent.is_none() || api == Api::Chat {
+        super::tools::merged(&request, api, &format!("{what}: request"), Some(span.clone()), p);
+    }
     if agent.is_some() && fan_out != FanOut::Fixed(1) {
         p.at(Some(span.clone()), format!("{what}: an agent loop (with tools) is one conversation: give it no fan_out"));
     }
     StepDef {
         name,
         model: s.model.map_or_else(|| d.model.to_string(), |m| m.into_inner()),
+        api,
+        texts,
         template,
         fan_out,
         concurrency,
@@ -158,6 +184,26 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         request,
         agent,
     }
+}
+
+/// What a step's requests carry beside their prompt: a rerank's documents (the
+/// scenario's counts, with the step's own on top). An embeddings step sends its
+/// prompt as its one input: its fan-out's members are what a batch would hold.
+fn step_texts(s: &StepFile, what: &str, api: Api, d: &StepDefaults<'_>, p: &mut Problems<'_>) -> crate::workload::texts::TextsSpec {
+    let mut texts = match &s.request {
+        Some(f) => super::apis::fields(f.get_ref(), &format!("{what}: request"), api, d.base_dir, p).over(d.texts),
+        None => d.texts.clone(),
+    };
+    if let Some(b) = s.request.as_ref().and_then(|f| f.get_ref().batch_size.as_ref()) {
+        p.at(Some(b.span()), format!("{what}: request.batch_size: a step's request embeds its prompt; give the step a fan_out instead"));
+    }
+    if texts.images.is_some() {
+        let at = s.request.as_ref().and_then(|f| f.get_ref().images.as_ref()).map(Spanned::span);
+        p.at(at, format!("{what}: a step's requests carry no images (give them to a stage of prompts)"));
+    }
+    texts.batch = None;
+    texts.images = None;
+    texts
 }
 
 /// Most model calls an agent step may make per task.

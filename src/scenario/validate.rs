@@ -83,7 +83,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     let thresholds = raw.thresholds.as_ref().map_or_else(Vec::new, |f| super::validate_stage::thresholds(f, "thresholds", p));
     let tasks = super::task::tasks(
         raw.tasks,
-        &super::task::StepDefaults { request: &request, spoken, model: &target.model, base_dir },
+        &super::task::StepDefaults { request: &request, texts: &texts, spoken, model: &target.model, base_dir },
         &mut sources,
         p,
     );

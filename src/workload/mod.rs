@@ -87,7 +87,28 @@ impl Workload {
             .clone()
             .filter(|s| carries && s.count != dist::Dist::Fixed(0))
             .map(|spec| images::StageImages::new(spec, prompts.api(), index as u64));
-        StageRequests { prompts, parts, shape, top_n: params.top_n, stage: index as u64, ahead: Arc::from(Vec::new()), numbers, images }
+        let api = prompts.api();
+        StageRequests {
+            prompts,
+            api,
+            parts,
+            shape,
+            top_n: params.top_n,
+            stage: index as u64,
+            ahead: Arc::from(Vec::new()),
+            numbers,
+            images,
+        }
+    }
+
+    /// The requests of a step of stage `index`'s tasks, which speaks `api` to `model`
+    /// with `params` (its prompts are rendered from its template, in `api`'s shape).
+    pub fn step(&self, index: usize, api: Api, model: &str, params: &RequestParams, texts: &TextsSpec, numbers: Numbers) -> StageRequests {
+        let prompts = self.prompts(index).clone();
+        let parts = BodyParts::new(model, params, api, self.stream && api.generates(), self.stream_usage, false);
+        let shape = Shape::new(api, texts, index as u64);
+        let (top_n, stage, ahead) = (params.top_n, index as u64, Arc::from(Vec::new()));
+        StageRequests { prompts, api, parts, shape, top_n, stage, ahead, numbers, images: None }
     }
 }
 
@@ -95,6 +116,8 @@ impl Workload {
 #[derive(Debug)]
 pub struct StageRequests {
     prompts: Prompts,
+    /// The API its bodies are shaped for.
+    api: Api,
     parts: BodyParts,
     /// One prompt a request, or several texts (an embeddings batch, a rerank's).
     shape: Shape,
@@ -282,7 +305,20 @@ impl StageRequests {
         RequestSpec { turn: Some(turn), session: Some(session), ..self.messages_request(messages, input_tokens, output) }
     }
 
-    /// A request of `messages`, `input_tokens` long, asking for `output` (a task's step).
+    /// A task step's request: `messages` (its rendered prompt, an agent's history
+    /// after it), `input_tokens` long, in the shape of the API it speaks — messages,
+    /// one text, or a rerank's query with documents of the step's corpus, drawn by
+    /// `draw` (the whole run's task and member).
+    pub fn step_request(&self, messages: Vec<serde_json::Value>, input_tokens: u64, draw: u64) -> RequestSpec {
+        let prompt = Prompt::from_value(&prompt::conversation(self.api, None, messages)).counted(input_tokens, None);
+        let prompt = self.shape.around(&prompt, self.stage, draw);
+        let items = prompt.items.or_else(|| self.api.items().map(|_| 1));
+        let expect = Expect { items, top_n: self.top_n };
+        let (body, input_tokens) = (self.parts.body(&prompt.json, None), prompt.known_tokens());
+        RequestSpec { body, input_tokens, output_tokens: None, turn: None, session: None, expect, media: None, task: None }
+    }
+
+    /// A request of `messages`, `input_tokens` long, asking for `output` (a turn).
     pub fn messages_request(&self, messages: Vec<serde_json::Value>, input_tokens: u64, output: Option<u32>) -> RequestSpec {
         let prompt = Prompt::from_value(&serde_json::Value::Array(messages));
         RequestSpec {
@@ -303,6 +339,10 @@ impl StageRequests {
         let p = self.prompt(i);
         let text = match serde_json::from_str::<serde_json::Value>(p.json.get()) {
             Ok(serde_json::Value::Array(m)) => m.last().and_then(|m| m.get("content")).map(content_text).unwrap_or_default(),
+            // Anthropic's `{"system", "messages"}`.
+            Ok(serde_json::Value::Object(o)) => {
+                o.get("messages").and_then(|m| m.as_array()?.last()?.get("content")).map(content_text).unwrap_or_default()
+            }
             Ok(v) => content_text(&v),
             Err(_) => String::new(),
         };

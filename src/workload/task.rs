@@ -82,6 +82,10 @@ pub struct StepDef {
     pub name: String,
     /// The model it asks (the stage's where not set).
     pub model: String,
+    /// The API it speaks (the target's where not set).
+    pub api: crate::model::Api,
+    /// What a rerank step's requests carry beside their query: its documents.
+    pub texts: super::texts::TextsSpec,
     pub template: Template,
     pub fan_out: FanOut,
     /// Most of its requests in flight at once within one task.
@@ -344,6 +348,8 @@ mod tests {
         StepDef {
             name: "s".into(),
             model: "m".into(),
+            api: crate::model::Api::Chat,
+            texts: super::super::texts::TextsSpec::default(),
             template: Template::parse(template).unwrap(),
             fan_out: FanOut::Fixed(1),
             concurrency: 1,

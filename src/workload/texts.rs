@@ -122,17 +122,21 @@ impl Shape {
                 let tokens = parts.iter().map(|p| p.known_tokens()).sum::<Option<u64>>();
                 Cow::Owned(Prompt::joined(list(parts.iter().map(|p| p.json.get())), tokens, n))
             }
-            Shape::Rerank { documents, corpus, seed } => {
-                let mut rng = rng(*seed, stage, i);
-                let n = draw(documents, &mut rng);
-                let query = prompts.prompt_in(stage, i);
-                let picked = pick(&mut rng, corpus.docs.len(), n as usize);
-                let docs = list(picked.iter().map(|&d| corpus.docs[d].0.as_str()));
-                let json = format!("{{\"query\":{},\"documents\":{docs}}}", query.json.get());
-                let tokens = query.known_tokens().map(|q| q + picked.iter().map(|&d| corpus.docs[d].1).sum::<u64>());
-                Cow::Owned(Prompt::joined(json, tokens, n))
-            }
+            Shape::Rerank { .. } => Cow::Owned(self.around(&prompts.prompt_in(stage, i), stage, i)),
         }
+    }
+
+    /// `query` with what request `i` carries around it: a rerank's documents (drawn by
+    /// `i`); any other shape's prompt is the query as it is.
+    pub(super) fn around(&self, query: &Prompt, stage: u64, i: u64) -> Prompt {
+        let Shape::Rerank { documents, corpus, seed } = self else { return query.clone() };
+        let mut rng = rng(*seed, stage, i);
+        let n = draw(documents, &mut rng);
+        let picked = pick(&mut rng, corpus.docs.len(), n as usize);
+        let docs = list(picked.iter().map(|&d| corpus.docs[d].0.as_str()));
+        let json = format!("{{\"query\":{},\"documents\":{docs}}}", query.json.get());
+        let tokens = query.known_tokens().map(|q| q + picked.iter().map(|&d| corpus.docs[d].1).sum::<u64>());
+        Prompt::joined(json, tokens, n)
     }
 }
 
