@@ -503,3 +503,64 @@ fn each_step_speaks_its_own_api_and_a_later_step_reads_the_text_ones() {
         }
     }
 }
+
+#[test]
+fn a_step_fans_out_over_each_lines_own_list() {
+    // Query k retrieved k + 1 documents: each read; then checked one at a time until
+    // two pass (or all of a shorter list), and the answer reads those.
+    let lines: String = (0..4)
+        .map(|k| {
+            let docs: Vec<String> = (0..=k).map(|j| format!("passage {k}.{j} about the report")).collect();
+            serde_json::json!({"prompt": format!("question {k}"), "documents": docs, "id": k}).to_string() + "\n"
+        })
+        .collect();
+    let text = format!(
+        "{}[prompts]\nfile = \"q.jsonl\"\n[[task]]\nname = \"rag\"\n\
+         [[task.step]]\nname = \"read\"\nprompt = \"Does it answer {{prompt}}? {{item}}\"\nfan_out = {{ field = \"documents\" }}\n\
+         concurrency = 2\n\
+         [[task.step]]\nname = \"check\"\nprompt = \"Check {{item}}\"\nfan_out = {{ field = \"documents\" }}\nfirst = 2\n\
+         concurrency = 1\n\
+         [[task.step]]\nname = \"answer\"\nprompt = \"{{prompt}} from {{answers}}\"\n\
+         [[stage]]\nname = \"s\"\ntask = \"rag\"\nconcurrency = 1\nrequests = 4\n",
+        embedded(MOCK)
+    );
+    let (d, path) = scenario(&text);
+    std::fs::write(d.path().join("q.jsonl"), &lines).unwrap();
+    let (json, out_lines) = (d.path().join("r.json"), d.path().join("r.jsonl"));
+    let mut c = cmd(&["run", "--headless", "--requests-out-text", "--json"]);
+    c.arg(&json).arg("--requests-out").arg(&out_lines).arg(&path);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    let v = read_json(&json);
+    let t = &v["stages"][0]["tasks"];
+    assert_eq!((count(&t["ok"]), count(&t["failed"])), (4, 0), "{t}");
+    let sent: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out_lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for k in 0..4u64 {
+        let reads: Vec<&serde_json::Value> = sent.iter().filter(|l| l["task"] == k && l["step"] == 0).collect();
+        // One member per document, each with its own.
+        assert_eq!(reads.len() as u64, k + 1, "task {k}");
+        for r in &reads {
+            let m = count(&r["member"]);
+            let prompt = r["prompt"][0]["content"].as_str().unwrap();
+            assert_eq!(prompt, format!("Does it answer question {k}? passage {k}.{m} about the report"));
+        }
+        let checks = sent.iter().filter(|l| l["task"] == k && l["step"] == 1).count() as u64;
+        assert_eq!(checks, (k + 1).min(2), "task {k}: the checks stop at the second answer");
+        // The answer reads the first two checks (or the one of a single document).
+        let answer = sent.iter().find(|l| l["task"] == k && l["step"] == 2).unwrap();
+        let carried = answer["prompt"][0]["content"].as_str().unwrap().split("\n\n").count() as u64;
+        assert_eq!(carried, (k + 1).min(2), "task {k}: {answer}");
+    }
+    // A line without the list: refused before any request, at its line.
+    std::fs::write(d.path().join("q.jsonl"), lines + "{\"prompt\": \"no documents\"}\n").unwrap();
+    let mut c = cmd(&["run", "--headless"]);
+    c.arg(&path);
+    let out = run(c, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.trim().ends_with("q.jsonl:5: the line has no list \"documents\" (task \"rag\" step \"read\" fans out over it)"),
+        "{}",
+        out.stderr
+    );
+}

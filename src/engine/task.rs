@@ -25,9 +25,10 @@ use crate::metrics::EngineEvent;
 use crate::metrics::tasks::{StepDone, TaskDone};
 use crate::model::{Outcome, TaskStep, ToolCall};
 use crate::scenario::Arrival;
+use crate::workload::StageRequests;
 use crate::workload::dist::rng_named;
 use crate::workload::synth::WordPool;
-use crate::workload::task::{Agent, Carried, FanOut, Fill, Join, OnError, StepDef, rank};
+use crate::workload::task::{Agent, Carried, FanOut, Fill, Join, MAX_FAN_OUT, OnError, StepDef, TaskDef, rank};
 
 /// `concurrency` users, each running tasks back to back until the stage ends.
 pub(super) async fn closed_tasks(concurrency: u32, run: Arc<TaskRun>, parts: Parts) {
@@ -63,6 +64,32 @@ pub(super) async fn open_tasks(rate: f64, arrival: Arrival, seed: u64, run: Arc<
     .await;
 }
 
+/// A task's input: the stage's prompt for it (its text and length), and by step the
+/// items of the list it fans out over, each counted.
+struct Input {
+    text: String,
+    tokens: u64,
+    items: Vec<Vec<Carried>>,
+}
+
+impl Input {
+    fn of(requests: &StageRequests, def: &TaskDef, i: u64) -> Input {
+        let (text, tokens, lists) = requests.task_input(i);
+        let items = def
+            .steps
+            .iter()
+            .map(|s| match (&s.fan_out, &lists) {
+                (FanOut::Field(f), Some(lists)) => {
+                    let list = lists.get(f).unwrap_or_default();
+                    list.iter().take(MAX_FAN_OUT as usize).map(|t| Carried { text: t.clone(), tokens: requests.count(t) }).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        Input { text, tokens, items }
+    }
+}
+
 /// What a task's steps have so far.
 struct Progress {
     done: TaskDone,
@@ -79,10 +106,10 @@ async fn task(p: &Phase, run: &TaskRun, i: u64, due: Option<Instant>) -> bool {
     }
     // The task's input: the stage's prompt for its number, counted off the async
     // workers (a tokenizer, or the server's, may take its time).
-    let ctx = p.ctx.clone();
-    let input = match tokio::task::spawn_blocking(move || ctx.requests.input_text(i)).await {
+    let (ctx, def) = (p.ctx.clone(), run.def.clone());
+    let input = match tokio::task::spawn_blocking(move || Input::of(&ctx.requests, &def, i)).await {
         Ok(input) => input,
-        Err(_) => p.ctx.requests.input_text(i),
+        Err(_) => Input::of(&p.ctx.requests, &run.def, i),
     };
     let done = TaskDone { cost_usd: Some(0.0), ..TaskDone::default() };
     let mut progress = Progress { done, answers: Vec::new() };
@@ -119,12 +146,13 @@ struct StepEnd {
 }
 
 /// Step `k` of task `i` (`whole` in the whole run): its members sent and joined.
-async fn run_step(p: &Phase, run: &TaskRun, k: usize, (i, whole): (u64, u64), input: &(String, u64), progress: &mut Progress) -> StepEnd {
+async fn run_step(p: &Phase, run: &TaskRun, k: usize, (i, whole): (u64, u64), input: &Input, progress: &mut Progress) -> StepEnd {
     let step = &run.def.steps[k];
     let stage = p.ctx.requests.stage_number();
     let n = match &step.fan_out {
         FanOut::Fixed(n) => *n,
         FanOut::Drawn(d) => d.sample(&mut rng_named(k as u64, stage, whole, b"fan_out\0")),
+        FanOut::Field(_) => input.items[k].len() as u32,
     };
     let mut carried = step.answers_from.and_then(|f| progress.answers.get(f)).cloned().unwrap_or_default();
     if let Some(field) = &step.top_by {
@@ -133,7 +161,10 @@ async fn run_step(p: &Phase, run: &TaskRun, k: usize, (i, whole): (u64, u64), in
     let t0 = Instant::now();
     let local = Semaphore::new(step.concurrency.min(n).max(1) as usize);
     let cancel = CancellationToken::new();
-    let fill = |member| Fill { prompt: (&input.0, input.1), task: whole, member, answers: &carried, seed: (0, stage) };
+    let fill = |member: u32| {
+        let item = input.items[k].get(member as usize);
+        Fill { prompt: (&input.text, input.tokens), task: whole, member, answers: &carried, item, seed: (0, stage) }
+    };
     let mut members: FuturesUnordered<_> = (0..n).map(|m| member(p, run, k, (i, whole), m, fill(m), &local, &cancel)).collect();
     let mut j = Joined {
         answers: Vec::new(),
@@ -225,10 +256,10 @@ impl Joined {
     }
 }
 
-/// Answers the step needs to go on.
+/// Answers the step needs to go on (a list shorter than `first` asks: all of it).
 fn needed(step: &StepDef, n: u32) -> u32 {
     match (step.join, step.on_error) {
-        (Join::First(k), _) => k,
+        (Join::First(k), _) => k.min(n),
         (Join::All, OnError::FailTask) => n,
         (Join::All, OnError::Skip) => step.quorum.min(n),
     }

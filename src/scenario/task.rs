@@ -14,8 +14,7 @@ use crate::model::{Api, RequestParams};
 use crate::workload::dist::Dist;
 use crate::workload::task::{Agent, FanOut, Join, OnError, Piece, SimTool, StepDef, TaskDef, Template};
 
-/// Most requests one step of one task sends.
-pub const MAX_FAN_OUT: u32 = 10_000;
+pub use crate::workload::task::MAX_FAN_OUT;
 
 /// What a step takes from the scenario where it does not say.
 pub(super) struct StepDefaults<'a> {
@@ -81,12 +80,20 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         Template(Vec::new())
     });
     let fan_out = fan_out(&s, &what, p);
+    // A list's length is known only per task: fewer items than `first` or `quorum`
+    // asks for then take them all, or fail the task.
     let least = fan_out.least();
     let bound = |v: &Option<Spanned<u32>>, field: &str, p: &mut Problems<'_>| {
         v.as_ref().map(|v| {
             let n = *v.get_ref();
-            if n == 0 || n > least {
-                p.at(Some(v.span()), format!("{what}: {field} must be from 1 to the fan-out's least ({least}), got {n}"));
+            match least {
+                Some(least) if n == 0 || n > least => {
+                    p.at(Some(v.span()), format!("{what}: {field} must be from 1 to the fan-out's least ({least}), got {n}"))
+                }
+                None if n == 0 || n > MAX_FAN_OUT => {
+                    p.at(Some(v.span()), format!("{what}: {field} must be from 1 to {MAX_FAN_OUT}, got {n}"))
+                }
+                _ => {}
             }
             n
         })
@@ -116,40 +123,19 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         .document_tokens
         .as_ref()
         .and_then(|v| super::synthetic::dist(v.get_ref()).map_err(|e| p.at(Some(v.span()), format!("{what}: document_tokens: {e}"))).ok());
+    match (template.uses(|x| *x == Piece::Item), &fan_out) {
+        (true, FanOut::Field(_)) | (false, FanOut::Fixed(_) | FanOut::Drawn(_)) => {}
+        (true, _) => p.at(Some(s.prompt.span()), format!("{what}: the prompt has {{item}}: give fan_out = {{ field = \"…\" }}")),
+        (false, FanOut::Field(f)) => {
+            p.at(Some(s.prompt.span()), format!("{what}: fan_out is over the list {f:?}: put its {{item}} in the prompt"))
+        }
+    }
     match (template.uses(|x| *x == Piece::Document), &document_tokens) {
         (true, None) => p.at(Some(s.prompt.span()), format!("{what}: the prompt has {{document}}: give document_tokens")),
         (false, Some(_)) => p.at(Some(span.clone()), format!("{what}: document_tokens is given but the prompt has no {{document}}")),
         _ => {}
     }
-    let answers = template.uses(|x| matches!(x, Piece::Answers { .. }));
-    let from = answers_from(&s, &what, &name, before, p);
-    if answers && from.is_none() && s.answers_from.is_none() {
-        p.at(Some(s.prompt.span()), format!("{what}: the prompt takes {{answers}}, but no step runs before it"));
-    }
-    if let Some(b) = from.and_then(|f| before.get(f)).filter(|b| answers && !b.api.generates()) {
-        p.at(
-            Some(s.prompt.span()),
-            format!(
-                "{what}: the prompt takes {{answers}} of step {:?}, which speaks {:?}: its replies carry no text",
-                b.name,
-                b.api.name()
-            ),
-        );
-    }
-    if let Some(field) = &s.top_by {
-        let carried = from.and_then(|f| before.get(f)).is_some_and(|b| answers_carry(&b.request, field.get_ref()));
-        if !carried {
-            let whose =
-                from.and_then(|f| before.get(f)).map_or_else(|| "an earlier step's".to_string(), |b| format!("step {:?}'s", b.name));
-            p.at(
-                Some(field.span()),
-                format!(
-                    "{what}: top_by = {:?}: {whose} answers do not carry it (give that step a response_format json_schema with the property)",
-                    field.get_ref()
-                ),
-            );
-        }
-    }
+    let from = fan_in(&s, &template, (&what, &name), before, p);
     let api = s.api.as_ref().map_or(d.spoken.api, |a| *a.get_ref());
     let spoken = Spoken { api, ..d.spoken };
     let mut request = match &s.request {
@@ -184,6 +170,41 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         request,
         agent,
     }
+}
+
+/// The step whose answers the prompt reads (if any), checked to carry what it takes:
+/// text, and the field the answers are ranked by.
+fn fan_in(s: &StepFile, template: &Template, (what, name): (&str, &str), before: &[StepDef], p: &mut Problems<'_>) -> Option<usize> {
+    let answers = template.uses(|x| matches!(x, Piece::Answers { .. }));
+    let from = answers_from(s, what, name, before, p);
+    if answers && from.is_none() && s.answers_from.is_none() {
+        p.at(Some(s.prompt.span()), format!("{what}: the prompt takes {{answers}}, but no step runs before it"));
+    }
+    if let Some(b) = from.and_then(|f| before.get(f)).filter(|b| answers && !b.api.generates()) {
+        p.at(
+            Some(s.prompt.span()),
+            format!(
+                "{what}: the prompt takes {{answers}} of step {:?}, which speaks {:?}: its replies carry no text",
+                b.name,
+                b.api.name()
+            ),
+        );
+    }
+    if let Some(field) = &s.top_by {
+        let carried = from.and_then(|f| before.get(f)).is_some_and(|b| answers_carry(&b.request, field.get_ref()));
+        if !carried {
+            let whose =
+                from.and_then(|f| before.get(f)).map_or_else(|| "an earlier step's".to_string(), |b| format!("step {:?}'s", b.name));
+            p.at(
+                Some(field.span()),
+                format!(
+                    "{what}: top_by = {:?}: {whose} answers do not carry it (give that step a response_format json_schema with the property)",
+                    field.get_ref()
+                ),
+            );
+        }
+    }
+    from
 }
 
 /// What a step's requests carry beside their prompt: a rerank's documents (the
@@ -279,6 +300,15 @@ fn sim_tool(t: &ToolFile, what: &str, p: &mut Problems<'_>) -> (SimTool, serde_j
 fn fan_out(s: &StepFile, what: &str, p: &mut Problems<'_>) -> FanOut {
     let Some(v) = &s.fan_out else { return FanOut::Fixed(1) };
     let at = Some(v.span());
+    if let Some(t) = v.get_ref().as_table().filter(|t| t.contains_key("field")) {
+        return match (t.get("field").and_then(toml::Value::as_str), t.len()) {
+            (Some(f), 1) if !f.is_empty() => FanOut::Field(f.to_string()),
+            _ => {
+                p.at(at, format!("{what}: fan_out = {{ field = \"name\" }} takes one non-empty name, the input line's list"));
+                FanOut::Fixed(1)
+            }
+        };
+    }
     match v.get_ref() {
         toml::Value::Integer(n) if (1..=i64::from(MAX_FAN_OUT)).contains(n) => FanOut::Fixed(*n as u32),
         toml::Value::Integer(n) => {

@@ -98,6 +98,7 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     tpm_weighs(stages.iter().chain(sweep.as_ref().map(|s| &s.template)), p);
     lengths_sent(&stages, &stage_prompts, &prompts, p);
     own_tools(&stages, &stage_prompts, &prompts, p);
+    lists_fanned(&stages, &stage_prompts, &prompts, p);
     if check.is_some() {
         super::apis::checks_read_text(&stages, p);
     }
@@ -154,6 +155,26 @@ fn own_tools(stages: &[super::Stage], stage_prompts: &[Option<Prompts>], prompts
                 format!("stage {:?}: its prompts' lines carry their own tools (or tool_choice): set them there or here, not both", s.name),
             );
             return;
+        }
+    }
+}
+
+/// A task stage whose steps fan out over a list of the input's: every line of its
+/// prompts has it.
+fn lists_fanned(stages: &[super::Stage], stage_prompts: &[Option<Prompts>], prompts: &Prompts, p: &mut Problems<'_>) {
+    for (k, s) in stages.iter().enumerate() {
+        let own = stage_prompts.get(k).and_then(Option::as_ref).unwrap_or(prompts);
+        let mut checked: Vec<&str> = Vec::new();
+        for (t, step) in s.task.iter().flat_map(|t| t.steps.iter().map(move |step| (t, step))) {
+            // Said once a list, of the first step over it.
+            if let crate::workload::task::FanOut::Field(f) = &step.fan_out
+                && !checked.contains(&f.as_str())
+                && let Err(e) = own.have_list(f)
+            {
+                checked.push(f);
+                let whose = format!("task {:?} step {:?} fans out over it", t.name, step.name);
+                p.field(&format!("stage {:?}", s.name), format!("{e} ({whose})"));
+            }
         }
     }
 }

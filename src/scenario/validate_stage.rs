@@ -174,7 +174,7 @@ fn stage_task(
     for (set, field, why) in [
         (s.model.is_some(), "model", steps_own),
         (s.request.is_some(), "request", steps_own),
-        (s.api.is_some(), "api", "a task's steps speak the target's API"),
+        (s.api.is_some(), "api", steps_own),
         (s.ramp.is_some(), "ramp", "not for task stages yet"),
         (s.cooldown.is_some(), "cooldown", "not for task stages yet"),
         (replay, "trace prompts", "a task's input is a prompt, not a trace's line"),

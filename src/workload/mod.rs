@@ -334,8 +334,14 @@ impl StageRequests {
     }
 
     /// Request `i`'s prompt as a task's input: its last message's text (a completion's
-    /// prompt whole), and that text's length in tokens.
-    pub fn input_text(&self, i: u64) -> (String, u64) {
+    /// prompt whole), that text's length in tokens, and its line's lists.
+    pub fn task_input(&self, i: u64) -> (String, u64, Option<Arc<prompt::Lists>>) {
+        let (text, tokens) = self.input_text(i);
+        (text, tokens, self.prompt(i).lists.clone())
+    }
+
+    /// [`task_input`](Self::task_input)'s text and its length.
+    fn input_text(&self, i: u64) -> (String, u64) {
         let p = self.prompt(i);
         let text = match serde_json::from_str::<serde_json::Value>(p.json.get()) {
             Ok(serde_json::Value::Array(m)) => m.last().and_then(|m| m.get("content")).map(content_text).unwrap_or_default(),

@@ -26,6 +26,38 @@ pub struct Prompt {
     /// Body fields of its own (a JSONL line's `tools` and `tool_choice`), serialized
     /// as `,"key":value…`, sent after it.
     pub extra: Option<std::sync::Arc<str>>,
+    /// A JSONL line's other lists (a query's retrieved `documents`), which a task's
+    /// step may fan out over: one member per item.
+    pub lists: Option<std::sync::Arc<Lists>>,
+}
+
+/// A JSONL line's list fields beside its prompt, each item as text (a string as it
+/// is, anything else as its JSON).
+#[derive(Debug, Default)]
+pub struct Lists(Vec<(Box<str>, Items)>);
+
+/// A list's items, each as text.
+type Items = Box<[std::sync::Arc<str>]>;
+
+impl Lists {
+    /// The fields of `v` that are lists, other than those a line's prompt is made of.
+    fn of(v: &Value) -> Option<Lists> {
+        let Value::Object(o) = v else { return None };
+        let lists: Vec<_> = o
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "messages" | "prompt" | "tools"))
+            .filter_map(|(k, v)| {
+                let items = v.as_array()?.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string).into());
+                Some((k.as_str().into(), items.collect()))
+            })
+            .collect();
+        (!lists.is_empty()).then_some(Lists(lists))
+    }
+
+    /// The list named `field`, if the line has one.
+    pub fn get(&self, field: &str) -> Option<&[std::sync::Arc<str>]> {
+        self.0.iter().find(|(k, _)| &**k == field).map(|(_, v)| &**v)
+    }
 }
 
 impl Prompt {
@@ -42,6 +74,7 @@ impl Prompt {
             items: None,
             media: None,
             extra: None,
+            lists: None,
         }
     }
 
@@ -131,6 +164,7 @@ pub(super) fn parse_jsonl_line(api: Api, line: &str, system: Option<&str>) -> Re
         prompt.media = super::images::media_of(messages)?;
     }
     prompt.extra = own_fields(api, &v)?;
+    prompt.lists = Lists::of(&v).map(std::sync::Arc::new);
     Ok(prompt)
 }
 

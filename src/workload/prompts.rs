@@ -27,6 +27,8 @@ pub struct Prompts {
     pub source: String,
     /// A dataset's later human turns, by prompt (its first), for conversations.
     followups: Option<Arc<[Arc<[Followup]>]>>,
+    /// A file's name and the line of each of its prompts, to name a line's problem.
+    lines: Option<(Arc<str>, Arc<[u32]>)>,
 }
 
 /// A later human turn of a dataset's conversation: its text and tokens, and the
@@ -76,18 +78,19 @@ impl Prompts {
             system,
             tokenizer: Tokenizer::o200k(),
             followups: None,
+            lines: None,
         }
     }
 
     /// Synthetic prompts of drawn lengths, counted by their own tokenizer.
     pub fn synthetic(api: Api, synthetic: Synthetic, source: String) -> Prompts {
         let tokenizer = synthetic.tokenizer().clone();
-        Prompts { kind: Kind::Synthetic(Arc::new(synthetic)), api, system: None, tokenizer, source, followups: None }
+        Prompts { kind: Kind::Synthetic(Arc::new(synthetic)), api, system: None, tokenizer, source, followups: None, lines: None }
     }
 
     /// A trace's lines, replayed: request `i` is line `i`.
     pub fn trace(api: Api, replay: Replay, tokenizer: Tokenizer, source: String) -> Prompts {
-        Prompts { kind: Kind::Trace(Arc::new(replay)), api, system: None, tokenizer, source, followups: None }
+        Prompts { kind: Kind::Trace(Arc::new(replay)), api, system: None, tokenizer, source, followups: None, lines: None }
     }
 
     /// The trace these prompts replay, if they do.
@@ -136,6 +139,7 @@ impl Prompts {
         name: &str,
     ) -> (Option<Prompts>, Vec<(usize, String)>) {
         let mut items = Vec::new();
+        let mut lines = Vec::new();
         let mut bad = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -147,12 +151,16 @@ impl Prompts {
                 continue;
             }
             match parse_jsonl_line(api, line, system.as_deref()) {
-                Ok(prompt) => items.push(prompt),
+                Ok(prompt) => {
+                    items.push(prompt);
+                    lines.push(n as u32 + 1);
+                }
                 Err(msg) => bad.push((n + 1, msg)),
             }
         }
         let source = format!("file {} ({} prompts)", name, items.len());
-        (Prompts::fixed(api, items, source, system), bad)
+        let prompts = Prompts::fixed(api, items, source, system);
+        (prompts.map(|p| Prompts { lines: jsonl.then(|| (name.into(), lines.into())), ..p }), bad)
     }
 
     pub(super) fn fixed(api: Api, items: Vec<Prompt>, source: String, system: Option<String>) -> Option<Prompts> {
@@ -163,7 +171,20 @@ impl Prompts {
             tokenizer: Tokenizer::o200k(),
             source,
             followups: None,
+            lines: None,
         })
+    }
+
+    /// Ok when every prompt has a list `field` (a JSONL file's lines); else where the
+    /// first without it is, or what the prompts are instead.
+    pub fn have_list(&self, field: &str) -> Result<(), String> {
+        let (Kind::Fixed(items), Some((name, lines))) = (&self.kind, &self.lines) else {
+            return Err(format!("the stage's prompts ({}) carry no lists: give it a JSONL file whose lines do", self.source));
+        };
+        match items.iter().position(|p| p.lists.as_ref().and_then(|l| l.get(field)).is_none()) {
+            Some(k) => Err(format!("{name}:{}: the line has no list {field:?}", lines[k])),
+            None => Ok(()),
+        }
     }
 
     /// The prompt for request number `i` of the first stage.

@@ -21,12 +21,18 @@ pub struct TaskDef {
     pub words: Option<Arc<WordPool>>,
 }
 
+/// Most requests one step of one task sends.
+pub const MAX_FAN_OUT: u32 = 10_000;
+
 /// How many requests a step sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FanOut {
     Fixed(u32),
     /// Drawn per task from the task's own seeded generator.
     Drawn(Dist),
+    /// One per item of the task's input's list of this name (a JSONL line's retrieved
+    /// `documents`), at most [`MAX_FAN_OUT`].
+    Field(String),
 }
 
 impl FanOut {
@@ -35,17 +41,20 @@ impl FanOut {
         match self {
             FanOut::Fixed(n) | FanOut::Drawn(Dist::Fixed(n)) => *n,
             FanOut::Drawn(Dist::Normal { max, .. } | Dist::Uniform { max, .. } | Dist::LogNormal { max, .. }) => *max,
+            FanOut::Field(_) => MAX_FAN_OUT,
         }
     }
 
-    /// The fewest it can send.
-    pub fn least(&self) -> u32 {
+    /// The fewest it can send, where known before the task's input is (a list's
+    /// length is not).
+    pub fn least(&self) -> Option<u32> {
         match self {
-            FanOut::Fixed(n) => *n,
-            FanOut::Drawn(d) => match d {
+            FanOut::Fixed(n) => Some(*n),
+            FanOut::Drawn(d) => Some(match d {
                 Dist::Fixed(n) => *n,
                 Dist::Normal { min, .. } | Dist::Uniform { min, .. } | Dist::LogNormal { min, .. } => *min,
-            },
+            }),
+            FanOut::Field(_) => None,
         }
     }
 }
@@ -156,6 +165,8 @@ pub enum Piece {
     Member,
     /// `document_tokens` of seeded text, its own per task and member.
     Document,
+    /// The member's item of the list its step fans out over.
+    Item,
     /// The earlier step's answers `from..to` (after ranking), blank-line separated.
     Answers {
         from: usize,
@@ -168,7 +179,7 @@ pub enum Piece {
 pub struct Template(pub Vec<Piece>);
 
 impl Template {
-    /// Parses `{prompt}`, `{task}`, `{member}`, `{document}`, `{answers}`,
+    /// Parses `{prompt}`, `{task}`, `{member}`, `{document}`, `{item}`, `{answers}`,
     /// `{answers[a..b]}` (either end may be left out) and `{answer}` (the first); `{{`
     /// and `}}` are literal braces. The error names the placeholder and its byte offset.
     pub fn parse(text: &str) -> Result<Template, String> {
@@ -193,7 +204,7 @@ impl Template {
             let name = &tail[1..end];
             let piece = placeholder(name).ok_or_else(|| {
                 format!(
-                    "unknown placeholder `{{{name}}}` at byte {}: expected {{prompt}}, {{task}}, {{member}}, {{document}}, {{answer}}, {{answers}} or {{answers[a..b]}}",
+                    "unknown placeholder `{{{name}}}` at byte {}: expected {{prompt}}, {{task}}, {{member}}, {{document}}, {{item}}, {{answer}}, {{answers}} or {{answers[a..b]}}",
                     at + i
                 )
             })?;
@@ -221,6 +232,7 @@ fn placeholder(name: &str) -> Option<Piece> {
         "task" => Piece::Task,
         "member" => Piece::Member,
         "document" => Piece::Document,
+        "item" => Piece::Item,
         "answers" => Piece::Answers { from: 0, to: None },
         "answer" => Piece::Answers { from: 0, to: Some(1) },
         other => {
@@ -252,6 +264,8 @@ pub struct Fill<'a> {
     pub member: u32,
     /// The earlier step's answers, ranked.
     pub answers: &'a [Carried],
+    /// The member's item of the list its step fans out over, and its length.
+    pub item: Option<&'a Carried>,
     /// The stage's seed and number: a document is drawn from them, the task and member.
     pub seed: (u64, u64),
 }
@@ -277,6 +291,12 @@ impl StepDef {
                 Piece::Task => tokens += push_number(&mut out, fill.task),
                 Piece::Member => tokens += push_number(&mut out, u64::from(fill.member)),
                 Piece::Document => tokens += self.document(fill, words, &mut out),
+                Piece::Item => {
+                    if let Some(item) = fill.item {
+                        out.push_str(&item.text);
+                        tokens += item.tokens;
+                    }
+                }
                 Piece::Answers { from, to } => {
                     let end = to.unwrap_or(usize::MAX).min(fill.answers.len());
                     for (k, a) in fill.answers.get(*from..end).unwrap_or_default().iter().enumerate() {
@@ -367,7 +387,7 @@ mod tests {
     #[test]
     fn a_prompt_is_filled_and_counted_piece_by_piece() {
         let answers: Vec<Carried> = ["one", "two", "three"].iter().map(|t| Carried { text: (*t).into(), tokens: 1 }).collect();
-        let fill = Fill { prompt: ("why?", 2), task: 7, member: 3, answers: &answers, seed: (0, 0) };
+        let fill = Fill { prompt: ("why?", 2), task: 7, member: 3, answers: &answers, item: None, seed: (0, 0) };
         let s = step("Q {prompt} #{member} of {task}: {answers[1..]}");
         let (text, tokens) = s.render(&fill, None, &[1, 1, 1, 1]);
         assert_eq!(text, "Q why? #3 of 7: two\n\nthree");
