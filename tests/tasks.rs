@@ -221,6 +221,10 @@ fn bad_task_definitions_are_one_located_line_before_any_request() {
             rag(&embedded(MOCK), "api = \"embeddings\"\n", &stage("requests = 1\n")).replace("request = { max_tokens = 6 }\n", ""),
             "the prompt takes {answers} of step \"analyse\", which speaks \"embeddings\": its replies carry no text",
         ),
+        (
+            rag(&embedded(MOCK), "", "[sweep]\ntask = \"nope\"\nconcurrency = [1, 2]\nrequests = 2\n"),
+            "sweep: task \"nope\" is not defined (tasks: [\"rag\"])",
+        ),
     ];
     for (i, (text, said)) in cases.into_iter().enumerate() {
         let (_d, path) = scenario(&text);
@@ -563,4 +567,45 @@ fn a_step_fans_out_over_each_lines_own_list() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_sweep_of_tasks_is_judged_by_its_tasks() {
+    // 20 ms + 2 ms per request in flight: a task of four reads then an answer slows as
+    // tasks are added. An automatic sweep of tasks in flight, judged against
+    // `task_ms`, and a listed one read back from its stages.
+    let base = format!(
+        "{}[prompts]\ntemplate = \"q {{i}}\"\n[[task]]\nname = \"rag\"\n\
+         [[task.step]]\nname = \"read\"\nprompt = \"{{prompt}} {{member}}\"\nfan_out = 4\n\
+         [[task.step]]\nname = \"answer\"\nprompt = \"{{answers}}\"\n[slo]\ntask_ms = 150\n",
+        embedded("base_latency_ms = 20\nper_inflight_ms = 2\noutput_tokens = 4\n")
+    );
+    let (out, v) = run_headless(&(base.clone() + "[sweep]\ntask = \"rag\"\nconcurrency = \"auto\"\nmax = 16\nrequests = 24\n"), &[]);
+    let sw = &v["sweep"];
+    assert_eq!(sw["task"], "rag", "{sw}");
+    assert_eq!(v["scenario"]["sweep"]["task"], "rag");
+    let stages = v["stages"].as_array().unwrap();
+    for p in sw["points"].as_array().unwrap() {
+        let s = stages.iter().find(|s| s["name"] == p["stage"]).unwrap();
+        let t = &s["tasks"];
+        // Each point is its stage's tasks: answered per second, their p99, the share
+        // of ended tasks within task_ms.
+        assert_eq!((count(&t["ok"]), count(&t["failed"])), (24, 0), "{t}");
+        assert_eq!(num(&p["throughput"]), num(&t["per_s"]), "{p}");
+        assert_eq!(num(&p["p99_ms"]), num(&t["latency_ms"]["p99"]), "{p}");
+        assert_eq!(num(&p["slo_met"]), num(&t["goodput"]["tasks"]) / 24.0, "{p}");
+    }
+    // The limit: the largest point whose tasks met task_ms, the first that did not.
+    let slo = &sw["slo"];
+    let met = |load: &serde_json::Value| num(&sw["points"].as_array().unwrap().iter().find(|p| &p["load"] == load).unwrap()["slo_met"]);
+    assert!(met(&slo["largest_meeting_load"]) >= 0.99 && met(&slo["first_breaking_load"]) < 0.99, "{sw}");
+    assert!(num(&slo["first_breaking_load"]) > 1.0, "one task at a time meets 150 ms: {sw}");
+    assert_eq!(slo["objectives"], "task latency ≤ 150 ms");
+    assert!(out.stdout.contains("tasks/s") && out.stdout.contains("99% of tasks within task latency ≤ 150 ms"), "{}", out.stdout);
+
+    // A listed sweep, judged the same way.
+    let (_, v) = run_headless(&(base + "[sweep]\ntask = \"rag\"\nconcurrency = [1, 4]\nrequests = 8\n"), &[]);
+    let p = &v["sweep"]["points"];
+    assert_eq!(num(&p[1]["throughput"]), num(&v["stages"][1]["tasks"]["per_s"]), "{p}");
+    assert!(num(&p[1]["throughput"]) > 2.0 * num(&p[0]["throughput"]), "four at once answer faster: {p}");
 }

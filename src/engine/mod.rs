@@ -177,7 +177,12 @@ impl Engine {
     /// judged, from the figures the aggregator closed it with.
     async fn auto_sweep(&self, sweep: &crate::scenario::Sweep) -> EngineEnd {
         let auto = sweep.auto.expect("an automatic sweep");
-        let slo = self.scenario.slo.filter(crate::model::Slo::for_requests).map(|_| sweep.slo_quantile);
+        // A task sweep is judged by its tasks' SLO, `task_ms`.
+        let slo = match sweep.task {
+            Some(_) => self.scenario.slo.filter(|s| s.task.is_some()),
+            None => self.scenario.slo.filter(crate::model::Slo::for_requests),
+        };
+        let slo = slo.map(|_| sweep.slo_quantile);
         let mut plan = sweep::AutoPlan::new(sweep.kind, auto, sweep.knee_gain, slo);
         let mut ran = Vec::new();
         while let Some(load) = plan.next_point() {
@@ -189,7 +194,10 @@ impl Engine {
             let index = self.scenario.stages.len() + ran.len();
             ran.push(stage.clone());
             match self.run_stage(index, &stage, true).await {
-                Ok(Some(stats)) => plan.record(sweep::Measured { load, throughput: stats.ok_per_s(), slo_met: stats.slo_share() }),
+                Ok(Some(stats)) => {
+                    let (throughput, slo_met) = stats.judged();
+                    plan.record(sweep::Measured { load, throughput, slo_met });
+                }
                 Ok(None) => return EngineEnd { swept: ran, ..EngineEnd::default() },
                 Err(end) => return EngineEnd { swept: ran, ..end },
             }

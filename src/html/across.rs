@@ -194,7 +194,8 @@ pub fn throughput(runs: &[Run]) -> Result<Figure, String> {
             c.series.push(Series { marker: i, dash: i, ..Series::new(named("ok requests/s", runs, i), i, Draw::LineMarked, p) });
         }
         let on_axis = |kind: &str| (kind == "rate") == (axis == Axis::Rate);
-        if let Some(sweep) = run.result.sweep.as_ref().filter(|s| on_axis(&s.kind)) {
+        // A task sweep's knee and limit are its tasks': marked on the task chart.
+        if let Some(sweep) = run.result.sweep.as_ref().filter(|s| on_axis(&s.kind) && s.task.is_none()) {
             if let Some(k) = &sweep.knee {
                 c.vlines.push((k.load, named("knee", runs, i)));
             }

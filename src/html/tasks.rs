@@ -28,6 +28,16 @@ pub fn against_load(runs: &[Run]) -> Option<Result<Figure, String>> {
             .filter_map(|s| load_of(s).filter(|l| l.0 == axis).map(|l| (l.1, s)))
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let on_axis = |kind: &str| (kind == "rate") == (axis == Axis::Rate);
+        if let Some(sweep) = run.result.sweep.as_ref().filter(|s| on_axis(&s.kind) && s.task.is_some()) {
+            let named = |what: &str| if runs.len() == 1 { what.to_string() } else { format!("{what}, {}", run.name) };
+            if let Some(k) = &sweep.knee {
+                c.vlines.push((k.load, named("knee (tasks/s)")));
+            }
+            if let Some(l) = sweep.slo.as_ref().and_then(|s| s.largest_meeting_load) {
+                c.vlines.push((l, named("task SLO limit")));
+            }
+        }
         for (k, q) in ["p50", "p90", "p99"].iter().enumerate() {
             let metric = format!("task_{q}_ms");
             let p: Vec<(f64, f64)> = pts.iter().filter_map(|(x, s)| s.tasks.as_ref()?.measure(&metric).map(|y| (*x, y))).collect();

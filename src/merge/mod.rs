@@ -154,6 +154,7 @@ fn sweep(first: &RunResult, merged: &RunResult) -> Option<SweepResult> {
         knee_gain: spec.get("knee_gain")?.as_f64()?,
         slo_quantile: spec.get("slo_quantile").and_then(|q| q.as_f64()).unwrap_or(0.99),
         listed,
+        task: spec.get("task").and_then(|t| t.as_str()).map(str::to_string),
     };
     let ms = |k: &str| first.scenario.get("slo")?.get(k)?.as_f64().map(|ms| Duration::from_secs_f64(ms / 1000.0));
     let slo = first.scenario.get("slo").filter(|s| !s.is_null()).map(|_| Slo {

@@ -495,6 +495,23 @@ impl StageStats {
         self.info.slo.filter(Slo::for_requests).map(|_| if n == 0 { 0.0 } else { self.slo_met as f64 / n as f64 })
     }
 
+    /// What a sweep judges the stage by: successful requests per second and the share
+    /// meeting the SLO; a task stage's answered tasks per second and the share of
+    /// ended tasks within `task_ms`.
+    pub fn judged(&self) -> (f64, Option<f64>) {
+        if self.info.task.is_none() {
+            return (self.ok_per_s(), self.slo_share());
+        }
+        let slo = self.info.slo.filter(|s| s.task.is_some());
+        match &self.tasks {
+            Some(t) => {
+                let n = t.ok + t.failed;
+                (per_s(t.ok, self.wall), slo.map(|_| if n == 0 { 0.0 } else { t.slo_met as f64 / n as f64 }))
+            }
+            None => (0.0, slo.map(|_| 0.0)),
+        }
+    }
+
     pub fn error_rate(&self) -> f64 {
         let n = self.ok + self.failed;
         if n == 0 { 0.0 } else { self.failed as f64 / n as f64 }

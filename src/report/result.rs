@@ -483,6 +483,9 @@ pub struct SweepResult {
     pub slo: Option<SloVerdict>,
     /// The answer in words, as the table and the dashboard show it.
     pub summary: String,
+    /// The `[[task]]` its points ran: load, throughput, p99 and SLO are then tasks'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -493,7 +496,7 @@ pub struct SweepPoint {
     /// "list" (given in the file), or for an automatic sweep "ladder" (start, 2×, 4×,
     /// …) or "bisection" (between the SLO's last success and first failure).
     pub phase: String,
-    /// Successful requests per second.
+    /// Successful requests per second (a task sweep's answered tasks).
     pub throughput: f64,
     pub p99_ms: Option<f64>,
     /// With `[slo]`: share of the point's finished requests meeting every objective.

@@ -9,7 +9,7 @@ use crate::scenario::{AutoSweep, Sweep, SweepKind};
 
 /// What judging a sweep needs of it: a scenario's `[sweep]`, or (for a merge, which
 /// has only result files) what its result records.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SweepPlan {
     pub kind: SweepKind,
     pub auto: Option<AutoSweep>,
@@ -19,6 +19,8 @@ pub struct SweepPlan {
     pub slo_quantile: f64,
     /// Points listed (a list sweep's; an automatic one's so far).
     pub listed: usize,
+    /// The task its points run: judged by tasks, not requests.
+    pub task: Option<String>,
 }
 
 impl From<&Sweep> for SweepPlan {
@@ -30,6 +32,7 @@ impl From<&Sweep> for SweepPlan {
             knee_gain: s.knee_gain,
             slo_quantile: s.slo_quantile,
             listed: s.points.len(),
+            task: s.task.clone(),
         }
     }
 }
@@ -64,6 +67,7 @@ impl SweepResult {
             knee,
             slo,
             summary: said.join("; "),
+            task: sweep.task,
         }
     }
 }
@@ -78,10 +82,12 @@ impl SweepPlan {
     }
 
     fn unit(&self, load: f64) -> String {
-        match self.kind {
-            SweepKind::Concurrency => format!("{load}-way"),
-            SweepKind::Rate => format!("{load} req/s offered"),
-        }
+        unit(self.kind, self.task.is_some(), load)
+    }
+
+    /// What its throughput counts: "req/s", or a task sweep's "tasks/s".
+    fn per_s(&self) -> &'static str {
+        if self.task.is_some() { "tasks/s" } else { "req/s" }
     }
 
     /// The points that ran to their end, in increasing load, each marked a listed
@@ -104,12 +110,12 @@ impl SweepPlan {
                     (Some(_), false) => "bisection",
                 }
                 .into(),
-                throughput: s.throughput.ok_per_s,
-                p99_ms: s.latency_ms.map(|l| l.p99),
-                slo_met: s.goodput.as_ref().map(|g| {
-                    let n = s.requests.ok + s.requests.failed;
-                    if n == 0 { 0.0 } else { g.requests as f64 / n as f64 }
-                }),
+                throughput: self.throughput(s),
+                p99_ms: match (&self.task, &s.tasks) {
+                    (Some(_), t) => t.as_ref().and_then(|t| t.latency_ms).map(|l| l.p99),
+                    (None, _) => s.latency_ms.map(|l| l.p99),
+                },
+                slo_met: self.slo_met(s),
             })
             .collect();
         points.sort_by(|a, b| a.load.total_cmp(&b.load));
@@ -162,8 +168,9 @@ impl SweepPlan {
     fn growth(&self, points: &[SweepPoint], knee: Option<&Knee>, ended_early: Option<&str>) -> String {
         let none_ok = !points.is_empty() && points.iter().all(|p| p.throughput <= 0.0);
         match (knee, points.iter().rfind(|p| p.phase != "bisection")) {
+            _ if none_ok && self.task.is_some() => "no task was answered at any point".to_string(),
             _ if none_ok => "no request succeeded at any point".to_string(),
-            (Some(k), _) => format!("throughput plateaus at {} req/s from {}", fmt_rate(k.throughput), self.unit(k.load)),
+            (Some(k), _) => format!("throughput plateaus at {} {} from {}", fmt_rate(k.throughput), self.per_s(), self.unit(k.load)),
             (None, Some(last)) => {
                 let further = match self.auto {
                     _ if ended_early.is_some() => "the sweep ended before the knee",
@@ -172,9 +179,28 @@ impl SweepPlan {
                     None => "sweep further to find the knee",
                 };
                 let (at, rate) = (self.unit(last.load), fmt_rate(last.throughput));
-                format!("throughput still grows at the last point ({at}, {rate} req/s): {further}")
+                format!("throughput still grows at the last point ({at}, {rate} {}): {further}", self.per_s())
             }
             (None, None) => "no sweep point finished".to_string(),
+        }
+    }
+
+    /// A point's successful requests per second, or a task sweep's answered tasks.
+    fn throughput(&self, s: &StageResult) -> f64 {
+        match (&self.task, &s.tasks) {
+            (Some(_), t) => t.as_ref().map_or(0.0, |t| t.per_s),
+            (None, _) => s.throughput.ok_per_s,
+        }
+    }
+
+    /// With `[slo]`: the share of a point's finished requests meeting every objective,
+    /// or of a task sweep's ended tasks within `task_ms`.
+    fn slo_met(&self, s: &StageResult) -> Option<f64> {
+        let share = |met: u64, n: u64| if n == 0 { 0.0 } else { met as f64 / n as f64 };
+        match (&self.task, &s.tasks) {
+            (Some(_), Some(t)) => t.goodput.as_ref().map(|g| share(g.tasks, t.ok + t.failed)),
+            (Some(_), None) => None,
+            (None, _) => s.goodput.as_ref().map(|g| share(g.requests, s.requests.ok + s.requests.failed)),
         }
     }
 
@@ -185,13 +211,14 @@ impl SweepPlan {
         let last_ok = broken.map_or(Some(points.len() - 1), |b| b.checked_sub(1));
         let v = SloVerdict {
             quantile: self.slo_quantile,
-            objectives: objectives(o),
+            objectives: objectives(o, self.task.is_some()),
             largest_meeting: last_ok.map(|i| points[i].stage.clone()),
             largest_meeting_load: last_ok.map(|i| points[i].load),
             first_breaking: broken.map(|i| points[i].stage.clone()),
             first_breaking_load: broken.map(|i| points[i].load),
         };
-        let what = format!("the SLO ({}% of requests within {})", v.quantile * 100.0, v.objectives);
+        let of = if self.task.is_some() { "tasks" } else { "requests" };
+        let what = format!("the SLO ({}% of {of} within {})", v.quantile * 100.0, v.objectives);
         let sentence = match (last_ok, broken) {
             (Some(a), Some(b)) => format!("{what} holds up to {} and breaks at {}", self.unit(points[a].load), self.unit(points[b].load)),
             (Some(_), None) => format!("{what} holds at every point"),
@@ -205,15 +232,14 @@ impl SweepResult {
     /// While the sweep runs: what its finished points show so far, without the advice
     /// the final answer gives ("3 points; throughput still grows; the SLO holds").
     pub fn so_far(&self) -> String {
-        let unit = |load: f64| match self.kind.as_str() {
-            "concurrency" => format!("{load}-way"),
-            _ => format!("{load} req/s offered"),
-        };
+        let kind = if self.kind == "concurrency" { SweepKind::Concurrency } else { SweepKind::Rate };
+        let unit = |load: f64| unit(kind, self.task.is_some(), load);
+        let per_s = if self.task.is_some() { "tasks/s" } else { "req/s" };
         let n = self.points.len();
         let mut said = vec![format!("{n} point{}", if n == 1 { "" } else { "s" })];
         match &self.knee {
-            _ if n > 0 && self.points.iter().all(|p| p.throughput <= 0.0) => said.push("no request succeeded yet".into()),
-            Some(k) => said.push(format!("throughput plateaus at {} req/s from {}", fmt_rate(k.throughput), unit(k.load))),
+            _ if n > 0 && self.points.iter().all(|p| p.throughput <= 0.0) => said.push("nothing succeeded yet".into()),
+            Some(k) => said.push(format!("throughput plateaus at {} {per_s} from {}", fmt_rate(k.throughput), unit(k.load))),
             None if n >= 2 => said.push("throughput still grows".into()),
             None => {}
         }
@@ -239,11 +265,18 @@ pub fn ended_early(aborted: bool, stopped: bool) -> Option<&'static str> {
 }
 
 /// "e2e ≤ 2000 ms, TTFT ≤ 500 ms"
-fn objectives(o: &Slo) -> String {
+/// A sweep's load in words: "8-way", "4 req/s offered" (a task sweep's "tasks/s").
+fn unit(kind: SweepKind, tasks: bool, load: f64) -> String {
+    match (kind, tasks) {
+        (SweepKind::Concurrency, _) => format!("{load}-way"),
+        (SweepKind::Rate, false) => format!("{load} req/s offered"),
+        (SweepKind::Rate, true) => format!("{load} tasks/s offered"),
+    }
+}
+
+/// The SLO's objectives a sweep is judged by: the requests', or a task sweep's `task_ms`.
+fn objectives(o: &Slo, tasks: bool) -> String {
     let ms = |d: std::time::Duration| format!("{} ms", fmt_rate(d.as_secs_f64() * 1000.0));
-    [("TTFT", o.ttft), ("ITL", o.itl), ("e2e", o.e2e)]
-        .into_iter()
-        .filter_map(|(n, d)| d.map(|d| format!("{n} ≤ {}", ms(d))))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let of: &[_] = if tasks { &[("task latency", o.task)] } else { &[("TTFT", o.ttft), ("ITL", o.itl), ("e2e", o.e2e)] };
+    of.iter().copied().filter_map(|(n, d)| d.map(|d| format!("{n} ≤ {}", ms(d)))).collect::<Vec<_>>().join(", ")
 }

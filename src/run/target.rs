@@ -69,7 +69,7 @@ pub(super) fn clients_of_stages(
 ) -> Result<Vec<(Api, Arc<Client>)>, RunError> {
     // A stage's API, and each of its tasks' steps' (with the stage's load: a task's
     // requests may fan out beyond it, and the pool grows as they do).
-    let spoken = scenario.stages.iter().flat_map(|s| {
+    let spoken = stages(scenario).flat_map(|s| {
         let steps = s.task.iter().flat_map(|t| t.steps.iter().map(|k| k.api));
         std::iter::once(s.api).chain(steps).map(move |api| (api, s.load.concurrency()))
     });
@@ -112,7 +112,7 @@ fn config(scenario: &Scenario, target: &Target, headers: Vec<ExtraHeader>, texts
         insecure: t.insecure,
         pool_size,
         stream: t.stream,
-        keep_content: scenario.check.is_some() || scenario.conversation.is_some() || scenario.stages.iter().any(|s| s.task.is_some()),
+        keep_content: scenario.check.is_some() || scenario.conversation.is_some() || stages(scenario).any(|s| s.task.is_some()),
         texts_out,
         headers,
         // The mock counts in the scenario's tokenizer: there, it is the model's.
@@ -175,4 +175,10 @@ fn read_key_file(path: &std::path::Path) -> Result<String, RunError> {
         return Err(RunError::EmptyKeyFile(shown));
     }
     Ok(key.to_string())
+}
+
+/// The scenario's stages, with an automatic sweep's template (its points are made
+/// from it as the run goes).
+fn stages(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Stage> {
+    scenario.stages.iter().chain(scenario.sweep.as_ref().filter(|s| s.auto.is_some()).map(|s| &s.template))
 }

@@ -414,6 +414,8 @@ pub struct SweepFile {
     pub knee_gain: Option<f64>,
     /// Share of a point's requests that must meet every `[slo]` objective.
     pub slo_quantile: Option<f64>,
+    /// A `[[task]]` each point runs: its load is tasks in flight or arriving per second.
+    pub task: Option<Spanned<String>>,
 }
 
 /// Retries of failed requests; off unless `max_attempts` > 1.

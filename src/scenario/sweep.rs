@@ -30,6 +30,10 @@ pub struct Sweep {
     /// What every point's stage is but its load (and name).
     #[serde(skip)]
     pub template: Stage,
+    /// The `[[task]]` every point runs, if it runs one: its load and throughput are
+    /// tasks, its SLO `task_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 /// `concurrency = "auto"` / `rates = "auto"`: double from `start` until throughput
@@ -55,7 +59,7 @@ impl Scenario {
         let sweep = self.sweep.as_ref()?;
         let auto = sweep.auto?;
         let template = sweep.stage(auto.max, 0);
-        Some(template.load.concurrency())
+        Some(template.requests_in_flight())
     }
 }
 
@@ -130,9 +134,21 @@ pub(super) fn sweep_stages(
     }
     let (arrival, knee_gain, slo_quantile) = check_every(f, kind, &mut bad);
     let auto = points.is_none().then(|| auto_sweep(f, kind, &mut bad));
-    let template = template(f, kind, arrival, d);
+    let mut template = template(f, kind, arrival, d);
+    if f.task.is_some() && f.cooldown.is_some() {
+        bad("cooldown is not for task sweeps yet".into());
+    }
+    let task = f.task.as_ref().map(|t| {
+        template.task = d.tasks.iter().find(|d| d.name == *t.get_ref()).cloned();
+        template.max_requests_in_flight = f.max_in_flight.map(|m| m.get());
+        if template.task.is_none() {
+            let known: Vec<&str> = d.tasks.iter().map(|t| t.name.as_str()).collect();
+            p.at(Some(t.span()), format!("sweep: task {:?} is not defined (tasks: {known:?})", t.get_ref()));
+        }
+        t.get_ref().clone()
+    });
     let first_stage = stages.len();
-    let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template };
+    let sweep = Sweep { kind, points: points.unwrap_or_default(), auto, first_stage, knee_gain, slo_quantile, template, task };
     for (k, &x) in sweep.points.iter().enumerate() {
         let stage = sweep.stage(x, k);
         if !names.insert(stage.name.clone()) {
@@ -182,8 +198,9 @@ fn check_every(f: &SweepFile, kind: SweepKind, bad: &mut dyn FnMut(String)) -> (
             Arrival::Constant
         }
     };
-    if kind == SweepKind::Concurrency && (f.arrival.is_some() || f.max_in_flight.is_some()) {
-        bad("arrival and max_in_flight are for `rates` sweeps".into());
+    // A task sweep's `max_in_flight` caps requests across its tasks, in either kind.
+    if kind == SweepKind::Concurrency && (f.arrival.is_some() || (f.max_in_flight.is_some() && f.task.is_none())) {
+        bad("arrival and max_in_flight are for `rates` sweeps (and max_in_flight for task sweeps)".into());
     }
     let knee_gain = f.knee_gain.unwrap_or(0.1);
     if !(knee_gain > 0.0 && knee_gain < 1.0) {
