@@ -312,6 +312,15 @@ fn shards_are_dealt_whole_tasks_and_merge_to_exact_percentiles() {
     let all = all.unwrap().summary().unwrap();
     assert_eq!((num(&t["latency_ms"]["p50"]), num(&t["latency_ms"]["p99"])), (all.p50, all.p99), "{t}");
     assert_eq!(count(&t["histograms"]["latency_us"]["count"]), 9);
+    // Each quantile's exemplar is one of the shards' own, the nearest the merged one.
+    for (k, q) in ["p50", "p99"].iter().enumerate() {
+        let picked = num(&t["exemplars"][k]["latency_ms"]);
+        let theirs: Vec<f64> =
+            shards.iter().map(|(json, _)| num(&read_json(json)["stages"][0]["tasks"]["exemplars"][k]["latency_ms"])).collect();
+        let want = num(&t["latency_ms"][q]);
+        let best = theirs.iter().copied().min_by(|a, b| (a - want).abs().total_cmp(&(b - want).abs())).unwrap();
+        assert_eq!(picked, best, "{q}: {theirs:?} against {want}");
+    }
 }
 
 #[test]
@@ -437,6 +446,23 @@ fn the_report_draws_task_latency_against_load_and_each_stages_waterfall() {
         assert!(page.contains(&format!("id=\"{id}\"")), "{id} drawn");
     }
     assert!(page.contains("Task latency against load") && page.contains("analyse: median "), "the waterfall names each step");
+    // Its rows are two tasks measured whole, the ones nearest the median and the p99.
+    assert!(page.contains("a median task (") && page.contains("a p99 task ("), "the waterfall's rows are measured tasks");
+    let v = read_json(&json);
+    for s in v["stages"].as_array().unwrap() {
+        let t = &s["tasks"];
+        let ex = t["exemplars"].as_array().unwrap();
+        assert_eq!(ex.len(), 2, "{t}");
+        for (e, q) in ex.iter().zip(["p50", "p99"]) {
+            let steps: f64 = e["steps_ms"].as_array().unwrap().iter().map(num).sum();
+            // Its steps end to end, and the moment before its first, are its latency.
+            assert!((steps + num(&e["before_ms"]) - num(&e["latency_ms"])).abs() < 0.01, "{e}");
+            assert_eq!(e["steps_ms"].as_array().unwrap().len(), 2);
+            // Nearest the quantile among few tasks: within the spread of them.
+            let l = &t["latency_ms"];
+            assert!((num(&l["min"])..=num(&l["max"]) + 0.01).contains(&num(&e["latency_ms"])), "{q}: {e} {l}");
+        }
+    }
     assert!(!out.stderr.contains("Task latency against load:"), "{}", out.stderr);
 }
 

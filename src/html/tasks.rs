@@ -1,5 +1,6 @@
-//! Tasks in the report: task latency (p50, p90, p99) against load, and a task stage's
-//! steps laid end to end — a waterfall of where a median and a p99 task's time goes.
+//! Tasks in the report: task latency (p50, p90, p99) against load (a task sweep's knee
+//! and limit marked), and a task stage's steps laid end to end — a waterfall of where a
+//! median and a p99 task's time goes, each one task measured.
 
 use super::across::{Axis, load_of};
 use super::chart::{Chart, Draw, Series};
@@ -66,8 +67,8 @@ fn tasks_axis(axis: Axis) -> &'static str {
     }
 }
 
-/// Stage `name`'s steps end to end, once at each step's median duration and once at
-/// its p99; None when the stage ran no tasks.
+/// Stage `name`'s steps end to end: a median and a p99 task, each one task measured
+/// (results before them: each step's median and p99); None when the stage ran no tasks.
 pub fn waterfall(runs: &[Run], name: &str) -> Option<Result<Figure, String>> {
     let run = runs.iter().find(|r| r.result.stages.iter().any(|s| s.name == name && s.tasks.is_some()))?;
     let tasks = run.result.stages.iter().find(|s| s.name == name)?.tasks.as_ref()?;
@@ -79,24 +80,42 @@ pub fn waterfall(runs: &[Run], name: &str) -> Option<Result<Figure, String>> {
         x_zero: true,
         ..Chart::default()
     };
+    let measured = tasks.exemplars.len() == 2;
     for (row, (q, y)) in [("median", 2.0), ("p99", 1.0)].into_iter().enumerate() {
-        let mut at = 0.0;
-        for (k, step) in tasks.steps.iter().enumerate() {
-            let Some(d) = &step.duration_ms else { continue };
-            let took = if row == 0 { d.p50 } else { d.p99 };
+        // Time before the first step, then each step's.
+        let (before, took): (f64, Vec<Option<f64>>) = match tasks.exemplars.get(row).filter(|_| measured) {
+            Some(e) => (e.before_ms, e.steps_ms.iter().map(|&t| Some(t)).collect()),
+            None => (0.0, tasks.steps.iter().map(|s| s.duration_ms.map(|d| if row == 0 { d.p50 } else { d.p99 })).collect()),
+        };
+        let mut at = before;
+        for (k, (step, took)) in tasks.steps.iter().zip(took).enumerate() {
+            let Some(took) = took else { continue };
             let label = format!("{}: {q} {}", step.name, crate::report::fmt_ms(took));
             c.series.push(Series { dash: row, ..Series::new(label, k, Draw::LineMarked, vec![(at, y), (at + took, y)]) });
             at += took;
         }
-        c.annotations.push((0.0, y - 0.2, format!("{q} of each step")));
+        let what = match tasks.exemplars.get(row).filter(|_| measured) {
+            Some(e) => format!("a {q} task ({})", crate::report::fmt_ms(e.latency_ms)),
+            None => format!("{q} of each step"),
+        };
+        c.annotations.push((0.0, y - 0.2, what));
     }
     if c.series.is_empty() {
         return Some(Err(format!("Where a task's time goes ({name}): no step ran")));
     }
     c.hlines.clear();
-    let caption = "Each step's duration laid end to end, at its median (top) and its p99 (below): which step a task waits on. \
-                   A step's p99 and the next one's need not fall in one task, so the lower row is an upper view of a slow \
-                   task, not one task measured."
-        .to_string();
+    let caption = match measured {
+        true => {
+            "Two answered tasks laid out step by step: the one nearest the median task latency (top) and the one \
+                 nearest the p99 (below), each measured whole (from a uniform sample of up to 1,024 of the stage's \
+                 tasks); a gap before the first step is the task's wait to start. Which step a slow task waits on."
+        }
+        false => {
+            "Each step's duration laid end to end, at its median (top) and its p99 (below): which step a task waits on. \
+                  A step's p99 and the next one's need not fall in one task, so the lower row is an upper view of a slow \
+                  task, not one task measured."
+        }
+    }
+    .to_string();
     Some(Ok(Figure { caption, charts: vec![c] }))
 }

@@ -9,7 +9,7 @@ use super::add::latency;
 use crate::metrics::tasks::TaskTotals;
 use crate::metrics::{Latency, LatencySummary};
 use crate::report::Dist;
-use crate::report::tasks::{Step, StepHistograms, TaskCost, TaskFailure, TaskGoodput, TaskHistograms, Tasks};
+use crate::report::tasks::{EXEMPLARS, Step, StepHistograms, TaskCost, TaskExemplar, TaskFailure, TaskGoodput, TaskHistograms, Tasks};
 
 /// One distribution of every shard, added: its summary and itself.
 fn lat<'a>(dists: impl Iterator<Item = Option<&'a Dist>>) -> Result<(Option<LatencySummary>, Option<Dist>), String> {
@@ -56,6 +56,7 @@ pub fn merge(parts: &[Option<&Tasks>], wall: f64) -> Result<Option<Tasks>, Strin
             TaskGoodput { tasks: n, per_s: per_s(n) }
         }),
         totals,
+        exemplars: latency_ms.as_ref().map_or_else(Vec::new, |l| exemplars(&parts, l)),
         histograms: TaskHistograms { latency_us, first_token_us, steps: step_histograms },
     }))
 }
@@ -139,4 +140,17 @@ fn cost(parts: &[&Tasks], totals: &TaskTotals) -> Option<TaskCost> {
     let rate = if c.mean_usd > 0.0 { c.mean / c.mean_usd } else { 1.0 };
     let mean_usd = (totals.priced > 0).then(|| totals.cost_usd / totals.priced as f64)?;
     Some(TaskCost { currency: c.currency.clone(), mean: mean_usd * rate, max: costs.iter().map(|c| c.max).fold(0.0, f64::max), mean_usd })
+}
+
+/// For each quantile, of the shards' exemplar tasks the one nearest the merged
+/// quantile: each shard kept its own sample, so this is nearest among their picks.
+fn exemplars(parts: &[&Tasks], l: &LatencySummary) -> Vec<TaskExemplar> {
+    EXEMPLARS
+        .into_iter()
+        .filter_map(|(q, at)| {
+            let want = at(l);
+            let all = parts.iter().flat_map(|t| &t.exemplars).filter(|e| e.quantile == q);
+            all.min_by(|a, b| (a.latency_ms - want).abs().total_cmp(&(b.latency_ms - want).abs())).cloned()
+        })
+        .collect()
 }

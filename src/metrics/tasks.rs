@@ -96,6 +96,63 @@ pub struct TaskStats {
     pub totals: TaskTotals,
     /// Answered within `[slo] task_ms`.
     pub slo_met: u64,
+    /// A uniform sample of answered tasks, kept whole for the report's waterfall.
+    pub kept: Kept,
+}
+
+/// Most answered tasks a stage keeps whole.
+const KEPT: usize = 1024;
+
+/// A uniform sample (a reservoir) of at most [`KEPT`] answered tasks, each kept as its
+/// latency then its steps' durations, µs, one flat list (a snapshot copies it at once).
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    /// Numbers per task: its latency and one per step.
+    stride: usize,
+    flat: Vec<u64>,
+    /// Answered tasks offered.
+    seen: u64,
+}
+
+impl Kept {
+    /// Offers answered task `t`: kept while there is room, then in place of a kept one
+    /// with the chance the sample stays uniform (seeded by its count: the same tasks
+    /// keep the same sample).
+    fn offer(&mut self, t: &TaskDone) {
+        let row = std::iter::once(t.latency).chain(t.steps.iter().map(|s| s.wall)).map(|d| d.as_micros() as u64);
+        self.seen += 1;
+        if self.flat.is_empty() {
+            self.stride = 1 + t.steps.len();
+        }
+        // An answered task ran every step: the same count for all.
+        if self.stride != 1 + t.steps.len() {
+            return;
+        }
+        if self.flat.len() < KEPT * self.stride {
+            self.flat.extend(row);
+            return;
+        }
+        let j = (splitmix(self.seen) % self.seen) as usize;
+        if j < KEPT {
+            for (slot, v) in self.flat[j * self.stride..(j + 1) * self.stride].iter_mut().zip(row) {
+                *slot = v;
+            }
+        }
+    }
+
+    /// The kept task whose latency is nearest `us`: its latency and its steps', µs.
+    pub fn nearest(&self, us: u64) -> Option<(u64, &[u64])> {
+        let row = self.flat.chunks_exact(self.stride.max(1)).min_by_key(|r| r[0].abs_diff(us))?;
+        Some((row[0], &row[1..]))
+    }
+}
+
+/// SplitMix64: a well-spread number from a count.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The sums over every task that ended (cut ones aside) behind the means per task: a
@@ -156,6 +213,7 @@ impl TaskStats {
                     self.first_token.record(ft);
                 }
                 self.slo_met += u64::from(slo.is_none_or(|s| t.latency <= s));
+                self.kept.offer(t);
             }
             (false, at) => {
                 self.failed += 1;
@@ -234,5 +292,19 @@ mod tests {
         assert_eq!((s.steps[0].members, s.totals.requests), (30, 32));
         assert_eq!(s.failures.get(&(1, "http_5xx")), Some(&1));
         assert_eq!(s.cost_per_task_usd(), Some(0.5));
+        // Answered tasks kept whole: the one nearest 380 ms is the 400 ms one.
+        assert_eq!(s.kept.nearest(380_000), Some((400_000, &[200_000, 200_000][..])));
+    }
+
+    #[test]
+    fn a_full_sample_stays_uniform_and_bounded() {
+        let mut s = TaskStats::default();
+        for ms in 0..10 * KEPT as u64 {
+            s.ended(&task(true, ms, &[(ms, 0, 1)]), None);
+        }
+        assert_eq!(s.kept.flat.len(), KEPT * 2);
+        // About a tenth of the kept are from the first tenth of the tasks.
+        let early = s.kept.flat.chunks(2).filter(|r| r[0] < KEPT as u64 * 1000).count();
+        assert!((60..150).contains(&early), "{early} of {KEPT}");
     }
 }

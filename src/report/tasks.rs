@@ -40,7 +40,37 @@ pub struct Tasks {
     pub totals: TaskTotals,
     #[serde(default)]
     pub histograms: TaskHistograms,
+    /// A median and a p99 task, each one answered task measured whole: the kept one
+    /// (of a uniform sample of up to 1,024) nearest that quantile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemplars: Vec<TaskExemplar>,
 }
+
+/// One answered task laid out: the time before its first step (an open loop's wait
+/// from when it was due, its input's building) and each step's, end to end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskExemplar {
+    /// The quantile it stands for (0.5, 0.99).
+    pub quantile: f64,
+    pub latency_ms: f64,
+    pub before_ms: f64,
+    pub steps_ms: Vec<f64>,
+}
+
+impl TaskExemplar {
+    /// A task of `latency_us` whose steps took `steps_us`, standing for `quantile`.
+    pub fn new(quantile: f64, latency_us: u64, steps_us: &[u64]) -> TaskExemplar {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let before = latency_us.saturating_sub(steps_us.iter().sum());
+        TaskExemplar { quantile, latency_ms: ms(latency_us), before_ms: ms(before), steps_ms: steps_us.iter().map(|&u| ms(u)).collect() }
+    }
+}
+
+/// A quantile, and its figure in a latency summary.
+pub type Quantile = (f64, fn(&LatencySummary) -> f64);
+
+/// The quantiles a stage's exemplar tasks stand for.
+pub const EXEMPLARS: [Quantile; 2] = [(0.5, |l| l.p50), (0.99, |l| l.p99)];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
@@ -207,6 +237,16 @@ pub fn tasks(s: &StageStats) -> Option<Tasks> {
                 })
                 .collect(),
         },
+        exemplars: x
+            .latency
+            .summary()
+            .map(|l| {
+                let near = |(q, at): (f64, fn(&LatencySummary) -> f64)| {
+                    x.kept.nearest((at(&l) * 1000.0) as u64).map(|(lat, steps)| TaskExemplar::new(q, lat, steps))
+                };
+                EXEMPLARS.into_iter().filter_map(near).collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
