@@ -421,6 +421,40 @@ fn a_tasks_steps_speak_each_their_own_api_to_the_server() {
     }
 }
 
+/// A sweep of tasks against the real server, each task fanning out over its JSONL
+/// line's own documents: one request per document, and the points judged by tasks.
+#[test]
+fn a_task_sweep_fans_out_over_each_lines_documents() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.jsonl");
+    let lines: String = (0..3)
+        .map(|k| {
+            serde_json::json!({"prompt": format!("Question {k}"), "documents": (0..=k).map(|j| format!("Fact {j}.")).collect::<Vec<_>>()})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let body = format!(
+        "[prompts]\nfile = {:?}\n[request]\nmax_tokens = 4\nignore_eos = true\n\
+         [[task]]\nname = \"t\"\n\
+         [[task.step]]\nname = \"read\"\nprompt = \"{{prompt}} {{item}}\"\nfan_out = {{ field = \"documents\" }}\n\
+         [[task.step]]\nname = \"answer\"\nprompt = \"{{answers}}\"\n\
+         [sweep]\ntask = \"t\"\nconcurrency = [1, 2]\nrequests = 3\n",
+        file.display().to_string()
+    );
+    let ran = run(&server, true, &body, &[]);
+    assert_all_ok(&ran);
+    let sw = &ran.result["sweep"];
+    assert_eq!(sw["task"], "t", "{sw}");
+    for (p, s) in sw["points"].as_array().unwrap().iter().zip(ran.result["stages"].as_array().unwrap()) {
+        assert_eq!((common::count(&s["tasks"]["ok"]), f(&p["throughput"])), (3, f(&s["tasks"]["per_s"])), "{p}");
+        // Tasks 0, 1, 2 read 1, 2, 3 documents, then answer: 9 requests.
+        assert_eq!(common::count(&s["requests"]["ok"]), 9, "{}", s["name"]);
+    }
+}
+
 /// Embeddings on a second instance, started with `--embeddings --pooling mean` (Gemma
 /// has no pooling of its own): batches of 1 and 4 synthetic inputs of exact lengths in
 /// the server's own tokenizer, every reply checked (a vector per input, one length,

@@ -100,6 +100,30 @@ fn the_fan_out_limit_holds_within_a_task_and_max_in_flight_across_tasks() {
 }
 
 #[test]
+fn a_requests_per_minute_limit_holds_across_tasks() {
+    // 600 a minute, 10 a second, for two tasks of 11 requests each at once: at least
+    // 2.1 s, against 0.4 s unlimited; every request waits its turn, none is lost.
+    let (_, v) = run_headless(
+        &rag(
+            &embedded(MOCK),
+            "",
+            &stage(
+                "concurrency = 2
+requests = 2
+rate_limit = { rpm = 600 }
+",
+            ),
+        ),
+        &[],
+    );
+    let s = &v["stages"][0];
+    assert_eq!((count(&s["tasks"]["ok"]), count(&s["requests"]["ok"])), (2, 22), "{}", s["tasks"]);
+    let wall = num(&s["wall_time_s"]);
+    assert!((2.0..4.0).contains(&wall), "22 requests at 10/s took {wall} s");
+    assert!(count(&s["rate_limiter"]["delayed"]) >= 15, "{}", s["rate_limiter"]);
+}
+
+#[test]
 fn a_step_goes_on_after_its_first_answers_and_cancels_the_rest() {
     // Analyses of 20-180 ms: the first three answer well before the slowest.
     let mock = "base_latency_ms = 100\njitter_ms = 80\nper_inflight_ms = 0\nseed = 7\n";

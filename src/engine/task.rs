@@ -79,7 +79,7 @@ impl Input {
             .steps
             .iter()
             .map(|s| match (&s.fan_out, &lists) {
-                (FanOut::Field(f), Some(lists)) => {
+                (FanOut::Field { name: f, .. }, Some(lists)) => {
                     let list = lists.get(f).unwrap_or_default();
                     list.iter().take(MAX_FAN_OUT as usize).map(|t| Carried { text: t.clone(), tokens: requests.count(t) }).collect()
                 }
@@ -152,7 +152,7 @@ async fn run_step(p: &Phase, run: &TaskRun, k: usize, (i, whole): (u64, u64), in
     let n = match &step.fan_out {
         FanOut::Fixed(n) => *n,
         FanOut::Drawn(d) => d.sample(&mut rng_named(k as u64, stage, whole, b"fan_out\0")),
-        FanOut::Field(_) => input.items[k].len() as u32,
+        FanOut::Field { .. } => input.items[k].len() as u32,
     };
     let mut carried = step.answers_from.and_then(|f| progress.answers.get(f)).cloned().unwrap_or_default();
     if let Some(field) = &step.top_by {

@@ -124,9 +124,9 @@ fn step(s: Spanned<StepFile>, k: usize, task: &str, before: &[StepDef], d: &Step
         .as_ref()
         .and_then(|v| super::synthetic::dist(v.get_ref()).map_err(|e| p.at(Some(v.span()), format!("{what}: document_tokens: {e}"))).ok());
     match (template.uses(|x| *x == Piece::Item), &fan_out) {
-        (true, FanOut::Field(_)) | (false, FanOut::Fixed(_) | FanOut::Drawn(_)) => {}
+        (true, FanOut::Field { .. }) | (false, FanOut::Fixed(_) | FanOut::Drawn(_)) => {}
         (true, _) => p.at(Some(s.prompt.span()), format!("{what}: the prompt has {{item}}: give fan_out = {{ field = \"…\" }}")),
-        (false, FanOut::Field(f)) => {
+        (false, FanOut::Field { name: f, .. }) => {
             p.at(Some(s.prompt.span()), format!("{what}: fan_out is over the list {f:?}: put its {{item}} in the prompt"))
         }
     }
@@ -302,7 +302,7 @@ fn fan_out(s: &StepFile, what: &str, p: &mut Problems<'_>) -> FanOut {
     let at = Some(v.span());
     if let Some(t) = v.get_ref().as_table().filter(|t| t.contains_key("field")) {
         return match (t.get("field").and_then(toml::Value::as_str), t.len()) {
-            (Some(f), 1) if !f.is_empty() => FanOut::Field(f.to_string()),
+            (Some(f), 1) if !f.is_empty() => FanOut::Field { name: f.to_string(), most: MAX_FAN_OUT },
             _ => {
                 p.at(at, format!("{what}: fan_out = {{ field = \"name\" }} takes one non-empty name, the input line's list"));
                 FanOut::Fixed(1)

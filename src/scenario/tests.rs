@@ -333,3 +333,17 @@ fn sweep_mistakes_are_named_in_place() {
         assert_edit_fails(&sweep_scenario(), "concurrency = \"auto\"", edit, want);
     }
 }
+
+#[test]
+fn a_fan_out_over_a_list_is_sized_by_the_longest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("q.jsonl"), "{\"prompt\":\"a\",\"docs\":[\"x\"]}\n{\"prompt\":\"b\",\"docs\":[\"x\",\"y\",\"z\"]}\n")
+        .unwrap();
+    let src = MINIMAL.replace("list = [\"hello\"]", "file = \"q.jsonl\"").replace(
+        "[[stage]]",
+        "[[task]]\nname = \"t\"\n[[task.step]]\nprompt = \"{item}\"\nfan_out = { field = \"docs\" }\n[[stage]]\ntask = \"t\"",
+    );
+    let s = Scenario::parse(&src, "s.toml", Some(dir.path())).unwrap();
+    // Four tasks in flight, each at most three requests: twelve connections, not 40,000.
+    assert_eq!(s.stages[0].requests_in_flight(), 12);
+}

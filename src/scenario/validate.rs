@@ -94,11 +94,11 @@ pub(super) fn validate(raw: ScenarioFile, p: &mut Problems<'_>, base_dir: &Path,
     if let Some(sw) = raw.sweep.as_ref().filter(|_| prompts.replay().is_some()) {
         p.at(Some(sw.span()), "a [sweep] does not go with trace prompts: a trace runs on its own clock (give stages their `speed`)");
     }
-    let sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
+    let mut sweep = raw.sweep.as_ref().and_then(|f| sweep_stages(f, &mut stages, &mut names, &defaults, p));
+    lists_fanned(&mut stages, sweep.as_mut().map(|s| &mut s.template), &stage_prompts, &prompts, p);
     tpm_weighs(stages.iter().chain(sweep.as_ref().map(|s| &s.template)), p);
     lengths_sent(&stages, &stage_prompts, &prompts, p);
     own_tools(&stages, &stage_prompts, &prompts, p);
-    lists_fanned(&stages, &stage_prompts, &prompts, p);
     if check.is_some() {
         super::apis::checks_read_text(&stages, p);
     }
@@ -160,22 +160,34 @@ fn own_tools(stages: &[super::Stage], stage_prompts: &[Option<Prompts>], prompts
 }
 
 /// A task stage whose steps fan out over a list of the input's: every line of its
-/// prompts has it.
-fn lists_fanned(stages: &[super::Stage], stage_prompts: &[Option<Prompts>], prompts: &Prompts, p: &mut Problems<'_>) {
-    for (k, s) in stages.iter().enumerate() {
-        let own = stage_prompts.get(k).and_then(Option::as_ref).unwrap_or(prompts);
-        let mut checked: Vec<&str> = Vec::new();
-        for (t, step) in s.task.iter().flat_map(|t| t.steps.iter().map(move |step| (t, step))) {
-            // Said once a list, of the first step over it.
-            if let crate::workload::task::FanOut::Field(f) = &step.fan_out
-                && !checked.contains(&f.as_str())
-                && let Err(e) = own.have_list(f)
-            {
-                checked.push(f);
-                let whose = format!("task {:?} step {:?} fans out over it", t.name, step.name);
-                p.field(&format!("stage {:?}", s.name), format!("{e} ({whose})"));
+/// prompts has it, and its longest sizes the stage's connections (an automatic task
+/// sweep's template too, with the scenario's prompts).
+fn lists_fanned(
+    stages: &mut [super::Stage],
+    template: Option<&mut super::Stage>,
+    own: &[Option<Prompts>],
+    prompts: &Prompts,
+    p: &mut Problems<'_>,
+) {
+    let with_prompts = stages.iter_mut().enumerate().map(|(k, s)| (s, own.get(k).and_then(Option::as_ref).unwrap_or(prompts)));
+    for (s, from) in with_prompts.chain(template.map(|t| (t, prompts))) {
+        let Some(task) = &s.task else { continue };
+        let mut def = (**task).clone();
+        let mut said: Vec<String> = Vec::new();
+        for step in &mut def.steps {
+            let crate::workload::task::FanOut::Field { name, most } = &mut step.fan_out else { continue };
+            match from.longest_list(name) {
+                Ok(n) => *most = (n as u32).clamp(1, crate::workload::task::MAX_FAN_OUT),
+                // Said once a list, of the first step over it.
+                Err(e) if !said.contains(name) => {
+                    said.push(name.clone());
+                    let whose = format!("task {:?} step {:?} fans out over it", def.name, step.name);
+                    p.field(&format!("stage {:?}", s.name), format!("{e} ({whose})"));
+                }
+                Err(_) => {}
             }
         }
+        s.task = Some(std::sync::Arc::new(def));
     }
 }
 

@@ -175,16 +175,20 @@ impl Prompts {
         })
     }
 
-    /// Ok when every prompt has a list `field` (a JSONL file's lines); else where the
-    /// first without it is, or what the prompts are instead.
-    pub fn have_list(&self, field: &str) -> Result<(), String> {
+    /// The longest list `field` of the prompts (a JSONL file's lines), when every one
+    /// has it; else where the first without it is, or what the prompts are instead.
+    pub fn longest_list(&self, field: &str) -> Result<usize, String> {
         let (Kind::Fixed(items), Some((name, lines))) = (&self.kind, &self.lines) else {
             return Err(format!("the stage's prompts ({}) carry no lists: give it a JSONL file whose lines do", self.source));
         };
-        match items.iter().position(|p| p.lists.as_ref().and_then(|l| l.get(field)).is_none()) {
-            Some(k) => Err(format!("{name}:{}: the line has no list {field:?}", lines[k])),
-            None => Ok(()),
+        let mut longest = 0;
+        for (p, line) in items.iter().zip(lines.iter()) {
+            match p.lists.as_ref().and_then(|l| l.get(field)) {
+                Some(list) => longest = longest.max(list.len()),
+                None => return Err(format!("{name}:{line}: the line has no list {field:?}")),
+            }
         }
+        Ok(longest)
     }
 
     /// The prompt for request number `i` of the first stage.

@@ -31,8 +31,12 @@ pub enum FanOut {
     /// Drawn per task from the task's own seeded generator.
     Drawn(Dist),
     /// One per item of the task's input's list of this name (a JSONL line's retrieved
-    /// `documents`), at most [`MAX_FAN_OUT`].
-    Field(String),
+    /// `documents`), at most [`MAX_FAN_OUT`]: the longest list of the stage's prompts
+    /// once they are known (so its connections are sized to it).
+    Field {
+        name: String,
+        most: u32,
+    },
 }
 
 impl FanOut {
@@ -41,7 +45,7 @@ impl FanOut {
         match self {
             FanOut::Fixed(n) | FanOut::Drawn(Dist::Fixed(n)) => *n,
             FanOut::Drawn(Dist::Normal { max, .. } | Dist::Uniform { max, .. } | Dist::LogNormal { max, .. }) => *max,
-            FanOut::Field(_) => MAX_FAN_OUT,
+            FanOut::Field { most, .. } => *most,
         }
     }
 
@@ -54,7 +58,7 @@ impl FanOut {
                 Dist::Fixed(n) => *n,
                 Dist::Normal { min, .. } | Dist::Uniform { min, .. } | Dist::LogNormal { min, .. } => *min,
             }),
-            FanOut::Field(_) => None,
+            FanOut::Field { .. } => None,
         }
     }
 }
