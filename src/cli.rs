@@ -57,6 +57,9 @@ pub struct MergeArgs {
     /// How the table of the merged result is printed.
     #[arg(long, value_enum, default_value_t)]
     pub format: crate::report::Format,
+    /// Print each figure with its confidence interval, formed from the merged seconds.
+    #[arg(long)]
+    pub ci: bool,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +137,9 @@ pub struct RunArgs {
     /// How the table at the end is printed: aligned, Markdown (to paste into a PR) or CSV (the table alone).
     #[arg(long, value_enum, default_value_t)]
     pub format: crate::report::Format,
+    /// Print each figure of the table with its 95 % confidence interval (`181 ms ±3`; the result always has them).
+    #[arg(long)]
+    pub ci: bool,
     /// Write the verdict as JUnit XML to PATH: a test case per threshold and per stage.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

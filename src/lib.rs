@@ -29,5 +29,6 @@ pub mod requests_out;
 pub mod run;
 pub mod scenario;
 pub mod servermetrics;
+pub mod stats;
 pub mod tui;
 pub mod workload;

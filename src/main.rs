@@ -78,7 +78,7 @@ fn cmd_merge(args: MergeArgs) -> Ended {
         note(n);
     }
     let written = merged.write_atomic(&args.output).map_err(|e| note(&format!("error: cannot write {}: {e}", args.output.display())));
-    let _ = write!(std::io::stdout().lock(), "{}", run_text(&merged, None, args.format));
+    let _ = write!(std::io::stdout().lock(), "{}", run_text(&merged, None, args.format, args.ci));
     if written.is_ok() {
         note(&format!("wrote {} ({} shards)", args.output.display(), merged.merged_shards.unwrap_or(0)));
     }
@@ -291,7 +291,7 @@ async fn cmd_run(mut args: RunArgs) -> Ended {
     }
     let outcome = outcome.map_err(|e| if e.is_bad_input() { Failure::bad(e) } else { Failure::failed(e) })?;
     let result = &outcome.result;
-    let written = write_run(result, &run_text(result, outcome.aborted.as_ref(), args.format), &args);
+    let written = write_run(result, &run_text(result, outcome.aborted.as_ref(), args.format, args.ci), &args);
     Ok(Exit::of_result(result, written))
 }
 

@@ -182,7 +182,7 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
     let items = items(parts, wall)?;
     let tool_calls = tool_calls(parts)?;
     let images = images(parts)?;
-    Ok(StageResult {
+    let mut merged = StageResult {
         concurrency: parts.iter().map(|p| p.concurrency).fold(0u32, u32::saturating_add),
         planned: crate::report::Planned { requests: parts.iter().map(|p| p.planned.requests).sum(), duration_s: first.planned.duration_s },
         warmup_requests: sum(|p| p.warmup_requests),
@@ -250,8 +250,12 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         }),
         series,
         histograms: m.h,
+        ci: None,
         ..first.clone()
-    })
+    };
+    // Formed again from the merged seconds and histograms, never averaged.
+    merged.ci = crate::report::ci::stage_ci(&merged, first.ci.as_ref().map_or(crate::stats::LEVEL, |c| c.level));
+    Ok(merged)
 }
 
 /// The mean of 1 / ITL over every shard's streams: each shard's weighs its ITL count.

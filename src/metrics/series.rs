@@ -1,5 +1,7 @@
 //! Per-second time series of a stage: what happened in each second since it started,
-//! warmup seconds included (and marked), so a plot shows the whole stage.
+//! warmup seconds included (and marked), so a plot shows the whole stage; each
+//! second's latency histograms are also the batches of the stage's confidence
+//! intervals (`report::ci`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +34,12 @@ pub struct SecondStats {
     /// That second's e2e histogram, µs, HdrHistogram V2 + deflate in base64 (`hdr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e2e_us: Option<String>,
+    /// Streams: that second's TTFT and per-request ITL histograms, the same way (the
+    /// batches of their confidence intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_us: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itl_us: Option<String>,
 }
 
 impl SecondStats {
@@ -49,16 +57,33 @@ impl SecondStats {
             p50_ms: None,
             p99_ms: None,
             e2e_us: None,
+            ttft_us: None,
+            itl_us: None,
         }
     }
 
-    fn with_quantiles(mut self, lat: &Latency) -> SecondStats {
-        if lat.count() > 0 {
-            self.p50_ms = Some(lat.quantile_ms(0.5));
-            self.p99_ms = Some(lat.quantile_ms(0.99));
-            self.e2e_us = Some(super::hdr::encode(lat.histogram()));
+    fn with_quantiles(mut self, lat: &Second) -> SecondStats {
+        let encoded = |l: &Latency| (l.count() > 0).then(|| super::hdr::encode(l.histogram()));
+        if lat.e2e.count() > 0 {
+            self.p50_ms = Some(lat.e2e.quantile_ms(0.5));
+            self.p99_ms = Some(lat.e2e.quantile_ms(0.99));
         }
+        (self.e2e_us, self.ttft_us, self.itl_us) = (encoded(&lat.e2e), encoded(&lat.ttft), encoded(&lat.itl));
         self
+    }
+}
+
+/// The running second's latencies (2 significant digits).
+#[derive(Debug, Clone)]
+struct Second {
+    e2e: Latency,
+    ttft: Latency,
+    itl: Latency,
+}
+
+impl Default for Second {
+    fn default() -> Second {
+        Second { e2e: Latency::with_digits(2), ttft: Latency::with_digits(2), itl: Latency::with_digits(2) }
     }
 }
 
@@ -67,7 +92,7 @@ impl SecondStats {
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     start: Option<Instant>,
-    current: Option<(SecondStats, Latency)>,
+    current: Option<(SecondStats, Second)>,
     closed: Arc<Vec<SecondStats>>,
 }
 
@@ -94,7 +119,7 @@ impl Series {
             if next < t {
                 Arc::make_mut(&mut self.closed).extend((next..t).map(SecondStats::empty));
             }
-            self.current = Some((SecondStats::empty(t), Latency::with_digits(2)));
+            self.current = Some((SecondStats::empty(t), Second::default()));
         }
         let (s, lat) = self.current.as_mut().expect("set above");
         match part {
@@ -108,7 +133,13 @@ impl Series {
             Outcome::Ok => {
                 s.ok += 1;
                 s.output_tokens += output_tokens;
-                lat.record(rec.latency);
+                lat.e2e.record(rec.latency);
+                if let Some(t) = rec.ttft {
+                    lat.ttft.record(t);
+                }
+                if let Some(itl) = rec.itl(output_tokens) {
+                    lat.itl.record(itl);
+                }
             }
             Outcome::Failed(_) => s.errors += 1,
             Outcome::Cancelled => {}

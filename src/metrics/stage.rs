@@ -276,12 +276,8 @@ impl StageStats {
                 self.images.record(rec);
                 let out = output_tokens(rec);
                 self.record_tokens(rec, out);
-                // ITL = (e2e − TTFT) / (output tokens − 1); defined for streams of 2+
-                // tokens. In f64: a server's absurd token count must not divide by zero.
-                let itl = rec
-                    .ttft
-                    .filter(|_| out > 1)
-                    .map(|t| Duration::from_secs_f64(rec.latency.saturating_sub(t).as_secs_f64() / (out - 1) as f64));
+                // ITL: defined for streams of 2+ tokens.
+                let itl = rec.itl(out);
                 if let Some(ttft) = rec.ttft {
                     self.ttft.record(ttft);
                 }

@@ -360,6 +360,14 @@ impl Default for RequestRecord {
 }
 
 impl RequestRecord {
+    /// A stream's inter-token latency with `out` output tokens: (e2e − TTFT) / (out − 1),
+    /// in f64 so a server's absurd token count cannot divide by zero; None without a
+    /// first token or a second one.
+    pub fn itl(&self, out: u64) -> Option<std::time::Duration> {
+        let per = |t: std::time::Duration| self.latency.saturating_sub(t).as_secs_f64() / (out - 1) as f64;
+        self.ttft.filter(|_| out > 1).map(|t| std::time::Duration::from_secs_f64(per(t)))
+    }
+
     pub fn cancelled(latency: Duration) -> Self {
         Self { outcome: Outcome::Cancelled, latency, ..Self::default() }
     }

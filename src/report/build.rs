@@ -276,6 +276,7 @@ impl StageResult {
         r.items = super::items(s, true);
         r.tool_calls = super::tool_calls(s, true);
         r.images = super::images::images(s, true);
+        r.ci = super::ci::stage_ci(&r, crate::stats::LEVEL);
         r
     }
 
@@ -352,6 +353,7 @@ impl StageResult {
             // Filled by from_stats: a live view has no use for it.
             series: Vec::new(),
             histograms: Histograms::default(),
+            ci: None,
         }
     }
 }

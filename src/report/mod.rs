@@ -4,6 +4,7 @@
 //! table (`table`) and the text a run prints when it ends (`text`).
 
 mod build;
+pub mod ci;
 mod dists;
 mod grid;
 pub mod images;

@@ -271,6 +271,10 @@ pub struct StageResult {
     #[serde(default)]
     pub series: Vec<SecondStats>,
     pub histograms: super::dists::Histograms,
+    /// Confidence intervals of its figures (docs/metrics.md); absent where nothing was
+    /// measured, and in results before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<super::ci::StageCi>,
 }
 
 /// Below this share of its target rate, an open-loop stage is flagged.

@@ -102,6 +102,8 @@ pub struct Columns {
     pub cost: bool,
     /// Stages send different models: the model, to compare them side by side.
     pub model: bool,
+    /// `--ci`: each figure with its confidence interval's half-width.
+    pub ci: bool,
 }
 
 impl Columns {
@@ -125,6 +127,7 @@ impl Columns {
             checks: stages.iter().any(|s| s.checks.is_some()),
             cost: stages.iter().any(|s| s.cost.is_some()),
             model: stages.windows(2).any(|w| w[0].model != w[1].model),
+            ci: false,
         }
     }
 }
@@ -143,17 +146,18 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
     if s.open_loop.as_ref().is_some_and(|o| o.below_target) {
         mode.push_str(" (below rate)");
     }
+    let ci = |cell: String, metric: &str| if cols.ci { with_ci(cell, s, metric) } else { cell };
     let mut cells = vec![
         mode,
         fmt_secs(s.wall_time_s),
         ms(|l| l.mean),
         // Successful requests: a stage of fast 429s must not read as throughput.
-        format!("{} req/s", fmt_rate(s.throughput.ok_per_s)),
-        ms(|l| l.p50),
-        ms(|l| l.p95),
-        ms(|l| l.p99),
+        ci(format!("{} req/s", fmt_rate(s.throughput.ok_per_s)), "ok_rps"),
+        ci(ms(|l| l.p50), "p50_ms"),
+        ci(ms(|l| l.p95), "p95_ms"),
+        ci(ms(|l| l.p99), "p99_ms"),
         ms(|l| l.max),
-        fmt_errors(s),
+        ci(fmt_errors(s), "error_rate"),
     ];
     if cols.items.is_some() {
         cells.push(s.items.as_ref().map_or("-".into(), |i| fmt_rate(i.per_s)));
@@ -171,9 +175,9 @@ pub fn row(s: &StageResult, cols: Columns) -> Vec<String> {
         });
     }
     if cols.stream {
-        cells.push(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
-        cells.push(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
-        cells.push(fmt_rate(s.throughput.output_tokens_per_s));
+        cells.push(ci(s.ttft_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)), "ttft_p50_ms"));
+        cells.push(ci(s.itl_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)), "itl_p50_ms"));
+        cells.push(ci(fmt_rate(s.throughput.output_tokens_per_s), "output_tps"));
     }
     if cols.reasoning {
         cells.push(s.ttft_answer_ms.as_ref().map_or("-".into(), |l| fmt_ms(l.p50)));
@@ -230,8 +234,12 @@ pub fn fmt_cost(c: &Cost) -> String {
 
 /// Renders stages as an aligned text table, one row per stage.
 pub fn render_table(stages: &[StageResult]) -> String {
+    render(stages, Columns::of(stages))
+}
+
+/// [`render_table`] with `cols`' columns (`--ci`'s intervals).
+pub fn render(stages: &[StageResult], cols: Columns) -> String {
     let mut rows = vec![header(stages)];
-    let cols = Columns::of(stages);
     rows.extend(stages.iter().map(|s| row(s, cols)));
     // Display width, not chars: CJK stage names take two columns each.
     let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].width()).max().unwrap_or(0)).collect();
@@ -343,6 +351,32 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
 
 fn fmt_errors(s: &StageResult) -> String {
     if s.requests.failed == 0 { "0".to_string() } else { format!("{} ({:.1}%)", s.requests.failed, s.error_rate * 100.0) }
+}
+
+/// A cell with its figure's interval: `181 ms ±3` (half the interval's width, the
+/// wider side, in the figure's unit), `1.2 s ±38 %` when wider than ±10 % of it, `±∞`
+/// when it could not be bounded, unchanged when the figure has none.
+fn with_ci(cell: String, s: &StageResult, metric: &str) -> String {
+    let Some(i) = s.ci.as_ref().and_then(|c| c.figures.get(metric)) else { return cell };
+    match (i.lo, i.hi, i.relative()) {
+        (_, _, Some(r)) if r > 0.10 => format!("{cell} ±{:.0} %", r * 100.0),
+        (Some(lo), Some(hi), _) => {
+            let half = (hi - i.value).max(i.value - lo);
+            let unit = match metric {
+                "error_rate" => format!("{:.1}%", half * 100.0),
+                m if m.ends_with("_ms") && cell.ends_with(" ms") => trim_unit(&fmt_ms(half)),
+                m if m.ends_with("_ms") => fmt_ms(half),
+                _ => fmt_rate(half),
+            };
+            format!("{cell} ±{unit}")
+        }
+        _ => format!("{cell} ±∞"),
+    }
+}
+
+/// "3.0 ms" → "3.0": the unit is the figure's, beside it.
+fn trim_unit(s: &str) -> String {
+    s.trim_end_matches(" ms").to_string()
 }
 
 pub fn fmt_ms(ms: f64) -> String {

@@ -7,16 +7,17 @@
 
 use super::grid::{Format, grid};
 use super::result::{Cost, RunResult, StageResult};
-use super::table::{Columns, failure_notes, fmt_cost, fmt_ms, header, render_table, row};
+use super::table::{Columns, failure_notes, fmt_cost, fmt_ms, header, render, row};
 use crate::model::{Aborted, TokenSource};
 
 /// The text after a run: for the terminal, CI logs and `--json -`'s stderr. With
 /// `--format markdown` the table is Markdown; with CSV it is the table alone.
-pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -> String {
+/// `ci`: each figure with its confidence interval (`--ci`).
+pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format, ci: bool) -> String {
+    let cols = Columns { ci, ..Columns::of(&result.stages) };
     let mut text = match format {
-        Format::Table => render_table(&result.stages),
+        Format::Table => render(&result.stages, cols),
         _ => {
-            let cols = Columns::of(&result.stages);
             let mut rows = vec![header(&result.stages)];
             rows.extend(result.stages.iter().map(|s| row(s, cols)));
             let table = grid(&rows, format);
@@ -27,6 +28,13 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format) -
             table
         }
     };
+    if ci {
+        let level = result.stages.iter().find_map(|s| s.ci.as_ref()).map_or(crate::stats::LEVEL, |c| c.level);
+        text.push_str(&format!(
+            "\n±: half the {:.0} % confidence interval (its wider side; as a share where wider than 10 %; ∞ where too few samples bound it: the result's ci says why)\n",
+            level * 100.0
+        ));
+    }
     if let Some(c) = &result.cost {
         text.push_str(&format!(
             "\ncost of the run: {} ({} per 1,000 requests)\n",

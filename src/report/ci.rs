@@ -1,0 +1,138 @@
+//! Each stage's figures with their confidence intervals (`stages[].ci`), formed from
+//! what the result keeps — the stage's histograms and its per-second ones — so a merged
+//! run's intervals come from its merged seconds, not from the shards' intervals.
+//! Percentiles (e2e, TTFT, ITL): batch means over the window's seconds (Woodruff's
+//! interval), or, for a window of fewer than 10 seconds, order statistics taking the
+//! requests as independent. Rates and the error rate: batch means over the window's
+//! whole seconds. What cannot be bounded is null with the reason (`stats`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::StageResult;
+use crate::metrics::{Latency, SecondStats, hdr};
+use crate::stats::{self, Below, Bounds, MIN_BATCHES};
+
+/// A stage's intervals, by the figure's name in the threshold vocabulary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageCi {
+    /// The confidence level (0.95).
+    pub level: f64,
+    /// Whole seconds in the window: the batches rates are formed from.
+    pub seconds: u32,
+    pub figures: BTreeMap<String, Interval>,
+}
+
+/// One figure's interval; `lo` and `hi` null, with `why`, when none can be formed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Interval {
+    pub value: f64,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    /// "batch_means" or "order_statistic"; null with no interval.
+    pub method: Option<String>,
+    /// Batch means: the batches it was formed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batches: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl Interval {
+    fn of(value: f64, b: Result<Bounds, String>) -> Interval {
+        match b {
+            Ok(b) => Interval {
+                value,
+                lo: Some(b.lo),
+                hi: Some(b.hi),
+                method: Some(b.method.name().into()),
+                batches: match b.method {
+                    stats::Method::BatchMeans { batches } => Some(batches),
+                    stats::Method::OrderStatistic => None,
+                },
+                why: None,
+            },
+            Err(why) => Interval { value, lo: None, hi: None, method: None, batches: None, why: Some(why) },
+        }
+    }
+
+    /// Half its width as a share of the figure: the wider side, for a skewed one.
+    pub fn relative(&self) -> Option<f64> {
+        let (lo, hi) = (self.lo?, self.hi?);
+        (self.value != 0.0).then(|| (hi - self.value).max(self.value - lo).abs() / self.value.abs())
+    }
+}
+
+/// A latency figure: its names' prefix, the stage's histogram, and a second's.
+type Kind<'a> = (&'a str, &'a Option<crate::report::Dist>, fn(&SecondStats) -> &Option<String>);
+
+/// The percentiles given intervals, and their names' stems.
+const QUANTILES: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99")];
+
+/// The stage's intervals at `level`; None for a stage that measured nothing.
+pub fn stage_ci(s: &StageResult, level: f64) -> Option<StageCi> {
+    s.latency_ms.as_ref()?;
+    let window = window_seconds(s);
+    let full = full_seconds(s);
+    let mut figures = BTreeMap::new();
+    let kinds: [Kind<'_>; 3] = [
+        ("", &s.histograms.e2e_us, |x| &x.e2e_us),
+        ("ttft_", &s.histograms.ttft_us, |x| &x.ttft_us),
+        ("itl_", &s.histograms.itl_us, |x| &x.itl_us),
+    ];
+    for (prefix, whole, per_second) in kinds {
+        let Some(lat) = whole.as_ref().and_then(|d| d.latency().ok()) else { continue };
+        let seconds: Vec<_> = window.iter().filter_map(|x| per_second(x).as_deref().and_then(|t| hdr::decode(t).ok())).collect();
+        for (p, stem) in QUANTILES {
+            let b = percentile(&lat, &seconds, p, level);
+            figures.insert(format!("{prefix}{stem}_ms"), Interval::of(lat.quantile_ms(p), b));
+        }
+    }
+    let t = &s.throughput;
+    let rate =
+        |f: fn(&SecondStats) -> u64| stats::group(&full.iter().map(|x| (f(x), 1u64)).collect::<Vec<_>>(), |a, b| (a.0 + b.0, a.1 + b.1));
+    let means = |g: Vec<(u64, u64)>| g.iter().map(|(n, secs)| *n as f64 / *secs as f64).collect::<Vec<_>>();
+    figures.insert("ok_rps".into(), Interval::of(t.ok_per_s, stats::mean(t.ok_per_s, &means(rate(|x| x.ok)), level)));
+    figures.insert(
+        "output_tps".into(),
+        Interval::of(t.output_tokens_per_s, stats::mean(t.output_tokens_per_s, &means(rate(|x| x.output_tokens)), level)),
+    );
+    let errors: Vec<Below> = full.iter().map(|x| Below { n: x.ok + x.errors, below: x.errors }).collect();
+    let errors = stats::group(&errors, |a, b| Below { n: a.n + b.n, below: a.below + b.below });
+    let error_rate = match errors.len() >= MIN_BATCHES {
+        true => stats::share(s.error_rate, &errors, level),
+        // Too short to batch: the requests taken as independent, as for a percentile.
+        false => stats::share_exact(s.requests.failed, s.requests.ok + s.requests.failed, level),
+    };
+    figures.insert("error_rate".into(), Interval::of(s.error_rate, error_rate));
+    Some(StageCi { level, seconds: full.len() as u32, figures })
+}
+
+/// The `p`-quantile's interval from the window's seconds' histograms, or the order
+/// statistics of the whole when they are too few to batch.
+fn percentile(lat: &Latency, seconds: &[hdrhistogram::Histogram<u64>], p: f64, level: f64) -> Result<Bounds, String> {
+    let at = |q: f64| lat.quantile_ms(q);
+    // Each second's count at or below the estimate, by its own (2-digit) buckets.
+    let estimate = (at(p) * 1000.0) as u64;
+    let below: Vec<Below> = seconds.iter().map(|h| Below { n: h.len(), below: h.count_between(0, estimate) }).collect();
+    let batches = stats::group(&below, |a, b| Below { n: a.n + b.n, below: a.below + b.below });
+    match batches.len() >= MIN_BATCHES {
+        true => stats::quantile(p, level, &batches, at),
+        false => stats::order_statistic(p, level, lat.count(), at),
+    }
+}
+
+/// The window's seconds (with whatever of them it measured).
+fn window_seconds(s: &StageResult) -> Vec<&SecondStats> {
+    let from = s.window_offset_s.unwrap_or(0.0);
+    let to = from + s.wall_time_s;
+    s.series.iter().filter(|x| f64::from(x.t_s) + 1.0 > from && f64::from(x.t_s) < to).collect()
+}
+
+/// The window's whole seconds: a rate's batches (a part-second would read as a slow one).
+fn full_seconds(s: &StageResult) -> Vec<&SecondStats> {
+    let from = s.window_offset_s.unwrap_or(0.0);
+    let to = from + s.wall_time_s;
+    s.series.iter().filter(|x| f64::from(x.t_s) >= from && f64::from(x.t_s) + 1.0 <= to).collect()
+}
