@@ -93,9 +93,11 @@ pub fn percentiles(runs: &[Run], ttft: bool) -> Result<Figure, String> {
     for (i, run) in runs.iter().enumerate() {
         let pts = points(run, axis);
         for (k, q) in ["p50", "p95", "p99"].iter().enumerate() {
-            let p: Vec<(f64, f64)> = pts.iter().filter_map(|(x, s)| measure(s, &format!("{prefix}{q}_ms")).map(|y| (*x, y))).collect();
+            let metric = format!("{prefix}{q}_ms");
+            let p: Vec<(f64, f64)> = pts.iter().filter_map(|(x, s)| measure(s, &metric).map(|y| (*x, y))).collect();
             if p.len() >= 2 {
-                c.series.push(Series { dash: i, marker: i, ..Series::new(named(q, runs, i), k, Draw::LineMarked, p) });
+                let bars = bars(&pts, &metric);
+                c.series.push(Series { dash: i, marker: i, bars, ..Series::new(named(q, runs, i), k, Draw::LineMarked, p) });
             }
         }
     }
@@ -143,7 +145,16 @@ pub fn percentiles(runs: &[Run], ttft: bool) -> Result<Figure, String> {
         caption.push_str(&format!(" Far above the curves, not drawn: {}.", bounds.join(", ")));
     }
     caption.push_str(&coinciding(&c));
+    caption.push_str(&bars_said(&c));
     Ok(Figure { caption, charts: vec![c] })
+}
+
+/// What a chart's error bars are, when it has any.
+fn bars_said(c: &Chart) -> String {
+    match c.series.iter().any(|s| !s.bars.is_empty()) {
+        true => " Bars: each figure's 95 % confidence interval (a figure without one could not be bounded; docs/metrics.md).".into(),
+        false => String::new(),
+    }
 }
 
 /// A sentence naming the curves drawn exactly over one another (p95 = p99 at every load
@@ -163,6 +174,12 @@ fn coinciding(c: &Chart) -> String {
             format!(" Drawn one over the other, equal at every load: {} (too few requests a stage to tell them apart).", pairs.join("; "))
         }
     }
+}
+
+/// Each stage's confidence interval of `metric`, where it has one: an error bar.
+fn bars(pts: &[(f64, &StageResult)], metric: &str) -> Vec<(f64, f64, f64)> {
+    let of = |s: &StageResult| s.ci.as_ref()?.figures.get(metric).and_then(|i| Some((i.lo?, i.hi?)));
+    pts.iter().filter_map(|(x, s)| of(s).map(|(lo, hi)| (*x, lo, hi))).collect()
 }
 
 /// Successful requests/s against load, beside the line a linear scaling from the lowest
@@ -191,7 +208,8 @@ pub fn throughput(runs: &[Run]) -> Result<Figure, String> {
                 let label = if runs.len() == 1 { name.to_string() } else { format!("{name}, {}", run.name) };
                 c.references.push((label, ideal(slope, x0, last, top * 1.5)));
             }
-            c.series.push(Series { marker: i, dash: i, ..Series::new(named("ok requests/s", runs, i), i, Draw::LineMarked, p) });
+            let bars = bars(&points(run, axis), "ok_rps");
+            c.series.push(Series { marker: i, dash: i, bars, ..Series::new(named("ok requests/s", runs, i), i, Draw::LineMarked, p) });
         }
         let on_axis = |kind: &str| (kind == "rate") == (axis == Axis::Rate);
         // A task sweep's knee and limit are its tasks': marked on the task chart.
@@ -218,7 +236,8 @@ pub fn throughput(runs: &[Run]) -> Result<Figure, String> {
                        where the two part, the server (or the client's max_in_flight) stops keeping up."
         }
     }
-    .to_string();
+    .to_string()
+        + &bars_said(&c);
     Ok(Figure { caption, charts: vec![c] })
 }
 

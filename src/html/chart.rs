@@ -53,11 +53,13 @@ pub struct Series {
     /// Fill the area under it, lightly (histograms).
     pub fill: bool,
     pub points: Vec<(f64, f64)>,
+    /// Error bars: at x, from lo to hi (a figure's confidence interval).
+    pub bars: Vec<(f64, f64, f64)>,
 }
 
 impl Series {
     pub fn new(label: impl Into<String>, colour: usize, draw: Draw, points: Vec<(f64, f64)>) -> Series {
-        Series { label: label.into(), colour, dash: 0, marker: 0, draw, fill: false, points }
+        Series { label: label.into(), colour, dash: 0, marker: 0, draw, fill: false, points, bars: Vec::new() }
     }
 }
 
@@ -136,6 +138,7 @@ fn bounds(c: &Chart) -> Result<(Range<f64>, Range<f64>), String> {
             ys.push(p.1);
         }
     }
+    ys.extend(c.series.iter().flat_map(|s| &s.bars).filter(|b| usable(b.0, log)).flat_map(|b| [b.1, b.2]).filter(|y| usable(*y, false)));
     ys.extend(c.hlines.iter().map(|h| h.0).filter(|y| usable(*y, false)));
     xs.extend(c.vlines.iter().map(|v| v.0).filter(|x| usable(*x, log)));
     xs.extend(c.spans.iter().flat_map(|s| [s.0, s.1]).filter(|x| usable(*x, log)));
@@ -303,6 +306,13 @@ where
                     chart.draw_series(DashedLineSeries::new(run.iter().copied(), 3, 5, style)).map_err(err)?;
                 }
             }
+        }
+        // Each bar a stem with a cap at both ends, 5 px either side.
+        let thin = colour.stroke_width(2);
+        for &(x, lo, hi) in s.bars.iter().filter(|b| on(&(b.0, b.1)) && on(&(b.0, b.2))) {
+            let cap = |y: f64| EmptyElement::at((x, y)) + PathElement::new(vec![(-5, 0), (5, 0)], thin);
+            chart.draw_series([PathElement::new(vec![(x, lo), (x, hi)], thin)]).map_err(err)?;
+            chart.draw_series([cap(lo), cap(hi)]).map_err(err)?;
         }
         if s.draw != Draw::Line {
             let size = if s.draw == Draw::Points { 3 } else { 5 };

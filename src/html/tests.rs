@@ -45,6 +45,31 @@ fn percentile_points_are_the_stages_figures_at_their_loads() {
 }
 
 #[test]
+fn each_percentile_has_its_confidence_interval_as_a_bar_where_it_has_one() {
+    let mut r = seed();
+    for s in &mut r.result.stages {
+        s.ci = crate::report::ci::stage_ci(s, 0.95);
+    }
+    let f = percentiles(std::slice::from_ref(&r), false).unwrap();
+    let bars = |label: &str| f.charts[0].series.iter().find(|s| s.label == label).unwrap().bars.clone();
+    let want: Vec<(f64, f64, f64)> = r
+        .result
+        .stages
+        .iter()
+        .map(|s| {
+            let i = &s.ci.as_ref().unwrap().figures["p50_ms"];
+            (f64::from(s.concurrency), i.lo.unwrap(), i.hi.unwrap())
+        })
+        .collect();
+    assert_eq!(bars("p50"), want);
+    assert!(want.iter().all(|(_, lo, hi)| lo < hi));
+    // 100 requests cannot bound a p99: no bar, and the caption says what bars are.
+    assert!(bars("p99").is_empty());
+    assert!(f.caption.contains("Bars: each figure's 95 % confidence interval"), "{}", f.caption);
+    assert!(!percentiles(&[seed()], false).unwrap().caption.contains("Bars:"), "results before intervals draw none");
+}
+
+#[test]
 fn percentile_curves_drawn_over_one_another_are_said_to_be() {
     let runs = [seed()];
     assert!(!percentiles(&runs, false).unwrap().caption.contains("one over the other"));
