@@ -88,7 +88,7 @@ async fn worker(p: Arc<Phase>) {
             p.mark_stopped_if_unfinished();
             return;
         }
-        if p.halt.is_cancelled() || p.deadline.is_some_and(|d| Instant::now() >= d) {
+        if p.halt.is_cancelled() || p.deadline().is_some_and(|d| Instant::now() >= d) {
             return;
         }
         let Some(i) = p.take_number() else { return };

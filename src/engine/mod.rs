@@ -87,6 +87,23 @@ pub struct Engine {
     /// The first stage's requests, built before a common start (`prepare_first`).
     first: std::sync::Mutex<Option<crate::workload::StageRequests>>,
     before_stage: Option<BeforeStage>,
+    /// Where a stage that runs `until` its figures are known is found by the run's
+    /// watcher.
+    until: Arc<UntilHook>,
+}
+
+/// The running stage that waits for its figures (`until`), and the token its watcher
+/// cancels once they are known: the stage's window then ends, as at its deadline.
+#[derive(Debug, Default)]
+pub struct UntilHook {
+    current: std::sync::Mutex<Option<(usize, CancellationToken)>>,
+}
+
+impl UntilHook {
+    /// The stage waiting, by index, and its token.
+    pub fn current(&self) -> Option<(usize, CancellationToken)> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Done before each stage's requests, given its index (the server's prefix cache
@@ -101,7 +118,32 @@ const COOLDOWN_NUMBERS: u64 = 2 * crate::model::NUMBER_RANGE;
 
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, workload: Workload, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
-        Engine { scenario, workload, client, others: Vec::new(), events, stop, first: std::sync::Mutex::new(None), before_stage: None }
+        let first = std::sync::Mutex::new(None);
+        Engine { scenario, workload, client, others: Vec::new(), events, stop, first, before_stage: None, until: Arc::default() }
+    }
+
+    /// The hook a watcher ends `until` stages through.
+    pub fn until_hook(&self) -> Arc<UntilHook> {
+        self.until.clone()
+    }
+
+    /// A stage with `until`: its window ends once the watcher says its figures are
+    /// known (or at its deadline, `max`, as any).
+    fn watch_until(&self, index: usize, stage: &Stage, phase: &Arc<Phase>) {
+        let mut current = self.until.current.lock().unwrap_or_else(|e| e.into_inner());
+        *current = None;
+        if stage.until.is_none() {
+            return;
+        }
+        let known = CancellationToken::new();
+        *current = Some((index, known.clone()));
+        let phase = phase.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = known.cancelled() => phase.end_now(),
+                _ = phase.closed.cancelled() => {}
+            }
+        });
     }
 
     /// Stages that speak another API than the target's send through these clients.
@@ -289,6 +331,7 @@ impl Engine {
         let mut window = Phase::new(&ctx, Part::Window, (stage.warmup, end), (Some(t0), stage.duration.and_then(|d| t0.checked_add(d))));
         window.abort = self.scenario.abort_on_error_rate.map(|t| AbortWatch::for_load(t, stage.load));
         let phase = Arc::new(window);
+        self.watch_until(index, stage, &phase);
         // The cooldown stops with the window (a stop or an abort), or once its last
         // request has ended, or when its time is up.
         let cooldown = stage.cooldown.map(|len| {

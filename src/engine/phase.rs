@@ -57,7 +57,9 @@ pub(super) struct Phase {
     pub next: AtomicU64,
     /// Request numbers at or past this are not sent.
     pub end: u64,
-    pub deadline: Option<Instant>,
+    /// When it stops starting requests; an `until` brings it forward once its figures
+    /// are known.
+    deadline: Deadline,
     /// When the phase's window opens: an open loop's schedule counts from here, so its
     /// last arrival falls before the deadline however late the loop itself started.
     pub opens: Option<Instant>,
@@ -118,6 +120,35 @@ impl Tally {
     }
 }
 
+/// A phase's deadline, which may be brought forward (never back) while it runs: as
+/// nanoseconds after `base` (u64::MAX: none), read on every request without a lock.
+struct Deadline {
+    base: Instant,
+    at: AtomicU64,
+    moved: tokio::sync::Notify,
+}
+
+impl Deadline {
+    fn new(at: Option<Instant>) -> Deadline {
+        let base = Instant::now();
+        let nanos = at.map_or(u64::MAX, |d| d.saturating_duration_since(base).as_nanos().min(u128::from(u64::MAX - 1)) as u64);
+        Deadline { base, at: AtomicU64::new(nanos), moved: tokio::sync::Notify::new() }
+    }
+
+    fn get(&self) -> Option<Instant> {
+        match self.at.load(Ordering::Acquire) {
+            u64::MAX => None,
+            n => Some(self.base + std::time::Duration::from_nanos(n)),
+        }
+    }
+
+    fn bring_forward(&self, to: Instant) {
+        let n = to.saturating_duration_since(self.base).as_nanos().min(u128::from(u64::MAX - 1)) as u64;
+        self.at.fetch_min(n, Ordering::AcqRel);
+        self.moved.notify_waiters();
+    }
+}
+
 impl Phase {
     /// Request numbers `first..end`, in the window `opens..deadline` (either open-ended).
     pub fn new(ctx: &Arc<StageCtx>, part: Part, (first, end): (u64, u64), (opens, deadline): (Option<Instant>, Option<Instant>)) -> Phase {
@@ -126,7 +157,7 @@ impl Phase {
             part,
             next: AtomicU64::new(first),
             end,
-            deadline,
+            deadline: Deadline::new(deadline),
             opens,
             gauges: Gauges::default(),
             halt: ctx.stop.soft.child_token(),
@@ -142,12 +173,12 @@ impl Phase {
     /// Whether a session's turn or a task due at `at` may start: one due inside the
     /// window is sent however late a slot let it start, as any open-loop arrival is.
     pub fn may_start(&self, at: Instant) -> bool {
-        !self.ctx.stop.soft.is_cancelled() && !self.halt.is_cancelled() && self.numbers_left() > 0 && self.deadline.is_none_or(|d| at < d)
+        !self.ctx.stop.soft.is_cancelled() && !self.halt.is_cancelled() && self.numbers_left() > 0 && self.deadline().is_none_or(|d| at < d)
     }
 
     /// Whether the phase's own limits (count or deadline) are reached.
     pub fn exhausted(&self) -> bool {
-        self.numbers_left() == 0 || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.numbers_left() == 0 || self.deadline().is_some_and(|d| Instant::now() >= d)
     }
 
     /// Request numbers not yet taken.
@@ -165,7 +196,7 @@ impl Phase {
     /// ran out first (an open loop's dispatcher stops up to one gap before the deadline).
     pub fn close(&self) {
         let now = Instant::now();
-        let at = match self.deadline {
+        let at = match self.deadline() {
             Some(d) if self.numbers_left() > 0 => d,
             _ => now,
         };
@@ -189,11 +220,31 @@ impl Phase {
         self.drained.cancel();
     }
 
-    /// Resolves when the phase's deadline passes; never, without one.
+    /// When it stops starting requests, if it does.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.get()
+    }
+
+    /// Its window ends now, as if its deadline were now (an `until` met).
+    pub fn end_now(&self) {
+        self.deadline.bring_forward(Instant::now());
+    }
+
+    /// Resolves when the phase's deadline passes (brought forward or not); never,
+    /// without one.
     pub async fn deadline_passed(&self) {
-        match self.deadline {
-            Some(d) => tokio::time::sleep_until(d.into()).await,
-            None => std::future::pending().await,
+        loop {
+            let moved = self.deadline.moved.notified();
+            tokio::pin!(moved);
+            // Registered before the deadline is read: a move between them is not missed.
+            moved.as_mut().enable();
+            match self.deadline() {
+                Some(d) => tokio::select! {
+                    _ = tokio::time::sleep_until(d.into()) => return,
+                    _ = moved => {}
+                },
+                None => moved.await,
+            }
         }
     }
 

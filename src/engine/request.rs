@@ -77,14 +77,14 @@ pub(super) async fn run_request(p: &Phase, i: u64, spec: RequestSpec, due: Optio
     let weight = ctx.tpm_max_tokens.map_or(1, |max| input_tokens() + spec.output_tokens.map_or(max, u64::from));
     let mut att = Attempts { ramp: p.part == Part::Warmup && i >= super::RAMP_NUMBERS, ..Attempts::default() };
     // A request whose slot falls past the deadline is never started, so never counted.
-    if !slot(p, weight, p.deadline, &mut att, cancel).await {
+    if !slot(p, weight, p.deadline(), &mut att, cancel).await {
         // A task's member its step no longer needs: not sent, the task goes on.
         if cancel.is_some_and(CancellationToken::is_cancelled) {
             return not_sent(true);
         }
         // Request i was taken but never sent: a stop before the deadline left work
         // undone, whatever `next` says.
-        if ctx.stop.soft.is_cancelled() && p.deadline.is_none_or(|d| Instant::now() < d) {
+        if ctx.stop.soft.is_cancelled() && p.deadline().is_none_or(|d| Instant::now() < d) {
             p.tally.cut_short();
         } else if due.is_some() && spec.turn.is_none_or(|k| k == 0) && !p.halt.is_cancelled() {
             // An arrival the rate limiter had no slot for before the window closed:
@@ -249,7 +249,7 @@ async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut 
         };
         att.last = rec.latency;
         // Retries may start this long after the window closes; later ones are not sent.
-        let retry_deadline = p.deadline.map(|d| d + ctx.retry.after_window);
+        let retry_deadline = p.deadline().map(|d| d + ctx.retry.after_window);
         let Some(kind) = retry::retry_kind(&ctx.retry, rec.outcome, att.earlier.len() + 1) else {
             // From the first send: with retries, the user waited for all of them.
             return finish(rec, t - first_send);

@@ -134,7 +134,7 @@ impl Scheduler {
     /// numbers run out, or a stop or an abort.
     pub async fn reach(&self, due: Instant, wake: Instant) -> Option<Option<u64>> {
         let p = &self.p;
-        if p.deadline.is_some_and(|d| due >= d) || p.numbers_left() == 0 || p.halt.is_cancelled() {
+        if p.deadline().is_some_and(|d| due >= d) || p.numbers_left() == 0 || p.halt.is_cancelled() {
             return None;
         }
         // The timer only when the arrival is ahead: at high rates several are due per
@@ -144,6 +144,10 @@ impl Scheduler {
                 biased;
                 _ = p.halt.cancelled() => return None,
                 _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            // An `until` met while it slept brought the deadline forward.
+            if p.deadline().is_some_and(|d| due >= d) {
+                return None;
             }
         }
         match self.cost {
@@ -223,7 +227,7 @@ impl Scheduler {
     /// traces too, before the turns in flight end: the stop cut the schedule).
     pub fn count_unreached(&self, rest: impl Iterator<Item = Instant>) {
         let p = &self.p;
-        if let Some(d) = p.deadline
+        if let Some(d) = p.deadline()
             && !p.halt.is_cancelled()
             && p.numbers_left() > 0
         {

@@ -122,7 +122,7 @@ async fn task(p: &Phase, run: &TaskRun, i: u64, due: Option<Instant>) -> bool {
             progress.done.failed_at = Some((k as u32, why));
             // A stop, or a request the window's end left unsent, is no failure of the
             // task's own.
-            let past = p.deadline.is_some_and(|d| Instant::now() >= d) && why == "cancelled";
+            let past = p.deadline().is_some_and(|d| Instant::now() >= d) && why == "cancelled";
             progress.done.cut = p.ctx.stop.soft.is_cancelled() || p.halt.is_cancelled() || !going_on || past;
             break;
         }

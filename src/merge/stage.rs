@@ -251,6 +251,8 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         series,
         histograms: m.h,
         ci: None,
+        // Each shard stopped at its own time: the merged figures are judged again.
+        until: None,
         ..first.clone()
     };
     // Formed again from the merged seconds and histograms, never averaged.

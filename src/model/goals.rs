@@ -1,5 +1,5 @@
-//! What a stage is held to: service-level objectives (goodput) and client-side rate
-//! limits.
+//! What a stage is held to: service-level objectives (goodput), client-side rate
+//! limits, and the precision it runs until (`until`).
 
 use std::time::Duration;
 
@@ -34,6 +34,29 @@ impl Slo {
         let ok = |limit: Option<Duration>, v: Option<Duration>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
         ok(self.e2e, Some(e2e)) && ok(self.ttft, ttft) && ok(self.itl, itl)
     }
+}
+
+/// A stage that runs until its figures are known: every goal's interval at most
+/// `within` of its figure, or `max` of window.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UntilSpec {
+    pub goals: Vec<Until>,
+    #[serde(serialize_with = "ser_secs", rename = "max_s")]
+    pub max: Duration,
+}
+
+/// One figure's precision: its `confidence` interval's half-width (the wider side) at
+/// most `within` (a share) of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Until {
+    /// A figure of the threshold vocabulary that has an interval (`p99_ms`, `ok_rps`, …).
+    pub metric: String,
+    pub within: f64,
+    pub confidence: f64,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

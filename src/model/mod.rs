@@ -13,7 +13,7 @@ mod shard;
 pub mod threshold;
 
 pub use counted::{TokenSource, TokenSources};
-pub use goals::{RateLimit, Slo};
+pub use goals::{RateLimit, Slo, Until, UntilSpec};
 pub use record::{
     CheckFailure, FailureKind, FinishReason, FinishReasons, MAX_RETRY_AFTER, Outcome, RequestRecord, ServerTimings, ToolCall, ToolFault,
     Uncounted, Usage,

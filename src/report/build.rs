@@ -205,7 +205,7 @@ impl RunResult {
                 .collect(),
             sweep: None,
             cost: None,
-            definitions: definitions(),
+            definitions: super::definitions(),
             verdict: None,
             generator: meta.generator.map(|g| GeneratorInfo {
                 cores: g.cores,
@@ -354,6 +354,7 @@ impl StageResult {
             series: Vec::new(),
             histograms: Histograms::default(),
             ci: None,
+            until: None,
         }
     }
 }

@@ -136,3 +136,85 @@ fn full_seconds(s: &StageResult) -> Vec<&SecondStats> {
     let to = from + s.wall_time_s;
     s.series.iter().filter(|x| f64::from(x.t_s) >= from && f64::from(x.t_s) + 1.0 <= to).collect()
 }
+
+/// How a stage that ran `until` its figures were known ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UntilResult {
+    /// Every goal's interval was within its share before `max`.
+    pub converged: bool,
+    /// When it was: seconds into the window, and requests started by then.
+    pub after_s: Option<f64>,
+    pub requests: Option<u64>,
+    pub max_s: f64,
+    /// By figure: the share asked for, and the one its final interval reached (null:
+    /// unbounded).
+    pub figures: BTreeMap<String, UntilFigure>,
+    /// In words: "converged after 74 s, 21,480 requests" or "did not converge in 10 m:
+    /// p99_ms ±7.9 %".
+    pub said: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UntilFigure {
+    pub within: f64,
+    pub confidence: f64,
+    pub reached: Option<f64>,
+}
+
+/// Each goal's interval, as `s`'s figures give it now: the share its half-width is of
+/// the figure (None: unbounded, or the figure unknown). `batched`: only an interval of
+/// batch means counts — a stage is not ended on one that takes its requests as
+/// independent.
+pub fn reached(s: &StageResult, spec: &crate::model::UntilSpec, batched: bool) -> Vec<Option<f64>> {
+    let mut by_level: Vec<(f64, Option<StageCi>)> = Vec::new();
+    spec.goals
+        .iter()
+        .map(|g| {
+            let ci = match by_level.iter().find(|(l, _)| *l == g.confidence) {
+                Some((_, ci)) => ci.clone(),
+                None => {
+                    let ci = stage_ci(s, g.confidence);
+                    by_level.push((g.confidence, ci.clone()));
+                    ci
+                }
+            };
+            let batch_means = |i: &&Interval| !batched || i.method.as_deref() == Some("batch_means");
+            ci.and_then(|c| c.figures.get(&g.metric).filter(batch_means).and_then(Interval::relative))
+        })
+        .collect()
+}
+
+/// Whether every goal is met by what `reached` said.
+pub fn converged(spec: &crate::model::UntilSpec, reached: &[Option<f64>]) -> bool {
+    spec.goals.iter().zip(reached).all(|(g, r)| r.is_some_and(|r| r <= g.within))
+}
+
+/// The stage's `until` verdict from its final figures; `when`: the seconds into the
+/// window and requests started when every goal was met, if they were.
+pub fn until_result(s: &StageResult, spec: &crate::model::UntilSpec, when: Option<(f64, u64)>) -> UntilResult {
+    let reached = reached(s, spec, false);
+    let figures = spec
+        .goals
+        .iter()
+        .zip(&reached)
+        .map(|(g, r)| (g.metric.clone(), UntilFigure { within: g.within, confidence: g.confidence, reached: *r }))
+        .collect();
+    let max_s = spec.max.as_secs_f64();
+    let said = match when {
+        Some((after, n)) => format!("converged after {}, {n} requests", super::fmt_secs(after)),
+        None => {
+            let short: Vec<String> = spec
+                .goals
+                .iter()
+                .zip(&reached)
+                .filter(|(g, r)| !r.is_some_and(|r| r <= g.within))
+                .map(|(g, r)| match r {
+                    Some(r) => format!("{} ±{:.1} % (asked ±{:.0} %)", g.metric, r * 100.0, g.within * 100.0),
+                    None => format!("{} unbounded", g.metric),
+                })
+                .collect();
+            format!("did not converge in {}: {}", super::fmt_secs(s.wall_time_s.min(max_s).max(0.0)), short.join(", "))
+        }
+    };
+    UntilResult { converged: when.is_some(), after_s: when.map(|w| w.0), requests: when.map(|w| w.1), max_s, figures, said }
+}

@@ -5,6 +5,7 @@
 
 mod build;
 pub mod ci;
+mod definitions;
 mod dists;
 mod grid;
 pub mod images;
@@ -22,6 +23,7 @@ mod text;
 use std::path::Path;
 
 pub use build::{LaunchMeta, RunMeta};
+pub use definitions::definitions;
 pub use dists::{Dist, Histograms};
 pub use grid::{Format, fig, grid};
 pub use items::{ItemsResult, SizeResult, ToolCallsResult, items, tool_calls, unit_of};

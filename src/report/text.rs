@@ -53,6 +53,11 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format, c
         text.push('\n');
         text.push_str(&tasks);
     }
+    let until = until_notes(&result.stages);
+    if !until.is_empty() {
+        text.push('\n');
+        text.push_str(&until);
+    }
     let by_size = items_notes(&result.stages);
     if !by_size.is_empty() {
         text.push('\n');
@@ -91,6 +96,17 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format, c
         text.push_str(&format!("\nnote: {s}\n"));
     }
     text
+}
+
+/// A line per stage that ran `until` its figures were known: what it waited for, and
+/// whether it converged ("until p99_ms ±5 %: converged after 74 s, 21480 requests").
+fn until_notes(stages: &[StageResult]) -> String {
+    let mut out = String::new();
+    for (s, u) in stages.iter().filter_map(|s| s.until.as_ref().map(|u| (s, u))) {
+        let goals: Vec<String> = u.figures.iter().map(|(m, f)| format!("{m} ±{} %", f.within * 100.0)).collect();
+        out.push_str(&format!("{}: until {}: {}\n", s.name, goals.join(", "), u.said));
+    }
+    out
 }
 
 /// Embeddings and rerank: a stage's median latency by how many texts its requests

@@ -4,6 +4,7 @@
 mod contract;
 mod server;
 mod target;
+mod until;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -137,8 +138,11 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let (endpoints, note) = server_endpoints(&scenario, &opts.server_metrics, &target, &opts.notes).await?;
     let scrapes =
         Scrapes::start(endpoints, scenario.target.insecure, snapshots.clone(), Some(server_events)).map_err(RunError::ServerMetrics)?;
+    let converged = until::Converged::default();
+    let until = tokio::spawn(until::watch(scenario.clone(), engine.until_hook(), snapshots.clone(), converged.clone()));
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let end = engine.run().await;
+    until.abort();
     let server_read = ServerRead { scraped: scrapes.finish().await, note };
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
@@ -177,7 +181,8 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         server_metrics: Some(server_read).filter(|r| !r.scraped.is_empty() || r.note.is_some()),
         prefix_resets: resets.map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default(),
     };
-    let result = RunResult::build(&scenario, &stages, meta);
+    let mut result = RunResult::build(&scenario, &stages, meta);
+    until::annotate(&mut result, &scenario, &converged);
     drop(target);
     Ok(RunOutcome { result, interrupted: end.interrupted, aborted: end.aborted })
 }

@@ -368,6 +368,8 @@ pub struct StageFile {
     pub cooldown: Option<Spanned<DurationValue>>,
     pub requests: Option<NonZeroU64>,
     pub duration: Option<Spanned<DurationValue>>,
+    /// Run until these figures are known this precisely (a table, or a list of them).
+    pub until: Option<Spanned<toml::Value>>,
     pub model: Option<String>,
     /// The API this stage speaks instead of `target.api`.
     pub api: Option<crate::model::Api>,
@@ -416,6 +418,8 @@ pub struct SweepFile {
     pub slo_quantile: Option<f64>,
     /// A `[[task]]` each point runs: its load is tasks in flight or arriving per second.
     pub task: Option<Spanned<String>>,
+    /// Each point runs until these figures are known this precisely.
+    pub until: Option<Spanned<toml::Value>>,
 }
 
 /// Retries of failed requests; off unless `max_attempts` > 1.

@@ -19,6 +19,7 @@ mod synthetic;
 mod task;
 mod tools;
 mod trace;
+pub mod until;
 mod validate;
 mod validate_stage;
 

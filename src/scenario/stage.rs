@@ -19,6 +19,10 @@ pub struct Stage {
     pub requests: Option<u64>,
     #[serde(serialize_with = "ser_opt_secs", rename = "duration_s")]
     pub duration: Option<Duration>,
+    /// Runs until these figures' intervals are this narrow (`duration` is then its
+    /// `max`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<crate::model::UntilSpec>,
     /// Model override for this stage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,

@@ -138,6 +138,13 @@ pub(super) fn sweep_stages(
     if f.task.is_some() && f.cooldown.is_some() {
         bad("cooldown is not for task sweeps yet".into());
     }
+    if let Some(u) = &f.until {
+        if f.requests.is_some() || f.duration.is_some() {
+            p.at(Some(u.span()), "sweep: until ends each point (at its max at the latest): give no requests or duration too");
+        }
+        template.until = super::until::until(u, "sweep", p);
+        template.duration = template.duration.or(template.until.as_ref().map(|u| u.max));
+    }
     let task = f.task.as_ref().map(|t| {
         template.task = d.tasks.iter().find(|d| d.name == *t.get_ref()).cloned();
         template.max_requests_in_flight = f.max_in_flight.map(|m| m.get());
@@ -181,8 +188,8 @@ fn check_every(f: &SweepFile, kind: SweepKind, bad: &mut dyn FnMut(String)) -> (
     if f.max_in_flight.is_some_and(|m| m.get() > MAX_CONCURRENCY) {
         bad(format!("max_in_flight must be at most {MAX_CONCURRENCY}"));
     }
-    if f.requests.is_none() && f.duration.is_none() {
-        bad("give `requests` or `duration` for each point".into());
+    if f.requests.is_none() && f.duration.is_none() && f.until.is_none() {
+        bad("give `requests`, `duration` or `until` for each point".into());
     }
     if f.duration.is_some_and(|d| d.0.is_zero()) {
         bad("duration must be greater than zero".into());
@@ -258,6 +265,7 @@ fn template(f: &SweepFile, kind: SweepKind, arrival: Arrival, d: &Defaults<'_>) 
         },
         requests: f.requests.map(|n| n.get()),
         duration: f.duration.map(|d| d.0),
+        until: None,
         model: None,
         warmup: f.warmup,
         ramp: None,

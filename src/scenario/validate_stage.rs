@@ -65,17 +65,7 @@ pub(super) fn stages(
         if !names.insert(name.clone()) {
             p.at(Some(span.clone()), format!("stage {}: name {name:?} is used twice; stage names label the results", i + 1));
         }
-        let duration = match &s.duration {
-            Some(d) if d.get_ref().0.is_zero() => {
-                p.at(Some(d.span()), format!("stage {name:?}: duration must be greater than zero"));
-                None
-            }
-            Some(d) => Some(d.get_ref().0),
-            None => None,
-        };
-        if s.requests.is_none() && s.duration.is_none() && replay.is_none() {
-            p.at(Some(span.clone()), format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"));
-        }
+        let (duration, until) = length(&s, (&name, &span), replay.is_some(), p);
         if let Some(m) = &s.model
             && m.trim().is_empty()
         {
@@ -137,6 +127,7 @@ pub(super) fn stages(
             load,
             requests,
             duration,
+            until,
             model: s.model,
             warmup: s.warmup,
             ramp,
@@ -153,6 +144,33 @@ pub(super) fn stages(
         });
     }
     (stages, names)
+}
+
+/// How long a stage runs: its `duration` (or `until`'s `max`) and its `until`; a stage
+/// given no length at all (a trace's is its own) is said to need one.
+fn length(
+    s: &StageFile,
+    (name, span): (&str, &Range<usize>),
+    replay: bool,
+    p: &mut Problems<'_>,
+) -> (Option<std::time::Duration>, Option<crate::model::UntilSpec>) {
+    let until = s.until.as_ref().and_then(|u| super::until::until(u, &format!("stage {name:?}"), p));
+    if let (Some(u), true) = (&s.until, s.requests.is_some() || s.duration.is_some()) {
+        let why = "until ends the stage (at its max at the latest): give no requests or duration too";
+        p.at(Some(u.span()), format!("stage {name:?}: {why}"));
+    }
+    let duration = match &s.duration {
+        Some(d) if d.get_ref().0.is_zero() => {
+            p.at(Some(d.span()), format!("stage {name:?}: duration must be greater than zero"));
+            None
+        }
+        Some(d) => Some(d.get_ref().0),
+        None => until.as_ref().map(|u| u.max),
+    };
+    if s.requests.is_none() && s.duration.is_none() && !replay && s.until.is_none() {
+        p.at(Some(span.clone()), format!("stage {name:?}: give `requests` or `duration` (or both; the first reached ends the stage)"));
+    }
+    (duration, until)
 }
 
 /// The `[[task]]` a stage's `task` names; one that is not defined is reported, and so
