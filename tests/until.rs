@@ -69,7 +69,10 @@ fn what_until_does_not_go_with_is_one_located_line() {
 
 #[test]
 fn a_sweep_runs_each_point_until_it_is_known() {
-    let (_, v) = run_headless(&format!("{MOCK}[sweep]\nconcurrency = [1, 4]\nuntil = {{ metric = \"p50_ms\", within = \"5%\", max = \"40s\" }}\n"), &[]);
+    let (_, v) = run_headless(
+        &format!("{MOCK}[sweep]\nconcurrency = [1, 4]\nuntil = {{ metric = \"p50_ms\", within = \"5%\", max = \"40s\" }}\n"),
+        &[],
+    );
     for s in v["stages"].as_array().unwrap() {
         let u = &s["until"];
         assert_eq!(u["converged"], true, "{}: {u}", s["name"]);

@@ -82,6 +82,18 @@ impl WordPool {
     /// starts with that id's run of words, then words drawn from `rng`. Returns the text
     /// and its count (which is `tokens` but for a tokenizer that defeats every fix-up).
     pub fn text(&self, tokens: u32, id: Option<u64>, rng: &mut StdRng) -> (String, u64) {
+        self.fitted(tokens, id, rng, false)
+    }
+
+    /// [`text`](Self::text) without its leading space (a document sent as a string of
+    /// its own), counted as it is sent: its first word alone may be two tokens.
+    pub fn document(&self, tokens: u32, id: Option<u64>, rng: &mut StdRng) -> (String, u64) {
+        self.fitted(tokens, id, rng, true)
+    }
+
+    /// The words fitted to `tokens`, counted with or without (`trim`) the leading space.
+    fn fitted(&self, tokens: u32, id: Option<u64>, rng: &mut StdRng, trim: bool) -> (String, u64) {
+        let count = |t: &str| self.tokenizer.count(if trim { t.trim_start() } else { t });
         let want = u64::from(tokens);
         let mut text = String::with_capacity(tokens as usize * 7);
         if id.is_some() && tokens as usize >= ID_WORDS {
@@ -89,26 +101,29 @@ impl WordPool {
         }
         let have = text.split(' ').filter(|w| !w.is_empty()).count();
         self.random_words(rng, (tokens as usize).saturating_sub(have), &mut text);
-        let mut count = self.tokenizer.count(&text);
+        let mut n = count(&text);
         // Each word is one token, so the count misses only by what the joins and the
         // text's start do (a SentencePiece prefix space, a normaliser): a few words.
         for _ in 0..8 {
-            if count == want {
+            if n == want {
                 break;
             }
-            if count < want {
-                self.random_words(rng, (want - count) as usize, &mut text);
+            if n < want {
+                self.random_words(rng, (want - n) as usize, &mut text);
             } else {
-                for _ in 0..(count - want) {
+                for _ in 0..(n - want) {
                     match text.rfind(' ') {
                         Some(0) | None => text.clear(),
                         Some(i) => text.truncate(i),
                     }
                 }
             }
-            count = self.tokenizer.count(&text);
+            n = count(&text);
         }
-        (text, count)
+        if trim {
+            text = text.trim_start().to_string();
+        }
+        (text, n)
     }
 }
 

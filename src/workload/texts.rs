@@ -78,8 +78,8 @@ impl Corpus {
         let mut docs = Vec::with_capacity(CORPUS);
         let mut bytes = 0;
         while docs.len() < CORPUS && (bytes < CORPUS_BYTES || docs.is_empty()) {
-            let (text, n) = pool.text(lengths.sample(&mut rng), Some(docs.len() as u64), &mut rng);
-            let json = serde_json::to_string(text.trim_start()).expect("a string serializes");
+            let (text, n) = pool.document(lengths.sample(&mut rng), Some(docs.len() as u64), &mut rng);
+            let json = serde_json::to_string(&text).expect("a string serializes");
             bytes += json.len();
             docs.push((json, n));
         }
@@ -202,6 +202,20 @@ mod tests {
         let sizes: Vec<u32> = (0..50).map(|i| drawn.prompt(&prompts, 1, i).items.unwrap()).collect();
         assert!(sizes.iter().all(|n| (2..=9).contains(n)) && sizes.iter().any(|&n| n != sizes[0]), "{sizes:?}");
         assert_eq!(drawn.prompt(&prompts, 1, 7).json.get(), drawn.prompt(&prompts, 1, 7).json.get());
+    }
+
+    #[test]
+    fn every_document_of_a_corpus_is_its_length_as_sent() {
+        // Sent as strings of their own, without the leading space a prompt's words
+        // have: a first word that is two tokens alone must not make one 21 of 20.
+        let tok = Tokenizer::o200k();
+        let pool = WordPool::new(&tok).unwrap();
+        let corpus = Corpus::build(&pool, &Dist::Fixed(20), 0, 0);
+        assert_eq!(corpus.docs.len(), CORPUS);
+        for (json, n) in &corpus.docs {
+            let text: String = serde_json::from_str(json).unwrap();
+            assert_eq!((tok.count(&text), *n), (20, 20), "{text:?}");
+        }
     }
 
     #[test]
