@@ -73,8 +73,7 @@ const QUANTILES: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.95, "p95"), 
 /// The stage's intervals at `level`; None for a stage that measured nothing.
 pub fn stage_ci(s: &StageResult, level: f64) -> Option<StageCi> {
     s.latency_ms.as_ref()?;
-    let window = window_seconds(s);
-    let full = full_seconds(s);
+    let (window, full) = (seconds(s, false), seconds(s, true));
     let mut figures = BTreeMap::new();
     let kinds: [Kind<'_>; 3] = [
         ("", &s.histograms.e2e_us, |x| &x.e2e_us),
@@ -123,18 +122,17 @@ fn percentile(lat: &Latency, seconds: &[hdrhistogram::Histogram<u64>], p: f64, l
     }
 }
 
-/// The window's seconds (with whatever of them it measured).
-fn window_seconds(s: &StageResult) -> Vec<&SecondStats> {
+/// The window's seconds: every one it touched (a percentile's batches, whatever of
+/// them it measured), or (`whole`) those wholly inside it — a rate's batches, where a
+/// part-second would read as a slow one.
+fn seconds(s: &StageResult, whole: bool) -> Vec<&SecondStats> {
     let from = s.window_offset_s.unwrap_or(0.0);
     let to = from + s.wall_time_s;
-    s.series.iter().filter(|x| f64::from(x.t_s) + 1.0 > from && f64::from(x.t_s) < to).collect()
-}
-
-/// The window's whole seconds: a rate's batches (a part-second would read as a slow one).
-fn full_seconds(s: &StageResult) -> Vec<&SecondStats> {
-    let from = s.window_offset_s.unwrap_or(0.0);
-    let to = from + s.wall_time_s;
-    s.series.iter().filter(|x| f64::from(x.t_s) >= from && f64::from(x.t_s) + 1.0 <= to).collect()
+    let inside = |t: f64| match whole {
+        true => t >= from && t + 1.0 <= to,
+        false => t + 1.0 > from && t < to,
+    };
+    s.series.iter().filter(|x| inside(f64::from(x.t_s))).collect()
 }
 
 /// How a stage that ran `until` its figures were known ended.
@@ -166,7 +164,8 @@ pub struct UntilFigure {
 /// batch means counts — a stage is not ended on one that takes its requests as
 /// independent.
 pub fn reached(s: &StageResult, spec: &crate::model::UntilSpec, batched: bool) -> Vec<Option<f64>> {
-    let mut by_level: Vec<(f64, Option<StageCi>)> = Vec::new();
+    // The stage's own intervals where their level is the goal's: not formed twice.
+    let mut by_level: Vec<(f64, Option<StageCi>)> = s.ci.iter().map(|c| (c.level, Some(c.clone()))).collect();
     spec.goals
         .iter()
         .map(|g| {

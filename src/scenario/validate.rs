@@ -171,7 +171,11 @@ fn lists_fanned(
 ) {
     let with_prompts = stages.iter_mut().enumerate().map(|(k, s)| (s, own.get(k).and_then(Option::as_ref).unwrap_or(prompts)));
     for (s, from) in with_prompts.chain(template.map(|t| (t, prompts))) {
-        let Some(task) = &s.task else { continue };
+        let Some(task) =
+            s.task.as_ref().filter(|t| t.steps.iter().any(|k| matches!(k.fan_out, crate::workload::task::FanOut::Field { .. })))
+        else {
+            continue;
+        };
         let mut def = (**task).clone();
         let mut said: Vec<String> = Vec::new();
         for step in &mut def.steps {
