@@ -429,6 +429,12 @@ pub struct MockArgs {
     /// Length of a stall, ms.
     #[arg(long, default_value_t = MockConfig::default().stall_ms)]
     pub stall_ms: f64,
+    /// A cold start: the first token waits up to this many ms more at the start,
+    /// falling linearly to none over --cold-s seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub cold_ms: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub cold_s: f64,
     /// Fraction of requests that drip: tokens, or 16-byte body pieces, --drip-ms apart.
     #[arg(long, default_value_t = 0.0)]
     pub drip_rate: f64,
@@ -491,6 +497,8 @@ impl MockArgs {
             disconnect_rate: self.disconnect_rate,
             stall_rate: self.stall_rate,
             stall_ms: self.stall_ms,
+            cold_ms: self.cold_ms,
+            cold_s: self.cold_s,
             drip_rate: self.drip_rate,
             drip_ms: self.drip_ms,
             capacity: self.capacity,

@@ -30,5 +30,6 @@ pub mod run;
 pub mod scenario;
 pub mod servermetrics;
 pub mod stats;
+pub mod trend;
 pub mod tui;
 pub mod workload;

@@ -158,11 +158,20 @@ mod end_to_end {
             assert_schema_valid(&v);
             let s = &v["stages"][0];
             assert!(count(&s["ci"]["seconds"]) >= 10, "{}", s["ci"]);
-            for name in ["p50_ms", "p99_ms", "ttft_p50_ms", "itl_p50_ms", "ok_rps", "output_tps", "error_rate"] {
+            for name in ["p50_ms", "p90_ms", "ttft_p50_ms", "itl_p50_ms", "ok_rps", "output_tps", "error_rate"] {
                 let f = figure(s, name);
                 assert_eq!(f["method"], "batch_means", "{name}: {f}");
                 assert!((10..=20).contains(&count(&f["batches"])), "{name}: {f}");
                 assert!(num(&f["lo"]) <= num(&f["value"]) && num(&f["value"]) <= num(&f["hi"]), "{name}: {f}");
+            }
+            // A p99 from a loaded box's ~800 requests a shard (about 8 beyond it) may be
+            // bounded or not (CI22 saw "their batches disagree"); either way it is honest.
+            let p99 = figure(s, "p99_ms");
+            if p99["lo"].is_null() {
+                assert!(p99["why"].as_str().unwrap().contains("beyond the p99"), "{p99}");
+            } else {
+                assert_eq!(p99["method"], "batch_means", "{p99}");
+                assert!(num(&p99["lo"]) <= num(&p99["value"]) && num(&p99["value"]) <= num(&p99["hi"]), "{p99}");
             }
             // A steady mock: its median known within a few per cent.
             let p50 = figure(s, "p50_ms");

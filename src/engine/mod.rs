@@ -87,24 +87,46 @@ pub struct Engine {
     /// The first stage's requests, built before a common start (`prepare_first`).
     first: std::sync::Mutex<Option<crate::workload::StageRequests>>,
     before_stage: Option<BeforeStage>,
-    /// Where a stage that runs `until` its figures are known is found by the run's
-    /// watcher.
-    until: Arc<UntilHook>,
+    /// Where the run's watcher finds the part of a stage it may end early.
+    watch: Arc<WatchHook>,
 }
 
-/// The running stage that waits for its figures (`until`), and the token its watcher
-/// cancels once they are known: the stage's window then ends, as at its deadline.
+/// Which part of a stage a watcher may end: an automatic warmup once its series settle,
+/// or the window once its figures are known (`until`) or its backlog runs away
+/// (`stop_on_saturation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    Warmup,
+    Window,
+}
+
+/// The part of the running stage a watcher judges, and the token it cancels to end it
+/// (as at its deadline).
 #[derive(Debug, Default)]
-pub struct UntilHook {
-    current: std::sync::Mutex<Option<(usize, CancellationToken)>>,
+pub struct WatchHook {
+    current: std::sync::Mutex<Option<(usize, Watched, CancellationToken)>>,
+    saturated: std::sync::Mutex<std::collections::BTreeSet<usize>>,
 }
 
-impl UntilHook {
-    /// The stage waiting, by index, and its token.
-    pub fn current(&self) -> Option<(usize, CancellationToken)> {
+impl WatchHook {
+    /// The stage's index, the part watched, and its token.
+    pub fn current(&self) -> Option<(usize, Watched, CancellationToken)> {
         self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Stage `index`'s window was ended because it could not keep up (said before its
+    /// token is cancelled, so an automatic sweep reads it with the stage's figures).
+    pub fn saturated(&self, index: usize) {
+        self.saturated.lock().unwrap_or_else(|e| e.into_inner()).insert(index);
+    }
+
+    pub fn was_saturated(&self, index: usize) -> bool {
+        self.saturated.lock().unwrap_or_else(|e| e.into_inner()).contains(&index)
+    }
 }
+
+/// Longest a `warmup = "auto"` runs before the window opens anyway.
+pub const AUTO_WARMUP_MAX: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Done before each stage's requests, given its index (the server's prefix cache
 /// emptied): awaited, so the stage's first request follows it.
@@ -119,28 +141,33 @@ const COOLDOWN_NUMBERS: u64 = 2 * crate::model::NUMBER_RANGE;
 impl Engine {
     pub fn new(scenario: Arc<Scenario>, workload: Workload, client: Arc<Client>, events: mpsc::Sender<EngineEvent>, stop: Stop) -> Engine {
         let first = std::sync::Mutex::new(None);
-        Engine { scenario, workload, client, others: Vec::new(), events, stop, first, before_stage: None, until: Arc::default() }
+        Engine { scenario, workload, client, others: Vec::new(), events, stop, first, before_stage: None, watch: Arc::default() }
     }
 
-    /// The hook a watcher ends `until` stages through.
-    pub fn until_hook(&self) -> Arc<UntilHook> {
-        self.until.clone()
+    /// The hook a watcher ends parts of stages through.
+    pub fn watch_hook(&self) -> Arc<WatchHook> {
+        self.watch.clone()
     }
 
-    /// A stage with `until`: its window ends once the watcher says its figures are
-    /// known (or at its deadline, `max`, as any).
-    fn watch_until(&self, index: usize, stage: &Stage, phase: &Arc<Phase>) {
-        let mut current = self.until.current.lock().unwrap_or_else(|e| e.into_inner());
+    /// A part the watcher may end early (an automatic warmup; a window with `until` or
+    /// `stop_on_saturation`) ends once it says so, or at its deadline as any; with
+    /// `watched` None, nothing of the stage is watched from here on.
+    fn watch_part(&self, index: usize, watched: Option<Watched>, phase: &Arc<Phase>) {
+        let mut current = self.watch.current.lock().unwrap_or_else(|e| e.into_inner());
         *current = None;
-        if stage.until.is_none() {
-            return;
-        }
+        let Some(watched) = watched else { return };
         let known = CancellationToken::new();
-        *current = Some((index, known.clone()));
-        let phase = phase.clone();
+        *current = Some((index, watched, known.clone()));
+        let (phase, hook) = (phase.clone(), self.watch.clone());
         tokio::spawn(async move {
             tokio::select! {
-                _ = known.cancelled() => phase.end_now(),
+                _ = known.cancelled() => {
+                    phase.end_now();
+                    // A saturated window's backlog is dropped, not waited for.
+                    if let Some(d) = phase.dropped.as_ref().filter(|_| hook.was_saturated(index)) {
+                        d.cancel();
+                    }
+                }
                 _ = phase.closed.cancelled() => {}
             }
         });
@@ -238,7 +265,8 @@ impl Engine {
             match self.run_stage(index, &stage, true).await {
                 Ok(Some(stats)) => {
                     let (throughput, slo_met) = stats.judged();
-                    plan.record(sweep::Measured { load, throughput, slo_met });
+                    let saturated = self.watch.was_saturated(index);
+                    plan.record(sweep::Measured { load, throughput, slo_met, saturated });
                 }
                 Ok(None) => return EngineEnd { swept: ran, ..EngineEnd::default() },
                 Err(end) => return EngineEnd { swept: ran, ..end },
@@ -323,6 +351,13 @@ impl Engine {
             let warmup = Arc::new(Phase::new(&ctx, Part::Warmup, (0, stage.warmup), (None, None)));
             drive(stage.load, Parts { ramp: None, window: warmup, cooldown: None }).await;
         }
+        if stage.warmup_auto {
+            // Numbered apart, as a ramp's (which it does not go with).
+            let cap = Instant::now().checked_add(AUTO_WARMUP_MAX);
+            let warmup = Arc::new(Phase::new(&ctx, Part::Warmup, (RAMP_NUMBERS, u64::MAX), (None, cap)));
+            self.watch_part(index, Some(Watched::Warmup), &warmup);
+            drive(stage.load, Parts { ramp: None, window: warmup, cooldown: None }).await;
+        }
         // The measured window opens after the ramp, if any. Durations are capped at
         // validation, so this never overflows in practice; if it did, the stage
         // would simply run to its request count.
@@ -330,8 +365,10 @@ impl Engine {
         let end = stage.requests.map_or(u64::MAX, |n| stage.warmup.saturating_add(n));
         let mut window = Phase::new(&ctx, Part::Window, (stage.warmup, end), (Some(t0), stage.duration.and_then(|d| t0.checked_add(d))));
         window.abort = self.scenario.abort_on_error_rate.map(|t| AbortWatch::for_load(t, stage.load));
+        window.dropped = stage.stop_on_saturation.then(CancellationToken::new);
         let phase = Arc::new(window);
-        self.watch_until(index, stage, &phase);
+        let watched = (stage.until.is_some() || stage.stop_on_saturation).then_some(Watched::Window);
+        self.watch_part(index, watched, &phase);
         // The cooldown stops with the window (a stop or an abort), or once its last
         // request has ended, or when its time is up.
         let cooldown = stage.cooldown.map(|len| {

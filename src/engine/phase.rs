@@ -86,6 +86,10 @@ pub(super) struct Phase {
     /// `abort_on_error_rate`, for the measured phase: finished and failed so far, and
     /// set once the rate is passed.
     pub abort: Option<AbortWatch>,
+    /// `stop_on_saturation`: cancelled when the window is ended as saturated, and its
+    /// requests in flight are then dropped (a runaway backlog would take as long to
+    /// drain as it took to build). None elsewhere: a request waits on nothing more.
+    pub dropped: Option<CancellationToken>,
 }
 
 /// What a phase did that its stage's result reports. Relaxed throughout (see `Phase`).
@@ -167,6 +171,7 @@ impl Phase {
             ended: OnceLock::new(),
             tally: Tally::default(),
             abort: None,
+            dropped: None,
         }
     }
 

@@ -232,10 +232,15 @@ async fn attempts(p: &Phase, spec: &RequestSpec, i: u64, weight: u64, att: &mut 
         // and waiting for it would hold up the next stage. A task's member is dropped
         // when its step no longer needs it.
         let cut = async {
-            match (p.part, cancel) {
-                (Part::Cooldown, _) => p.halt.cancelled().await,
-                (_, Some(c)) => c.cancelled().await,
-                _ => std::future::pending().await,
+            match (p.part, cancel, &p.dropped) {
+                (Part::Cooldown, ..) => p.halt.cancelled().await,
+                (_, Some(c), None) => c.cancelled().await,
+                (_, Some(c), Some(d)) => tokio::select! {
+                    _ = c.cancelled() => {}
+                    _ = d.cancelled() => {}
+                },
+                (_, None, Some(d)) => d.cancelled().await,
+                (_, None, None) => std::future::pending().await,
             }
         };
         let rec = tokio::select! {

@@ -40,6 +40,8 @@ pub struct Measured {
     pub throughput: f64,
     /// With an SLO: the share of finished requests meeting it.
     pub slo_met: Option<f64>,
+    /// Stopped at saturation: its backlog grew without bound, so it is over the limit.
+    pub saturated: bool,
 }
 
 /// Chooses an automatic sweep's points one at a time from what the earlier ones
@@ -79,12 +81,14 @@ impl AutoPlan {
         if self.ran.len() >= self.auto.max_points as usize {
             return None;
         }
-        let meets = |m: &Measured| m.slo_met.zip(self.slo_quantile).is_none_or(|(met, q)| met >= q);
+        let meets = |m: &Measured| !m.saturated && m.slo_met.zip(self.slo_quantile).is_none_or(|(met, q)| met >= q);
         if self.climbing {
-            let flat = self.ran.len() >= 2 && {
-                let prev = self.ran[self.ran.len() - 2];
-                growth_per_doubling(prev.load, prev.throughput, last.load, last.throughput) < self.knee_gain
-            };
+            // A point that could not keep up is past the knee whatever it served.
+            let flat = last.saturated
+                || self.ran.len() >= 2 && {
+                    let prev = self.ran[self.ran.len() - 2];
+                    growth_per_doubling(prev.load, prev.throughput, last.load, last.throughput) < self.knee_gain
+                };
             // Judged on the top rung: one noisy point lower down does not end the climb.
             let broken = !meets(last);
             // Once the SLO is broken, points are kept for the bisection.
@@ -164,7 +168,12 @@ mod tests {
     fn server(slots: f64, service: f64, e2e_limit: f64) -> impl Fn(f64) -> Measured {
         move |n: f64| {
             let e2e = service * (n / slots).ceil();
-            Measured { load: n, throughput: n.min(slots) / service, slo_met: Some(if e2e <= e2e_limit { 1.0 } else { 0.0 }) }
+            Measured {
+                load: n,
+                throughput: n.min(slots) / service,
+                slo_met: Some(if e2e <= e2e_limit { 1.0 } else { 0.0 }),
+                saturated: false,
+            }
         }
     }
 
@@ -201,7 +210,7 @@ mod tests {
     #[test]
     fn the_ladder_climbs_past_the_plateau_until_the_slo_breaks_and_stops_at_max() {
         // Throughput flat from the start, the SLO never broken: climbs to max.
-        let flat = |n: f64| Measured { load: n, throughput: 5.0, slo_met: Some(1.0) };
+        let flat = |n: f64| Measured { load: n, throughput: 5.0, slo_met: Some(1.0), saturated: false };
         let plan = AutoPlan::new(SweepKind::Concurrency, auto(2.0, 20.0, 16), 0.1, Some(0.99));
         assert_eq!(run_plan(plan, flat), [2.0, 4.0, 8.0, 16.0]);
         // Still growing at max: no knee, no bisection needed (the SLO holds).
@@ -230,7 +239,8 @@ mod tests {
     #[test]
     fn a_rate_sweep_bisects_to_its_precision_in_round_figures() {
         // Open loop against 20/s: served in full up to 20/s, the queue grows above it.
-        let measure = |r: f64| Measured { load: r, throughput: r.min(20.0), slo_met: Some(if r <= 20.0 { 1.0 } else { 0.0 }) };
+        let measure =
+            |r: f64| Measured { load: r, throughput: r.min(20.0), slo_met: Some(if r <= 20.0 { 1.0 } else { 0.0 }), saturated: false };
         let plan = AutoPlan::new(SweepKind::Rate, auto(2.5, 1e6, 20), 0.1, Some(0.99));
         let loads = run_plan(plan, measure);
         // 20 → 40 is flat and 40 breaks the SLO: the ladder ends there.

@@ -276,10 +276,21 @@ pub fn seconds(runs: &[Run], name: &str) -> Result<Figure, String> {
         }
     }
     let charts: Vec<Chart> = [rate, flight, p99].into_iter().filter(|c| !c.series.is_empty()).collect();
-    let caption = format!(
+    let mut caption = format!(
         "Stage “{name}”, second by second: requests that ended in each second (ok, and errors when there were any), the most requests \
          in flight, and the p99 of that second's successful requests. Shaded seconds are outside the measured window (warmup, ramp, cooldown)."
     );
+    // What the run's watcher found, in its words.
+    for (_, _, s) in &here {
+        for said in
+            [s.warmup_said.as_ref().map(|w| format!("Warmup found: {w}.")), s.saturated.as_ref().map(|x| format!("Saturated: {}.", x.said))]
+                .into_iter()
+                .flatten()
+        {
+            caption.push(' ');
+            caption.push_str(&said);
+        }
+    }
     Ok(Figure { caption, charts })
 }
 
@@ -302,7 +313,8 @@ fn spans(s: &StageResult) -> Vec<(f64, f64, String)> {
     };
     let mut out = Vec::new();
     if open > 0.05 && s.warmup_requests > 0 {
-        out.push((0.0, open, " warmup, ramp".to_string()));
+        let what = if s.warmup_detected_s.is_some() { " warmup (auto)" } else { " warmup, ramp" };
+        out.push((0.0, open, what.to_string()));
     }
     if close < end - 0.05 && s.cooldown_requests > 0 {
         out.push((close, end, " cooldown".to_string()));

@@ -251,8 +251,9 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         series,
         histograms: m.h,
         ci: None,
-        // Each shard stopped at its own time: the merged figures are judged again.
+        // Each shard stopped at its own time (judged again); one that saturated speaks for all.
         until: None,
+        saturated: parts.iter().find_map(|p| p.saturated.clone()),
         ..first.clone()
     };
     // Formed again from the merged seconds and histograms, never averaged.

@@ -19,6 +19,9 @@ pub struct SecondStats {
     pub t_s: u32,
     /// Warmup and ramp requests that ended in this second: outside every other figure.
     pub warmup: u64,
+    /// Mean e2e of the successful ones, ms (what `warmup = "auto"` watches settle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ms: Option<f64>,
     /// Cooldown requests (sent after the window) that ended in this second: the same.
     pub cooldown: u64,
     /// Measured requests that ended in this second: ok, failed (errors) or cancelled.
@@ -48,6 +51,7 @@ impl SecondStats {
         SecondStats {
             t_s,
             warmup: 0,
+            warmup_ms: None,
             cooldown: 0,
             requests: 0,
             ok: 0,
@@ -69,6 +73,7 @@ impl SecondStats {
             self.p99_ms = Some(lat.e2e.quantile_ms(0.99));
         }
         (self.e2e_us, self.ttft_us, self.itl_us) = (encoded(&lat.e2e), encoded(&lat.ttft), encoded(&lat.itl));
+        self.warmup_ms = (lat.warm_ok > 0).then(|| (lat.warm_sum_ms / lat.warm_ok as f64 * 100.0).round() / 100.0);
         self
     }
 }
@@ -79,11 +84,14 @@ struct Second {
     e2e: Latency,
     ttft: Latency,
     itl: Latency,
+    /// The warmup's successes: their e2e summed, ms, and how many.
+    warm_sum_ms: f64,
+    warm_ok: u64,
 }
 
 impl Default for Second {
     fn default() -> Second {
-        Second { e2e: Latency::with_digits(2), ttft: Latency::with_digits(2), itl: Latency::with_digits(2) }
+        Second { e2e: Latency::with_digits(2), ttft: Latency::with_digits(2), itl: Latency::with_digits(2), warm_sum_ms: 0.0, warm_ok: 0 }
     }
 }
 
@@ -123,7 +131,13 @@ impl Series {
         }
         let (s, lat) = self.current.as_mut().expect("set above");
         match part {
-            Part::Warmup => return s.warmup += 1,
+            Part::Warmup => {
+                if rec.outcome == Outcome::Ok {
+                    lat.warm_sum_ms += rec.latency.as_secs_f64() * 1e3;
+                    lat.warm_ok += 1;
+                }
+                return s.warmup += 1;
+            }
             Part::Cooldown => return s.cooldown += 1,
             Part::Window => {}
         }
@@ -144,6 +158,11 @@ impl Series {
             Outcome::Failed(_) => s.errors += 1,
             Outcome::Cancelled => {}
         }
+    }
+
+    /// The seconds that have closed (every one but the running one).
+    pub fn closed(&self) -> &[SecondStats] {
+        &self.closed
     }
 
     /// Every second so far, the running one included.
@@ -186,6 +205,7 @@ mod tests {
         );
         assert_eq!((secs[1].output_tokens, secs[1].in_flight), (7, 3));
         assert_eq!(secs[1].p50_ms, Some(20.0), "only measured successes carry latency");
+        assert_eq!((secs[0].warmup_ms, secs[1].warmup_ms), (Some(10.0), Some(10.0)), "the warmup's mean apart");
         assert_eq!(secs[2].p50_ms, None, "a second in which nothing ended is kept, empty");
         assert_eq!(secs[3].p99_ms, Some(30.0), "the running second is reported too");
     }

@@ -69,6 +69,11 @@ pub struct MockConfig {
     /// Fraction of requests that drip: stream tokens, or 16-byte body pieces, `drip_ms` apart.
     pub drip_rate: f64,
     pub drip_ms: f64,
+    /// A cold start: in the mock's first `cold_s` seconds a request's first token waits
+    /// up to `cold_ms` more, falling linearly to none (a server's cold caches and graph
+    /// capture; what `warmup = "auto"` finds).
+    pub cold_ms: f64,
+    pub cold_s: f64,
     /// Most requests served at once; the rest queue, in arrival order, before the
     /// latency model starts for them (a server's capacity, to make a knee).
     pub capacity: Option<u32>,
@@ -118,6 +123,8 @@ impl Default for MockConfig {
     fn default() -> Self {
         Self {
             base_latency_ms: 80.0,
+            cold_ms: 0.0,
+            cold_s: 0.0,
             latency_curve: None,
             prefill_ms_per_1k_tokens: 0.0,
             prefix_cache_blocks: 65_536,
@@ -164,6 +171,8 @@ impl MockConfig {
             ("inter_token_ms", self.inter_token_ms),
             ("batch_decode_ms", self.batch_decode_ms),
             ("stall_ms", self.stall_ms),
+            ("cold_ms", self.cold_ms),
+            ("cold_s", self.cold_s),
             ("drip_ms", self.drip_ms),
             ("retry_after_ms", self.retry_after_ms.unwrap_or(0.0)),
         ] {

@@ -60,7 +60,7 @@ impl Start {
         sleep_until_ms(self.arrival, self.base).await;
         let n = state.in_flight.load(Ordering::SeqCst) as f64;
         let base = state.cfg.latency_curve.as_ref().map_or(self.base, |c| self.base.max(c.at(n) + self.jitter));
-        let first = base + state.cfg.per_inflight_ms * n + self.prefill;
+        let first = base + state.cfg.per_inflight_ms * n + self.prefill + state.cold_ms(self.arrival.into_std());
         state.metrics.first_token(self.queued + first / 1e3);
         state.metrics.prefilled(self.prompt.0, self.prompt.1);
         first

@@ -65,10 +65,9 @@ async fn answer(api: Api, state: Arc<MockState>, req: Request) -> Response {
     let received = std::time::Instant::now();
     let slot = match &state.capacity {
         Some(c) => {
-            state.metrics.waiting.fetch_add(1, Ordering::Relaxed);
-            let slot = c.clone().acquire_owned().await.ok();
-            state.metrics.waiting.fetch_sub(1, Ordering::Relaxed);
-            slot
+            // Counted out on drop too: a client that gives up while queued leaves.
+            let _waiting = super::metrics::Waiting::enter(&state.metrics.waiting);
+            c.clone().acquire_owned().await.ok()
         }
         None => None,
     };

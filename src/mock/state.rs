@@ -36,6 +36,8 @@ pub(super) struct MockState {
     pub metrics: super::metrics::MockMetrics,
     /// The last request to a completions endpoint, when recording.
     seen: Option<Mutex<Option<SeenRequest>>>,
+    /// When it started: a cold start (`cold_ms`) fades from here.
+    born: std::time::Instant,
 }
 
 /// A request as the mock got it: for tests that check what reached the server.
@@ -85,7 +87,18 @@ impl MockState {
             stats: Mutex::default(),
             metrics: Default::default(),
             seen,
+            born: std::time::Instant::now(),
         })
+    }
+
+    /// What a cold start adds to a request that arrived `at`, ms: `cold_ms` at the
+    /// mock's start, falling linearly to none at `cold_s`.
+    pub fn cold_ms(&self, at: std::time::Instant) -> f64 {
+        let (ms, s) = (self.cfg.cold_ms, self.cfg.cold_s);
+        if ms <= 0.0 || s <= 0.0 {
+            return 0.0;
+        }
+        ms * (1.0 - at.saturating_duration_since(self.born).as_secs_f64() / s).max(0.0)
     }
 
     pub fn count(&self, f: impl FnOnce(&mut MockStats)) {

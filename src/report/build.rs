@@ -228,10 +228,16 @@ impl RunResult {
             }),
         };
         let mut result = result.total_cost(&scenario.pricing);
-        let early = ended_early(result.aborted.is_some(), result.interrupted);
-        result.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &result.stages, scenario.slo.as_ref(), early));
-        result.verdict = Some(Verdict::judge(scenario, &result));
+        result.conclude(scenario);
         result
+    }
+
+    /// The sweep and the verdict, from the stages as they are (again, once a watcher's
+    /// findings are on them: a point stopped at saturation is over the limit).
+    pub fn conclude(&mut self, scenario: &Scenario) {
+        let early = ended_early(self.aborted.is_some(), self.interrupted);
+        self.sweep = scenario.sweep.as_ref().map(|s| SweepResult::build(s, &self.stages, scenario.slo.as_ref(), early));
+        self.verdict = Some(Verdict::judge(scenario, self));
     }
 
     /// Sets the run's total cost from its stages.
@@ -355,6 +361,9 @@ impl StageResult {
             histograms: Histograms::default(),
             ci: None,
             until: None,
+            warmup_detected_s: None,
+            warmup_said: None,
+            saturated: None,
         }
     }
 }

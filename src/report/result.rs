@@ -278,6 +278,28 @@ pub struct StageResult {
     /// A stage that ran `until` its figures were known: whether they were, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<super::ci::UntilResult>,
+    /// `warmup = "auto"`: where the window opened, seconds since the stage started
+    /// (every second before it was warmup), and how that was found, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_detected_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_said: Option<String>,
+    /// `stop_on_saturation`: the window was ended because the server could not keep up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturated: Option<Saturated>,
+}
+
+/// An open-loop window ended early because its backlog grew without bound: a verdict
+/// on the offered rate, not a failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saturated {
+    /// Seconds into the window when it became clear.
+    pub after_s: f64,
+    /// The fitted backlog (requests in flight plus arrivals overdue) and per-second
+    /// e2e p50 at the first and the last second judged.
+    pub backlog: [f64; 2],
+    pub p50_ms: [f64; 2],
+    pub said: String,
 }
 
 /// Below this share of its target rate, an open-loop stage is flagged.
@@ -508,6 +530,9 @@ pub struct SweepPoint {
     pub p99_ms: Option<f64>,
     /// With `[slo]`: share of the point's finished requests meeting every objective.
     pub slo_met: Option<f64>,
+    /// Ended early at saturation (`stop_on_saturation`): over the limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saturated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

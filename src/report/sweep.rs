@@ -116,6 +116,7 @@ impl SweepPlan {
                     (None, _) => s.latency_ms.map(|l| l.p99),
                 },
                 slo_met: self.slo_met(s),
+                saturated: s.saturated.is_some(),
             })
             .collect();
         points.sort_by(|a, b| a.load.total_cmp(&b.load));
@@ -127,7 +128,13 @@ impl SweepPlan {
     fn knee(&self, points: &[SweepPoint]) -> Option<Knee> {
         let ladder: Vec<&SweepPoint> = points.iter().filter(|p| p.phase != "bisection").collect();
         let series: Vec<(f64, f64)> = ladder.iter().map(|p| (p.load, p.throughput)).collect();
-        let i = knee_index(&series, self.knee_gain)?;
+        // A rung that could not keep up is over the limit, whatever it served: the knee
+        // is at the rung before it at the latest.
+        let over = ladder.iter().position(|p| p.saturated).filter(|&j| j > 0).map(|j| j - 1);
+        let i = match (knee_index(&series, self.knee_gain), over) {
+            (Some(i), Some(j)) => i.min(j),
+            (i, j) => i.or(j)?,
+        };
         let from = match i.checked_sub(1) {
             Some(below) if self.auto.is_some() => {
                 let all: Vec<(f64, f64)> = points.iter().map(|p| (p.load, p.throughput)).collect();
@@ -160,6 +167,13 @@ impl SweepPlan {
             said.push(format!("{} of {} points ran to their end (the run was stopped or aborted)", points.len(), self.listed));
         } else if let Some(how) = ended_early.filter(|_| self.auto.is_some()) {
             said.push(format!("the sweep was {how} after {} points", points.len()));
+        }
+        let over: Vec<String> = in_sweep
+            .iter()
+            .filter_map(|s| s.saturated.as_ref().map(|x| format!("{} (after {:.0} s)", self.unit(self.load(s)), x.after_s)))
+            .collect();
+        if !over.is_empty() {
+            said.push(format!("could not keep up, stopped early: {}", over.join(", ")));
         }
         said
     }

@@ -330,7 +330,8 @@ pub fn failure_notes(stages: &[StageResult]) -> String {
             ));
         }
         if s.requests.cancelled > 0 {
-            out.push_str(&format!("{}: {} cancelled by stop\n", s.name, requests(s.requests.cancelled)));
+            let by = if s.saturated.is_some() { "dropped at saturation (not waited for)" } else { "cancelled by stop" };
+            out.push_str(&format!("{}: {} {by}\n", s.name, requests(s.requests.cancelled)));
         }
         if s.streams_without_done > 0 {
             out.push_str(&format!(

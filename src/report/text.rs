@@ -53,7 +53,7 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format, c
         text.push('\n');
         text.push_str(&tasks);
     }
-    let until = until_notes(&result.stages);
+    let until = watched_notes(&result.stages);
     if !until.is_empty() {
         text.push('\n');
         text.push_str(&until);
@@ -98,13 +98,22 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format, c
     text
 }
 
-/// A line per stage that ran `until` its figures were known: what it waited for, and
-/// whether it converged ("until p99_ms ±5 %: converged after 74 s, 21480 requests").
-fn until_notes(stages: &[StageResult]) -> String {
+/// A line per stage the watcher judged: what an `until` waited for and whether it
+/// converged ("until p99_ms ±5 %: converged after 74 s, 21480 requests"), where an
+/// automatic warmup settled, and a saturation's verdict.
+fn watched_notes(stages: &[StageResult]) -> String {
     let mut out = String::new();
     for (s, u) in stages.iter().filter_map(|s| s.until.as_ref().map(|u| (s, u))) {
         let goals: Vec<String> = u.figures.iter().map(|(m, f)| format!("{m} ±{} %", f.within * 100.0)).collect();
         out.push_str(&format!("{}: until {}: {}\n", s.name, goals.join(", "), u.said));
+    }
+    for s in stages {
+        if let (Some(at), Some(said)) = (s.warmup_detected_s, &s.warmup_said) {
+            out.push_str(&format!("{}: warmup auto: {said}; the window opened at {at:.1} s\n", s.name));
+        }
+        if let Some(sat) = &s.saturated {
+            out.push_str(&format!("{}: saturated: {}\n", s.name, sat.said));
+        }
     }
     out
 }

@@ -2,9 +2,11 @@
 //! handle Ctrl-C, and build the result. Output formatting stays with the caller.
 
 mod contract;
+mod judges;
 mod server;
 mod target;
 mod until;
+mod watcher;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -138,11 +140,11 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     let (endpoints, note) = server_endpoints(&scenario, &opts.server_metrics, &target, &opts.notes).await?;
     let scrapes =
         Scrapes::start(endpoints, scenario.target.insecure, snapshots.clone(), Some(server_events)).map_err(RunError::ServerMetrics)?;
-    let converged = until::Converged::default();
-    let until = tokio::spawn(until::watch(scenario.clone(), engine.until_hook(), snapshots.clone(), converged.clone()));
+    let found = watcher::Findings::default();
+    let watcher = tokio::spawn(watcher::watch(scenario.clone(), engine.watch_hook(), snapshots.clone(), found.clone()));
     let view = opts.watcher.map(|w| w(snapshots, stop.clone()));
     let end = engine.run().await;
-    until.abort();
+    watcher.abort();
     let server_read = ServerRead { scraped: scrapes.finish().await, note };
     // The engine dropped its sender: the aggregator drains and returns.
     let stages = aggregated.await.expect("aggregator task does not panic");
@@ -182,7 +184,9 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
         prefix_resets: resets.map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default(),
     };
     let mut result = RunResult::build(&scenario, &stages, meta);
-    until::annotate(&mut result, &scenario, &converged);
+    if watcher::annotate(&mut result, &scenario, &found) {
+        result.conclude(&scenario);
+    }
     drop(target);
     Ok(RunOutcome { result, interrupted: end.interrupted, aborted: end.aborted })
 }

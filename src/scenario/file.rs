@@ -375,8 +375,10 @@ pub struct StageFile {
     pub api: Option<crate::model::Api>,
     /// Runs this `[[task]]` instead of single requests; `requests` then counts tasks.
     pub task: Option<Spanned<String>>,
-    #[serde(default)]
-    pub warmup: u64,
+    /// Requests before the window, or "auto": until the per-second series settle.
+    pub warmup: Option<Spanned<toml::Value>>,
+    /// Open loop: end the window early once the backlog grows without bound.
+    pub stop_on_saturation: Option<bool>,
     /// This stage's own prompts (e.g. other lengths), instead of `[prompts]`.
     pub prompts: Option<Spanned<PromptsFile>>,
     /// Overrides of the scenario's `[request]`, `[retry]` and `[rate_limit]` for this
@@ -408,8 +410,9 @@ pub struct SweepFile {
     pub max_in_flight: Option<NonZeroU32>,
     pub requests: Option<NonZeroU64>,
     pub duration: Option<DurationValue>,
-    #[serde(default)]
-    pub warmup: u64,
+    pub warmup: Option<Spanned<toml::Value>>,
+    /// Rate sweeps: a point whose backlog grows without bound ends early (default on).
+    pub stop_on_saturation: Option<bool>,
     pub cooldown: Option<DurationValue>,
     /// Throughput must grow by at least this fraction per doubling of the load, else
     /// it has plateaued.

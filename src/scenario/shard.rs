@@ -22,6 +22,11 @@ impl Scenario {
         }
         for st in &mut self.stages {
             let name = st.name.clone();
+            if st.warmup_auto {
+                return Err(format!(
+                    "stage {name:?}: warmup = \"auto\" opens a window when its own process's figures settle, so shards would measure different windows: give a count of warmup requests instead"
+                ));
+            }
             let mut workers_total = 0;
             match &mut st.load {
                 Load::Closed { concurrency } => {

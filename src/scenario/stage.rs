@@ -28,6 +28,13 @@ pub struct Stage {
     pub model: Option<String>,
     /// Requests run before the measured window, excluded from every figure.
     pub warmup: u64,
+    /// `warmup = "auto"`: the load runs, outside the figures, until its per-second
+    /// throughput and latency settle (MSER), and the window opens then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warmup_auto: bool,
+    /// Open loop: the window ends early once its backlog grows without bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stop_on_saturation: bool,
     /// After warmup, the load rises linearly to the stage's over this long, outside
     /// the figures (kept in the time series).
     #[serde(serialize_with = "ser_opt_secs", rename = "ramp_s")]

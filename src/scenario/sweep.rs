@@ -138,6 +138,12 @@ pub(super) fn sweep_stages(
     if f.task.is_some() && f.cooldown.is_some() {
         bad("cooldown is not for task sweeps yet".into());
     }
+    (template.warmup, template.warmup_auto) = super::validate_stage::warmup(f.warmup.as_ref(), "sweep", p);
+    // A rate sweep's point that cannot keep up is over the limit: said early, by default.
+    template.stop_on_saturation = kind == SweepKind::Rate && f.stop_on_saturation != Some(false);
+    if kind == SweepKind::Concurrency && f.stop_on_saturation == Some(true) {
+        p.at(Some(span.clone()), "sweep: stop_on_saturation watches an open loop's backlog: a concurrency sweep's cannot grow");
+    }
     if let Some(u) = &f.until {
         if f.requests.is_some() || f.duration.is_some() {
             p.at(Some(u.span()), "sweep: until ends each point (at its max at the latest): give no requests or duration too");
@@ -267,7 +273,9 @@ fn template(f: &SweepFile, kind: SweepKind, arrival: Arrival, d: &Defaults<'_>) 
         duration: f.duration.map(|d| d.0),
         until: None,
         model: None,
-        warmup: f.warmup,
+        warmup: 0,
+        warmup_auto: false,
+        stop_on_saturation: false,
         ramp: None,
         cooldown: f.cooldown.map(|d| d.0),
         request: d.request.clone(),

@@ -207,7 +207,9 @@ fn sessions_fit(
     }
     for s in stages {
         let images = s.texts.images.is_some();
-        for (set, field) in [(s.ramp.is_some(), "ramp"), (s.cooldown.is_some(), "cooldown"), (s.warmup > 0, "warmup"), (images, "images")] {
+        for (set, field) in
+            [(s.ramp.is_some(), "ramp"), (s.cooldown.is_some(), "cooldown"), (s.warmup > 0 || s.warmup_auto, "warmup"), (images, "images")]
+        {
             if set {
                 p.at(Some(span.clone()), format!("stage {:?}: `{field}` does not go with [conversation] sessions yet", s.name));
             }

@@ -119,6 +119,7 @@ pub(super) fn stages(
             (n, l) => n.or(l),
         };
         let task = stage_task(&s, (&name, &span, replay.is_some()), d.tasks, p);
+        let (warmup, warmup_auto, stop_on_saturation) = watched(&s, (&name, &span), load, replay.is_some(), p);
         let own = s.thresholds.as_ref().map_or_else(Vec::new, |f| thresholds(f, &format!("stage {name:?}: thresholds"), p));
         let mut thresholds: Vec<Threshold> = d.thresholds.iter().filter(|t| !own.iter().any(|o| o.metric == t.metric)).copied().collect();
         thresholds.extend(own);
@@ -129,7 +130,9 @@ pub(super) fn stages(
             duration,
             until,
             model: s.model,
-            warmup: s.warmup,
+            warmup,
+            warmup_auto,
+            stop_on_saturation,
             ramp,
             cooldown,
             request,
@@ -144,6 +147,40 @@ pub(super) fn stages(
         });
     }
     (stages, names)
+}
+
+/// What the run's watcher may end early: (warmup requests, `warmup = "auto"`,
+/// `stop_on_saturation`), refused where they do not go.
+fn watched(s: &StageFile, (name, span): (&str, &Range<usize>), load: Load, replay: bool, p: &mut Problems<'_>) -> (u64, bool, bool) {
+    let (warmup, warmup_auto) = warmup(s.warmup.as_ref(), &format!("stage {name:?}"), p);
+    if let (true, Some(r)) = (warmup_auto, &s.ramp) {
+        p.at(Some(r.span()), format!("stage {name:?}: warmup = \"auto\" does not go with a ramp (a ramp is a warm-up of its own)"));
+    }
+    let stop_on_saturation = s.stop_on_saturation.unwrap_or(false);
+    if stop_on_saturation && (replay || !matches!(load, Load::Open { .. })) {
+        let why = "it watches an open loop's backlog (a closed loop's cannot grow; a trace's rate is its own)";
+        p.at(Some(span.clone()), format!("stage {name:?}: stop_on_saturation = true: {why}"));
+    }
+    (warmup, warmup_auto, stop_on_saturation)
+}
+
+/// `warmup`: a count of requests, or "auto" (then 0 requests and `true`).
+pub(super) fn warmup(v: Option<&Spanned<toml::Value>>, what: &str, p: &mut Problems<'_>) -> (u64, bool) {
+    match v.map(|v| (v.get_ref(), v.span())) {
+        None => (0, false),
+        Some((toml::Value::Integer(n), span)) => match u64::try_from(*n) {
+            Ok(n) => (n, false),
+            Err(_) => {
+                p.at(Some(span), format!("{what}: warmup must be a count of requests (0 or more) or \"auto\", got {n}"));
+                (0, false)
+            }
+        },
+        Some((toml::Value::String(s), _)) if s == "auto" => (0, true),
+        Some((other, span)) => {
+            p.at(Some(span), format!("{what}: warmup must be a count of requests or \"auto\", got {other}"));
+            (0, false)
+        }
+    }
 }
 
 /// How long a stage runs: its `duration` (or `until`'s `max`) and its `until`; a stage
@@ -282,7 +319,7 @@ fn trace_load(s: &StageFile, i: usize, span: &Range<usize>, r: &Replay, p: &mut 
         (s.seed.is_some(), "seed", " (the prompts' `seed` sets the text)"),
         (s.ramp.is_some(), "ramp", ""),
         (s.cooldown.is_some(), "cooldown", ""),
-        (s.warmup > 0, "warmup", " (skip into it with the trace's `start`)"),
+        (s.warmup.is_some(), "warmup", " (skip into it with the trace's `start`)"),
     ] {
         if set {
             p.at(Some(span.clone()), format!("stage {}: {why}: `{field}` does not go with it{instead}", i + 1));
