@@ -195,6 +195,14 @@ pub struct RunArgs {
     /// Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (a Slurm job array).
     #[arg(long, value_name = "N")]
     pub shards: Option<u64>,
+    /// Run the whole scenario K times (fresh connections; the embedded mock restarted)
+    /// and add every repetition's figures and their spread to the result; the exit
+    /// code is the worst repetition's.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with_all = ["shard", "shards"])]
+    pub repeat: Option<u32>,
+    /// With --repeat: wait this long between repetitions (e.g. for a server to cool).
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "repeat")]
+    pub repeat_pause: Option<Duration>,
     /// Start the first stage at this wall-clock moment, the same for every shard:
     /// RFC 3339 (2026-12-01T10:00:00Z), or +30s from now (resolve it once, for all).
     #[arg(long, value_name = "TIME")]

@@ -31,6 +31,19 @@ impl Exit {
         }
     }
 
+    /// The graver of two ends: a failure, then a stop, then a failed verdict, then done
+    /// (bad input ends before anything runs).
+    pub fn worse(self, other: Exit) -> Exit {
+        let rank = |e: Exit| match e {
+            Exit::Done => 0,
+            Exit::NotPassed => 1,
+            Exit::Interrupted => 2,
+            Exit::Failed => 3,
+            Exit::BadInput => 4,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+
     /// The code of a run's result, or of the run a merge put back together, once it is
     /// written (`written`: every file asked for was): a run that failed, was aborted or
     /// did not finish is a failure, whatever its figures; then a stop; then the verdict.

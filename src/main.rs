@@ -283,6 +283,9 @@ async fn options(
 
 async fn cmd_run(mut args: RunArgs) -> Ended {
     let Some((scenario, launch)) = prepared(&mut args)? else { return Ok(Exit::Done) };
+    if let Some(k) = args.repeat.filter(|k| *k > 1) {
+        return repeated(scenario, launch, k, &args).await;
+    }
     let held: Arc<Mutex<Vec<String>>> = Arc::default();
     let opts = options(&scenario, &args, launch, &held).await?;
     let outcome = run(scenario, opts).await;
@@ -293,6 +296,51 @@ async fn cmd_run(mut args: RunArgs) -> Ended {
     let result = &outcome.result;
     let written = write_run(result, &run_text(result, outcome.aborted.as_ref(), args.format, args.ci), &args);
     Ok(Exit::of_result(result, written))
+}
+
+/// `--repeat K`: the scenario run K times, one after the other, until a stop, an
+/// abort or a run that could not be carried out (what ran before it is still written);
+/// one result with every repetition's figures, the exit code the worst repetition's.
+async fn repeated(scenario: Scenario, launch: llmload::launch::Launch, k: u32, args: &RunArgs) -> Ended {
+    let mut results = Vec::new();
+    let mut failure = None;
+    for i in 1..=k {
+        note(&format!("repetition {i} of {k}"));
+        let held: Arc<Mutex<Vec<String>>> = Arc::default();
+        let opts = options(&scenario, args, launch.clone(), &held).await?;
+        let outcome = run(scenario.clone(), opts).await;
+        for line in held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            note(&line);
+        }
+        match outcome {
+            Ok(o) => {
+                let ended = o.interrupted || o.aborted.is_some();
+                results.push(o.result);
+                if ended {
+                    break;
+                }
+            }
+            Err(e) if results.is_empty() => return Err(if e.is_bad_input() { Failure::bad(e) } else { Failure::failed(e) }),
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+        if let Some(pause) = args.repeat_pause.filter(|_| i < k) {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+    }
+    let worst = results.iter().map(|r| Exit::of_result(r, true)).fold(Exit::Done, Exit::worse);
+    let Some(result) = llmload::report::repeats::combine(results, k) else { return Ok(Exit::Done) };
+    let written = write_run(&result, &run_text(&result, None, args.format, args.ci), args);
+    if let Some(e) = failure {
+        note(&format!("error: a repetition could not be carried out, the ones before it are written: {e}"));
+        return Ok(Exit::Failed);
+    }
+    Ok(if written { worst } else { Exit::Failed })
 }
 
 /// `--json -`: the result on stdout (then the table goes to stderr).

@@ -68,7 +68,7 @@ pub struct Below {
 }
 
 /// Student's t quantile for a two-sided `level` interval on `dof` degrees of freedom.
-fn t_critical(level: f64, dof: usize) -> f64 {
+pub fn t_critical(level: f64, dof: usize) -> f64 {
     StudentsT::new(0.0, 1.0, dof as f64).map_or(f64::NAN, |t| t.inverse_cdf(0.5 + level / 2.0))
 }
 

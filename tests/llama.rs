@@ -575,3 +575,40 @@ fn a_task_fans_out_and_carries_the_servers_real_answers() {
         assert_eq!(of(2).count(), 1, "the agent answered at once");
     }
 }
+
+/// The run's watcher against a real server: `--repeat` keeps each repetition's
+/// figures; an automatic warmup settles and opens the window; a rate well over what two
+/// CPU slots serve is called saturated within seconds, its backlog dropped, and the
+/// stage after it waits until the server's own queue is empty (llama-server goes on
+/// with queued requests whose connections closed): its requests all succeed.
+#[test]
+fn the_watcher_finds_the_servers_warmup_and_its_saturation_and_repeats_are_kept() {
+    let Some(server) = LlamaServer::start(&["-c", "4096", "-np", "2"]) else { return };
+    let prompts = "[prompts]\ntemplate = \"Write a short line about the number {i}.\"\n[request]\nmax_tokens = 24\n";
+    let body = format!("{prompts}[[stage]]\nname = \"s\"\nconcurrency = 2\nrequests = 4\n");
+    let ran = run(&server, true, &body, &["--repeat", "2"]);
+    assert_all_ok(&ran);
+    let r = &ran.result["repeats"];
+    assert_eq!(r["runs"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(common::count(&r["stages"][0]["figures"]["ttft_p50_ms"]["n"]), 2, "{r}");
+    assert!(f(&r["runs"][1]["stages"]["s"]["output_tps"]) > 0.0, "{r}");
+    let body = format!(
+        "{prompts}[[stage]]\nname = \"auto\"\nconcurrency = 2\nwarmup = \"auto\"\nduration = \"3s\"\n\
+         [[stage]]\nname = \"over\"\nrate = 12\nstop_on_saturation = true\nduration = \"60s\"\n\
+         [[stage]]\nname = \"after\"\nconcurrency = 1\nrequests = 2\n"
+    );
+    let ran = run(&server, true, &body, &[]);
+    let auto = &ran.result["stages"][0];
+    let at = f(&auto["warmup_detected_s"]);
+    assert!((10.0..120.0).contains(&at), "{}", auto["warmup_said"]);
+    assert!(auto["warmup_said"].as_str().unwrap().starts_with("settled after"), "{}", auto["warmup_said"]);
+    assert!(common::count(&auto["requests"]["ok"]) > 0, "{}", auto["requests"]);
+    let over = &ran.result["stages"][1];
+    let sat = &over["saturated"];
+    assert!(f(&sat["after_s"]) < 30.0, "called within seconds, not at 60: {sat}");
+    assert!(f(&over["wall_time_s"]) < f(&sat["after_s"]) + 5.0, "the backlog was dropped: {}", over["wall_time_s"]);
+    assert!(sat["said"].as_str().unwrap().starts_with("the server could not keep up with 12/s"), "{sat}");
+    let after = &ran.result["stages"][2];
+    assert_eq!(after["requests"]["ok"], 2, "the next stage met an idle server: {}", ran.out.stdout);
+    assert!(f(&after["latency_ms"]["max"]) < 10_000.0, "{}", after["latency_ms"]);
+}

@@ -80,3 +80,41 @@ fn a_sweep_runs_each_point_until_it_is_known() {
     }
     assert!(v["sweep"]["summary"].as_str().is_some_and(|s| !s.is_empty()));
 }
+
+/// Two shards that each ran until their median was known merge into a stage whose goal
+/// is judged again on the merged intervals: converged after the later shard, with both
+/// shards' requests.
+#[test]
+fn merged_shards_judge_their_until_again() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("s.toml");
+    let stage = "[[stage]]\nname = \"s\"\nconcurrency = 4\nuntil = { metric = \"p50_ms\", within = \"5%\", max = \"40s\" }\n";
+    std::fs::write(&path, format!("{MOCK}{stage}")).unwrap();
+    let shard = |i: u32| {
+        let json = d.path().join(format!("{i}.json"));
+        let mut c = cmd(&["run", "--headless", "--shard", &format!("{i}/2"), "--json"]);
+        c.arg(&json).arg(&path);
+        (json, std::thread::spawn(move || run(c, Duration::from_secs(90))))
+    };
+    let mut files = Vec::new();
+    for (json, h) in [shard(0), shard(1)] {
+        let out = h.join().unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        files.push(json);
+    }
+    let shards: Vec<serde_json::Value> = files.iter().map(|f| read_json(f)).collect();
+    let merged = d.path().join("m.json");
+    let mut c = cmd(&["merge", "-o"]);
+    c.arg(&merged).args(&files);
+    let out = run(c, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    let m = read_json(&merged);
+    assert_schema_valid(&m);
+    let u = &m["stages"][0]["until"];
+    assert_eq!(u["converged"], true, "{u}");
+    let after: Vec<f64> = shards.iter().map(|s| num(&s["stages"][0]["until"]["after_s"])).collect();
+    assert_eq!(num(&u["after_s"]), after.iter().cloned().fold(0.0, f64::max), "{u}");
+    let requests: u64 = shards.iter().map(|s| count(&s["stages"][0]["until"]["requests"])).sum();
+    assert_eq!(count(&u["requests"]), requests, "{u}");
+    assert!(num(&u["figures"]["p50_ms"]["reached"]) <= 0.05, "{u}");
+}

@@ -137,8 +137,10 @@ pub fn compare(bases: &[RunResult], new: &RunResult, gates: &[Gate], min_effect:
             .or_else(|| cut_short(new, &n.name).map(|why| format!("the new run's stage {why}")));
         let mut rows = Vec::new();
         for metric in METRICS {
-            let figures: Option<Vec<f64>> = base_stages.iter().map(|b| measure(b, metric.name)).collect();
-            let (Some(figures), Some(new_figure)) = (figures, measure(n, metric.name)) else { continue };
+            let figures: Option<Vec<Vec<f64>>> = bases.iter().zip(&base_stages).map(|(r, b)| repeated(r, b, metric.name)).collect();
+            let figures: Option<Vec<f64>> = figures.map(|f| f.concat());
+            let new_figure = repeated(new, n, metric.name).map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            let (Some(figures), Some(new_figure)) = (figures, new_figure) else { continue };
             let mut r = row(metric, figures, new_figure, &base_stages, n, min_effect);
             r.beyond_noise &= not_comparable.is_none();
             rows.push(r);
@@ -157,6 +159,20 @@ pub fn compare(bases: &[RunResult], new: &RunResult, gates: &[Gate], min_effect:
         out.stages.push(StageComparison { name: n.name.clone(), rows, not_comparable });
     }
     out
+}
+
+/// A stage's figure in each repetition of a `--repeat` run (the noise base a
+/// comparison needs), else its one figure.
+fn repeated(run: &RunResult, s: &StageResult, metric: &str) -> Option<Vec<f64>> {
+    let each = run
+        .repeats
+        .as_ref()
+        .filter(|r| r.runs.len() > 1 && crate::report::repeats::FIGURES.contains(&metric))
+        .map(|r| r.runs.iter().filter_map(|x| x.stages.get(&s.name).and_then(|f| f.get(metric)).copied()).collect::<Vec<f64>>());
+    match each.filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None => measure(s, metric).map(|v| vec![v]),
+    }
 }
 
 /// Why `run`'s stage `name` did not run to its end, when it did not: stopped (Ctrl-C,

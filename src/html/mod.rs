@@ -8,6 +8,7 @@ mod across;
 mod chart;
 mod items;
 mod page;
+mod repeats;
 mod server;
 mod stage;
 mod tasks;
@@ -257,6 +258,9 @@ fn across_figures(runs: &[Run]) -> Vec<(&'static str, Result<Figure, String>)> {
     }
     if let Some(f) = tasks::against_load(runs) {
         across.push(("task-load", f));
+    }
+    if let Some(f) = repeats::spread(runs) {
+        across.push(("repeats", Ok(f)));
     }
     across
 }

@@ -251,14 +251,26 @@ pub fn merge(parts: &[&StageResult]) -> Result<StageResult, String> {
         series,
         histograms: m.h,
         ci: None,
-        // Each shard stopped at its own time (judged again); one that saturated speaks for all.
-        until: None,
+        until: None, // judged again below; a shard that saturated speaks for all
         saturated: parts.iter().find_map(|p| p.saturated.clone()),
         ..first.clone()
     };
     // Formed again from the merged seconds and histograms, never averaged.
     merged.ci = crate::report::ci::stage_ci(&merged, first.ci.as_ref().map_or(crate::stats::LEVEL, |c| c.level));
+    merged.until = until(parts, &merged);
     Ok(merged)
+}
+
+/// An `until` stage merged: its goals judged again on the merged intervals; converged
+/// when every shard did, after the last of them, with all their requests.
+fn until(parts: &[&StageResult], merged: &StageResult) -> Option<crate::report::ci::UntilResult> {
+    let each: Vec<&crate::report::ci::UntilResult> = parts.iter().map(|p| p.until.as_ref()).collect::<Option<_>>()?;
+    let first = each.first()?;
+    let goals = first.figures.iter().map(|(m, f)| crate::model::Until { metric: m.clone(), within: f.within, confidence: f.confidence });
+    let spec = crate::model::UntilSpec { goals: goals.collect(), max: std::time::Duration::from_secs_f64(first.max_s) };
+    let when = each.iter().map(|u| u.after_s.zip(u.requests)).collect::<Option<Vec<_>>>();
+    let when = when.map(|w| w.iter().fold((0.0, 0), |(t, n), (a, r)| (f64::max(t, *a), n + r)));
+    Some(crate::report::ci::until_result(merged, &spec, when))
 }
 
 /// The mean of 1 / ITL over every shard's streams: each shard's weighs its ITL count.

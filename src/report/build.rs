@@ -207,6 +207,7 @@ impl RunResult {
             cost: None,
             definitions: super::definitions(),
             verdict: None,
+            repeats: None,
             generator: meta.generator.map(|g| GeneratorInfo {
                 cores: g.cores,
                 cpu_cores_mean: g.cpu_mean,

@@ -13,6 +13,7 @@ mod items;
 mod judge;
 mod junit;
 mod markup;
+pub mod repeats;
 mod result;
 mod sessions;
 mod sweep;

@@ -73,6 +73,10 @@ pub struct RunResult {
     /// from results written before it.
     #[serde(default)]
     pub verdict: Option<Verdict>,
+    /// `--repeat K`: every repetition's figures and their spread (`stages` above are
+    /// the first repetition's, `verdict` the worst one's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<super::repeats::Repeats>,
 }
 
 /// Whether the run passed, and why not.

@@ -66,6 +66,9 @@ pub fn run_text(result: &RunResult, aborted: Option<&Aborted>, format: Format, c
     if let Some(s) = &result.sweep {
         text.push_str(&format!("\nsweep: {}\n", s.summary));
     }
+    if let Some(r) = &result.repeats {
+        text.push_str(&r.text(format));
+    }
     let server = server_notes(result);
     if !server.is_empty() {
         text.push('\n');

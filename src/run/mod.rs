@@ -114,13 +114,10 @@ pub async fn run_with_stop(scenario: Scenario, opts: RunOptions, stop: Stop) -> 
     // aggregator still ends when the run does).
     let server_events = events.clone();
     let mut engine = Engine::new(scenario.clone(), workload, client, events, stop.clone()).with_clients(others);
-    let resets = match prefix_reset(&scenario, opts.reset_prefix_cache.as_ref(), &target, &opts.notes)? {
-        Some((step, resets)) => {
-            engine = engine.before_each_stage(step);
-            Some(resets)
-        }
-        None => None,
-    };
+    let (reset, resets) = prefix_reset(&scenario, opts.reset_prefix_cache.as_ref(), &target, &opts.notes)?.unzip();
+    // A stage after one stopped at saturation waits for the server to be done with it.
+    let recover = watcher::recovery(engine.watch_hook(), snapshots.clone(), opts.notes.clone(), reset);
+    engine = engine.before_each_stage(recover);
     let launch = launch(&engine, &opts.launch, &stop).await;
     let started_at = SystemTime::now();
     let aggregated = aggregator.spawn();

@@ -76,6 +76,56 @@ pub(super) async fn watch(scenario: Arc<Scenario>, hook: Arc<WatchHook>, snapsho
     }
 }
 
+/// Longest a stage waits for the server to be done with a saturated stage's requests.
+const RECOVER_MAX: Duration = Duration::from_secs(120);
+
+/// Before each stage, `then` (if any); first, for a stage after one stopped at
+/// saturation, a wait for the server to be done: it may go on working through the
+/// requests dropped (a server does not always see a closed connection at once, and
+/// llama-server serves a queued one until it does). Done when every endpoint that
+/// reports its queue reads none running or waiting, at most `RECOVER_MAX`; said when
+/// no endpoint reports one.
+pub(super) fn recovery(
+    hook: Arc<WatchHook>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    notes: super::Notes,
+    then: Option<crate::engine::BeforeStage>,
+) -> crate::engine::BeforeStage {
+    let then = then.map(Arc::new);
+    Box::new(move |index| {
+        let (hook, snapshots, notes, then) = (hook.clone(), snapshots.clone(), notes.clone(), then.clone());
+        Box::pin(async move {
+            if index > 0 && hook.was_saturated(index - 1) {
+                drained(&snapshots, &notes, index).await;
+            }
+            if let Some(f) = then {
+                f(index).await;
+            }
+        })
+    })
+}
+
+/// Waits until the server's queue reads empty (see `recovery`).
+async fn drained(snapshots: &watch::Receiver<Arc<Snapshot>>, notes: &super::Notes, index: usize) {
+    let t0 = tokio::time::Instant::now();
+    loop {
+        let queued: Vec<f64> = snapshots.borrow().server.iter().filter_map(|s| Some(s.running? + s.waiting.unwrap_or(0.0))).collect();
+        let left = queued.iter().sum::<f64>();
+        if queued.is_empty() {
+            let why = "the stage before it was stopped at saturation and the server's queue is not read (no metrics with its requests running): the server may still be working through the dropped requests";
+            return notes(&format!("note: stage {}: {why}", index + 1));
+        }
+        if left <= 0.0 {
+            return;
+        }
+        if t0.elapsed() >= RECOVER_MAX {
+            let why = format!("the server still had {left:.0} requests after {} s of the saturated stage's", RECOVER_MAX.as_secs());
+            return notes(&format!("note: stage {}: {why}; it starts anyway", index + 1));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Each watched stage's verdicts, from its final figures and what the watcher found;
 /// true when a stage was found saturated (the sweep is then judged again).
 pub(super) fn annotate(result: &mut RunResult, scenario: &Scenario, found: &Findings) -> bool {
