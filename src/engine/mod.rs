@@ -213,6 +213,7 @@ impl Engine {
             planned_requests: stage.requests,
             planned_duration: stage.duration,
             warmup: stage.warmup,
+            warmup_auto: stage.warmup_auto,
             slo: scenario.slo,
             rate_limit: stage.rate_limit,
             rate: stage.load.rate(),

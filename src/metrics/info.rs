@@ -45,6 +45,8 @@ pub struct StageInfo {
     pub planned_requests: Option<u64>,
     pub planned_duration: Option<Duration>,
     pub warmup: u64,
+    /// `warmup = "auto"`: the warmup runs until the series settle.
+    pub warmup_auto: bool,
     /// Objectives for goodput, when the scenario sets them.
     pub slo: Option<Slo>,
     /// The stage's client-side rate limits.

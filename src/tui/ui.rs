@@ -107,6 +107,9 @@ fn render_header(f: &mut Frame, app: &App, area: Rect) {
 /// (done fraction, text) of a running stage: warmup first, then by requests, or by time
 /// for duration stages.
 fn stage_progress(c: &StageStats) -> (f64, String) {
+    if c.info.warmup_auto && c.window_offset.is_none() {
+        return (0.0, format!("warmup until settled: {} requests", count(c.warmup_done)));
+    }
     if c.info.warmup > 0 && c.warmup_done < c.info.warmup && c.started == 0 {
         return (c.warmup_done as f64 / c.info.warmup as f64, format!("warmup {}/{}", count(c.warmup_done), count(c.info.warmup)));
     }
@@ -305,4 +308,25 @@ fn render_help(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Clear, r);
     let block = Block::default().borders(Borders::ALL).title(" keys ").border_style(app.fg(Color::Yellow));
     f.render_widget(Paragraph::new(lines).block(block), r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_shows_its_warmup_then_its_window() {
+        let mut c = StageStats::default();
+        c.info.warmup = 10;
+        c.warmup_done = 4;
+        assert_eq!(stage_progress(&c), (0.4, "warmup 4/10".to_string()));
+        // An automatic warmup has no count to reach: it says what it waits for.
+        c.info.warmup_auto = true;
+        c.warmup_done = 1234;
+        assert_eq!(stage_progress(&c), (0.0, "warmup until settled: 1234 requests".to_string()));
+        c.window_offset = Some(std::time::Duration::from_secs(12));
+        c.info.planned_duration = Some(std::time::Duration::from_secs(10));
+        c.wall = std::time::Duration::from_secs(5);
+        assert_eq!(stage_progress(&c).1, "5/10 s");
+    }
 }
