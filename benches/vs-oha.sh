@@ -15,7 +15,11 @@
 # LLMLOAD_BIN_B: a second llmload build run in the same rounds (a third tool, `llmload_b`,
 # its order rotated with the others): two builds compared against each other and oha in
 # one sitting, instead of two sittings whose noise is wider than the difference.
-# Usage: [LLMLOAD_BIN=PATH] [LLMLOAD_BIN_B=PATH] benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
+# Two bodies of each kind: `json`/`sse` as above (short words), and `code`/`ssecode`: a
+# multi-line code answer full of escapes (newlines, quotes, backslashes, tabs, a non-ASCII
+# character as \u), with real usage figures (issue 33's more realistic body).
+# BODIES: which to run (default: all four).
+# Usage: [LLMLOAD_BIN=PATH] [LLMLOAD_BIN_B=PATH] [BODIES="json sse"] benches/vs-oha.sh [requests] [rounds] [concurrency]   (defaults: 50000, 3, 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50000} rounds=${2:-3} c=${3:-50}
@@ -50,6 +54,25 @@ events += [chunk({}, "stop"), {"id": "c1", "object": "chat.completion.chunk", "c
                                 "usage": {"prompt_tokens": 1, "completion_tokens": 28, "total_tokens": 29}}]
 print("".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n", end="\n")
 PY
+python3 - "$work/code.json" "$work/streamcode.txt" <<'PY'
+import json, sys
+code = ('def parse(line: str) -> dict:\n    """Split a "key=value" line; values may hold \\t and quotes."""\n'
+        '    key, _, value = line.partition("=")\n    if not key:\n        raise ValueError(f"no key in {line!r}")\n'
+        '    return {key.strip(): value.strip().replace("\\\\", "\\\\\\\\")}  # caf\u00e9\n\n'
+        'for row in open("data.txt"):\n\tprint(parse(row))\n')
+usage = {"prompt_tokens": 812, "completion_tokens": 96, "total_tokens": 908,
+         "prompt_tokens_details": {"cached_tokens": 768}, "completion_tokens_details": {"reasoning_tokens": 0}}
+head = {"id": "chatcmpl-9f2c1d", "object": "chat.completion.chunk", "created": 1733000000, "model": "m", "system_fingerprint": "fp_44709d6fcb"}
+whole = dict(head, object="chat.completion", choices=[{"index": 0, "message": {"role": "assistant", "content": code, "refusal": None},
+             "logprobs": None, "finish_reason": "stop"}], usage=usage)
+json.dump(whole, open(sys.argv[1], "w"), ensure_ascii=True, separators=(",", ":"))
+step = -(-len(code) // 28)
+chunk = lambda delta, finish=None: dict(head, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
+events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+events += [chunk({"content": code[i:i + step]}) for i in range(0, len(code), step)]
+events += [chunk({}, "stop"), dict(head, choices=[], usage=usage)]
+open(sys.argv[2], "w").write("".join(f"data: {json.dumps(e, ensure_ascii=True, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n\n")
+PY
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -66,18 +89,22 @@ http {
     # A POST to a static file is a 405; error_page serves the file instead.
     location = /json/v1/chat/completions { alias $work/chat.json; default_type application/json; error_page 405 =200 \$uri; }
     location = /sse/v1/chat/completions { alias $work/stream.txt; default_type text/event-stream; error_page 405 =200 \$uri; }
+    location = /code/v1/chat/completions { alias $work/code.json; default_type application/json; error_page 405 =200 \$uri; }
+    location = /ssecode/v1/chat/completions { alias $work/streamcode.txt; default_type text/event-stream; error_page 405 =200 \$uri; }
   }
 }
 CONF
 # nginx's workers run as another user: the files must be readable to it.
-chmod 755 "$work" && chmod 644 "$work/chat.json" "$work/stream.txt"
+chmod 755 "$work" && chmod 644 "$work/chat.json" "$work/stream.txt" "$work/code.json" "$work/streamcode.txt"
+bodies=${BODIES:-json sse code ssecode}
+streamed() { case $1 in sse*) echo true ;; *) echo false ;; esac; }
 "$nginx" -c "$work/nginx.conf"
 for _ in $(seq 50); do curl -sf -X POST "http://127.0.0.1:$port/json/v1/chat/completions" >/dev/null && break; sleep 0.1; done
 curl -sf -X POST "http://127.0.0.1:$port/sse/v1/chat/completions" | grep -q '^data: \[DONE\]' || { echo "nginx does not serve the bodies" >&2; exit 1; }
 
 # The scenario for one body: a fixed prompt, 50-way, no retries.
-for body in json sse; do
-  stream=$([ "$body" = sse ] && echo true || echo false)
+for body in $bodies; do
+  stream=$(streamed "$body")
   cat >"$work/$body.toml" <<TOML
 name = "vs oha, $body"
 [target]
@@ -98,7 +125,7 @@ done
 # run TOOL BODY: one run; appends "tool body req/s cpu_us_per_req rss_mib in_flight".
 run() {
   local tool=$1 body=$2 stream
-  stream=$([ "$body" = sse ] && echo true || echo false)
+  stream=$(streamed "$body")
   if [ "$tool" = llmload ] || [ "$tool" = llmload_b ]; then
     local b=$bin
     [ "$tool" = llmload ] || b=$LLMLOAD_BIN_B
@@ -129,7 +156,7 @@ PY
 tools=(oha llmload)
 [ -z "${LLMLOAD_BIN_B:-}" ] || tools+=(llmload_b)
 for round in $(seq "$rounds"); do
-  for body in json sse; do
+  for body in $bodies; do
     # Rotate which tool goes first, so none always meets a warmer machine.
     for i in "${!tools[@]}"; do run "${tools[$(((i + round) % ${#tools[@]}))]}" "$body"; done
   done
@@ -143,13 +170,14 @@ print(f"{n} requests, {c}-way, {rounds} rounds (medians)\n")
 print("| body | tool | requests/s | CPU per request | peak RSS | mean in flight |\n|---|---|---|---|---|---|")
 med = lambda tool, body, i: st.median(float(r[i]) for r in rows if r[0] == tool and r[1] == body)
 tools = [t for t in ("oha", "llmload", "llmload_b") if any(r[0] == t for r in rows)]
-for body in ("json", "sse"):
+bodies = list(dict.fromkeys(r[1] for r in rows))
+for body in bodies:
     for tool in tools:
         print(f"| {body} | {tool} | {med(tool, body, 2):,.0f} | {med(tool, body, 3):.1f} µs | {med(tool, body, 4):.0f} MiB | {med(tool, body, 5):.1f} |")
 print()
 pairs = [(t, "oha") for t in tools if t != "oha"] + ([("llmload_b", "llmload")] if "llmload_b" in tools else [])
 for ours_name, theirs_name in pairs:
-    for body in ("json", "sse"):
+    for body in bodies:
         ours = [r for r in rows if r[0] == ours_name and r[1] == body]
         theirs = [r for r in rows if r[0] == theirs_name and r[1] == body]
         rate = st.median(float(a[2]) / float(b[2]) for a, b in zip(ours, theirs))

@@ -9,6 +9,7 @@ mod failure;
 pub mod get;
 mod reply;
 mod retry_after;
+mod scan;
 pub mod sse;
 mod stream;
 mod tls;

@@ -62,6 +62,23 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
     }
 }
 
+impl<'a> From<super::scan::Scanned<'a>> for Chunk<'a> {
+    fn from(s: super::scan::Scanned<'a>) -> Chunk<'a> {
+        let first = s.choice.map(|c| ChunkChoice {
+            index: c.index,
+            delta: c.delta.map(|d| ChunkDelta {
+                content: d.content,
+                reasoning_content: d.reasoning_content,
+                reasoning: d.reasoning,
+                tool_calls: None,
+            }),
+            text: c.text,
+            finish_reason: None,
+        });
+        Chunk { choices: Choices { first, rest: Vec::new() }, usage: None, timings: None, error: None }
+    }
+}
+
 /// The message of a stream's error event: `{"message": …}` or a bare string.
 fn stream_error_message(raw: &RawValue) -> Option<String> {
     #[derive(Deserialize)]
@@ -237,6 +254,11 @@ impl Client {
             got.said(now, said);
             return Ok(end);
         }
+        // The common chunk without serde (it agrees with serde where it reads one).
+        if let Some(scanned) = super::scan::chunk(data) {
+            got.chunk(now, scanned.into());
+            return Ok(false);
+        }
         let chunk: Chunk = serde_json::from_str(data).map_err(malformed)?;
         if let Some(err) = chunk.error {
             let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
@@ -382,6 +404,124 @@ mod tests {
         assert_eq!(msg(r#"{"error":{"message":"overloaded","code":503}}"#).as_deref(), Some("overloaded"));
         assert_eq!(msg(r#"{"error":"plain text"}"#).as_deref(), Some("plain text"));
         assert_eq!(msg(r#"{"error":[0,0,0]}"#), None);
+    }
+
+    /// A choice as read: index, content, reasoning_content, reasoning, text, ended,
+    /// tool calls (the last entry: usage, error).
+    type Read = (u32, Option<String>, Option<String>, Option<String>, Option<String>, bool, bool);
+
+    /// What a reading of a chunk amounts to, to hold the scan against serde.
+    fn reading(c: Chunk<'_>) -> Vec<Read> {
+        let Choices { first, rest } = c.choices;
+        let mut out: Vec<_> = first
+            .into_iter()
+            .chain(rest)
+            .map(|c| {
+                let d = c.delta.as_ref();
+                let s = |x: Option<&std::borrow::Cow<'_, str>>| x.map(|t| t.to_string());
+                let (content, rc, r) = (
+                    s(d.and_then(|d| d.content.as_ref())),
+                    s(d.and_then(|d| d.reasoning_content.as_ref())),
+                    s(d.and_then(|d| d.reasoning.as_ref())),
+                );
+                (c.index, content, rc, r, s(c.text.as_ref()), c.finish_reason.is_some(), d.is_some_and(|d| d.tool_calls.is_some()))
+            })
+            .collect();
+        out.push((0, None, None, None, None, c.usage.is_some(), c.error.is_some()));
+        out
+    }
+
+    use proptest::prelude::*;
+
+    /// A JSON string's text: plain words, escapes, non-ASCII, control characters.
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("a".to_string()),
+                Just(" ".into()),
+                Just("\n".into()),
+                Just("é".into()),
+                Just("😀".into()),
+                Just("\\".into()),
+                Just("\\u00e9".into()),
+                Just("\"".into()),
+                Just("\t".into()),
+                Just("{}[]".into()),
+                "[a-z]{1,5}"
+            ],
+            0..6,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    /// A value a chunk's field may hold, well formed or not.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_string()),
+            text().prop_map(|t| format!("\"{t}\"")),
+            Just("0".into()),
+            Just("7".into()),
+            Just("-1".into()),
+            Just("1.5e3".into()),
+            Just("01".into()),
+            Just("true".into()),
+            Just("[1, {\"x\": [null]}]".into()),
+            Just("{\"a\":{}}".into()),
+            Just("\"\\ud800\"".into()),
+            Just("\"stop\"".into()),
+            Just("[]".into()),
+            Just("{,}".into()),
+        ]
+    }
+
+    fn fields(keys: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop::collection::vec((prop::sample::select(keys), value()), 0..5)
+            .prop_map(|kv| format!("{{{}}}", kv.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect::<Vec<_>>().join(", ")))
+    }
+
+    /// A chunk: top-level fields, and a choices array of objects with deltas.
+    fn chunk_text() -> impl Strategy<Value = String> {
+        let delta = fields(&["content", "reasoning", "reasoning_content", "role", "tool_calls", "refusal"]);
+        let choice = (fields(&["index", "text", "finish_reason", "logprobs"]), prop::option::of(delta)).prop_map(|(f, d)| match d {
+            Some(d) if f == "{}" => format!("{{\"delta\": {d}}}"),
+            Some(d) => format!("{{\"delta\": {d}, {}", &f[1..]),
+            None => f,
+        });
+        (
+            fields(&["id", "object", "created", "model", "usage", "error", "system_fingerprint"]),
+            prop::collection::vec(choice, 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(top, choices, trailing)| {
+                let choices = format!("\"choices\": [{}]", choices.join(","));
+                let body = if top == "{}" { format!("{{{choices}}}") } else { format!("{{{choices}, {}", &top[1..]) };
+                if trailing { format!(" {body}\n") } else { body }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// Wherever the scan reads a chunk, serde reads it too, and the same.
+        #[test]
+        fn the_scan_agrees_with_serde(text in chunk_text()) {
+            if let Some(scanned) = super::super::scan::chunk(&text) {
+                let serde: Result<Chunk, _> = serde_json::from_str(&text);
+                prop_assert!(serde.is_ok(), "the scan read what serde refuses: {} ({:?})", text, serde.err());
+                prop_assert_eq!(reading(scanned.into()), reading(serde.unwrap()), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_common_chunks_are_scanned() {
+        for text in [
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1733000000,"model":"m","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":"fn main() {\n    println!(\"hi\");\n}"},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"created":1,"id":"x","model":"m","object":"chat.completion.chunk"}"#,
+            r#"{"choices":[{"text":" more","index":0,"finish_reason":null}]}"#,
+        ] {
+            let scanned = super::super::scan::chunk(text).unwrap_or_else(|| panic!("not scanned: {text}"));
+            assert_eq!(reading(scanned.into()), reading(serde_json::from_str(text).unwrap()));
+        }
     }
 
     #[test]
