@@ -48,10 +48,10 @@ pub(super) async fn watch(scenario: Arc<Scenario>, hook: Arc<WatchHook>, snapsho
         let Some(stage) = stage(&scenario, index) else { continue };
         let snapshot = snapshots.borrow().clone();
         let Some(stats) = snapshot.current.as_ref().filter(|s| s.info.index == index) else { continue };
-        let found = |f: &dyn Fn(&mut Found)| f(&mut found.lock().unwrap_or_else(|e| e.into_inner()));
+        let found = || found.lock().unwrap_or_else(|e| e.into_inner());
         if watched == Watched::Warmup {
             if let Some(said) = super::judges::settled(stats) {
-                found(&|f| _ = f.warmups.insert(index, said.clone()));
+                found().warmups.insert(index, said);
                 token.cancel();
             }
             continue;
@@ -63,14 +63,14 @@ pub(super) async fn watch(scenario: Arc<Scenario>, hook: Arc<WatchHook>, snapsho
             && let Some(verdict) = backlog.judge(index, stats)
         {
             hook.saturated(index);
-            found(&|f| _ = f.saturated.insert(index, verdict.clone()));
+            found().saturated.insert(index, verdict);
             token.cancel();
             continue;
         }
         if let Some(spec) = stage.until.clone()
             && let Some(when) = until::judged(stats.clone(), spec).await
         {
-            found(&|f| _ = f.converged.insert(index, when));
+            found().converged.insert(index, when);
             token.cancel();
         }
     }
