@@ -15,6 +15,15 @@ use llmload::scenario::{BaseUrl, Scenario, redact_url};
 use llmload::tui::App;
 use llmload::workload::Tokenizer;
 
+/// jemalloc, not glibc's malloc: glibc locks an arena to free a buffer another thread
+/// made (a record sent to the aggregator, hyper's bytes), which a profile of 100,000
+/// streams showed as futex waits. Streaming CPU per request: mimalloc 0.86× glibc's,
+/// jemalloc 0.95× mimalloc's without its extra memory (docs/benchmarks.md); oha links
+/// jemalloc too.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How a command ended, or what it says of why it could not do its work.
 type Ended = Result<Exit, Failure>;
 

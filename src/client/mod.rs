@@ -12,6 +12,8 @@ mod retry_after;
 mod scan;
 pub mod sse;
 mod stream;
+#[doc(hidden)]
+pub use stream::read_body as read_stream_body;
 mod tls;
 pub mod tokenize;
 mod tools;

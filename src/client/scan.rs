@@ -36,17 +36,62 @@ pub(super) fn chunk(data: &str) -> Option<Scanned<'_>> {
     let mut out = Scanned::default();
     let mut seen_choices = false;
     s.object(|s, key| match key {
-        "choices" if !seen_choices => {
-            seen_choices = true;
+        b"choices" => {
+            once(&mut seen_choices)?;
             out.choice = s.choices()?;
             Some(())
         }
         // Read by serde: rare (the last chunk, a failure), and exact there.
-        "choices" | "usage" | "timings" | "error" => None,
+        b"usage" | b"timings" | b"error" => None,
         _ => s.skip(),
     })?;
     s.ws();
     (s.i == s.b.len()).then_some(out)
+}
+
+/// None the second time: a key twice is serde's to judge (it refuses a field twice).
+fn once(seen: &mut bool) -> Option<()> {
+    (!std::mem::replace(seen, true)).then_some(())
+}
+
+/// Where the plain run of a string that starts at `i` ends: the first quote, backslash or
+/// control byte at or after it, or the end. Eight bytes a step (the bit tricks of
+/// "Bit Twiddling Hacks", "determine if a word has a byte less than n"): strings end at
+/// one branch, not one a byte. The lowest byte flagged is exact (a borrow only ever
+/// flags bytes above a true one).
+#[inline]
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let hits = below(w, 0x20) | below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|&c| c >= 0x20 && c != b'"' && c != b'\\') {
+        i += 1;
+    }
+    i
+}
+
+/// The character a one-letter escape stands for.
+#[inline]
+fn unescape(e: u8) -> Option<char> {
+    Some(match e {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        _ => return None,
+    })
 }
 
 struct Scan<'a> {
@@ -56,38 +101,52 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn eat(&mut self, c: u8) -> Option<()> {
         (self.peek()? == c).then(|| self.i += 1)
     }
 
-    /// `{ "key": value, … }`, each value read by `field` (which must consume it).
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+    /// An object's members, each key handed to `field` with the value next to read.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.eat(b'}').is_some() {
             return Some(());
         }
         loop {
-            let key = self.string()?;
+            let key = self.key()?;
             self.eat(b':')?;
-            field(self, &key)?;
+            field(self, key)?;
             if !self.more(b'}')? {
                 return Some(());
             }
         }
     }
 
-    /// After an item: a comma (true: another follows) or `close` (false).
+    /// A key as its bytes: one with an escape (or a control byte) is left to serde.
+    #[inline]
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = plain_run(self.b, start);
+        (*self.b.get(end)? == b'"').then_some(())?;
+        self.i = end + 1;
+        Some(&self.b[start..end])
+    }
+
+    #[inline]
     fn more(&mut self, close: u8) -> Option<bool> {
         match self.peek()? {
             b',' => self.i += 1,
@@ -100,7 +159,6 @@ impl<'a> Scan<'a> {
         Some(true)
     }
 
-    /// `null`, or an array of at most one choice (several: serde's).
     fn choices(&mut self) -> Option<Option<Choice<'a>>> {
         if self.null() {
             return None;
@@ -118,22 +176,27 @@ impl<'a> Scan<'a> {
         let mut c = Choice::default();
         let mut seen = [false; 4];
         self.object(|s, key| {
-            let k = ["index", "delta", "text", "finish_reason"].iter().position(|k| *k == key);
-            if let Some(k) = k {
-                // A key twice is serde's to refuse.
-                if std::mem::replace(&mut seen[k], true) {
-                    return None;
+            match key {
+                b"index" => {
+                    once(&mut seen[0])?;
+                    c.index = s.index()?;
                 }
-            }
-            match k {
-                Some(0) => c.index = s.index()?,
-                Some(1) if s.null() => {}
-                Some(1) => c.delta = Some(s.delta()?),
-                Some(2) => c.text = s.text()?,
-                // A choice's end: serde reads the reason.
-                Some(3) if s.null() => {}
-                Some(_) => return None,
-                None => s.skip()?,
+                b"delta" => {
+                    once(&mut seen[1])?;
+                    if !s.null() {
+                        c.delta = Some(s.delta()?);
+                    }
+                }
+                b"text" => {
+                    once(&mut seen[2])?;
+                    c.text = s.text()?;
+                }
+                // A choice that ends is serde's (its reason is read there).
+                b"finish_reason" => {
+                    once(&mut seen[3])?;
+                    s.null().then_some(())?;
+                }
+                _ => s.skip()?,
             }
             Some(())
         })?;
@@ -144,28 +207,24 @@ impl<'a> Scan<'a> {
         let mut d = Delta::default();
         let mut seen = [false; 3];
         self.object(|s, key| {
-            let k = ["content", "reasoning_content", "reasoning"].iter().position(|k| *k == key);
-            let slot = match k {
-                Some(k) if std::mem::replace(&mut seen[k], true) => return None,
-                Some(0) => &mut d.content,
-                Some(1) => &mut d.reasoning_content,
-                Some(_) => &mut d.reasoning,
-                // Tool calls are assembled from serde's reading.
-                None if key == "tool_calls" => return None,
-                None => return s.skip(),
+            let (slot, k) = match key {
+                b"content" => (&mut d.content, 0),
+                b"reasoning_content" => (&mut d.reasoning_content, 1),
+                b"reasoning" => (&mut d.reasoning, 2),
+                b"tool_calls" => return None,
+                _ => return s.skip(),
             };
+            once(&mut seen[k])?;
             *slot = s.text()?;
             Some(())
         })?;
         Some(d)
     }
 
-    /// A string or `null`.
     fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.null() { Some(None) } else { self.string().map(Some) }
     }
 
-    /// A whole number that fits a u32.
     fn index(&mut self) -> Option<u32> {
         self.ws();
         let start = self.i;
@@ -173,6 +232,7 @@ impl<'a> Scan<'a> {
         self.src[start..self.i].parse().ok()
     }
 
+    #[inline]
     fn null(&mut self) -> bool {
         self.ws();
         let yes = self.b[self.i..].starts_with(b"null");
@@ -182,69 +242,80 @@ impl<'a> Scan<'a> {
         yes
     }
 
-    /// A JSON string: borrowed when it holds no escape, else decoded.
+    /// A string's text: borrowed where it holds no escape, decoded where it does.
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.i;
-        loop {
-            match *self.b.get(self.i)? {
-                b'"' => {
-                    self.i += 1;
-                    return Some(Cow::Borrowed(&self.src[start..self.i - 1]));
-                }
-                b'\\' => break,
-                c if c < 0x20 => return None,
-                _ => self.i += 1,
+        self.i = plain_run(self.b, start);
+        match *self.b.get(self.i)? {
+            b'"' => {
+                self.i += 1;
+                return Some(Cow::Borrowed(&self.src[start..self.i - 1]));
             }
+            b'\\' => {}
+            _ => return None,
         }
         let mut out = String::with_capacity(self.i - start + 16);
         out.push_str(&self.src[start..self.i]);
         loop {
-            let from = self.i;
-            while let Some(&c) = self.b.get(self.i).filter(|c| !matches!(c, b'"' | b'\\')) {
-                if c < 0x20 {
-                    return None;
+            // At a backslash.
+            self.i += 1;
+            let c = match *self.b.get(self.i)? {
+                b'u' => self.unicode()?,
+                e => {
+                    self.i += 1;
+                    unescape(e)?
                 }
-                self.i += 1;
-            }
+            };
+            out.push(c);
+            let from = self.i;
+            self.i = plain_run(self.b, from);
             out.push_str(&self.src[from..self.i]);
             match *self.b.get(self.i)? {
                 b'"' => {
                     self.i += 1;
                     return Some(Cow::Owned(out));
                 }
-                _ => {
-                    self.i += 1;
-                    let c = match *self.b.get(self.i)? {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let c = self.unicode()?;
-                            out.push(c);
-                            continue;
-                        }
-                        _ => return None,
-                    };
-                    self.i += 1;
-                    out.push(c);
-                }
+                b'\\' => {}
+                _ => return None,
             }
         }
     }
 
-    /// After `\u`: four hex digits, or a surrogate pair of them (a lone surrogate is
-    /// serde's to judge).
+    /// Skips a string, checking it as serde does when it ignores one: control bytes and
+    /// escapes (a `\u` needs four hex digits; which code point they name is not judged).
+    fn skip_string(&mut self) -> Option<()> {
+        self.i += 1;
+        loop {
+            self.i = plain_run(self.b, self.i);
+            match *self.b.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                b'\\' => {
+                    self.i += 1;
+                    match *self.b.get(self.i)? {
+                        b'u' => {
+                            self.b.get(self.i + 1..self.i + 5)?.iter().all(u8::is_ascii_hexdigit).then_some(())?;
+                            self.i += 5;
+                        }
+                        e => {
+                            unescape(e)?;
+                            self.i += 1;
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A `\u` escape at `i` (its `u`), a surrogate pair read whole; `i` after it.
     fn unicode(&mut self) -> Option<char> {
         let hex = |s: &mut Self| -> Option<u32> {
             let h = s.b.get(s.i + 1..s.i + 5)?;
             let v = u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
-            // `from_str_radix` takes a sign: only digits are hex here.
             h.iter().all(u8::is_ascii_hexdigit).then(|| s.i += 5).map(|_| v)
         };
         let hi = hex(self)?;
@@ -262,7 +333,6 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A number by JSON's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     fn number(&mut self) -> Option<()> {
         let digits = |s: &mut Self| {
             let from = s.i;
@@ -303,7 +373,7 @@ impl<'a> Scan<'a> {
             return None;
         }
         match self.peek()? {
-            b'"' => self.string().map(drop),
+            b'"' => self.skip_string(),
             b'{' => self.object(|s, _| s.skip_at(depth + 1)),
             b'[' => {
                 self.i += 1;
@@ -352,10 +422,15 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
             r#"{"choices":[]} x"#,
             r#"{"a":01}"#,
-            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\u12"}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"choices":[{"delta":{"content":"\ud800"}}]}"#,
             "{\"a\":\"\u{1}\"}",
         ] {
             assert_eq!(chunk(rare), None, "{rare}");
         }
+        // A lone surrogate in a value skipped is not judged, by serde either (it ignores
+        // an unknown field's string checking only its escapes' form).
+        assert_eq!(chunk(r#"{"a":"\ud800","choices":[]}"#), Some(Scanned { choice: None }));
     }
 }

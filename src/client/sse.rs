@@ -31,8 +31,10 @@
 //! After an error the stream is unusable: further `feed` calls return the same error.
 //!
 //! The parser keeps one byte buffer for the unfinished line and one for the pending
-//! event's data, reused across events; events go to an [`EventSink`]: [`Events`] keeps
-//! them in one reused buffer, so a stream costs no allocation per event.
+//! event's data, reused across events. An event whose one data line and blank line lie
+//! in the same read is handed on straight from the bytes read, not copied: the common
+//! case of a stream. Events go to an [`EventSink`] as they complete (the stream reader
+//! takes each at once); [`Events`] keeps them in one reused buffer.
 
 use thiserror::Error;
 
@@ -108,22 +110,12 @@ struct PendingEvent {
 impl PendingEvent {
     /// Interprets one complete line (without its line ending).
     fn line(&mut self, line: &[u8], max: usize, out: &mut impl EventSink) -> Result<(), SseError> {
-        let Some(&first) = line.first() else {
+        if line.is_empty() {
             return self.dispatch(out);
-        };
-        if first == b':' {
-            return Ok(());
         }
-        let (name, value) = match memchr::memchr(b':', line) {
-            Some(colon) => {
-                let value = &line[colon + 1..];
-                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
-            }
-            None => (line, &[][..]),
-        };
-        if name != b"data" {
+        let Some(value) = data_value(line) else {
             return Ok(());
-        }
+        };
         let separator = usize::from(self.has_data);
         if self.data.len() + separator + value.len() > max {
             return Err(SseError::TooLarge);
@@ -136,22 +128,47 @@ impl PendingEvent {
         Ok(())
     }
 
+    /// Takes the first data line of the event, held borrowed until now (within the size
+    /// limit: it was a line no longer than it).
+    fn keep(&mut self, value: &[u8]) {
+        self.data.extend_from_slice(value);
+        self.has_data = true;
+    }
+
     /// Ends the event: appends its data to `out` if it has any data line, then resets.
     fn dispatch(&mut self, out: &mut impl EventSink) -> Result<(), SseError> {
         if !self.has_data {
             return Ok(());
         }
         self.has_data = false;
-        let result = match std::str::from_utf8(&self.data) {
-            Ok(data) => {
-                out.event(data);
-                Ok(())
-            }
-            Err(_) => Err(SseError::Utf8),
-        };
+        let result = dispatch(&self.data, out);
         self.data.clear();
         result
     }
+}
+
+/// The value of a `data` line (one leading space removed), or None for any other line:
+/// a comment, another field, a blank line.
+fn data_value(line: &[u8]) -> Option<&[u8]> {
+    let (&first, _) = line.split_first()?;
+    if first == b':' {
+        return None;
+    }
+    let (name, value) = match memchr::memchr(b':', line) {
+        Some(colon) => {
+            let value = &line[colon + 1..];
+            (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+        }
+        None => (line, &[][..]),
+    };
+    (name == b"data").then_some(value)
+}
+
+/// Hands one event's data to `out`, if it is UTF-8.
+fn dispatch(data: &[u8], out: &mut impl EventSink) -> Result<(), SseError> {
+    let data = std::str::from_utf8(data).map_err(|_| SseError::Utf8)?;
+    out.event(data);
+    Ok(())
 }
 
 /// Incremental Server-Sent Events parser; see the [module documentation](self).
@@ -220,12 +237,28 @@ impl SseParser {
             }
         }
         let max = self.max_event_bytes;
+        // The pending event's one data line, where it lies whole in these bytes: borrowed
+        // from them, and dispatched from them at its blank line, with no copy. Kept (copied
+        // to the event) only when the read ends first or another data line joins it.
+        let mut held: Option<&[u8]> = None;
         while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
             let part = &rest[..end];
             if self.line.is_empty() {
                 // Common case: the whole line is in this read, no copy needed.
                 check_line(part.len(), max)?;
-                self.event.line(part, max, out)?;
+                match (held, data_value(part)) {
+                    (Some(data), _) if part.is_empty() => {
+                        held = None;
+                        dispatch(data, out)?;
+                    }
+                    (None, Some(value)) if !self.event.has_data => held = Some(value),
+                    _ => {
+                        if let Some(data) = held.take() {
+                            self.event.keep(data);
+                        }
+                        self.event.line(part, max, out)?;
+                    }
+                }
             } else {
                 check_line(self.line.len() + part.len(), max)?;
                 self.line.extend_from_slice(part);
@@ -241,6 +274,9 @@ impl SseParser {
                     None => self.after_cr = true,
                 }
             }
+        }
+        if let Some(data) = held {
+            self.event.keep(data);
         }
         check_line(self.line.len() + rest.len(), max)?;
         self.line.extend_from_slice(rest);

@@ -132,6 +132,11 @@ struct Received {
 }
 
 impl Received {
+    fn new(status: u16, start: Instant) -> Received {
+        let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
+        Received { rec, start, last: None, answer: String::new(), reasoning: String::new(), finished: false, tools: Default::default() }
+    }
+
     fn token(&mut self, now: Instant, text: &str, reasoning: bool) {
         self.arrived(now);
         self.text(now, text, reasoning);
@@ -231,59 +236,104 @@ impl Received {
     }
 }
 
-impl Client {
-    /// One event's data, read into `got` as its API shapes it: Ok(true) at a typed
-    /// stream's last event; Err: the failure it is.
-    fn event(&self, data: &str, now: Instant, got: &mut Received, eof: bool, status: u16) -> Result<bool, (FailureKind, String)> {
-        // Cut mid-event by the end of the body: the stream broke, the server did not
-        // send a malformed event.
-        let malformed = |e: serde_json::Error| match eof {
-            true => (FailureKind::StreamCut, format!("HTTP {status}: stream ended inside an event")),
-            false => (FailureKind::Decode, format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column())),
-        };
-        if self.api.typed_events() {
-            let said = match self.api {
-                crate::model::Api::Messages => super::typed::messages(data),
-                _ => super::typed::responses(data),
-            }
-            .map_err(malformed)?;
-            if let Some(why) = &said.error {
-                return Err((FailureKind::Decode, format!("HTTP {status}: {why}")));
-            }
-            let end = said.end;
-            got.said(now, said);
-            return Ok(end);
+/// One event's data, read into `got` as its API shapes it: Ok(true) at a typed stream's
+/// last event; Err: the failure it is.
+fn event(
+    api: crate::model::Api,
+    data: &str,
+    now: Instant,
+    got: &mut Received,
+    eof: bool,
+    status: u16,
+) -> Result<bool, (FailureKind, String)> {
+    // Cut mid-event by the end of the body: the stream broke, the server did not send a
+    // malformed event.
+    let malformed = |e: serde_json::Error| match eof {
+        true => (FailureKind::StreamCut, format!("HTTP {status}: stream ended inside an event")),
+        false => (FailureKind::Decode, format!("HTTP {status}: malformed chunk (line {} column {})", e.line(), e.column())),
+    };
+    if api.typed_events() {
+        let said = match api {
+            crate::model::Api::Messages => super::typed::messages(data),
+            _ => super::typed::responses(data),
         }
-        // The common chunk without serde (it agrees with serde where it reads one).
-        if let Some(scanned) = super::scan::chunk(data) {
-            got.chunk(now, scanned.into());
-            return Ok(false);
+        .map_err(malformed)?;
+        if let Some(why) = &said.error {
+            return Err((FailureKind::Decode, format!("HTTP {status}: {why}")));
         }
-        let chunk: Chunk = serde_json::from_str(data).map_err(malformed)?;
-        if let Some(err) = chunk.error {
-            let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
-            return Err((FailureKind::Decode, format!("HTTP {status}: {msg}")));
-        }
-        got.chunk(now, chunk);
-        Ok(false)
+        let end = said.end;
+        got.said(now, said);
+        return Ok(end);
     }
+    // The common chunk without serde (it agrees with serde where it reads one).
+    if let Some(scanned) = super::scan::chunk(data) {
+        got.chunk(now, scanned.into());
+        return Ok(false);
+    }
+    let chunk: Chunk = serde_json::from_str(data).map_err(malformed)?;
+    if let Some(err) = chunk.error {
+        let msg = stream_error_message(&err).unwrap_or_else(|| "error event in stream".to_string());
+        return Err((FailureKind::Decode, format!("HTTP {status}: {msg}")));
+    }
+    got.chunk(now, chunk);
+    Ok(false)
+}
 
+/// How a stream's events ended it: `[DONE]` (or a typed stream's last event), or the
+/// failure one of them was.
+type Ended = Result<(), (FailureKind, String)>;
+
+/// Takes each event as the parser completes it, straight from the bytes read: no event
+/// is copied or buffered. Events after the end are not read.
+struct Taker<'r> {
+    api: crate::model::Api,
+    got: &'r mut Received,
+    now: Instant,
+    eof: bool,
+    status: u16,
+    end: Option<Ended>,
+}
+
+impl sse::EventSink for Taker<'_> {
+    fn event(&mut self, data: &str) {
+        if self.end.is_some() {
+            return;
+        }
+        if data == "[DONE]" {
+            self.end = Some(Ok(()));
+            return;
+        }
+        match event(self.api, data, self.now, self.got, self.eof, self.status) {
+            Ok(false) => {}
+            Ok(true) => self.end = Some(Ok(())),
+            Err(bad) => self.end = Some(Err(bad)),
+        }
+    }
+}
+
+/// A whole chat stream's body read as a request reads it, in one piece (events parsed,
+/// chunks scanned, texts kept, gaps timed): for `benches/chunks.rs`, which measures the
+/// part of a stream's cost that is llmload's own. The record's chunk count, or the failure.
+#[doc(hidden)]
+pub fn read_body(body: &[u8]) -> Result<u32, String> {
+    let mut got = Received::new(200, Instant::now());
+    let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
+    let mut taker = Taker { api: crate::model::Api::Chat, got: &mut got, now: Instant::now(), eof: false, status: 200, end: None };
+    parser.feed(body, &mut taker).map_err(|e| e.to_string())?;
+    match taker.end {
+        Some(Ok(())) => Ok(got.rec.chunks),
+        Some(Err((_, why))) => Err(why),
+        None => Err("no [DONE]".into()),
+    }
+}
+
+impl Client {
     /// Reads an SSE stream of completion chunks to `[DONE]` (or a clean end after a
     /// `finish_reason`), timing the first token, the first answer token and the gaps
     /// between content chunks as they arrive.
     pub(super) async fn read_stream(&self, mut resp: super::Response<'_>, start: Instant, status: u16) -> RequestRecord {
         let mut parser = sse::SseParser::new(MAX_EVENT_BYTES);
-        let mut events = sse::Events::default();
-        let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
-        let mut got = Received {
-            rec,
-            start,
-            last: None,
-            answer: String::new(),
-            reasoning: String::new(),
-            finished: false,
-            tools: Default::default(),
-        };
+        let mut got = Received::new(status, start);
         let mut done = false;
         let mut eof = false;
         let failure = loop {
@@ -294,52 +344,36 @@ impl Client {
                 break Some((FailureKind::IdleTimeout, detail));
             };
             let now = Instant::now();
-            match read {
+            let mut taker = Taker { api: self.api, got: &mut got, now, eof: false, status, end: None };
+            let parsed = match read {
                 Ok(Some(bytes)) => {
-                    got.rec.bytes += bytes.len() as u64;
-                    if got.rec.bytes > MAX_BODY_BYTES as u64 {
+                    taker.got.rec.bytes += bytes.len() as u64;
+                    if taker.got.rec.bytes > MAX_BODY_BYTES as u64 {
                         break Some((FailureKind::BodyTooLarge, format!("HTTP {status}: stream larger than {MAX_BODY_BYTES} bytes")));
                     }
-                    if let Err(e) = parser.feed(&bytes, &mut events) {
-                        break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
-                    }
+                    parser.feed(&bytes, &mut taker)
                 }
                 // The body ended: a last event without its blank line still counts.
                 Ok(None) => {
                     eof = true;
-                    if let Err(e) = parser.finish(&mut events) {
-                        break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})")));
-                    }
+                    taker.eof = true;
+                    parser.finish(&mut taker)
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::StreamCut };
                     break Some((kind, e.describe()));
                 }
-            }
-            let mut bad = None;
-            for data in events.iter() {
-                if data == "[DONE]" {
+            };
+            // An end the events said comes before what broke after it in the same read.
+            match (taker.end, parsed) {
+                (Some(Ok(())), _) => {
                     done = true;
-                    break;
+                    break None;
                 }
-                match self.event(data, now, &mut got, eof, status) {
-                    Ok(true) => {
-                        done = true;
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(b) => {
-                        bad = Some(b);
-                        break;
-                    }
-                }
-            }
-            events.clear();
-            if let Some(b) = bad {
-                break Some(b);
-            }
-            if done || eof {
-                break None;
+                (Some(Err(bad)), _) => break Some(bad),
+                (None, Err(e)) => break Some((FailureKind::Decode, format!("HTTP {status}: malformed event stream ({e})"))),
+                (None, Ok(())) if eof => break None,
+                (None, Ok(())) => {}
             }
         };
         // The end of the response is [DONE] (or where it broke); what follows is framing.
