@@ -3,7 +3,8 @@
 //! reads them — SSE parsed, every chunk read, texts kept, gaps timed — beside two peers in
 //! the same rounds: a byte reader that only finds each event's end (the floor: what oha
 //! does with a body), and a serde_json `Value` per event (what a reader without a scan
-//! pays). ns per stream, medians of alternating rounds. `cargo bench --bench chunks`.
+//! pays). ns per stream, medians of alternating rounds. `cargo bench --bench chunks`
+//! (`PROFILE=1`: the reader alone, to profile).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -88,6 +89,16 @@ fn time(n: u32, mut f: impl FnMut() -> usize) -> f64 {
 }
 
 fn main() {
+    // PROFILE=1: llmload's reader alone, for a while, under `perf record`.
+    if std::env::var_os("PROFILE").is_some() {
+        let bodies = [short(), code()];
+        for _ in 0..200_000 {
+            for body in &bodies {
+                black_box(llmload::client::read_stream_body(black_box(body)).unwrap());
+            }
+        }
+        return;
+    }
     let n = 20_000;
     println!(
         "| body | chunks | llmload (ns/stream) | bytes only | serde Value per event | llmload ns/chunk | llmload / bytes | llmload / Value |"

@@ -31,8 +31,15 @@ pub(super) struct Delta<'a> {
 }
 
 /// Reads `data` as a chunk of the common shape; None: leave it to serde.
+/// A chunk read whole (no shape).
+#[cfg(test)]
 pub(super) fn chunk(data: &str) -> Option<Scanned<'_>> {
-    let mut s = Scan { b: data.as_bytes(), src: data, i: 0 };
+    chunk_spanned(data).map(|(c, _)| c)
+}
+
+/// A chunk read whole, and where its one text lies when it has exactly one.
+fn chunk_spanned(data: &str) -> Option<(Scanned<'_>, Option<(usize, usize)>)> {
+    let mut s = Scan { b: data.as_bytes(), src: data, i: 0, texts: 0, span: (0, 0) };
     let mut out = Scanned::default();
     let mut seen_choices = false;
     s.object(|s, key| match key {
@@ -46,7 +53,98 @@ pub(super) fn chunk(data: &str) -> Option<Scanned<'_>> {
         _ => s.skip(),
     })?;
     s.ws();
-    (s.i == s.b.len()).then_some(out)
+    (s.i == s.b.len()).then_some((out, Some(s.span).filter(|_| s.texts == 1)))
+}
+
+/// A stream's chunks mostly differ in their text alone: the same id, model and fields
+/// around it, byte for byte. The last chunk read whole with exactly one text is kept
+/// as a shape; the next chunk whose bytes before and after its text are the same is
+/// read by reading that text alone. Sound: the same bytes around a well-formed string
+/// that ends where the shape's did make a document serde reads as it read the shape,
+/// but for that string.
+#[derive(Debug, Default)]
+pub(super) struct Shape {
+    bytes: Vec<u8>,
+    /// Where the text's bytes lay (between its quotes).
+    from: usize,
+    to: usize,
+    /// Which text it was, of which choice; None: no shape yet.
+    slot: Option<Slot>,
+    index: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Content,
+    ReasoningContent,
+    Reasoning,
+    Text,
+}
+
+impl Shape {
+    /// The chunk read by its shape, when it has this one.
+    fn fit<'a>(&self, data: &'a str) -> Option<Scanned<'a>> {
+        let slot = self.slot?;
+        let (before, after) = (&self.bytes[..self.from], &self.bytes[self.to..]);
+        let b = data.as_bytes();
+        if b.len() < before.len() + after.len() || !b.starts_with(before) || !b.ends_with(after) {
+            return None;
+        }
+        // From the text's opening quote (the last byte before it): it must end at the
+        // shape's closing quote, no sooner.
+        let mut s = Scan { b, src: data, i: self.from - 1, texts: 0, span: (0, 0) };
+        let text = Some(s.string()?);
+        (s.i == b.len() - after.len() + 1).then_some(())?;
+        let mut choice = Choice { index: self.index, ..Choice::default() };
+        let delta = |d: Delta<'a>| Some(d);
+        match slot {
+            Slot::Content => choice.delta = delta(Delta { content: text, ..Delta::default() }),
+            Slot::ReasoningContent => choice.delta = delta(Delta { reasoning_content: text, ..Delta::default() }),
+            Slot::Reasoning => choice.delta = delta(Delta { reasoning: text, ..Delta::default() }),
+            Slot::Text => choice.text = text,
+        }
+        Some(Scanned { choice: Some(choice) })
+    }
+
+    /// Keeps a chunk read whole as the shape, if its one text is known.
+    fn learn(&mut self, data: &str, scanned: &Scanned<'_>, span: Option<(usize, usize)>) {
+        let (Some((from, to)), Some(choice)) = (span, &scanned.choice) else {
+            return;
+        };
+        let d = choice.delta.as_ref();
+        self.slot = match (
+            d.and_then(|d| d.content.as_ref()),
+            d.and_then(|d| d.reasoning_content.as_ref()),
+            d.and_then(|d| d.reasoning.as_ref()),
+            &choice.text,
+        ) {
+            (Some(_), ..) => Some(Slot::Content),
+            (_, Some(_), ..) => Some(Slot::ReasoningContent),
+            (_, _, Some(_), _) => Some(Slot::Reasoning),
+            (.., Some(_)) => Some(Slot::Text),
+            _ => None,
+        };
+        self.bytes.clear();
+        self.bytes.extend_from_slice(data.as_bytes());
+        (self.from, self.to, self.index) = (from, to, choice.index);
+    }
+
+    /// Where the shape's text lies, if it has one (for tests that make chunks from it).
+    #[cfg(test)]
+    pub(super) fn hole(&self) -> Option<(usize, usize)> {
+        self.slot.map(|_| (self.from, self.to))
+    }
+}
+
+/// A chunk of a stream whose last chunks shaped `shape`: by its shape where it has it,
+/// else read whole (and kept as the shape).
+pub(super) fn chunk_in<'a>(data: &'a str, shape: &mut Shape) -> Option<Scanned<'a>> {
+    if let Some(fitted) = shape.fit(data) {
+        return Some(fitted);
+    }
+    let (scanned, span) = chunk_spanned(data)?;
+    shape.learn(data, &scanned, span);
+    Some(scanned)
 }
 
 /// None the second time: a key twice is serde's to judge (it refuses a field twice).
@@ -98,6 +196,10 @@ struct Scan<'a> {
     b: &'a [u8],
     src: &'a str,
     i: usize,
+    /// The texts read that were strings, and where the last one's bytes lie (between
+    /// its quotes): a chunk with one is a shape to learn.
+    texts: u32,
+    span: (usize, usize),
 }
 
 impl<'a> Scan<'a> {
@@ -222,7 +324,15 @@ impl<'a> Scan<'a> {
     }
 
     fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.null() { Some(None) } else { self.string().map(Some) }
+        if self.null() {
+            return Some(None);
+        }
+        self.ws();
+        let from = self.i + 1;
+        let text = self.string()?;
+        self.texts += 1;
+        self.span = (from, self.i - 1);
+        Some(Some(text))
     }
 
     fn index(&mut self) -> Option<u32> {

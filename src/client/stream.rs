@@ -62,6 +62,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
     }
 }
 
+/// A scanned chunk as serde would have read it (for tests that hold one to the other).
+#[cfg(test)]
 impl<'a> From<super::scan::Scanned<'a>> for Chunk<'a> {
     fn from(s: super::scan::Scanned<'a>) -> Chunk<'a> {
         let first = s.choice.map(|c| ChunkChoice {
@@ -129,12 +131,15 @@ struct Received {
     finished: bool,
     /// Tool calls, as their fragments come.
     tools: super::tools::Assembly,
+    /// The shape of its chunks (their bytes around their text), once one is read whole.
+    shape: super::scan::Shape,
 }
 
 impl Received {
     fn new(status: u16, start: Instant) -> Received {
         let rec = RequestRecord { status: Some(status), ..RequestRecord::default() };
-        Received { rec, start, last: None, answer: String::new(), reasoning: String::new(), finished: false, tools: Default::default() }
+        let (answer, reasoning) = (String::new(), String::new());
+        Received { rec, start, last: None, answer, reasoning, finished: false, tools: Default::default(), shape: Default::default() }
     }
 
     fn token(&mut self, now: Instant, text: &str, reasoning: bool) {
@@ -158,7 +163,11 @@ impl Received {
         match self.last {
             None => self.rec.ttft = Some(now - self.start),
             // Bounded: a hostile stream of tiny chunks cannot grow it past this.
-            Some(prev) if self.rec.gaps_us.len() < MAX_GAPS => self.rec.gaps_us.push((now - prev).as_micros().min(u32::MAX as u128) as u32),
+            // Chunks of one read share its instant: no clock arithmetic for their gap.
+            Some(prev) if self.rec.gaps_us.len() < MAX_GAPS => {
+                let gap = if now == prev { 0 } else { (now - prev).as_micros().min(u32::MAX as u128) as u32 };
+                self.rec.gaps_us.push(gap);
+            }
             Some(_) => {}
         }
         self.last = Some(now);
@@ -205,20 +214,11 @@ impl Received {
                 self.finished = true;
                 self.rec.finish_reason.get_or_insert(why);
             }
-            // One reasoning text per delta: vLLM has sent both names at once, the same
-            // text in each, while it moved from one to the other.
             let (texts, tools) = match choice.delta {
-                Some(d) => ([(d.reasoning.filter(|t| !t.is_empty()).or(d.reasoning_content), true), (d.content, false)], d.tool_calls),
+                Some(d) => (delta_texts(d.content, d.reasoning_content, d.reasoning), d.tool_calls),
                 None => ([(None, true), (choice.text, false)], None),
             };
-            // A delta is one chunk, whatever kinds of token it carries.
-            let mut any = false;
-            for (text, reasoning) in texts {
-                if let Some(text) = text.filter(|t| !t.is_empty()) {
-                    self.text(now, &text, reasoning);
-                    any = true;
-                }
-            }
+            let mut any = self.texts(now, texts);
             // Tool calls of the first choice only: other choices' would mix into its.
             if let Some(tools) = tools.filter(|_| choice.index == 0) {
                 any |= self.tool_fragments(now, &tools);
@@ -234,6 +234,42 @@ impl Received {
             self.rec.server_timings = Some(t);
         }
     }
+
+    /// Takes one common chunk, as the scan read it (one choice, its texts only): the
+    /// same as [`Received::chunk`] without building a [`Chunk`].
+    fn scanned(&mut self, now: Instant, scanned: super::scan::Scanned<'_>) {
+        let Some(choice) = scanned.choice else { return };
+        let texts = match choice.delta {
+            Some(d) => delta_texts(d.content, d.reasoning_content, d.reasoning),
+            None => [(None, true), (choice.text, false)],
+        };
+        if self.texts(now, texts) {
+            self.arrived(now);
+        }
+    }
+
+    /// A choice's texts (reasoning or not) at `now`: true when any carried a token.
+    /// A delta is one chunk, whatever kinds of token it carries.
+    fn texts(&mut self, now: Instant, texts: [(Option<Cow<'_, str>>, bool); 2]) -> bool {
+        let mut any = false;
+        for (text, reasoning) in texts {
+            if let Some(text) = text.filter(|t| !t.is_empty()) {
+                self.text(now, &text, reasoning);
+                any = true;
+            }
+        }
+        any
+    }
+}
+
+/// A delta's texts, reasoning first. One reasoning text per delta: vLLM has sent both
+/// names at once, the same text in each, while it moved from one to the other.
+fn delta_texts<'a>(
+    content: Option<Cow<'a, str>>,
+    reasoning_content: Option<Cow<'a, str>>,
+    reasoning: Option<Cow<'a, str>>,
+) -> [(Option<Cow<'a, str>>, bool); 2] {
+    [(reasoning.filter(|t| !t.is_empty()).or(reasoning_content), true), (content, false)]
 }
 
 /// One event's data, read into `got` as its API shapes it: Ok(true) at a typed stream's
@@ -266,8 +302,8 @@ fn event(
         return Ok(end);
     }
     // The common chunk without serde (it agrees with serde where it reads one).
-    if let Some(scanned) = super::scan::chunk(data) {
-        got.chunk(now, scanned.into());
+    if let Some(scanned) = super::scan::chunk_in(data, &mut got.shape) {
+        got.scanned(now, scanned);
         return Ok(false);
     }
     let chunk: Chunk = serde_json::from_str(data).map_err(malformed)?;
@@ -546,6 +582,55 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// A chunk read by the shape of one before it reads as serde reads it: the shape
+        /// learned from a chunk (generated, or a common one), the next made by putting
+        /// any text (well formed or not) where its text was, or generated apart.
+        #[test]
+        fn a_chunk_read_by_its_shape_agrees_with_serde(
+            first in prop_oneof![chunk_text(), text().prop_map(|t| { let q = serde_json::to_string(&t).unwrap(); common(&q[1..q.len() - 1]) })],
+            second in text(),
+            apart in chunk_text(),
+            spliced in any::<bool>(),
+        ) {
+            let mut shape = super::super::scan::Shape::default();
+            let _ = super::super::scan::chunk_in(&first, &mut shape);
+            let next = match (shape.hole(), spliced) {
+                (Some((from, to)), true) => format!("{}{second}{}", &first[..from], &first[to..]),
+                _ => apart,
+            };
+            if let Some(scanned) = super::super::scan::chunk_in(&next, &mut shape) {
+                let serde: Result<Chunk, _> = serde_json::from_str(&next);
+                prop_assert!(serde.is_ok(), "read by its shape what serde refuses: {} ({:?})", next, serde.err());
+                prop_assert_eq!(reading(scanned.into()), reading(serde.unwrap()), "{}", next);
+            }
+        }
+    }
+
+    /// A common chunk of an OpenAI-style stream with this (raw) content.
+    fn common(content: &str) -> String {
+        format!(
+            r#"{{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1733000000,"model":"m","choices":[{{"index":0,"delta":{{"content":"{content}"}},"logprobs":null,"finish_reason":null}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_streams_chunks_are_read_by_their_shape() {
+        let mut shape = super::super::scan::Shape::default();
+        let texts = ["Hello", r#" wor\\ld\n"#, "", r#"\u00e9\\\""#, " end"];
+        for (k, t) in texts.iter().enumerate() {
+            let text = common(t);
+            let read = super::super::scan::chunk_in(&text, &mut shape).unwrap_or_else(|| panic!("not read: {text}"));
+            assert_eq!(reading(read.into()), reading(serde_json::from_str(&text).unwrap()), "{text}");
+            assert!(shape.hole().is_some(), "chunk {k} leaves a shape");
+        }
+        // Not this shape: an unescaped quote ends the text before the shape's end.
+        let broken = common(r#"a","x":"b"#);
+        let read = super::super::scan::chunk_in(&broken, &mut shape).map(|c| reading(c.into()));
+        assert_eq!(read, Some(reading(serde_json::from_str(&broken).unwrap())), "read whole instead");
+    }
+
     #[test]
     fn the_common_chunks_are_scanned() {
         for text in [
@@ -564,15 +649,7 @@ mod tests {
             serde_json::from_str(text).unwrap()
         }
         let t0 = Instant::now();
-        let mut got = Received {
-            rec: RequestRecord::default(),
-            start: t0,
-            last: None,
-            answer: String::new(),
-            reasoning: String::new(),
-            finished: false,
-            tools: Default::default(),
-        };
+        let mut got = Received::new(200, t0);
         got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning_content":"hm","reasoning":"hm"}}]}"#));
         got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning_content":" so"}}]}"#));
         got.chunk(t0, chunk(r#"{"choices":[{"delta":{"reasoning":" then"}}]}"#));
