@@ -1,13 +1,15 @@
 //! The common stream chunk read without serde: one pass over the event's bytes that
 //! takes the few fields a chat or completions chunk is timed and counted by (a choice's
-//! `index`, its delta's `content`, `reasoning`, `reasoning_content`, or its `text`),
-//! borrowing each text where it holds no escape, and skips every other value after
-//! checking it is well formed. Anything less common — a `finish_reason`, `usage`,
+//! `index`, its delta's `content`, `reasoning`, `reasoning_content`, or its `text`, and
+//! its `finish_reason`), borrowing each text where it holds no escape, and skips every
+//! other value after checking it is well formed. Anything less common — `usage`,
 //! `timings`, `error`, tool calls, several choices, a key twice, or any doubt — is
 //! `None`, and serde reads the event as before: the scan only ever agrees with it
 //! (`tests`: a property test over arbitrary chunks).
 
 use std::borrow::Cow;
+
+use crate::model::FinishReason;
 
 /// What the scan takes of a chunk: its one choice, if it has one.
 #[derive(Debug, Default, PartialEq)]
@@ -21,6 +23,8 @@ pub(super) struct Choice<'a> {
     /// None: no delta, or `null`.
     pub delta: Option<Delta<'a>>,
     pub text: Option<Cow<'a, str>>,
+    /// Why the choice ended, on the chunk that ends it.
+    pub finish: Option<FinishReason>,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -68,9 +72,10 @@ pub(super) struct Shape {
     /// Where the text's bytes lay (between its quotes).
     from: usize,
     to: usize,
-    /// Which text it was, of which choice; None: no shape yet.
+    /// Which text it was, of which choice, and how the choice ended; None: no shape yet.
     slot: Option<Slot>,
     index: u32,
+    finish: Option<FinishReason>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,7 +100,7 @@ impl Shape {
         let mut s = Scan { b, src: data, i: self.from - 1, texts: 0, span: (0, 0) };
         let text = Some(s.string()?);
         (s.i == b.len() - after.len() + 1).then_some(())?;
-        let mut choice = Choice { index: self.index, ..Choice::default() };
+        let mut choice = Choice { index: self.index, finish: self.finish, ..Choice::default() };
         let delta = |d: Delta<'a>| Some(d);
         match slot {
             Slot::Content => choice.delta = delta(Delta { content: text, ..Delta::default() }),
@@ -126,7 +131,7 @@ impl Shape {
         };
         self.bytes.clear();
         self.bytes.extend_from_slice(data.as_bytes());
-        (self.from, self.to, self.index) = (from, to, choice.index);
+        (self.from, self.to, self.index, self.finish) = (from, to, choice.index, choice.finish);
     }
 
     /// Where the shape's text lies, if it has one (for tests that make chunks from it).
@@ -293,10 +298,12 @@ impl<'a> Scan<'a> {
                     once(&mut seen[2])?;
                     c.text = s.text()?;
                 }
-                // A choice that ends is serde's (its reason is read there).
+                // A reason that is not a string (serde's to refuse) is left to serde.
                 b"finish_reason" => {
                     once(&mut seen[3])?;
-                    s.null().then_some(())?;
+                    if !s.null() {
+                        c.finish = Some(FinishReason::from_name(&s.string()?));
+                    }
                 }
                 _ => s.skip()?,
             }
@@ -523,7 +530,7 @@ mod tests {
         assert_eq!(chunk(r#"{"choices":[{"index":0,"text":"t"}]}"#).unwrap().choice.unwrap().text.as_deref(), Some("t"));
         assert_eq!(chunk(r#"{"choices":[]}"#), Some(Scanned { choice: None }));
         for rare in [
-            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":7}]}"#,
             r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
             r#"{"choices":[{"delta":{"tool_calls":[]}}]}"#,
             r#"{"choices":[{"delta":{}},{"delta":{}}]}"#,

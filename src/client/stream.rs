@@ -75,7 +75,7 @@ impl<'a> From<super::scan::Scanned<'a>> for Chunk<'a> {
                 tool_calls: None,
             }),
             text: c.text,
-            finish_reason: None,
+            finish_reason: c.finish,
         });
         Chunk { choices: Choices { first, rest: Vec::new() }, usage: None, timings: None, error: None }
     }
@@ -239,6 +239,10 @@ impl Received {
     /// same as [`Received::chunk`] without building a [`Chunk`].
     fn scanned(&mut self, now: Instant, scanned: super::scan::Scanned<'_>) {
         let Some(choice) = scanned.choice else { return };
+        if let Some(why) = choice.finish {
+            self.finished = true;
+            self.rec.finish_reason.get_or_insert(why);
+        }
         let texts = match choice.delta {
             Some(d) => delta_texts(d.content, d.reasoning_content, d.reasoning),
             None => [(None, true), (choice.text, false)],
@@ -478,7 +482,7 @@ mod tests {
 
     /// A choice as read: index, content, reasoning_content, reasoning, text, ended,
     /// tool calls (the last entry: usage, error).
-    type Read = (u32, Option<String>, Option<String>, Option<String>, Option<String>, bool, bool);
+    type Read = (u32, Option<String>, Option<String>, Option<String>, Option<String>, Option<FinishReason>, bool);
 
     /// What a reading of a chunk amounts to, to hold the scan against serde.
     fn reading(c: Chunk<'_>) -> Vec<Read> {
@@ -494,10 +498,10 @@ mod tests {
                     s(d.and_then(|d| d.reasoning_content.as_ref())),
                     s(d.and_then(|d| d.reasoning.as_ref())),
                 );
-                (c.index, content, rc, r, s(c.text.as_ref()), c.finish_reason.is_some(), d.is_some_and(|d| d.tool_calls.is_some()))
+                (c.index, content, rc, r, s(c.text.as_ref()), c.finish_reason, d.is_some_and(|d| d.tool_calls.is_some()))
             })
             .collect();
-        out.push((0, None, None, None, None, c.usage.is_some(), c.error.is_some()));
+        out.push((0, None, None, None, None, c.usage.map(|_| FinishReason::Other), c.error.is_some()));
         out
     }
 
@@ -539,6 +543,7 @@ mod tests {
             Just("{\"a\":{}}".into()),
             Just("\"\\ud800\"".into()),
             Just("\"stop\"".into()),
+            Just("\"length\"".into()),
             Just("[]".into()),
             Just("{,}".into()),
         ]
