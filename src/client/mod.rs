@@ -277,17 +277,6 @@ impl Client {
     /// An embeddings or rerank reply is checked against `expect`.
     pub async fn send(&self, body: Bytes, expect: crate::model::Expect) -> RequestRecord {
         let start = Instant::now();
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            if std::env::var_os("FUTSIZE").is_some() {
-                eprintln!(
-                    "send {} post {} record {}",
-                    std::mem::size_of_val(&self.send(body.clone(), expect)),
-                    std::mem::size_of_val(&self.transport.post(body.clone())),
-                    std::mem::size_of::<RequestRecord>()
-                );
-            }
-        });
         let resp = match self.transport.post(body).await {
             Ok(r) => r,
             Err(e) => return self.fail(classify(&e), start.elapsed(), None, 0, &e.describe()),

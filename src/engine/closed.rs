@@ -31,11 +31,6 @@ pub(super) async fn closed_loop(concurrency: u32, parts: Parts) {
     };
     for k in 0..workers {
         let (ramp, window, cooldown, left) = (ramp.clone(), window.clone(), cooldown.clone(), left.clone());
-        if k == 0 && std::env::var_os("FUTSIZE").is_some() {
-            let w = window.clone();
-            let f = worker(w.clone());
-            eprintln!("worker future {} bytes; run_one {} bytes", std::mem::size_of_val(&f), std::mem::size_of_val(&run_one(&w, 0, None)));
-        }
         set.spawn(async move {
             if let Some((len, p)) = ramp {
                 let (at, of) = place(k);
