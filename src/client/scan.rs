@@ -34,8 +34,7 @@ pub(super) struct Delta<'a> {
     pub reasoning: Option<Cow<'a, str>>,
 }
 
-/// Reads `data` as a chunk of the common shape; None: leave it to serde.
-/// A chunk read whole (no shape).
+/// Reads `data` as a chunk of the common shape, whole (no shape); None: leave it to serde.
 #[cfg(test)]
 pub(super) fn chunk(data: &str) -> Option<Scanned<'_>> {
     chunk_spanned(data).map(|(c, _)| c)
@@ -101,11 +100,10 @@ impl Shape {
         let text = Some(s.string()?);
         (s.i == b.len() - after.len() + 1).then_some(())?;
         let mut choice = Choice { index: self.index, finish: self.finish, ..Choice::default() };
-        let delta = |d: Delta<'a>| Some(d);
         match slot {
-            Slot::Content => choice.delta = delta(Delta { content: text, ..Delta::default() }),
-            Slot::ReasoningContent => choice.delta = delta(Delta { reasoning_content: text, ..Delta::default() }),
-            Slot::Reasoning => choice.delta = delta(Delta { reasoning: text, ..Delta::default() }),
+            Slot::Content => choice.delta = Some(Delta { content: text, ..Delta::default() }),
+            Slot::ReasoningContent => choice.delta = Some(Delta { reasoning_content: text, ..Delta::default() }),
+            Slot::Reasoning => choice.delta = Some(Delta { reasoning: text, ..Delta::default() }),
             Slot::Text => choice.text = text,
         }
         Some(Scanned { choice: Some(choice) })
@@ -253,6 +251,7 @@ impl<'a> Scan<'a> {
         Some(&self.b[start..end])
     }
 
+    /// After an item: a comma (true: another follows) or `close` (false).
     #[inline]
     fn more(&mut self, close: u8) -> Option<bool> {
         match self.peek()? {
@@ -266,6 +265,7 @@ impl<'a> Scan<'a> {
         Some(true)
     }
 
+    /// `null`, or an array of at most one choice (several: serde's).
     fn choices(&mut self) -> Option<Option<Choice<'a>>> {
         if self.null() {
             return None;
@@ -320,6 +320,7 @@ impl<'a> Scan<'a> {
                 b"content" => (&mut d.content, 0),
                 b"reasoning_content" => (&mut d.reasoning_content, 1),
                 b"reasoning" => (&mut d.reasoning, 2),
+                // Tool calls are assembled from serde's reading.
                 b"tool_calls" => return None,
                 _ => return s.skip(),
             };
@@ -330,6 +331,7 @@ impl<'a> Scan<'a> {
         Some(d)
     }
 
+    /// A string or `null`; a string's place is kept (`span`) for the shape.
     fn text(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.null() {
             return Some(None);
@@ -342,6 +344,7 @@ impl<'a> Scan<'a> {
         Some(Some(text))
     }
 
+    /// A whole number that fits a u32.
     fn index(&mut self) -> Option<u32> {
         self.ws();
         let start = self.i;
@@ -428,11 +431,13 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A `\u` escape at `i` (its `u`), a surrogate pair read whole; `i` after it.
+    /// A `\u` escape at `i` (its `u`), a surrogate pair read whole (a lone surrogate is
+    /// serde's to judge); `i` after it.
     fn unicode(&mut self) -> Option<char> {
         let hex = |s: &mut Self| -> Option<u32> {
             let h = s.b.get(s.i + 1..s.i + 5)?;
             let v = u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
+            // `from_str_radix` takes a sign: only digits are hex here.
             h.iter().all(u8::is_ascii_hexdigit).then(|| s.i += 5).map(|_| v)
         };
         let hi = hex(self)?;
@@ -450,6 +455,7 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// A number by JSON's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     fn number(&mut self) -> Option<()> {
         let digits = |s: &mut Self| {
             let from = s.i;

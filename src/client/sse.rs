@@ -33,8 +33,8 @@
 //! The parser keeps one byte buffer for the unfinished line and one for the pending
 //! event's data, reused across events. An event whose one data line and blank line lie
 //! in the same read is handed on straight from the bytes read, not copied: the common
-//! case of a stream. Events go to an [`EventSink`] as they complete (the stream reader
-//! takes each at once); [`Events`] keeps them in one reused buffer.
+//! case of a stream. Events go to an [`EventSink`] as they complete: the stream reader
+//! takes each at once, so no event is buffered either.
 
 use thiserror::Error;
 
@@ -60,33 +60,6 @@ pub trait EventSink {
 impl EventSink for Vec<String> {
     fn event(&mut self, data: &str) {
         self.push(data.to_owned());
-    }
-}
-
-/// Completed events in one buffer, reused from read to read: no allocation per event.
-#[derive(Debug, Default)]
-pub struct Events {
-    text: String,
-    /// Where each event ends in `text`.
-    ends: Vec<usize>,
-}
-
-impl Events {
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(from, &to)| &self.text[from..to])
-    }
-
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-    }
-}
-
-impl EventSink for Events {
-    fn event(&mut self, data: &str) {
-        self.text.push_str(data);
-        self.ends.push(self.text.len());
     }
 }
 
@@ -717,17 +690,6 @@ mod tests {
             let (bytewise, result) = parse_chunks(MAX, input.chunks(1));
             prop_assert_eq!(result, Ok(()));
             prop_assert_eq!(&bytewise, &expected);
-            // The reused buffer, cleared after each read as a stream does, yields the same.
-            let mut parser = SseParser::new(MAX);
-            let (mut events, mut got) = (Events::default(), Vec::new());
-            for piece in split_at_cuts(&input, &cuts) {
-                parser.feed(piece, &mut events).unwrap();
-                got.extend(events.iter().map(str::to_string));
-                events.clear();
-            }
-            parser.finish(&mut events).unwrap();
-            got.extend(events.iter().map(str::to_string));
-            prop_assert_eq!(&got, &expected);
         }
 
         #[test]

@@ -188,11 +188,16 @@ impl Received {
         said
     }
 
+    /// A choice ended (the first reason given is the record's).
+    fn ended(&mut self, why: FinishReason) {
+        self.finished = true;
+        self.rec.finish_reason.get_or_insert(why);
+    }
+
     /// Takes what one typed event (Responses, Messages) said, at `now`.
     fn said(&mut self, now: Instant, said: super::typed::Said<'_>) {
         if let Some(why) = said.finish {
-            self.finished = true;
-            self.rec.finish_reason.get_or_insert(why);
+            self.ended(why);
         }
         if let Some((text, reasoning)) = said.text.filter(|(t, _)| !t.is_empty()) {
             self.token(now, &text, reasoning);
@@ -211,8 +216,7 @@ impl Received {
         let Choices { first, rest } = chunk.choices;
         for choice in first.into_iter().chain(rest) {
             if let Some(why) = choice.finish_reason {
-                self.finished = true;
-                self.rec.finish_reason.get_or_insert(why);
+                self.ended(why);
             }
             let (texts, tools) = match choice.delta {
                 Some(d) => (delta_texts(d.content, d.reasoning_content, d.reasoning), d.tool_calls),
@@ -240,8 +244,7 @@ impl Received {
     fn scanned(&mut self, now: Instant, scanned: super::scan::Scanned<'_>) {
         let Some(choice) = scanned.choice else { return };
         if let Some(why) = choice.finish {
-            self.finished = true;
-            self.rec.finish_reason.get_or_insert(why);
+            self.ended(why);
         }
         let texts = match choice.delta {
             Some(d) => delta_texts(d.content, d.reasoning_content, d.reasoning),
@@ -480,14 +483,17 @@ mod tests {
         assert_eq!(msg(r#"{"error":[0,0,0]}"#), None);
     }
 
-    /// A choice as read: index, content, reasoning_content, reasoning, text, ended,
-    /// tool calls (the last entry: usage, error).
+    /// A choice as read: index, content, reasoning_content, reasoning, text, why it
+    /// ended, tool calls.
     type Read = (u32, Option<String>, Option<String>, Option<String>, Option<String>, Option<FinishReason>, bool);
 
+    /// A chunk's choices as read, and whether it carried usage and an error.
+    type Reading = (Vec<Read>, bool, bool);
+
     /// What a reading of a chunk amounts to, to hold the scan against serde.
-    fn reading(c: Chunk<'_>) -> Vec<Read> {
+    fn reading(c: Chunk<'_>) -> Reading {
         let Choices { first, rest } = c.choices;
-        let mut out: Vec<_> = first
+        let out: Vec<_> = first
             .into_iter()
             .chain(rest)
             .map(|c| {
@@ -501,8 +507,7 @@ mod tests {
                 (c.index, content, rc, r, s(c.text.as_ref()), c.finish_reason, d.is_some_and(|d| d.tool_calls.is_some()))
             })
             .collect();
-        out.push((0, None, None, None, None, c.usage.map(|_| FinishReason::Other), c.error.is_some()));
-        out
+        (out, c.usage.is_some(), c.error.is_some())
     }
 
     use proptest::prelude::*;

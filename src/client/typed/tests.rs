@@ -3,7 +3,7 @@
 //! by event, as the client reads it: texts, usage, why it ended, that it ended, errors.
 
 use super::*;
-use crate::client::sse::{Events, SseParser};
+use crate::client::sse::SseParser;
 
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apis").join(name);
@@ -13,10 +13,10 @@ fn fixture(name: &str) -> String {
 /// A stream's events, through the SSE parser.
 fn events(text: &str) -> Vec<String> {
     let mut parser = SseParser::new(1 << 20);
-    let mut events = Events::default();
+    let mut events = Vec::new();
     parser.feed(text.as_bytes(), &mut events).unwrap();
     parser.finish(&mut events).unwrap();
-    events.iter().map(str::to_string).collect()
+    events
 }
 
 /// What a whole stream said: answer, reasoning, usage, finish, ended, error.
